@@ -1,0 +1,71 @@
+/**
+ * Commands: what a caller asks of one key. Each is decided against the key's
+ * state by {@link ./Decide.ts}; multi-key writes are in {@link ./AtomicWrite.ts}.
+ */
+import type { ItemInput } from "./Item.ts"
+
+/** Store an item only if no live item exists. */
+export interface Create {
+  readonly _tag: "Create"
+  readonly item: ItemInput
+}
+/** Store an item whatever exists. */
+export interface Put {
+  readonly _tag: "Put"
+  readonly item: ItemInput
+}
+/** Replace a live item. */
+export interface Update {
+  readonly _tag: "Update"
+  readonly item: ItemInput
+}
+/** Replace a live item whose value equals `expected`. */
+export interface CompareAndSwap {
+  readonly _tag: "CompareAndSwap"
+  readonly expected: Uint8Array
+  readonly item: ItemInput
+}
+/** Replace a live item whose revision is `revision`. */
+export interface ConditionalUpdate {
+  readonly _tag: "ConditionalUpdate"
+  readonly item: ItemInput
+  readonly revision: string
+}
+/** Delete a live item whose revision is `revision`. */
+export interface ConditionalDelete {
+  readonly _tag: "ConditionalDelete"
+  readonly key: string
+  readonly revision: string
+}
+/** Delete a live item. */
+export interface Delete {
+  readonly _tag: "Delete"
+  readonly key: string
+}
+/** Give a live item a new expiry; a non-empty `revision` must be the live one. */
+export interface KeepAlive {
+  readonly _tag: "KeepAlive"
+  readonly key: string
+  readonly revision: string
+  readonly expires: number | undefined
+}
+/** Record the expiry of an item that has expired, if nobody has yet. */
+export interface Expire {
+  readonly _tag: "Expire"
+  readonly key: string
+}
+
+/** Any single-key command. */
+export type Command =
+  | Create
+  | Put
+  | Update
+  | CompareAndSwap
+  | ConditionalUpdate
+  | ConditionalDelete
+  | Delete
+  | KeepAlive
+  | Expire
+
+/** The key a command is for. */
+export const keyOf = (command: Command): string => "item" in command ? command.item.key : command.key

@@ -1,0 +1,138 @@
+/**
+ * The typed failures of the store: every failure a caller can act on has its
+ * own tag, so callers can `Effect.catchTag` exactly what they handle.
+ */
+import { Schema } from "effect"
+
+/** `create` found a live item under the key. */
+export class AlreadyExists extends Schema.TaggedError<AlreadyExists>()("AlreadyExists", {
+  key: Schema.String
+}) {
+  override get message() {
+    return `key already exists: ${this.key}`
+  }
+}
+
+/** The key is absent, deleted or expired. */
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
+  key: Schema.String
+}) {
+  override get message() {
+    return `key not found: ${this.key}`
+  }
+}
+
+/** `compareAndSwap` found no live item, or one whose value differs from the expected one. */
+export class CompareFailed extends Schema.TaggedError<CompareFailed>()("CompareFailed", {
+  key: Schema.String,
+  reason: Schema.Literals(["absent", "value-mismatch"])
+}) {
+  override get message() {
+    return `compare failed for ${this.key}: ${this.reason}`
+  }
+}
+
+/**
+ * A revision-guarded write found another live revision (or none). Teleport
+ * treats this as a kind of compare failure; see {@link isCompareFailure}.
+ */
+export class IncorrectRevision extends Schema.TaggedError<IncorrectRevision>()("IncorrectRevision", {
+  key: Schema.String,
+  expected: Schema.String
+}) {
+  override get message() {
+    return `incorrect revision for ${this.key}: expected ${this.expected || "<empty>"}`
+  }
+}
+
+/** Either compare failure, for callers that treat them alike. */
+export type CompareFailure = CompareFailed | IncorrectRevision
+
+/** True for both kinds of compare failure. */
+export const isCompareFailure = (error: { readonly _tag: string }): error is CompareFailure =>
+  error._tag === "CompareFailed" || error._tag === "IncorrectRevision"
+
+/** Input that can never succeed; nothing was read or written. */
+export class BadParameter extends Schema.TaggedError<BadParameter>()("BadParameter", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `bad parameter ${this.field}: ${this.reason}`
+  }
+}
+
+/** The encoded event would exceed DynamoDB's 400 KB item limit; nothing was written. */
+export class ValueTooLarge extends Schema.TaggedError<ValueTooLarge>()("ValueTooLarge", {
+  key: Schema.String,
+  itemBytes: Schema.Number,
+  limitBytes: Schema.Number
+}) {
+  override get message() {
+    return `value for ${this.key} is too large: the item would be ${this.itemBytes} bytes, the limit is ${this.limitBytes}`
+  }
+}
+
+/** An `atomicWrite` condition did not hold; nothing was written. */
+export class ConditionFailed extends Schema.TaggedError<ConditionFailed>()("ConditionFailed", {
+  key: Schema.String,
+  condition: Schema.String
+}) {
+  override get message() {
+    return `condition ${this.condition} failed for ${this.key}`
+  }
+}
+
+/** A stored value could not be decrypted or authenticated (tampered, moved, or wrong key). */
+export class DecryptionFailed extends Schema.TaggedError<DecryptionFailed>()("DecryptionFailed", {
+  key: Schema.String,
+  seq: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot decrypt ${this.key} at seq ${this.seq}: ${this.reason}`
+  }
+}
+
+/** DynamoDB kept throttling after the client's retries were spent. */
+export class Throttled extends Schema.TaggedError<Throttled>()("Throttled", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.operation} throttled by DynamoDB: ${this.reason}`
+  }
+}
+
+/** Other writers kept winning the race for a key, past the retry bound. */
+export class WriteContention extends Schema.TaggedError<WriteContention>()("WriteContention", {
+  key: Schema.String,
+  attempts: Schema.Number
+}) {
+  override get message() {
+    return `gave up writing ${this.key} after ${this.attempts} conflicting attempts`
+  }
+}
+
+/** DynamoDB failed in a way the store cannot classify further (network, 5xx after retries, access denied). */
+export class StorageFailure extends Schema.TaggedError<StorageFailure>()("StorageFailure", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.operation} failed: ${this.reason}`
+  }
+}
+
+/** The configured table exists with a schema the store cannot use; nothing was changed. */
+export class TableSchemaMismatch extends Schema.TaggedError<TableSchemaMismatch>()("TableSchemaMismatch", {
+  table: Schema.String,
+  differences: Schema.Array(Schema.String)
+}) {
+  override get message() {
+    return `table ${this.table} has an incompatible schema: ${this.differences.join("; ")}`
+  }
+}
+
+/** Failures of the storage layer itself, shared by every operation. */
+export type StorageError = Throttled | StorageFailure | DecryptionFailed

@@ -1,0 +1,94 @@
+/**
+ * The DynamoDB client as an Effect service: one configured SDK client, and
+ * `call`, which runs a request with interruption and turns SDK exceptions into
+ * the store's typed failures.
+ *
+ * Transient failures (throttling, 5xx, network) are retried by the SDK's own
+ * retry strategy first; what reaches `call`'s error channel is final.
+ */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import type { AttributeValue, CancellationReason, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
+import { Context, Data, Effect, Layer } from "effect"
+import { StorageFailure, Throttled } from "../domain/Errors.ts"
+
+/** A DynamoDB item as the SDK represents it. */
+export type AttributeMap = Record<string, AttributeValue>
+
+/** A conditional write lost; `item` is the item that made it lose, when DynamoDB returned it. */
+export class ConditionalCheckFailed extends Data.TaggedError("ConditionalCheckFailed")<{
+  readonly item: AttributeMap | undefined
+}> {}
+
+/** A transaction was cancelled; one reason per request item, in order. */
+export class TransactionCanceled extends Data.TaggedError("TransactionCanceled")<{
+  readonly reasons: ReadonlyArray<CancellationReason>
+}> {}
+
+/** Every failure `call` can produce. */
+export type CallError = Throttled | StorageFailure | ConditionalCheckFailed | TransactionCanceled
+
+const throttlingNames = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "LimitExceededException"
+])
+
+/** Maps an SDK exception to the store's failures; the message never carries request contents. */
+export const classify = (operation: string, error: unknown): CallError => {
+  const name = (error as { name?: unknown })?.name
+  const message = String((error as { message?: unknown })?.message ?? error)
+  if (name === "ConditionalCheckFailedException") {
+    return new ConditionalCheckFailed({ item: (error as { Item?: AttributeMap }).Item })
+  }
+  if (name === "TransactionCanceledException") {
+    return new TransactionCanceled({ reasons: (error as { CancellationReasons?: Array<CancellationReason> }).CancellationReasons ?? [] })
+  }
+  if (typeof name === "string" && throttlingNames.has(name)) {
+    return new Throttled({ operation, reason: `${name}: ${message}` })
+  }
+  return new StorageFailure({ operation, reason: typeof name === "string" ? `${name}: ${message}` : message })
+}
+
+/** The DynamoDB client the store talks through. */
+export class Dynamo extends Context.Service<Dynamo, {
+  readonly client: DynamoDBClient
+  /** Runs one unconditional SDK request; aborts it when the fiber is interrupted. */
+  readonly call: <A>(
+    operation: string,
+    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+  ) => Effect.Effect<A, Throttled | StorageFailure>
+  /** Runs a conditional write or transaction, whose condition failures are outcomes, not faults. */
+  readonly callConditional: <A>(
+    operation: string,
+    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+  ) => Effect.Effect<A, CallError>
+}>()("dynastate/Dynamo") {
+  /** A service over an existing client (the caller owns its lifetime). */
+  static readonly fromClient = (client: DynamoDBClient): Dynamo["Service"] => {
+    const callConditional = <A>(
+      operation: string,
+      request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+    ): Effect.Effect<A, CallError> =>
+      Effect.tryPromise({ try: (signal) => request(client, signal), catch: (error) => classify(operation, error) })
+    return Dynamo.of({
+      client,
+      callConditional,
+      call: (operation, request) =>
+        callConditional(operation, request).pipe(
+          Effect.catchTag(["ConditionalCheckFailed", "TransactionCanceled"], (error) =>
+            Effect.fail(new StorageFailure({ operation, reason: `unexpected ${error._tag}` })))
+        )
+    })
+  }
+
+  /** A service with a client built from SDK options, destroyed when the layer is released. */
+  static readonly layer = (config: DynamoDBClientConfig): Layer.Layer<Dynamo> =>
+    Layer.effect(
+      Dynamo,
+      Effect.acquireRelease(
+        Effect.sync(() => new DynamoDBClient(config)),
+        (client) => Effect.sync(() => client.destroy())
+      ).pipe(Effect.map(Dynamo.fromClient))
+    )
+}

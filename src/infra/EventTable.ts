@@ -1,0 +1,196 @@
+/**
+ * The event log in DynamoDB: conditional appends, the newest event of a key,
+ * paged range queries and transactions. Every read is strongly consistent.
+ */
+import { PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
+import { Context, Data, Effect, Layer, Option, Stream } from "effect"
+import { StorageFailure } from "../domain/Errors.ts"
+import type { DecryptionFailed, Throttled, ValueTooLarge } from "../domain/Errors.ts"
+import type { Event } from "../domain/Event.ts"
+import * as SortKey from "../domain/SortKey.ts"
+import type { KeyringError } from "./crypto/Keyring.ts"
+import { Keyring } from "./crypto/Keyring.ts"
+import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
+import { Dynamo } from "./Dynamo.ts"
+import * as EventRecord from "./EventRecord.ts"
+import type { Location } from "./EventRecord.ts"
+
+const { Attr } = EventRecord
+
+/** Another writer appended this seq first; `winner` is its event when DynamoDB returned it. */
+export class AppendConflict extends Data.TaggedError("AppendConflict")<{
+  readonly winner: Event | undefined
+}> {}
+
+/** An item read from the table, not yet decrypted (most range reads skip superseded events). */
+export interface StoredItem {
+  readonly key: string
+  readonly seq: number
+  readonly item: AttributeMap
+}
+
+/** Bounds of a range query over sort keys, inclusive. */
+export interface SortKeyRange {
+  readonly lower: Uint8Array
+  readonly upper: Uint8Array
+  readonly descending: boolean
+}
+
+/** One write of a transaction: append an event, or check that no event follows `seq` of `key`. */
+export type TransactionWrite =
+  | { readonly _tag: "Append"; readonly event: Event }
+  | { readonly _tag: "Unchanged"; readonly key: string; readonly seq: number }
+
+/** Failures of reads. */
+export type ReadError = Throttled | StorageFailure | DecryptionFailed
+
+/** The event log of one namespace of one table. */
+export class EventTable extends Context.Service<EventTable, {
+  readonly location: Location
+  /** Appends an event if its seq is free; a retry of our own lost write counts as success. */
+  readonly append: (event: Event) => Effect.Effect<void, AppendConflict | ValueTooLarge | KeyringError | ReadError>
+  /** The newest event of a key. */
+  readonly latest: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
+  /** The items of a sort-key range, page by page (pages are DynamoDB's, up to 1 MB). */
+  readonly scan: (range: SortKeyRange) => Stream.Stream<StoredItem, Throttled | StorageFailure>
+  /** Decrypts an item from {@link scan}. */
+  readonly decode: (stored: StoredItem) => Effect.Effect<Event, DecryptionFailed | StorageFailure>
+  /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
+  readonly transact: (
+    writes: ReadonlyArray<TransactionWrite>,
+    token: string
+  ) => Effect.Effect<void, TransactionCanceled | ValueTooLarge | KeyringError | Throttled | StorageFailure>
+}>()("dynastate/EventTable") {
+  /** The event table at a location, over the `Dynamo` client and `Keyring`. */
+  static readonly layer = (location: Location): Layer.Layer<EventTable, never, Dynamo | Keyring> =>
+    Layer.effect(EventTable, make(location))
+}
+
+const make = Effect.fnUntraced(function*(location: Location) {
+  const dynamo = yield* Dynamo
+  const keyring = yield* Keyring
+  const withKeyring = Effect.provideService(Keyring, keyring)
+  const decodeItem = (item: AttributeMap) => EventRecord.decode(location, item).pipe(withKeyring)
+  const keyCondition = "#pk = :pk AND #sk BETWEEN :lower AND :upper"
+
+  const append = Effect.fn("EventTable.append")(function*(event: Event) {
+    const item = yield* EventRecord.encode(location, event).pipe(withKeyring)
+    const outcome = yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
+      client.send(
+        new PutItemCommand({
+          TableName: location.table,
+          Item: item,
+          ConditionExpression: "attribute_not_exists(#sk)",
+          ExpressionAttributeNames: { "#sk": Attr.sort },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD"
+        }),
+        { abortSignal }
+      )
+    ).pipe(
+      Effect.map(() => undefined),
+      Effect.catchTag("ConditionalCheckFailed", (failure) => Effect.succeed(failure)),
+      Effect.catchTag("TransactionCanceled", () =>
+        Effect.fail(new StorageFailure({ operation: "PutItem", reason: "unexpected TransactionCanceled" })))
+    )
+    if (outcome === undefined) return
+    const existing = outcome.item
+    // Our own event already there: the SDK retried a request whose response was lost.
+    if (existing?.[Attr.revision]?.S === event.revision) return
+    return yield* new AppendConflict({ winner: existing ? yield* decodeItem(existing) : undefined })
+  })
+
+  const latest = Effect.fn("EventTable.latest")(function*(key: string) {
+    const output = yield* dynamo.call("Query", (client, abortSignal) =>
+      client.send(
+        new QueryCommand({
+          TableName: location.table,
+          KeyConditionExpression: keyCondition,
+          ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
+          ExpressionAttributeValues: {
+            ":pk": { S: location.namespace },
+            ":lower": { B: SortKey.lowerBound(key) },
+            ":upper": { B: SortKey.upperBound(key) }
+          },
+          ConsistentRead: true,
+          Limit: 1
+        }),
+        { abortSignal }
+      )
+    )
+    const first = output.Items?.[0]
+    return first === undefined ? Option.none<Event>() : Option.some(yield* decodeItem(first))
+  })
+
+  const scan = (range: SortKeyRange): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
+    Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
+      dynamo.call("Query", (client, abortSignal) =>
+        client.send(
+          new QueryCommand({
+            TableName: location.table,
+            KeyConditionExpression: keyCondition,
+            ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
+            ExpressionAttributeValues: {
+              ":pk": { S: location.namespace },
+              ":lower": { B: range.lower },
+              ":upper": { B: range.upper }
+            },
+            ConsistentRead: true,
+            ScanIndexForward: !range.descending,
+            ExclusiveStartKey: startKey
+          }),
+          { abortSignal }
+        )
+      ).pipe(
+        Effect.map((output) => {
+          const items = (output.Items ?? []).map((item): StoredItem => {
+            const { key, seq } = SortKey.decode(item[Attr.sort]!.B!)
+            return { key, seq, item }
+          })
+          return [items, Option.fromNullishOr(output.LastEvaluatedKey)] as const
+        })
+      )
+    )
+
+  const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
+    const items: Array<TransactWriteItem> = []
+    for (const write of writes) {
+      if (write._tag === "Append") {
+        items.push({
+          Put: {
+            TableName: location.table,
+            Item: yield* EventRecord.encode(location, write.event).pipe(withKeyring),
+            ConditionExpression: "attribute_not_exists(#sk)",
+            ExpressionAttributeNames: { "#sk": Attr.sort },
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD"
+          }
+        })
+      } else {
+        items.push({
+          ConditionCheck: {
+            TableName: location.table,
+            Key: { [Attr.partition]: { S: location.namespace }, [Attr.sort]: { B: SortKey.encode(write.key, write.seq + 1) } },
+            ConditionExpression: "attribute_not_exists(#sk)",
+            ExpressionAttributeNames: { "#sk": Attr.sort },
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD"
+          }
+        })
+      }
+    }
+    yield* dynamo.callConditional("TransactWriteItems", (client, abortSignal) =>
+      client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token }), { abortSignal })
+    ).pipe(
+      Effect.catchTag("ConditionalCheckFailed", () =>
+        Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: "unexpected ConditionalCheckFailed" })))
+    )
+  })
+
+  return EventTable.of({
+    location,
+    append,
+    latest,
+    scan,
+    decode: (stored) => decodeItem(stored.item),
+    transact
+  })
+})

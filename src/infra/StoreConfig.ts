@@ -1,0 +1,150 @@
+/**
+ * Configuration of a store: a YAML file whose `storage:` section takes
+ * Teleport's DynamoDB keys as they are, overridden by `DYNASTATE_*`
+ * environment variables. Secrets stay `Redacted`; a bad value fails naming
+ * its field.
+ */
+import * as fs from "node:fs"
+import { Config, ConfigProvider, Effect, Option, Schema } from "effect"
+import type { Redacted } from "effect"
+import { parse as parseYaml } from "yaml"
+
+/** A configuration that cannot be used, naming the field and what is wrong. */
+export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid configuration ${this.field}: ${this.reason}`
+  }
+}
+
+/** Everything a store needs to know about where and how it runs. */
+export interface StoreConfig {
+  readonly region: Option.Option<string>
+  /** A DynamoDB endpoint URL, `embedded` for DynamoDB Local, or none for AWS. */
+  readonly endpoint: Option.Option<string>
+  readonly tableName: string
+  readonly namespace: string
+  readonly accessKey: Option.Option<Redacted.Redacted<string>>
+  readonly secretKey: Option.Option<Redacted.Redacted<string>>
+  readonly kmsKey: Option.Option<string>
+  readonly billingMode: "pay_per_request" | "provisioned"
+  readonly readCapacityUnits: number
+  readonly writeCapacityUnits: number
+  /** The raw AES key file, created on first use when no KMS key and no inline key is set. */
+  readonly keyringFile: string
+  /** A raw AES key (base64), instead of the key file. */
+  readonly keyringKey: Option.Option<Redacted.Redacted<string>>
+  /** Where the embedded DynamoDB Local keeps its data. */
+  readonly dataDir: string
+}
+
+/** The keys of the `storage:` section this store understands. */
+export const knownKeys = [
+  "type",
+  "region",
+  "endpoint",
+  "table_name",
+  "namespace",
+  "access_key",
+  "secret_key",
+  "kms_key",
+  "billing_mode",
+  "read_capacity_units",
+  "write_capacity_units",
+  "keyring_file",
+  "keyring_key",
+  "data_dir"
+] as const
+
+const positive = (name: string) => Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThan(0))), name)
+
+/** The store configuration as an Effect `Config` under `storage`. */
+export const storeConfig = Config.all({
+  type: Config.Literals(["dynamodb"], "type").pipe(Config.withDefault("dynamodb" as const)),
+  region: Config.String("region").pipe(Config.option),
+  endpoint: Config.String("endpoint").pipe(Config.option),
+  tableName: Config.String("table_name").pipe(Config.withDefault("dynastate")),
+  namespace: Config.String("namespace").pipe(Config.withDefault("default")),
+  accessKey: Config.Redacted("access_key").pipe(Config.option),
+  secretKey: Config.Redacted("secret_key").pipe(Config.option),
+  kmsKey: Config.String("kms_key").pipe(Config.option),
+  billingMode: Config.Literals(["pay_per_request", "provisioned"], "billing_mode").pipe(
+    Config.withDefault("pay_per_request" as const)
+  ),
+  readCapacityUnits: positive("read_capacity_units").pipe(Config.withDefault(5)),
+  writeCapacityUnits: positive("write_capacity_units").pipe(Config.withDefault(5)),
+  keyringFile: Config.String("keyring_file").pipe(Config.withDefault(".dynastate/keyring.key")),
+  keyringKey: Config.Redacted("keyring_key").pipe(Config.option),
+  dataDir: Config.String("data_dir").pipe(Config.withDefault(".dynastate/dynamodb"))
+}).pipe(Config.map(({ type: _type, ...config }) => config), Config.nested("storage"))
+
+/** `storage.table_name` is read from `DYNASTATE_TABLE_NAME`, and so on. */
+export const envProvider = (env: Record<string, string | undefined> = process.env): ConfigProvider.ConfigProvider =>
+  ConfigProvider.fromEnv({ env: Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined)) }).pipe(
+    ConfigProvider.mapInput((path) =>
+      path[0] === "storage" ? ["DYNASTATE_" + String(path[path.length - 1]).toUpperCase()] : path
+    )
+  )
+
+/** Reads a YAML configuration file; its `storage:` section is what the store uses. */
+export const readYamlFile = (file: string): Effect.Effect<Record<string, unknown>, ConfigInvalid> =>
+  Effect.try({
+    try: () => {
+      const parsed: unknown = parseYaml(fs.readFileSync(file, "utf8"))
+      return (parsed ?? {}) as Record<string, unknown>
+    },
+    catch: (cause) => new ConfigInvalid({ field: file, reason: (cause as Error).message })
+  }).pipe(
+    Effect.flatMap((document) =>
+      typeof document === "object" && !Array.isArray(document)
+        ? Effect.succeed(document)
+        : Effect.fail(new ConfigInvalid({ field: file, reason: "the file must hold a YAML mapping" }))
+    )
+  )
+
+const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, ConfigInvalid> => {
+  if (Option.isSome(config.accessKey) !== Option.isSome(config.secretKey)) {
+    return Effect.fail(
+      new ConfigInvalid({ field: "storage.access_key", reason: "access_key and secret_key must be given together" })
+    )
+  }
+  if (config.namespace === "") {
+    return Effect.fail(new ConfigInvalid({ field: "storage.namespace", reason: "must not be empty" }))
+  }
+  if (!/^[a-zA-Z0-9_.-]{3,255}$/.test(config.tableName)) {
+    return Effect.fail(
+      new ConfigInvalid({ field: "storage.table_name", reason: "DynamoDB table names are 3-255 of a-z A-Z 0-9 _ . -" })
+    )
+  }
+  return Effect.succeed(config)
+}
+
+/**
+ * Loads the configuration: environment variables first, then the YAML file
+ * named by `file` (or `DYNASTATE_CONFIG`), then defaults.
+ */
+export const load = Effect.fn("StoreConfig.load")(function*(options?: {
+  readonly file?: string | undefined
+  readonly env?: Record<string, string | undefined> | undefined
+}) {
+  const env = options?.env ?? process.env
+  const file = options?.file ?? env.DYNASTATE_CONFIG
+  const document = file === undefined ? {} : yield* readYamlFile(file)
+  const storage = document.storage
+  if (storage !== undefined && (typeof storage !== "object" || storage === null || Array.isArray(storage))) {
+    return yield* new ConfigInvalid({ field: "storage", reason: "must be a mapping" })
+  }
+  const unknown = Object.keys(storage ?? {}).filter((key) => !(knownKeys as ReadonlyArray<string>).includes(key))
+  if (unknown.length > 0) yield* Effect.logWarning(`ignoring storage keys dynastate does not use: ${unknown.join(", ")}`)
+  const provider = ConfigProvider.orElse(envProvider(env), ConfigProvider.fromUnknown({ storage: storage ?? {} }))
+  const config = yield* storeConfig.parse(provider).pipe(
+    Effect.mapError((error) => new ConfigInvalid({ field: "storage", reason: error.message }))
+  )
+  return yield* checkConsistency(config)
+})
+
+/** Whether the configuration asks for the embedded DynamoDB Local (no endpoint and no region, or `embedded`). */
+export const isEmbedded = (config: StoreConfig): boolean =>
+  Option.match(config.endpoint, { onNone: () => Option.isNone(config.region), onSome: (endpoint) => endpoint === "embedded" })

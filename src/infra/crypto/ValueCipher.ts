@@ -1,0 +1,136 @@
+/**
+ * Value encryption: AES-256-GCM under a per-value key derived by HKDF, with a
+ * key commitment, and associated data that binds the ciphertext to where it
+ * belongs (table, namespace, key, seq, event id, operation, expiry, kept
+ * revision), so a
+ * ciphertext moved to another key, seq or event fails to decrypt.
+ *
+ * Layout (version 1):
+ *   version (1) | key-id length (1) | key id | salt (32) | commitment (32) | iv (12) | ciphertext | tag (16)
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto"
+import { Effect, Redacted, Result } from "effect"
+import { DecryptionFailed } from "../../domain/Errors.ts"
+import type { EventOp } from "../../domain/Event.ts"
+import { Keyring } from "./Keyring.ts"
+import type { KeyringError, WrappingKey } from "./Keyring.ts"
+
+/** Everything a value is bound to; any change makes decryption fail. */
+export interface ValueBinding {
+  readonly table: string
+  readonly namespace: string
+  readonly key: string
+  readonly seq: number
+  readonly eventId: string
+  readonly op: EventOp
+  readonly expires: number | undefined
+  readonly valueRevision: string | undefined
+}
+
+const version = 1
+const saltBytes = 32
+const commitmentBytes = 32
+const ivBytes = 12
+const tagBytes = 16
+const hkdfInfo = Buffer.from("dynastate/v1/value-key")
+
+/** Bytes a ciphertext adds to its plaintext for a key id of this length. */
+export const overheadBytes = (keyIdLength: number): number =>
+  2 + keyIdLength + saltBytes + commitmentBytes + ivBytes + tagBytes
+
+const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
+  Buffer.concat([
+    header,
+    Buffer.from(
+      JSON.stringify([
+        binding.table,
+        binding.namespace,
+        binding.key,
+        binding.seq,
+        binding.eventId,
+        binding.op,
+        binding.expires ?? null,
+        binding.valueRevision ?? null
+      ])
+    )
+  ])
+
+const deriveKeys = (key: WrappingKey, salt: Uint8Array) => {
+  const okm = Buffer.from(hkdfSync("sha256", Redacted.value(key.material), salt, hkdfInfo, 64))
+  return { encryption: okm.subarray(0, 32), commitment: okm.subarray(32, 64) }
+}
+
+/** Encrypts a value under a key, bound to `binding`. */
+export const encryptWith = (key: WrappingKey, plaintext: Uint8Array, binding: ValueBinding): Uint8Array => {
+  const keyId = Buffer.from(key.id, "utf8")
+  const salt = randomBytes(saltBytes)
+  const iv = randomBytes(ivBytes)
+  const derived = deriveKeys(key, salt)
+  const header = Buffer.concat([Buffer.from([version, keyId.length]), keyId, salt, derived.commitment, iv])
+  const cipher = createCipheriv("aes-256-gcm", derived.encryption, iv)
+  cipher.setAAD(associatedData(header, binding))
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+  return new Uint8Array(Buffer.concat([header, body]))
+}
+
+/** The key id a ciphertext names, or why it cannot be read. */
+export const keyIdOf = (ciphertext: Uint8Array): Result.Result<string, string> => {
+  if (ciphertext.length < 2) return Result.fail("ciphertext is truncated")
+  if (ciphertext[0] !== version) return Result.fail(`unknown ciphertext version ${ciphertext[0]}`)
+  const length = ciphertext[1]!
+  if (ciphertext.length < overheadBytes(length)) return Result.fail("ciphertext is truncated")
+  return Result.succeed(Buffer.from(ciphertext.subarray(2, 2 + length)).toString("utf8"))
+}
+
+/** Decrypts with a known key, or says why not. Never returns unauthenticated bytes. */
+export const decryptWith = (
+  key: WrappingKey,
+  ciphertext: Uint8Array,
+  binding: ValueBinding
+): Result.Result<Uint8Array, string> => {
+  const id = keyIdOf(ciphertext)
+  if (Result.isFailure(id)) return Result.fail(id.failure)
+  let offset = 2 + Buffer.byteLength(id.success, "utf8")
+  const take = (n: number) => ciphertext.subarray(offset, (offset += n))
+  const salt = take(saltBytes)
+  const commitment = take(commitmentBytes)
+  const iv = take(ivBytes)
+  const header = ciphertext.subarray(0, offset)
+  const body = ciphertext.subarray(offset, ciphertext.length - tagBytes)
+  const tag = ciphertext.subarray(ciphertext.length - tagBytes)
+  const derived = deriveKeys(key, salt)
+  if (!timingSafeEqual(derived.commitment, commitment)) return Result.fail("key commitment does not match")
+  try {
+    const decipher = createDecipheriv("aes-256-gcm", derived.encryption, iv)
+    decipher.setAAD(associatedData(header, binding))
+    decipher.setAuthTag(tag)
+    return Result.succeed(new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()])))
+  } catch {
+    return Result.fail("authentication failed: the value or what it is bound to was changed")
+  }
+}
+
+/** Encrypts a value under the keyring's current key. */
+export const encrypt = Effect.fnUntraced(function*(
+  plaintext: Uint8Array,
+  binding: ValueBinding
+): Effect.fn.Return<Uint8Array, KeyringError, Keyring> {
+  const keyring = yield* Keyring
+  const key = yield* keyring.current
+  return encryptWith(key, plaintext, binding)
+})
+
+/** Decrypts a stored value, failing with `DecryptionFailed` naming the key and seq. */
+export const decrypt = Effect.fnUntraced(function*(
+  ciphertext: Uint8Array,
+  binding: ValueBinding
+): Effect.fn.Return<Uint8Array, DecryptionFailed, Keyring> {
+  const failed = (reason: string) => new DecryptionFailed({ key: binding.key, seq: binding.seq, reason })
+  const keyId = keyIdOf(ciphertext)
+  if (Result.isFailure(keyId)) return yield* failed(keyId.failure)
+  const keyring = yield* Keyring
+  const key = yield* keyring.byId(keyId.success).pipe(Effect.mapError((error) => failed(error.reason)))
+  const plaintext = decryptWith(key, ciphertext, binding)
+  if (Result.isFailure(plaintext)) return yield* failed(plaintext.failure)
+  return plaintext.success
+})

@@ -1,0 +1,118 @@
+/**
+ * Atomic multi-key writes through one DynamoDB transaction.
+ *
+ * Conditions are evaluated on fresh reads of every key; the transaction then
+ * appends each key's next event, or checks that no next event exists, so it
+ * commits only if no key changed since it was read. A change in between
+ * re-reads and re-evaluates; DynamoDB's `TransactionConflict` (another
+ * transaction on the same items) is retried with jittered backoff.
+ */
+import { Clock, Effect, Option, Random } from "effect"
+import * as AtomicWrite from "../domain/AtomicWrite.ts"
+import type { ConditionalAction } from "../domain/AtomicWrite.ts"
+import { BadParameter, ConditionFailed, StorageFailure, WriteContention } from "../domain/Errors.ts"
+import type { ValueTooLarge } from "../domain/Errors.ts"
+import type { Event } from "../domain/Event.ts"
+import { isDueForExpiry, liveItem } from "../domain/Event.ts"
+import * as KeyState from "../domain/KeyState.ts"
+import { EventTable } from "../infra/EventTable.ts"
+import type { TransactionWrite } from "../infra/EventTable.ts"
+import * as Revisions from "../infra/Revisions.ts"
+import type { WriteError } from "./KeyActors.ts"
+import { KeyActors } from "./KeyActors.ts"
+
+/** How hard to try before giving up. */
+export interface AtomicWriteOptions {
+  /** Attempts after a key changed between read and commit. */
+  readonly maxStaleAttempts: number
+  /** Attempts after DynamoDB reported a conflict with another transaction. */
+  readonly maxConflictAttempts: number
+}
+
+/** Defaults that let dozens of concurrent non-conflicting writers all succeed. */
+export const defaultAtomicWriteOptions: AtomicWriteOptions = { maxStaleAttempts: 16, maxConflictAttempts: 24 }
+
+type Attempt =
+  | { readonly _tag: "Committed" }
+  | { readonly _tag: "Stale" }
+  | { readonly _tag: "Conflict" }
+
+/** Writes every action or none, returning the one revision shared by every written event. */
+export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
+  actions: ReadonlyArray<ConditionalAction>,
+  options: AtomicWriteOptions,
+  checkSize: (key: string, value: Uint8Array) => Effect.Effect<void, ValueTooLarge>
+): Effect.fn.Return<string, BadParameter | ConditionFailed | WriteError, EventTable | KeyActors> {
+  const valid = AtomicWrite.validate(actions)
+  if (valid._tag === "Failure") return yield* valid.failure
+  for (const entry of actions) {
+    if (entry.action._tag === "Put") yield* checkSize(entry.key, entry.action.value)
+  }
+  const table = yield* EventTable
+  const actors = yield* KeyActors
+  const revision = yield* Revisions.next
+  let stale = 0
+  let conflicts = 0
+  while (true) {
+    const states = yield* Effect.forEach(
+      actions,
+      (entry) => Effect.map(table.latest(entry.key), (latest) => KeyState.fromLatest(entry.key, Option.getOrUndefined(latest))),
+      { concurrency: 16 }
+    )
+    const now = yield* Clock.currentTimeMillis
+    const due = states.filter((state) => isDueForExpiry(state.latest, now))
+    if (due.length > 0) {
+      // Record the expiries first, through the actors, so each gets exactly one expire event.
+      yield* Effect.forEach(due, (state) => actors.expire(state.key), { concurrency: 16, discard: true })
+      continue
+    }
+    for (const [index, entry] of actions.entries()) {
+      if (!AtomicWrite.holds(entry.condition, liveItem(states[index]!.latest, now))) {
+        return yield* new ConditionFailed({ key: entry.key, condition: AtomicWrite.describe(entry.condition) })
+      }
+    }
+    const writes = actions.map((entry, index): TransactionWrite => {
+      const state = states[index]!
+      const live = liveItem(state.latest, now)
+      const base = { key: entry.key, seq: state.seq + 1, revision, timestamp: now }
+      if (entry.action._tag === "Put") {
+        const event: Event = { ...base, op: "put", value: entry.action.value, expires: entry.action.expires }
+        return { _tag: "Append", event }
+      }
+      if (entry.action._tag === "Delete" && live) return { _tag: "Append", event: { ...base, op: "delete" } }
+      return { _tag: "Unchanged", key: entry.key, seq: state.seq }
+    })
+    const attempt = yield* commit(table, writes)
+    if (attempt._tag === "Committed") {
+      for (const entry of actions) actors.invalidate(entry.key)
+      return revision
+    }
+    if (attempt._tag === "Stale" && ++stale > options.maxStaleAttempts) {
+      return yield* new WriteContention({ key: actions[0]!.key, attempts: stale })
+    }
+    if (attempt._tag === "Conflict") {
+      if (++conflicts > options.maxConflictAttempts) {
+        return yield* new WriteContention({ key: actions[0]!.key, attempts: conflicts })
+      }
+      const ceiling = Math.min(1000, 10 * 2 ** Math.min(conflicts, 7))
+      yield* Effect.sleep(yield* Random.nextBetween(ceiling / 4, ceiling))
+    }
+  }
+})
+
+const commit = (table: EventTable["Service"], writes: ReadonlyArray<TransactionWrite>) =>
+  Effect.gen(function*() {
+    const token = yield* Revisions.next
+    const outcome = yield* Effect.result(table.transact(writes, token))
+    if (outcome._tag === "Success") return { _tag: "Committed" } as Attempt
+    const error = outcome.failure
+    if (error._tag !== "TransactionCanceled") return yield* Effect.fail(error)
+    const codes = error.reasons.map((reason) => reason.Code ?? "None")
+    if (codes.includes("ConditionalCheckFailed")) return { _tag: "Stale" } as Attempt
+    if (codes.includes("TransactionConflict")) return { _tag: "Conflict" } as Attempt
+    if (codes.some((code) => code === "ValidationError")) {
+      const messages = error.reasons.map((reason) => reason.Message).filter(Boolean).join("; ")
+      return yield* new BadParameter({ field: "actions", reason: `DynamoDB rejected the transaction: ${messages}` })
+    }
+    return yield* new StorageFailure({ operation: "TransactWriteItems", reason: `cancelled: ${codes.join(", ")}` })
+  })

@@ -1,0 +1,199 @@
+/**
+ * Per-key actors: every command for a key runs through that key's mailbox, in
+ * order, against the key's cached state, so most writes need no read first.
+ *
+ * The cache is only a hint. Appends are conditional on the next seq being
+ * free, so a stale cache costs a conflict and a retry, never a wrong write;
+ * and a command that would *fail* on cached state is re-decided on a fresh
+ * read first, so failures are never reported from stale state either.
+ */
+import { Clock, Context, Deferred, Effect, Layer, Option, Schedule } from "effect"
+import type { Command } from "../domain/Command.ts"
+import { keyOf } from "../domain/Command.ts"
+import type { CommandError } from "../domain/Decide.ts"
+import { decide } from "../domain/Decide.ts"
+import { WriteContention } from "../domain/Errors.ts"
+import type { DecryptionFailed, StorageFailure, Throttled, ValueTooLarge } from "../domain/Errors.ts"
+import type { Event } from "../domain/Event.ts"
+import { itemRevision } from "../domain/Event.ts"
+import type { Lease } from "../domain/Item.ts"
+import * as KeyState from "../domain/KeyState.ts"
+import type { KeyringError } from "../infra/crypto/Keyring.ts"
+import { EventTable } from "../infra/EventTable.ts"
+import * as Revisions from "../infra/Revisions.ts"
+
+/** Limits of the actor system. */
+export interface ActorOptions {
+  /** At most this many idle actors are kept; the least recently used go first. */
+  readonly maxActors: number
+  /** An actor idle this long is passivated. */
+  readonly idleMillis: number
+  /** Conflicting appends tolerated per command before `WriteContention`. */
+  readonly maxConflicts: number
+}
+
+/** Defaults that keep memory flat for any number of keys. */
+export const defaultActorOptions: ActorOptions = { maxActors: 10_000, idleMillis: 60_000, maxConflicts: 16 }
+
+/** Failures of a write besides the command's own. */
+export type WriteError = WriteContention | ValueTooLarge | KeyringError | Throttled | StorageFailure | DecryptionFailed
+
+interface Actor {
+  readonly key: string
+  state: KeyState.KeyState | undefined
+  readonly mailbox: Array<Effect.Effect<void>>
+  running: boolean
+  lastActive: number
+}
+
+/** The actors of one store instance. */
+export class KeyActors extends Context.Service<KeyActors, {
+  /** Runs a command in its key's actor; the lease names the command's event. */
+  readonly execute: (command: Command) => Effect.Effect<Lease, CommandError | WriteError>
+  /** Records the expiry of the key's item if it has expired and nobody has recorded it yet. */
+  readonly expire: (key: string) => Effect.Effect<void, WriteError>
+  /** Tells the key's actor about an event read elsewhere (a hint; older events are ignored). */
+  readonly observe: (event: Event) => void
+  /** Drops the key's cached state (after a write that bypassed the actor). */
+  readonly invalidate: (key: string) => void
+  /** How many actors are alive, for tests and metrics. */
+  readonly size: () => number
+}>()("dynastate/KeyActors") {
+  /** The actor system, passivating idle actors in the background while the layer lives. */
+  static readonly layer = (options: ActorOptions): Layer.Layer<KeyActors, never, EventTable> =>
+    Layer.effect(KeyActors, make(options))
+}
+
+const make = Effect.fnUntraced(function*(options: ActorOptions) {
+  const table = yield* EventTable
+  const scope = yield* Effect.scope
+  const actors = new Map<string, Actor>()
+
+  const isIdle = (actor: Actor) => !actor.running && actor.mailbox.length === 0
+
+  const passivate = (now: number) => {
+    for (const actor of actors.values()) {
+      if (isIdle(actor) && now - actor.lastActive >= options.idleMillis) actors.delete(actor.key)
+    }
+    // Map order is least recently used first, because every use re-inserts.
+    for (const actor of actors.values()) {
+      if (actors.size <= options.maxActors) break
+      if (isIdle(actor)) actors.delete(actor.key)
+    }
+  }
+
+  const actorFor = (key: string, now: number): Actor => {
+    let actor = actors.get(key)
+    if (actor) {
+      actors.delete(key)
+    } else {
+      actor = { key, state: undefined, mailbox: [], running: false, lastActive: now }
+      passivate(now)
+    }
+    actors.set(key, actor)
+    return actor
+  }
+
+  const drain = (actor: Actor): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      while (actor.mailbox.length > 0) yield* actor.mailbox.shift()!
+      actor.running = false
+      actor.lastActive = yield* Clock.currentTimeMillis
+    })
+
+  const process = (actor: Actor, command: Command) =>
+    Effect.gen(function*() {
+      let fresh = false
+      let conflicts = 0
+      const reload = Effect.gen(function*() {
+        const latest = yield* table.latest(actor.key)
+        actor.state = KeyState.fromLatest(actor.key, Option.getOrUndefined(latest))
+        fresh = true
+        return actor.state
+      })
+      while (true) {
+        const state = actor.state ?? (yield* reload)
+        const now = yield* Clock.currentTimeMillis
+        const decision = decide(command, state, now)
+        if (decision.failure !== undefined && !fresh) {
+          yield* reload
+          continue
+        }
+        let current = state
+        let lost = false
+        for (const draft of decision.events) {
+          const event: Event = { ...draft, key: actor.key, seq: current.seq + 1, revision: yield* Revisions.next, timestamp: now }
+          const appended = yield* Effect.result(table.append(event))
+          if (appended._tag === "Success") {
+            current = KeyState.evolve(current, event)
+            actor.state = current
+            continue
+          }
+          const error = appended.failure
+          if (error._tag !== "AppendConflict") return yield* Effect.fail(error)
+          conflicts++
+          if (conflicts > options.maxConflicts) {
+            return yield* new WriteContention({ key: actor.key, attempts: conflicts })
+          }
+          // The first conflict usually means one competing write: take its event. After that, read.
+          actor.state = conflicts === 1 && error.winner ? KeyState.fromLatest(actor.key, error.winner) : undefined
+          fresh = false
+          lost = true
+          break
+        }
+        if (lost) continue
+        if (decision.failure !== undefined) return yield* Effect.fail(decision.failure)
+        const last = current.latest
+        return { key: actor.key, revision: last ? itemRevision(last) : "" }
+      }
+    }).pipe(
+      // After an unexpected failure we cannot tell what was written: forget the cache.
+      Effect.onError((cause) =>
+        Effect.sync(() => {
+          if (cause.reasons.some((reason) => reason._tag !== "Fail" || !isCommandError(reason.error))) actor.state = undefined
+        })
+      )
+    )
+
+  const execute = (command: Command): Effect.Effect<Lease, CommandError | WriteError> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const actor = actorFor(keyOf(command), now)
+      const reply = yield* Deferred.make<Lease, CommandError | WriteError>()
+      actor.mailbox.push(Effect.exit(process(actor, command)).pipe(Effect.flatMap((exit) => Deferred.done(reply, exit))))
+      if (!actor.running) {
+        actor.running = true
+        yield* Effect.forkIn(drain(actor), scope)
+      }
+      return yield* Deferred.await(reply)
+    })
+
+  yield* Clock.currentTimeMillis.pipe(
+    Effect.map(passivate),
+    Effect.repeat(Schedule.spaced(Math.max(1000, Math.floor(options.idleMillis / 2)))),
+    Effect.forkIn(scope)
+  )
+
+  return KeyActors.of({
+    execute,
+    expire: (key) =>
+      execute({ _tag: "Expire", key }).pipe(
+        Effect.asVoid,
+        // Deciding an expiry never fails; a command error here would be a bug in decide.
+        Effect.catchTag(["AlreadyExists", "NotFound", "CompareFailed", "IncorrectRevision"], (error) => Effect.die(error))
+      ),
+    observe: (event) => {
+      const actor = actors.get(event.key)
+      if (actor?.state && isIdle(actor)) actor.state = KeyState.evolve(actor.state, event)
+    },
+    invalidate: (key) => {
+      const actor = actors.get(key)
+      if (actor) actor.state = undefined
+    },
+    size: () => actors.size
+  })
+})
+
+const commandErrorTags = new Set(["AlreadyExists", "NotFound", "CompareFailed", "IncorrectRevision"])
+const isCommandError = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && commandErrorTags.has((error as { _tag?: string })._tag ?? "")

@@ -1,0 +1,210 @@
+/**
+ * The store: Teleport's key/value backend contract as an Effect service, on an
+ * event log in DynamoDB. Writes go through per-key actors; reads are
+ * consistent queries; bad input fails before any I/O.
+ */
+import { Clock, Context, Effect, Layer, Option, Result, Stream } from "effect"
+import type { ConditionalAction } from "../domain/AtomicWrite.ts"
+import type { Command } from "../domain/Command.ts"
+import type { CommandError } from "../domain/Decide.ts"
+import { BadParameter, NotFound, ValueTooLarge } from "../domain/Errors.ts"
+import type { CompareFailed, ConditionFailed, IncorrectRevision, AlreadyExists } from "../domain/Errors.ts"
+import { isDueForExpiry, liveItem } from "../domain/Event.ts"
+import type { Item, ItemInput, Lease } from "../domain/Item.ts"
+import * as Key from "../domain/Key.ts"
+import { EventTable } from "../infra/EventTable.ts"
+import type { ReadError } from "../infra/EventTable.ts"
+import * as EventRecord from "../infra/EventRecord.ts"
+import * as AtomicWriter from "./AtomicWriter.ts"
+import type { AtomicWriteOptions } from "./AtomicWriter.ts"
+import type { ActorOptions, WriteError } from "./KeyActors.ts"
+import { KeyActors } from "./KeyActors.ts"
+import * as Ranges from "./Ranges.ts"
+
+/** Options of `getRange`. */
+export interface RangeOptions {
+  /** At most this many items; expired and deleted items do not count. */
+  readonly limit?: number | undefined
+}
+
+/** Options of `items`: an inclusive key range, either direction. */
+export interface ItemsOptions extends RangeOptions {
+  readonly start: string
+  readonly end: string
+  readonly descending?: boolean | undefined
+}
+
+/** Failures every write can have besides its own. */
+export type WriteFailure = BadParameter | ValueTooLarge | WriteError
+
+/** Failures every read can have. */
+export type ReadFailure = BadParameter | ReadError
+
+/** The store's operations. */
+export interface StoreService {
+  /** Stores an item if no live item has its key. */
+  readonly create: (item: ItemInput) => Effect.Effect<Lease, AlreadyExists | WriteFailure>
+  /** Stores an item, replacing whatever is there. */
+  readonly put: (item: ItemInput) => Effect.Effect<Lease, WriteFailure>
+  /** Replaces a live item. */
+  readonly update: (item: ItemInput) => Effect.Effect<Lease, NotFound | WriteFailure>
+  /** Replaces a live item whose value is `expected.value`; the keys must be equal. */
+  readonly compareAndSwap: (
+    expected: Pick<ItemInput, "key" | "value">,
+    replaceWith: ItemInput
+  ) => Effect.Effect<Lease, CompareFailed | WriteFailure>
+  /** Replaces a live item whose revision is `item.revision`. */
+  readonly conditionalUpdate: (item: Item) => Effect.Effect<Lease, IncorrectRevision | WriteFailure>
+  /** Deletes a live item whose revision is `revision`. */
+  readonly conditionalDelete: (key: string, revision: string) => Effect.Effect<void, IncorrectRevision | WriteFailure>
+  /** The live item of a key. */
+  readonly get: (key: string) => Effect.Effect<Item, NotFound | ReadFailure | WriteError>
+  /** The live items with `start <= key <= end`, ascending. */
+  readonly getRange: (start: string, end: string, options?: RangeOptions) => Effect.Effect<ReadonlyArray<Item>, ReadFailure>
+  /** The live items of a range as a lazily paged stream, in either direction. */
+  readonly items: (options: ItemsOptions) => Stream.Stream<Item, ReadFailure>
+  /** Deletes a live item. */
+  readonly delete: (key: string) => Effect.Effect<void, NotFound | WriteFailure>
+  /** Deletes every live item with `start <= key <= end`; returns how many it deleted. */
+  readonly deleteRange: (start: string, end: string) => Effect.Effect<number, WriteFailure>
+  /** Gives a live item a new expiry (epoch ms, or none); the lease's revision, when not empty, must be live. */
+  readonly keepAlive: (lease: Lease, expires: number | undefined) => Effect.Effect<Lease, NotFound | IncorrectRevision | WriteFailure>
+  /** Applies every action or none; returns the revision shared by every written event. */
+  readonly atomicWrite: (actions: ReadonlyArray<ConditionalAction>) => Effect.Effect<string, ConditionFailed | WriteFailure>
+}
+
+/** Tuning of a store instance. */
+export interface StoreOptions {
+  readonly actors: ActorOptions
+  readonly atomicWrite: AtomicWriteOptions
+  /** Concurrent deletes of `deleteRange`. */
+  readonly deleteConcurrency: number
+}
+
+/** The store service. */
+export class Store extends Context.Service<Store, StoreService>()("dynastate/Store") {
+  /** The store over an event table, with its own actor system. */
+  static readonly layer = (options: StoreOptions): Layer.Layer<Store, never, EventTable> =>
+    Layer.effect(Store, make(options)).pipe(Layer.provide(KeyActors.layer(options.actors)))
+}
+
+const checkKey = (key: string, field = "key") => {
+  const checked = Key.validate(key, field)
+  return Result.isFailure(checked) ? Effect.fail(checked.failure) : Effect.void
+}
+
+const checkExpiry = (expires: number | undefined) =>
+  expires === undefined || Number.isSafeInteger(expires)
+    ? Effect.void
+    : Effect.fail(new BadParameter({ field: "expires", reason: "an expiry must be whole epoch milliseconds" }))
+
+const checkLimit = (limit: number | undefined) =>
+  limit === undefined || (Number.isSafeInteger(limit) && limit >= 0)
+    ? Effect.void
+    : Effect.fail(new BadParameter({ field: "limit", reason: "a limit must be a whole number, 0 or more" }))
+
+const make = (options: StoreOptions) => Effect.gen(function*() {
+  const table = yield* EventTable
+  const actors = yield* KeyActors
+  const services = Effect.provideService(EventTable, table)
+
+  const checkSize = (key: string, value: Uint8Array) => {
+    const bytes = EventRecord.maxItemBytes(table.location, key, value.length)
+    return bytes > EventRecord.itemLimitBytes
+      ? Effect.fail(new ValueTooLarge({ key, itemBytes: bytes, limitBytes: EventRecord.itemLimitBytes }))
+      : Effect.void
+  }
+
+  const checkItem = (item: ItemInput) =>
+    Effect.gen(function*() {
+      yield* checkKey(item.key)
+      if (!(item.value instanceof Uint8Array)) {
+        return yield* new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
+      }
+      yield* checkExpiry(item.expires)
+      yield* checkSize(item.key, item.value)
+    })
+
+  const run = <E extends CommandError>(command: Command) =>
+    actors.execute(command) as Effect.Effect<Lease, E | WriteError>
+
+  const write = <E extends CommandError>(item: ItemInput, command: Command) =>
+    checkItem(item).pipe(Effect.andThen(run<E>(command)))
+
+  const get = Effect.fn("Store.get")(function*(key: string) {
+    yield* checkKey(key)
+    const latest = Option.getOrUndefined(yield* table.latest(key))
+    const now = yield* Clock.currentTimeMillis
+    const item = liveItem(latest, now)
+    if (item) {
+      if (latest) actors.observe(latest)
+      return item
+    }
+    if (isDueForExpiry(latest, now)) yield* actors.expire(key)
+    return yield* new NotFound({ key })
+  })
+
+  const items = (options: ItemsOptions): Stream.Stream<Item, ReadFailure> =>
+    Stream.unwrap(
+      Effect.gen(function*() {
+        yield* checkKey(options.start, "start")
+        yield* checkKey(options.end, "end")
+        yield* checkLimit(options.limit)
+        const now = yield* Clock.currentTimeMillis
+        const stream = Ranges.liveItems(table, options, now)
+        return options.limit === undefined ? stream : Stream.take(stream, options.limit)
+      })
+    )
+
+  const deleteRange = Effect.fn("Store.deleteRange")(function*(start: string, end: string) {
+    yield* checkKey(start, "start")
+    yield* checkKey(end, "end")
+    const now = yield* Clock.currentTimeMillis
+    return yield* Ranges.liveKeys(table, { start, end }, now).pipe(
+      Stream.mapEffect(
+        (key) =>
+          run<NotFound>({ _tag: "Delete", key }).pipe(
+            Effect.as(1),
+            // Deleted or expired by someone else meanwhile: it is gone either way.
+            Effect.catchTag("NotFound", () => Effect.succeed(0))
+          ),
+        { concurrency: options.deleteConcurrency }
+      ),
+      Stream.runFold(() => 0, (total, deleted) => total + deleted)
+    )
+  })
+
+  return Store.of({
+      create: (item) => write<AlreadyExists>(item, { _tag: "Create", item }),
+      put: (item) => write<never>(item, { _tag: "Put", item }),
+      update: (item) => write<NotFound>(item, { _tag: "Update", item }),
+      compareAndSwap: (expected, replaceWith) =>
+        expected.key !== replaceWith.key
+          ? Effect.fail(new BadParameter({ field: "replaceWith.key", reason: "expected and replacement keys differ" }))
+          : write<CompareFailed>(replaceWith, { _tag: "CompareAndSwap", expected: expected.value, item: replaceWith }),
+      conditionalUpdate: (item) =>
+        write<IncorrectRevision>(item, {
+          _tag: "ConditionalUpdate",
+          item: { key: item.key, value: item.value, expires: item.expires },
+          revision: item.revision
+        }),
+      conditionalDelete: (key, revision) =>
+        checkKey(key).pipe(Effect.andThen(run<IncorrectRevision>({ _tag: "ConditionalDelete", key, revision })), Effect.asVoid),
+      get,
+      getRange: (start, end, rangeOptions) =>
+        Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
+      items,
+      delete: (key) => checkKey(key).pipe(Effect.andThen(run<NotFound>({ _tag: "Delete", key })), Effect.asVoid),
+      deleteRange,
+      keepAlive: (lease, expires) =>
+        checkKey(lease.key).pipe(
+          Effect.andThen(checkExpiry(expires)),
+          Effect.andThen(run<NotFound | IncorrectRevision>({ _tag: "KeepAlive", key: lease.key, revision: lease.revision, expires }))
+        ),
+      atomicWrite: (actions) =>
+        AtomicWriter.atomicWrite(actions, options.atomicWrite, checkSize).pipe(
+          services,
+          Effect.provideService(KeyActors, actors)
+        )
+  })
+})

@@ -1,0 +1,84 @@
+/**
+ * The store assembled from configuration: the DynamoDB client (or the embedded
+ * DynamoDB Local), the keyring, the provisioned table, and the store itself.
+ */
+import { Effect, Layer, Option, Redacted } from "effect"
+import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
+import { Keyring } from "../infra/crypto/Keyring.ts"
+import * as RawAesKeyring from "../infra/crypto/RawAesKeyring.ts"
+import type { KeyringError } from "../infra/crypto/Keyring.ts"
+import * as DynamoDBLocal from "../infra/DynamoDBLocal.ts"
+import { Dynamo } from "../infra/Dynamo.ts"
+import { EventTable } from "../infra/EventTable.ts"
+import { ConfigInvalid, isEmbedded } from "../infra/StoreConfig.ts"
+import type { StoreConfig } from "../infra/StoreConfig.ts"
+import * as TableProvisioner from "../infra/TableProvisioner.ts"
+import { defaultAtomicWriteOptions } from "./AtomicWriter.ts"
+import { defaultActorOptions } from "./KeyActors.ts"
+import { Store } from "./Store.ts"
+import type { StoreOptions } from "./Store.ts"
+
+/** Store tuning that suits most applications. */
+export const defaultStoreOptions: StoreOptions = {
+  actors: defaultActorOptions,
+  atomicWrite: defaultAtomicWriteOptions,
+  deleteConcurrency: 16
+}
+
+/** Credentials DynamoDB Local accepts; it checks only their shape. */
+export const localCredentials = { accessKeyId: "dynastate", secretAccessKey: "dynastate" }
+
+/** SDK options for a configuration whose endpoint is already resolved. */
+export const clientConfig = (config: StoreConfig, endpoint: Option.Option<string>): DynamoDBClientConfig => {
+  const credentials = Option.isSome(config.accessKey) && Option.isSome(config.secretKey)
+    ? { accessKeyId: Redacted.value(config.accessKey.value), secretAccessKey: Redacted.value(config.secretKey.value) }
+    : Option.isSome(endpoint) ? localCredentials : undefined
+  return {
+    region: Option.getOrElse(config.region, () => "us-east-1"),
+    maxAttempts: 5,
+    ...(Option.isSome(endpoint) ? { endpoint: endpoint.value } : {}),
+    ...(credentials ? { credentials } : {})
+  }
+}
+
+/** The DynamoDB client for a configuration, starting the embedded DynamoDB Local when asked for. */
+export const dynamoLayer = (config: StoreConfig) =>
+  Layer.unwrap(Effect.gen(function*() {
+    if (!isEmbedded(config)) return Dynamo.layer(clientConfig(config, config.endpoint))
+    yield* Effect.logInfo(`no storage.endpoint or storage.region set: using the embedded DynamoDB Local (${config.dataDir})`)
+    const local = yield* DynamoDBLocal.scoped({ dataDir: config.dataDir })
+    return Dynamo.layer(clientConfig(config, Option.some(local.endpoint)))
+  }))
+
+/** The keyring for a configuration: an inline raw key, or the key file (created on first use). */
+export const keyringLayer = (config: StoreConfig): Layer.Layer<Keyring, ConfigInvalid | KeyringError> => {
+  if (Option.isSome(config.kmsKey)) {
+    return Layer.effect(
+      Keyring,
+      Effect.fail(new ConfigInvalid({ field: "storage.kms_key", reason: "AWS KMS keyrings are not available in this version yet; use a raw AES key" }))
+    )
+  }
+  return Option.match(config.keyringKey, {
+    onSome: (key) => Layer.effect(Keyring, Effect.map(RawAesKeyring.keyFromBase64(key), (k) => RawAesKeyring.make([k]))),
+    onNone: () => RawAesKeyring.layerFromFile(config.keyringFile)
+  })
+}
+
+/** The event table of a configuration, provisioned if missing. */
+export const eventTableLayer = (config: StoreConfig) =>
+  Layer.effectDiscard(
+    TableProvisioner.ensureTable({
+      table: config.tableName,
+      billingMode: config.billingMode,
+      readCapacityUnits: config.readCapacityUnits,
+      writeCapacityUnits: config.writeCapacityUnits
+    })
+  ).pipe(Layer.provideMerge(EventTable.layer({ table: config.tableName, namespace: config.namespace })))
+
+/** Everything a configured store needs, ready to provide to an application. */
+export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions) =>
+  Store.layer(options).pipe(
+    Layer.provideMerge(eventTableLayer(config)),
+    Layer.provide(keyringLayer(config)),
+    Layer.provideMerge(dynamoLayer(config))
+  )
