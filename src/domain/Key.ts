@@ -55,10 +55,18 @@ export const join = (...parts: ReadonlyArray<string>): string =>
   separator + parts.map((part) => part.replace(/^\/+|\/+$/g, "")).join(separator)
 
 /**
- * The first key after every key that starts with `prefix`: the prefix with its
+ * The largest valid key: U+10FFFF as often as fits, then the largest
+ * three-byte character. Every key sorts at or before it.
+ */
+export const maxKey: string = "\u{10FFFF}".repeat(Math.floor(maxKeyBytes / 4)) +
+  ["", "\u007F", "\u07FF", "\uFFFF"][maxKeyBytes % 4]
+
+/**
+ * The end of the range of keys that start with `prefix`: the prefix with its
  * last code point incremented, as Teleport's `RangeEnd`. Range ends are
- * inclusive, so that one key would be included too; {@link prefixRange} avoids
- * that.
+ * inclusive, so that one key itself is included too, as in Teleport. A prefix
+ * of nothing but U+10FFFF has no such successor; its range ends at
+ * {@link maxKey}.
  */
 export const rangeEnd = (prefix: string): string => {
   const points = Array.from(prefix)
@@ -68,7 +76,7 @@ export const rangeEnd = (prefix: string): string => {
     if (next === 0xd800) next = 0xe000 // skip the surrogate block, which has no UTF-8 form
     if (next <= 0x10ffff) return points.join("") + String.fromCodePoint(next)
   }
-  return prefix // only U+10FFFF code points: nothing sorts after them that is a prefix match
+  return maxKey
 }
 
 /** Compares keys by their UTF-8 bytes (the store's order), unlike `<` on strings (UTF-16 order). */

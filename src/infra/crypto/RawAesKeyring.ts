@@ -20,27 +20,37 @@ const fail = (reason: string) => new KeyringError({ keyring: keyringName, reason
 export const fingerprint = (material: Uint8Array): string =>
   "raw-" + createHash("sha256").update("dynastate/key-id").update(material).digest("hex").slice(0, 16)
 
-/** A key from its base64 form, checked to be 256 bits. */
+const base64Key = /^[A-Za-z0-9+/]{43}=$/
+const keyIdPattern = /^[A-Za-z0-9._-]{1,64}$/
+
+/** A key from its base64 form, checked to be exactly 256 bits. */
 export const keyFromBase64 = (encoded: Redacted.Redacted<string>, id?: string): Effect.Effect<WrappingKey, KeyringError> =>
   Effect.suspend(() => {
-    const material = new Uint8Array(Buffer.from(Redacted.value(encoded).trim(), "base64"))
-    if (material.length !== 32) {
-      return Effect.fail(fail(`a raw AES key must be 32 bytes of base64, got ${material.length} bytes`))
+    const text = Redacted.value(encoded).trim()
+    if (!base64Key.test(text)) return Effect.fail(fail("a raw AES key must be 32 bytes in base64 (44 characters)"))
+    if (id !== undefined && !keyIdPattern.test(id)) {
+      return Effect.fail(fail("a key id must be 1 to 64 of A-Z a-z 0-9 . _ -"))
     }
+    const material = new Uint8Array(Buffer.from(text, "base64"))
     return Effect.succeed({ id: id ?? fingerprint(material), material: Redacted.make(material) })
   })
 
 /** Parses a key file's text; the first key is the current one. */
 export const parseKeyFile = (text: Redacted.Redacted<string>): Effect.Effect<ReadonlyArray<WrappingKey>, KeyringError> =>
   Effect.gen(function*() {
-    const lines = Redacted.value(text).split("\n").map((line) => line.trim()).filter((line) => line !== "" && !line.startsWith("#"))
-    if (lines.length === 0) return yield* fail("the key file holds no key")
     const keys: Array<WrappingKey> = []
-    for (const [index, line] of lines.entries()) {
+    for (const [index, raw] of Redacted.value(text).split("\n").entries()) {
+      const line = raw.trim()
+      if (line === "" || line.startsWith("#")) continue
       const colon = line.indexOf(":")
       if (colon <= 0) return yield* fail(`line ${index + 1} of the key file is not id:base64`)
-      keys.push(yield* keyFromBase64(Redacted.make(line.slice(colon + 1)), line.slice(0, colon)))
+      const key = yield* keyFromBase64(Redacted.make(line.slice(colon + 1)), line.slice(0, colon)).pipe(
+        Effect.mapError((error) => fail(`line ${index + 1} of the key file: ${error.reason}`))
+      )
+      if (keys.some((known) => known.id === key.id)) return yield* fail(`line ${index + 1} repeats the key id ${key.id}`)
+      keys.push(key)
     }
+    if (keys.length === 0) return yield* fail("the key file holds no key")
     return keys
   })
 
@@ -56,7 +66,13 @@ export const loadOrCreateKeyFile = (file: string): Effect.Effect<ReadonlyArray<W
         fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
         const material = randomBytes(32)
         const line = `${fingerprint(material)}:${material.toString("base64")}\n`
-        fs.writeFileSync(file, "# dynastate raw AES keyring: id:base64, first line encrypts\n" + line, { mode: 0o600, flag: "wx" })
+        try {
+          fs.writeFileSync(file, "# dynastate raw AES keyring: id:base64, the first key encrypts\n" + line, { mode: 0o600, flag: "wx" })
+        } catch (error) {
+          // Another process created it first: read theirs.
+          if ((error as NodeJS.ErrnoException).code === "EEXIST") return false
+          throw error
+        }
         return true
       },
       catch: (cause) => fail(`cannot create key file ${file}: ${(cause as Error).message}`)

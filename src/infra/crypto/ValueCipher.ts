@@ -34,6 +34,9 @@ const ivBytes = 12
 const tagBytes = 16
 const hkdfInfo = Buffer.from("dynastate/v1/value-key")
 
+/** The longest key id a ciphertext header can name. */
+export const maxKeyIdBytes = 255
+
 /** Bytes a ciphertext adds to its plaintext for a key id of this length. */
 export const overheadBytes = (keyIdLength: number): number =>
   2 + keyIdLength + saltBytes + commitmentBytes + ivBytes + tagBytes
@@ -63,6 +66,7 @@ const deriveKeys = (key: WrappingKey, salt: Uint8Array) => {
 /** Encrypts a value under a key, bound to `binding`. */
 export const encryptWith = (key: WrappingKey, plaintext: Uint8Array, binding: ValueBinding): Uint8Array => {
   const keyId = Buffer.from(key.id, "utf8")
+  if (keyId.length === 0 || keyId.length > maxKeyIdBytes) throw new RangeError(`key id must be 1 to ${maxKeyIdBytes} bytes`)
   const salt = randomBytes(saltBytes)
   const iv = randomBytes(ivBytes)
   const derived = deriveKeys(key, salt)
@@ -90,7 +94,7 @@ export const decryptWith = (
 ): Result.Result<Uint8Array, string> => {
   const id = keyIdOf(ciphertext)
   if (Result.isFailure(id)) return Result.fail(id.failure)
-  let offset = 2 + Buffer.byteLength(id.success, "utf8")
+  let offset = 2 + ciphertext[1]!
   const take = (n: number) => ciphertext.subarray(offset, (offset += n))
   const salt = take(saltBytes)
   const commitment = take(commitmentBytes)

@@ -1,0 +1,349 @@
+import { randomBytes } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Redacted, Result } from "effect"
+import fc from "fast-check"
+import { DecryptionFailed } from "../../src/domain/Errors.ts"
+import type { WrappingKey } from "../../src/infra/crypto/Keyring.ts"
+import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
+import * as ValueCipher from "../../src/infra/crypto/ValueCipher.ts"
+import type { ValueBinding } from "../../src/infra/crypto/ValueCipher.ts"
+
+const params = { seed: Number(process.env.FC_SEED ?? 20261125), numRuns: Number(process.env.FC_RUNS ?? 200) }
+
+const makeKey = (id: string, material: Uint8Array = new Uint8Array(randomBytes(32))): WrappingKey => ({
+  id,
+  material: Redacted.make(material)
+})
+const key = makeKey("key-1")
+const binding: ValueBinding = {
+  table: "dynastate",
+  namespace: "default",
+  key: "/users/alice",
+  seq: 7,
+  eventId: "01JEVENTID",
+  op: "put",
+  expires: 1_750_000_000_000,
+  valueRevision: undefined
+}
+const plaintext = new TextEncoder().encode("hello, world")
+
+const decrypted = (result: Result.Result<Uint8Array, string>): Uint8Array => {
+  if (Result.isFailure(result)) throw new Error(`expected decryption to succeed, got: ${result.failure}`)
+  return result.success
+}
+const reasonOf = (result: Result.Result<Uint8Array, string>): string => {
+  if (Result.isSuccess(result)) throw new Error(`expected decryption to fail, got ${result.success.length} bytes`)
+  expect(typeof result.failure).toBe("string")
+  expect(result.failure.length).toBeGreaterThan(0)
+  return result.failure
+}
+const same = (a: Uint8Array, b: Uint8Array) => expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true)
+
+describe("ValueCipher.encryptWith / decryptWith", () => {
+  it("round-trips arbitrary values (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), (value) => {
+        const ciphertext = ValueCipher.encryptWith(key, value, binding)
+        same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), value)
+      }),
+      params
+    )
+  })
+
+  it("round-trips the empty value and a 64 KiB value", () => {
+    for (const value of [new Uint8Array(0), new Uint8Array(randomBytes(64 * 1024))]) {
+      const ciphertext = ValueCipher.encryptWith(key, value, binding)
+      expect(ciphertext.length).toBe(value.length + ValueCipher.overheadBytes(key.id.length))
+      same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), value)
+    }
+  })
+
+  it("round-trips under every binding (property)", () => {
+    const bindingArb: fc.Arbitrary<ValueBinding> = fc.record({
+      table: fc.string(),
+      namespace: fc.string(),
+      key: fc.string({ unit: "binary", minLength: 1 }),
+      seq: fc.nat(),
+      eventId: fc.string(),
+      op: fc.constantFrom("put", "delete", "expire", "keep-alive"),
+      expires: fc.option(fc.nat(), { nil: undefined }),
+      valueRevision: fc.option(fc.string(), { nil: undefined })
+    })
+    fc.assert(
+      fc.property(bindingArb, fc.uint8Array({ maxLength: 64 }), (b, value) => {
+        same(decrypted(ValueCipher.decryptWith(key, ValueCipher.encryptWith(key, value, b), b)), value)
+      }),
+      params
+    )
+  })
+
+  it("uses a fresh salt and iv: the same value encrypts differently each time", () => {
+    const a = ValueCipher.encryptWith(key, plaintext, binding)
+    const b = ValueCipher.encryptWith(key, plaintext, binding)
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false)
+    same(decrypted(ValueCipher.decryptWith(key, a, binding)), decrypted(ValueCipher.decryptWith(key, b, binding)))
+  })
+
+  it("does not contain the plaintext or the key material", () => {
+    const secret = new TextEncoder().encode("a very recognisable secret value")
+    const ciphertext = Buffer.from(ValueCipher.encryptWith(key, secret, binding))
+    expect(ciphertext.includes(Buffer.from(secret))).toBe(false)
+    expect(ciphertext.includes(Buffer.from(Redacted.value(key.material)))).toBe(false)
+  })
+
+  it("lays out version 1, key id length and key id first", () => {
+    const ciphertext = ValueCipher.encryptWith(makeKey("kid"), plaintext, binding)
+    expect(ciphertext[0]).toBe(1)
+    expect(ciphertext[1]).toBe(3)
+    expect(Buffer.from(ciphertext.subarray(2, 5)).toString("utf8")).toBe("kid")
+    expect(ValueCipher.overheadBytes(3)).toBe(2 + 3 + 32 + 32 + 12 + 16)
+  })
+
+  describe("changing any binding field makes decryption fail", () => {
+    const changes: ReadonlyArray<readonly [string, Partial<ValueBinding>]> = [
+      ["table", { table: "dynastate2" }],
+      ["namespace", { namespace: "other" }],
+      ["key", { key: "/users/alicf" }],
+      ["key (prefix)", { key: "/users/alic" }],
+      ["seq", { seq: 8 }],
+      ["eventId", { eventId: "01JEVENTIE" }],
+      ["op", { op: "keep-alive" }],
+      ["op (delete)", { op: "delete" }],
+      ["expires", { expires: 1_750_000_000_001 }],
+      ["expires removed", { expires: undefined }],
+      ["valueRevision added", { valueRevision: "rev-1" }],
+      ["valueRevision empty", { valueRevision: "" }]
+    ]
+    for (const [name, change] of changes) {
+      it(name, () => {
+        const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+        const reason = reasonOf(ValueCipher.decryptWith(key, ciphertext, { ...binding, ...change }))
+        expect(reason).toMatch(/authentication failed/)
+      })
+    }
+
+    it("valueRevision removed, and the field boundaries cannot be shifted", () => {
+      const withRevision: ValueBinding = { ...binding, op: "keep-alive", valueRevision: "rev-1" }
+      const ciphertext = ValueCipher.encryptWith(key, plaintext, withRevision)
+      reasonOf(ValueCipher.decryptWith(key, ciphertext, { ...withRevision, valueRevision: undefined }))
+      // Moving characters between adjacent fields keeps their concatenation but must still fail.
+      const shifted = ValueCipher.encryptWith(key, plaintext, { ...binding, table: "ab", namespace: "c" })
+      reasonOf(ValueCipher.decryptWith(key, shifted, { ...binding, table: "a", namespace: "bc" }))
+    })
+
+    it("any two different bindings (property)", () => {
+      const small = <A>(...values: ReadonlyArray<A>) => fc.constantFrom(...values)
+      const bindingArb: fc.Arbitrary<ValueBinding> = fc.record({
+        table: small("t", "u"),
+        namespace: small("n", "m"),
+        key: small("/a", "/b"),
+        seq: small(1, 2),
+        eventId: small("e1", "e2"),
+        op: small("put", "keep-alive"),
+        expires: small(undefined, 0, 1),
+        valueRevision: small(undefined, "", "r")
+      })
+      fc.assert(
+        fc.property(bindingArb, bindingArb, (a, b) => {
+          const ciphertext = ValueCipher.encryptWith(key, plaintext, a)
+          const result = ValueCipher.decryptWith(key, ciphertext, b)
+          const equal = (Object.keys(a) as Array<keyof ValueBinding>).every((k) => a[k] === b[k])
+          expect(Result.isSuccess(result)).toBe(equal)
+        }),
+        params
+      )
+    })
+  })
+
+  it("flipping any single bit fails with a reason and never returns bytes (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(), (value, n) => {
+        const ciphertext = ValueCipher.encryptWith(key, value, binding)
+        const bit = n % (ciphertext.length * 8)
+        const tampered = new Uint8Array(ciphertext)
+        tampered[bit >> 3]! ^= 1 << (bit & 7)
+        reasonOf(ValueCipher.decryptWith(key, tampered, binding))
+      }),
+      params
+    )
+  })
+
+  it("flipping each bit of the header fails (exhaustive)", () => {
+    const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+    const headerBits = (2 + key.id.length + 32 + 32 + 12) * 8
+    for (let bit = 0; bit < headerBits; bit++) {
+      const tampered = new Uint8Array(ciphertext)
+      tampered[bit >> 3]! ^= 1 << (bit & 7)
+      reasonOf(ValueCipher.decryptWith(key, tampered, binding))
+    }
+  })
+
+  it("a different key with the same id fails on the key commitment", () => {
+    const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+    const impostor = makeKey(key.id)
+    expect(reasonOf(ValueCipher.decryptWith(impostor, ciphertext, binding))).toMatch(/commitment/)
+  })
+
+  it("a different key fails even if the header names it", () => {
+    const other = makeKey("key-2")
+    const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+    expect(reasonOf(ValueCipher.decryptWith(other, ciphertext, binding))).toMatch(/commitment/)
+  })
+
+  it("a truncated ciphertext fails at every length, without throwing", () => {
+    for (const value of [new Uint8Array(0), plaintext]) {
+      const ciphertext = ValueCipher.encryptWith(key, value, binding)
+      for (let length = 0; length < ciphertext.length; length++) {
+        const reason = reasonOf(ValueCipher.decryptWith(key, ciphertext.slice(0, length), binding))
+        if (length < ValueCipher.overheadBytes(key.id.length)) expect(reason).toMatch(/truncated/)
+      }
+    }
+  })
+
+  it("extra trailing bytes fail", () => {
+    const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+    const longer = new Uint8Array([...ciphertext, 0])
+    reasonOf(ValueCipher.decryptWith(key, longer, binding))
+  })
+
+  it("an unknown version fails", () => {
+    const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+    for (const version of [0, 2, 255]) {
+      const tampered = new Uint8Array(ciphertext)
+      tampered[0] = version
+      expect(reasonOf(ValueCipher.decryptWith(key, tampered, binding))).toBe(`unknown ciphertext version ${version}`)
+    }
+  })
+
+  // Regression (found in src/infra/crypto/ValueCipher.ts:69): the key id's length is written as one byte with no check, so a
+  // key id of 256+ UTF-8 bytes wraps (256 → 0) and encryptWith silently produces a ciphertext that names
+  // the wrong key id and can never be decrypted. Expected: encryptWith rejects such a key (or the round trip
+  // works).
+  it("a key id of 256 bytes or more either round-trips or is refused at encryption", () => {
+    for (const id of ["x".repeat(255), "x".repeat(256), "é".repeat(128)]) {
+      const longKey = makeKey(id)
+      let ciphertext: Uint8Array
+      try {
+        ciphertext = ValueCipher.encryptWith(longKey, plaintext, binding)
+      } catch {
+        continue // refusing the key is fine
+      }
+      expect(ValueCipher.keyIdOf(ciphertext)).toEqual(Result.succeed(id))
+      same(decrypted(ValueCipher.decryptWith(longKey, ciphertext, binding)), plaintext)
+    }
+  })
+
+  // Regression (found in src/infra/crypto/ValueCipher.ts:93 and :102): decryptWith finds the salt by re-encoding the decoded key
+  // id (`Buffer.byteLength(id, "utf8")`) instead of using the length byte. Key-id bytes that are not valid
+  // UTF-8 decode to U+FFFD (3 bytes each), the offsets shift past the end, the commitment slice is shorter than
+  // 32 bytes and `timingSafeEqual` throws RangeError — so a tampered ciphertext makes decryptWith throw (and
+  // `decrypt` die with a defect) instead of returning a failure.
+  it("a tampered key id that is not valid UTF-8 fails with a reason instead of throwing", () => {
+    const ciphertext = ValueCipher.encryptWith(makeKey("k".repeat(20)), new Uint8Array(0), binding)
+    const tampered = new Uint8Array(ciphertext)
+    tampered.fill(0x80, 2, 22)
+    let result: Result.Result<Uint8Array, string> | undefined
+    expect(() => {
+      result = ValueCipher.decryptWith(makeKey("k".repeat(20)), tampered, binding)
+    }).not.toThrow()
+    reasonOf(result!)
+  })
+})
+
+describe("ValueCipher.keyIdOf", () => {
+  it("reads the key id, including multi-byte ids", () => {
+    for (const id of ["key-1", "clé-🔑", "raw-0123456789abcdef", "x".repeat(255)]) {
+      const ciphertext = ValueCipher.encryptWith(makeKey(id), plaintext, binding)
+      expect(ValueCipher.keyIdOf(ciphertext)).toEqual(Result.succeed(id))
+    }
+  })
+
+  it("fails on short, truncated or unknown-version input", () => {
+    const reason = (bytes: Uint8Array) => {
+      const result = ValueCipher.keyIdOf(bytes)
+      if (Result.isSuccess(result)) throw new Error(`expected failure, got id ${result.success}`)
+      return result.failure
+    }
+    expect(reason(new Uint8Array(0))).toMatch(/truncated/)
+    expect(reason(new Uint8Array([1]))).toMatch(/truncated/)
+    expect(reason(new Uint8Array([1, 3, 0x6b]))).toMatch(/truncated/)
+    expect(reason(new Uint8Array(ValueCipher.overheadBytes(3) - 1).fill(3, 1, 2).fill(1, 0, 1))).toMatch(/truncated/)
+    expect(reason(new Uint8Array([2, 0, ...new Uint8Array(200)]))).toMatch(/unknown ciphertext version 2/)
+  })
+})
+
+describe("ValueCipher.encrypt / decrypt through the Keyring", () => {
+  const keyring = RawAesKeyring.layer([key, makeKey("key-0")])
+
+  it.effect("encrypts under the current key and decrypts", () =>
+    Effect.gen(function*() {
+      const ciphertext = yield* ValueCipher.encrypt(plaintext, binding)
+      expect(ValueCipher.keyIdOf(ciphertext)).toEqual(Result.succeed("key-1"))
+      same(yield* ValueCipher.decrypt(ciphertext, binding), plaintext)
+    }).pipe(Effect.provide(keyring)))
+
+  it.effect("decrypts values under an older key after rotation", () =>
+    Effect.gen(function*() {
+      const old = ValueCipher.encryptWith(key, plaintext, binding)
+      const rotated = RawAesKeyring.layer([makeKey("key-2"), key])
+      const fresh = yield* ValueCipher.encrypt(plaintext, binding).pipe(Effect.provide(rotated))
+      expect(ValueCipher.keyIdOf(fresh)).toEqual(Result.succeed("key-2"))
+      same(yield* ValueCipher.decrypt(old, binding).pipe(Effect.provide(rotated)), plaintext)
+      same(yield* ValueCipher.decrypt(fresh, binding).pipe(Effect.provide(rotated)), plaintext)
+    }))
+
+  it.effect("fails with DecryptionFailed naming key and seq when the binding differs", () =>
+    Effect.gen(function*() {
+      const ciphertext = yield* ValueCipher.encrypt(plaintext, binding)
+      const moved: ValueBinding = { ...binding, key: "/users/bob", seq: 3 }
+      const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, moved))
+      expect(error).toBeInstanceOf(DecryptionFailed)
+      expect(error._tag).toBe("DecryptionFailed")
+      expect(error.key).toBe("/users/bob")
+      expect(error.seq).toBe(3)
+      expect(error.reason).toMatch(/authentication failed/)
+      expect(error.message).toContain("/users/bob")
+      expect(error.message).toContain("seq 3")
+    }).pipe(Effect.provide(keyring)))
+
+  it.effect("fails the same way for an unknown key id", () =>
+    Effect.gen(function*() {
+      const ciphertext = ValueCipher.encryptWith(makeKey("retired-key"), plaintext, binding)
+      const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding))
+      expect(error).toBeInstanceOf(DecryptionFailed)
+      expect(error.key).toBe(binding.key)
+      expect(error.seq).toBe(binding.seq)
+      expect(error.reason).toContain("retired-key")
+    }).pipe(Effect.provide(keyring)))
+
+  it.effect("fails the same way for an impostor key with a known id", () =>
+    Effect.gen(function*() {
+      const ciphertext = ValueCipher.encryptWith(makeKey("key-1"), plaintext, binding)
+      const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding))
+      expect(error).toMatchObject({ _tag: "DecryptionFailed", key: binding.key, seq: binding.seq })
+      expect(error.reason).toMatch(/commitment/)
+    }).pipe(Effect.provide(keyring)))
+
+  it.effect("fails with DecryptionFailed for truncated input, before asking the keyring", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(ValueCipher.decrypt(new Uint8Array([1]), binding))
+      expect(error).toMatchObject({ _tag: "DecryptionFailed", key: binding.key, seq: binding.seq })
+      expect(error.reason).toMatch(/truncated/)
+    }).pipe(Effect.provide(keyring)))
+
+  it.effect("fails with DecryptionFailed for a flipped bit", () =>
+    Effect.gen(function*() {
+      const ciphertext = yield* ValueCipher.encrypt(plaintext, binding)
+      const tampered = new Uint8Array(ciphertext)
+      tampered[tampered.length - 20]! ^= 0x10
+      const error = yield* Effect.flip(ValueCipher.decrypt(tampered, binding))
+      expect(error).toMatchObject({ _tag: "DecryptionFailed", key: binding.key, seq: binding.seq })
+    }).pipe(Effect.provide(keyring)))
+
+  it.effect("encrypt fails with the keyring's error when it has no key", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(ValueCipher.encrypt(plaintext, binding).pipe(Effect.provide(RawAesKeyring.layer([]))))
+      expect(error._tag).toBe("KeyringError")
+      expect(error.reason).toBe("no keys")
+    }))
+})

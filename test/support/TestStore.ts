@@ -1,0 +1,74 @@
+/**
+ * Stores for tests: each test file gets its own table on the shared DynamoDB
+ * Local that the global setup started, and can open several store instances
+ * (separate actor systems, as separate processes would have) on one table.
+ */
+import { randomBytes, randomUUID } from "node:crypto"
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { Context, Effect, Layer, Redacted } from "effect"
+import type { Scope } from "effect"
+import { inject } from "vitest"
+import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
+import { Keyring } from "../../src/infra/crypto/Keyring.ts"
+import { Dynamo } from "../../src/infra/Dynamo.ts"
+import { EventTable } from "../../src/infra/EventTable.ts"
+import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
+import { Store } from "../../src/programs/Store.ts"
+import type { StoreOptions } from "../../src/programs/Store.ts"
+import { defaultStoreOptions, localCredentials } from "../../src/programs/StoreLive.ts"
+
+/** The endpoint of the DynamoDB Local the global setup started. */
+export const endpoint = (): string => inject("dynamoEndpoint")
+
+/** A fresh table name, so test files never see each other's data. */
+export const freshTableName = (label = "test"): string => `${label}-${randomUUID()}`
+
+/** A raw SDK client on the test DynamoDB Local; pass middleware-laden clients for fault injection. */
+export const makeClient = (): DynamoDBClient =>
+  new DynamoDBClient({ endpoint: endpoint(), region: "us-east-1", credentials: localCredentials, maxAttempts: 5 })
+
+/** Where a test store lives. */
+export interface TestTable {
+  readonly table: string
+  readonly namespace: string
+}
+
+/** Creates a table for a test and returns its location. */
+export const provisionTable = (client: DynamoDBClient, table = freshTableName()): Effect.Effect<TestTable, unknown> =>
+  TableProvisioner.ensureTable({ table, billingMode: "pay_per_request", readCapacityUnits: 5, writeCapacityUnits: 5 }).pipe(
+    Effect.provideService(Dynamo, Dynamo.fromClient(client)),
+    Effect.as({ table, namespace: "test" })
+  )
+
+/** Options for {@link openStore}. */
+export interface OpenStoreOptions {
+  readonly client?: DynamoDBClient | undefined
+  readonly keyring?: Layer.Layer<Keyring> | undefined
+  readonly storeOptions?: Partial<StoreOptions> | undefined
+}
+
+/** A store instance with its own actor system on an existing table, closed with the scope. */
+export const openStore = (
+  location: TestTable,
+  options: OpenStoreOptions = {}
+): Effect.Effect<Store["Service"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const client = options.client ?? makeClient()
+    const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
+      Layer.provide(EventTable.layer(location)),
+      Layer.provide(options.keyring ?? sharedKeyring),
+      Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(client)))
+    )
+    const context = yield* Layer.build(layer)
+    return Context.get(context, Store)
+  })
+
+const testKeyMaterial = new Uint8Array(randomBytes(32))
+
+/** One keyring for a whole test file, so separate store instances can read each other's values. */
+export const testKeyring: Keyring["Service"] = RawAesKeyring.make([
+  { id: RawAesKeyring.fingerprint(testKeyMaterial), material: Redacted.make(testKeyMaterial) }
+])
+
+/** {@link testKeyring} as a layer. */
+export const sharedKeyring: Layer.Layer<Keyring> = Layer.succeed(Keyring, testKeyring)
