@@ -11,11 +11,10 @@ import { Context, Effect, Layer } from "effect"
 import * as RawAesKeyring from "../src/infra/crypto/RawAesKeyring.ts"
 import * as DynamoDBLocal from "../src/infra/DynamoDBLocal.ts"
 import { Dynamo } from "../src/infra/Dynamo.ts"
-import { EventTable } from "../src/infra/EventTable.ts"
 import * as SortKey from "../src/domain/SortKey.ts"
 import * as TableProvisioner from "../src/infra/TableProvisioner.ts"
 import { Store } from "../src/programs/Store.ts"
-import { defaultStoreOptions } from "../src/programs/StoreLive.ts"
+import { defaultStoreOptions, encryptedEventTable } from "../src/programs/StoreLive.ts"
 import { makeBenchClient } from "./support.ts"
 
 const operations = Number(process.env.BENCH_OPERATIONS ?? 2000)
@@ -95,7 +94,7 @@ const main = Effect.gen(function*() {
   )
   const context = yield* Layer.build(
     Store.layer(defaultStoreOptions).pipe(
-      Layer.provide(EventTable.layer({ table, namespace: "store" })),
+      Layer.provide(encryptedEventTable({ table, namespace: "store" })),
       Layer.provide(RawAesKeyring.layerEphemeral),
       Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(client)))
     )

@@ -94,6 +94,17 @@ export class DecryptionFailed extends Schema.TaggedError<DecryptionFailed>()("De
   }
 }
 
+/** The value was encrypted under a data key that was shredded (erased on purpose); it can never be read again. */
+export class Shredded extends Schema.TaggedError<Shredded>()("Shredded", {
+  key: Schema.String,
+  seq: Schema.Number,
+  scope: Schema.String
+}) {
+  override get message() {
+    return `the value of ${this.key} at seq ${this.seq} was shredded (scope "${this.scope}")`
+  }
+}
+
 /** DynamoDB kept throttling after the client's retries were spent. */
 export class Throttled extends Schema.TaggedError<Throttled>()("Throttled", {
   operation: Schema.String,
@@ -135,4 +146,4 @@ export class TableSchemaMismatch extends Schema.TaggedError<TableSchemaMismatch>
 }
 
 /** Failures of the storage layer itself, shared by every operation. */
-export type StorageError = Throttled | StorageFailure | DecryptionFailed
+export type StorageError = Throttled | StorageFailure | DecryptionFailed | Shredded

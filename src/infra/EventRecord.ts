@@ -5,11 +5,12 @@
  */
 import { Effect } from "effect"
 import { DecryptionFailed, StorageFailure, ValueTooLarge } from "../domain/Errors.ts"
+import type { Shredded, Throttled } from "../domain/Errors.ts"
 import type { Event, EventOp } from "../domain/Event.ts"
 import { eventOps } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
-import { Keyring } from "./crypto/Keyring.ts"
+import type { DataKeys } from "./crypto/DataKeys.ts"
 import * as ValueCipher from "./crypto/ValueCipher.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 
@@ -79,7 +80,7 @@ export const maxItemBytes = (location: Location, key: string, valueBytes: number
 export const encode = Effect.fnUntraced(function*(
   location: Location,
   event: Event
-): Effect.fn.Return<AttributeMap, ValueTooLarge | KeyringError, Keyring> {
+): Effect.fn.Return<AttributeMap, ValueTooLarge | KeyringError | Throttled | StorageFailure, DataKeys> {
   const item: AttributeMap = {
     [Attr.partition]: { S: location.namespace },
     [Attr.sort]: { B: SortKey.encode(event.key, event.seq) },
@@ -116,7 +117,7 @@ const numberOf = (item: AttributeMap, name: string): number | undefined => {
 export const decode = Effect.fnUntraced(function*(
   location: Location,
   item: AttributeMap
-): Effect.fn.Return<Event, DecryptionFailed | StorageFailure, Keyring> {
+): Effect.fn.Return<Event, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> {
   const sortKey = item[Attr.sort]?.B
   if (sortKey === undefined) return yield* corrupt("item has no sort key")
   const { key, seq } = yield* Effect.try({

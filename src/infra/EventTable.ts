@@ -6,11 +6,11 @@ import { PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sd
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Option, Stream } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
-import type { DecryptionFailed, Throttled, ValueTooLarge } from "../domain/Errors.ts"
+import type { DecryptionFailed, Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
-import { Keyring } from "./crypto/Keyring.ts"
+import { DataKeys } from "./crypto/DataKeys.ts"
 import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
 import * as EventRecord from "./EventRecord.ts"
@@ -43,34 +43,34 @@ export type TransactionWrite =
   | { readonly _tag: "Unchanged"; readonly key: string; readonly seq: number }
 
 /** Failures of reads. */
-export type ReadError = Throttled | StorageFailure | DecryptionFailed
+export type ReadError = Throttled | StorageFailure | DecryptionFailed | Shredded | KeyringError
 
 /** The event log of one namespace of one table. */
 export class EventTable extends Context.Service<EventTable, {
   readonly location: Location
   /** Appends an event if its seq is free; a retry of our own lost write counts as success. */
-  readonly append: (event: Event) => Effect.Effect<void, AppendConflict | ValueTooLarge | KeyringError | ReadError>
+  readonly append: (event: Event) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
   /** The newest event of a key. */
   readonly latest: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
   /** The items of a sort-key range, page by page (pages are DynamoDB's, up to 1 MB). */
   readonly scan: (range: SortKeyRange) => Stream.Stream<StoredItem, Throttled | StorageFailure>
   /** Decrypts an item from {@link scan}. */
-  readonly decode: (stored: StoredItem) => Effect.Effect<Event, DecryptionFailed | StorageFailure>
+  readonly decode: (stored: StoredItem) => Effect.Effect<Event, ReadError>
   /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
   readonly transact: (
     writes: ReadonlyArray<TransactionWrite>,
     token: string
   ) => Effect.Effect<void, TransactionCanceled | ValueTooLarge | KeyringError | Throttled | StorageFailure>
 }>()("dynastate/EventTable") {
-  /** The event table at a location, over the `Dynamo` client and `Keyring`. */
-  static readonly layer = (location: Location): Layer.Layer<EventTable, never, Dynamo | Keyring> =>
+  /** The event table at a location, over the `Dynamo` client and the `DataKeys` that encrypt its values. */
+  static readonly layer = (location: Location): Layer.Layer<EventTable, never, Dynamo | DataKeys> =>
     Layer.effect(EventTable, make(location))
 }
 
 const make = Effect.fnUntraced(function*(location: Location) {
   const dynamo = yield* Dynamo
-  const keyring = yield* Keyring
-  const withKeyring = Effect.provideService(Keyring, keyring)
+  const dataKeys = yield* DataKeys
+  const withKeyring = Effect.provideService(DataKeys, dataKeys)
   const decodeItem = (item: AttributeMap) => EventRecord.decode(location, item).pipe(withKeyring)
   const keyCondition = "#pk = :pk AND #sk BETWEEN :lower AND :upper"
 

@@ -72,9 +72,11 @@ export const demo = Effect.gen(function*() {
   const scan = yield* dynamo.call("Scan", (client, abortSignal) =>
     client.send(new ScanCommand({ TableName: table.location.table }), { abortSignal })
   )
-  const items = scan.Items ?? []
-  const plaintextFound = items.some((item) => Buffer.from(item[Attr.value]?.B ?? []).includes(secret))
-  yield* Console.log(`${items.length} event items in table ${table.location.table}; the secret appears in plaintext: ${plaintextFound}`)
+  const all = scan.Items ?? []
+  const items = all.filter((item) => item[Attr.partition]?.S === table.location.namespace)
+  const plaintextFound = all.some((item) => JSON.stringify(item).includes(secret) || Buffer.from(item[Attr.value]?.B ?? []).includes(secret))
+  yield* Console.log(`${items.length} event items and ${all.length - items.length} wrapped data key(s) in table ${table.location.table}`)
+  yield* Console.log(`the secret appears in plaintext anywhere in the table: ${plaintextFound}`)
   const sample = items.find((item) => item[Attr.value]?.B !== undefined)
   if (sample) {
     const ciphertext = Buffer.from(sample[Attr.value]!.B!)

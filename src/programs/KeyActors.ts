@@ -13,13 +13,13 @@ import { keyOf } from "../domain/Command.ts"
 import type { CommandError } from "../domain/Decide.ts"
 import { decide } from "../domain/Decide.ts"
 import { WriteContention } from "../domain/Errors.ts"
-import type { DecryptionFailed, StorageFailure, Throttled, ValueTooLarge } from "../domain/Errors.ts"
+import type { ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { itemRevision } from "../domain/Event.ts"
 import type { Lease } from "../domain/Item.ts"
 import * as KeyState from "../domain/KeyState.ts"
-import type { KeyringError } from "../infra/crypto/Keyring.ts"
 import { EventTable } from "../infra/EventTable.ts"
+import type { ReadError } from "../infra/EventTable.ts"
 import * as Revisions from "../infra/Revisions.ts"
 
 /** Limits of the actor system. */
@@ -36,7 +36,7 @@ export interface ActorOptions {
 export const defaultActorOptions: ActorOptions = { maxActors: 10_000, idleMillis: 60_000, maxConflicts: 16 }
 
 /** Failures of a write besides the command's own. */
-export type WriteError = WriteContention | ValueTooLarge | KeyringError | Throttled | StorageFailure | DecryptionFailed
+export type WriteError = WriteContention | ValueTooLarge | ReadError
 
 interface Actor {
   readonly key: string

@@ -8,10 +8,12 @@ import type { ConditionalAction } from "../domain/AtomicWrite.ts"
 import type { Command } from "../domain/Command.ts"
 import type { CommandError } from "../domain/Decide.ts"
 import { BadParameter, NotFound, ValueTooLarge } from "../domain/Errors.ts"
-import type { CompareFailed, ConditionFailed, IncorrectRevision, AlreadyExists } from "../domain/Errors.ts"
+import type { AlreadyExists, CompareFailed, ConditionFailed, IncorrectRevision, StorageFailure, Throttled } from "../domain/Errors.ts"
 import { isDueForExpiry, liveItem } from "../domain/Event.ts"
 import type { Item, ItemInput, Lease } from "../domain/Item.ts"
 import * as Key from "../domain/Key.ts"
+import { DataKeys } from "../infra/crypto/DataKeys.ts"
+import type { Keyring, KeyringError } from "../infra/crypto/Keyring.ts"
 import { EventTable } from "../infra/EventTable.ts"
 import type { ReadError } from "../infra/EventTable.ts"
 import * as EventRecord from "../infra/EventRecord.ts"
@@ -71,6 +73,14 @@ export interface StoreService {
   readonly keepAlive: (lease: Lease, expires: number | undefined) => Effect.Effect<Lease, NotFound | IncorrectRevision | WriteFailure>
   /** Applies every action or none; returns the revision shared by every written event. */
   readonly atomicWrite: (actions: ReadonlyArray<ConditionalAction>) => Effect.Effect<string, ConditionFailed | WriteFailure>
+  /** Re-wraps every data key under another keyring (events are not touched); returns how many. */
+  readonly rewrap: (keyring: Keyring["Service"]) => Effect.Effect<number, KeyringError | Throttled | StorageFailure>
+  /**
+   * Destroys the data keys of every shred scope that starts with `scopePrefix`
+   * (see `DataKeyPolicy.scopeOf`): their values read as `Shredded` from then on,
+   * while the events stay. Returns how many data keys were destroyed.
+   */
+  readonly shred: (scopePrefix: string) => Effect.Effect<number, Throttled | StorageFailure>
 }
 
 /** Tuning of a store instance. */
@@ -84,7 +94,7 @@ export interface StoreOptions {
 /** The store service. */
 export class Store extends Context.Service<Store, StoreService>()("dynastate/Store") {
   /** The store over an event table, with its own actor system. */
-  static readonly layer = (options: StoreOptions): Layer.Layer<Store, never, EventTable> =>
+  static readonly layer = (options: StoreOptions): Layer.Layer<Store, never, EventTable | DataKeys> =>
     Layer.effect(Store, make(options)).pipe(Layer.provide(KeyActors.layer(options.actors)))
 }
 
@@ -106,6 +116,7 @@ const checkLimit = (limit: number | undefined) =>
 const make = (options: StoreOptions) => Effect.gen(function*() {
   const table = yield* EventTable
   const actors = yield* KeyActors
+  const dataKeys = yield* DataKeys
   const services = Effect.provideService(EventTable, table)
 
   const checkSize = (key: string, value: Uint8Array) => {
@@ -205,6 +216,8 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
         AtomicWriter.atomicWrite(actions, options.atomicWrite, checkSize).pipe(
           services,
           Effect.provideService(KeyActors, actors)
-        )
+        ),
+      rewrap: dataKeys.rewrap,
+      shred: dataKeys.shred
   })
 })

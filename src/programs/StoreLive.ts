@@ -4,7 +4,10 @@
  */
 import { Effect, Layer, Option, Redacted } from "effect"
 import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
+import { DataKeys, defaultDataKeyPolicy } from "../infra/crypto/DataKeys.ts"
+import type { DataKeyPolicy } from "../infra/crypto/DataKeys.ts"
 import { Keyring } from "../infra/crypto/Keyring.ts"
+import type { Location } from "../infra/EventRecord.ts"
 import * as RawAesKeyring from "../infra/crypto/RawAesKeyring.ts"
 import type { KeyringError } from "../infra/crypto/Keyring.ts"
 import * as DynamoDBLocal from "../infra/DynamoDBLocal.ts"
@@ -59,7 +62,7 @@ export const keyringLayer = (config: StoreConfig): Layer.Layer<Keyring, ConfigIn
     )
   }
   return Option.match(config.keyringKey, {
-    onSome: (key) => Layer.effect(Keyring, Effect.map(RawAesKeyring.keyFromBase64(key), (k) => RawAesKeyring.make([k]))),
+    onSome: (key) => Layer.effect(Keyring, Effect.map(RawAesKeyring.keyFromBase64(key), (raw) => RawAesKeyring.make([raw]))),
     onNone: () => RawAesKeyring.layerFromFile(config.keyringFile)
   })
 }
@@ -73,7 +76,11 @@ export const eventTableLayer = (config: StoreConfig) =>
       readCapacityUnits: config.readCapacityUnits,
       writeCapacityUnits: config.writeCapacityUnits
     })
-  ).pipe(Layer.provideMerge(EventTable.layer({ table: config.tableName, namespace: config.namespace })))
+  ).pipe(Layer.provideMerge(encryptedEventTable({ table: config.tableName, namespace: config.namespace })))
+
+/** The event table at a location with its data keys (which need a `Keyring` and `Dynamo`). */
+export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = defaultDataKeyPolicy) =>
+  EventTable.layer(location).pipe(Layer.provideMerge(DataKeys.layer(location, policy)))
 
 /** Everything a configured store needs, ready to provide to an application. */
 export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions) =>

@@ -9,6 +9,8 @@ import { Context, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
 import { inject } from "vitest"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
+import { DataKeys, defaultDataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
+import type { DataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
 import { Keyring } from "../../src/infra/crypto/Keyring.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
@@ -45,6 +47,7 @@ export interface OpenStoreOptions {
   readonly client?: DynamoDBClient | undefined
   readonly keyring?: Layer.Layer<Keyring> | undefined
   readonly storeOptions?: Partial<StoreOptions> | undefined
+  readonly dataKeyPolicy?: Partial<DataKeyPolicy> | undefined
 }
 
 /** A store instance with its own actor system on an existing table, closed with the scope. */
@@ -53,15 +56,24 @@ export const openStore = (
   options: OpenStoreOptions = {}
 ): Effect.Effect<Store["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
-    const client = options.client ?? makeClient()
     const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
-      Layer.provide(EventTable.layer(location)),
-      Layer.provide(options.keyring ?? sharedKeyring),
-      Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(client)))
+      Layer.provide(eventTableLayer(location, options))
     )
     const context = yield* Layer.build(layer)
     return Context.get(context, Store)
   })
+
+/**
+ * The event table of a test location with everything under it: its data keys
+ * (wrapped by `options.keyring`, the shared test keyring by default) and the
+ * DynamoDB client. Each use is a separate instance, as in another process.
+ */
+export const eventTableLayer = (location: TestTable, options: OpenStoreOptions = {}): Layer.Layer<EventTable | DataKeys> =>
+  EventTable.layer(location).pipe(
+    Layer.provideMerge(DataKeys.layer(location, { ...defaultDataKeyPolicy, ...options.dataKeyPolicy })),
+    Layer.provide(options.keyring ?? sharedKeyring),
+    Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(options.client ?? makeClient())))
+  )
 
 const testKeyMaterial = new Uint8Array(randomBytes(32))
 

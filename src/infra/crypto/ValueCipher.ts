@@ -1,19 +1,21 @@
 /**
- * Value encryption: AES-256-GCM under a per-value key derived by HKDF, with a
- * key commitment, and associated data that binds the ciphertext to where it
- * belongs (table, namespace, key, seq, event id, operation, expiry, kept
- * revision), so a
- * ciphertext moved to another key, seq or event fails to decrypt.
+ * Value encryption: AES-256-GCM under a per-value key derived by HKDF from a
+ * data key, with a key commitment, and associated data that binds the
+ * ciphertext to where it belongs (table, namespace, key, seq, event id,
+ * operation, expiry, kept revision), so a ciphertext moved to another key,
+ * seq or event fails to decrypt.
  *
  * Layout (version 1):
- *   version (1) | key-id length (1) | key id | salt (32) | commitment (32) | iv (12) | ciphertext | tag (16)
+ *   version (1) | data-key-id length (1) | data key id | salt (32) | commitment (32) | iv (12) | ciphertext | tag (16)
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto"
 import { Effect, Redacted, Result } from "effect"
-import { DecryptionFailed } from "../../domain/Errors.ts"
+import { DecryptionFailed, Shredded } from "../../domain/Errors.ts"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { EventOp } from "../../domain/Event.ts"
-import { Keyring } from "./Keyring.ts"
-import type { KeyringError, WrappingKey } from "./Keyring.ts"
+import { DataKeys } from "./DataKeys.ts"
+import type { DataKey } from "./DataKeys.ts"
+import type { KeyringError } from "./Keyring.ts"
 
 /** Everything a value is bound to; any change makes decryption fail. */
 export interface ValueBinding {
@@ -34,7 +36,7 @@ const ivBytes = 12
 const tagBytes = 16
 const hkdfInfo = Buffer.from("dynastate/v1/value-key")
 
-/** The longest key id a ciphertext header can name. */
+/** The longest data key id a ciphertext header can name. */
 export const maxKeyIdBytes = 255
 
 /** Bytes a ciphertext adds to its plaintext for a key id of this length. */
@@ -58,13 +60,13 @@ const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
     )
   ])
 
-const deriveKeys = (key: WrappingKey, salt: Uint8Array) => {
+const deriveKeys = (key: DataKey, salt: Uint8Array) => {
   const okm = Buffer.from(hkdfSync("sha256", Redacted.value(key.material), salt, hkdfInfo, 64))
   return { encryption: okm.subarray(0, 32), commitment: okm.subarray(32, 64) }
 }
 
-/** Encrypts a value under a key, bound to `binding`. */
-export const encryptWith = (key: WrappingKey, plaintext: Uint8Array, binding: ValueBinding): Uint8Array => {
+/** Encrypts a value under a data key, bound to `binding`. */
+export const encryptWith = (key: DataKey, plaintext: Uint8Array, binding: ValueBinding): Uint8Array => {
   const keyId = Buffer.from(key.id, "utf8")
   if (keyId.length === 0 || keyId.length > maxKeyIdBytes) throw new RangeError(`key id must be 1 to ${maxKeyIdBytes} bytes`)
   const salt = randomBytes(saltBytes)
@@ -77,7 +79,7 @@ export const encryptWith = (key: WrappingKey, plaintext: Uint8Array, binding: Va
   return new Uint8Array(Buffer.concat([header, body]))
 }
 
-/** The key id a ciphertext names, or why it cannot be read. */
+/** The data key id a ciphertext names, or why it cannot be read. */
 export const keyIdOf = (ciphertext: Uint8Array): Result.Result<string, string> => {
   if (ciphertext.length < 2) return Result.fail("ciphertext is truncated")
   if (ciphertext[0] !== version) return Result.fail(`unknown ciphertext version ${ciphertext[0]}`)
@@ -86,9 +88,9 @@ export const keyIdOf = (ciphertext: Uint8Array): Result.Result<string, string> =
   return Result.succeed(Buffer.from(ciphertext.subarray(2, 2 + length)).toString("utf8"))
 }
 
-/** Decrypts with a known key, or says why not. Never returns unauthenticated bytes. */
+/** Decrypts with a known data key, or says why not. Never returns unauthenticated bytes. */
 export const decryptWith = (
-  key: WrappingKey,
+  key: DataKey,
   ciphertext: Uint8Array,
   binding: ValueBinding
 ): Result.Result<Uint8Array, string> => {
@@ -114,26 +116,36 @@ export const decryptWith = (
   }
 }
 
-/** Encrypts a value under the keyring's current key. */
+/** Encrypts a value under the current data key of its key's scope. */
 export const encrypt = Effect.fnUntraced(function*(
   plaintext: Uint8Array,
   binding: ValueBinding
-): Effect.fn.Return<Uint8Array, KeyringError, Keyring> {
-  const keyring = yield* Keyring
-  const key = yield* keyring.current
+): Effect.fn.Return<Uint8Array, KeyringError | Throttled | StorageFailure, DataKeys> {
+  const dataKeys = yield* DataKeys
+  const key = yield* dataKeys.forEncryption(dataKeys.scopeOf(binding.key), plaintext.length)
   return encryptWith(key, plaintext, binding)
 })
 
-/** Decrypts a stored value, failing with `DecryptionFailed` naming the key and seq. */
+// A keyring that cannot open a wrapped key means this value cannot be decrypted; an unavailable or
+// refusing keyring is an operational failure the caller may retry, so it keeps its own type.
+const undecryptable = new Set(["invalid-ciphertext", "wrong-key", "no-matching-key"])
+
+/** Decrypts a stored value, failing with `DecryptionFailed` (or `Shredded`) naming the key and seq. */
 export const decrypt = Effect.fnUntraced(function*(
   ciphertext: Uint8Array,
   binding: ValueBinding
-): Effect.fn.Return<Uint8Array, DecryptionFailed, Keyring> {
+): Effect.fn.Return<Uint8Array, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> {
   const failed = (reason: string) => new DecryptionFailed({ key: binding.key, seq: binding.seq, reason })
   const keyId = keyIdOf(ciphertext)
   if (Result.isFailure(keyId)) return yield* failed(keyId.failure)
-  const keyring = yield* Keyring
-  const key = yield* keyring.byId(keyId.success).pipe(Effect.mapError((error) => failed(error.reason)))
+  const dataKeys = yield* DataKeys
+  const key = yield* dataKeys.forDecryption(keyId.success).pipe(
+    Effect.catchTags({
+      DataKeyNotFound: (error) => Effect.fail(failed(`data key ${error.dataKey} does not exist`)),
+      DataKeyShredded: (error) => Effect.fail(new Shredded({ key: binding.key, seq: binding.seq, scope: error.scope })),
+      KeyringError: (error) => Effect.fail(undecryptable.has(error.failure) ? failed(error.message) : error)
+    })
+  )
   const plaintext = decryptWith(key, ciphertext, binding)
   if (Result.isFailure(plaintext)) return yield* failed(plaintext.failure)
   return plaintext.success

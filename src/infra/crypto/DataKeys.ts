@@ -1,0 +1,223 @@
+/**
+ * Data keys for values, the way the AWS Encryption SDK's caching materials
+ * manager hands them out: a data key encrypts many values until it reaches a
+ * hard limit of age, values or bytes, so writing costs a KMS call only now
+ * and then; unwrapped keys for reads sit in a bounded LRU cache.
+ *
+ * Every data key belongs to a scope (by default the whole namespace; see
+ * {@link DataKeyPolicy.scopeOf}), so that `shred` can destroy the keys of one
+ * scope and leave the others readable.
+ */
+import { Clock, Context, Data, Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import * as Revisions from "../Revisions.ts"
+import type { Dynamo } from "../Dynamo.ts"
+import * as DataKeyStore from "./DataKeyStore.ts"
+import type { DataKeyLocation } from "./DataKeyStore.ts"
+import { Keyring } from "./Keyring.ts"
+import type { EncryptionContext, KeyringError } from "./Keyring.ts"
+
+/** Limits on how long and how much one data key is used, and how scopes are drawn. */
+export interface DataKeyPolicy {
+  /** A data key stops encrypting this long after it was made (and cached plaintext for reads is re-checked). */
+  readonly maxAgeMillis: number
+  /** A data key stops encrypting after this many values. */
+  readonly maxValues: number
+  /** A data key stops encrypting after this many plaintext bytes. */
+  readonly maxBytes: number
+  /** How many unwrapped data keys reads keep. */
+  readonly readCacheSize: number
+  /** The shred scope of a key: values of different scopes never share a data key. */
+  readonly scopeOf: (key: string) => string
+}
+
+/** One data key for the whole namespace, renewed every 5 minutes or million values. */
+export const defaultDataKeyPolicy: DataKeyPolicy = {
+  maxAgeMillis: 5 * 60_000,
+  maxValues: 1_000_000,
+  maxBytes: 1 << 30,
+  readCacheSize: 1000,
+  scopeOf: () => ""
+}
+
+/** A scope function that gives each key's first `depth` path segments their own data keys (`/users/alice`). */
+export const scopeByDepth = (depth: number) => (key: string): string =>
+  key.split("/").filter((segment) => segment !== "").slice(0, depth).map((segment) => `/${segment}`).join("")
+
+/** A data key ready to use. */
+export interface DataKey {
+  readonly id: string
+  readonly material: Redacted.Redacted<Uint8Array>
+}
+
+/** Failures of getting a data key. */
+export type DataKeyError = KeyringError | Throttled | StorageFailure
+
+interface CachedKey {
+  readonly key: DataKey
+  readonly scope: string
+  readonly created: number
+  values: number
+  bytes: number
+}
+
+/** Hands out data keys for encryption and finds them for decryption. */
+export class DataKeys extends Context.Service<DataKeys, {
+  readonly scopeOf: (key: string) => string
+  /** The data key for a value of `bytes` bytes in `scope`, making (and storing) a new one when the current is spent. */
+  readonly forEncryption: (scope: string, bytes: number) => Effect.Effect<DataKey, DataKeyError>
+  /** The data key with this id; `DataKeyShredded` if it was destroyed. */
+  readonly forDecryption: (id: string) => Effect.Effect<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>
+  /** Wraps every data key under `keyring` instead (events are not touched), and uses it from now on. */
+  readonly rewrap: (keyring: Keyring["Service"]) => Effect.Effect<number, DataKeyError>
+  /** Destroys the data keys of every scope that starts with `scopePrefix`; their values become unreadable. */
+  readonly shred: (scopePrefix: string) => Effect.Effect<number, Throttled | StorageFailure>
+}>()("dynastate/DataKeys") {
+  /** Data keys stored beside the events at `location`, wrapped by the `Keyring`. */
+  static readonly layer = (
+    location: DataKeyLocation,
+    policy: DataKeyPolicy = defaultDataKeyPolicy
+  ): Layer.Layer<DataKeys, never, Keyring | Dynamo> => Layer.effect(DataKeys, make(location, policy))
+}
+
+/** A stored value names a data key that does not exist. */
+export class DataKeyNotFound extends Data.TaggedError("DataKeyNotFound")<{ readonly dataKey: string }> {}
+
+/** The data key was shredded: what it encrypted is gone for good. */
+export class DataKeyShredded extends Data.TaggedError("DataKeyShredded")<{
+  readonly dataKey: string
+  readonly scope: string
+}> {}
+
+/** The encryption context of a data key: binds the wrapped key to its table, namespace, scope and id. */
+export const contextOf = (location: DataKeyLocation, id: string, scope: string): EncryptionContext => ({
+  "dynastate:table": location.table,
+  "dynastate:namespace": location.namespace,
+  "dynastate:purpose": "data-key",
+  "dynastate:data-key": id,
+  "dynastate:scope": scope
+})
+
+/** Runs one computation per key at a time; concurrent callers for the same key share its result. */
+const singleFlight = <A, E>() => {
+  const inFlight = new Map<string, Deferred.Deferred<A, E>>()
+  return <R>(key: string, compute: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.suspend(() => {
+      const running = inFlight.get(key)
+      if (running) return Deferred.await(running)
+      const deferred = Deferred.makeUnsafe<A, E>()
+      inFlight.set(key, deferred)
+      return compute.pipe(
+        Effect.onExit((exit) => Effect.andThen(Effect.sync(() => inFlight.delete(key)), Deferred.done(deferred, exit)))
+      )
+    })
+}
+
+const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: DataKeyPolicy) {
+  let keyring = yield* Keyring
+  const context = yield* Effect.context<Dynamo>()
+  const withDynamo = Effect.provide(context)
+  const writing = new Map<string, CachedKey>()
+  const reading = new Map<string, { readonly key: DataKey; readonly loaded: number }>()
+  const generating = singleFlight<CachedKey, DataKeyError>()
+  const loading = singleFlight<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>()
+
+  const remember = (key: DataKey, now: number) => {
+    reading.delete(key.id)
+    reading.set(key.id, { key, loaded: now })
+    for (const id of reading.keys()) {
+      if (reading.size <= policy.readCacheSize) break
+      reading.delete(id)
+    }
+  }
+
+  const generate = (scope: string, now: number) =>
+    generating(scope, Effect.gen(function*() {
+      const id = yield* Revisions.next
+      const generated = yield* keyring.generate(contextOf(location, id, scope))
+      yield* DataKeyStore.put(location, { id, scope, created: now, state: "active", wrapped: generated.wrapped }).pipe(withDynamo)
+      const cached: CachedKey = { key: { id, material: generated.plaintext }, scope, created: now, values: 0, bytes: 0 }
+      writing.set(scope, cached)
+      remember(cached.key, now)
+      return cached
+    }))
+
+  const usable = (cached: CachedKey | undefined, bytes: number, now: number): cached is CachedKey =>
+    cached !== undefined &&
+    now - cached.created < policy.maxAgeMillis &&
+    cached.values < policy.maxValues &&
+    cached.bytes + bytes <= policy.maxBytes
+
+  const forEncryption = (scope: string, bytes: number) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      let cached = writing.get(scope)
+      while (!usable(cached, bytes, now)) {
+        if (cached !== undefined) writing.delete(scope)
+        cached = yield* generate(scope, now)
+        // A value larger than the byte limit still needs a key: a fresh one takes it alone.
+        if (cached.values === 0) break
+      }
+      cached.values += 1
+      cached.bytes += bytes
+      return cached.key
+    })
+
+  const forDecryption = (id: string) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const hit = reading.get(id)
+      if (hit && now - hit.loaded < policy.maxAgeMillis) return hit.key
+      return yield* loading(id, Effect.gen(function*() {
+        const record = Option.getOrUndefined(yield* DataKeyStore.get(location, id).pipe(withDynamo))
+        if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
+        if (record.state === "shredded") return yield* new DataKeyShredded({ dataKey: id, scope: record.scope })
+        const material = yield* keyring.unwrap(record.wrapped, contextOf(location, id, record.scope))
+        const key = { id, material }
+        remember(key, now)
+        return key
+      }))
+    })
+
+  const rewrap = Effect.fn("DataKeys.rewrap")(function*(next: Keyring["Service"]) {
+    let count = 0
+    yield* DataKeyStore.list(location).pipe(
+      Stream.filter((record) => record.state === "active"),
+      Stream.runForEach((record) =>
+        Effect.gen(function*() {
+          const context = contextOf(location, record.id, record.scope)
+          const plaintext = yield* keyring.unwrap(record.wrapped, context)
+          const wrapped = yield* next.wrap(plaintext, context)
+          if (yield* DataKeyStore.replaceWrapped(location, record.id, wrapped)) count++
+        })
+      ),
+      withDynamo
+    )
+    keyring = next
+    yield* Effect.logInfo(`re-wrapped ${count} data keys of ${location.namespace} under ${next.name}`)
+    return count
+  })
+
+  const shred = Effect.fn("DataKeys.shred")(function*(scopePrefix: string) {
+    let count = 0
+    yield* DataKeyStore.list(location).pipe(
+      Stream.filter((record) => record.state === "active" && record.scope.startsWith(scopePrefix)),
+      Stream.runForEach((record) =>
+        Effect.gen(function*() {
+          yield* DataKeyStore.shred(location, record.id)
+          reading.delete(record.id)
+          if (writing.get(record.scope)?.key.id === record.id) writing.delete(record.scope)
+          count++
+        })
+      ),
+      withDynamo
+    )
+    yield* Effect.logInfo(`shredded ${count} data keys of scopes under "${scopePrefix}" in ${location.namespace}`)
+    return count
+  })
+
+  return DataKeys.of({ scopeOf: policy.scopeOf, forEncryption, forDecryption, rewrap, shred })
+})
+
+/** Plaintext of a data key, for the cipher. */
+export const materialOf = (key: DataKey): Uint8Array => Redacted.value(key.material)
