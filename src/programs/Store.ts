@@ -186,38 +186,38 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
   })
 
   return Store.of({
-      create: (item) => write<AlreadyExists>(item, { _tag: "Create", item }),
-      put: (item) => write<never>(item, { _tag: "Put", item }),
-      update: (item) => write<NotFound>(item, { _tag: "Update", item }),
-      compareAndSwap: (expected, replaceWith) =>
-        expected.key !== replaceWith.key
-          ? Effect.fail(new BadParameter({ field: "replaceWith.key", reason: "expected and replacement keys differ" }))
-          : write<CompareFailed>(replaceWith, { _tag: "CompareAndSwap", expected: expected.value, item: replaceWith }),
-      conditionalUpdate: (item) =>
-        write<IncorrectRevision>(item, {
-          _tag: "ConditionalUpdate",
-          item: { key: item.key, value: item.value, expires: item.expires },
-          revision: item.revision
-        }),
-      conditionalDelete: (key, revision) =>
-        checkKey(key).pipe(Effect.andThen(run<IncorrectRevision>({ _tag: "ConditionalDelete", key, revision })), Effect.asVoid),
-      get,
-      getRange: (start, end, rangeOptions) =>
-        Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
-      items,
-      delete: (key) => checkKey(key).pipe(Effect.andThen(run<NotFound>({ _tag: "Delete", key })), Effect.asVoid),
-      deleteRange,
-      keepAlive: (lease, expires) =>
-        checkKey(lease.key).pipe(
-          Effect.andThen(checkExpiry(expires)),
-          Effect.andThen(run<NotFound | IncorrectRevision>({ _tag: "KeepAlive", key: lease.key, revision: lease.revision, expires }))
-        ),
-      atomicWrite: (actions) =>
-        AtomicWriter.atomicWrite(actions, options.atomicWrite, checkSize).pipe(
-          services,
-          Effect.provideService(KeyActors, actors)
-        ),
-      rewrap: dataKeys.rewrap,
-      shred: dataKeys.shred
+    create: (item) => write<AlreadyExists>(item, { _tag: "Create", item }),
+    put: (item) => write<never>(item, { _tag: "Put", item }),
+    update: (item) => write<NotFound>(item, { _tag: "Update", item }),
+    compareAndSwap: (expected, replaceWith) =>
+      expected.key !== replaceWith.key
+        ? Effect.fail(new BadParameter({ field: "replaceWith.key", reason: "expected and replacement keys differ" }))
+        : write<CompareFailed>(replaceWith, { _tag: "CompareAndSwap", expected: expected.value, item: replaceWith }),
+    conditionalUpdate: (item) =>
+      write<IncorrectRevision>(item, {
+        _tag: "ConditionalUpdate",
+        item: { key: item.key, value: item.value, expires: item.expires },
+        revision: item.revision
+      }),
+    conditionalDelete: (key, revision) =>
+      checkKey(key).pipe(Effect.andThen(run<IncorrectRevision>({ _tag: "ConditionalDelete", key, revision })), Effect.asVoid),
+    get,
+    getRange: (start, end, rangeOptions) =>
+      Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
+    items,
+    delete: (key) => checkKey(key).pipe(Effect.andThen(run<NotFound>({ _tag: "Delete", key })), Effect.asVoid),
+    deleteRange,
+    keepAlive: (lease, expires) =>
+      checkKey(lease.key).pipe(
+        Effect.andThen(checkExpiry(expires)),
+        Effect.andThen(run<NotFound | IncorrectRevision>({ _tag: "KeepAlive", key: lease.key, revision: lease.revision, expires }))
+      ),
+    atomicWrite: (actions) =>
+      AtomicWriter.atomicWrite(actions, options.atomicWrite, checkSize).pipe(
+        services,
+        Effect.provideService(KeyActors, actors)
+      ),
+    rewrap: dataKeys.rewrap,
+    shred: dataKeys.shred
   })
 })
