@@ -14,7 +14,10 @@ import { Dynamo } from "../src/infra/Dynamo.ts"
 import * as SortKey from "../src/domain/SortKey.ts"
 import * as TableProvisioner from "../src/infra/TableProvisioner.ts"
 import { Store } from "../src/programs/Store.ts"
-import { defaultStoreOptions, encryptedEventTable } from "../src/programs/StoreLive.ts"
+import { defaultStoreOptions, encryptedEventTable, localCredentials } from "../src/programs/StoreLive.ts"
+import { Watches } from "../src/programs/Watch.ts"
+import { fromClients, StreamsApi } from "../src/infra/streams/StreamsApi.ts"
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { makeBenchClient } from "./support.ts"
 
 const operations = Number(process.env.BENCH_OPERATIONS ?? 2000)
@@ -94,6 +97,8 @@ const main = Effect.gen(function*() {
   )
   const context = yield* Layer.build(
     Store.layer(defaultStoreOptions).pipe(
+      Layer.provide(Watches.layer),
+      Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient({ endpoint: local.endpoint, region: "us-east-1", credentials: localCredentials })))),
       Layer.provide(encryptedEventTable({ table, namespace: "store" })),
       Layer.provide(RawAesKeyring.layerEphemeral),
       Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(client)))

@@ -22,6 +22,8 @@ import type { AtomicWriteOptions } from "./AtomicWriter.ts"
 import type { ActorOptions, WriteError } from "./KeyActors.ts"
 import { KeyActors } from "./KeyActors.ts"
 import * as Ranges from "./Ranges.ts"
+import { Watches } from "./Watch.ts"
+import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
 
 /** Options of `getRange`. */
 export interface RangeOptions {
@@ -81,6 +83,12 @@ export interface StoreService {
    * while the events stay. Returns how many data keys were destroyed.
    */
   readonly shred: (scopePrefix: string) => Effect.Effect<number, Throttled | StorageFailure>
+  /**
+   * A live feed of changes under some prefixes: `Init` first, then `Put`,
+   * `Delete` and `Expire` in per-key order; `WatcherOverflow` if the consumer
+   * falls behind its buffer. Ends when the stream's scope or the store closes.
+   */
+  readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
 }
 
 /** Tuning of a store instance. */
@@ -94,7 +102,7 @@ export interface StoreOptions {
 /** The store service. */
 export class Store extends Context.Service<Store, StoreService>()("dynastate/Store") {
   /** The store over an event table, with its own actor system. */
-  static readonly layer = (options: StoreOptions): Layer.Layer<Store, never, EventTable | DataKeys> =>
+  static readonly layer = (options: StoreOptions): Layer.Layer<Store, never, EventTable | DataKeys | Watches> =>
     Layer.effect(Store, make(options)).pipe(Layer.provide(KeyActors.layer(options.actors)))
 }
 
@@ -117,6 +125,7 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
   const table = yield* EventTable
   const actors = yield* KeyActors
   const dataKeys = yield* DataKeys
+  const watches = yield* Watches
   const services = Effect.provideService(EventTable, table)
 
   const checkSize = (key: string, value: Uint8Array) => {
@@ -218,6 +227,7 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
         Effect.provideService(KeyActors, actors)
       ),
     rewrap: dataKeys.rewrap,
-    shred: dataKeys.shred
+    shred: dataKeys.shred,
+    watch: watches.watch
   })
 })

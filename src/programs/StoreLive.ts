@@ -19,6 +19,8 @@ import * as TableProvisioner from "../infra/TableProvisioner.ts"
 import { defaultAtomicWriteOptions } from "./AtomicWriter.ts"
 import { defaultActorOptions } from "./KeyActors.ts"
 import { Store } from "./Store.ts"
+import { Watches } from "./Watch.ts"
+import { StreamsApi } from "../infra/streams/StreamsApi.ts"
 import type { StoreOptions } from "./Store.ts"
 
 /** Store tuning that suits most applications. */
@@ -44,13 +46,14 @@ export const clientConfig = (config: StoreConfig, endpoint: Option.Option<string
   }
 }
 
-/** The DynamoDB client for a configuration, starting the embedded DynamoDB Local when asked for. */
+/** The DynamoDB and DynamoDB Streams clients for a configuration, starting the embedded DynamoDB Local when asked for. */
 export const dynamoLayer = (config: StoreConfig) =>
   Layer.unwrap(Effect.gen(function*() {
-    if (!isEmbedded(config)) return Dynamo.layer(clientConfig(config, config.endpoint))
+    const clients = (options: DynamoDBClientConfig) => Layer.mergeAll(Dynamo.layer(options), StreamsApi.layer(options))
+    if (!isEmbedded(config)) return clients(clientConfig(config, config.endpoint))
     yield* Effect.logInfo(`no storage.endpoint or storage.region set: using the embedded DynamoDB Local (${config.dataDir})`)
     const local = yield* DynamoDBLocal.scoped({ dataDir: config.dataDir })
-    return Dynamo.layer(clientConfig(config, Option.some(local.endpoint)))
+    return clients(clientConfig(config, Option.some(local.endpoint)))
   }))
 
 /** The keyring for a configuration: an inline raw key, or the key file (created on first use). */
@@ -85,6 +88,7 @@ export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = 
 /** Everything a configured store needs, ready to provide to an application. */
 export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions) =>
   Store.layer(options).pipe(
+    Layer.provideMerge(Watches.layer),
     Layer.provideMerge(eventTableLayer(config)),
     Layer.provide(keyringLayer(config)),
     Layer.provideMerge(dynamoLayer(config))

@@ -16,6 +16,9 @@ import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
 import { Store } from "../../src/programs/Store.ts"
+import { Watches } from "../../src/programs/Watch.ts"
+import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import type { StoreOptions } from "../../src/programs/Store.ts"
 import { defaultStoreOptions, localCredentials } from "../../src/programs/StoreLive.ts"
 
@@ -24,6 +27,9 @@ export const endpoint = (): string => inject("dynamoEndpoint")
 
 /** A fresh table name, so test files never see each other's data. */
 export const freshTableName = (label = "test"): string => `${label}-${randomUUID()}`
+
+/** SDK options for the test DynamoDB Local. */
+export const streamsConfig = () => ({ endpoint: endpoint(), region: "us-east-1", credentials: localCredentials, maxAttempts: 5 })
 
 /** A raw SDK client on the test DynamoDB Local; pass middleware-laden clients for fault injection. */
 export const makeClient = (): DynamoDBClient =>
@@ -56,8 +62,11 @@ export const openStore = (
   options: OpenStoreOptions = {}
 ): Effect.Effect<Store["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
+    const client = options.client ?? makeClient()
     const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
-      Layer.provide(eventTableLayer(location, options))
+      Layer.provide(Watches.layer),
+      Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
+      Layer.provideMerge(eventTableLayer(location, { ...options, client }))
     )
     const context = yield* Layer.build(layer)
     return Context.get(context, Store)
