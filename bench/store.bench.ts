@@ -16,6 +16,7 @@ import * as TableProvisioner from "../src/infra/TableProvisioner.ts"
 import { Store } from "../src/programs/Store.ts"
 import { defaultStoreOptions, encryptedEventTable, localCredentials } from "../src/programs/StoreLive.ts"
 import { Watches } from "../src/programs/Watch.ts"
+import { HistoryArea } from "../src/infra/HistoryArea.ts"
 import { fromClients, StreamsApi } from "../src/infra/streams/StreamsApi.ts"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { makeBenchClient } from "./support.ts"
@@ -97,7 +98,7 @@ const main = Effect.gen(function*() {
   )
   const context = yield* Layer.build(
     Store.layer(defaultStoreOptions).pipe(
-      Layer.provide(Watches.layer),
+      Layer.provide(Layer.mergeAll(Watches.layer, HistoryArea.layer)),
       Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient({ endpoint: local.endpoint, region: "us-east-1", credentials: localCredentials })))),
       Layer.provide(encryptedEventTable({ table, namespace: "store" })),
       Layer.provide(RawAesKeyring.layerEphemeral),

@@ -35,6 +35,8 @@ export interface SortKeyRange {
   readonly lower: Uint8Array
   readonly upper: Uint8Array
   readonly descending: boolean
+  /** Another partition than the namespace's live events (the history area). */
+  readonly partition?: string | undefined
 }
 
 /** One write of a transaction: append an event, or check that no event follows `seq` of `key`. */
@@ -131,7 +133,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
             KeyConditionExpression: keyCondition,
             ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
             ExpressionAttributeValues: {
-              ":pk": { S: location.namespace },
+              ":pk": { S: range.partition ?? location.namespace },
               ":lower": { B: range.lower },
               ":upper": { B: range.upper }
             },

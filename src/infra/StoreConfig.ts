@@ -28,7 +28,12 @@ export interface StoreConfig {
   readonly namespace: string
   readonly accessKey: Option.Option<Redacted.Redacted<string>>
   readonly secretKey: Option.Option<Redacted.Redacted<string>>
+  /** The KMS key that makes data keys (id, ARN or alias); local raw AES keys when absent. */
   readonly kmsKey: Option.Option<string>
+  /** More KMS keys that each wrap a copy of every data key (another region, a break-glass key). */
+  readonly kmsExtraKeys: ReadonlyArray<string>
+  /** A KMS endpoint other than the region's (VPC endpoints, tests). */
+  readonly kmsEndpoint: Option.Option<string>
   readonly billingMode: "pay_per_request" | "provisioned"
   readonly readCapacityUnits: number
   readonly writeCapacityUnits: number
@@ -50,6 +55,8 @@ export const knownKeys = [
   "access_key",
   "secret_key",
   "kms_key",
+  "kms_extra_keys",
+  "kms_endpoint",
   "billing_mode",
   "read_capacity_units",
   "write_capacity_units",
@@ -70,6 +77,11 @@ export const storeConfig = Config.all({
   accessKey: Config.Redacted("access_key").pipe(Config.option),
   secretKey: Config.Redacted("secret_key").pipe(Config.option),
   kmsKey: Config.String("kms_key").pipe(Config.option),
+  kmsExtraKeys: Config.String("kms_extra_keys").pipe(
+    Config.withDefault(""),
+    Config.map((keys) => keys.split(",").map((key) => key.trim()).filter((key) => key !== ""))
+  ),
+  kmsEndpoint: Config.String("kms_endpoint").pipe(Config.option),
   billingMode: Config.Literals(["pay_per_request", "provisioned"], "billing_mode").pipe(
     Config.withDefault("pay_per_request" as const)
   ),

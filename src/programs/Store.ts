@@ -21,7 +21,11 @@ import * as AtomicWriter from "./AtomicWriter.ts"
 import type { AtomicWriteOptions } from "./AtomicWriter.ts"
 import type { ActorOptions, WriteError } from "./KeyActors.ts"
 import { KeyActors } from "./KeyActors.ts"
+import * as History from "./History.ts"
+import type { PastPoint } from "./History.ts"
 import * as Ranges from "./Ranges.ts"
+import { HistoryArea } from "../infra/HistoryArea.ts"
+import type { Event } from "../domain/Event.ts"
 import { Watches } from "./Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
 
@@ -89,6 +93,10 @@ export interface StoreService {
    * falls behind its buffer. Ends when the stream's scope or the store closes.
    */
   readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
+  /** Every event of a key still kept (history area and live range), decrypted, oldest first. */
+  readonly history: (key: string) => Stream.Stream<Event, ReadFailure>
+  /** The item a key held right after a revision was written, or at a moment (epoch ms). */
+  readonly getAt: (key: string, at: PastPoint) => Effect.Effect<Item, NotFound | ReadFailure>
 }
 
 /** Tuning of a store instance. */
@@ -102,7 +110,9 @@ export interface StoreOptions {
 /** The store service. */
 export class Store extends Context.Service<Store, StoreService>()("dynastate/Store") {
   /** The store over an event table, with its own actor system. */
-  static readonly layer = (options: StoreOptions): Layer.Layer<Store, never, EventTable | DataKeys | Watches> =>
+  static readonly layer = (
+    options: StoreOptions
+  ): Layer.Layer<Store, never, EventTable | DataKeys | Watches | HistoryArea> =>
     Layer.effect(Store, make(options)).pipe(Layer.provide(KeyActors.layer(options.actors)))
 }
 
@@ -126,6 +136,7 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
   const actors = yield* KeyActors
   const dataKeys = yield* DataKeys
   const watches = yield* Watches
+  const area = yield* HistoryArea
   const services = Effect.provideService(EventTable, table)
 
   const checkSize = (key: string, value: Uint8Array) => {
@@ -228,6 +239,8 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
       ),
     rewrap: dataKeys.rewrap,
     shred: dataKeys.shred,
-    watch: watches.watch
+    watch: watches.watch,
+    history: (key) => Stream.unwrap(Effect.as(checkKey(key), History.events(table, area, key))),
+    getAt: (key, at) => checkKey(key).pipe(Effect.andThen(History.itemAt(table, area, key, at)))
   })
 })

@@ -9,6 +9,9 @@ import type { DataKeyPolicy } from "../infra/crypto/DataKeys.ts"
 import { Keyring } from "../infra/crypto/Keyring.ts"
 import type { Location } from "../infra/EventRecord.ts"
 import * as RawAesKeyring from "../infra/crypto/RawAesKeyring.ts"
+import * as KmsKeyring from "../infra/crypto/KmsKeyring.ts"
+import * as MultiKeyring from "../infra/crypto/MultiKeyring.ts"
+import { KMSClient } from "@aws-sdk/client-kms"
 import type { KeyringError } from "../infra/crypto/Keyring.ts"
 import * as DynamoDBLocal from "../infra/DynamoDBLocal.ts"
 import { Dynamo } from "../infra/Dynamo.ts"
@@ -20,6 +23,7 @@ import { defaultAtomicWriteOptions } from "./AtomicWriter.ts"
 import { defaultActorOptions } from "./KeyActors.ts"
 import { Store } from "./Store.ts"
 import { Watches } from "./Watch.ts"
+import { HistoryArea } from "../infra/HistoryArea.ts"
 import { StreamsApi } from "../infra/streams/StreamsApi.ts"
 import type { StoreOptions } from "./Store.ts"
 
@@ -59,16 +63,44 @@ export const dynamoLayer = (config: StoreConfig) =>
 /** The keyring for a configuration: an inline raw key, or the key file (created on first use). */
 export const keyringLayer = (config: StoreConfig): Layer.Layer<Keyring, ConfigInvalid | KeyringError> => {
   if (Option.isSome(config.kmsKey)) {
-    return Layer.effect(
-      Keyring,
-      Effect.fail(new ConfigInvalid({ field: "storage.kms_key", reason: "AWS KMS keyrings are not available in this version yet; use a raw AES key" }))
-    )
+    const generator = config.kmsKey.value
+    return Layer.effect(Keyring, Effect.gen(function*() {
+      const first = yield* kmsKeyring(config, generator)
+      const others = yield* Effect.forEach(config.kmsExtraKeys, (keyId) => kmsKeyring(config, keyId))
+      return others.length === 0 ? first : MultiKeyring.make(first, others)
+    }))
+  }
+  if (config.kmsExtraKeys.length > 0) {
+    return Layer.effect(Keyring, Effect.fail(new ConfigInvalid({ field: "storage.kms_extra_keys", reason: "needs storage.kms_key" })))
   }
   return Option.match(config.keyringKey, {
     onSome: (key) => Layer.effect(Keyring, Effect.map(RawAesKeyring.keyFromBase64(key), (raw) => RawAesKeyring.make([raw]))),
     onNone: () => RawAesKeyring.layerFromFile(config.keyringFile)
   })
 }
+
+/** The region of a KMS key ARN, so keys of other regions get a client there. */
+const regionOfArn = (keyId: string): string | undefined => /^arn:aws[a-z-]*:kms:([a-z0-9-]+):/.exec(keyId)?.[1]
+
+/** A KMS keyring for one key, with a client that lives as long as the scope. */
+const kmsKeyring = (config: StoreConfig, keyId: string) =>
+  Effect.gen(function*() {
+    const credentials = Option.isSome(config.accessKey) && Option.isSome(config.secretKey)
+      ? { accessKeyId: Redacted.value(config.accessKey.value), secretAccessKey: Redacted.value(config.secretKey.value) }
+      : undefined
+    const region = regionOfArn(keyId) ?? Option.getOrUndefined(config.region)
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new KMSClient({
+          ...(region === undefined ? {} : { region }),
+          ...(Option.isSome(config.kmsEndpoint) ? { endpoint: config.kmsEndpoint.value } : {}),
+          ...(credentials ? { credentials } : {})
+        })
+      ),
+      (client) => Effect.sync(() => client.destroy())
+    )
+    return yield* KmsKeyring.make(client, { keyId })
+  })
 
 /** The event table of a configuration, provisioned if missing. */
 export const eventTableLayer = (config: StoreConfig) =>
@@ -88,7 +120,7 @@ export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = 
 /** Everything a configured store needs, ready to provide to an application. */
 export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions) =>
   Store.layer(options).pipe(
-    Layer.provideMerge(Watches.layer),
+    Layer.provideMerge(Layer.mergeAll(Watches.layer, HistoryArea.layer)),
     Layer.provideMerge(eventTableLayer(config)),
     Layer.provide(keyringLayer(config)),
     Layer.provideMerge(dynamoLayer(config))

@@ -164,6 +164,7 @@ export const start = async (options: { readonly region?: string; readonly accoun
   /** Any of KMS's four ways to name a key, to the key; the state is not checked here. */
   const find = (id: unknown): Key => {
     if (typeof id !== "string" || id === "") throw new KmsException("ValidationException", "1 validation error detected: KeyId must not be null")
+    if (id.startsWith("arn:") && !id.startsWith(arnPrefix)) throw new KmsException("NotFoundException", `Key '${id}' does not exist`)
     const name = id.startsWith(arnPrefix) ? id.slice(arnPrefix.length) : id
     if (name.startsWith("alias/")) {
       const target = aliases.get(name)
@@ -358,6 +359,8 @@ export const start = async (options: { readonly region?: string; readonly accoun
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
+        // Idempotent: a test may stop the endpoint before its scope does.
+        if (!server.listening) return resolve()
         server.close((error) => (error ? reject(error) : resolve()))
         server.closeAllConnections()
       })

@@ -17,6 +17,7 @@ import { EventTable } from "../../src/infra/EventTable.ts"
 import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
 import { Store } from "../../src/programs/Store.ts"
 import { Watches } from "../../src/programs/Watch.ts"
+import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import type { StoreOptions } from "../../src/programs/Store.ts"
@@ -64,7 +65,7 @@ export const openStore = (
   Effect.gen(function*() {
     const client = options.client ?? makeClient()
     const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
-      Layer.provide(Watches.layer),
+      Layer.provide(Layer.mergeAll(Watches.layer, HistoryArea.layer)),
       Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
       Layer.provideMerge(eventTableLayer(location, { ...options, client }))
     )
@@ -77,11 +78,11 @@ export const openStore = (
  * (wrapped by `options.keyring`, the shared test keyring by default) and the
  * DynamoDB client. Each use is a separate instance, as in another process.
  */
-export const eventTableLayer = (location: TestTable, options: OpenStoreOptions = {}): Layer.Layer<EventTable | DataKeys> =>
+export const eventTableLayer = (location: TestTable, options: OpenStoreOptions = {}): Layer.Layer<EventTable | DataKeys | Dynamo> =>
   EventTable.layer(location).pipe(
     Layer.provideMerge(DataKeys.layer(location, { ...defaultDataKeyPolicy, ...options.dataKeyPolicy })),
     Layer.provide(options.keyring ?? sharedKeyring),
-    Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(options.client ?? makeClient())))
+    Layer.provideMerge(Layer.succeed(Dynamo, Dynamo.fromClient(options.client ?? makeClient())))
   )
 
 const testKeyMaterial = new Uint8Array(randomBytes(32))

@@ -116,7 +116,10 @@ const resolveKey = Effect.fn("KmsKeyring.resolveKey")(function*(client: KMSClien
  * to their key ARN) and fails here, not on first use, if it is missing,
  * disabled or pending deletion.
  */
-export const make = Effect.fn("KmsKeyring.make")(function*(client: KMSClient, options: KmsKeyringOptions) {
+export const make = Effect.fn("KmsKeyring.make")(function*(
+  client: KMSClient,
+  options: KmsKeyringOptions
+): Effect.fn.Return<Keyring["Service"], KeyringError> {
   const keyArn = yield* resolveKey(client, options.keyId)
   const name = `${provider}:${keyArn}`
   const fail = (failure: Failure, reason: string) => new KeyringError({ keyring: name, failure, reason })

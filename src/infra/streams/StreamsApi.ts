@@ -46,6 +46,8 @@ export interface StreamRecord {
   readonly newImage: AttributeMap | undefined
   /** `dynamodb.amazonaws.com` for deletions by TTL. */
   readonly principal: string | undefined
+  /** When DynamoDB wrote the record (epoch ms, rounded by DynamoDB); the worker's lag is measured from it. */
+  readonly approximateCreation: number | undefined
 }
 
 /** A page of records; no next iterator means the shard is closed and fully read. */
@@ -187,7 +189,8 @@ export const fromClients = (dynamo: DynamoDBClient, streams: DynamoDBStreamsClie
             sequenceNumber: record.dynamodb?.SequenceNumber ?? "",
             keys: asAttributeMap(record.dynamodb?.Keys) ?? {},
             newImage: asAttributeMap(record.dynamodb?.NewImage),
-            principal: record.userIdentity?.PrincipalId
+            principal: record.userIdentity?.PrincipalId,
+            approximateCreation: record.dynamodb?.ApproximateCreationDateTime?.getTime()
           }))
         }))
       )

@@ -1,0 +1,195 @@
+/**
+ * Leases and checkpoints of projection workers, in a DynamoDB table of their
+ * own (without a stream: checkpoint writes must not feed the stream they
+ * follow). Per shard: an owner, an epoch that changes only when the shard
+ * changes hands (the fencing token of every write a worker makes for it), a
+ * lease expiry renewed by heartbeats, the checkpoint, and whether the shard
+ * was fully applied.
+ */
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  GetItemCommand,
+  UpdateItemCommand
+} from "@aws-sdk/client-dynamodb"
+import { Clock, Data, Effect, Schedule } from "effect"
+import { StorageFailure } from "../domain/Errors.ts"
+import type { Throttled } from "../domain/Errors.ts"
+import { Dynamo } from "./Dynamo.ts"
+import type { AttributeMap } from "./Dynamo.ts"
+
+/** A shard lease as stored. */
+export interface ShardLease {
+  readonly shardId: string
+  readonly owner: string | undefined
+  readonly epoch: number
+  readonly expiresAt: number
+  readonly checkpoint: string | undefined
+  readonly finished: boolean
+}
+
+/** The lease is held by someone else now (or changed epoch): stop working on the shard. */
+export class LeaseLost extends Data.TaggedError("LeaseLost")<{ readonly shardId: string }> {}
+
+/** Where a group of workers keeps its leases. */
+export interface LeaseLocation {
+  readonly table: string
+  /** Workers of one group share the shards; different groups each see every record. */
+  readonly group: string
+}
+
+const itemKey = (location: LeaseLocation, arn: string, shardId: string): AttributeMap => ({
+  pk: { S: location.group },
+  sk: { S: `shard#${arn}#${shardId}` }
+})
+
+const decode = (shardId: string, item: AttributeMap | undefined): ShardLease => ({
+  shardId,
+  owner: item?.owner?.S,
+  epoch: Number(item?.epoch?.N ?? 0),
+  expiresAt: Number(item?.expiresAt?.N ?? 0),
+  checkpoint: item?.checkpoint?.S,
+  finished: item?.finished?.BOOL ?? false
+})
+
+/** Creates the lease table when missing and waits until it is active. */
+export const ensureTable = (table: string) =>
+  Effect.gen(function*() {
+    const dynamo = yield* Dynamo
+    const describe = dynamo.call("DescribeTable", (client, abortSignal) =>
+      client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
+    ).pipe(
+      Effect.map((output) => output.Table?.TableStatus),
+      Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceNotFoundException"), () =>
+        Effect.succeed(undefined))
+    )
+    if ((yield* describe) === undefined) {
+      yield* dynamo.call("CreateTable", (client, abortSignal) =>
+        client.send(
+          new CreateTableCommand({
+            TableName: table,
+            KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }],
+            AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }, { AttributeName: "sk", AttributeType: "S" }],
+            BillingMode: "PAY_PER_REQUEST"
+          }),
+          { abortSignal }
+        )
+      ).pipe(Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceInUseException"), () => Effect.void))
+    }
+    yield* describe.pipe(
+      Effect.flatMap((status) =>
+        status === "ACTIVE" ? Effect.void : Effect.fail(new StorageFailure({ operation: "CreateTable", reason: "lease table not active yet" }))
+      ),
+      Effect.retry({ schedule: Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "2 minutes" })) })
+    )
+  })
+
+/** The lease of a shard as stored now. */
+export const read = (location: LeaseLocation, arn: string, shardId: string) =>
+  Effect.gen(function*() {
+    const dynamo = yield* Dynamo
+    const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
+      client.send(new GetItemCommand({ TableName: location.table, Key: itemKey(location, arn, shardId), ConsistentRead: true }), {
+        abortSignal
+      })
+    )
+    return decode(shardId, output.Item)
+  })
+
+/**
+ * Takes the lease of an unfinished shard if it is free, expired, or already
+ * ours; the epoch goes up when the owner changes. `undefined` if another
+ * worker holds it (or it is finished).
+ */
+export const acquire = (location: LeaseLocation, arn: string, shardId: string, owner: string, leaseMillis: number) =>
+  Effect.gen(function*() {
+    const dynamo = yield* Dynamo
+    const now = yield* Clock.currentTimeMillis
+    const current = yield* read(location, arn, shardId)
+    if (current.finished) return undefined
+    const ours = current.owner === owner
+    if (!ours && current.owner !== undefined && current.expiresAt > now) return undefined
+    const epoch = ours ? current.epoch : current.epoch + 1
+    const taken = yield* dynamo.callConditional("UpdateItem", (client, abortSignal) =>
+      client.send(
+        new UpdateItemCommand({
+          TableName: location.table,
+          Key: itemKey(location, arn, shardId),
+          UpdateExpression: "SET #owner = :owner, epoch = :epoch, expiresAt = :expiresAt",
+          // Exactly the state we read: a concurrent taker makes one of us lose.
+          ConditionExpression: "(attribute_not_exists(epoch) AND :previous = :zero) OR epoch = :previous",
+          ExpressionAttributeNames: { "#owner": "owner" },
+          ExpressionAttributeValues: {
+            ":owner": { S: owner },
+            ":epoch": { N: String(epoch) },
+            ":previous": { N: String(current.epoch) },
+            ":zero": { N: "0" },
+            ":expiresAt": { N: String(now + leaseMillis) }
+          }
+        }),
+        { abortSignal }
+      )
+    ).pipe(
+      Effect.as(true),
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false)),
+      Effect.catchTag("TransactionCanceled", () => Effect.fail(new StorageFailure({ operation: "UpdateItem", reason: "unexpected" })))
+    )
+    return taken ? { ...current, owner, epoch, expiresAt: now + leaseMillis } : undefined
+  })
+
+const fenced = (
+  location: LeaseLocation,
+  arn: string,
+  shardId: string,
+  owner: string,
+  epoch: number,
+  update: string,
+  values: AttributeMap
+): Effect.Effect<void, LeaseLost | Throttled | StorageFailure, Dynamo> =>
+  Effect.gen(function*() {
+    const dynamo = yield* Dynamo
+    yield* dynamo.callConditional("UpdateItem", (client, abortSignal) =>
+      client.send(
+        new UpdateItemCommand({
+          TableName: location.table,
+          Key: itemKey(location, arn, shardId),
+          UpdateExpression: update,
+          ConditionExpression: "#owner = :owner AND epoch = :epoch",
+          ExpressionAttributeNames: { "#owner": "owner" },
+          ExpressionAttributeValues: { ...values, ":owner": { S: owner }, ":epoch": { N: String(epoch) } }
+        }),
+        { abortSignal }
+      )
+    ).pipe(
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.fail(new LeaseLost({ shardId }))),
+      Effect.catchTag("TransactionCanceled", () => Effect.fail(new StorageFailure({ operation: "UpdateItem", reason: "unexpected" })))
+    )
+  })
+
+/** Extends a lease we hold. */
+export const renew = (location: LeaseLocation, arn: string, lease: ShardLease, owner: string, leaseMillis: number) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :expiresAt", { ":expiresAt": { N: String(now + leaseMillis) } }))
+
+/** Records progress on a shard we hold; `finished` when every record of a closed shard was applied. */
+export const checkpoint = (
+  location: LeaseLocation,
+  arn: string,
+  lease: ShardLease,
+  owner: string,
+  sequenceNumber: string | undefined,
+  finished: boolean
+) =>
+  fenced(
+    location,
+    arn,
+    lease.shardId,
+    owner,
+    lease.epoch,
+    sequenceNumber === undefined ? "SET finished = :finished" : "SET finished = :finished, checkpoint = :checkpoint",
+    { ":finished": { BOOL: finished }, ...(sequenceNumber === undefined ? {} : { ":checkpoint": { S: sequenceNumber } }) }
+  )
+
+/** Gives a lease up (graceful shutdown), so another worker takes it at once. */
+export const release = (location: LeaseLocation, arn: string, lease: ShardLease, owner: string) =>
+  fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :zero", { ":zero": { N: "0" } })

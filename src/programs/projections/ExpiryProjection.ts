@@ -1,0 +1,126 @@
+/**
+ * Expiry: knows every live item's expiry and, when it comes, makes the store
+ * record it (`get` on an expired key appends its one `expire` event,
+ * conditionally, so several workers or a concurrent reader still make exactly
+ * one). Watchers thus see expiries within moments, with nobody reading.
+ */
+import { Clock, Effect, Queue, Stream } from "effect"
+import { carriesValue } from "../../domain/Event.ts"
+import type { Event } from "../../domain/Event.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import { Attr } from "../../infra/EventRecord.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import * as Projection from "../Projection.ts"
+import { newestPerKey } from "../Ranges.ts"
+import { Store } from "../Store.ts"
+
+interface Due {
+  readonly key: string
+  readonly expires: number
+}
+
+/** A binary min-heap by expiry; entries no longer scheduled are skipped when popped. */
+const heap = () => {
+  const items: Array<Due> = []
+  const up = (i: number) => {
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (items[parent]!.expires <= items[i]!.expires) return
+      ;[items[parent], items[i]] = [items[i]!, items[parent]!]
+      i = parent
+    }
+  }
+  const down = (i: number) => {
+    while (true) {
+      const l = 2 * i + 1
+      const r = l + 1
+      let m = i
+      if (l < items.length && items[l]!.expires < items[m]!.expires) m = l
+      if (r < items.length && items[r]!.expires < items[m]!.expires) m = r
+      if (m === i) return
+      ;[items[m], items[i]] = [items[i]!, items[m]!]
+      i = m
+    }
+  }
+  return {
+    push: (due: Due) => (items.push(due), up(items.length - 1)),
+    peek: () => items[0],
+    pop: () => {
+      const top = items[0]
+      const last = items.pop()
+      if (items.length > 0 && last) (items[0] = last, down(0))
+      return top
+    }
+  }
+}
+
+/** The expiry projection; its timer runs in the caller's scope. */
+export const make = Effect.gen(function*() {
+  const store = yield* Store
+  const table = yield* EventTable
+  const scheduled = new Map<string, number>()
+  const queue = heap()
+  const wake = yield* Queue.sliding<void>(1)
+
+  const schedule = (key: string, expires: number | undefined) => {
+    if (expires === undefined) {
+      scheduled.delete(key)
+      return
+    }
+    scheduled.set(key, expires)
+    queue.push({ key, expires })
+    Queue.offerUnsafe(wake, undefined)
+  }
+
+  const fire = (key: string) =>
+    store.get(key).pipe(
+      Effect.asVoid,
+      Effect.catchTag("NotFound", () => Effect.void),
+      Effect.catch((error) =>
+        Effect.logWarning(`expiry of ${key} failed (${error._tag}); retrying shortly`).pipe(
+          Effect.andThen(Clock.currentTimeMillis),
+          Effect.map((now) => schedule(key, now + 1000))
+        )
+      )
+    )
+
+  const timer = Effect.gen(function*() {
+    while (true) {
+      const next = queue.peek()
+      if (next === undefined) {
+        yield* Queue.take(wake)
+        continue
+      }
+      if (scheduled.get(next.key) !== next.expires) {
+        queue.pop()
+        continue
+      }
+      const now = yield* Clock.currentTimeMillis
+      if (next.expires > now) {
+        yield* Effect.race(Queue.take(wake), Effect.sleep(next.expires - now))
+        continue
+      }
+      queue.pop()
+      scheduled.delete(next.key)
+      yield* fire(next.key)
+    }
+  })
+  yield* Effect.forkScoped(timer)
+
+  const rebuild = newestPerKey(table.scan({ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }), false).pipe(
+    Stream.runForEach((stored) =>
+      Effect.sync(() => {
+        const op = stored.item[Attr.op]?.S
+        const expires = stored.item[Attr.expires]?.N
+        schedule(stored.key, (op === "put" || op === "keep-alive") && expires !== undefined ? Number(expires) : undefined)
+      })
+    )
+  )
+
+  return Projection.make({
+    name: "expiry",
+    prefixes: [],
+    apply: (event: Event) => Effect.sync(() => schedule(event.key, carriesValue(event) ? event.expires : undefined)),
+    rebuild
+  })
+})
