@@ -57,6 +57,7 @@ export interface Quarantined {
 /** What the worker is doing, for the status line and metrics. */
 export interface WorkerStatus {
   readonly owner: string
+  /** Per shard: records applied, and how old the last one was when it was applied (DynamoDB's timestamps are approximate). */
   readonly shards: ReadonlyArray<{ readonly shardId: string; readonly lagMillis: number | undefined; readonly records: number }>
   readonly eventsApplied: number
   readonly eventsPerSecond: number
@@ -84,8 +85,8 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   const progress = new Map<string, { lagMillis: number | undefined; records: number }>()
   const applied = new Map<string, number>()
   const quarantined = new Map<string, Quarantined>()
-  const startedAt = yield* Clock.currentTimeMillis
   let eventsApplied = 0
+  let window = { at: yield* Clock.currentTimeMillis, applied: 0 }
 
   yield* ProjectionLeases.ensureTable(options.leases.table)
 
@@ -181,13 +182,16 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
     }).pipe(Effect.provide(context), Effect.andThen(Effect.logInfo(`released ${owned.size} shard leases`)))
   )
 
+  // The rate is over the time since the previous status call, so a status line shows current throughput.
   const status = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
+    const eventsPerSecond = (eventsApplied - window.applied) / Math.max(0.001, (now - window.at) / 1000)
+    window = { at: now, applied: eventsApplied }
     return {
       owner,
       shards: [...progress].map(([shardId, shard]) => ({ shardId, ...shard })),
       eventsApplied,
-      eventsPerSecond: eventsApplied / Math.max(1, (now - startedAt) / 1000),
+      eventsPerSecond,
       quarantined: [...quarantined.values()]
     } satisfies WorkerStatus
   })

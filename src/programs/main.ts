@@ -1,17 +1,46 @@
 /**
  * `npm start`: loads the configuration (the embedded DynamoDB Local by
- * default), provisions the table, and runs the store's demonstration.
+ * default), provisions the table, runs the store's tour, then keeps the
+ * projection worker running with a status line until Ctrl-C.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect } from "effect"
+import { Console, Effect, Fiber, Stream } from "effect"
+import * as Key from "../domain/Key.ts"
 import * as StoreConfig from "../infra/StoreConfig.ts"
 import { demo } from "./Demo.ts"
-import * as StoreLive from "./StoreLive.ts"
+import { Store } from "./Store.ts"
+import * as WorkerLive from "./WorkerLive.ts"
+
+const bytes = (value: string) => new TextEncoder().encode(value)
+
+/** Shows the worker at work: an expiry recorded with nobody reading the key, seen by a watcher. */
+const expiryWithoutReaders = Effect.gen(function*() {
+  const store = yield* Store
+  const key = Key.join("demo", "sessions", "worker")
+  yield* Console.log(`\n== the projection worker records expiries by itself; a watcher sees them`)
+  const watcher = yield* store.watch({ prefixes: [key] }).pipe(
+    Stream.filter((event) => event._tag !== "Init"),
+    Stream.take(2),
+    Stream.runForEach((event) => Console.log(`watch: ${event._tag} ${"item" in event ? event.item.key : "key" in event ? event.key : ""}`)),
+    Effect.timeout("20 seconds"),
+    Effect.forkChild
+  )
+  yield* Effect.sleep("200 millis")
+  const now = Date.now()
+  yield* store.put({ key, value: bytes("worker session"), expires: now + 1000 })
+  yield* Console.log(`put ${key} expiring in 1 s, and nobody reads it`)
+  yield* Fiber.join(watcher).pipe(Effect.catchTag("TimeoutError", () => Console.log("no expiry seen within 20 s")))
+})
 
 const main = Effect.gen(function*() {
   const config = yield* StoreConfig.load()
   yield* Effect.logInfo(`table ${config.tableName}, namespace ${config.namespace}`)
-  yield* demo.pipe(Effect.provide(StoreLive.layer(config)))
+  yield* Effect.gen(function*() {
+    yield* demo
+    yield* expiryWithoutReaders
+    yield* Console.log(`\nthe projection worker keeps running (status every 5 s); Ctrl-C stops it and releases its leases`)
+    return yield* Effect.never
+  }).pipe(Effect.provide(WorkerLive.layer(config)))
 })
 
 NodeRuntime.runMain(main)
