@@ -65,6 +65,11 @@ export const validate = (
       return Result.fail(new BadParameter({ field: `actions[${index}].key`, reason: `duplicate key ${entry.key}` }))
     }
     seen.add(entry.key)
+    if (entry.action._tag === "Put" && entry.action.expires !== undefined && !Number.isSafeInteger(entry.action.expires)) {
+      return Result.fail(
+        new BadParameter({ field: `actions[${index}].action.expires`, reason: "an expiry must be whole epoch milliseconds" })
+      )
+    }
     if (entry.condition._tag === "Revision" && entry.condition.revision === "") {
       return Result.fail(
         new BadParameter({ field: `actions[${index}].condition`, reason: "a revision condition needs a revision" })

@@ -10,7 +10,7 @@
 import { Clock, Effect, Option, Random } from "effect"
 import * as AtomicWrite from "../domain/AtomicWrite.ts"
 import type { ConditionalAction } from "../domain/AtomicWrite.ts"
-import { BadParameter, ConditionFailed, StorageFailure, WriteContention } from "../domain/Errors.ts"
+import { BadParameter, ConditionFailed, StorageFailure, Throttled, WriteContention } from "../domain/Errors.ts"
 import type { ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { isDueForExpiry, liveItem } from "../domain/Event.ts"
@@ -32,10 +32,17 @@ export interface AtomicWriteOptions {
 /** Defaults that let dozens of concurrent non-conflicting writers all succeed. */
 export const defaultAtomicWriteOptions: AtomicWriteOptions = { maxStaleAttempts: 16, maxConflictAttempts: 24 }
 
+/**
+ * The most value bytes one atomic write carries: DynamoDB's 4 MB transaction
+ * payload, less room for 64 items' keys, attributes and encryption overhead.
+ */
+export const maxTransactionValueBytes = 4 * 1024 * 1024 - 64 * 2048
+
 type Attempt =
   | { readonly _tag: "Committed" }
   | { readonly _tag: "Stale" }
   | { readonly _tag: "Conflict" }
+  | { readonly _tag: "Throttled"; readonly reason: string }
 
 /** Writes every action or none, returning the one revision shared by every written event. */
 export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
@@ -45,14 +52,25 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
 ): Effect.fn.Return<string, BadParameter | ConditionFailed | WriteError, EventTable | KeyActors> {
   const valid = AtomicWrite.validate(actions)
   if (valid._tag === "Failure") return yield* valid.failure
+  let transactionBytes = 0
   for (const entry of actions) {
-    if (entry.action._tag === "Put") yield* checkSize(entry.key, entry.action.value)
+    if (entry.action._tag === "Put") {
+      yield* checkSize(entry.key, entry.action.value)
+      transactionBytes += entry.action.value.length
+    }
+  }
+  if (transactionBytes > maxTransactionValueBytes) {
+    return yield* new BadParameter({
+      field: "actions",
+      reason: `the values add up to ${transactionBytes} bytes; one atomic write carries at most ${maxTransactionValueBytes} (DynamoDB's 4 MB transaction limit)`
+    })
   }
   const table = yield* EventTable
   const actors = yield* KeyActors
   const revision = yield* Revisions.next
   let stale = 0
   let conflicts = 0
+  let expiries = 0
   while (true) {
     const states = yield* Effect.forEach(
       actions,
@@ -62,6 +80,7 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     const now = yield* Clock.currentTimeMillis
     const due = states.filter((state) => isDueForExpiry(state.latest, now))
     if (due.length > 0) {
+      if (++expiries > options.maxStaleAttempts) return yield* new WriteContention({ key: due[0]!.key, attempts: expiries })
       // Record the expiries first, through the actors, so each gets exactly one expire event.
       yield* Effect.forEach(due, (state) => actors.expire(state.key), { concurrency: 16, discard: true })
       continue
@@ -90,9 +109,11 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     if (attempt._tag === "Stale" && ++stale > options.maxStaleAttempts) {
       return yield* new WriteContention({ key: actions[0]!.key, attempts: stale })
     }
-    if (attempt._tag === "Conflict") {
+    if (attempt._tag === "Conflict" || attempt._tag === "Throttled") {
       if (++conflicts > options.maxConflictAttempts) {
-        return yield* new WriteContention({ key: actions[0]!.key, attempts: conflicts })
+        return yield* attempt._tag === "Throttled"
+          ? new Throttled({ operation: "TransactWriteItems", reason: attempt.reason })
+          : new WriteContention({ key: actions[0]!.key, attempts: conflicts })
       }
       const ceiling = Math.min(1000, 10 * 2 ** Math.min(conflicts, 7))
       yield* Effect.sleep(yield* Random.nextBetween(ceiling / 4, ceiling))
@@ -110,6 +131,9 @@ const commit = (table: EventTable["Service"], writes: ReadonlyArray<TransactionW
     const codes = error.reasons.map((reason) => reason.Code ?? "None")
     if (codes.includes("ConditionalCheckFailed")) return { _tag: "Stale" } as Attempt
     if (codes.includes("TransactionConflict")) return { _tag: "Conflict" } as Attempt
+    // Throttled cancellations are not retried by the SDK; back off like a conflict.
+    const throttled = codes.find((code) => code === "ThrottlingError" || code === "ProvisionedThroughputExceeded" || code === "RequestLimitExceeded")
+    if (throttled !== undefined) return { _tag: "Throttled", reason: `transaction cancelled: ${throttled}` } as Attempt
     if (codes.some((code) => code === "ValidationError")) {
       const messages = error.reasons.map((reason) => reason.Message).filter(Boolean).join("; ")
       return yield* new BadParameter({ field: "actions", reason: `DynamoDB rejected the transaction: ${messages}` })

@@ -71,13 +71,14 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
 
   const isIdle = (actor: Actor) => !actor.running && actor.mailbox.length === 0
 
-  const passivate = (now: number) => {
+  /** Drops idle actors past their idle time, then the least recently used idle ones until `room` more fit. */
+  const passivate = (now: number, room = 0) => {
     for (const actor of actors.values()) {
       if (isIdle(actor) && now - actor.lastActive >= options.idleMillis) actors.delete(actor.key)
     }
     // Map order is least recently used first, because every use re-inserts.
     for (const actor of actors.values()) {
-      if (actors.size <= options.maxActors) break
+      if (actors.size + room <= options.maxActors) break
       if (isIdle(actor)) actors.delete(actor.key)
     }
   }
@@ -88,7 +89,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       actors.delete(key)
     } else {
       actor = { key, state: undefined, mailbox: [], running: false, lastActive: now }
-      passivate(now)
+      passivate(now, 1)
     }
     actors.set(key, actor)
     return actor
@@ -111,6 +112,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         fresh = true
         return actor.state
       })
+      // Recording an expiry is the one decision that can succeed without writing, so it must not trust the cache.
+      if (command._tag === "Expire") yield* reload
       while (true) {
         const state = actor.state ?? (yield* reload)
         const now = yield* Clock.currentTimeMillis

@@ -56,10 +56,10 @@ const keyOf = (location: DataKeyLocation, id: string): AttributeMap => ({
   sk: { B: new Uint8Array(Buffer.from(id, "utf8")) }
 })
 
-/** Stores a new data key. */
+/** Stores a new data key. Its id is fresh, so finding it already stored means our own retried write landed. */
 export const put = (location: DataKeyLocation, record: DataKeyRecord) =>
   Dynamo.use((dynamo) =>
-    dynamo.call("PutItem", (client, abortSignal) =>
+    dynamo.callConditional("PutItem", (client, abortSignal) =>
       client.send(
         new PutItemCommand({
           TableName: location.table,
@@ -74,7 +74,11 @@ export const put = (location: DataKeyLocation, record: DataKeyRecord) =>
         }),
         { abortSignal }
       )
-    )).pipe(Effect.asVoid)
+    )).pipe(
+      Effect.asVoid,
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.void),
+      Effect.catchTag("TransactionCanceled", () => Effect.fail(new StorageFailure({ operation: "PutItem", reason: "unexpected TransactionCanceled" })))
+    )
 
 /** The data key with this id. */
 export const get = (location: DataKeyLocation, id: string): Effect.Effect<Option.Option<DataKeyRecord>, Throttled | StorageFailure, Dynamo> =>

@@ -1,0 +1,167 @@
+/**
+ * Shared helpers of the store contract tests: a table per test file, raw
+ * (SDK-level) views of the table to check what the store really wrote, and
+ * small byte/string helpers.
+ */
+import { randomUUID } from "node:crypto"
+import { QueryCommand, ScanCommand } from "@aws-sdk/client-dynamodb"
+import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { afterAll, beforeAll } from "@effect/vitest"
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import * as SortKey from "../../../src/domain/SortKey.ts"
+import { Attr } from "../../../src/infra/EventRecord.ts"
+import type { Store } from "../../../src/programs/Store.ts"
+import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import type { OpenStoreOptions, TestTable } from "../../support/TestStore.ts"
+
+/** A raw DynamoDB item. */
+export type RawItem = Record<string, AttributeValue>
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** UTF-8 bytes of a string. */
+export const bytes = (value: string): Uint8Array => encoder.encode(value)
+
+/** The string of UTF-8 bytes. */
+export const text = (value: Uint8Array): string => decoder.decode(value)
+
+/** A key prefix no other test uses. */
+export const uniquePrefix = (label: string): string => `/${label}-${randomUUID().slice(0, 8)}/`
+
+/** The table of a test file: provisioned before the first test, its client destroyed after the last. */
+export interface FileTable {
+  readonly client: DynamoDBClient
+  readonly location: TestTable
+  /** A store instance (own actor system) on the table, closed with the scope. */
+  readonly open: (options?: OpenStoreOptions) => Effect.Effect<Store["Service"], never, Scope.Scope>
+}
+
+/** Registers hooks that provision a fresh table for the calling test file. */
+export const useTable = (label: string): FileTable => {
+  let client: DynamoDBClient | undefined
+  let location: TestTable | undefined
+  const clients: Array<DynamoDBClient> = []
+  beforeAll(async () => {
+    client = makeClient()
+    location = await Effect.runPromise(provisionTable(client, freshTableName(label)))
+  })
+  afterAll(() => {
+    client?.destroy()
+    for (const extra of clients) extra.destroy()
+  })
+  const table: FileTable = {
+    get client() {
+      if (client === undefined) throw new Error("table not provisioned yet")
+      return client
+    },
+    get location() {
+      if (location === undefined) throw new Error("table not provisioned yet")
+      return location
+    },
+    open: (options = {}) => {
+      const own = options.client ?? makeClient()
+      if (options.client === undefined) clients.push(own)
+      return openStore(table.location, { ...options, client: own })
+    }
+  }
+  return table
+}
+
+/** A client that records the name of every command it sends, to see what I/O an operation did. */
+export const recordingClient = (): { readonly client: DynamoDBClient; readonly calls: Array<string> } => {
+  const client = makeClient()
+  const calls: Array<string> = []
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      calls.push(context.commandName ?? "unknown")
+      return next(args)
+    },
+    { step: "initialize", name: "recordCalls" }
+  )
+  return { client, calls }
+}
+
+/** Every item of a table, read raw with a consistent, paginated Scan. */
+export const scanAll = (client: DynamoDBClient, table: string): Effect.Effect<Array<RawItem>> =>
+  Effect.promise(async () => {
+    const items: Array<RawItem> = []
+    let start: RawItem | undefined
+    do {
+      const page = await client.send(new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start }))
+      items.push(...(page.Items ?? []))
+      start = page.LastEvaluatedKey
+    } while (start !== undefined)
+    return items
+  })
+
+/** Every raw event item of one key, newest first. */
+export const rawEvents = (client: DynamoDBClient, location: TestTable, key: string): Effect.Effect<Array<RawItem>> =>
+  Effect.promise(async () => {
+    const items: Array<RawItem> = []
+    let start: RawItem | undefined
+    do {
+      const page = await client.send(
+        new QueryCommand({
+          TableName: location.table,
+          KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+          ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
+          ExpressionAttributeValues: {
+            ":pk": { S: location.namespace },
+            ":lower": { B: SortKey.lowerBound(key) },
+            ":upper": { B: SortKey.upperBound(key) }
+          },
+          ConsistentRead: true,
+          ExclusiveStartKey: start
+        })
+      )
+      items.push(...(page.Items ?? []))
+      start = page.LastEvaluatedKey
+    } while (start !== undefined)
+    return items
+  })
+
+/** The ops of a key's raw events, oldest first. */
+export const opsOf = (client: DynamoDBClient, location: TestTable, key: string): Effect.Effect<Array<string>> =>
+  Effect.map(rawEvents(client, location, key), (items) => items.map((item) => item[Attr.op]?.S ?? "?").reverse())
+
+/** How many `expire` events a key has in the raw table. */
+export const expireCount = (client: DynamoDBClient, location: TestTable, key: string): Effect.Effect<number> =>
+  Effect.map(opsOf(client, location, key), (ops) => ops.filter((op) => op === "expire").length)
+
+const attributeText = (value: AttributeValue): string => {
+  if (value.S !== undefined) return `S:${value.S}`
+  if (value.N !== undefined) return `N:${value.N}`
+  if (value.B !== undefined) return `B:${Buffer.from(value.B).toString("hex")}`
+  return JSON.stringify(value)
+}
+
+/** A canonical text of a whole table, to compare before and after an operation. */
+export const snapshot = (client: DynamoDBClient, table: string): Effect.Effect<string> =>
+  Effect.map(scanAll(client, table), (items) =>
+    items
+      .map((item) =>
+        Object.keys(item)
+          .sort()
+          .map((name) => `${name}=${attributeText(item[name]!)}`)
+          .join(",")
+      )
+      .sort()
+      .join("\n"))
+
+/** Deterministic pseudo-random bytes, so big values differ from each other and are checkable. */
+export const patterned = (length: number, seed: number): Uint8Array => {
+  const out = new Uint8Array(length)
+  let state = (seed * 2654435761) >>> 0 || 1
+  for (let i = 0; i < length; i++) {
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    out[i] = state & 0xff
+  }
+  return out
+}
+
+/** Byte equality as a boolean, for expect(...).toBe(true) with big values. */
+export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))
