@@ -349,7 +349,7 @@ describe("expiry found while the actor's cache is stale", () => {
     }))
 
   // it.live: the failure mode is an endless loop, which a real-time timeout turns into a failing assertion.
-  it.live("an atomic write from the stale instance records the expiry once and applies (fails today: loops forever)", () =>
+  it.live("an atomic write from the stale instance records the expiry once and applies", () =>
     Effect.gen(function*() {
       const { one, key } = yield* staleSetup(150)
       yield* Effect.sleep("250 millis")
