@@ -70,6 +70,12 @@ export class DataKeys extends Context.Service<DataKeys, {
   readonly forDecryption: (id: string) => Effect.Effect<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>
   /** Wraps every data key under `keyring` instead (events are not touched), and uses it from now on. */
   readonly rewrap: (keyring: Keyring["Service"]) => Effect.Effect<number, DataKeyError>
+  /**
+   * A long-lived data key with a fixed id (for blind indexes of views, which
+   * must hash the same way forever), made on first use; concurrent makers
+   * agree on whichever was stored first.
+   */
+  readonly named: (id: string) => Effect.Effect<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>
   /** Destroys the data keys of every scope that starts with `scopePrefix`; their values become unreadable. */
   readonly shred: (scopePrefix: string) => Effect.Effect<number, Throttled | StorageFailure>
 }>()("dynastate/DataKeys") {
@@ -216,7 +222,21 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
     return count
   })
 
-  return DataKeys.of({ scopeOf: policy.scopeOf, forEncryption, forDecryption, rewrap, shred })
+  const named = (id: string) =>
+    forDecryption(id).pipe(
+      Effect.catchTag("DataKeyNotFound", () =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const scope = `named:${id}`
+          const generated = yield* keyring.generate(contextOf(location, id, scope))
+          // A concurrent maker may have stored its key first; the read below returns whichever won.
+          yield* DataKeyStore.put(location, { id, scope, created: now, state: "active", wrapped: generated.wrapped }).pipe(withDynamo)
+          reading.delete(id)
+          return yield* forDecryption(id)
+        }))
+    )
+
+  return DataKeys.of({ scopeOf: policy.scopeOf, forEncryption, forDecryption, named, rewrap, shred })
 })
 
 /** Plaintext of a data key, for the cipher. */

@@ -1,0 +1,117 @@
+/**
+ * The table of an index view: current items of a prefix re-keyed by an index
+ * value (users by e-mail, say). The index value is stored only as a keyed
+ * hash (a blind index) and values stay encrypted, bound to their event, so a
+ * view table leaks no more than the event table. Per store key a small
+ * "by-key" item remembers the index entry and seq that are current, which
+ * makes applying an event idempotent and moves an item when its index changes.
+ */
+import { CreateTableCommand, DescribeTableCommand, GetItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
+import { Effect, Schedule } from "effect"
+import { StorageFailure } from "../domain/Errors.ts"
+import type { AttributeMap } from "./Dynamo.ts"
+import { Dynamo } from "./Dynamo.ts"
+
+/** The partition of the by-key bookkeeping items; a hex hash never starts with NUL. */
+const byKey = "\u0000by-key"
+
+/** Creates a view table when missing and waits until it is active. */
+export const ensureTable = (table: string) =>
+  Dynamo.use((dynamo) =>
+    Effect.gen(function*() {
+      const status = dynamo.call("DescribeTable", (client, abortSignal) =>
+        client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
+      ).pipe(
+        Effect.map((output) => output.Table?.TableStatus),
+        Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceNotFoundException"), () =>
+          Effect.succeed(undefined))
+      )
+      if ((yield* status) === undefined) {
+        yield* dynamo.call("CreateTable", (client, abortSignal) =>
+          client.send(
+            new CreateTableCommand({
+              TableName: table,
+              KeySchema: [{ AttributeName: "ix", KeyType: "HASH" }, { AttributeName: "key", KeyType: "RANGE" }],
+              AttributeDefinitions: [{ AttributeName: "ix", AttributeType: "S" }, { AttributeName: "key", AttributeType: "S" }],
+              BillingMode: "PAY_PER_REQUEST"
+            }),
+            { abortSignal }
+          )
+        ).pipe(Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceInUseException"), () => Effect.void))
+      }
+      yield* status.pipe(
+        Effect.flatMap((current) =>
+          current === "ACTIVE" ? Effect.void : Effect.fail(new StorageFailure({ operation: "CreateTable", reason: "view table not active yet" }))
+        ),
+        Effect.retry({ schedule: Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "2 minutes" })) })
+      )
+    })
+  )
+
+/** Where the view currently files a key, and up to which seq. */
+export const current = (table: string, key: string) =>
+  Dynamo.use((dynamo) =>
+    dynamo.call("GetItem", (client, abortSignal) =>
+      client.send(new GetItemCommand({ TableName: table, Key: { ix: { S: byKey }, key: { S: key } }, ConsistentRead: true }), {
+        abortSignal
+      })
+    )
+  ).pipe(Effect.map((output) => ({ index: output.Item?.index?.S, seq: Number(output.Item?.seq?.N ?? 0) })))
+
+/**
+ * Files `key` under `index` with the event's encrypted item (or under no
+ * index), removing it from `previous`; all or nothing, and only if `seq` is
+ * newer than what the view has. Returns false when the view was already newer.
+ */
+export const move = (
+  table: string,
+  key: string,
+  seq: number,
+  previous: string | undefined,
+  index: string | undefined,
+  eventItem: AttributeMap | undefined
+) =>
+  Dynamo.use((dynamo) => {
+    const writes: Array<TransactWriteItem> = []
+    if (previous !== undefined && previous !== index) {
+      writes.push({ Delete: { TableName: table, Key: { ix: { S: previous }, key: { S: key } } } })
+    }
+    if (index !== undefined && eventItem !== undefined) {
+      writes.push({ Put: { TableName: table, Item: { ...eventItem, ix: { S: index }, key: { S: key } } } })
+    }
+    writes.push({
+      Put: {
+        TableName: table,
+        Item: { ix: { S: byKey }, key: { S: key }, seq: { N: String(seq) }, ...(index === undefined ? {} : { index: { S: index } }) },
+        ConditionExpression: "attribute_not_exists(seq) OR seq < :seq",
+        ExpressionAttributeValues: { ":seq": { N: String(seq) } }
+      }
+    })
+    return dynamo.callConditional("TransactWriteItems", (client, abortSignal) =>
+      client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })
+    ).pipe(
+      Effect.as(true),
+      Effect.catchTag("TransactionCanceled", (error) =>
+        error.reasons.some((reason) => reason.Code === "ConditionalCheckFailed")
+          ? Effect.succeed(false)
+          : Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: error.reasons.map((r) => r.Code).join(", ") }))),
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+    )
+  })
+
+/** The encrypted items filed under an index entry. */
+export const filed = (table: string, index: string) =>
+  Dynamo.use((dynamo) =>
+    dynamo.call("Query", (client, abortSignal) =>
+      client.send(
+        new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: "ix = :ix",
+          ExpressionAttributeValues: { ":ix": { S: index } },
+          ConsistentRead: true
+        }),
+        { abortSignal }
+      )
+    )
+  ).pipe(Effect.map((output) => output.Items ?? []))

@@ -1,0 +1,86 @@
+/**
+ * Index views: the current state of a key prefix materialised into a view
+ * table keyed by a function of each item (a secondary index, e.g. users by
+ * e-mail), kept up to date by a projection and read with `get` and `query`.
+ */
+import { createHmac } from "node:crypto"
+import { Clock, Effect, Redacted } from "effect"
+import { NotFound } from "../../domain/Errors.ts"
+import type { Event } from "../../domain/Event.ts"
+import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
+import type { Item } from "../../domain/Item.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import { DataKeys } from "../../infra/crypto/DataKeys.ts"
+import { Dynamo } from "../../infra/Dynamo.ts"
+import * as EventRecord from "../../infra/EventRecord.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import * as ViewTable from "../../infra/ViewTable.ts"
+import * as Projection from "../Projection.ts"
+
+/** What an index view is. */
+export interface IndexViewOptions {
+  readonly name: string
+  readonly prefix: string
+  /** The index value of an item, or `undefined` to leave it out of the view. */
+  readonly indexOf: (item: Item) => string | undefined
+}
+
+/** Reads of an index view. */
+export interface IndexView {
+  /** The one live item filed under an index value; `NotFound` if none. */
+  readonly get: (index: string) => Effect.Effect<Item, NotFound | EventRecordError>
+  /** Every live item filed under an index value, in key order. */
+  readonly query: (index: string) => Effect.Effect<ReadonlyArray<Item>, EventRecordError>
+}
+
+type EventRecordError = Effect.Error<ReturnType<EventTable["Service"]["decode"]>>
+
+/** An index view: the projection that maintains it (run it in a worker) and its reads. */
+export const make = (options: IndexViewOptions) =>
+  Effect.gen(function*() {
+    const table = yield* EventTable
+    const dataKeys = yield* DataKeys
+    const dynamo = yield* Dynamo
+    const viewTable = `${table.location.table}.view.${options.name}`
+    const withServices = <A, E>(effect: Effect.Effect<A, E, Dynamo | DataKeys>) =>
+      effect.pipe(Effect.provideService(Dynamo, dynamo), Effect.provideService(DataKeys, dataKeys))
+    yield* withServices(ViewTable.ensureTable(viewTable))
+    const indexKey = yield* dataKeys.named(`view:${options.name}`)
+    const blind = (value: string) => createHmac("sha256", Redacted.value(indexKey.material)).update(value, "utf8").digest("hex")
+
+    const apply = (event: Event) =>
+      withServices(Effect.gen(function*() {
+        const filedNow = yield* ViewTable.current(viewTable, event.key)
+        if (filedNow.seq >= event.seq) return
+        const item = carriesValue(event) && event.value !== undefined
+          ? { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event) }
+          : undefined
+        const value = item === undefined ? undefined : options.indexOf(item)
+        const index = value === undefined ? undefined : blind(value)
+        // Re-encrypted bound to the same event, so the view holds no plaintext and reads authenticate it.
+        const encoded = index === undefined ? undefined : yield* EventRecord.encode(table.location, event)
+        yield* ViewTable.move(viewTable, event.key, event.seq, filedNow.index, index, encoded)
+      }))
+
+    const query = (value: string) =>
+      withServices(Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const items: Array<Item> = []
+        for (const stored of yield* ViewTable.filed(viewTable, blind(value))) {
+          const sortKey = stored[EventRecord.Attr.sort]?.B
+          if (sortKey === undefined) continue
+          const { key, seq } = SortKey.decode(sortKey)
+          const live = liveItem(yield* table.decode({ key, seq, item: stored }), now)
+          if (live) items.push(live)
+        }
+        return items
+      }))
+
+    const view: IndexView = {
+      query,
+      get: (value) =>
+        Effect.flatMap(query(value), (items) => (items[0] ? Effect.succeed(items[0]) : Effect.fail(new NotFound({ key: value }))))
+    }
+    const projection = Projection.make({ name: `view:${options.name}`, prefixes: [options.prefix], apply })
+    return { projection, view }
+  })
