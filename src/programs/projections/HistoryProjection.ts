@@ -16,6 +16,24 @@ export type Retention =
   | { readonly _tag: "None" }
   | { readonly _tag: "For"; readonly millis: number }
 
+/** Moves the events of `key` older than `seq` into the history area (or drops them, with retention "None"). */
+export const compactKey = (key: string, seq: number, retention: Retention) =>
+  Effect.gen(function*() {
+    const area = yield* HistoryArea
+    yield* area.superseded(key, seq).pipe(
+      Stream.runForEach((stored) =>
+        Effect.gen(function*() {
+          if (retention._tag !== "None") {
+            const now = yield* Clock.currentTimeMillis
+            const expiresAt = retention._tag === "For" ? Math.ceil((now + retention.millis) / 1000) : undefined
+            yield* area.archive(stored, expiresAt)
+          }
+          yield* area.removeLive(stored)
+        })
+      )
+    )
+  })
+
 /** The compaction projection. */
 export const make = (retention: Retention = { _tag: "Forever" }) =>
   Effect.gen(function*() {
@@ -23,18 +41,6 @@ export const make = (retention: Retention = { _tag: "Forever" }) =>
     return Projection.make({
       name: "history",
       prefixes: [],
-      apply: (event: Event) =>
-        area.superseded(event.key, event.seq).pipe(
-          Stream.runForEach((stored) =>
-            Effect.gen(function*() {
-              if (retention._tag !== "None") {
-                const now = yield* Clock.currentTimeMillis
-                const expiresAt = retention._tag === "For" ? Math.ceil((now + retention.millis) / 1000) : undefined
-                yield* area.archive(stored, expiresAt)
-              }
-              yield* area.removeLive(stored)
-            })
-          )
-        )
+      apply: (event: Event) => compactKey(event.key, event.seq, retention).pipe(Effect.provideService(HistoryArea, area))
     })
   })
