@@ -13,7 +13,7 @@
  *   that projection (logged, kept in the status) and the worker goes on.
  */
 import { randomUUID } from "node:crypto"
-import { Clock, Context, Effect, Layer, Schedule, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Schedule, Stream } from "effect"
 import type { Event } from "../domain/Event.ts"
 import { EventTable } from "../infra/EventTable.ts"
 import * as ProjectionLeases from "../infra/ProjectionLeases.ts"
@@ -27,6 +27,20 @@ import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
 import { eventOfRecord } from "./Watch.ts"
+import * as History from "./History.ts"
+import { HistoryArea } from "../infra/HistoryArea.ts"
+
+/** Events applied by the worker (each event counts once, whatever number of projections ran on it). */
+export const eventsAppliedMetric = Metric.counter("dynastate_worker_events_applied", {
+  description: "stream events applied by the projection worker",
+  incremental: true
+})
+
+/** Age of the last applied record when it was applied, per shard (milliseconds). */
+export const lagMetric = Metric.gauge("dynastate_worker_lag_ms", { description: "age of the last applied stream record" })
+
+/** Keys quarantined by a failing projection. */
+export const quarantinedMetric = Metric.gauge("dynastate_worker_quarantined_keys", { description: "keys a projection gave up on" })
 
 /** How a worker runs. */
 export interface WorkerOptions {
@@ -73,12 +87,13 @@ export class ProjectionWorker extends Context.Service<ProjectionWorker, {
   static readonly layer = (
     projections: ReadonlyArray<Projection<unknown>>,
     options: WorkerOptions
-  ): Layer.Layer<ProjectionWorker, Throttled | StorageFailure, EventTable | StreamsApi | Dynamo> =>
+  ): Layer.Layer<ProjectionWorker, Throttled | StorageFailure, EventTable | StreamsApi | Dynamo | HistoryArea> =>
     Layer.effect(ProjectionWorker, make(projections, options))
 }
 
 const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<unknown>>, options: WorkerOptions) {
   const table = yield* EventTable
+  const area = yield* HistoryArea
   const context = yield* Effect.context<StreamsApi | Dynamo>()
   const owner = `worker-${randomUUID()}`
   const owned = new Map<string, { readonly arn: string; lease: ShardLease }>()
@@ -122,12 +137,28 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       if (outcome._tag === "Failure") {
         const error = String((outcome.failure as { message?: string })?.message ?? outcome.failure)
         quarantined.set(slot, { projection: projection.name, key: event.key, seq: event.seq, error })
+        yield* Metric.update(quarantinedMetric, quarantined.size)
         yield* Effect.logError(`projection ${projection.name} quarantined ${event.key} at seq ${event.seq}: ${error}`)
         return
       }
       applied.delete(slot) // re-insert keeps the map in recency order for trimming
       applied.set(slot, event.seq)
       if (applied.size > 100_000) applied.delete(applied.keys().next().value!)
+    })
+
+  // A seq gap means events never reached us (trimmed stream, a lost batch): replay them from the table first.
+  const applyInOrder = (projection: Projection<unknown>, event: Event) =>
+    Effect.gen(function*() {
+      const last = applied.get(`${projection.name}\u0000${event.key}`)
+      if (last !== undefined && event.seq > last + 1) {
+        yield* Effect.logWarning(`projection ${projection.name}: ${event.key} jumped from seq ${last} to ${event.seq}; replaying the gap`)
+        const missing = yield* History.events(table, area, event.key).pipe(
+          Stream.filter((past) => past.seq > last && past.seq < event.seq),
+          Stream.runCollect
+        )
+        for (const past of missing) yield* applyOne(projection, past)
+      }
+      yield* applyOne(projection, event)
     })
 
   const handle = (batch: StreamBatch<unknown>) =>
@@ -140,13 +171,32 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         const now = yield* Clock.currentTimeMillis
         const shard = progress.get(batch.shardId) ?? { lagMillis: undefined, records: 0 }
         for (const record of batch.records) {
-          const event = yield* eventOfRecord(table, record)
-          if (event !== undefined) {
-            for (const projection of projections) if (covers(projection, event.key)) yield* applyOne(projection, event)
+          const decoded = yield* Effect.result(eventOfRecord(table, record))
+          // An event that cannot be read must not block its shard: quarantine its key and go on.
+          if (decoded._tag === "Failure") {
+            const error = decoded.failure
+            const key = error._tag === "DecryptionFailed" || error._tag === "Shredded" ? error.key : record.sequenceNumber
+            if (error._tag === "Shredded") {
+              yield* Effect.logDebug(`skipping a shredded value of ${key}`)
+            } else if (error._tag === "DecryptionFailed") {
+              quarantined.set(`decode\u0000${key}`, { projection: "decode", key, seq: error.seq, error: error.message })
+              yield* Metric.update(quarantinedMetric, quarantined.size)
+              yield* Effect.logError(`cannot read event ${error.seq} of ${key}: ${error.reason}; its key is quarantined`)
+            } else {
+              return yield* Effect.fail(error)
+            }
+          }
+          const event = decoded._tag === "Success" ? decoded.success : undefined
+          if (event !== undefined && !quarantined.has(`decode\u0000${event.key}`)) {
+            for (const projection of projections) if (covers(projection, event.key)) yield* applyInOrder(projection, event)
             eventsApplied++
+            yield* Metric.update(eventsAppliedMetric, 1)
           }
           shard.records++
           if (record.approximateCreation !== undefined) shard.lagMillis = Math.max(0, now - record.approximateCreation)
+        }
+        if (shard.lagMillis !== undefined) {
+          yield* Metric.update(Metric.withAttributes(lagMetric, { shard: batch.shardId }), shard.lagMillis)
         }
         progress.set(batch.shardId, shard)
       }
