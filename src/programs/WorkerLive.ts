@@ -2,7 +2,7 @@
  * The projection worker assembled from configuration, with the built-in
  * projections (compaction into history, expiry) and a live status line.
  */
-import { Duration, Effect, Layer, Schedule } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import type { StoreConfig } from "../infra/StoreConfig.ts"
 import type { Projection } from "./Projection.ts"
 import * as ExpiryProjection from "./projections/ExpiryProjection.ts"
@@ -35,9 +35,10 @@ export const workerLayer = (
 /** Logs the status line every `every` while the layer lives. */
 export const statusLine = (every: Duration.Input = "5 seconds") =>
   Layer.effectDiscard(
-    ProjectionWorker.use((worker) => worker.status).pipe(
+    Effect.sleep(every).pipe(
+      Effect.andThen(ProjectionWorker.use((worker) => worker.status)),
       Effect.flatMap((status) => Effect.logInfo(formatStatus(status))),
-      Effect.repeat(Schedule.spaced(every)),
+      Effect.forever,
       Effect.forkScoped
     )
   )

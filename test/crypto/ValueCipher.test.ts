@@ -1,16 +1,23 @@
 import { randomBytes } from "node:crypto"
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Redacted, Result } from "effect"
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Redacted, Result } from "effect"
 import fc from "fast-check"
-import { DecryptionFailed } from "../../src/domain/Errors.ts"
-import type { WrappingKey } from "../../src/infra/crypto/Keyring.ts"
+import { DecryptionFailed, Shredded, StorageFailure } from "../../src/domain/Errors.ts"
+import { DataKeyNotFound, DataKeys, DataKeyShredded } from "../../src/infra/crypto/DataKeys.ts"
+import type { DataKey, DataKeyError } from "../../src/infra/crypto/DataKeys.ts"
+import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
+import type { KeyringFailure } from "../../src/infra/crypto/Keyring.ts"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import * as ValueCipher from "../../src/infra/crypto/ValueCipher.ts"
 import type { ValueBinding } from "../../src/infra/crypto/ValueCipher.ts"
+import { Dynamo } from "../../src/infra/Dynamo.ts"
+import { makeClient, provisionTable, testKeyring } from "../support/TestStore.ts"
+import type { TestTable } from "../support/TestStore.ts"
 
 const params = { seed: Number(process.env.FC_SEED ?? 20261125), numRuns: Number(process.env.FC_RUNS ?? 200) }
 
-const makeKey = (id: string, material: Uint8Array = new Uint8Array(randomBytes(32))): WrappingKey => ({
+const makeKey = (id: string, material: Uint8Array = new Uint8Array(randomBytes(32))): DataKey => ({
   id,
   material: Redacted.make(material)
 })
@@ -215,21 +222,18 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
     }
   })
 
-  // Regression (found in src/infra/crypto/ValueCipher.ts:69): the key id's length is written as one byte with no check, so a
-  // key id of 256+ UTF-8 bytes wraps (256 → 0) and encryptWith silently produces a ciphertext that names
-  // the wrong key id and can never be decrypted. Expected: encryptWith rejects such a key (or the round trip
-  // works).
-  it("a key id of 256 bytes or more either round-trips or is refused at encryption", () => {
-    for (const id of ["x".repeat(255), "x".repeat(256), "é".repeat(128)]) {
-      const longKey = makeKey(id)
-      let ciphertext: Uint8Array
-      try {
-        ciphertext = ValueCipher.encryptWith(longKey, plaintext, binding)
-      } catch {
-        continue // refusing the key is fine
-      }
+  // Regression (found in src/infra/crypto/ValueCipher.ts:69): the key id's length is written as one byte, so a key id
+  // of 256+ UTF-8 bytes used to wrap (256 → 0) into a ciphertext naming the wrong key. It is refused now, and so is
+  // an empty id (a header naming no key).
+  it("a key id of 1 to 255 bytes round-trips; an empty one or one of 256+ bytes is refused at encryption", () => {
+    for (const id of ["k", "x".repeat(255), "é".repeat(127)]) {
+      const idKey = makeKey(id)
+      const ciphertext = ValueCipher.encryptWith(idKey, plaintext, binding)
       expect(ValueCipher.keyIdOf(ciphertext)).toEqual(Result.succeed(id))
-      same(decrypted(ValueCipher.decryptWith(longKey, ciphertext, binding)), plaintext)
+      same(decrypted(ValueCipher.decryptWith(idKey, ciphertext, binding)), plaintext)
+    }
+    for (const id of ["", "x".repeat(256), "é".repeat(128)]) {
+      expect(() => ValueCipher.encryptWith(makeKey(id), plaintext, binding)).toThrow(RangeError)
     }
   })
 
@@ -272,78 +276,168 @@ describe("ValueCipher.keyIdOf", () => {
   })
 })
 
-describe("ValueCipher.encrypt / decrypt through the Keyring", () => {
-  const keyring = RawAesKeyring.layer([key, makeKey("key-0")])
 
-  it.effect("encrypts under the current key and decrypts", () =>
-    Effect.gen(function*() {
+/** The failures an in-test `DataKeys` can be told to give. */
+type Refusal = DataKeyError | DataKeyNotFound | DataKeyShredded
+
+/** An in-memory `DataKeys` over fixed keys that records what it was asked; `refuse` makes lookups fail instead. */
+const memoryDataKeys = (keys: ReadonlyArray<DataKey>, refuse?: Refusal) => {
+  const asked = { encryption: [] as Array<readonly [string, number]>, decryption: [] as Array<string> }
+  const byId = new Map(keys.map((k) => [k.id, k] as const))
+  const service = DataKeys.of({
+    scopeOf: (k) => `scope-of:${k}`,
+    forEncryption: (scope, bytes) =>
+      Effect.suspend(() => {
+        asked.encryption.push([scope, bytes])
+        return refuse && refuse._tag !== "DataKeyNotFound" && refuse._tag !== "DataKeyShredded" ? Effect.fail(refuse) : Effect.succeed(keys[0]!)
+      }),
+    forDecryption: (id) =>
+      Effect.suspend(() => {
+        asked.decryption.push(id)
+        if (refuse) return Effect.fail(refuse)
+        const found = byId.get(id)
+        return found ? Effect.succeed(found) : Effect.fail(new DataKeyNotFound({ dataKey: id }))
+      }),
+    rewrap: () => Effect.die("not used"),
+    named: () => Effect.die("not used"),
+    shred: () => Effect.die("not used")
+  })
+  return { asked, layer: Layer.succeed(DataKeys, service) }
+}
+
+/** The error as a `DecryptionFailed` naming the binding's key and seq. */
+const expectDecryptionFailed = (error: unknown, b: ValueBinding = binding): DecryptionFailed => {
+  expect(error).toBeInstanceOf(DecryptionFailed)
+  expect(error).toMatchObject({ _tag: "DecryptionFailed", key: b.key, seq: b.seq })
+  return error as DecryptionFailed
+}
+
+describe("ValueCipher.encrypt / decrypt through DataKeys", () => {
+  const old = makeKey("dk-old")
+  const current = makeKey("dk-current")
+
+  it.effect("encrypts under the data key of the key's scope, asking for the value's size, and decrypts", () => {
+    const dataKeys = memoryDataKeys([current, old])
+    return Effect.gen(function*() {
       const ciphertext = yield* ValueCipher.encrypt(plaintext, binding)
-      expect(ValueCipher.keyIdOf(ciphertext)).toEqual(Result.succeed("key-1"))
+      expect(dataKeys.asked.encryption).toEqual([[`scope-of:${binding.key}`, plaintext.length]])
+      expect(ValueCipher.keyIdOf(ciphertext)).toEqual(Result.succeed("dk-current"))
+      expect(ciphertext.length).toBe(plaintext.length + ValueCipher.overheadBytes("dk-current".length))
       same(yield* ValueCipher.decrypt(ciphertext, binding), plaintext)
-    }).pipe(Effect.provide(keyring)))
+      expect(dataKeys.asked.decryption).toEqual(["dk-current"])
+    }).pipe(Effect.provide(dataKeys.layer))
+  })
 
-  it.effect("decrypts values under an older key after rotation", () =>
-    Effect.gen(function*() {
-      const old = ValueCipher.encryptWith(key, plaintext, binding)
-      const rotated = RawAesKeyring.layer([makeKey("key-2"), key])
-      const fresh = yield* ValueCipher.encrypt(plaintext, binding).pipe(Effect.provide(rotated))
-      expect(ValueCipher.keyIdOf(fresh)).toEqual(Result.succeed("key-2"))
-      same(yield* ValueCipher.decrypt(old, binding).pipe(Effect.provide(rotated)), plaintext)
-      same(yield* ValueCipher.decrypt(fresh, binding).pipe(Effect.provide(rotated)), plaintext)
-    }))
+  it.effect("decrypts a value under an older data key: the header says which one", () => {
+    const dataKeys = memoryDataKeys([current, old])
+    return Effect.gen(function*() {
+      const earlier = ValueCipher.encryptWith(old, plaintext, binding)
+      same(yield* ValueCipher.decrypt(earlier, binding), plaintext)
+      expect(dataKeys.asked.decryption).toEqual(["dk-old"])
+    }).pipe(Effect.provide(dataKeys.layer))
+  })
 
   it.effect("fails with DecryptionFailed naming key and seq when the binding differs", () =>
     Effect.gen(function*() {
       const ciphertext = yield* ValueCipher.encrypt(plaintext, binding)
       const moved: ValueBinding = { ...binding, key: "/users/bob", seq: 3 }
-      const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, moved))
-      expect(error).toBeInstanceOf(DecryptionFailed)
-      expect(error._tag).toBe("DecryptionFailed")
-      expect(error.key).toBe("/users/bob")
-      expect(error.seq).toBe(3)
+      const error = expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(ciphertext, moved)), moved)
       expect(error.reason).toMatch(/authentication failed/)
       expect(error.message).toContain("/users/bob")
       expect(error.message).toContain("seq 3")
-    }).pipe(Effect.provide(keyring)))
+    }).pipe(Effect.provide(memoryDataKeys([current]).layer)))
 
-  it.effect("fails the same way for an unknown key id", () =>
+  it.effect("fails with DecryptionFailed naming the data key when it does not exist", () =>
     Effect.gen(function*() {
       const ciphertext = ValueCipher.encryptWith(makeKey("retired-key"), plaintext, binding)
-      const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding))
-      expect(error).toBeInstanceOf(DecryptionFailed)
-      expect(error.key).toBe(binding.key)
-      expect(error.seq).toBe(binding.seq)
+      const error = expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding)))
       expect(error.reason).toContain("retired-key")
-    }).pipe(Effect.provide(keyring)))
+    }).pipe(Effect.provide(memoryDataKeys([current]).layer)))
 
-  it.effect("fails the same way for an impostor key with a known id", () =>
+  it.effect("fails with DecryptionFailed on the key commitment for an impostor key with a known id", () =>
     Effect.gen(function*() {
-      const ciphertext = ValueCipher.encryptWith(makeKey("key-1"), plaintext, binding)
-      const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding))
-      expect(error).toMatchObject({ _tag: "DecryptionFailed", key: binding.key, seq: binding.seq })
+      const ciphertext = ValueCipher.encryptWith(makeKey("dk-current"), plaintext, binding)
+      const error = expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding)))
       expect(error.reason).toMatch(/commitment/)
-    }).pipe(Effect.provide(keyring)))
+    }).pipe(Effect.provide(memoryDataKeys([current]).layer)))
 
-  it.effect("fails with DecryptionFailed for truncated input, before asking the keyring", () =>
-    Effect.gen(function*() {
-      const error = yield* Effect.flip(ValueCipher.decrypt(new Uint8Array([1]), binding))
-      expect(error).toMatchObject({ _tag: "DecryptionFailed", key: binding.key, seq: binding.seq })
-      expect(error.reason).toMatch(/truncated/)
-    }).pipe(Effect.provide(keyring)))
+  it.effect("fails with DecryptionFailed for truncated or unknown-version input, before asking for a data key", () => {
+    const dataKeys = memoryDataKeys([current])
+    return Effect.gen(function*() {
+      expect(expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(new Uint8Array([1]), binding))).reason).toMatch(/truncated/)
+      const unknownVersion = ValueCipher.encryptWith(current, plaintext, binding)
+      unknownVersion[0] = 9
+      expect(expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(unknownVersion, binding))).reason).toMatch(/version 9/)
+      expect(dataKeys.asked.decryption).toEqual([])
+    }).pipe(Effect.provide(dataKeys.layer))
+  })
 
-  it.effect("fails with DecryptionFailed for a flipped bit", () =>
+  it.effect("fails with DecryptionFailed for any flipped bit of the body or tag", () =>
     Effect.gen(function*() {
       const ciphertext = yield* ValueCipher.encrypt(plaintext, binding)
-      const tampered = new Uint8Array(ciphertext)
-      tampered[tampered.length - 20]! ^= 0x10
-      const error = yield* Effect.flip(ValueCipher.decrypt(tampered, binding))
-      expect(error).toMatchObject({ _tag: "DecryptionFailed", key: binding.key, seq: binding.seq })
-    }).pipe(Effect.provide(keyring)))
+      const bodyStart = ValueCipher.overheadBytes("dk-current".length) - 16
+      for (let index = bodyStart; index < ciphertext.length; index++) {
+        const tampered = new Uint8Array(ciphertext)
+        tampered[index]! ^= 0x10
+        expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(tampered, binding)))
+      }
+    }).pipe(Effect.provide(memoryDataKeys([current]).layer)))
 
-  it.effect("encrypt fails with the keyring's error when it has no key", () =>
+  it.effect("a shredded data key gives Shredded with key, seq and scope", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(ValueCipher.encrypt(plaintext, binding).pipe(Effect.provide(RawAesKeyring.layer([]))))
-      expect(error._tag).toBe("KeyringError")
-      expect(error.reason).toBe("no keys")
+      const ciphertext = ValueCipher.encryptWith(current, plaintext, binding)
+      const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding))
+      expect(error).toBeInstanceOf(Shredded)
+      expect(error).toMatchObject({ _tag: "Shredded", key: binding.key, seq: binding.seq, scope: "/users/alice" })
+    }).pipe(Effect.provide(memoryDataKeys([current], new DataKeyShredded({ dataKey: "dk-current", scope: "/users/alice" })).layer)))
+
+  const keyringError = (failure: typeof KeyringFailure.Type) => new KeyringError({ keyring: "test", failure, reason: `said ${failure}` })
+
+  it.effect("a keyring that cannot open the data key means DecryptionFailed; one that refuses or is down keeps its KeyringError", () =>
+    Effect.gen(function*() {
+      const ciphertext = ValueCipher.encryptWith(current, plaintext, binding)
+      for (const failure of ["invalid-ciphertext", "wrong-key", "no-matching-key"] as const) {
+        const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding).pipe(Effect.provide(memoryDataKeys([current], keyringError(failure)).layer)))
+        expect(expectDecryptionFailed(error).reason).toContain(`said ${failure}`)
+      }
+      for (const failure of ["access-denied", "key-disabled", "key-pending-deletion", "key-not-found", "throttled", "unavailable"] as const) {
+        const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding).pipe(Effect.provide(memoryDataKeys([current], keyringError(failure)).layer)))
+        expect(error).toBeInstanceOf(KeyringError)
+        expect(error).toMatchObject({ _tag: "KeyringError", failure })
+      }
+      // a storage failure looking the data key up is not a decryption failure either
+      const storage = new StorageFailure({ operation: "GetItem", reason: "down" })
+      expect(yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding).pipe(Effect.provide(memoryDataKeys([current], storage).layer)))).toBe(storage)
+    }))
+
+  it.effect("encrypt fails with the data keys' error and produces nothing", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        ValueCipher.encrypt(plaintext, binding).pipe(Effect.provide(memoryDataKeys([current], keyringError("access-denied")).layer))
+      )
+      expect(error).toMatchObject({ _tag: "KeyringError", failure: "access-denied" })
+    }))
+})
+
+describe("ValueCipher through DataKeys.layer on DynamoDB Local", () => {
+  let client: DynamoDBClient
+  let location: TestTable
+  beforeAll(async () => {
+    client = makeClient()
+    location = await Effect.runPromise(provisionTable(client))
+  })
+  afterAll(() => client.destroy())
+
+  const instance = (keyring: Keyring["Service"]) =>
+    DataKeys.layer(location).pipe(Layer.provide(Layer.mergeAll(Layer.succeed(Keyring, keyring), Layer.succeed(Dynamo, Dynamo.fromClient(client)))))
+
+  it.live("a value encrypted by one instance decrypts in another (cold cache); a keyring without the master key cannot", () =>
+    Effect.gen(function*() {
+      const at = { ...binding, table: location.table, namespace: location.namespace }
+      const ciphertext = yield* ValueCipher.encrypt(plaintext, at).pipe(Effect.provide(instance(testKeyring)))
+      same(yield* ValueCipher.decrypt(ciphertext, at).pipe(Effect.provide(instance(testKeyring))), plaintext)
+      const stranger = RawAesKeyring.make([{ id: "stranger", material: Redacted.make(new Uint8Array(randomBytes(32))) }])
+      const error = expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(ciphertext, at).pipe(Effect.provide(instance(stranger)))), at)
+      expect(error.reason).toContain("no-matching-key")
     }))
 })
