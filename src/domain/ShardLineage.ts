@@ -13,9 +13,10 @@ export interface ShardNode {
 
 /**
  * The shards that may be read now: neither finished nor being read, and whose
- * parent is finished or no longer listed (it aged out of the stream, so
- * nothing of it is left to read). A parent still listed as open keeps its
- * children waiting, however inconsistent the listing looks.
+ * parent is finished, or no longer listed (it aged out of the stream, so
+ * nothing of it is left to read) and not being read by us. A parent still
+ * listed as open keeps its children waiting, however inconsistent the listing
+ * looks.
  */
 export const readyShards = <S extends ShardNode>(
   listed: ReadonlyArray<S>,
@@ -26,7 +27,8 @@ export const readyShards = <S extends ShardNode>(
   return listed.filter((shard) =>
     !finished.has(shard.shardId) &&
     !active.has(shard.shardId) &&
-    (shard.parentShardId === undefined || finished.has(shard.parentShardId) || !listedIds.has(shard.parentShardId))
+    (shard.parentShardId === undefined || finished.has(shard.parentShardId) ||
+      (!listedIds.has(shard.parentShardId) && !active.has(shard.parentShardId)))
   )
 }
 

@@ -6,8 +6,7 @@
  * only two readers per shard); a watch that cannot keep up with its bounded
  * buffer fails with `WatcherOverflow` instead of growing without bound.
  */
-import { Cause, Context, Deferred, Effect, Layer, Queue, Schema, Stream } from "effect"
-import type { Scope } from "effect"
+import { Cause, Context, Deferred, Effect, Fiber, Layer, Queue, Schema, Stream } from "effect"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue, itemRevision } from "../domain/Event.ts"
 import type { Item } from "../domain/Item.ts"
@@ -42,6 +41,15 @@ export class WatcherOverflow extends Schema.TaggedError<WatcherOverflow>()("Watc
   }
 }
 
+/** The stream lost events this watch should have seen (they aged out before they were read); re-read and watch again. */
+export class WatchGap extends Schema.TaggedError<WatchGap>()("WatchGap", {
+  shardId: Schema.String
+}) {
+  override get message() {
+    return `events of stream shard ${this.shardId} were trimmed before the watch read them`
+  }
+}
+
 /** What to watch. */
 export interface WatchOptions {
   /** Keys starting with any of these; all keys when empty or absent. */
@@ -53,7 +61,7 @@ export interface WatchOptions {
 }
 
 /** Failures of a watch. */
-export type WatchError = WatcherOverflow | StreamsError | ReadError
+export type WatchError = WatcherOverflow | WatchGap | StreamsError | ReadError
 
 /** The event an item of the stream holds, if it is one of this namespace's events. */
 export const eventOfRecord = (table: EventTable["Service"], record: StreamRecord) =>
@@ -96,16 +104,24 @@ const liveCoordinator = (resumeFrom: WatchPosition | undefined) =>
     const started = yield* Deferred.make<void>()
     if (waiting.size === 0) yield* Deferred.succeed(started, undefined)
     const positions: Record<string, string> = { ...(resumeFrom?.arn === arn ? resumeFrom?.shards : {}) }
+    // Resuming, a closed shard was already read through only if a resumed shard descends from it; any other may hold unseen events.
+    const parents = new Map(initial.map((shard) => [shard.shardId, shard.parentShardId] as const))
+    const passed = new Set<string>()
+    for (const shardId of Object.keys(positions)) {
+      for (let parent = parents.get(shardId); parent !== undefined && !passed.has(parent); parent = parents.get(parent)) passed.add(parent)
+    }
+    const finishedAtStart = (shardId: string) =>
+      closedAtStart.has(shardId) && positions[shardId] === undefined && (resumeFrom === undefined || passed.has(shardId))
     const coordinator: ShardCoordinator<never> = {
       acquire: (_arn, shard) =>
         Effect.sync((): ShardPosition | undefined => {
           const resumed = positions[shard.shardId]
           if (resumed !== undefined) return { _tag: "After", sequenceNumber: resumed }
-          if (closedAtStart.has(shard.shardId) && _arn === arn) return undefined
+          if (_arn === arn && finishedAtStart(shard.shardId)) return undefined
           if (open.has(shard.shardId) && _arn === arn && resumeFrom === undefined) return { _tag: "Latest" }
           return { _tag: "TrimHorizon" }
         }),
-      isFinished: (_arn, shardId) => Effect.succeed(_arn === arn && closedAtStart.has(shardId) && positions[shardId] === undefined),
+      isFinished: (_arn, shardId) => Effect.succeed(_arn === arn && finishedAtStart(shardId)),
       checkpoint: (_arn, shardId, sequenceNumber) =>
         Effect.sync(() => {
           if (sequenceNumber !== undefined) positions[shardId] = sequenceNumber
@@ -134,8 +150,11 @@ const pump = (
       Effect.gen(function*() {
         if (batch._tag === "Started") return yield* live.onStarted(batch.shardId)
         if (batch._tag === "Trimmed") {
-          yield* Effect.logWarning(`watch: shard ${batch.shardId} was trimmed; watchers must re-read`)
-          return
+          // Events were lost to the stream's 24-hour retention: every watcher must re-read and watch again.
+          yield* Effect.logWarning(`watch: shard ${batch.shardId} was trimmed; failing its watchers`)
+          for (const subscriber of subscribers) Queue.failCauseUnsafe(subscriber.queue, Cause.fail(new WatchGap({ shardId: batch.shardId })))
+          subscribers.clear()
+          return yield* batch.ack
         }
         for (const record of batch.records) {
           const event = yield* eventOfRecord(table, record)
@@ -163,28 +182,56 @@ export class Watches extends Context.Service<Watches, {
   static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi> = Layer.effect(Watches, Effect.gen(function*() {
     const table = yield* EventTable
     const api = yield* StreamsApi
-    const services = Effect.provideService(StreamsApi, api)
+    const services = <A, E>(effect: Effect.Effect<A, E, StreamsApi | EventTable>) =>
+      effect.pipe(Effect.provideService(StreamsApi, api), Effect.provideService(EventTable, table))
     const layerScope = yield* Effect.scope
     const subscribers = new Set<Subscriber>()
-    let shared: Deferred.Deferred<void, WatchError> | undefined
+    interface Shared {
+      readonly ready: Deferred.Deferred<void, WatchError>
+      fiber: Fiber.Fiber<void> | undefined
+    }
+    let shared: Shared | undefined
 
-    const startShared = (scope: Scope.Scope) =>
-      Effect.gen(function*() {
-        const ready = yield* Deferred.make<void, WatchError>()
-        const live = yield* liveCoordinator(undefined).pipe(Effect.provideService(EventTable, table), services)
-        yield* pump(table, readStream(table.location.table, live.coordinator), live, subscribers).pipe(
-          services,
+    const failAll = (cause: Cause.Cause<WatchError>) =>
+      Effect.sync(() => {
+        for (const subscriber of subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
+        subscribers.clear()
+      })
+
+    // Started without yielding first, so concurrent first watches share one reader.
+    const ensureShared = Effect.suspend((): Effect.Effect<Shared> => {
+      if (shared !== undefined) return Effect.succeed(shared)
+      const state: Shared = { ready: Deferred.makeUnsafe<void, WatchError>(), fiber: undefined }
+      shared = state
+      return Effect.gen(function*() {
+        const live = yield* services(liveCoordinator(undefined))
+        state.fiber = yield* services(pump(table, readStream(table.location.table, live.coordinator), live, subscribers)).pipe(
           Effect.catchCause((cause) =>
-            Effect.sync(() => {
-              for (const subscriber of subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
-              subscribers.clear()
-              shared = undefined
-            })
+            Effect.andThen(Effect.sync(() => shared === state && (shared = undefined)), failAll(cause))
           ),
-          Effect.forkIn(scope)
+          Effect.forkIn(layerScope)
         )
-        yield* Deferred.await(live.started).pipe(Effect.andThen(Deferred.succeed(ready, undefined)), Effect.forkIn(scope))
-        return ready
+        yield* Deferred.await(live.started).pipe(Effect.andThen(Deferred.succeed(state.ready, undefined)), Effect.forkIn(layerScope))
+        return state
+      }).pipe(
+        Effect.catchCause((cause) =>
+          Effect.sync(() => {
+            if (shared === state) shared = undefined
+            Deferred.doneUnsafe(state.ready, Effect.failCause(cause))
+            return state
+          })
+        )
+      )
+    })
+
+    const leave = (subscriber: Subscriber) =>
+      Effect.suspend(() => {
+        subscribers.delete(subscriber)
+        const state = shared
+        if (subscribers.size > 0 || state === undefined) return Effect.void
+        // The last watch closed: stop polling the stream until the next one.
+        shared = undefined
+        return state.fiber === undefined ? Effect.void : Fiber.interrupt(state.fiber)
       })
 
     const watch = (options: WatchOptions = {}): Stream.Stream<WatchEvent, WatchError> =>
@@ -194,18 +241,17 @@ export class Watches extends Context.Service<Watches, {
         const subscriber: Subscriber = { prefixes: options.prefixes, queue, capacity }
         if (options.resumeFrom !== undefined) {
           const own = new Set([subscriber])
-          const live = yield* liveCoordinator(options.resumeFrom).pipe(Effect.provideService(EventTable, table), services)
-          yield* pump(table, readStream(table.location.table, live.coordinator), live, own).pipe(
-            services,
+          const live = yield* services(liveCoordinator(options.resumeFrom))
+          yield* services(pump(table, readStream(table.location.table, live.coordinator), live, own)).pipe(
             Effect.catchCause((cause) => Queue.failCause(queue, cause)),
             Effect.forkScoped
           )
           yield* Deferred.await(live.started)
         } else {
-          shared ??= yield* startShared(layerScope)
           subscribers.add(subscriber)
-          yield* Effect.addFinalizer(() => Effect.sync(() => subscribers.delete(subscriber)))
-          yield* Deferred.await(shared)
+          yield* Effect.addFinalizer(() => leave(subscriber))
+          const state = yield* ensureShared
+          yield* Deferred.await(state.ready)
         }
         return Stream.concat(Stream.make({ _tag: "Init" } as WatchEvent), Stream.fromQueue(queue))
       }))

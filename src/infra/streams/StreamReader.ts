@@ -80,7 +80,6 @@ export const readStream = <E>(
     const wake = yield* Queue.sliding<void>(1)
     const active = new Set<string>()
     const finished = new Set<string>()
-    let arn: string | undefined
 
     const startReader = (streamArn: string, shard: ShardDescription, position: ShardPosition, scope: Scope.Scope) =>
       Effect.gen(function*() {
@@ -110,26 +109,41 @@ export const readStream = <E>(
         )
       })
 
-    const discover = (scope: Scope.Scope) =>
+    // Streams in the order the table had them; an older one is read to its end before the next starts.
+    const arns: Array<string> = []
+
+    const discoverStream = (streamArn: string, scope: Scope.Scope) =>
       Effect.gen(function*() {
-        const latest = yield* api.latestStreamArn(table)
-        if (latest === undefined) {
-          yield* Effect.logWarning(`table ${table} has no stream; waiting for one`)
-          return
-        }
-        if (arn !== latest) {
-          if (arn !== undefined) yield* Effect.logInfo(`table ${table} has a new stream ${latest}; the old one drains first`)
-          arn = latest
-        }
-        const shards = yield* listShards(latest).pipe(Effect.catchTag("StreamGone", () => Effect.succeed([])))
+        const shards = yield* listShards(streamArn).pipe(Effect.catchTag("StreamGone", () => Effect.succeed(undefined)))
+        if (shards === undefined) return true
         for (const shard of shards) {
-          if (!finished.has(shard.shardId) && !active.has(shard.shardId) && (yield* coordinator.isFinished(latest, shard.shardId))) {
+          if (!finished.has(shard.shardId) && !active.has(shard.shardId) && (yield* coordinator.isFinished(streamArn, shard.shardId))) {
             finished.add(shard.shardId)
           }
         }
         for (const shard of parentsFirst(readyShards(shards, finished, active))) {
-          const position = yield* coordinator.acquire(latest, shard)
-          if (position !== undefined) yield* startReader(latest, shard, position, scope)
+          const position = yield* coordinator.acquire(streamArn, shard)
+          if (position !== undefined) yield* startReader(streamArn, shard, position, scope)
+        }
+        return shards.every((shard) => finished.has(shard.shardId))
+      })
+
+    const discover = (scope: Scope.Scope) =>
+      Effect.gen(function*() {
+        const latest = yield* api.latestStreamArn(table)
+        if (latest === undefined && arns.length === 0) {
+          yield* Effect.logWarning(`table ${table} has no stream; waiting for one`)
+          return
+        }
+        if (latest !== undefined && arns[arns.length - 1] !== latest) {
+          if (arns.length > 0) yield* Effect.logInfo(`table ${table} has a new stream ${latest}; the old one drains first`)
+          arns.push(latest)
+        }
+        while (arns.length > 0) {
+          const drained = yield* discoverStream(arns[0]!, scope)
+          // The newest stream is never done; an older one is dropped once every shard of it was applied.
+          if (!drained || arns.length === 1) return
+          arns.shift()
         }
       })
 
