@@ -107,7 +107,15 @@ export const readYamlFile = (file: string): Effect.Effect<Record<string, unknown
       const parsed: unknown = parseYaml(fs.readFileSync(file, "utf8"))
       return (parsed ?? {}) as Record<string, unknown>
     },
-    catch: (cause) => new ConfigInvalid({ field: file, reason: (cause as Error).message })
+    // Only the position: the parser's message quotes the offending source line, which may hold a secret.
+    catch: (cause) => {
+      const position = (cause as { linePos?: ReadonlyArray<{ line: number; col: number }> }).linePos?.[0]
+      const code = (cause as { code?: string }).code
+      return new ConfigInvalid({
+        field: file,
+        reason: position ? `not valid YAML at line ${position.line}, column ${position.col}${code ? ` (${code})` : ""}` : "cannot read the file"
+      })
+    }
   }).pipe(
     Effect.flatMap((document) =>
       typeof document === "object" && !Array.isArray(document)
@@ -116,14 +124,18 @@ export const readYamlFile = (file: string): Effect.Effect<Record<string, unknown
     )
   )
 
+/** List-valued keys may be YAML lists or comma-separated text; the config reads text. */
+const normalizeLists = (storage: Record<string, unknown>): Record<string, unknown> =>
+  Array.isArray(storage.kms_extra_keys) ? { ...storage, kms_extra_keys: storage.kms_extra_keys.join(",") } : storage
+
 const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, ConfigInvalid> => {
   if (Option.isSome(config.accessKey) !== Option.isSome(config.secretKey)) {
     return Effect.fail(
       new ConfigInvalid({ field: "storage.access_key", reason: "access_key and secret_key must be given together" })
     )
   }
-  if (config.namespace === "") {
-    return Effect.fail(new ConfigInvalid({ field: "storage.namespace", reason: "must not be empty" }))
+  if (config.namespace.trim() === "" || config.namespace.includes("\u0000")) {
+    return Effect.fail(new ConfigInvalid({ field: "storage.namespace", reason: "must be non-empty and contain no NUL" }))
   }
   if (!/^[a-zA-Z0-9_.-]{3,255}$/.test(config.tableName)) {
     return Effect.fail(
@@ -144,15 +156,25 @@ export const load = Effect.fn("StoreConfig.load")(function*(options?: {
   const env = options?.env ?? process.env
   const file = options?.file ?? env.DYNASTATE_CONFIG
   const document = file === undefined ? {} : yield* readYamlFile(file)
-  const storage = document.storage
-  if (storage !== undefined && (typeof storage !== "object" || storage === null || Array.isArray(storage))) {
+  // Teleport's own file nests the section under `teleport:`; a dynastate file may put it at the top.
+  const teleport = document.teleport
+  const nested = typeof teleport === "object" && teleport !== null ? (teleport as Record<string, unknown>).storage : undefined
+  const raw = "storage" in document ? document.storage : nested
+  if (raw !== undefined && (typeof raw !== "object" || raw === null || Array.isArray(raw))) {
     return yield* new ConfigInvalid({ field: "storage", reason: "must be a mapping" })
   }
+  const storage = raw === undefined ? undefined : normalizeLists(raw as Record<string, unknown>)
   const unknown = Object.keys(storage ?? {}).filter((key) => !(knownKeys as ReadonlyArray<string>).includes(key))
   if (unknown.length > 0) yield* Effect.logWarning(`ignoring storage keys dynastate does not use: ${unknown.join(", ")}`)
-  const provider = ConfigProvider.orElse(envProvider(env), ConfigProvider.fromUnknown({ storage: storage ?? {} }))
+  const provider = ConfigProvider.orElse(
+    envProvider(env),
+    ConfigProvider.fromUnknown({ storage: storage ?? {} }, { preserveEmptyStrings: true })
+  )
   const config = yield* storeConfig.parse(provider).pipe(
-    Effect.mapError((error) => new ConfigInvalid({ field: "storage", reason: error.message }))
+    Effect.mapError((error) => {
+      const field = /\["storage"\]\["([a-z_]+)"\]/.exec(error.message)?.[1]
+      return new ConfigInvalid({ field: field === undefined ? "storage" : `storage.${field}`, reason: error.message })
+    })
   )
   return yield* checkConsistency(config)
 })

@@ -122,9 +122,10 @@ export const replaceWrapped = (location: DataKeyLocation, id: string, wrapped: R
         new UpdateItemCommand({
           TableName: location.table,
           Key: keyOf(location, id),
-          UpdateExpression: "SET wrapped = :wrapped",
+          UpdateExpression: "SET #wrapped = :wrapped",
           ConditionExpression: "#state = :active",
-          ExpressionAttributeNames: { "#state": "state" },
+          // WRAPPED and STATE are DynamoDB reserved words.
+          ExpressionAttributeNames: { "#state": "state", "#wrapped": "wrapped" },
           ExpressionAttributeValues: { ":wrapped": encodeWrapped(wrapped), ":active": { S: "active" } }
         }),
         { abortSignal }
@@ -143,8 +144,8 @@ export const shred = (location: DataKeyLocation, id: string) =>
         new UpdateItemCommand({
           TableName: location.table,
           Key: keyOf(location, id),
-          UpdateExpression: "SET #state = :shredded REMOVE wrapped",
-          ExpressionAttributeNames: { "#state": "state" },
+          UpdateExpression: "SET #state = :shredded REMOVE #wrapped",
+          ExpressionAttributeNames: { "#state": "state", "#wrapped": "wrapped" },
           ExpressionAttributeValues: { ":shredded": { S: "shredded" } }
         }),
         { abortSignal }

@@ -44,6 +44,16 @@ export const defaultDataKeyPolicy: DataKeyPolicy = {
 export const scopeByDepth = (depth: number) => (key: string): string =>
   key.split("/").filter((segment) => segment !== "").slice(0, depth).map((segment) => `/${segment}`).join("")
 
+/**
+ * Whether a data key's scope falls under a shred prefix, on path-segment
+ * boundaries: `/users/alice` covers `/users/alice` and `/users/alice/x`, never
+ * `/users/alice2`; the empty prefix covers everything.
+ */
+export const withinScope = (scope: string, prefix: string): boolean => {
+  const trimmed = prefix.replace(/\/+$/, "")
+  return trimmed === "" || scope === trimmed || scope.startsWith(trimmed + "/")
+}
+
 /** A data key ready to use. */
 export interface DataKey {
   readonly id: string
@@ -76,7 +86,7 @@ export class DataKeys extends Context.Service<DataKeys, {
    * agree on whichever was stored first.
    */
   readonly named: (id: string) => Effect.Effect<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>
-  /** Destroys the data keys of every scope that starts with `scopePrefix`; their values become unreadable. */
+  /** Destroys the data keys of every scope under `scopePrefix` (see {@link withinScope}); their values become unreadable. */
   readonly shred: (scopePrefix: string) => Effect.Effect<number, Throttled | StorageFailure>
 }>()("dynastate/DataKeys") {
   /** Data keys stored beside the events at `location`, wrapped by the `Keyring`. */
@@ -207,7 +217,7 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
   const shred = Effect.fn("DataKeys.shred")(function*(scopePrefix: string) {
     let count = 0
     yield* DataKeyStore.list(location).pipe(
-      Stream.filter((record) => record.state === "active" && record.scope.startsWith(scopePrefix)),
+      Stream.filter((record) => record.state === "active" && withinScope(record.scope, scopePrefix)),
       Stream.runForEach((record) =>
         Effect.gen(function*() {
           yield* DataKeyStore.shred(location, record.id)

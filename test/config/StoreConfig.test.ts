@@ -1,0 +1,275 @@
+/**
+ * Store configuration: a YAML `storage:` section with Teleport's DynamoDB keys
+ * as Teleport writes them, `DYNASTATE_*` environment overrides, defaults,
+ * failures that name the bad field, secrets kept `Redacted`, and when the
+ * embedded DynamoDB Local is used.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as util from "node:util"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Logger, Option, Redacted, References } from "effect"
+import * as StoreConfig from "../../src/infra/StoreConfig.ts"
+import { ConfigInvalid } from "../../src/infra/StoreConfig.ts"
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-config-"))
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+let files = 0
+/** Writes a YAML file for one test and returns its path. */
+const yamlFile = (text: string): string => {
+  const file = path.join(dir, `config-${++files}.yaml`)
+  fs.writeFileSync(file, text)
+  return file
+}
+
+interface Line {
+  readonly level: string
+  readonly text: string
+}
+
+/** Runs `StoreConfig.load` with every log line captured. */
+const load = (options: Parameters<typeof StoreConfig.load>[0]) =>
+  Effect.gen(function*() {
+    const lines: Array<Line> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      lines.push({ level: logLevel, text: (message as ReadonlyArray<unknown>).map((part) => String(part)).join(" ") })
+    })
+    const result = yield* Effect.result(StoreConfig.load(options)).pipe(
+      Effect.provide(Layer.mergeAll(Logger.layer([logger]), Layer.succeed(References.MinimumLogLevel, "All")))
+    )
+    return { result, lines }
+  })
+
+const loaded = (options: Parameters<typeof StoreConfig.load>[0]) =>
+  Effect.flatMap(load(options), ({ lines, result }) => {
+    if (result._tag === "Failure") return Effect.die(new Error(`expected a configuration, got ${result.failure.message}`))
+    return Effect.succeed({ config: result.success, lines })
+  })
+
+const invalid = (options: Parameters<typeof StoreConfig.load>[0]) =>
+  Effect.map(load(options), ({ result }) => {
+    if (result._tag === "Success") throw new Error("expected ConfigInvalid, got a configuration")
+    expect(result.failure).toBeInstanceOf(ConfigInvalid)
+    return result.failure
+  })
+
+const accessKey = "AKIAIOSFODNN7EXAMPLE"
+const secretKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+const keyringKey = "q83vEjRWeJq8/wIEBggKDA4QEhQWGBocHiAiJCYoKiw="
+
+/** A storage section with the keys Teleport's DynamoDB backend takes, written the way Teleport writes them. */
+const teleportYaml = `teleport:
+  nodename: auth-1
+  data_dir: /var/lib/teleport
+storage:
+  type: dynamodb
+  region: us-east-2
+  table_name: teleport-backend
+  access_key: ${accessKey}
+  secret_key: ${secretKey}
+  kms_key: alias/teleport
+  audit_events_uri: ['dynamodb://teleport-events', 'file:///var/lib/teleport/audit/events', 'stdout://']
+  continuous_backups: true
+  billing_mode: provisioned
+  read_capacity_units: 10
+  write_capacity_units: 20
+`
+
+describe("StoreConfig.load", () => {
+  it.effect("reads Teleport's storage keys from YAML; keys it does not use only warn", () =>
+    Effect.gen(function*() {
+      const { config, lines } = yield* loaded({ file: yamlFile(teleportYaml), env: {} })
+      expect(config.region).toEqual(Option.some("us-east-2"))
+      expect(config.tableName).toBe("teleport-backend")
+      expect(config.kmsKey).toEqual(Option.some("alias/teleport"))
+      expect(config.billingMode).toBe("provisioned")
+      expect(config.readCapacityUnits).toBe(10)
+      expect(config.writeCapacityUnits).toBe(20)
+      expect(Option.map(config.accessKey, Redacted.value)).toEqual(Option.some(accessKey))
+      expect(Option.map(config.secretKey, Redacted.value)).toEqual(Option.some(secretKey))
+      expect(config.endpoint).toEqual(Option.none())
+      expect(config.kmsExtraKeys).toEqual([])
+      // Exactly one line: a warning naming both unknown keys (and no value of theirs).
+      expect(lines).toHaveLength(1)
+      expect(lines[0]!.level).toBe("Warn")
+      expect(lines[0]!.text).toContain("audit_events_uri")
+      expect(lines[0]!.text).toContain("continuous_backups")
+      expect(lines[0]!.text).not.toContain("dynamodb://teleport-events")
+      expect(lines[0]!.text).not.toContain("billing_mode")
+    }))
+
+  it.effect("a file of only known keys loads without a single log line", () =>
+    Effect.gen(function*() {
+      const { config, lines } = yield* loaded({ file: yamlFile("storage:\n  region: eu-west-1\n  namespace: teleport\n"), env: {} })
+      expect(config.namespace).toBe("teleport")
+      expect(lines).toEqual([])
+    }))
+
+  it.effect("environment variables override the file key by key; DYNASTATE_CONFIG names the file", () =>
+    Effect.gen(function*() {
+      const file = yamlFile(teleportYaml)
+      const { config } = yield* loaded({
+        env: {
+          DYNASTATE_CONFIG: file,
+          DYNASTATE_REGION: "eu-west-1",
+          DYNASTATE_TABLE_NAME: "from-env",
+          DYNASTATE_SECRET_KEY: "env-secret",
+          DYNASTATE_KMS_EXTRA_KEYS: " arn:aws:kms:eu-west-1:111122223333:key/a , arn:aws:kms:us-west-2:111122223333:key/b,",
+          DYNASTATE_READ_CAPACITY_UNITS: "7",
+          DYNASTATE_ENDPOINT: "http://localhost:8000",
+          UNRELATED: "ignored"
+        }
+      })
+      expect(config.region).toEqual(Option.some("eu-west-1"))
+      expect(config.tableName).toBe("from-env")
+      expect(Option.map(config.secretKey, Redacted.value)).toEqual(Option.some("env-secret"))
+      expect(config.kmsExtraKeys).toEqual(["arn:aws:kms:eu-west-1:111122223333:key/a", "arn:aws:kms:us-west-2:111122223333:key/b"])
+      expect(config.readCapacityUnits).toBe(7)
+      expect(config.endpoint).toEqual(Option.some("http://localhost:8000"))
+      // Everything the environment does not set still comes from the file.
+      expect(Option.map(config.accessKey, Redacted.value)).toEqual(Option.some(accessKey))
+      expect(config.kmsKey).toEqual(Option.some("alias/teleport"))
+      expect(config.billingMode).toBe("provisioned")
+      expect(config.writeCapacityUnits).toBe(20)
+      // An explicit file wins over DYNASTATE_CONFIG.
+      const other = yamlFile("storage:\n  table_name: explicit-file\n")
+      expect((yield* loaded({ file: other, env: { DYNASTATE_CONFIG: file } })).config.tableName).toBe("explicit-file")
+    }))
+
+  it.effect("defaults: the embedded store with a key file, pay per request", () =>
+    Effect.gen(function*() {
+      const { config, lines } = yield* loaded({ env: {} })
+      expect(config).toEqual({
+        region: Option.none(),
+        endpoint: Option.none(),
+        tableName: "dynastate",
+        namespace: "default",
+        accessKey: Option.none(),
+        secretKey: Option.none(),
+        kmsKey: Option.none(),
+        kmsExtraKeys: [],
+        kmsEndpoint: Option.none(),
+        billingMode: "pay_per_request",
+        readCapacityUnits: 5,
+        writeCapacityUnits: 5,
+        keyringFile: ".dynastate/keyring.key",
+        keyringKey: Option.none(),
+        dataDir: ".dynastate/dynamodb"
+      })
+      expect(StoreConfig.isEmbedded(config)).toBe(true)
+      expect(lines).toEqual([])
+      // An empty file, and one without a storage section, are the defaults too.
+      expect((yield* loaded({ file: yamlFile(""), env: {} })).config).toEqual(config)
+      expect((yield* loaded({ file: yamlFile("teleport:\n  nodename: auth-1\n"), env: {} })).config).toEqual(config)
+    }))
+
+  const badValues: ReadonlyArray<{
+    readonly name: string
+    readonly options: () => Parameters<typeof StoreConfig.load>[0]
+    readonly names: string
+  }> = [
+    { name: "billing_mode (env)", options: () => ({ env: { DYNASTATE_BILLING_MODE: "on_demand" } }), names: "billing_mode" },
+    { name: "billing_mode (file)", options: () => ({ file: yamlFile("storage:\n  billing_mode: monthly\n"), env: {} }), names: "billing_mode" },
+    { name: "read_capacity_units 0", options: () => ({ env: { DYNASTATE_READ_CAPACITY_UNITS: "0" } }), names: "read_capacity_units" },
+    { name: "read_capacity_units abc", options: () => ({ env: { DYNASTATE_READ_CAPACITY_UNITS: "abc" } }), names: "read_capacity_units" },
+    { name: "read_capacity_units 0 (YAML number)", options: () => ({ file: yamlFile("storage:\n  read_capacity_units: 0\n"), env: {} }), names: "read_capacity_units" },
+    { name: "write_capacity_units 2.5", options: () => ({ env: { DYNASTATE_WRITE_CAPACITY_UNITS: "2.5" } }), names: "write_capacity_units" },
+    { name: "type etcd", options: () => ({ file: yamlFile("storage:\n  type: etcd\n"), env: {} }), names: "type" },
+    { name: "table_name too short", options: () => ({ env: { DYNASTATE_TABLE_NAME: "ab" } }), names: "storage.table_name" },
+    { name: "table_name with a space", options: () => ({ file: yamlFile("storage:\n  table_name: my table\n"), env: {} }), names: "storage.table_name" },
+    { name: "access_key without secret_key", options: () => ({ env: { DYNASTATE_ACCESS_KEY: accessKey } }), names: "storage.access_key" },
+    { name: "secret_key without access_key", options: () => ({ file: yamlFile(`storage:\n  secret_key: ${secretKey}\n`), env: {} }), names: "access_key" },
+    { name: "storage is a string", options: () => ({ file: yamlFile("storage: dynamodb\n"), env: {} }), names: "storage" },
+    { name: "storage left empty (null)", options: () => ({ file: yamlFile("storage:\n"), env: {} }), names: "storage" },
+    { name: "storage is a list", options: () => ({ file: yamlFile("storage:\n  - type: dynamodb\n"), env: {} }), names: "storage" },
+    { name: "the document is a list", options: () => ({ file: yamlFile("- storage\n"), env: {} }), names: "config-" },
+    { name: "a missing file", options: () => ({ file: path.join(dir, "missing.yaml"), env: {} }), names: "missing.yaml" },
+    { name: "a directory", options: () => ({ file: dir, env: {} }), names: dir },
+    { name: "not YAML", options: () => ({ file: yamlFile("storage: {region: [\n"), env: {} }), names: "config-" }
+  ]
+
+  it.effect.each(badValues)("a bad value fails with ConfigInvalid naming it: $name", ({ names, options }) =>
+    Effect.gen(function*() {
+      const error = yield* invalid(options())
+      expect(`${error.field} ${error.message}`).toContain(names)
+      expect(error.message).toContain(error.field)
+      expect(error.reason.length).toBeGreaterThan(0)
+    }))
+
+  // Regression (was a bug in src/infra/StoreConfig.ts `load`): schema failures are all wrapped as field "storage"; the field is only
+  // somewhere in the reason's path, unlike the consistency checks, which name `storage.table_name` and so on.
+  it.effect("ConfigInvalid.field is the bad field itself, not the whole section", () =>
+    Effect.gen(function*() {
+      const cases = [
+        { key: "billing_mode", env: { DYNASTATE_BILLING_MODE: "monthly" } },
+        { key: "read_capacity_units", env: { DYNASTATE_READ_CAPACITY_UNITS: "abc" } },
+        { key: "type", env: { DYNASTATE_TYPE: "etcd" } }
+      ]
+      const fields = yield* Effect.forEach(cases, ({ env }) => Effect.map(invalid({ env }), (error) => error.field))
+      expect(fields).toEqual(cases.map(({ key }) => `storage.${key}`))
+    }))
+
+  // Regression (was a bug in src/infra/StoreConfig.ts `kmsExtraKeys`): a YAML list, the natural way to write several keys in YAML,
+  // is silently taken for "no extra keys", so data keys quietly lose their break-glass copies.
+  it.effect("kms_extra_keys written as a YAML list is used, or refused naming the field, never dropped", () =>
+    Effect.gen(function*() {
+      const a = "arn:aws:kms:us-east-1:111122223333:key/a"
+      const b = "arn:aws:kms:us-west-2:111122223333:key/b"
+      const { result } = yield* load({ file: yamlFile(`storage:\n  kms_key: alias/teleport\n  kms_extra_keys: [${a}, ${b}]\n`), env: {} })
+      if (result._tag === "Failure") expect(result.failure.message).toContain("kms_extra_keys")
+      else expect(result.success.kmsExtraKeys).toEqual([a, b])
+    }))
+
+  // Regression (was a bug in src/infra/StoreConfig.ts): the config providers treat "" as missing, so `namespace: ''` silently becomes
+  // "default" (maybe another deployment's namespace) and checkConsistency's "must not be empty" can never fire.
+  it.effect("an explicitly empty namespace in the file is refused, not replaced by the default", () =>
+    Effect.gen(function*() {
+      const { result } = yield* load({ file: yamlFile("storage:\n  namespace: ''\n"), env: {} })
+      expect(result._tag === "Failure" ? result.failure.field : `loaded namespace ${JSON.stringify(result.success.namespace)}`)
+        .toBe("storage.namespace")
+    }))
+
+  it.effect("secrets stay Redacted: no rendering of the configuration shows them", () =>
+    Effect.gen(function*() {
+      const { config } = yield* loaded({
+        file: yamlFile(teleportYaml),
+        env: { DYNASTATE_KEYRING_KEY: keyringKey }
+      })
+      expect(Option.isSome(config.secretKey) && Redacted.isRedacted(config.secretKey.value)).toBe(true)
+      expect(Option.isSome(config.accessKey) && Redacted.isRedacted(config.accessKey.value)).toBe(true)
+      expect(Option.isSome(config.keyringKey) && Redacted.isRedacted(config.keyringKey.value)).toBe(true)
+      const renderings = [
+        String(config.secretKey),
+        String(config.keyringKey),
+        `${Option.getOrThrow(config.secretKey)}`,
+        JSON.stringify(config),
+        util.inspect(config, { depth: 10, showHidden: true }),
+        util.format("%o", config)
+      ].join("\n")
+      for (const secret of [secretKey, keyringKey, accessKey]) expect(renderings).not.toContain(secret)
+      expect(String(config.secretKey)).toContain("redacted")
+      expect(Redacted.value(Option.getOrThrow(config.keyringKey))).toBe(keyringKey)
+    }))
+})
+
+describe("StoreConfig.isEmbedded", () => {
+  const base = Effect.map(loaded({ env: {} }), ({ config }) => config)
+  it.effect.each([
+    { name: "no endpoint and no region", endpoint: undefined, region: undefined, embedded: true },
+    { name: "a region only: AWS", endpoint: undefined, region: "us-east-1", embedded: false },
+    { name: "an endpoint URL", endpoint: "http://127.0.0.1:8000", region: undefined, embedded: false },
+    { name: "an endpoint URL and a region", endpoint: "https://dynamodb.eu-west-1.amazonaws.com", region: "eu-west-1", embedded: false },
+    { name: "endpoint embedded", endpoint: "embedded", region: undefined, embedded: true },
+    { name: "endpoint embedded beats a region", endpoint: "embedded", region: "us-east-1", embedded: true }
+  ])("$name → $embedded", ({ embedded, endpoint, region }) =>
+    Effect.gen(function*() {
+      const config = { ...(yield* base), endpoint: Option.fromNullishOr(endpoint), region: Option.fromNullishOr(region) }
+      expect(StoreConfig.isEmbedded(config)).toBe(embedded)
+      // The same through the environment, as an operator would set it.
+      const { config: fromEnv } = yield* loaded({
+        env: { ...(endpoint === undefined ? {} : { DYNASTATE_ENDPOINT: endpoint }), ...(region === undefined ? {} : { DYNASTATE_REGION: region }) }
+      })
+      expect(StoreConfig.isEmbedded(fromEnv)).toBe(embedded)
+    }))
+})
