@@ -82,8 +82,8 @@ export const validate = (
   return Result.succeed(actions)
 }
 
-/** Whether a condition holds for the key's live item (or its absence). */
-export const holds = (condition: Condition, live: Item | undefined): boolean => {
+/** Whether a condition holds for the key's present item (or its absence), given as its revision. */
+export const holds = (condition: Condition, live: Pick<Item, "revision"> | undefined): boolean => {
   switch (condition._tag) {
     case "Whatever":
       return true

@@ -7,7 +7,7 @@
 import type { Command } from "./Command.ts"
 import { AlreadyExists, CompareFailed, IncorrectRevision, NotFound } from "./Errors.ts"
 import type { EventDraft } from "./Event.ts"
-import { isDueForExpiry, liveItem } from "./Event.ts"
+import { isDueForExpiry, liveItem, presentRevision } from "./Event.ts"
 import type { ItemInput } from "./Item.ts"
 import { sameBytes } from "./Item.ts"
 import type { KeyState } from "./KeyState.ts"
@@ -31,32 +31,34 @@ const putDraft = (item: ItemInput): EventDraft => ({ op: "put", value: item.valu
 export const decide = (command: Command, state: KeyState, now: number): Decision => {
   const expiry: ReadonlyArray<EventDraft> = isDueForExpiry(state.latest, now) ? [{ op: "expire" }] : []
   const live = liveItem(state.latest, now)
+  // A shredded item is present (it can be replaced or deleted) even though its value cannot be read.
+  const present = presentRevision(state.latest, now)
   const succeed = (draft: EventDraft): Decision => ({ events: [...expiry, draft], failure: undefined })
   const fail = (failure: CommandError): Decision => ({ events: expiry, failure })
   const key = state.key
 
   switch (command._tag) {
     case "Create":
-      return live ? fail(new AlreadyExists({ key })) : succeed(putDraft(command.item))
+      return present !== undefined ? fail(new AlreadyExists({ key })) : succeed(putDraft(command.item))
     case "Put":
       return succeed(putDraft(command.item))
     case "Update":
-      return live ? succeed(putDraft(command.item)) : fail(new NotFound({ key }))
+      return present !== undefined ? succeed(putDraft(command.item)) : fail(new NotFound({ key }))
     case "CompareAndSwap":
-      if (!live) return fail(new CompareFailed({ key, reason: "absent" }))
-      return sameBytes(live.value, command.expected)
+      if (present === undefined) return fail(new CompareFailed({ key, reason: "absent" }))
+      return live !== undefined && sameBytes(live.value, command.expected)
         ? succeed(putDraft(command.item))
         : fail(new CompareFailed({ key, reason: "value-mismatch" }))
     case "ConditionalUpdate":
-      return live && command.revision !== "" && live.revision === command.revision
+      return command.revision !== "" && present === command.revision
         ? succeed(putDraft(command.item))
         : fail(new IncorrectRevision({ key, expected: command.revision }))
     case "ConditionalDelete":
-      return live && command.revision !== "" && live.revision === command.revision
+      return command.revision !== "" && present === command.revision
         ? succeed({ op: "delete" })
         : fail(new IncorrectRevision({ key, expected: command.revision }))
     case "Delete":
-      return live ? succeed({ op: "delete" }) : fail(new NotFound({ key }))
+      return present !== undefined ? succeed({ op: "delete" }) : fail(new NotFound({ key }))
     case "KeepAlive":
       if (!live) return fail(new NotFound({ key }))
       if (command.revision !== "" && command.revision !== live.revision) {

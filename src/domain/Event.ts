@@ -28,6 +28,11 @@ export interface Event {
    * extends an item, so the item keeps its revision and leases stay valid.
    */
   readonly valueRevision?: string | undefined
+  /**
+   * Set when the value was shredded (its data key destroyed): the event still
+   * says what happened to the key, but the value is gone for good.
+   */
+  readonly shredded?: { readonly scope: string } | undefined
 }
 
 /** An event the domain decided on, before the store numbers and names it. */
@@ -50,6 +55,18 @@ export const liveItem = (event: Event | undefined, now: number): Item | undefine
   if (isExpired(event.expires, now)) return undefined
   return { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event) }
 }
+
+/**
+ * The revision of the item an event leaves present at `now`, whether or not
+ * its value can still be read (it may have been shredded); `undefined` when
+ * the key is absent, deleted or expired. Write decisions go by this: a
+ * shredded item still exists, so it can be deleted or overwritten.
+ */
+export const presentRevision = (event: Event | undefined, now: number): string | undefined =>
+  event !== undefined && carriesValue(event) && (event.value !== undefined || event.shredded !== undefined) &&
+    !isExpired(event.expires, now)
+    ? itemRevision(event)
+    : undefined
 
 /** Whether the event carries a value that has expired by `now` and has no `expire` event yet. */
 export const isDueForExpiry = (event: Event | undefined, now: number): boolean =>

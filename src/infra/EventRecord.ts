@@ -5,7 +5,8 @@
  */
 import { Effect } from "effect"
 import { DecryptionFailed, StorageFailure, ValueTooLarge } from "../domain/Errors.ts"
-import type { Shredded, Throttled } from "../domain/Errors.ts"
+import type { Throttled } from "../domain/Errors.ts"
+import { Shredded } from "../domain/Errors.ts"
 import type { Event, EventOp } from "../domain/Event.ts"
 import { eventOps } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
@@ -116,7 +117,8 @@ const numberOf = (item: AttributeMap, name: string): number | undefined => {
  */
 export const decode = Effect.fnUntraced(function*(
   location: Location,
-  item: AttributeMap
+  item: AttributeMap,
+  options?: { readonly tolerateShredded?: boolean }
 ): Effect.fn.Return<Event, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> {
   const sortKey = item[Attr.sort]?.B
   if (sortKey === undefined) return yield* corrupt("item has no sort key")
@@ -143,6 +145,9 @@ export const decode = Effect.fnUntraced(function*(
     return yield* new DecryptionFailed({ key, seq, reason: `a ${op} event ${hasValue ? "must" : "must not"} carry a value` })
   }
   if (ciphertext === undefined) return event
-  const value = yield* ValueCipher.decrypt(ciphertext, bindingOf(location, event))
-  return { ...event, value }
+  const value = yield* ValueCipher.decrypt(ciphertext, bindingOf(location, event)).pipe(
+    Effect.map((plaintext): Uint8Array | Shredded => plaintext),
+    Effect.catchTag("Shredded", (error) => (options?.tolerateShredded ? Effect.succeed(error) : Effect.fail(error)))
+  )
+  return value instanceof Uint8Array ? { ...event, value } : { ...event, shredded: { scope: value.scope } }
 })

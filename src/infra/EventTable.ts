@@ -52,8 +52,10 @@ export class EventTable extends Context.Service<EventTable, {
   readonly location: Location
   /** Appends an event if its seq is free; a retry of our own lost write counts as success. */
   readonly append: (event: Event) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
-  /** The newest event of a key. */
+  /** The newest event of a key, its value decrypted (`Shredded` if its data key was destroyed). */
   readonly latest: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
+  /** The newest event of a key for deciding writes: a shredded value comes back marked, not as a failure. */
+  readonly latestState: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
   /** The items of a sort-key range, page by page (pages are DynamoDB's, up to 1 MB). */
   readonly scan: (range: SortKeyRange) => Stream.Stream<StoredItem, Throttled | StorageFailure>
   /** Decrypts an item from {@link scan}. */
@@ -74,6 +76,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
   const dataKeys = yield* DataKeys
   const withKeyring = Effect.provideService(DataKeys, dataKeys)
   const decodeItem = (item: AttributeMap) => EventRecord.decode(location, item).pipe(withKeyring)
+  const decodeState = (item: AttributeMap) => EventRecord.decode(location, item, { tolerateShredded: true }).pipe(withKeyring)
   const keyCondition = "#pk = :pk AND #sk BETWEEN :lower AND :upper"
 
   const append = Effect.fn("EventTable.append")(function*(event: Event) {
@@ -99,10 +102,10 @@ const make = Effect.fnUntraced(function*(location: Location) {
     const existing = outcome.item
     // Our own event already there: the SDK retried a request whose response was lost.
     if (existing?.[Attr.revision]?.S === event.revision) return
-    return yield* new AppendConflict({ winner: existing ? yield* decodeItem(existing) : undefined })
+    return yield* new AppendConflict({ winner: existing ? yield* decodeState(existing) : undefined })
   })
 
-  const latest = Effect.fn("EventTable.latest")(function*(key: string) {
+  const newest = (key: string, decoder: typeof decodeItem) => Effect.gen(function*() {
     const output = yield* dynamo.call("Query", (client, abortSignal) =>
       client.send(
         new QueryCommand({
@@ -121,8 +124,10 @@ const make = Effect.fnUntraced(function*(location: Location) {
       )
     )
     const first = output.Items?.[0]
-    return first === undefined ? Option.none<Event>() : Option.some(yield* decodeItem(first))
+    return first === undefined ? Option.none<Event>() : Option.some(yield* decoder(first))
   })
+  const latest = Effect.fn("EventTable.latest")((key: string) => newest(key, decodeItem))
+  const latestState = Effect.fn("EventTable.latestState")((key: string) => newest(key, decodeState))
 
   const scan = (range: SortKeyRange): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
     Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
@@ -191,6 +196,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
     location,
     append,
     latest,
+    latestState,
     scan,
     decode: (stored) => decodeItem(stored.item),
     transact

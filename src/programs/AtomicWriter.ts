@@ -13,7 +13,7 @@ import type { ConditionalAction } from "../domain/AtomicWrite.ts"
 import { BadParameter, ConditionFailed, StorageFailure, Throttled, WriteContention } from "../domain/Errors.ts"
 import type { ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
-import { isDueForExpiry, liveItem } from "../domain/Event.ts"
+import { isDueForExpiry, presentRevision } from "../domain/Event.ts"
 import * as KeyState from "../domain/KeyState.ts"
 import { EventTable } from "../infra/EventTable.ts"
 import type { TransactionWrite } from "../infra/EventTable.ts"
@@ -74,7 +74,7 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
   while (true) {
     const states = yield* Effect.forEach(
       actions,
-      (entry) => Effect.map(table.latest(entry.key), (latest) => KeyState.fromLatest(entry.key, Option.getOrUndefined(latest))),
+      (entry) => Effect.map(table.latestState(entry.key), (latest) => KeyState.fromLatest(entry.key, Option.getOrUndefined(latest))),
       { concurrency: 16 }
     )
     const now = yield* Clock.currentTimeMillis
@@ -86,13 +86,14 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
       continue
     }
     for (const [index, entry] of actions.entries()) {
-      if (!AtomicWrite.holds(entry.condition, liveItem(states[index]!.latest, now))) {
+      const present = presentRevision(states[index]!.latest, now)
+      if (!AtomicWrite.holds(entry.condition, present === undefined ? undefined : { revision: present })) {
         return yield* new ConditionFailed({ key: entry.key, condition: AtomicWrite.describe(entry.condition) })
       }
     }
     const writes = actions.map((entry, index): TransactionWrite => {
       const state = states[index]!
-      const live = liveItem(state.latest, now)
+      const live = presentRevision(state.latest, now) !== undefined
       const base = { key: entry.key, seq: state.seq + 1, revision, timestamp: now }
       if (entry.action._tag === "Put") {
         const event: Event = { ...base, op: "put", value: entry.action.value, expires: entry.action.expires }

@@ -8,7 +8,7 @@ import type { Event } from "../domain/Event.ts"
 import { itemRevision, liveItem } from "../domain/Event.ts"
 import type { Item } from "../domain/Item.ts"
 import * as SortKey from "../domain/SortKey.ts"
-import type { EventTable, ReadError } from "../infra/EventTable.ts"
+import type { EventTable, ReadError, StoredItem } from "../infra/EventTable.ts"
 import type { HistoryArea } from "../infra/HistoryArea.ts"
 
 /** A point in a key's past: right after the event that made a revision, or a moment. */
@@ -16,23 +16,27 @@ export type PastPoint =
   | { readonly _tag: "Revision"; readonly revision: string }
   | { readonly _tag: "Time"; readonly millis: number }
 
-/** A key's events, oldest first, each once (an event being moved may briefly be in both areas). */
+/**
+ * A key's events, oldest first, each once. The live range is read before the
+ * history area: compaction copies an event to history before removing it from
+ * the live range, so whichever moment it moves, one of the two reads has it.
+ */
 export const events = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   key: string
-): Stream.Stream<Event, ReadError> => {
-  let last = 0
-  const live = table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true })
-  return Stream.concat(area.archived(key), live).pipe(
-    Stream.filter((stored) => {
-      if (stored.seq <= last) return false
-      last = stored.seq
-      return true
-    }),
-    Stream.mapEffect((stored) => table.decode(stored))
-  )
-}
+): Stream.Stream<Event, ReadError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const live = yield* Stream.runCollect(
+      table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true })
+    )
+    const archived = yield* Stream.runCollect(area.archived(key))
+    const bySeq = new Map<number, StoredItem>()
+    for (const stored of [...archived, ...live]) bySeq.set(stored.seq, stored)
+    return Stream.fromIterable([...bySeq.values()].sort((a, b) => a.seq - b.seq)).pipe(
+      Stream.mapEffect((stored) => table.decode(stored))
+    )
+  }))
 
 /** The item a key held at a past point; `NotFound` if it was absent, deleted or expired then. */
 export const itemAt = (

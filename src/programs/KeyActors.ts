@@ -107,7 +107,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       let fresh = false
       let conflicts = 0
       const reload = Effect.gen(function*() {
-        const latest = yield* table.latest(actor.key)
+        const latest = yield* table.latestState(actor.key)
         actor.state = KeyState.fromLatest(actor.key, Option.getOrUndefined(latest))
         fresh = true
         return actor.state

@@ -13,7 +13,7 @@
  *   that projection (logged, kept in the status) and the worker goes on.
  */
 import { randomUUID } from "node:crypto"
-import { Clock, Context, Effect, Layer, Metric, Schedule, Stream } from "effect"
+import { Clock, Context, Effect, Fiber, Layer, Metric, Schedule, Stream } from "effect"
 import type { Event } from "../domain/Event.ts"
 import { EventTable } from "../infra/EventTable.ts"
 import * as ProjectionLeases from "../infra/ProjectionLeases.ts"
@@ -78,6 +78,14 @@ export interface WorkerStatus {
   readonly quarantined: ReadonlyArray<Quarantined>
 }
 
+/** A readable account of why a projection failed: its message, else its tag, else its text. */
+const describeFailure = (failure: unknown): string => {
+  const message = (failure as { message?: unknown })?.message
+  if (typeof message === "string" && message !== "") return message
+  const tag = (failure as { _tag?: unknown })?._tag
+  return typeof tag === "string" ? tag : String(failure)
+}
+
 /** A running worker. */
 export class ProjectionWorker extends Context.Service<ProjectionWorker, {
   readonly owner: string
@@ -131,11 +139,13 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       const slot = `${projection.name}\u0000${event.key}`
       if (quarantined.has(slot) || (applied.get(slot) ?? 0) >= event.seq) return
       const outcome = yield* projection.apply(event).pipe(
-        Effect.retry({ schedule: Schedule.exponential("50 millis").pipe(Schedule.upTo({ times: options.maxApplyAttempts - 1 })) }),
+        // A projection that throws is as poisoned as one that fails: both are retried, then quarantined.
+        Effect.catchDefect((defect) => Effect.fail(defect)),
+        Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: options.maxApplyAttempts - 1 })) }),
         Effect.result
       )
       if (outcome._tag === "Failure") {
-        const error = String((outcome.failure as { message?: string })?.message ?? outcome.failure)
+        const error = describeFailure(outcome.failure)
         quarantined.set(slot, { projection: projection.name, key: event.key, seq: event.seq, error })
         yield* Metric.update(quarantinedMetric, quarantined.size)
         yield* Effect.logError(`projection ${projection.name} quarantined ${event.key} at seq ${event.seq}: ${error}`)
@@ -149,12 +159,16 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   // A seq gap means events never reached us (trimmed stream, a lost batch): replay them from the table first.
   const applyInOrder = (projection: Projection<unknown>, event: Event) =>
     Effect.gen(function*() {
-      const last = applied.get(`${projection.name}\u0000${event.key}`)
-      if (last !== undefined && event.seq > last + 1) {
+      const slot = `${projection.name}\u0000${event.key}`
+      const last = applied.get(slot)
+      if (!quarantined.has(slot) && last !== undefined && event.seq > last + 1) {
         yield* Effect.logWarning(`projection ${projection.name}: ${event.key} jumped from seq ${last} to ${event.seq}; replaying the gap`)
         const missing = yield* History.events(table, area, event.key).pipe(
           Stream.filter((past) => past.seq > last && past.seq < event.seq),
-          Stream.runCollect
+          Stream.runCollect,
+          Effect.catch((error) =>
+            Effect.as(Effect.logWarning(`cannot replay the gap of ${event.key} (${error._tag}); going on`), [] as ReadonlyArray<Event>)
+          )
         )
         for (const past of missing) yield* applyOne(projection, past)
       }
@@ -167,6 +181,8 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         yield* Effect.logWarning(`shard ${batch.shardId} was trimmed before it was read: rebuilding projections from the table`)
         for (const projection of projections) if (projection.rebuild) yield* projection.rebuild
       }
+      // A shard whose lease was lost may be another worker's now: applying more of it would break per-key order.
+      if (batch._tag !== "Started" && !owned.has(batch.shardId)) return yield* new ProjectionLeases.LeaseLost({ shardId: batch.shardId })
       if (batch._tag === "Records") {
         const now = yield* Clock.currentTimeMillis
         const shard = progress.get(batch.shardId) ?? { lagMillis: undefined, records: 0 }
@@ -218,18 +234,27 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   for (const projection of projections) {
     if (projection.rebuild) yield* projection.rebuild.pipe(Effect.catch((error) => Effect.logError(`rebuild of ${projection.name} failed`, error)))
   }
-  yield* heartbeat.pipe(Effect.repeat(Schedule.spaced(Math.max(100, Math.floor(options.leaseMillis / 3)))), Effect.provide(context), Effect.forkIn(scope))
-  yield* runOnce.pipe(
+  const heartbeatFiber = yield* heartbeat.pipe(
+    Effect.repeat(Schedule.spaced(Math.max(100, Math.floor(options.leaseMillis / 3)))),
+    Effect.provide(context),
+    Effect.forkIn(scope)
+  )
+  const readerFiber = yield* runOnce.pipe(
     Effect.catchCause((cause) => Effect.logWarning("projection worker restarts its stream reader", cause)),
     Effect.andThen(Effect.sleep("1 second")),
     Effect.forever,
     Effect.provide(context),
     Effect.forkIn(scope)
   )
+  // Shutdown: let the batch in flight finish (it is uninterruptible), stop renewing, and only then hand the leases back.
   yield* Effect.addFinalizer(() =>
-    Effect.forEach([...owned], ([_shardId, held]) => ProjectionLeases.release(options.leases, held.arn, held.lease, owner).pipe(Effect.ignore), {
-      discard: true
-    }).pipe(Effect.provide(context), Effect.andThen(Effect.logInfo(`released ${owned.size} shard leases`)))
+    Fiber.interrupt(readerFiber).pipe(
+      Effect.andThen(Fiber.interrupt(heartbeatFiber)),
+      Effect.andThen(Effect.forEach([...owned], ([_shardId, held]) =>
+        ProjectionLeases.release(options.leases, held.arn, held.lease, owner).pipe(Effect.ignore), { discard: true })),
+      Effect.provide(context),
+      Effect.andThen(Effect.logInfo(`released ${owned.size} shard leases`))
+    )
   )
 
   // The rate is over the time since the previous status call, so a status line shows current throughput.

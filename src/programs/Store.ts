@@ -7,9 +7,9 @@ import { Clock, Context, Effect, Layer, Option, Result, Stream } from "effect"
 import type { ConditionalAction } from "../domain/AtomicWrite.ts"
 import type { Command } from "../domain/Command.ts"
 import type { CommandError } from "../domain/Decide.ts"
-import { BadParameter, NotFound, ValueTooLarge } from "../domain/Errors.ts"
+import { BadParameter, NotFound, Shredded, ValueTooLarge } from "../domain/Errors.ts"
 import type { AlreadyExists, CompareFailed, ConditionFailed, IncorrectRevision, StorageFailure, Throttled } from "../domain/Errors.ts"
-import { isDueForExpiry, liveItem } from "../domain/Event.ts"
+import { isDueForExpiry, liveItem, presentRevision } from "../domain/Event.ts"
 import type { Item, ItemInput, Lease } from "../domain/Item.ts"
 import * as Key from "../domain/Key.ts"
 import { DataKeys } from "../infra/crypto/DataKeys.ts"
@@ -164,12 +164,15 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
 
   const get = Effect.fn("Store.get")(function*(key: string) {
     yield* checkKey(key)
-    const latest = Option.getOrUndefined(yield* table.latest(key))
+    const latest = Option.getOrUndefined(yield* table.latestState(key))
     const now = yield* Clock.currentTimeMillis
     const item = liveItem(latest, now)
     if (item) {
       if (latest) actors.observe(latest)
       return item
+    }
+    if (latest?.shredded && presentRevision(latest, now) !== undefined) {
+      return yield* new Shredded({ key, seq: latest.seq, scope: latest.shredded.scope })
     }
     if (isDueForExpiry(latest, now)) yield* actors.expire(key)
     return yield* new NotFound({ key })

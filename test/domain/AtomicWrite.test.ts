@@ -161,7 +161,8 @@ describe("AtomicWrite.holds", () => {
   }
 
   it("a revision condition compares against the item's revision, not its value or expiry", () => {
-    expect(AtomicWrite.holds(AtomicWrite.Condition.revision("r1"), { ...live, value: new Uint8Array(0), expires: 5 })).toBe(true)
+    const other: Item = { ...live, value: new Uint8Array(0), expires: 5 }
+    expect(AtomicWrite.holds(AtomicWrite.Condition.revision("r1"), other)).toBe(true)
     expect(AtomicWrite.holds(AtomicWrite.Condition.revision("R1"), live)).toBe(false)
   })
 })

@@ -9,6 +9,7 @@
  * scope and leave the others readable.
  */
 import { Clock, Context, Data, Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
+import type { Scope } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import * as Revisions from "../Revisions.ts"
 import type { Dynamo } from "../Dynamo.ts"
@@ -114,17 +115,24 @@ export const contextOf = (location: DataKeyLocation, id: string, scope: string):
   "dynastate:scope": scope
 })
 
-/** Runs one computation per key at a time; concurrent callers for the same key share its result. */
-const singleFlight = <A, E>() => {
+/**
+ * Runs one computation per key at a time; concurrent callers for the same key
+ * share its result. The computation runs in its own fiber in `scope`, so one
+ * caller giving up (a timeout, a closed watch) does not interrupt the others.
+ */
+const singleFlight = <A, E>(scope: Scope.Scope) => {
   const inFlight = new Map<string, Deferred.Deferred<A, E>>()
-  return <R>(key: string, compute: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  return (key: string, compute: Effect.Effect<A, E>): Effect.Effect<A, E> =>
     Effect.suspend(() => {
       const running = inFlight.get(key)
       if (running) return Deferred.await(running)
       const deferred = Deferred.makeUnsafe<A, E>()
       inFlight.set(key, deferred)
       return compute.pipe(
-        Effect.onExit((exit) => Effect.andThen(Effect.sync(() => inFlight.delete(key)), Deferred.done(deferred, exit)))
+        Effect.exit,
+        Effect.flatMap((exit) => Effect.andThen(Effect.sync(() => inFlight.delete(key)), Deferred.done(deferred, exit))),
+        Effect.forkIn(scope),
+        Effect.andThen(Deferred.await(deferred))
       )
     })
 }
@@ -135,8 +143,9 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
   const withDynamo = Effect.provide(context)
   const writing = new Map<string, CachedKey>()
   const reading = new Map<string, { readonly key: DataKey; readonly loaded: number }>()
-  const generating = singleFlight<CachedKey, DataKeyError>()
-  const loading = singleFlight<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>()
+  const scope = yield* Effect.scope
+  const generating = singleFlight<CachedKey, DataKeyError>(scope)
+  const loading = singleFlight<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>(scope)
 
   const remember = (key: DataKey, now: number) => {
     reading.delete(key.id)

@@ -7,7 +7,7 @@
  * keep coming, the idle interval when the shard is quiet, and bounded,
  * jittered backoff on throttling and server errors.
  */
-import { Effect, Option, Random, Stream } from "effect"
+import { Clock, Effect, Option, Random, Stream } from "effect"
 import type { StreamRecord, StreamsError } from "./StreamsApi.ts"
 import { StreamsApi } from "./StreamsApi.ts"
 import type { ShardPosition } from "./StreamsApi.ts"
@@ -44,6 +44,7 @@ interface ReaderState {
   failures: number
   idle: boolean
   started: boolean
+  iteratorAt: number
 }
 
 /** The events of one shard from `position` to its end (or forever while it is open). */
@@ -55,7 +56,7 @@ export const readShard = (
 ): Stream.Stream<ShardEvent, StreamsError, StreamsApi> =>
   Stream.unwrap(Effect.gen(function*() {
     const api = yield* StreamsApi
-    const state: ReaderState = { iterator: undefined, last: undefined, ended: false, failures: 0, idle: false, started: false }
+    const state: ReaderState = { iterator: undefined, last: undefined, ended: false, failures: 0, idle: false, started: false, iteratorAt: 0 }
     const resumePosition = (): ShardPosition =>
       state.last === undefined ? position : { _tag: "After", sequenceNumber: state.last }
 
@@ -70,6 +71,7 @@ export const readShard = (
       if (state.iterator === undefined) {
         const first = !state.started
         state.iterator = yield* api.getShardIterator(arn, shardId, resumePosition())
+        state.iteratorAt = yield* Clock.currentTimeMillis
         state.started = true
         if (state.iterator === undefined) {
           state.ended = true
@@ -96,12 +98,17 @@ export const readShard = (
           return []
         })),
       Effect.catchTag("TrimmedData", () =>
-        Effect.sync((): ReadonlyArray<ShardEvent> => {
-          // Resume from the oldest record still there; the consumer rebuilds what it missed.
+        Effect.gen(function*(): Effect.fn.Return<ReadonlyArray<ShardEvent>> {
+          const now = yield* Clock.currentTimeMillis
+          // Nothing read yet from a fresh iterator that did not point after a record: nothing can have been
+          // missed. (DynamoDB Local numbers records across tables and reports an iterator of an empty shard
+          // as trimmed once the shard's first record arrives.)
+          const nothingMissed = state.last === undefined && position._tag !== "After" && now - state.iteratorAt < 60_000
           state.iterator = undefined
           state.last = undefined
           position = { _tag: "TrimHorizon" }
-          return [{ _tag: "Trimmed", shardId }]
+          // Otherwise resume from the oldest record still there; the consumer rebuilds what it missed.
+          return nothingMissed ? [] : [{ _tag: "Trimmed", shardId }]
         })),
       Effect.catchIf(retryable, (error) =>
         Effect.gen(function*() {

@@ -1,0 +1,141 @@
+/**
+ * Shared plumbing of the model-based and TTL property tests: one TestClock
+ * runtime and one table per test file, a fresh namespace (so a fresh, empty
+ * store) per property run, two store instances per run (separate actor
+ * systems, as two processes), raw views of the table, and fast-check settings
+ * from the environment (FC_SEED, FC_RUNS, FC_PATH, FC_REPLAY_PATH).
+ */
+import { randomUUID } from "node:crypto"
+import { QueryCommand } from "@aws-sdk/client-dynamodb"
+import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { Clock, Effect, Exit, ManagedRuntime, Scope } from "effect"
+import type { Result } from "effect"
+import { TestClock } from "effect/testing"
+import fc from "fast-check"
+import * as SortKey from "../../../src/domain/SortKey.ts"
+import { Attr } from "../../../src/infra/EventRecord.ts"
+import type { Store } from "../../../src/programs/Store.ts"
+import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import type { TestTable } from "../../support/TestStore.ts"
+
+export type StoreService = Store["Service"]
+
+/** fast-check settings: a fixed seed, a run count, and a failure's path to replay. */
+export const fcParameters = (defaultRuns = 30) => {
+  const path = process.env["FC_PATH"]
+  return {
+    seed: Number(process.env["FC_SEED"] ?? 20261125),
+    numRuns: Number(process.env["FC_RUNS"] ?? defaultRuns),
+    ...(path !== undefined && path !== "" ? { path } : {})
+  }
+}
+
+/**
+ * fast-check settings and a vitest timeout for a property: the timeout grows
+ * with the run count (soaks), never below the suite's 60 s, and fast-check
+ * stops 15 s before it, so a long shrink still reports the smallest
+ * counterexample found so far instead of timing out silently.
+ */
+export const budget = (defaultRuns: number, millisPerRun: number) => {
+  const parameters = fcParameters(defaultRuns)
+  const timeout = Math.max(60_000, parameters.numRuns * millisPerRun)
+  return { timeout, parameters: { ...parameters, plugins: [fc.interruptAfterTimeLimit(timeout - 15_000)] } }
+}
+
+/** The `replayPath` of `fc.commands` printed with a failing command sequence (`/*replayPath="…"*\/`). */
+export const replayPath = (): { readonly replayPath?: string } => {
+  const value = process.env["FC_REPLAY_PATH"]
+  return value !== undefined && value !== "" ? { replayPath: value } : {}
+}
+
+/** The start of the test clock: a realistic epoch, so expiries near it are ordinary timestamps. */
+export const epoch = Date.UTC(2026, 10, 25)
+
+/** One run: a fresh namespace with two store instances on it, sharing the file's TestClock. */
+export interface Run {
+  readonly location: TestTable
+  readonly stores: readonly [StoreService, StoreService]
+  /** Runs an effect under the TestClock; typed failures come back as a Result, defects reject. */
+  readonly exec: <A, E>(effect: Effect.Effect<A, E>) => Promise<Result.Result<A, E>>
+  /** The TestClock's time. */
+  readonly now: () => Promise<number>
+  /** Moves the TestClock (and so every expiry) forward. */
+  readonly advance: (millis: number) => Promise<void>
+  /** How many raw `expire` events the key has in the table. */
+  readonly expireCount: (key: string) => Promise<number>
+  readonly close: () => Promise<void>
+}
+
+/** The file's runtime and table. Call `dispose` in afterAll. */
+export interface PropertyEnvironment {
+  readonly openRun: () => Promise<Run>
+  readonly dispose: () => Promise<void>
+}
+
+export const makeEnvironment = (label: string): PropertyEnvironment => {
+  const runtime = ManagedRuntime.make(TestClock.layer({ warningDelay: "1 hour" }))
+  const client = makeClient()
+  let table: Promise<TestTable> | undefined
+  let started = false
+  const openRun = async (): Promise<Run> => {
+    table ??= runtime.runPromise(Effect.orDie(provisionTable(client, freshTableName(label))))
+    const location: TestTable = { table: (await table).table, namespace: `run-${randomUUID()}` }
+    if (!started) {
+      started = true
+      await runtime.runPromise(TestClock.setTime(epoch))
+    }
+    const scope = Scope.makeUnsafe()
+    const open = openStore(location, { client }).pipe(Scope.provide(scope))
+    const stores = await runtime.runPromise(Effect.all([open, open]))
+    return {
+      location,
+      stores,
+      exec: (effect) => runtime.runPromise(Effect.result(effect)),
+      now: () => runtime.runPromise(Clock.currentTimeMillis),
+      advance: (millis) => runtime.runPromise(TestClock.adjust(millis)),
+      expireCount: async (key) => (await rawOps(client, location, key)).filter((op) => op === "expire").length,
+      close: () => runtime.runPromise(Scope.close(scope, Exit.void))
+    }
+  }
+  return {
+    openRun,
+    dispose: async () => {
+      await runtime.dispose()
+      client.destroy()
+    }
+  }
+}
+
+/** The ops of a key's raw events, oldest first: a consistent Query on pk = namespace over the key's sort keys. */
+export const rawOps = async (client: DynamoDBClient, location: TestTable, key: string): Promise<Array<string>> => {
+  const ops: Array<string> = []
+  let start: Record<string, AttributeValue> | undefined
+  do {
+    const page = await client.send(
+      new QueryCommand({
+        TableName: location.table,
+        KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+        ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
+        ExpressionAttributeValues: {
+          ":pk": { S: location.namespace },
+          ":lower": { B: SortKey.lowerBound(key) },
+          ":upper": { B: SortKey.upperBound(key) }
+        },
+        ConsistentRead: true,
+        ExclusiveStartKey: start
+      })
+    )
+    for (const item of page.Items ?? []) ops.push(item[Attr.op]?.S ?? "?")
+    start = page.LastEvaluatedKey
+  } while (start !== undefined)
+  return ops.reverse()
+}
+
+/** A short readable rendering of a value: its length and first bytes. */
+export const showBytes = (value: Uint8Array): string => {
+  const hex = Buffer.from(value.subarray(0, 4)).toString("hex")
+  return `${value.length}B${value.length > 0 ? `:${hex}${value.length > 4 ? "…" : ""}` : ""}`
+}
+
+/** A readable rendering of an expiry relative to the clock at which the command ran. */
+export const showExpiry = (delta: number | undefined): string => (delta === undefined ? "∞" : `now${delta < 0 ? "" : "+"}${delta}`)
