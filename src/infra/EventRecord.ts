@@ -38,7 +38,7 @@ export interface Location {
 /** DynamoDB's item size limit. */
 export const itemLimitBytes = 400 * 1024
 
-const bindingOf = (location: Location, event: Omit<Event, "value" | "timestamp">) => ({
+const bindingOf = (location: Location, event: Omit<Event, "value">) => ({
   table: location.table,
   namespace: location.namespace,
   key: event.key,
@@ -46,7 +46,8 @@ const bindingOf = (location: Location, event: Omit<Event, "value" | "timestamp">
   eventId: event.revision,
   op: event.op,
   expires: event.expires,
-  valueRevision: event.valueRevision
+  valueRevision: event.valueRevision,
+  timestamp: event.timestamp
 })
 
 /** The size DynamoDB counts for an item: attribute names plus values (numbers counted generously). */

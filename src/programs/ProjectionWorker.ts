@@ -109,6 +109,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   const applied = new Map<string, number>()
   const quarantined = new Map<string, Quarantined>()
   let eventsApplied = 0
+  let takenOver = false
   let window = { at: yield* Clock.currentTimeMillis, applied: 0 }
 
   yield* ProjectionLeases.ensureTable(options.leases.table)
@@ -120,6 +121,8 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         withDynamo,
         Effect.map((lease): ShardPosition | undefined => {
           if (lease === undefined) return undefined
+          // Taking over another worker's shard: state kept in memory (upcoming expiries) missed what it applied.
+          if (lease.checkpoint !== undefined && lease.epoch > 1) takenOver = true
           owned.set(shard.shardId, { arn, lease })
           return lease.checkpoint === undefined ? { _tag: "TrimHorizon" } : { _tag: "After", sequenceNumber: lease.checkpoint }
         })
@@ -177,6 +180,10 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
 
   const handle = (batch: StreamBatch<unknown>) =>
     Effect.gen(function*() {
+      if (takenOver) {
+        takenOver = false
+        for (const projection of projections) if (projection.rebuild) yield* projection.rebuild
+      }
       if (batch._tag === "Trimmed") {
         yield* Effect.logWarning(`shard ${batch.shardId} was trimmed before it was read: rebuilding projections from the table`)
         for (const projection of projections) if (projection.rebuild) yield* projection.rebuild

@@ -31,7 +31,7 @@ import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
 
 /** Options of `getRange`. */
 export interface RangeOptions {
-  /** At most this many items; expired and deleted items do not count. */
+  /** At most this many items (0: no limit, as Teleport's `NoLimit`); expired and deleted items do not count. */
   readonly limit?: number | undefined
 }
 
@@ -188,7 +188,8 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
         if (Key.compare(options.start, options.end) > 0) return Stream.empty
         const now = yield* Clock.currentTimeMillis
         const stream = Ranges.liveItems(table, options, now)
-        return options.limit === undefined ? stream : Stream.take(stream, options.limit)
+        // 0 means no limit, as Teleport's backend.NoLimit.
+        return options.limit === undefined || options.limit === 0 ? stream : Stream.take(stream, options.limit)
       })
     )
 

@@ -66,12 +66,22 @@ export type WatchError = WatcherOverflow | WatchGap | StreamsError | ReadError
 /** The event an item of the stream holds, if it is one of this namespace's events. */
 export const eventOfRecord = (table: EventTable["Service"], record: StreamRecord) =>
   Effect.gen(function*() {
-    const image = record.newImage
-    if (record.eventName === "REMOVE" || image === undefined) return undefined
-    if (image[Attr.partition]?.S !== table.location.namespace || image[Attr.sort]?.B === undefined) return undefined
-    const { key, seq } = SortKey.decode(image[Attr.sort]!.B!)
-    return yield* table.decode({ key, seq, item: image })
+    const located = locate(table, record)
+    return located === undefined ? undefined : yield* table.decode(located)
   })
+
+/** The key and seq of a stream record holding one of this namespace's events, read without decrypting. */
+export const locate = (table: EventTable["Service"], record: StreamRecord) => {
+  const image = record.newImage
+  if (record.eventName === "REMOVE" || image === undefined) return undefined
+  const sortKey = image[Attr.partition]?.S === table.location.namespace ? image[Attr.sort]?.B : undefined
+  if (sortKey === undefined) return undefined
+  try {
+    return { ...SortKey.decode(sortKey), item: image }
+  } catch {
+    return undefined // not an event item (malformed sort key): nothing to watch
+  }
+}
 
 const toWatchEvent = (event: Event, position: WatchPosition): WatchEvent =>
   carriesValue(event)
@@ -157,9 +167,22 @@ const pump = (
           return yield* batch.ack
         }
         for (const record of batch.records) {
-          const event = yield* eventOfRecord(table, record)
           live.positions[batch.shardId] = record.sequenceNumber
-          if (event === undefined) continue
+          const located = locate(table, record)
+          // Only records somebody watches are decrypted.
+          if (located === undefined || ![...subscribers].some((subscriber) => matches(subscriber.prefixes, located.key))) continue
+          const decoded = yield* Effect.result(table.decode(located))
+          if (decoded._tag === "Failure") {
+            const error = decoded.failure
+            // One unreadable record must not end every watch: a shredded value is skipped, a tampered one reported.
+            if (error._tag === "Shredded") continue
+            if (error._tag === "DecryptionFailed") {
+              yield* Effect.logError(`watch: skipping ${error.key} at seq ${error.seq}: ${error.reason}`)
+              continue
+            }
+            return yield* Effect.fail(error)
+          }
+          const event = decoded.success
           const delivered = toWatchEvent(event, { arn: batch.arn, shards: { ...live.positions } })
           for (const subscriber of subscribers) {
             if (!matches(subscriber.prefixes, event.key)) continue
@@ -207,7 +230,11 @@ export class Watches extends Context.Service<Watches, {
         const live = yield* services(liveCoordinator(undefined))
         state.fiber = yield* services(pump(table, readStream(table.location.table, live.coordinator), live, subscribers)).pipe(
           Effect.catchCause((cause) =>
-            Effect.andThen(Effect.sync(() => shared === state && (shared = undefined)), failAll(cause))
+            Effect.sync(() => {
+              if (shared === state) shared = undefined
+              // Watches still waiting for the reader to start must not wait forever.
+              Deferred.doneUnsafe(state.ready, Effect.failCause(cause))
+            }).pipe(Effect.andThen(failAll(cause)))
           ),
           Effect.forkIn(layerScope)
         )

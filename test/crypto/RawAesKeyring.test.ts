@@ -7,26 +7,18 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Redacted } from "effect"
 import fc from "fast-check"
 import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
-import type { WrappingKey } from "../../src/infra/crypto/Keyring.ts"
+import type { EncryptionContext, WrappedKey } from "../../src/infra/crypto/Keyring.ts"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
-import * as ValueCipher from "../../src/infra/crypto/ValueCipher.ts"
-import type { ValueBinding } from "../../src/infra/crypto/ValueCipher.ts"
+import type { RawKey } from "../../src/infra/crypto/RawAesKeyring.ts"
 
 const params = { seed: Number(process.env.FC_SEED ?? 20261125), numRuns: Number(process.env.FC_RUNS ?? 200) }
 
 const secret = (bytes = 32): Buffer => randomBytes(bytes)
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("base64")
-const materialOf = (key: WrappingKey): Buffer => Buffer.from(Redacted.value(key.material))
-const binding: ValueBinding = {
-  table: "t",
-  namespace: "n",
-  key: "/k",
-  seq: 1,
-  eventId: "e",
-  op: "put",
-  expires: undefined,
-  valueRevision: undefined
-}
+const materialOf = (key: RawKey): Buffer => Buffer.from(Redacted.value(key.material))
+const plain = (secret: Redacted.Redacted<Uint8Array>): Buffer => Buffer.from(Redacted.value(secret))
+const rawKey = (id: string, material: Uint8Array = secret()): RawKey => ({ id, material: Redacted.make(new Uint8Array(material)) })
+const context: EncryptionContext = { "dynastate:table": "t", "dynastate:namespace": "n", "dynastate:data-key": "dk-1", "dynastate:scope": "" }
 
 /** Runs an effect that must fail and returns its typed error. */
 const failure = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<E, A> => Effect.flip(effect)
@@ -127,9 +119,12 @@ describe("RawAesKeyring.parseKeyFile", () => {
       expect(materialOf(keys[1]!).equals(m2)).toBe(true)
       expect(materialOf(keys[2]!).equals(m3)).toBe(true)
       const keyring = RawAesKeyring.make(keys)
-      expect(keyring.name).toBe("raw-aes")
-      expect((yield* keyring.current).id).toBe("new")
-      expect(materialOf(yield* keyring.byId("older")).equals(m3)).toBe(true)
+      expect(keyring.name).toBe("raw-aes:new")
+      // the first key wraps new data keys; the older ones still unwrap
+      const generated = yield* keyring.generate(context)
+      expect(generated.wrapped.map((copy) => copy.keyId)).toEqual(["new"])
+      const underOlder = yield* RawAesKeyring.make([keys[2]!]).generate(context)
+      expect(plain(yield* keyring.unwrap(underOlder.wrapped, context)).equals(plain(underOlder.plaintext))).toBe(true)
     }))
 
   it.effect("accepts a single key with no trailing newline", () =>
@@ -176,42 +171,176 @@ describe("RawAesKeyring.parseKeyFile", () => {
       expect(error.reason).toContain("line 3")
     }))
 
-  // Regression (found in src/infra/crypto/RawAesKeyring.ts:34-45 with make at :73-75): duplicate ids are accepted; `make`
-  // encrypts under the first key but its `byId` map keeps the last key with that id, so the keyring cannot
-  // decrypt what it just encrypted ("key commitment does not match"). Expected: parseKeyFile rejects duplicate
-  // ids (or the keyring round-trips).
-  it.effect("a key file with a duplicate id is rejected, or its keyring still decrypts what it encrypts", () =>
+  // Regression (found in src/infra/crypto/RawAesKeyring.ts:34-45 with make at :73-75): duplicate ids used to be accepted;
+  // the keyring wrapped under the first key but looked ids up to the last, so it could not unwrap what it had just
+  // wrapped. Expected: parseKeyFile rejects duplicate ids (or the keyring round-trips).
+  it.effect("a key file with a duplicate id is rejected, or its keyring still unwraps what it wraps", () =>
     Effect.gen(function*() {
       const text = `dup:${b64(secret())}\ndup:${b64(secret())}\n`
       const parsed = yield* Effect.exit(RawAesKeyring.parseKeyFile(Redacted.make(text)))
-      if (Exit.isFailure(parsed)) return
-      const roundTrip = Effect.gen(function*() {
-        const ciphertext = yield* ValueCipher.encrypt(new Uint8Array([1, 2, 3]), binding)
-        return yield* ValueCipher.decrypt(ciphertext, binding)
-      }).pipe(Effect.provide(RawAesKeyring.layer(parsed.value)))
-      const exit = yield* Effect.exit(roundTrip)
+      if (Exit.isFailure(parsed)) {
+        expect(Cause.pretty(parsed.cause)).toContain("repeats the key id dup")
+        return
+      }
+      const keyring = RawAesKeyring.make(parsed.value)
+      const exit = yield* Effect.exit(Effect.flatMap(keyring.generate(context), (generated) => keyring.unwrap(generated.wrapped, context)))
       expect(Exit.isSuccess(exit) ? "ok" : Cause.pretty(exit.cause)).toBe("ok")
     }))
 })
 
-describe("RawAesKeyring.make / layer", () => {
-  it.effect("byId fails with a KeyringError for an unknown id; an empty keyring has no current key", () =>
+/** Flips one bit of a wrapped copy's ciphertext. */
+const flipped = (copy: WrappedKey, index: number): WrappedKey => {
+  const ciphertext = new Uint8Array(copy.ciphertext)
+  ciphertext[index]! ^= 0x01
+  return { ...copy, ciphertext }
+}
+
+/** The failure kind of a keyring call that must fail. */
+const kindOf = <A>(effect: Effect.Effect<A, KeyringError>) =>
+  Effect.map(failure(effect), (error) => {
+    expect(error).toBeInstanceOf(KeyringError)
+    expect(error.keyring).toBe("raw-aes")
+    return error.failure
+  })
+
+describe("RawAesKeyring.make: generate, wrap, unwrap", () => {
+  it.effect("generate makes a fresh 256-bit data key wrapped once under the current key, and unwrap gets it back", () =>
     Effect.gen(function*() {
-      const keyring = RawAesKeyring.make([{ id: "a", material: Redacted.make(new Uint8Array(secret())) }])
-      const error = yield* failure(keyring.byId("b"))
-      expect(error).toMatchObject({ _tag: "KeyringError", keyring: "raw-aes" })
-      expect(error.reason).toContain("b")
+      const keyring = RawAesKeyring.make([rawKey("a")])
+      const one = yield* keyring.generate(context)
+      const two = yield* keyring.generate(context)
+      expect(plain(one.plaintext)).toHaveLength(32)
+      expect(plain(one.plaintext).equals(plain(two.plaintext))).toBe(false)
+      expect(one.wrapped).toHaveLength(1)
+      expect(one.wrapped[0]).toMatchObject({ provider: "raw-aes", keyId: "a" })
+      // iv (12) + encrypted key (32) + tag (16); the plaintext key is not in it
+      expect(one.wrapped[0]!.ciphertext).toHaveLength(12 + 32 + 16)
+      expect(Buffer.from(one.wrapped[0]!.ciphertext).includes(plain(one.plaintext))).toBe(false)
+      expect(plain(yield* keyring.unwrap(one.wrapped, context)).equals(plain(one.plaintext))).toBe(true)
+      expect(plain(yield* keyring.unwrap(two.wrapped, context)).equals(plain(two.plaintext))).toBe(true)
+    }))
+
+  it("wrap then unwrap round-trips any data key under any context; wrapping twice differs (property)", async () => {
+    const keyring = RawAesKeyring.make([rawKey("a")])
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.dictionary(fc.string(), fc.string()), async (material, ctx) => {
+        const secretKey = Redacted.make(material)
+        const [one, two] = await Effect.runPromise(Effect.all([keyring.wrap(secretKey, ctx), keyring.wrap(secretKey, ctx)]))
+        expect(Buffer.from(one![0]!.ciphertext).equals(Buffer.from(two![0]!.ciphertext))).toBe(false)
+        const back = await Effect.runPromise(keyring.unwrap(one!, ctx))
+        expect(plain(back).equals(Buffer.from(material))).toBe(true)
+      }),
+      params
+    )
+  })
+
+  it.effect("a wrapped key is bound to its context: any other context fails with invalid-ciphertext", () =>
+    Effect.gen(function*() {
+      const keyring = RawAesKeyring.make([rawKey("a")])
+      const ctx: EncryptionContext = { a: "b:c", d: "e" }
+      const { plaintext, wrapped } = yield* keyring.generate(ctx)
+      // the same entries in another order are the same context
+      expect(plain(yield* keyring.unwrap(wrapped, { d: "e", a: "b:c" })).equals(plain(plaintext))).toBe(true)
+      for (const other of [{}, { a: "b:c" }, { a: "b:c", d: "f" }, { a: "b:c", d: "e", x: "" }, { "a:b": "c", d: "e" }, { a: "b", d: "e" }]) {
+        expect(yield* kindOf(keyring.unwrap(wrapped, other))).toBe("invalid-ciphertext")
+      }
+      // any two small contexts: unwrapping works exactly when they are equal (property)
+      const ctxArb = fc.dictionary(fc.constantFrom("scope", "id", "x"), fc.constantFrom("", "1", "2"))
+      const pairs = fc.sample(fc.tuple(ctxArb, ctxArb), { seed: params.seed, numRuns: 100 })
+      const canonical = (ctx: EncryptionContext) => JSON.stringify(Object.entries(ctx).sort())
+      for (const [a, b] of pairs) {
+        const { wrapped } = yield* keyring.generate(a)
+        const exit = yield* Effect.exit(keyring.unwrap(wrapped, b))
+        expect(Exit.isSuccess(exit)).toBe(canonical(a) === canonical(b))
+      }
+    }))
+
+  it.effect("a flipped bit anywhere in the wrapped key, or a truncated one, fails with invalid-ciphertext", () =>
+    Effect.gen(function*() {
+      const keyring = RawAesKeyring.make([rawKey("a")])
+      const [copy] = (yield* keyring.generate(context)).wrapped
+      for (let index = 0; index < copy!.ciphertext.length; index++) {
+        expect(yield* kindOf(keyring.unwrap([flipped(copy!, index)], context))).toBe("invalid-ciphertext")
+      }
+      for (const length of [0, 1, 27, 28, 59]) {
+        expect(yield* kindOf(keyring.unwrap([{ ...copy!, ciphertext: copy!.ciphertext.slice(0, length) }], context))).toBe("invalid-ciphertext")
+      }
+    }))
+
+  it.effect("unwrap only tries copies under its own key ids and provider: none means no-matching-key", () =>
+    Effect.gen(function*() {
+      const a = rawKey("a")
+      const { wrapped } = yield* RawAesKeyring.make([a]).generate(context)
+      expect(yield* kindOf(RawAesKeyring.make([rawKey("b")]).unwrap(wrapped, context))).toBe("no-matching-key")
+      expect(yield* kindOf(RawAesKeyring.make([a]).unwrap([], context))).toBe("no-matching-key")
+      expect(yield* kindOf(RawAesKeyring.make([a]).unwrap([{ ...wrapped[0]!, provider: "aws-kms" }], context))).toBe("no-matching-key")
+      // the same id over other material is a match that does not authenticate
+      expect(yield* kindOf(RawAesKeyring.make([rawKey("a")]).unwrap(wrapped, context))).toBe("invalid-ciphertext")
+    }))
+
+  it.effect("unwrap skips a copy that does not authenticate and uses the next one it holds a key for", () =>
+    Effect.gen(function*() {
+      const [a, b] = [rawKey("a"), rawKey("b")]
+      const generated = yield* RawAesKeyring.make([a]).generate(context)
+      const underB = yield* RawAesKeyring.make([b]).wrap(generated.plaintext, context)
+      const copies = [{ provider: "aws-kms", keyId: "arn:x", ciphertext: new Uint8Array(60) }, flipped(generated.wrapped[0]!, 20), ...underB]
+      expect(plain(yield* RawAesKeyring.make([a, b]).unwrap(copies, context)).equals(plain(generated.plaintext))).toBe(true)
+    }))
+
+  it.effect("rotation: a keyring whose first key is new wraps under it and still unwraps data keys of older keys", () =>
+    Effect.gen(function*() {
+      const [older, newer] = [rawKey("k-2025"), rawKey("k-2026")]
+      const before = yield* RawAesKeyring.make([older]).generate(context)
+      const rotated = RawAesKeyring.make([newer, older])
+      expect(rotated.name).toBe("raw-aes:k-2026")
+      expect(plain(yield* rotated.unwrap(before.wrapped, context)).equals(plain(before.plaintext))).toBe(true)
+      const after = yield* rotated.generate(context)
+      expect(after.wrapped.map((copy) => copy.keyId)).toEqual(["k-2026"])
+      expect((yield* rotated.wrap(before.plaintext, context)).map((copy) => copy.keyId)).toEqual(["k-2026"])
+      // a process still on the old key alone cannot read what the new key wrapped
+      expect(yield* kindOf(RawAesKeyring.make([older]).unwrap(after.wrapped, context))).toBe("no-matching-key")
+    }))
+
+  it.effect("an empty keyring cannot generate or wrap (invalid-key-material) and unwraps nothing", () =>
+    Effect.gen(function*() {
       const empty = RawAesKeyring.make([])
-      expect((yield* failure(empty.current)).reason).toBe("no keys")
+      expect(empty.name).toBe("raw-aes:empty")
+      const error = yield* failure(empty.generate(context))
+      expect(error).toMatchObject({ _tag: "KeyringError", failure: "invalid-key-material", reason: "the keyring has no key" })
+      expect(yield* kindOf(empty.wrap(Redacted.make(new Uint8Array(32)), context))).toBe("invalid-key-material")
+      const { wrapped } = yield* RawAesKeyring.make([rawKey("a")]).generate(context)
+      expect(yield* kindOf(empty.unwrap(wrapped, context))).toBe("no-matching-key")
     }))
 
   it.effect("layerEphemeral gives a fresh fingerprinted key per build", () =>
     Effect.gen(function*() {
-      const a = yield* Keyring.use((k) => k.current).pipe(Effect.provide(RawAesKeyring.layerEphemeral))
-      const b = yield* Keyring.use((k) => k.current).pipe(Effect.provide(RawAesKeyring.layerEphemeral))
-      expect(a.id).toBe(RawAesKeyring.fingerprint(Redacted.value(a.material)))
-      expect(a.id).not.toBe(b.id)
-      expect(Redacted.value(a.material)).toHaveLength(32)
+      const a = yield* Effect.service(Keyring).pipe(Effect.provide(RawAesKeyring.layerEphemeral))
+      const b = yield* Effect.service(Keyring).pipe(Effect.provide(RawAesKeyring.layerEphemeral))
+      expect(a.name).toMatch(/^raw-aes:raw-[0-9a-f]{16}$/)
+      expect(a.name).not.toBe(b.name)
+      const generated = yield* a.generate(context)
+      expect(generated.wrapped[0]!.keyId).toBe(a.name.slice("raw-aes:".length))
+      expect(plain(yield* a.unwrap(generated.wrapped, context)).equals(plain(generated.plaintext))).toBe(true)
+      expect((yield* failure(b.unwrap(generated.wrapped, context))).failure).toBe("no-matching-key")
+      // layer: the keyring of the given keys
+      const fixed = rawKey("layered")
+      const layered = yield* Effect.service(Keyring).pipe(Effect.provide(RawAesKeyring.layer([fixed])))
+      expect(plain(yield* RawAesKeyring.make([fixed]).unwrap((yield* layered.generate(context)).wrapped, context))).toHaveLength(32)
+    }))
+
+  it.effect("errors of wrap and unwrap never carry the data key or the master key", () =>
+    Effect.gen(function*() {
+      const a = rawKey("a")
+      const generated = yield* RawAesKeyring.make([a]).generate(context)
+      const errors = [
+        yield* failure(RawAesKeyring.make([a]).unwrap([flipped(generated.wrapped[0]!, 30)], context)),
+        yield* failure(RawAesKeyring.make([a]).unwrap(generated.wrapped, { other: "context" })),
+        yield* failure(RawAesKeyring.make([rawKey("a")]).unwrap(generated.wrapped, context))
+      ]
+      const text = errors.map((error) => renderings(error) + error.message + Cause.pretty(Cause.fail(error))).join("\n")
+      expectNoSecret(text, plain(generated.plaintext))
+      expectNoSecret(text, materialOf(a))
+      expectNoSecret(renderings(generated), plain(generated.plaintext))
     }))
 })
 
@@ -286,14 +415,16 @@ describe("RawAesKeyring.loadOrCreateKeyFile", () => {
       expect(error.reason).toContain("cannot create key file")
     }))
 
-  it.effect("layerFromFile provides a keyring that round-trips values", () =>
+  it.effect("layerFromFile provides a keyring whose data keys a restart (a second build from the file) unwraps", () =>
     Effect.gen(function*() {
       const file = path.join(tempDir(), "keys")
-      const value = new Uint8Array([9, 8, 7])
-      const ciphertext = yield* ValueCipher.encrypt(value, binding).pipe(Effect.provide(RawAesKeyring.layerFromFile(file)))
-      // A second layer built from the same file (a restart) decrypts it.
-      const back = yield* ValueCipher.decrypt(ciphertext, binding).pipe(Effect.provide(RawAesKeyring.layerFromFile(file)))
-      expect(Array.from(back)).toEqual([9, 8, 7])
+      const keyringOf = Effect.service(Keyring).pipe(Effect.provide(RawAesKeyring.layerFromFile(file)))
+      const generated = yield* Effect.flatMap(keyringOf, (keyring) => keyring.generate(context))
+      const back = yield* Effect.flatMap(keyringOf, (keyring) => keyring.unwrap(generated.wrapped, context))
+      expect(plain(back).equals(plain(generated.plaintext))).toBe(true)
+      // and a keyring from another file cannot
+      const other = yield* Effect.service(Keyring).pipe(Effect.provide(RawAesKeyring.layerFromFile(path.join(tempDir(), "keys"))))
+      expect((yield* failure(other.unwrap(generated.wrapped, context))).failure).toBe("no-matching-key")
     }))
 })
 

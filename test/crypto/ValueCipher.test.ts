@@ -30,7 +30,8 @@ const binding: ValueBinding = {
   eventId: "01JEVENTID",
   op: "put",
   expires: 1_750_000_000_000,
-  valueRevision: undefined
+  valueRevision: undefined,
+  timestamp: 1_750_000_000_000
 }
 const plaintext = new TextEncoder().encode("hello, world")
 
@@ -74,7 +75,8 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
       eventId: fc.string(),
       op: fc.constantFrom("put", "delete", "expire", "keep-alive"),
       expires: fc.option(fc.nat(), { nil: undefined }),
-      valueRevision: fc.option(fc.string(), { nil: undefined })
+      valueRevision: fc.option(fc.string(), { nil: undefined }),
+      timestamp: fc.nat()
     })
     fc.assert(
       fc.property(bindingArb, fc.uint8Array({ maxLength: 64 }), (b, value) => {
@@ -119,7 +121,8 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
       ["expires", { expires: 1_750_000_000_001 }],
       ["expires removed", { expires: undefined }],
       ["valueRevision added", { valueRevision: "rev-1" }],
-      ["valueRevision empty", { valueRevision: "" }]
+      ["valueRevision empty", { valueRevision: "" }],
+      ["timestamp", { timestamp: 1 }]
     ]
     for (const [name, change] of changes) {
       it(name, () => {
@@ -148,7 +151,8 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
         eventId: small("e1", "e2"),
         op: small("put", "keep-alive"),
         expires: small(undefined, 0, 1),
-        valueRevision: small(undefined, "", "r")
+        valueRevision: small(undefined, "", "r"),
+        timestamp: small(1, 2)
       })
       fc.assert(
         fc.property(bindingArb, bindingArb, (a, b) => {

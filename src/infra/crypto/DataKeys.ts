@@ -16,6 +16,7 @@ import type { Dynamo } from "../Dynamo.ts"
 import * as DataKeyStore from "./DataKeyStore.ts"
 import type { DataKeyLocation } from "./DataKeyStore.ts"
 import { Keyring } from "./Keyring.ts"
+import * as MultiKeyring from "./MultiKeyring.ts"
 import type { EncryptionContext, KeyringError } from "./Keyring.ts"
 
 /** Limits on how long and how much one data key is used, and how scopes are drawn. */
@@ -192,7 +193,12 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const hit = reading.get(id)
-      if (hit && now - hit.loaded < policy.maxAgeMillis) return hit.key
+      if (hit && now - hit.loaded < policy.maxAgeMillis) {
+        // Least recently used goes first: a hit moves the key to the back.
+        reading.delete(id)
+        reading.set(id, hit)
+        return hit.key
+      }
       return yield* loading(id, Effect.gen(function*() {
         const record = Option.getOrUndefined(yield* DataKeyStore.get(location, id).pipe(withDynamo))
         if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
@@ -211,7 +217,8 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
       Stream.runForEach((record) =>
         Effect.gen(function*() {
           const context = contextOf(location, record.id, record.scope)
-          const plaintext = yield* keyring.unwrap(record.wrapped, context)
+          // Either keyring may hold a key already: a rewrap that stopped half-way can simply run again.
+          const plaintext = yield* MultiKeyring.make(keyring, [next]).unwrap(record.wrapped, context)
           const wrapped = yield* next.wrap(plaintext, context)
           if (yield* DataKeyStore.replaceWrapped(location, record.id, wrapped)) count++
         })

@@ -2,7 +2,7 @@
  * Value encryption: AES-256-GCM under a per-value key derived by HKDF from a
  * data key, with a key commitment, and associated data that binds the
  * ciphertext to where it belongs (table, namespace, key, seq, event id,
- * operation, expiry, kept revision), so a ciphertext moved to another key,
+ * operation, expiry, kept revision, timestamp), so a ciphertext moved to another key,
  * seq or event fails to decrypt.
  *
  * Layout (version 1):
@@ -27,6 +27,7 @@ export interface ValueBinding {
   readonly op: EventOp
   readonly expires: number | undefined
   readonly valueRevision: string | undefined
+  readonly timestamp: number
 }
 
 const version = 1
@@ -55,7 +56,8 @@ const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
         binding.eventId,
         binding.op,
         binding.expires ?? null,
-        binding.valueRevision ?? null
+        binding.valueRevision ?? null,
+        binding.timestamp
       ])
     )
   ])
@@ -84,6 +86,7 @@ export const keyIdOf = (ciphertext: Uint8Array): Result.Result<string, string> =
   if (ciphertext.length < 2) return Result.fail("ciphertext is truncated")
   if (ciphertext[0] !== version) return Result.fail(`unknown ciphertext version ${ciphertext[0]}`)
   const length = ciphertext[1]!
+  if (length === 0) return Result.fail("ciphertext names no data key")
   if (ciphertext.length < overheadBytes(length)) return Result.fail("ciphertext is truncated")
   return Result.succeed(Buffer.from(ciphertext.subarray(2, 2 + length)).toString("utf8"))
 }
