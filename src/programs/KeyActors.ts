@@ -13,6 +13,7 @@ import { keyOf } from "../domain/Command.ts"
 import type { CommandError } from "../domain/Decide.ts"
 import { decide } from "../domain/Decide.ts"
 import { WriteContention } from "../domain/Errors.ts"
+import { StorageFailure } from "../domain/Errors.ts"
 import type { ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { itemRevision } from "../domain/Event.ts"
@@ -41,7 +42,7 @@ export type WriteError = WriteContention | ValueTooLarge | ReadError
 interface Actor {
   readonly key: string
   state: KeyState.KeyState | undefined
-  readonly mailbox: Array<Effect.Effect<void>>
+  readonly mailbox: Array<{ readonly run: Effect.Effect<void>; readonly abandon: Effect.Effect<void> }>
   running: boolean
   lastActive: number
 }
@@ -97,7 +98,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
 
   const drain = (actor: Actor): Effect.Effect<void> =>
     Effect.gen(function*() {
-      while (actor.mailbox.length > 0) yield* actor.mailbox.shift()!
+      while (actor.mailbox.length > 0) yield* actor.mailbox.shift()!.run
       actor.running = false
       actor.lastActive = yield* Clock.currentTimeMillis
     })
@@ -158,18 +159,35 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       )
     )
 
+  let closed = false
+  const closedError = () => new StorageFailure({ operation: "store", reason: "the store was closed" })
+
   const execute = (command: Command): Effect.Effect<Lease, CommandError | WriteError> =>
     Effect.gen(function*() {
+      if (closed) return yield* closedError()
       const now = yield* Clock.currentTimeMillis
       const actor = actorFor(keyOf(command), now)
       const reply = yield* Deferred.make<Lease, CommandError | WriteError>()
-      actor.mailbox.push(Effect.exit(process(actor, command)).pipe(Effect.flatMap((exit) => Deferred.done(reply, exit))))
+      actor.mailbox.push({
+        // onExit also answers when the store closes mid-command, so no caller waits forever.
+        run: process(actor, command).pipe(Effect.onExit((exit) => Deferred.done(reply, exit)), Effect.exit, Effect.asVoid),
+        abandon: Deferred.fail(reply, closedError())
+      })
       if (!actor.running) {
         actor.running = true
         yield* Effect.forkIn(drain(actor), scope)
       }
       return yield* Deferred.await(reply)
     })
+
+  // Closing the store answers every queued command, so no caller waits for a reply that will never come.
+  yield* Effect.addFinalizer(() =>
+    Effect.suspend(() => {
+      closed = true
+      const pending = [...actors.values()].flatMap((actor) => actor.mailbox.splice(0))
+      return Effect.forEach(pending, (entry) => entry.abandon, { discard: true })
+    })
+  )
 
   yield* Clock.currentTimeMillis.pipe(
     Effect.map(passivate),
