@@ -100,18 +100,28 @@ export const move = (
     )
   })
 
-/** The encrypted items filed under an index entry. */
+/** The encrypted items filed under an index entry, every page of them. */
 export const filed = (table: string, index: string) =>
   Dynamo.use((dynamo) =>
-    dynamo.call("Query", (client, abortSignal) =>
-      client.send(
-        new QueryCommand({
-          TableName: table,
-          KeyConditionExpression: "ix = :ix",
-          ExpressionAttributeValues: { ":ix": { S: index } },
-          ConsistentRead: true
-        }),
-        { abortSignal }
-      )
-    )
-  ).pipe(Effect.map((output) => output.Items ?? []))
+    Effect.gen(function*() {
+      const items: Array<AttributeMap> = []
+      let start: AttributeMap | undefined
+      do {
+        const output = yield* dynamo.call("Query", (client, abortSignal) =>
+          client.send(
+            new QueryCommand({
+              TableName: table,
+              KeyConditionExpression: "ix = :ix",
+              ExpressionAttributeValues: { ":ix": { S: index } },
+              ConsistentRead: true,
+              ExclusiveStartKey: start
+            }),
+            { abortSignal }
+          )
+        )
+        items.push(...(output.Items ?? []))
+        start = output.LastEvaluatedKey
+      } while (start !== undefined)
+      return items
+    })
+  )

@@ -4,7 +4,9 @@
  * e-mail), kept up to date by a projection and read with `get` and `query`.
  */
 import { createHmac } from "node:crypto"
-import { Clock, Effect, Redacted } from "effect"
+import { Clock, Effect, Redacted, Stream } from "effect"
+import * as Key from "../../domain/Key.ts"
+import { newestPerKey, sortKeyRange } from "../Ranges.ts"
 import { NotFound } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
@@ -78,9 +80,21 @@ export const make = (options: IndexViewOptions) =>
 
     const view: IndexView = {
       query,
+      // The error names the view, not the looked-up value (an e-mail address, say), which must not reach logs.
       get: (value) =>
-        Effect.flatMap(query(value), (items) => (items[0] ? Effect.succeed(items[0]) : Effect.fail(new NotFound({ key: value }))))
+        Effect.flatMap(query(value), (items) =>
+          items[0] ? Effect.succeed(items[0]) : Effect.fail(new NotFound({ key: `view ${options.name}` })))
     }
-    const projection = Projection.make({ name: `view:${options.name}`, prefixes: [options.prefix], apply })
+
+    // Files every current item of the prefix: a view added to an existing store, or one that missed events.
+    const rebuild = newestPerKey(table.scan(sortKeyRange({ start: options.prefix, end: Key.rangeEnd(options.prefix) })), false).pipe(
+      Stream.runForEach((stored) =>
+        table.decode(stored).pipe(
+          Effect.flatMap(apply),
+          Effect.catchTag("Shredded", () => Effect.void)
+        )
+      )
+    )
+    const projection = Projection.make({ name: `view:${options.name}`, prefixes: [options.prefix], apply, rebuild })
     return { projection, view }
   })

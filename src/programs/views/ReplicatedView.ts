@@ -53,13 +53,16 @@ export const make = (name: string, prefix: string) =>
         see(event.revision)
       })
 
+    // A fresh copy replaces the replica whole, so keys deleted or changed while events were missed are right too.
     const rebuild = store.items({ start: prefix, end: Key.rangeEnd(prefix) }).pipe(
-      Stream.runForEach((item) =>
-        Effect.sync(() => {
-          if (!items.has(item.key)) items.set(item.key, { ...item, seq: 0 })
+      Stream.runCollect,
+      Effect.map((current) => {
+        items.clear()
+        for (const item of current) {
+          items.set(item.key, { ...item, seq: 0 })
           see(item.revision)
-        })
-      )
+        }
+      })
     )
 
     const projection = Projection.make({ name, prefixes: [prefix], apply, rebuild })

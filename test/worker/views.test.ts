@@ -1,0 +1,75 @@
+/**
+ * Views kept by the worker: an index view (users by e-mail, in its own table
+ * with a blind index and encrypted values) and an in-memory replicated view
+ * with read-your-writes through waitFor.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ScanCommand } from "@aws-sdk/client-dynamodb"
+import { Effect, Layer, Option } from "effect"
+import { Store } from "../../src/programs/Store.ts"
+import * as IndexView from "../../src/programs/views/IndexView.ts"
+import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
+import { eventTableLayer, openStore } from "../support/TestStore.ts"
+import { bytes, eventually, freshEnv, startWorker, text } from "./support.ts"
+
+const user = (email: string, extra = "") => bytes(JSON.stringify({ email, extra }))
+const emailOf = (value: Uint8Array) => (JSON.parse(text(value)) as { email?: string }).email
+
+describe("views", () => {
+  it.live("an index view files users by e-mail, backfills existing ones, follows changes and deletes, and stores no plaintext", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("view-index")
+      const store = yield* openStore(env.location, { client: env.client })
+      yield* store.put({ key: "/users/alice", value: user("alice@example.org", "secret-marker-1") })
+      const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
+      const byEmail = yield* IndexView.make({ name: "by-email", prefix: "/users/", indexOf: (item) => emailOf(item.value) }).pipe(
+        Effect.provide(services)
+      )
+      yield* byEmail.projection.rebuild!.pipe(Effect.provide(services))
+      expect(text((yield* byEmail.view.get("alice@example.org")).value)).toContain("secret-marker-1")
+
+      yield* startWorker(env, { group: "views", projections: [byEmail.projection], leaseMillis: 3000, resyncMillis: 300 })
+      yield* store.put({ key: "/users/bob", value: user("bob@example.org") })
+      yield* store.put({ key: "/users/carol", value: user("shared@example.org") })
+      yield* store.put({ key: "/users/dave", value: user("shared@example.org") })
+      yield* eventually("bob is filed", Effect.map(byEmail.view.get("bob@example.org"), (item) => expect(item.key).toBe("/users/bob")))
+      yield* eventually("two users share an e-mail", Effect.map(byEmail.view.query("shared@example.org"), (items) =>
+        expect(items.map((item) => item.key)).toEqual(["/users/carol", "/users/dave"])))
+
+      yield* store.put({ key: "/users/bob", value: user("robert@example.org") })
+      yield* store.delete("/users/carol")
+      yield* eventually("bob moved and carol left", Effect.gen(function*() {
+        expect((yield* Effect.flip(byEmail.view.get("bob@example.org")))._tag).toBe("NotFound")
+        expect((yield* byEmail.view.get("robert@example.org")).key).toBe("/users/bob")
+        expect((yield* byEmail.view.query("shared@example.org")).map((item) => item.key)).toEqual(["/users/dave"])
+      }))
+      const lookup = yield* Effect.flip(byEmail.view.get("nobody@example.org"))
+      expect(lookup.message).not.toContain("nobody@example.org")
+
+      const scan = yield* Effect.promise(() => env.client.send(new ScanCommand({ TableName: `${env.location.table}.view.by-email` })))
+      const dump = JSON.stringify(scan.Items, (_, value) => (value instanceof Uint8Array ? Buffer.from(value).toString("latin1") : value))
+      expect(scan.Items!.length).toBeGreaterThan(0)
+      for (const plaintext of ["secret-marker-1", "alice@example.org", "robert@example.org", "shared@example.org"]) {
+        expect(dump).not.toContain(plaintext)
+      }
+    }))
+
+  it.live("a replicated view shows a write once waitFor(revision) returns, and drops deleted keys", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("view-replica")
+      const store = yield* openStore(env.location, { client: env.client })
+      yield* store.put({ key: "/cfg/old", value: bytes("before the worker") })
+      const replica = yield* ReplicatedView.make("cfg", "/cfg/").pipe(Effect.provideService(Store, store))
+      yield* startWorker(env, { group: "replica", projections: [replica.projection], leaseMillis: 3000, resyncMillis: 300 })
+      for (let round = 0; round < 5; round++) {
+        const lease = yield* store.put({ key: `/cfg/k${round % 2}`, value: bytes(`v${round}`) })
+        yield* replica.view.waitFor(lease.revision).pipe(Effect.timeout("15 seconds"))
+        const item = yield* replica.view.get(`/cfg/k${round % 2}`)
+        expect(Option.map(item, (found) => text(found.value))).toEqual(Option.some(`v${round}`))
+      }
+      expect((yield* replica.view.items).map((item) => item.key)).toEqual(["/cfg/k0", "/cfg/k1", "/cfg/old"])
+      yield* store.delete("/cfg/old")
+      yield* eventually("the deleted key leaves the replica", Effect.map(replica.view.get("/cfg/old"), (found) =>
+        expect(Option.isNone(found)).toBe(true)))
+    }))
+})
