@@ -6,16 +6,12 @@
  * lease expiry renewed by heartbeats, the checkpoint, and whether the shard
  * was fully applied.
  */
-import {
-  CreateTableCommand,
-  DescribeTableCommand,
-  GetItemCommand,
-  UpdateItemCommand
-} from "@aws-sdk/client-dynamodb"
-import { Clock, Data, Effect, Schedule } from "effect"
+import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+import { Clock, Data, Effect } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
 import { Dynamo } from "./Dynamo.ts"
+import * as SideTable from "./SideTable.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 
 /** A shard lease as stored. */
@@ -53,36 +49,7 @@ const decode = (shardId: string, item: AttributeMap | undefined): ShardLease => 
 })
 
 /** Creates the lease table when missing and waits until it is active. */
-export const ensureTable = (table: string) =>
-  Effect.gen(function*() {
-    const dynamo = yield* Dynamo
-    const describe = dynamo.call("DescribeTable", (client, abortSignal) =>
-      client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
-    ).pipe(
-      Effect.map((output) => output.Table?.TableStatus),
-      Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceNotFoundException"), () =>
-        Effect.succeed(undefined))
-    )
-    if ((yield* describe) === undefined) {
-      yield* dynamo.call("CreateTable", (client, abortSignal) =>
-        client.send(
-          new CreateTableCommand({
-            TableName: table,
-            KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }],
-            AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }, { AttributeName: "sk", AttributeType: "S" }],
-            BillingMode: "PAY_PER_REQUEST"
-          }),
-          { abortSignal }
-        )
-      ).pipe(Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceInUseException"), () => Effect.void))
-    }
-    yield* describe.pipe(
-      Effect.flatMap((status) =>
-        status === "ACTIVE" ? Effect.void : Effect.fail(new StorageFailure({ operation: "CreateTable", reason: "lease table not active yet" }))
-      ),
-      Effect.retry({ schedule: Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "2 minutes" })) })
-    )
-  })
+export const ensureTable = (table: string) => SideTable.ensure(table, "pk", "sk")
 
 /** The lease of a shard as stored now. */
 export const read = (location: LeaseLocation, arn: string, shardId: string) =>

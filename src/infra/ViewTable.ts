@@ -6,48 +6,19 @@
  * "by-key" item remembers the index entry and seq that are current, which
  * makes applying an event idempotent and moves an item when its index changes.
  */
-import { CreateTableCommand, DescribeTableCommand, GetItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import { GetItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
-import { Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
+import * as SideTable from "./SideTable.ts"
 
 /** The partition of the by-key bookkeeping items; a hex hash never starts with NUL. */
 const byKey = "\u0000by-key"
 
 /** Creates a view table when missing and waits until it is active. */
-export const ensureTable = (table: string) =>
-  Dynamo.use((dynamo) =>
-    Effect.gen(function*() {
-      const status = dynamo.call("DescribeTable", (client, abortSignal) =>
-        client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
-      ).pipe(
-        Effect.map((output) => output.Table?.TableStatus),
-        Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceNotFoundException"), () =>
-          Effect.succeed(undefined))
-      )
-      if ((yield* status) === undefined) {
-        yield* dynamo.call("CreateTable", (client, abortSignal) =>
-          client.send(
-            new CreateTableCommand({
-              TableName: table,
-              KeySchema: [{ AttributeName: "ix", KeyType: "HASH" }, { AttributeName: "key", KeyType: "RANGE" }],
-              AttributeDefinitions: [{ AttributeName: "ix", AttributeType: "S" }, { AttributeName: "key", AttributeType: "S" }],
-              BillingMode: "PAY_PER_REQUEST"
-            }),
-            { abortSignal }
-          )
-        ).pipe(Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceInUseException"), () => Effect.void))
-      }
-      yield* status.pipe(
-        Effect.flatMap((current) =>
-          current === "ACTIVE" ? Effect.void : Effect.fail(new StorageFailure({ operation: "CreateTable", reason: "view table not active yet" }))
-        ),
-        Effect.retry({ schedule: Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "2 minutes" })) })
-      )
-    })
-  )
+export const ensureTable = (table: string) => SideTable.ensure(table, "ix", "key")
 
 /** Where the view currently files a key, and up to which seq. */
 export const current = (table: string, key: string) =>

@@ -26,7 +26,7 @@ import type { ShardPosition, StreamsApi } from "../infra/streams/StreamsApi.ts"
 import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
-import { eventOfRecord } from "./Watch.ts"
+import { eventOfRecord } from "../infra/streams/StreamEvents.ts"
 import * as History from "./History.ts"
 import { HistoryArea } from "../infra/HistoryArea.ts"
 

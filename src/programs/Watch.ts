@@ -10,13 +10,12 @@ import { Cause, Context, Deferred, Effect, Fiber, Layer, Queue, Schema, Stream }
 import type { Event } from "../domain/Event.ts"
 import { carriesValue, itemRevision } from "../domain/Event.ts"
 import type { Item } from "../domain/Item.ts"
-import * as SortKey from "../domain/SortKey.ts"
-import { Attr } from "../infra/EventRecord.ts"
 import { EventTable } from "../infra/EventTable.ts"
 import type { ReadError } from "../infra/EventTable.ts"
 import type { StreamBatch, ShardCoordinator } from "../infra/streams/StreamReader.ts"
 import { listShards, readStream } from "../infra/streams/StreamReader.ts"
-import type { ShardPosition, StreamRecord, StreamsError } from "../infra/streams/StreamsApi.ts"
+import type { ShardPosition, StreamsError } from "../infra/streams/StreamsApi.ts"
+import { locate } from "../infra/streams/StreamEvents.ts"
 import { StreamsApi } from "../infra/streams/StreamsApi.ts"
 
 /** Where a watch got to: per shard, the last record delivered. Resume a watch from it. */
@@ -62,26 +61,6 @@ export interface WatchOptions {
 
 /** Failures of a watch. */
 export type WatchError = WatcherOverflow | WatchGap | StreamsError | ReadError
-
-/** The event an item of the stream holds, if it is one of this namespace's events. */
-export const eventOfRecord = (table: EventTable["Service"], record: StreamRecord) =>
-  Effect.gen(function*() {
-    const located = locate(table, record)
-    return located === undefined ? undefined : yield* table.decode(located)
-  })
-
-/** The key and seq of a stream record holding one of this namespace's events, read without decrypting. */
-export const locate = (table: EventTable["Service"], record: StreamRecord) => {
-  const image = record.newImage
-  if (record.eventName === "REMOVE" || image === undefined) return undefined
-  const sortKey = image[Attr.partition]?.S === table.location.namespace ? image[Attr.sort]?.B : undefined
-  if (sortKey === undefined) return undefined
-  try {
-    return { ...SortKey.decode(sortKey), item: image }
-  } catch {
-    return undefined // not an event item (malformed sort key): nothing to watch
-  }
-}
 
 const toWatchEvent = (event: Event, position: WatchPosition): WatchEvent =>
   carriesValue(event)

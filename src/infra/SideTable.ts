@@ -1,0 +1,44 @@
+/**
+ * Tables beside the event table (worker leases, views): string hash and range
+ * keys, on-demand billing, no stream. Created when missing, waited for until
+ * active; a concurrent creator is fine.
+ */
+import { CreateTableCommand, DescribeTableCommand } from "@aws-sdk/client-dynamodb"
+import { Effect, Schedule } from "effect"
+import { StorageFailure } from "../domain/Errors.ts"
+import { Dynamo } from "./Dynamo.ts"
+
+const failedWith = (name: string) => (error: { readonly _tag: string; readonly reason?: string }) =>
+  error._tag === "StorageFailure" && (error.reason ?? "").startsWith(name)
+
+/** Makes sure a side table with these key attribute names exists and is active. */
+export const ensure = (table: string, hashKey: string, rangeKey: string) =>
+  Dynamo.use((dynamo) =>
+    Effect.gen(function*() {
+      const status = dynamo.call("DescribeTable", (client, abortSignal) =>
+        client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
+      ).pipe(
+        Effect.map((output) => output.Table?.TableStatus),
+        Effect.catchIf(failedWith("ResourceNotFoundException"), () => Effect.succeed(undefined))
+      )
+      if ((yield* status) === undefined) {
+        yield* dynamo.call("CreateTable", (client, abortSignal) =>
+          client.send(
+            new CreateTableCommand({
+              TableName: table,
+              KeySchema: [{ AttributeName: hashKey, KeyType: "HASH" }, { AttributeName: rangeKey, KeyType: "RANGE" }],
+              AttributeDefinitions: [{ AttributeName: hashKey, AttributeType: "S" }, { AttributeName: rangeKey, AttributeType: "S" }],
+              BillingMode: "PAY_PER_REQUEST"
+            }),
+            { abortSignal }
+          )
+        ).pipe(Effect.catchIf(failedWith("ResourceInUseException"), () => Effect.void))
+      }
+      yield* status.pipe(
+        Effect.flatMap((current) =>
+          current === "ACTIVE" ? Effect.void : Effect.fail(new StorageFailure({ operation: "CreateTable", reason: `${table} is not active yet` }))
+        ),
+        Effect.retry({ schedule: Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "2 minutes" })) })
+      )
+    })
+  )

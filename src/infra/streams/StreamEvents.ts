@@ -1,0 +1,29 @@
+/**
+ * Stream records as events: which records hold one of a namespace's events
+ * (read from the clear sort key, without decrypting), and the event itself.
+ */
+import { Effect } from "effect"
+import * as SortKey from "../../domain/SortKey.ts"
+import { Attr } from "../EventRecord.ts"
+import type { EventTable } from "../EventTable.ts"
+import type { StreamRecord } from "./StreamsApi.ts"
+
+/** The event an item of the stream holds, if it is one of this namespace's events. */
+export const eventOfRecord = (table: EventTable["Service"], record: StreamRecord) =>
+  Effect.gen(function*() {
+    const located = locate(table, record)
+    return located === undefined ? undefined : yield* table.decode(located)
+  })
+
+/** The key and seq of a stream record holding one of this namespace's events, read without decrypting. */
+export const locate = (table: EventTable["Service"], record: StreamRecord) => {
+  const image = record.newImage
+  if (record.eventName === "REMOVE" || image === undefined) return undefined
+  const sortKey = image[Attr.partition]?.S === table.location.namespace ? image[Attr.sort]?.B : undefined
+  if (sortKey === undefined) return undefined
+  try {
+    return { ...SortKey.decode(sortKey), item: image }
+  } catch {
+    return undefined // not an event item (malformed sort key): nothing to watch
+  }
+}
