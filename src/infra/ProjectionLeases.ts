@@ -68,7 +68,14 @@ export const read = (location: LeaseLocation, arn: string, shardId: string) =>
  * ours; the epoch goes up when the owner changes. `undefined` if another
  * worker holds it (or it is finished).
  */
-export const acquire = (location: LeaseLocation, arn: string, shardId: string, owner: string, leaseMillis: number) =>
+export const acquire = (
+  location: LeaseLocation,
+  arn: string,
+  shardId: string,
+  owner: string,
+  leaseMillis: number,
+  parentShardId?: string | undefined
+) =>
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
     const now = yield* Clock.currentTimeMillis
@@ -82,7 +89,7 @@ export const acquire = (location: LeaseLocation, arn: string, shardId: string, o
         new UpdateItemCommand({
           TableName: location.table,
           Key: itemKey(location, arn, shardId),
-          UpdateExpression: "SET #owner = :owner, epoch = :epoch, expiresAt = :expiresAt",
+          UpdateExpression: "SET #owner = :owner, epoch = :epoch, expiresAt = :expiresAt, parent = :parent",
           // Exactly the state we read: a concurrent taker makes one of us lose.
           ConditionExpression: "(attribute_not_exists(epoch) AND :previous = :zero) OR epoch = :previous",
           ExpressionAttributeNames: { "#owner": "owner" },
@@ -91,7 +98,9 @@ export const acquire = (location: LeaseLocation, arn: string, shardId: string, o
             ":epoch": { N: String(epoch) },
             ":previous": { N: String(current.epoch) },
             ":zero": { N: "0" },
-            ":expiresAt": { N: String(now + leaseMillis) }
+            ":expiresAt": { N: String(now + leaseMillis) },
+            // Kept for operators reading the table: which shard this one continues.
+            ":parent": parentShardId === undefined ? { NULL: true } : { S: parentShardId }
           }
         }),
         { abortSignal }

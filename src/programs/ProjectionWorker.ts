@@ -117,7 +117,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   const withDynamo = Effect.provide(context)
   const coordinator: ShardCoordinator<ProjectionLeases.LeaseLost | Throttled | StorageFailure> = {
     acquire: (arn, shard) =>
-      ProjectionLeases.acquire(options.leases, arn, shard.shardId, owner, options.leaseMillis).pipe(
+      ProjectionLeases.acquire(options.leases, arn, shard.shardId, owner, options.leaseMillis, shard.parentShardId).pipe(
         withDynamo,
         Effect.map((lease): ShardPosition | undefined => {
           if (lease === undefined) return undefined
