@@ -171,12 +171,13 @@ export class ReferenceModel {
     return live ? { _tag: "Ok", item: { key, ...live } } : { _tag: "Fail", error: { _tag: "NotFound", key } }
   }
 
-  /** The live items of an inclusive range in either direction, at most `limit`; a reversed range holds nothing. */
+  /** The live items of an inclusive range in either direction, at most `limit` (0: no limit); a reversed range holds nothing. */
   range(range: ModelRange): Array<ModelRead> {
     if (compareUtf8(range.start, range.end) > 0) return []
     const keys = this.liveKeys().filter((key) => compareUtf8(range.start, key) <= 0 && compareUtf8(key, range.end) <= 0)
     if (range.descending) keys.reverse()
-    const limited = range.limit === undefined ? keys : keys.slice(0, range.limit)
+    // 0 is Teleport's NoLimit.
+    const limited = range.limit === undefined || range.limit === 0 ? keys : keys.slice(0, range.limit)
     return limited.map((key) => ({ key, ...this.live(key)! }))
   }
 
