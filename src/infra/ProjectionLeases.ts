@@ -120,7 +120,8 @@ const fenced = (
   owner: string,
   epoch: number,
   update: string,
-  values: AttributeMap
+  values: AttributeMap,
+  unlessReleased = false
 ): Effect.Effect<void, LeaseLost | Throttled | StorageFailure, Dynamo> =>
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
@@ -130,9 +131,14 @@ const fenced = (
           TableName: location.table,
           Key: itemKey(location, arn, shardId),
           UpdateExpression: update,
-          ConditionExpression: "#owner = :owner AND epoch = :epoch",
+          ConditionExpression: "#owner = :owner AND epoch = :epoch" + (unlessReleased ? " AND expiresAt > :released" : ""),
           ExpressionAttributeNames: { "#owner": "owner" },
-          ExpressionAttributeValues: { ...values, ":owner": { S: owner }, ":epoch": { N: String(epoch) } }
+          ExpressionAttributeValues: {
+            ...values,
+            ":owner": { S: owner },
+            ":epoch": { N: String(epoch) },
+            ...(unlessReleased ? { ":released": { N: "0" } } : {})
+          }
         }),
         { abortSignal }
       )
@@ -142,10 +148,14 @@ const fenced = (
     )
   })
 
-/** Extends a lease we hold. */
+/**
+ * Extends a lease we hold and have not released: a renewal that reaches
+ * DynamoDB after the release (its request was under way at shutdown) must not
+ * take the lease back.
+ */
 export const renew = (location: LeaseLocation, arn: string, lease: ShardLease, owner: string, leaseMillis: number) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :expiresAt", { ":expiresAt": { N: String(now + leaseMillis) } }))
+    fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :expiresAt", { ":expiresAt": { N: String(now + leaseMillis) } }, true))
 
 /** Records progress on a shard we hold; `finished` when every record of a closed shard was applied. */
 export const checkpoint = (
