@@ -173,17 +173,20 @@ describe("per-key actors", () => {
         )
         const outcomes: Array<string> = []
         let succeeded = 0
+        const hammeredAtStart = hammered
         while (outcomes.length < 300 && !(outcomes.includes("WriteContention") && outcomes.length >= 20)) {
           const exit = yield* Effect.exit(victim.put({ key, value: bytes(`v${outcomes.length}`) }))
           outcomes.push(outcomeTag(exit))
           if (Exit.isSuccess(exit)) succeeded++
           else expect(failedWith(exit, "WriteContention"), outcomeTag(exit)).toBe(true)
         }
+        const hammeredBeforeStop = hammered - hammeredAtStart
         stop = true
         yield* Effect.forEach(hammerFibers, (fiber) => Fiber.join(fiber), { discard: true })
 
         expect(hammerFailures.filter((tag) => tag !== "WriteContention")).toEqual([])
-        expect(outcomes).toContain("WriteContention")
+        // Under heavy machine load the hammers may not get a write in between the victim's; only then is no conflict fine.
+        if (hammeredBeforeStop > 0) expect(outcomes).toContain("WriteContention")
         expect(new Set(outcomes).size).toBeLessThanOrEqual(2)
         // Exactly one event per success (the create, the hammers' and the victim's), seqs dense.
         const events = yield* rawEventsOf(admin, location, key)
