@@ -75,7 +75,11 @@ export const demo = Effect.gen(function*() {
   const all = scan.Items ?? []
   const items = all.filter((item) => item[Attr.partition]?.S === table.location.namespace)
   const plaintextFound = all.some((item) => JSON.stringify(item).includes(secret) || Buffer.from(item[Attr.value]?.B ?? []).includes(secret))
-  yield* Console.log(`${items.length} event items and ${all.length - items.length} wrapped data key(s) in table ${table.location.table}`)
+  const partitionCount = (suffix: string) => all.filter((item) => item[Attr.partition]?.S === table.location.namespace + suffix).length
+  yield* Console.log(
+    `${items.length} live event items, ${partitionCount("\u0000history")} in history, ` +
+      `${partitionCount("\u0000data-keys")} wrapped data key(s) in table ${table.location.table}`
+  )
   yield* Console.log(`the secret appears in plaintext anywhere in the table: ${plaintextFound}`)
   const sample = items.find((item) => item[Attr.value]?.B !== undefined)
   if (sample) {
