@@ -245,6 +245,48 @@ describe("linearizability of the store across instances", () => {
     120_000
   )
 
+  it.live(
+    "histories whose interleaving fast-check's scheduler chooses (and shrinks) are linearizable",
+    () =>
+      Effect.gen(function*() {
+        let runs = 0
+        let ops = 0
+        const property = fc.asyncProperty(scenario, fc.scheduler(), async (s, scheduler) => {
+          const location = await Effect.runPromise(freshLocation)
+          await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+            const stores: Array<Store["Service"]> = []
+            for (let i = 0; i < 3; i++) stores.push(yield* openStore(location))
+            const recorder = makeRecorder<KvInput, KvOutput>()
+            const seen = new Observations()
+            // Every op starts only when the scheduler releases it, so the order of starts is fast-check's to pick and to shrink.
+            const processes = s.processes.map((ops, p) =>
+              Effect.forEach(ops, ({ op }, i) =>
+                Effect.gen(function*() {
+                  yield* Effect.promise(() => scheduler.schedule(Promise.resolve(`p${p}-${i}`)))
+                  const input = resolve(op, s.keys, seen, `p${p}-${i}`)
+                  seen.learn(input, yield* recordOp(recorder, stores[p % stores.length]!, `p${p}`, input))
+                }), { discard: true })
+            )
+            yield* Effect.promise(() =>
+              scheduler.waitFor(Effect.runPromise(Effect.all(processes, { concurrency: "unbounded", discard: true })))
+            )
+            const history = recorder.history()
+            const result = checkLinearizable(model, history, { timeoutMs: checkTimeoutMs, explain: "full" })
+            runs++
+            ops += history.filter((op) => op.pending !== true).length
+            if (result.ok === false || (result.ok === "unknown" && history.length <= smallHistory)) {
+              throw new Error(`${formatResult(model, history, result)}\nscheduler: ${scheduler.report().map((task) => task.label).join(", ")}`)
+            }
+          })))
+        })
+        yield* Effect.promise(() => fc.assert(property, parameters))
+        expect(runs).toBeGreaterThan(0)
+        // Every run answered its ops: each process makes at least 4.
+        expect(ops).toBeGreaterThanOrEqual(runs * 2 * 4)
+      }),
+    120_000
+  )
+
   it.live("sanity: a recorded history with one get's value corrupted is rejected", () =>
     Effect.gen(function*() {
       const location = yield* freshLocation
