@@ -5,6 +5,7 @@
  * event history, and readable outcomes.
  */
 import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { rawKeyItems } from "../../support/RawTable.ts"
 import type { AttributeValue, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { Cause, Effect, Exit } from "effect"
 import fc from "fast-check"
@@ -141,41 +142,21 @@ export interface RawEvent {
 
 /** The events of a key in its live range (pk = namespace, sk between the key's bounds), oldest first. */
 export const rawHistory = (client: DynamoDBClient, location: TestTable, key: string): Effect.Effect<ReadonlyArray<RawEvent>> =>
-  Effect.promise(async () => {
-    const out: Array<RawEvent> = []
-    let start: Record<string, AttributeValue> | undefined
-    do {
-      const page = await client.send(
-        new QueryCommand({
-          TableName: location.table,
-          KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-          ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
-          ExpressionAttributeValues: {
-            ":pk": { S: location.namespace },
-            ":lower": { B: SortKey.lowerBound(key) },
-            ":upper": { B: SortKey.upperBound(key) }
-          },
-          ConsistentRead: true,
-          ExclusiveStartKey: start
-        })
-      )
-      for (const item of page.Items ?? []) {
-        const { seq } = SortKey.decode(item[Attr.sort]!.B!)
-        const expires = item[Attr.expires]?.N
-        out.push({
-          key,
-          seq,
-          revision: item[Attr.revision]!.S!,
-          op: item[Attr.op]!.S!,
-          valueRevision: item[Attr.valueRevision]?.S,
-          expires: expires === undefined ? undefined : Number(expires),
-          timestamp: Number(item[Attr.timestamp]!.N)
-        })
+  Effect.promise(async () =>
+    (await rawKeyItems(client, location, key)).map((item): RawEvent => {
+      const { seq } = SortKey.decode(item[Attr.sort]!.B!)
+      const expires = item[Attr.expires]?.N
+      return {
+        key,
+        seq,
+        revision: item[Attr.revision]!.S!,
+        op: item[Attr.op]!.S!,
+        valueRevision: item[Attr.valueRevision]?.S,
+        expires: expires === undefined ? undefined : Number(expires),
+        timestamp: Number(item[Attr.timestamp]!.N)
       }
-      start = page.LastEvaluatedKey
-    } while (start !== undefined)
-    return out.sort((a, b) => a.seq - b.seq)
-  })
+    }).sort((a, b) => a.seq - b.seq)
+  )
 
 /** The event writes in a request: `[key, revision]` of every PutItem or transaction Put in the namespace's partition. */
 export const eventWrites = (location: TestTable, command: string, input: unknown): ReadonlyArray<readonly [string, string]> => {

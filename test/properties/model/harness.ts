@@ -6,13 +6,12 @@
  * from the environment (FC_SEED, FC_RUNS, FC_PATH, FC_REPLAY_PATH).
  */
 import { randomUUID } from "node:crypto"
-import { QueryCommand } from "@aws-sdk/client-dynamodb"
-import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { rawKeyItems } from "../../support/RawTable.ts"
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { Clock, Effect, Exit, ManagedRuntime, Scope } from "effect"
 import type { Result } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
-import * as SortKey from "../../../src/domain/SortKey.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
 import type { Store } from "../../../src/programs/Store.ts"
 import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
@@ -107,29 +106,8 @@ export const makeEnvironment = (label: string): PropertyEnvironment => {
 }
 
 /** The ops of a key's raw events, oldest first: a consistent Query on pk = namespace over the key's sort keys. */
-export const rawOps = async (client: DynamoDBClient, location: TestTable, key: string): Promise<Array<string>> => {
-  const ops: Array<string> = []
-  let start: Record<string, AttributeValue> | undefined
-  do {
-    const page = await client.send(
-      new QueryCommand({
-        TableName: location.table,
-        KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-        ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
-        ExpressionAttributeValues: {
-          ":pk": { S: location.namespace },
-          ":lower": { B: SortKey.lowerBound(key) },
-          ":upper": { B: SortKey.upperBound(key) }
-        },
-        ConsistentRead: true,
-        ExclusiveStartKey: start
-      })
-    )
-    for (const item of page.Items ?? []) ops.push(item[Attr.op]?.S ?? "?")
-    start = page.LastEvaluatedKey
-  } while (start !== undefined)
-  return ops.reverse()
-}
+export const rawOps = async (client: DynamoDBClient, location: TestTable, key: string): Promise<Array<string>> =>
+  (await rawKeyItems(client, location, key)).map((item) => item[Attr.op]?.S ?? "?").reverse()
 
 /** A short readable rendering of a value: its length and first bytes. */
 export const showBytes = (value: Uint8Array): string => {

@@ -4,12 +4,12 @@
  * small byte/string helpers.
  */
 import { randomUUID } from "node:crypto"
-import { QueryCommand, ScanCommand } from "@aws-sdk/client-dynamodb"
+import { rawKeyItems } from "../../support/RawTable.ts"
+import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { afterAll, beforeAll } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import * as SortKey from "../../../src/domain/SortKey.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
 import type { Store } from "../../../src/programs/Store.ts"
 import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
@@ -98,29 +98,7 @@ export const scanAll = (client: DynamoDBClient, table: string): Effect.Effect<Ar
 
 /** Every raw event item of one key, newest first. */
 export const rawEvents = (client: DynamoDBClient, location: TestTable, key: string): Effect.Effect<Array<RawItem>> =>
-  Effect.promise(async () => {
-    const items: Array<RawItem> = []
-    let start: RawItem | undefined
-    do {
-      const page = await client.send(
-        new QueryCommand({
-          TableName: location.table,
-          KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-          ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
-          ExpressionAttributeValues: {
-            ":pk": { S: location.namespace },
-            ":lower": { B: SortKey.lowerBound(key) },
-            ":upper": { B: SortKey.upperBound(key) }
-          },
-          ConsistentRead: true,
-          ExclusiveStartKey: start
-        })
-      )
-      items.push(...(page.Items ?? []))
-      start = page.LastEvaluatedKey
-    } while (start !== undefined)
-    return items
-  })
+  Effect.promise(() => rawKeyItems(client, location, key))
 
 /** The ops of a key's raw events, oldest first. */
 export const opsOf = (client: DynamoDBClient, location: TestTable, key: string): Effect.Effect<Array<string>> =>
