@@ -58,27 +58,35 @@ export class Dynamo extends Context.Service<Dynamo, {
     operation: string,
     request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
   ) => Effect.Effect<A, Throttled | StorageFailure>
-  /** Runs a conditional write or transaction, whose condition failures are outcomes, not faults. */
+  /** Runs a conditional write, whose condition failure is an outcome, not a fault. */
   readonly callConditional: <A>(
     operation: string,
     request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
-  ) => Effect.Effect<A, CallError>
+  ) => Effect.Effect<A, Throttled | StorageFailure | ConditionalCheckFailed>
+  /** Runs a transaction, whose cancellation (with a reason per item) is an outcome, not a fault. */
+  readonly callTransaction: <A>(
+    operation: string,
+    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+  ) => Effect.Effect<A, Throttled | StorageFailure | TransactionCanceled>
 }>()("dynastate/Dynamo") {
   /** A service over an existing client (the caller owns its lifetime). */
   static readonly fromClient = (client: DynamoDBClient): Dynamo["Service"] => {
-    const callConditional = <A>(
+    const send = <A>(
       operation: string,
       request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
     ): Effect.Effect<A, CallError> =>
       Effect.tryPromise({ try: (signal) => request(client, signal), catch: (error) => classify(operation, error) })
+    // An outcome the caller did not ask for can only be a fault.
+    const unexpected = (operation: string) => (error: ConditionalCheckFailed | TransactionCanceled) =>
+      Effect.fail(new StorageFailure({ operation, reason: `unexpected ${error._tag}` }))
     return Dynamo.of({
       client,
-      callConditional,
       call: (operation, request) =>
-        callConditional(operation, request).pipe(
-          Effect.catchTag(["ConditionalCheckFailed", "TransactionCanceled"], (error) =>
-            Effect.fail(new StorageFailure({ operation, reason: `unexpected ${error._tag}` })))
-        )
+        send(operation, request).pipe(Effect.catchTag(["ConditionalCheckFailed", "TransactionCanceled"], unexpected(operation))),
+      callConditional: (operation, request) =>
+        send(operation, request).pipe(Effect.catchTag("TransactionCanceled", unexpected(operation))),
+      callTransaction: (operation, request) =>
+        send(operation, request).pipe(Effect.catchTag("ConditionalCheckFailed", unexpected(operation)))
     })
   }
 

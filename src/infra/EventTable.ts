@@ -77,7 +77,14 @@ const make = Effect.fnUntraced(function*(location: Location) {
   const withKeyring = Effect.provideService(DataKeys, dataKeys)
   const decodeItem = (item: AttributeMap) => EventRecord.decode(location, item).pipe(withKeyring)
   const decodeState = (item: AttributeMap) => EventRecord.decode(location, item, { tolerateShredded: true }).pipe(withKeyring)
-  const keyCondition = "#pk = :pk AND #sk BETWEEN :lower AND :upper"
+  /** A consistent Query of one partition's sort-key range, inclusive. */
+  const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) => ({
+    TableName: location.table,
+    KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+    ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
+    ExpressionAttributeValues: { ":pk": { S: partition }, ":lower": { B: lower }, ":upper": { B: upper } },
+    ConsistentRead: true
+  })
 
   const append = Effect.fn("EventTable.append")(function*(event: Event) {
     const item = yield* EventRecord.encode(location, event).pipe(withKeyring)
@@ -94,9 +101,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
       )
     ).pipe(
       Effect.map(() => undefined),
-      Effect.catchTag("ConditionalCheckFailed", (failure) => Effect.succeed(failure)),
-      Effect.catchTag("TransactionCanceled", () =>
-        Effect.fail(new StorageFailure({ operation: "PutItem", reason: "unexpected TransactionCanceled" })))
+      Effect.catchTag("ConditionalCheckFailed", (failure) => Effect.succeed(failure))
     )
     if (outcome === undefined) return
     const existing = outcome.item
@@ -108,18 +113,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
   const newest = (key: string, decoder: typeof decodeItem) => Effect.gen(function*() {
     const output = yield* dynamo.call("Query", (client, abortSignal) =>
       client.send(
-        new QueryCommand({
-          TableName: location.table,
-          KeyConditionExpression: keyCondition,
-          ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
-          ExpressionAttributeValues: {
-            ":pk": { S: location.namespace },
-            ":lower": { B: SortKey.lowerBound(key) },
-            ":upper": { B: SortKey.upperBound(key) }
-          },
-          ConsistentRead: true,
-          Limit: 1
-        }),
+        new QueryCommand({ ...rangeQuery(location.namespace, SortKey.lowerBound(key), SortKey.upperBound(key)), Limit: 1 }),
         { abortSignal }
       )
     )
@@ -134,15 +128,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
       dynamo.call("Query", (client, abortSignal) =>
         client.send(
           new QueryCommand({
-            TableName: location.table,
-            KeyConditionExpression: keyCondition,
-            ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
-            ExpressionAttributeValues: {
-              ":pk": { S: range.partition ?? location.namespace },
-              ":lower": { B: range.lower },
-              ":upper": { B: range.upper }
-            },
-            ConsistentRead: true,
+            ...rangeQuery(range.partition ?? location.namespace, range.lower, range.upper),
             ScanIndexForward: !range.descending,
             ExclusiveStartKey: startKey
           }),
@@ -184,11 +170,8 @@ const make = Effect.fnUntraced(function*(location: Location) {
         })
       }
     }
-    yield* dynamo.callConditional("TransactWriteItems", (client, abortSignal) =>
+    yield* dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
       client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token }), { abortSignal })
-    ).pipe(
-      Effect.catchTag("ConditionalCheckFailed", () =>
-        Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: "unexpected ConditionalCheckFailed" })))
     )
   })
 

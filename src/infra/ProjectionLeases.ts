@@ -107,8 +107,7 @@ export const acquire = (
       )
     ).pipe(
       Effect.as(true),
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false)),
-      Effect.catchTag("TransactionCanceled", () => Effect.fail(new StorageFailure({ operation: "UpdateItem", reason: "unexpected" })))
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
     )
     return taken ? { ...current, owner, epoch, expiresAt: now + leaseMillis } : undefined
   })
@@ -143,8 +142,7 @@ const fenced = (
         { abortSignal }
       )
     ).pipe(
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.fail(new LeaseLost({ shardId }))),
-      Effect.catchTag("TransactionCanceled", () => Effect.fail(new StorageFailure({ operation: "UpdateItem", reason: "unexpected" })))
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.fail(new LeaseLost({ shardId })))
     )
   })
 

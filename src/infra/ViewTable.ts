@@ -59,15 +59,14 @@ export const move = (
         ExpressionAttributeValues: { ":seq": { N: String(seq) } }
       }
     })
-    return dynamo.callConditional("TransactWriteItems", (client, abortSignal) =>
+    return dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
       client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })
     ).pipe(
       Effect.as(true),
       Effect.catchTag("TransactionCanceled", (error) =>
         error.reasons.some((reason) => reason.Code === "ConditionalCheckFailed")
           ? Effect.succeed(false)
-          : Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: error.reasons.map((r) => r.Code).join(", ") }))),
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+          : Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: error.reasons.map((r) => r.Code).join(", ") })))
     )
   })
 

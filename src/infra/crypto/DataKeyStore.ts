@@ -76,8 +76,7 @@ export const put = (location: DataKeyLocation, record: DataKeyRecord) =>
       )
     )).pipe(
       Effect.asVoid,
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.void),
-      Effect.catchTag("TransactionCanceled", () => Effect.fail(new StorageFailure({ operation: "PutItem", reason: "unexpected TransactionCanceled" })))
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
     )
 
 /** The data key with this id. */
@@ -132,8 +131,7 @@ export const replaceWrapped = (location: DataKeyLocation, id: string, wrapped: R
       )
     )).pipe(
       Effect.as(true),
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false)),
-      Effect.catchTag("TransactionCanceled", () => Effect.fail(new StorageFailure({ operation: "UpdateItem", reason: "unexpected TransactionCanceled" })))
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
     )
 
 /** Destroys every wrapped copy of a data key, so nothing encrypted under it can be read again. */
