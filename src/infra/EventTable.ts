@@ -2,12 +2,13 @@
  * The event log in DynamoDB: conditional appends, the newest event of a key,
  * paged range queries and transactions. Every read is strongly consistent.
  */
-import { PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import { GetItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Option, Stream } from "effect"
-import { StorageFailure } from "../domain/Errors.ts"
-import type { DecryptionFailed, Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
+import { DecryptionFailed, StorageFailure } from "../domain/Errors.ts"
+import type { Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
+import { carriesValue } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
@@ -15,6 +16,7 @@ import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
 import * as EventRecord from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
+import * as GraveRecord from "./GraveRecord.ts"
 
 const { Attr } = EventRecord
 
@@ -52,7 +54,10 @@ export class EventTable extends Context.Service<EventTable, {
   readonly location: Location
   /** Appends an event if its seq is free; a retry of our own lost write counts as success. */
   readonly append: (event: Event) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
-  /** The newest event of a key, its value decrypted (`Shredded` if its data key was destroyed). */
+  /**
+   * The newest event of a key, its value decrypted (`Shredded` if its data key
+   * was destroyed); for a key whose tombstone was buried, that tombstone.
+   */
   readonly latest: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
   /** The newest event of a key for deciding writes: a shredded value comes back marked, not as a failure. */
   readonly latestState: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
@@ -118,7 +123,26 @@ const make = Effect.fnUntraced(function*(location: Location) {
       )
     )
     const first = output.Items?.[0]
-    return first === undefined ? Option.none<Event>() : Option.some(yield* decoder(first))
+    if (first !== undefined) return Option.some(yield* decoder(first))
+    // Read after the live range: burial writes the grave in the same transaction that removes the tombstone.
+    return yield* buried(key)
+  })
+
+  /** The tombstone of a key whose live range is empty, if it was ever deleted. */
+  const buried = (key: string) => Effect.gen(function*() {
+    const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
+      client.send(
+        new GetItemCommand({ TableName: location.table, Key: GraveRecord.graveKey(location, key), ConsistentRead: true }),
+        { abortSignal }
+      )
+    )
+    if (output.Item === undefined) return Option.none<Event>()
+    const tombstone = yield* decodeItem(GraveRecord.toTombstone(location, output.Item))
+    // A grave only ever holds a tombstone: one holding a value would bring a deleted key back.
+    if (tombstone.key !== key || carriesValue(tombstone)) {
+      return yield* new DecryptionFailed({ key, seq: tombstone.seq, reason: "the key's grave does not hold its tombstone" })
+    }
+    return Option.some(tombstone)
   })
   const latest = Effect.fn("EventTable.latest")((key: string) => newest(key, decodeItem))
   const latestState = Effect.fn("EventTable.latestState")((key: string) => newest(key, decodeState))

@@ -2,29 +2,42 @@
  * The history area: superseded events moved out of the live range, in a
  * partition of their own (`<namespace>\0history`), with the same sort keys
  * and attributes (so they still decrypt), and a DynamoDB TTL when retention
- * is limited.
+ * is limited. Tombstones leave the live range too, for a grave (see
+ * `GraveRecord`), once every older event of their key is gone.
  */
-import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
-import { Context, Effect, Layer, Stream } from "effect"
+import { DeleteItemCommand, PutItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
+import { Context, Effect, Layer, Schedule, Stream } from "effect"
 import * as SortKey from "../domain/SortKey.ts"
 import { Dynamo } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
 import { EventTable } from "./EventTable.ts"
 import type { StoredItem } from "./EventTable.ts"
-import type { StorageFailure, Throttled } from "../domain/Errors.ts"
+import { StorageFailure } from "../domain/Errors.ts"
+import type { Throttled } from "../domain/Errors.ts"
+import * as GraveRecord from "./GraveRecord.ts"
 
 /** The partition holding a namespace's history. NUL never occurs in a namespace. */
 export const historyPartition = (location: Location): string => `${location.namespace}\u0000history`
 
 /** Moves and reads superseded events. */
 export class HistoryArea extends Context.Service<HistoryArea, {
-  /** The live events of a key older than `seq`, oldest first. */
-  readonly superseded: (key: string, seq: number) => Stream.Stream<StoredItem, Throttled | StorageFailure>
+  /** The live events of a key up to and including `seq`, oldest first. */
+  readonly upTo: (key: string, seq: number) => Stream.Stream<StoredItem, Throttled | StorageFailure>
   /** Copies an event into the history area; `expiresAt` (epoch seconds) lets DynamoDB's TTL remove it. */
   readonly archive: (stored: StoredItem, expiresAt: number | undefined) => Effect.Effect<void, Throttled | StorageFailure>
   /** Removes an event from the live range (only ever a superseded one). */
   readonly removeLive: (stored: StoredItem) => Effect.Effect<void, Throttled | StorageFailure>
+  /**
+   * Moves a live tombstone into the key's grave, and into the history area
+   * unless `history` is undefined, all in one transaction; the caller moves
+   * the key's older events first. False when another compactor got there first.
+   */
+  readonly bury: (
+    tombstone: StoredItem,
+    history: { readonly expiresAt: number | undefined } | undefined
+  ) => Effect.Effect<boolean, Throttled | StorageFailure>
   /** A key's archived events, oldest first. */
   readonly archived: (key: string) => Stream.Stream<StoredItem, Throttled | StorageFailure>
 }>()("dynastate/HistoryArea") {
@@ -34,33 +47,68 @@ export class HistoryArea extends Context.Service<HistoryArea, {
     const dynamo = yield* Dynamo
     const location = table.location
     const partition = historyPartition(location)
+    const archivedItem = (stored: StoredItem, expiresAt: number | undefined) => ({
+      ...stored.item,
+      [Attr.partition]: { S: partition },
+      ...(expiresAt === undefined ? {} : { [Attr.ttl]: { N: String(expiresAt) } })
+    })
+    const liveKey = (stored: StoredItem) => ({ [Attr.partition]: { S: location.namespace }, [Attr.sort]: stored.item[Attr.sort]! })
+
+    const bury = (tombstone: StoredItem, history: { readonly expiresAt: number | undefined } | undefined) => {
+      const writes: Array<TransactWriteItem> = []
+      if (history !== undefined) writes.push({ Put: { TableName: location.table, Item: archivedItem(tombstone, history.expiresAt) } })
+      writes.push(
+        {
+          // Never replace a grave by an older one (a late replay of an earlier deletion).
+          Put: {
+            TableName: location.table,
+            Item: GraveRecord.fromTombstone(location, tombstone.key, tombstone.item),
+            ConditionExpression: "attribute_not_exists(#sk) OR #seq < :seq",
+            ExpressionAttributeNames: { "#sk": Attr.sort, "#seq": Attr.seq },
+            ExpressionAttributeValues: { ":seq": { N: String(tombstone.seq) } }
+          }
+        },
+        {
+          Delete: {
+            TableName: location.table,
+            Key: liveKey(tombstone),
+            ConditionExpression: "attribute_exists(#sk)",
+            ExpressionAttributeNames: { "#sk": Attr.sort }
+          }
+        }
+      )
+      return dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
+        client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })
+      ).pipe(
+        Effect.as(true),
+        Effect.retry({
+          // Another compactor's transaction on the same items: try again shortly, it may have buried it already.
+          while: (error) => error._tag === "TransactionCanceled" && error.reasons.some((reason) => reason.Code === "TransactionConflict"),
+          schedule: Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 5 }))
+        }),
+        Effect.catchTag("TransactionCanceled", (error) =>
+          error.reasons.some((reason) => reason.Code === "ConditionalCheckFailed")
+            ? Effect.succeed(false)
+            : Effect.fail(new StorageFailure({
+              operation: "bury tombstone",
+              reason: `transaction cancelled: ${error.reasons.map((reason) => reason.Code ?? "None").join(", ")}`
+            })))
+      )
+    }
+
     return HistoryArea.of({
-      superseded: (key, seq) =>
-        seq <= 1
-          ? Stream.empty
-          // Sort keys invert seq: a descending scan from (seq - 1) down is oldest-first up to seq - 1.
-          : table.scan({ lower: SortKey.encode(key, seq - 1), upper: SortKey.upperBound(key), descending: true }),
+      // Sort keys invert seq: a descending scan from `seq` down is oldest-first up to `seq`.
+      upTo: (key, seq) =>
+        seq < 1 ? Stream.empty : table.scan({ lower: SortKey.encode(key, seq), upper: SortKey.upperBound(key), descending: true }),
       archive: (stored, expiresAt) =>
         dynamo.call("PutItem", (client, abortSignal) =>
-          client.send(
-            new PutItemCommand({
-              TableName: location.table,
-              Item: {
-                ...stored.item,
-                [Attr.partition]: { S: partition },
-                ...(expiresAt === undefined ? {} : { [Attr.ttl]: { N: String(expiresAt) } })
-              }
-            }),
-            { abortSignal }
-          )
+          client.send(new PutItemCommand({ TableName: location.table, Item: archivedItem(stored, expiresAt) }), { abortSignal })
         ).pipe(Effect.asVoid),
+      bury,
       removeLive: (stored) =>
         dynamo.call("DeleteItem", (client, abortSignal) =>
           client.send(
-            new DeleteItemCommand({
-              TableName: location.table,
-              Key: { [Attr.partition]: { S: location.namespace }, [Attr.sort]: stored.item[Attr.sort]! }
-            }),
+            new DeleteItemCommand({ TableName: location.table, Key: liveKey(stored) }),
             { abortSignal }
           )
         ).pipe(Effect.asVoid),

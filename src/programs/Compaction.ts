@@ -1,17 +1,26 @@
 /**
  * Compaction of the whole live range at once (the history projection's
- * rebuild): every key's superseded events move into history, with progress
- * reported as it goes. Safe to run beside a worker: both only ever move
- * events older than one they have seen.
+ * rebuild): every key's superseded events move into history and every
+ * deleted key's tombstone into its grave, with progress reported as it goes.
+ * Safe to run beside a worker: both only ever move events older than one they
+ * have seen, and a burial is one conditional transaction.
  */
 import { Context, Effect, Layer, Stream } from "effect"
 import * as SortKey from "../domain/SortKey.ts"
 import { EventTable } from "../infra/EventTable.ts"
+import type { StoredItem } from "../infra/EventTable.ts"
+import { Attr } from "../infra/EventRecord.ts"
 import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import { HistoryArea } from "../infra/HistoryArea.ts"
 import { newestPerKey } from "./Ranges.ts"
 import { compactKey } from "./projections/HistoryProjection.ts"
 import type { Retention } from "./projections/HistoryProjection.ts"
+
+/** Whether a stored event is a tombstone, read from its clear `op` (a forged one fails when its grave is read). */
+const isTombstone = (stored: StoredItem): boolean => {
+  const op = stored.item[Attr.op]?.S
+  return op === "delete" || op === "expire"
+}
 
 /** Compacts every key of the namespace. */
 export class Compaction extends Context.Service<Compaction, {
@@ -33,7 +42,7 @@ export class Compaction extends Context.Service<Compaction, {
           let done = 0
           yield* everything().pipe(
             Stream.runForEach((stored) =>
-              compactKey(stored.key, stored.seq, retention).pipe(
+              compactKey(stored.key, stored.seq, retention, isTombstone(stored)).pipe(
                 Effect.provideService(HistoryArea, area),
                 Effect.andThen(Effect.suspend(() => progress(++done, total)))
               )

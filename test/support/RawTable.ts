@@ -1,11 +1,13 @@
 /**
  * Raw reads of the event table for tests that check what DynamoDB really
- * holds, bypassing the store: a key's event items, every page of them.
+ * holds, bypassing the store: a key's event items, every page of them, and
+ * a namespace's graves.
  */
 import { QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
+import { gravePartition, tombstoneSortAttr } from "../../src/infra/GraveRecord.ts"
 
 /** Where a key's events live. */
 export interface RawLocation {
@@ -40,4 +42,30 @@ export const rawKeyItems = async (
     start = page.LastEvaluatedKey
   } while (start !== undefined)
   return items
+}
+
+/** Every grave of a namespace (buried tombstones), as key, seq and op, ordered by key. */
+export const rawGraves = async (
+  client: DynamoDBClient,
+  location: RawLocation
+): Promise<Array<{ readonly key: string; readonly seq: number; readonly op: string }>> => {
+  const graves: Array<{ key: string; seq: number; op: string }> = []
+  let start: Record<string, AttributeValue> | undefined
+  do {
+    const page = await client.send(
+      new QueryCommand({
+        TableName: location.table,
+        KeyConditionExpression: "#pk = :pk",
+        ExpressionAttributeNames: { "#pk": Attr.partition },
+        ExpressionAttributeValues: { ":pk": { S: gravePartition(location) } },
+        ConsistentRead: true,
+        ExclusiveStartKey: start
+      })
+    )
+    for (const item of page.Items ?? []) {
+      graves.push({ key: SortKey.decode(item[tombstoneSortAttr]!.B!).key, seq: Number(item[Attr.seq]!.N), op: item[Attr.op]!.S! })
+    }
+    start = page.LastEvaluatedKey
+  } while (start !== undefined)
+  return graves.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
 }

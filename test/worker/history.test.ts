@@ -1,17 +1,23 @@
 /**
  * Compaction by the worker's history projection: superseded events move to
- * the history area, each key's newest event (tombstone or not) stays live,
- * `history` and `getAt` still read the whole past, and a deleted key is
- * absent at every moment while its events are being moved.
+ * the history area, each key's newest value stays live, a deleted key's
+ * tombstone leaves last (for its grave), `history` and `getAt` still read the
+ * whole past, a deleted key is absent at every moment while its events are
+ * being moved, and a re-created key continues its seq numbering.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Stream } from "effect"
 import * as Key from "../../src/domain/Key.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
+import { Compaction } from "../../src/programs/Compaction.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import * as History from "../../src/programs/History.ts"
 import { eventTableLayer, openStore } from "../support/TestStore.ts"
+import { rawGraves } from "../support/RawTable.ts"
 import { archivedEvents, bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
+import type { Env } from "./support.ts"
+
+const graves = (env: Env) => Effect.promise(() => rawGraves(env.client, env.location))
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 const pause = Effect.sleep(5) // distinct event timestamps, so points in time are unambiguous
@@ -55,11 +61,12 @@ describe("history", () => {
       // The live range eventually holds exactly the newest event of each key; the history area all older ones.
       yield* eventually("compaction done", Effect.gen(function*() {
         const live = yield* liveEvents(env)
-        expect(live.map((event) => [event.key, event.seq])).toEqual([[a, 5], [b, 3], [c, 2]])
+        expect(live.map((event) => [event.key, event.seq])).toEqual([[a, 5], [c, 2]])
         const archived = yield* archivedEvents(env)
-        expect(archived.map((event) => [event.key, event.seq])).toEqual([[a, 1], [a, 2], [a, 3], [a, 4], [b, 1], [b, 2], [c, 1]])
+        expect(archived.map((event) => [event.key, event.seq])).toEqual([[a, 1], [a, 2], [a, 3], [a, 4], [b, 1], [b, 2], [b, 3], [c, 1]])
       }))
-      expect((yield* liveEvents(env)).find((event) => event.key === b)?.op).toBe("delete")
+      expect((yield* archivedEvents(env)).find((event) => event.key === b && event.seq === 3)?.op).toBe("delete")
+      expect((yield* graves(env)).map((event) => [event.key, event.seq, event.op])).toEqual([[b, 3, "delete"]])
 
       // history: every event, in seq order, decrypted.
       for (const [key, n] of newest) {
@@ -85,7 +92,74 @@ describe("history", () => {
       expect(tooEarly._tag).toBe("NotFound")
       // The present is unchanged by compaction.
       expect((yield* store.getRange("/h/", Key.rangeEnd("/h/"))).map((item) => [item.key, text(item.value)])).toEqual([[a, "a5"], [c, "c2"]])
+
+      // A store that never saw b re-creates it: the grave continues its numbering, and history follows on.
+      const other = yield* openStore(env.location, { client: env.client })
+      expect((yield* Effect.flip(other.get(b)))._tag).toBe("NotFound")
+      yield* other.create({ key: b, value: bytes("b-again") })
+      const events = [...(yield* Stream.runCollect(other.history(b)))]
+      expect(events.map((event) => [event.seq, event.value ? text(event.value) : event.op])).toEqual([
+        [1, "b1"], [2, "b2"], [3, "delete"], [4, "b-again"]
+      ])
+      expect(text((yield* store.get(b)).value)).toBe("b-again")
     }), 60_000)
+
+  it.live("with retention none a buried key still continues its numbering, and a stale cache cannot double a seq", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("worker-history-none")
+      const writer = yield* openStore(env.location, { client: env.client })
+      yield* startWorker(env, { group: "history-none", retention: { _tag: "None" } })
+      const key = "/n/k"
+      for (let round = 0; round < 3; round++) {
+        yield* writer.create({ key, value: bytes(`v${round}`) })
+        yield* writer.put({ key, value: bytes(`w${round}`) })
+        yield* writer.delete(key)
+        const buriedAt = 3 * (round + 1)
+        yield* eventually(`round ${round} buried`, Effect.gen(function*() {
+          expect((yield* liveEvents(env)).filter((event) => event.key === key)).toEqual([])
+          expect((yield* graves(env)).map((event) => [event.key, event.seq])).toEqual([[key, buriedAt]])
+        }), 20_000)
+        // A fresh store (no cache) reads the grave; the writer's cache already knows the tombstone.
+        const fresh = yield* openStore(env.location, { client: env.client })
+        expect((yield* Effect.flip(fresh.get(key)))._tag).toBe("NotFound")
+      }
+      expect(yield* archivedEvents(env)).toEqual([])
+      const recreated = yield* openStore(env.location, { client: env.client })
+      yield* recreated.create({ key, value: bytes("last") })
+      // The stale writer's next write must not take seq 10 again: it conflicts, re-reads, and takes 11.
+      yield* writer.put({ key, value: bytes("later") })
+      const live = (yield* liveEvents(env)).filter((event) => event.key === key)
+      expect(live.at(-1)?.seq).toBe(11)
+      expect(text((yield* recreated.get(key)).value)).toBe("later")
+    }), 60_000)
+
+  it.live("Compaction.all (the history rebuild) moves superseded events and buries tombstones, reporting progress per key", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("worker-history-rebuild")
+      const store = yield* openStore(env.location, { client: env.client })
+      for (const key of ["/r/a", "/r/b", "/r/c"]) {
+        for (let i = 0; i < 3; i++) yield* store.put({ key, value: bytes(`${key}#${i}`) })
+      }
+      yield* store.delete("/r/b")
+      const context = yield* Layer.build(
+        Compaction.layer.pipe(
+          Layer.provideMerge(HistoryArea.layer),
+          Layer.provideMerge(eventTableLayer(env.location, { client: env.client }))
+        )
+      )
+      const progress: Array<[number, number]> = []
+      const looked = yield* Context.get(context, Compaction).all((done, total) => Effect.sync(() => progress.push([done, total])))
+      expect(looked).toBe(3)
+      expect(progress).toEqual([[1, 3], [2, 3], [3, 3]])
+      expect((yield* liveEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual(["/r/a@3", "/r/c@3"])
+      expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual(["/r/b@4:delete"])
+      expect((yield* archivedEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([
+        "/r/a@1", "/r/a@2", "/r/b@1", "/r/b@2", "/r/b@3", "/r/b@4", "/r/c@1", "/r/c@2"
+      ])
+      // Running it again finds nothing more to do and changes nothing.
+      expect(yield* Context.get(context, Compaction).all(() => Effect.void)).toBe(2)
+      expect((yield* archivedEvents(env)).length).toBe(8)
+    }), 30_000)
 
   it.live("a deleted key is absent at every moment while compaction moves its events", () =>
     Effect.gen(function*() {
@@ -120,10 +194,10 @@ describe("history", () => {
       yield* startWorker(env, { group: "history-delete" })
       yield* eventually("compaction done", Effect.gen(function*() {
         const live = yield* liveEvents(env)
-        expect(live.map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual([
-          ...deleted.map((key) => `${key}@13:delete`),
-          `${kept}@12:put`
-        ])
+        expect(live.map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual([`${kept}@12:put`])
+        expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual(
+          deleted.map((key) => `${key}@13:delete`)
+        )
       }), 30_000)
       const atEnd = checks
       yield* eventually("a few more checks after compaction", Effect.sync(() => expect(checks).toBeGreaterThan(atEnd + 3)), 10_000, 20)
@@ -131,7 +205,7 @@ describe("history", () => {
 
       expect(violations).toEqual([])
       expect(checks).toBeGreaterThan(10)
-      expect((yield* archivedEvents(env)).length).toBe(6 * 12 + 11)
+      expect((yield* archivedEvents(env)).length).toBe(6 * 13 + 11)
       for (const key of deleted) {
         const events = [...(yield* Stream.runCollect(store.history(key)))]
         expect(events.map((event) => event.op)).toEqual([...Array.from({ length: 12 }, () => "put"), "delete"])
@@ -157,7 +231,7 @@ describe("history", () => {
       const area = Context.get(context, HistoryArea)
       // What the history projection does for seq 4, one event at a time: archive, then remove from the live range.
       const compactOne = Effect.gen(function*() {
-        const [oldest] = yield* Stream.runCollect(Stream.take(area.superseded(key, 4), 1))
+        const [oldest] = yield* Stream.runCollect(Stream.take(area.upTo(key, 3), 1))
         if (oldest === undefined) return
         yield* area.archive(oldest, undefined)
         yield* area.removeLive(oldest)

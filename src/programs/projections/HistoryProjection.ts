@@ -1,12 +1,14 @@
 /**
  * Compaction: moves each key's superseded events out of the live range into
  * the history area, oldest first and never the newest, so reads of current
- * state stay one short query however long a key's history grows. A key's
- * newest event, tombstone or not, always stays live: a deleted key can never
- * come back, and its seq numbering continues.
+ * state stay one short query however long a key's history grows. A deleted
+ * key's tombstone leaves last, for the key's grave, once all its older events
+ * are gone: at no moment can an older value show through, so a deleted key
+ * never comes back, and the grave keeps its seq numbering going.
  */
 import { Clock, Effect, Stream } from "effect"
 import type { Event } from "../../domain/Event.ts"
+import { carriesValue } from "../../domain/Event.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import * as Projection from "../Projection.ts"
 
@@ -16,18 +18,26 @@ export type Retention =
   | { readonly _tag: "None" }
   | { readonly _tag: "For"; readonly millis: number }
 
-/** Moves the events of `key` older than `seq` into the history area (or drops them, with retention "None"). */
-export const compactKey = (key: string, seq: number, retention: Retention) =>
+/**
+ * Compacts `key` as of its event `seq`: the events before it move into the
+ * history area (or are dropped, with retention "None"), and the event itself
+ * is buried when it is a tombstone (`tombstone` says so, read from the event).
+ */
+export const compactKey = (key: string, seq: number, retention: Retention, tombstone: boolean) =>
   Effect.gen(function*() {
     const area = yield* HistoryArea
-    yield* area.superseded(key, seq).pipe(
+    const expiresAt = Effect.map(
+      Clock.currentTimeMillis,
+      (now) => (retention._tag === "For" ? Math.ceil((now + retention.millis) / 1000) : undefined)
+    )
+    yield* area.upTo(key, seq).pipe(
       Stream.runForEach((stored) =>
         Effect.gen(function*() {
-          if (retention._tag !== "None") {
-            const now = yield* Clock.currentTimeMillis
-            const expiresAt = retention._tag === "For" ? Math.ceil((now + retention.millis) / 1000) : undefined
-            yield* area.archive(stored, expiresAt)
+          if (stored.seq === seq) {
+            if (tombstone) yield* area.bury(stored, retention._tag === "None" ? undefined : { expiresAt: yield* expiresAt })
+            return
           }
+          if (retention._tag !== "None") yield* area.archive(stored, yield* expiresAt)
           yield* area.removeLive(stored)
         })
       )
@@ -41,6 +51,7 @@ export const make = (retention: Retention = { _tag: "Forever" }) =>
     return Projection.make({
       name: "history",
       prefixes: [],
-      apply: (event: Event) => compactKey(event.key, event.seq, retention).pipe(Effect.provideService(HistoryArea, area))
+      apply: (event: Event) =>
+        compactKey(event.key, event.seq, retention, !carriesValue(event)).pipe(Effect.provideService(HistoryArea, area))
     })
   })
