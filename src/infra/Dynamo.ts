@@ -8,7 +8,7 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, CancellationReason, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer, Schedule } from "effect"
 import { StorageFailure, Throttled } from "../domain/Errors.ts"
 
 /** A DynamoDB item as the SDK represents it. */
@@ -50,6 +50,11 @@ export const classify = (operation: string, error: unknown): CallError => {
   return new StorageFailure({ operation, reason: typeof name === "string" ? `${name}: ${message}` : message })
 }
 
+const isTransactionConflict = (error: unknown): boolean =>
+  (error as { name?: unknown })?.name === "TransactionConflictException"
+
+const transactionConflictBackoff = Schedule.exponential("10 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 6 }))
+
 /** The DynamoDB client the store talks through. */
 export class Dynamo extends Context.Service<Dynamo, {
   readonly client: DynamoDBClient
@@ -75,7 +80,12 @@ export class Dynamo extends Context.Service<Dynamo, {
       operation: string,
       request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
     ): Effect.Effect<A, CallError> =>
-      Effect.tryPromise({ try: (signal) => request(client, signal), catch: (error) => classify(operation, error) })
+      Effect.tryPromise({ try: (signal) => request(client, signal), catch: (error) => error }).pipe(
+        // A single-item write that meets a transaction in flight on the same item is refused with
+        // TransactionConflictException, which the SDK does not retry; the transaction ends within milliseconds.
+        Effect.retry({ while: isTransactionConflict, schedule: transactionConflictBackoff }),
+        Effect.mapError((error) => classify(operation, error))
+      )
     // An outcome the caller did not ask for can only be a fault.
     const unexpected = (operation: string) => (error: ConditionalCheckFailed | TransactionCanceled) =>
       Effect.fail(new StorageFailure({ operation, reason: `unexpected ${error._tag}` }))
