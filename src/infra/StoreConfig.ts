@@ -2,12 +2,15 @@
  * Configuration of a store: a YAML file whose `storage:` section takes
  * Teleport's DynamoDB keys as they are, overridden by `DYNASTATE_*`
  * environment variables. Secrets stay `Redacted`; a bad value fails naming
- * its field.
+ * its field. Beside Teleport's keys it takes the projection worker's
+ * `history_retention` and its Prometheus endpoint (`metrics_port`,
+ * `metrics_host`).
  */
 import * as fs from "node:fs"
-import { Config, ConfigProvider, Effect, Option, Schema } from "effect"
+import { Config, ConfigProvider, Effect, Option, Result, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import type { Redacted } from "effect"
 import { parse as parseYaml } from "yaml"
+import * as Retention from "../domain/Retention.ts"
 
 /** A configuration that cannot be used, naming the field and what is wrong. */
 export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
@@ -43,6 +46,12 @@ export interface StoreConfig {
   readonly keyringKey: Option.Option<Redacted.Redacted<string>>
   /** Where the embedded DynamoDB Local keeps its data. */
   readonly dataDir: string
+  /** How long the projection worker keeps superseded events in the history area. */
+  readonly historyRetention: Retention.Retention
+  /** The port of the worker's Prometheus `/metrics` endpoint (0: any free port); no endpoint when absent. */
+  readonly metricsPort: Option.Option<number>
+  /** The address the metrics endpoint listens on. */
+  readonly metricsHost: string
 }
 
 /** The keys of the `storage:` section this store understands. */
@@ -62,10 +71,30 @@ export const knownKeys = [
   "write_capacity_units",
   "keyring_file",
   "keyring_key",
-  "data_dir"
+  "data_dir",
+  "history_retention",
+  "metrics_port",
+  "metrics_host"
 ] as const
 
 const positive = (name: string) => Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThan(0))), name)
+
+/** `forever`, `none` or a duration such as `30d` (see `Retention.parse`). */
+const RetentionFromString = Schema.String.pipe(Schema.decodeTo(
+  Schema.Union([
+    Schema.TaggedStruct("Forever", {}),
+    Schema.TaggedStruct("None", {}),
+    Schema.TaggedStruct("For", { millis: Schema.Int })
+  ]),
+  SchemaTransformation.transformEffect({
+    decode: (text: string, options) =>
+      Result.match(Retention.parse(text), {
+        onSuccess: (retention) => Effect.succeed(retention),
+        onFailure: (reason) => Effect.fail(new SchemaIssue.InvalidValue({ message: reason }, text, options))
+      }),
+    encode: (retention: Retention.Retention) => Effect.succeed(Retention.format(retention))
+  })
+))
 
 /** The store configuration as an Effect `Config` under `storage`. */
 export const storeConfig = Config.all({
@@ -89,7 +118,12 @@ export const storeConfig = Config.all({
   writeCapacityUnits: positive("write_capacity_units").pipe(Config.withDefault(5)),
   keyringFile: Config.String("keyring_file").pipe(Config.withDefault(".dynastate/keyring.key")),
   keyringKey: Config.Redacted("keyring_key").pipe(Config.option),
-  dataDir: Config.String("data_dir").pipe(Config.withDefault(".dynastate/dynamodb"))
+  dataDir: Config.String("data_dir").pipe(Config.withDefault(".dynastate/dynamodb")),
+  historyRetention: Config.schema(RetentionFromString, "history_retention").pipe(Config.withDefault(Retention.forever)),
+  metricsPort: Config.schema(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))), "metrics_port").pipe(
+    Config.option
+  ),
+  metricsHost: Config.String("metrics_host").pipe(Config.withDefault("127.0.0.1"))
 }).pipe(Config.map(({ type: _type, ...config }) => config), Config.nested("storage"))
 
 /** `storage.table_name` is read from `DYNASTATE_TABLE_NAME`, and so on. */
@@ -140,6 +174,11 @@ const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, Confi
   if (!/^[a-zA-Z0-9_.-]{3,255}$/.test(config.tableName)) {
     return Effect.fail(
       new ConfigInvalid({ field: "storage.table_name", reason: "DynamoDB table names are 3-255 of a-z A-Z 0-9 _ . -" })
+    )
+  }
+  if (!/^[^\s\u0000]+$/.test(config.metricsHost)) {
+    return Effect.fail(
+      new ConfigInvalid({ field: "storage.metrics_host", reason: "must be a host name or address (0.0.0.0 or :: for every interface)" })
     )
   }
   return Effect.succeed(config)

@@ -9,7 +9,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as util from "node:util"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option, Redacted, References } from "effect"
+import { Effect, Layer, Logger, Option, Redacted, References, Result } from "effect"
+import * as Retention from "../../src/domain/Retention.ts"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
 import { ConfigInvalid } from "../../src/infra/StoreConfig.ts"
 
@@ -137,6 +138,41 @@ describe("StoreConfig.load", () => {
       expect((yield* loaded({ file: other, env: { DYNASTATE_CONFIG: file } })).config.tableName).toBe("explicit-file")
     }))
 
+  it.effect("history retention and the metrics endpoint from YAML, overridden by the environment, without warnings", () =>
+    Effect.gen(function*() {
+      const file = yamlFile("storage:\n  history_retention: 30d\n  metrics_port: 9464\n  metrics_host: 0.0.0.0\n")
+      const { config, lines } = yield* loaded({ file, env: {} })
+      expect(config.historyRetention).toEqual({ _tag: "For", millis: 30 * 86_400_000 })
+      expect(config.metricsPort).toEqual(Option.some(9464))
+      expect(config.metricsHost).toBe("0.0.0.0")
+      expect(lines).toEqual([])
+      const { config: overridden } = yield* loaded({
+        file,
+        env: { DYNASTATE_HISTORY_RETENTION: "none", DYNASTATE_METRICS_PORT: "0", DYNASTATE_METRICS_HOST: "::1" }
+      })
+      expect(overridden.historyRetention).toEqual({ _tag: "None" })
+      expect(overridden.metricsPort).toEqual(Option.some(0))
+      expect(overridden.metricsHost).toBe("::1")
+      // The port alone: the host defaults to the loopback address.
+      const { config: portOnly } = yield* loaded({ env: { DYNASTATE_METRICS_PORT: "65535" } })
+      expect([portOnly.metricsPort, portOnly.metricsHost]).toEqual([Option.some(65535), "127.0.0.1"])
+    }))
+
+  it.effect.each([
+    { text: "forever", retention: { _tag: "Forever" } },
+    { text: "none", retention: { _tag: "None" } },
+    { text: "30d", retention: { _tag: "For", millis: 2_592_000_000 } },
+    { text: "12h", retention: { _tag: "For", millis: 43_200_000 } },
+    { text: "90m", retention: { _tag: "For", millis: 5_400_000 } },
+    { text: "3600s", retention: { _tag: "For", millis: 3_600_000 } },
+    { text: "1500ms", retention: { _tag: "For", millis: 1_500 } }
+  ])("history_retention $text", ({ retention, text }) =>
+    Effect.gen(function*() {
+      expect((yield* loaded({ env: { DYNASTATE_HISTORY_RETENTION: text } })).config.historyRetention).toEqual(retention)
+      expect((yield* loaded({ file: yamlFile(`storage:\n  history_retention: ${text}\n`), env: {} })).config.historyRetention)
+        .toEqual(retention)
+    }))
+
   it.effect("defaults: the embedded store with a key file, pay per request", () =>
     Effect.gen(function*() {
       const { config, lines } = yield* loaded({ env: {} })
@@ -155,7 +191,10 @@ describe("StoreConfig.load", () => {
         writeCapacityUnits: 5,
         keyringFile: ".dynastate/keyring.key",
         keyringKey: Option.none(),
-        dataDir: ".dynastate/dynamodb"
+        dataDir: ".dynastate/dynamodb",
+        historyRetention: { _tag: "Forever" },
+        metricsPort: Option.none(),
+        metricsHost: "127.0.0.1"
       })
       expect(StoreConfig.isEmbedded(config)).toBe(true)
       expect(lines).toEqual([])
@@ -186,7 +225,21 @@ describe("StoreConfig.load", () => {
     { name: "the document is a list", options: () => ({ file: yamlFile("- storage\n"), env: {} }), names: "config-" },
     { name: "a missing file", options: () => ({ file: path.join(dir, "missing.yaml"), env: {} }), names: "missing.yaml" },
     { name: "a directory", options: () => ({ file: dir, env: {} }), names: dir },
-    { name: "not YAML", options: () => ({ file: yamlFile("storage: {region: [\n"), env: {} }), names: "config-" }
+    { name: "not YAML", options: () => ({ file: yamlFile("storage: {region: [\n"), env: {} }), names: "config-" },
+    { name: "metrics_port -1 (env)", options: () => ({ env: { DYNASTATE_METRICS_PORT: "-1" } }), names: "storage.metrics_port" },
+    { name: "metrics_port -1 (YAML number)", options: () => ({ file: yamlFile("storage:\n  metrics_port: -1\n"), env: {} }), names: "storage.metrics_port" },
+    { name: "metrics_port 65536", options: () => ({ env: { DYNASTATE_METRICS_PORT: "65536" } }), names: "storage.metrics_port" },
+    { name: "metrics_port 94.64", options: () => ({ env: { DYNASTATE_METRICS_PORT: "94.64" } }), names: "storage.metrics_port" },
+    { name: "metrics_port http", options: () => ({ file: yamlFile("storage:\n  metrics_port: http\n"), env: {} }), names: "storage.metrics_port" },
+    { name: "metrics_host empty (file)", options: () => ({ file: yamlFile("storage:\n  metrics_host: ''\n"), env: {} }), names: "storage.metrics_host" },
+    { name: "metrics_host with a space", options: () => ({ env: { DYNASTATE_METRICS_HOST: "local host" } }), names: "storage.metrics_host" },
+    { name: "history_retention forever-ish", options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "forever-ish" } }), names: "storage.history_retention" },
+    { name: "history_retention 10x", options: () => ({ file: yamlFile("storage:\n  history_retention: 10x\n"), env: {} }), names: "storage.history_retention" },
+    { name: "history_retention without a unit (YAML number)", options: () => ({ file: yamlFile("storage:\n  history_retention: 30\n"), env: {} }), names: "storage.history_retention" },
+    { name: "history_retention 0d", options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "0d" } }), names: "storage.history_retention" },
+    { name: "history_retention 30 days", options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "30 days" } }), names: "storage.history_retention" },
+    { name: "history_retention -5d", options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "-5d" } }), names: "storage.history_retention" },
+    { name: "history_retention empty (file)", options: () => ({ file: yamlFile("storage:\n  history_retention: ''\n"), env: {} }), names: "storage.history_retention" }
   ]
 
   it.effect.each(badValues)("a bad value fails with ConfigInvalid naming it: $name", ({ names, options }) =>
@@ -204,7 +257,11 @@ describe("StoreConfig.load", () => {
       const cases = [
         { key: "billing_mode", env: { DYNASTATE_BILLING_MODE: "monthly" } },
         { key: "read_capacity_units", env: { DYNASTATE_READ_CAPACITY_UNITS: "abc" } },
-        { key: "type", env: { DYNASTATE_TYPE: "etcd" } }
+        { key: "type", env: { DYNASTATE_TYPE: "etcd" } },
+        { key: "metrics_port", env: { DYNASTATE_METRICS_PORT: "-1" } },
+        { key: "metrics_host", env: { DYNASTATE_METRICS_HOST: "a b" } },
+        { key: "history_retention", env: { DYNASTATE_HISTORY_RETENTION: "forever-ish" } },
+        { key: "history_retention", env: { DYNASTATE_HISTORY_RETENTION: "10x" } }
       ]
       const fields = yield* Effect.forEach(cases, ({ env }) => Effect.map(invalid({ env }), (error) => error.field))
       expect(fields).toEqual(cases.map(({ key }) => `storage.${key}`))
@@ -272,4 +329,30 @@ describe("StoreConfig.isEmbedded", () => {
       })
       expect(StoreConfig.isEmbedded(fromEnv)).toBe(embedded)
     }))
+})
+
+describe("Retention", () => {
+  it("parse refuses what is not forever, none or a positive whole duration, saying what it expects", () => {
+    for (const text of ["forever-ish", "10x", "", "30", "1.5h", "-1d", "0s", "30D", "1w", "99999999999999d"]) {
+      const result = Retention.parse(text)
+      expect(Result.isFailure(result) ? result.failure : `parsed ${text}`).toMatch(/expected|keeps nothing|too long/)
+    }
+    expect(Retention.parse(" 12h ")).toEqual(Result.succeed({ _tag: "For", millis: 43_200_000 }))
+  })
+
+  it("format writes the largest exact unit, and parse reads it back", () => {
+    const cases = [
+      [Retention.forever, "forever"],
+      [Retention.none, "none"],
+      [Retention.forMillis(2 * 86_400_000), "2d"],
+      [Retention.forMillis(36 * 3_600_000), "36h"],
+      [Retention.forMillis(90 * 60_000), "90m"],
+      [Retention.forMillis(61_000), "61s"],
+      [Retention.forMillis(1_500), "1500ms"]
+    ] as const
+    for (const [retention, text] of cases) {
+      expect(Retention.format(retention)).toBe(text)
+      expect(Retention.parse(text)).toEqual(Result.succeed(retention))
+    }
+  })
 })
