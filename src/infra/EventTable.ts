@@ -9,6 +9,7 @@ import { DecryptionFailed, StorageFailure } from "../domain/Errors.ts"
 import type { Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue } from "../domain/Event.ts"
+import * as Key from "../domain/Key.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
@@ -63,6 +64,11 @@ export class EventTable extends Context.Service<EventTable, {
   readonly latestState: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
   /** The items of a sort-key range, page by page (pages are DynamoDB's, up to 1 MB). */
   readonly scan: (range: SortKeyRange) => Stream.Stream<StoredItem, Throttled | StorageFailure>
+  /**
+   * The buried tombstones of the keys starting with `prefix`, in key order, as
+   * the items they were in the live range (see `GraveRecord`).
+   */
+  readonly graves: (prefix: string) => Stream.Stream<StoredItem, Throttled | StorageFailure>
   /** Decrypts an item from {@link scan}. */
   readonly decode: (stored: StoredItem) => Effect.Effect<Event, ReadError>
   /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
@@ -169,6 +175,29 @@ const make = Effect.fnUntraced(function*(location: Location) {
       )
     )
 
+  const graves = (prefix: string): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
+    Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
+      dynamo.call("Query", (client, abortSignal) =>
+        client.send(
+          new QueryCommand({
+            ...rangeQuery(GraveRecord.gravePartition(location), Key.toBytes(prefix), SortKey.prefixUpperBound(prefix)),
+            ExclusiveStartKey: startKey
+          }),
+          { abortSignal }
+        )
+      ).pipe(
+        Effect.flatMap((output) =>
+          Effect.forEach(output.Items ?? [], (grave) => {
+            const item = GraveRecord.toTombstone(location, grave)
+            return Effect.try({
+              try: (): StoredItem => ({ ...SortKey.decode(item[Attr.sort]!.B!), item }),
+              catch: () => new StorageFailure({ operation: "read graves", reason: "a grave holds no valid tombstone sort key" })
+            })
+          }).pipe(Effect.map((items) => [items, Option.fromNullishOr(output.LastEvaluatedKey)] as const))
+        )
+      )
+    )
+
   const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
     const items: Array<TransactWriteItem> = []
     for (const write of writes) {
@@ -205,6 +234,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
     latest,
     latestState,
     scan,
+    graves,
     decode: (stored) => decodeItem(stored.item),
     transact
   })

@@ -6,11 +6,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { Effect, Layer, Option } from "effect"
-import { Store } from "../../src/programs/Store.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
 import { eventTableLayer, openStore } from "../support/TestStore.ts"
-import { bytes, eventually, freshEnv, startWorker, text } from "./support.ts"
+import { bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
 
 const user = (email: string, extra = "") => bytes(JSON.stringify({ email, extra }))
 const emailOf = (value: Uint8Array) => (JSON.parse(text(value)) as { email?: string }).email
@@ -54,12 +53,52 @@ describe("views", () => {
       }
     }))
 
+  it.live("rebuilt views drop keys whose tombstones were buried, and a replayed older event does not regress a replica", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("view-rebuild")
+      const store = yield* openStore(env.location, { client: env.client })
+      yield* store.put({ key: "/users/alice", value: user("alice@example.org") })
+      yield* store.put({ key: "/users/bob", value: user("bob@example.org") })
+      const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
+      const byEmail = yield* IndexView.make({ name: "rebuilt", prefix: "/users/", indexOf: (item) => emailOf(item.value) }).pipe(
+        Effect.provide(services)
+      )
+      const replica = yield* ReplicatedView.make("rebuilt", "/users/").pipe(Effect.provide(services))
+      yield* byEmail.projection.rebuild!.pipe(Effect.provide(services))
+      yield* replica.projection.rebuild!
+      expect((yield* byEmail.view.get("bob@example.org")).key).toBe("/users/bob")
+
+      // Bob is deleted while neither view runs, and the worker buries his tombstone: his live range is empty.
+      yield* store.delete("/users/bob")
+      const worker = yield* startWorker(env, { group: "view-rebuild" })
+      yield* eventually("bob buried", Effect.gen(function*() {
+        expect((yield* liveEvents(env)).map((event) => event.key)).toEqual(["/users/alice"])
+      }))
+      yield* worker.stop
+      yield* byEmail.projection.rebuild!.pipe(Effect.provide(services))
+      yield* replica.projection.rebuild!
+      expect((yield* Effect.flip(byEmail.view.get("bob@example.org")))._tag).toBe("NotFound")
+      expect((yield* replica.view.items).map((item) => item.key)).toEqual(["/users/alice"])
+
+      // After a rebuild the stream tail replays from the checkpoint: an older event of alice must not win.
+      const newer = yield* store.put({ key: "/users/alice", value: user("alice@new.example.org") })
+      yield* replica.projection.rebuild!
+      yield* replica.projection.apply({
+        key: "/users/alice", seq: 1, revision: "replayed", op: "put", value: user("alice@example.org"), timestamp: 0
+      })
+      const alice = yield* replica.view.get("/users/alice")
+      expect(Option.map(alice, (item) => [item.revision, emailOf(item.value)])).toEqual(
+        Option.some([newer.revision, "alice@new.example.org"])
+      )
+    }))
+
   it.live("a replicated view shows a write once waitFor(revision) returns, and drops deleted keys", () =>
     Effect.gen(function*() {
       const env = yield* freshEnv("view-replica")
       const store = yield* openStore(env.location, { client: env.client })
       yield* store.put({ key: "/cfg/old", value: bytes("before the worker") })
-      const replica = yield* ReplicatedView.make("cfg", "/cfg/").pipe(Effect.provideService(Store, store))
+      const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
+      const replica = yield* ReplicatedView.make("cfg", "/cfg/").pipe(Effect.provide(services))
       yield* startWorker(env, { group: "replica", projections: [replica.projection], leaseMillis: 3000, resyncMillis: 300 })
       for (let round = 0; round < 5; round++) {
         const lease = yield* store.put({ key: `/cfg/k${round % 2}`, value: bytes(`v${round}`) })

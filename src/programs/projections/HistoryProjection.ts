@@ -12,11 +12,9 @@ import { carriesValue } from "../../domain/Event.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import * as Projection from "../Projection.ts"
 
-/** How long moved events are kept: forever, not at all, or for a while. */
-export type Retention =
-  | { readonly _tag: "Forever" }
-  | { readonly _tag: "None" }
-  | { readonly _tag: "For"; readonly millis: number }
+import type { Retention } from "../../domain/Retention.ts"
+
+export type { Retention } from "../../domain/Retention.ts"
 
 /**
  * Compacts `key` as of its event `seq`: the events before it move into the

@@ -5,8 +5,7 @@
  */
 import { createHmac } from "node:crypto"
 import { Clock, Effect, Redacted, Stream } from "effect"
-import * as Key from "../../domain/Key.ts"
-import { newestPerKey, sortKeyRange } from "../Ranges.ts"
+import * as KeyStates from "../KeyStates.ts"
 import { NotFound } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
@@ -86,8 +85,8 @@ export const make = (options: IndexViewOptions) =>
           items[0] ? Effect.succeed(items[0]) : Effect.fail(new NotFound({ key: `view ${options.name}` })))
     }
 
-    // Files every current item of the prefix: a view added to an existing store, or one that missed events.
-    const rebuild = newestPerKey(table.scan(sortKeyRange({ start: options.prefix, end: Key.rangeEnd(options.prefix) })), false).pipe(
+    // Files every current item of the prefix and unfiles deleted keys: a view added to an existing store, or one that missed events.
+    const rebuild = KeyStates.newestEvents(table, options.prefix).pipe(
       Stream.runForEach((stored) =>
         table.decode(stored).pipe(
           Effect.flatMap(apply),

@@ -9,8 +9,10 @@ import { carriesValue, itemRevision } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
 import { isExpired } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import * as KeyStates from "../KeyStates.ts"
 import * as Projection from "../Projection.ts"
-import { Store } from "../Store.ts"
+import { mayBeLive } from "../Ranges.ts"
 
 /** Reads of a replicated view. */
 export interface ReplicatedView {
@@ -28,7 +30,7 @@ const rememberedRevisions = 100_000
 /** A replicated view of `prefix`: the projection to run in a worker, and the view to read. */
 export const make = (name: string, prefix: string) =>
   Effect.gen(function*() {
-    const store = yield* Store
+    const table = yield* EventTable
     const items = new Map<string, Item & { readonly seq: number }>()
     const seen = new Set<string>()
     const waiters = new Map<string, Array<Deferred.Deferred<void>>>()
@@ -54,14 +56,31 @@ export const make = (name: string, prefix: string) =>
       })
 
     // A fresh copy replaces the replica whole, so keys deleted or changed while events were missed are right too.
-    const rebuild = store.items({ start: prefix, end: Key.rangeEnd(prefix) }).pipe(
+    // Each item keeps its event's seq: the stream tail replayed after a rebuild must not put older values back.
+    const rebuild = KeyStates.newestEvents(table, prefix).pipe(
+      Stream.filter((stored) => mayBeLive(stored, Number.NEGATIVE_INFINITY)),
+      Stream.mapEffect((stored) => Effect.result(table.decode(stored))),
       Stream.runCollect,
-      Effect.map((current) => {
-        items.clear()
-        for (const item of current) {
-          items.set(item.key, { ...item, seq: 0 })
-          see(item.revision)
+      Effect.flatMap((decoded) => {
+        const current = new Map<string, Item & { readonly seq: number }>()
+        for (const outcome of decoded) {
+          // A shredded value is gone for good: the replica leaves its key out, as `get` would fail on it.
+          if (outcome._tag === "Failure") {
+            if (outcome.failure._tag === "Shredded") continue
+            return Effect.fail(outcome.failure)
+          }
+          const event = outcome.success
+          if (carriesValue(event) && event.value !== undefined) {
+            current.set(event.key, { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event), seq: event.seq })
+          }
         }
+        return Effect.sync(() => {
+          items.clear()
+          for (const [key, item] of current) {
+            items.set(key, item)
+            see(item.revision)
+          }
+        })
       })
     )
 
