@@ -120,7 +120,7 @@ export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = 
 /** Everything a configured store needs, ready to provide to an application. */
 export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions) =>
   Store.layer(options).pipe(
-    Layer.provideMerge(Layer.mergeAll(Watches.layer, HistoryArea.layer)),
+    Layer.provideMerge(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
     Layer.provideMerge(eventTableLayer(config)),
     Layer.provide(keyringLayer(config)),
     Layer.provideMerge(dynamoLayer(config))

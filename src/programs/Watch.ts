@@ -2,7 +2,8 @@
  * Watches: live feeds of a key space's changes from the table's stream. The
  * first element is `Init` (from then on nothing is missed), then `Put` with
  * the decrypted item, `Delete` and `Expire` with key and revision, in per-key
- * order. All watches of a process share one stream reader (DynamoDB allows
+ * order, each once (a key's missing events are read from the table). All
+ * watches of a process share one stream reader (DynamoDB allows
  * only two readers per shard); a watch that cannot keep up with its bounded
  * buffer fails with `WatcherOverflow` instead of growing without bound.
  */
@@ -11,12 +12,15 @@ import type { Event } from "../domain/Event.ts"
 import { carriesValue, itemRevision } from "../domain/Event.ts"
 import type { Item } from "../domain/Item.ts"
 import { EventTable } from "../infra/EventTable.ts"
+import { HistoryArea } from "../infra/HistoryArea.ts"
 import type { ReadError } from "../infra/EventTable.ts"
 import type { StreamBatch, ShardCoordinator } from "../infra/streams/StreamReader.ts"
 import { listShards, readStream } from "../infra/streams/StreamReader.ts"
 import type { ShardPosition, StreamsError } from "../infra/streams/StreamsApi.ts"
 import { locate } from "../infra/streams/StreamEvents.ts"
 import { StreamsApi } from "../infra/streams/StreamsApi.ts"
+import * as History from "./History.ts"
+import * as KeyOrder from "./KeyOrder.ts"
 
 /** Where a watch got to: per shard, the last record delivered. Resume a watch from it. */
 export interface WatchPosition {
@@ -62,7 +66,10 @@ export interface WatchOptions {
 /** Failures of a watch. */
 export type WatchError = WatcherOverflow | WatchGap | StreamsError | ReadError
 
-const toWatchEvent = (event: Event, position: WatchPosition): WatchEvent =>
+/** What a watch delivers after `Init`: a change of one key. */
+type Change = Exclude<WatchEvent, { readonly _tag: "Init" }>
+
+const toWatchEvent = (event: Event, position: WatchPosition): Change =>
   carriesValue(event)
     ? {
       _tag: "Put",
@@ -127,14 +134,39 @@ interface Subscriber {
   readonly capacity: number
 }
 
-/** Runs a reader and hands every decoded event to the subscribers, in order. */
+/** The events of `key` after seq `after` and before seq `before`, from the table; none if they cannot be read. */
+const missingEvents = (table: EventTable["Service"], area: HistoryArea["Service"], key: string, after: number, before: number) =>
+  History.events(table, area, key).pipe(
+    Stream.filter((event) => event.seq > after && event.seq < before),
+    Stream.runCollect,
+    Effect.catch((error) =>
+      Effect.as(
+        Effect.logWarning(`watch: cannot read the events of ${key} between seq ${after} and ${before} (${error._tag})`),
+        [] as ReadonlyArray<Event>
+      )
+    )
+  )
+
+/** Runs a reader and hands every decoded event to the subscribers, in per-key order, each once. */
 const pump = (
   table: EventTable["Service"],
+  area: HistoryArea["Service"],
   batches: Stream.Stream<StreamBatch<never>, StreamsError, StreamsApi>,
   live: Effect.Success<ReturnType<typeof liveCoordinator>>,
   subscribers: Set<Subscriber>
-) =>
-  batches.pipe(
+) => {
+  const order = KeyOrder.make()
+  const deliver = (delivered: Change) => {
+    const key = delivered._tag === "Put" ? delivered.item.key : delivered.key
+    for (const subscriber of subscribers) {
+      if (!matches(subscriber.prefixes, key)) continue
+      if (!Queue.offerUnsafe(subscriber.queue, delivered)) {
+        subscribers.delete(subscriber)
+        Queue.failCauseUnsafe(subscriber.queue, Cause.fail(new WatcherOverflow({ capacity: subscriber.capacity })))
+      }
+    }
+  }
+  return batches.pipe(
     Stream.runForEach((batch) =>
       Effect.gen(function*() {
         if (batch._tag === "Started") return yield* live.onStarted(batch.shardId)
@@ -146,6 +178,7 @@ const pump = (
           return yield* batch.ack
         }
         for (const record of batch.records) {
+          const before: WatchPosition = { arn: batch.arn, shards: { ...live.positions } }
           live.positions[batch.shardId] = record.sequenceNumber
           const located = locate(table, record)
           // Only records somebody watches are decrypted.
@@ -162,27 +195,32 @@ const pump = (
             return yield* Effect.fail(error)
           }
           const event = decoded.success
-          const delivered = toWatchEvent(event, { arn: batch.arn, shards: { ...live.positions } })
-          for (const subscriber of subscribers) {
-            if (!matches(subscriber.prefixes, event.key)) continue
-            if (!Queue.offerUnsafe(subscriber.queue, delivered)) {
-              subscribers.delete(subscriber)
-              Queue.failCauseUnsafe(subscriber.queue, Cause.fail(new WatcherOverflow({ capacity: subscriber.capacity })))
+          const verdict = order.check(event.key, event.seq)
+          if (verdict._tag === "Duplicate") continue
+          if (verdict._tag === "Gap") {
+            // Events of this key the stream has not brought (yet): read them from the table, so order holds.
+            for (const missing of yield* missingEvents(table, area, event.key, verdict.after, event.seq)) {
+              deliver(toWatchEvent(missing, before))
+              order.delivered(missing.key, missing.seq)
             }
           }
+          deliver(toWatchEvent(event, { arn: batch.arn, shards: { ...live.positions } }))
+          order.delivered(event.key, event.seq)
         }
         yield* batch.ack
       })
     )
   )
+}
 
 /** Watches of one store instance. */
 export class Watches extends Context.Service<Watches, {
   readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
 }>()("dynastate/Watches") {
   /** Watches over the event table's stream; the shared reader runs while any watch does. */
-  static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi> = Layer.effect(Watches, Effect.gen(function*() {
+  static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea> = Layer.effect(Watches, Effect.gen(function*() {
     const table = yield* EventTable
+    const area = yield* HistoryArea
     const api = yield* StreamsApi
     const services = <A, E>(effect: Effect.Effect<A, E, StreamsApi | EventTable>) =>
       effect.pipe(Effect.provideService(StreamsApi, api), Effect.provideService(EventTable, table))
@@ -207,7 +245,7 @@ export class Watches extends Context.Service<Watches, {
       shared = state
       return Effect.gen(function*() {
         const live = yield* services(liveCoordinator(undefined))
-        state.fiber = yield* services(pump(table, readStream(table.location.table, live.coordinator), live, subscribers)).pipe(
+        state.fiber = yield* services(pump(table, area, readStream(table.location.table, live.coordinator), live, subscribers)).pipe(
           Effect.catchCause((cause) =>
             Effect.sync(() => {
               if (shared === state) shared = undefined
@@ -248,7 +286,7 @@ export class Watches extends Context.Service<Watches, {
         if (options.resumeFrom !== undefined) {
           const own = new Set([subscriber])
           const live = yield* services(liveCoordinator(options.resumeFrom))
-          yield* services(pump(table, readStream(table.location.table, live.coordinator), live, own)).pipe(
+          yield* services(pump(table, area, readStream(table.location.table, live.coordinator), live, own)).pipe(
             Effect.catchCause((cause) => Queue.failCause(queue, cause)),
             Effect.forkScoped
           )

@@ -65,7 +65,7 @@ export const openStore = (
   Effect.gen(function*() {
     const client = options.client ?? makeClient()
     const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
-      Layer.provide(Layer.mergeAll(Watches.layer, HistoryArea.layer)),
+      Layer.provide(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
       Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
       Layer.provideMerge(eventTableLayer(location, { ...options, client }))
     )

@@ -129,7 +129,7 @@ export const startWorker = (env: Env, options: TestWorkerOptions): Effect.Effect
       Projection.make({ ...projection, apply: (event: Event) => Effect.suspend(() => (gate.dead ? Effect.void : projection.apply(event))) })
     )
     const services = Store.layer(defaultStoreOptions).pipe(
-      Layer.provideMerge(Layer.mergeAll(Watches.layer, HistoryArea.layer)),
+      Layer.provideMerge(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
       Layer.provideMerge(Layer.succeed(StreamsApi, fromClients(dynamo, streams))),
       Layer.provideMerge(eventTableLayer(env.location, { client: dynamo }))
     )
