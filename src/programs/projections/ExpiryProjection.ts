@@ -43,7 +43,16 @@ const heap = () => {
     }
   }
   return {
+    get size() {
+      return items.length
+    },
     push: (due: Due) => (items.push(due), up(items.length - 1)),
+    /** Replaces the contents (dropping entries no longer scheduled). */
+    reset: (entries: Iterable<Due>) => {
+      items.length = 0
+      for (const due of entries) items.push(due)
+      for (let i = (items.length >> 1) - 1; i >= 0; i--) down(i)
+    },
     peek: () => items[0],
     pop: () => {
       const top = items[0]
@@ -69,6 +78,10 @@ export const make = Effect.gen(function*() {
     }
     scheduled.set(key, expires)
     queue.push({ key, expires })
+    // Keys kept alive over and over leave a superseded entry per keep-alive: drop them before they pile up.
+    if (queue.size > 2 * scheduled.size + 1024) {
+      queue.reset(Array.from(scheduled, ([scheduledKey, at]) => ({ key: scheduledKey, expires: at })))
+    }
     Queue.offerUnsafe(wake, undefined)
   }
 
