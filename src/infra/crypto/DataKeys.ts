@@ -163,6 +163,8 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
       const generated = yield* keyring.generate(contextOf(location, id, scope))
       yield* DataKeyStore.put(location, { id, scope, created: now, state: "active", wrapped: generated.wrapped }).pipe(withDynamo)
       const cached: CachedKey = { key: { id, material: generated.plaintext }, scope, created: now, values: 0, bytes: 0 }
+      // Keys of scopes no longer written to would otherwise stay in memory (key material included) for good.
+      for (const [other, held] of writing) if (now - held.created >= policy.maxAgeMillis) writing.delete(other)
       writing.set(scope, cached)
       remember(cached.key, now)
       return cached
