@@ -1,10 +1,14 @@
 /**
  * The projection worker assembled from configuration, with the built-in
- * projections (compaction into history, expiry) and a live status line.
+ * projections (compaction into history, expiry), any projections of yours,
+ * and a live status line.
  */
 import { Duration, Effect, Layer } from "effect"
+import type { Scope } from "effect"
 import type { StoreConfig } from "../infra/StoreConfig.ts"
 import type { Projection } from "./Projection.ts"
+import { duplicateName, DuplicateProjectionName } from "./Projection.ts"
+import type { StoreServices } from "./ProjectionModule.ts"
 import * as ExpiryProjection from "./projections/ExpiryProjection.ts"
 import * as HistoryProjection from "./projections/HistoryProjection.ts"
 import type { Retention } from "./projections/HistoryProjection.ts"
@@ -20,7 +24,10 @@ export const formatStatus = (status: WorkerStatus): string => {
     `${status.eventsApplied} events (${status.eventsPerSecond.toFixed(1)}/s), ${status.quarantined.length} quarantined`
 }
 
-/** The worker with the built-in projections plus `extra`, over the store's services. */
+/**
+ * The worker with the built-in projections plus `extra`, over the store's services.
+ * Fails with `DuplicateProjectionName` if two projections share a name (yours cannot be named "history" or "expiry").
+ */
 export const workerLayer = (
   options: WorkerOptions,
   retention: Retention = { _tag: "Forever" },
@@ -29,7 +36,10 @@ export const workerLayer = (
   Layer.unwrap(Effect.gen(function*() {
     const history = yield* HistoryProjection.make(retention)
     const expiry = yield* ExpiryProjection.make
-    return ProjectionWorker.layer([history, expiry, ...extra], options)
+    const projections = [history, expiry, ...extra]
+    const duplicate = duplicateName(projections)
+    if (duplicate !== undefined) return yield* new DuplicateProjectionName({ projection: duplicate })
+    return ProjectionWorker.layer(projections, options)
   }))
 
 /** Logs the status line every `every` while the layer lives. */
@@ -43,10 +53,16 @@ export const statusLine = (every: Duration.Input = "5 seconds") =>
     )
   )
 
-/** Store, worker and status line for a configuration. */
-export const layer = (config: StoreConfig) =>
+/**
+ * Store, worker (keeping history as `history_retention` says) and status line for a configuration.
+ * `projections` makes the projections of yours to run beside the built-in ones (e.g. a loaded
+ * `ProjectionModule`); it may use the store's services, and what it starts lives as long as the layer.
+ */
+export const layer = <E = never>(
+  config: StoreConfig,
+  projections: Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope> = Effect.succeed([])
+) =>
   statusLine().pipe(
-    Layer.provideMerge(workerLayer(defaultWorkerOptions(config.tableName))),
+    Layer.provideMerge(Layer.unwrap(Effect.map(projections, (extra) => workerLayer(defaultWorkerOptions(config.tableName), config.historyRetention, extra)))),
     Layer.provideMerge(StoreLive.layer(config))
   )
-

@@ -1,6 +1,7 @@
 /**
- * The `dynastate` command line: the worker, reads and writes, history, key
- * management (rewrap, shred) and compaction, all on the configured store
+ * The `dynastate` command line: the worker (with projections of yours from a
+ * module), reads and writes, history, key management (rewrap, shred),
+ * compaction and projection rebuilds, all on the configured store
  * (`DYNASTATE_CONFIG` / `DYNASTATE_*`; the embedded DynamoDB Local by default).
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
@@ -12,6 +13,8 @@ import * as RawAesKeyring from "../infra/crypto/RawAesKeyring.ts"
 import * as StoreConfig from "../infra/StoreConfig.ts"
 import { Compaction } from "./Compaction.ts"
 import { demo } from "./Demo.ts"
+import * as ProjectionModule from "./ProjectionModule.ts"
+import * as Rebuild from "./Rebuild.ts"
 import { Store } from "./Store.ts"
 import * as StoreLive from "./StoreLive.ts"
 import * as WorkerLive from "./WorkerLive.ts"
@@ -20,19 +23,46 @@ const text = (value: Uint8Array) => new TextDecoder().decode(value)
 const showItem = (item: Item) =>
   `${item.key} = ${JSON.stringify(text(item.value))} @ ${item.revision}${item.expires === undefined ? "" : ` expires ${new Date(item.expires).toISOString()}`}`
 
-/** Runs `program` with the configured store. */
-const withStore = <A, E, R extends Layer.Success<ReturnType<typeof StoreLive.layer>>>(program: Effect.Effect<A, E, R>) =>
+/** Runs the program `make` gives for the configuration, with the configured store. */
+const withConfiguredStore = <A, E, R extends ProjectionModule.StoreServices>(make: (config: StoreConfig.StoreConfig) => Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const config = yield* StoreConfig.load()
-    return yield* program.pipe(Effect.provide(StoreLive.layer(config)))
+    return yield* make(config).pipe(Effect.provide(StoreLive.layer(config)))
   })
 
-const worker = Command.make("worker", {}, () =>
+/** Runs `program` with the configured store. */
+const withStore = <A, E, R extends ProjectionModule.StoreServices>(program: Effect.Effect<A, E, R>) => withConfiguredStore(() => program)
+
+/** Runs `work` with a progress bar of `done` out of `total` units, drawn in place on stderr; its line ends however the work ends. */
+const withProgressBar = <A, E, R>(unit: string, work: (progress: Rebuild.OnProgress) => Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    let drawn = false
+    const draw = (done: number, total: number) =>
+      Effect.sync(() => {
+        const width = 30
+        const filled = total > 0 ? Math.min(width, Math.round((done / total) * width)) : 0
+        process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total} ${unit}`)
+        drawn = true
+      })
+    return work(draw).pipe(Effect.ensuring(Effect.sync(() => void (drawn && process.stderr.write("\n")))))
+  })
+
+const projectionsFlag = Flag.String("projections").pipe(
+  Flag.optional,
+  Flag.withDescription("a module whose default export (or export `projections`) is an Effect producing your projections")
+)
+
+/** The projections of the `--projections` module, if one was given (none otherwise). */
+const userProjections = (file: Option.Option<string>): Effect.Effect<ProjectionModule.ProjectionsEffect, ProjectionModule.ProjectionModuleInvalid> =>
+  Option.isSome(file) ? ProjectionModule.load(file.value) : Effect.succeed(Effect.succeed([]))
+
+const worker = Command.make("worker", { projections: projectionsFlag }, ({ projections }) =>
   Effect.gen(function*() {
     const config = yield* StoreConfig.load()
+    const extra = yield* userProjections(projections)
     yield* Console.log(`projection worker on table ${config.tableName}; status every 5 s; Ctrl-C stops it and releases its leases`)
-    yield* Layer.launch(WorkerLive.layer(config))
-  })).pipe(Command.withDescription("Run the projection worker (history compaction, expiry, views) until stopped"))
+    yield* Layer.launch(WorkerLive.layer(config, extra))
+  })).pipe(Command.withDescription("Run the projection worker (history compaction, expiry, your projections and views) until stopped"))
 
 const demoCommand = Command.make("demo", {}, () => withStore(demo)).pipe(
   Command.withDescription("A short tour of the store")
@@ -98,25 +128,49 @@ const shred = Command.make("shred", {
     yield* Console.log(`shredded ${count} data keys of scopes under "${scope}"`)
   }))).pipe(Command.withDescription("Destroy the data keys of a shred scope (GDPR erasure)"))
 
-const compact = Command.make("compact", {}, () =>
-  withStore(Effect.gen(function*() {
+/** The history projection's rebuild: compaction of every key under the configured retention, with a progress bar. */
+const compactAll = (config: StoreConfig.StoreConfig) =>
+  Effect.gen(function*() {
     const compaction = yield* Compaction
-    yield* compaction.all((done, total) =>
-      Effect.sync(() => {
-        const width = 30
-        const filled = total > 0 ? Math.min(width, Math.round((done / total) * width)) : 0
-        process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total || "?"} keys`)
-      })
-    )
-    process.stderr.write("\n")
-  }).pipe(Effect.provide(Compaction.layer)))).pipe(
-    Command.withDescription("Rebuild the history projection: move every superseded event into history, with a progress bar")
+    const keys = yield* withProgressBar("keys", (progress) => compaction.all(progress, config.historyRetention))
+    yield* Console.log(`compacted ${keys} keys`)
+  }).pipe(Effect.provide(Compaction.layer))
+
+const compact = Command.make("compact", {}, () => withConfiguredStore(compactAll)).pipe(
+  Command.withDescription("Rebuild the history projection (same as `rebuild history`): move every superseded event into history")
+)
+
+const rebuild = Command.make("rebuild", {
+  name: Argument.String("name").pipe(Argument.withDescription("history, or the name of one of your projections")),
+  projections: projectionsFlag
+}, ({ name, projections }) =>
+  Effect.gen(function*() {
+    const make = yield* userProjections(projections)
+    yield* withConfiguredStore((config) => Effect.scoped(Effect.gen(function*() {
+      if (name === "history") return yield* compactAll(config)
+      if (name === "expiry") {
+        return yield* Console.log("expiry keeps its schedule in each worker's memory and rebuilds it when a worker starts: nothing to rebuild")
+      }
+      const projection = yield* Rebuild.byName(yield* make, name, ["history"])
+      const outcome = yield* withProgressBar("keys", (progress) => Rebuild.rebuild(projection, { onProgress: progress }))
+      if (outcome._tag === "Custom") return yield* Console.log(`rebuilt ${name} (its own rebuild)`)
+      for (const skipped of outcome.unreadable) {
+        yield* Console.error(`left out ${skipped.key} (seq ${skipped.seq}): ${skipped.reason}`)
+      }
+      yield* Console.log(
+        `rebuilt ${name}: replayed ${outcome.keys} keys` +
+          (outcome.shredded > 0 ? `, ${outcome.shredded} with shredded values skipped` : "") +
+          (outcome.unreadable.length > 0 ? `, ${outcome.unreadable.length} unreadable left out` : "")
+      )
+    })))
+  })).pipe(
+    Command.withDescription("Rebuild a projection from the event table (history, or one of yours from --projections), with a progress bar")
   )
 
 /** The root command. */
 export const cli = Command.make("dynastate").pipe(
   Command.withDescription("An event-sourced, encrypted state store on DynamoDB"),
-  Command.withSubcommands([worker, demoCommand, get, put, del, range, history, rewrap, shred, compact])
+  Command.withSubcommands([worker, demoCommand, get, put, del, range, history, rewrap, shred, compact, rebuild])
 )
 
 Command.run(cli, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
