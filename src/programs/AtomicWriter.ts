@@ -18,8 +18,10 @@ import * as KeyState from "../domain/KeyState.ts"
 import { EventTable } from "../infra/EventTable.ts"
 import type { TransactionWrite } from "../infra/EventTable.ts"
 import * as Revisions from "../infra/Revisions.ts"
+import { defaultWriteFence } from "../domain/WriteFence.ts"
+import type { WriteFence } from "../domain/WriteFence.ts"
 import type { WriteError } from "./KeyActors.ts"
-import { KeyActors } from "./KeyActors.ts"
+import { KeyActors, writeTimedOut } from "./KeyActors.ts"
 
 /** How hard to try before giving up. */
 export interface AtomicWriteOptions {
@@ -27,10 +29,12 @@ export interface AtomicWriteOptions {
   readonly maxStaleAttempts: number
   /** Attempts after DynamoDB reported a conflict with another transaction. */
   readonly maxConflictAttempts: number
+  /** How old the reads a transaction is decided on may be, and how long it may take (see `WriteFence`). */
+  readonly fence: WriteFence
 }
 
 /** Defaults that let dozens of concurrent non-conflicting writers all succeed. */
-export const defaultAtomicWriteOptions: AtomicWriteOptions = { maxStaleAttempts: 16, maxConflictAttempts: 24 }
+export const defaultAtomicWriteOptions: AtomicWriteOptions = { maxStaleAttempts: 16, maxConflictAttempts: 24, fence: defaultWriteFence }
 
 /**
  * The most value bytes one atomic write carries: DynamoDB's 4 MB transaction
@@ -72,12 +76,20 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
   let conflicts = 0
   let expiries = 0
   while (true) {
+    const readAt = yield* Clock.currentTimeMillis
     const states = yield* Effect.forEach(
       actions,
       (entry) => Effect.map(table.latestState(entry.key), (latest) => KeyState.fromLatest(entry.key, Option.getOrUndefined(latest))),
       { concurrency: 16 }
     )
     const now = yield* Clock.currentTimeMillis
+    // Reads that took longer than the fence allows are too old to decide on (see WriteFence).
+    if (now - readAt > options.fence.maxStateAgeMillis) {
+      if (++stale > options.maxStaleAttempts) {
+        return yield* new StorageFailure({ operation: "atomicWrite", reason: "reading the keys keeps taking longer than the write fence allows" })
+      }
+      continue
+    }
     const due = states.filter((state) => isDueForExpiry(state.latest, now))
     if (due.length > 0) {
       if (++expiries > options.maxStaleAttempts) return yield* new WriteContention({ key: due[0]!.key, attempts: expiries })
@@ -102,7 +114,12 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
       if (entry.action._tag === "Delete" && live) return { _tag: "Append", event: { ...base, op: "delete" } }
       return { _tag: "Unchanged", key: entry.key, seq: state.seq }
     })
-    const attempt = yield* commit(table, writes)
+    const attempt = yield* commit(table, writes).pipe(
+      Effect.timeoutOrElse({
+        duration: options.fence.writeTimeoutMillis,
+        orElse: () => Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: writeTimedOut(options.fence) }))
+      })
+    )
     if (attempt._tag === "Committed") {
       for (const entry of actions) actors.invalidate(entry.key)
       return revision

@@ -1,55 +1,134 @@
 /**
- * Compaction of the whole live range at once (the history projection's
- * rebuild): every key's superseded events move into history and every
- * deleted key's tombstone into its grave, with progress reported as it goes.
- * Safe to run beside a worker: both only ever move events older than one they
- * have seen, and a burial is one conditional transaction.
+ * Compaction: moves each key's superseded events out of the live range into
+ * the history area, oldest first and never the newest value, so reads of
+ * current state stay short however long a key's history grows. A deleted
+ * key's tombstone leaves last, for the key's grave, once all its older events
+ * are gone: at no moment can an older value show through, so a deleted key
+ * never comes back, and the grave keeps its seq numbering going.
+ *
+ * Only settled events move: event s once event s+1 is `settleMillis` old, a
+ * tombstone once it is itself that old. That is compaction's side of the write
+ * fence (see `WriteFence`): a writer deciding on a state it confirmed recently
+ * can never find a sort key freed under it.
  */
-import { Context, Effect, Layer, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Stream } from "effect"
+import type { StorageFailure, Throttled } from "../domain/Errors.ts"
+import type { Retention } from "../domain/Retention.ts"
 import * as SortKey from "../domain/SortKey.ts"
+import { defaultSettleMillis, hasSettled } from "../domain/WriteFence.ts"
+import { Attr } from "../infra/EventRecord.ts"
 import { EventTable } from "../infra/EventTable.ts"
 import type { StoredItem } from "../infra/EventTable.ts"
-import { Attr } from "../infra/EventRecord.ts"
-import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import { HistoryArea } from "../infra/HistoryArea.ts"
 import { newestPerKey } from "./Ranges.ts"
-import { compactKey } from "./projections/HistoryProjection.ts"
-import type { Retention } from "./projections/HistoryProjection.ts"
+
+/** How compaction keeps what it moves, and how long it lets events settle first. */
+export interface CompactionOptions {
+  readonly retention: Retention
+  /** Must exceed every writer's fence plus clock skew (`WriteFence.isSafe`). */
+  readonly settleMillis: number
+}
+
+/** Keep history forever; move events five minutes after they were superseded. */
+export const defaultCompactionOptions: CompactionOptions = { retention: { _tag: "Forever" }, settleMillis: defaultSettleMillis }
 
 /** Whether a stored event is a tombstone, read from its clear `op` (a forged one fails when its grave is read). */
-const isTombstone = (stored: StoredItem): boolean => {
+export const isTombstone = (stored: StoredItem): boolean => {
   const op = stored.item[Attr.op]?.S
   return op === "delete" || op === "expire"
 }
 
-/** Compacts every key of the namespace. */
+const timestampOf = (stored: StoredItem): number => Number(stored.item[Attr.timestamp]?.N ?? Number.POSITIVE_INFINITY)
+
+/**
+ * Compacts `key` as of its event `seq` (`tombstone` when that event is one):
+ * the settled events before it move into the history area (or are dropped,
+ * with retention "None"), then the tombstone is buried if it has settled too.
+ * Returns when to come back for what had not settled yet, if anything.
+ */
+export const compactKey = Effect.fnUntraced(function*(
+  area: HistoryArea["Service"],
+  key: string,
+  seq: number,
+  tombstone: boolean,
+  options: CompactionOptions
+): Effect.fn.Return<number | undefined, Throttled | StorageFailure> {
+  const now = yield* Clock.currentTimeMillis
+  const expiresAt = options.retention._tag === "For" ? Math.ceil((now + options.retention.millis) / 1000) : undefined
+  // Oldest first; the live events of a key up to `seq` are consecutive.
+  const events = [...yield* Stream.runCollect(area.upTo(key, seq))]
+  for (const [index, stored] of events.entries()) {
+    if (stored.seq === seq) {
+      if (!tombstone) return undefined
+      if (!hasSettled(timestampOf(stored), now, options.settleMillis)) return timestampOf(stored) + options.settleMillis
+      yield* area.bury(stored, options.retention._tag === "None" ? undefined : { expiresAt })
+      return undefined
+    }
+    const successor = events[index + 1]
+    // The successor is live (it is the event at `seq` at the latest), so its timestamp is at hand.
+    if (successor === undefined) return undefined
+    if (!hasSettled(timestampOf(successor), now, options.settleMillis)) return timestampOf(successor) + options.settleMillis
+    if (options.retention._tag !== "None") yield* area.archive(stored, expiresAt)
+    yield* area.removeLive(stored)
+  }
+  return undefined
+})
+
+/** A key compaction has to come back to, and when. */
+export interface Pending {
+  readonly key: string
+  readonly seq: number
+  readonly tombstone: boolean
+  readonly dueAt: number
+}
+
+/** What a pass over every key did. */
+export interface CompactionPass {
+  /** Keys looked at (the live range's keys; buried ones are done). */
+  readonly keys: number
+  /** Keys with events not settled yet, to come back to. */
+  readonly pending: ReadonlyArray<Pending>
+}
+
+/** Compacts every key of the namespace, reporting `progress(done, total)` after each. */
+export const compactAll = (
+  table: EventTable["Service"],
+  area: HistoryArea["Service"],
+  options: CompactionOptions,
+  progress: (done: number, total: number) => Effect.Effect<void>
+): Effect.Effect<CompactionPass, Throttled | StorageFailure> =>
+  Effect.gen(function*() {
+    const everything = () =>
+      newestPerKey(table.scan({ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }), false)
+    const total = yield* Stream.runFold(everything(), () => 0, (count) => count + 1)
+    let done = 0
+    const pending: Array<Pending> = []
+    yield* everything().pipe(
+      Stream.runForEach((stored) =>
+        Effect.gen(function*() {
+          const tombstone = isTombstone(stored)
+          const dueAt = yield* compactKey(area, stored.key, stored.seq, tombstone, options)
+          if (dueAt !== undefined) pending.push({ key: stored.key, seq: stored.seq, tombstone, dueAt })
+          yield* progress(++done, total)
+        })
+      )
+    )
+    return { keys: done, pending }
+  })
+
+/** Compaction of the whole namespace at once: the history projection's rebuild, and `dynastate compact`. */
 export class Compaction extends Context.Service<Compaction, {
-  /** Compacts all keys; `progress(done, total)` after each. Returns how many keys it looked at. */
+  /** Compacts all keys; `progress(done, total)` after each. */
   readonly all: (
     progress: (done: number, total: number) => Effect.Effect<void>,
-    retention?: Retention
-  ) => Effect.Effect<number, Throttled | StorageFailure>
+    options?: Partial<CompactionOptions>
+  ) => Effect.Effect<CompactionPass, Throttled | StorageFailure>
 }>()("dynastate/Compaction") {
   static readonly layer: Layer.Layer<Compaction, never, EventTable | HistoryArea> = Layer.effect(Compaction, Effect.gen(function*() {
     const table = yield* EventTable
     const area = yield* HistoryArea
-    const everything = () =>
-      newestPerKey(table.scan({ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }), false)
     return Compaction.of({
-      all: (progress, retention = { _tag: "Forever" }) =>
-        Effect.gen(function*() {
-          const total = yield* Stream.runFold(everything(), () => 0, (count) => count + 1)
-          let done = 0
-          yield* everything().pipe(
-            Stream.runForEach((stored) =>
-              compactKey(stored.key, stored.seq, retention, isTombstone(stored)).pipe(
-                Effect.provideService(HistoryArea, area),
-                Effect.andThen(Effect.suspend(() => progress(++done, total)))
-              )
-            )
-          )
-          return done
-        })
+      all: (progress, options) => compactAll(table, area, { ...defaultCompactionOptions, ...options }, progress)
     })
   }))
 }

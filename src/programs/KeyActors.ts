@@ -4,8 +4,10 @@
  *
  * The cache is only a hint. Appends are conditional on the next seq being
  * free, so a stale cache costs a conflict and a retry, never a wrong write;
- * and a command that would *fail* on cached state is re-decided on a fresh
- * read first, so failures are never reported from stale state either.
+ * a command that would *fail* on cached state is re-decided on a fresh read
+ * first, so failures are never reported from stale state either; and a state
+ * older than the write fence allows is read again (see `WriteFence`), so
+ * compaction freeing old sort keys cannot let a stale append through.
  */
 import { Clock, Context, Deferred, Effect, Layer, Option, Schedule } from "effect"
 import type { Command } from "../domain/Command.ts"
@@ -17,6 +19,8 @@ import { StorageFailure } from "../domain/Errors.ts"
 import type { ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { itemRevision } from "../domain/Event.ts"
+import { defaultWriteFence } from "../domain/WriteFence.ts"
+import type { WriteFence } from "../domain/WriteFence.ts"
 import type { Lease } from "../domain/Item.ts"
 import * as KeyState from "../domain/KeyState.ts"
 import { EventTable } from "../infra/EventTable.ts"
@@ -31,10 +35,12 @@ export interface ActorOptions {
   readonly idleMillis: number
   /** Conflicting appends tolerated per command before `WriteContention`. */
   readonly maxConflicts: number
+  /** How old a cached state may be, and how long an append may take. */
+  readonly fence: WriteFence
 }
 
 /** Defaults that keep memory flat for any number of keys. */
-export const defaultActorOptions: ActorOptions = { maxActors: 10_000, idleMillis: 60_000, maxConflicts: 16 }
+export const defaultActorOptions: ActorOptions = { maxActors: 10_000, idleMillis: 60_000, maxConflicts: 16, fence: defaultWriteFence }
 
 /** Failures of a write besides the command's own. */
 export type WriteError = WriteContention | ValueTooLarge | ReadError
@@ -42,6 +48,8 @@ export type WriteError = WriteContention | ValueTooLarge | ReadError
 interface Actor {
   readonly key: string
   state: KeyState.KeyState | undefined
+  /** When `state` was known to be the newest (any later event has a later timestamp). */
+  confirmedAt: number
   readonly mailbox: Array<{ readonly run: Effect.Effect<void>; readonly abandon: Effect.Effect<void> }>
   running: boolean
   lastActive: number
@@ -89,7 +97,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
     if (actor) {
       actors.delete(key)
     } else {
-      actor = { key, state: undefined, mailbox: [], running: false, lastActive: now }
+      actor = { key, state: undefined, confirmedAt: 0, mailbox: [], running: false, lastActive: now }
       passivate(now, 1)
     }
     actors.set(key, actor)
@@ -108,15 +116,20 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       let fresh = false
       let conflicts = 0
       const reload = Effect.gen(function*() {
+        const readAt = yield* Clock.currentTimeMillis
         const latest = yield* table.latestState(actor.key)
         actor.state = KeyState.fromLatest(actor.key, Option.getOrUndefined(latest))
+        actor.confirmedAt = readAt
         fresh = true
         return actor.state
       })
       // Recording an expiry is the one decision that can succeed without writing, so it must not trust the cache.
       if (command._tag === "Expire") yield* reload
       while (true) {
-        const state = actor.state ?? (yield* reload)
+        const cachedAt = yield* Clock.currentTimeMillis
+        const state = actor.state !== undefined && cachedAt - actor.confirmedAt <= options.fence.maxStateAgeMillis
+          ? actor.state
+          : yield* reload
         const now = yield* Clock.currentTimeMillis
         const decision = decide(command, state, now)
         if (decision.failure !== undefined && !fresh) {
@@ -127,10 +140,16 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         let lost = false
         for (const draft of decision.events) {
           const event: Event = { ...draft, key: actor.key, seq: current.seq + 1, revision: yield* Revisions.next, timestamp: now }
-          const appended = yield* Effect.result(table.append(event))
+          const appended = yield* Effect.result(table.append(event).pipe(
+            Effect.timeoutOrElse({
+              duration: options.fence.writeTimeoutMillis,
+              orElse: () => Effect.fail(new StorageFailure({ operation: "append", reason: writeTimedOut(options.fence) }))
+            })
+          ))
           if (appended._tag === "Success") {
             current = KeyState.evolve(current, event)
             actor.state = current
+            actor.confirmedAt = event.timestamp
             continue
           }
           const error = appended.failure
@@ -141,6 +160,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
           }
           // The first conflict usually means one competing write: take its event. After that, read.
           actor.state = conflicts === 1 && error.winner ? KeyState.fromLatest(actor.key, error.winner) : undefined
+          // Events after the winner are later than it, so its timestamp bounds what the hint can have missed.
+          actor.confirmedAt = error.winner?.timestamp ?? 0
           fresh = false
           lost = true
           break
@@ -214,6 +235,10 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
     size: () => actors.size
   })
 })
+
+/** What a caller is told when an append got no answer in time: it may or may not have been written. */
+export const writeTimedOut = (fence: WriteFence): string =>
+  `no answer within ${fence.writeTimeoutMillis} ms; the write may or may not have happened (read the key to find out)`
 
 const commandErrorTags = new Set(["AlreadyExists", "NotFound", "CompareFailed", "IncorrectRevision"])
 const isCommandError = (error: unknown): boolean =>

@@ -11,7 +11,8 @@ import { duplicateName, DuplicateProjectionName } from "./Projection.ts"
 import type { StoreServices } from "./ProjectionModule.ts"
 import * as ExpiryProjection from "./projections/ExpiryProjection.ts"
 import * as HistoryProjection from "./projections/HistoryProjection.ts"
-import type { Retention } from "./projections/HistoryProjection.ts"
+import { defaultCompactionOptions } from "./Compaction.ts"
+import type { CompactionOptions } from "./Compaction.ts"
 import { defaultWorkerOptions, ProjectionWorker } from "./ProjectionWorker.ts"
 import type { WorkerOptions, WorkerStatus } from "./ProjectionWorker.ts"
 import * as StoreLive from "./StoreLive.ts"
@@ -30,11 +31,11 @@ export const formatStatus = (status: WorkerStatus): string => {
  */
 export const workerLayer = (
   options: WorkerOptions,
-  retention: Retention = { _tag: "Forever" },
+  compaction: CompactionOptions = defaultCompactionOptions,
   extra: ReadonlyArray<Projection<unknown>> = []
 ) =>
   Layer.unwrap(Effect.gen(function*() {
-    const history = yield* HistoryProjection.make(retention)
+    const history = yield* HistoryProjection.make(compaction)
     const expiry = yield* ExpiryProjection.make
     const projections = [history, expiry, ...extra]
     const duplicate = duplicateName(projections)
@@ -63,6 +64,6 @@ export const layer = <E = never>(
   projections: Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope> = Effect.succeed([])
 ) =>
   statusLine().pipe(
-    Layer.provideMerge(Layer.unwrap(Effect.map(projections, (extra) => workerLayer(defaultWorkerOptions(config.tableName), config.historyRetention, extra)))),
+    Layer.provideMerge(Layer.unwrap(Effect.map(projections, (extra) => workerLayer(defaultWorkerOptions(config.tableName), { ...defaultCompactionOptions, retention: config.historyRetention }, extra)))),
     Layer.provideMerge(StoreLive.layer(config))
   )

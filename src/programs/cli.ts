@@ -132,8 +132,11 @@ const shred = Command.make("shred", {
 const compactAll = (config: StoreConfig.StoreConfig) =>
   Effect.gen(function*() {
     const compaction = yield* Compaction
-    const keys = yield* withProgressBar("keys", (progress) => compaction.all(progress, config.historyRetention))
-    yield* Console.log(`compacted ${keys} keys`)
+    const pass = yield* withProgressBar("keys", (progress) => compaction.all(progress, { retention: config.historyRetention }))
+    yield* Console.log(
+      `compacted ${pass.keys} keys` +
+        (pass.pending.length === 0 ? "" : `; ${pass.pending.length} have events too recent to move yet (the worker moves them once settled)`)
+    )
   }).pipe(Effect.provide(Compaction.layer))
 
 const compact = Command.make("compact", {}, () => withConfiguredStore(compactAll)).pipe(

@@ -14,8 +14,7 @@ import * as SortKey from "../../src/domain/SortKey.ts"
 import { scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
-import { Compaction } from "../../src/programs/Compaction.ts"
-import { compactKey } from "../../src/programs/projections/HistoryProjection.ts"
+import { Compaction, compactKey } from "../../src/programs/Compaction.ts"
 import * as Projection from "../../src/programs/Projection.ts"
 import * as Rebuild from "../../src/programs/Rebuild.ts"
 import { rawGraves, rawKeyItems } from "../support/RawTable.ts"
@@ -42,7 +41,7 @@ const services = (location: TestTable, options: OpenStoreOptions = {}) =>
 const compactAll = (location: TestTable) =>
   Effect.gen(function*() {
     const compaction = yield* Compaction
-    return yield* compaction.all(() => Effect.void)
+    return yield* compaction.all(() => Effect.void, { settleMillis: 0 })
   }).pipe(
     Effect.provide(Compaction.layer.pipe(Layer.provideMerge(HistoryArea.layer), Layer.provideMerge(eventTableLayer(location, { client }))))
   )
@@ -171,7 +170,7 @@ describe("Rebuild.rebuild, generic replay", () => {
           Effect.gen(function*() {
             if (!buried) {
               buried = true
-              yield* compactKey("/p/zz", 4, { _tag: "Forever" }, true).pipe(Effect.provideService(HistoryArea, area))
+              yield* compactKey(area, "/p/zz", 4, true, { retention: { _tag: "Forever" }, settleMillis: 0 })
             }
             yield* view.projection.apply(event)
           })

@@ -3,11 +3,11 @@
  * holds, bypassing the store: a key's event items, every page of them, and
  * a namespace's graves.
  */
-import { QueryCommand } from "@aws-sdk/client-dynamodb"
+import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
-import { gravePartition, tombstoneSortAttr } from "../../src/infra/GraveRecord.ts"
+import { graveKey, gravePartition, tombstoneSortAttr } from "../../src/infra/GraveRecord.ts"
 
 /** Where a key's events live. */
 export interface RawLocation {
@@ -68,4 +68,10 @@ export const rawGraves = async (
     start = page.LastEvaluatedKey
   } while (start !== undefined)
   return graves.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+}
+
+/** The seq of a key's grave (its buried tombstone), if it has one. */
+export const rawGraveSeq = async (client: DynamoDBClient, location: RawLocation, key: string): Promise<number | undefined> => {
+  const { Item } = await client.send(new GetItemCommand({ TableName: location.table, Key: graveKey(location, key), ConsistentRead: true }))
+  return Item === undefined ? undefined : Number(Item[Attr.seq]!.N)
 }

@@ -90,6 +90,11 @@ export interface TestWorkerOptions {
   readonly group: string
   readonly projections?: ReadonlyArray<Projection.Projection<unknown>> | undefined
   readonly retention?: Retention | undefined
+  /**
+   * How long compaction lets events settle (default 0: at once, so tests need not wait; the write fence
+   * then protects nothing, which these tests do not need: test/store/concurrency/write-fence.test.ts tests it).
+   */
+  readonly settleMillis?: number | undefined
   readonly leaseMillis?: number | undefined
   readonly maxApplyAttempts?: number | undefined
   readonly resyncMillis?: number | undefined
@@ -133,7 +138,11 @@ export const startWorker = (env: Env, options: TestWorkerOptions): Effect.Effect
       Layer.provideMerge(Layer.succeed(StreamsApi, fromClients(dynamo, streams))),
       Layer.provideMerge(eventTableLayer(env.location, { client: dynamo }))
     )
-    const layer = workerLayer(testWorkerOptions(env, options), options.retention, guarded).pipe(Layer.provide(services))
+    const layer = workerLayer(
+      testWorkerOptions(env, options),
+      { retention: options.retention ?? { _tag: "Forever" }, settleMillis: options.settleMillis ?? 0 },
+      guarded
+    ).pipe(Layer.provide(services))
     const scope = yield* Scope.make()
     const destroy = Effect.sync(() => (dynamo.destroy(), streams.destroy()))
     // Whatever happens in the test, the worker ends with it.

@@ -1,55 +1,84 @@
 /**
- * Compaction: moves each key's superseded events out of the live range into
- * the history area, oldest first and never the newest, so reads of current
- * state stay one short query however long a key's history grows. A deleted
- * key's tombstone leaves last, for the key's grave, once all its older events
- * are gone: at no moment can an older value show through, so a deleted key
- * never comes back, and the grave keeps its seq numbering going.
+ * The history projection: compaction (see `Compaction`) run by the worker on
+ * every event. What has not settled when an event is applied is scheduled
+ * and compacted once it has; the schedule lives in memory, so the rebuild
+ * (run when the worker starts, after a trimmed stream and after a takeover)
+ * makes one pass over every key and schedules what is left.
  */
-import { Clock, Effect, Stream } from "effect"
+import { Clock, Effect, Queue } from "effect"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue } from "../../domain/Event.ts"
+import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
+import { compactAll, compactKey, defaultCompactionOptions } from "../Compaction.ts"
+import type { CompactionOptions, Pending } from "../Compaction.ts"
 import * as Projection from "../Projection.ts"
-
-import type { Retention } from "../../domain/Retention.ts"
 
 export type { Retention } from "../../domain/Retention.ts"
 
-/**
- * Compacts `key` as of its event `seq`: the events before it move into the
- * history area (or are dropped, with retention "None"), and the event itself
- * is buried when it is a tombstone (`tombstone` says so, read from the event).
- */
-export const compactKey = (key: string, seq: number, retention: Retention, tombstone: boolean) =>
+/** The compaction projection; its timer runs in the caller's scope. */
+export const make = (options: CompactionOptions = defaultCompactionOptions) =>
   Effect.gen(function*() {
     const area = yield* HistoryArea
-    const expiresAt = Effect.map(
-      Clock.currentTimeMillis,
-      (now) => (retention._tag === "For" ? Math.ceil((now + retention.millis) / 1000) : undefined)
-    )
-    yield* area.upTo(key, seq).pipe(
-      Stream.runForEach((stored) =>
-        Effect.gen(function*() {
-          if (stored.seq === seq) {
-            if (tombstone) yield* area.bury(stored, retention._tag === "None" ? undefined : { expiresAt: yield* expiresAt })
-            return
-          }
-          if (retention._tag !== "None") yield* area.archive(stored, yield* expiresAt)
-          yield* area.removeLive(stored)
-        })
-      )
-    )
-  })
+    const table = yield* EventTable
+    // Per key, the newest event to compact as of and when; one turn per key in a FIFO of due times (they arrive nearly in order).
+    const waiting = new Map<string, { seq: number; tombstone: boolean; readonly dueAt: number }>()
+    const due: Array<{ readonly key: string; readonly dueAt: number }> = []
+    const wake = yield* Queue.sliding<void>(1)
 
-/** The compaction projection. */
-export const make = (retention: Retention = { _tag: "Forever" }) =>
-  Effect.gen(function*() {
-    const area = yield* HistoryArea
+    const schedule = (pending: Pending) => {
+      const known = waiting.get(pending.key)
+      if (known !== undefined) {
+        // Its turn comes first; whatever has not settled by then is scheduled again.
+        if (pending.seq > known.seq) (known.seq = pending.seq, known.tombstone = pending.tombstone)
+        return
+      }
+      waiting.set(pending.key, { seq: pending.seq, tombstone: pending.tombstone, dueAt: pending.dueAt })
+      due.push({ key: pending.key, dueAt: pending.dueAt })
+      Queue.offerUnsafe(wake, undefined)
+    }
+
+    const compact = (key: string, seq: number, tombstone: boolean) =>
+      Effect.gen(function*() {
+        const dueAt = yield* compactKey(area, key, seq, tombstone, options)
+        if (dueAt !== undefined) schedule({ key, seq, tombstone, dueAt })
+      })
+
+    const timer = Effect.gen(function*() {
+      while (true) {
+        const next = due[0]
+        if (next === undefined) {
+          yield* Queue.take(wake)
+          continue
+        }
+        const now = yield* Clock.currentTimeMillis
+        if (next.dueAt > now) {
+          yield* Effect.race(Queue.take(wake), Effect.sleep(next.dueAt - now))
+          continue
+        }
+        due.shift()
+        const entry = waiting.get(next.key)
+        if (entry === undefined || entry.dueAt !== next.dueAt) continue
+        waiting.delete(next.key)
+        yield* compact(next.key, entry.seq, entry.tombstone).pipe(
+          Effect.catch((error) =>
+            Effect.logWarning(`compaction of ${next.key} failed (${error._tag}); retrying shortly`).pipe(
+              Effect.andThen(Clock.currentTimeMillis),
+              Effect.map((at) => schedule({ key: next.key, seq: entry.seq, tombstone: entry.tombstone, dueAt: at + 1000 }))
+            )
+          )
+        )
+      }
+    })
+    yield* Effect.forkScoped(timer)
+
     return Projection.make({
       name: "history",
       prefixes: [],
-      apply: (event: Event) =>
-        compactKey(event.key, event.seq, retention, !carriesValue(event)).pipe(Effect.provideService(HistoryArea, area))
+      apply: (event: Event) => compact(event.key, event.seq, !carriesValue(event)),
+      rebuild: Effect.gen(function*() {
+        const pass = yield* compactAll(table, area, options, () => Effect.void)
+        for (const pending of pass.pending) schedule(pending)
+      })
     })
   })

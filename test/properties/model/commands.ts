@@ -231,6 +231,31 @@ const advanceCommand = fc.oneof({ weight: 1, arbitrary: fc.integer({ min: 1, max
     toString: () => `advance(${millis})`
   }))
 
+/**
+ * Compaction, as the projection worker does it: superseded events move to history and deleted keys' tombstones
+ * into their graves. Nothing a caller can observe changes, and later writes (from either instance, cached or not)
+ * must continue every key's numbering.
+ */
+const compactCommand = fc.constantFrom("forever", "none").map((retention): StoreCommand => ({
+  check: () => true,
+  run: async (_model, real) => {
+    const result = await real.run.compact(retention === "none" ? { _tag: "None" } : { _tag: "Forever" })
+    expect(result._tag === "Failure" ? result.failure : "compacted", "compaction succeeds").toBe("compacted")
+    real.trace.push(`compact(${retention}) → ✓ ${result._tag === "Success" ? result.success : "?"} keys`)
+  },
+  toString: () => `compact(${retention})`
+}))
+
+/** One instance restarts: it has no cached key state, so it reads keys (and graves) afresh. */
+const restartCommand = viaArb.map((via): StoreCommand => ({
+  check: () => true,
+  run: async (_model, real) => {
+    await real.run.restart(via)
+    real.trace.push(`restart@${via}`)
+  },
+  toString: () => `restart@${via}`
+}))
+
 // ---------------------------------------------------------------- atomic writes
 
 type ConditionSpec = { readonly _tag: "Whatever" | "Exists" | "NotExists" } | { readonly _tag: "Revision"; readonly pick: RevisionPick }
@@ -316,5 +341,5 @@ export const allCommands: ReadonlyArray<fc.Arbitrary<StoreCommand>> = [
   getCommand, getCommand, getRangeCommand, itemsCommand, scanCommand,
   deleteCommand, deleteRangeCommand, keepAliveCommand, keepAliveCommand,
   atomicWriteCommand, atomicWriteCommand, invalidAtomicWriteCommand,
-  advanceCommand, advanceCommand
+  advanceCommand, advanceCommand, compactCommand, compactCommand, restartCommand
 ]

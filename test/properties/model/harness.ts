@@ -2,19 +2,25 @@
  * Shared plumbing of the model-based and TTL property tests: one TestClock
  * runtime and one table per test file, a fresh namespace (so a fresh, empty
  * store) per property run, two store instances per run (separate actor
- * systems, as two processes), raw views of the table, and fast-check settings
+ * systems, as two processes), compaction of its namespace, raw views of the table, and fast-check settings
  * from the environment (FC_SEED, FC_RUNS, FC_PATH, FC_REPLAY_PATH).
  */
 import { randomUUID } from "node:crypto"
-import { rawKeyItems } from "../../support/RawTable.ts"
+import { rawGraveSeq, rawKeyItems } from "../../support/RawTable.ts"
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { Clock, Effect, Exit, ManagedRuntime, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
 import type { Result } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
 import { Attr } from "../../../src/infra/EventRecord.ts"
 import type { Store } from "../../../src/programs/Store.ts"
-import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import type { Retention } from "../../../src/domain/Retention.ts"
+import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
+import { Compaction } from "../../../src/programs/Compaction.ts"
+import { defaultSettleMillis, defaultWriteFence } from "../../../src/domain/WriteFence.ts"
+import type { WriteFence } from "../../../src/domain/WriteFence.ts"
+import { defaultStoreOptions } from "../../../src/programs/StoreLive.ts"
+import { eventTableLayer, freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 
 export type StoreService = Store["Service"]
@@ -53,13 +59,20 @@ export const epoch = Date.UTC(2026, 10, 25)
 /** One run: a fresh namespace with two store instances on it, sharing the file's TestClock. */
 export interface Run {
   readonly location: TestTable
-  readonly stores: readonly [StoreService, StoreService]
+  /** The two instances; `restart` replaces one. */
+  readonly stores: [StoreService, StoreService]
+  /** Replaces instance `via` by a fresh one (a restarted process: no cached key state). */
+  readonly restart: (via: number) => Promise<void>
   /** Runs an effect under the TestClock; typed failures come back as a Result, defects reject. */
   readonly exec: <A, E>(effect: Effect.Effect<A, E>) => Promise<Result.Result<A, E>>
   /** The TestClock's time. */
   readonly now: () => Promise<number>
   /** Moves the TestClock (and so every expiry) forward. */
   readonly advance: (millis: number) => Promise<void>
+  /** Compacts the whole namespace (the history projection's rebuild); returns how many keys it looked at. */
+  readonly compact: (retention: Retention) => Promise<Result.Result<number, unknown>>
+  /** The seqs of a key's live events, oldest first, and the seq of its grave. */
+  readonly seqs: (key: string) => Promise<{ readonly live: ReadonlyArray<number>; readonly grave: number | undefined }>
   /** How many raw `expire` events the key has in the table. */
   readonly expireCount: (key: string) => Promise<number>
   readonly close: () => Promise<void>
@@ -71,7 +84,19 @@ export interface PropertyEnvironment {
   readonly dispose: () => Promise<void>
 }
 
-export const makeEnvironment = (label: string): PropertyEnvironment => {
+/**
+ * How a file's runs fence writers against compaction (see `WriteFence`), in TestClock time: stores decide only on
+ * states at most `fence.maxStateAgeMillis` old, and `compact` moves only events settled for `settleMillis`.
+ */
+export interface FenceSettings {
+  readonly fence: WriteFence
+  readonly settleMillis: number
+}
+
+/** The store defaults, with compaction as safe as they allow. */
+export const defaultFenceSettings: FenceSettings = { fence: defaultWriteFence, settleMillis: defaultSettleMillis }
+
+export const makeEnvironment = (label: string, settings: FenceSettings = defaultFenceSettings): PropertyEnvironment => {
   const runtime = ManagedRuntime.make(TestClock.layer({ warningDelay: "1 hour" }))
   const client = makeClient()
   let table: Promise<TestTable> | undefined
@@ -84,14 +109,33 @@ export const makeEnvironment = (label: string): PropertyEnvironment => {
       await runtime.runPromise(TestClock.setTime(epoch))
     }
     const scope = Scope.makeUnsafe()
-    const open = openStore(location, { client }).pipe(Scope.provide(scope))
-    const stores = await runtime.runPromise(Effect.all([open, open]))
+    const storeOptions = {
+      actors: { ...defaultStoreOptions.actors, fence: settings.fence },
+      atomicWrite: { ...defaultStoreOptions.atomicWrite, fence: settings.fence }
+    }
+    const open = openStore(location, { client, storeOptions }).pipe(Scope.provide(scope))
+    const stores: [StoreService, StoreService] = await runtime.runPromise(Effect.all([open, open]))
+    const compaction = await runtime.runPromise(
+      Layer.build(Compaction.layer.pipe(Layer.provideMerge(HistoryArea.layer), Layer.provideMerge(eventTableLayer(location, { client })))).pipe(
+        Effect.map((context) => Context.get(context, Compaction)),
+        Scope.provide(scope)
+      )
+    )
     return {
       location,
       stores,
       exec: (effect) => runtime.runPromise(Effect.result(effect)),
       now: () => runtime.runPromise(Clock.currentTimeMillis),
       advance: (millis) => runtime.runPromise(TestClock.adjust(millis)),
+      restart: async (via) => {
+        stores[via] = await runtime.runPromise(open)
+      },
+      compact: (retention) =>
+        runtime.runPromise(Effect.result(Effect.map(compaction.all(() => Effect.void, { retention, settleMillis: settings.settleMillis }), (pass) => pass.keys))),
+      seqs: async (key) => ({
+        live: (await rawKeyItems(client, location, key)).map((item) => Number(item[Attr.seq]!.N)).reverse(),
+        grave: await rawGraveSeq(client, location, key)
+      }),
       expireCount: async (key) => (await rawOps(client, location, key)).filter((op) => op === "expire").length,
       close: () => runtime.runPromise(Scope.close(scope, Exit.void))
     }

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import type { Lease } from "../../../src/domain/Item.ts"
+import { defaultActorOptions } from "../../../src/programs/KeyActors.ts"
 import type { ActorOptions } from "../../../src/programs/KeyActors.ts"
 import type { Store } from "../../../src/programs/Store.ts"
 import { defaultStoreOptions } from "../../../src/programs/StoreLive.ts"
@@ -92,7 +93,7 @@ describe("per-key actors", () => {
   it.live("passivation: 200 keys leave at most ~maxActors actors, idle actors go away, passivated keys reload", () =>
     Effect.gen(function*() {
       const location = yield* table
-      const options: ActorOptions = { maxActors: 10, idleMillis: 1000, maxConflicts: 16 }
+      const options: ActorOptions = { ...defaultActorOptions, maxActors: 10, idleMillis: 1000 }
       const { client, log } = faultyClient(5, () => "pass")
       yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
       const actors = yield* openActors(location, client, options)
