@@ -65,10 +65,11 @@ export class EventTable extends Context.Service<EventTable, {
   /** The items of a sort-key range, page by page (pages are DynamoDB's, up to 1 MB). */
   readonly scan: (range: SortKeyRange) => Stream.Stream<StoredItem, Throttled | StorageFailure>
   /**
-   * The buried tombstones of the keys starting with `prefix`, in key order, as
-   * the items they were in the live range (see `GraveRecord`).
+   * The buried tombstones of the graves filed from `lower` to `upper`
+   * (inclusive; a grave is filed under `key ‖ 0x00`), in key order, as the
+   * items they were in the live range (see `GraveRecord`).
    */
-  readonly graves: (prefix: string) => Stream.Stream<StoredItem, Throttled | StorageFailure>
+  readonly graves: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<StoredItem, Throttled | StorageFailure>
   /** Decrypts an item from {@link scan}. */
   readonly decode: (stored: StoredItem) => Effect.Effect<Event, ReadError>
   /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
@@ -175,28 +176,36 @@ const make = Effect.fnUntraced(function*(location: Location) {
       )
     )
 
-  const graves = (prefix: string): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
-    Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
+  /** The tombstone a grave holds, as it stood in the live range; a grave holding anything else is corrupt. */
+  const buriedTombstone = (grave: AttributeMap): Effect.Effect<StoredItem, StorageFailure> => {
+    const corrupt = (reason: string) => Effect.fail(new StorageFailure({ operation: "read graves", reason }))
+    const item = GraveRecord.toTombstone(location, grave)
+    const sortKey = item[Attr.sort]?.B
+    if (sortKey === undefined || sortKey.length <= Key.sortKeySuffixBytes) return corrupt("a grave has no tombstone sort key")
+    const { key, seq } = SortKey.decode(sortKey)
+    if (Buffer.compare(SortKey.keyPrefix(key), grave[Attr.sort]?.B ?? new Uint8Array()) !== 0) {
+      return corrupt(`the grave of ${key} is filed under another key`)
+    }
+    const op = item[Attr.op]?.S
+    if (op !== "delete" && op !== "expire") return corrupt(`the grave of ${key} does not hold a tombstone`)
+    return Effect.succeed({ key, seq, item })
+  }
+
+  const graves = (lower: Uint8Array, upper: Uint8Array): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
+    Buffer.compare(lower, upper) > 0 ? Stream.empty : Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
       dynamo.call("Query", (client, abortSignal) =>
         client.send(
-          new QueryCommand({
-            ...rangeQuery(GraveRecord.gravePartition(location), Key.toBytes(prefix), SortKey.prefixUpperBound(prefix)),
-            ExclusiveStartKey: startKey
-          }),
+          new QueryCommand({ ...rangeQuery(GraveRecord.gravePartition(location), lower, upper), ExclusiveStartKey: startKey }),
           { abortSignal }
         )
       ).pipe(
         Effect.flatMap((output) =>
-          Effect.forEach(output.Items ?? [], (grave) => {
-            const item = GraveRecord.toTombstone(location, grave)
-            return Effect.try({
-              try: (): StoredItem => ({ ...SortKey.decode(item[Attr.sort]!.B!), item }),
-              catch: () => new StorageFailure({ operation: "read graves", reason: "a grave holds no valid tombstone sort key" })
-            })
-          }).pipe(Effect.map((items) => [items, Option.fromNullishOr(output.LastEvaluatedKey)] as const))
+          Effect.map(
+            Effect.forEach(output.Items ?? [], buriedTombstone),
+            (items) => [items, Option.fromNullishOr(output.LastEvaluatedKey)] as const
+          )
         )
-      )
-    )
+      ))
 
   const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
     const items: Array<TransactWriteItem> = []

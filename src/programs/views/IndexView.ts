@@ -86,7 +86,7 @@ export const make = (options: IndexViewOptions) =>
     }
 
     // Files every current item of the prefix and unfiles deleted keys: a view added to an existing store, or one that missed events.
-    const rebuild = KeyStates.newestEvents(table, options.prefix).pipe(
+    const rebuild = KeyStates.newestUnder(table, [options.prefix]).pipe(
       Stream.runForEach((stored) =>
         table.decode(stored).pipe(
           Effect.flatMap(apply),

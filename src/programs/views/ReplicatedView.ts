@@ -57,7 +57,7 @@ export const make = (name: string, prefix: string) =>
 
     // A fresh copy replaces the replica whole, so keys deleted or changed while events were missed are right too.
     // Each item keeps its event's seq: the stream tail replayed after a rebuild must not put older values back.
-    const rebuild = KeyStates.newestEvents(table, prefix).pipe(
+    const rebuild = KeyStates.newestUnder(table, [prefix]).pipe(
       Stream.filter((stored) => mayBeLive(stored, Number.NEGATIVE_INFINITY)),
       Stream.mapEffect((stored) => Effect.result(table.decode(stored))),
       Stream.runCollect,
