@@ -5,6 +5,7 @@
  */
 import { Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
+import * as PrometheusMetrics from "../infra/PrometheusMetrics.ts"
 import type { StoreConfig } from "../infra/StoreConfig.ts"
 import type { Projection } from "./Projection.ts"
 import { duplicateName, DuplicateProjectionName } from "./Projection.ts"
@@ -55,7 +56,8 @@ export const statusLine = (every: Duration.Input = "5 seconds") =>
   )
 
 /**
- * Store, worker (keeping history as `history_retention` says) and status line for a configuration.
+ * Store, worker (keeping history as `history_retention` says), status line and, with `metrics_port`, the
+ * Prometheus endpoint for a configuration.
  * `projections` makes the projections of yours to run beside the built-in ones (e.g. a loaded
  * `ProjectionModule`); it may use the store's services, and what it starts lives as long as the layer.
  */
@@ -65,5 +67,7 @@ export const layer = <E = never>(
 ) =>
   statusLine().pipe(
     Layer.provideMerge(Layer.unwrap(Effect.map(projections, (extra) => workerLayer(defaultWorkerOptions(config.tableName), { ...defaultCompactionOptions, retention: config.historyRetention }, extra)))),
-    Layer.provideMerge(StoreLive.layer(config))
+    Layer.provideMerge(StoreLive.layer(config)),
+    // The metrics endpoint (when `metrics_port` is set) serves what the worker records.
+    Layer.merge(PrometheusMetrics.layerFromConfig(config))
   )
