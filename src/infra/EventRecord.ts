@@ -12,6 +12,7 @@ import { eventOps } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import type { DataKeys } from "./crypto/DataKeys.ts"
+import { boundName } from "./crypto/DataKeyStore.ts"
 import * as ValueCipher from "./crypto/ValueCipher.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 
@@ -29,17 +30,19 @@ export const Attr = {
   ttl: "ttl"
 } as const
 
-/** Where events live: the table and the namespace (partition) within it. */
+/** Where events live: the table and the namespace (partition) within it, and the store id values are bound to. */
 export interface Location {
   readonly table: string
   readonly namespace: string
+  /** See `DataKeyLocation.storeId`: the table name unless the store's items moved to another table. */
+  readonly storeId?: string | undefined
 }
 
 /** DynamoDB's item size limit. */
 export const itemLimitBytes = 400 * 1024
 
 const bindingOf = (location: Location, event: Omit<Event, "value">) => ({
-  table: location.table,
+  table: boundName(location),
   namespace: location.namespace,
   key: event.key,
   seq: event.seq,

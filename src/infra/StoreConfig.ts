@@ -29,6 +29,8 @@ export interface StoreConfig {
   readonly endpoint: Option.Option<string>
   readonly tableName: string
   readonly namespace: string
+  /** The name encryption binds values to, when not the table's (a store restored into a table of another name). */
+  readonly storeId: Option.Option<string>
   readonly accessKey: Option.Option<Redacted.Redacted<string>>
   readonly secretKey: Option.Option<Redacted.Redacted<string>>
   /** The KMS key that makes data keys (id, ARN or alias); local raw AES keys when absent. */
@@ -61,6 +63,7 @@ export const knownKeys = [
   "endpoint",
   "table_name",
   "namespace",
+  "store_id",
   "access_key",
   "secret_key",
   "kms_key",
@@ -103,6 +106,7 @@ export const storeConfig = Config.all({
   endpoint: Config.String("endpoint").pipe(Config.option),
   tableName: Config.String("table_name").pipe(Config.withDefault("dynastate")),
   namespace: Config.String("namespace").pipe(Config.withDefault("default")),
+  storeId: Config.String("store_id").pipe(Config.option),
   accessKey: Config.Redacted("access_key").pipe(Config.option),
   secretKey: Config.Redacted("secret_key").pipe(Config.option),
   kmsKey: Config.String("kms_key").pipe(Config.option),
@@ -175,6 +179,9 @@ const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, Confi
     return Effect.fail(
       new ConfigInvalid({ field: "storage.table_name", reason: "DynamoDB table names are 3-255 of a-z A-Z 0-9 _ . -" })
     )
+  }
+  if (Option.isSome(config.storeId) && config.storeId.value.trim() === "") {
+    return Effect.fail(new ConfigInvalid({ field: "storage.store_id", reason: "must be non-empty (leave it out to bind to the table name)" }))
   }
   if (!/^[^\s\u0000]+$/.test(config.metricsHost)) {
     return Effect.fail(

@@ -111,7 +111,7 @@ export const eventTableLayer = (config: StoreConfig) =>
       readCapacityUnits: config.readCapacityUnits,
       writeCapacityUnits: config.writeCapacityUnits
     })
-  ).pipe(Layer.provideMerge(encryptedEventTable({ table: config.tableName, namespace: config.namespace })))
+  ).pipe(Layer.provideMerge(encryptedEventTable({ table: config.tableName, namespace: config.namespace, storeId: Option.getOrUndefined(config.storeId) })))
 
 /** The event table at a location with its data keys (which need a `Keyring` and `Dynamo`). */
 export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = defaultDataKeyPolicy) =>

@@ -181,6 +181,7 @@ describe("StoreConfig.load", () => {
         endpoint: Option.none(),
         tableName: "dynastate",
         namespace: "default",
+        storeId: Option.none(),
         accessKey: Option.none(),
         secretKey: Option.none(),
         kmsKey: Option.none(),
@@ -285,6 +286,17 @@ describe("StoreConfig.load", () => {
       const { result } = yield* load({ file: yamlFile("storage:\n  namespace: ''\n"), env: {} })
       expect(result._tag === "Failure" ? result.failure.field : `loaded namespace ${JSON.stringify(result.success.namespace)}`)
         .toBe("storage.namespace")
+    }))
+
+  it.effect("store_id names what encryption binds to; absent means the table name, empty is refused", () =>
+    Effect.gen(function*() {
+      const fromFile = (yield* loaded({ file: yamlFile("storage:\n  table_name: restored\n  store_id: original\n"), env: {} })).config
+      expect([fromFile.tableName, Option.getOrUndefined(fromFile.storeId)]).toEqual(["restored", "original"])
+      const fromEnv = (yield* loaded({ env: { DYNASTATE_STORE_ID: "other" } })).config
+      expect(Option.getOrUndefined(fromEnv.storeId)).toBe("other")
+      expect(Option.isNone((yield* loaded({ env: {} })).config.storeId)).toBe(true)
+      const { result } = yield* load({ file: yamlFile("storage:\n  store_id: '  '\n"), env: {} })
+      expect(result._tag === "Failure" ? result.failure.field : "loaded").toBe("storage.store_id")
     }))
 
   it.effect("secrets stay Redacted: no rendering of the configuration shows them", () =>

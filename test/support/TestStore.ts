@@ -40,6 +40,8 @@ export const makeClient = (): DynamoDBClient =>
 export interface TestTable {
   readonly table: string
   readonly namespace: string
+  /** What encryption binds to, when not the table's name (see `DataKeyLocation.storeId`). */
+  readonly storeId?: string | undefined
 }
 
 /** Creates a table for a test and returns its location. */

@@ -27,7 +27,15 @@ export interface DataKeyRecord {
 export interface DataKeyLocation {
   readonly table: string
   readonly namespace: string
+  /**
+   * The name values and data keys are bound to: the table's name unless set. Keep the old name here when the
+   * store's items move to another table (a backup restored under a new name), or nothing decrypts there.
+   */
+  readonly storeId?: string | undefined
 }
+
+/** The name encryption binds to: the store id, else the table name. */
+export const boundName = (location: DataKeyLocation): string => location.storeId ?? location.table
 
 /** The partition of a namespace's data keys; NUL cannot occur in a namespace, so it never meets one. */
 export const partitionOf = (namespace: string): string => `${namespace}\u0000data-keys`

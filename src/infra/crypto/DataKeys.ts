@@ -109,7 +109,7 @@ export class DataKeyShredded extends Data.TaggedError("DataKeyShredded")<{
 
 /** The encryption context of a data key: binds the wrapped key to its table, namespace, scope and id. */
 export const contextOf = (location: DataKeyLocation, id: string, scope: string): EncryptionContext => ({
-  "dynastate:table": location.table,
+  "dynastate:table": DataKeyStore.boundName(location),
   "dynastate:namespace": location.namespace,
   "dynastate:purpose": "data-key",
   "dynastate:data-key": id,
