@@ -222,7 +222,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       execute({ _tag: "Expire", key }).pipe(
         Effect.asVoid,
         // Deciding an expiry never fails; a command error here would be a bug in decide.
-        Effect.catchTag(["AlreadyExists", "NotFound", "CompareFailed", "IncorrectRevision"], (error) => Effect.die(error))
+        Effect.catchIf(isCommandError, (error) => Effect.die(error))
       ),
     observe: (event) => {
       const actor = actors.get(event.key)
@@ -241,5 +241,5 @@ export const writeTimedOut = (fence: WriteFence): string =>
   `no answer within ${fence.writeTimeoutMillis} ms; the write may or may not have happened (read the key to find out)`
 
 const commandErrorTags = new Set(["AlreadyExists", "NotFound", "CompareFailed", "IncorrectRevision"])
-const isCommandError = (error: unknown): boolean =>
+const isCommandError = (error: unknown): error is CommandError =>
   typeof error === "object" && error !== null && commandErrorTags.has((error as { _tag?: string })._tag ?? "")
