@@ -6,7 +6,7 @@
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Stream } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as Key from "../domain/Key.ts"
 import type { Item } from "../domain/Item.ts"
 import * as RawAesKeyring from "../infra/crypto/RawAesKeyring.ts"
@@ -176,5 +176,21 @@ export const cli = Command.make("dynastate").pipe(
   Command.withSubcommands([worker, demoCommand, get, put, del, range, history, rewrap, shred, compact, rebuild])
 )
 
-Command.run(cli, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+/** A failure the user can act on is one line on stderr and exit code 1, not a stack trace (defects still get one). */
+const reportFailure = (error: unknown) =>
+  Console.error(`dynastate: ${describeFailure(error)}`).pipe(Effect.andThen(Effect.sync(() => void (process.exitCode = 1))))
+
+const describeFailure = (error: unknown): string => {
+  const message = (error as { message?: unknown })?.message
+  const tag = (error as { _tag?: unknown })?._tag
+  if (typeof message === "string" && message !== "") return typeof tag === "string" && !message.startsWith(tag) ? `${tag}: ${message}` : message
+  return typeof tag === "string" ? tag : String(error)
+}
+
+Command.run(cli, { version: "0.1.0" }).pipe(
+  // The CLI's own errors (unknown command, bad option) were already shown with the help.
+  Effect.catchIf((error) => !CliError.isCliError(error), reportFailure),
+  Effect.provide(NodeServices.layer),
+  NodeRuntime.runMain
+)
 
