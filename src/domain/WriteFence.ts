@@ -16,10 +16,15 @@
  * - compaction moves event s only when event s+1 is at least `settleMillis`
  *   old, and buries a tombstone only when it is at least `settleMillis` old.
  *
- * Every event written after a writer's state was confirmed carries a later
- * timestamp, so it cannot have settled by the time that writer's append
- * lands, as long as `settleMillis` exceeds the writer's bound plus the clock
- * skew between machines (see {@link isSafe}).
+ * Why that is enough: say writer A confirmed at time c that a key's newest
+ * event is N−1. Whatever lands after c was decided no earlier than c − W (an
+ * event's timestamp is its writer's decision time, and an append lands
+ * within W of it), so compaction cannot free its successor's sort key before
+ * c − W + settle. A decides by c + M and its append lands by c + M + W. So
+ * `settleMillis` > M + 2W, plus the clock skew between machines, keeps every
+ * stale append from landing in a freed seq (see {@link isSafe}). A process
+ * frozen for longer than the margin between deciding and sending (a paused
+ * VM) is the one case no time-based fence covers; the defaults leave minutes.
  */
 
 /** The writer's side of the fence. */
@@ -41,7 +46,7 @@ export const toleratedSkewMillis = 60_000
 
 /** Whether compaction waiting `settleMillis` is safe for writers bound by `fence`, given `skewMillis` of clock skew. */
 export const isSafe = (settleMillis: number, fence: WriteFence, skewMillis: number = toleratedSkewMillis): boolean =>
-  settleMillis > fence.maxStateAgeMillis + fence.writeTimeoutMillis + skewMillis
+  settleMillis > fence.maxStateAgeMillis + 2 * fence.writeTimeoutMillis + skewMillis
 
 /** Whether an event with this timestamp has settled at `now`: what follows it may be compacted. */
 export const hasSettled = (timestamp: number, now: number, settleMillis: number): boolean => timestamp <= now - settleMillis

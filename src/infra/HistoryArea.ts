@@ -52,6 +52,12 @@ export class HistoryArea extends Context.Service<HistoryArea, {
       [Attr.partition]: { S: partition },
       ...(expiresAt === undefined ? {} : { [Attr.ttl]: { N: String(expiresAt) } })
     })
+    /** A condition that the item is still the very event that was read (same event id). */
+    const sameEvent = (stored: StoredItem) => ({
+      ConditionExpression: "#rev = :rev",
+      ExpressionAttributeNames: { "#rev": Attr.revision },
+      ExpressionAttributeValues: { ":rev": stored.item[Attr.revision] ?? { S: "" } }
+    })
     const liveKey = (stored: StoredItem) => ({ [Attr.partition]: { S: location.namespace }, [Attr.sort]: stored.item[Attr.sort]! })
 
     const bury = (tombstone: StoredItem, history: { readonly expiresAt: number | undefined } | undefined) => {
@@ -69,12 +75,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
           }
         },
         {
-          Delete: {
-            TableName: location.table,
-            Key: liveKey(tombstone),
-            ConditionExpression: "attribute_exists(#sk)",
-            ExpressionAttributeNames: { "#sk": Attr.sort }
-          }
+          Delete: { TableName: location.table, Key: liveKey(tombstone), ...sameEvent(tombstone) }
         }
       )
       return dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
@@ -105,13 +106,18 @@ export class HistoryArea extends Context.Service<HistoryArea, {
           client.send(new PutItemCommand({ TableName: location.table, Item: archivedItem(stored, expiresAt) }), { abortSignal })
         ).pipe(Effect.asVoid),
       bury,
+      // Only the event that was read: should its sort key ever hold another one, that one is not compaction's to move.
       removeLive: (stored) =>
-        dynamo.call("DeleteItem", (client, abortSignal) =>
+        dynamo.callConditional("DeleteItem", (client, abortSignal) =>
           client.send(
-            new DeleteItemCommand({ TableName: location.table, Key: liveKey(stored) }),
+            new DeleteItemCommand({
+              TableName: location.table,
+              Key: liveKey(stored),
+              ...sameEvent(stored)
+            }),
             { abortSignal }
           )
-        ).pipe(Effect.asVoid),
+        ).pipe(Effect.asVoid, Effect.catchTag("ConditionalCheckFailed", () => Effect.void)),
       archived: (key) =>
         table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true, partition })
     })

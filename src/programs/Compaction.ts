@@ -38,7 +38,11 @@ export const isTombstone = (stored: StoredItem): boolean => {
   return op === "delete" || op === "expire"
 }
 
-const timestampOf = (stored: StoredItem): number => Number(stored.item[Attr.timestamp]?.N ?? Number.POSITIVE_INFINITY)
+/** An event's timestamp from its clear attribute; undefined when missing or malformed (such an item never decodes either). */
+const timestampOf = (stored: StoredItem): number | undefined => {
+  const timestamp = Number(stored.item[Attr.timestamp]?.N)
+  return Number.isFinite(timestamp) ? timestamp : undefined
+}
 
 /**
  * Compacts `key` as of its event `seq` (`tombstone` when that event is one):
@@ -58,16 +62,19 @@ export const compactKey = Effect.fnUntraced(function*(
   // Oldest first; the live events of a key up to `seq` are consecutive.
   const events = [...yield* Stream.runCollect(area.upTo(key, seq))]
   for (const [index, stored] of events.entries()) {
+    // What decides whether `stored` may go: itself for a tombstone at `seq`, else its successor (live: `seq` at the latest).
+    const reference = stored.seq === seq ? stored : events[index + 1]
+    if (reference === undefined || (stored.seq === seq && !tombstone)) return undefined
+    const timestamp = timestampOf(reference)
+    if (timestamp === undefined) {
+      yield* Effect.logWarning(`event ${reference.seq} of ${key} has no valid timestamp; it and what precedes it stay live`)
+      return undefined
+    }
+    if (!hasSettled(timestamp, now, options.settleMillis)) return timestamp + options.settleMillis
     if (stored.seq === seq) {
-      if (!tombstone) return undefined
-      if (!hasSettled(timestampOf(stored), now, options.settleMillis)) return timestampOf(stored) + options.settleMillis
       yield* area.bury(stored, options.retention._tag === "None" ? undefined : { expiresAt })
       return undefined
     }
-    const successor = events[index + 1]
-    // The successor is live (it is the event at `seq` at the latest), so its timestamp is at hand.
-    if (successor === undefined) return undefined
-    if (!hasSettled(timestampOf(successor), now, options.settleMillis)) return timestampOf(successor) + options.settleMillis
     if (options.retention._tag !== "None") yield* area.archive(stored, expiresAt)
     yield* area.removeLive(stored)
   }

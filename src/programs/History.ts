@@ -2,12 +2,15 @@
  * Reading the past: a key's events from the history area and the live range,
  * decrypted, oldest first; and the item as it was at a revision or a time.
  */
-import { Effect, Option, Stream } from "effect"
+import { Clock, Effect, Option, Stream } from "effect"
 import { NotFound } from "../domain/Errors.ts"
+import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { itemRevision, liveItem } from "../domain/Event.ts"
 import type { Item } from "../domain/Item.ts"
 import * as SortKey from "../domain/SortKey.ts"
+import type { KeyringError } from "../infra/crypto/Keyring.ts"
+import { Attr } from "../infra/EventRecord.ts"
 import type { EventTable, ReadError, StoredItem } from "../infra/EventTable.ts"
 import type { HistoryArea } from "../infra/HistoryArea.ts"
 
@@ -17,26 +20,72 @@ export type PastPoint =
   | { readonly _tag: "Time"; readonly millis: number }
 
 /**
- * A key's events, oldest first, each once. The live range is read before the
- * history area: compaction copies an event to history before removing it from
- * the live range, so whichever moment it moves, one of the two reads has it.
+ * A key's stored events, oldest first, each once: the live range, the history
+ * area (copies whose retention ran out are left out: DynamoDB's TTL deletes
+ * late and in no order) and the key's grave. The live range is read first:
+ * compaction copies an event to history (or buries a tombstone) before or as
+ * it leaves the live range, so whichever moment it moves, a later read has it.
  */
+const storedEvents = (
+  table: EventTable["Service"],
+  area: HistoryArea["Service"],
+  key: string
+): Effect.Effect<ReadonlyArray<StoredItem>, Throttled | StorageFailure> =>
+  Effect.gen(function*() {
+    const live = yield* Stream.runCollect(
+      table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true })
+    )
+    const now = yield* Clock.currentTimeMillis
+    const archived = [...yield* Stream.runCollect(area.archived(key))].filter((stored) => {
+      const ttl = stored.item[Attr.ttl]?.N
+      return ttl === undefined || Number(ttl) * 1000 > now
+    })
+    const prefix = SortKey.keyPrefix(key)
+    const buried = yield* Stream.runCollect(table.graves(prefix, prefix))
+    const bySeq = new Map<number, StoredItem>()
+    for (const stored of [...archived, ...buried, ...live]) bySeq.set(stored.seq, stored)
+    return [...bySeq.values()].sort((a, b) => a.seq - b.seq)
+  })
+
+/** A key's events, oldest first, each once, decrypted. */
 export const events = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   key: string
 ): Stream.Stream<Event, ReadError> =>
-  Stream.unwrap(Effect.gen(function*() {
-    const live = yield* Stream.runCollect(
-      table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true })
-    )
-    const archived = yield* Stream.runCollect(area.archived(key))
-    const bySeq = new Map<number, StoredItem>()
-    for (const stored of [...archived, ...live]) bySeq.set(stored.seq, stored)
-    return Stream.fromIterable([...bySeq.values()].sort((a, b) => a.seq - b.seq)).pipe(
-      Stream.mapEffect((stored) => table.decode(stored))
-    )
-  }))
+  Stream.unwrap(Effect.map(storedEvents(table, area, key), (stored) =>
+    Stream.fromIterable(stored).pipe(Stream.mapEffect((item) => table.decode(item)))))
+
+/** Events of a key between two seqs, for filling a gap in what a stream delivered. */
+export interface Between {
+  /** The events found, in seq order; unreadable ones (shredded, failing to decrypt) are left out and listed. */
+  readonly events: ReadonlyArray<Event>
+  readonly unreadable: ReadonlyArray<{ readonly seq: number; readonly reason: string }>
+  /** Whether every seq in between is still stored (retention may have removed some). */
+  readonly complete: boolean
+}
+
+/** The events of `key` after seq `after` and before seq `before`, decrypting only those. */
+export const eventsBetween = (
+  table: EventTable["Service"],
+  area: HistoryArea["Service"],
+  key: string,
+  after: number,
+  before: number
+): Effect.Effect<Between, Throttled | StorageFailure | KeyringError> =>
+  Effect.gen(function*() {
+    const wanted = (yield* storedEvents(table, area, key)).filter((stored) => stored.seq > after && stored.seq < before)
+    const found: Array<Event> = []
+    const unreadable: Array<{ seq: number; reason: string }> = []
+    for (const stored of wanted) {
+      const decoded = yield* Effect.result(table.decode(stored))
+      if (decoded._tag === "Success") found.push(decoded.success)
+      else if (decoded.failure._tag === "Shredded" || decoded.failure._tag === "DecryptionFailed") {
+        unreadable.push({ seq: stored.seq, reason: decoded.failure.message })
+      } else return yield* Effect.fail(decoded.failure)
+    }
+    return { events: found, unreadable, complete: wanted.length === before - after - 1 }
+  })
 
 /** The item a key held at a past point; `NotFound` if it was absent, deleted or expired then. */
 export const itemAt = (

@@ -125,12 +125,19 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       })
       // Recording an expiry is the one decision that can succeed without writing, so it must not trust the cache.
       if (command._tag === "Expire") yield* reload
+      let slowReads = 0
       while (true) {
-        const cachedAt = yield* Clock.currentTimeMillis
-        const state = actor.state !== undefined && cachedAt - actor.confirmedAt <= options.fence.maxStateAgeMillis
-          ? actor.state
-          : yield* reload
+        if (actor.state === undefined) yield* reload
         const now = yield* Clock.currentTimeMillis
+        // Too old to decide on, cached or just read (a read can be slow): read again (see WriteFence).
+        if (now - actor.confirmedAt > options.fence.maxStateAgeMillis) {
+          if (++slowReads > options.maxConflicts) {
+            return yield* new StorageFailure({ operation: "read", reason: "reading the key keeps taking longer than the write fence allows" })
+          }
+          actor.state = undefined
+          continue
+        }
+        const state = actor.state!
         const decision = decide(command, state, now)
         if (decision.failure !== undefined && !fresh) {
           yield* reload

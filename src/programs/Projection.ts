@@ -19,8 +19,10 @@ export interface Projection<E = unknown> {
    * process, but after a restart a few may come again, so storage a projection
    * writes to should be idempotent per (key, seq). A rebuild running beside a
    * worker may also hand a key's newest event after a later one of the worker:
-   * keeping the highest seq applied per key and ignoring events at or below it
-   * (as the index and replicated views do) makes both safe.
+   * keeping the highest seq applied per key, deletions included, and ignoring
+   * events at or below it (as the index and replicated views do) makes both
+   * safe. Forgetting a deleted key's seq would let a replayed older put bring
+   * the key back.
    */
   readonly apply: (event: Event) => Effect.Effect<void, E>
   /**

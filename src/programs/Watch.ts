@@ -7,7 +7,7 @@
  * only two readers per shard); a watch that cannot keep up with its bounded
  * buffer fails with `WatcherOverflow` instead of growing without bound.
  */
-import { Cause, Context, Deferred, Effect, Fiber, Layer, Queue, Schema, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Fiber, Layer, Queue, Schedule, Schema, Stream } from "effect"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue, itemRevision } from "../domain/Event.ts"
 import type { Item } from "../domain/Item.ts"
@@ -44,12 +44,19 @@ export class WatcherOverflow extends Schema.TaggedError<WatcherOverflow>()("Watc
   }
 }
 
-/** The stream lost events this watch should have seen (they aged out before they were read); re-read and watch again. */
+/**
+ * Events this watch should have seen are gone (the stream trimmed them before they were read, or a key's missing
+ * events are no longer stored); re-read and watch again.
+ */
 export class WatchGap extends Schema.TaggedError<WatchGap>()("WatchGap", {
-  shardId: Schema.String
+  shardId: Schema.String,
+  /** The key whose events are missing, when only one key's are. */
+  key: Schema.optional(Schema.String)
 }) {
   override get message() {
-    return `events of stream shard ${this.shardId} were trimmed before the watch read them`
+    return this.key === undefined
+      ? `events of stream shard ${this.shardId} were trimmed before the watch read them`
+      : `events of ${this.key} that the stream did not bring are no longer stored`
   }
 }
 
@@ -134,19 +141,6 @@ interface Subscriber {
   readonly capacity: number
 }
 
-/** The events of `key` after seq `after` and before seq `before`, from the table; none if they cannot be read. */
-const missingEvents = (table: EventTable["Service"], area: HistoryArea["Service"], key: string, after: number, before: number) =>
-  History.events(table, area, key).pipe(
-    Stream.filter((event) => event.seq > after && event.seq < before),
-    Stream.runCollect,
-    Effect.catch((error) =>
-      Effect.as(
-        Effect.logWarning(`watch: cannot read the events of ${key} between seq ${after} and ${before} (${error._tag})`),
-        [] as ReadonlyArray<Event>
-      )
-    )
-  )
-
 /** Runs a reader and hands every decoded event to the subscribers, in per-key order, each once. */
 const pump = (
   table: EventTable["Service"],
@@ -156,6 +150,13 @@ const pump = (
   subscribers: Set<Subscriber>
 ) => {
   const order = KeyOrder.make()
+  const failWatchersOf = (key: string, error: WatchError) => {
+    for (const subscriber of subscribers) {
+      if (!matches(subscriber.prefixes, key)) continue
+      subscribers.delete(subscriber)
+      Queue.failCauseUnsafe(subscriber.queue, Cause.fail(error))
+    }
+  }
   const deliver = (delivered: Change) => {
     const key = delivered._tag === "Put" ? delivered.item.key : delivered.key
     for (const subscriber of subscribers) {
@@ -181,8 +182,33 @@ const pump = (
           const before: WatchPosition = { arn: batch.arn, shards: { ...live.positions } }
           live.positions[batch.shardId] = record.sequenceNumber
           const located = locate(table, record)
+          if (located === undefined) continue
+          const verdict = order.check(located.key, located.seq)
+          if (verdict._tag === "Duplicate") continue
+          // Every key's order is kept, watched or not, so a watch that starts later meets no stale gap.
+          order.delivered(located.key, located.seq)
           // Only records somebody watches are decrypted.
-          if (located === undefined || ![...subscribers].some((subscriber) => matches(subscriber.prefixes, located.key))) continue
+          if (![...subscribers].some((subscriber) => matches(subscriber.prefixes, located.key))) continue
+          if (verdict._tag === "Gap") {
+            // Events of this key the stream has not brought (yet): read them from the table, so order holds.
+            const read = yield* History.eventsBetween(table, area, located.key, verdict.after, located.seq).pipe(
+              Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 3 })) }),
+              Effect.result
+            )
+            // Reading one key's past failed: only that key's watchers end (they re-read), the others go on.
+            if (read._tag === "Failure") {
+              failWatchersOf(located.key, read.failure)
+              continue
+            }
+            const between = read.success
+            if (!between.complete) {
+              yield* Effect.logWarning(`watch: events of ${located.key} between seq ${verdict.after} and ${located.seq} are gone; failing its watchers`)
+              failWatchersOf(located.key, new WatchGap({ shardId: batch.shardId, key: located.key }))
+              continue
+            }
+            for (const skipped of between.unreadable) yield* Effect.logWarning(`watch: skipping ${located.key} at seq ${skipped.seq}: ${skipped.reason}`)
+            for (const missing of between.events) deliver(toWatchEvent(missing, before))
+          }
           const decoded = yield* Effect.result(table.decode(located))
           if (decoded._tag === "Failure") {
             const error = decoded.failure
@@ -194,18 +220,7 @@ const pump = (
             }
             return yield* Effect.fail(error)
           }
-          const event = decoded.success
-          const verdict = order.check(event.key, event.seq)
-          if (verdict._tag === "Duplicate") continue
-          if (verdict._tag === "Gap") {
-            // Events of this key the stream has not brought (yet): read them from the table, so order holds.
-            for (const missing of yield* missingEvents(table, area, event.key, verdict.after, event.seq)) {
-              deliver(toWatchEvent(missing, before))
-              order.delivered(missing.key, missing.seq)
-            }
-          }
-          deliver(toWatchEvent(event, { arn: batch.arn, shards: { ...live.positions } }))
-          order.delivered(event.key, event.seq)
+          deliver(toWatchEvent(decoded.success, { arn: batch.arn, shards: { ...live.positions } }))
         }
         yield* batch.ack
       })

@@ -3,9 +3,11 @@
  * event records (written by a store on DynamoDB Local and read back from its
  * stream) replayed into scripted shards that split, close and get trimmed.
  */
+import { DeleteItemCommand } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Stream } from "effect"
+import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { listShards } from "../../src/infra/streams/StreamReader.ts"
@@ -61,7 +63,7 @@ const setup = (n: number) =>
         Layer.provideMerge(eventTableLayer(location, { client }))
       )
     )
-    return { watches: Context.get(context, Watches), script, events }
+    return { watches: Context.get(context, Watches), script, events, client, location }
   })
 
 const startWatch = (watches: Watches["Service"], options?: WatchOptions) =>
@@ -123,6 +125,45 @@ describe("store.watch over scripted shard topologies", () => {
       yield* Effect.sleep(300)
       expect(values(watch.seen)).toEqual(["e1", "e2", "e3", "e4"])
       expect(watch.seen.filter((e): e is Changed => e._tag !== "Init").map((e) => e.seq)).toEqual([1, 2, 3, 4])
+    }))
+
+  it.live("a watch that starts after a key changed unwatched gets the key's next event, not its past as a gap", () =>
+    Effect.gen(function*() {
+      const { watches, script, events } = yield* setup(6)
+      script.addShard("A")
+      const other = yield* startWatch(watches, { prefixes: ["/other/"] }) // keeps the shared reader running
+      const first = yield* startWatch(watches, { prefixes: ["/s"] })
+      put(script, events, "A", 1)
+      expect(yield* eventually(() => values(first.seen).includes("e1"))).toBe(true)
+      yield* Fiber.interrupt(first.fiber)
+      for (let i = 2; i <= 5; i++) put(script, events, "A", i) // nobody watches /s meanwhile
+      yield* Effect.sleep(300)
+      const later = yield* startWatch(watches, { prefixes: ["/s"] })
+      put(script, events, "A", 6)
+      expect(yield* eventually(() => values(later.seen).includes("e6"))).toBe(true)
+      yield* Effect.sleep(200)
+      expect(values(later.seen)).toEqual(["e6"])
+      expect(other.state.error).toBeUndefined()
+    }))
+
+  it.live("when a key's skipped events are no longer stored, that key's watchers fail with WatchGap and the others go on", () =>
+    Effect.gen(function*() {
+      const { watches, script, events, client, location } = yield* setup(3)
+      script.addShard("A")
+      const watch = yield* startWatch(watches, { prefixes: ["/s"] })
+      const bystander = yield* startWatch(watches, { prefixes: ["/other/"] })
+      put(script, events, "A", 1)
+      expect(yield* eventually(() => values(watch.seen).includes("e1"))).toBe(true)
+      // e2 leaves the table (as compaction with retention "none" would) and never comes through the stream.
+      yield* Effect.promise(() => client.send(new DeleteItemCommand({ TableName: location.table, Key: {
+        [Attr.partition]: { S: location.namespace },
+        [Attr.sort]: { B: SortKey.encode("/s", 2) }
+      } })))
+      put(script, events, "A", 3)
+      expect(yield* eventually(() => watch.state.done)).toBe(true)
+      expect((watch.state.error as { _tag?: string; key?: string })).toMatchObject({ _tag: "WatchGap", key: "/s" })
+      expect(values(watch.seen)).toEqual(["e1"])
+      expect(bystander.state.done).toBe(false)
     }))
 
   // Regression: Watch.ts liveCoordinator treats every shard closed when the resumed watch starts and

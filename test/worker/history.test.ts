@@ -124,6 +124,9 @@ describe("history", () => {
         expect((yield* Effect.flip(fresh.get(key)))._tag).toBe("NotFound")
       }
       expect(yield* archivedEvents(env)).toEqual([])
+      // With no history kept, a buried key's past is its grave: the delete, at the seq it reached.
+      const past = [...(yield* Stream.runCollect(writer.history(key)))]
+      expect(past.map((event) => `${event.op}@${event.seq}`)).toEqual(["delete@9"])
       const recreated = yield* openStore(env.location, { client: env.client })
       yield* recreated.create({ key, value: bytes("last") })
       // The stale writer's next write must not take seq 10 again: it conflicts, re-reads, and takes 11.
@@ -183,6 +186,21 @@ describe("history", () => {
       expect((yield* Context.get(context, Compaction).all(() => Effect.void, { settleMillis: 0 })).keys).toBe(2)
       expect((yield* archivedEvents(env)).length).toBe(8)
     }), 30_000)
+
+  it.live("history leaves out archived copies whose retention ran out, before DynamoDB's TTL gets round to them", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("worker-history-ttl")
+      const store = yield* openStore(env.location, { client: env.client })
+      for (let i = 1; i <= 3; i++) yield* store.put({ key: "/t/k", value: bytes(`v${i}`) })
+      const context = yield* Layer.build(
+        Compaction.layer.pipe(Layer.provideMerge(HistoryArea.layer), Layer.provideMerge(eventTableLayer(env.location, { client: env.client })))
+      )
+      yield* Context.get(context, Compaction).all(() => Effect.void, { retention: { _tag: "For", millis: 1 }, settleMillis: 0 })
+      const seqs = Effect.map(Stream.runCollect(store.history("/t/k")), (events) => [...events].map((event) => event.seq))
+      expect((yield* archivedEvents(env)).length).toBe(2)
+      // The copies carry a TTL about a second out; once past it they are history no more, stored or not.
+      yield* eventually("retention ran out", Effect.map(seqs, (got) => expect(got).toEqual([3])), 5_000)
+    }), 20_000)
 
   it.live("a deleted key is absent at every moment while compaction moves its events", () =>
     Effect.gen(function*() {

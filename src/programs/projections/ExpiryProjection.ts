@@ -10,6 +10,7 @@ import type { Event } from "../../domain/Event.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { Attr } from "../../infra/EventRecord.ts"
 import * as SortKey from "../../domain/SortKey.ts"
+import * as MinHeap from "../MinHeap.ts"
 import * as Projection from "../Projection.ts"
 import { newestPerKey } from "../Ranges.ts"
 import { Store } from "../Store.ts"
@@ -19,56 +20,12 @@ interface Due {
   readonly expires: number
 }
 
-/** A binary min-heap by expiry; entries no longer scheduled are skipped when popped. */
-const heap = () => {
-  const items: Array<Due> = []
-  const up = (i: number) => {
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (items[parent]!.expires <= items[i]!.expires) return
-      ;[items[parent], items[i]] = [items[i]!, items[parent]!]
-      i = parent
-    }
-  }
-  const down = (i: number) => {
-    while (true) {
-      const l = 2 * i + 1
-      const r = l + 1
-      let m = i
-      if (l < items.length && items[l]!.expires < items[m]!.expires) m = l
-      if (r < items.length && items[r]!.expires < items[m]!.expires) m = r
-      if (m === i) return
-      ;[items[m], items[i]] = [items[i]!, items[m]!]
-      i = m
-    }
-  }
-  return {
-    get size() {
-      return items.length
-    },
-    push: (due: Due) => (items.push(due), up(items.length - 1)),
-    /** Replaces the contents (dropping entries no longer scheduled). */
-    reset: (entries: Iterable<Due>) => {
-      items.length = 0
-      for (const due of entries) items.push(due)
-      for (let i = (items.length >> 1) - 1; i >= 0; i--) down(i)
-    },
-    peek: () => items[0],
-    pop: () => {
-      const top = items[0]
-      const last = items.pop()
-      if (items.length > 0 && last) (items[0] = last, down(0))
-      return top
-    }
-  }
-}
-
 /** The expiry projection; its timer runs in the caller's scope. */
 export const make = Effect.gen(function*() {
   const store = yield* Store
   const table = yield* EventTable
   const scheduled = new Map<string, number>()
-  const queue = heap()
+  const queue = MinHeap.make((due: Due) => due.expires)
   const wake = yield* Queue.sliding<void>(1)
 
   const schedule = (key: string, expires: number | undefined) => {

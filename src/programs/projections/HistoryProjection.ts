@@ -1,29 +1,41 @@
 /**
  * The history projection: compaction (see `Compaction`) run by the worker on
  * every event. What has not settled when an event is applied is scheduled
- * and compacted once it has; the schedule lives in memory, so the rebuild
+ * and compacted once it has. The schedule lives in memory, so the rebuild
  * (run when the worker starts, after a trimmed stream and after a takeover)
- * makes one pass over every key and schedules what is left.
+ * starts one pass over every key in the background, which schedules what it
+ * finds unsettled; stream processing does not wait for it.
  */
-import { Clock, Effect, Queue } from "effect"
+import { Clock, Effect, Fiber, Queue } from "effect"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue } from "../../domain/Event.ts"
+import { isSafe, defaultWriteFence } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import { compactAll, compactKey, defaultCompactionOptions } from "../Compaction.ts"
 import type { CompactionOptions, Pending } from "../Compaction.ts"
+import * as MinHeap from "../MinHeap.ts"
 import * as Projection from "../Projection.ts"
 
 export type { Retention } from "../../domain/Retention.ts"
 
-/** The compaction projection; its timer runs in the caller's scope. */
+/** How long to wait before trying a key again after compaction failed on it. */
+const retryMillis = 1000
+
+/** The compaction projection; its timer and rebuild passes run in the caller's scope. */
 export const make = (options: CompactionOptions = defaultCompactionOptions) =>
   Effect.gen(function*() {
     const area = yield* HistoryArea
     const table = yield* EventTable
-    // Per key, the newest event to compact as of and when; one turn per key in a FIFO of due times (they arrive nearly in order).
+    if (!isSafe(options.settleMillis, defaultWriteFence)) {
+      yield* Effect.logWarning(
+        `compaction settles events for ${options.settleMillis} ms, less than writers with the default write fence need: ` +
+          "a writer deciding on a stale cached state could lose a write (see WriteFence)"
+      )
+    }
+    // Per key, the newest event to compact as of; the heap orders turns by due time, one live turn per key.
     const waiting = new Map<string, { seq: number; tombstone: boolean; readonly dueAt: number }>()
-    const due: Array<{ readonly key: string; readonly dueAt: number }> = []
+    const turns = MinHeap.make((turn: { readonly key: string; readonly dueAt: number }) => turn.dueAt)
     const wake = yield* Queue.sliding<void>(1)
 
     const schedule = (pending: Pending) => {
@@ -34,19 +46,27 @@ export const make = (options: CompactionOptions = defaultCompactionOptions) =>
         return
       }
       waiting.set(pending.key, { seq: pending.seq, tombstone: pending.tombstone, dueAt: pending.dueAt })
-      due.push({ key: pending.key, dueAt: pending.dueAt })
+      turns.push({ key: pending.key, dueAt: pending.dueAt })
       Queue.offerUnsafe(wake, undefined)
     }
 
+    // A failure (throttling, say) only delays a key: it never reaches the worker, which would quarantine it.
     const compact = (key: string, seq: number, tombstone: boolean) =>
-      Effect.gen(function*() {
-        const dueAt = yield* compactKey(area, key, seq, tombstone, options)
-        if (dueAt !== undefined) schedule({ key, seq, tombstone, dueAt })
-      })
+      compactKey(area, key, seq, tombstone, options).pipe(
+        Effect.map((dueAt) => {
+          if (dueAt !== undefined) schedule({ key, seq, tombstone, dueAt })
+        }),
+        Effect.catch((error) =>
+          Effect.logWarning(`compaction of ${key} failed (${error._tag}); trying again shortly`).pipe(
+            Effect.andThen(Clock.currentTimeMillis),
+            Effect.map((now) => schedule({ key, seq, tombstone, dueAt: now + retryMillis }))
+          )
+        )
+      )
 
     const timer = Effect.gen(function*() {
       while (true) {
-        const next = due[0]
+        const next = turns.peek()
         if (next === undefined) {
           yield* Queue.take(wake)
           continue
@@ -56,29 +76,31 @@ export const make = (options: CompactionOptions = defaultCompactionOptions) =>
           yield* Effect.race(Queue.take(wake), Effect.sleep(next.dueAt - now))
           continue
         }
-        due.shift()
+        turns.pop()
         const entry = waiting.get(next.key)
         if (entry === undefined || entry.dueAt !== next.dueAt) continue
         waiting.delete(next.key)
-        yield* compact(next.key, entry.seq, entry.tombstone).pipe(
-          Effect.catch((error) =>
-            Effect.logWarning(`compaction of ${next.key} failed (${error._tag}); retrying shortly`).pipe(
-              Effect.andThen(Clock.currentTimeMillis),
-              Effect.map((at) => schedule({ key: next.key, seq: entry.seq, tombstone: entry.tombstone, dueAt: at + 1000 }))
-            )
-          )
-        )
+        yield* compact(next.key, entry.seq, entry.tombstone)
       }
     })
     yield* Effect.forkScoped(timer)
+
+    const scope = yield* Effect.scope
+    let pass: Fiber.Fiber<void> | undefined
+    const rebuild = Effect.suspend(() => {
+      if (pass !== undefined && pass.pollUnsafe() === undefined) return Effect.void
+      return compactAll(table, area, options, () => Effect.void).pipe(
+        Effect.map((done) => done.pending.forEach(schedule)),
+        Effect.catch((error) => Effect.logWarning(`a compaction pass over every key failed (${error._tag}); the next rebuild tries again`)),
+        Effect.forkIn(scope),
+        Effect.map((fiber) => void (pass = fiber))
+      )
+    })
 
     return Projection.make({
       name: "history",
       prefixes: [],
       apply: (event: Event) => compact(event.key, event.seq, !carriesValue(event)),
-      rebuild: Effect.gen(function*() {
-        const pass = yield* compactAll(table, area, options, () => Effect.void)
-        for (const pending of pass.pending) schedule(pending)
-      })
+      rebuild
     })
   })

@@ -4,12 +4,14 @@
  * write returns its revision, waiting for it makes the replica show the write.
  */
 import { Deferred, Effect, Option, Stream } from "effect"
+import type { Result } from "effect"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
 import { isExpired } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import { EventTable } from "../../infra/EventTable.ts"
+import type { ReadError, StoredItem } from "../../infra/EventTable.ts"
 import * as KeyStates from "../KeyStates.ts"
 import * as Projection from "../Projection.ts"
 import { mayBeLive } from "../Ranges.ts"
@@ -32,6 +34,14 @@ export const make = (name: string, prefix: string) =>
   Effect.gen(function*() {
     const table = yield* EventTable
     const items = new Map<string, Item & { readonly seq: number }>()
+    // The seq of recent deletions, so a replayed older put cannot bring a deleted key back (bounded, oldest out first).
+    const deleted = new Map<string, number>()
+    const forget = (key: string, seq: number) => {
+      items.delete(key)
+      deleted.delete(key)
+      deleted.set(key, seq)
+      if (deleted.size > rememberedRevisions) deleted.delete(deleted.keys().next().value!)
+    }
     const seen = new Set<string>()
     const waiters = new Map<string, Array<Deferred.Deferred<void>>>()
 
@@ -44,12 +54,13 @@ export const make = (name: string, prefix: string) =>
 
     const apply = (event: Event) =>
       Effect.sync(() => {
-        const known = items.get(event.key)
-        if (known === undefined || known.seq < event.seq) {
+        const known = items.get(event.key)?.seq ?? deleted.get(event.key) ?? 0
+        if (known < event.seq) {
           if (carriesValue(event) && event.value !== undefined) {
             items.set(event.key, { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event), seq: event.seq })
+            deleted.delete(event.key)
           } else {
-            items.delete(event.key)
+            forget(event.key, event.seq)
           }
         }
         see(event.revision)
@@ -58,29 +69,44 @@ export const make = (name: string, prefix: string) =>
     // A fresh copy replaces the replica whole, so keys deleted or changed while events were missed are right too.
     // Each item keeps its event's seq: the stream tail replayed after a rebuild must not put older values back.
     const rebuild = KeyStates.newestUnder(table, [prefix]).pipe(
-      Stream.filter((stored) => mayBeLive(stored, Number.NEGATIVE_INFINITY)),
-      Stream.mapEffect((stored) => Effect.result(table.decode(stored))),
+      Stream.mapEffect((stored): Effect.Effect<{ readonly stored: StoredItem; readonly decoded: Result.Result<Event, ReadError> | undefined }> =>
+        mayBeLive(stored, Number.NEGATIVE_INFINITY)
+          ? Effect.map(Effect.result(table.decode(stored)), (decoded) => ({ stored, decoded }))
+          : Effect.succeed({ stored, decoded: undefined })
+      ),
       Stream.runCollect,
-      Effect.flatMap((decoded) => {
+      Effect.flatMap((outcomes) => {
         const current = new Map<string, Item & { readonly seq: number }>()
-        for (const outcome of decoded) {
-          // A shredded value is gone for good: the replica leaves its key out, as `get` would fail on it.
-          if (outcome._tag === "Failure") {
-            if (outcome.failure._tag === "Shredded") continue
-            return Effect.fail(outcome.failure)
+        const gone = new Map<string, number>()
+        const skipped: Array<string> = []
+        for (const { stored, decoded } of outcomes) {
+          if (decoded === undefined) {
+            gone.set(stored.key, stored.seq)
+            continue
           }
-          const event = outcome.success
+          // A shredded value is gone for good, an unreadable one is reported: the replica leaves either key out.
+          if (decoded._tag === "Failure") {
+            if (decoded.failure._tag === "DecryptionFailed") skipped.push(decoded.failure.message)
+            else if (decoded.failure._tag !== "Shredded") return Effect.fail(decoded.failure)
+            gone.set(stored.key, stored.seq)
+            continue
+          }
+          const event = decoded.success
           if (carriesValue(event) && event.value !== undefined) {
             current.set(event.key, { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event), seq: event.seq })
           }
         }
-        return Effect.sync(() => {
-          items.clear()
-          for (const [key, item] of current) {
-            items.set(key, item)
-            see(item.revision)
-          }
-        })
+        return Effect.forEach(skipped, (reason) => Effect.logError(`replicated view ${name}: ${reason}`), { discard: true }).pipe(
+          Effect.andThen(Effect.sync(() => {
+            items.clear()
+            deleted.clear()
+            for (const [key, seq] of gone) forget(key, seq)
+            for (const [key, item] of current) {
+              items.set(key, item)
+              see(item.revision)
+            }
+          }))
+        )
       })
     )
 

@@ -10,6 +10,7 @@
 import fc from "fast-check"
 import { afterAll, describe, expect, it } from "vitest"
 import { expectItems } from "./checks.ts"
+import { isSafe } from "../../../src/domain/WriteFence.ts"
 import { allCommands } from "./commands.ts"
 import type { Real } from "./commands.ts"
 import { budget, makeEnvironment, replayPath } from "./harness.ts"
@@ -17,9 +18,9 @@ import { ReferenceModel } from "./ReferenceModel.ts"
 
 /**
  * A fence short enough for the clock advances the commands make (1–60 ms), so compaction really moves and buries
- * events between commands while both instances keep writing from their caches: settle (20) > state age (10) + timeout (5).
+ * events between commands while both instances keep writing from their caches: settle (25) > state age (10) + 2 × timeout (5).
  */
-const fenceSettings = { fence: { maxStateAgeMillis: 10, writeTimeoutMillis: 5 }, settleMillis: 20 }
+const fenceSettings = { fence: { maxStateAgeMillis: 10, writeTimeoutMillis: 5 }, settleMillis: 25 }
 const environment = makeEnvironment("property-model", fenceSettings)
 afterAll(() => environment.dispose())
 
@@ -55,6 +56,10 @@ const finalCheck = async (model: ReferenceModel, real: Real) => {
 }
 
 describe("the store against the reference model", () => {
+  it("runs with a fence that is safe by WriteFence's own rule", () => {
+    expect(isSafe(fenceSettings.settleMillis, fenceSettings.fence, 0)).toBe(true)
+  })
+
   it("agrees with the model on every step of random command sequences", async () => {
     let lastFailingTrace: ReadonlyArray<string> = []
     const outcomes = { succeeded: 0, failed: 0 }

@@ -17,7 +17,7 @@ import type { TestTable } from "../../support/TestStore.ts"
 import { bytes, text } from "./helpers.ts"
 
 const settleMillis = 1200
-const fenced: WriteFence = { maxStateAgeMillis: 100, writeTimeoutMillis: 1000 }
+const fenced: WriteFence = { maxStateAgeMillis: 100, writeTimeoutMillis: 500 }
 const unfenced: WriteFence = { maxStateAgeMillis: 60 * 60_000, writeTimeoutMillis: 1000 }
 
 /** A writes (and caches) a key, B writes it twice, everything settles and is compacted, then A compares-and-swaps from its cache. */
