@@ -4,9 +4,11 @@
  * follow). Per shard: an owner, an epoch that changes only when the shard
  * changes hands (the fencing token of every write a worker makes for it), a
  * lease expiry renewed by heartbeats, the checkpoint, and whether the shard
- * was fully applied.
+ * was fully applied. Beside them, in a partition of their own, each live
+ * worker announces itself with an expiring item, so workers can tell how many
+ * share the shards.
  */
-import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import { Clock, Data, Effect } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
@@ -64,14 +66,15 @@ export const read = (location: LeaseLocation, arn: string, shardId: string) =>
   })
 
 /**
- * Takes the lease of an unfinished shard if it is free, expired, or already
- * ours; the epoch goes up when the owner changes. `undefined` if another
- * worker holds it (or it is finished).
+ * Takes the lease of an unfinished shard, as `current` read it, if it is
+ * free, expired, or already ours; the epoch goes up when the owner changes.
+ * `undefined` if another worker holds it (or it is finished), or if the lease
+ * changed since it was read: deciding between the read and the write is safe.
  */
-export const acquire = (
+export const take = (
   location: LeaseLocation,
   arn: string,
-  shardId: string,
+  current: ShardLease,
   owner: string,
   leaseMillis: number,
   parentShardId?: string | undefined
@@ -79,7 +82,7 @@ export const acquire = (
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
     const now = yield* Clock.currentTimeMillis
-    const current = yield* read(location, arn, shardId)
+    const shardId = current.shardId
     if (current.finished) return undefined
     const ours = current.owner === owner
     if (!ours && current.owner !== undefined && current.expiresAt > now) return undefined
@@ -90,10 +93,13 @@ export const acquire = (
           TableName: location.table,
           Key: itemKey(location, arn, shardId),
           UpdateExpression: "SET #owner = :owner, epoch = :epoch, expiresAt = :expiresAt, parent = :parent",
-          // Exactly the state we read: a concurrent taker makes one of us lose.
-          ConditionExpression: "(attribute_not_exists(epoch) AND :previous = :zero) OR epoch = :previous",
+          // Exactly the state we read: a concurrent taker makes one of us lose, and a lease its owner renewed
+          // after we read it expired stays its owner's (our own renewals may move the expiry of a lease of ours).
+          ConditionExpression: "(attribute_not_exists(epoch) AND :previous = :zero) OR " +
+            (ours ? "epoch = :previous" : "(epoch = :previous AND expiresAt = :seenExpiry)"),
           ExpressionAttributeNames: { "#owner": "owner" },
           ExpressionAttributeValues: {
+            ...(ours ? {} : { ":seenExpiry": { N: String(current.expiresAt) } }),
             ":owner": { S: owner },
             ":epoch": { N: String(epoch) },
             ":previous": { N: String(current.epoch) },
@@ -177,3 +183,145 @@ export const checkpoint = (
 /** Gives a lease up (graceful shutdown), so another worker takes it at once. */
 export const release = (location: LeaseLocation, arn: string, lease: ShardLease, owner: string) =>
   fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :zero", { ":zero": { N: "0" } })
+
+/**
+ * Records a shard nobody has leased yet as an unowned lease, so that every
+ * worker counts it when it works out its fair share. A lease already there
+ * is left as it is.
+ */
+export const register = (location: LeaseLocation, arn: string, shardId: string, parentShardId: string | undefined) =>
+  Effect.gen(function*() {
+    const dynamo = yield* Dynamo
+    yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
+      client.send(
+        new PutItemCommand({
+          TableName: location.table,
+          Item: { ...itemKey(location, arn, shardId), parent: parentShardId === undefined ? { NULL: true } : { S: parentShardId } },
+          ConditionExpression: "attribute_not_exists(pk)"
+        }),
+        { abortSignal }
+      )
+    ).pipe(Effect.catchTag("ConditionalCheckFailed", () => Effect.void))
+  })
+
+/** A lease as listed, with the stream it belongs to. */
+export interface ListedLease extends ShardLease {
+  readonly arn: string
+}
+
+/** A worker's announcement as stored. */
+export interface WorkerAnnouncement {
+  readonly owner: string
+  readonly expiresAt: number
+}
+
+// Announcements live in a partition of their own, so a group's partition holds shard leases only.
+const workersPartition = (location: LeaseLocation) => `${location.group}#workers`
+const workerKey = (location: LeaseLocation, owner: string): AttributeMap => ({
+  pk: { S: workersPartition(location) },
+  sk: { S: `worker#${owner}` }
+})
+
+const queryAll = (location: LeaseLocation, pk: string, prefix: string) =>
+  Effect.gen(function*() {
+    const dynamo = yield* Dynamo
+    const items: Array<AttributeMap> = []
+    let start: AttributeMap | undefined
+    do {
+      const page = yield* dynamo.call("Query", (client, abortSignal) =>
+        client.send(
+          new QueryCommand({
+            TableName: location.table,
+            KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues: { ":pk": { S: pk }, ":prefix": { S: prefix } },
+            ConsistentRead: true,
+            ExclusiveStartKey: start
+          }),
+          { abortSignal }
+        )
+      )
+      items.push(...(page.Items ?? []))
+      start = page.LastEvaluatedKey
+    } while (start !== undefined)
+    return items
+  })
+
+/** Every shard lease of the group (of every stream it followed) and every worker announcement, as stored now. */
+export const list = (location: LeaseLocation) =>
+  Effect.gen(function*() {
+    const leaseItems = yield* queryAll(location, location.group, "shard#")
+    const workerItems = yield* queryAll(location, workersPartition(location), "worker#")
+    const leases = leaseItems.map((item): ListedLease => {
+      // sk is `shard#<arn>#<shardId>`; neither a stream ARN nor a shard id contains `#`.
+      const path = item.sk!.S!.slice("shard#".length)
+      const cut = path.lastIndexOf("#")
+      return { ...decode(path.slice(cut + 1), item), arn: path.slice(0, cut) }
+    })
+    const workers = workerItems.map((item): WorkerAnnouncement => ({
+      owner: item.sk!.S!.slice("worker#".length),
+      expiresAt: Number(item.expiresAt?.N ?? 0)
+    }))
+    return { leases, workers }
+  })
+
+/**
+ * Announces a worker as alive for `leaseMillis`. The first announcement
+ * creates the item; later ones only extend an existing item, so one still
+ * under way when the worker withdrew cannot bring it back (false then: the
+ * item is gone).
+ */
+export const announce = (location: LeaseLocation, owner: string, leaseMillis: number, first: boolean) =>
+  Effect.gen(function*() {
+    const dynamo = yield* Dynamo
+    const now = yield* Clock.currentTimeMillis
+    const expiresAt = { N: String(now + leaseMillis) }
+    if (first) {
+      yield* dynamo.call("PutItem", (client, abortSignal) =>
+        client.send(
+          new PutItemCommand({
+            TableName: location.table,
+            Item: { ...workerKey(location, owner), expiresAt, startedAt: { N: String(now) } }
+          }),
+          { abortSignal }
+        )
+      )
+      return true
+    }
+    return yield* dynamo.callConditional("UpdateItem", (client, abortSignal) =>
+      client.send(
+        new UpdateItemCommand({
+          TableName: location.table,
+          Key: workerKey(location, owner),
+          UpdateExpression: "SET expiresAt = :expiresAt",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: { ":expiresAt": expiresAt }
+        }),
+        { abortSignal }
+      )
+    ).pipe(
+      Effect.as(true),
+      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+    )
+  })
+
+/**
+ * Removes a worker's announcement: on graceful shutdown (the others count
+ * one worker less at once), or, with `expiresAt`, the stale announcement of a
+ * worker that died (only if it was not renewed since it was read).
+ */
+export const withdraw = (location: LeaseLocation, owner: string, expiresAt?: number) =>
+  Effect.gen(function*() {
+    const dynamo = yield* Dynamo
+    yield* dynamo.callConditional("DeleteItem", (client, abortSignal) =>
+      client.send(
+        new DeleteItemCommand({
+          TableName: location.table,
+          Key: workerKey(location, owner),
+          ...(expiresAt === undefined
+            ? {}
+            : { ConditionExpression: "expiresAt = :seen", ExpressionAttributeValues: { ":seen": { N: String(expiresAt) } } })
+        }),
+        { abortSignal }
+      )
+    ).pipe(Effect.catchTag("ConditionalCheckFailed", () => Effect.void))
+  })

@@ -1,12 +1,14 @@
 /**
  * The projection worker: follows the table's stream and runs projections on
  * every event, in per-key order, at least once, sharing the stream's shards
- * with other worker processes through leases.
+ * fairly with other worker processes through leases (`ShardLeasing`).
  *
  * - A shard is read by the worker holding its lease; leases expire unless
  *   renewed, so a crashed worker's shards are taken over within about one
  *   lease period. The lease epoch fences checkpoints: a worker that lost a
  *   shard can no longer record progress on it.
+ * - Each worker holds at most its fair share of the shards and hands surplus
+ *   ones off between batches, so workers started later get their part.
  * - A batch is applied and checkpointed as one uninterruptible step, so
  *   shutdown finishes it or never starts it; leases are then released.
  * - A projection that keeps failing on an event quarantines that key for
@@ -16,13 +18,13 @@ import { randomUUID } from "node:crypto"
 import { Clock, Context, Effect, Fiber, Layer, Metric, Schedule, Stream } from "effect"
 import type { Event } from "../domain/Event.ts"
 import { EventTable } from "../infra/EventTable.ts"
-import * as ProjectionLeases from "../infra/ProjectionLeases.ts"
-import type { LeaseLocation, ShardLease } from "../infra/ProjectionLeases.ts"
+import type { LeaseLocation } from "../infra/ProjectionLeases.ts"
 import type { Dynamo } from "../infra/Dynamo.ts"
-import type { ShardCoordinator, StreamBatch } from "../infra/streams/StreamReader.ts"
+import type { StreamBatch } from "../infra/streams/StreamReader.ts"
 import { defaultStreamReaderOptions, readStream } from "../infra/streams/StreamReader.ts"
 import type { StreamReaderOptions } from "../infra/streams/StreamReader.ts"
-import type { ShardPosition, StreamsApi } from "../infra/streams/StreamsApi.ts"
+import type { StreamsApi } from "../infra/streams/StreamsApi.ts"
+import * as ShardLeasing from "./ShardLeasing.ts"
 import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
@@ -76,6 +78,12 @@ export interface WorkerStatus {
   readonly eventsApplied: number
   readonly eventsPerSecond: number
   readonly quarantined: ReadonlyArray<Quarantined>
+  /** Shard leases this worker holds now. */
+  readonly ownedShards: number
+  /** ceil(active shards / live workers), as of its last look at the lease table. */
+  readonly fairShare: number
+  /** Workers of the group alive at that look, this one included. */
+  readonly liveWorkers: number
 }
 
 /** A readable account of why a projection failed: its message, else its tag, else its text. */
@@ -104,38 +112,24 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   const area = yield* HistoryArea
   const context = yield* Effect.context<StreamsApi | Dynamo>()
   const owner = `worker-${randomUUID()}`
-  const owned = new Map<string, { readonly arn: string; lease: ShardLease }>()
   const progress = new Map<string, { lagMillis: number | undefined; records: number }>()
   const applied = new Map<string, number>()
   const quarantined = new Map<string, Quarantined>()
   let eventsApplied = 0
-  let takenOver = false
   let window = { at: yield* Clock.currentTimeMillis, applied: 0 }
 
-  yield* ProjectionLeases.ensureTable(options.leases.table)
-
-  const withDynamo = Effect.provide(context)
-  const coordinator: ShardCoordinator<ProjectionLeases.LeaseLost | Throttled | StorageFailure> = {
-    acquire: (arn, shard) =>
-      ProjectionLeases.acquire(options.leases, arn, shard.shardId, owner, options.leaseMillis, shard.parentShardId).pipe(
-        withDynamo,
-        Effect.map((lease): ShardPosition | undefined => {
-          if (lease === undefined) return undefined
-          // Taking over another worker's shard: state kept in memory (upcoming expiries) missed what it applied.
-          if (lease.checkpoint !== undefined && lease.epoch > 1) takenOver = true
-          owned.set(shard.shardId, { arn, lease })
-          return lease.checkpoint === undefined ? { _tag: "TrimHorizon" } : { _tag: "After", sequenceNumber: lease.checkpoint }
-        })
-      ),
-    isFinished: (arn, shardId) => Effect.map(ProjectionLeases.read(options.leases, arn, shardId).pipe(withDynamo), (lease) => lease.finished),
-    checkpoint: (arn, shardId, sequenceNumber, ended) =>
-      Effect.gen(function*() {
-        const held = owned.get(shardId)
-        if (held === undefined) return yield* new ProjectionLeases.LeaseLost({ shardId })
-        yield* ProjectionLeases.checkpoint(options.leases, arn, held.lease, owner, sequenceNumber, ended).pipe(withDynamo)
-        if (ended) owned.delete(shardId)
-      })
+  // Rebuilt before the worker announces itself: others hand shards only to a worker ready to read them.
+  for (const projection of projections) {
+    if (projection.rebuild) yield* projection.rebuild.pipe(Effect.catch((error) => Effect.logError(`rebuild of ${projection.name} failed`, error)))
   }
+  const leasing = yield* ShardLeasing.make({
+    owner,
+    leases: options.leases,
+    leaseMillis: options.leaseMillis,
+    // A shard freed for balance is left to an under-loaded worker for a lease period, or two discovery periods if
+    // longer (its reader must get the chance to see it), before anyone takes it beyond its share.
+    strandedMillis: Math.max(options.leaseMillis, 2 * options.reader.resyncMillis)
+  }).pipe(Effect.provide(context))
 
   const applyOne = (projection: Projection<unknown>, event: Event) =>
     Effect.gen(function*() {
@@ -180,16 +174,16 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
 
   const handle = (batch: StreamBatch<unknown>) =>
     Effect.gen(function*() {
-      if (takenOver) {
-        takenOver = false
+      if (yield* leasing.tookOver) {
         for (const projection of projections) if (projection.rebuild) yield* projection.rebuild
       }
+      // A shard handed off or lost (or read anew) may be another worker's now: applying more of this reading
+      // would break per-key order. Its next owner reads it from the checkpoint, which this batch is not in.
+      if (!leasing.holds(batch)) return yield* Effect.logDebug(`dropping a batch of shard ${batch.shardId}: no longer held by that reading`)
       if (batch._tag === "Trimmed") {
         yield* Effect.logWarning(`shard ${batch.shardId} was trimmed before it was read: rebuilding projections from the table`)
         for (const projection of projections) if (projection.rebuild) yield* projection.rebuild
       }
-      // A shard whose lease was lost may be another worker's now: applying more of it would break per-key order.
-      if (batch._tag !== "Started" && !owned.has(batch.shardId)) return yield* new ProjectionLeases.LeaseLost({ shardId: batch.shardId })
       if (batch._tag === "Records") {
         const now = yield* Clock.currentTimeMillis
         const shard = progress.get(batch.shardId) ?? { lagMillis: undefined, records: 0 }
@@ -224,28 +218,11 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         progress.set(batch.shardId, shard)
       }
       yield* batch.ack
-    }).pipe(Effect.uninterruptible)
+    }).pipe(leasing.exclusive, Effect.uninterruptible)
 
-  const heartbeat = Effect.gen(function*() {
-    for (const [shardId, held] of owned) {
-      yield* ProjectionLeases.renew(options.leases, held.arn, held.lease, owner, options.leaseMillis).pipe(
-        Effect.catchTag("LeaseLost", () =>
-          Effect.sync(() => owned.delete(shardId)).pipe(Effect.andThen(Effect.logWarning(`lost the lease of shard ${shardId}`))))
-      )
-    }
-  }).pipe(Effect.catch((error) => Effect.logWarning(`lease heartbeat failed: ${error._tag}`)))
-
-  const runOnce = readStream(table.location.table, coordinator, options.reader).pipe(Stream.runForEach(handle))
+  const runOnce = readStream(table.location.table, leasing.coordinator, options.reader).pipe(Stream.runForEach(handle))
 
   const scope = yield* Effect.scope
-  for (const projection of projections) {
-    if (projection.rebuild) yield* projection.rebuild.pipe(Effect.catch((error) => Effect.logError(`rebuild of ${projection.name} failed`, error)))
-  }
-  const heartbeatFiber = yield* heartbeat.pipe(
-    Effect.repeat(Schedule.spaced(Math.max(100, Math.floor(options.leaseMillis / 3)))),
-    Effect.provide(context),
-    Effect.forkIn(scope)
-  )
   const readerFiber = yield* runOnce.pipe(
     Effect.catchCause((cause) => Effect.logWarning("projection worker restarts its stream reader", cause)),
     Effect.andThen(Effect.sleep("1 second")),
@@ -254,22 +231,16 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
     Effect.forkIn(scope)
   )
   // Shutdown: let the batch in flight finish (it is uninterruptible), stop renewing, and only then hand the leases back.
-  yield* Effect.addFinalizer(() =>
-    Fiber.interrupt(readerFiber).pipe(
-      Effect.andThen(Fiber.interrupt(heartbeatFiber)),
-      Effect.andThen(Effect.forEach([...owned], ([_shardId, held]) =>
-        ProjectionLeases.release(options.leases, held.arn, held.lease, owner).pipe(Effect.ignore), { discard: true })),
-      Effect.provide(context),
-      Effect.andThen(Effect.logInfo(`released ${owned.size} shard leases`))
-    )
-  )
+  yield* Effect.addFinalizer(() => Fiber.interrupt(readerFiber).pipe(Effect.andThen(leasing.shutdown)))
 
   // The rate is over the time since the previous status call, so a status line shows current throughput.
   const status = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const eventsPerSecond = (eventsApplied - window.applied) / Math.max(0.001, (now - window.at) / 1000)
     window = { at: now, applied: eventsApplied }
+    const balance = yield* leasing.status
     return {
+      ...balance,
       owner,
       shards: [...progress].map(([shardId, shard]) => ({ shardId, ...shard })),
       eventsApplied,

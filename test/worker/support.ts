@@ -12,6 +12,7 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
 import { expect } from "@effect/vitest"
 import * as Key from "../../src/domain/Key.ts"
+import { StorageFailure } from "../../src/domain/Errors.ts"
 import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
 import type { ConditionalAction } from "../../src/domain/AtomicWrite.ts"
 import type { Event } from "../../src/domain/Event.ts"
@@ -19,6 +20,7 @@ import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { HistoryArea, historyPartition } from "../../src/infra/HistoryArea.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
+import type { StreamsError } from "../../src/infra/streams/StreamsApi.ts"
 import * as Projection from "../../src/programs/Projection.ts"
 import type { Retention } from "../../src/programs/projections/HistoryProjection.ts"
 import { defaultWorkerOptions, ProjectionWorker } from "../../src/programs/ProjectionWorker.ts"
@@ -99,6 +101,20 @@ export interface TestWorkerOptions {
   readonly maxApplyAttempts?: number | undefined
   readonly resyncMillis?: number | undefined
   readonly responseDelay?: ResponseDelay | undefined
+  /** The Streams API the worker reads through instead of DynamoDB Local's (e.g. a scripted stream with several shards). */
+  readonly streams?: StreamsApi["Service"] | undefined
+}
+
+/** A Streams API whose calls fail once the worker process was killed, as its own clients' do. */
+const gatedStreams = (api: StreamsApi["Service"], gate: Gate): StreamsApi["Service"] => {
+  const guard = <A>(call: Effect.Effect<A, StreamsError>): Effect.Effect<A, StreamsError> =>
+    Effect.suspend(() => (gate.dead ? Effect.fail(new StorageFailure({ operation: "Streams", reason: "the worker process was killed" })) : call))
+  return StreamsApi.of({
+    latestStreamArn: (table) => guard(api.latestStreamArn(table)),
+    describeStream: (arn, start) => guard(api.describeStream(arn, start)),
+    getShardIterator: (arn, shardId, position) => guard(api.getShardIterator(arn, shardId, position)),
+    getRecords: (shardId, iterator) => guard(api.getRecords(shardId, iterator))
+  })
 }
 
 /** A running worker process. */
@@ -135,7 +151,9 @@ export const startWorker = (env: Env, options: TestWorkerOptions): Effect.Effect
     )
     const services = Store.layer(defaultStoreOptions).pipe(
       Layer.provideMerge(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
-      Layer.provideMerge(Layer.succeed(StreamsApi, fromClients(dynamo, streams))),
+      Layer.provideMerge(
+        Layer.succeed(StreamsApi, options.streams === undefined ? fromClients(dynamo, streams) : gatedStreams(options.streams, gate))
+      ),
       Layer.provideMerge(eventTableLayer(env.location, { client: dynamo }))
     )
     const layer = workerLayer(
@@ -308,6 +326,17 @@ export const leases = (env: Env, group: string): Effect.Effect<ReadonlyArray<Raw
       checkpoint: item.checkpoint?.S,
       finished: item.finished?.BOOL ?? false
     })))
+
+/** A worker's announcement as stored in the lease table (its own partition, `<group>#workers`). */
+export interface RawAnnouncement {
+  readonly owner: string
+  readonly expiresAt: number
+}
+
+/** The worker announcements of a group, expired ones included. */
+export const announcements = (env: Env, group: string): Effect.Effect<ReadonlyArray<RawAnnouncement>> =>
+  Effect.map(queryAll(env.client, env.leaseTable, `${group}#workers`), (items) =>
+    items.map((item) => ({ owner: item.sk!.S!.replace(/^worker#/, ""), expiresAt: Number(item.expiresAt?.N ?? 0) })))
 
 /** The one unfinished lease of a group (DynamoDB Local streams have one open shard per table). */
 export const openLease = (env: Env, group: string) =>

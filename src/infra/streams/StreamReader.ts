@@ -9,7 +9,7 @@
  * DynamoDB; a watcher's lives in memory. A batch is only acknowledged by the
  * consumer after it applied it, and only acknowledged progress counts.
  */
-import { Clock, Effect, Queue, Stream } from "effect"
+import { Clock, Effect, Fiber, Queue, Stream } from "effect"
 import type { Scope } from "effect"
 import { parentsFirst, readyShards } from "../../domain/ShardLineage.ts"
 import type { PollingOptions, ShardEvent } from "./ShardReader.ts"
@@ -19,8 +19,11 @@ import { StreamsApi } from "./StreamsApi.ts"
 
 /** Decides which shards this process reads, and records what was applied. */
 export interface ShardCoordinator<E> {
-  /** Where to read a shard from, or `undefined` when this process must not read it (now). */
-  readonly acquire: (arn: string, shard: ShardDescription) => Effect.Effect<ShardPosition | undefined, E>
+  /**
+   * Where to read a shard from, or `undefined` when this process must not read it (now). `reading`
+   * numbers this reading of the shard (a shard read again gets a new one); its batches carry it.
+   */
+  readonly acquire: (arn: string, shard: ShardDescription, reading: number) => Effect.Effect<ShardPosition | undefined, E>
   /** Whether every record of the shard was applied, by anyone. */
   readonly isFinished: (arn: string, shardId: string) => Effect.Effect<boolean, E>
   /** The consumer applied records up to `sequenceNumber`; `ended` when that was the shard's last. */
@@ -30,12 +33,28 @@ export interface ShardCoordinator<E> {
     sequenceNumber: string | undefined,
     ended: boolean
   ) => Effect.Effect<void, E>
+  /**
+   * Whether this process still reads a shard it acquired (without it: until the shard ends). Once it
+   * says no, the reader offers no more batches of that reading and stops reading the shard, which may
+   * be acquired again later; batches already buffered are still delivered, and the consumer tells
+   * them by their `reading`.
+   */
+  readonly keeps?: ((arn: string, shardId: string) => boolean) | undefined
 }
 
 /** A delivery from the stream; `ack` after applying it. */
 export type StreamBatch<E> = ShardEvent & {
   readonly arn: string
+  /** The reading of the shard this batch comes from (see `ShardCoordinator.acquire`). */
+  readonly reading: number
   readonly ack: Effect.Effect<void, E>
+}
+
+/** A shard being read by this reader. */
+interface Reading {
+  readonly arn: string
+  readonly reading: number
+  fiber?: Fiber.Fiber<unknown, unknown>
 }
 
 /** Discovery and polling settings. */
@@ -80,12 +99,24 @@ export const readStream = <E>(
     const wake = yield* Queue.sliding<void>(1)
     const active = new Set<string>()
     const finished = new Set<string>()
+    // The running reading of each shard, so one the coordinator no longer keeps can be stopped while idle.
+    const readers = new Map<string, Reading>()
+    let readings = 0
+    const keeps = (arn: string, shardId: string) => coordinator.keeps === undefined || coordinator.keeps(arn, shardId)
+    const forget = (shardId: string, reading: number) => {
+      if (readers.get(shardId)?.reading !== reading) return
+      readers.delete(shardId)
+      active.delete(shardId)
+    }
 
-    const startReader = (streamArn: string, shard: ShardDescription, position: ShardPosition, scope: Scope.Scope) =>
+    const startReader = (streamArn: string, shard: ShardDescription, position: ShardPosition, reading: number, scope: Scope.Scope) =>
       Effect.gen(function*() {
         active.add(shard.shardId)
+        const reader: Reading = { arn: streamArn, reading }
+        readers.set(shard.shardId, reader)
         let last: string | undefined
-        yield* readShard(streamArn, shard.shardId, position, options.polling).pipe(
+        reader.fiber = yield* readShard(streamArn, shard.shardId, position, options.polling).pipe(
+          Stream.takeWhile(() => keeps(streamArn, shard.shardId)),
           Stream.runForEach((event) => {
             if (event._tag === "Records") {
               const newest = event.records[event.records.length - 1]?.sequenceNumber
@@ -97,13 +128,22 @@ export const readStream = <E>(
                 if (event._tag === "Records" && event.ended) {
                   finished.add(shard.shardId)
                   active.delete(shard.shardId)
+                  forget(shard.shardId, reading)
                   Queue.offerUnsafe(wake, undefined)
                 }
               }))
             )
-            return Queue.offer(out, { ...event, arn: streamArn, ack })
+            return Queue.offer(out, { ...event, arn: streamArn, reading, ack })
           }),
-          Effect.catchTag("StreamGone", () => Effect.sync(() => active.delete(shard.shardId))),
+          // The coordinator let the shard go (an ended shard's reading is forgotten when its last batch is acknowledged).
+          Effect.andThen(Effect.sync(() => {
+            if (!keeps(streamArn, shard.shardId)) forget(shard.shardId, reading)
+          })),
+          Effect.catchTag("StreamGone", () =>
+            Effect.sync(() => {
+              active.delete(shard.shardId)
+              forget(shard.shardId, reading)
+            })),
           Effect.catchCause((cause) => Queue.failCause(out, cause)),
           Effect.forkIn(scope)
         )
@@ -122,14 +162,21 @@ export const readStream = <E>(
           }
         }
         for (const shard of parentsFirst(readyShards(shards, finished, active))) {
-          const position = yield* coordinator.acquire(streamArn, shard)
-          if (position !== undefined) yield* startReader(streamArn, shard, position, scope)
+          const reading = ++readings
+          const position = yield* coordinator.acquire(streamArn, shard, reading)
+          if (position !== undefined) yield* startReader(streamArn, shard, position, reading, scope)
         }
         return shards.every((shard) => finished.has(shard.shardId))
       })
 
     const discover = (scope: Scope.Scope) =>
       Effect.gen(function*() {
+        // A shard let go while quiet would be polled until its next record: stop its reading now.
+        for (const [shardId, reader] of [...readers]) {
+          if (keeps(reader.arn, shardId)) continue
+          if (reader.fiber !== undefined) yield* Fiber.interrupt(reader.fiber)
+          forget(shardId, reader.reading)
+        }
         const latest = yield* api.latestStreamArn(table)
         if (latest === undefined && arns.length === 0) {
           yield* Effect.logWarning(`table ${table} has no stream; waiting for one`)

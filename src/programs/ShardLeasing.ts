@@ -1,0 +1,253 @@
+/**
+ * The shard leases of one projection worker process. It announces itself to
+ * the other workers of its group (an expiring item in the lease table,
+ * renewed by the heartbeat, withdrawn on shutdown), takes the shards its
+ * stream reader offers up to its fair share (the rules are in
+ * `domain/LeaseBalance.ts`), renews what it holds, hands surplus shards off
+ * between batches, and gives everything back on shutdown.
+ *
+ * A hand-off waits for the batch in flight (batches and hand-offs share one
+ * permit), so the released checkpoint covers everything this worker applied
+ * and nothing after it is applied here: batches of the shard still buffered
+ * are stale (the reading they came from is no longer held) and dropped. The
+ * next owner resumes after the checkpoint, with a new epoch that fences this
+ * worker's writes.
+ */
+import { Clock, Effect, Fiber, Schedule, Semaphore } from "effect"
+import * as LeaseBalance from "../domain/LeaseBalance.ts"
+import type { StorageFailure, Throttled } from "../domain/Errors.ts"
+import type { Dynamo } from "../infra/Dynamo.ts"
+import * as ProjectionLeases from "../infra/ProjectionLeases.ts"
+import type { LeaseLocation, ShardLease } from "../infra/ProjectionLeases.ts"
+import type { ShardCoordinator } from "../infra/streams/StreamReader.ts"
+import type { ShardPosition } from "../infra/streams/StreamsApi.ts"
+
+/** How a worker holds its leases. */
+export interface LeasingOptions {
+  readonly owner: string
+  readonly leases: LeaseLocation
+  /** A lease not renewed for this long may be taken over. */
+  readonly leaseMillis: number
+  /** How long a free shard is left to under-loaded workers before this one takes it beyond its share. */
+  readonly strandedMillis: number
+}
+
+/** How the shards are shared, as this worker last saw it. */
+export interface LeasingStatus {
+  readonly ownedShards: number
+  readonly fairShare: number
+  readonly liveWorkers: number
+}
+
+/** A worker's leases. */
+export interface ShardLeasing {
+  readonly coordinator: ShardCoordinator<ProjectionLeases.LeaseLost | Throttled | StorageFailure>
+  /** Whether a batch may be applied: its shard is held, by the reading the batch came from. */
+  readonly holds: (batch: { readonly arn: string; readonly shardId: string; readonly reading: number }) => boolean
+  /** Runs one batch step (apply and checkpoint) so that no hand-off happens in its middle. */
+  readonly exclusive: <A, E, R>(step: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** True once after this worker took over a shard another worker had applied part of. */
+  readonly tookOver: Effect.Effect<boolean>
+  readonly status: Effect.Effect<LeasingStatus>
+  /** Stops the heartbeat, withdraws the announcement and releases every lease (call after the reader stopped). */
+  readonly shutdown: Effect.Effect<void>
+}
+
+interface Held {
+  readonly arn: string
+  readonly shardId: string
+  readonly lease: ShardLease
+  readonly reading: number
+}
+
+// Shard ids are unique within a stream only; leases are kept per stream.
+const leaseId = (arn: string, shardId: string) => `${arn}#${shardId}`
+
+/** Announces the worker and starts its heartbeat (in the calling scope). */
+export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
+  const { owner, leases: location, leaseMillis } = options
+  const context = yield* Effect.context<Dynamo>()
+  const withDynamo = Effect.provide(context)
+  const scope = yield* Effect.scope
+  const owned = new Map<string, Held>()
+  const permit = yield* Semaphore.make(1)
+  let memory = LeaseBalance.emptyMemory
+  let takenOver = false
+  let seen = { fairShare: 0, liveWorkers: 1 }
+  let handOffFiber: Fiber.Fiber<void> | undefined
+  let handingOff = false
+
+  const drop = (id: string, held: Held) => {
+    if (owned.get(id) !== held) return
+    owned.delete(id)
+    memory = LeaseBalance.forget(memory, id)
+  }
+
+  /** The group's leases and live workers, as stored now. */
+  const look = Effect.gen(function*() {
+    const listing = yield* ProjectionLeases.list(location)
+    const now = yield* Clock.currentTimeMillis
+    const leases = listing.leases.map((lease): LeaseBalance.Lease => ({
+      id: leaseId(lease.arn, lease.shardId),
+      owner: lease.owner,
+      expiresAt: lease.expiresAt,
+      finished: lease.finished
+    }))
+    const workers = LeaseBalance.liveWorkers(listing.workers, leases, owner, now)
+    seen = { fairShare: LeaseBalance.fairShare(LeaseBalance.activeShards(leases, owned.keys()), workers.length), liveWorkers: workers.length }
+    return { leases, workers, announcements: listing.workers, now }
+  })
+
+  const coordinator: ShardLeasing["coordinator"] = {
+    acquire: (arn, shard, reading) =>
+      Effect.gen(function*() {
+        const id = leaseId(arn, shard.shardId)
+        const current = yield* ProjectionLeases.read(location, arn, shard.shardId)
+        const now = yield* Clock.currentTimeMillis
+        const stored: LeaseBalance.Lease = { id, owner: current.owner, expiresAt: current.expiresAt, finished: current.finished }
+        const mine = new Set(owned.keys())
+        // Only a free shard needs the whole group's picture (a Query); the others are decided on their own lease.
+        const free = LeaseBalance.standing(stored, owner, mine, now) === "free"
+        const view = free ? yield* look : { leases: [stored], workers: [owner], now }
+        const lease = view.leases.find((listed) => listed.id === id)
+        const decision = LeaseBalance.decideAcquire({
+          shard: id,
+          lease,
+          leases: view.leases,
+          workers: view.workers,
+          me: owner,
+          mine,
+          memory,
+          now: view.now,
+          strandedMillis: options.strandedMillis
+        })
+        memory = LeaseBalance.remember(memory, id, decision, view.now, view.workers)
+        if (LeaseBalance.mustRegister(decision, lease)) {
+          yield* ProjectionLeases.register(location, arn, shard.shardId, shard.parentShardId)
+        }
+        if (decision._tag === "Leave") return undefined
+        const taken = yield* ProjectionLeases.take(location, arn, current, owner, leaseMillis, shard.parentShardId)
+        if (taken === undefined) return undefined
+        // Taking over another worker's shard: state kept in memory (upcoming expiries) missed what it applied.
+        if (current.owner !== owner && taken.checkpoint !== undefined) takenOver = true
+        owned.set(id, { arn, shardId: shard.shardId, lease: taken, reading })
+        if (decision.reason !== "mine") {
+          const active = LeaseBalance.activeShards(view.leases, owned.keys(), id)
+          seen = { fairShare: LeaseBalance.fairShare(active, view.workers.length), liveWorkers: view.workers.length }
+          yield* Effect.logInfo(
+            `took shard ${shard.shardId} (${decision.reason}): ${owned.size} held, fair share ${seen.fairShare} of ${seen.liveWorkers} workers`
+          )
+        }
+        const position: ShardPosition = taken.checkpoint === undefined
+          ? { _tag: "TrimHorizon" }
+          : { _tag: "After", sequenceNumber: taken.checkpoint }
+        return position
+      }).pipe(withDynamo),
+    isFinished: (arn, shardId) => Effect.map(ProjectionLeases.read(location, arn, shardId).pipe(withDynamo), (lease) => lease.finished),
+    checkpoint: (arn, shardId, sequenceNumber, ended) =>
+      Effect.gen(function*() {
+        const id = leaseId(arn, shardId)
+        const held = owned.get(id)
+        if (held === undefined) return yield* new ProjectionLeases.LeaseLost({ shardId })
+        yield* ProjectionLeases.checkpoint(location, arn, held.lease, owner, sequenceNumber, ended).pipe(
+          Effect.tapErrorTag("LeaseLost", () => Effect.sync(() => drop(id, held)))
+        )
+        if (ended) drop(id, held)
+      }).pipe(withDynamo),
+    keeps: (arn, shardId) => owned.has(leaseId(arn, shardId))
+  }
+
+  // Hands shards off one by one, each between two batches; the release is the last write this worker makes for it.
+  const handOff = (ids: ReadonlyArray<string>) =>
+    Effect.forEach(ids, (id) =>
+      Effect.gen(function*() {
+        const held = owned.get(id)
+        if (held === undefined) return
+        drop(id, held)
+        yield* ProjectionLeases.release(location, held.arn, held.lease, owner).pipe(
+          Effect.catch((error) =>
+            Effect.logWarning(`could not release shard ${held.shardId} (${error._tag}); it is free once its lease expires`)
+          )
+        )
+        yield* Effect.logInfo(`handed shard ${held.shardId} off: ${owned.size} held, fair share ${seen.fairShare} of ${seen.liveWorkers} workers`)
+      }).pipe((step) => permit.withPermit(step), Effect.uninterruptible), { discard: true })
+
+  const renewAll = Effect.suspend(() =>
+    Effect.forEach([...owned], ([id, held]) =>
+      ProjectionLeases.renew(location, held.arn, held.lease, owner, leaseMillis).pipe(
+        Effect.catchTag("LeaseLost", () =>
+          owned.get(id) === held
+            ? Effect.sync(() => drop(id, held)).pipe(Effect.andThen(Effect.logWarning(`lost the lease of shard ${held.shardId}`)))
+            : Effect.void)
+      ), { discard: true })
+  )
+
+  let announced = false
+  const announceSelf = Effect.gen(function*() {
+    const present = yield* ProjectionLeases.announce(location, owner, leaseMillis, !announced)
+    announced = true
+    // Someone removed our announcement (we looked dead to them): make it again.
+    if (!present) yield* ProjectionLeases.announce(location, owner, leaseMillis, true)
+  })
+
+  const rebalance = Effect.gen(function*() {
+    const view = yield* look
+    // Announcements of workers that died long ago (a graceful shutdown removes its own).
+    for (const announcement of view.announcements) {
+      if (announcement.owner !== owner && announcement.expiresAt < view.now - 10 * leaseMillis) {
+        yield* ProjectionLeases.withdraw(location, announcement.owner, announcement.expiresAt)
+      }
+    }
+    const decision = LeaseBalance.decideRelease({ leases: view.leases, workers: view.workers, mine: [...owned.keys()], memory })
+    memory = decision.memory
+    // The hand-off waits for the batch in flight: it runs on its own so renewals never wait for a batch.
+    if (decision.release.length > 0 && !handingOff) {
+      handingOff = true
+      handOffFiber = yield* handOff(decision.release).pipe(
+        withDynamo,
+        Effect.ensuring(Effect.sync(() => (handingOff = false))),
+        Effect.forkIn(scope)
+      )
+    }
+  })
+
+  const heartbeat = renewAll.pipe(
+    Effect.andThen(announceSelf),
+    Effect.andThen(rebalance),
+    withDynamo,
+    Effect.catch((error) => Effect.logWarning(`lease heartbeat failed: ${error._tag}`))
+  )
+
+  yield* ProjectionLeases.ensureTable(location.table).pipe(withDynamo)
+  yield* announceSelf.pipe(withDynamo)
+  const heartbeatFiber = yield* heartbeat.pipe(
+    Effect.repeat(Schedule.spaced(Math.max(100, Math.floor(leaseMillis / 3)))),
+    Effect.forkIn(scope)
+  )
+
+  const shutdown = Effect.gen(function*() {
+    yield* Fiber.interrupt(heartbeatFiber)
+    if (handOffFiber !== undefined) yield* Fiber.interrupt(handOffFiber)
+    // Withdrawn first: the others then count one worker less as they take the released shards.
+    yield* ProjectionLeases.withdraw(location, owner).pipe(Effect.ignore)
+    const held = [...owned.values()]
+    owned.clear()
+    yield* Effect.forEach(held, (lease) => ProjectionLeases.release(location, lease.arn, lease.lease, owner).pipe(Effect.ignore), {
+      discard: true
+    })
+    yield* Effect.logInfo(`released ${held.length} shard leases`)
+  }).pipe(withDynamo)
+
+  return {
+    coordinator,
+    holds: (batch) => owned.get(leaseId(batch.arn, batch.shardId))?.reading === batch.reading,
+    exclusive: (step) => permit.withPermit(step),
+    tookOver: Effect.sync(() => {
+      const was = takenOver
+      takenOver = false
+      return was
+    }),
+    status: Effect.sync(() => ({ ownedShards: owned.size, ...seen })),
+    shutdown
+  } satisfies ShardLeasing
+})
