@@ -160,9 +160,15 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       const last = applied.get(slot)
       if (!quarantined.has(slot) && last !== undefined && event.seq > last + 1) {
         yield* Effect.logWarning(`projection ${projection.name}: ${event.key} jumped from seq ${last} to ${event.seq}; replaying the gap`)
-        const missing = yield* History.events(table, area, event.key).pipe(
-          Stream.filter((past) => past.seq > last && past.seq < event.seq),
-          Stream.runCollect,
+        // Only the missing events are decrypted; ones retention already removed or that cannot be read are said, not hidden.
+        const missing = yield* History.eventsBetween(table, area, event.key, last, event.seq).pipe(
+          Effect.tap((between) =>
+            Effect.gen(function*() {
+              if (!between.complete) yield* Effect.logWarning(`some events of ${event.key} between seq ${last} and ${event.seq} are no longer stored`)
+              for (const skipped of between.unreadable) yield* Effect.logWarning(`skipping ${event.key} at seq ${skipped.seq}: ${skipped.reason}`)
+            })
+          ),
+          Effect.map((between) => between.events),
           Effect.catch((error) =>
             Effect.as(Effect.logWarning(`cannot replay the gap of ${event.key} (${error._tag}); going on`), [] as ReadonlyArray<Event>)
           )

@@ -22,7 +22,7 @@ import * as StoreLive from "./StoreLive.ts"
 export const formatStatus = (status: WorkerStatus): string => {
   const lags = status.shards.map((shard) => shard.lagMillis).filter((lag): lag is number => lag !== undefined)
   const lag = lags.length === 0 ? "-" : Duration.format(Duration.millis(Math.max(...lags)))
-  return `worker ${status.owner.slice(7, 15)}: ${status.shards.length} shards, lag ${lag}, ` +
+  return `worker ${status.owner.slice(7, 15)}: ${status.ownedShards}/${status.fairShare} shards (${status.liveWorkers} workers), lag ${lag}, ` +
     `${status.eventsApplied} events (${status.eventsPerSecond.toFixed(1)}/s), ${status.quarantined.length} quarantined`
 }
 
