@@ -38,7 +38,7 @@ export const eventsAppliedMetric = Metric.counter("dynastate_worker_events_appli
   incremental: true
 })
 
-/** Age of the last applied record when it was applied, per shard (milliseconds). */
+/** Age of the last applied record when it was applied, per shard (milliseconds); 0 once the reader is at the shard's tip. */
 export const lagMetric = Metric.gauge("dynastate_worker_lag_ms", { description: "age of the last applied stream record" })
 
 /** Keys quarantined by a failing projection. */
@@ -218,6 +218,8 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
           shard.records++
           if (record.approximateCreation !== undefined) shard.lagMillis = Math.max(0, now - record.approximateCreation)
         }
+        // An empty batch means the reader reached the shard's newest record: nothing is waiting.
+        if (batch.records.length === 0) shard.lagMillis = 0
         if (shard.lagMillis !== undefined) {
           yield* Metric.update(Metric.withAttributes(lagMetric, { shard: batch.shardId }), shard.lagMillis)
         }

@@ -40,6 +40,8 @@ export interface Log {
   readonly labels: Array<string>
   /** `Started:<shard>`, `Trimmed:<shard>`, `Ended:<shard>`. */
   readonly events: Array<string>
+  /** A shard each time its reader reached the shard's newest record (an empty batch). */
+  readonly caughtUp: Array<string>
 }
 
 /**
@@ -54,13 +56,14 @@ export const consume = (
   hold: (log: Log) => boolean = () => false
 ) =>
   Effect.gen(function*() {
-    const log: Log = { labels: [], events: [] }
+    const log: Log = { labels: [], events: [], caughtUp: [] }
     const fiber = yield* readStream("scripted-table", coordinator, options).pipe(
       Stream.runForEach((batch) =>
         hold(log) ? Effect.never : batch.ack.pipe(
           Effect.andThen(Effect.sync(() => {
             if (batch._tag === "Records") {
               log.labels.push(...batch.records.map(labelOf))
+              if (batch.records.length === 0 && !batch.ended) log.caughtUp.push(batch.shardId)
               if (batch.ended) log.events.push(`Ended:${batch.shardId}`)
             } else {
               log.events.push(`${batch._tag}:${batch.shardId}`)

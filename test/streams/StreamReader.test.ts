@@ -294,6 +294,22 @@ describe("readStream over scripted streams", () => {
       }
     }))
 
+  it.live("reaching a shard's newest record is reported once per quiet spell (an empty batch: lag 0)", () =>
+    Effect.gen(function*() {
+      const script = makeScriptedStreams()
+      script.addShard("A")
+      const { coordinator } = makeCoordinator()
+      const { log } = yield* consume(script, coordinator)
+      script.append("A", "a1", "a2")
+      expect(yield* eventually(() => log.caughtUp.length >= 1 && hasAll(log, ["a1", "a2"])())).toBe(true)
+      yield* Effect.sleep(300) // many idle polls: still one report
+      expect(log.caughtUp).toEqual(["A"])
+      script.append("A", "a3")
+      expect(yield* eventually(() => log.caughtUp.length >= 2 && hasAll(log, ["a3"])())).toBe(true)
+      yield* Effect.sleep(200)
+      expect(log.caughtUp).toEqual(["A", "A"])
+    }))
+
   it.live("an idle shard is polled at the idle interval", () =>
     Effect.gen(function*() {
       const script = makeScriptedStreams()

@@ -18,6 +18,7 @@ export type ShardEvent =
   | {
     readonly _tag: "Records"
     readonly shardId: string
+    /** Empty when the reader has just caught up with the shard's newest record. */
     readonly records: ReadonlyArray<StreamRecord>
     /** The shard is closed and these are its last records. */
     readonly ended: boolean
@@ -84,10 +85,12 @@ export const readShard = (
       state.failures = 0
       state.iterator = page.nextIterator
       state.ended = page.nextIterator === undefined
+      const caughtUp = page.records.length === 0 && !state.ended && !state.idle
       state.idle = page.records.length === 0 && !state.ended
       const lastRecord = page.records[page.records.length - 1]
       if (lastRecord) state.last = lastRecord.sequenceNumber
-      return page.records.length > 0 || state.ended
+      // The first empty page after records says the reader is at the shard's tip (lag 0), once per quiet spell.
+      return page.records.length > 0 || state.ended || caughtUp
         ? [{ _tag: "Records", shardId, records: page.records, ended: state.ended } as const]
         : []
     }).pipe(
