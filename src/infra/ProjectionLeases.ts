@@ -95,8 +95,10 @@ export const take = (
           UpdateExpression: "SET #owner = :owner, epoch = :epoch, expiresAt = :expiresAt, parent = :parent",
           // Exactly the state we read: a concurrent taker makes one of us lose, and a lease its owner renewed
           // after we read it expired stays its owner's (our own renewals may move the expiry of a lease of ours).
-          ConditionExpression: "(attribute_not_exists(epoch) AND :previous = :zero) OR " +
-            (ours ? "epoch = :previous" : "(epoch = :previous AND expiresAt = :seenExpiry)"),
+          // And never a shard whose last records were applied meanwhile.
+          ConditionExpression: "((attribute_not_exists(epoch) AND :previous = :zero) OR " +
+            (ours ? "epoch = :previous" : "(epoch = :previous AND expiresAt = :seenExpiry)") +
+            ") AND (attribute_not_exists(finished) OR finished = :unfinished)",
           ExpressionAttributeNames: { "#owner": "owner" },
           ExpressionAttributeValues: {
             ...(ours ? {} : { ":seenExpiry": { N: String(current.expiresAt) } }),
@@ -104,6 +106,7 @@ export const take = (
             ":epoch": { N: String(epoch) },
             ":previous": { N: String(current.epoch) },
             ":zero": { N: "0" },
+            ":unfinished": { BOOL: false },
             ":expiresAt": { N: String(now + leaseMillis) },
             // Kept for operators reading the table: which shard this one continues.
             ":parent": parentShardId === undefined ? { NULL: true } : { S: parentShardId }

@@ -58,7 +58,15 @@ interface Held {
   readonly shardId: string
   readonly lease: ShardLease
   readonly reading: number
+  /**
+   * Local time until which this worker may still apply batches of the shard: a third of a lease period before
+   * the lease, as last taken or renewed, could look expired to others (whose clocks may run a little ahead).
+   */
+  validUntil: number
 }
+
+/** The local deadline of a lease taken or renewed with a request that started at `startedAt`. */
+const validUntil = (startedAt: number, leaseMillis: number) => startedAt + leaseMillis - Math.ceil(leaseMillis / 3)
 
 // Shard ids are unique within a stream only; leases are kept per stream.
 const leaseId = (arn: string, shardId: string) => `${arn}#${shardId}`
@@ -68,6 +76,7 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
   const { owner, leases: location, leaseMillis } = options
   const context = yield* Effect.context<Dynamo>()
   const withDynamo = Effect.provide(context)
+  const clock = yield* Clock.Clock
   const scope = yield* Effect.scope
   const owned = new Map<string, Held>()
   const permit = yield* Semaphore.make(1)
@@ -102,6 +111,7 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
     acquire: (arn, shard, reading) =>
       Effect.gen(function*() {
         const id = leaseId(arn, shard.shardId)
+        const startedAt = yield* Clock.currentTimeMillis
         const current = yield* ProjectionLeases.read(location, arn, shard.shardId)
         const now = yield* Clock.currentTimeMillis
         const stored: LeaseBalance.Lease = { id, owner: current.owner, expiresAt: current.expiresAt, finished: current.finished }
@@ -130,7 +140,7 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         if (taken === undefined) return undefined
         // Taking over another worker's shard: state kept in memory (upcoming expiries) missed what it applied.
         if (current.owner !== owner && taken.checkpoint !== undefined) takenOver = true
-        owned.set(id, { arn, shardId: shard.shardId, lease: taken, reading })
+        owned.set(id, { arn, shardId: shard.shardId, lease: taken, reading, validUntil: validUntil(startedAt, leaseMillis) })
         if (decision.reason !== "mine") {
           const active = LeaseBalance.activeShards(view.leases, owned.keys(), id)
           seen = { fairShare: LeaseBalance.fairShare(active, view.workers.length), liveWorkers: view.workers.length }
@@ -144,11 +154,12 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         return position
       }).pipe(withDynamo),
     isFinished: (arn, shardId) => Effect.map(ProjectionLeases.read(location, arn, shardId).pipe(withDynamo), (lease) => lease.finished),
-    checkpoint: (arn, shardId, sequenceNumber, ended) =>
+    checkpoint: (arn, shardId, sequenceNumber, ended, reading) =>
       Effect.gen(function*() {
         const id = leaseId(arn, shardId)
         const held = owned.get(id)
-        if (held === undefined) return yield* new ProjectionLeases.LeaseLost({ shardId })
+        // Only the reading that applied the batch may record it: a newer one of the same shard resumed elsewhere.
+        if (held === undefined || (reading !== undefined && held.reading !== reading)) return yield* new ProjectionLeases.LeaseLost({ shardId })
         yield* ProjectionLeases.checkpoint(location, arn, held.lease, owner, sequenceNumber, ended).pipe(
           Effect.tapErrorTag("LeaseLost", () => Effect.sync(() => drop(id, held)))
         )
@@ -172,13 +183,19 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         yield* Effect.logInfo(`handed shard ${held.shardId} off: ${owned.size} held, fair share ${seen.fairShare} of ${seen.liveWorkers} workers`)
       }).pipe((step) => permit.withPermit(step), Effect.uninterruptible), { discard: true })
 
+  // Each lease on its own: one that fails (throttled) must not keep the others from being renewed.
   const renewAll = Effect.suspend(() =>
     Effect.forEach([...owned], ([id, held]) =>
-      ProjectionLeases.renew(location, held.arn, held.lease, owner, leaseMillis).pipe(
+      Effect.gen(function*() {
+        const startedAt = yield* Clock.currentTimeMillis
+        yield* ProjectionLeases.renew(location, held.arn, held.lease, owner, leaseMillis)
+        held.validUntil = validUntil(startedAt, leaseMillis)
+      }).pipe(
         Effect.catchTag("LeaseLost", () =>
           owned.get(id) === held
             ? Effect.sync(() => drop(id, held)).pipe(Effect.andThen(Effect.logWarning(`lost the lease of shard ${held.shardId}`)))
-            : Effect.void)
+            : Effect.void),
+        Effect.catch((error) => Effect.logWarning(`renewing the lease of shard ${held.shardId} failed (${error._tag})`))
       ), { discard: true })
   )
 
@@ -240,7 +257,17 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
 
   return {
     coordinator,
-    holds: (batch) => owned.get(leaseId(batch.arn, batch.shardId))?.reading === batch.reading,
+    holds: (batch) => {
+      const id = leaseId(batch.arn, batch.shardId)
+      const held = owned.get(id)
+      if (held === undefined || held.reading !== batch.reading) return false
+      // Renewals kept failing: stop before the lease can look expired to others; the shard is taken again from its checkpoint.
+      if (clock.currentTimeMillisUnsafe() >= held.validUntil) {
+        drop(id, held)
+        return false
+      }
+      return true
+    },
     exclusive: (step) => permit.withPermit(step),
     tookOver: Effect.sync(() => {
       const was = takenOver

@@ -31,7 +31,9 @@ export interface ShardCoordinator<E> {
     arn: string,
     shardId: string,
     sequenceNumber: string | undefined,
-    ended: boolean
+    ended: boolean,
+    /** The reading (see `acquire`) whose batch this is. */
+    reading?: number
   ) => Effect.Effect<void, E>
   /**
    * Whether this process still reads a shard it acquired (without it: until the shard ends). Once it
@@ -123,7 +125,7 @@ export const readStream = <E>(
               if (newest !== undefined) last = newest
             }
             const upTo = last
-            const ack = coordinator.checkpoint(streamArn, shard.shardId, upTo, event._tag === "Records" && event.ended).pipe(
+            const ack = coordinator.checkpoint(streamArn, shard.shardId, upTo, event._tag === "Records" && event.ended, reading).pipe(
               Effect.andThen(Effect.sync(() => {
                 if (event._tag === "Records" && event.ended) {
                   finished.add(shard.shardId)
