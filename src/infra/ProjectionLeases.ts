@@ -51,7 +51,14 @@ const decode = (shardId: string, item: AttributeMap | undefined): ShardLease => 
 })
 
 /** Creates the lease table when missing and waits until it is active. */
-export const ensureTable = (table: string) => SideTable.ensure(table, "pk", "sk")
+export const ensureTable = (table: string) => SideTable.ensure(table, "pk", "sk", "ttl")
+
+/**
+ * How long a finished shard's lease is kept: past the stream's 24-hour retention, after which DescribeStream no
+ * longer lists the shard (and a child whose parent is not listed starts at once), so finished leases do not
+ * pile up with every shard rollover.
+ */
+export const finishedLeaseMillis = 48 * 60 * 60_000
 
 /** The lease of a shard as stored now. */
 export const read = (location: LeaseLocation, arn: string, shardId: string) =>
@@ -140,7 +147,8 @@ const fenced = (
           Key: itemKey(location, arn, shardId),
           UpdateExpression: update,
           ConditionExpression: "#owner = :owner AND epoch = :epoch" + (unlessReleased ? " AND expiresAt > :released" : ""),
-          ExpressionAttributeNames: { "#owner": "owner" },
+          // "ttl" is a reserved word; a name the expressions do not use would be refused.
+          ExpressionAttributeNames: { "#owner": "owner", ...(update.includes("#ttl") ? { "#ttl": "ttl" } : {}) },
           ExpressionAttributeValues: {
             ...values,
             ":owner": { S: owner },
@@ -164,7 +172,7 @@ export const renew = (location: LeaseLocation, arn: string, lease: ShardLease, o
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
     fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :expiresAt", { ":expiresAt": { N: String(now + leaseMillis) } }, true))
 
-/** Records progress on a shard we hold; `finished` when every record of a closed shard was applied. */
+/** Records progress on a shard we hold; `finished` when every record of a closed shard was applied (DynamoDB's TTL then removes the lease later). */
 export const checkpoint = (
   location: LeaseLocation,
   arn: string,
@@ -173,15 +181,13 @@ export const checkpoint = (
   sequenceNumber: string | undefined,
   finished: boolean
 ) =>
-  fenced(
-    location,
-    arn,
-    lease.shardId,
-    owner,
-    lease.epoch,
-    sequenceNumber === undefined ? "SET finished = :finished" : "SET finished = :finished, checkpoint = :checkpoint",
-    { ":finished": { BOOL: finished }, ...(sequenceNumber === undefined ? {} : { ":checkpoint": { S: sequenceNumber } }) }
-  )
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const sets = ["finished = :finished"]
+    const values: AttributeMap = { ":finished": { BOOL: finished } }
+    if (sequenceNumber !== undefined) (sets.push("checkpoint = :checkpoint"), values[":checkpoint"] = { S: sequenceNumber })
+    if (finished) (sets.push("#ttl = :ttl"), values[":ttl"] = { N: String(Math.ceil((now + finishedLeaseMillis) / 1000)) })
+    return fenced(location, arn, lease.shardId, owner, lease.epoch, `SET ${sets.join(", ")}`, values)
+  })
 
 /** Gives a lease up (graceful shutdown), so another worker takes it at once. */
 export const release = (location: LeaseLocation, arn: string, lease: ShardLease, owner: string) =>

@@ -1,9 +1,9 @@
 /**
  * Tables beside the event table (worker leases, views): string hash and range
- * keys, on-demand billing, no stream. Created when missing, waited for until
- * active; a concurrent creator is fine.
+ * keys, on-demand billing, no stream, optionally a TTL attribute. Created
+ * when missing, waited for until active; a concurrent creator is fine.
  */
-import { CreateTableCommand, DescribeTableCommand } from "@aws-sdk/client-dynamodb"
+import { CreateTableCommand, DescribeTableCommand, DescribeTimeToLiveCommand, UpdateTimeToLiveCommand } from "@aws-sdk/client-dynamodb"
 import { Effect, Schedule } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
 import { Dynamo } from "./Dynamo.ts"
@@ -11,8 +11,24 @@ import { Dynamo } from "./Dynamo.ts"
 const failedWith = (name: string) => (error: { readonly _tag: string; readonly reason?: string }) =>
   error._tag === "StorageFailure" && (error.reason ?? "").startsWith(name)
 
-/** Makes sure a side table with these key attribute names exists and is active. */
-export const ensure = (table: string, hashKey: string, rangeKey: string) =>
+/** Turns DynamoDB's TTL on for `attribute` unless it already is (or is being) on. */
+export const enableTtl = (dynamo: Dynamo["Service"], table: string, attribute: string) =>
+  Effect.gen(function*() {
+    const current = yield* dynamo.call("DescribeTimeToLive", (client, abortSignal) =>
+      client.send(new DescribeTimeToLiveCommand({ TableName: table }), { abortSignal })
+    )
+    const status = current.TimeToLiveDescription?.TimeToLiveStatus
+    if (status === "ENABLED" || status === "ENABLING") return
+    yield* dynamo.call("UpdateTimeToLive", (client, abortSignal) =>
+      client.send(
+        new UpdateTimeToLiveCommand({ TableName: table, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } }),
+        { abortSignal }
+      )
+    )
+  })
+
+/** Makes sure a side table with these key attribute names exists and is active, with TTL on `ttlAttribute` if given. */
+export const ensure = (table: string, hashKey: string, rangeKey: string, ttlAttribute?: string) =>
   Dynamo.use((dynamo) =>
     Effect.gen(function*() {
       const status = dynamo.call("DescribeTable", (client, abortSignal) =>
@@ -40,5 +56,6 @@ export const ensure = (table: string, hashKey: string, rangeKey: string) =>
         ),
         Effect.retry({ schedule: Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "2 minutes" })) })
       )
+      if (ttlAttribute !== undefined) yield* enableTtl(dynamo, table, ttlAttribute)
     })
   )

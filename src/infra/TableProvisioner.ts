@@ -4,9 +4,7 @@
  */
 import {
   CreateTableCommand,
-  DescribeTableCommand,
-  DescribeTimeToLiveCommand,
-  UpdateTimeToLiveCommand
+  DescribeTableCommand
 } from "@aws-sdk/client-dynamodb"
 import type { TableDescription } from "@aws-sdk/client-dynamodb"
 import { Effect, Schedule } from "effect"
@@ -14,6 +12,7 @@ import { StorageFailure, TableSchemaMismatch } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
 import { Dynamo } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
+import * as SideTable from "./SideTable.ts"
 
 /** How to create the table when it does not exist. */
 export interface TableOptions {
@@ -88,24 +87,6 @@ const create = (dynamo: Dynamo["Service"], options: TableOptions) =>
     Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceInUseException"), () => Effect.void)
   )
 
-const enableTtl = (dynamo: Dynamo["Service"], table: string) =>
-  Effect.gen(function*() {
-    const current = yield* dynamo.call("DescribeTimeToLive", (client, abortSignal) =>
-      client.send(new DescribeTimeToLiveCommand({ TableName: table }), { abortSignal })
-    )
-    const status = current.TimeToLiveDescription?.TimeToLiveStatus
-    if (status === "ENABLED" || status === "ENABLING") return
-    yield* dynamo.call("UpdateTimeToLive", (client, abortSignal) =>
-      client.send(
-        new UpdateTimeToLiveCommand({
-          TableName: table,
-          TimeToLiveSpecification: { AttributeName: Attr.ttl, Enabled: true }
-        }),
-        { abortSignal }
-      )
-    )
-  })
-
 const waitUntilActive = (dynamo: Dynamo["Service"], table: string) =>
   describe(dynamo, table).pipe(
     Effect.flatMap((description) =>
@@ -139,5 +120,5 @@ export const ensureTable = Effect.fn("TableProvisioner.ensureTable")(function*(
     yield* create(dynamo, options)
   }
   yield* waitUntilActive(dynamo, options.table)
-  yield* enableTtl(dynamo, options.table)
+  yield* SideTable.enableTtl(dynamo, options.table, Attr.ttl)
 })

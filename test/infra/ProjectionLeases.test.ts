@@ -1,8 +1,9 @@
 /**
  * Lease conditions on DynamoDB Local: a worker that read a lease as expired
  * cannot take it once its holder recorded the shard as finished in between,
- * and a renewal keeps the epoch while a take by another worker raises it.
+ * and a finished lease is left for DynamoDB's TTL to remove after two days.
  */
+import { DescribeTimeToLiveCommand, ScanCommand } from "@aws-sdk/client-dynamodb"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
@@ -30,5 +31,14 @@ describe("ProjectionLeases", () => {
       expect(yield* ProjectionLeases.take(location, arn, seenByB, "B", 10_000, undefined)).toBeUndefined()
       const after = yield* ProjectionLeases.read(location, arn, "shard-1")
       expect([after.owner, after.epoch, after.finished, after.checkpoint]).toEqual(["A", 1, true, "000123"])
+      // The finished lease carries a TTL two days out (past the stream's retention), and the table has TTL on.
+      const raw = yield* Effect.promise(() =>
+        client.send(new ScanCommand({ TableName: location.table, FilterExpression: "attribute_exists(#ttl)", ExpressionAttributeNames: { "#ttl": "ttl" } }))
+      )
+      const ttls = (raw.Items ?? []).map((item) => Number(item["ttl"]?.N) * 1000 - Date.now())
+      expect(ttls).toHaveLength(1)
+      expect(Math.abs(ttls[0]! - ProjectionLeases.finishedLeaseMillis)).toBeLessThan(60_000)
+      const ttl = yield* Effect.promise(() => client.send(new DescribeTimeToLiveCommand({ TableName: location.table })))
+      expect(ttl.TimeToLiveDescription?.AttributeName).toBe("ttl")
     }).pipe(Effect.provideService(Dynamo, Dynamo.fromClient(client))))
 })
