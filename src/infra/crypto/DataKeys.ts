@@ -8,7 +8,7 @@
  * {@link DataKeyPolicy.scopeOf}), so that `shred` can destroy the keys of one
  * scope and leave the others readable.
  */
-import { Clock, Context, Data, Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { Clock, Context, Data, Deferred, Effect, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import type { Scope } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import * as Revisions from "../Revisions.ts"
@@ -148,6 +148,16 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
   const generating = singleFlight<CachedKey, DataKeyError>(scope)
   const loading = singleFlight<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>(scope)
 
+  // Keys past their age are never used again; without this they stay in memory, key material included, while idle.
+  const forgetAged = Effect.map(Clock.currentTimeMillis, (now) => {
+    for (const [other, held] of writing) if (now - held.created >= policy.maxAgeMillis) writing.delete(other)
+    for (const [id, hit] of reading) if (now - hit.loaded >= policy.maxAgeMillis) reading.delete(id)
+  })
+  yield* forgetAged.pipe(
+    Effect.repeat(Schedule.spaced(Math.max(1000, policy.maxAgeMillis))),
+    Effect.forkIn(scope)
+  )
+
   const remember = (key: DataKey, now: number) => {
     reading.delete(key.id)
     reading.set(key.id, { key, loaded: now })
@@ -163,8 +173,6 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
       const generated = yield* keyring.generate(contextOf(location, id, scope))
       yield* DataKeyStore.put(location, { id, scope, created: now, state: "active", wrapped: generated.wrapped }).pipe(withDynamo)
       const cached: CachedKey = { key: { id, material: generated.plaintext }, scope, created: now, values: 0, bytes: 0 }
-      // Keys of scopes no longer written to would otherwise stay in memory (key material included) for good.
-      for (const [other, held] of writing) if (now - held.created >= policy.maxAgeMillis) writing.delete(other)
       writing.set(scope, cached)
       remember(cached.key, now)
       return cached
