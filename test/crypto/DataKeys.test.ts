@@ -3,10 +3,9 @@
  * unwrapping are cached and single-flight), the hard limits that force a new
  * data key, the bounded read cache, scopes, and what a data key item holds.
  */
-import { randomUUID } from "node:crypto"
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
-import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import type { AttributeValue } from "@aws-sdk/client-dynamodb"
+import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted, Result } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
@@ -18,21 +17,12 @@ import { Keyring } from "../../src/infra/crypto/Keyring.ts"
 import * as ValueCipher from "../../src/infra/crypto/ValueCipher.ts"
 import type { ValueBinding } from "../../src/infra/crypto/ValueCipher.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
-import { makeClient, openStore, provisionTable, testKeyring } from "../support/TestStore.ts"
+import { openStore, tablePerFile, testKeyring } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 
 const params = { seed: Number(process.env.FC_SEED ?? 20261125), numRuns: Number(process.env.FC_RUNS ?? 200) }
 
-let client: DynamoDBClient
-let table: TestTable
-beforeAll(async () => {
-  client = makeClient()
-  table = await Effect.runPromise(provisionTable(client))
-})
-afterAll(() => client.destroy())
-
-/** A namespace of its own for one test, so its data keys are all it sees. */
-const freshLocation = (): TestTable => ({ table: table.table, namespace: `dk-${randomUUID().slice(0, 8)}` })
+const { client, tableName, freshLocation } = tablePerFile("dk")
 
 /** The test keyring, counting calls. */
 const counting = (inner: Keyring["Service"] = testKeyring) => {
@@ -74,7 +64,7 @@ const scanAll = () =>
     const items: Array<Record<string, AttributeValue>> = []
     let start: Record<string, AttributeValue> | undefined
     do {
-      const page = await client.send(new ScanCommand({ TableName: table.table, ConsistentRead: true, ExclusiveStartKey: start }))
+      const page = await client.send(new ScanCommand({ TableName: tableName(), ConsistentRead: true, ExclusiveStartKey: start }))
       items.push(...(page.Items ?? []))
       start = page.LastEvaluatedKey
     } while (start !== undefined)

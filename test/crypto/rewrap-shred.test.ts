@@ -3,10 +3,10 @@
  * byte) and shredding the data keys of a scope (its values read as `Shredded`
  * forever, the events stay, other scopes are unaffected), on DynamoDB Local.
  */
-import { randomBytes, randomUUID } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { QueryCommand } from "@aws-sdk/client-dynamodb"
-import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import type { AttributeValue } from "@aws-sdk/client-dynamodb"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, Result } from "effect"
 import { DecryptionFailed, Shredded } from "../../src/domain/Errors.ts"
 import * as Key from "../../src/domain/Key.ts"
@@ -19,20 +19,12 @@ import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import * as ValueCipher from "../../src/infra/crypto/ValueCipher.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import type { Store } from "../../src/programs/Store.ts"
-import { makeClient, openStore, provisionTable } from "../support/TestStore.ts"
+import { openStore, tablePerFile } from "../support/TestStore.ts"
 import type { OpenStoreOptions, TestTable } from "../support/TestStore.ts"
 
 type RawItem = Record<string, AttributeValue>
 
-let client: DynamoDBClient
-let table: TestTable
-beforeAll(async () => {
-  client = makeClient()
-  table = await Effect.runPromise(provisionTable(client))
-})
-afterAll(() => client.destroy())
-
-const freshLocation = (): TestTable => ({ table: table.table, namespace: `rs-${randomUUID().slice(0, 8)}` })
+const { client, tableName, freshLocation } = tablePerFile("rs")
 const bytes = (value: string) => new TextEncoder().encode(value)
 const text = (value: Uint8Array) => new TextDecoder().decode(value)
 const rawKeyring = (id: string) => RawAesKeyring.make([{ id, material: Redacted.make(new Uint8Array(randomBytes(32))) }])
@@ -44,7 +36,7 @@ const partition = (pk: string) =>
     let start: RawItem | undefined
     do {
       const page = await client.send(new QueryCommand({
-        TableName: table.table,
+        TableName: tableName(),
         KeyConditionExpression: "pk = :pk",
         ExpressionAttributeValues: { ":pk": { S: pk } },
         ConsistentRead: true,
@@ -72,7 +64,7 @@ const dataKeyItems = (at: TestTable) => partition(partitionOf(at.namespace))
 const dataKeyIdOf = (at: TestTable, key: string) =>
   Effect.promise(async () => {
     const page = await client.send(new QueryCommand({
-      TableName: table.table,
+      TableName: tableName(),
       KeyConditionExpression: "pk = :pk AND sk BETWEEN :lower AND :upper",
       ExpressionAttributeValues: { ":pk": { S: at.namespace }, ":lower": { B: SortKey.lowerBound(key) }, ":upper": { B: SortKey.upperBound(key) } },
       ConsistentRead: true,

@@ -5,9 +5,7 @@
  * buried in a grave, shredded values skipped, progress counted in keys), a
  * projection's own rebuild and reset, and a rebuild beside a live worker.
  */
-import { randomUUID } from "node:crypto"
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option } from "effect"
 import * as Key from "../../src/domain/Key.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
@@ -19,20 +17,11 @@ import * as KeyStates from "../../src/programs/KeyStates.ts"
 import * as Projection from "../../src/programs/Projection.ts"
 import * as Rebuild from "../../src/programs/Rebuild.ts"
 import { rawGraves, rawKeyItems } from "../support/RawTable.ts"
-import { eventTableLayer, makeClient, openStore, provisionTable } from "../support/TestStore.ts"
+import { eventTableLayer, openStore, tablePerFile } from "../support/TestStore.ts"
 import type { OpenStoreOptions, TestTable } from "../support/TestStore.ts"
 import { bytes, entries, memoryProjection } from "./support.ts"
 
-let client: DynamoDBClient
-let table: TestTable
-beforeAll(async () => {
-  client = makeClient()
-  table = await Effect.runPromise(provisionTable(client))
-})
-afterAll(() => client.destroy())
-
-/** A namespace of its own for one test. */
-const freshLocation = (): TestTable => ({ table: table.table, namespace: `rb-${randomUUID().slice(0, 8)}` })
+const { client, freshLocation } = tablePerFile("rb")
 
 /** The event table (with its data keys and DynamoDB client) of a location, as another process would open it. */
 const services = (location: TestTable, options: OpenStoreOptions = {}) =>

@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from "node:crypto"
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { Context, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
-import { inject } from "vitest"
+import { afterAll, beforeAll, inject } from "vitest"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import { DataKeys, defaultDataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
 import type { DataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
@@ -50,6 +50,28 @@ export const provisionTable = (client: DynamoDBClient, table = freshTableName())
     Effect.provideService(Dynamo, Dynamo.fromClient(client)),
     Effect.as({ table, namespace: "test" })
   )
+
+/**
+ * One table for a whole test file (made before its tests run, its client destroyed after) and a fresh namespace
+ * per call of `freshLocation`, so the file's tests stay apart without a table each. Call it at the file's top level.
+ */
+export const tablePerFile = (label: string) => {
+  const client = makeClient()
+  let table: TestTable | undefined
+  beforeAll(async () => {
+    table = await Effect.runPromise(provisionTable(client))
+  })
+  afterAll(() => client.destroy())
+  const tableName = (): string => {
+    if (table === undefined) throw new Error("tablePerFile: the table is made in beforeAll; use it inside tests")
+    return table.table
+  }
+  return {
+    client,
+    tableName,
+    freshLocation: (): TestTable => ({ table: tableName(), namespace: `${label}-${randomUUID().slice(0, 8)}` })
+  }
+}
 
 /** Options for {@link openStore}. */
 export interface OpenStoreOptions {
