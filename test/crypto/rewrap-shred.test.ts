@@ -4,13 +4,10 @@
  * forever, the events stay, other scopes are unaffected), on DynamoDB Local.
  */
 import { randomBytes } from "node:crypto"
-import { QueryCommand } from "@aws-sdk/client-dynamodb"
-import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, Result } from "effect"
 import { DecryptionFailed, Shredded } from "../../src/domain/Errors.ts"
 import * as Key from "../../src/domain/Key.ts"
-import * as SortKey from "../../src/domain/SortKey.ts"
 import { scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
 import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
@@ -19,10 +16,9 @@ import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import * as ValueCipher from "../../src/infra/crypto/ValueCipher.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import type { Store } from "../../src/programs/Store.ts"
+import { rawKeyItems, rawPartition } from "../support/RawTable.ts"
 import { openStore, tablePerFile } from "../support/TestStore.ts"
 import type { OpenStoreOptions, TestTable } from "../support/TestStore.ts"
-
-type RawItem = Record<string, AttributeValue>
 
 const { client, tableName, freshLocation } = tablePerFile("rs")
 const bytes = (value: string) => new TextEncoder().encode(value)
@@ -30,23 +26,7 @@ const text = (value: Uint8Array) => new TextDecoder().decode(value)
 const rawKeyring = (id: string) => RawAesKeyring.make([{ id, material: Redacted.make(new Uint8Array(randomBytes(32))) }])
 
 /** Every raw item of a partition. */
-const partition = (pk: string) =>
-  Effect.promise(async () => {
-    const items: Array<RawItem> = []
-    let start: RawItem | undefined
-    do {
-      const page = await client.send(new QueryCommand({
-        TableName: tableName(),
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": { S: pk } },
-        ConsistentRead: true,
-        ExclusiveStartKey: start
-      }))
-      items.push(...(page.Items ?? []))
-      start = page.LastEvaluatedKey
-    } while (start !== undefined)
-    return items
-  })
+const partition = (pk: string) => Effect.promise(() => rawPartition(client, tableName(), pk))
 
 /** A canonical text of every event item of a namespace, bytes in hex, to compare before and after. */
 const eventSnapshot = (at: TestTable) =>
@@ -63,14 +43,8 @@ const dataKeyItems = (at: TestTable) => partition(partitionOf(at.namespace))
 /** The data key id a key's newest event was encrypted under (sort keys put a key's newest event first). */
 const dataKeyIdOf = (at: TestTable, key: string) =>
   Effect.promise(async () => {
-    const page = await client.send(new QueryCommand({
-      TableName: tableName(),
-      KeyConditionExpression: "pk = :pk AND sk BETWEEN :lower AND :upper",
-      ExpressionAttributeValues: { ":pk": { S: at.namespace }, ":lower": { B: SortKey.lowerBound(key) }, ":upper": { B: SortKey.upperBound(key) } },
-      ConsistentRead: true,
-      Limit: 1
-    }))
-    return Result.getOrThrow(ValueCipher.keyIdOf(page.Items![0]![Attr.value]!.B!))
+    const [newest] = await rawKeyItems(client, at, key)
+    return Result.getOrThrow(ValueCipher.keyIdOf(newest![Attr.value]!.B!))
   })
 
 const open = (at: TestTable, keyring: Keyring["Service"], options: OpenStoreOptions = {}) =>

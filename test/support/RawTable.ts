@@ -75,3 +75,26 @@ export const rawGraveSeq = async (client: DynamoDBClient, location: RawLocation,
   const { Item } = await client.send(new GetItemCommand({ TableName: location.table, Key: graveKey(location, key), ConsistentRead: true }))
   return Item === undefined ? undefined : Number(Item[Attr.seq]!.N)
 }
+
+/** Every item of one partition (`pk`) of a table, all pages, consistently read. */
+export const rawPartition = async (
+  client: DynamoDBClient,
+  table: string,
+  pk: string
+): Promise<Array<Record<string, AttributeValue>>> => {
+  const items: Array<Record<string, AttributeValue>> = []
+  let start: Record<string, AttributeValue> | undefined
+  do {
+    const page = await client.send(new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: "#pk = :pk",
+      ExpressionAttributeNames: { "#pk": Attr.partition },
+      ExpressionAttributeValues: { ":pk": { S: pk } },
+      ConsistentRead: true,
+      ExclusiveStartKey: start
+    }))
+    items.push(...(page.Items ?? []))
+    start = page.LastEvaluatedKey
+  } while (start !== undefined)
+  return items
+}

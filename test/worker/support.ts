@@ -6,7 +6,7 @@
  * projections, raw views of the event table and the lease table, a seeded
  * workload, and bounded polling.
  */
-import { DynamoDBClient, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
@@ -19,6 +19,7 @@ import type { Event } from "../../src/domain/Event.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { HistoryArea, historyPartition } from "../../src/infra/HistoryArea.ts"
+import { rawPartition } from "../support/RawTable.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import type { StreamsError } from "../../src/infra/streams/StreamsApi.ts"
 import * as Projection from "../../src/programs/Projection.ts"
@@ -250,24 +251,7 @@ export interface RawEvent {
 }
 
 const queryAll = (client: DynamoDBClient, table: string, pk: string): Effect.Effect<ReadonlyArray<Record<string, AttributeValue>>> =>
-  Effect.promise(async () => {
-    const out: Array<Record<string, AttributeValue>> = []
-    let start: Record<string, AttributeValue> | undefined
-    do {
-      const page = await client.send(
-        new QueryCommand({
-          TableName: table,
-          KeyConditionExpression: "pk = :pk",
-          ExpressionAttributeValues: { ":pk": { S: pk } },
-          ConsistentRead: true,
-          ExclusiveStartKey: start
-        })
-      )
-      out.push(...(page.Items ?? []))
-      start = page.LastEvaluatedKey
-    } while (start !== undefined)
-    return out
-  })
+  Effect.promise(() => rawPartition(client, table, pk))
 
 const rawOf = (item: Record<string, AttributeValue>): RawEvent => {
   const { key, seq } = SortKey.decode(item[Attr.sort]!.B!)
