@@ -1,7 +1,7 @@
 /**
  * Raw reads of the event table for tests that check what DynamoDB really
- * holds, bypassing the store: a key's event items, every page of them, and
- * a namespace's graves.
+ * holds, bypassing the store: a partition's items, a key's event items and a
+ * namespace's graves, every page of them.
  */
 import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
@@ -15,24 +15,26 @@ export interface RawLocation {
   readonly namespace: string
 }
 
-/** Every event item of one key in its live range, newest first (a consistent Query over the key's sort keys). */
-export const rawKeyItems = async (
+type RawItem = Record<string, AttributeValue>
+
+/** Every item of partition `pk`, optionally within an inclusive sort-key range, all pages, consistently read. */
+const queryAll = async (
   client: DynamoDBClient,
-  location: RawLocation,
-  key: string
-): Promise<Array<Record<string, AttributeValue>>> => {
-  const items: Array<Record<string, AttributeValue>> = []
-  let start: Record<string, AttributeValue> | undefined
+  table: string,
+  pk: string,
+  sortKeys?: { readonly lower: Uint8Array; readonly upper: Uint8Array }
+): Promise<Array<RawItem>> => {
+  const items: Array<RawItem> = []
+  let start: RawItem | undefined
   do {
     const page = await client.send(
       new QueryCommand({
-        TableName: location.table,
-        KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-        ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
+        TableName: table,
+        KeyConditionExpression: sortKeys === undefined ? "#pk = :pk" : "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+        ExpressionAttributeNames: { "#pk": Attr.partition, ...(sortKeys === undefined ? {} : { "#sk": Attr.sort }) },
         ExpressionAttributeValues: {
-          ":pk": { S: location.namespace },
-          ":lower": { B: SortKey.lowerBound(key) },
-          ":upper": { B: SortKey.upperBound(key) }
+          ":pk": { S: pk },
+          ...(sortKeys === undefined ? {} : { ":lower": { B: sortKeys.lower }, ":upper": { B: sortKeys.upper } })
         },
         ConsistentRead: true,
         ExclusiveStartKey: start
@@ -44,57 +46,25 @@ export const rawKeyItems = async (
   return items
 }
 
+/** Every item of one partition (`pk`) of a table. */
+export const rawPartition = (client: DynamoDBClient, table: string, pk: string): Promise<Array<RawItem>> =>
+  queryAll(client, table, pk)
+
+/** Every event item of one key in its live range, newest first (a consistent Query over the key's sort keys). */
+export const rawKeyItems = (client: DynamoDBClient, location: RawLocation, key: string): Promise<Array<RawItem>> =>
+  queryAll(client, location.table, location.namespace, { lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key) })
+
 /** Every grave of a namespace (buried tombstones), as key, seq and op, ordered by key. */
 export const rawGraves = async (
   client: DynamoDBClient,
   location: RawLocation
-): Promise<Array<{ readonly key: string; readonly seq: number; readonly op: string }>> => {
-  const graves: Array<{ key: string; seq: number; op: string }> = []
-  let start: Record<string, AttributeValue> | undefined
-  do {
-    const page = await client.send(
-      new QueryCommand({
-        TableName: location.table,
-        KeyConditionExpression: "#pk = :pk",
-        ExpressionAttributeNames: { "#pk": Attr.partition },
-        ExpressionAttributeValues: { ":pk": { S: gravePartition(location) } },
-        ConsistentRead: true,
-        ExclusiveStartKey: start
-      })
-    )
-    for (const item of page.Items ?? []) {
-      graves.push({ key: SortKey.decode(item[tombstoneSortAttr]!.B!).key, seq: Number(item[Attr.seq]!.N), op: item[Attr.op]!.S! })
-    }
-    start = page.LastEvaluatedKey
-  } while (start !== undefined)
-  return graves.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-}
+): Promise<Array<{ readonly key: string; readonly seq: number; readonly op: string }>> =>
+  (await queryAll(client, location.table, gravePartition(location)))
+    .map((item) => ({ key: SortKey.decode(item[tombstoneSortAttr]!.B!).key, seq: Number(item[Attr.seq]!.N), op: item[Attr.op]!.S! }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
 
 /** The seq of a key's grave (its buried tombstone), if it has one. */
 export const rawGraveSeq = async (client: DynamoDBClient, location: RawLocation, key: string): Promise<number | undefined> => {
   const { Item } = await client.send(new GetItemCommand({ TableName: location.table, Key: graveKey(location, key), ConsistentRead: true }))
   return Item === undefined ? undefined : Number(Item[Attr.seq]!.N)
-}
-
-/** Every item of one partition (`pk`) of a table, all pages, consistently read. */
-export const rawPartition = async (
-  client: DynamoDBClient,
-  table: string,
-  pk: string
-): Promise<Array<Record<string, AttributeValue>>> => {
-  const items: Array<Record<string, AttributeValue>> = []
-  let start: Record<string, AttributeValue> | undefined
-  do {
-    const page = await client.send(new QueryCommand({
-      TableName: table,
-      KeyConditionExpression: "#pk = :pk",
-      ExpressionAttributeNames: { "#pk": Attr.partition },
-      ExpressionAttributeValues: { ":pk": { S: pk } },
-      ConsistentRead: true,
-      ExclusiveStartKey: start
-    }))
-    items.push(...(page.Items ?? []))
-    start = page.LastEvaluatedKey
-  } while (start !== undefined)
-  return items
 }

@@ -4,8 +4,8 @@
  * meets the schedule again), a quick retry strategy, raw reads of a key's
  * event history, and readable outcomes.
  */
-import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb"
-import { rawKeyItems } from "../../support/RawTable.ts"
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import * as RawTable from "../../support/RawTable.ts"
 import type { AttributeValue, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { Cause, Effect, Exit } from "effect"
 import fc from "fast-check"
@@ -143,7 +143,7 @@ export interface RawEvent {
 /** The events of a key in its live range (pk = namespace, sk between the key's bounds), oldest first. */
 export const rawHistory = (client: DynamoDBClient, location: TestTable, key: string): Effect.Effect<ReadonlyArray<RawEvent>> =>
   Effect.promise(async () =>
-    (await rawKeyItems(client, location, key)).map((item): RawEvent => {
+    (await RawTable.rawKeyItems(client, location, key)).map((item): RawEvent => {
       const { seq } = SortKey.decode(item[Attr.sort]!.B!)
       const expires = item[Attr.expires]?.N
       return {
@@ -206,22 +206,8 @@ export const showOutcome = (outcome: Outcome | undefined, showValue: (value: unk
 
 /** Every item of one partition, each as its event id or else its sort key in hex (a snapshot to compare before and after a call). */
 export const rawPartition = (client: DynamoDBClient, table: string, partition: string): Effect.Effect<ReadonlyArray<string>> =>
-  Effect.promise(async () => {
-    const out: Array<string> = []
-    let start: Record<string, AttributeValue> | undefined
-    do {
-      const page = await client.send(
-        new QueryCommand({
-          TableName: table,
-          KeyConditionExpression: "#pk = :pk",
-          ExpressionAttributeNames: { "#pk": Attr.partition },
-          ExpressionAttributeValues: { ":pk": { S: partition } },
-          ConsistentRead: true,
-          ExclusiveStartKey: start
-        })
-      )
-      for (const item of page.Items ?? []) out.push(item[Attr.revision]?.S ?? Buffer.from(item[Attr.sort]?.B ?? new Uint8Array()).toString("hex"))
-      start = page.LastEvaluatedKey
-    } while (start !== undefined)
-    return out
-  })
+  Effect.promise(async () =>
+    (await RawTable.rawPartition(client, table, partition)).map((item) =>
+      item[Attr.revision]?.S ?? Buffer.from(item[Attr.sort]?.B ?? new Uint8Array()).toString("hex")
+    )
+  )
