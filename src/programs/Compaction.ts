@@ -33,7 +33,7 @@ export interface CompactionOptions {
 export const defaultCompactionOptions: CompactionOptions = { retention: { _tag: "Forever" }, settleMillis: defaultSettleMillis }
 
 /** Whether a stored event is a tombstone, read from its clear `op` (a forged one fails when its grave is read). */
-export const isTombstone = (stored: StoredItem): boolean => {
+const isTombstone = (stored: StoredItem): boolean => {
   const op = stored.item[Attr.op]?.S
   return op === "delete" || op === "expire"
 }
