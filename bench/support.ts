@@ -2,7 +2,7 @@
  * A DynamoDB client for benchmarks that counts the requests it sends, per operation.
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { localCredentials } from "../src/programs/StoreLive.ts"
+import { localCredentials } from "../src/programs/app/StoreLive.ts"
 
 /** Counts requests by operation name (`PutItem`, `Query`, …) through SDK middleware. */
 export const countRequests = (client: DynamoDBClient, counts: Record<string, number>): void => {

@@ -5,7 +5,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
-import * as DynamoDBLocal from "../src/infra/DynamoDBLocal.ts"
+import * as DynamoDBLocal from "../src/infra/local/DynamoDBLocal.ts"
 
 const [command, ...rest] = process.argv.slice(2)
 const port = rest.find((arg) => /^\d+$/.test(arg))

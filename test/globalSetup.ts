@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import type { TestProject } from "vitest/node"
-import * as DynamoDBLocal from "../src/infra/DynamoDBLocal.ts"
+import * as DynamoDBLocal from "../src/infra/local/DynamoDBLocal.ts"
 
 declare module "vitest" {
   export interface ProvidedContext {

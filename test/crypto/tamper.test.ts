@@ -14,7 +14,7 @@ import * as Key from "../../src/domain/Key.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
-import type { Store } from "../../src/programs/Store.ts"
+import type { Store } from "../../src/programs/store/Store.ts"
 import { makeClient, openStore, provisionTable } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 

@@ -2,7 +2,7 @@ import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { inject } from "vitest"
-import * as DynamoDBLocal from "../../src/infra/DynamoDBLocal.ts"
+import * as DynamoDBLocal from "../../src/infra/local/DynamoDBLocal.ts"
 
 const listTables = (endpoint: string) =>
   Effect.acquireUseRelease(

@@ -10,9 +10,9 @@ import type { Event } from "../../src/domain/Event.ts"
 import { listShards } from "../../src/infra/streams/StreamReader.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import type { StreamRecord } from "../../src/infra/streams/StreamsApi.ts"
-import type { DynamoDBStreamEvent } from "../../src/programs/LambdaHandler.ts"
-import { handleBatch, makeHandler } from "../../src/programs/LambdaHandler.ts"
-import * as Projection from "../../src/programs/Projection.ts"
+import type { DynamoDBStreamEvent } from "../../src/programs/worker/LambdaHandler.ts"
+import { handleBatch, makeHandler } from "../../src/programs/worker/LambdaHandler.ts"
+import * as Projection from "../../src/programs/worker/Projection.ts"
 import { eventTableLayer, makeClient, openStore, provisionTable, streamsConfig } from "../support/TestStore.ts"
 
 const bytes = (text: string) => new TextEncoder().encode(text)

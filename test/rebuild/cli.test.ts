@@ -73,7 +73,7 @@ const setUp = Effect.gen(function*() {
 
 /** Starts the CLI with `args`. */
 const start = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): ChildProcess =>
-  spawn(path.join(repo, "node_modules/.bin/node"), [path.join(repo, "src/programs/cli.ts"), ...args], { cwd: dir, env })
+  spawn(path.join(repo, "node_modules/.bin/node"), [path.join(repo, "src/programs/app/cli.ts"), ...args], { cwd: dir, env })
 
 /** Runs the CLI to its end: exit code, stdout and stderr. */
 const cli = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv) =>

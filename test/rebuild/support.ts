@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import { carriesValue } from "../../src/domain/Event.ts"
 import type { Event } from "../../src/domain/Event.ts"
-import * as Projection from "../../src/programs/Projection.ts"
+import * as Projection from "../../src/programs/worker/Projection.ts"
 
 const decoder = new TextDecoder()
 export const bytes = (value: string): Uint8Array => new TextEncoder().encode(value)

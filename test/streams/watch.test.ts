@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Stream } from "effect"
-import type { Store } from "../../src/programs/Store.ts"
-import type { WatchError, WatchEvent, WatchOptions } from "../../src/programs/Watch.ts"
+import type { Store } from "../../src/programs/store/Store.ts"
+import type { WatchError, WatchEvent, WatchOptions } from "../../src/programs/store/Watch.ts"
 import { makeClient, openStore, provisionTable } from "../support/TestStore.ts"
 import { eventually } from "./Harness.ts"
 

@@ -15,13 +15,13 @@ import { Keyring } from "../../src/infra/crypto/Keyring.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
-import { Store } from "../../src/programs/Store.ts"
-import { Watches } from "../../src/programs/Watch.ts"
+import { Store } from "../../src/programs/store/Store.ts"
+import { Watches } from "../../src/programs/store/Watch.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
-import type { StoreOptions } from "../../src/programs/Store.ts"
-import { defaultStoreOptions, localCredentials } from "../../src/programs/StoreLive.ts"
+import type { StoreOptions } from "../../src/programs/store/Store.ts"
+import { defaultStoreOptions, localCredentials } from "../../src/programs/app/StoreLive.ts"
 
 /** The endpoint of the DynamoDB Local the global setup started. */
 export const endpoint = (): string => inject("dynamoEndpoint")

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
-import type { WatchEvent } from "../../src/programs/Watch.ts"
+import type { WatchEvent } from "../../src/programs/store/Watch.ts"
 import { openStore } from "../support/TestStore.ts"
 import { allEvents, bytes, eventually, freshEnv, recorder, startWorker } from "./support.ts"
 

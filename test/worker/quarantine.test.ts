@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Data, Effect } from "effect"
 import type { Event } from "../../src/domain/Event.ts"
-import * as Projection from "../../src/programs/Projection.ts"
+import * as Projection from "../../src/programs/worker/Projection.ts"
 import type { WorkerHandle } from "./support.ts"
 import { bytes, eventually, freshEnv, liveEvents, recorder, seqsByKey, startWorker } from "./support.ts"
 import { historyPartition } from "../../src/infra/HistoryArea.ts"

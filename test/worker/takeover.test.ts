@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
 import type { Event } from "../../src/domain/Event.ts"
-import * as Projection from "../../src/programs/Projection.ts"
+import * as Projection from "../../src/programs/worker/Projection.ts"
 import { openStore } from "../support/TestStore.ts"
 import type { Applied, Env, WorkerHandle } from "./support.ts"
 import { bytes, eventually, expectComplete, freshEnv, openLease, recorder, startWorker, workload } from "./support.ts"

@@ -5,7 +5,7 @@
  */
 import { createHmac } from "node:crypto"
 import { Clock, Effect, Redacted, Stream } from "effect"
-import * as KeyStates from "../KeyStates.ts"
+import * as KeyStates from "../store/KeyStates.ts"
 import { NotFound } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
@@ -16,7 +16,7 @@ import { Dynamo } from "../../infra/Dynamo.ts"
 import * as EventRecord from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import * as ViewTable from "../../infra/ViewTable.ts"
-import * as Projection from "../Projection.ts"
+import * as Projection from "../worker/Projection.ts"
 
 /** What an index view is. */
 export interface IndexViewOptions {

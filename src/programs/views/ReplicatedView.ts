@@ -12,9 +12,9 @@ import { isExpired } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError, StoredItem } from "../../infra/EventTable.ts"
-import * as KeyStates from "../KeyStates.ts"
-import * as Projection from "../Projection.ts"
-import { mayBeLive } from "../Ranges.ts"
+import * as KeyStates from "../store/KeyStates.ts"
+import * as Projection from "../worker/Projection.ts"
+import { mayBeLive } from "../store/Ranges.ts"
 
 /** Reads of a replicated view. */
 export interface ReplicatedView {

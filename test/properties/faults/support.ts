@@ -11,7 +11,7 @@ import { Cause, Effect, Exit } from "effect"
 import fc from "fast-check"
 import * as SortKey from "../../../src/domain/SortKey.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
-import { localCredentials } from "../../../src/programs/StoreLive.ts"
+import { localCredentials } from "../../../src/programs/app/StoreLive.ts"
 import { endpoint } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 

@@ -8,7 +8,7 @@
  */
 import { Effect, Exit, Option } from "effect"
 import type { ConditionalAction } from "../../../src/domain/AtomicWrite.ts"
-import type { Store } from "../../../src/programs/Store.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import type { HistoryRecorder } from "./History.ts"
 import type { KvErrorTag, KvInput, KvOutput } from "./KvModel.ts"
 

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import type { Lease } from "../../../src/domain/Item.ts"
-import type { Store } from "../../../src/programs/Store.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import { bytes, failedWith, outcomeTag, rawEventsOf, text } from "./helpers.ts"
 

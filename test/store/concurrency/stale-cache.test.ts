@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import * as fc from "fast-check"
 import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
-import type { Store } from "../../../src/programs/Store.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import { bytes, outcomeTag, rawEventsOf, text } from "./helpers.ts"
 

@@ -165,7 +165,7 @@ describe("throttling", () => {
       expect(text((yield* healthy.get("/keys/k")).value)).toBe("secret")
     }).pipe(Effect.scoped))
 
-  // Regression (was a bug until src/programs/AtomicWriter.ts `commit` maps ThrottlingError /
+  // Regression (was a bug until src/programs/store/AtomicWriter.ts `commit` maps ThrottlingError /
   // ProvisionedThroughputExceeded cancellation reasons to Throttled): DynamoDB reports a transaction it
   // lacked capacity for as TransactionCanceledException with a ThrottlingError reason, which the SDK does
   // not retry; `commit` turns any code it does not know into StorageFailure("cancelled: ThrottlingError, None").

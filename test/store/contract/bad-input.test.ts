@@ -10,7 +10,7 @@ import type { ConditionalAction } from "../../../src/domain/AtomicWrite.ts"
 import { BadParameter, ValueTooLarge } from "../../../src/domain/Errors.ts"
 import * as Key from "../../../src/domain/Key.ts"
 import * as EventRecord from "../../../src/infra/EventRecord.ts"
-import type { Store } from "../../../src/programs/Store.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import { bytes, opsOf, recordingClient, sameBytes, snapshot, uniquePrefix, useTable } from "./harness.ts"
 import type { FileTable } from "./harness.ts"
 
@@ -199,7 +199,7 @@ describe("bad values and expiries", () => {
         }
       }).pipe(Effect.orDie)))
 
-  // Regression (was a bug in src/domain/AtomicWrite.ts validate / src/programs/AtomicWriter.ts atomicWrite): the expiry of a Put action is
+  // Regression (was a bug in src/domain/AtomicWrite.ts validate / src/programs/store/AtomicWriter.ts atomicWrite): the expiry of a Put action is
   // never checked (Store.put's checkExpiry is not applied). A fractional expiry is written as exp "1.5"; EventRecord.decode
   // then refuses the item ("expiry attribute is malformed"), so the key can no longer be read or written, and every
   // range read over it fails. NaN/Infinity reach DynamoDB and come back as StorageFailure instead of BadParameter.
@@ -237,7 +237,7 @@ describe("bad values and expiries", () => {
 
   // Each value is under 400 KB, but together they exceed DynamoDB's 4 MB transaction payload. Input that can never
   // succeed should be refused as BadParameter/ValueTooLarge before any I/O; today it reaches DynamoDB and comes back
-  // as StorageFailure ("Transaction payload size cannot exceed 4MB") from src/programs/AtomicWriter.ts commit.
+  // as StorageFailure ("Transaction payload size cannot exceed 4MB") from src/programs/store/AtomicWriter.ts commit.
   it.effect("an atomic write over DynamoDB's 4 MB transaction limit is refused as bad input", () =>
     Effect.gen(function*() {
       const p = uniquePrefix("atomic-4mb")

@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
 import { TestClock } from "effect/testing"
 import * as Key from "../../../src/domain/Key.ts"
-import type { Store } from "../../../src/programs/Store.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import { bytes, opsOf, patterned, snapshot, uniquePrefix, useTable } from "./harness.ts"
 
 const t = useTable("contract-delete-range")

@@ -10,7 +10,7 @@ import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
 import { AlreadyExists, CompareFailed, ConditionFailed, IncorrectRevision, NotFound } from "../../../src/domain/Errors.ts"
 import type { Lease } from "../../../src/domain/Item.ts"
 import * as Key from "../../../src/domain/Key.ts"
-import type { Store } from "../../../src/programs/Store.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import { bytes, expireCount, opsOf, text, uniquePrefix, useTable } from "./harness.ts"
 
 const t = useTable("contract-expiry")
@@ -305,10 +305,10 @@ describe("exactly one expire event per expiry", () => {
 
 /**
  * One instance's actor caches an older event of the key; another instance then writes a newer event that expires.
- * Regression (was a bug in src/programs/KeyActors.ts process, line ~118: only a *failing* decision is re-decided on a fresh read): the
+ * Regression (was a bug in src/programs/store/KeyActors.ts process, line ~118: only a *failing* decision is re-decided on a fresh read): the
  * Expire command decided on the stale cached event finds nothing due, appends nothing and "succeeds". So
- * - Store.get (src/programs/Store.ts, `get`: `if (isDueForExpiry(latest, now)) yield* actors.expire(key)`) returns NotFound but never records the expiry;
- * - AtomicWriter (src/programs/AtomicWriter.ts ~64-67) re-reads, finds the key still due, asks the actor again, and
+ * - Store.get (src/programs/store/Store.ts, `get`: `if (isDueForExpiry(latest, now)) yield* actors.expire(key)`) returns NotFound but never records the expiry;
+ * - AtomicWriter (src/programs/store/AtomicWriter.ts ~64-67) re-reads, finds the key still due, asks the actor again, and
  *   loops forever (hundreds of Query requests per second, never returning).
  */
 describe("expiry found while the actor's cache is stale", () => {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Attr } from "../../../src/infra/EventRecord.ts"
-import type { Store } from "../../../src/programs/Store.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { OpenStoreOptions, TestTable } from "../../support/TestStore.ts"
 

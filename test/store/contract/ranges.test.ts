@@ -9,7 +9,7 @@ import { TestClock } from "effect/testing"
 import { BadParameter } from "../../../src/domain/Errors.ts"
 import type { Item } from "../../../src/domain/Item.ts"
 import * as Key from "../../../src/domain/Key.ts"
-import type { Store } from "../../../src/programs/Store.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import { bytes, patterned, recordingClient, sameBytes, text, uniquePrefix, useTable } from "./harness.ts"
 
 const t = useTable("contract-ranges")
@@ -186,7 +186,7 @@ describe("what counts", () => {
     }))
 
   // Contract: the items with start <= key <= end; for start > end that set is empty.
-  // Regression (was a bug in src/programs/Store.ts items/deleteRange + src/programs/Ranges.ts sortKeyRange): the bounds go to DynamoDB
+  // Regression (was a bug in src/programs/store/Store.ts items/deleteRange + src/programs/store/Ranges.ts sortKeyRange): the bounds go to DynamoDB
   // unchecked, which rejects BETWEEN with lower > upper, so this fails with StorageFailure (ValidationException).
   it.effect("a reversed range (start after end) is empty or a BadParameter, never a storage failure", () =>
     Effect.gen(function*() {

@@ -12,15 +12,15 @@
  * can never find a sort key freed under it.
  */
 import { Clock, Context, Effect, Layer, Stream } from "effect"
-import type { StorageFailure, Throttled } from "../domain/Errors.ts"
-import type { Retention } from "../domain/Retention.ts"
-import * as SortKey from "../domain/SortKey.ts"
-import { defaultSettleMillis, hasSettled } from "../domain/WriteFence.ts"
-import { Attr } from "../infra/EventRecord.ts"
-import { EventTable } from "../infra/EventTable.ts"
-import type { StoredItem } from "../infra/EventTable.ts"
-import { HistoryArea } from "../infra/HistoryArea.ts"
-import { newestPerKey } from "./Ranges.ts"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { Retention } from "../../domain/Retention.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import { defaultSettleMillis, hasSettled } from "../../domain/WriteFence.ts"
+import { Attr } from "../../infra/EventRecord.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import type { StoredItem } from "../../infra/EventTable.ts"
+import { HistoryArea } from "../../infra/HistoryArea.ts"
+import { newestPerKey } from "../store/Ranges.ts"
 
 /** How compaction keeps what it moves, and how long it lets events settle first. */
 export interface CompactionOptions {

@@ -5,15 +5,15 @@
  * one). Watchers thus see expiries within moments, with nobody reading.
  */
 import { Clock, Effect, Queue, Stream } from "effect"
-import { carriesValue } from "../../domain/Event.ts"
-import type { Event } from "../../domain/Event.ts"
-import { EventTable } from "../../infra/EventTable.ts"
-import { Attr } from "../../infra/EventRecord.ts"
-import * as SortKey from "../../domain/SortKey.ts"
-import * as MinHeap from "../MinHeap.ts"
+import { carriesValue } from "../../../domain/Event.ts"
+import type { Event } from "../../../domain/Event.ts"
+import { EventTable } from "../../../infra/EventTable.ts"
+import { Attr } from "../../../infra/EventRecord.ts"
+import * as SortKey from "../../../domain/SortKey.ts"
+import * as MinHeap from "../../collections/MinHeap.ts"
 import * as Projection from "../Projection.ts"
-import { newestPerKey } from "../Ranges.ts"
-import { Store } from "../Store.ts"
+import { newestPerKey } from "../../store/Ranges.ts"
+import { Store } from "../../store/Store.ts"
 
 interface Due {
   readonly key: string

@@ -5,10 +5,10 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Fiber, Stream } from "effect"
-import * as Key from "../domain/Key.ts"
-import * as StoreConfig from "../infra/StoreConfig.ts"
+import * as Key from "../../domain/Key.ts"
+import * as StoreConfig from "../../infra/StoreConfig.ts"
 import { demo } from "./Demo.ts"
-import { Store } from "./Store.ts"
+import { Store } from "../store/Store.ts"
 import * as WorkerLive from "./WorkerLive.ts"
 
 const bytes = (value: string) => new TextEncoder().encode(value)

@@ -4,12 +4,12 @@
  */
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { Clock, Console, Effect, Redacted } from "effect"
-import { Action, Condition } from "../domain/AtomicWrite.ts"
-import * as Key from "../domain/Key.ts"
-import { Dynamo } from "../infra/Dynamo.ts"
-import { EventTable } from "../infra/EventTable.ts"
-import { Attr } from "../infra/EventRecord.ts"
-import { Store } from "./Store.ts"
+import { Action, Condition } from "../../domain/AtomicWrite.ts"
+import * as Key from "../../domain/Key.ts"
+import { Dynamo } from "../../infra/Dynamo.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import { Attr } from "../../infra/EventRecord.ts"
+import { Store } from "../store/Store.ts"
 
 const text = new TextEncoder()
 const bytes = (value: string) => text.encode(value)

@@ -5,10 +5,10 @@
  * a rebuilt view that the key is gone.
  */
 import { Stream } from "effect"
-import type { StorageFailure, Throttled } from "../domain/Errors.ts"
-import * as Key from "../domain/Key.ts"
-import * as SortKey from "../domain/SortKey.ts"
-import type { EventTable, SortKeyRange, StoredItem } from "../infra/EventTable.ts"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import * as Key from "../../domain/Key.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import type { EventTable, SortKeyRange, StoredItem } from "../../infra/EventTable.ts"
 
 /**
  * The sort-key ranges holding exactly the keys under `prefixes` (everything when empty), in key order and

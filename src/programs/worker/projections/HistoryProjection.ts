@@ -7,17 +7,17 @@
  * finds unsettled; stream processing does not wait for it.
  */
 import { Clock, Effect, Fiber, Queue } from "effect"
-import type { Event } from "../../domain/Event.ts"
-import { carriesValue } from "../../domain/Event.ts"
-import { isSafe, defaultWriteFence } from "../../domain/WriteFence.ts"
-import { EventTable } from "../../infra/EventTable.ts"
-import { HistoryArea } from "../../infra/HistoryArea.ts"
+import type { Event } from "../../../domain/Event.ts"
+import { carriesValue } from "../../../domain/Event.ts"
+import { isSafe, defaultWriteFence } from "../../../domain/WriteFence.ts"
+import { EventTable } from "../../../infra/EventTable.ts"
+import { HistoryArea } from "../../../infra/HistoryArea.ts"
 import { compactAll, compactKey, defaultCompactionOptions } from "../Compaction.ts"
 import type { CompactionOptions, Pending } from "../Compaction.ts"
-import * as MinHeap from "../MinHeap.ts"
+import * as MinHeap from "../../collections/MinHeap.ts"
 import * as Projection from "../Projection.ts"
 
-export type { Retention } from "../../domain/Retention.ts"
+export type { Retention } from "../../../domain/Retention.ts"
 
 /** How long to wait before trying a key again after compaction failed on it. */
 const retryMillis = 1000

@@ -4,11 +4,11 @@
  * out before anything is decrypted.
  */
 import { Result, Stream } from "effect"
-import { isExpired } from "../domain/Item.ts"
-import { liveItem } from "../domain/Event.ts"
-import * as SortKey from "../domain/SortKey.ts"
-import type { EventTable, StoredItem } from "../infra/EventTable.ts"
-import { Attr } from "../infra/EventRecord.ts"
+import { isExpired } from "../../domain/Item.ts"
+import { liveItem } from "../../domain/Event.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import type { EventTable, StoredItem } from "../../infra/EventTable.ts"
+import { Attr } from "../../infra/EventRecord.ts"
 
 /** A range of keys, both ends inclusive. */
 export interface KeyRange {

@@ -14,13 +14,13 @@
  * worker's writes.
  */
 import { Clock, Effect, Fiber, Schedule, Semaphore } from "effect"
-import * as LeaseBalance from "../domain/LeaseBalance.ts"
-import type { StorageFailure, Throttled } from "../domain/Errors.ts"
-import type { Dynamo } from "../infra/Dynamo.ts"
-import * as ProjectionLeases from "../infra/ProjectionLeases.ts"
-import type { LeaseLocation, ShardLease } from "../infra/ProjectionLeases.ts"
-import type { ShardCoordinator } from "../infra/streams/StreamReader.ts"
-import type { ShardPosition } from "../infra/streams/StreamsApi.ts"
+import * as LeaseBalance from "../../domain/LeaseBalance.ts"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { Dynamo } from "../../infra/Dynamo.ts"
+import * as ProjectionLeases from "../../infra/ProjectionLeases.ts"
+import type { LeaseLocation, ShardLease } from "../../infra/ProjectionLeases.ts"
+import type { ShardCoordinator } from "../../infra/streams/StreamReader.ts"
+import type { ShardPosition } from "../../infra/streams/StreamsApi.ts"
 
 /** How a worker holds its leases. */
 export interface LeasingOptions {

@@ -8,19 +8,19 @@
  * buffer fails with `WatcherOverflow` instead of growing without bound.
  */
 import { Cause, Context, Deferred, Effect, Fiber, Layer, Queue, Schedule, Schema, Stream } from "effect"
-import type { Event } from "../domain/Event.ts"
-import { carriesValue, itemRevision } from "../domain/Event.ts"
-import type { Item } from "../domain/Item.ts"
-import { EventTable } from "../infra/EventTable.ts"
-import { HistoryArea } from "../infra/HistoryArea.ts"
-import type { ReadError } from "../infra/EventTable.ts"
-import type { StreamBatch, ShardCoordinator } from "../infra/streams/StreamReader.ts"
-import { listShards, readStream } from "../infra/streams/StreamReader.ts"
-import type { ShardPosition, StreamsError } from "../infra/streams/StreamsApi.ts"
-import { locate } from "../infra/streams/StreamEvents.ts"
-import { StreamsApi } from "../infra/streams/StreamsApi.ts"
+import type { Event } from "../../domain/Event.ts"
+import { carriesValue, itemRevision } from "../../domain/Event.ts"
+import type { Item } from "../../domain/Item.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import { HistoryArea } from "../../infra/HistoryArea.ts"
+import type { ReadError } from "../../infra/EventTable.ts"
+import type { StreamBatch, ShardCoordinator } from "../../infra/streams/StreamReader.ts"
+import { listShards, readStream } from "../../infra/streams/StreamReader.ts"
+import type { ShardPosition, StreamsError } from "../../infra/streams/StreamsApi.ts"
+import { locate } from "../../infra/streams/StreamEvents.ts"
+import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as History from "./History.ts"
-import * as KeyOrder from "./KeyOrder.ts"
+import * as KeyOrder from "../collections/KeyOrder.ts"
 
 /** Where a watch got to: per shard, the last record delivered. Resume a watch from it. */
 export interface WatchPosition {

@@ -8,11 +8,11 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { Effect, ManagedRuntime } from "effect"
 import type { Layer } from "effect"
-import { EventTable } from "../infra/EventTable.ts"
-import type { StreamRecord } from "../infra/streams/StreamsApi.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import type { StreamRecord } from "../../infra/streams/StreamsApi.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
-import { eventOfRecord } from "../infra/streams/StreamEvents.ts"
+import { eventOfRecord } from "../../infra/streams/StreamEvents.ts"
 
 /** A DynamoDB stream attribute as Lambda delivers it: binary values as base64 text. */
 type LambdaAttribute = Record<string, unknown>

@@ -17,14 +17,14 @@
  * seq it holds for the key (see `Projection.apply`).
  */
 import { Effect, Schema, Stream } from "effect"
-import { StorageFailure } from "../domain/Errors.ts"
-import type { DecryptionFailed, Throttled } from "../domain/Errors.ts"
-import type { Event } from "../domain/Event.ts"
-import type { KeyringError } from "../infra/crypto/Keyring.ts"
-import { EventTable } from "../infra/EventTable.ts"
+import { StorageFailure } from "../../domain/Errors.ts"
+import type { DecryptionFailed, Throttled } from "../../domain/Errors.ts"
+import type { Event } from "../../domain/Event.ts"
+import type { KeyringError } from "../../infra/crypto/Keyring.ts"
+import { EventTable } from "../../infra/EventTable.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
-import * as KeyStates from "./KeyStates.ts"
+import * as KeyStates from "../store/KeyStates.ts"
 
 /** Reports how many keys were replayed out of how many were counted when the rebuild began. */
 export type OnProgress = (done: number, total: number) => Effect.Effect<void>

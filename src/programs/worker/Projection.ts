@@ -5,7 +5,7 @@
  */
 import { Schema } from "effect"
 import type { Effect } from "effect"
-import type { Event } from "../domain/Event.ts"
+import type { Event } from "../../domain/Event.ts"
 
 /** A named reaction to the events of some key prefixes. */
 export interface Projection<E = unknown> {

@@ -3,16 +3,16 @@
  * decrypted, oldest first; and the item as it was at a revision or a time.
  */
 import { Clock, Effect, Option, Stream } from "effect"
-import { NotFound } from "../domain/Errors.ts"
-import type { StorageFailure, Throttled } from "../domain/Errors.ts"
-import type { Event } from "../domain/Event.ts"
-import { itemRevision, liveItem } from "../domain/Event.ts"
-import type { Item } from "../domain/Item.ts"
-import * as SortKey from "../domain/SortKey.ts"
-import type { KeyringError } from "../infra/crypto/Keyring.ts"
-import { Attr } from "../infra/EventRecord.ts"
-import type { EventTable, ReadError, StoredItem } from "../infra/EventTable.ts"
-import type { HistoryArea } from "../infra/HistoryArea.ts"
+import { NotFound } from "../../domain/Errors.ts"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { Event } from "../../domain/Event.ts"
+import { itemRevision, liveItem } from "../../domain/Event.ts"
+import type { Item } from "../../domain/Item.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import type { KeyringError } from "../../infra/crypto/Keyring.ts"
+import { Attr } from "../../infra/EventRecord.ts"
+import type { EventTable, ReadError, StoredItem } from "../../infra/EventTable.ts"
+import type { HistoryArea } from "../../infra/HistoryArea.ts"
 
 /** A point in a key's past: right after the event that made a revision, or a moment. */
 export type PastPoint =

@@ -24,7 +24,7 @@ import { Effect, Schema } from "effect"
 import type { Layer, Scope } from "effect"
 import type { Projection } from "./Projection.ts"
 import { duplicateName } from "./Projection.ts"
-import type * as StoreLive from "./StoreLive.ts"
+import type * as StoreLive from "../app/StoreLive.ts"
 
 /** The services a projection module may use: everything `StoreLive.layer(config)` provides. */
 export type StoreServices = Layer.Success<ReturnType<typeof StoreLive.layer>>
