@@ -54,7 +54,7 @@ const setUp = Effect.gen(function*() {
     module,
     `import * as fs from "node:fs"\n` +
       `import { Effect } from ${url(path.join(repo, "node_modules/effect/dist/index.js"))}\n` +
-      `import * as Projection from ${url(path.join(repo, "src/programs/Projection.ts"))}\n` +
+      `import * as Projection from ${url(path.join(repo, "src/programs/worker/Projection.ts"))}\n` +
       `export default Effect.succeed([Projection.make({ name: "files", prefixes: ["/files/"],\n` +
       `  apply: (event) => Effect.sync(() => fs.appendFileSync(${JSON.stringify(log)}, event.key + "@" + event.seq + " " + event.op + "\\n")) })])\n`
   )

@@ -14,13 +14,11 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import * as ProjectionModule from "../../src/programs/worker/ProjectionModule.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { Store } from "../../src/programs/store/Store.ts"
-import { defaultStoreOptions } from "../../src/programs/app/StoreLive.ts"
-import { Watches } from "../../src/programs/store/Watch.ts"
+import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import { eventTableLayer, makeClient, provisionTable, streamsConfig } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { bytes } from "./support.ts"
@@ -49,7 +47,7 @@ const writeModule = (name: string, body: string): string => {
   fs.writeFileSync(
     path.join(dir, file),
     `import { Effect } from ${JSON.stringify(effectUrl)}\n` +
-      `import * as Projection from ${JSON.stringify(source("programs/Projection.ts"))}\n` +
+      `import * as Projection from ${JSON.stringify(source("programs/worker/Projection.ts"))}\n` +
       `import { EventTable } from ${JSON.stringify(source("infra/EventTable.ts"))}\n` +
       body
   )
@@ -59,7 +57,6 @@ const writeModule = (name: string, body: string): string => {
 /** Everything `StoreLive.layer` provides, on a namespace of its own of the test table. */
 const storeServices = (location: TestTable) =>
   Store.layer(defaultStoreOptions).pipe(
-    Layer.provideMerge(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
     Layer.provideMerge(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
     Layer.provideMerge(eventTableLayer(location, { client }))
   )
