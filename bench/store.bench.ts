@@ -14,9 +14,8 @@ import { Dynamo } from "../src/infra/Dynamo.ts"
 import * as SortKey from "../src/domain/SortKey.ts"
 import * as TableProvisioner from "../src/infra/TableProvisioner.ts"
 import { Store } from "../src/programs/store/Store.ts"
-import { defaultStoreOptions, encryptedEventTable, localCredentials } from "../src/programs/app/StoreLive.ts"
-import { Watches } from "../src/programs/store/Watch.ts"
-import { HistoryArea } from "../src/infra/HistoryArea.ts"
+import { encryptedEventTable, localCredentials } from "../src/programs/app/StoreLive.ts"
+import { defaultStoreOptions } from "../src/programs/store/Store.ts"
 import { fromClients, StreamsApi } from "../src/infra/streams/StreamsApi.ts"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { makeBenchClient } from "./support.ts"
@@ -98,7 +97,6 @@ const main = Effect.gen(function*() {
   )
   const context = yield* Layer.build(
     Store.layer(defaultStoreOptions).pipe(
-      Layer.provide(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
       Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient({ endpoint: local.endpoint, region: "us-east-1", credentials: localCredentials })))),
       Layer.provide(encryptedEventTable({ table, namespace: "store" })),
       Layer.provide(RawAesKeyring.layerEphemeral),

@@ -216,13 +216,27 @@ export const load = Effect.fn("StoreConfig.load")(function*(options?: {
     envProvider(env),
     ConfigProvider.fromUnknown({ storage: storage ?? {} }, { preserveEmptyStrings: true })
   )
-  const config = yield* storeConfig.parse(provider).pipe(
-    Effect.mapError((error) => {
-      const field = /\["storage"\]\["([a-z_]+)"\]/.exec(error.message)?.[1]
-      return new ConfigInvalid({ field: field === undefined ? "storage" : `storage.${field}`, reason: error.message })
-    })
-  )
-  return yield* checkConsistency(config)
+  return yield* fromProvider(provider)
+})
+
+/** A configuration error of Effect's `Config`, as a `ConfigInvalid` naming the `storage.*` field. */
+const invalid = (error: Config.ConfigError): ConfigInvalid => {
+  const field = /\["storage"\]\["([a-z_]+)"\]/.exec(error.message)?.[1]
+  return new ConfigInvalid({ field: field === undefined ? "storage" : `storage.${field}`, reason: error.message })
+}
+
+/** The checked configuration under `storage` of a `ConfigProvider`. */
+export const fromProvider = (provider: ConfigProvider.ConfigProvider): Effect.Effect<StoreConfig, ConfigInvalid> =>
+  storeConfig.parse(provider).pipe(Effect.mapError(invalid), Effect.flatMap(checkConsistency))
+
+/**
+ * The checked configuration under `storage` of the current `ConfigProvider` (Effect's own `Config`), for
+ * applications that configure everything through it: `storage.table_name`, `storage.region`, … (the same keys as
+ * the YAML file's `storage:` section). No file is read and no `DYNASTATE_*` variable is consulted unless the
+ * provider does so (`envProvider` maps them).
+ */
+export const fromConfig: Effect.Effect<StoreConfig, ConfigInvalid> = Effect.gen(function*() {
+  return yield* fromProvider(yield* ConfigProvider.ConfigProvider)
 })
 
 /** Whether the configuration asks for the embedded DynamoDB Local (no endpoint and no region, or `embedded`). */

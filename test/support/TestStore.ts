@@ -16,12 +16,11 @@ import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
 import { Store } from "../../src/programs/store/Store.ts"
-import { Watches } from "../../src/programs/store/Watch.ts"
-import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import type { StoreOptions } from "../../src/programs/store/Store.ts"
-import { defaultStoreOptions, localCredentials } from "../../src/programs/app/StoreLive.ts"
+import { localCredentials } from "../../src/programs/app/StoreLive.ts"
+import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 
 /** The endpoint of the DynamoDB Local the global setup started. */
 export const endpoint = (): string => inject("dynamoEndpoint")
@@ -89,7 +88,6 @@ export const openStore = (
   Effect.gen(function*() {
     const client = options.client ?? makeClient()
     const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
-      Layer.provide(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
       Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
       Layer.provideMerge(eventTableLayer(location, { ...options, client }))
     )

@@ -18,7 +18,7 @@ import type { ConditionalAction } from "../../src/domain/AtomicWrite.ts"
 import type { Event } from "../../src/domain/Event.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
-import { HistoryArea, historyPartition } from "../../src/infra/HistoryArea.ts"
+import { historyPartition } from "../../src/infra/HistoryArea.ts"
 import { rawPartition } from "../support/RawTable.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import type { StreamsError } from "../../src/infra/streams/StreamsApi.ts"
@@ -27,8 +27,7 @@ import type { Retention } from "../../src/programs/worker/projections/HistoryPro
 import { defaultWorkerOptions, ProjectionWorker } from "../../src/programs/worker/ProjectionWorker.ts"
 import type { WorkerOptions, WorkerStatus } from "../../src/programs/worker/ProjectionWorker.ts"
 import { Store } from "../../src/programs/store/Store.ts"
-import { defaultStoreOptions } from "../../src/programs/app/StoreLive.ts"
-import { Watches } from "../../src/programs/store/Watch.ts"
+import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import { workerLayer } from "../../src/programs/app/WorkerLive.ts"
 import { eventTableLayer, freshTableName, makeClient, provisionTable, streamsConfig } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
@@ -151,7 +150,6 @@ export const startWorker = (env: Env, options: TestWorkerOptions): Effect.Effect
       Projection.make({ ...projection, apply: (event: Event) => Effect.suspend(() => (gate.dead ? Effect.void : projection.apply(event))) })
     )
     const services = Store.layer(defaultStoreOptions).pipe(
-      Layer.provideMerge(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
       Layer.provideMerge(
         Layer.succeed(StreamsApi, options.streams === undefined ? fromClients(dynamo, streams) : gatedStreams(options.streams, gate))
       ),

@@ -3,7 +3,8 @@
  * DynamoDB Local), the keyring, the provisioned table, and the store itself.
  */
 import { Effect, Layer, Option, Redacted } from "effect"
-import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
+import type { DynamoDBClient, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
+import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { DataKeys, defaultDataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
 import type { DataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
 import { Keyring } from "../../infra/crypto/Keyring.ts"
@@ -16,23 +17,12 @@ import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import * as DynamoDBLocal from "../../infra/local/DynamoDBLocal.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import { ConfigInvalid, isEmbedded } from "../../infra/StoreConfig.ts"
+import { ConfigInvalid, fromConfig, isEmbedded, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
 import * as TableProvisioner from "../../infra/TableProvisioner.ts"
-import { defaultAtomicWriteOptions } from "../store/AtomicWriter.ts"
-import { defaultActorOptions } from "../store/KeyActors.ts"
-import { Store } from "../store/Store.ts"
-import { Watches } from "../store/Watch.ts"
-import { HistoryArea } from "../../infra/HistoryArea.ts"
-import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
+import { defaultStoreOptions, Store } from "../store/Store.ts"
 import type { StoreOptions } from "../store/Store.ts"
-
-/** Store tuning that suits most applications. */
-export const defaultStoreOptions: StoreOptions = {
-  actors: defaultActorOptions,
-  atomicWrite: defaultAtomicWriteOptions,
-  deleteConcurrency: 16
-}
+import { fromClients, StreamsApi } from "../../infra/streams/StreamsApi.ts"
 
 /** Credentials DynamoDB Local accepts; it checks only their shape. */
 export const localCredentials = { accessKeyId: "dynastate", secretAccessKey: "dynastate" }
@@ -117,11 +107,58 @@ export const eventTableLayer = (config: StoreConfig) =>
 export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = defaultDataKeyPolicy) =>
   EventTable.layer(location).pipe(Layer.provideMerge(DataKeys.layer(location, policy)))
 
-/** Everything a configured store needs, ready to provide to an application. */
-export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions) =>
-  Store.layer(options).pipe(
-    Layer.provideMerge(Watches.layer.pipe(Layer.provideMerge(HistoryArea.layer))),
-    Layer.provideMerge(eventTableLayer(config)),
-    Layer.provide(keyringLayer(config)),
-    Layer.provideMerge(dynamoLayer(config))
+/** SDK clients an application brings (its own credentials, middleware, tracing); they stay the application's to destroy. */
+export interface Clients {
+  readonly dynamodb: DynamoDBClient
+  readonly streams: DynamoDBStreamsClient
+}
+
+/** The DynamoDB and DynamoDB Streams services over clients of the application's. */
+export const clientsLayer = (clients: Clients): Layer.Layer<Dynamo | StreamsApi> =>
+  Layer.mergeAll(
+    Layer.succeed(Dynamo, Dynamo.fromClient(clients.dynamodb)),
+    Layer.succeed(StreamsApi, fromClients(clients.dynamodb, clients.streams))
   )
+
+const assemble = <E1, E2>(
+  config: StoreConfig,
+  clients: Layer.Layer<Dynamo | StreamsApi, E1>,
+  keyring: Layer.Layer<Keyring, E2>,
+  options: StoreOptions
+) =>
+  Store.layer(options).pipe(
+    Layer.provideMerge(eventTableLayer(config)),
+    Layer.provide(keyring),
+    Layer.provideMerge(clients)
+  )
+
+/**
+ * The whole store for a configuration: the DynamoDB clients (or the embedded DynamoDB Local), the keyring, the
+ * table (created when missing) and the store, ready to provide to an application.
+ */
+export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions) =>
+  assemble(config, dynamoLayer(config), keyringLayer(config), options)
+
+/**
+ * The whole store over SDK clients of the application's, for custom credentials, middleware or X-Ray; the keyring
+ * is the configuration's unless one is given (for example `KmsKeyring.layerFromClient` over your own KMS client).
+ * The configuration's endpoint, region and keys are not used for DynamoDB: the clients carry them.
+ */
+export const layerClients = <E = never>(
+  config: StoreConfig,
+  clients: Clients & { readonly keyring?: Layer.Layer<Keyring, E> | undefined },
+  options: StoreOptions = defaultStoreOptions
+) => {
+  const keyring: Layer.Layer<Keyring, E | ConfigInvalid | KeyringError> = clients.keyring ?? keyringLayer(config)
+  return assemble(config, clientsLayer(clients), keyring, options)
+}
+
+/** The whole store configured through Effect's `Config` (the current `ConfigProvider`, keys under `storage`). */
+export const layerConfig = (options: StoreOptions = defaultStoreOptions) =>
+  Layer.unwrap(Effect.map(fromConfig, (config) => layer(config, options)))
+
+/** The whole store configured by the YAML file (`file`, or `DYNASTATE_CONFIG`) and `DYNASTATE_*` variables. */
+export const layerFile = (
+  options: { readonly file?: string | undefined; readonly env?: Record<string, string | undefined> | undefined } = {},
+  storeOptions: StoreOptions = defaultStoreOptions
+) => Layer.unwrap(Effect.map(load(options), (config) => layer(config, storeOptions)))

@@ -6,6 +6,8 @@
 import { Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as PrometheusMetrics from "../../infra/PrometheusMetrics.ts"
+import type { Keyring } from "../../infra/crypto/Keyring.ts"
+import { fromConfig, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
 import type { Projection } from "../worker/Projection.ts"
 import { duplicateName, DuplicateProjectionName } from "../worker/Projection.ts"
@@ -55,19 +57,38 @@ export const statusLine = (every: Duration.Input = "5 seconds") =>
     )
   )
 
+type UserProjections<E> = Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope>
+
+const assemble = <E, E2>(config: StoreConfig, store: Layer.Layer<StoreServices, E2>, projections: UserProjections<E>) =>
+  statusLine().pipe(
+    Layer.provideMerge(Layer.unwrap(Effect.map(projections, (extra) => workerLayer(defaultWorkerOptions(config.tableName), { ...defaultCompactionOptions, retention: config.historyRetention }, extra)))),
+    Layer.provideMerge(store),
+    // The metrics endpoint (when `metrics_port` is set) serves what the worker records.
+    Layer.merge(PrometheusMetrics.layerFromConfig(config))
+  )
+
 /**
  * Store, worker (keeping history as `history_retention` says), status line and, with `metrics_port`, the
  * Prometheus endpoint for a configuration.
  * `projections` makes the projections of yours to run beside the built-in ones (e.g. a loaded
  * `ProjectionModule`); it may use the store's services, and what it starts lives as long as the layer.
  */
-export const layer = <E = never>(
+export const layer = <E = never>(config: StoreConfig, projections: UserProjections<E> = Effect.succeed([])) =>
+  assemble(config, StoreLive.layer(config), projections)
+
+/** The worker over SDK clients of the application's (see `StoreLive.layerClients`). */
+export const layerClients = <E = never, E2 = never>(
   config: StoreConfig,
-  projections: Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope> = Effect.succeed([])
-) =>
-  statusLine().pipe(
-    Layer.provideMerge(Layer.unwrap(Effect.map(projections, (extra) => workerLayer(defaultWorkerOptions(config.tableName), { ...defaultCompactionOptions, retention: config.historyRetention }, extra)))),
-    Layer.provideMerge(StoreLive.layer(config)),
-    // The metrics endpoint (when `metrics_port` is set) serves what the worker records.
-    Layer.merge(PrometheusMetrics.layerFromConfig(config))
-  )
+  clients: StoreLive.Clients & { readonly keyring?: Layer.Layer<Keyring, E2> | undefined },
+  projections: UserProjections<E> = Effect.succeed([])
+) => assemble(config, StoreLive.layerClients(config, clients), projections)
+
+/** The worker configured through Effect's `Config` (the current `ConfigProvider`, keys under `storage`). */
+export const layerConfig = <E = never>(projections: UserProjections<E> = Effect.succeed([])) =>
+  Layer.unwrap(Effect.map(fromConfig, (config) => layer(config, projections)))
+
+/** The worker configured by the YAML file (`file`, or `DYNASTATE_CONFIG`) and `DYNASTATE_*` variables. */
+export const layerFile = <E = never>(
+  options: { readonly file?: string | undefined; readonly env?: Record<string, string | undefined> | undefined } = {},
+  projections: UserProjections<E> = Effect.succeed([])
+) => Layer.unwrap(Effect.map(load(options), (config) => layer(config, projections)))

@@ -15,12 +15,15 @@ import * as Key from "../../domain/Key.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { Keyring, KeyringError } from "../../infra/crypto/Keyring.ts"
 import { EventTable } from "../../infra/EventTable.ts"
+import type { Dynamo } from "../../infra/Dynamo.ts"
+import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import * as EventRecord from "../../infra/EventRecord.ts"
 import * as AtomicWriter from "./AtomicWriter.ts"
+import { defaultAtomicWriteOptions } from "./AtomicWriter.ts"
 import type { AtomicWriteOptions } from "./AtomicWriter.ts"
 import type { ActorOptions, WriteError } from "./KeyActors.ts"
-import { KeyActors } from "./KeyActors.ts"
+import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
 import * as History from "./History.ts"
 import type { PastPoint } from "./History.ts"
 import * as Ranges from "./Ranges.ts"
@@ -28,6 +31,12 @@ import { HistoryArea } from "../../infra/HistoryArea.ts"
 import type { Event } from "../../domain/Event.ts"
 import { Watches } from "./Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
+
+export type { PastPoint } from "./History.ts"
+export type { WatchError, WatchEvent, WatchOptions, WatchPosition } from "./Watch.ts"
+export { WatcherOverflow, WatchGap } from "./Watch.ts"
+export type { ActorOptions, WriteError } from "./KeyActors.ts"
+export type { AtomicWriteOptions } from "./AtomicWriter.ts"
 
 /** Options of `getRange`. */
 export interface RangeOptions {
@@ -107,13 +116,27 @@ export interface StoreOptions {
   readonly deleteConcurrency: number
 }
 
+/** Store tuning that suits most applications. */
+export const defaultStoreOptions: StoreOptions = {
+  actors: defaultActorOptions,
+  atomicWrite: defaultAtomicWriteOptions,
+  deleteConcurrency: 16
+}
+
 /** The store service. */
 export class Store extends Context.Service<Store, StoreService>()("dynastate/Store") {
-  /** The store over an event table, with its own actor system. */
+  /**
+   * The store over an event table, with its own actor system, watches and history area (both also
+   * provided, so the projection worker and views of the same process share them).
+   */
   static readonly layer = (
-    options: StoreOptions
-  ): Layer.Layer<Store, never, EventTable | DataKeys | Watches | HistoryArea> =>
-    Layer.effect(Store, make(options)).pipe(Layer.provide(KeyActors.layer(options.actors)))
+    options: StoreOptions = defaultStoreOptions
+  ): Layer.Layer<Store | Watches | HistoryArea, never, EventTable | DataKeys | Dynamo | StreamsApi> =>
+    Layer.effect(Store, make(options)).pipe(
+      Layer.provide(KeyActors.layer(options.actors)),
+      Layer.provideMerge(Watches.layer),
+      Layer.provideMerge(HistoryArea.layer)
+    )
 }
 
 const checkKey = (key: string, field = "key") => {

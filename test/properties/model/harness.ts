@@ -19,7 +19,7 @@ import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
 import { Compaction } from "../../../src/programs/worker/Compaction.ts"
 import { defaultSettleMillis, defaultWriteFence } from "../../../src/domain/WriteFence.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
-import { defaultStoreOptions } from "../../../src/programs/app/StoreLive.ts"
+import { defaultStoreOptions } from "../../../src/programs/store/Store.ts"
 import { eventTableLayer, freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 

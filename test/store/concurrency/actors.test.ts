@@ -9,7 +9,7 @@ import type { Lease } from "../../../src/domain/Item.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
 import type { ActorOptions } from "../../../src/programs/store/KeyActors.ts"
 import type { Store } from "../../../src/programs/store/Store.ts"
-import { defaultStoreOptions } from "../../../src/programs/app/StoreLive.ts"
+import { defaultStoreOptions } from "../../../src/programs/store/Store.ts"
 import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import { bytes, countOf, failedWith, faultyClient, outcomeTag, openActors, rawEventsOf, text } from "./helpers.ts"
 
