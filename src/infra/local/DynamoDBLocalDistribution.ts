@@ -10,8 +10,8 @@ import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
 import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { homedir } from "node:os"
+import { join, resolve } from "node:path"
 import { Effect, Schema } from "effect"
 
 /** Pinned package; bumping it means updating both the version and its integrity together. */
@@ -34,13 +34,29 @@ export class DynamoDBLocalError extends Schema.TaggedError<DynamoDBLocalError>()
   message: Schema.String
 }) {}
 
-const repoRoot = fileURLToPath(new URL("../../", import.meta.url))
+/**
+ * The per-user cache directory of dynastate: `DYNASTATE_CACHE_DIR` when set, otherwise the platform's user cache
+ * (`$XDG_CACHE_HOME/dynastate` or `~/.cache/dynastate`, `~/Library/Caches/dynastate` on macOS,
+ * `%LOCALAPPDATA%\\dynastate\\Cache` on Windows). Never inside an installed package, so a reinstall keeps it.
+ */
+export const userCacheDir = (
+  env: Record<string, string | undefined> = process.env,
+  platform: NodeJS.Platform = process.platform,
+  home: string = homedir()
+): string => {
+  const override = env["DYNASTATE_CACHE_DIR"]
+  if (override !== undefined && override !== "") return resolve(override)
+  if (platform === "win32") return join(env["LOCALAPPDATA"] ?? join(home, "AppData", "Local"), "dynastate", "Cache")
+  if (platform === "darwin") return join(home, "Library", "Caches", "dynastate")
+  const xdg = env["XDG_CACHE_HOME"]
+  return join(xdg !== undefined && xdg !== "" ? xdg : join(home, ".cache"), "dynastate")
+}
 
-/** Root of the git-ignored cache; versioned subfolders let several versions coexist. */
-export const cacheRoot = join(repoRoot, ".cache", "dynamodb-local")
+/** Where versions of DynamoDB Local are cached; versioned subfolders let several coexist. */
+export const cacheRootDir = (): string => join(userCacheDir(), "dynamodb-local")
 
-/** Where the extracted `emulator/` folder lives once complete. */
-export const distributionDir = join(cacheRoot, DISTRIBUTION_VERSION)
+/** Where the extracted `emulator/` folder of the pinned version lives once complete. */
+export const distributionDir = (): string => join(cacheRootDir(), DISTRIBUTION_VERSION)
 
 // Written last, inside the staging dir, so its presence in the final dir proves a whole extraction.
 const MARKER = ".complete"
@@ -71,7 +87,7 @@ const attempt = <A>(reason: DynamoDBLocalError["reason"], what: string, f: () =>
     catch: (cause) => new DynamoDBLocalError({ reason, message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}` })
   })
 
-const sweepStaleStaging = Effect.promise(async () => {
+const sweepStaleStaging = (cacheRoot: string) => Effect.promise(async () => {
   const entries = await fs.readdir(cacheRoot).catch(() => [] as Array<string>)
   for (const name of entries.filter((n) => n.startsWith(".staging-") || n.startsWith(".stale-"))) {
     const path = join(cacheRoot, name)
@@ -118,7 +134,7 @@ const extract = Effect.fn("DynamoDBLocal.extract")(function*(tarball: string, st
 
 // rename(2) of a directory is atomic and refuses to replace a non-empty one, so when two
 // processes race, exactly one wins and the loser just discards its own copy.
-const publish = (extracted: string) =>
+const publish = (extracted: string, cacheRoot: string, distributionDir: string) =>
   attempt("ExtractFailed", `publishing into ${distributionDir}`, async () => {
     for (let i = 0; i < 2; i++) {
       try {
@@ -138,21 +154,23 @@ const publish = (extracted: string) =>
   })
 
 /**
- * Makes sure DynamoDB Local is available in `.cache/dynamodb-local/<version>/` and returns that
+ * Makes sure DynamoDB Local is available in the user cache (`<userCacheDir>/dynamodb-local/<version>/`) and returns that
  * directory (containing `DynamoDBLocal.jar` and `DynamoDBLocal_lib/`). Downloads, verifies and
  * extracts on first use only; safe to call concurrently from several processes.
  */
 export const ensureDistribution: Effect.Effect<string, DynamoDBLocalError> = Effect.gen(function*() {
+  const cacheRoot = cacheRootDir()
+  const distributionDir = join(cacheRoot, DISTRIBUTION_VERSION)
   if (yield* Effect.promise(() => exists(join(distributionDir, MARKER)))) return distributionDir
   yield* attempt("ExtractFailed", `creating ${cacheRoot}`, () => fs.mkdir(cacheRoot, { recursive: true }))
-  yield* sweepStaleStaging
+  yield* sweepStaleStaging(cacheRoot)
   const staging = yield* attempt("ExtractFailed", "creating a staging directory", () =>
     fs.mkdtemp(join(cacheRoot, `.staging-${DISTRIBUTION_VERSION}-`))
   )
   yield* Effect.gen(function*() {
     const tarball = yield* download(staging)
     const extracted = yield* extract(tarball, staging)
-    yield* publish(extracted)
+    yield* publish(extracted, cacheRoot, distributionDir)
   }).pipe(Effect.ensuring(Effect.promise(() => fs.rm(staging, { recursive: true, force: true }))))
   yield* Effect.log(`DynamoDB Local ${DISTRIBUTION_VERSION} ready in ${distributionDir}`)
   return distributionDir
