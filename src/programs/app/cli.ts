@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The `dynastate` command line: the worker (with projections of yours from a
  * module), reads and writes, history, key management (rewrap, shred),
