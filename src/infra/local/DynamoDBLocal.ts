@@ -10,7 +10,6 @@ import * as fs from "node:fs/promises"
 import { createServer, type AddressInfo, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
 import { Effect, Result, type Scope } from "effect"
 import { DynamoDBLocalError, ensureDistribution } from "./DynamoDBLocalDistribution.ts"
 
@@ -19,7 +18,7 @@ export { DynamoDBLocalError, ensureDistribution }
 /** How to run DynamoDB Local. In-memory unless `dataDir` is given (or `inMemory: false`). */
 export interface DynamoDBLocalOptions {
   readonly inMemory?: boolean
-  /** Where `-dbPath` keeps the sqlite file; defaults to `.dynastate/dynamodb-local` when persisting. */
+  /** Where `-dbPath` keeps the sqlite file; defaults to `.dynastate/dynamodb-local` (working directory) when persisting. */
   readonly dataDir?: string
   /** Fixed port; by default a free one is picked. */
   readonly port?: number
@@ -39,7 +38,8 @@ const OUTPUT_TAIL_CHARS = 4_000
 // Only auto-picked ports are retried: a fixed port that is taken is the caller's problem.
 const PORT_ATTEMPTS = 3
 
-const defaultDataDir = fileURLToPath(new URL("../../.dynastate/dynamodb-local", import.meta.url))
+// Relative to the working directory, like the configuration's `data_dir`: never inside an installed package.
+const defaultDataDir = join(".dynastate", "dynamodb-local")
 
 // Jetty inside DynamoDB Local logs this when the port is taken, but the JVM then keeps running
 // (non-daemon threads), so the early-exit check alone would never notice.
