@@ -1,14 +1,35 @@
 import { defineConfig } from "vitest/config"
 
+/**
+ * Tests that need no DynamoDB: the domain, crypto, the linearizability checker, the in-memory store, scripted
+ * streams. They start no JVM (`npm run test:unit`). Everything else runs against one shared DynamoDB Local that
+ * the integration project's global setup starts (`npm run test:integration`). `npm test` runs both.
+ */
+const unit = [
+  "test/domain/**/*.test.ts",
+  "test/config/**/*.test.ts",
+  "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring}.test.ts",
+  "test/infra/{Dynamo,DynamoDBLocalDistribution,PrometheusMetrics}.test.ts",
+  "test/properties/linearizability/Checker*.test.ts",
+  "test/streams/{ShardLineage,StreamReader}.test.ts",
+  "test/store/contract/memory.test.ts",
+  "test/*.test.ts"
+]
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/globalSetup.ts"],
     // Real DynamoDB Local round trips (and JVM start-ups in a few tests) are slow on CI machines.
     testTimeout: 60_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000,
     // Child processes (the JVMs) are more robustly owned and cleaned up from forked workers.
-    pool: "forks"
+    pool: "forks",
+    projects: [
+      { extends: true, test: { name: "unit", include: unit } },
+      {
+        extends: true,
+        test: { name: "integration", include: ["test/**/*.test.ts"], exclude: unit, globalSetup: ["test/globalSetup.ts"] }
+      }
+    ]
   }
 })
