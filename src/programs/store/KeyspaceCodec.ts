@@ -40,7 +40,8 @@ const reasonOf = (error: unknown): string => (error instanceof Error ? error.mes
 /**
  * A codec from two plain functions, which may throw: a thrown error becomes a
  * {@link CodecFailure} with its message (and so a typed keyspace error, never a
- * defect). For wrapping a compression or binary-format library.
+ * defect). For wrapping a compression or binary-format library. The message
+ * ends up in error messages and logs: it must not quote the value.
  */
 export const makeCodec = (functions: {
   readonly encode: (json: Schema.Json) => Uint8Array
@@ -59,10 +60,13 @@ const decoder = new TextDecoder("utf-8", { fatal: true })
  * Deterministic: struct fields come out in schema order whatever order the
  * value was built in (a `Schema.Record` keeps its entries' insertion order).
  */
-export const jsonCodec: Codec = makeCodec({
-  encode: (json) => encoder.encode(JSON.stringify(json)),
-  decode: (bytes) => JSON.parse(decoder.decode(bytes))
-})
+export const jsonCodec: Codec = {
+  encode: (json) =>
+    Effect.try({ try: () => encoder.encode(JSON.stringify(json)), catch: (error) => new CodecFailure({ reason: reasonOf(error) }) }),
+  // JSON.parse's own message quotes the input; values are secrets (the store encrypts them), so it is not passed on.
+  decode: (bytes) =>
+    Effect.try({ try: () => JSON.parse(decoder.decode(bytes)) as unknown, catch: () => new CodecFailure({ reason: "the bytes are not UTF-8 JSON" }) })
+}
 
 /**
  * Stores a string value as its bare UTF-8 text (no JSON quotes), for values whose
@@ -132,7 +136,10 @@ const toPath = (path: ReadonlyArray<PropertyKey>): Path =>
 
 const standard = SchemaIssue.makeFormatterStandardSchemaV1()
 
-/** The first failing path and a one-line description of every issue; messages never include the input. */
+/**
+ * The first failing path and a one-line description of every issue. Schema messages do not quote the input
+ * (values are secrets the store encrypts; errors get logged), only what was expected where.
+ */
 const describeIssue = (error: Schema.SchemaError | CodecFailure): { readonly path: Path; readonly reason: string } => {
   if (error._tag === "CodecFailure") return { path: [], reason: error.reason }
   const issues = standard(error.issue).issues
