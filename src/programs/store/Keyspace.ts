@@ -77,12 +77,16 @@ export interface WriteOptions {
   readonly expires?: number | undefined
 }
 
-/** Which records a range reads: typed bounds, both inclusive, the whole keyspace by default. */
-export interface RangeOptions<K> {
-  /** The smallest key (by encoded key); the keyspace's first by default. */
+/** Typed bounds of a range, both inclusive, ordered by encoded key; the whole keyspace by default. */
+export interface Bounds<K> {
+  /** The smallest key; the keyspace's first by default. */
   readonly from?: K | undefined
-  /** The largest key (by encoded key); the keyspace's last by default. */
+  /** The largest key; the keyspace's last by default. */
   readonly to?: K | undefined
+}
+
+/** Which records a range reads, in which order, how many. */
+export interface RangeOptions<K> extends Bounds<K> {
   /** Largest key first. */
   readonly descending?: boolean | undefined
   /** At most this many records (0: no limit). */
@@ -128,12 +132,19 @@ export type TypedWriteFailure = KeyError | WriteFailure
 /** Failures every typed read can have. */
 export type TypedReadFailure = KeyError | ReadFailure | KeyspaceDecodeError
 
+/** Failures of a typed watch: the store's, a bad prefix, and a change that does not decode. */
+export type TypedWatchFailure = WatchError | KeyspaceDecodeError | BadParameter
+
 /** The operations of a keyspace; `R` is what they need (`Store`, or nothing once bound to a store). */
 export interface Operations<K, V, R> {
   /** The live record of a key. */
   readonly get: (key: K) => Effect.Effect<Item<K, V>, NotFound | TypedReadFailure | WriteError, R>
   /** Stores a record if the key has no live one. */
-  readonly create: (key: K, value: V, options?: WriteOptions) => Effect.Effect<Lease<K>, AlreadyExists | TypedWriteFailure, R>
+  readonly create: (
+    key: K,
+    value: V,
+    options?: WriteOptions
+  ) => Effect.Effect<Lease<K>, AlreadyExists | TypedWriteFailure, R>
   /** Stores a record, replacing whatever is there. */
   readonly put: (key: K, value: V, options?: WriteOptions) => Effect.Effect<Lease<K>, TypedWriteFailure, R>
   /** Replaces a live record. */
@@ -164,13 +175,13 @@ export interface Operations<K, V, R> {
   /** The live records of a range, collected. */
   readonly getRange: (options?: RangeOptions<K>) => Effect.Effect<ReadonlyArray<Item<K, V>>, TypedReadFailure, R>
   /** Deletes every live record of a range (undecodable ones too); returns how many. */
-  readonly deleteRange: (options?: Pick<RangeOptions<K>, "from" | "to">) => Effect.Effect<number, TypedWriteFailure, R>
+  readonly deleteRange: (options?: Bounds<K>) => Effect.Effect<number, TypedWriteFailure, R>
   /**
    * A live feed of the keyspace's changes, decoded: `Init`, then `Put`,
    * `Delete` and `Expire`. A change that does not decode ends the feed with a
    * `KeyspaceDecodeError` carrying its position: watch again from there to go on.
    */
-  readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent<K, V>, WatchError | KeyspaceDecodeError | BadParameter, R>
+  readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent<K, V>, TypedWatchFailure, R>
   /** Every stored event of a key, oldest first, values decoded. */
   readonly history: (key: K) => Stream.Stream<HistoryEvent<K, V>, TypedReadFailure, R>
   /** The record a key held right after a revision was written, or at a moment (epoch ms). */
@@ -213,9 +224,14 @@ export interface MakeOptions<K, V> {
 const toLease = <K>(key: K, lease: { readonly revision: string }): Lease<K> => ({ key, revision: lease.revision })
 
 const toItem = <K, V>(key: K, value: V, item: StoreItem): Item<K, V> =>
-  item.expires === undefined ? { key, value, revision: item.revision } : { key, value, expires: item.expires, revision: item.revision }
+  item.expires === undefined
+    ? { key, value, revision: item.revision }
+    : { key, value, expires: item.expires, revision: item.revision }
 
 type StoreService = Store["Service"]
+
+const keyOf = (change: Exclude<StoreWatchEvent, { readonly _tag: "Init" }>) =>
+  change._tag === "Put" ? change.item.key : change.key
 
 /** The operations over an explicit store, built once per keyspace. */
 const makeOperations = <K, V>(c: Conversions<K, V>) => {
@@ -229,11 +245,12 @@ const makeOperations = <K, V>(c: Conversions<K, V>) => {
     return { storeKey, bytes: yield* c.encodeValue(storeKey, value) }
   })
 
-  const range = Effect.fnUntraced(function*(options: Pick<RangeOptions<K>, "from" | "to">) {
+  const range = Effect.fnUntraced(function*(options: Bounds<K>) {
     if (Result.isFailure(c.bounds)) return yield* c.bounds.failure
     const bound = (key: K | undefined, field: "from" | "to", otherwise: string) =>
       key === undefined ? Effect.succeed(otherwise) : c.storeKey(key, field)
-    return { start: yield* bound(options.from, "from", c.bounds.success.first), end: yield* bound(options.to, "to", c.bounds.success.last) }
+    const start = yield* bound(options.from, "from", c.bounds.success.first)
+    return { start, end: yield* bound(options.to, "to", c.bounds.success.last) }
   })
 
   const items = (store: StoreService, options: RangeOptions<K> = {}): Stream.Stream<Item<K, V>, TypedReadFailure> =>
@@ -241,15 +258,18 @@ const makeOperations = <K, V>(c: Conversions<K, V>) => {
       store.items({ start, end, descending: options.descending, limit: options.limit }).pipe(Stream.mapEffect(decodeItem))))
 
   const watchEvent = (event: StoreWatchEvent): Effect.Effect<WatchEvent<K, V>, KeyspaceDecodeError> =>
-    event._tag === "Init" ? Effect.succeed(event) : Effect.gen(function*(): Effect.fn.Return<WatchEvent<K, V>, KeyspaceDecodeError> {
-      if (event._tag === "Put") return { _tag: "Put", item: yield* decodeItem(event.item), seq: event.seq, position: event.position }
-      const key = yield* c.decodeKey(event.key)
-      return { _tag: event._tag, key, revision: event.revision, seq: event.seq, position: event.position }
-    }).pipe(
-      Effect.mapError((error) =>
-        new KeyspaceDecodeError({ key: error.key, part: error.part, path: error.path, reason: error.reason, position: event.position })
+    event._tag === "Init"
+      ? Effect.succeed(event)
+      : Effect.gen(function*(): Effect.fn.Return<WatchEvent<K, V>, KeyspaceDecodeError> {
+        const { seq, position } = event
+        if (event._tag === "Put") return { _tag: "Put", item: yield* decodeItem(event.item), seq, position }
+        return { _tag: event._tag, key: yield* c.decodeKey(event.key), revision: event.revision, seq, position }
+      }).pipe(
+        // With its position, a consumer can log the change and watch again after it.
+        Effect.mapError(({ key, part, path, reason }) =>
+          new KeyspaceDecodeError({ key, part, path, reason, position: event.position })
+        )
       )
-    )
 
   const historyEvent = Effect.fnUntraced(function*(key: K, event: Event) {
     const value = event.value === undefined ? undefined : yield* c.decodeValue(event.key, event.value)
@@ -292,7 +312,10 @@ const makeOperations = <K, V>(c: Conversions<K, V>) => {
         const expectedBytes = yield* c.encodeValue(storeKey, expected)
         return toLease(
           key,
-          yield* store.compareAndSwap({ key: storeKey, value: expectedBytes }, { key: storeKey, value: bytes, expires: options?.expires })
+          yield* store.compareAndSwap(
+            { key: storeKey, value: expectedBytes },
+            { key: storeKey, value: bytes, expires: options?.expires }
+          )
         )
       }
     ),
@@ -316,16 +339,16 @@ const makeOperations = <K, V>(c: Conversions<K, V>) => {
     items,
     getRange: (store: StoreService, options?: RangeOptions<K>) =>
       Stream.runCollect(items(store, options)).pipe(Effect.withSpan("Keyspace.getRange")),
-    deleteRange: Effect.fn("Keyspace.deleteRange")(function*(store: StoreService, options: Pick<RangeOptions<K>, "from" | "to"> = {}) {
+    deleteRange: Effect.fn("Keyspace.deleteRange")(function*(store: StoreService, options: Bounds<K> = {}) {
       const { start, end } = yield* range(options)
       return yield* store.deleteRange(start, end)
     }),
-    watch: (store: StoreService, options: WatchOptions = {}): Stream.Stream<WatchEvent<K, V>, WatchError | KeyspaceDecodeError | BadParameter> =>
+    watch: (store: StoreService, options: WatchOptions = {}): Stream.Stream<WatchEvent<K, V>, TypedWatchFailure> =>
       Result.isFailure(c.bounds)
         ? Stream.fail(c.bounds.failure)
         : store.watch({ prefixes: [c.prefix], capacity: options.capacity, resumeFrom: options.resumeFrom }).pipe(
           // The prefix itself is no key of the keyspace (see the module's doc).
-          Stream.filter((event) => event._tag === "Init" || (event._tag === "Put" ? event.item.key : event.key) !== c.prefix),
+          Stream.filter((event) => event._tag === "Init" || keyOf(event) !== c.prefix),
           Stream.mapEffect(watchEvent)
         ),
     history: (store: StoreService, key: K): Stream.Stream<HistoryEvent<K, V>, TypedReadFailure> =>
@@ -351,7 +374,8 @@ export const make = <K, V>(options: MakeOptions<K, V>): Keyspace<K, V> => {
     create: (key, value, writeOptions) => ops.create(store, key, value, writeOptions),
     put: (key, value, writeOptions) => ops.put(store, key, value, writeOptions),
     update: (key, value, writeOptions) => ops.update(store, key, value, writeOptions),
-    compareAndSwap: (key, expected, replacement, writeOptions) => ops.compareAndSwap(store, key, expected, replacement, writeOptions),
+    compareAndSwap: (key, expected, replacement, writeOptions) =>
+      ops.compareAndSwap(store, key, expected, replacement, writeOptions),
     conditionalUpdate: (item) => ops.conditionalUpdate(store, item),
     conditionalDelete: (key, revision) => ops.conditionalDelete(store, key, revision),
     delete: (key) => ops.delete(store, key),

@@ -35,7 +35,7 @@ export interface Codec {
   readonly decode: (bytes: Uint8Array) => Effect.Effect<unknown, CodecFailure>
 }
 
-const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+const failed = (error: unknown) => new CodecFailure({ reason: error instanceof Error ? error.message : String(error) })
 
 /**
  * A codec from two plain functions, which may throw: a thrown error becomes a
@@ -47,8 +47,8 @@ export const makeCodec = (functions: {
   readonly encode: (json: Schema.Json) => Uint8Array
   readonly decode: (bytes: Uint8Array) => unknown
 }): Codec => ({
-  encode: (json) => Effect.try({ try: () => functions.encode(json), catch: (error) => new CodecFailure({ reason: reasonOf(error) }) }),
-  decode: (bytes) => Effect.try({ try: () => functions.decode(bytes), catch: (error) => new CodecFailure({ reason: reasonOf(error) }) })
+  encode: (json) => Effect.try({ try: () => functions.encode(json), catch: failed }),
+  decode: (bytes) => Effect.try({ try: () => functions.decode(bytes), catch: failed })
 })
 
 const encoder = new TextEncoder()
@@ -61,11 +61,13 @@ const decoder = new TextDecoder("utf-8", { fatal: true })
  * value was built in (a `Schema.Record` keeps its entries' insertion order).
  */
 export const jsonCodec: Codec = {
-  encode: (json) =>
-    Effect.try({ try: () => encoder.encode(JSON.stringify(json)), catch: (error) => new CodecFailure({ reason: reasonOf(error) }) }),
+  encode: (json) => Effect.try({ try: () => encoder.encode(JSON.stringify(json)), catch: failed }),
   // JSON.parse's own message quotes the input; values are secrets (the store encrypts them), so it is not passed on.
   decode: (bytes) =>
-    Effect.try({ try: () => JSON.parse(decoder.decode(bytes)) as unknown, catch: () => new CodecFailure({ reason: "the bytes are not UTF-8 JSON" }) })
+    Effect.try({
+      try: () => JSON.parse(decoder.decode(bytes)) as unknown,
+      catch: () => new CodecFailure({ reason: "the bytes are not UTF-8 JSON" })
+    })
 }
 
 /**
@@ -131,8 +133,13 @@ export class KeyspaceEncodeError extends Schema.TaggedError<KeyspaceEncodeError>
 
 const formatPath = (path: Path) => path.map((segment) => `[${JSON.stringify(segment)}]`).join("")
 
-const toPath = (path: ReadonlyArray<PropertyKey>): Path =>
-  path.map((segment) => (typeof segment === "symbol" ? String(segment) : segment))
+type IssuePath = ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
+
+const toPath = (path: IssuePath): Path =>
+  (path ?? []).map((segment) => {
+    const key = typeof segment === "object" ? segment.key : segment
+    return typeof key === "symbol" ? String(key) : key
+  })
 
 const standard = SchemaIssue.makeFormatterStandardSchemaV1()
 
@@ -144,9 +151,12 @@ const describeIssue = (error: Schema.SchemaError | CodecFailure): { readonly pat
   if (error._tag === "CodecFailure") return { path: [], reason: error.reason }
   const issues = standard(error.issue).issues
   const reason = issues
-    .map((issue) => (issue.path && issue.path.length > 0 ? `${issue.message} at ${formatPath(toPath(issue.path as ReadonlyArray<PropertyKey>))}` : issue.message))
+    .map((issue) => {
+      const path = toPath(issue.path)
+      return path.length > 0 ? `${issue.message} at ${formatPath(path)}` : issue.message
+    })
     .join("; ")
-  return { path: toPath((issues[0]?.path ?? []) as ReadonlyArray<PropertyKey>), reason: reason || error.message }
+  return { path: toPath(issues[0]?.path), reason: reason || error.message }
 }
 
 const parseOptions = { errors: "all" } as const
