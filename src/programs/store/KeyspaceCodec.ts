@@ -89,9 +89,6 @@ export type Path = ReadonlyArray<string | number>
 
 const PathSchema = Schema.Array(Schema.Union([Schema.String, Schema.Number]))
 
-/** The part of a record that failed. */
-export type Part = "key" | "value"
-
 /**
  * A key or value read from the store does not decode: the codec refused its
  * bytes, or its schema refused what they hold. `key` is the full store key,
