@@ -39,6 +39,9 @@ export * as Retention from "./domain/Retention.ts"
 /** The store service: Teleport's key/value backend contract as an Effect service. */
 export * as Store from "./programs/store/Store.ts"
 
+/** Typed keyspaces: a prefix of the store with keys and values described by Effect schemas. */
+export * as Keyspace from "./programs/store/Keyspace.ts"
+
 /** Configuration: the YAML file's `storage:` section, `DYNASTATE_*` variables, or Effect's `Config`. */
 export * as StoreConfig from "./infra/StoreConfig.ts"
 
