@@ -311,6 +311,18 @@ describe("layers and concurrency", () => {
       expect(same._tag).toBe("Success")
     }))
 
+  it.effect("layerWithInspector gives the store and a look at its events", () =>
+    Effect.gen(function*() {
+      const ops = yield* Effect.gen(function*() {
+        const store = yield* Store
+        const lease = yield* store.put({ key: "/i", value: bytes("1") })
+        yield* store.keepAlive(lease, undefined)
+        yield* store.delete("/i")
+        return yield* (yield* MemoryStore.MemoryInspector).ops("/i")
+      }).pipe(Effect.provide(MemoryStore.layerWithInspector()))
+      expect(ops).toEqual(["put", "keep-alive", "delete"])
+    }))
+
   it.effect("concurrent compare-and-swap increments are linearizable: no lost update", () =>
     Effect.gen(function*() {
       const store = yield* MemoryStore.make()
