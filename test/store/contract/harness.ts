@@ -1,9 +1,8 @@
 /**
- * Shared helpers of the store contract tests: a table per test file, raw
- * (SDK-level) views of the table to check what the store really wrote, and
- * small byte/string helpers.
+ * DynamoDB helpers of the store contract tests: a table per test file and raw
+ * (SDK-level) views of the table to check what the store really wrote. The
+ * byte and key helpers are the suite's (./suite/Backend.ts), re-exported.
  */
-import { randomUUID } from "node:crypto"
 import { rawKeyItems } from "../../support/RawTable.ts"
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
@@ -15,20 +14,10 @@ import type { Store } from "../../../src/programs/store/Store.ts"
 import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { OpenStoreOptions, TestTable } from "../../support/TestStore.ts"
 
+export { bytes, patterned, sameBytes, text, uniquePrefix } from "./suite/Backend.ts"
+
 /** A raw DynamoDB item. */
 export type RawItem = Record<string, AttributeValue>
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
-
-/** UTF-8 bytes of a string. */
-export const bytes = (value: string): Uint8Array => encoder.encode(value)
-
-/** The string of UTF-8 bytes. */
-export const text = (value: Uint8Array): string => decoder.decode(value)
-
-/** A key prefix no other test uses. */
-export const uniquePrefix = (label: string): string => `/${label}-${randomUUID().slice(0, 8)}/`
 
 /** The table of a test file: provisioned before the first test, its client destroyed after the last. */
 export interface FileTable {
@@ -127,19 +116,3 @@ export const snapshot = (client: DynamoDBClient, table: string): Effect.Effect<s
       )
       .sort()
       .join("\n"))
-
-/** Deterministic pseudo-random bytes, so big values differ from each other and are checkable. */
-export const patterned = (length: number, seed: number): Uint8Array => {
-  const out = new Uint8Array(length)
-  let state = (seed * 2654435761) >>> 0 || 1
-  for (let i = 0; i < length; i++) {
-    state ^= state << 13
-    state ^= state >>> 17
-    state ^= state << 5
-    out[i] = state & 0xff
-  }
-  return out
-}
-
-/** Byte equality as a boolean, for expect(...).toBe(true) with big values. */
-export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))

@@ -1,0 +1,9 @@
+/**
+ * The store contract (./suite) against the DynamoDB store on DynamoDB Local.
+ * DynamoDB-only checks live beside it: encryption-at-rest.test.ts and
+ * paging-io.test.ts.
+ */
+import { dynamoBackend } from "./DynamoBackend.ts"
+import { storeContract } from "./suite/index.ts"
+
+storeContract(dynamoBackend)

@@ -1,0 +1,22 @@
+/**
+ * The whole behavioural store contract, to run against one backend: every
+ * runner (DynamoDB, memory) calls {@link storeContract} with its own backend.
+ */
+import { badInputContract } from "./badInput.ts"
+import type { ContractBackend } from "./Backend.ts"
+import { deleteRangeContract } from "./deleteRange.ts"
+import { expiryContract } from "./expiry.ts"
+import { rangesContract } from "./ranges.ts"
+import { singleKeyContract } from "./singleKey.ts"
+
+export type { ContractBackend, ContractStorage } from "./Backend.ts"
+export { badInputContract, deleteRangeContract, expiryContract, rangesContract, singleKeyContract }
+
+/** Every suite of the contract, each with its own storage. */
+export const storeContract = (backend: ContractBackend): void => {
+  singleKeyContract(backend)
+  expiryContract(backend)
+  rangesContract(backend)
+  deleteRangeContract(backend)
+  badInputContract(backend)
+}
