@@ -13,6 +13,8 @@ const unit = [
   "test/properties/linearizability/Checker*.test.ts",
   "test/streams/{ShardLineage,StreamReader}.test.ts",
   "test/store/contract/memory.test.ts",
+  "test/store/memory/**/*.test.ts",
+  "test/properties/model/store-model.memory.test.ts",
   "test/*.test.ts"
 ]
 
