@@ -14,7 +14,7 @@ const unit = [
   "test/streams/{ShardLineage,StreamReader}.test.ts",
   "test/store/contract/memory.test.ts",
   "test/store/memory/**/*.test.ts",
-  "test/properties/model/store-model.memory.test.ts",
+  "test/properties/model/storeModel.memory.test.ts",
   "test/*.test.ts"
 ]
 

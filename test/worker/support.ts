@@ -94,7 +94,7 @@ export interface TestWorkerOptions {
   readonly retention?: Retention | undefined
   /**
    * How long compaction lets events settle (default 0: at once, so tests need not wait; the write fence
-   * then protects nothing, which these tests do not need: test/store/concurrency/write-fence.test.ts tests it).
+   * then protects nothing, which these tests do not need: test/store/concurrency/writeFence.test.ts tests it).
    */
   readonly settleMillis?: number | undefined
   readonly leaseMillis?: number | undefined

@@ -2,7 +2,7 @@
  * Contract of getRange and items: inclusive bounds, UTF-8 byte order, limits
  * that count only live items, the newest event per key, both directions, and
  * big values past DynamoDB's 1 MB pages. Run by every backend; how many pages
- * DynamoDB reads is checked in ../paging-io.test.ts.
+ * DynamoDB reads is checked in ../pagingIo.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Stream } from "effect"
@@ -212,7 +212,7 @@ export const rangesContract = (backend: ContractBackend) =>
           expect(keysOf(descending)).toEqual(keysOf(ascending).reverse())
           descending.forEach((item, i) => expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true))
 
-          // the first few items, by taking from the stream or by a limit (how many pages that reads: paging-io.test.ts)
+          // the first few items, by taking from the stream or by a limit (how many pages that reads: pagingIo.test.ts)
           const firstTwo = yield* store.items({ start: p, end: Key.rangeEnd(p) }).pipe(Stream.take(2), Stream.runCollect)
           expect(keysOf([...firstTwo])).toEqual([key(0), key(1)])
           expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p), { limit: 3 }))).toEqual([key(0), key(1), key(2)])

@@ -1,5 +1,5 @@
 /**
- * The model-based test (see store-model.test.ts) against the in-memory store:
+ * The model-based test (see storeModel.test.ts) against the in-memory store:
  * the same commands, model and checks, with a fixed seed, and no DynamoDB.
  * Compaction and restarts have no meaning in memory (memoryHarness.ts says
  * what they become); everything a caller can observe is checked as on DynamoDB.
