@@ -96,5 +96,9 @@ npx dynastate put /pack-check/greeting "hello from the tarball" >/dev/null
 out="$(npx dynastate get /pack-check/greeting 2>/dev/null)"
 echo "$out"
 echo "$out" | grep -q '"hello from the tarball"' || fail "dynastate get did not print the value put"
+rebuilt="$(npx dynastate rebuild greetings --projections projections.ts 2>/dev/null)"
+echo "$rebuilt"
+echo "$rebuilt" | grep -q "greetings: /pack-check/greeting seq 1 put" || fail "the projections module's rebuild did not see the value put"
+echo "$rebuilt" | grep -q "rebuilt greetings: replayed 1 keys" || fail "dynastate rebuild did not report the replay"
 
 step "OK"

@@ -7,7 +7,7 @@
  *
  * ```ts
  * import { Effect } from "effect"
- * import * as IndexView from "/path/to/dynastate/src/programs/views/IndexView.ts"
+ * import { IndexView } from "dynastate"
  *
  * export default Effect.gen(function*() {
  *   const byEmail = yield* IndexView.make({ name: "by-email", prefix: "/users/", indexOf })
