@@ -74,9 +74,10 @@ export interface WatchOptions {
 export type WatchError = WatcherOverflow | WatchGap | StreamsError | ReadError
 
 /** What a watch delivers after `Init`: a change of one key. */
-type Change = Exclude<WatchEvent, { readonly _tag: "Init" }>
+export type Change = Exclude<WatchEvent, { readonly _tag: "Init" }>
 
-const toWatchEvent = (event: Event, position: WatchPosition): Change =>
+/** The change a watch delivers for an event found at `position`. */
+export const toWatchEvent = (event: Event, position: WatchPosition): Change =>
   carriesValue(event)
     ? {
       _tag: "Put",
@@ -86,7 +87,8 @@ const toWatchEvent = (event: Event, position: WatchPosition): Change =>
     }
     : { _tag: event.op === "expire" ? "Expire" : "Delete", key: event.key, revision: event.revision, seq: event.seq, position }
 
-const matches = (prefixes: ReadonlyArray<string> | undefined, key: string) =>
+/** Whether a watch of `prefixes` (all keys when none) covers a key. */
+export const matches = (prefixes: ReadonlyArray<string> | undefined, key: string): boolean =>
   prefixes === undefined || prefixes.length === 0 || prefixes.some((prefix) => key.startsWith(prefix))
 
 /**

@@ -8,8 +8,7 @@
  */
 import { Cause, Effect, Queue, Stream } from "effect"
 import type { Event } from "../../../domain/Event.ts"
-import { carriesValue, itemRevision } from "../../../domain/Event.ts"
-import { WatcherOverflow } from "../Watch.ts"
+import { matches, toWatchEvent, WatcherOverflow } from "../Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions, WatchPosition } from "../Watch.ts"
 import * as MemoryLog from "./MemoryLog.ts"
 
@@ -28,21 +27,6 @@ export const resumeAfter = (arn: string, position: WatchPosition): number => {
   const after = position.arn === arn ? Number(position.shards[logShard]) : Number.NaN
   return Number.isSafeInteger(after) && after >= 0 ? after : 0
 }
-
-type Change = Exclude<WatchEvent, { readonly _tag: "Init" }>
-
-const toWatchEvent = (event: Event, position: WatchPosition): Change =>
-  carriesValue(event)
-    ? {
-      _tag: "Put",
-      seq: event.seq,
-      position,
-      item: { key: event.key, value: event.value!, expires: event.expires, revision: itemRevision(event) }
-    }
-    : { _tag: event.op === "expire" ? "Expire" : "Delete", key: event.key, revision: event.revision, seq: event.seq, position }
-
-const matches = (prefixes: ReadonlyArray<string> | undefined, key: string) =>
-  prefixes === undefined || prefixes.length === 0 || prefixes.some((prefix) => key.startsWith(prefix))
 
 interface Subscriber {
   readonly prefixes: ReadonlyArray<string> | undefined
