@@ -10,7 +10,7 @@
  */
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import { Clock, Data, Effect } from "effect"
-import { StorageFailure } from "../domain/Errors.ts"
+import type { StorageFailure } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
 import { Dynamo } from "./Dynamo.ts"
 import * as SideTable from "./SideTable.ts"
@@ -184,8 +184,14 @@ export const checkpoint = (
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const sets = ["finished = :finished"]
     const values: AttributeMap = { ":finished": { BOOL: finished } }
-    if (sequenceNumber !== undefined) (sets.push("checkpoint = :checkpoint"), values[":checkpoint"] = { S: sequenceNumber })
-    if (finished) (sets.push("#ttl = :ttl"), values[":ttl"] = { N: String(Math.ceil((now + finishedLeaseMillis) / 1000)) })
+    if (sequenceNumber !== undefined) {
+      sets.push("checkpoint = :checkpoint")
+      values[":checkpoint"] = { S: sequenceNumber }
+    }
+    if (finished) {
+      sets.push("#ttl = :ttl")
+      values[":ttl"] = { N: String(Math.ceil((now + finishedLeaseMillis) / 1000)) }
+    }
     return fenced(location, arn, lease.shardId, owner, lease.epoch, `SET ${sets.join(", ")}`, values)
   })
 

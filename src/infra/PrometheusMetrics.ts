@@ -217,14 +217,19 @@ const send = (response: http.ServerResponse, status: number, headers: http.Outgo
 /** Answers one request: the metrics on `GET /metrics` (and `HEAD`), 405 for other methods there, 404 elsewhere. */
 const handle = (context: Context.Context<never>) => (request: http.IncomingMessage, response: http.ServerResponse): void => {
   const path = new URL(request.url ?? "/", "http://metrics.invalid").pathname
-  if (path !== metricsPath) return send(response, 404, { "content-type": "text/plain; charset=utf-8" }, "not found\n")
-  if (request.method !== "GET" && request.method !== "HEAD") {
-    return send(response, 405, { "content-type": "text/plain; charset=utf-8", allow: "GET, HEAD" }, "method not allowed\n")
+  if (path !== metricsPath) {
+    send(response, 404, { "content-type": "text/plain; charset=utf-8" }, "not found\n")
+  } else if (request.method !== "GET" && request.method !== "HEAD") {
+    send(response, 405, { "content-type": "text/plain; charset=utf-8", allow: "GET, HEAD" }, "method not allowed\n")
+  } else {
+    const exit = Effect.runSyncExitWith(context)(format())
+    if (exit._tag === "Success") {
+      send(response, 200, { "content-type": contentType }, exit.value)
+    } else {
+      Effect.runForkWith(context)(Effect.logError("rendering the metrics failed", exit.cause))
+      send(response, 500, { "content-type": "text/plain; charset=utf-8" }, "cannot render the metrics\n")
+    }
   }
-  const exit = Effect.runSyncExitWith(context)(format())
-  if (exit._tag === "Success") return send(response, 200, { "content-type": contentType }, exit.value)
-  Effect.runForkWith(context)(Effect.logError("rendering the metrics failed", exit.cause))
-  send(response, 500, { "content-type": "text/plain; charset=utf-8" }, "cannot render the metrics\n")
 }
 
 const listen = (options: MetricsServerOptions, context: Context.Context<never>) =>

@@ -183,6 +183,7 @@ const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, Confi
   if (Option.isSome(config.storeId) && config.storeId.value.trim() === "") {
     return Effect.fail(new ConfigInvalid({ field: "storage.store_id", reason: "must be non-empty (leave it out to bind to the table name)" }))
   }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a NUL in a host name is exactly what this refuses
   if (!/^[^\s\u0000]+$/.test(config.metricsHost)) {
     return Effect.fail(
       new ConfigInvalid({ field: "storage.metrics_host", reason: "must be a host name or address (0.0.0.0 or :: for every interface)" })

@@ -29,9 +29,18 @@ const counting = (inner: Keyring["Service"] = testKeyring) => {
   const calls = { generate: 0, wrap: 0, unwrap: 0 }
   const keyring = Keyring.of({
     name: `counting(${inner.name})`,
-    generate: (ctx) => Effect.suspend(() => (calls.generate++, inner.generate(ctx))),
-    wrap: (plaintext, ctx) => Effect.suspend(() => (calls.wrap++, inner.wrap(plaintext, ctx))),
-    unwrap: (wrapped, ctx) => Effect.suspend(() => (calls.unwrap++, inner.unwrap(wrapped, ctx)))
+    generate: (ctx) => Effect.suspend(() => {
+      calls.generate++
+      return inner.generate(ctx)
+    }),
+    wrap: (plaintext, ctx) => Effect.suspend(() => {
+      calls.wrap++
+      return inner.wrap(plaintext, ctx)
+    }),
+    unwrap: (wrapped, ctx) => Effect.suspend(() => {
+      calls.unwrap++
+      return inner.unwrap(wrapped, ctx)
+    })
   })
   return { keyring, calls }
 }
@@ -55,7 +64,7 @@ const bindingAt = (location: TestTable, i: number): ValueBinding => ({
   valueRevision: undefined,
   timestamp: 0
 })
-const valueOf = (i: number) => new TextEncoder().encode(`value number ${i}`)
+const plaintextOf = (i: number) => new TextEncoder().encode(`value number ${i}`)
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 
 /** Every item of the table, raw. */
@@ -88,7 +97,7 @@ describe("the keyring is asked only now and then", () => {
       const writer = counting()
       const dataKeys = yield* instance(location, writer.keyring)
       const indexes = Array.from({ length: 10_000 }, (_, i) => i)
-      const ciphertexts = yield* Effect.forEach(indexes, (i) => ValueCipher.encrypt(valueOf(i), bindingAt(location, i)), { concurrency: 50 }).pipe(
+      const ciphertexts = yield* Effect.forEach(indexes, (i) => ValueCipher.encrypt(plaintextOf(i), bindingAt(location, i)), { concurrency: 50 }).pipe(
         Effect.provideService(DataKeys, dataKeys)
       )
       expect(writer.calls).toEqual({ generate: 1, wrap: 0, unwrap: 0 })
@@ -110,7 +119,7 @@ describe("the keyring is asked only now and then", () => {
       const store = yield* openStore(location, { client, keyring: Layer.succeed(Keyring, writer.keyring) })
       const indexes = Array.from({ length: 1_000 }, (_, i) => i)
       const key = (i: number) => `/bulk/${String(i).padStart(4, "0")}`
-      yield* Effect.forEach(indexes, (i) => store.put({ key: key(i), value: valueOf(i) }), { concurrency: 50, discard: true })
+      yield* Effect.forEach(indexes, (i) => store.put({ key: key(i), value: plaintextOf(i) }), { concurrency: 50, discard: true })
       expect(writer.calls.generate).toBe(1)
       expect(writer.calls.unwrap).toBe(0)
 
@@ -178,7 +187,7 @@ describe("hard limits force a new data key exactly when reached", () => {
       const store = yield* openStore(location, { client, dataKeyPolicy: { maxBytes: 1024 } })
       const big = new Uint8Array(8 * 1024).map((_, i) => i % 251)
       yield* store.put({ key: "/big", value: big })
-      yield* store.put({ key: "/small", value: valueOf(1) })
+      yield* store.put({ key: "/small", value: plaintextOf(1) })
       const fresh = yield* openStore(location, { client })
       expect(Buffer.from((yield* fresh.get("/big")).value).equals(Buffer.from(big))).toBe(true)
       expect(text((yield* fresh.get("/small")).value)).toBe("value number 1")

@@ -21,9 +21,18 @@ const counting = (inner: Keyring["Service"]) => {
   const calls = { generate: 0, wrap: 0, unwrap: 0 }
   const keyring = Keyring.of({
     name: inner.name,
-    generate: (ctx) => Effect.suspend(() => (calls.generate++, inner.generate(ctx))),
-    wrap: (plaintext, ctx) => Effect.suspend(() => (calls.wrap++, inner.wrap(plaintext, ctx))),
-    unwrap: (wrapped, ctx) => Effect.suspend(() => (calls.unwrap++, inner.unwrap(wrapped, ctx)))
+    generate: (ctx) => Effect.suspend(() => {
+      calls.generate++
+      return inner.generate(ctx)
+    }),
+    wrap: (plaintext, ctx) => Effect.suspend(() => {
+      calls.wrap++
+      return inner.wrap(plaintext, ctx)
+    }),
+    unwrap: (wrapped, ctx) => Effect.suspend(() => {
+      calls.unwrap++
+      return inner.unwrap(wrapped, ctx)
+    })
   })
   return { keyring, calls }
 }

@@ -44,16 +44,20 @@ describe("DynamoDBLocal", () => {
     }))
 
   it.live("fails with JavaNotFound when java is not on PATH", () =>
-    Effect.acquireUseRelease(
-      Effect.sync(() => {
-        const saved = process.env["PATH"]
-        process.env["PATH"] = "/nonexistent"
-        return saved
-      }),
-      () => Effect.flip(DynamoDBLocal.start()),
-      (saved) => Effect.sync(() => void (process.env["PATH"] = saved))
-    ).pipe(Effect.map((error) => {
+    Effect.gen(function*() {
+      const error = yield* Effect.acquireUseRelease(
+        Effect.sync(() => {
+          const saved = process.env["PATH"]
+          process.env["PATH"] = "/nonexistent"
+          return saved
+        }),
+        () => Effect.flip(DynamoDBLocal.start()),
+        (saved) =>
+          Effect.sync(() => {
+            process.env["PATH"] = saved
+          })
+      )
       expect(error.reason).toBe("JavaNotFound")
       expect(error.message).toContain("default-jre-headless")
-    })))
+    }))
 })

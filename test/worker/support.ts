@@ -6,7 +6,8 @@
  * projections, raw views of the event table and the lease table, a seeded
  * workload, and bounded polling.
  */
-import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import type { DynamoDBClient, } from "@aws-sdk/client-dynamodb"
+import { PutItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
@@ -161,7 +162,10 @@ export const startWorker = (env: Env, options: TestWorkerOptions): Effect.Effect
       guarded
     ).pipe(Layer.provide(services))
     const scope = yield* Scope.make()
-    const destroy = Effect.sync(() => (dynamo.destroy(), streams.destroy()))
+    const destroy = Effect.sync(() => {
+      dynamo.destroy()
+      streams.destroy()
+    })
     // Whatever happens in the test, the worker ends with it.
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void).pipe(Effect.andThen(destroy)))
     const context = yield* Layer.buildWithScope(layer, scope)

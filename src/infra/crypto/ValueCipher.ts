@@ -100,7 +100,11 @@ export const decryptWith = (
   const id = keyIdOf(ciphertext)
   if (Result.isFailure(id)) return Result.fail(id.failure)
   let offset = 2 + ciphertext[1]!
-  const take = (n: number) => ciphertext.subarray(offset, (offset += n))
+  const take = (n: number) => {
+    const part = ciphertext.subarray(offset, offset + n)
+    offset += n
+    return part
+  }
   const salt = take(saltBytes)
   const commitment = take(commitmentBytes)
   const iv = take(ivBytes)

@@ -5,12 +5,15 @@
  * only picks a port, launches the JVM, waits until it really answers DynamoDB requests, and makes
  * sure the JVM never outlives us.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess, } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
-import { createServer, type AddressInfo, type Socket } from "node:net"
+import type { AddressInfo, Socket } from "node:net"
+import { createServer, } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
-import { Effect, Result, type Scope } from "effect"
+import type { Scope } from "effect"
+import { Effect, Result, } from "effect"
 import { DynamoDBLocalError, ensureDistribution } from "./DynamoDBLocalDistribution.ts"
 
 export { DynamoDBLocalError, ensureDistribution }

@@ -86,7 +86,11 @@ export class StreamsApi extends Context.Service<StreamsApi, {
       StreamsApi,
       Effect.acquireRelease(
         Effect.sync(() => ({ dynamo: new DynamoDBClient(config), streams: new DynamoDBStreamsClient(config as never) })),
-        (clients) => Effect.sync(() => (clients.dynamo.destroy(), clients.streams.destroy()))
+        (clients) =>
+          Effect.sync(() => {
+            clients.dynamo.destroy()
+            clients.streams.destroy()
+          })
       ).pipe(Effect.map((clients) => fromClients(clients.dynamo, clients.streams)))
     )
 }

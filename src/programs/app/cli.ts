@@ -179,7 +179,9 @@ export const cli = Command.make("dynastate").pipe(
 
 /** A failure the user can act on is one line on stderr and exit code 1, not a stack trace (defects still get one). */
 const reportFailure = (error: unknown) =>
-  Console.error(`dynastate: ${describeFailure(error)}`).pipe(Effect.andThen(Effect.sync(() => void (process.exitCode = 1))))
+  Console.error(`dynastate: ${describeFailure(error)}`).pipe(Effect.andThen(Effect.sync(() => {
+    process.exitCode = 1
+  })))
 
 const describeFailure = (error: unknown): string => {
   const message = (error as { message?: unknown })?.message

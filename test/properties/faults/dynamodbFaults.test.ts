@@ -266,7 +266,7 @@ const check = (calls: ReadonlyArray<Call>, histories: Map<string, ReadonlyArray<
   const problems: Array<string> = []
   const owner = new Map<string, Call>()
   for (const call of calls) for (const [k, rev] of call.attempted) owner.set(`${k}|${rev}`, call)
-  const valueOf = (k: string, revision: string) => {
+  const intendedValue = (k: string, revision: string) => {
     const intent = owner.get(`${k}|${revision}`)?.intents.get(k)
     return intent?._tag === "value" ? intent.value : undefined
   }
@@ -331,13 +331,13 @@ const check = (calls: ReadonlyArray<Call>, histories: Map<string, ReadonlyArray<
     // Successful reads under faults return a value that was written, under its revision.
     for (const call of calls.filter((c) => c.reads === k && isAcked(c))) {
       const item = (call.outcome as { value: Item }).value
-      if (valueOf(k, item.revision) !== decoder.decode(item.value)) problems.push(`#${call.id}: read ${decoder.decode(item.value)} under ${short(item.revision)}`)
+      if (intendedValue(k, item.revision) !== decoder.decode(item.value)) problems.push(`#${call.id}: read ${decoder.decode(item.value)} under ${short(item.revision)}`)
     }
 
     // (d) A fresh instance reads what the table's last event says...
     const last = events.at(-1)
     const live = last && (last.op === "put" || last.op === "keep-alive") && (last.expires === undefined || last.expires > now) ? last : undefined
-    const expected = live ? { revision: live.valueRevision ?? live.revision, value: valueOf(k, live.valueRevision ?? live.revision) } : undefined
+    const expected = live ? { revision: live.valueRevision ?? live.revision, value: intendedValue(k, live.valueRevision ?? live.revision) } : undefined
     const read = reads.get(k)!
     const got = read._tag === "Success" ? { revision: (read.value as Item).revision, value: decoder.decode((read.value as Item).value) } : undefined
     if (read._tag !== "Success" && !(read._tag === "Failure" && read.tag === "NotFound")) problems.push(`${k}: fresh read failed: ${showOutcome(read)}`)
@@ -352,7 +352,7 @@ const check = (calls: ReadonlyArray<Call>, histories: Map<string, ReadonlyArray<
     const seqOf = (c: Call) => acked.find((a) => a.c === c)?.seq ?? 0
     const lastAcked = writers.filter((c) => isAcked(c) && c.round === lastRound).sort((a, b) => seqOf(b) - seqOf(a))[0]
     const intent = lastAcked?.intents.get(k)
-    const value = intent?._tag === "value" ? intent.value : intent?._tag === "keep" ? valueOf(k, ackedRevision(lastAcked!) ?? "") : undefined
+    const value = intent?._tag === "value" ? intent.value : intent?._tag === "keep" ? intendedValue(k, ackedRevision(lastAcked!) ?? "") : undefined
     const stillLive = intent !== undefined && intent._tag !== "delete" && (intent.expires === undefined || intent.expires > now)
     if ((stillLive ? value : undefined) !== got?.value) {
       problems.push(`${k}: fresh read ${got?.value ?? "nothing"}, but the last acknowledged write (#${lastAcked?.id ?? "-"}) left ${stillLive ? value : "nothing"}`)

@@ -172,7 +172,8 @@ const runWorkload = (steps: ReadonlyArray<Step>) =>
       const requests = kms.requests
       kms.enableKey(kmsKey.keyId)
       kms.reset()
-      const after = (latest = yield* snapshot)
+      latest = yield* snapshot
+      const after = latest
       const outcome = outcomeOf(exit)
       const expected = expectation(s, requests)
       const label = `#${index} ${s._tag} ${s.key}`

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest"
 import { checkLinearizable } from "./Checker.ts"
 import { completed } from "./History.ts"
 import type { Model } from "./Model.ts"
-import { expectLinearizable, expectViolation, history, type Row } from "./testing.ts"
+import type { Row } from "./testing.ts"
+import { expectLinearizable, expectViolation, history, } from "./testing.ts"
 
 type RegisterInput = { readonly op: "write"; readonly value: number } | { readonly op: "read" }
 

@@ -2,8 +2,10 @@ import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { checkLinearizable } from "./Checker.ts"
 import { formatResult } from "./format.ts"
-import { completed, isPending, pending, type History, type Operation } from "./History.ts"
-import { Kv, kvModel, type KvAction, type KvCondition, type KvInput, type KvOutput } from "./KvModel.ts"
+import type { History, Operation } from "./History.ts"
+import { completed, isPending, pending, } from "./History.ts"
+import type { KvAction, KvCondition, KvInput, KvOutput } from "./KvModel.ts"
+import { Kv, kvModel, } from "./KvModel.ts"
 
 /**
  * A deliberately naive in-memory store implementing the contract directly, so
@@ -52,13 +54,18 @@ const makeReferenceStore = () => {
       case "Update":
         return cur ? write(input.key, input.value) : Kv.err("NotFound")
       case "Delete":
-        return cur ? (data.delete(input.key), Kv.ok()) : Kv.err("NotFound")
+        if (!cur) return Kv.err("NotFound")
+        data.delete(input.key)
+        return Kv.ok()
       case "CompareAndSwap":
         return !cur ? Kv.err("NotFound") : cur.value !== input.expected ? Kv.err("CompareFailed") : write(input.key, input.value)
       case "ConditionalUpdate":
         return !cur ? Kv.err("NotFound") : cur.revision !== input.revision ? Kv.err("IncorrectRevision") : write(input.key, input.value)
       case "ConditionalDelete":
-        return !cur ? Kv.err("NotFound") : cur.revision !== input.revision ? Kv.err("IncorrectRevision") : (data.delete(input.key), Kv.ok())
+        if (!cur) return Kv.err("NotFound")
+        if (cur.revision !== input.revision) return Kv.err("IncorrectRevision")
+        data.delete(input.key)
+        return Kv.ok()
     }
   }
   return { apply, issued }

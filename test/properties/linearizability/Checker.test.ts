@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest"
 import { formatResult } from "./format.ts"
-import { Kv, kvModel, partitionByKey, type KvCondition, type KvInput, type KvOutput } from "./KvModel.ts"
-import { expectLinearizable, expectViolation, history, type Row } from "./testing.ts"
+import type { KvCondition, KvInput, KvOutput } from "./KvModel.ts"
+import { Kv, kvModel, partitionByKey, } from "./KvModel.ts"
+import type { Row } from "./testing.ts"
+import { expectLinearizable, expectViolation, history, } from "./testing.ts"
 
 const kv = (...rows: ReadonlyArray<Row<KvInput, KvOutput>>) => history(...rows)
 

@@ -3,7 +3,8 @@
  * runs the search (see Search.ts) on each partition and, on a violation,
  * narrows it down to something a human can read.
  */
-import { isPending, validateHistory, type History, type Operation } from "./History.ts"
+import type { History, Operation } from "./History.ts"
+import { isPending, validateHistory, } from "./History.ts"
 import type { Model } from "./Model.ts"
 import { searchLinearization } from "./Search.ts"
 

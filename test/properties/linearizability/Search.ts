@@ -10,7 +10,8 @@
  * return at +Infinity, i.e. never constrain anything, and the search stops as
  * soon as every completed op is linearized, so they need not take effect.
  */
-import { isPending, type Operation } from "./History.ts"
+import type { Operation } from "./History.ts"
+import { isPending, } from "./History.ts"
 import type { Model } from "./Model.ts"
 
 /** Outcome of searching one partition. */
@@ -109,7 +110,7 @@ export const searchLinearization = <S, I, O>(
     flip(e.op, true)
     const key = `${bits.join(",")}|${model.hash(r.next)}`
     const seen = memo.get(key)
-    if (seen !== undefined && seen.some((s) => model.equal(s, r.next))) {
+    if (seen?.some((s) => model.equal(s, r.next))) {
       flip(e.op, false)
       return false
     }

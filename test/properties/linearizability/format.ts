@@ -3,7 +3,8 @@
  * counterexample from a property test can be read without a debugger.
  */
 import type { CheckResult } from "./Checker.ts"
-import { isPending, type History } from "./History.ts"
+import type { History } from "./History.ts"
+import { isPending, } from "./History.ts"
 import type { Model } from "./Model.ts"
 
 /** Which ops to flag in {@link formatHistory}. */

@@ -3,9 +3,11 @@
  * assertions that print a readable report when they fail.
  */
 import { expect } from "vitest"
-import { checkLinearizable, type CheckResult, type NotLinearizable } from "./Checker.ts"
+import type { CheckResult, NotLinearizable } from "./Checker.ts"
+import { checkLinearizable, } from "./Checker.ts"
 import { formatResult } from "./format.ts"
-import { completed, isPending, pending, type History } from "./History.ts"
+import type { History } from "./History.ts"
+import { completed, isPending, pending, } from "./History.ts"
 import type { Model } from "./Model.ts"
 
 /** One op as a tuple; ids are assigned in row order. */

@@ -172,7 +172,10 @@ const getCommand = fc.record({ target: targetArb, via: viaArb }).map(({ target, 
     if (target._tag !== "Key") c.note(key)
     const expected = c.model.get(key)
     const result = await c.exec(c.store.get(key))
-    if (expected._tag === "Fail") return agree(expected, result, "get"), outcome(result)
+    if (expected._tag === "Fail") {
+      agree(expected, result, "get")
+      return outcome(result)
+    }
     expect(result._tag === "Failure" ? `failed with ${String(result.failure)}` : "found", "get: the model has a live item").toBe("found")
     if (result._tag === "Success") expectItems([result.success], [expected.item], "get")
     return outcome(result)
@@ -329,7 +332,9 @@ const invalidAtomicWriteCommand = fc.record({
   const chosen = kind === "empty" ? [] : kind === "tooMany" ? many : kind === "duplicate" ? [...entries, entries[0]!] : entries
   const shown = kind === "tooMany" ? "65 puts" : chosen.map(showEntry).join(", ")
   return atomicCommand(`atomicWrite:${kind}[${shown}]`, chosen, via, (resolved) => {
-    if (kind === "allNop") resolved.forEach((entry, i) => (resolved[i] = { ...entry, action: { _tag: "Nop" } }))
+    if (kind === "allNop") {
+      for (const [i, entry] of resolved.entries()) resolved[i] = { ...entry, action: { _tag: "Nop" } }
+    }
     if (kind === "emptyRevision") resolved[resolved.length - 1] = { ...resolved.at(-1)!, condition: { _tag: "Revision", revision: "" } }
   })
 })

@@ -79,7 +79,11 @@ describe("per-key actors", () => {
           const next = bytes(String(Number(text(item.value)) + 1))
           const done = yield* store.conditionalUpdate({ ...item, value: next }).pipe(
             Effect.as(true),
-            Effect.catchTag("IncorrectRevision", () => Effect.sync(() => (retries++, false)))
+            Effect.catchTag("IncorrectRevision", () =>
+              Effect.sync(() => {
+                retries++
+                return false
+              }))
           )
           if (done) return
         }

@@ -79,15 +79,15 @@ describe("lost responses", () => {
       const { store, log, armed, inputs } = yield* droppingStore(location, "PutItemCommand")
       const key = "/lost/commands"
       const value = (v: string) => ({ key, value: bytes(v) })
-      const commands: ReadonlyArray<readonly [string, () => Effect.Effect<Lease | void, unknown>]> = [
+      const commands: ReadonlyArray<readonly [string, () => Effect.Effect<Lease | undefined, unknown>]> = [
         ["create", () => store.create(value("c"))],
         ["update", () => store.update(value("u"))],
         ["compareAndSwap", () => store.compareAndSwap(value("u"), value("s"))],
         ["conditionalUpdate", () => Effect.flatMap(store.get(key), (item) => store.conditionalUpdate({ ...item, value: bytes("r") }))],
         ["keepAlive", () => Effect.flatMap(store.get(key), (item) => store.keepAlive(item, Date.now() + 3_600_000))],
-        ["conditionalDelete", () => Effect.flatMap(store.get(key), (item) => store.conditionalDelete(key, item.revision))],
+        ["conditionalDelete", () => Effect.flatMap(store.get(key), (item) => Effect.as(store.conditionalDelete(key, item.revision), undefined))],
         ["put", () => store.put(value("p"))],
-        ["delete", () => store.delete(key)]
+        ["delete", () => Effect.as(store.delete(key), undefined)]
       ]
       for (const [name, command] of commands) {
         armed.remaining = 1

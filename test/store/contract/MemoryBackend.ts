@@ -26,7 +26,10 @@ export const memoryBackend: ContractBackend = {
       open: () =>
         current !== undefined
           ? Effect.succeed(current.store)
-          : Effect.map(MemoryStore.makeWithInspector(), (made) => (current = made).store),
+          : Effect.map(MemoryStore.makeWithInspector(), (made) => {
+            current = made
+            return made.store
+          }),
       // The memory store does no I/O: there are no requests to record.
       openRecording: undefined,
       ops: (key) => (current === undefined ? Effect.succeed([]) : current.inspector.ops(key)),

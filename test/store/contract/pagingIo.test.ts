@@ -22,7 +22,9 @@ const countingClient = () => {
   const { client, calls } = recordingClient()
   return {
     client,
-    reset: () => void (calls.length = 0),
+    reset: () => {
+      calls.length = 0
+    },
     queries: () => calls.filter((name) => name === "QueryCommand").length
   }
 }
@@ -43,11 +45,11 @@ describe("paging", () => {
       const ascending = yield* store.getRange(p, Key.rangeEnd(p))
       expect(queries()).toBeGreaterThanOrEqual(3) // 2.4 MB needs at least three 1 MB pages
       expect(keysOf(ascending)).toEqual(Array.from({ length: 40 }, (_, i) => key(i)))
-      ascending.forEach((item, i) => expect(sameBytes(item.value, patterned(valueBytes, i))).toBe(true))
+      for (const [i, item] of ascending.entries()) expect(sameBytes(item.value, patterned(valueBytes, i))).toBe(true)
 
       const descending = yield* collect(store, { start: p, end: Key.rangeEnd(p), descending: true })
       expect(keysOf(descending)).toEqual(keysOf(ascending).reverse())
-      descending.forEach((item, i) => expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true))
+      for (const [i, item] of descending.entries()) expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true)
 
       // lazily paged: the first few items need only the first page
       reset()

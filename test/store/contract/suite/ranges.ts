@@ -206,11 +206,11 @@ export const rangesContract = (backend: ContractBackend) =>
 
           const ascending = yield* store.getRange(p, Key.rangeEnd(p))
           expect(keysOf(ascending)).toEqual(Array.from({ length: 40 }, (_, i) => key(i)))
-          ascending.forEach((item, i) => expect(sameBytes(item.value, patterned(valueBytes, i))).toBe(true))
+          for (const [i, item] of ascending.entries()) expect(sameBytes(item.value, patterned(valueBytes, i))).toBe(true)
 
           const descending = yield* collect(store, { start: p, end: Key.rangeEnd(p), descending: true })
           expect(keysOf(descending)).toEqual(keysOf(ascending).reverse())
-          descending.forEach((item, i) => expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true))
+          for (const [i, item] of descending.entries()) expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true)
 
           // the first few items, by taking from the stream or by a limit (how many pages that reads: pagingIo.test.ts)
           const firstTwo = yield* store.items({ start: p, end: Key.rangeEnd(p) }).pipe(Stream.take(2), Stream.runCollect)
