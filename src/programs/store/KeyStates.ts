@@ -8,7 +8,7 @@ import { Stream } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
 import * as SortKey from "../../domain/SortKey.ts"
-import type { EventTable, SortKeyRange, StoredItem } from "../../infra/EventTable.ts"
+import type { EventTable, SortKeyRange, StoredEvent } from "../../infra/EventTable.ts"
 
 /**
  * The sort-key ranges holding exactly the keys under `prefixes` (everything when empty), in key order and
@@ -25,9 +25,9 @@ export const coveredRanges = (prefixes: ReadonlyArray<string>): ReadonlyArray<So
 }
 
 /** Merges a key-ordered array of live newest events with key-ordered buried tombstones; for a key in both, the higher seq. */
-const mergeByKey = <E, R>(live: ReadonlyArray<StoredItem>, buried: Stream.Stream<StoredItem, E, R>): Stream.Stream<StoredItem, E, R> =>
-  Stream.mapAccum(buried, () => 0, (i, grave): readonly [number, ReadonlyArray<StoredItem>] => {
-    const out: Array<StoredItem> = []
+const mergeByKey = <E, R>(live: ReadonlyArray<StoredEvent>, buried: Stream.Stream<StoredEvent, E, R>): Stream.Stream<StoredEvent, E, R> =>
+  Stream.mapAccum(buried, () => 0, (i, grave): readonly [number, ReadonlyArray<StoredEvent>] => {
+    const out: Array<StoredEvent> = []
     while (i < live.length && Key.compare(live[i]!.key, grave.key) < 0) out.push(live[i++]!)
     if (i < live.length && live[i]!.key === grave.key) out.push(live[i]!.seq >= grave.seq ? live[i++]! : (i++, grave))
     else out.push(grave)
@@ -45,7 +45,7 @@ const mergeByKey = <E, R>(live: ReadonlyArray<StoredItem>, buried: Stream.Stream
 export const newestEvents = (
   table: EventTable["Service"],
   range: SortKeyRange
-): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
+): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
   Stream.suspend(() => {
     let previous: string | undefined
     let gravesFrom = range.lower
@@ -67,7 +67,7 @@ export const newestEvents = (
 export const newestUnder = (
   table: EventTable["Service"],
   prefixes: ReadonlyArray<string>
-): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
+): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
   Stream.fromIterable(coveredRanges(prefixes)).pipe(
     Stream.flatMap((range) => newestEvents(table, range)),
     Stream.filter((stored) => prefixes.length === 0 || prefixes.some((prefix) => stored.key.startsWith(prefix)))

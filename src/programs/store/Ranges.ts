@@ -7,8 +7,7 @@ import { Result, Stream } from "effect"
 import { isExpired } from "../../domain/Item.ts"
 import { liveItem } from "../../domain/Event.ts"
 import * as SortKey from "../../domain/SortKey.ts"
-import type { EventTable, StoredItem } from "../../infra/EventTable.ts"
-import { Attr } from "../../infra/EventRecord.ts"
+import type { EventTable, StoredEvent } from "../../infra/EventTable.ts"
 
 /** A range of keys, both ends inclusive. */
 export interface KeyRange {
@@ -30,31 +29,27 @@ export const sortKeyRange = (range: KeyRange) => ({
  * key's newest is emitted when the key changes.
  */
 export const newestPerKey = <E, R>(
-  items: Stream.Stream<StoredItem, E, R>,
+  items: Stream.Stream<StoredEvent, E, R>,
   descending: boolean
-): Stream.Stream<StoredItem, E, R> =>
+): Stream.Stream<StoredEvent, E, R> =>
   descending
     ? Stream.mapAccum(
       items,
-      (): StoredItem | undefined => undefined,
-      (pending, stored): readonly [StoredItem | undefined, ReadonlyArray<StoredItem>] =>
+      (): StoredEvent | undefined => undefined,
+      (pending, stored): readonly [StoredEvent | undefined, ReadonlyArray<StoredEvent>] =>
         pending === undefined || pending.key === stored.key ? [stored, []] : [stored, [pending]],
       { onHalt: (pending) => (pending ? [pending] : []) }
     )
     : Stream.mapAccum(
       items,
       (): string | undefined => undefined,
-      (previous, stored): readonly [string, ReadonlyArray<StoredItem>] =>
+      (previous, stored): readonly [string, ReadonlyArray<StoredEvent>] =>
         [stored.key, stored.key === previous ? [] : [stored]]
     )
 
 /** Whether a stored item may be live at `now`, judged from its clear attributes without decrypting. */
-export const mayBeLive = (stored: StoredItem, now: number): boolean => {
-  const op = stored.item[Attr.op]?.S
-  if (op !== "put" && op !== "keep-alive") return false
-  const expires = stored.item[Attr.expires]?.N
-  return !isExpired(expires === undefined ? undefined : Number(expires), now)
-}
+export const mayBeLive = (stored: StoredEvent, now: number): boolean =>
+  (stored.op === "put" || stored.op === "keep-alive") && !isExpired(stored.expires, now)
 
 /** The live items of a range at `now`, decrypted, lazily. */
 export const liveItems = (table: EventTable["Service"], range: KeyRange, now: number) =>

@@ -10,10 +10,8 @@ import { NotFound } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
-import * as SortKey from "../../domain/SortKey.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
-import * as EventRecord from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import * as ViewTable from "../../infra/ViewTable.ts"
 import * as Projection from "../worker/Projection.ts"
@@ -59,8 +57,7 @@ export const make = (options: IndexViewOptions) =>
         const value = item === undefined ? undefined : options.indexOf(item)
         const index = value === undefined ? undefined : blind(value)
         // Re-encrypted bound to the same event, so the view holds no plaintext and reads authenticate it.
-        const encoded = index === undefined ? undefined : yield* EventRecord.encode(table.location, event)
-        yield* ViewTable.move(viewTable, event.key, event.seq, filedNow.index, index, encoded)
+        yield* ViewTable.move(viewTable, table.location, event, filedNow.index, index)
       }))
 
     const query = (value: string) =>
@@ -68,10 +65,7 @@ export const make = (options: IndexViewOptions) =>
         const now = yield* Clock.currentTimeMillis
         const items: Array<Item> = []
         for (const stored of yield* ViewTable.filed(viewTable, blind(value))) {
-          const sortKey = stored[EventRecord.Attr.sort]?.B
-          if (sortKey === undefined) continue
-          const { key, seq } = SortKey.decode(sortKey)
-          const live = liveItem(yield* table.decode({ key, seq, item: stored }), now)
+          const live = liveItem(yield* table.decode(stored), now)
           if (live) items.push(live)
         }
         return items

@@ -11,7 +11,7 @@ import type { Item } from "../../domain/Item.ts"
 import { isExpired } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import type { ReadError, StoredItem } from "../../infra/EventTable.ts"
+import type { ReadError, StoredEvent } from "../../infra/EventTable.ts"
 import * as KeyStates from "../store/KeyStates.ts"
 import * as Projection from "../worker/Projection.ts"
 import { mayBeLive } from "../store/Ranges.ts"
@@ -69,7 +69,7 @@ export const make = (name: string, prefix: string) =>
     // A fresh copy replaces the replica whole, so keys deleted or changed while events were missed are right too.
     // Each item keeps its event's seq: the stream tail replayed after a rebuild must not put older values back.
     const rebuild = KeyStates.newestUnder(table, [prefix]).pipe(
-      Stream.mapEffect((stored): Effect.Effect<{ readonly stored: StoredItem; readonly decoded: Result.Result<Event, ReadError> | undefined }> =>
+      Stream.mapEffect((stored): Effect.Effect<{ readonly stored: StoredEvent; readonly decoded: Result.Result<Event, ReadError> | undefined }> =>
         mayBeLive(stored, Number.NEGATIVE_INFINITY)
           ? Effect.map(Effect.result(table.decode(stored)), (decoded) => ({ stored, decoded }))
           : Effect.succeed({ stored, decoded: undefined })
