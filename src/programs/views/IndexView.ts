@@ -5,7 +5,7 @@
  */
 import { createHmac } from "node:crypto"
 import { Clock, Effect, Redacted, Stream } from "effect"
-import * as KeyStates from "../store/KeyStates.ts"
+import * as NewestEvents from "../store/NewestEvents.ts"
 import { NotFound } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
@@ -80,7 +80,7 @@ export const make = (options: IndexViewOptions) =>
     }
 
     // Files every current item of the prefix and unfiles deleted keys: a view added to an existing store, or one that missed events.
-    const rebuild = KeyStates.newestUnder(table, [options.prefix]).pipe(
+    const rebuild = NewestEvents.read(table, { prefixes: [options.prefix] }, { include: "graves" }).pipe(
       Stream.runForEach((stored) =>
         table.decode(stored).pipe(
           Effect.flatMap(apply),

@@ -14,12 +14,11 @@
 import { Clock, Context, Effect, Layer, Stream } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Retention } from "../../domain/Retention.ts"
-import * as SortKey from "../../domain/SortKey.ts"
 import { defaultSettleMillis, hasSettled } from "../../domain/WriteFence.ts"
 import type { StoredEvent } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
-import { newestPerKey } from "../store/Ranges.ts"
+import * as NewestEvents from "../store/NewestEvents.ts"
 
 /** How compaction keeps what it moves, and how long it lets events settle first. */
 export interface CompactionOptions {
@@ -96,8 +95,7 @@ export const compactAll = (
   progress: (done: number, total: number) => Effect.Effect<void>
 ): Effect.Effect<CompactionPass, Throttled | StorageFailure> =>
   Effect.gen(function*() {
-    const everything = () =>
-      newestPerKey(table.scan({ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }), false)
+    const everything = () => NewestEvents.read(table, NewestEvents.allKeys, { include: "tombstones" })
     const total = yield* Stream.runFold(everything(), () => 0, (count) => count + 1)
     let done = 0
     const pending: Array<Pending> = []
