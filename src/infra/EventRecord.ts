@@ -3,12 +3,13 @@
  * to everything else the item says, so the table never holds plaintext and an
  * item whose attributes were edited or swapped fails to decrypt.
  */
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 import { DecryptionFailed, StorageFailure, ValueTooLarge } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
 import { Shredded } from "../domain/Errors.ts"
 import type { Event, EventOp } from "../domain/Event.ts"
 import { eventOps } from "../domain/Event.ts"
+import * as Key from "../domain/Key.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import type { DataKeys } from "./crypto/DataKeys.ts"
@@ -16,7 +17,10 @@ import { boundName } from "./crypto/DataKeyStore.ts"
 import * as ValueCipher from "./crypto/ValueCipher.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 
-/** Attribute names of an event item. Short, because they count against the 400 KB item limit. */
+/**
+ * Attribute names of an event item. Short, because they count against the 400 KB item limit. Only `src/infra`
+ * reads them (and tests of the storage format): programs see {@link StoredEvent}s.
+ */
 export const Attr = {
   partition: "pk",
   sort: "sk",
@@ -36,6 +40,68 @@ export interface Location {
   readonly namespace: string
   /** See `DataKeyLocation.storeId`: the table name unless the store's items moved to another table. */
   readonly storeId?: string | undefined
+}
+
+declare const storedItemBrand: unique symbol
+
+/**
+ * An event item as DynamoDB holds it, opaque outside `src/infra`: programs hand it back to the infra (to
+ * decrypt, archive, remove or bury the event it holds) but cannot read its attributes. Any attribute map is
+ * one, so the infra's readers (the event table, the history area, streams, views) make them without ceremony.
+ */
+export interface StoredItem {
+  readonly [storedItemBrand]?: "EventRecord.StoredItem"
+}
+
+/** The attributes of a stored item, for the infra's own codecs. */
+export const attributesOf = (item: StoredItem): AttributeMap => item as AttributeMap
+
+/**
+ * An event as stored, read without decrypting anything: its clear attributes parsed, its value still
+ * encrypted in `item`. The clear attributes are what range reads and compaction decide by before paying for
+ * a decryption; they are authenticated only when the event is decoded (the value is bound to them).
+ */
+export interface StoredEvent {
+  readonly key: string
+  readonly seq: number
+  /** Undefined when missing or not an operation (such an item fails to decode). */
+  readonly op: EventOp | undefined
+  /** The expiry, epoch milliseconds, as stored (a malformed one makes the item fail to decode). */
+  readonly expires: number | undefined
+  /** When the event was decided, epoch milliseconds; undefined when missing or malformed. */
+  readonly timestamp: number | undefined
+  /** For a copy in the history area with limited retention: from when DynamoDB's TTL may delete it, epoch ms. */
+  readonly retainedUntil: number | undefined
+  /** The item itself: what the infra decrypts, moves and deletes. */
+  readonly item: StoredItem
+}
+
+const clearNumber = (item: AttributeMap, name: string): number | undefined => {
+  const raw = item[name]?.N
+  return raw === undefined ? undefined : Number(raw)
+}
+
+/**
+ * The event an item holds, its clear attributes parsed and its value left encrypted; a failure says why the
+ * item holds no event (it has no valid event sort key).
+ */
+export const peek = (item: AttributeMap): Result.Result<StoredEvent, string> => {
+  const sortKey = item[Attr.sort]?.B
+  if (sortKey === undefined) return Result.fail("item has no sort key")
+  if (sortKey.length <= Key.sortKeySuffixBytes) return Result.fail("sort key is not a valid event sort key")
+  const { key, seq } = SortKey.decode(sortKey)
+  const op = item[Attr.op]?.S as EventOp | undefined
+  const timestamp = clearNumber(item, Attr.timestamp)
+  const ttl = clearNumber(item, Attr.ttl)
+  return Result.succeed({
+    key,
+    seq,
+    op: op !== undefined && eventOps.includes(op) ? op : undefined,
+    expires: clearNumber(item, Attr.expires),
+    timestamp: timestamp !== undefined && Number.isFinite(timestamp) ? timestamp : undefined,
+    retainedUntil: ttl !== undefined && Number.isFinite(ttl) ? ttl * 1000 : undefined,
+    item
+  })
 }
 
 /** DynamoDB's item size limit. */
@@ -121,9 +187,10 @@ const numberOf = (item: AttributeMap, name: string): number | undefined => {
  */
 export const decode = Effect.fnUntraced(function*(
   location: Location,
-  item: AttributeMap,
+  stored: StoredItem,
   options?: { readonly tolerateShredded?: boolean }
 ): Effect.fn.Return<Event, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> {
+  const item = attributesOf(stored)
   const sortKey = item[Attr.sort]?.B
   if (sortKey === undefined) return yield* corrupt("item has no sort key")
   const { key, seq } = yield* Effect.try({

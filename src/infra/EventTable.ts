@@ -4,19 +4,18 @@
  */
 import { GetItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
-import { Context, Data, Effect, Layer, Option, Stream } from "effect"
+import { Context, Data, Effect, Layer, Option, Result, Stream } from "effect"
 import { DecryptionFailed, StorageFailure } from "../domain/Errors.ts"
 import type { Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue } from "../domain/Event.ts"
-import * as Key from "../domain/Key.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
 import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
 import * as EventRecord from "./EventRecord.ts"
-import type { Location } from "./EventRecord.ts"
+import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
 import * as GraveRecord from "./GraveRecord.ts"
 
 const { Attr } = EventRecord
@@ -26,12 +25,7 @@ export class AppendConflict extends Data.TaggedError("AppendConflict")<{
   readonly winner: Event | undefined
 }> {}
 
-/** An item read from the table, not yet decrypted (most range reads skip superseded events). */
-export interface StoredItem {
-  readonly key: string
-  readonly seq: number
-  readonly item: AttributeMap
-}
+export type { StoredEvent } from "./EventRecord.ts"
 
 /** Bounds of a range query over sort keys, inclusive. */
 export interface SortKeyRange {
@@ -62,16 +56,19 @@ export class EventTable extends Context.Service<EventTable, {
   readonly latest: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
   /** The newest event of a key for deciding writes: a shredded value comes back marked, not as a failure. */
   readonly latestState: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>
-  /** The items of a sort-key range, page by page (pages are DynamoDB's, up to 1 MB). */
-  readonly scan: (range: SortKeyRange) => Stream.Stream<StoredItem, Throttled | StorageFailure>
+  /**
+   * The events of a sort-key range, not decrypted, page by page (pages are DynamoDB's, up to 1 MB): range
+   * reads decide by their clear attributes what to decrypt (most skip superseded events).
+   */
+  readonly scan: (range: SortKeyRange) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
   /**
    * The buried tombstones of the graves filed from `lower` to `upper`
    * (inclusive; a grave is filed under `key ‖ 0x00`), in key order, as the
-   * items they were in the live range (see `GraveRecord`).
+   * events they were in the live range (see `GraveRecord`).
    */
-  readonly graves: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<StoredItem, Throttled | StorageFailure>
-  /** Decrypts an item from {@link scan}. */
-  readonly decode: (stored: StoredItem) => Effect.Effect<Event, ReadError>
+  readonly graves: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
+  /** Decrypts an event read without decrypting ({@link scan}, the history area, a stream record, a view). */
+  readonly decode: (stored: { readonly item: StoredItem }) => Effect.Effect<Event, ReadError>
   /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
   readonly transact: (
     writes: ReadonlyArray<TransactionWrite>,
@@ -87,8 +84,8 @@ const make = Effect.fnUntraced(function*(location: Location) {
   const dynamo = yield* Dynamo
   const dataKeys = yield* DataKeys
   const withKeyring = Effect.provideService(DataKeys, dataKeys)
-  const decodeItem = (item: AttributeMap) => EventRecord.decode(location, item).pipe(withKeyring)
-  const decodeState = (item: AttributeMap) => EventRecord.decode(location, item, { tolerateShredded: true }).pipe(withKeyring)
+  const decodeItem = (item: StoredItem) => EventRecord.decode(location, item).pipe(withKeyring)
+  const decodeState = (item: StoredItem) => EventRecord.decode(location, item, { tolerateShredded: true }).pipe(withKeyring)
   /** A consistent Query of one partition's sort-key range, inclusive. */
   const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) => ({
     TableName: location.table,
@@ -154,58 +151,44 @@ const make = Effect.fnUntraced(function*(location: Location) {
   const latest = Effect.fn("EventTable.latest")((key: string) => newest(key, decodeItem))
   const latestState = Effect.fn("EventTable.latestState")((key: string) => newest(key, decodeState))
 
-  const scan = (range: SortKeyRange): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
+  /** Every page of a Query, lazily, its items parsed by `parse` (an item it refuses is a `StorageFailure`). */
+  const pages = (
+    query: (startKey: AttributeMap | undefined) => QueryCommand,
+    parse: (item: AttributeMap) => Result.Result<StoredEvent, string>,
+    operation: string
+  ): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
     Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
-      dynamo.call("Query", (client, abortSignal) =>
-        client.send(
-          new QueryCommand({
-            ...rangeQuery(range.partition ?? location.namespace, range.lower, range.upper),
-            ScanIndexForward: !range.descending,
-            ExclusiveStartKey: startKey
-          }),
-          { abortSignal }
-        )
-      ).pipe(
-        Effect.map((output) => {
-          const items = (output.Items ?? []).map((item): StoredItem => {
-            const { key, seq } = SortKey.decode(item[Attr.sort]!.B!)
-            return { key, seq, item }
-          })
-          return [items, Option.fromNullishOr(output.LastEvaluatedKey)] as const
-        })
-      )
-    )
-
-  /** The tombstone a grave holds, as it stood in the live range; a grave holding anything else is corrupt. */
-  const buriedTombstone = (grave: AttributeMap): Effect.Effect<StoredItem, StorageFailure> => {
-    const corrupt = (reason: string) => Effect.fail(new StorageFailure({ operation: "read graves", reason }))
-    const item = GraveRecord.toTombstone(location, grave)
-    const sortKey = item[Attr.sort]?.B
-    if (sortKey === undefined || sortKey.length <= Key.sortKeySuffixBytes) return corrupt("a grave has no tombstone sort key")
-    const { key, seq } = SortKey.decode(sortKey)
-    if (Buffer.compare(SortKey.keyPrefix(key), grave[Attr.sort]?.B ?? new Uint8Array()) !== 0) {
-      return corrupt(`the grave of ${key} is filed under another key`)
-    }
-    const op = item[Attr.op]?.S
-    if (op !== "delete" && op !== "expire") return corrupt(`the grave of ${key} does not hold a tombstone`)
-    return Effect.succeed({ key, seq, item })
-  }
-
-  const graves = (lower: Uint8Array, upper: Uint8Array): Stream.Stream<StoredItem, Throttled | StorageFailure> =>
-    Buffer.compare(lower, upper) > 0 ? Stream.empty : Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
-      dynamo.call("Query", (client, abortSignal) =>
-        client.send(
-          new QueryCommand({ ...rangeQuery(GraveRecord.gravePartition(location), lower, upper), ExclusiveStartKey: startKey }),
-          { abortSignal }
-        )
-      ).pipe(
+      dynamo.call("Query", (client, abortSignal) => client.send(query(startKey), { abortSignal })).pipe(
         Effect.flatMap((output) =>
           Effect.map(
-            Effect.forEach(output.Items ?? [], buriedTombstone),
+            Effect.forEach(output.Items ?? [], (item) =>
+              Result.match(parse(item), {
+                onSuccess: Effect.succeed,
+                onFailure: (reason) => Effect.fail(new StorageFailure({ operation, reason }))
+              })),
             (items) => [items, Option.fromNullishOr(output.LastEvaluatedKey)] as const
           )
         )
       ))
+
+  const scan = (range: SortKeyRange): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
+    pages(
+      (startKey) =>
+        new QueryCommand({
+          ...rangeQuery(range.partition ?? location.namespace, range.lower, range.upper),
+          ScanIndexForward: !range.descending,
+          ExclusiveStartKey: startKey
+        }),
+      EventRecord.peek,
+      "read events"
+    )
+
+  const graves = (lower: Uint8Array, upper: Uint8Array): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
+    Buffer.compare(lower, upper) > 0 ? Stream.empty : pages(
+      (startKey) => new QueryCommand({ ...rangeQuery(GraveRecord.gravePartition(location), lower, upper), ExclusiveStartKey: startKey }),
+      (grave) => GraveRecord.buriedTombstone(location, grave),
+      "read graves"
+    )
 
   const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
     const items: Array<TransactWriteItem> = []

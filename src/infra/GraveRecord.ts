@@ -8,10 +8,11 @@
  * every consumer's per-key "last applied seq" stays right. A tombstone holds
  * no value, so the grave holds nothing secret.
  */
+import { Result } from "effect"
 import * as SortKey from "../domain/SortKey.ts"
 import type { AttributeMap } from "./Dynamo.ts"
-import { Attr } from "./EventRecord.ts"
-import type { Location } from "./EventRecord.ts"
+import { Attr, attributesOf, peek } from "./EventRecord.ts"
+import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
 
 /** The attribute holding the buried tombstone's own sort key. */
 export const tombstoneSortAttr = "tsk"
@@ -26,14 +27,29 @@ export const graveKey = (location: Location, key: string): AttributeMap => ({
 })
 
 /** The grave of a live tombstone item. */
-export const fromTombstone = (location: Location, key: string, tombstone: AttributeMap): AttributeMap => ({
-  ...tombstone,
-  ...graveKey(location, key),
-  [tombstoneSortAttr]: tombstone[Attr.sort]!
-})
+export const fromTombstone = (location: Location, key: string, tombstone: StoredItem): AttributeMap => {
+  const attributes = attributesOf(tombstone)
+  return { ...attributes, ...graveKey(location, key), [tombstoneSortAttr]: attributes[Attr.sort]! }
+}
 
 /** The tombstone item a grave was made from, as it stood in the live range (so it decodes as that event). */
 export const toTombstone = (location: Location, grave: AttributeMap): AttributeMap => {
   const { [tombstoneSortAttr]: sortKey, ...rest } = grave
   return { ...rest, [Attr.partition]: { S: location.namespace }, [Attr.sort]: sortKey ?? { B: new Uint8Array() } }
+}
+
+/**
+ * The tombstone a grave holds, as the event it was in the live range; a failure says how the grave is
+ * corrupt (no tombstone sort key, filed under another key, or holding anything but a tombstone).
+ */
+export const buriedTombstone = (location: Location, grave: AttributeMap): Result.Result<StoredEvent, string> => {
+  const parsed = peek(toTombstone(location, grave))
+  if (Result.isFailure(parsed)) return Result.fail("a grave has no tombstone sort key")
+  const tombstone = parsed.success
+  if (Buffer.compare(SortKey.keyPrefix(tombstone.key), grave[Attr.sort]?.B ?? new Uint8Array()) !== 0) {
+    return Result.fail(`the grave of ${tombstone.key} is filed under another key`)
+  }
+  return tombstone.op === "delete" || tombstone.op === "expire"
+    ? Result.succeed(tombstone)
+    : Result.fail(`the grave of ${tombstone.key} does not hold a tombstone`)
 }

@@ -10,10 +10,9 @@ import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Effect, Layer, Schedule, Stream } from "effect"
 import * as SortKey from "../domain/SortKey.ts"
 import { Dynamo } from "./Dynamo.ts"
-import { Attr } from "./EventRecord.ts"
-import type { Location } from "./EventRecord.ts"
+import { Attr, attributesOf } from "./EventRecord.ts"
+import type { Location, StoredEvent } from "./EventRecord.ts"
 import { EventTable } from "./EventTable.ts"
-import type { StoredItem } from "./EventTable.ts"
 import { StorageFailure } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
 import * as GraveRecord from "./GraveRecord.ts"
@@ -24,22 +23,22 @@ export const historyPartition = (location: Location): string => `${location.name
 /** Moves and reads superseded events. */
 export class HistoryArea extends Context.Service<HistoryArea, {
   /** The live events of a key up to and including `seq`, oldest first. */
-  readonly upTo: (key: string, seq: number) => Stream.Stream<StoredItem, Throttled | StorageFailure>
+  readonly upTo: (key: string, seq: number) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
   /** Copies an event into the history area; `expiresAt` (epoch seconds) lets DynamoDB's TTL remove it. */
-  readonly archive: (stored: StoredItem, expiresAt: number | undefined) => Effect.Effect<void, Throttled | StorageFailure>
+  readonly archive: (stored: StoredEvent, expiresAt: number | undefined) => Effect.Effect<void, Throttled | StorageFailure>
   /** Removes an event from the live range (only ever a superseded one). */
-  readonly removeLive: (stored: StoredItem) => Effect.Effect<void, Throttled | StorageFailure>
+  readonly removeLive: (stored: StoredEvent) => Effect.Effect<void, Throttled | StorageFailure>
   /**
    * Moves a live tombstone into the key's grave, and into the history area
    * unless `history` is undefined, all in one transaction; the caller moves
    * the key's older events first. False when another compactor got there first.
    */
   readonly bury: (
-    tombstone: StoredItem,
+    tombstone: StoredEvent,
     history: { readonly expiresAt: number | undefined } | undefined
   ) => Effect.Effect<boolean, Throttled | StorageFailure>
   /** A key's archived events, oldest first. */
-  readonly archived: (key: string) => Stream.Stream<StoredItem, Throttled | StorageFailure>
+  readonly archived: (key: string) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
 }>()("dynastate/HistoryArea") {
   /** The history area of the event table's namespace. */
   static readonly layer: Layer.Layer<HistoryArea, never, EventTable | Dynamo> = Layer.effect(HistoryArea, Effect.gen(function*() {
@@ -47,20 +46,23 @@ export class HistoryArea extends Context.Service<HistoryArea, {
     const dynamo = yield* Dynamo
     const location = table.location
     const partition = historyPartition(location)
-    const archivedItem = (stored: StoredItem, expiresAt: number | undefined) => ({
-      ...stored.item,
+    const archivedItem = (stored: StoredEvent, expiresAt: number | undefined) => ({
+      ...attributesOf(stored.item),
       [Attr.partition]: { S: partition },
       ...(expiresAt === undefined ? {} : { [Attr.ttl]: { N: String(expiresAt) } })
     })
     /** A condition that the item is still the very event that was read (same event id). */
-    const sameEvent = (stored: StoredItem) => ({
+    const sameEvent = (stored: StoredEvent) => ({
       ConditionExpression: "#rev = :rev",
       ExpressionAttributeNames: { "#rev": Attr.revision },
-      ExpressionAttributeValues: { ":rev": stored.item[Attr.revision] ?? { S: "" } }
+      ExpressionAttributeValues: { ":rev": attributesOf(stored.item)[Attr.revision] ?? { S: "" } }
     })
-    const liveKey = (stored: StoredItem) => ({ [Attr.partition]: { S: location.namespace }, [Attr.sort]: stored.item[Attr.sort]! })
+    const liveKey = (stored: StoredEvent) => ({
+      [Attr.partition]: { S: location.namespace },
+      [Attr.sort]: attributesOf(stored.item)[Attr.sort]!
+    })
 
-    const bury = (tombstone: StoredItem, history: { readonly expiresAt: number | undefined } | undefined) => {
+    const bury = (tombstone: StoredEvent, history: { readonly expiresAt: number | undefined } | undefined) => {
       const writes: Array<TransactWriteItem> = []
       if (history !== undefined) writes.push({ Put: { TableName: location.table, Item: archivedItem(tombstone, history.expiresAt) } })
       writes.push(

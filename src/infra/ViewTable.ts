@@ -8,10 +8,13 @@
  */
 import { GetItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
+import type { Event } from "../domain/Event.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
+import * as EventRecord from "./EventRecord.ts"
+import type { Location, StoredEvent } from "./EventRecord.ts"
 import * as SideTable from "./SideTable.ts"
 
 /** The partition of the by-key bookkeeping items; a hex hash never starts with NUL. */
@@ -31,25 +34,28 @@ export const current = (table: string, key: string) =>
   ).pipe(Effect.map((output) => ({ index: output.Item?.index?.S, seq: Number(output.Item?.seq?.N ?? 0) })))
 
 /**
- * Files `key` under `index` with the event's encrypted item (or under no
- * index), removing it from `previous`; all or nothing, and only if `seq` is
- * newer than what the view has. Returns false when the view was already newer.
+ * Files the event's key under `index` with the event, encrypted as in the
+ * event table and bound to the event (or under no index when `index` is
+ * undefined), removing it from `previous`; all or nothing, and only if the
+ * event is newer than what the view has. Returns false when the view was
+ * already newer; `ValueTooLarge` and keyring failures come from encrypting.
  */
 export const move = (
   table: string,
-  key: string,
-  seq: number,
+  location: Location,
+  event: Event,
   previous: string | undefined,
-  index: string | undefined,
-  eventItem: AttributeMap | undefined
+  index: string | undefined
 ) =>
-  Dynamo.use((dynamo) => {
+  Effect.gen(function*() {
+    const { key, seq } = event
     const writes: Array<TransactWriteItem> = []
     if (previous !== undefined && previous !== index) {
       writes.push({ Delete: { TableName: table, Key: { ix: { S: previous }, key: { S: key } } } })
     }
-    if (index !== undefined && eventItem !== undefined) {
-      writes.push({ Put: { TableName: table, Item: { ...eventItem, ix: { S: index }, key: { S: key } } } })
+    if (index !== undefined) {
+      const item = yield* EventRecord.encode(location, event)
+      writes.push({ Put: { TableName: table, Item: { ...item, ix: { S: index }, key: { S: key } } } })
     }
     writes.push({
       Put: {
@@ -59,7 +65,8 @@ export const move = (
         ExpressionAttributeValues: { ":seq": { N: String(seq) } }
       }
     })
-    return dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
+    const dynamo = yield* Dynamo
+    return yield* dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
       client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })
     ).pipe(
       Effect.as(true),
@@ -70,11 +77,11 @@ export const move = (
     )
   })
 
-/** The encrypted items filed under an index entry, every page of them. */
+/** The events filed under an index entry, every page of them, still encrypted (decrypt them as the event table's). */
 export const filed = (table: string, index: string) =>
   Dynamo.use((dynamo) =>
     Effect.gen(function*() {
-      const items: Array<AttributeMap> = []
+      const events: Array<StoredEvent> = []
       let start: AttributeMap | undefined
       do {
         const output = yield* dynamo.call("Query", (client, abortSignal) =>
@@ -89,9 +96,12 @@ export const filed = (table: string, index: string) =>
             { abortSignal }
           )
         )
-        items.push(...(output.Items ?? []))
+        for (const item of output.Items ?? []) {
+          const parsed = EventRecord.peek(item)
+          if (Result.isSuccess(parsed)) events.push(parsed.success)
+        }
         start = output.LastEvaluatedKey
       } while (start !== undefined)
-      return items
+      return events
     })
   )

@@ -13,7 +13,7 @@ import { scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { Compaction, compactKey } from "../../src/programs/worker/Compaction.ts"
-import * as KeyStates from "../../src/programs/store/KeyStates.ts"
+import * as NewestEvents from "../../src/programs/store/NewestEvents.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { rawGraves, rawKeyItems } from "../support/RawTable.ts"
@@ -36,11 +36,11 @@ const compactAll = (location: TestTable) =>
     Effect.provide(Compaction.layer.pipe(Layer.provideMerge(HistoryArea.layer), Layer.provideMerge(eventTableLayer(location, { client }))))
   )
 
-describe("KeyStates.coveredRanges", () => {
+describe("NewestEvents.coveredRanges", () => {
   it("covers every key when no prefix is given, and each outermost prefix once, in key order", () => {
-    expect(KeyStates.coveredRanges([])).toEqual([{ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }])
-    expect(KeyStates.coveredRanges(["/a/", ""])).toHaveLength(1)
-    const ranges = KeyStates.coveredRanges(["/u/", "/a/", "/u/x/", "/a/"])
+    expect(NewestEvents.coveredRanges([])).toEqual([{ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }])
+    expect(NewestEvents.coveredRanges(["/a/", ""])).toHaveLength(1)
+    const ranges = NewestEvents.coveredRanges(["/u/", "/a/", "/u/x/", "/a/"])
     expect(ranges.map((range) => Key.fromBytes(range.lower))).toEqual(["/a/", "/u/"])
     expect(ranges.map((range) => range.upper)).toEqual([SortKey.prefixUpperBound("/a/"), SortKey.prefixUpperBound("/u/")])
   })

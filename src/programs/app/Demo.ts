@@ -2,13 +2,11 @@
  * A short tour of the store that prints what it does: the main job of
  * `npm start` until the projection worker takes that place.
  */
-import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { Clock, Console, Effect, Redacted } from "effect"
 import { Action, Condition } from "../../domain/AtomicWrite.ts"
 import * as Key from "../../domain/Key.ts"
-import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import { Attr } from "../../infra/EventRecord.ts"
+import * as TableSurvey from "../../infra/TableSurvey.ts"
 import { Store } from "../store/Store.ts"
 
 const text = new TextEncoder()
@@ -68,23 +66,16 @@ export const demo = Effect.gen(function*() {
   yield* Console.log(`delete ${bob}; get -> ${(yield* Effect.flip(store.get(bob)))._tag}`)
 
   yield* step("what DynamoDB holds: immutable events, values encrypted")
-  const dynamo = yield* Dynamo
-  const scan = yield* dynamo.call("Scan", (client, abortSignal) =>
-    client.send(new ScanCommand({ TableName: table.location.table }), { abortSignal })
-  )
-  const all = scan.Items ?? []
-  const items = all.filter((item) => item[Attr.partition]?.S === table.location.namespace)
-  const plaintextFound = all.some((item) => JSON.stringify(item).includes(secret) || Buffer.from(item[Attr.value]?.B ?? []).includes(secret))
-  const partitionCount = (suffix: string) => all.filter((item) => item[Attr.partition]?.S === table.location.namespace + suffix).length
+  const survey = yield* TableSurvey.survey(table.location)
   yield* Console.log(
-    `${items.length} live event items, ${partitionCount("\u0000history")} in history, ` +
-      `${partitionCount("\u0000data-keys")} wrapped data key(s) in table ${table.location.table}`
+    `${survey.liveEvents} live event items, ${survey.historyEvents} in history, ` +
+      `${survey.dataKeys} wrapped data key(s) in table ${table.location.table}`
   )
-  yield* Console.log(`the secret appears in plaintext anywhere in the table: ${plaintextFound}`)
-  const sample = items.find((item) => item[Attr.value]?.B !== undefined)
-  if (sample) {
-    const ciphertext = Buffer.from(sample[Attr.value]!.B!)
-    yield* Console.log(`one event: op=${sample[Attr.op]?.S} seq=${sample[Attr.seq]?.N} value=${ciphertext.subarray(0, 24).toString("hex")}… (${ciphertext.length} bytes of ciphertext)`)
+  yield* Console.log(`the secret appears in plaintext anywhere in the table: ${survey.contains(secret)}`)
+  if (survey.sample) {
+    const { op, seq, ciphertext } = survey.sample
+    const shown = Buffer.from(ciphertext).subarray(0, 24).toString("hex")
+    yield* Console.log(`one event: op=${op} seq=${seq} value=${shown}… (${ciphertext.length} bytes of ciphertext)`)
   }
   yield* Console.log(`\nsecrets are never logged: ${Redacted.make(secret)}`)
 })

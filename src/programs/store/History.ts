@@ -10,8 +10,7 @@ import { itemRevision, liveItem } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
-import { Attr } from "../../infra/EventRecord.ts"
-import type { EventTable, ReadError, StoredItem } from "../../infra/EventTable.ts"
+import type { EventTable, ReadError, StoredEvent } from "../../infra/EventTable.ts"
 import type { HistoryArea } from "../../infra/HistoryArea.ts"
 
 /** A point in a key's past: right after the event that made a revision, or a moment. */
@@ -30,19 +29,18 @@ const storedEvents = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   key: string
-): Effect.Effect<ReadonlyArray<StoredItem>, Throttled | StorageFailure> =>
+): Effect.Effect<ReadonlyArray<StoredEvent>, Throttled | StorageFailure> =>
   Effect.gen(function*() {
     const live = yield* Stream.runCollect(
       table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true })
     )
     const now = yield* Clock.currentTimeMillis
-    const archived = [...yield* Stream.runCollect(area.archived(key))].filter((stored) => {
-      const ttl = stored.item[Attr.ttl]?.N
-      return ttl === undefined || Number(ttl) * 1000 > now
-    })
+    const archived = [...yield* Stream.runCollect(area.archived(key))].filter((stored) =>
+      stored.retainedUntil === undefined || stored.retainedUntil > now
+    )
     const prefix = SortKey.keyPrefix(key)
     const buried = yield* Stream.runCollect(table.graves(prefix, prefix))
-    const bySeq = new Map<number, StoredItem>()
+    const bySeq = new Map<number, StoredEvent>()
     for (const stored of [...archived, ...buried, ...live]) bySeq.set(stored.seq, stored)
     return [...bySeq.values()].sort((a, b) => a.seq - b.seq)
   })

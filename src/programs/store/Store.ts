@@ -26,7 +26,7 @@ import type { ActorOptions, WriteError } from "./KeyActors.ts"
 import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
 import * as History from "./History.ts"
 import type { PastPoint } from "./History.ts"
-import * as Ranges from "./Ranges.ts"
+import * as NewestEvents from "./NewestEvents.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import type { Event } from "../../domain/Event.ts"
 import { Watches } from "./Watch.ts"
@@ -210,7 +210,13 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
         // No key lies in a reversed range; DynamoDB would reject the query, so answer without asking.
         if (Key.compare(options.start, options.end) > 0) return Stream.empty
         const now = yield* Clock.currentTimeMillis
-        const stream = Ranges.liveItems(table, options, now)
+        const stream = NewestEvents.read(table, options, { include: "live", at: now, descending: options.descending }).pipe(
+          Stream.mapEffect((stored) => table.decode(stored)),
+          Stream.filterMap((event) => {
+            const item = liveItem(event, now)
+            return item ? Result.succeed(item) : Result.failVoid
+          })
+        )
         // 0 means no limit, as Teleport's backend.NoLimit.
         return options.limit === undefined || options.limit === 0 ? stream : Stream.take(stream, options.limit)
       })
@@ -221,9 +227,9 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
     yield* checkKey(end, "end")
     if (Key.compare(start, end) > 0) return 0
     const now = yield* Clock.currentTimeMillis
-    return yield* Ranges.liveKeys(table, { start, end }, now).pipe(
+    return yield* NewestEvents.read(table, { start, end }, { include: "live", at: now }).pipe(
       Stream.mapEffect(
-        (key) =>
+        ({ key }) =>
           run<NotFound>({ _tag: "Delete", key }).pipe(
             Effect.as(1),
             // Deleted or expired by someone else meanwhile: it is gone either way.

@@ -5,15 +5,13 @@
  */
 import { createHmac } from "node:crypto"
 import { Clock, Effect, Redacted, Stream } from "effect"
-import * as KeyStates from "../store/KeyStates.ts"
+import * as NewestEvents from "../store/NewestEvents.ts"
 import { NotFound } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
-import * as SortKey from "../../domain/SortKey.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
-import * as EventRecord from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import * as ViewTable from "../../infra/ViewTable.ts"
 import * as Projection from "../worker/Projection.ts"
@@ -59,8 +57,7 @@ export const make = (options: IndexViewOptions) =>
         const value = item === undefined ? undefined : options.indexOf(item)
         const index = value === undefined ? undefined : blind(value)
         // Re-encrypted bound to the same event, so the view holds no plaintext and reads authenticate it.
-        const encoded = index === undefined ? undefined : yield* EventRecord.encode(table.location, event)
-        yield* ViewTable.move(viewTable, event.key, event.seq, filedNow.index, index, encoded)
+        yield* ViewTable.move(viewTable, table.location, event, filedNow.index, index)
       }))
 
     const query = (value: string) =>
@@ -68,10 +65,7 @@ export const make = (options: IndexViewOptions) =>
         const now = yield* Clock.currentTimeMillis
         const items: Array<Item> = []
         for (const stored of yield* ViewTable.filed(viewTable, blind(value))) {
-          const sortKey = stored[EventRecord.Attr.sort]?.B
-          if (sortKey === undefined) continue
-          const { key, seq } = SortKey.decode(sortKey)
-          const live = liveItem(yield* table.decode({ key, seq, item: stored }), now)
+          const live = liveItem(yield* table.decode(stored), now)
           if (live) items.push(live)
         }
         return items
@@ -86,7 +80,7 @@ export const make = (options: IndexViewOptions) =>
     }
 
     // Files every current item of the prefix and unfiles deleted keys: a view added to an existing store, or one that missed events.
-    const rebuild = KeyStates.newestUnder(table, [options.prefix]).pipe(
+    const rebuild = NewestEvents.read(table, { prefixes: [options.prefix] }, { include: "graves" }).pipe(
       Stream.runForEach((stored) =>
         table.decode(stored).pipe(
           Effect.flatMap(apply),

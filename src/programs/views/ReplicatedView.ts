@@ -11,10 +11,9 @@ import type { Item } from "../../domain/Item.ts"
 import { isExpired } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import type { ReadError, StoredItem } from "../../infra/EventTable.ts"
-import * as KeyStates from "../store/KeyStates.ts"
+import type { ReadError, StoredEvent } from "../../infra/EventTable.ts"
+import * as NewestEvents from "../store/NewestEvents.ts"
 import * as Projection from "../worker/Projection.ts"
-import { mayBeLive } from "../store/Ranges.ts"
 
 /** Reads of a replicated view. */
 export interface ReplicatedView {
@@ -68,9 +67,9 @@ export const make = (name: string, prefix: string) =>
 
     // A fresh copy replaces the replica whole, so keys deleted or changed while events were missed are right too.
     // Each item keeps its event's seq: the stream tail replayed after a rebuild must not put older values back.
-    const rebuild = KeyStates.newestUnder(table, [prefix]).pipe(
-      Stream.mapEffect((stored): Effect.Effect<{ readonly stored: StoredItem; readonly decoded: Result.Result<Event, ReadError> | undefined }> =>
-        mayBeLive(stored, Number.NEGATIVE_INFINITY)
+    const rebuild = NewestEvents.read(table, { prefixes: [prefix] }, { include: "graves" }).pipe(
+      Stream.mapEffect((stored): Effect.Effect<{ readonly stored: StoredEvent; readonly decoded: Result.Result<Event, ReadError> | undefined }> =>
+        NewestEvents.mayBeLive(stored, Number.NEGATIVE_INFINITY)
           ? Effect.map(Effect.result(table.decode(stored)), (decoded) => ({ stored, decoded }))
           : Effect.succeed({ stored, decoded: undefined })
       ),

@@ -14,13 +14,11 @@
 import { Clock, Context, Effect, Layer, Stream } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Retention } from "../../domain/Retention.ts"
-import * as SortKey from "../../domain/SortKey.ts"
 import { defaultSettleMillis, hasSettled } from "../../domain/WriteFence.ts"
-import { Attr } from "../../infra/EventRecord.ts"
+import type { StoredEvent } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import type { StoredItem } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
-import { newestPerKey } from "../store/Ranges.ts"
+import * as NewestEvents from "../store/NewestEvents.ts"
 
 /** How compaction keeps what it moves, and how long it lets events settle first. */
 export interface CompactionOptions {
@@ -33,16 +31,7 @@ export interface CompactionOptions {
 export const defaultCompactionOptions: CompactionOptions = { retention: { _tag: "Forever" }, settleMillis: defaultSettleMillis }
 
 /** Whether a stored event is a tombstone, read from its clear `op` (a forged one fails when its grave is read). */
-const isTombstone = (stored: StoredItem): boolean => {
-  const op = stored.item[Attr.op]?.S
-  return op === "delete" || op === "expire"
-}
-
-/** An event's timestamp from its clear attribute; undefined when missing or malformed (such an item never decodes either). */
-const timestampOf = (stored: StoredItem): number | undefined => {
-  const timestamp = Number(stored.item[Attr.timestamp]?.N)
-  return Number.isFinite(timestamp) ? timestamp : undefined
-}
+const isTombstone = (stored: StoredEvent): boolean => stored.op === "delete" || stored.op === "expire"
 
 /**
  * Compacts `key` as of its event `seq` (`tombstone` when that event is one):
@@ -65,7 +54,8 @@ export const compactKey = Effect.fnUntraced(function*(
     // What decides whether `stored` may go: itself for a tombstone at `seq`, else its successor (live: `seq` at the latest).
     const reference = stored.seq === seq ? stored : events[index + 1]
     if (reference === undefined || (stored.seq === seq && !tombstone)) return undefined
-    const timestamp = timestampOf(reference)
+    // The clear timestamp: undefined when missing or malformed (such an item never decodes either).
+    const timestamp = reference.timestamp
     if (timestamp === undefined) {
       yield* Effect.logWarning(`event ${reference.seq} of ${key} has no valid timestamp; it and what precedes it stay live`)
       return undefined
@@ -105,8 +95,7 @@ export const compactAll = (
   progress: (done: number, total: number) => Effect.Effect<void>
 ): Effect.Effect<CompactionPass, Throttled | StorageFailure> =>
   Effect.gen(function*() {
-    const everything = () =>
-      newestPerKey(table.scan({ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }), false)
+    const everything = () => NewestEvents.read(table, NewestEvents.allKeys, { include: "tombstones" })
     const total = yield* Stream.runFold(everything(), () => 0, (count) => count + 1)
     let done = 0
     const pending: Array<Pending> = []

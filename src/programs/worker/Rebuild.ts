@@ -24,7 +24,7 @@ import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
-import * as KeyStates from "../store/KeyStates.ts"
+import * as NewestEvents from "../store/NewestEvents.ts"
 
 /** Reports how many keys were replayed out of how many were counted when the rebuild began. */
 export type OnProgress = (done: number, total: number) => Effect.Effect<void>
@@ -65,7 +65,9 @@ export type ReplayError = Throttled | StorageFailure | KeyringError
 
 /** The newest stored event of every key a projection covers, in key order, not decrypted. */
 const newestCovered = (table: EventTable["Service"], projection: Projection<unknown>) =>
-  KeyStates.newestUnder(table, projection.prefixes).pipe(Stream.filter((stored) => covers(projection, stored.key)))
+  NewestEvents.read(table, { prefixes: projection.prefixes }, { include: "graves" }).pipe(
+    Stream.filter((stored) => covers(projection, stored.key))
+  )
 
 /**
  * Replays every covered key's newest event (tombstones included, so deletions propagate) through

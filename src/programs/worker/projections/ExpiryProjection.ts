@@ -8,11 +8,9 @@ import { Clock, Effect, Queue, Stream } from "effect"
 import { carriesValue } from "../../../domain/Event.ts"
 import type { Event } from "../../../domain/Event.ts"
 import { EventTable } from "../../../infra/EventTable.ts"
-import { Attr } from "../../../infra/EventRecord.ts"
-import * as SortKey from "../../../domain/SortKey.ts"
 import * as MinHeap from "../../collections/MinHeap.ts"
 import * as Projection from "../Projection.ts"
-import { newestPerKey } from "../../store/Ranges.ts"
+import * as NewestEvents from "../../store/NewestEvents.ts"
 import { Store } from "../../store/Store.ts"
 
 interface Due {
@@ -77,12 +75,12 @@ export const make = Effect.gen(function*() {
   })
   yield* Effect.forkScoped(timer)
 
-  const rebuild = newestPerKey(table.scan({ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }), false).pipe(
+  // Expired ones too: their expiry is recorded at once. A tombstone unschedules its key.
+  const rebuild = NewestEvents.read(table, NewestEvents.allKeys, { include: "tombstones" }).pipe(
     Stream.runForEach((stored) =>
       Effect.sync(() => {
-        const op = stored.item[Attr.op]?.S
-        const expires = stored.item[Attr.expires]?.N
-        schedule(stored.key, (op === "put" || op === "keep-alive") && expires !== undefined ? Number(expires) : undefined)
+        const holdsValue = NewestEvents.mayBeLive(stored, Number.NEGATIVE_INFINITY)
+        schedule(stored.key, holdsValue ? stored.expires : undefined)
       })
     )
   )
