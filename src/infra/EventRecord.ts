@@ -6,7 +6,7 @@
 import { Effect, Result } from "effect"
 import { DecryptionFailed, StorageFailure, ValueTooLarge } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
-import { Shredded } from "../domain/Errors.ts"
+import type { Shredded } from "../domain/Errors.ts"
 import type { Event, EventOp } from "../domain/Event.ts"
 import { eventOps } from "../domain/Event.ts"
 import * as Key from "../domain/Key.ts"

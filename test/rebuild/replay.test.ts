@@ -221,7 +221,11 @@ describe("Rebuild.rebuild of projections with a rebuild or reset of their own", 
       yield* store.put({ key: "/k/2", value: bytes("two") })
       const view = memoryProjection("resettable", ["/k/"])
       view.state.set("/k/stale", { seq: 7, value: "from another table" })
-      const resettable = { ...view.projection, reset: Effect.sync(() => (view.calls.push("reset"), view.state.clear())) }
+      const resettable = { ...view.projection, reset: Effect.sync(() => {
+          view.calls.push("reset")
+          view.state.clear()
+        })
+      }
       const context = yield* services(location)
 
       yield* Rebuild.rebuild(resettable).pipe(Effect.provide(context))

@@ -98,8 +98,13 @@ const mergeByKey = <E, R>(
   Stream.mapAccum(buried, () => 0, (i, grave): readonly [number, ReadonlyArray<StoredEvent>] => {
     const out: Array<StoredEvent> = []
     while (i < live.length && Key.compare(live[i]!.key, grave.key) < 0) out.push(live[i++]!)
-    if (i < live.length && live[i]!.key === grave.key) out.push(live[i]!.seq >= grave.seq ? live[i++]! : (i++, grave))
-    else out.push(grave)
+    if (i < live.length && live[i]!.key === grave.key) {
+      // Whichever is newer: the live range's event, or the grave of a key re-created since.
+      out.push(live[i]!.seq >= grave.seq ? live[i]! : grave)
+      i++
+    } else {
+      out.push(grave)
+    }
     return [i, out]
   }, { onHalt: (i) => live.slice(i) })
 
@@ -118,7 +123,11 @@ const withGraves = (table: EventTable["Service"], range: SortKeyRange): Stream.S
       Stream.mapArray((page) => [page] as const),
       Stream.flatMap((page) => {
         // Ascending, a key's newest event comes first; its older ones may run on into the next page.
-        const newest = page.filter((stored) => stored.key !== previous && (previous = stored.key, true))
+        const newest = page.filter((stored) => {
+          if (stored.key === previous) return false
+          previous = stored.key
+          return true
+        })
         const upTo = SortKey.keyPrefix(page[page.length - 1]!.key)
         const from = gravesFrom
         gravesFrom = new Uint8Array([...upTo, 0])

@@ -17,7 +17,7 @@
  * seq it holds for the key (see `Projection.apply`).
  */
 import { Effect, Schema, Stream } from "effect"
-import { StorageFailure } from "../../domain/Errors.ts"
+import type { StorageFailure } from "../../domain/Errors.ts"
 import type { DecryptionFailed, Throttled } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
@@ -98,7 +98,11 @@ export const replay: <E>(
       Effect.gen(function*() {
         const event = yield* table.decode(stored).pipe(
           Effect.map((decoded): Event | undefined => decoded),
-          Effect.catchTag("Shredded", () => Effect.sync((): Event | undefined => (shredded++, undefined))),
+          Effect.catchTag("Shredded", () =>
+            Effect.sync((): Event | undefined => {
+              shredded++
+              return undefined
+            })),
           Effect.catchTag("DecryptionFailed", skipUnreadable)
         )
         if (event !== undefined) yield* projection.apply(event)

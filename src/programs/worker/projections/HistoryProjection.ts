@@ -6,7 +6,8 @@
  * starts one pass over every key in the background, which schedules what it
  * finds unsettled; stream processing does not wait for it.
  */
-import { Clock, Effect, Fiber, Queue } from "effect"
+import type { Fiber, } from "effect"
+import { Clock, Effect, Queue } from "effect"
 import type { Event } from "../../../domain/Event.ts"
 import { carriesValue } from "../../../domain/Event.ts"
 import { isSafe, defaultWriteFence } from "../../../domain/WriteFence.ts"
@@ -42,7 +43,10 @@ export const make = (options: CompactionOptions = defaultCompactionOptions) =>
       const known = waiting.get(pending.key)
       if (known !== undefined) {
         // Its turn comes first; whatever has not settled by then is scheduled again.
-        if (pending.seq > known.seq) (known.seq = pending.seq, known.tombstone = pending.tombstone)
+        if (pending.seq > known.seq) {
+          known.seq = pending.seq
+          known.tombstone = pending.tombstone
+        }
         return
       }
       waiting.set(pending.key, { seq: pending.seq, tombstone: pending.tombstone, dueAt: pending.dueAt })
@@ -90,10 +94,14 @@ export const make = (options: CompactionOptions = defaultCompactionOptions) =>
     const rebuild = Effect.suspend(() => {
       if (pass !== undefined && pass.pollUnsafe() === undefined) return Effect.void
       return compactAll(table, area, options, () => Effect.void).pipe(
-        Effect.map((done) => done.pending.forEach(schedule)),
+        Effect.map((done) => {
+          for (const pending of done.pending) schedule(pending)
+        }),
         Effect.catch((error) => Effect.logWarning(`a compaction pass over every key failed (${error._tag}); the next rebuild tries again`)),
         Effect.forkIn(scope),
-        Effect.map((fiber) => void (pass = fiber))
+        Effect.map((fiber) => {
+          pass = fiber
+        })
       )
     })
 
