@@ -22,6 +22,7 @@ import { defaultWriteFence } from "../../domain/WriteFence.ts"
 import type { WriteFence } from "../../domain/WriteFence.ts"
 import type { WriteError } from "./KeyActors.ts"
 import { KeyActors, writeTimedOut } from "./KeyActors.ts"
+import { checkAtomicWrite } from "./StoreInput.ts"
 
 /** How hard to try before giving up. */
 export interface AtomicWriteOptions {
@@ -36,12 +37,6 @@ export interface AtomicWriteOptions {
 /** Defaults that let dozens of concurrent non-conflicting writers all succeed. */
 export const defaultAtomicWriteOptions: AtomicWriteOptions = { maxStaleAttempts: 16, maxConflictAttempts: 24, fence: defaultWriteFence }
 
-/**
- * The most value bytes one atomic write carries: DynamoDB's 4 MB transaction
- * payload, less room for 64 items' keys, attributes and encryption overhead.
- */
-export const maxTransactionValueBytes = 4 * 1024 * 1024 - 64 * 2048
-
 type Attempt =
   | { readonly _tag: "Committed" }
   | { readonly _tag: "Stale" }
@@ -51,25 +46,10 @@ type Attempt =
 /** Writes every action or none, returning the one revision shared by every written event. */
 export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
   actions: ReadonlyArray<ConditionalAction>,
-  options: AtomicWriteOptions,
-  checkSize: (key: string, value: Uint8Array) => Effect.Effect<void, ValueTooLarge>
-): Effect.fn.Return<string, BadParameter | ConditionFailed | WriteError, EventTable | KeyActors> {
-  const valid = AtomicWrite.validate(actions)
-  if (valid._tag === "Failure") return yield* valid.failure
-  let transactionBytes = 0
-  for (const entry of actions) {
-    if (entry.action._tag === "Put") {
-      yield* checkSize(entry.key, entry.action.value)
-      transactionBytes += entry.action.value.length
-    }
-  }
-  if (transactionBytes > maxTransactionValueBytes) {
-    return yield* new BadParameter({
-      field: "actions",
-      reason: `the values add up to ${transactionBytes} bytes; one atomic write carries at most ${maxTransactionValueBytes} (DynamoDB's 4 MB transaction limit)`
-    })
-  }
+  options: AtomicWriteOptions
+): Effect.fn.Return<string, BadParameter | ValueTooLarge | ConditionFailed | WriteError, EventTable | KeyActors> {
   const table = yield* EventTable
+  yield* checkAtomicWrite(table.location, actions)
   const actors = yield* KeyActors
   const revision = yield* Revisions.next
   let stale = 0

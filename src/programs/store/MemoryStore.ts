@@ -20,7 +20,7 @@
  *   places in one global log; there is no compaction, so `history` returns
  *   every event ever appended and `getAt` can reach any of them.
  */
-import { Clock, Context, Effect, Layer, Result, Semaphore, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
 import * as AtomicWrite from "../../domain/AtomicWrite.ts"
 import type { ConditionalAction } from "../../domain/AtomicWrite.ts"
@@ -28,16 +28,17 @@ import type { Command } from "../../domain/Command.ts"
 import { keyOf } from "../../domain/Command.ts"
 import { decide } from "../../domain/Decide.ts"
 import type { CommandError } from "../../domain/Decide.ts"
-import { BadParameter, ConditionFailed, NotFound, Shredded, ValueTooLarge } from "../../domain/Errors.ts"
-import type { AlreadyExists, CompareFailed, IncorrectRevision } from "../../domain/Errors.ts"
+import { ConditionFailed, NotFound, Shredded } from "../../domain/Errors.ts"
+import type { BadParameter } from "../../domain/Errors.ts"
 import type { Event, EventDraft, EventOp } from "../../domain/Event.ts"
 import { carriesValue, isDueForExpiry, itemRevision, liveItem, presentRevision } from "../../domain/Event.ts"
-import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
+import type { Item, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import { defaultDataKeyPolicy, withinScope } from "../../infra/crypto/DataKeys.ts"
 import * as EventRecord from "../../infra/EventRecord.ts"
 import * as Revisions from "../../infra/Revisions.ts"
-import { maxTransactionValueBytes } from "./AtomicWriter.ts"
+import { checkAtomicWrite, checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
+import type { CommandRunner } from "./StoreInput.ts"
 import type { PastPoint } from "./History.ts"
 import { Store } from "./Store.ts"
 import type { ItemsOptions, StoreService } from "./Store.ts"
@@ -79,21 +80,6 @@ export interface InspectableStore {
   readonly store: StoreService
   readonly inspector: MemoryInspector["Service"]
 }
-
-const checkKey = (key: string, field = "key") => {
-  const checked = Key.validate(key, field)
-  return Result.isFailure(checked) ? Effect.fail(checked.failure) : Effect.void
-}
-
-const checkExpiry = (expires: number | undefined) =>
-  expires === undefined || Number.isSafeInteger(expires)
-    ? Effect.void
-    : Effect.fail(new BadParameter({ field: "expires", reason: "an expiry must be whole epoch milliseconds" }))
-
-const checkLimit = (limit: number | undefined) =>
-  limit === undefined || (Number.isSafeInteger(limit) && limit >= 0)
-    ? Effect.void
-    : Effect.fail(new BadParameter({ field: "limit", reason: "a limit must be a whole number, 0 or more" }))
 
 /** A fresh, empty in-memory store and its inspector; the state and its expiry timer live as long as the scope. */
 export const makeWithInspector = Effect.fnUntraced(function*(
@@ -153,28 +139,11 @@ export const makeWithInspector = Effect.fnUntraced(function*(
       return { key, revision: itemRevision(last!) } satisfies Lease
     })
 
-  const run = <E extends CommandError>(command: Command) =>
+  const run: CommandRunner<never> = <E extends CommandError>(command: Command) =>
     locked(Effect.flatMap(Clock.currentTimeMillis, (now) => execute(command, now))) as Effect.Effect<Lease, E>
 
-  const checkSize = (key: string, value: Uint8Array) => {
-    const bytes = EventRecord.maxItemBytes({ table: "memory", namespace }, key, value.length)
-    return bytes > EventRecord.itemLimitBytes
-      ? Effect.fail(new ValueTooLarge({ key, itemBytes: bytes, limitBytes: EventRecord.itemLimitBytes }))
-      : Effect.void
-  }
-
-  const checkItem = (item: ItemInput) =>
-    Effect.gen(function*() {
-      yield* checkKey(item.key)
-      if (!(item.value instanceof Uint8Array)) {
-        return yield* new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
-      }
-      yield* checkExpiry(item.expires)
-      yield* checkSize(item.key, item.value)
-    })
-
-  const write = <E extends CommandError>(item: ItemInput, command: Command) =>
-    checkItem(item).pipe(Effect.andThen(run<E>(command)))
+  /** What the size rule counts: the DynamoDB store's item at the same namespace. */
+  const location = { table: "memory", namespace }
 
   const get = Effect.fn("MemoryStore.get")(function*(key: string) {
     yield* checkKey(key)
@@ -237,22 +206,8 @@ export const makeWithInspector = Effect.fnUntraced(function*(
   })
 
   const atomicWrite = Effect.fn("MemoryStore.atomicWrite")(function*(actions: ReadonlyArray<ConditionalAction>) {
-    const valid = AtomicWrite.validate(actions)
-    if (valid._tag === "Failure") return yield* valid.failure
-    let transactionBytes = 0
-    for (const entry of actions) {
-      if (entry.action._tag === "Put") {
-        yield* checkSize(entry.key, entry.action.value)
-        transactionBytes += entry.action.value.length
-      }
-    }
-    // The DynamoDB store's transaction limit, so what passes here can be written there.
-    if (transactionBytes > maxTransactionValueBytes) {
-      return yield* new BadParameter({
-        field: "actions",
-        reason: `the values add up to ${transactionBytes} bytes; one atomic write carries at most ${maxTransactionValueBytes} (DynamoDB's 4 MB transaction limit)`
-      })
-    }
+    // The DynamoDB store's checks and limits, so what passes here can be written there.
+    yield* checkAtomicWrite(location, actions)
     return yield* locked(Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       // Expiries met are recorded first, each with its own event, whether or not the write then goes ahead.
@@ -338,31 +293,11 @@ export const makeWithInspector = Effect.fnUntraced(function*(
   yield* Effect.addFinalizer(() => watches.close)
 
   const store = Store.of({
-    create: (item) => write<AlreadyExists>(item, { _tag: "Create", item }),
-    put: (item) => write<never>(item, { _tag: "Put", item }),
-    update: (item) => write<NotFound>(item, { _tag: "Update", item }),
-    compareAndSwap: (expected, replaceWith) =>
-      expected.key !== replaceWith.key
-        ? Effect.fail(new BadParameter({ field: "replaceWith.key", reason: "expected and replacement keys differ" }))
-        : write<CompareFailed>(replaceWith, { _tag: "CompareAndSwap", expected: expected.value, item: replaceWith }),
-    conditionalUpdate: (item) =>
-      write<IncorrectRevision>(item, {
-        _tag: "ConditionalUpdate",
-        item: { key: item.key, value: item.value, expires: item.expires },
-        revision: item.revision
-      }),
-    conditionalDelete: (key, revision) =>
-      checkKey(key).pipe(Effect.andThen(run<IncorrectRevision>({ _tag: "ConditionalDelete", key, revision })), Effect.asVoid),
+    ...commandOperations(location, run),
     get,
     getRange: (start, end, rangeOptions) => Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
     items,
-    delete: (key) => checkKey(key).pipe(Effect.andThen(run<NotFound>({ _tag: "Delete", key })), Effect.asVoid),
     deleteRange,
-    keepAlive: (lease, expires) =>
-      checkKey(lease.key).pipe(
-        Effect.andThen(checkExpiry(expires)),
-        Effect.andThen(run<NotFound | IncorrectRevision>({ _tag: "KeepAlive", key: lease.key, revision: lease.revision, expires }))
-      ),
     atomicWrite,
     // No data keys: values are not encrypted in memory, so there is nothing to re-wrap.
     rewrap: () => Effect.succeed(0),

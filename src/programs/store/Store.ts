@@ -7,8 +7,17 @@ import { Clock, Context, Effect, Layer, Option, Result, Stream } from "effect"
 import type { ConditionalAction } from "../../domain/AtomicWrite.ts"
 import type { Command } from "../../domain/Command.ts"
 import type { CommandError } from "../../domain/Decide.ts"
-import { BadParameter, NotFound, Shredded, ValueTooLarge } from "../../domain/Errors.ts"
-import type { AlreadyExists, CompareFailed, ConditionFailed, IncorrectRevision, StorageFailure, Throttled } from "../../domain/Errors.ts"
+import { NotFound, Shredded } from "../../domain/Errors.ts"
+import type {
+  AlreadyExists,
+  BadParameter,
+  CompareFailed,
+  ConditionFailed,
+  IncorrectRevision,
+  StorageFailure,
+  Throttled,
+  ValueTooLarge
+} from "../../domain/Errors.ts"
 import { isDueForExpiry, liveItem, presentRevision } from "../../domain/Event.ts"
 import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
@@ -18,7 +27,6 @@ import { EventTable } from "../../infra/EventTable.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
 import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
-import * as EventRecord from "../../infra/EventRecord.ts"
 import * as AtomicWriter from "./AtomicWriter.ts"
 import { defaultAtomicWriteOptions } from "./AtomicWriter.ts"
 import type { AtomicWriteOptions } from "./AtomicWriter.ts"
@@ -30,6 +38,8 @@ import * as NewestEvents from "./NewestEvents.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import type { Event } from "../../domain/Event.ts"
 import { Watches } from "./Watch.ts"
+import { checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
+import type { CommandRunner } from "./StoreInput.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
 
 export type { PastPoint } from "./History.ts"
@@ -139,21 +149,6 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
     )
 }
 
-const checkKey = (key: string, field = "key") => {
-  const checked = Key.validate(key, field)
-  return Result.isFailure(checked) ? Effect.fail(checked.failure) : Effect.void
-}
-
-const checkExpiry = (expires: number | undefined) =>
-  expires === undefined || Number.isSafeInteger(expires)
-    ? Effect.void
-    : Effect.fail(new BadParameter({ field: "expires", reason: "an expiry must be whole epoch milliseconds" }))
-
-const checkLimit = (limit: number | undefined) =>
-  limit === undefined || (Number.isSafeInteger(limit) && limit >= 0)
-    ? Effect.void
-    : Effect.fail(new BadParameter({ field: "limit", reason: "a limit must be a whole number, 0 or more" }))
-
 const make = (options: StoreOptions) => Effect.gen(function*() {
   const table = yield* EventTable
   const actors = yield* KeyActors
@@ -162,28 +157,8 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
   const area = yield* HistoryArea
   const services = Effect.provideService(EventTable, table)
 
-  const checkSize = (key: string, value: Uint8Array) => {
-    const bytes = EventRecord.maxItemBytes(table.location, key, value.length)
-    return bytes > EventRecord.itemLimitBytes
-      ? Effect.fail(new ValueTooLarge({ key, itemBytes: bytes, limitBytes: EventRecord.itemLimitBytes }))
-      : Effect.void
-  }
-
-  const checkItem = (item: ItemInput) =>
-    Effect.gen(function*() {
-      yield* checkKey(item.key)
-      if (!(item.value instanceof Uint8Array)) {
-        return yield* new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
-      }
-      yield* checkExpiry(item.expires)
-      yield* checkSize(item.key, item.value)
-    })
-
-  const run = <E extends CommandError>(command: Command) =>
+  const run: CommandRunner<WriteError> = <E extends CommandError>(command: Command) =>
     actors.execute(command) as Effect.Effect<Lease, E | WriteError>
-
-  const write = <E extends CommandError>(item: ItemInput, command: Command) =>
-    checkItem(item).pipe(Effect.andThen(run<E>(command)))
 
   const get = Effect.fn("Store.get")(function*(key: string) {
     yield* checkKey(key)
@@ -242,34 +217,14 @@ const make = (options: StoreOptions) => Effect.gen(function*() {
   })
 
   return Store.of({
-    create: (item) => write<AlreadyExists>(item, { _tag: "Create", item }),
-    put: (item) => write<never>(item, { _tag: "Put", item }),
-    update: (item) => write<NotFound>(item, { _tag: "Update", item }),
-    compareAndSwap: (expected, replaceWith) =>
-      expected.key !== replaceWith.key
-        ? Effect.fail(new BadParameter({ field: "replaceWith.key", reason: "expected and replacement keys differ" }))
-        : write<CompareFailed>(replaceWith, { _tag: "CompareAndSwap", expected: expected.value, item: replaceWith }),
-    conditionalUpdate: (item) =>
-      write<IncorrectRevision>(item, {
-        _tag: "ConditionalUpdate",
-        item: { key: item.key, value: item.value, expires: item.expires },
-        revision: item.revision
-      }),
-    conditionalDelete: (key, revision) =>
-      checkKey(key).pipe(Effect.andThen(run<IncorrectRevision>({ _tag: "ConditionalDelete", key, revision })), Effect.asVoid),
+    ...commandOperations(table.location, run),
     get,
     getRange: (start, end, rangeOptions) =>
       Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
     items,
-    delete: (key) => checkKey(key).pipe(Effect.andThen(run<NotFound>({ _tag: "Delete", key })), Effect.asVoid),
     deleteRange,
-    keepAlive: (lease, expires) =>
-      checkKey(lease.key).pipe(
-        Effect.andThen(checkExpiry(expires)),
-        Effect.andThen(run<NotFound | IncorrectRevision>({ _tag: "KeepAlive", key: lease.key, revision: lease.revision, expires }))
-      ),
     atomicWrite: (actions) =>
-      AtomicWriter.atomicWrite(actions, options.atomicWrite, checkSize).pipe(
+      AtomicWriter.atomicWrite(actions, options.atomicWrite).pipe(
         services,
         Effect.provideService(KeyActors, actors)
       ),

@@ -1,0 +1,124 @@
+/**
+ * What every store checks of its callers' input before any I/O, and the single-key operations of `StoreService`
+ * as commands. The DynamoDB store and the in-memory store both use it, so they refuse the same input with the
+ * same typed errors and turn the same calls into the same commands.
+ */
+import { Effect, Result } from "effect"
+import * as AtomicWrite from "../../domain/AtomicWrite.ts"
+import type { ConditionalAction } from "../../domain/AtomicWrite.ts"
+import type { Command } from "../../domain/Command.ts"
+import type { CommandError } from "../../domain/Decide.ts"
+import { BadParameter, ValueTooLarge } from "../../domain/Errors.ts"
+import type { AlreadyExists, CompareFailed, IncorrectRevision, NotFound } from "../../domain/Errors.ts"
+import type { ItemInput, Lease } from "../../domain/Item.ts"
+import * as Key from "../../domain/Key.ts"
+import * as EventRecord from "../../infra/EventRecord.ts"
+import type { Location } from "../../infra/EventRecord.ts"
+import type { WriteError } from "./KeyActors.ts"
+
+/**
+ * The most value bytes one atomic write carries: DynamoDB's 4 MB transaction
+ * payload, less room for 64 items' keys, attributes and encryption overhead.
+ */
+export const maxTransactionValueBytes = 4 * 1024 * 1024 - 64 * 2048
+
+/** A valid key, or `BadParameter` naming `field`. */
+export const checkKey = (key: string, field = "key"): Effect.Effect<void, BadParameter> => {
+  const checked = Key.validate(key, field)
+  return Result.isFailure(checked) ? Effect.fail(checked.failure) : Effect.void
+}
+
+/** No expiry, or whole epoch milliseconds. */
+export const checkExpiry = (expires: number | undefined): Effect.Effect<void, BadParameter> =>
+  expires === undefined || Number.isSafeInteger(expires)
+    ? Effect.void
+    : Effect.fail(new BadParameter({ field: "expires", reason: "an expiry must be whole epoch milliseconds" }))
+
+/** No limit, or a whole number of items (0: no limit). */
+export const checkLimit = (limit: number | undefined): Effect.Effect<void, BadParameter> =>
+  limit === undefined || (Number.isSafeInteger(limit) && limit >= 0)
+    ? Effect.void
+    : Effect.fail(new BadParameter({ field: "limit", reason: "a limit must be a whole number, 0 or more" }))
+
+/** A value whose event item fits in one DynamoDB item at this location. */
+export const checkSize = (location: Location, key: string, value: Uint8Array): Effect.Effect<void, ValueTooLarge> => {
+  const bytes = EventRecord.maxItemBytes(location, key, value.length)
+  return bytes > EventRecord.itemLimitBytes
+    ? Effect.fail(new ValueTooLarge({ key, itemBytes: bytes, limitBytes: EventRecord.itemLimitBytes }))
+    : Effect.void
+}
+
+/** An item to write: a valid key, a `Uint8Array` value that fits, a whole expiry. */
+export const checkItem = (location: Location, item: ItemInput): Effect.Effect<void, BadParameter | ValueTooLarge> =>
+  Effect.gen(function*() {
+    yield* checkKey(item.key)
+    if (!(item.value instanceof Uint8Array)) {
+      return yield* new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
+    }
+    yield* checkExpiry(item.expires)
+    yield* checkSize(location, item.key, item.value)
+  })
+
+/** An atomic write's actions (see `AtomicWrite.validate`), each value fitting, all of them one transaction's worth. */
+export const checkAtomicWrite = (
+  location: Location,
+  actions: ReadonlyArray<ConditionalAction>
+): Effect.Effect<void, BadParameter | ValueTooLarge> =>
+  Effect.gen(function*() {
+    const valid = AtomicWrite.validate(actions)
+    if (Result.isFailure(valid)) return yield* valid.failure
+    let transactionBytes = 0
+    for (const entry of actions) {
+      if (entry.action._tag === "Put") {
+        yield* checkSize(location, entry.key, entry.action.value)
+        transactionBytes += entry.action.value.length
+      }
+    }
+    if (transactionBytes > maxTransactionValueBytes) {
+      return yield* new BadParameter({
+        field: "actions",
+        reason: `the values add up to ${transactionBytes} bytes; one atomic write carries at most ` +
+          `${maxTransactionValueBytes} (DynamoDB's 4 MB transaction limit)`
+      })
+    }
+  })
+
+/** Runs one command of a key; `E` is the command's own failure, `X` what running it may add. */
+export type CommandRunner<X> = <E extends CommandError>(command: Command) => Effect.Effect<Lease, E | X>
+
+/** Failures of a write besides its own. */
+type Failure<X> = BadParameter | ValueTooLarge | X
+
+/** The single-key writes of a store, as commands checked first and then handed to `run`. */
+export const commandOperations = <X extends WriteError>(location: Location, run: CommandRunner<X>) => {
+  const write = <E extends CommandError>(item: ItemInput, command: Command) =>
+    Effect.andThen(checkItem(location, item), run<E>(command))
+  return {
+    create: (item: ItemInput): Effect.Effect<Lease, AlreadyExists | Failure<X>> =>
+      write<AlreadyExists>(item, { _tag: "Create", item }),
+    put: (item: ItemInput): Effect.Effect<Lease, Failure<X>> => write<never>(item, { _tag: "Put", item }),
+    update: (item: ItemInput): Effect.Effect<Lease, NotFound | Failure<X>> => write<NotFound>(item, { _tag: "Update", item }),
+    compareAndSwap: (
+      expected: Pick<ItemInput, "key" | "value">,
+      replaceWith: ItemInput
+    ): Effect.Effect<Lease, CompareFailed | Failure<X>> =>
+      expected.key !== replaceWith.key
+        ? Effect.fail(new BadParameter({ field: "replaceWith.key", reason: "expected and replacement keys differ" }))
+        : write<CompareFailed>(replaceWith, { _tag: "CompareAndSwap", expected: expected.value, item: replaceWith }),
+    conditionalUpdate: (item: ItemInput & { readonly revision: string }): Effect.Effect<Lease, IncorrectRevision | Failure<X>> =>
+      write<IncorrectRevision>(item, {
+        _tag: "ConditionalUpdate",
+        item: { key: item.key, value: item.value, expires: item.expires },
+        revision: item.revision
+      }),
+    conditionalDelete: (key: string, revision: string): Effect.Effect<void, IncorrectRevision | Failure<X>> =>
+      checkKey(key).pipe(Effect.andThen(run<IncorrectRevision>({ _tag: "ConditionalDelete", key, revision })), Effect.asVoid),
+    delete: (key: string): Effect.Effect<void, NotFound | Failure<X>> =>
+      checkKey(key).pipe(Effect.andThen(run<NotFound>({ _tag: "Delete", key })), Effect.asVoid),
+    keepAlive: (lease: Lease, expires: number | undefined): Effect.Effect<Lease, NotFound | IncorrectRevision | Failure<X>> =>
+      checkKey(lease.key).pipe(
+        Effect.andThen(checkExpiry(expires)),
+        Effect.andThen(run<NotFound | IncorrectRevision>({ _tag: "KeepAlive", key: lease.key, revision: lease.revision, expires }))
+      )
+  }
+}
