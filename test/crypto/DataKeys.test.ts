@@ -19,31 +19,12 @@ import type { ValueBinding } from "../../src/infra/crypto/ValueCipher.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { openStore, tablePerFile, testKeyring } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
+import { counting } from "../support/CountingKeyring.ts"
 
 const params = { seed: Number(process.env.FC_SEED ?? 20261125), numRuns: Number(process.env.FC_RUNS ?? 200) }
 
 const { client, tableName, freshLocation } = tablePerFile("dk")
 
-/** The test keyring, counting calls. */
-const counting = (inner: Keyring["Service"] = testKeyring) => {
-  const calls = { generate: 0, wrap: 0, unwrap: 0 }
-  const keyring = Keyring.of({
-    name: `counting(${inner.name})`,
-    generate: (ctx) => Effect.suspend(() => {
-      calls.generate++
-      return inner.generate(ctx)
-    }),
-    wrap: (plaintext, ctx) => Effect.suspend(() => {
-      calls.wrap++
-      return inner.wrap(plaintext, ctx)
-    }),
-    unwrap: (wrapped, ctx) => Effect.suspend(() => {
-      calls.unwrap++
-      return inner.unwrap(wrapped, ctx)
-    })
-  })
-  return { keyring, calls }
-}
 
 /** A separate DataKeys instance (as in another process) at a location, living as long as the test's scope. */
 const instance = (location: TestTable, keyring: Keyring["Service"], policy: Partial<DataKeyPolicy> = {}) =>
@@ -94,7 +75,7 @@ describe("the keyring is asked only now and then", () => {
   it.live("10,000 values encrypted 50 at a time cost one generate; a fresh instance decrypts them all with one unwrap", () =>
     Effect.gen(function*() {
       const location = freshLocation()
-      const writer = counting()
+      const writer = counting(testKeyring)
       const dataKeys = yield* instance(location, writer.keyring)
       const indexes = Array.from({ length: 10_000 }, (_, i) => i)
       const ciphertexts = yield* Effect.forEach(indexes, (i) => ValueCipher.encrypt(plaintextOf(i), bindingAt(location, i)), { concurrency: 50 }).pipe(
@@ -103,7 +84,7 @@ describe("the keyring is asked only now and then", () => {
       expect(writer.calls).toEqual({ generate: 1, wrap: 0, unwrap: 0 })
       expect(new Set(ciphertexts.map((c) => Result.getOrThrow(ValueCipher.keyIdOf(c)))).size).toBe(1)
 
-      const reader = counting()
+      const reader = counting(testKeyring)
       const fresh = yield* instance(location, reader.keyring)
       const plaintexts = yield* Effect.forEach(indexes, (i) => ValueCipher.decrypt(ciphertexts[i]!, bindingAt(location, i)), { concurrency: 50 }).pipe(
         Effect.provideService(DataKeys, fresh)
@@ -115,7 +96,7 @@ describe("the keyring is asked only now and then", () => {
   it.live("1,000 store.put calls (50 at a time) cost one generate; a fresh store reads them back with one unwrap", () =>
     Effect.gen(function*() {
       const location = freshLocation()
-      const writer = counting()
+      const writer = counting(testKeyring)
       const store = yield* openStore(location, { client, keyring: Layer.succeed(Keyring, writer.keyring) })
       const indexes = Array.from({ length: 1_000 }, (_, i) => i)
       const key = (i: number) => `/bulk/${String(i).padStart(4, "0")}`
@@ -123,7 +104,7 @@ describe("the keyring is asked only now and then", () => {
       expect(writer.calls.generate).toBe(1)
       expect(writer.calls.unwrap).toBe(0)
 
-      const reader = counting()
+      const reader = counting(testKeyring)
       const fresh = yield* openStore(location, { client, keyring: Layer.succeed(Keyring, reader.keyring) })
       const items = yield* fresh.getRange("/bulk/", Key.rangeEnd("/bulk/"))
       expect(items.map((item) => text(item.value))).toEqual(indexes.map((i) => `value number ${i}`))
@@ -135,7 +116,7 @@ describe("the keyring is asked only now and then", () => {
     Effect.gen(function*() {
       const location = freshLocation()
       const { id } = yield* Effect.flatMap(instance(location, testKeyring), (dataKeys) => dataKeys.forEncryption("", 10))
-      const reader = counting()
+      const reader = counting(testKeyring)
       const fresh = yield* instance(location, reader.keyring)
       const keys = yield* Effect.forEach(Array.from({ length: 50 }), () => fresh.forDecryption(id), { concurrency: 50 })
       expect(reader.calls.unwrap).toBe(1)
@@ -155,7 +136,7 @@ const keySequence = (dataKeys: DataKeys["Service"], sizes: ReadonlyArray<number>
 describe("hard limits force a new data key exactly when reached", () => {
   it.live("maxValues: the 4th value of a 3-value key gets a new one", () =>
     Effect.gen(function*() {
-      const { keyring, calls } = counting()
+      const { keyring, calls } = counting(testKeyring)
       const dataKeys = yield* instance(freshLocation(), keyring, { maxValues: 3 })
       expect(yield* keySequence(dataKeys, [1, 1, 1, 1, 1, 1, 1])).toEqual([1, 1, 1, 2, 2, 2, 3])
       expect(calls.generate).toBe(3)
@@ -163,7 +144,7 @@ describe("hard limits force a new data key exactly when reached", () => {
 
   it.live("maxValues under concurrency: 10,000 values, 50 at a time, use 100-value keys fully, 100 generates", () =>
     Effect.gen(function*() {
-      const { keyring, calls } = counting()
+      const { keyring, calls } = counting(testKeyring)
       const dataKeys = yield* instance(freshLocation(), keyring, { maxValues: 100 })
       const keys = yield* Effect.forEach(Array.from({ length: 10_000 }), () => dataKeys.forEncryption("", 1), { concurrency: 50 })
       const perKey = new Map<string, number>()
@@ -174,7 +155,7 @@ describe("hard limits force a new data key exactly when reached", () => {
 
   it.live("maxBytes: a key takes values up to exactly maxBytes; a larger value gets a fresh key of its own", () =>
     Effect.gen(function*() {
-      const { keyring, calls } = counting()
+      const { keyring, calls } = counting(testKeyring)
       const dataKeys = yield* instance(freshLocation(), keyring, { maxBytes: 100 })
       // 40+40+20 = 100 fits; 1 more does not; 150 > maxBytes still gets a (fresh) key; nothing joins it
       expect(yield* keySequence(dataKeys, [40, 40, 20, 1, 150, 1, 99, 1, 0])).toEqual([1, 1, 1, 2, 3, 4, 4, 5, 5])
@@ -196,7 +177,7 @@ describe("hard limits force a new data key exactly when reached", () => {
   it.effect("maxAgeMillis: a key stops encrypting when it is maxAgeMillis old, and cached read keys are re-unwrapped then", () =>
     Effect.gen(function*() {
       const location = freshLocation()
-      const writer = counting()
+      const writer = counting(testKeyring)
       const dataKeys = yield* instance(location, writer.keyring, { maxAgeMillis: 1000 })
       const first = yield* dataKeys.forEncryption("", 1)
       yield* TestClock.adjust(999)
@@ -206,7 +187,7 @@ describe("hard limits force a new data key exactly when reached", () => {
       expect(second.id).not.toBe(first.id)
       expect(writer.calls.generate).toBe(2)
 
-      const reader = counting()
+      const reader = counting(testKeyring)
       const fresh = yield* instance(location, reader.keyring, { maxAgeMillis: 1000 })
       yield* fresh.forDecryption(first.id)
       yield* TestClock.adjust(999)
@@ -225,7 +206,7 @@ describe("the read cache", () => {
       const location = freshLocation()
       const writer = yield* instance(location, testKeyring, { maxValues: 1 })
       const ids = [(yield* writer.forEncryption("", 1)).id, (yield* writer.forEncryption("", 1)).id, (yield* writer.forEncryption("", 1)).id]
-      const { keyring, calls } = counting()
+      const { keyring, calls } = counting(testKeyring)
       const reader = yield* instance(location, keyring, { readCacheSize: size })
       const read = (...indexes: ReadonlyArray<number>) => Effect.forEach(indexes, (i) => reader.forDecryption(ids[i]!), { discard: true })
       return { read, calls }
@@ -291,7 +272,7 @@ describe("scopes", () => {
 
   it.live("values of different scopes never share a data key; each scope's key is made once, even concurrently", () =>
     Effect.gen(function*() {
-      const { keyring, calls } = counting()
+      const { keyring, calls } = counting(testKeyring)
       const dataKeys = yield* instance(freshLocation(), keyring, { scopeOf: scopeByDepth(2) })
       expect(dataKeys.scopeOf("/users/alice/x")).toBe("/users/alice")
       const scopes = ["/users/alice", "/users/bob", ""]

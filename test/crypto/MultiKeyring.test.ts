@@ -10,32 +10,13 @@ import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
 import type { EncryptionContext, KeyringFailure } from "../../src/infra/crypto/Keyring.ts"
 import * as MultiKeyring from "../../src/infra/crypto/MultiKeyring.ts"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
+import { counting } from "../support/CountingKeyring.ts"
 
 const context: EncryptionContext = { "dynastate:table": "t", "dynastate:namespace": "n", "dynastate:data-key": "dk", "dynastate:scope": "" }
 
 const raw = (id: string) => RawAesKeyring.make([{ id, material: Redacted.make(new Uint8Array(randomBytes(32))) }])
 const plain = (secret: Redacted.Redacted<Uint8Array>) => Buffer.from(Redacted.value(secret))
 
-/** A keyring wrapper that counts calls. */
-const counting = (inner: Keyring["Service"]) => {
-  const calls = { generate: 0, wrap: 0, unwrap: 0 }
-  const keyring = Keyring.of({
-    name: inner.name,
-    generate: (ctx) => Effect.suspend(() => {
-      calls.generate++
-      return inner.generate(ctx)
-    }),
-    wrap: (plaintext, ctx) => Effect.suspend(() => {
-      calls.wrap++
-      return inner.wrap(plaintext, ctx)
-    }),
-    unwrap: (wrapped, ctx) => Effect.suspend(() => {
-      calls.unwrap++
-      return inner.unwrap(wrapped, ctx)
-    })
-  })
-  return { keyring, calls }
-}
 
 /** A keyring that fails every call with this kind (an IAM denial, a disabled KMS key, an outage). */
 const refusing = (failure: typeof KeyringFailure.Type, name = `refusing-${failure}`) => {
