@@ -30,7 +30,12 @@ export default defineConfig({
       { extends: true, test: { name: "unit", include: unit } },
       {
         extends: true,
-        test: { name: "integration", include: ["test/**/*.test.ts"], exclude: unit, globalSetup: ["test/globalSetup.ts"] }
+        test: {
+          name: "integration",
+          include: ["test/**/*.test.ts"],
+          exclude: unit,
+          globalSetup: ["test/globalSetup.ts"]
+        }
       }
     ]
   }

@@ -6,18 +6,18 @@
  */
 import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { randomBytes } from "node:crypto"
-import { Context, Effect, Layer } from "effect"
-import * as RawAesKeyring from "../src/infra/crypto/RawAesKeyring.ts"
-import * as DynamoDBLocal from "../src/infra/local/DynamoDBLocal.ts"
-import { Dynamo } from "../src/infra/Dynamo.ts"
-import * as SortKey from "../src/domain/SortKey.ts"
-import * as TableProvisioner from "../src/infra/TableProvisioner.ts"
-import { Store } from "../src/programs/store/Store.ts"
-import { encryptedEventTable, localCredentials } from "../src/programs/app/StoreLive.ts"
-import { defaultStoreOptions } from "../src/programs/store/Store.ts"
-import { fromClients, StreamsApi } from "../src/infra/streams/StreamsApi.ts"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
+import { Context, Effect, Layer } from "effect"
+import { randomBytes } from "node:crypto"
+import * as SortKey from "../src/domain/SortKey.ts"
+import * as RawAesKeyring from "../src/infra/crypto/RawAesKeyring.ts"
+import { Dynamo } from "../src/infra/Dynamo.ts"
+import * as DynamoDBLocal from "../src/infra/local/DynamoDBLocal.ts"
+import { fromClients, StreamsApi } from "../src/infra/streams/StreamsApi.ts"
+import * as TableProvisioner from "../src/infra/TableProvisioner.ts"
+import { encryptedEventTable, localCredentials } from "../src/programs/app/StoreLive.ts"
+import { Store } from "../src/programs/store/Store.ts"
+import { defaultStoreOptions } from "../src/programs/store/Store.ts"
 import { makeBenchClient } from "./support.ts"
 
 const operations = Number(process.env.BENCH_OPERATIONS ?? 2000)
@@ -47,57 +47,83 @@ const measure = (op: (i: number) => Effect.Effect<unknown, unknown>) =>
         }),
       { concurrency, discard: true }
     )
-    return { seconds: (performance.now() - started) / 1000, latencies: latencies.sort((a, b) => a - b) } satisfies Measured
+    return {
+      seconds: (performance.now() - started) / 1000,
+      latencies: latencies.sort((a, b) => a - b)
+    } satisfies Measured
   })
 
 const row = (name: string, m: Measured, baseline?: Measured) => {
   const throughput = operations / m.seconds
-  const ratio = baseline ? ` ${(throughput / (operations / baseline.seconds)).toFixed(2)}x raw throughput, ${(percentile(m.latencies, 50) / percentile(baseline.latencies, 50)).toFixed(2)}x raw p50` : ""
-  return `${name.padEnd(16)} ${throughput.toFixed(0).padStart(7)} ops/s  p50 ${percentile(m.latencies, 50).toFixed(2).padStart(7)} ms  p99 ${percentile(m.latencies, 99).toFixed(2).padStart(7)} ms${ratio}`
+  const ratio = baseline
+    ? ` ${(throughput / (operations / baseline.seconds)).toFixed(2)}x raw throughput, ${
+      (percentile(m.latencies, 50) / percentile(baseline.latencies, 50)).toFixed(2)
+    }x raw p50`
+    : ""
+  return `${name.padEnd(16)} ${throughput.toFixed(0).padStart(7)} ops/s  p50 ${
+    percentile(m.latencies, 50).toFixed(2).padStart(7)
+  } ms  p99 ${percentile(m.latencies, 99).toFixed(2).padStart(7)} ms${ratio}`
 }
 
 const rawPut = (client: DynamoDBClient, table: string, i: number, value: Uint8Array) =>
   Effect.promise(() =>
-    client.send(new PutItemCommand({
-      TableName: table,
-      Item: {
-        pk: { S: "raw" },
-        sk: { B: SortKey.encode(`/bench/${i % keys}`, Math.floor(i / keys) + 1) },
-        rev: { S: crypto.randomUUID() },
-        seq: { N: String(Math.floor(i / keys) + 1) },
-        op: { S: "put" },
-        ts: { N: String(Date.now()) },
-        val: { B: value }
-      },
-      ConditionExpression: "attribute_not_exists(sk)"
-    }))
+    client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: {
+          pk: { S: "raw" },
+          sk: { B: SortKey.encode(`/bench/${i % keys}`, Math.floor(i / keys) + 1) },
+          rev: { S: crypto.randomUUID() },
+          seq: { N: String(Math.floor(i / keys) + 1) },
+          op: { S: "put" },
+          ts: { N: String(Date.now()) },
+          val: { B: value }
+        },
+        ConditionExpression: "attribute_not_exists(sk)"
+      })
+    )
   )
 
 const rawGet = (client: DynamoDBClient, table: string, i: number) =>
   Effect.promise(() =>
-    client.send(new QueryCommand({
-      TableName: table,
-      KeyConditionExpression: "pk = :pk AND sk BETWEEN :lo AND :hi",
-      ExpressionAttributeValues: {
-        ":pk": { S: "raw" },
-        ":lo": { B: SortKey.lowerBound(`/bench/${i % keys}`) },
-        ":hi": { B: SortKey.upperBound(`/bench/${i % keys}`) }
-      },
-      ConsistentRead: true,
-      Limit: 1
-    }))
+    client.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: "pk = :pk AND sk BETWEEN :lo AND :hi",
+        ExpressionAttributeValues: {
+          ":pk": { S: "raw" },
+          ":lo": { B: SortKey.lowerBound(`/bench/${i % keys}`) },
+          ":hi": { B: SortKey.upperBound(`/bench/${i % keys}`) }
+        },
+        ConsistentRead: true,
+        Limit: 1
+      })
+    )
   )
 
 const main = Effect.gen(function*() {
   const local = yield* DynamoDBLocal.scoped({ inMemory: true })
   const { client, counts } = makeBenchClient(local.endpoint)
   const table = "bench"
-  yield* TableProvisioner.ensureTable({ table, billingMode: "pay_per_request", readCapacityUnits: 5, writeCapacityUnits: 5 }).pipe(
+  yield* TableProvisioner.ensureTable({
+    table,
+    billingMode: "pay_per_request",
+    readCapacityUnits: 5,
+    writeCapacityUnits: 5
+  }).pipe(
     Effect.provideService(Dynamo, Dynamo.fromClient(client))
   )
   const context = yield* Layer.build(
     Store.layer(defaultStoreOptions).pipe(
-      Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient({ endpoint: local.endpoint, region: "us-east-1", credentials: localCredentials })))),
+      Layer.provide(
+        Layer.succeed(
+          StreamsApi,
+          fromClients(
+            client,
+            new DynamoDBStreamsClient({ endpoint: local.endpoint, region: "us-east-1", credentials: localCredentials })
+          )
+        )
+      ),
       Layer.provide(encryptedEventTable({ table, namespace: "store" })),
       Layer.provide(RawAesKeyring.layerEphemeral),
       Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(client)))
@@ -108,7 +134,9 @@ const main = Effect.gen(function*() {
   const rawValue = randomBytes(valueBytes + 110)
   const value = randomBytes(valueBytes)
 
-  console.log(`dynastate bench: ${operations} operations, concurrency ${concurrency}, ${keys} keys, ${valueBytes}-byte values, DynamoDB Local ${local.endpoint}`)
+  console.log(
+    `dynastate bench: ${operations} operations, concurrency ${concurrency}, ${keys} keys, ${valueBytes}-byte values, DynamoDB Local ${local.endpoint}`
+  )
   yield* measure((i) => rawPut(client, table, i + operations * 10, rawValue)) // warm-up of the JVM and connections
   yield* measure((i) => store.put({ key: `/warm/${i % keys}`, value }))
 
@@ -127,7 +155,11 @@ const main = Effect.gen(function*() {
   console.log(row("store.put", storePuts, rawPuts))
   console.log(row("raw Query", rawGets))
   console.log(row("store.get", storeGets, rawGets))
-  console.log(`DynamoDB requests per store.put: ${(putRequests / operations).toFixed(3)} (the first write of each of the ${keys} keys reads it: its live range, then its grave when the range is empty)`)
+  console.log(
+    `DynamoDB requests per store.put: ${
+      (putRequests / operations).toFixed(3)
+    } (the first write of each of the ${keys} keys reads it: its live range, then its grave when the range is empty)`
+  )
   console.log(`DynamoDB requests per store.get: ${(getRequests / operations).toFixed(3)}`)
 })
 
@@ -138,4 +170,3 @@ Effect.runPromise(Effect.scoped(main)).then(
     process.exit(1)
   }
 )
-

@@ -4,8 +4,8 @@
  * `DYNASTATE_ENDPOINT=<endpoint>`.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect } from "effect"
 import { DynamoDBLocal } from "dynastate/local"
+import { Effect } from "effect"
 
 const main = Effect.scoped(
   Effect.gen(function*() {

@@ -3,8 +3,8 @@
  * the built-in ones, and `dynastate rebuild greetings --projections projections.ts` rebuilds one from the table.
  * The default export is an Effect producing them; it may use the store's services.
  */
-import { Effect } from "effect"
 import { Projection } from "dynastate"
+import { Effect } from "effect"
 
 /** The greetings seen, newest seq per key, so a replayed older event never wins. */
 const seen = new Map<string, number>()

@@ -34,10 +34,14 @@ const rules: ReadonlyArray<Rule> = [
   },
   { name: attributeValueType, pattern: /\bAttributeValue\b/ },
   {
-    name: "imports a DynamoDB item command (raw Query, Scan, GetItem, PutItem, …): item reads and writes belong in src/infra",
+    name:
+      "imports a DynamoDB item command (raw Query, Scan, GetItem, PutItem, …): item reads and writes belong in src/infra",
     pattern: /import\s*(?:type\s*)?\{[^}]*\b\w+Command\b[^}]*\}\s*from\s*["']@aws-sdk\/client-dynamodb["']/
   },
-  { name: "imports @aws-sdk/util-dynamodb (marshalling of raw items)", pattern: /from\s*["']@aws-sdk\/util-dynamodb["']/ },
+  {
+    name: "imports @aws-sdk/util-dynamodb (marshalling of raw items)",
+    pattern: /from\s*["']@aws-sdk\/util-dynamodb["']/
+  },
   { name: "indexes a stored item (`.item[...]`)", pattern: /\.item\s*(?:\?\.)?\s*\[/ },
   {
     name: "indexes by an attribute name (`[\"op\"]`, …)",
@@ -53,7 +57,9 @@ const rules: ReadonlyArray<Rule> = [
  * Files allowed to break some rules, and why. Each exemption must still be needed (the test fails otherwise),
  * so it is removed with the code that needed it.
  */
-const exemptions: ReadonlyArray<{ readonly file: string; readonly rules: ReadonlyArray<string>; readonly why: string }> = []
+const exemptions: ReadonlyArray<
+  { readonly file: string; readonly rules: ReadonlyArray<string>; readonly why: string }
+> = []
 
 /** Source text without comments; string contents stay (`//` inside a string is kept when not preceded by a space). */
 const code = (source: string): string =>

@@ -13,7 +13,9 @@ describe("README examples", () => {
   const marked = blocks(readme).filter((block) => block.file !== undefined)
 
   it("shows the tour and the unit-test example from examples/", () => {
-    expect(marked.map((block) => block.file)).toEqual(expect.arrayContaining(["examples/tour.ts", "examples/app/Sessions.test.ts"]))
+    expect(marked.map((block) => block.file)).toEqual(
+      expect.arrayContaining(["examples/tour.ts", "examples/app/Sessions.test.ts"])
+    )
   })
 
   for (const block of marked) {
@@ -23,6 +25,8 @@ describe("README examples", () => {
   }
 
   it("imports the package by its name, never by a path into the repository", () => {
-    for (const block of blocks(readme)) expect(block.code, `block at line ${block.line}`).not.toMatch(/from "\.\.?\/(src|dist)\//)
+    for (const block of blocks(readme)) {
+      expect(block.code, `block at line ${block.line}`).not.toMatch(/from "\.\.?\/(src|dist)\//)
+    }
   })
 })

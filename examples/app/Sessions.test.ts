@@ -3,9 +3,9 @@
  * `TestClock` decides when sessions expire.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { MemoryStore } from "dynastate/testing"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { MemoryStore } from "dynastate/testing"
 import * as Sessions from "./Sessions.ts"
 
 describe("sessions", () => {

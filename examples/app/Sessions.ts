@@ -3,8 +3,8 @@
  * kept alive while used, revoked at logout. It depends only on the `Store` service, so the same code runs on
  * DynamoDB (`StoreLive`) and in unit tests on the in-memory store (`dynastate/testing`).
  */
-import { Clock, Effect, Schema, Stream } from "effect"
 import { Keyspace } from "dynastate"
+import { Clock, Effect, Schema, Stream } from "effect"
 
 /** A session id: 32 hex characters. */
 export const SessionId = Schema.String.pipe(Schema.check(Schema.isPattern(/^[0-9a-f]{32}$/)), Schema.brand("SessionId"))

@@ -2,9 +2,9 @@
  * Runs the sessions module against DynamoDB (`node app/main.ts`: DYNASTATE_CONFIG / DYNASTATE_* variables, the
  * embedded DynamoDB Local by default) or against the in-memory store (`node app/main.ts --memory`).
  */
-import { Effect } from "effect"
 import { StoreLive } from "dynastate"
 import { MemoryStore } from "dynastate/testing"
+import { Effect } from "effect"
 import * as Sessions from "./Sessions.ts"
 
 const program = Effect.gen(function*() {

@@ -65,9 +65,14 @@ export const validate = (
       return Result.fail(new BadParameter({ field: `actions[${index}].key`, reason: `duplicate key ${entry.key}` }))
     }
     seen.add(entry.key)
-    if (entry.action._tag === "Put" && entry.action.expires !== undefined && !Number.isSafeInteger(entry.action.expires)) {
+    if (
+      entry.action._tag === "Put" && entry.action.expires !== undefined && !Number.isSafeInteger(entry.action.expires)
+    ) {
       return Result.fail(
-        new BadParameter({ field: `actions[${index}].action.expires`, reason: "an expiry must be whole epoch milliseconds" })
+        new BadParameter({
+          field: `actions[${index}].action.expires`,
+          reason: "an expiry must be whole epoch milliseconds"
+        })
       )
     }
     if (entry.condition._tag === "Revision" && entry.condition.revision === "") {
@@ -77,7 +82,9 @@ export const validate = (
     }
   }
   if (!actions.some((entry) => entry.action._tag !== "Nop")) {
-    return Result.fail(new BadParameter({ field: "actions", reason: "an atomic write needs at least one Put or Delete" }))
+    return Result.fail(
+      new BadParameter({ field: "actions", reason: "an atomic write needs at least one Put or Delete" })
+    )
   }
   return Result.succeed(actions)
 }

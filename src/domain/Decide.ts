@@ -69,4 +69,3 @@ export const decide = (command: Command, state: KeyState, now: number): Decision
       return { events: expiry, failure: undefined }
   }
 }
-

@@ -24,8 +24,7 @@ export interface Lease {
 }
 
 /** Whether an item with this expiry is expired at `now` (epoch milliseconds); no expiry never expires. */
-export const isExpired = (expires: number | undefined, now: number): boolean =>
-  expires !== undefined && expires <= now
+export const isExpired = (expires: number | undefined, now: number): boolean => expires !== undefined && expires <= now
 
 /** Byte-wise equality of two values, as `compareAndSwap` needs. */
 export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {

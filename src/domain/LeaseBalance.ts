@@ -130,7 +130,10 @@ export const decideAcquire = (input: AcquireInput): AcquireDecision => {
   const share = fairShare(activeShards(input.leases, input.mine, input.shard), input.workers.length)
   if (input.mine.size < share) return { _tag: "Take", reason: "underShare" }
   const free = input.memory.freeSince.get(input.shard)
-  if (free !== undefined && free.membership === membership(input.workers) && input.now - free.since >= input.strandedMillis) {
+  if (
+    free !== undefined && free.membership === membership(input.workers) &&
+    input.now - free.since >= input.strandedMillis
+  ) {
     return { _tag: "Take", reason: "stranded" }
   }
   return { _tag: "Leave", reason: "atShare" }
@@ -144,13 +147,22 @@ export const mustRegister = (decision: AcquireDecision, lease: Lease | undefined
   decision._tag === "Leave" && decision.reason === "atShare" && lease === undefined
 
 /** The memory after deciding on `shard` under the live workers `workers` (and taking it, if the decision was Take). */
-export const remember = (memory: Memory, shard: string, decision: AcquireDecision, now: number, workers: ReadonlyArray<string>): Memory => {
+export const remember = (
+  memory: Memory,
+  shard: string,
+  decision: AcquireDecision,
+  now: number,
+  workers: ReadonlyArray<string>
+): Memory => {
   const freeSince = new Map(memory.freeSince)
   const adopted = new Map(memory.adopted)
   if (decision._tag === "Leave" && decision.reason === "atShare") {
     const members = membership(workers)
     const started = memory.freeSince.get(shard)
-    freeSince.set(shard, started !== undefined && started.membership === members ? started : { since: now, membership: members })
+    freeSince.set(
+      shard,
+      started !== undefined && started.membership === members ? started : { since: now, membership: members }
+    )
   } else {
     freeSince.delete(shard)
   }
@@ -183,7 +195,9 @@ export interface ReleaseInput {
  * share: counting them in would make the adopter release another shard,
  * which nobody takes either, which someone adopts, and so round.
  */
-export const decideRelease = (input: ReleaseInput): { readonly release: ReadonlyArray<string>; readonly memory: Memory } => {
+export const decideRelease = (
+  input: ReleaseInput
+): { readonly release: ReadonlyArray<string>; readonly memory: Memory } => {
   const share = fairShare(activeShards(input.leases, input.mine), input.workers.length)
   const members = membership(input.workers)
   const candidates = input.mine.filter((id) => input.memory.adopted.get(id) !== members)

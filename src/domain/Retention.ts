@@ -34,7 +34,9 @@ export const parse = (text: string): Result.Result<Retention, string> => {
   if (trimmed === "none") return Result.succeed(none)
   const match = /^(\d+)(ms|s|m|h|d)$/.exec(trimmed)
   if (match === null) {
-    return Result.fail(`expected "forever", "none" or a duration such as 30d, 12h, 90m, 3600s; got ${JSON.stringify(text)}`)
+    return Result.fail(
+      `expected "forever", "none" or a duration such as 30d, 12h, 90m, 3600s; got ${JSON.stringify(text)}`
+    )
   }
   const millis = Number(match[1]) * unitMillis[match[2]!]!
   if (millis === 0) return Result.fail(`a retention of ${trimmed} keeps nothing: write "none" for that`)

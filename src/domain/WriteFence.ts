@@ -49,4 +49,5 @@ export const isSafe = (settleMillis: number, fence: WriteFence, skewMillis: numb
   settleMillis > fence.maxStateAgeMillis + 2 * fence.writeTimeoutMillis + skewMillis
 
 /** Whether an event with this timestamp has settled at `now`: what follows it may be compacted. */
-export const hasSettled = (timestamp: number, now: number, settleMillis: number): boolean => timestamp <= now - settleMillis
+export const hasSettled = (timestamp: number, now: number, settleMillis: number): boolean =>
+  timestamp <= now - settleMillis

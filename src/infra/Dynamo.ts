@@ -42,7 +42,9 @@ export const classify = (operation: string, error: unknown): CallError => {
     return new ConditionalCheckFailed({ item: (error as { Item?: AttributeMap }).Item })
   }
   if (name === "TransactionCanceledException") {
-    return new TransactionCanceled({ reasons: (error as { CancellationReasons?: Array<CancellationReason> }).CancellationReasons ?? [] })
+    return new TransactionCanceled({
+      reasons: (error as { CancellationReasons?: Array<CancellationReason> }).CancellationReasons ?? []
+    })
   }
   if (typeof name === "string" && throttlingNames.has(name)) {
     return new Throttled({ operation, reason: `${name}: ${message}` })
@@ -53,7 +55,10 @@ export const classify = (operation: string, error: unknown): CallError => {
 const isTransactionConflict = (error: unknown): boolean =>
   (error as { name?: unknown })?.name === "TransactionConflictException"
 
-const transactionConflictBackoff = Schedule.exponential("10 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 6 }))
+const transactionConflictBackoff = Schedule.exponential("10 millis").pipe(
+  Schedule.jittered,
+  Schedule.upTo({ times: 6 })
+)
 
 /** The DynamoDB client the store talks through. */
 export class Dynamo extends Context.Service<Dynamo, {
@@ -92,7 +97,9 @@ export class Dynamo extends Context.Service<Dynamo, {
     return Dynamo.of({
       client,
       call: (operation, request) =>
-        send(operation, request).pipe(Effect.catchTag(["ConditionalCheckFailed", "TransactionCanceled"], unexpected(operation))),
+        send(operation, request).pipe(
+          Effect.catchTag(["ConditionalCheckFailed", "TransactionCanceled"], unexpected(operation))
+        ),
       callConditional: (operation, request) =>
         send(operation, request).pipe(Effect.catchTag("TransactionCanceled", unexpected(operation))),
       callTransaction: (operation, request) =>

@@ -11,9 +11,9 @@ import type { Event, EventOp } from "../domain/Event.ts"
 import { eventOps } from "../domain/Event.ts"
 import * as Key from "../domain/Key.ts"
 import * as SortKey from "../domain/SortKey.ts"
-import type { KeyringError } from "./crypto/Keyring.ts"
 import type { DataKeys } from "./crypto/DataKeys.ts"
 import { boundName } from "./crypto/DataKeyStore.ts"
+import type { KeyringError } from "./crypto/Keyring.ts"
 import * as ValueCipher from "./crypto/ValueCipher.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 
@@ -202,7 +202,9 @@ export const decode = Effect.fnUntraced(function*(
   const timestamp = numberOf(item, Attr.timestamp)
   const expires = numberOf(item, Attr.expires)
   // The seq attribute duplicates the sort key for stream consumers; a mismatch means the item was edited.
-  if (numberOf(item, Attr.seq) !== seq) return yield* new DecryptionFailed({ key, seq, reason: "seq attribute does not match the sort key" })
+  if (numberOf(item, Attr.seq) !== seq) {
+    return yield* new DecryptionFailed({ key, seq, reason: "seq attribute does not match the sort key" })
+  }
   if (revision === undefined || op === undefined || !eventOps.includes(op) || timestamp === undefined) {
     return yield* new DecryptionFailed({ key, seq, reason: "event attributes are missing or malformed" })
   }
@@ -213,7 +215,11 @@ export const decode = Effect.fnUntraced(function*(
   const ciphertext = item[Attr.value]?.B
   const hasValue = op === "put" || op === "keep-alive"
   if (hasValue !== (ciphertext !== undefined)) {
-    return yield* new DecryptionFailed({ key, seq, reason: `a ${op} event ${hasValue ? "must" : "must not"} carry a value` })
+    return yield* new DecryptionFailed({
+      key,
+      seq,
+      reason: `a ${op} event ${hasValue ? "must" : "must not"} carry a value`
+    })
   }
   if (ciphertext === undefined) return event
   const value = yield* ValueCipher.decrypt(ciphertext, bindingOf(location, event)).pipe(

@@ -10,8 +10,8 @@ import type { Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
-import type { KeyringError } from "./crypto/Keyring.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
+import type { KeyringError } from "./crypto/Keyring.ts"
 import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
 import * as EventRecord from "./EventRecord.ts"
@@ -85,7 +85,8 @@ const make = Effect.fnUntraced(function*(location: Location) {
   const dataKeys = yield* DataKeys
   const withKeyring = Effect.provideService(DataKeys, dataKeys)
   const decodeItem = (item: StoredItem) => EventRecord.decode(location, item).pipe(withKeyring)
-  const decodeState = (item: StoredItem) => EventRecord.decode(location, item, { tolerateShredded: true }).pipe(withKeyring)
+  const decodeState = (item: StoredItem) =>
+    EventRecord.decode(location, item, { tolerateShredded: true }).pipe(withKeyring)
   /** A consistent Query of one partition's sort-key range, inclusive. */
   const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) => ({
     TableName: location.table,
@@ -107,11 +108,10 @@ const make = Effect.fnUntraced(function*(location: Location) {
           ReturnValuesOnConditionCheckFailure: "ALL_OLD"
         }),
         { abortSignal }
+      )).pipe(
+        Effect.map(() => undefined),
+        Effect.catchTag("ConditionalCheckFailed", (failure) => Effect.succeed(failure))
       )
-    ).pipe(
-      Effect.map(() => undefined),
-      Effect.catchTag("ConditionalCheckFailed", (failure) => Effect.succeed(failure))
-    )
     if (outcome === undefined) return
     const existing = outcome.item
     // Our own event already there: the SDK retried a request whose response was lost.
@@ -119,35 +119,46 @@ const make = Effect.fnUntraced(function*(location: Location) {
     return yield* new AppendConflict({ winner: existing ? yield* decodeState(existing) : undefined })
   })
 
-  const newest = (key: string, decoder: typeof decodeItem) => Effect.gen(function*() {
-    const output = yield* dynamo.call("Query", (client, abortSignal) =>
-      client.send(
-        new QueryCommand({ ...rangeQuery(location.namespace, SortKey.lowerBound(key), SortKey.upperBound(key)), Limit: 1 }),
-        { abortSignal }
-      )
-    )
-    const first = output.Items?.[0]
-    if (first !== undefined) return Option.some(yield* decoder(first))
-    // Read after the live range: burial writes the grave in the same transaction that removes the tombstone.
-    return yield* buried(key)
-  })
+  const newest = (key: string, decoder: typeof decodeItem) =>
+    Effect.gen(function*() {
+      const output = yield* dynamo.call("Query", (client, abortSignal) =>
+        client.send(
+          new QueryCommand({
+            ...rangeQuery(location.namespace, SortKey.lowerBound(key), SortKey.upperBound(key)),
+            Limit: 1
+          }),
+          { abortSignal }
+        ))
+      const first = output.Items?.[0]
+      if (first !== undefined) return Option.some(yield* decoder(first))
+      // Read after the live range: burial writes the grave in the same transaction that removes the tombstone.
+      return yield* buried(key)
+    })
 
   /** The tombstone of a key whose live range is empty, if it was ever deleted. */
-  const buried = (key: string) => Effect.gen(function*() {
-    const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
-      client.send(
-        new GetItemCommand({ TableName: location.table, Key: GraveRecord.graveKey(location, key), ConsistentRead: true }),
-        { abortSignal }
-      )
-    )
-    if (output.Item === undefined) return Option.none<Event>()
-    const tombstone = yield* decodeItem(GraveRecord.toTombstone(location, output.Item))
-    // A grave only ever holds a tombstone: one holding a value would bring a deleted key back.
-    if (tombstone.key !== key || carriesValue(tombstone)) {
-      return yield* new DecryptionFailed({ key, seq: tombstone.seq, reason: "the key's grave does not hold its tombstone" })
-    }
-    return Option.some(tombstone)
-  })
+  const buried = (key: string) =>
+    Effect.gen(function*() {
+      const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
+        client.send(
+          new GetItemCommand({
+            TableName: location.table,
+            Key: GraveRecord.graveKey(location, key),
+            ConsistentRead: true
+          }),
+          { abortSignal }
+        ))
+      if (output.Item === undefined) return Option.none<Event>()
+      const tombstone = yield* decodeItem(GraveRecord.toTombstone(location, output.Item))
+      // A grave only ever holds a tombstone: one holding a value would bring a deleted key back.
+      if (tombstone.key !== key || carriesValue(tombstone)) {
+        return yield* new DecryptionFailed({
+          key,
+          seq: tombstone.seq,
+          reason: "the key's grave does not hold its tombstone"
+        })
+      }
+      return Option.some(tombstone)
+    })
   const latest = Effect.fn("EventTable.latest")((key: string) => newest(key, decodeItem))
   const latestState = Effect.fn("EventTable.latestState")((key: string) => newest(key, decodeState))
 
@@ -157,19 +168,22 @@ const make = Effect.fnUntraced(function*(location: Location) {
     parse: (item: AttributeMap) => Result.Result<StoredEvent, string>,
     operation: string
   ): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
-    Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
-      dynamo.call("Query", (client, abortSignal) => client.send(query(startKey), { abortSignal })).pipe(
-        Effect.flatMap((output) =>
-          Effect.map(
-            Effect.forEach(output.Items ?? [], (item) =>
-              Result.match(parse(item), {
-                onSuccess: Effect.succeed,
-                onFailure: (reason) => Effect.fail(new StorageFailure({ operation, reason }))
-              })),
-            (items) => [items, Option.fromNullishOr(output.LastEvaluatedKey)] as const
+    Stream.paginate(
+      undefined as AttributeMap | undefined,
+      (startKey) =>
+        dynamo.call("Query", (client, abortSignal) => client.send(query(startKey), { abortSignal })).pipe(
+          Effect.flatMap((output) =>
+            Effect.map(
+              Effect.forEach(output.Items ?? [], (item) =>
+                Result.match(parse(item), {
+                  onSuccess: Effect.succeed,
+                  onFailure: (reason) => Effect.fail(new StorageFailure({ operation, reason }))
+                })),
+              (items) => [items, Option.fromNullishOr(output.LastEvaluatedKey)] as const
+            )
           )
         )
-      ))
+    )
 
   const scan = (range: SortKeyRange): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
     pages(
@@ -185,7 +199,11 @@ const make = Effect.fnUntraced(function*(location: Location) {
 
   const graves = (lower: Uint8Array, upper: Uint8Array): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
     Buffer.compare(lower, upper) > 0 ? Stream.empty : pages(
-      (startKey) => new QueryCommand({ ...rangeQuery(GraveRecord.gravePartition(location), lower, upper), ExclusiveStartKey: startKey }),
+      (startKey) =>
+        new QueryCommand({
+          ...rangeQuery(GraveRecord.gravePartition(location), lower, upper),
+          ExclusiveStartKey: startKey
+        }),
       (grave) => GraveRecord.buriedTombstone(location, grave),
       "read graves"
     )
@@ -207,7 +225,10 @@ const make = Effect.fnUntraced(function*(location: Location) {
         items.push({
           ConditionCheck: {
             TableName: location.table,
-            Key: { [Attr.partition]: { S: location.namespace }, [Attr.sort]: { B: SortKey.encode(write.key, write.seq + 1) } },
+            Key: {
+              [Attr.partition]: { S: location.namespace },
+              [Attr.sort]: { B: SortKey.encode(write.key, write.seq + 1) }
+            },
             ConditionExpression: "attribute_not_exists(#sk)",
             ExpressionAttributeNames: { "#sk": Attr.sort },
             ReturnValuesOnConditionCheckFailure: "ALL_OLD"
@@ -215,8 +236,10 @@ const make = Effect.fnUntraced(function*(location: Location) {
         })
       }
     }
-    yield* dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
-      client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token }), { abortSignal })
+    yield* dynamo.callTransaction(
+      "TransactWriteItems",
+      (client, abortSignal) =>
+        client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token }), { abortSignal })
     )
   })
 

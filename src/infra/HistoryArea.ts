@@ -8,13 +8,13 @@
 import { DeleteItemCommand, PutItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Effect, Layer, Schedule, Stream } from "effect"
+import { StorageFailure } from "../domain/Errors.ts"
+import type { Throttled } from "../domain/Errors.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import { Dynamo } from "./Dynamo.ts"
 import { Attr, attributesOf } from "./EventRecord.ts"
 import type { Location, StoredEvent } from "./EventRecord.ts"
 import { EventTable } from "./EventTable.ts"
-import { StorageFailure } from "../domain/Errors.ts"
-import type { Throttled } from "../domain/Errors.ts"
 import * as GraveRecord from "./GraveRecord.ts"
 
 /** The partition holding a namespace's history. NUL never occurs in a namespace. */
@@ -25,7 +25,10 @@ export class HistoryArea extends Context.Service<HistoryArea, {
   /** The live events of a key up to and including `seq`, oldest first. */
   readonly upTo: (key: string, seq: number) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
   /** Copies an event into the history area; `expiresAt` (epoch seconds) lets DynamoDB's TTL remove it. */
-  readonly archive: (stored: StoredEvent, expiresAt: number | undefined) => Effect.Effect<void, Throttled | StorageFailure>
+  readonly archive: (
+    stored: StoredEvent,
+    expiresAt: number | undefined
+  ) => Effect.Effect<void, Throttled | StorageFailure>
   /** Removes an event from the live range (only ever a superseded one). */
   readonly removeLive: (stored: StoredEvent) => Effect.Effect<void, Throttled | StorageFailure>
   /**
@@ -41,87 +44,109 @@ export class HistoryArea extends Context.Service<HistoryArea, {
   readonly archived: (key: string) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
 }>()("dynastate/HistoryArea") {
   /** The history area of the event table's namespace. */
-  static readonly layer: Layer.Layer<HistoryArea, never, EventTable | Dynamo> = Layer.effect(HistoryArea, Effect.gen(function*() {
-    const table = yield* EventTable
-    const dynamo = yield* Dynamo
-    const location = table.location
-    const partition = historyPartition(location)
-    const archivedItem = (stored: StoredEvent, expiresAt: number | undefined) => ({
-      ...attributesOf(stored.item),
-      [Attr.partition]: { S: partition },
-      ...(expiresAt === undefined ? {} : { [Attr.ttl]: { N: String(expiresAt) } })
-    })
-    /** A condition that the item is still the very event that was read (same event id). */
-    const sameEvent = (stored: StoredEvent) => ({
-      ConditionExpression: "#rev = :rev",
-      ExpressionAttributeNames: { "#rev": Attr.revision },
-      ExpressionAttributeValues: { ":rev": attributesOf(stored.item)[Attr.revision] ?? { S: "" } }
-    })
-    const liveKey = (stored: StoredEvent) => ({
-      [Attr.partition]: { S: location.namespace },
-      [Attr.sort]: attributesOf(stored.item)[Attr.sort]!
-    })
+  static readonly layer: Layer.Layer<HistoryArea, never, EventTable | Dynamo> = Layer.effect(
+    HistoryArea,
+    Effect.gen(function*() {
+      const table = yield* EventTable
+      const dynamo = yield* Dynamo
+      const location = table.location
+      const partition = historyPartition(location)
+      const archivedItem = (stored: StoredEvent, expiresAt: number | undefined) => ({
+        ...attributesOf(stored.item),
+        [Attr.partition]: { S: partition },
+        ...(expiresAt === undefined ? {} : { [Attr.ttl]: { N: String(expiresAt) } })
+      })
+      /** A condition that the item is still the very event that was read (same event id). */
+      const sameEvent = (stored: StoredEvent) => ({
+        ConditionExpression: "#rev = :rev",
+        ExpressionAttributeNames: { "#rev": Attr.revision },
+        ExpressionAttributeValues: { ":rev": attributesOf(stored.item)[Attr.revision] ?? { S: "" } }
+      })
+      const liveKey = (stored: StoredEvent) => ({
+        [Attr.partition]: { S: location.namespace },
+        [Attr.sort]: attributesOf(stored.item)[Attr.sort]!
+      })
 
-    const bury = (tombstone: StoredEvent, history: { readonly expiresAt: number | undefined } | undefined) => {
-      const writes: Array<TransactWriteItem> = []
-      if (history !== undefined) writes.push({ Put: { TableName: location.table, Item: archivedItem(tombstone, history.expiresAt) } })
-      writes.push(
-        {
-          // Never replace a grave by an older one (a late replay of an earlier deletion).
-          Put: {
-            TableName: location.table,
-            Item: GraveRecord.fromTombstone(location, tombstone.key, tombstone.item),
-            ConditionExpression: "attribute_not_exists(#sk) OR #seq < :seq",
-            ExpressionAttributeNames: { "#sk": Attr.sort, "#seq": Attr.seq },
-            ExpressionAttributeValues: { ":seq": { N: String(tombstone.seq) } }
-          }
-        },
-        {
-          Delete: { TableName: location.table, Key: liveKey(tombstone), ...sameEvent(tombstone) }
+      const bury = (tombstone: StoredEvent, history: { readonly expiresAt: number | undefined } | undefined) => {
+        const writes: Array<TransactWriteItem> = []
+        if (history !== undefined) {
+          writes.push({ Put: { TableName: location.table, Item: archivedItem(tombstone, history.expiresAt) } })
         }
-      )
-      return dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
-        client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })
-      ).pipe(
-        Effect.as(true),
-        Effect.retry({
-          // Another compactor's transaction on the same items: try again shortly, it may have buried it already.
-          while: (error) => error._tag === "TransactionCanceled" && error.reasons.some((reason) => reason.Code === "TransactionConflict"),
-          schedule: Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 5 }))
-        }),
-        Effect.catchTag("TransactionCanceled", (error) =>
-          error.reasons.some((reason) => reason.Code === "ConditionalCheckFailed")
-            ? Effect.succeed(false)
-            : Effect.fail(new StorageFailure({
-              operation: "bury tombstone",
-              reason: `transaction cancelled: ${error.reasons.map((reason) => reason.Code ?? "None").join(", ")}`
-            })))
-      )
-    }
-
-    return HistoryArea.of({
-      // Sort keys invert seq: a descending scan from `seq` down is oldest-first up to `seq`.
-      upTo: (key, seq) =>
-        seq < 1 ? Stream.empty : table.scan({ lower: SortKey.encode(key, seq), upper: SortKey.upperBound(key), descending: true }),
-      archive: (stored, expiresAt) =>
-        dynamo.call("PutItem", (client, abortSignal) =>
-          client.send(new PutItemCommand({ TableName: location.table, Item: archivedItem(stored, expiresAt) }), { abortSignal })
-        ).pipe(Effect.asVoid),
-      bury,
-      // Only the event that was read: should its sort key ever hold another one, that one is not compaction's to move.
-      removeLive: (stored) =>
-        dynamo.callConditional("DeleteItem", (client, abortSignal) =>
-          client.send(
-            new DeleteItemCommand({
+        writes.push(
+          {
+            // Never replace a grave by an older one (a late replay of an earlier deletion).
+            Put: {
               TableName: location.table,
-              Key: liveKey(stored),
-              ...sameEvent(stored)
-            }),
-            { abortSignal }
+              Item: GraveRecord.fromTombstone(location, tombstone.key, tombstone.item),
+              ConditionExpression: "attribute_not_exists(#sk) OR #seq < :seq",
+              ExpressionAttributeNames: { "#sk": Attr.sort, "#seq": Attr.seq },
+              ExpressionAttributeValues: { ":seq": { N: String(tombstone.seq) } }
+            }
+          },
+          {
+            Delete: { TableName: location.table, Key: liveKey(tombstone), ...sameEvent(tombstone) }
+          }
+        )
+        return dynamo.callTransaction(
+          "TransactWriteItems",
+          (client, abortSignal) =>
+            client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })
+        ).pipe(
+          Effect.as(true),
+          Effect.retry({
+            // Another compactor's transaction on the same items: try again shortly, it may have buried it already.
+            while: (error) =>
+              error._tag === "TransactionCanceled" &&
+              error.reasons.some((reason) => reason.Code === "TransactionConflict"),
+            schedule: Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 5 }))
+          }),
+          Effect.catchTag(
+            "TransactionCanceled",
+            (error) =>
+              error.reasons.some((reason) => reason.Code === "ConditionalCheckFailed")
+                ? Effect.succeed(false)
+                : Effect.fail(
+                  new StorageFailure({
+                    operation: "bury tombstone",
+                    reason: `transaction cancelled: ${error.reasons.map((reason) => reason.Code ?? "None").join(", ")}`
+                  })
+                )
           )
-        ).pipe(Effect.asVoid, Effect.catchTag("ConditionalCheckFailed", () => Effect.void)),
-      archived: (key) =>
-        table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true, partition })
+        )
+      }
+
+      return HistoryArea.of({
+        // Sort keys invert seq: a descending scan from `seq` down is oldest-first up to `seq`.
+        upTo: (key, seq) =>
+          seq < 1
+            ? Stream.empty
+            : table.scan({ lower: SortKey.encode(key, seq), upper: SortKey.upperBound(key), descending: true }),
+        archive: (stored, expiresAt) =>
+          dynamo.call(
+            "PutItem",
+            (client, abortSignal) =>
+              client.send(new PutItemCommand({ TableName: location.table, Item: archivedItem(stored, expiresAt) }), {
+                abortSignal
+              })
+          ).pipe(Effect.asVoid),
+        bury,
+        // Only the event that was read: should its sort key ever hold another one, that one is not compaction's to move.
+        removeLive: (stored) =>
+          dynamo.callConditional("DeleteItem", (client, abortSignal) =>
+            client.send(
+              new DeleteItemCommand({
+                TableName: location.table,
+                Key: liveKey(stored),
+                ...sameEvent(stored)
+              }),
+              { abortSignal }
+            )).pipe(
+              Effect.asVoid,
+              Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
+            ),
+        archived: (key) =>
+          table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true, partition })
+      })
     })
-  }))
+  )
 }

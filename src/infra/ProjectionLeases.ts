@@ -8,13 +8,19 @@
  * worker announces itself with an expiring item, so workers can tell how many
  * share the shards.
  */
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand
+} from "@aws-sdk/client-dynamodb"
 import { Clock, Data, Effect } from "effect"
 import type { StorageFailure } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
 import { Dynamo } from "./Dynamo.ts"
-import * as SideTable from "./SideTable.ts"
 import type { AttributeMap } from "./Dynamo.ts"
+import * as SideTable from "./SideTable.ts"
 
 /** A shard lease as stored. */
 export interface ShardLease {
@@ -65,10 +71,12 @@ export const read = (location: LeaseLocation, arn: string, shardId: string) =>
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
     const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
-      client.send(new GetItemCommand({ TableName: location.table, Key: itemKey(location, arn, shardId), ConsistentRead: true }), {
-        abortSignal
-      })
-    )
+      client.send(
+        new GetItemCommand({ TableName: location.table, Key: itemKey(location, arn, shardId), ConsistentRead: true }),
+        {
+          abortSignal
+        }
+      ))
     return decode(shardId, output.Item)
   })
 
@@ -120,11 +128,10 @@ export const take = (
           }
         }),
         { abortSignal }
+      )).pipe(
+        Effect.as(true),
+        Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
       )
-    ).pipe(
-      Effect.as(true),
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
-    )
     return taken ? { ...current, owner, epoch, expiresAt: now + leaseMillis } : undefined
   })
 
@@ -146,7 +153,8 @@ const fenced = (
           TableName: location.table,
           Key: itemKey(location, arn, shardId),
           UpdateExpression: update,
-          ConditionExpression: "#owner = :owner AND epoch = :epoch" + (unlessReleased ? " AND expiresAt > :released" : ""),
+          ConditionExpression: "#owner = :owner AND epoch = :epoch" +
+            (unlessReleased ? " AND expiresAt > :released" : ""),
           // "ttl" is a reserved word; a name the expressions do not use would be refused.
           ExpressionAttributeNames: { "#owner": "owner", ...(update.includes("#ttl") ? { "#ttl": "ttl" } : {}) },
           ExpressionAttributeValues: {
@@ -157,10 +165,9 @@ const fenced = (
           }
         }),
         { abortSignal }
+      )).pipe(
+        Effect.catchTag("ConditionalCheckFailed", () => Effect.fail(new LeaseLost({ shardId })))
       )
-    ).pipe(
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.fail(new LeaseLost({ shardId })))
-    )
   })
 
 /**
@@ -169,8 +176,13 @@ const fenced = (
  * take the lease back.
  */
 export const renew = (location: LeaseLocation, arn: string, lease: ShardLease, owner: string, leaseMillis: number) =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :expiresAt", { ":expiresAt": { N: String(now + leaseMillis) } }, true))
+  Effect.flatMap(
+    Clock.currentTimeMillis,
+    (now) =>
+      fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :expiresAt", {
+        ":expiresAt": { N: String(now + leaseMillis) }
+      }, true)
+  )
 
 /** Records progress on a shard we hold; `finished` when every record of a closed shard was applied (DynamoDB's TTL then removes the lease later). */
 export const checkpoint = (
@@ -211,12 +223,14 @@ export const register = (location: LeaseLocation, arn: string, shardId: string, 
       client.send(
         new PutItemCommand({
           TableName: location.table,
-          Item: { ...itemKey(location, arn, shardId), parent: parentShardId === undefined ? { NULL: true } : { S: parentShardId } },
+          Item: {
+            ...itemKey(location, arn, shardId),
+            parent: parentShardId === undefined ? { NULL: true } : { S: parentShardId }
+          },
           ConditionExpression: "attribute_not_exists(pk)"
         }),
         { abortSignal }
-      )
-    ).pipe(Effect.catchTag("ConditionalCheckFailed", () => Effect.void))
+      )).pipe(Effect.catchTag("ConditionalCheckFailed", () => Effect.void))
   })
 
 /** A lease as listed, with the stream it belongs to. */
@@ -253,8 +267,7 @@ const queryAll = (location: LeaseLocation, pk: string, prefix: string) =>
             ExclusiveStartKey: start
           }),
           { abortSignal }
-        )
-      )
+        ))
       items.push(...(page.Items ?? []))
       start = page.LastEvaluatedKey
     } while (start !== undefined)
@@ -298,8 +311,7 @@ export const announce = (location: LeaseLocation, owner: string, leaseMillis: nu
             Item: { ...workerKey(location, owner), expiresAt, startedAt: { N: String(now) } }
           }),
           { abortSignal }
-        )
-      )
+        ))
       return true
     }
     return yield* dynamo.callConditional("UpdateItem", (client, abortSignal) =>
@@ -312,11 +324,10 @@ export const announce = (location: LeaseLocation, owner: string, leaseMillis: nu
           ExpressionAttributeValues: { ":expiresAt": expiresAt }
         }),
         { abortSignal }
+      )).pipe(
+        Effect.as(true),
+        Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
       )
-    ).pipe(
-      Effect.as(true),
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
-    )
   })
 
 /**
@@ -334,9 +345,11 @@ export const withdraw = (location: LeaseLocation, owner: string, expiresAt?: num
           Key: workerKey(location, owner),
           ...(expiresAt === undefined
             ? {}
-            : { ConditionExpression: "expiresAt = :seen", ExpressionAttributeValues: { ":seen": { N: String(expiresAt) } } })
+            : {
+              ConditionExpression: "expiresAt = :seen",
+              ExpressionAttributeValues: { ":seen": { N: String(expiresAt) } }
+            })
         }),
         { abortSignal }
-      )
-    ).pipe(Effect.catchTag("ConditionalCheckFailed", () => Effect.void))
+      )).pipe(Effect.catchTag("ConditionalCheckFailed", () => Effect.void))
   })

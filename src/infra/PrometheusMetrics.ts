@@ -17,9 +17,9 @@
  * - A series whose name is already a family of another type (two metrics
  *   sanitised to the same name) is left out, with a comment saying so.
  */
+import { Context, Effect, Layer, Metric, Option, Schema } from "effect"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { Context, Effect, Layer, Metric, Option, Schema } from "effect"
 
 /** The content type of the text exposition format. */
 export const contentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -118,14 +118,18 @@ const sampleLines = (name: string, snapshot: Metric.Metric.Snapshot): ReadonlyAr
     case "Frequency":
       return Array.from(snapshot.state.occurrences)
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([key, count]) => `${name}${formatLabels(snapshot.attributes, reserved, [["key", key]])} ${formatValue(count)}`)
+        .map(([key, count]) =>
+          `${name}${formatLabels(snapshot.attributes, reserved, [["key", key]])} ${formatValue(count)}`
+        )
     case "Histogram": {
       const { buckets, count, sum } = snapshot.state
       return [
         ...buckets
           .filter(([boundary]) => Number.isFinite(boundary))
           .map(([boundary, cumulative]) =>
-            `${name}_bucket${formatLabels(snapshot.attributes, reserved, [["le", formatValue(boundary)]])} ${formatValue(cumulative)}`
+            `${name}_bucket${formatLabels(snapshot.attributes, reserved, [["le", formatValue(boundary)]])} ${
+              formatValue(cumulative)
+            }`
           ),
         `${name}_bucket${formatLabels(snapshot.attributes, reserved, [["le", "+Inf"]])} ${formatValue(count)}`,
         `${name}_sum${labels} ${formatValue(sum)}`,
@@ -136,7 +140,9 @@ const sampleLines = (name: string, snapshot: Metric.Metric.Snapshot): ReadonlyAr
       const { count, quantiles, sum } = snapshot.state
       return [
         ...quantiles.map(([quantile, value]) =>
-          `${name}${formatLabels(snapshot.attributes, reserved, [["quantile", formatValue(quantile)]])} ${formatValue(value ?? Number.NaN)}`
+          `${name}${formatLabels(snapshot.attributes, reserved, [["quantile", formatValue(quantile)]])} ${
+            formatValue(value ?? Number.NaN)
+          }`
         ),
         `${name}_sum${labels} ${formatValue(sum)}`,
         `${name}_count${labels} ${formatValue(count)}`
@@ -165,7 +171,10 @@ export const render = (snapshots: ReadonlyArray<Metric.Metric.Snapshot>): string
       skipped.push(`# left out ${escapeHelp(snapshot.id)} (${type}): ${name} is already a ${family.type}`)
       continue
     }
-    family.samples.push({ labels: formatLabels(snapshot.attributes, reservedLabels(snapshot.type)), lines: sampleLines(name, snapshot) })
+    family.samples.push({
+      labels: formatLabels(snapshot.attributes, reservedLabels(snapshot.type)),
+      lines: sampleLines(name, snapshot)
+    })
   }
   const lines: Array<string> = []
   for (const name of Array.from(families.keys()).sort()) {
@@ -215,33 +224,38 @@ const send = (response: http.ServerResponse, status: number, headers: http.Outgo
 }
 
 /** Answers one request: the metrics on `GET /metrics` (and `HEAD`), 405 for other methods there, 404 elsewhere. */
-const handle = (context: Context.Context<never>) => (request: http.IncomingMessage, response: http.ServerResponse): void => {
-  const path = new URL(request.url ?? "/", "http://metrics.invalid").pathname
-  if (path !== metricsPath) {
-    send(response, 404, { "content-type": "text/plain; charset=utf-8" }, "not found\n")
-  } else if (request.method !== "GET" && request.method !== "HEAD") {
-    send(response, 405, { "content-type": "text/plain; charset=utf-8", allow: "GET, HEAD" }, "method not allowed\n")
-  } else {
-    const exit = Effect.runSyncExitWith(context)(format())
-    if (exit._tag === "Success") {
-      send(response, 200, { "content-type": contentType }, exit.value)
+const handle =
+  (context: Context.Context<never>) => (request: http.IncomingMessage, response: http.ServerResponse): void => {
+    const path = new URL(request.url ?? "/", "http://metrics.invalid").pathname
+    if (path !== metricsPath) {
+      send(response, 404, { "content-type": "text/plain; charset=utf-8" }, "not found\n")
+    } else if (request.method !== "GET" && request.method !== "HEAD") {
+      send(response, 405, { "content-type": "text/plain; charset=utf-8", allow: "GET, HEAD" }, "method not allowed\n")
     } else {
-      Effect.runForkWith(context)(Effect.logError("rendering the metrics failed", exit.cause))
-      send(response, 500, { "content-type": "text/plain; charset=utf-8" }, "cannot render the metrics\n")
+      const exit = Effect.runSyncExitWith(context)(format())
+      if (exit._tag === "Success") {
+        send(response, 200, { "content-type": contentType }, exit.value)
+      } else {
+        Effect.runForkWith(context)(Effect.logError("rendering the metrics failed", exit.cause))
+        send(response, 500, { "content-type": "text/plain; charset=utf-8" }, "cannot render the metrics\n")
+      }
     }
   }
-}
 
 const listen = (options: MetricsServerOptions, context: Context.Context<never>) =>
   Effect.callback<http.Server, MetricsServerError>((resume) => {
     const server = http.createServer(handle(context))
     const failed = (error: unknown) =>
-      resume(Effect.fail(new MetricsServerError({ host: options.host, port: options.port, reason: describeError(error) })))
+      resume(
+        Effect.fail(new MetricsServerError({ host: options.host, port: options.port, reason: describeError(error) }))
+      )
     server.once("error", failed)
     server.listen({ host: options.host, port: options.port }, () => {
       server.off("error", failed)
-      server.on("error", (error) =>
-        Effect.runForkWith(context)(Effect.logWarning(`metrics server: ${describeError(error)}`)))
+      server.on(
+        "error",
+        (error) => Effect.runForkWith(context)(Effect.logWarning(`metrics server: ${describeError(error)}`))
+      )
       resume(Effect.succeed(server))
     })
     // Interrupted while binding: let go of the socket.

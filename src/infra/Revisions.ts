@@ -2,8 +2,8 @@
  * New revisions (event ids): UUIDv7, so they are unique across processes and
  * roughly ordered by creation time when read in a table dump.
  */
-import { randomBytes } from "node:crypto"
 import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
 
 /** A UUIDv7 for the given epoch milliseconds. */
 export const uuidv7 = (millis: number): string => {

@@ -3,7 +3,12 @@
  * keys, on-demand billing, no stream, optionally a TTL attribute. Created
  * when missing, waited for until active; a concurrent creator is fine.
  */
-import { CreateTableCommand, DescribeTableCommand, DescribeTimeToLiveCommand, UpdateTimeToLiveCommand } from "@aws-sdk/client-dynamodb"
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  UpdateTimeToLiveCommand
+} from "@aws-sdk/client-dynamodb"
 import { Effect, Schedule } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
 import { Dynamo } from "./Dynamo.ts"
@@ -15,16 +20,19 @@ const failedWith = (name: string) => (error: { readonly _tag: string; readonly r
 export const enableTtl = (dynamo: Dynamo["Service"], table: string, attribute: string) =>
   Effect.gen(function*() {
     const current = yield* dynamo.call("DescribeTimeToLive", (client, abortSignal) =>
-      client.send(new DescribeTimeToLiveCommand({ TableName: table }), { abortSignal })
-    )
+      client.send(new DescribeTimeToLiveCommand({ TableName: table }), { abortSignal }))
     const status = current.TimeToLiveDescription?.TimeToLiveStatus
-    if (status === "ENABLED" || status === "ENABLING") return
+    if (status === "ENABLED" || status === "ENABLING") {
+      return
+    }
     yield* dynamo.call("UpdateTimeToLive", (client, abortSignal) =>
       client.send(
-        new UpdateTimeToLiveCommand({ TableName: table, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } }),
+        new UpdateTimeToLiveCommand({
+          TableName: table,
+          TimeToLiveSpecification: { AttributeName: attribute, Enabled: true }
+        }),
         { abortSignal }
-      )
-    )
+      ))
   })
 
 /** Makes sure a side table with these key attribute names exists and is active, with TTL on `ttlAttribute` if given. */
@@ -32,27 +40,32 @@ export const ensure = (table: string, hashKey: string, rangeKey: string, ttlAttr
   Dynamo.use((dynamo) =>
     Effect.gen(function*() {
       const status = dynamo.call("DescribeTable", (client, abortSignal) =>
-        client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
-      ).pipe(
-        Effect.map((output) => output.Table?.TableStatus),
-        Effect.catchIf(failedWith("ResourceNotFoundException"), () => Effect.succeed(undefined))
-      )
+        client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })).pipe(
+          Effect.map((output) =>
+            output.Table?.TableStatus
+          ),
+          Effect.catchIf(failedWith("ResourceNotFoundException"), () => Effect.succeed(undefined))
+        )
       if ((yield* status) === undefined) {
         yield* dynamo.call("CreateTable", (client, abortSignal) =>
           client.send(
             new CreateTableCommand({
               TableName: table,
               KeySchema: [{ AttributeName: hashKey, KeyType: "HASH" }, { AttributeName: rangeKey, KeyType: "RANGE" }],
-              AttributeDefinitions: [{ AttributeName: hashKey, AttributeType: "S" }, { AttributeName: rangeKey, AttributeType: "S" }],
+              AttributeDefinitions: [{ AttributeName: hashKey, AttributeType: "S" }, {
+                AttributeName: rangeKey,
+                AttributeType: "S"
+              }],
               BillingMode: "PAY_PER_REQUEST"
             }),
             { abortSignal }
-          )
-        ).pipe(Effect.catchIf(failedWith("ResourceInUseException"), () => Effect.void))
+          )).pipe(Effect.catchIf(failedWith("ResourceInUseException"), () => Effect.void))
       }
       yield* status.pipe(
         Effect.flatMap((current) =>
-          current === "ACTIVE" ? Effect.void : Effect.fail(new StorageFailure({ operation: "CreateTable", reason: `${table} is not active yet` }))
+          current === "ACTIVE"
+            ? Effect.void
+            : Effect.fail(new StorageFailure({ operation: "CreateTable", reason: `${table} is not active yet` }))
         ),
         Effect.retry({ schedule: Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "2 minutes" })) })
       )

@@ -6,9 +6,9 @@
  * `history_retention` and its Prometheus endpoint (`metrics_port`,
  * `metrics_host`).
  */
-import * as fs from "node:fs"
 import { Config, ConfigProvider, Effect, Option, Result, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import type { Redacted } from "effect"
+import * as fs from "node:fs"
 import { parse as parseYaml } from "yaml"
 import * as Retention from "../domain/Retention.ts"
 
@@ -124,7 +124,10 @@ export const storeConfig = Config.all({
   keyringKey: Config.Redacted("keyring_key").pipe(Config.option),
   dataDir: Config.String("data_dir").pipe(Config.withDefault(".dynastate/dynamodb")),
   historyRetention: Config.schema(RetentionFromString, "history_retention").pipe(Config.withDefault(Retention.forever)),
-  metricsPort: Config.schema(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))), "metrics_port").pipe(
+  metricsPort: Config.schema(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
+    "metrics_port"
+  ).pipe(
     Config.option
   ),
   metricsHost: Config.String("metrics_host").pipe(Config.withDefault("127.0.0.1"))
@@ -132,7 +135,9 @@ export const storeConfig = Config.all({
 
 /** `storage.table_name` is read from `DYNASTATE_TABLE_NAME`, and so on. */
 export const envProvider = (env: Record<string, string | undefined> = process.env): ConfigProvider.ConfigProvider =>
-  ConfigProvider.fromEnv({ env: Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined)) }).pipe(
+  ConfigProvider.fromEnv({
+    env: Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined))
+  }).pipe(
     ConfigProvider.mapInput((path) =>
       path[0] === "storage" ? ["DYNASTATE_" + String(path[path.length - 1]).toUpperCase()] : path
     )
@@ -151,7 +156,9 @@ export const readYamlFile = (file: string): Effect.Effect<Record<string, unknown
       const code = (cause as { code?: string }).code
       return new ConfigInvalid({
         field: file,
-        reason: position ? `not valid YAML at line ${position.line}, column ${position.col}${code ? ` (${code})` : ""}` : "cannot read the file"
+        reason: position
+          ? `not valid YAML at line ${position.line}, column ${position.col}${code ? ` (${code})` : ""}`
+          : "cannot read the file"
       })
     }
   }).pipe(
@@ -173,7 +180,9 @@ const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, Confi
     )
   }
   if (config.namespace.trim() === "" || config.namespace.includes("\u0000")) {
-    return Effect.fail(new ConfigInvalid({ field: "storage.namespace", reason: "must be non-empty and contain no NUL" }))
+    return Effect.fail(
+      new ConfigInvalid({ field: "storage.namespace", reason: "must be non-empty and contain no NUL" })
+    )
   }
   if (!/^[a-zA-Z0-9_.-]{3,255}$/.test(config.tableName)) {
     return Effect.fail(
@@ -181,12 +190,20 @@ const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, Confi
     )
   }
   if (Option.isSome(config.storeId) && config.storeId.value.trim() === "") {
-    return Effect.fail(new ConfigInvalid({ field: "storage.store_id", reason: "must be non-empty (leave it out to bind to the table name)" }))
+    return Effect.fail(
+      new ConfigInvalid({
+        field: "storage.store_id",
+        reason: "must be non-empty (leave it out to bind to the table name)"
+      })
+    )
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: a NUL in a host name is exactly what this refuses
   if (!/^[^\s\u0000]+$/.test(config.metricsHost)) {
     return Effect.fail(
-      new ConfigInvalid({ field: "storage.metrics_host", reason: "must be a host name or address (0.0.0.0 or :: for every interface)" })
+      new ConfigInvalid({
+        field: "storage.metrics_host",
+        reason: "must be a host name or address (0.0.0.0 or :: for every interface)"
+      })
     )
   }
   return Effect.succeed(config)
@@ -205,14 +222,18 @@ export const load = Effect.fn("StoreConfig.load")(function*(options?: {
   const document = file === undefined ? {} : yield* readYamlFile(file)
   // Teleport's own file nests the section under `teleport:`; a dynastate file may put it at the top.
   const teleport = document.teleport
-  const nested = typeof teleport === "object" && teleport !== null ? (teleport as Record<string, unknown>).storage : undefined
+  const nested = typeof teleport === "object" && teleport !== null
+    ? (teleport as Record<string, unknown>).storage
+    : undefined
   const raw = "storage" in document ? document.storage : nested
   if (raw !== undefined && (typeof raw !== "object" || raw === null || Array.isArray(raw))) {
     return yield* new ConfigInvalid({ field: "storage", reason: "must be a mapping" })
   }
   const storage = raw === undefined ? undefined : normalizeLists(raw as Record<string, unknown>)
   const unknown = Object.keys(storage ?? {}).filter((key) => !(knownKeys as ReadonlyArray<string>).includes(key))
-  if (unknown.length > 0) yield* Effect.logWarning(`ignoring storage keys dynastate does not use: ${unknown.join(", ")}`)
+  if (unknown.length > 0) {
+    yield* Effect.logWarning(`ignoring storage keys dynastate does not use: ${unknown.join(", ")}`)
+  }
   const provider = ConfigProvider.orElse(
     envProvider(env),
     ConfigProvider.fromUnknown({ storage: storage ?? {} }, { preserveEmptyStrings: true })
@@ -242,4 +263,7 @@ export const fromConfig: Effect.Effect<StoreConfig, ConfigInvalid> = Effect.gen(
 
 /** Whether the configuration asks for the embedded DynamoDB Local (no endpoint and no region, or `embedded`). */
 export const isEmbedded = (config: StoreConfig): boolean =>
-  Option.match(config.endpoint, { onNone: () => Option.isNone(config.region), onSome: (endpoint) => endpoint === "embedded" })
+  Option.match(config.endpoint, {
+    onNone: () => Option.isNone(config.region),
+    onSome: (endpoint) => endpoint === "embedded"
+  })

@@ -2,10 +2,7 @@
  * Creates the event table when it is missing and checks an existing one,
  * refusing (without changing anything) a table whose schema the store cannot use.
  */
-import {
-  CreateTableCommand,
-  DescribeTableCommand
-} from "@aws-sdk/client-dynamodb"
+import { CreateTableCommand, DescribeTableCommand } from "@aws-sdk/client-dynamodb"
 import type { TableDescription } from "@aws-sdk/client-dynamodb"
 import { Effect, Schedule } from "effect"
 import { StorageFailure, TableSchemaMismatch } from "../domain/Errors.ts"
@@ -46,8 +43,9 @@ export const schemaDifferences = (table: TableDescription): ReadonlyArray<string
 }
 
 const describe = (dynamo: Dynamo["Service"], table: string) =>
-  dynamo.call("DescribeTable", (client, abortSignal) =>
-    client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
+  dynamo.call(
+    "DescribeTable",
+    (client, abortSignal) => client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
   ).pipe(
     Effect.map((output) => output.Table),
     Effect.catchIf(
@@ -81,11 +79,13 @@ const create = (dynamo: Dynamo["Service"], options: TableOptions) =>
           : { BillingMode: "PAY_PER_REQUEST" })
       }),
       { abortSignal }
+    )).pipe(
+      // Another process created it between our describe and create: that is fine.
+      Effect.catchIf(
+        (error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceInUseException"),
+        () => Effect.void
+      )
     )
-  ).pipe(
-    // Another process created it between our describe and create: that is fine.
-    Effect.catchIf((error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceInUseException"), () => Effect.void)
-  )
 
 const waitUntilActive = (dynamo: Dynamo["Service"], table: string) =>
   describe(dynamo, table).pipe(

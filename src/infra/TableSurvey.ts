@@ -39,8 +39,10 @@ export const survey = (location: Location): Effect.Effect<Survey, Throttled | St
     const items: Array<AttributeMap> = []
     let start: AttributeMap | undefined
     do {
-      const page = yield* dynamo.call("Scan", (client, abortSignal) =>
-        client.send(new ScanCommand({ TableName: location.table, ExclusiveStartKey: start }), { abortSignal })
+      const page = yield* dynamo.call(
+        "Scan",
+        (client, abortSignal) =>
+          client.send(new ScanCommand({ TableName: location.table, ExclusiveStartKey: start }), { abortSignal })
       )
       items.push(...(page.Items ?? []))
       start = page.LastEvaluatedKey

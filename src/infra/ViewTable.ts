@@ -26,10 +26,15 @@ export const ensureTable = (table: string) => SideTable.ensure(table, "ix", "key
 /** Where the view currently files a key, and up to which seq. */
 export const current = (table: string, key: string) =>
   Dynamo.use((dynamo) =>
-    dynamo.call("GetItem", (client, abortSignal) =>
-      client.send(new GetItemCommand({ TableName: table, Key: { ix: { S: byKey }, key: { S: key } }, ConsistentRead: true }), {
-        abortSignal
-      })
+    dynamo.call(
+      "GetItem",
+      (client, abortSignal) =>
+        client.send(
+          new GetItemCommand({ TableName: table, Key: { ix: { S: byKey }, key: { S: key } }, ConsistentRead: true }),
+          {
+            abortSignal
+          }
+        )
     )
   ).pipe(Effect.map((output) => ({ index: output.Item?.index?.S, seq: Number(output.Item?.seq?.N ?? 0) })))
 
@@ -60,21 +65,34 @@ export const move = (
     writes.push({
       Put: {
         TableName: table,
-        Item: { ix: { S: byKey }, key: { S: key }, seq: { N: String(seq) }, ...(index === undefined ? {} : { index: { S: index } }) },
+        Item: {
+          ix: { S: byKey },
+          key: { S: key },
+          seq: { N: String(seq) },
+          ...(index === undefined ? {} : { index: { S: index } })
+        },
         ConditionExpression: "attribute_not_exists(seq) OR seq < :seq",
         ExpressionAttributeValues: { ":seq": { N: String(seq) } }
       }
     })
     const dynamo = yield* Dynamo
     return yield* dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
-      client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })
-    ).pipe(
-      Effect.as(true),
-      Effect.catchTag("TransactionCanceled", (error) =>
-        error.reasons.some((reason) => reason.Code === "ConditionalCheckFailed")
-          ? Effect.succeed(false)
-          : Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: error.reasons.map((r) => r.Code).join(", ") })))
-    )
+      client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })).pipe(
+        Effect.as(true),
+        Effect.catchTag("TransactionCanceled", (error) =>
+          error.reasons.some((reason) =>
+              reason.Code === "ConditionalCheckFailed"
+            )
+            ? Effect.succeed(false)
+            : Effect.fail(
+              new StorageFailure({
+                operation: "TransactWriteItems",
+                reason: error.reasons.map((r) =>
+                  r.Code
+                ).join(", ")
+              })
+            ))
+      )
   })
 
 /** The events filed under an index entry, every page of them, still encrypted (decrypt them as the event table's). */
@@ -94,8 +112,7 @@ export const filed = (table: string, index: string) =>
               ExclusiveStartKey: start
             }),
             { abortSignal }
-          )
-        )
+          ))
         for (const item of output.Items ?? []) {
           const parsed = EventRecord.peek(item)
           if (Result.isSuccess(parsed)) events.push(parsed.success)

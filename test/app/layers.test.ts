@@ -3,13 +3,13 @@
  * `DYNASTATE_*` variables, and over SDK clients of the application's own (left for the application to destroy).
  * Each is checked against DynamoDB Local by writing through one layer and reading through another.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import * as WorkerLive from "../../src/programs/app/WorkerLive.ts"
@@ -73,9 +73,13 @@ describe("StoreLive layers", () => {
       )
       // No endpoint in the configuration: only the clients know where DynamoDB is.
       const config = yield* StoreConfig.fromProvider(
-        ConfigProvider.fromUnknown({ storage: { region: "us-east-1", table_name: table, keyring_file: keyFile, namespace: "layers" } })
+        ConfigProvider.fromUnknown({
+          storage: { region: "us-east-1", table_name: table, keyring_file: keyFile, namespace: "layers" }
+        })
       )
-      yield* put("/layers/clients", "through your client").pipe(Effect.provide(StoreLive.layerClients(config, { dynamodb, streams })))
+      yield* put("/layers/clients", "through your client").pipe(
+        Effect.provide(StoreLive.layerClients(config, { dynamodb, streams }))
+      )
       expect(sent).toContain("PutItemCommand")
       // The layer is released, the clients are still usable: they are the application's to destroy.
       const tables = yield* Effect.promise(() => dynamodb.send(new ListTablesCommand({})))

@@ -4,12 +4,12 @@
  * failures that name the bad field, secrets kept `Redacted`, and when the
  * embedded DynamoDB Local is used.
  */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Logger, Option, Redacted, References, Result } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as util from "node:util"
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option, Redacted, References, Result } from "effect"
 import * as Retention from "../../src/domain/Retention.ts"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
 import { ConfigInvalid } from "../../src/infra/StoreConfig.ts"
@@ -44,7 +44,9 @@ const load = (options: Parameters<typeof StoreConfig.load>[0]) =>
 
 const loaded = (options: Parameters<typeof StoreConfig.load>[0]) =>
   Effect.flatMap(load(options), ({ lines, result }) => {
-    if (result._tag === "Failure") return Effect.die(new Error(`expected a configuration, got ${result.failure.message}`))
+    if (result._tag === "Failure") {
+      return Effect.die(new Error(`expected a configuration, got ${result.failure.message}`))
+    }
     return Effect.succeed({ config: result.success, lines })
   })
 
@@ -102,7 +104,10 @@ describe("StoreConfig.load", () => {
 
   it.effect("a file of only known keys loads without a single log line", () =>
     Effect.gen(function*() {
-      const { config, lines } = yield* loaded({ file: yamlFile("storage:\n  region: eu-west-1\n  namespace: teleport\n"), env: {} })
+      const { config, lines } = yield* loaded({
+        file: yamlFile("storage:\n  region: eu-west-1\n  namespace: teleport\n"),
+        env: {}
+      })
       expect(config.namespace).toBe("teleport")
       expect(lines).toEqual([])
     }))
@@ -116,7 +121,8 @@ describe("StoreConfig.load", () => {
           DYNASTATE_REGION: "eu-west-1",
           DYNASTATE_TABLE_NAME: "from-env",
           DYNASTATE_SECRET_KEY: "env-secret",
-          DYNASTATE_KMS_EXTRA_KEYS: " arn:aws:kms:eu-west-1:111122223333:key/a , arn:aws:kms:us-west-2:111122223333:key/b,",
+          DYNASTATE_KMS_EXTRA_KEYS:
+            " arn:aws:kms:eu-west-1:111122223333:key/a , arn:aws:kms:us-west-2:111122223333:key/b,",
           DYNASTATE_READ_CAPACITY_UNITS: "7",
           DYNASTATE_ENDPOINT: "http://localhost:8000",
           UNRELATED: "ignored"
@@ -125,7 +131,10 @@ describe("StoreConfig.load", () => {
       expect(config.region).toEqual(Option.some("eu-west-1"))
       expect(config.tableName).toBe("from-env")
       expect(Option.map(config.secretKey, Redacted.value)).toEqual(Option.some("env-secret"))
-      expect(config.kmsExtraKeys).toEqual(["arn:aws:kms:eu-west-1:111122223333:key/a", "arn:aws:kms:us-west-2:111122223333:key/b"])
+      expect(config.kmsExtraKeys).toEqual([
+        "arn:aws:kms:eu-west-1:111122223333:key/a",
+        "arn:aws:kms:us-west-2:111122223333:key/b"
+      ])
       expect(config.readCapacityUnits).toBe(7)
       expect(config.endpoint).toEqual(Option.some("http://localhost:8000"))
       // Everything the environment does not set still comes from the file.
@@ -169,7 +178,9 @@ describe("StoreConfig.load", () => {
   ])("history_retention $text", ({ retention, text }) =>
     Effect.gen(function*() {
       expect((yield* loaded({ env: { DYNASTATE_HISTORY_RETENTION: text } })).config.historyRetention).toEqual(retention)
-      expect((yield* loaded({ file: yamlFile(`storage:\n  history_retention: ${text}\n`), env: {} })).config.historyRetention)
+      expect(
+        (yield* loaded({ file: yamlFile(`storage:\n  history_retention: ${text}\n`), env: {} })).config.historyRetention
+      )
         .toEqual(retention)
     }))
 
@@ -209,47 +220,158 @@ describe("StoreConfig.load", () => {
     readonly options: () => Parameters<typeof StoreConfig.load>[0]
     readonly names: string
   }> = [
-    { name: "billing_mode (env)", options: () => ({ env: { DYNASTATE_BILLING_MODE: "on_demand" } }), names: "billing_mode" },
-    { name: "billing_mode (file)", options: () => ({ file: yamlFile("storage:\n  billing_mode: monthly\n"), env: {} }), names: "billing_mode" },
-    { name: "read_capacity_units 0", options: () => ({ env: { DYNASTATE_READ_CAPACITY_UNITS: "0" } }), names: "read_capacity_units" },
-    { name: "read_capacity_units abc", options: () => ({ env: { DYNASTATE_READ_CAPACITY_UNITS: "abc" } }), names: "read_capacity_units" },
-    { name: "read_capacity_units 0 (YAML number)", options: () => ({ file: yamlFile("storage:\n  read_capacity_units: 0\n"), env: {} }), names: "read_capacity_units" },
-    { name: "write_capacity_units 2.5", options: () => ({ env: { DYNASTATE_WRITE_CAPACITY_UNITS: "2.5" } }), names: "write_capacity_units" },
+    {
+      name: "billing_mode (env)",
+      options: () => ({ env: { DYNASTATE_BILLING_MODE: "on_demand" } }),
+      names: "billing_mode"
+    },
+    {
+      name: "billing_mode (file)",
+      options: () => ({ file: yamlFile("storage:\n  billing_mode: monthly\n"), env: {} }),
+      names: "billing_mode"
+    },
+    {
+      name: "read_capacity_units 0",
+      options: () => ({ env: { DYNASTATE_READ_CAPACITY_UNITS: "0" } }),
+      names: "read_capacity_units"
+    },
+    {
+      name: "read_capacity_units abc",
+      options: () => ({ env: { DYNASTATE_READ_CAPACITY_UNITS: "abc" } }),
+      names: "read_capacity_units"
+    },
+    {
+      name: "read_capacity_units 0 (YAML number)",
+      options: () => ({ file: yamlFile("storage:\n  read_capacity_units: 0\n"), env: {} }),
+      names: "read_capacity_units"
+    },
+    {
+      name: "write_capacity_units 2.5",
+      options: () => ({ env: { DYNASTATE_WRITE_CAPACITY_UNITS: "2.5" } }),
+      names: "write_capacity_units"
+    },
     { name: "type etcd", options: () => ({ file: yamlFile("storage:\n  type: etcd\n"), env: {} }), names: "type" },
-    { name: "table_name too short", options: () => ({ env: { DYNASTATE_TABLE_NAME: "ab" } }), names: "storage.table_name" },
-    { name: "table_name with a space", options: () => ({ file: yamlFile("storage:\n  table_name: my table\n"), env: {} }), names: "storage.table_name" },
-    { name: "access_key without secret_key", options: () => ({ env: { DYNASTATE_ACCESS_KEY: accessKey } }), names: "storage.access_key" },
-    { name: "secret_key without access_key", options: () => ({ file: yamlFile(`storage:\n  secret_key: ${secretKey}\n`), env: {} }), names: "access_key" },
-    { name: "storage is a string", options: () => ({ file: yamlFile("storage: dynamodb\n"), env: {} }), names: "storage" },
+    {
+      name: "table_name too short",
+      options: () => ({ env: { DYNASTATE_TABLE_NAME: "ab" } }),
+      names: "storage.table_name"
+    },
+    {
+      name: "table_name with a space",
+      options: () => ({ file: yamlFile("storage:\n  table_name: my table\n"), env: {} }),
+      names: "storage.table_name"
+    },
+    {
+      name: "access_key without secret_key",
+      options: () => ({ env: { DYNASTATE_ACCESS_KEY: accessKey } }),
+      names: "storage.access_key"
+    },
+    {
+      name: "secret_key without access_key",
+      options: () => ({ file: yamlFile(`storage:\n  secret_key: ${secretKey}\n`), env: {} }),
+      names: "access_key"
+    },
+    {
+      name: "storage is a string",
+      options: () => ({ file: yamlFile("storage: dynamodb\n"), env: {} }),
+      names: "storage"
+    },
     { name: "storage left empty (null)", options: () => ({ file: yamlFile("storage:\n"), env: {} }), names: "storage" },
-    { name: "storage is a list", options: () => ({ file: yamlFile("storage:\n  - type: dynamodb\n"), env: {} }), names: "storage" },
+    {
+      name: "storage is a list",
+      options: () => ({ file: yamlFile("storage:\n  - type: dynamodb\n"), env: {} }),
+      names: "storage"
+    },
     { name: "the document is a list", options: () => ({ file: yamlFile("- storage\n"), env: {} }), names: "config-" },
-    { name: "a missing file", options: () => ({ file: path.join(dir, "missing.yaml"), env: {} }), names: "missing.yaml" },
+    {
+      name: "a missing file",
+      options: () => ({ file: path.join(dir, "missing.yaml"), env: {} }),
+      names: "missing.yaml"
+    },
     { name: "a directory", options: () => ({ file: dir, env: {} }), names: dir },
     { name: "not YAML", options: () => ({ file: yamlFile("storage: {region: [\n"), env: {} }), names: "config-" },
-    { name: "metrics_port -1 (env)", options: () => ({ env: { DYNASTATE_METRICS_PORT: "-1" } }), names: "storage.metrics_port" },
-    { name: "metrics_port -1 (YAML number)", options: () => ({ file: yamlFile("storage:\n  metrics_port: -1\n"), env: {} }), names: "storage.metrics_port" },
-    { name: "metrics_port 65536", options: () => ({ env: { DYNASTATE_METRICS_PORT: "65536" } }), names: "storage.metrics_port" },
-    { name: "metrics_port 94.64", options: () => ({ env: { DYNASTATE_METRICS_PORT: "94.64" } }), names: "storage.metrics_port" },
-    { name: "metrics_port http", options: () => ({ file: yamlFile("storage:\n  metrics_port: http\n"), env: {} }), names: "storage.metrics_port" },
-    { name: "metrics_host empty (file)", options: () => ({ file: yamlFile("storage:\n  metrics_host: ''\n"), env: {} }), names: "storage.metrics_host" },
-    { name: "metrics_host with a space", options: () => ({ env: { DYNASTATE_METRICS_HOST: "local host" } }), names: "storage.metrics_host" },
-    { name: "history_retention forever-ish", options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "forever-ish" } }), names: "storage.history_retention" },
-    { name: "history_retention 10x", options: () => ({ file: yamlFile("storage:\n  history_retention: 10x\n"), env: {} }), names: "storage.history_retention" },
-    { name: "history_retention without a unit (YAML number)", options: () => ({ file: yamlFile("storage:\n  history_retention: 30\n"), env: {} }), names: "storage.history_retention" },
-    { name: "history_retention 0d", options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "0d" } }), names: "storage.history_retention" },
-    { name: "history_retention 30 days", options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "30 days" } }), names: "storage.history_retention" },
-    { name: "history_retention -5d", options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "-5d" } }), names: "storage.history_retention" },
-    { name: "history_retention empty (file)", options: () => ({ file: yamlFile("storage:\n  history_retention: ''\n"), env: {} }), names: "storage.history_retention" }
+    {
+      name: "metrics_port -1 (env)",
+      options: () => ({ env: { DYNASTATE_METRICS_PORT: "-1" } }),
+      names: "storage.metrics_port"
+    },
+    {
+      name: "metrics_port -1 (YAML number)",
+      options: () => ({ file: yamlFile("storage:\n  metrics_port: -1\n"), env: {} }),
+      names: "storage.metrics_port"
+    },
+    {
+      name: "metrics_port 65536",
+      options: () => ({ env: { DYNASTATE_METRICS_PORT: "65536" } }),
+      names: "storage.metrics_port"
+    },
+    {
+      name: "metrics_port 94.64",
+      options: () => ({ env: { DYNASTATE_METRICS_PORT: "94.64" } }),
+      names: "storage.metrics_port"
+    },
+    {
+      name: "metrics_port http",
+      options: () => ({ file: yamlFile("storage:\n  metrics_port: http\n"), env: {} }),
+      names: "storage.metrics_port"
+    },
+    {
+      name: "metrics_host empty (file)",
+      options: () => ({ file: yamlFile("storage:\n  metrics_host: ''\n"), env: {} }),
+      names: "storage.metrics_host"
+    },
+    {
+      name: "metrics_host with a space",
+      options: () => ({ env: { DYNASTATE_METRICS_HOST: "local host" } }),
+      names: "storage.metrics_host"
+    },
+    {
+      name: "history_retention forever-ish",
+      options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "forever-ish" } }),
+      names: "storage.history_retention"
+    },
+    {
+      name: "history_retention 10x",
+      options: () => ({ file: yamlFile("storage:\n  history_retention: 10x\n"), env: {} }),
+      names: "storage.history_retention"
+    },
+    {
+      name: "history_retention without a unit (YAML number)",
+      options: () => ({ file: yamlFile("storage:\n  history_retention: 30\n"), env: {} }),
+      names: "storage.history_retention"
+    },
+    {
+      name: "history_retention 0d",
+      options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "0d" } }),
+      names: "storage.history_retention"
+    },
+    {
+      name: "history_retention 30 days",
+      options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "30 days" } }),
+      names: "storage.history_retention"
+    },
+    {
+      name: "history_retention -5d",
+      options: () => ({ env: { DYNASTATE_HISTORY_RETENTION: "-5d" } }),
+      names: "storage.history_retention"
+    },
+    {
+      name: "history_retention empty (file)",
+      options: () => ({ file: yamlFile("storage:\n  history_retention: ''\n"), env: {} }),
+      names: "storage.history_retention"
+    }
   ]
 
-  it.effect.each(badValues)("a bad value fails with ConfigInvalid naming it: $name", ({ names, options }) =>
-    Effect.gen(function*() {
-      const error = yield* invalid(options())
-      expect(`${error.field} ${error.message}`).toContain(names)
-      expect(error.message).toContain(error.field)
-      expect(error.reason.length).toBeGreaterThan(0)
-    }))
+  it.effect.each(badValues)(
+    "a bad value fails with ConfigInvalid naming it: $name",
+    ({ names, options }) =>
+      Effect.gen(function*() {
+        const error = yield* invalid(options())
+        expect(`${error.field} ${error.message}`).toContain(names)
+        expect(error.message).toContain(error.field)
+        expect(error.reason.length).toBeGreaterThan(0)
+      })
+  )
 
   // Regression (was a bug in src/infra/StoreConfig.ts `load`): schema failures are all wrapped as field "storage"; the field is only
   // somewhere in the reason's path, unlike the consistency checks, which name `storage.table_name` and so on.
@@ -274,7 +396,10 @@ describe("StoreConfig.load", () => {
     Effect.gen(function*() {
       const a = "arn:aws:kms:us-east-1:111122223333:key/a"
       const b = "arn:aws:kms:us-west-2:111122223333:key/b"
-      const { result } = yield* load({ file: yamlFile(`storage:\n  kms_key: alias/teleport\n  kms_extra_keys: [${a}, ${b}]\n`), env: {} })
+      const { result } = yield* load({
+        file: yamlFile(`storage:\n  kms_key: alias/teleport\n  kms_extra_keys: [${a}, ${b}]\n`),
+        env: {}
+      })
       if (result._tag === "Failure") expect(result.failure.message).toContain("kms_extra_keys")
       else expect(result.success.kmsExtraKeys).toEqual([a, b])
     }))
@@ -284,13 +409,18 @@ describe("StoreConfig.load", () => {
   it.effect("an explicitly empty namespace in the file is refused, not replaced by the default", () =>
     Effect.gen(function*() {
       const { result } = yield* load({ file: yamlFile("storage:\n  namespace: ''\n"), env: {} })
-      expect(result._tag === "Failure" ? result.failure.field : `loaded namespace ${JSON.stringify(result.success.namespace)}`)
+      expect(
+        result._tag === "Failure"
+          ? result.failure.field
+          : `loaded namespace ${JSON.stringify(result.success.namespace)}`
+      )
         .toBe("storage.namespace")
     }))
 
   it.effect("store_id names what encryption binds to; absent means the table name, empty is refused", () =>
     Effect.gen(function*() {
-      const fromFile = (yield* loaded({ file: yamlFile("storage:\n  table_name: restored\n  store_id: original\n"), env: {} })).config
+      const fromFile =
+        (yield* loaded({ file: yamlFile("storage:\n  table_name: restored\n  store_id: original\n"), env: {} })).config
       expect([fromFile.tableName, Option.getOrUndefined(fromFile.storeId)]).toEqual(["restored", "original"])
       const fromEnv = (yield* loaded({ env: { DYNASTATE_STORE_ID: "other" } })).config
       expect(Option.getOrUndefined(fromEnv.storeId)).toBe("other")
@@ -328,16 +458,28 @@ describe("StoreConfig.isEmbedded", () => {
     { name: "no endpoint and no region", endpoint: undefined, region: undefined, embedded: true },
     { name: "a region only: AWS", endpoint: undefined, region: "us-east-1", embedded: false },
     { name: "an endpoint URL", endpoint: "http://127.0.0.1:8000", region: undefined, embedded: false },
-    { name: "an endpoint URL and a region", endpoint: "https://dynamodb.eu-west-1.amazonaws.com", region: "eu-west-1", embedded: false },
+    {
+      name: "an endpoint URL and a region",
+      endpoint: "https://dynamodb.eu-west-1.amazonaws.com",
+      region: "eu-west-1",
+      embedded: false
+    },
     { name: "endpoint embedded", endpoint: "embedded", region: undefined, embedded: true },
     { name: "endpoint embedded beats a region", endpoint: "embedded", region: "us-east-1", embedded: true }
   ])("$name → $embedded", ({ embedded, endpoint, region }) =>
     Effect.gen(function*() {
-      const config = { ...(yield* base), endpoint: Option.fromNullishOr(endpoint), region: Option.fromNullishOr(region) }
+      const config = {
+        ...(yield* base),
+        endpoint: Option.fromNullishOr(endpoint),
+        region: Option.fromNullishOr(region)
+      }
       expect(StoreConfig.isEmbedded(config)).toBe(embedded)
       // The same through the environment, as an operator would set it.
       const { config: fromEnv } = yield* loaded({
-        env: { ...(endpoint === undefined ? {} : { DYNASTATE_ENDPOINT: endpoint }), ...(region === undefined ? {} : { DYNASTATE_REGION: region }) }
+        env: {
+          ...(endpoint === undefined ? {} : { DYNASTATE_ENDPOINT: endpoint }),
+          ...(region === undefined ? {} : { DYNASTATE_REGION: region })
+        }
       })
       expect(StoreConfig.isEmbedded(fromEnv)).toBe(embedded)
     }))

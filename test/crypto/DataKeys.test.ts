@@ -17,14 +17,13 @@ import { Keyring } from "../../src/infra/crypto/Keyring.ts"
 import * as ValueCipher from "../../src/infra/crypto/ValueCipher.ts"
 import type { ValueBinding } from "../../src/infra/crypto/ValueCipher.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
+import { counting } from "../support/CountingKeyring.ts"
 import { openStore, tablePerFile, testKeyring } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
-import { counting } from "../support/CountingKeyring.ts"
 
 const params = { seed: Number(process.env.FC_SEED ?? 20261125), numRuns: Number(process.env.FC_RUNS ?? 200) }
 
 const { client, tableName, freshLocation } = tablePerFile("dk")
-
 
 /** A separate DataKeys instance (as in another process) at a location, living as long as the test's scope. */
 const instance = (location: TestTable, keyring: Keyring["Service"], policy: Partial<DataKeyPolicy> = {}) =>
@@ -54,7 +53,9 @@ const scanAll = () =>
     const items: Array<Record<string, AttributeValue>> = []
     let start: Record<string, AttributeValue> | undefined
     do {
-      const page = await client.send(new ScanCommand({ TableName: tableName(), ConsistentRead: true, ExclusiveStartKey: start }))
+      const page = await client.send(
+        new ScanCommand({ TableName: tableName(), ConsistentRead: true, ExclusiveStartKey: start })
+      )
       items.push(...(page.Items ?? []))
       start = page.LastEvaluatedKey
     } while (start !== undefined)
@@ -78,7 +79,11 @@ describe("the keyring is asked only now and then", () => {
       const writer = counting(testKeyring)
       const dataKeys = yield* instance(location, writer.keyring)
       const indexes = Array.from({ length: 10_000 }, (_, i) => i)
-      const ciphertexts = yield* Effect.forEach(indexes, (i) => ValueCipher.encrypt(plaintextOf(i), bindingAt(location, i)), { concurrency: 50 }).pipe(
+      const ciphertexts = yield* Effect.forEach(
+        indexes,
+        (i) => ValueCipher.encrypt(plaintextOf(i), bindingAt(location, i)),
+        { concurrency: 50 }
+      ).pipe(
         Effect.provideService(DataKeys, dataKeys)
       )
       expect(writer.calls).toEqual({ generate: 1, wrap: 0, unwrap: 0 })
@@ -86,36 +91,50 @@ describe("the keyring is asked only now and then", () => {
 
       const reader = counting(testKeyring)
       const fresh = yield* instance(location, reader.keyring)
-      const plaintexts = yield* Effect.forEach(indexes, (i) => ValueCipher.decrypt(ciphertexts[i]!, bindingAt(location, i)), { concurrency: 50 }).pipe(
+      const plaintexts = yield* Effect.forEach(
+        indexes,
+        (i) => ValueCipher.decrypt(ciphertexts[i]!, bindingAt(location, i)),
+        { concurrency: 50 }
+      ).pipe(
         Effect.provideService(DataKeys, fresh)
       )
       expect(reader.calls).toEqual({ generate: 0, wrap: 0, unwrap: 1 })
       expect(plaintexts.every((p, i) => text(p) === `value number ${i}`)).toBe(true)
     }))
 
-  it.live("1,000 store.put calls (50 at a time) cost one generate; a fresh store reads them back with one unwrap", () =>
-    Effect.gen(function*() {
-      const location = freshLocation()
-      const writer = counting(testKeyring)
-      const store = yield* openStore(location, { client, keyring: Layer.succeed(Keyring, writer.keyring) })
-      const indexes = Array.from({ length: 1_000 }, (_, i) => i)
-      const key = (i: number) => `/bulk/${String(i).padStart(4, "0")}`
-      yield* Effect.forEach(indexes, (i) => store.put({ key: key(i), value: plaintextOf(i) }), { concurrency: 50, discard: true })
-      expect(writer.calls.generate).toBe(1)
-      expect(writer.calls.unwrap).toBe(0)
+  it.live(
+    "1,000 store.put calls (50 at a time) cost one generate; a fresh store reads them back with one unwrap",
+    () =>
+      Effect.gen(function*() {
+        const location = freshLocation()
+        const writer = counting(testKeyring)
+        const store = yield* openStore(location, { client, keyring: Layer.succeed(Keyring, writer.keyring) })
+        const indexes = Array.from({ length: 1_000 }, (_, i) => i)
+        const key = (i: number) => `/bulk/${String(i).padStart(4, "0")}`
+        yield* Effect.forEach(indexes, (i) => store.put({ key: key(i), value: plaintextOf(i) }), {
+          concurrency: 50,
+          discard: true
+        })
+        expect(writer.calls.generate).toBe(1)
+        expect(writer.calls.unwrap).toBe(0)
 
-      const reader = counting(testKeyring)
-      const fresh = yield* openStore(location, { client, keyring: Layer.succeed(Keyring, reader.keyring) })
-      const items = yield* fresh.getRange("/bulk/", Key.rangeEnd("/bulk/"))
-      expect(items.map((item) => text(item.value))).toEqual(indexes.map((i) => `value number ${i}`))
-      yield* Effect.forEach(indexes.slice(0, 200), (i) => fresh.get(key(i)), { concurrency: 50, discard: true })
-      expect(reader.calls).toEqual({ generate: 0, wrap: 0, unwrap: 1 })
-    }), 180_000)
+        const reader = counting(testKeyring)
+        const fresh = yield* openStore(location, { client, keyring: Layer.succeed(Keyring, reader.keyring) })
+        const items = yield* fresh.getRange("/bulk/", Key.rangeEnd("/bulk/"))
+        expect(items.map((item) => text(item.value))).toEqual(indexes.map((i) => `value number ${i}`))
+        yield* Effect.forEach(indexes.slice(0, 200), (i) => fresh.get(key(i)), { concurrency: 50, discard: true })
+        expect(reader.calls).toEqual({ generate: 0, wrap: 0, unwrap: 1 })
+      }),
+    180_000
+  )
 
   it.live("concurrent first reads of one data key unwrap it once (single flight)", () =>
     Effect.gen(function*() {
       const location = freshLocation()
-      const { id } = yield* Effect.flatMap(instance(location, testKeyring), (dataKeys) => dataKeys.forEncryption("", 10))
+      const { id } = yield* Effect.flatMap(
+        instance(location, testKeyring),
+        (dataKeys) => dataKeys.forEncryption("", 10)
+      )
       const reader = counting(testKeyring)
       const fresh = yield* instance(location, reader.keyring)
       const keys = yield* Effect.forEach(Array.from({ length: 50 }), () => fresh.forDecryption(id), { concurrency: 50 })
@@ -146,7 +165,9 @@ describe("hard limits force a new data key exactly when reached", () => {
     Effect.gen(function*() {
       const { keyring, calls } = counting(testKeyring)
       const dataKeys = yield* instance(freshLocation(), keyring, { maxValues: 100 })
-      const keys = yield* Effect.forEach(Array.from({ length: 10_000 }), () => dataKeys.forEncryption("", 1), { concurrency: 50 })
+      const keys = yield* Effect.forEach(Array.from({ length: 10_000 }), () => dataKeys.forEncryption("", 1), {
+        concurrency: 50
+      })
       const perKey = new Map<string, number>()
       for (const k of keys) perKey.set(k.id, (perKey.get(k.id) ?? 0) + 1)
       expect(calls.generate).toBe(100)
@@ -205,10 +226,15 @@ describe("the read cache", () => {
     Effect.gen(function*() {
       const location = freshLocation()
       const writer = yield* instance(location, testKeyring, { maxValues: 1 })
-      const ids = [(yield* writer.forEncryption("", 1)).id, (yield* writer.forEncryption("", 1)).id, (yield* writer.forEncryption("", 1)).id]
+      const ids = [
+        (yield* writer.forEncryption("", 1)).id,
+        (yield* writer.forEncryption("", 1)).id,
+        (yield* writer.forEncryption("", 1)).id
+      ]
       const { keyring, calls } = counting(testKeyring)
       const reader = yield* instance(location, keyring, { readCacheSize: size })
-      const read = (...indexes: ReadonlyArray<number>) => Effect.forEach(indexes, (i) => reader.forDecryption(ids[i]!), { discard: true })
+      const read = (...indexes: ReadonlyArray<number>) =>
+        Effect.forEach(indexes, (i) => reader.forDecryption(ids[i]!), { discard: true })
       return { read, calls }
     })
 
@@ -276,8 +302,11 @@ describe("scopes", () => {
       const dataKeys = yield* instance(freshLocation(), keyring, { scopeOf: scopeByDepth(2) })
       expect(dataKeys.scopeOf("/users/alice/x")).toBe("/users/alice")
       const scopes = ["/users/alice", "/users/bob", ""]
-      const keys = yield* Effect.forEach(Array.from({ length: 150 }, (_, i) => scopes[i % 3]!), (scope) =>
-        Effect.map(dataKeys.forEncryption(scope, 1), (k) => [scope, k.id] as const), { concurrency: 50 })
+      const keys = yield* Effect.forEach(
+        Array.from({ length: 150 }, (_, i) => scopes[i % 3]!),
+        (scope) => Effect.map(dataKeys.forEncryption(scope, 1), (k) => [scope, k.id] as const),
+        { concurrency: 50 }
+      )
       expect(calls.generate).toBe(3)
       const idOf = new Map(keys)
       expect(new Set(idOf.values()).size).toBe(3)
@@ -312,8 +341,15 @@ describe("data key items", () => {
       )
       expect(Buffer.from(Redacted.value(unwrapped)).equals(material)).toBe(true)
       // the material, raw or as hex/base64, is in no attribute of any item of the table
-      const forms = [material, Buffer.from(material.toString("hex")), Buffer.from(material.toString("base64")), material.subarray(0, 12)]
-      const found = items.flatMap((i) => Object.values(i).flatMap(leaves)).filter((leaf) => forms.some((form) => leaf.includes(form)))
+      const forms = [
+        material,
+        Buffer.from(material.toString("hex")),
+        Buffer.from(material.toString("base64")),
+        material.subarray(0, 12)
+      ]
+      const found = items.flatMap((i) => Object.values(i).flatMap(leaves)).filter((leaf) =>
+        forms.some((form) => leaf.includes(form))
+      )
       expect(found).toEqual([])
     }))
 })

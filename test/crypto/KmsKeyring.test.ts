@@ -4,7 +4,6 @@
  * last block checks FakeKms itself against what real KMS does, so the keyring
  * tests prove something.
  */
-import * as util from "node:util"
 import {
   DecryptCommand,
   DescribeKeyCommand,
@@ -20,6 +19,7 @@ import {
 } from "@aws-sdk/client-kms"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Redacted } from "effect"
+import * as util from "node:util"
 import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
 import type { EncryptionContext, WrappedKey } from "../../src/infra/crypto/Keyring.ts"
 import * as KmsKeyring from "../../src/infra/crypto/KmsKeyring.ts"
@@ -56,7 +56,14 @@ const renderings = (value: unknown): string =>
 
 const expectNoSecrets = (text: string, plaintext: Uint8Array) => {
   const buf = Buffer.from(plaintext)
-  for (const form of [buf.toString("base64"), buf.toString("base64url"), buf.toString("hex"), buf.toString("hex").slice(0, 16)]) {
+  for (
+    const form of [
+      buf.toString("base64"),
+      buf.toString("base64url"),
+      buf.toString("hex"),
+      buf.toString("hex").slice(0, 16)
+    ]
+  ) {
     expect(text).not.toContain(form)
   }
   expect(text).not.toContain(Array.from(plaintext.subarray(0, 6)).join(", "))
@@ -181,7 +188,13 @@ describe("KmsKeyring", () => {
   it.live("an unknown key or alias is key-not-found at construction", () =>
     Effect.gen(function*() {
       const { client } = yield* setup
-      for (const keyId of ["alias/nope", "0b0e4d2c-7d1f-4a8e-9c3b-2f6a1e5d9c00", "arn:aws:kms:us-east-1:111122223333:key/0b0e4d2c-7d1f-4a8e-9c3b-2f6a1e5d9c00"]) {
+      for (
+        const keyId of [
+          "alias/nope",
+          "0b0e4d2c-7d1f-4a8e-9c3b-2f6a1e5d9c00",
+          "arn:aws:kms:us-east-1:111122223333:key/0b0e4d2c-7d1f-4a8e-9c3b-2f6a1e5d9c00"
+        ]
+      ) {
         const error = yield* failureOf(KmsKeyring.make(client, { keyId }))
         expect(error.failure).toBe("key-not-found")
         expect(error.reason).toContain("NotFoundException")
@@ -219,7 +232,10 @@ describe("KmsKeyring", () => {
       const generated = yield* keyring.generate(context)
       kms.scheduleDeletion(key.arn)
       expect((yield* failureOf(KmsKeyring.make(client, { keyId: key.arn }))).failure).toBe("key-pending-deletion")
-      const calls: ReadonlyArray<Effect.Effect<unknown, KeyringError>> = [keyring.generate(context), keyring.unwrap(generated.wrapped, context)]
+      const calls: ReadonlyArray<Effect.Effect<unknown, KeyringError>> = [
+        keyring.generate(context),
+        keyring.unwrap(generated.wrapped, context)
+      ]
       for (const effect of calls) {
         const error = yield* failureOf(effect)
         expect(error.failure).toBe("key-pending-deletion")
@@ -291,7 +307,11 @@ describe("KmsKeyring", () => {
         errors.push(yield* failureOf(keyring.wrap(generated.plaintext, context)))
       }
       // Real signature errors echo the canonical request; here the message even carries the secret.
-      kms.injectFailures({ error: "InvalidSignatureException", message: `The Canonical String was ${credentials.secretAccessKey}`, times: 1 })
+      kms.injectFailures({
+        error: "InvalidSignatureException",
+        message: `The Canonical String was ${credentials.secretAccessKey}`,
+        times: 1
+      })
       const signature = yield* failureOf(keyring.unwrap(generated.wrapped, context))
       expect(signature.reason).toContain("InvalidSignatureException")
       errors.push(signature)
@@ -321,7 +341,9 @@ describe("KmsKeyring", () => {
       )
       expect(generated.wrapped[0]?.keyId).toBe(key.arn)
       const exit = yield* Effect.exit(
-        Keyring.use((keyring) => keyring.generate(context)).pipe(Effect.provide(KmsKeyring.layer({ ...options, keyId: "alias/gone" })))
+        Keyring.use((keyring) => keyring.generate(context)).pipe(
+          Effect.provide(KmsKeyring.layer({ ...options, keyId: "alias/gone" }))
+        )
       )
       expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("key-not-found")
 
@@ -347,7 +369,9 @@ describe("FakeKms, called directly through the SDK, refuses what KMS refuses", (
     try {
       const a = kms.createKey({ alias: "teleport" })
       const b = kms.createKey()
-      const made = await client.send(new GenerateDataKeyCommand({ KeyId: "alias/teleport", KeySpec: "AES_256", EncryptionContext: context }))
+      const made = await client.send(
+        new GenerateDataKeyCommand({ KeyId: "alias/teleport", KeySpec: "AES_256", EncryptionContext: context })
+      )
       expect(made.KeyId).toBe(a.arn)
       expect(made.Plaintext).toHaveLength(32)
       const blob = made.CiphertextBlob!
@@ -357,7 +381,9 @@ describe("FakeKms, called directly through the SDK, refuses what KMS refuses", (
       expect(Buffer.from(back.Plaintext!).equals(Buffer.from(made.Plaintext!))).toBe(true)
       expect(back.KeyId).toBe(a.arn)
 
-      const wrongContext = await rejection(client.send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { ...context, id: "x" } })))
+      const wrongContext = await rejection(
+        client.send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { ...context, id: "x" } }))
+      )
       expect(wrongContext).toBeInstanceOf(InvalidCiphertextException)
       const noContext = await rejection(client.send(new DecryptCommand({ CiphertextBlob: blob })))
       expect(noContext).toBeInstanceOf(InvalidCiphertextException)
@@ -365,16 +391,20 @@ describe("FakeKms, called directly through the SDK, refuses what KMS refuses", (
       tampered[tampered.length - 1]! ^= 1
       expect(await rejection(client.send(new DecryptCommand({ CiphertextBlob: tampered, EncryptionContext: context }))))
         .toBeInstanceOf(InvalidCiphertextException)
-      const wrongKey = await rejection(client.send(new DecryptCommand({ KeyId: b.arn, CiphertextBlob: blob, EncryptionContext: context })))
+      const wrongKey = await rejection(
+        client.send(new DecryptCommand({ KeyId: b.arn, CiphertextBlob: blob, EncryptionContext: context }))
+      )
       expect(wrongKey).toBeInstanceOf(IncorrectKeyException)
       expect(wrongKey).toMatchObject({ name: "IncorrectKeyException", $metadata: { httpStatusCode: 400 } })
 
       kms.disableKey(a.keyId)
-      for (const command of [
-        new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: context }),
-        new EncryptCommand({ KeyId: a.arn, Plaintext: new Uint8Array(32) }),
-        new GenerateDataKeyCommand({ KeyId: a.arn, KeySpec: "AES_256" })
-      ]) {
+      for (
+        const command of [
+          new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: context }),
+          new EncryptCommand({ KeyId: a.arn, Plaintext: new Uint8Array(32) }),
+          new GenerateDataKeyCommand({ KeyId: a.arn, KeySpec: "AES_256" })
+        ]
+      ) {
         expect(await rejection(client.send(command as DecryptCommand))).toBeInstanceOf(DisabledException)
       }
       const described = await client.send(new DescribeKeyCommand({ KeyId: "alias/teleport" }))
@@ -385,7 +415,9 @@ describe("FakeKms, called directly through the SDK, refuses what KMS refuses", (
       const pending = await rejection(client.send(new EncryptCommand({ KeyId: a.arn, Plaintext: new Uint8Array(32) })))
       expect(pending).toBeInstanceOf(KMSInvalidStateException)
       expect((pending as Error).message).toContain("pending deletion")
-      expect((await client.send(new DescribeKeyCommand({ KeyId: a.arn }))).KeyMetadata?.DeletionDate).toBeInstanceOf(Date)
+      expect((await client.send(new DescribeKeyCommand({ KeyId: a.arn }))).KeyMetadata?.DeletionDate).toBeInstanceOf(
+        Date
+      )
 
       for (const keyId of ["alias/nope", "0b0e4d2c-7d1f-4a8e-9c3b-2f6a1e5d9c00", `${a.arn.slice(0, -4)}0000`]) {
         expect(await rejection(client.send(new DescribeKeyCommand({ KeyId: keyId })))).toBeInstanceOf(NotFoundException)
@@ -395,7 +427,10 @@ describe("FakeKms, called directly through the SDK, refuses what KMS refuses", (
       kms.injectFailures({ error: "AccessDeniedException", times: 1 })
       const denied = await rejection(client.send(new DescribeKeyCommand({ KeyId: b.arn })))
       expect(denied).toBeInstanceOf(KMSServiceException)
-      expect(denied).toMatchObject({ name: "AccessDeniedException", message: expect.stringContaining("not authorized") })
+      expect(denied).toMatchObject({
+        name: "AccessDeniedException",
+        message: expect.stringContaining("not authorized")
+      })
     } finally {
       client.destroy()
       await kms.close()
@@ -411,7 +446,10 @@ describe("FakeKms, called directly through the SDK, refuses what KMS refuses", (
       const json = { "content-type": "application/x-amz-json-1.1", "x-amz-target": "TrentService.DescribeKey" }
       const unsigned = await post(json)
       expect(unsigned.status).toBe(400)
-      expect(await unsigned.json()).toEqual({ __type: "MissingAuthenticationTokenException", message: "Missing Authentication Token" })
+      expect(await unsigned.json()).toEqual({
+        __type: "MissingAuthenticationTokenException",
+        message: "Missing Authentication Token"
+      })
       const signed = await post({ ...json, authorization: "AWS4-HMAC-SHA256 Credential=x" })
       expect(signed.status).toBe(200)
       expect(((await signed.json()) as { KeyMetadata: { Arn: string } }).KeyMetadata.Arn).toBe(key.arn)

@@ -3,25 +3,34 @@
  * wraps a copy, so any one of them alone can unwrap it; when none can, the most
  * telling failure is reported.
  */
-import { randomBytes } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
 import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
 import type { EncryptionContext, KeyringFailure } from "../../src/infra/crypto/Keyring.ts"
 import * as MultiKeyring from "../../src/infra/crypto/MultiKeyring.ts"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import { counting } from "../support/CountingKeyring.ts"
 
-const context: EncryptionContext = { "dynastate:table": "t", "dynastate:namespace": "n", "dynastate:data-key": "dk", "dynastate:scope": "" }
+const context: EncryptionContext = {
+  "dynastate:table": "t",
+  "dynastate:namespace": "n",
+  "dynastate:data-key": "dk",
+  "dynastate:scope": ""
+}
 
 const raw = (id: string) => RawAesKeyring.make([{ id, material: Redacted.make(new Uint8Array(randomBytes(32))) }])
 const plain = (secret: Redacted.Redacted<Uint8Array>) => Buffer.from(Redacted.value(secret))
 
-
 /** A keyring that fails every call with this kind (an IAM denial, a disabled KMS key, an outage). */
 const refusing = (failure: typeof KeyringFailure.Type, name = `refusing-${failure}`) => {
   const error = new KeyringError({ keyring: name, failure, reason: `${name} says ${failure}` })
-  return Keyring.of({ name, generate: () => Effect.fail(error), wrap: () => Effect.fail(error), unwrap: () => Effect.fail(error) })
+  return Keyring.of({
+    name,
+    generate: () => Effect.fail(error),
+    wrap: () => Effect.fail(error),
+    unwrap: () => Effect.fail(error)
+  })
 }
 
 const failureOf = <A>(effect: Effect.Effect<A, KeyringError>) =>
@@ -38,7 +47,10 @@ describe("MultiKeyring", () => {
       const multi = MultiKeyring.make(generator.keyring, [east.keyring, west.keyring])
       expect(multi.name).toBe("multi(raw-aes:g, raw-aes:east, raw-aes:west)")
       const generated = yield* multi.generate(context)
-      expect(generated.wrapped.map((copy) => [copy.provider, copy.keyId])).toEqual([["raw-aes", "g"], ["raw-aes", "east"], ["raw-aes", "west"]])
+      expect(generated.wrapped.map((copy) => [copy.provider, copy.keyId])).toEqual([["raw-aes", "g"], [
+        "raw-aes",
+        "east"
+      ], ["raw-aes", "west"]])
       expect(plain(generated.plaintext)).toHaveLength(32)
       expect([generator.calls, east.calls, west.calls]).toEqual([
         { generate: 1, wrap: 0, unwrap: 0 },
@@ -72,7 +84,9 @@ describe("MultiKeyring", () => {
       const dataKey = Redacted.make(new Uint8Array(randomBytes(32)))
       const wrapped = yield* multi.wrap(dataKey, context)
       expect(wrapped.map((copy) => copy.keyId)).toEqual(["g", "east", "west"])
-      for (const single of keyrings) expect(plain(yield* single.unwrap(wrapped, context)).equals(plain(dataKey))).toBe(true)
+      for (const single of keyrings) {
+        expect(plain(yield* single.unwrap(wrapped, context)).equals(plain(dataKey))).toBe(true)
+      }
     }))
 
   it.effect("unwrap asks the generator first and stops at the first keyring that succeeds", () =>
@@ -103,11 +117,13 @@ describe("MultiKeyring", () => {
     Effect.gen(function*() {
       const generated = yield* raw("g").generate(context)
       for (const failure of ["access-denied", "key-disabled", "throttled", "unavailable"] as const) {
-        for (const multi of [
-          MultiKeyring.make(refusing(failure), [raw("s1")]),
-          MultiKeyring.make(raw("s1"), [refusing(failure)]),
-          MultiKeyring.make(raw("s1"), [raw("s2"), refusing(failure)])
-        ]) {
+        for (
+          const multi of [
+            MultiKeyring.make(refusing(failure), [raw("s1")]),
+            MultiKeyring.make(raw("s1"), [refusing(failure)]),
+            MultiKeyring.make(raw("s1"), [raw("s2"), refusing(failure)])
+          ]
+        ) {
           const error = yield* failureOf(multi.unwrap(generated.wrapped, context))
           expect(error).toMatchObject({ keyring: "multi", failure })
           expect(error.reason).toContain(`says ${failure}`)
@@ -118,7 +134,9 @@ describe("MultiKeyring", () => {
       const bytes = new Uint8Array(generated.wrapped[0]!.ciphertext)
       bytes[20]! ^= 0x01
       const tampered = { ...generated.wrapped[0]!, ciphertext: bytes }
-      const multi = MultiKeyring.make(raw("s1"), [RawAesKeyring.make([{ id: "g", material: Redacted.make(new Uint8Array(32)) }])])
+      const multi = MultiKeyring.make(raw("s1"), [
+        RawAesKeyring.make([{ id: "g", material: Redacted.make(new Uint8Array(32)) }])
+      ])
       expect((yield* failureOf(multi.unwrap([tampered], context))).failure).toBe("invalid-ciphertext")
     }))
 
@@ -132,11 +150,17 @@ describe("MultiKeyring", () => {
 
   it.effect("generate fails, with nothing returned, if the generator or any other keyring cannot wrap", () =>
     Effect.gen(function*() {
-      const byGenerator = yield* failureOf(MultiKeyring.make(refusing("access-denied"), [raw("east")]).generate(context))
+      const byGenerator = yield* failureOf(
+        MultiKeyring.make(refusing("access-denied"), [raw("east")]).generate(context)
+      )
       expect(byGenerator.failure).toBe("access-denied")
-      const byOther = yield* failureOf(MultiKeyring.make(raw("g"), [raw("east"), refusing("key-disabled")]).generate(context))
+      const byOther = yield* failureOf(
+        MultiKeyring.make(raw("g"), [raw("east"), refusing("key-disabled")]).generate(context)
+      )
       expect(byOther.failure).toBe("key-disabled")
-      const wrapError = yield* failureOf(MultiKeyring.make(raw("g"), [refusing("unavailable")]).wrap(Redacted.make(new Uint8Array(32)), context))
+      const wrapError = yield* failureOf(
+        MultiKeyring.make(raw("g"), [refusing("unavailable")]).wrap(Redacted.make(new Uint8Array(32)), context)
+      )
       expect(wrapError.failure).toBe("unavailable")
     }))
 
@@ -146,7 +170,9 @@ describe("MultiKeyring", () => {
       const multi = MultiKeyring.make(keyrings[0], [keyrings[1]])
       const generated = yield* multi.generate(context)
       const other = { ...context, "dynastate:scope": "/users/alice" }
-      for (const single of keyrings) expect((yield* failureOf(single.unwrap(generated.wrapped, other))).failure).toBe("invalid-ciphertext")
+      for (const single of keyrings) {
+        expect((yield* failureOf(single.unwrap(generated.wrapped, other))).failure).toBe("invalid-ciphertext")
+      }
       expect((yield* failureOf(multi.unwrap(generated.wrapped, other))).failure).toBe("invalid-ciphertext")
     }))
 })

@@ -1,11 +1,11 @@
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Redacted } from "effect"
+import fc from "fast-check"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as util from "node:util"
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Redacted } from "effect"
-import fc from "fast-check"
 import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
 import type { EncryptionContext, WrappedKey } from "../../src/infra/crypto/Keyring.ts"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
@@ -17,8 +17,16 @@ const secret = (bytes = 32): Buffer => randomBytes(bytes)
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("base64")
 const materialOf = (key: RawKey): Buffer => Buffer.from(Redacted.value(key.material))
 const plain = (secret: Redacted.Redacted<Uint8Array>): Buffer => Buffer.from(Redacted.value(secret))
-const rawKey = (id: string, material: Uint8Array = secret()): RawKey => ({ id, material: Redacted.make(new Uint8Array(material)) })
-const context: EncryptionContext = { "dynastate:table": "t", "dynastate:namespace": "n", "dynastate:data-key": "dk-1", "dynastate:scope": "" }
+const rawKey = (id: string, material: Uint8Array = secret()): RawKey => ({
+  id,
+  material: Redacted.make(new Uint8Array(material))
+})
+const context: EncryptionContext = {
+  "dynastate:table": "t",
+  "dynastate:namespace": "n",
+  "dynastate:data-key": "dk-1",
+  "dynastate:scope": ""
+}
 
 /** Runs an effect that must fail and returns its typed error. */
 const failure = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<E, A> => Effect.flip(effect)
@@ -30,7 +38,13 @@ const renderings = (value: unknown): string =>
 /** Forms of the key material someone might find in a leak. */
 const forms = (material: Uint8Array): ReadonlyArray<string> => {
   const buf = Buffer.from(material)
-  return [buf.toString("base64"), buf.toString("base64").slice(0, 16), buf.toString("hex"), buf.toString("hex").slice(0, 16), buf.toString("base64url")]
+  return [
+    buf.toString("base64"),
+    buf.toString("base64").slice(0, 16),
+    buf.toString("hex"),
+    buf.toString("hex").slice(0, 16),
+    buf.toString("base64url")
+  ]
 }
 const expectNoSecret = (text: string, material: Uint8Array) => {
   for (const form of forms(material)) expect(text).not.toContain(form)
@@ -183,7 +197,9 @@ describe("RawAesKeyring.parseKeyFile", () => {
         return
       }
       const keyring = RawAesKeyring.make(parsed.value)
-      const exit = yield* Effect.exit(Effect.flatMap(keyring.generate(context), (generated) => keyring.unwrap(generated.wrapped, context)))
+      const exit = yield* Effect.exit(
+        Effect.flatMap(keyring.generate(context), (generated) => keyring.unwrap(generated.wrapped, context))
+      )
       expect(Exit.isSuccess(exit) ? "ok" : Cause.pretty(exit.cause)).toBe("ok")
     }))
 })
@@ -223,13 +239,19 @@ describe("RawAesKeyring.make: generate, wrap, unwrap", () => {
   it("wrap then unwrap round-trips any data key under any context; wrapping twice differs (property)", async () => {
     const keyring = RawAesKeyring.make([rawKey("a")])
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.dictionary(fc.string(), fc.string()), async (material, ctx) => {
-        const secretKey = Redacted.make(material)
-        const [one, two] = await Effect.runPromise(Effect.all([keyring.wrap(secretKey, ctx), keyring.wrap(secretKey, ctx)]))
-        expect(Buffer.from(one![0]!.ciphertext).equals(Buffer.from(two![0]!.ciphertext))).toBe(false)
-        const back = await Effect.runPromise(keyring.unwrap(one!, ctx))
-        expect(plain(back).equals(Buffer.from(material))).toBe(true)
-      }),
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.dictionary(fc.string(), fc.string()),
+        async (material, ctx) => {
+          const secretKey = Redacted.make(material)
+          const [one, two] = await Effect.runPromise(
+            Effect.all([keyring.wrap(secretKey, ctx), keyring.wrap(secretKey, ctx)])
+          )
+          expect(Buffer.from(one![0]!.ciphertext).equals(Buffer.from(two![0]!.ciphertext))).toBe(false)
+          const back = await Effect.runPromise(keyring.unwrap(one!, ctx))
+          expect(plain(back).equals(Buffer.from(material))).toBe(true)
+        }
+      ),
       params
     )
   })
@@ -241,7 +263,12 @@ describe("RawAesKeyring.make: generate, wrap, unwrap", () => {
       const { plaintext, wrapped } = yield* keyring.generate(ctx)
       // the same entries in another order are the same context
       expect(plain(yield* keyring.unwrap(wrapped, { d: "e", a: "b:c" })).equals(plain(plaintext))).toBe(true)
-      for (const other of [{}, { a: "b:c" }, { a: "b:c", d: "f" }, { a: "b:c", d: "e", x: "" }, { "a:b": "c", d: "e" }, { a: "b", d: "e" }]) {
+      for (
+        const other of [{}, { a: "b:c" }, { a: "b:c", d: "f" }, { a: "b:c", d: "e", x: "" }, { "a:b": "c", d: "e" }, {
+          a: "b",
+          d: "e"
+        }]
+      ) {
         expect(yield* kindOf(keyring.unwrap(wrapped, other))).toBe("invalid-ciphertext")
       }
       // any two small contexts: unwrapping works exactly when they are equal (property)
@@ -263,7 +290,8 @@ describe("RawAesKeyring.make: generate, wrap, unwrap", () => {
         expect(yield* kindOf(keyring.unwrap([flipped(copy!, index)], context))).toBe("invalid-ciphertext")
       }
       for (const length of [0, 1, 27, 28, 59]) {
-        expect(yield* kindOf(keyring.unwrap([{ ...copy!, ciphertext: copy!.ciphertext.slice(0, length) }], context))).toBe("invalid-ciphertext")
+        expect(yield* kindOf(keyring.unwrap([{ ...copy!, ciphertext: copy!.ciphertext.slice(0, length) }], context)))
+          .toBe("invalid-ciphertext")
       }
     }))
 
@@ -273,7 +301,9 @@ describe("RawAesKeyring.make: generate, wrap, unwrap", () => {
       const { wrapped } = yield* RawAesKeyring.make([a]).generate(context)
       expect(yield* kindOf(RawAesKeyring.make([rawKey("b")]).unwrap(wrapped, context))).toBe("no-matching-key")
       expect(yield* kindOf(RawAesKeyring.make([a]).unwrap([], context))).toBe("no-matching-key")
-      expect(yield* kindOf(RawAesKeyring.make([a]).unwrap([{ ...wrapped[0]!, provider: "aws-kms" }], context))).toBe("no-matching-key")
+      expect(yield* kindOf(RawAesKeyring.make([a]).unwrap([{ ...wrapped[0]!, provider: "aws-kms" }], context))).toBe(
+        "no-matching-key"
+      )
       // the same id over other material is a match that does not authenticate
       expect(yield* kindOf(RawAesKeyring.make([rawKey("a")]).unwrap(wrapped, context))).toBe("invalid-ciphertext")
     }))
@@ -283,8 +313,14 @@ describe("RawAesKeyring.make: generate, wrap, unwrap", () => {
       const [a, b] = [rawKey("a"), rawKey("b")]
       const generated = yield* RawAesKeyring.make([a]).generate(context)
       const underB = yield* RawAesKeyring.make([b]).wrap(generated.plaintext, context)
-      const copies = [{ provider: "aws-kms", keyId: "arn:x", ciphertext: new Uint8Array(60) }, flipped(generated.wrapped[0]!, 20), ...underB]
-      expect(plain(yield* RawAesKeyring.make([a, b]).unwrap(copies, context)).equals(plain(generated.plaintext))).toBe(true)
+      const copies = [
+        { provider: "aws-kms", keyId: "arn:x", ciphertext: new Uint8Array(60) },
+        flipped(generated.wrapped[0]!, 20),
+        ...underB
+      ]
+      expect(plain(yield* RawAesKeyring.make([a, b]).unwrap(copies, context)).equals(plain(generated.plaintext))).toBe(
+        true
+      )
     }))
 
   it.effect("rotation: a keyring whose first key is new wraps under it and still unwraps data keys of older keys", () =>
@@ -306,7 +342,11 @@ describe("RawAesKeyring.make: generate, wrap, unwrap", () => {
       const empty = RawAesKeyring.make([])
       expect(empty.name).toBe("raw-aes:empty")
       const error = yield* failure(empty.generate(context))
-      expect(error).toMatchObject({ _tag: "KeyringError", failure: "invalid-key-material", reason: "the keyring has no key" })
+      expect(error).toMatchObject({
+        _tag: "KeyringError",
+        failure: "invalid-key-material",
+        reason: "the keyring has no key"
+      })
       expect(yield* kindOf(empty.wrap(Redacted.make(new Uint8Array(32)), context))).toBe("invalid-key-material")
       const { wrapped } = yield* RawAesKeyring.make([rawKey("a")]).generate(context)
       expect(yield* kindOf(empty.unwrap(wrapped, context))).toBe("no-matching-key")
@@ -325,7 +365,8 @@ describe("RawAesKeyring.make: generate, wrap, unwrap", () => {
       // layer: the keyring of the given keys
       const fixed = rawKey("layered")
       const layered = yield* Effect.service(Keyring).pipe(Effect.provide(RawAesKeyring.layer([fixed])))
-      expect(plain(yield* RawAesKeyring.make([fixed]).unwrap((yield* layered.generate(context)).wrapped, context))).toHaveLength(32)
+      expect(plain(yield* RawAesKeyring.make([fixed]).unwrap((yield* layered.generate(context)).wrapped, context)))
+        .toHaveLength(32)
     }))
 
   it.effect("errors of wrap and unwrap never carry the data key or the master key", () =>
@@ -423,7 +464,9 @@ describe("RawAesKeyring.loadOrCreateKeyFile", () => {
       const back = yield* Effect.flatMap(keyringOf, (keyring) => keyring.unwrap(generated.wrapped, context))
       expect(plain(back).equals(plain(generated.plaintext))).toBe(true)
       // and a keyring from another file cannot
-      const other = yield* Effect.service(Keyring).pipe(Effect.provide(RawAesKeyring.layerFromFile(path.join(tempDir(), "keys"))))
+      const other = yield* Effect.service(Keyring).pipe(
+        Effect.provide(RawAesKeyring.layerFromFile(path.join(tempDir(), "keys")))
+      )
       expect((yield* failure(other.unwrap(generated.wrapped, context))).failure).toBe("no-matching-key")
     }))
 })

@@ -1,8 +1,8 @@
-import { randomBytes } from "node:crypto"
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, Result } from "effect"
 import fc from "fast-check"
+import { randomBytes } from "node:crypto"
 import { DecryptionFailed, Shredded, StorageFailure } from "../../src/domain/Errors.ts"
 import { DataKeyNotFound, DataKeys, DataKeyShredded } from "../../src/infra/crypto/DataKeys.ts"
 import type { DataKey, DataKeyError } from "../../src/infra/crypto/DataKeys.ts"
@@ -280,7 +280,6 @@ describe("ValueCipher.keyIdOf", () => {
   })
 })
 
-
 /** The failures an in-test `DataKeys` can be told to give. */
 type Refusal = DataKeyError | DataKeyNotFound | DataKeyShredded
 
@@ -293,7 +292,9 @@ const memoryDataKeys = (keys: ReadonlyArray<DataKey>, refuse?: Refusal) => {
     forEncryption: (scope, bytes) =>
       Effect.suspend(() => {
         asked.encryption.push([scope, bytes])
-        return refuse && refuse._tag !== "DataKeyNotFound" && refuse._tag !== "DataKeyShredded" ? Effect.fail(refuse) : Effect.succeed(keys[0]!)
+        return refuse && refuse._tag !== "DataKeyNotFound" && refuse._tag !== "DataKeyShredded"
+          ? Effect.fail(refuse)
+          : Effect.succeed(keys[0]!)
       }),
     forDecryption: (id) =>
       Effect.suspend(() => {
@@ -368,10 +369,13 @@ describe("ValueCipher.encrypt / decrypt through DataKeys", () => {
   it.effect("fails with DecryptionFailed for truncated or unknown-version input, before asking for a data key", () => {
     const dataKeys = memoryDataKeys([current])
     return Effect.gen(function*() {
-      expect(expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(new Uint8Array([1]), binding))).reason).toMatch(/truncated/)
+      expect(expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(new Uint8Array([1]), binding))).reason)
+        .toMatch(/truncated/)
       const unknownVersion = ValueCipher.encryptWith(current, plaintext, binding)
       unknownVersion[0] = 9
-      expect(expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(unknownVersion, binding))).reason).toMatch(/version 9/)
+      expect(expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(unknownVersion, binding))).reason).toMatch(
+        /version 9/
+      )
       expect(dataKeys.asked.decryption).toEqual([])
     }).pipe(Effect.provide(dataKeys.layer))
   })
@@ -393,31 +397,59 @@ describe("ValueCipher.encrypt / decrypt through DataKeys", () => {
       const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding))
       expect(error).toBeInstanceOf(Shredded)
       expect(error).toMatchObject({ _tag: "Shredded", key: binding.key, seq: binding.seq, scope: "/users/alice" })
-    }).pipe(Effect.provide(memoryDataKeys([current], new DataKeyShredded({ dataKey: "dk-current", scope: "/users/alice" })).layer)))
+    }).pipe(
+      Effect.provide(
+        memoryDataKeys([current], new DataKeyShredded({ dataKey: "dk-current", scope: "/users/alice" })).layer
+      )
+    ))
 
-  const keyringError = (failure: typeof KeyringFailure.Type) => new KeyringError({ keyring: "test", failure, reason: `said ${failure}` })
+  const keyringError = (failure: typeof KeyringFailure.Type) =>
+    new KeyringError({ keyring: "test", failure, reason: `said ${failure}` })
 
   it.effect("a keyring that cannot open the data key means DecryptionFailed; one that refuses or is down keeps its KeyringError", () =>
     Effect.gen(function*() {
       const ciphertext = ValueCipher.encryptWith(current, plaintext, binding)
       for (const failure of ["invalid-ciphertext", "wrong-key", "no-matching-key"] as const) {
-        const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding).pipe(Effect.provide(memoryDataKeys([current], keyringError(failure)).layer)))
+        const error = yield* Effect.flip(
+          ValueCipher.decrypt(ciphertext, binding).pipe(
+            Effect.provide(memoryDataKeys([current], keyringError(failure)).layer)
+          )
+        )
         expect(expectDecryptionFailed(error).reason).toContain(`said ${failure}`)
       }
-      for (const failure of ["access-denied", "key-disabled", "key-pending-deletion", "key-not-found", "throttled", "unavailable"] as const) {
-        const error = yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding).pipe(Effect.provide(memoryDataKeys([current], keyringError(failure)).layer)))
+      for (
+        const failure of [
+          "access-denied",
+          "key-disabled",
+          "key-pending-deletion",
+          "key-not-found",
+          "throttled",
+          "unavailable"
+        ] as const
+      ) {
+        const error = yield* Effect.flip(
+          ValueCipher.decrypt(ciphertext, binding).pipe(
+            Effect.provide(memoryDataKeys([current], keyringError(failure)).layer)
+          )
+        )
         expect(error).toBeInstanceOf(KeyringError)
         expect(error).toMatchObject({ _tag: "KeyringError", failure })
       }
       // a storage failure looking the data key up is not a decryption failure either
       const storage = new StorageFailure({ operation: "GetItem", reason: "down" })
-      expect(yield* Effect.flip(ValueCipher.decrypt(ciphertext, binding).pipe(Effect.provide(memoryDataKeys([current], storage).layer)))).toBe(storage)
+      expect(
+        yield* Effect.flip(
+          ValueCipher.decrypt(ciphertext, binding).pipe(Effect.provide(memoryDataKeys([current], storage).layer))
+        )
+      ).toBe(storage)
     }))
 
   it.effect("encrypt fails with the data keys' error and produces nothing", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        ValueCipher.encrypt(plaintext, binding).pipe(Effect.provide(memoryDataKeys([current], keyringError("access-denied")).layer))
+        ValueCipher.encrypt(plaintext, binding).pipe(
+          Effect.provide(memoryDataKeys([current], keyringError("access-denied")).layer)
+        )
       )
       expect(error).toMatchObject({ _tag: "KeyringError", failure: "access-denied" })
     }))
@@ -433,15 +465,23 @@ describe("ValueCipher through DataKeys.layer on DynamoDB Local", () => {
   afterAll(() => client.destroy())
 
   const instance = (keyring: Keyring["Service"]) =>
-    DataKeys.layer(location).pipe(Layer.provide(Layer.mergeAll(Layer.succeed(Keyring, keyring), Layer.succeed(Dynamo, Dynamo.fromClient(client)))))
+    DataKeys.layer(location).pipe(
+      Layer.provide(Layer.mergeAll(Layer.succeed(Keyring, keyring), Layer.succeed(Dynamo, Dynamo.fromClient(client))))
+    )
 
   it.live("a value encrypted by one instance decrypts in another (cold cache); a keyring without the master key cannot", () =>
     Effect.gen(function*() {
       const at = { ...binding, table: location.table, namespace: location.namespace }
       const ciphertext = yield* ValueCipher.encrypt(plaintext, at).pipe(Effect.provide(instance(testKeyring)))
       same(yield* ValueCipher.decrypt(ciphertext, at).pipe(Effect.provide(instance(testKeyring))), plaintext)
-      const stranger = RawAesKeyring.make([{ id: "stranger", material: Redacted.make(new Uint8Array(randomBytes(32))) }])
-      const error = expectDecryptionFailed(yield* Effect.flip(ValueCipher.decrypt(ciphertext, at).pipe(Effect.provide(instance(stranger)))), at)
+      const stranger = RawAesKeyring.make([{
+        id: "stranger",
+        material: Redacted.make(new Uint8Array(randomBytes(32)))
+      }])
+      const error = expectDecryptionFailed(
+        yield* Effect.flip(ValueCipher.decrypt(ciphertext, at).pipe(Effect.provide(instance(stranger)))),
+        at
+      )
       expect(error.reason).toContain("no-matching-key")
     }))
 })

@@ -11,13 +11,13 @@ import { KMSClient } from "@aws-sdk/client-kms"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option } from "effect"
 import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
+import type { DataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
 import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
 import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
 import * as KmsKeyring from "../../src/infra/crypto/KmsKeyring.ts"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
-import type { DataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
-import { Store } from "../../src/programs/store/Store.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
+import { Store } from "../../src/programs/store/Store.ts"
 import * as FakeKms from "../support/FakeKms.ts"
 import { endpoint, freshTableName, makeClient, openStore, provisionTable } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
@@ -65,7 +65,9 @@ const rawScan = (client: DynamoDBClient, location: TestTable) =>
     const items: Array<Item> = []
     let start: Item | undefined
     do {
-      const page = await client.send(new ScanCommand({ TableName: location.table, ConsistentRead: true, ExclusiveStartKey: start }))
+      const page = await client.send(
+        new ScanCommand({ TableName: location.table, ConsistentRead: true, ExclusiveStartKey: start })
+      )
       items.push(...(page.Items ?? []))
       start = page.LastEvaluatedKey
     } while (start !== undefined)
@@ -95,47 +97,59 @@ const wrappedCopies = (client: DynamoDBClient, location: TestTable) =>
   })
 
 const readAll = (store: Store["Service"], keys: ReadonlyArray<string>) =>
-  Effect.forEach(keys, (key) => Effect.map(store.get(key), (item) => [key, text(item.value)] as const), { concurrency: 32 })
+  Effect.forEach(keys, (key) => Effect.map(store.get(key), (item) => [key, text(item.value)] as const), {
+    concurrency: 32
+  })
 
 describe("the store with a KMS keyring", () => {
-  it.live("10,000 writes cost at most 3 GenerateDataKey calls, and cold reads at most 3 Decrypt calls", () =>
-    Effect.gen(function*() {
-      const { fake, kms, location, teleport } = yield* setup("kms-cache")
-      const { keyring, layer } = yield* kmsKeyring(kms, "alias/teleport")
-      // The alias is resolved once: data keys are made and wrapped under the key ARN.
-      expect(keyring.name).toBe(`aws-kms:${teleport.arn}`)
-      const store = yield* open(location, layer)
-      fake.reset()
+  it.live(
+    "10,000 writes cost at most 3 GenerateDataKey calls, and cold reads at most 3 Decrypt calls",
+    () =>
+      Effect.gen(function*() {
+        const { fake, kms, location, teleport } = yield* setup("kms-cache")
+        const { keyring, layer } = yield* kmsKeyring(kms, "alias/teleport")
+        // The alias is resolved once: data keys are made and wrapped under the key ARN.
+        expect(keyring.name).toBe(`aws-kms:${teleport.arn}`)
+        const store = yield* open(location, layer)
+        fake.reset()
 
-      const writes = 10_000
-      const keys = Array.from({ length: 500 }, (_, i) => `/cache/key-${String(i).padStart(3, "0")}`)
-      const started = Date.now()
-      yield* Effect.forEach(
-        Array.from({ length: writes }, (_, i) => i),
-        (i) => store.put({ key: keys[i % keys.length]!, value: bytes(`value-${i}`) }),
-        { concurrency: 32, discard: true }
-      )
-      const writeMillis = Date.now() - started
-      const writeCounts = fake.counts
-      console.info(`kms-store: ${writes} puts over ${keys.length} keys took ${writeMillis} ms; KMS calls: ${JSON.stringify(writeCounts)}`)
-      expect(writeCounts["GenerateDataKey"] ?? 0).toBeGreaterThanOrEqual(1)
-      expect(writeCounts["GenerateDataKey"] ?? 0).toBeLessThanOrEqual(3)
-      // With at most 32 in flight, a key's write i + 500 starts after write i ended: the last one wins.
-      const expected = keys.map((key, k) => [key, `value-${writes - keys.length + k}`] as const)
+        const writes = 10_000
+        const keys = Array.from({ length: 500 }, (_, i) => `/cache/key-${String(i).padStart(3, "0")}`)
+        const started = Date.now()
+        yield* Effect.forEach(
+          Array.from({ length: writes }, (_, i) => i),
+          (i) => store.put({ key: keys[i % keys.length]!, value: bytes(`value-${i}`) }),
+          { concurrency: 32, discard: true }
+        )
+        const writeMillis = Date.now() - started
+        const writeCounts = fake.counts
+        console.info(
+          `kms-store: ${writes} puts over ${keys.length} keys took ${writeMillis} ms; KMS calls: ${
+            JSON.stringify(writeCounts)
+          }`
+        )
+        expect(writeCounts["GenerateDataKey"] ?? 0).toBeGreaterThanOrEqual(1)
+        expect(writeCounts["GenerateDataKey"] ?? 0).toBeLessThanOrEqual(3)
+        // With at most 32 in flight, a key's write i + 500 starts after write i ended: the last one wins.
+        const expected = keys.map((key, k) => [key, `value-${writes - keys.length + k}`] as const)
 
-      // A fresh instance (own keyring object, own caches) reads everything back.
-      const { layer: coldLayer } = yield* kmsKeyring(kms, "alias/teleport")
-      const cold = yield* open(location, coldLayer)
-      fake.reset()
-      expect(yield* readAll(cold, keys)).toEqual(expected)
-      const range = yield* cold.getRange("/cache/", "/cache/\uffff")
-      expect(range.map((item) => [item.key, text(item.value)])).toEqual(expected)
-      const readCounts = fake.counts
-      console.info(`kms-store: cold reads of ${keys.length} keys (get + getRange); KMS calls: ${JSON.stringify(readCounts)}`)
-      expect(readCounts["Decrypt"] ?? 0).toBeGreaterThanOrEqual(1)
-      expect(readCounts["Decrypt"] ?? 0).toBeLessThanOrEqual(3)
-      expect(readCounts["GenerateDataKey"]).toBeUndefined()
-    }), 180_000)
+        // A fresh instance (own keyring object, own caches) reads everything back.
+        const { layer: coldLayer } = yield* kmsKeyring(kms, "alias/teleport")
+        const cold = yield* open(location, coldLayer)
+        fake.reset()
+        expect(yield* readAll(cold, keys)).toEqual(expected)
+        const range = yield* cold.getRange("/cache/", "/cache/\uffff")
+        expect(range.map((item) => [item.key, text(item.value)])).toEqual(expected)
+        const readCounts = fake.counts
+        console.info(
+          `kms-store: cold reads of ${keys.length} keys (get + getRange); KMS calls: ${JSON.stringify(readCounts)}`
+        )
+        expect(readCounts["Decrypt"] ?? 0).toBeGreaterThanOrEqual(1)
+        expect(readCounts["Decrypt"] ?? 0).toBeLessThanOrEqual(3)
+        expect(readCounts["GenerateDataKey"]).toBeUndefined()
+      }),
+    180_000
+  )
 
   it.live("a multi-keyring from configuration wraps two copies, and the second key alone still reads after the first is disabled", () =>
     Effect.gen(function*() {
@@ -225,7 +239,9 @@ describe("the store with a KMS keyring", () => {
 
       // The re-wrapping instance makes its next data keys under B, so A being disabled does not matter to it either.
       fake.reset()
-      yield* Effect.forEach(live.slice(0, 20), (key) => store.put({ key, value: bytes(`after ${key}`) }), { discard: true })
+      yield* Effect.forEach(live.slice(0, 20), (key) => store.put({ key, value: bytes(`after ${key}`) }), {
+        discard: true
+      })
       expect(fake.requests.filter((request) => request.operation === "GenerateDataKey").map((request) => request.keyId))
         .toEqual(expect.arrayContaining([keyB.arn]))
       expect(fake.requests.every((request) => request.keyId !== keyA.arn)).toBe(true)

@@ -3,9 +3,9 @@
  * byte) and shredding the data keys of a scope (its values read as `Shredded`
  * forever, the events stay, other scopes are unaffected), on DynamoDB Local.
  */
-import { randomBytes } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, Result } from "effect"
+import { randomBytes } from "node:crypto"
 import { DecryptionFailed, Shredded } from "../../src/domain/Errors.ts"
 import * as Key from "../../src/domain/Key.ts"
 import { scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
@@ -23,7 +23,8 @@ import type { OpenStoreOptions, TestTable } from "../support/TestStore.ts"
 const { client, tableName, freshLocation } = tablePerFile("rs")
 const bytes = (value: string) => new TextEncoder().encode(value)
 const text = (value: Uint8Array) => new TextDecoder().decode(value)
-const rawKeyring = (id: string) => RawAesKeyring.make([{ id, material: Redacted.make(new Uint8Array(randomBytes(32))) }])
+const rawKeyring = (id: string) =>
+  RawAesKeyring.make([{ id, material: Redacted.make(new Uint8Array(randomBytes(32))) }])
 
 /** Every raw item of a partition. */
 const partition = (pk: string) => Effect.promise(() => rawPartition(client, tableName(), pk))
@@ -51,7 +52,10 @@ const open = (at: TestTable, keyring: Keyring["Service"], options: OpenStoreOpti
   openStore(at, { ...options, client, keyring: Layer.succeed(Keyring, keyring) })
 
 const readAll = (store: Store["Service"], prefix: string) =>
-  Effect.map(store.getRange(prefix, Key.rangeEnd(prefix)), (items) => items.map((item) => [item.key, text(item.value)] as const))
+  Effect.map(
+    store.getRange(prefix, Key.rangeEnd(prefix)),
+    (items) => items.map((item) => [item.key, text(item.value)] as const)
+  )
 
 // Regression (found in src/infra/crypto/DataKeyStore.ts:125 replaceWrapped "SET wrapped = :wrapped" and :146 shred
 // "REMOVE wrapped"): `wrapped` is a DynamoDB reserved word, so every store.rewrap and store.shred failed with
@@ -81,7 +85,10 @@ describe("rewrap", () => {
         expect(error).toBeInstanceOf(DecryptionFailed)
         expect(error).toMatchObject({ _tag: "DecryptionFailed", key, seq: 1 })
       }
-      expect(yield* Effect.flip(onlyA.getRange("/r/", Key.rangeEnd("/r/")))).toMatchObject({ _tag: "DecryptionFailed", key: "/r/00" })
+      expect(yield* Effect.flip(onlyA.getRange("/r/", Key.rangeEnd("/r/")))).toMatchObject({
+        _tag: "DecryptionFailed",
+        key: "/r/00"
+      })
 
       // the store that re-wrapped keeps reading, and wraps data keys it makes from now on under B
       expect(yield* readAll(store, "/r/")).toEqual(expected)
@@ -89,7 +96,10 @@ describe("rewrap", () => {
       for (const [key, value] of more) yield* store.put({ key, value: bytes(value) })
       expect(yield* dataKeyItems(at)).toHaveLength(4)
       expect(yield* readAll(yield* open(at, b), "/s/")).toEqual(more)
-      expect(yield* Effect.flip((yield* open(at, a)).get("/s/5"))).toMatchObject({ _tag: "DecryptionFailed", key: "/s/5" })
+      expect(yield* Effect.flip((yield* open(at, a)).get("/s/5"))).toMatchObject({
+        _tag: "DecryptionFailed",
+        key: "/s/5"
+      })
     }))
 
   it.live("re-wrapping under a multi-keyring lets either keyring alone read again, and counts each data key once", () =>
@@ -102,7 +112,10 @@ describe("rewrap", () => {
       expect(yield* store.rewrap(MultiKeyring.make(b, [a]))).toBe(3)
       expect(yield* eventSnapshot(at)).toBe(before)
       for (const only of [a, b]) {
-        expect(yield* readAll(yield* open(at, only), "/")).toEqual([["/x/1", "/x/1"], ["/y/1", "/y/1"], ["/z/1", "/z/1"]])
+        expect(yield* readAll(yield* open(at, only), "/")).toEqual([["/x/1", "/x/1"], ["/y/1", "/y/1"], [
+          "/z/1",
+          "/z/1"
+        ]])
       }
     }))
 
@@ -119,7 +132,9 @@ describe("rewrap", () => {
       const flakyA = Keyring.of({
         ...a,
         unwrap: (wrapped, ctx) =>
-          ++unwraps === 2 ? Effect.fail(new KeyringError({ keyring: "flaky", failure: "throttled", reason: "slow down" })) : a.unwrap(wrapped, ctx)
+          ++unwraps === 2
+            ? Effect.fail(new KeyringError({ keyring: "flaky", failure: "throttled", reason: "slow down" }))
+            : a.unwrap(wrapped, ctx)
       })
       const store = yield* open(at, flakyA, { dataKeyPolicy: { maxValues: 1 } })
       for (const key of ["/f/1", "/f/2", "/f/3"]) yield* store.put({ key, value: bytes(key) })
@@ -157,8 +172,15 @@ describe("shred", () => {
       for (const reader of [store, fresh]) {
         yield* expectShredded(reader, "/users/alice/a", 1, "/users/alice")
         yield* expectShredded(reader, "/users/alice/b", 2, "/users/alice")
-        expect(yield* Effect.flip(reader.getRange("/users/alice/", Key.rangeEnd("/users/alice/")))).toMatchObject({ _tag: "Shredded", key: "/users/alice/a", seq: 1 })
-        expect(yield* readAll(reader, "/users/bob/")).toEqual([["/users/bob/a", "/users/bob/a v1"], ["/users/bob/b", "/users/bob/b v1"]])
+        expect(yield* Effect.flip(reader.getRange("/users/alice/", Key.rangeEnd("/users/alice/")))).toMatchObject({
+          _tag: "Shredded",
+          key: "/users/alice/a",
+          seq: 1
+        })
+        expect(yield* readAll(reader, "/users/bob/")).toEqual([["/users/bob/a", "/users/bob/a v1"], [
+          "/users/bob/b",
+          "/users/bob/b v1"
+        ]])
       }
       // the events are all still there, unchanged; only the data key item lost its wrapped copies
       expect(yield* eventSnapshot(at)).toBe(before)
@@ -166,7 +188,9 @@ describe("shred", () => {
       const shredded = items.find((item) => Buffer.from(item[Attr.sort]!.B!).toString("utf8") === aliceKey)!
       expect(shredded["state"]!.S).toBe("shredded")
       expect(shredded["wrapped"]).toBeUndefined()
-      expect(items.filter((item) => item["state"]!.S === "active").map((item) => item["scope"]!.S)).toEqual(["/users/bob"])
+      expect(items.filter((item) => item["state"]!.S === "active").map((item) => item["scope"]!.S)).toEqual([
+        "/users/bob"
+      ])
 
       // new writes to alice's scope get a new data key and read fine, from both stores
       yield* store.put({ key: "/users/alice/a", value: bytes("alice again") })

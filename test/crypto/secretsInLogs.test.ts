@@ -6,23 +6,23 @@
  * message, String, JSON and util.inspect. None may contain the AWS secret
  * key, a raw AES key (base64 or hex), a data key's plaintext or a value.
  */
+import { PutItemCommand, QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+import type { AttributeValue } from "@aws-sdk/client-dynamodb"
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "@effect/vitest"
+import { Cause, Context, Effect, Exit, Layer, Logger, Redacted, References, Stream } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as util from "node:util"
-import { PutItemCommand, QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
-import type { AttributeValue } from "@aws-sdk/client-dynamodb"
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Layer, Logger, Redacted, References, Stream } from "effect"
 import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { DataKeys } from "../../src/infra/crypto/DataKeys.ts"
-import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
+import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
-import { Store } from "../../src/programs/store/Store.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
+import { Store } from "../../src/programs/store/Store.ts"
 import * as FakeKms from "../support/FakeKms.ts"
 import { endpoint, freshTableName, makeClient } from "../support/TestStore.ts"
 
@@ -38,7 +38,13 @@ const found: Array<readonly [string, Uint8Array | string]> = []
 /** Ways bytes show up in text; compared with whitespace removed, so `<Buffer 0a 1b …>` and wrapped arrays match too. */
 const bytesForms = (bytes: Uint8Array) => {
   const buf = Buffer.from(bytes)
-  return [buf.toString("base64"), buf.toString("base64url"), buf.toString("hex"), buf.subarray(0, 12).toString("hex"), Array.from(bytes.subarray(0, 8)).join(",")]
+  return [
+    buf.toString("base64"),
+    buf.toString("base64url"),
+    buf.toString("hex"),
+    buf.subarray(0, 12).toString("hex"),
+    Array.from(bytes.subarray(0, 8)).join(",")
+  ]
 }
 const secretForms = (): ReadonlyArray<readonly [string, string]> => [
   ["AWS secret key", awsSecretKey],
@@ -46,7 +52,8 @@ const secretForms = (): ReadonlyArray<readonly [string, string]> => [
   ["value marker", marker],
   ...bytesForms(Buffer.from(marker)).map((form) => ["value marker (encoded)", form] as const),
   ...found.flatMap(([name, secret]) =>
-    typeof secret === "string" ? [[name, secret] as const] : bytesForms(secret).map((form) => [name, form] as const))
+    typeof secret === "string" ? [[name, secret] as const] : bytesForms(secret).map((form) => [name, form] as const)
+  )
 ]
 
 // ---- capturing --------------------------------------------------------------------------------------------------
@@ -85,7 +92,9 @@ beforeEach(() => {
   logLines.length = 0
   errorTexts.length = 0
   for (const method of ["log", "info", "warn", "error", "debug", "trace"] as const) {
-    vi.spyOn(console, method).mockImplementation((...args: Array<unknown>) => void logLines.push(args.flatMap(renderings).join(" ")))
+    vi.spyOn(console, method).mockImplementation((...args: Array<unknown>) =>
+      void logLines.push(args.flatMap(renderings).join(" "))
+    )
   }
 })
 afterEach(() => void vi.restoreAllMocks())
@@ -165,14 +174,32 @@ const workload = (store: Store["Service"]) =>
     expect(yield* store.getRange("/secrets/", "/secrets/~")).toHaveLength(12)
     const lease = yield* store.update({ key: keys[0]!, value: value("updated"), expires: Date.now() + 60_000 })
     yield* store.keepAlive(lease, Date.now() + 120_000)
-    yield* store.atomicWrite([{ key: "/secrets/atomic", condition: Condition.notExists, action: Action.put(value("atomic")) }])
+    yield* store.atomicWrite([{
+      key: "/secrets/atomic",
+      condition: Condition.notExists,
+      action: Action.put(value("atomic"))
+    }])
     expect((yield* Stream.runCollect(store.history(keys[0]!))).length).toBeGreaterThanOrEqual(2)
-    expect(yield* failure(store.create({ key: keys[1]!, value: value("again") }))).toMatchObject({ _tag: "AlreadyExists" })
-    expect(yield* failure(store.compareAndSwap({ key: keys[2]!, value: value("wrong") }, { key: keys[2]!, value: value("new") })))
+    expect(yield* failure(store.create({ key: keys[1]!, value: value("again") }))).toMatchObject({
+      _tag: "AlreadyExists"
+    })
+    expect(
+      yield* failure(
+        store.compareAndSwap({ key: keys[2]!, value: value("wrong") }, { key: keys[2]!, value: value("new") })
+      )
+    )
       .toMatchObject({ _tag: "CompareFailed" })
-    expect(yield* failure(store.atomicWrite([{ key: keys[4]!, condition: Condition.notExists, action: Action.put(value("x")) }])))
+    expect(
+      yield* failure(
+        store.atomicWrite([{ key: keys[4]!, condition: Condition.notExists, action: Action.put(value("x")) }])
+      )
+    )
       .toMatchObject({ _tag: "ConditionFailed" })
-    expect(yield* failure(store.put({ key: "/secrets/huge", value: Buffer.concat([value("huge"), Buffer.alloc(400 * 1024)]) })))
+    expect(
+      yield* failure(
+        store.put({ key: "/secrets/huge", value: Buffer.concat([value("huge"), Buffer.alloc(400 * 1024)]) })
+      )
+    )
       .toMatchObject({ _tag: "ValueTooLarge" })
     expect(yield* failure(store.put({ key: "", value: value("bad key") }))).toMatchObject({ _tag: "BadParameter" })
     expect(yield* failure(store.get("/secrets/missing"))).toMatchObject({ _tag: "NotFound" })
@@ -191,7 +218,10 @@ const flip = (bytes: Uint8Array, at: number) => {
 describe("secrets never reach logs or errors", () => {
   it.live("the capture itself sees planted secrets: at Trace level, in annotations, causes, console and errors", () =>
     Effect.gen(function*() {
-      yield* Effect.logTrace("planted", new Uint8Array(rawKey)).pipe(Effect.annotateLogs("marker", marker), Effect.provide(captureLayer))
+      yield* Effect.logTrace("planted", new Uint8Array(rawKey)).pipe(
+        Effect.annotateLogs("marker", marker),
+        Effect.provide(captureLayer)
+      )
       yield* Effect.logDebug("cause", Cause.fail(new Error(awsSecretKey))).pipe(Effect.provide(captureLayer))
       console.warn(`${marker}`)
       expect(leaks()).toEqual(["AWS secret key", "raw AES key", "value marker"])
@@ -205,8 +235,12 @@ describe("secrets never reach logs or errors", () => {
 
   it.live("config loading: good, unknown keys, bad values, a key without its secret, a bad inline key", () =>
     capturing(Effect.gen(function*() {
-      const yaml = `storage:\n  access_key: ${awsAccessKey}\n  secret_key: ${awsSecretKey}\n  keyring_key: ${rawKeyBase64}\n`
-      const config = yield* StoreConfig.load({ file: fileWith("good.yaml", yaml + "  continuous_backups: true\n"), env: {} })
+      const yaml =
+        `storage:\n  access_key: ${awsAccessKey}\n  secret_key: ${awsSecretKey}\n  keyring_key: ${rawKeyBase64}\n`
+      const config = yield* StoreConfig.load({
+        file: fileWith("good.yaml", yaml + "  continuous_backups: true\n"),
+        env: {}
+      })
       errorTexts.push(...renderings(config), ...renderings(config.secretKey), ...renderings(config.keyringKey))
       expect(logLines.some((line) => line.includes("continuous_backups"))).toBe(true)
 
@@ -215,7 +249,10 @@ describe("secrets never reach logs or errors", () => {
         StoreConfig.load({ env: { DYNASTATE_ACCESS_KEY: awsAccessKey, DYNASTATE_KEYRING_KEY: rawKeyBase64 } }),
         StoreConfig.load({ env: { DYNASTATE_SECRET_KEY: awsSecretKey } }),
         StoreConfig.load({ env: { ...storeEnv(), DYNASTATE_READ_CAPACITY_UNITS: awsSecretKey } }),
-        StoreConfig.load({ file: fileWith("type.yaml", yaml + "  type: etcd\n"), env: { DYNASTATE_SECRET_KEY: awsSecretKey } })
+        StoreConfig.load({
+          file: fileWith("type.yaml", yaml + "  type: etcd\n"),
+          env: { DYNASTATE_SECRET_KEY: awsSecretKey }
+        })
       ]
       for (const load of bad) expect(yield* failure(load)).toMatchObject({ _tag: "ConfigInvalid" })
 
@@ -226,7 +263,9 @@ describe("secrets never reach logs or errors", () => {
       const keyringError = yield* failure(Layer.build(StoreLive.keyringLayer(withBadKey)))
       expect(keyringError).toMatchObject({ _tag: "KeyringError", failure: "invalid-key-material" })
       const badFile = fileWith("bad.key", `good:${rawKeyBase64}\nbroken:${almost}\n`)
-      const fileError = yield* failure(Layer.build(StoreLive.keyringLayer(yield* StoreConfig.load({ env: { DYNASTATE_KEYRING_FILE: badFile } }))))
+      const fileError = yield* failure(
+        Layer.build(StoreLive.keyringLayer(yield* StoreConfig.load({ env: { DYNASTATE_KEYRING_FILE: badFile } })))
+      )
       expect(fileError.message).toContain("line 2")
     })))
 
@@ -240,7 +279,9 @@ describe("secrets never reach logs or errors", () => {
         `storage:\n  keyring_key: ${rawKeyBase64}\n  keyring_key: again\n`
       ]
       for (const text of files) {
-        expect(yield* failure(StoreConfig.load({ file: fileWith("syntax.yaml", text), env: {} }))).toMatchObject({ _tag: "ConfigInvalid" })
+        expect(yield* failure(StoreConfig.load({ file: fileWith("syntax.yaml", text), env: {} }))).toMatchObject({
+          _tag: "ConfigInvalid"
+        })
       }
     })))
 
@@ -290,8 +331,15 @@ describe("secrets never reach logs or errors", () => {
 
       const { noteDataKey, store } = yield* liveStore(env)
       fake.injectFailures({ operation: "GenerateDataKey", error: "AccessDeniedException", times: 1 })
-      expect(yield* failure(store.put({ key: "/kms/a", value: value("a") }))).toMatchObject({ failure: "access-denied" })
-      fake.injectFailures({ operation: "GenerateDataKey", error: "InvalidSignatureException", message: `signature of ${awsSecretKey}`, times: 1 })
+      expect(yield* failure(store.put({ key: "/kms/a", value: value("a") }))).toMatchObject({
+        failure: "access-denied"
+      })
+      fake.injectFailures({
+        operation: "GenerateDataKey",
+        error: "InvalidSignatureException",
+        message: `signature of ${awsSecretKey}`,
+        times: 1
+      })
       expect(yield* failure(store.put({ key: "/kms/a", value: value("a") }))).toMatchObject({ _tag: "KeyringError" })
       yield* workload(store)
       yield* noteDataKey
@@ -318,23 +366,29 @@ describe("secrets never reach logs or errors", () => {
       const table = config.tableName
       const latestItem = (key: string) =>
         Effect.promise(async () => {
-          const page = await client.send(new QueryCommand({
-            TableName: table,
-            KeyConditionExpression: "pk = :pk AND begins_with(sk, :key)",
-            ExpressionAttributeValues: { ":pk": { S: config.namespace }, ":key": { B: SortKey.keyPrefix(key) } },
-            ConsistentRead: true,
-            ScanIndexForward: false
-          }))
+          const page = await client.send(
+            new QueryCommand({
+              TableName: table,
+              KeyConditionExpression: "pk = :pk AND begins_with(sk, :key)",
+              ExpressionAttributeValues: { ":pk": { S: config.namespace }, ":key": { B: SortKey.keyPrefix(key) } },
+              ConsistentRead: true,
+              ScanIndexForward: false
+            })
+          )
           return page.Items![0]!
         })
       const setValue = (item: Item, val: Uint8Array) =>
-        Effect.promise(() => client.send(new UpdateItemCommand({
-          TableName: table,
-          Key: { pk: item["pk"]!, sk: item["sk"]! },
-          UpdateExpression: "SET #v = :v",
-          ExpressionAttributeNames: { "#v": "val" },
-          ExpressionAttributeValues: { ":v": { B: val } }
-        })))
+        Effect.promise(() =>
+          client.send(
+            new UpdateItemCommand({
+              TableName: table,
+              Key: { pk: item["pk"]!, sk: item["sk"]! },
+              UpdateExpression: "SET #v = :v",
+              ExpressionAttributeNames: { "#v": "val" },
+              ExpressionAttributeValues: { ":v": { B: val } }
+            })
+          )
+        )
 
       const [a, b, c, d] = [keys[6]!, keys[7]!, keys[8]!, keys[9]!]
       const itemA = yield* latestItem(a)
@@ -351,15 +405,21 @@ describe("secrets never reach logs or errors", () => {
       expect(yield* failure(fresh.getRange("/secrets/", "/secrets/~"))).toMatchObject({ _tag: "DecryptionFailed" })
 
       // A tampered wrapped data key: a cold instance cannot unwrap it.
-      const dataKeys = yield* Effect.promise(() => client.send(new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": { S: partitionOf(config.namespace) } },
-        ConsistentRead: true
-      })))
+      const dataKeys = yield* Effect.promise(() =>
+        client.send(
+          new QueryCommand({
+            TableName: table,
+            KeyConditionExpression: "pk = :pk",
+            ExpressionAttributeValues: { ":pk": { S: partitionOf(config.namespace) } },
+            ConsistentRead: true
+          })
+        )
+      )
       for (const item of dataKeys.Items ?? []) {
         const wrapped = item["wrapped"]!.L!.map((copy) => ({ M: { ...copy.M!, c: { B: flip(copy.M!["c"]!.B!, -1) } } }))
-        yield* Effect.promise(() => client.send(new PutItemCommand({ TableName: table, Item: { ...item, wrapped: { L: wrapped } } })))
+        yield* Effect.promise(() =>
+          client.send(new PutItemCommand({ TableName: table, Item: { ...item, wrapped: { L: wrapped } } }))
+        )
       }
       const cold = (yield* liveStore(env)).store
       expect(yield* failure(cold.get(keys[10]!))).toMatchObject({ _tag: "DecryptionFailed" })

@@ -4,11 +4,11 @@
  * any edit, move or swap reads as a typed `DecryptionFailed` naming the key and
  * seq, never as garbage and never as a defect. Data key items are checked too.
  */
-import { randomUUID } from "node:crypto"
 import { DeleteItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Stream } from "effect"
+import { randomUUID } from "node:crypto"
 import { DecryptionFailed } from "../../src/domain/Errors.ts"
 import * as Key from "../../src/domain/Key.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
@@ -35,15 +35,22 @@ const send = <A>(f: () => Promise<A>) => Effect.promise(f)
 /** The raw event items of a key, newest first. */
 const rawEvents = (key: string, at: TestTable = location) =>
   send(async () => {
-    const page = await client.send(new QueryCommand({
-      TableName: at.table,
-      KeyConditionExpression: "pk = :pk AND sk BETWEEN :lower AND :upper",
-      ExpressionAttributeValues: { ":pk": { S: at.namespace }, ":lower": { B: SortKey.lowerBound(key) }, ":upper": { B: SortKey.upperBound(key) } },
-      ConsistentRead: true
-    }))
+    const page = await client.send(
+      new QueryCommand({
+        TableName: at.table,
+        KeyConditionExpression: "pk = :pk AND sk BETWEEN :lower AND :upper",
+        ExpressionAttributeValues: {
+          ":pk": { S: at.namespace },
+          ":lower": { B: SortKey.lowerBound(key) },
+          ":upper": { B: SortKey.upperBound(key) }
+        },
+        ConsistentRead: true
+      })
+    )
     return page.Items ?? []
   })
-const putRaw = (item: RawItem, at: TestTable = location) => send(() => client.send(new PutItemCommand({ TableName: at.table, Item: item })))
+const putRaw = (item: RawItem, at: TestTable = location) =>
+  send(() => client.send(new PutItemCommand({ TableName: at.table, Item: item })))
 
 /** A copy of an item with some attributes replaced (`undefined` removes one). */
 const edit = (item: RawItem, changes: Record<string, AttributeValue | undefined>): RawItem => {
@@ -89,7 +96,11 @@ interface Case {
   readonly name: string
   readonly base?: Base
   /** The item to write (put over the original, or a new one under another sort key) and where reads should fail. */
-  readonly tamper: (item: RawItem, key: string, now: number) => { readonly item: RawItem; readonly key?: string; readonly seq?: number }
+  readonly tamper: (
+    item: RawItem,
+    key: string,
+    now: number
+  ) => { readonly item: RawItem; readonly key?: string; readonly seq?: number }
   /** Whether the tampered item still looks live to a range read (which skips tombstones and expired items undecrypted). */
   readonly live?: boolean
 }
@@ -98,23 +109,39 @@ const hour = 3_600_000
 const cases: ReadonlyArray<Case> = [
   { name: "val: header version", tamper: (item) => ({ item: flipVal(item, () => 0) }) },
   { name: "val: data key id length", tamper: (item) => ({ item: flipVal(item, () => 1) }) },
-  { name: "val: data key id bytes", tamper: (item) => ({ item: flipVal(item, (c) => idStart() + Math.floor(c[1]! / 2)) }) },
+  {
+    name: "val: data key id bytes",
+    tamper: (item) => ({ item: flipVal(item, (c) => idStart() + Math.floor(c[1]! / 2)) })
+  },
   { name: "val: salt", tamper: (item) => ({ item: flipVal(item, (c) => saltStart(c) + 5) }) },
   { name: "val: key commitment", tamper: (item) => ({ item: flipVal(item, (c) => commitmentStart(c) + 31) }) },
   { name: "val: iv", tamper: (item) => ({ item: flipVal(item, (c) => ivStart(c)) }) },
   { name: "val: body", tamper: (item) => ({ item: flipVal(item, (c) => bodyStart(c) + 2) }) },
   { name: "val: tag", tamper: (item) => ({ item: flipVal(item, (c) => c.length - 1) }) },
-  { name: "val: truncated", tamper: (item) => ({ item: edit(item, { [Attr.value]: { B: item[Attr.value]!.B!.slice(0, -1) } }) }) },
-  { name: "val: extended", tamper: (item) => ({ item: edit(item, { [Attr.value]: { B: new Uint8Array([...item[Attr.value]!.B!, 0]) } }) }) },
+  {
+    name: "val: truncated",
+    tamper: (item) => ({ item: edit(item, { [Attr.value]: { B: item[Attr.value]!.B!.slice(0, -1) } }) })
+  },
+  {
+    name: "val: extended",
+    tamper: (item) => ({ item: edit(item, { [Attr.value]: { B: new Uint8Array([...item[Attr.value]!.B!, 0]) } }) })
+  },
   { name: "val: removed", tamper: (item) => ({ item: edit(item, { [Attr.value]: undefined }) }) },
   { name: "val: empty", tamper: (item) => ({ item: edit(item, { [Attr.value]: { B: new Uint8Array(0) } }) }) },
   {
     name: "sk: copied under another key's sort key",
-    tamper: (item, key) => ({ item: edit(item, { [Attr.sort]: { B: SortKey.encode(`${key}-other`, 1) } }), key: `${key}-other`, seq: 1 })
+    tamper: (item, key) => ({
+      item: edit(item, { [Attr.sort]: { B: SortKey.encode(`${key}-other`, 1) } }),
+      key: `${key}-other`,
+      seq: 1
+    })
   },
   {
     name: "sk: copied under the next seq, with the seq attribute to match",
-    tamper: (item, key) => ({ item: edit(item, { [Attr.sort]: { B: SortKey.encode(key, 2) }, [Attr.seq]: { N: "2" } }), seq: 2 })
+    tamper: (item, key) => ({
+      item: edit(item, { [Attr.sort]: { B: SortKey.encode(key, 2) }, [Attr.seq]: { N: "2" } }),
+      seq: 2
+    })
   },
   {
     name: "sk: copied under the next seq, seq attribute left",
@@ -125,17 +152,51 @@ const cases: ReadonlyArray<Case> = [
   { name: "rev: changed", tamper: (item) => ({ item: edit(item, { [Attr.revision]: { S: randomUUID() } }) }) },
   { name: "rev: removed", tamper: (item) => ({ item: edit(item, { [Attr.revision]: undefined }) }) },
   { name: "op: put → keep-alive", tamper: (item) => ({ item: edit(item, { [Attr.op]: { S: "keep-alive" } }) }) },
-  { name: "op: keep-alive → put", base: "keep-alive", tamper: (item) => ({ item: edit(item, { [Attr.op]: { S: "put" } }) }) },
-  { name: "op: put → delete, value kept", live: false, tamper: (item) => ({ item: edit(item, { [Attr.op]: { S: "delete" } }) }) },
+  {
+    name: "op: keep-alive → put",
+    base: "keep-alive",
+    tamper: (item) => ({ item: edit(item, { [Attr.op]: { S: "put" } }) })
+  },
+  {
+    name: "op: put → delete, value kept",
+    live: false,
+    tamper: (item) => ({ item: edit(item, { [Attr.op]: { S: "delete" } }) })
+  },
   { name: "op: unknown", live: false, tamper: (item) => ({ item: edit(item, { [Attr.op]: { S: "upsert" } }) }) },
-  { name: "exp: added", tamper: (item, _, now) => ({ item: edit(item, { [Attr.expires]: { N: String(now + hour) } }) }) },
-  { name: "exp: extended", base: "expiring", tamper: (item, _, now) => ({ item: edit(item, { [Attr.expires]: { N: String(now + 100 * hour) } }) }) },
+  {
+    name: "exp: added",
+    tamper: (item, _, now) => ({ item: edit(item, { [Attr.expires]: { N: String(now + hour) } }) })
+  },
+  {
+    name: "exp: extended",
+    base: "expiring",
+    tamper: (item, _, now) => ({ item: edit(item, { [Attr.expires]: { N: String(now + 100 * hour) } }) })
+  },
   { name: "exp: removed", base: "expiring", tamper: (item) => ({ item: edit(item, { [Attr.expires]: undefined }) }) },
-  { name: "exp: not a whole number", base: "expiring", tamper: (item, _, now) => ({ item: edit(item, { [Attr.expires]: { N: `${now + hour}.5` } }) }) },
-  { name: "exp: a string", base: "expiring", tamper: (item, _, now) => ({ item: edit(item, { [Attr.expires]: { S: String(now + hour) } }) }) },
-  { name: "vrev: changed", base: "keep-alive", tamper: (item) => ({ item: edit(item, { [Attr.valueRevision]: { S: randomUUID() } }) }) },
-  { name: "vrev: removed", base: "keep-alive", tamper: (item) => ({ item: edit(item, { [Attr.valueRevision]: undefined }) }) },
-  { name: "vrev: added to a put", tamper: (item) => ({ item: edit(item, { [Attr.valueRevision]: { S: item[Attr.revision]!.S! } }) }) }
+  {
+    name: "exp: not a whole number",
+    base: "expiring",
+    tamper: (item, _, now) => ({ item: edit(item, { [Attr.expires]: { N: `${now + hour}.5` } }) })
+  },
+  {
+    name: "exp: a string",
+    base: "expiring",
+    tamper: (item, _, now) => ({ item: edit(item, { [Attr.expires]: { S: String(now + hour) } }) })
+  },
+  {
+    name: "vrev: changed",
+    base: "keep-alive",
+    tamper: (item) => ({ item: edit(item, { [Attr.valueRevision]: { S: randomUUID() } }) })
+  },
+  {
+    name: "vrev: removed",
+    base: "keep-alive",
+    tamper: (item) => ({ item: edit(item, { [Attr.valueRevision]: undefined }) })
+  },
+  {
+    name: "vrev: added to a put",
+    tamper: (item) => ({ item: edit(item, { [Attr.valueRevision]: { S: item[Attr.revision]!.S! } }) })
+  }
 ]
 
 describe("an edited event item reads as DecryptionFailed naming its key and seq", () => {
@@ -146,14 +207,23 @@ describe("an edited event item reads as DecryptionFailed naming its key and seq"
         const prefix = prefixFor(c.name)
         const key = `${prefix}k`
         const now = yield* Clock.currentTimeMillis
-        const lease = yield* store.put({ key, value: bytes(`secret of ${c.name}`), expires: c.base === "expiring" ? now + hour : undefined })
+        const lease = yield* store.put({
+          key,
+          value: bytes(`secret of ${c.name}`),
+          expires: c.base === "expiring" ? now + hour : undefined
+        })
         if (c.base === "keep-alive") yield* store.keepAlive(lease, now + 2 * hour)
         const [latest] = yield* rawEvents(key)
         const seq = Number(latest![Attr.seq]!.N)
         const tampered = c.tamper(latest!, key, now)
         yield* putRaw(tampered.item)
         const fresh = yield* openStore(location, { client })
-        yield* expectDecryptionFailed([store, fresh], tampered.key ?? key, tampered.seq ?? seq, c.live === false ? undefined : prefix)
+        yield* expectDecryptionFailed(
+          [store, fresh],
+          tampered.key ?? key,
+          tampered.seq ?? seq,
+          c.live === false ? undefined : prefix
+        )
       }))
   }
 
@@ -221,12 +291,14 @@ describe("an edited event item reads as DecryptionFailed naming its key and seq"
 /** The raw data key items of a namespace. */
 const rawDataKeys = (at: TestTable) =>
   send(async () => {
-    const page = await client.send(new QueryCommand({
-      TableName: at.table,
-      KeyConditionExpression: "pk = :pk",
-      ExpressionAttributeValues: { ":pk": { S: partitionOf(at.namespace) } },
-      ConsistentRead: true
-    }))
+    const page = await client.send(
+      new QueryCommand({
+        TableName: at.table,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": { S: partitionOf(at.namespace) } },
+        ConsistentRead: true
+      })
+    )
     return page.Items ?? []
   })
 
@@ -241,7 +313,10 @@ describe("an edited data key item makes its values read as DecryptionFailed in a
       ciphertext[20]! ^= 0x01
       return editCopy(item, { c: { B: ciphertext } })
     }],
-    ["wrapped ciphertext: truncated", (item) => editCopy(item, { c: { B: item["wrapped"]!.L![0]!.M!["c"]!.B!.slice(0, 30) } })],
+    [
+      "wrapped ciphertext: truncated",
+      (item) => editCopy(item, { c: { B: item["wrapped"]!.L![0]!.M!["c"]!.B!.slice(0, 30) } })
+    ],
     ["wrapped copy: another master key id", (item) => editCopy(item, { k: { S: "raw-0000000000000000" } })],
     ["wrapped copy: another provider", (item) => editCopy(item, { p: { S: "aws-kms" } })],
     ["no wrapped copies", (item) => edit(item, { wrapped: { L: [] } })],
@@ -257,7 +332,9 @@ describe("an edited data key item makes its values read as DecryptionFailed in a
         const [item] = yield* rawDataKeys(at)
         const tampered = tamper(item!)
         if (tampered === "delete") {
-          yield* send(() => client.send(new DeleteItemCommand({ TableName: at.table, Key: { pk: item!["pk"]!, sk: item!["sk"]! } })))
+          yield* send(() =>
+            client.send(new DeleteItemCommand({ TableName: at.table, Key: { pk: item!["pk"]!, sk: item!["sk"]! } }))
+          )
         } else {
           yield* putRaw(tampered, at)
         }
@@ -267,7 +344,11 @@ describe("an edited data key item makes its values read as DecryptionFailed in a
         const error = yield* Effect.flip(fresh.get("/k"))
         expect(error).toBeInstanceOf(DecryptionFailed)
         expect(error).toMatchObject({ _tag: "DecryptionFailed", key: "/k", seq: 1 })
-        expect(yield* Effect.flip(fresh.getRange("/", Key.rangeEnd("/")))).toMatchObject({ _tag: "DecryptionFailed", key: "/k", seq: 1 })
+        expect(yield* Effect.flip(fresh.getRange("/", Key.rangeEnd("/")))).toMatchObject({
+          _tag: "DecryptionFailed",
+          key: "/k",
+          seq: 1
+        })
       }))
   }
 })

@@ -11,7 +11,11 @@ const params = { seed: Number(process.env.FC_SEED ?? 20261125), numRuns: Number(
 
 const { Action } = AtomicWrite
 const value = new Uint8Array([1, 2, 3])
-const entry = (key: string, condition: Condition = AtomicWrite.Condition.whatever, action = Action.put(value)): ConditionalAction => ({
+const entry = (
+  key: string,
+  condition: Condition = AtomicWrite.Condition.whatever,
+  action = Action.put(value)
+): ConditionalAction => ({
   key,
   condition,
   action
@@ -70,7 +74,9 @@ describe("AtomicWrite.validate", () => {
   })
 
   it("rejects a duplicate key, naming the second occurrence", () => {
-    const error = failureOf(AtomicWrite.validate([entry("/a"), entry("/b"), entry("/a", AtomicWrite.Condition.exists, Action.delete)]))
+    const error = failureOf(
+      AtomicWrite.validate([entry("/a"), entry("/b"), entry("/a", AtomicWrite.Condition.exists, Action.delete)])
+    )
     expect(error.field).toBe("actions[2].key")
     expect(error.reason).toContain("duplicate key /a")
   })
@@ -82,7 +88,12 @@ describe("AtomicWrite.validate", () => {
 
   it("rejects a bad key with the entry's index in the field", () => {
     const tooLong = "x".repeat(Key.maxKeyBytes + 1)
-    for (const [bad, reason] of [["", /non-empty/], ["/a\u0000", /NUL/], ["/a\ud800", /lone surrogate/], [tooLong, /at most 1015/]] as const) {
+    for (
+      const [bad, reason] of [["", /non-empty/], ["/a\u0000", /NUL/], ["/a\ud800", /lone surrogate/], [
+        tooLong,
+        /at most 1015/
+      ]] as const
+    ) {
       const error = failureOf(AtomicWrite.validate([entry("/ok"), entry("/ok2"), entry(bad)]))
       expect(error.field).toBe("actions[2].key")
       expect(error.reason).toMatch(reason)
@@ -111,7 +122,10 @@ describe("AtomicWrite.validate", () => {
 
   it("accepts Nop entries (pure conditions) next to one Put or Delete", () => {
     for (const action of [Action.delete, Action.put(value, 1)]) {
-      const actions = [entry("/a", AtomicWrite.Condition.revision("r1"), Action.nop), entry("/b", AtomicWrite.Condition.notExists, action)]
+      const actions = [
+        entry("/a", AtomicWrite.Condition.revision("r1"), Action.nop),
+        entry("/b", AtomicWrite.Condition.notExists, action)
+      ]
       expect(Result.isSuccess(AtomicWrite.validate(actions))).toBe(true)
     }
   })
@@ -128,8 +142,7 @@ describe("AtomicWrite.validate", () => {
     fc.assert(
       fc.property(fc.array(fc.record({ key, condition, action }), { maxLength: 8 }), (actions) => {
         const keys = actions.map((a) => a.key)
-        const ok =
-          actions.length >= 1 &&
+        const ok = actions.length >= 1 &&
           actions.length <= 64 &&
           keys.every((k) => k !== "" && !k.includes("\u0000")) &&
           new Set(keys).size === keys.length &&

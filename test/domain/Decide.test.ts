@@ -4,7 +4,7 @@ import type { Command } from "../../src/domain/Command.ts"
 import { keyOf } from "../../src/domain/Command.ts"
 import { decide } from "../../src/domain/Decide.ts"
 import type { Decision } from "../../src/domain/Decide.ts"
-import { AlreadyExists, CompareFailed, IncorrectRevision, NotFound, isCompareFailure } from "../../src/domain/Errors.ts"
+import { AlreadyExists, CompareFailed, IncorrectRevision, isCompareFailure, NotFound } from "../../src/domain/Errors.ts"
 import type { Event, EventDraft, EventOp } from "../../src/domain/Event.ts"
 import { eventOps, isDueForExpiry, itemRevision, liveItem } from "../../src/domain/Event.ts"
 import type { ItemInput } from "../../src/domain/Item.ts"
@@ -66,7 +66,9 @@ const scenarios: ReadonlyArray<Scenario> = [
   { name: "expire event recorded", state: stateOf(event({ op: "expire", seq: 7 })), live: undefined, due: false },
   {
     name: "keep-alive",
-    state: stateOf(event({ op: "keep-alive", seq: 8, value: liveValue, expires: now + 60_000, valueRevision: "rev-2" })),
+    state: stateOf(
+      event({ op: "keep-alive", seq: 8, value: liveValue, expires: now + 60_000, valueRevision: "rev-2" })
+    ),
     live: { value: liveValue, revision: "rev-2" },
     due: false
   },
@@ -152,7 +154,9 @@ const cases: ReadonlyArray<Case> = [
   {
     name: "ConditionalDelete with the live revision",
     command: (s) => ({ _tag: "ConditionalDelete", key, revision: liveRevisionOr(s, "rev-3") }),
-    expected: (s) => (s.live ? { draft: { op: "delete" } } : { failure: new IncorrectRevision({ key, expected: "rev-3" }) })
+    expected: (
+      s
+    ) => (s.live ? { draft: { op: "delete" } } : { failure: new IncorrectRevision({ key, expected: "rev-3" }) })
   },
   {
     name: "ConditionalDelete with a wrong revision",
@@ -189,7 +193,9 @@ const cases: ReadonlyArray<Case> = [
     name: "KeepAlive with a wrong revision",
     command: () => ({ _tag: "KeepAlive", key, revision: "rev-wrong", expires: now + 90_000 }),
     // NotFound wins over IncorrectRevision when nothing is live.
-    expected: (s) => ({ failure: s.live ? new IncorrectRevision({ key, expected: "rev-wrong" }) : new NotFound({ key }) })
+    expected: (s) => ({
+      failure: s.live ? new IncorrectRevision({ key, expected: "rev-wrong" }) : new NotFound({ key })
+    })
   },
   {
     name: "Expire",
@@ -241,11 +247,13 @@ describe("decide: errors", () => {
   })
 
   it("NotFound names the key", () => {
-    for (const command of [
-      { _tag: "Update", item: item() },
-      { _tag: "Delete", key },
-      { _tag: "KeepAlive", key, revision: "", expires: undefined }
-    ] satisfies ReadonlyArray<Command>) {
+    for (
+      const command of [
+        { _tag: "Update", item: item() },
+        { _tag: "Delete", key },
+        { _tag: "KeepAlive", key, revision: "", expires: undefined }
+      ] satisfies ReadonlyArray<Command>
+    ) {
       const failure = decide(command, absent, now).failure
       expect(failure).toBeInstanceOf(NotFound)
       expect(failure?._tag).toBe("NotFound")
@@ -264,10 +272,12 @@ describe("decide: errors", () => {
 
   it("IncorrectRevision carries the expected revision, also when it is empty", () => {
     for (const revision of ["", "rev-wrong"]) {
-      for (const command of [
-        { _tag: "ConditionalUpdate", item: item(), revision },
-        { _tag: "ConditionalDelete", key, revision }
-      ] satisfies ReadonlyArray<Command>) {
+      for (
+        const command of [
+          { _tag: "ConditionalUpdate", item: item(), revision },
+          { _tag: "ConditionalDelete", key, revision }
+        ] satisfies ReadonlyArray<Command>
+      ) {
         for (const state of [live, absent]) {
           const failure = decide(command, state, now).failure
           expect(failure).toBeInstanceOf(IncorrectRevision)
@@ -281,8 +291,12 @@ describe("decide: errors", () => {
 
   it("an empty revision never matches, even a live item whose revision is empty", () => {
     const oddState = stateOf(event({ op: "put", seq: 1, value: liveValue, revision: "" }))
-    expect(decide({ _tag: "ConditionalUpdate", item: item(), revision: "" }, oddState, now).failure?._tag).toBe("IncorrectRevision")
-    expect(decide({ _tag: "ConditionalDelete", key, revision: "" }, oddState, now).failure?._tag).toBe("IncorrectRevision")
+    expect(decide({ _tag: "ConditionalUpdate", item: item(), revision: "" }, oddState, now).failure?._tag).toBe(
+      "IncorrectRevision"
+    )
+    expect(decide({ _tag: "ConditionalDelete", key, revision: "" }, oddState, now).failure?._tag).toBe(
+      "IncorrectRevision"
+    )
   })
 })
 
@@ -319,7 +333,10 @@ describe("decide: keep-alive and expiry", () => {
     expect(decide(expire, expirable(undefined), now)).toEqual({ events: [], failure: undefined })
     expect(decide(expire, KeyState.empty(key), now)).toEqual({ events: [], failure: undefined })
     expect(decide(expire, stateOf(event({ op: "expire", seq: 3 })), now)).toEqual({ events: [], failure: undefined })
-    expect(decide(expire, stateOf(event({ op: "delete", seq: 3, expires: now - 1 })), now)).toEqual({ events: [], failure: undefined })
+    expect(decide(expire, stateOf(event({ op: "delete", seq: 3, expires: now - 1 })), now)).toEqual({
+      events: [],
+      failure: undefined
+    })
   })
 
   it("the expiry boundary is inclusive: an item expiring at now is gone at now", () => {
@@ -436,7 +453,12 @@ describe("decide: properties", () => {
           expect(last).toEqual({ op: "put", value: command.item.value, expires: command.item.expires })
         } else if (command._tag === "KeepAlive") {
           const live = liveItem(state.latest, at)!
-          expect(last).toEqual({ op: "keep-alive", value: live.value, expires: command.expires, valueRevision: live.revision })
+          expect(last).toEqual({
+            op: "keep-alive",
+            value: live.value,
+            expires: command.expires,
+            valueRevision: live.revision
+          })
         } else {
           expect(last).toEqual({ op: "delete" })
         }

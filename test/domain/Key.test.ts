@@ -11,8 +11,22 @@ const sign = (n: number): -1 | 0 | 1 => (n < 0 ? -1 : n > 0 ? 1 : 0)
 
 /** Code points that sit on the edges of UTF-8 / UTF-16 encodings, mixed with arbitrary ones. */
 const edgeChar = fc.constantFrom(
-  "a", "/", "\u0001", "\u007f", "\u0080", "\u00ff", "\u07ff", "\u0800", "\ud7ff", "\ue000", "\uff61", "\uffff",
-  "\u{10000}", "\u{1f600}", "\u{10fffe}", "\u{10ffff}"
+  "a",
+  "/",
+  "\u0001",
+  "\u007f",
+  "\u0080",
+  "\u00ff",
+  "\u07ff",
+  "\u0800",
+  "\ud7ff",
+  "\ue000",
+  "\uff61",
+  "\uffff",
+  "\u{10000}",
+  "\u{1f600}",
+  "\u{10fffe}",
+  "\u{10ffff}"
 )
 const char = fc.oneof(fc.string({ unit: "binary", minLength: 1, maxLength: 1 }), edgeChar)
 const anyString = (constraints: { minLength?: number; maxLength?: number } = {}) =>
@@ -147,7 +161,9 @@ describe("Key.join", () => {
   })
 
   it("always starts with the separator and produces a valid key for valid parts (property)", () => {
-    const part = fc.string({ unit: char, minLength: 1, maxLength: 8 }).filter((s) => !s.includes("\u0000") && /[^/]/.test(s))
+    const part = fc.string({ unit: char, minLength: 1, maxLength: 8 }).filter((s) =>
+      !s.includes("\u0000") && /[^/]/.test(s)
+    )
     fc.assert(
       fc.property(fc.array(part, { minLength: 1, maxLength: 5 }), (parts) => {
         const key = Key.join(...parts)

@@ -14,7 +14,12 @@ const params = { seed: Number(process.env.FC_SEED ?? 20261125), numRuns: Number(
 
 const now = 1_000_000
 const leaseMillis = 3_000
-const lease = (id: string, owner: string | undefined, expiresAt = now + leaseMillis, finished = false): Lease => ({ id, owner, expiresAt, finished })
+const lease = (id: string, owner: string | undefined, expiresAt = now + leaseMillis, finished = false): Lease => ({
+  id,
+  owner,
+  expiresAt,
+  finished
+})
 
 const acquire = (overrides: Partial<AcquireInput> & { readonly shard: string }): LeaseBalance.AcquireDecision =>
   LeaseBalance.decideAcquire({
@@ -59,13 +64,18 @@ describe("LeaseBalance rules", () => {
       ...LeaseBalance.emptyMemory,
       freeSince: new Map([["s", { since: now - 100 * leaseMillis, membership: LeaseBalance.membership(["me"]) }]])
     }
-    expect(acquire({ shard: "s", lease: lease("s", "other"), memory })).toEqual({ _tag: "Leave", reason: "heldByOther" })
+    expect(acquire({ shard: "s", lease: lease("s", "other"), memory })).toEqual({
+      _tag: "Leave",
+      reason: "heldByOther"
+    })
     expect(acquire({ shard: "s", lease: lease("s", "me", now, true) })).toEqual({ _tag: "Leave", reason: "finished" })
   })
 
   it("a shard this worker holds is taken again (a restarted reader), whatever its share", () => {
     const leases = [lease("s", "me"), lease("t", "me")]
-    expect(acquire({ shard: "s", lease: leases[0], leases, workers: ["a", "b", "c", "d", "me"], mine: new Set(["s", "t"]) }))
+    expect(
+      acquire({ shard: "s", lease: leases[0], leases, workers: ["a", "b", "c", "d", "me"], mine: new Set(["s", "t"]) })
+    )
       .toEqual({ _tag: "Take", reason: "mine" })
   })
 
@@ -73,13 +83,30 @@ describe("LeaseBalance rules", () => {
     const leases = [lease("a", "me"), lease("b", "other"), lease("c", "other", 0), lease("d", undefined, 0)]
     const mine = new Set(["a"])
     // 4 active shards and "e" not leased yet: 5, over 2 workers a share of 3.
-    expect(acquire({ shard: "e", leases, workers: ["me", "other"], mine })).toEqual({ _tag: "Take", reason: "underShare" })
-    expect(acquire({ shard: "c", lease: leases[2], leases, workers: ["me", "other"], mine })).toEqual({ _tag: "Take", reason: "underShare" })
+    expect(acquire({ shard: "e", leases, workers: ["me", "other"], mine })).toEqual({
+      _tag: "Take",
+      reason: "underShare"
+    })
+    expect(acquire({ shard: "c", lease: leases[2], leases, workers: ["me", "other"], mine })).toEqual({
+      _tag: "Take",
+      reason: "underShare"
+    })
     const full = new Set(["a", "x", "y"])
-    expect(acquire({ shard: "c", lease: leases[2], leases, workers: ["me", "other"], mine: full })).toEqual({ _tag: "Leave", reason: "atShare" })
+    expect(acquire({ shard: "c", lease: leases[2], leases, workers: ["me", "other"], mine: full })).toEqual({
+      _tag: "Leave",
+      reason: "atShare"
+    })
     // Our own released lease is free like any other: taking it back must fit the share.
     const released = lease("r", "me", 0)
-    expect(acquire({ shard: "r", lease: released, leases: [released, lease("q", "me")], workers: ["me", "other"], mine: new Set(["q"]) }))
+    expect(
+      acquire({
+        shard: "r",
+        lease: released,
+        leases: [released, lease("q", "me")],
+        workers: ["me", "other"],
+        mine: new Set(["q"])
+      })
+    )
       .toEqual({ _tag: "Leave", reason: "atShare" })
   })
 
@@ -116,7 +143,10 @@ describe("LeaseBalance rules", () => {
     const leftWith = acquire({ ...input, workers: after, memory, now: now + leaseMillis })
     expect(leftWith).toEqual({ _tag: "Leave", reason: "atShare" })
     const restarted = LeaseBalance.remember(memory, "c", leftWith, now + leaseMillis, after)
-    expect(restarted.freeSince.get("c")).toEqual({ since: now + leaseMillis, membership: LeaseBalance.membership(after) })
+    expect(restarted.freeSince.get("c")).toEqual({
+      since: now + leaseMillis,
+      membership: LeaseBalance.membership(after)
+    })
     expect(acquire({ ...input, workers: after, memory: restarted, now: now + 2 * leaseMillis }))
       .toEqual({ _tag: "Take", reason: "stranded" })
   })
@@ -139,7 +169,12 @@ describe("LeaseBalance rules", () => {
     const second = LeaseBalance.decideRelease({ leases, workers, mine, memory: first.memory })
     expect(second.release).toEqual(["s4", "s3"])
     // A dip below the surplus in between starts the count again.
-    const dip = LeaseBalance.decideRelease({ leases, workers: ["me", "new", "third", "fourth"], mine: ["s1"], memory: first.memory })
+    const dip = LeaseBalance.decideRelease({
+      leases,
+      workers: ["me", "new", "third", "fourth"],
+      mine: ["s1"],
+      memory: first.memory
+    })
     expect(dip.memory.overShare).toBe(false)
     expect(LeaseBalance.decideRelease({ leases, workers, mine, memory: dip.memory }).release).toEqual([])
   })
@@ -156,10 +191,13 @@ describe("LeaseBalance rules", () => {
     const workers = ["me", "b", "lazy"]
     expect(LeaseBalance.decideRelease({ leases, workers, mine, memory: adoptedUnder(workers) }).release).toEqual(["s3"])
     // Holding the share plus what it adopted is settled: nothing else is released.
-    expect(LeaseBalance.decideRelease({ leases, workers, mine: ["s1", "s2", "s4"], memory: adoptedUnder(workers) }).release)
+    expect(
+      LeaseBalance.decideRelease({ leases, workers, mine: ["s1", "s2", "s4"], memory: adoptedUnder(workers) }).release
+    )
       .toEqual([])
     const changed = [...workers, "c"]
-    expect(LeaseBalance.decideRelease({ leases, workers: changed, mine, memory: adoptedUnder(workers) }).release).toEqual(["s4", "s3"])
+    expect(LeaseBalance.decideRelease({ leases, workers: changed, mine, memory: adoptedUnder(workers) }).release)
+      .toEqual(["s4", "s3"])
   })
 
   it("a worker at or under its share releases nothing", () => {
@@ -196,8 +234,17 @@ type Step =
   | { readonly _tag: "wait"; readonly rounds: number }
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ _tag: fc.constant("join" as const), lazy: fc.constantFrom(false, false, false, true) }) },
-  { weight: 2, arbitrary: fc.record({ _tag: fc.constantFrom("crash" as const, "stop" as const, "finish" as const), pick: fc.nat({ max: 50 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ _tag: fc.constant("join" as const), lazy: fc.constantFrom(false, false, false, true) })
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      _tag: fc.constantFrom("crash" as const, "stop" as const, "finish" as const),
+      pick: fc.nat({ max: 50 })
+    })
+  },
   { weight: 2, arbitrary: fc.constant({ _tag: "addShard" as const }) },
   { weight: 4, arbitrary: fc.record({ _tag: fc.constant("wait" as const), rounds: fc.integer({ min: 1, max: 4 }) }) }
 )
@@ -252,8 +299,15 @@ const simulate = (scenario: Scenario) => {
   }
   const alive = () => workers.filter((worker) => worker.alive)
   const view = (me: string) => {
-    const listed = [...leases].map(([id, l]): Lease => ({ id, owner: l.owner, expiresAt: l.expiresAt, finished: l.finished }))
-    const announcements = workers.flatMap((w) => (w.announcedUntil === undefined ? [] : [{ owner: w.name, expiresAt: w.announcedUntil }]))
+    const listed = [...leases].map(([id, l]): Lease => ({
+      id,
+      owner: l.owner,
+      expiresAt: l.expiresAt,
+      finished: l.finished
+    }))
+    const announcements = workers.flatMap((
+      w
+    ) => (w.announcedUntil === undefined ? [] : [{ owner: w.name, expiresAt: w.announcedUntil }]))
     return { listed, workers: LeaseBalance.liveWorkers(announcements, listed, me, time) }
   }
   const drop = (worker: SimWorker, id: string) => {
@@ -271,12 +325,18 @@ const simulate = (scenario: Scenario) => {
     for (const [id, epoch] of [...worker.mine]) {
       const held = leases.get(id)!
       // ProjectionLeases.renew: owner and epoch match, and not released.
-      if (held.owner === worker.name && held.epoch === epoch && held.expiresAt > 0 && !held.finished) held.expiresAt = time + leaseMillis
-      else drop(worker, id)
+      if (held.owner === worker.name && held.epoch === epoch && held.expiresAt > 0 && !held.finished) {
+        held.expiresAt = time + leaseMillis
+      } else drop(worker, id)
     }
     worker.announcedUntil = time + leaseMillis
     const { listed, workers: live } = view(worker.name)
-    const decision = LeaseBalance.decideRelease({ leases: listed, workers: live, mine: [...worker.mine.keys()], memory: worker.memory })
+    const decision = LeaseBalance.decideRelease({
+      leases: listed,
+      workers: live,
+      mine: [...worker.mine.keys()],
+      memory: worker.memory
+    })
     worker.memory = decision.memory
     for (const id of decision.release) {
       if (!worker.mine.has(id)) violations.push(`${worker.name} released ${id}, which it does not hold`)
@@ -385,7 +445,16 @@ const simulate = (scenario: Scenario) => {
 
   const open = shards.filter((id) => leases.get(id)?.finished !== true)
   const living = alive()
-  return { leases, open, living, violations, settled, stillSettled: snapshot(), handOffsAfterSettling: handOffs - handOffsSettled, time }
+  return {
+    leases,
+    open,
+    living,
+    violations,
+    settled,
+    stillSettled: snapshot(),
+    handOffsAfterSettling: handOffs - handOffsSettled,
+    time
+  }
 }
 
 describe("LeaseBalance over a simulated group of workers", () => {
@@ -406,7 +475,12 @@ describe("LeaseBalance over a simulated group of workers", () => {
         // Fair when every living worker takes its part (a worker that never takes leaves its part to the others).
         if (!result.living.some((worker) => worker.lazy)) {
           const share = LeaseBalance.fairShare(result.open.length, result.living.length)
-          for (const worker of result.living) expect({ worker: worker.name, held: worker.mine.size <= share }).toEqual({ worker: worker.name, held: true })
+          for (const worker of result.living) {
+            expect({ worker: worker.name, held: worker.mine.size <= share }).toEqual({
+              worker: worker.name,
+              held: true
+            })
+          }
         }
         // Settled means settled: no hand-off and no change of owner or epoch afterwards.
         expect(result.stillSettled).toBe(result.settled)
@@ -422,7 +496,10 @@ describe("LeaseBalance over a simulated group of workers", () => {
         const result = simulate({
           shards,
           workers: 1,
-          steps: [{ _tag: "wait", rounds: 3 }, ...Array.from({ length: joining }, () => ({ _tag: "join" as const, lazy: false }))],
+          steps: [
+            { _tag: "wait", rounds: 3 },
+            ...Array.from({ length: joining }, () => ({ _tag: "join" as const, lazy: false }))
+          ],
           order: shards * 31 + joining
         })
         expect(result.violations).toEqual([])

@@ -9,8 +9,25 @@ const sign = (n: number): -1 | 0 | 1 => (n < 0 ? -1 : n > 0 ? 1 : 0)
 const cmp = (a: Uint8Array, b: Uint8Array): -1 | 0 | 1 => sign(Buffer.compare(a, b))
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex")
 
-const edgeChar = fc.constantFrom("a", "b", "/", "\u0001", "\u007f", "\u0080", "é", "\u07ff", "\u0800", "\ud7ff", "\ue000", "\uffff", "😀", "\u{10ffff}")
-const keyChar = fc.oneof(fc.string({ unit: "binary", minLength: 1, maxLength: 1 }), edgeChar).filter((c) => c !== "\u0000")
+const edgeChar = fc.constantFrom(
+  "a",
+  "b",
+  "/",
+  "\u0001",
+  "\u007f",
+  "\u0080",
+  "é",
+  "\u07ff",
+  "\u0800",
+  "\ud7ff",
+  "\ue000",
+  "\uffff",
+  "😀",
+  "\u{10ffff}"
+)
+const keyChar = fc.oneof(fc.string({ unit: "binary", minLength: 1, maxLength: 1 }), edgeChar).filter((c) =>
+  c !== "\u0000"
+)
 /** Valid keys: non-empty, no NUL, well formed (short, so shared prefixes are common). */
 const key = fc.string({ unit: keyChar, minLength: 1, maxLength: 6 })
 const suffix = fc.string({ unit: keyChar, maxLength: 4 })
@@ -145,7 +162,12 @@ describe("SortKey.lowerBound / upperBound", () => {
   })
 
   it("exclude a key that the bounded key is a prefix of, and a key that is a prefix of it", () => {
-    for (const [k, other] of [["a", "ab"], ["ab", "a"], ["a", "a\u0001"], ["/users", "/users/alice"], ["é", "é\u0001"]] as const) {
+    for (
+      const [k, other] of [["a", "ab"], ["ab", "a"], ["a", "a\u0001"], ["/users", "/users/alice"], [
+        "é",
+        "é\u0001"
+      ]] as const
+    ) {
       for (const s of [0, 1, Number.MAX_SAFE_INTEGER]) {
         const encoded = SortKey.encode(other, s)
         const inside = cmp(SortKey.lowerBound(k), encoded) <= 0 && cmp(encoded, SortKey.upperBound(k)) <= 0

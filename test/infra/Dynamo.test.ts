@@ -9,7 +9,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
 
-const conflict = () => Object.assign(new Error("Transaction is ongoing for the item"), { name: "TransactionConflictException" })
+const conflict = () =>
+  Object.assign(new Error("Transaction is ongoing for the item"), { name: "TransactionConflictException" })
 const unusedClient = {} as DynamoDBClient
 
 describe("Dynamo", () => {

@@ -38,7 +38,9 @@ describe("DynamoDBLocal", () => {
       yield* Scope.close(scope, Exit.void)
       yield* instance.stop // idempotent after the scope already stopped it
 
-      const error = yield* Effect.flip(Effect.tryPromise(() => fetch(instance.endpoint, { method: "POST", body: "{}" })))
+      const error = yield* Effect.flip(
+        Effect.tryPromise(() => fetch(instance.endpoint, { method: "POST", body: "{}" }))
+      )
       const cause = (error.cause as { cause?: { code?: string } } | undefined)?.cause
       expect(cause?.code).toBe("ECONNREFUSED")
     }))

@@ -33,7 +33,13 @@ describe("ProjectionLeases", () => {
       expect([after.owner, after.epoch, after.finished, after.checkpoint]).toEqual(["A", 1, true, "000123"])
       // The finished lease carries a TTL two days out (past the stream's retention), and the table has TTL on.
       const raw = yield* Effect.promise(() =>
-        client.send(new ScanCommand({ TableName: location.table, FilterExpression: "attribute_exists(#ttl)", ExpressionAttributeNames: { "#ttl": "ttl" } }))
+        client.send(
+          new ScanCommand({
+            TableName: location.table,
+            FilterExpression: "attribute_exists(#ttl)",
+            ExpressionAttributeNames: { "#ttl": "ttl" }
+          })
+        )
       )
       const ttls = (raw.Items ?? []).map((item) => Number(item["ttl"]?.N) * 1000 - Date.now())
       expect(ttls).toHaveLength(1)

@@ -4,14 +4,15 @@
  * and the `/metrics` HTTP endpoint's life: port 0, content type, 404/405,
  * a port already taken, closed with its scope.
  */
-import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Logger, Metric, Option, References, Scope } from "effect"
+import * as net from "node:net"
 import * as PrometheusMetrics from "../../src/infra/PrometheusMetrics.ts"
 import { MetricsServer } from "../../src/infra/PrometheusMetrics.ts"
 
 /** Runs `effect` against a registry of its own, so other tests' metrics do not show. */
-const isolated = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, Metric.MetricRegistry, new Map())
+const isolated = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.provideService(effect, Metric.MetricRegistry, new Map())
 
 const lines = (text: string): ReadonlyArray<string> => text.split("\n")
 
@@ -35,8 +36,13 @@ const get = (url: string, init?: RequestInit) =>
 describe("PrometheusMetrics.render", () => {
   it.effect("a counter, a gauge with attributes and a histogram, line by line", () =>
     isolated(Effect.gen(function*() {
-      const applied = Metric.counter("dynastate_test_events_applied", { description: "events applied", incremental: true })
-      const lag = Metric.gauge("dynastate_test_lag_ms", { description: "age of the last record\nper shard, in ms \\ms" })
+      const applied = Metric.counter("dynastate_test_events_applied", {
+        description: "events applied",
+        incremental: true
+      })
+      const lag = Metric.gauge("dynastate_test_lag_ms", {
+        description: "age of the last record\nper shard, in ms \\ms"
+      })
       const latency = Metric.histogram("dynastate_test_latency_ms", { boundaries: [10, 100] })
       yield* Metric.update(applied, 2)
       yield* Metric.update(applied, 1)
@@ -110,10 +116,16 @@ describe("PrometheusMetrics.render", () => {
 
   it.effect("names and label names are sanitised; an attribute named le, quantile or key is exported_…", () =>
     isolated(Effect.gen(function*() {
-      yield* Metric.update(Metric.gauge("http.requests-in flight", { attributes: { "db.name": "main", "__meta": "x", "1st": "y" } }), 4)
+      yield* Metric.update(
+        Metric.gauge("http.requests-in flight", { attributes: { "db.name": "main", "__meta": "x", "1st": "y" } }),
+        4
+      )
       yield* Metric.update(Metric.gauge("5xx_rate"), 1)
       yield* Metric.update(Metric.gauge("ünïcode:ok"), 2)
-      yield* Metric.update(Metric.histogram("sizes", { boundaries: [1], attributes: { le: "attribute", "le.x": "kept" } }), 0.5)
+      yield* Metric.update(
+        Metric.histogram("sizes", { boundaries: [1], attributes: { le: "attribute", "le.x": "kept" } }),
+        0.5
+      )
       yield* Metric.update(Metric.withAttributes(Metric.gauge("dups"), { "a.b": "first", "a-b": "second" }), 1)
       yield* Metric.update(Metric.frequency("words", { attributes: { key: "attribute" } }), "word")
 
@@ -217,7 +229,10 @@ describe("MetricsServer", () => {
   it.effect("without a registry of its own it serves Effect's default one, which the rest of the process updates", () =>
     Effect.gen(function*() {
       const name = `dynastate_test_default_registry_${process.pid}`
-      const { url } = Context.get(yield* Layer.build(MetricsServer.layer({ host: "127.0.0.1", port: 0 })), MetricsServer)
+      const { url } = Context.get(
+        yield* Layer.build(MetricsServer.layer({ host: "127.0.0.1", port: 0 })),
+        MetricsServer
+      )
       // Another runtime altogether, as the worker's fibers would be.
       Effect.runSync(Metric.update(Metric.gauge(name), 42))
       expect(lines((yield* get(url)).body)).toContain(`${name} 42`)
@@ -246,7 +261,9 @@ describe("PrometheusMetrics.layerFromConfig", () => {
   it.effect("a metrics_port: the endpoint runs and its address is logged", () =>
     isolated(Effect.gen(function*() {
       yield* Metric.update(Metric.gauge("dynastate_test_from_config"), 1)
-      const messages = yield* logged(PrometheusMetrics.layerFromConfig({ metricsPort: Option.some(0), metricsHost: "127.0.0.1" }))
+      const messages = yield* logged(
+        PrometheusMetrics.layerFromConfig({ metricsPort: Option.some(0), metricsHost: "127.0.0.1" })
+      )
       expect(messages).toHaveLength(1)
       const url = /serving metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)$/.exec(messages[0]!)?.[1]
       expect(url).toBeDefined()

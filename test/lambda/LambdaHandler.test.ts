@@ -2,8 +2,8 @@
  * The Lambda handler runs projections over records in Lambda's JSON shape
  * (binary attributes as base64), taken here from DynamoDB Local's real stream.
  */
-import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import type { Event } from "../../src/domain/Event.ts"
@@ -66,7 +66,11 @@ describe("LambdaHandler", () => {
       yield* store.put({ key: "/l/a", value: bytes("a2") })
       yield* store.delete("/l/b")
       const seen: Array<Event> = []
-      const recorder = Projection.make({ name: "recorder", prefixes: ["/l/"], apply: (event: Event) => Effect.sync(() => seen.push(event)) })
+      const recorder = Projection.make({
+        name: "recorder",
+        prefixes: ["/l/"],
+        apply: (event: Event) => Effect.sync(() => seen.push(event))
+      })
       const records = yield* allRecords(location.table)
       const context = yield* Layer.build(eventTableLayer(location))
       const response = yield* handleBatch([recorder], toLambdaEvent(records)).pipe(Effect.provide(context))
@@ -89,13 +93,15 @@ describe("LambdaHandler", () => {
       const flaky = Projection.make({
         name: "flaky",
         prefixes: [],
-        apply: (event: Event) => event.key === "/f/2" ? Effect.fail(new Error("boom")) : Effect.sync(() => applied.push(event.key))
+        apply: (event: Event) =>
+          event.key === "/f/2" ? Effect.fail(new Error("boom")) : Effect.sync(() => applied.push(event.key))
       })
-      const records = (yield* allRecords(location.table)).filter((record) => record.newImage?.pk?.S === location.namespace)
+      const records = (yield* allRecords(location.table)).filter((record) =>
+        record.newImage?.pk?.S === location.namespace
+      )
       const handler = makeHandler(eventTableLayer(location), Effect.succeed([flaky]))
       const response = yield* Effect.promise(() => handler(toLambdaEvent(records)))
       expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[1]!.sequenceNumber }])
       expect(applied).toEqual(["/f/1"])
     })))
 })
-

@@ -5,20 +5,20 @@
  * file, a missing export, an export of the wrong shape, projections of the
  * wrong shape and a failing module each give their typed error naming the file.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
-import { randomUUID } from "node:crypto"
-import { pathToFileURL } from "node:url"
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
+import { randomUUID } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
-import * as ProjectionModule from "../../src/programs/worker/ProjectionModule.ts"
-import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { Store } from "../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
+import * as ProjectionModule from "../../src/programs/worker/ProjectionModule.ts"
+import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { eventTableLayer, makeClient, provisionTable, streamsConfig } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { bytes } from "./support.ts"
@@ -92,7 +92,10 @@ describe("ProjectionModule.load", () => {
 
       const make = yield* ProjectionModule.load(path.join(dir, file))
       const projections = yield* make.pipe(Effect.provide(services))
-      expect(projections.map((projection) => [projection.name, projection.prefixes])).toEqual([[`notes@${location.namespace}`, ["/notes/"]]])
+      expect(projections.map((projection) => [projection.name, projection.prefixes])).toEqual([[
+        `notes@${location.namespace}`,
+        ["/notes/"]
+      ]])
       const projection = yield* Rebuild.byName(projections, `notes@${location.namespace}`)
       const outcome = yield* Rebuild.rebuild(projection).pipe(Effect.provide(services))
       expect(outcome).toEqual({ _tag: "Replayed", keys: 2, shredded: 0, unreadable: [] })
@@ -101,7 +104,10 @@ describe("ProjectionModule.load", () => {
 
   it.live("takes the named export `projections` when there is no default, and a plain array of projections", () =>
     Effect.gen(function*() {
-      const named = writeModule("named", `export const projections = Effect.succeed([Projection.make({ name: "named", prefixes: [], apply: () => Effect.void })])\n`)
+      const named = writeModule(
+        "named",
+        `export const projections = Effect.succeed([Projection.make({ name: "named", prefixes: [], apply: () => Effect.void })])\n`
+      )
       expect((yield* loadAndRun(named)).map((projection) => projection.name)).toEqual(["named"])
       const array = writeModule(
         "array",
@@ -125,27 +131,75 @@ describe("ProjectionModule.load", () => {
         .toContain("has neither a default export nor an export named projections")
       expect(yield* invalid(writeModule("string", `export default "my projections"\n`)))
         .toContain("its default export is not an Effect producing projections")
-      expect(yield* invalid(writeModule("object", `export default Effect.succeed({ name: "x", prefixes: [], apply: () => Effect.void })\n`)))
+      expect(
+        yield* invalid(
+          writeModule(
+            "object",
+            `export default Effect.succeed({ name: "x", prefixes: [], apply: () => Effect.void })\n`
+          )
+        )
+      )
         .toContain("its projections are not an array")
-      expect(yield* invalid(writeModule("prefixes", `export default Effect.succeed([{ name: "x", prefixes: "/x/", apply: () => Effect.void }])\n`)))
+      expect(
+        yield* invalid(
+          writeModule(
+            "prefixes",
+            `export default Effect.succeed([{ name: "x", prefixes: "/x/", apply: () => Effect.void }])\n`
+          )
+        )
+      )
         .toContain(`projection 0 "x" has no prefixes`)
-      expect(yield* invalid(writeModule("apply", `export default [Projection.make({ name: "ok", prefixes: [], apply: () => Effect.void }), { name: "y", prefixes: [] }]\n`)))
+      expect(
+        yield* invalid(
+          writeModule(
+            "apply",
+            `export default [Projection.make({ name: "ok", prefixes: [], apply: () => Effect.void }), { name: "y", prefixes: [] }]\n`
+          )
+        )
+      )
         .toContain(`projection 1 "y" has no apply function`)
-      expect(yield* invalid(writeModule("rebuild", `export default [{ name: "z", prefixes: [], apply: () => Effect.void, rebuild: () => Effect.void }]\n`)))
+      expect(
+        yield* invalid(
+          writeModule(
+            "rebuild",
+            `export default [{ name: "z", prefixes: [], apply: () => Effect.void, rebuild: () => Effect.void }]\n`
+          )
+        )
+      )
         .toContain(`"z" has a rebuild that is not an Effect`)
       expect(yield* invalid(writeModule("unnamed", `export default [{ prefixes: [], apply: () => Effect.void }]\n`)))
         .toContain("projection 0 has no name")
-      expect(yield* invalid(writeModule("twice", `const p = { name: "same", prefixes: [], apply: () => Effect.void }\nexport default [p, { ...p }]\n`)))
+      expect(
+        yield* invalid(
+          writeModule(
+            "twice",
+            `const p = { name: "same", prefixes: [], apply: () => Effect.void }\nexport default [p, { ...p }]\n`
+          )
+        )
+      )
         .toContain(`two projections are named "same"`)
       expect(yield* invalid(writeModule("syntax", `export default [\n`))).toContain("cannot be imported")
     }))
 
   it.live("fails with ProjectionModuleFailed when the module's Effect fails or throws", () =>
     Effect.gen(function*() {
-      const failing = writeModule("failing", `export default Effect.fail({ _tag: "NoDatabase", message: "the index database is down" })\n`)
+      const failing = writeModule(
+        "failing",
+        `export default Effect.fail({ _tag: "NoDatabase", message: "the index database is down" })\n`
+      )
       const failed = yield* Effect.flip(loadAndRun(failing))
-      expect(failed).toMatchObject({ _tag: "ProjectionModuleFailed", file: path.join(dir, failing), reason: "the index database is down" })
-      const throwing = writeModule("throwing", `export default Effect.sync(() => { throw new Error("bug in the module") })\n`)
-      expect(yield* Effect.flip(loadAndRun(throwing))).toMatchObject({ _tag: "ProjectionModuleFailed", reason: "bug in the module" })
+      expect(failed).toMatchObject({
+        _tag: "ProjectionModuleFailed",
+        file: path.join(dir, failing),
+        reason: "the index database is down"
+      })
+      const throwing = writeModule(
+        "throwing",
+        `export default Effect.sync(() => { throw new Error("bug in the module") })\n`
+      )
+      expect(yield* Effect.flip(loadAndRun(throwing))).toMatchObject({
+        _tag: "ProjectionModuleFailed",
+        reason: "bug in the module"
+      })
     }))
 })

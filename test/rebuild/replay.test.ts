@@ -12,8 +12,8 @@ import * as SortKey from "../../src/domain/SortKey.ts"
 import { scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
-import { Compaction, compactKey } from "../../src/programs/worker/Compaction.ts"
 import * as NewestEvents from "../../src/programs/store/NewestEvents.ts"
+import { Compaction, compactKey } from "../../src/programs/worker/Compaction.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { rawGraves, rawKeyItems } from "../support/RawTable.ts"
@@ -33,16 +33,28 @@ const compactAll = (location: TestTable) =>
     const compaction = yield* Compaction
     return yield* compaction.all(() => Effect.void, { settleMillis: 0 })
   }).pipe(
-    Effect.provide(Compaction.layer.pipe(Layer.provideMerge(HistoryArea.layer), Layer.provideMerge(eventTableLayer(location, { client }))))
+    Effect.provide(
+      Compaction.layer.pipe(
+        Layer.provideMerge(HistoryArea.layer),
+        Layer.provideMerge(eventTableLayer(location, { client }))
+      )
+    )
   )
 
 describe("NewestEvents.coveredRanges", () => {
   it("covers every key when no prefix is given, and each outermost prefix once, in key order", () => {
-    expect(NewestEvents.coveredRanges([])).toEqual([{ lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }])
+    expect(NewestEvents.coveredRanges([])).toEqual([{
+      lower: new Uint8Array([0]),
+      upper: SortKey.prefixUpperBound(""),
+      descending: false
+    }])
     expect(NewestEvents.coveredRanges(["/a/", ""])).toHaveLength(1)
     const ranges = NewestEvents.coveredRanges(["/u/", "/a/", "/u/x/", "/a/"])
     expect(ranges.map((range) => Key.fromBytes(range.lower))).toEqual(["/a/", "/u/"])
-    expect(ranges.map((range) => range.upper)).toEqual([SortKey.prefixUpperBound("/a/"), SortKey.prefixUpperBound("/u/")])
+    expect(ranges.map((range) => range.upper)).toEqual([
+      SortKey.prefixUpperBound("/a/"),
+      SortKey.prefixUpperBound("/u/")
+    ])
   })
 })
 
@@ -98,15 +110,28 @@ describe("Rebuild.rebuild, generic replay", () => {
       expect(entries(view.state)).toEqual(expected)
       // The fold agrees with the store: its live items, and each key's newest seq.
       const live = yield* store.getRange("/u/", Key.rangeEnd("/u/"))
-      expect(live.filter((item) => item.key.startsWith("/u/")).map((item) => [item.key, new TextDecoder().decode(item.value)]))
-        .toEqual(entries(view.state).filter(([, entry]) => entry.value !== undefined).map(([key, entry]) => [key, entry.value]))
+      expect(
+        live.filter((item) => item.key.startsWith("/u/")).map((
+          item
+        ) => [item.key, new TextDecoder().decode(item.value)])
+      )
+        .toEqual(
+          entries(view.state).filter(([, entry]) => entry.value !== undefined).map(([key, entry]) => [key, entry.value])
+        )
       const eventTable = Context.get(context, EventTable)
       for (const [key, entry] of view.state) {
         const latest = yield* eventTable.latest(key)
         expect(Option.map(latest, (event) => event.seq), key).toEqual(Option.some(entry.seq))
       }
       // Each covered key once, newest event only, in key order.
-      expect(view.calls).toEqual(["apply /u/a@3", "apply /u/b@2", "apply /u/c@1", "apply /u/d@3", "apply /u/e@2", "apply /u/f@3"])
+      expect(view.calls).toEqual([
+        "apply /u/a@3",
+        "apply /u/b@2",
+        "apply /u/c@1",
+        "apply /u/d@3",
+        "apply /u/e@2",
+        "apply /u/f@3"
+      ])
       expect(outcome).toEqual({ _tag: "Replayed", keys: 6, shredded: 0, unreadable: [] })
       expect(progress[0]).toEqual([0, 6])
       expect(progress.at(-1)).toEqual([6, 6])
@@ -126,7 +151,13 @@ describe("Rebuild.rebuild, generic replay", () => {
       const everything = memoryProjection("everything", [])
       expect(yield* Rebuild.rebuild(everything.projection).pipe(Effect.provide(context)))
         .toEqual({ _tag: "Replayed", keys: 5, shredded: 0, unreadable: [] })
-      expect(everything.calls).toEqual(["apply /a/1@1", "apply /a/2@1", "apply /a/20/x@1", "apply /b@2", "apply /c/1@1"])
+      expect(everything.calls).toEqual([
+        "apply /a/1@1",
+        "apply /a/2@1",
+        "apply /a/20/x@1",
+        "apply /b@2",
+        "apply /c/1@1"
+      ])
 
       const overlapping = memoryProjection("overlapping", ["/c/", "/a/2", "/a/", "/a/2"])
       yield* Rebuild.rebuild(overlapping.projection).pipe(Effect.provide(context))
@@ -150,7 +181,10 @@ describe("Rebuild.rebuild, generic replay", () => {
       yield* store.delete("/p/zz") // its newest tombstone (seq 4) is live again, for now
 
       const context = yield* services(location)
-      const area = Context.get(yield* Layer.build(HistoryArea.layer.pipe(Layer.provide(Layer.succeedContext(context)))), HistoryArea)
+      const area = Context.get(
+        yield* Layer.build(HistoryArea.layer.pipe(Layer.provide(Layer.succeedContext(context)))),
+        HistoryArea
+      )
       const view = memoryProjection("pages", ["/p/"])
       let buried = false
       // While the first key is applied (later pages unread), the last key's tombstone leaves the live range for its grave.
@@ -169,7 +203,9 @@ describe("Rebuild.rebuild, generic replay", () => {
       expect(yield* Effect.promise(() => rawKeyItems(client, location, "/p/zz"))).toEqual([])
       expect(outcome).toEqual({ _tag: "Replayed", keys: 43, shredded: 0, unreadable: [] })
       expect(view.calls).toEqual(
-        [...keys, "/p/05x", "/p/17x", "/p/zz"].sort().map((key) => `apply ${key}@${key.endsWith("x") ? 2 : key === "/p/zz" ? 4 : 1}`)
+        [...keys, "/p/05x", "/p/17x", "/p/zz"].sort().map((key) =>
+          `apply ${key}@${key.endsWith("x") ? 2 : key === "/p/zz" ? 4 : 1}`
+        )
       )
       expect(view.state.get("/p/zz")).toEqual({ seq: 4, value: undefined })
       expect(view.state.get("/p/39")?.value).toBe("9".repeat(60_000))
@@ -205,7 +241,9 @@ describe("Rebuild.rebuild of projections with a rebuild or reset of their own", 
         reset: Effect.sync(() => void calls.push("reset"))
       })
       const progress: Array<number> = []
-      const outcome = yield* Rebuild.rebuild(custom, { onProgress: (done) => Effect.sync(() => void progress.push(done)) }).pipe(
+      const outcome = yield* Rebuild.rebuild(custom, {
+        onProgress: (done) => Effect.sync(() => void progress.push(done))
+      }).pipe(
         Effect.provide(yield* services(location))
       )
       expect(outcome).toEqual({ _tag: "Custom" })
@@ -221,7 +259,9 @@ describe("Rebuild.rebuild of projections with a rebuild or reset of their own", 
       yield* store.put({ key: "/k/2", value: bytes("two") })
       const view = memoryProjection("resettable", ["/k/"])
       view.state.set("/k/stale", { seq: 7, value: "from another table" })
-      const resettable = { ...view.projection, reset: Effect.sync(() => {
+      const resettable = {
+        ...view.projection,
+        reset: Effect.sync(() => {
           view.calls.push("reset")
           view.state.clear()
         })

@@ -28,7 +28,10 @@ export const memoryProjection = (name: string, prefixes: ReadonlyArray<string>) 
       applied.push(event)
       const current = state.get(event.key)
       if (current !== undefined && current.seq >= event.seq) return
-      state.set(event.key, { seq: event.seq, value: carriesValue(event) && event.value ? decoder.decode(event.value) : undefined })
+      state.set(event.key, {
+        seq: event.seq,
+        value: carriesValue(event) && event.value ? decoder.decode(event.value) : undefined
+      })
     })
   const projection = Projection.make({ name, prefixes, apply })
   return { state, calls, applied, projection }

@@ -1,9 +1,9 @@
-import { gunzipSync, gzipSync } from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema, SchemaTransformation, Stream } from "effect"
 import type { Scope } from "effect"
-import { Store } from "../../src/programs/store/Store.ts"
+import { gunzipSync, gzipSync } from "node:zlib"
 import * as Keyspace from "../../src/programs/store/Keyspace.ts"
+import { Store } from "../../src/programs/store/Store.ts"
 import { eventually } from "../streams/Harness.ts"
 import { openStore, tablePerFile } from "../support/TestStore.ts"
 
@@ -47,7 +47,10 @@ const OrderNo = Schema.String.pipe(
   Schema.check(Schema.isPattern(/^\d{8}$/)),
   Schema.decodeTo(
     Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 99_999_999 }))),
-    SchemaTransformation.transform({ decode: (digits: string) => Number(digits), encode: (n: number) => String(n).padStart(8, "0") })
+    SchemaTransformation.transform({
+      decode: (digits: string) => Number(digits),
+      encode: (n: number) => String(n).padStart(8, "0")
+    })
   )
 )
 const Orders = Keyspace.make({ prefix: "/orders/", key: OrderNo, value: Schema.Struct({ total: Schema.Number }) })
@@ -88,7 +91,12 @@ describe("Keyspace on the DynamoDB store", () => {
       expect(updated.revision).not.toBe(put.revision)
 
       // compareAndSwap compares encoded bytes; the same value built in another field order still matches.
-      const reordered: User = { joined: new Date("2026-01-02T03:04:05.000Z"), address: { zip: "69001", city: "Lyon" }, age: 32, name: "Alice" }
+      const reordered: User = {
+        joined: new Date("2026-01-02T03:04:05.000Z"),
+        address: { zip: "69001", city: "Lyon" },
+        age: 32,
+        name: "Alice"
+      }
       yield* Users.compareAndSwap("alice", reordered, user("Alice", 33))
       const mismatch = yield* failure(Users.compareAndSwap("alice", user("Alice", 32), user("Alice", 34)))
       expect(mismatch).toMatchObject({ _tag: "CompareFailed", key: "/users/alice", reason: "value-mismatch" })
@@ -103,7 +111,12 @@ describe("Keyspace on the DynamoDB store", () => {
       const expires = Date.now() + 3_600_000
       const kept = yield* Users.keepAlive(guarded, expires)
       expect(kept).toEqual({ key: "alice", revision: guarded.revision })
-      expect(yield* Users.get("alice")).toEqual({ key: "alice", value: user("Alice", 34), expires, revision: guarded.revision })
+      expect(yield* Users.get("alice")).toEqual({
+        key: "alice",
+        value: user("Alice", 34),
+        expires,
+        revision: guarded.revision
+      })
       const withExpiry = yield* Users.put("bob", user("Bob"), { expires })
       expect((yield* Users.get("bob")).expires).toBe(expires)
 
@@ -163,7 +176,10 @@ describe("Keyspace on the DynamoDB store", () => {
 
       const nowhere = Keyspace.make({ prefix: "", key: Schema.String, value: Schema.String })
       expect(yield* failure(nowhere.put("k", "v"))).toMatchObject({ _tag: "BadParameter", field: "prefix" })
-      expect(yield* failure(Stream.runCollect(nowhere.watch()))).toMatchObject({ _tag: "BadParameter", field: "prefix" })
+      expect(yield* failure(Stream.runCollect(nowhere.watch()))).toMatchObject({
+        _tag: "BadParameter",
+        field: "prefix"
+      })
 
       expect(yield* store.getRange("/", "/\u{10FFFF}")).toEqual([])
     })))
@@ -202,11 +218,18 @@ describe("Keyspace on the DynamoDB store", () => {
       const store = yield* Store
       yield* store.put({
         key: "/users/frank",
-        value: bytes(`{"name":"Frank","age":"old","address":{"city":"Nice","zip":6000},"joined":"2026-01-01T00:00:00.000Z"}`)
+        value: bytes(
+          `{"name":"Frank","age":"old","address":{"city":"Nice","zip":6000},"joined":"2026-01-01T00:00:00.000Z"}`
+        )
       })
       const wrongTypes = yield* decodeFailure(Users.get("frank"))
       expect(wrongTypes).toBeInstanceOf(Keyspace.KeyspaceDecodeError)
-      expect(wrongTypes).toMatchObject({ _tag: "KeyspaceDecodeError", key: "/users/frank", part: "value", path: ["age"] })
+      expect(wrongTypes).toMatchObject({
+        _tag: "KeyspaceDecodeError",
+        key: "/users/frank",
+        part: "value",
+        path: ["age"]
+      })
       expect(wrongTypes.reason).toBe(`Expected number at ["age"]; Expected string at ["address"]["zip"]`)
       expect(wrongTypes.message).toBe(`cannot decode the value of /users/frank: ${wrongTypes.reason}`)
 
@@ -259,7 +282,12 @@ describe("Keyspace on the DynamoDB store", () => {
       expect(yield* Users.deleteRange()).toBe(3)
       expect(yield* keys()).toEqual([])
       // The neighbours are untouched.
-      expect((yield* store.getRange("/user", "/usersx/a")).map((item) => item.key)).toEqual(["/user", "/users/", "/users0", "/usersx/a"])
+      expect((yield* store.getRange("/user", "/usersx/a")).map((item) => item.key)).toEqual([
+        "/user",
+        "/users/",
+        "/users0",
+        "/usersx/a"
+      ])
     })))
 
   it.live("history and getAt are decoded", () =>
@@ -286,19 +314,36 @@ describe("Keyspace on the DynamoDB store", () => {
 
       const store = yield* Store
       yield* store.put({ key: "/users/ivy", value: bytes("[]") })
-      expect(yield* failure(Stream.runCollect(Users.history("ivy")))).toMatchObject({ _tag: "KeyspaceDecodeError", key: "/users/ivy" })
+      expect(yield* failure(Stream.runCollect(Users.history("ivy")))).toMatchObject({
+        _tag: "KeyspaceDecodeError",
+        key: "/users/ivy"
+      })
     })))
 
   it.live("custom codecs: bare text, gzip'd JSON; a codec's failure is a typed error", () =>
     withStore(Effect.gen(function*() {
       const store = yield* Store
-      const Notes = Keyspace.make({ prefix: "/notes/", key: Schema.String, value: Schema.String, codec: Keyspace.textCodec })
+      const Notes = Keyspace.make({
+        prefix: "/notes/",
+        key: Schema.String,
+        value: Schema.String,
+        codec: Keyspace.textCodec
+      })
       yield* Notes.put("n1", "héllo, wörld")
       expect(text((yield* store.get("/notes/n1")).value)).toBe("héllo, wörld")
       expect((yield* Notes.get("n1")).value).toBe("héllo, wörld")
       yield* store.put({ key: "/notes/n2", value: new Uint8Array([0xff, 0xfe]) })
-      expect(yield* failure(Notes.get("n2"))).toMatchObject({ _tag: "KeyspaceDecodeError", part: "value", reason: "the bytes are not UTF-8 text" })
-      const Counts = Keyspace.make({ prefix: "/counts/", key: Schema.String, value: Schema.Number, codec: Keyspace.textCodec })
+      expect(yield* failure(Notes.get("n2"))).toMatchObject({
+        _tag: "KeyspaceDecodeError",
+        part: "value",
+        reason: "the bytes are not UTF-8 text"
+      })
+      const Counts = Keyspace.make({
+        prefix: "/counts/",
+        key: Schema.String,
+        value: Schema.Number,
+        codec: Keyspace.textCodec
+      })
       expect(yield* failure(Counts.put("c", 1))).toMatchObject({
         _tag: "KeyspaceEncodeError",
         reason: "the text codec stores strings, not number"
@@ -343,15 +388,31 @@ describe("Keyspace on the DynamoDB store", () => {
       expect((yield* failure(Orders.get(2)))._tag).toBe("NotFound") // the first reader records the expiry
       expect(yield* eventually(() => seen.some((event) => event._tag === "Expire"))).toBe(true)
       const changes = seen.slice(1)
-      expect(changes.map((event) => [event._tag, event._tag === "Put" ? event.item.key : event._tag === "Init" ? 0 : event.key]))
+      expect(
+        changes.map((
+          event
+        ) => [event._tag, event._tag === "Put" ? event.item.key : event._tag === "Init" ? 0 : event.key])
+      )
         .toEqual([["Put", 1], ["Delete", 1], ["Put", 2], ["Expire", 2]])
-      expect(changes[0]).toMatchObject({ _tag: "Put", item: { key: 1, value: { total: 10 }, revision: put.revision }, seq: 1 })
-      expect(changes[2]).toMatchObject({ _tag: "Put", item: { key: 2, value: { total: 20 }, expires: expect.any(Number) } })
+      expect(changes[0]).toMatchObject({
+        _tag: "Put",
+        item: { key: 1, value: { total: 10 }, revision: put.revision },
+        seq: 1
+      })
+      expect(changes[2]).toMatchObject({
+        _tag: "Put",
+        item: { key: 2, value: { total: 20 }, expires: expect.any(Number) }
+      })
 
       // An undecodable record ends the watch with a typed error; resuming from its position goes on after it.
       yield* store.put({ key: "/orders/00000003", value: bytes(`{"total":"lots"}`) })
       expect(yield* eventually(() => failed !== undefined)).toBe(true)
-      expect(failed).toMatchObject({ _tag: "KeyspaceDecodeError", key: "/orders/00000003", part: "value", path: ["total"] })
+      expect(failed).toMatchObject({
+        _tag: "KeyspaceDecodeError",
+        key: "/orders/00000003",
+        part: "value",
+        path: ["total"]
+      })
       const position = (failed as Keyspace.KeyspaceDecodeError).position
       expect(position).toBeDefined()
       const resumed: Array<Keyspace.WatchEvent<number, { readonly total: number }>> = []
@@ -362,6 +423,9 @@ describe("Keyspace on the DynamoDB store", () => {
       yield* Orders.put(4, { total: 40 })
       expect(yield* eventually(() => resumed.some((event) => event._tag === "Put"))).toBe(true)
       yield* Effect.sleep(300)
-      expect(resumed.filter((event) => event._tag !== "Init")).toMatchObject([{ _tag: "Put", item: { key: 4, value: { total: 40 } } }])
+      expect(resumed.filter((event) => event._tag !== "Init")).toMatchObject([{
+        _tag: "Put",
+        item: { key: 4, value: { total: 40 } }
+      }])
     })))
 })

@@ -11,7 +11,11 @@ import { StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import type { ScriptedStreams } from "./ScriptedStreams.ts"
 import { labelOf } from "./ScriptedStreams.ts"
 
-export const fast: StreamReaderOptions = { polling: { idleMillis: 10, maxBackoffMillis: 50 }, resyncMillis: 200, buffer: 16 }
+export const fast: StreamReaderOptions = {
+  polling: { idleMillis: 10, maxBackoffMillis: 50 },
+  resyncMillis: 200,
+  buffer: 16
+}
 
 /** An in-memory coordinator: reads every shard from its checkpoint (or its first record) and records checkpoints. */
 export const makeCoordinator = (start: Record<string, string> = {}) => {
@@ -91,6 +95,7 @@ export const eventually = (condition: () => boolean, millis = 10_000) =>
 
 /** Lets forked fibers run without moving the (test) clock. */
 export const settle = Effect.forEach(Array.from({ length: 20 }), () => Effect.yieldNow, { discard: true })
-export const hasAll = (log: Log, labels: ReadonlyArray<string>) => () => labels.every((label) => log.labels.includes(label))
+export const hasAll = (log: Log, labels: ReadonlyArray<string>) => () =>
+  labels.every((label) => log.labels.includes(label))
 export const labels = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`)
 export const only = (log: Log, prefix: string) => log.labels.filter((label) => label.startsWith(prefix))

@@ -10,8 +10,8 @@
  * every iterator handed out so far expire). Every call is logged with the
  * time of its Clock, so tests can count calls per window.
  */
-import { Buffer } from "node:buffer"
 import { Clock, Effect } from "effect"
+import { Buffer } from "node:buffer"
 import { StorageFailure, Throttled } from "../../src/domain/Errors.ts"
 import type {
   ShardDescription,
@@ -152,14 +152,19 @@ export const makeScriptedStreams = (options: ScriptedOptions = {}) => {
     Effect.gen(function*() {
       const entry = yield* record({ op: "describeStream", arn, exclusiveStartShardId })
       const stream = findStream(arn)
-      if (stream === undefined) return yield* failWith(entry, new StreamGone({ arn, reason: "scripted: no such stream" }))
+      if (stream === undefined) {
+        return yield* failWith(entry, new StreamGone({ arn, reason: "scripted: no such stream" }))
+      }
       const ordered = options.listing === "childrenFirst" ? [...stream.shards].reverse() : stream.shards
       const visible = ordered.filter((shard) => !hidden.has(shard.shardId))
       let start = 0
       if (exclusiveStartShardId !== undefined) {
         const at = visible.findIndex((shard) => shard.shardId === exclusiveStartShardId)
         if (at === -1) {
-          return yield* failWith(entry, new StorageFailure({ operation: "DescribeStream", reason: "scripted: bad start" }))
+          return yield* failWith(
+            entry,
+            new StorageFailure({ operation: "DescribeStream", reason: "scripted: bad start" })
+          )
         }
         start = at + 1
       }
@@ -183,13 +188,17 @@ export const makeScriptedStreams = (options: ScriptedOptions = {}) => {
       record({ op: "latestStreamArn" }).pipe(Effect.map(() => (enabled ? current().arn : undefined))),
 
     describeStream: (arn, exclusiveStartShardId) =>
-      options.pace ? paced.pipe(Effect.andThen(describe(arn, exclusiveStartShardId))) : describe(arn, exclusiveStartShardId),
+      options.pace
+        ? paced.pipe(Effect.andThen(describe(arn, exclusiveStartShardId)))
+        : describe(arn, exclusiveStartShardId),
 
     getShardIterator: (arn, shardId, position) =>
       Effect.gen(function*() {
         const entry = yield* record({ op: "getShardIterator", arn, shardId, position })
         const shard = findStream(arn)?.shards.find((s) => s.shardId === shardId)
-        if (shard === undefined) return yield* failWith(entry, new StreamGone({ arn, reason: `scripted: no shard ${shardId}` }))
+        if (shard === undefined) {
+          return yield* failWith(entry, new StreamGone({ arn, reason: `scripted: no shard ${shardId}` }))
+        }
         let index: number
         switch (position._tag) {
           case "TrimHorizon":
@@ -212,12 +221,19 @@ export const makeScriptedStreams = (options: ScriptedOptions = {}) => {
         const entry = yield* record({ op: "getRecords", shardId })
         const state = decode(iterator)
         if (state === undefined || state.shardId !== shardId) {
-          return yield* failWith(entry, new StorageFailure({ operation: "GetRecords", reason: "scripted: bad iterator" }))
+          return yield* failWith(
+            entry,
+            new StorageFailure({ operation: "GetRecords", reason: "scripted: bad iterator" })
+          )
         }
         if (state.generation < generation) return yield* failWith(entry, new IteratorExpired({ shardId }))
         const shard = findStream(state.arn)?.shards.find((s) => s.shardId === shardId)
-        if (shard === undefined) return yield* failWith(entry, new StreamGone({ arn: state.arn, reason: "scripted: gone" }))
-        if (state.index < shard.trimmed) return yield* failWith(entry, new TrimmedData({ shardId }))
+        if (shard === undefined) {
+          return yield* failWith(entry, new StreamGone({ arn: state.arn, reason: "scripted: gone" }))
+        }
+        if (state.index < shard.trimmed) {
+          return yield* failWith(entry, new TrimmedData({ shardId }))
+        }
         const records = shard.records.slice(state.index, state.index + recordsPerPage)
         const next = state.index + records.length
         const closedAndRead = shard.endingSequenceNumber !== undefined && next >= shard.records.length
@@ -311,7 +327,11 @@ export const makeScriptedStreams = (options: ScriptedOptions = {}) => {
       expireAfterCalls = n
     },
     /** The next `times` calls of `op` fail (Throttled by default). */
-    fail: (op: Operation, times: number, error: () => StreamsError = () => new Throttled({ operation: op, reason: "scripted" })) => {
+    fail: (
+      op: Operation,
+      times: number,
+      error: () => StreamsError = () => new Throttled({ operation: op, reason: "scripted" })
+    ) => {
       const queue = injected.get(op) ?? []
       for (let i = 0; i < times; i++) queue.push(error)
       injected.set(op, queue)
@@ -337,7 +357,6 @@ export const makeScriptedStreams = (options: ScriptedOptions = {}) => {
     },
     api
   }
-
 
   return script
 }

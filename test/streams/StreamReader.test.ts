@@ -33,8 +33,12 @@ describe("readStream over scripted streams", () => {
       expect(log.labels.indexOf("a5")).toBeLessThan(Math.min(first("b"), first("c")))
       expect(log.labels.indexOf("b3")).toBeLessThan(first("d"))
       // Never LATEST: every shard was opened from its first record.
-      const positions = script.calls.filter((c) => c.op === "getShardIterator").map((c) => `${c.shardId}:${c.position?._tag}`)
-      expect(positions).toEqual(expect.arrayContaining(["A:TrimHorizon", "B:TrimHorizon", "C:TrimHorizon", "D:TrimHorizon"]))
+      const positions = script.calls.filter((c) => c.op === "getShardIterator").map((c) =>
+        `${c.shardId}:${c.position?._tag}`
+      )
+      expect(positions).toEqual(
+        expect.arrayContaining(["A:TrimHorizon", "B:TrimHorizon", "C:TrimHorizon", "D:TrimHorizon"])
+      )
       expect(positions.filter((p) => p.endsWith("Latest"))).toEqual([])
       expect(log.events.filter((e) => e.startsWith("Ended"))).toEqual(expect.arrayContaining(["Ended:A", "Ended:B"]))
     }))
@@ -145,7 +149,10 @@ describe("readStream over scripted streams", () => {
       }
       // Each throttled shard call is followed by a pause (backoff: at least half of min(50 * 2^n, 50) ms).
       const shardCalls = script.calls.filter((c) => c.op === "getRecords" || c.op === "getShardIterator")
-      const throttled = shardCalls.flatMap((c, i) => (c.outcome === "Throttled" && shardCalls[i + 1] ? [[c, shardCalls[i + 1]!]] : []))
+      const throttled = shardCalls.flatMap((
+        c,
+        i
+      ) => (c.outcome === "Throttled" && shardCalls[i + 1] ? [[c, shardCalls[i + 1]!]] : []))
       expect(throttled.length).toBe(5)
       for (const [failed, next] of throttled) expect(next!.at - failed!.at).toBeGreaterThanOrEqual(20)
     }))
@@ -161,7 +168,9 @@ describe("readStream over scripted streams", () => {
       const { log } = yield* consume(script, coordinator)
       expect(yield* eventually(hasAll(log, labels("s", 7)))).toBe(true)
       expect([...log.labels].sort()).toEqual(labels("s", 7))
-      const starts = script.calls.filter((c) => c.op === "describeStream").slice(0, 4).map((c) => c.exclusiveStartShardId)
+      const starts = script.calls.filter((c) => c.op === "describeStream").slice(0, 4).map((c) =>
+        c.exclusiveStartShardId
+      )
       expect(starts).toEqual([undefined, "S2", "S4", "S6"])
     }))
 
@@ -205,7 +214,11 @@ describe("readStream over scripted streams", () => {
       script.addShard("A")
       script.append("A", "a1")
       const { coordinator } = makeCoordinator()
-      const { log } = yield* consume(script, coordinator, { ...fast, polling: { idleMillis: 400, maxBackoffMillis: 50 }, resyncMillis: 30 })
+      const { log } = yield* consume(script, coordinator, {
+        ...fast,
+        polling: { idleMillis: 400, maxBackoffMillis: 50 },
+        resyncMillis: 30
+      })
       expect(yield* eventually(hasAll(log, ["a1"]))).toBe(true)
       script.append("A", "a2")
       script.split("A", "C")
@@ -315,7 +328,10 @@ describe("readStream over scripted streams", () => {
       const script = makeScriptedStreams()
       script.addShard("A")
       const { coordinator } = makeCoordinator()
-      const { log } = yield* consume(script, coordinator, { ...fast, polling: { idleMillis: 100, maxBackoffMillis: 50 } })
+      const { log } = yield* consume(script, coordinator, {
+        ...fast,
+        polling: { idleMillis: 100, maxBackoffMillis: 50 }
+      })
       expect(yield* eventually(() => log.events.includes("Started:A"))).toBe(true)
       const before = script.count("getRecords")
       yield* Effect.sleep(1_000)
@@ -333,7 +349,10 @@ describe("readStream over scripted streams", () => {
       script.addShard("A")
       const { coordinator } = makeCoordinator()
       const started = yield* Deferred.make<void>()
-      yield* readStream("scripted-table", coordinator, { ...fast, polling: { idleMillis: 1_000, maxBackoffMillis: 50 } }).pipe(
+      yield* readStream("scripted-table", coordinator, {
+        ...fast,
+        polling: { idleMillis: 1_000, maxBackoffMillis: 50 }
+      }).pipe(
         Stream.runForEach((batch) => batch.ack.pipe(Effect.andThen(Deferred.succeed(started, undefined)))),
         Effect.provideService(StreamsApi, script.api),
         Effect.forkChild

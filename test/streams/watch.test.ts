@@ -14,7 +14,9 @@ type Changed = Exclude<WatchEvent, { _tag: "Init" }>
 const keyOf = (event: Changed) => (event._tag === "Put" ? event.item.key : event.key)
 const changes = (events: ReadonlyArray<WatchEvent>) => events.filter((e): e is Changed => e._tag !== "Init")
 const describeEvent = (event: Changed) =>
-  event._tag === "Put" ? `Put ${event.item.key}#${event.seq}=${decoder.decode(event.item.value)}` : `${event._tag} ${event.key}#${event.seq}`
+  event._tag === "Put"
+    ? `Put ${event.item.key}#${event.seq}=${decoder.decode(event.item.value)}`
+    : `${event._tag} ${event.key}#${event.seq}`
 
 /** A fresh table and a store on it, closed with the test. */
 const freshStore = Effect.gen(function*() {
@@ -73,7 +75,11 @@ describe("store.watch on DynamoDB Local", () => {
       yield* Effect.sleep(700) // room for a (wrong) second Expire to show up
 
       const all = changes(watching.events)
-      expect(all.filter((e) => keyOf(e) === "/a").map(describeEvent)).toEqual(["Put /a#1=one", "Put /a#2=two", "Delete /a#3"])
+      expect(all.filter((e) => keyOf(e) === "/a").map(describeEvent)).toEqual([
+        "Put /a#1=one",
+        "Put /a#2=two",
+        "Delete /a#3"
+      ])
       expect(all.filter((e) => keyOf(e) === "/b").map(describeEvent)).toEqual(["Put /b#1=brief", "Expire /b#2"])
       const [put1, put2, deleted] = all.filter((e) => keyOf(e) === "/a")
       expect(put1?._tag === "Put" && put1.item.revision).toBe(first.revision)
@@ -81,7 +87,10 @@ describe("store.watch on DynamoDB Local", () => {
       expect(deleted?._tag === "Delete" && deleted.revision).toEqual(expect.any(String))
       expect(deleted?._tag === "Delete" && deleted.revision).not.toBe(second.revision)
       const putB = all.find((e) => e._tag === "Put" && e.item.key === "/b")
-      expect(putB?._tag === "Put" && putB.item).toMatchObject({ revision: expiring.revision, expires: expect.any(Number) })
+      expect(putB?._tag === "Put" && putB.item).toMatchObject({
+        revision: expiring.revision,
+        expires: expect.any(Number)
+      })
       expect(watching.events.filter((e) => e._tag === "Init")).toHaveLength(1)
       expect(watching.error).toBeUndefined()
     }))

@@ -38,7 +38,8 @@ const setup = (n: number) =>
     for (let i = 1; i <= n; i++) yield* store.put({ key: "/s", value: bytes(`e${i}`) })
     const real = fromClients(client, new DynamoDBStreamsClient(streamsConfig()))
     const arn = (yield* real.latestStreamArn(location.table))!
-    const isEvent = (r: StreamRecord) => r.newImage?.[Attr.partition]?.S === location.namespace && r.newImage[Attr.sort]?.B !== undefined
+    const isEvent = (r: StreamRecord) =>
+      r.newImage?.[Attr.partition]?.S === location.namespace && r.newImage[Attr.sort]?.B !== undefined
     let events: Array<StreamRecord> = []
     for (let attempt = 0; attempt < 50 && events.length < n; attempt++) {
       const records: Array<StreamRecord> = []
@@ -103,7 +104,9 @@ describe("store.watch over scripted shard topologies", () => {
       expect(yield* eventually(() => values(watch.seen).length >= 4)).toBe(true)
       yield* Effect.sleep(300)
       expect(values(watch.seen)).toEqual(["e2", "e3", "e4", "e5"])
-      const positions = script.calls.filter((c) => c.op === "getShardIterator").map((c) => `${c.shardId}:${c.position?._tag}`)
+      const positions = script.calls.filter((c) => c.op === "getShardIterator").map((c) =>
+        `${c.shardId}:${c.position?._tag}`
+      )
       expect(positions).toEqual(["A:Latest", "B:TrimHorizon", "C:TrimHorizon"])
     }))
 
@@ -155,13 +158,20 @@ describe("store.watch over scripted shard topologies", () => {
       put(script, events, "A", 1)
       expect(yield* eventually(() => values(watch.seen).includes("e1"))).toBe(true)
       // e2 leaves the table (as compaction with retention "none" would) and never comes through the stream.
-      yield* Effect.promise(() => client.send(new DeleteItemCommand({ TableName: location.table, Key: {
-        [Attr.partition]: { S: location.namespace },
-        [Attr.sort]: { B: SortKey.encode("/s", 2) }
-      } })))
+      yield* Effect.promise(() =>
+        client.send(
+          new DeleteItemCommand({
+            TableName: location.table,
+            Key: {
+              [Attr.partition]: { S: location.namespace },
+              [Attr.sort]: { B: SortKey.encode("/s", 2) }
+            }
+          })
+        )
+      )
       put(script, events, "A", 3)
       expect(yield* eventually(() => watch.state.done)).toBe(true)
-      expect((watch.state.error as { _tag?: string; key?: string })).toMatchObject({ _tag: "WatchGap", key: "/s" })
+      expect(watch.state.error as { _tag?: string; key?: string }).toMatchObject({ _tag: "WatchGap", key: "/s" })
       expect(values(watch.seen)).toEqual(["e1"])
       expect(bystander.state.done).toBe(false)
     }))

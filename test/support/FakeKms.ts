@@ -10,11 +10,11 @@
  * key is refused the way KMS refuses it. Signatures are not checked, but an
  * `Authorization` header must be present.
  */
+import { Effect } from "effect"
+import type { Scope } from "effect"
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from "node:crypto"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { Effect } from "effect"
-import type { Scope } from "effect"
 
 /** The operations served over HTTP. */
 export type Operation = "GenerateDataKey" | "Encrypt" | "Decrypt" | "DescribeKey"
@@ -121,7 +121,9 @@ const seal = (key: Key, plaintext: Buffer, context: Readonly<Record<string, stri
 }
 
 const embeddedKeyId = (blob: Buffer): string | undefined =>
-  blob.length > 1 + uuidLength + 12 + 16 && blob[0] === version ? blob.subarray(1, 1 + uuidLength).toString("ascii") : undefined
+  blob.length > 1 + uuidLength + 12 + 16 && blob[0] === version
+    ? blob.subarray(1, 1 + uuidLength).toString("ascii")
+    : undefined
 
 const open = (key: Key, blob: Buffer, context: Readonly<Record<string, string>> | undefined): Buffer | undefined => {
   const at = 1 + uuidLength
@@ -144,12 +146,16 @@ const readBody = (request: http.IncomingMessage): Promise<string> =>
   })
 
 const blob = (value: unknown, field: string): Buffer => {
-  if (typeof value !== "string") throw new KmsException("ValidationException", `1 validation error detected: ${field} must not be null`)
+  if (typeof value !== "string") {
+    throw new KmsException("ValidationException", `1 validation error detected: ${field} must not be null`)
+  }
   return Buffer.from(value, "base64")
 }
 
 /** Starts a fake KMS on 127.0.0.1 at a random port. */
-export const start = async (options: { readonly region?: string; readonly accountId?: string } = {}): Promise<FakeKms> => {
+export const start = async (
+  options: { readonly region?: string; readonly accountId?: string } = {}
+): Promise<FakeKms> => {
   const region = options.region ?? "us-east-1"
   const accountId = options.accountId ?? "111122223333"
   const arnPrefix = `arn:aws:kms:${region}:${accountId}:`
@@ -163,8 +169,12 @@ export const start = async (options: { readonly region?: string; readonly accoun
 
   /** Any of KMS's four ways to name a key, to the key; the state is not checked here. */
   const find = (id: unknown): Key => {
-    if (typeof id !== "string" || id === "") throw new KmsException("ValidationException", "1 validation error detected: KeyId must not be null")
-    if (id.startsWith("arn:") && !id.startsWith(arnPrefix)) throw new KmsException("NotFoundException", `Key '${id}' does not exist`)
+    if (typeof id !== "string" || id === "") {
+      throw new KmsException("ValidationException", "1 validation error detected: KeyId must not be null")
+    }
+    if (id.startsWith("arn:") && !id.startsWith(arnPrefix)) {
+      throw new KmsException("NotFoundException", `Key '${id}' does not exist`)
+    }
     const name = id.startsWith(arnPrefix) ? id.slice(arnPrefix.length) : id
     if (name.startsWith("alias/")) {
       const target = aliases.get(name)
@@ -174,13 +184,20 @@ export const start = async (options: { readonly region?: string; readonly accoun
     const keyId = name.startsWith("key/") ? name.slice(4) : name
     const key = keys.get(keyId)
     if (key === undefined) {
-      throw new KmsException("NotFoundException", id.startsWith("arn:") || /^[0-9a-f-]{36}$/.test(id) ? `Key '${arnPrefix}key/${keyId}' does not exist` : `Invalid keyId '${id}'`)
+      throw new KmsException(
+        "NotFoundException",
+        id.startsWith("arn:") || /^[0-9a-f-]{36}$/.test(id)
+          ? `Key '${arnPrefix}key/${keyId}' does not exist`
+          : `Invalid keyId '${id}'`
+      )
     }
     return key
   }
   const usable = (key: Key): Key => {
     if (key.state === "Disabled") throw new KmsException("DisabledException", `${key.arn} is disabled.`)
-    if (key.state === "PendingDeletion") throw new KmsException("KMSInvalidStateException", `${key.arn} is pending deletion.`)
+    if (key.state === "PendingDeletion") {
+      throw new KmsException("KMSInvalidStateException", `${key.arn} is pending deletion.`)
+    }
     return key
   }
   const context = (value: unknown): Record<string, string> | undefined => {
@@ -229,7 +246,10 @@ export const start = async (options: { readonly region?: string; readonly accoun
       const key = usable(find(input["KeyId"]))
       const plaintext = blob(input["Plaintext"], "plaintext")
       if (plaintext.length < 1 || plaintext.length > 4096) {
-        throw new KmsException("ValidationException", "1 validation error detected: plaintext length must be between 1 and 4096")
+        throw new KmsException(
+          "ValidationException",
+          "1 validation error detected: plaintext length must be between 1 and 4096"
+        )
       }
       const ciphertext = seal(key, plaintext, context(input["EncryptionContext"]))
       return { CiphertextBlob: ciphertext.toString("base64"), KeyId: key.arn, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" }
@@ -260,10 +280,14 @@ export const start = async (options: { readonly region?: string; readonly accoun
   const handle = async (request: http.IncomingMessage, response: http.ServerResponse) => {
     const text = await readBody(request)
     const target = request.headers["x-amz-target"]
-    const operation = typeof target === "string" && target.startsWith("TrentService.") ? target.slice("TrentService.".length) : ""
+    const operation = typeof target === "string" && target.startsWith("TrentService.")
+      ? target.slice("TrentService.".length)
+      : ""
     counts[operation] = (counts[operation] ?? 0) + 1
     try {
-      if (request.method !== "POST" || request.url !== "/") throw new KmsException("UnknownOperationException", undefined, 404)
+      if (request.method !== "POST" || request.url !== "/") {
+        throw new KmsException("UnknownOperationException", undefined, 404)
+      }
       if (request.headers["authorization"] === undefined) {
         throw new KmsException("MissingAuthenticationTokenException", "Missing Authentication Token")
       }
@@ -284,8 +308,16 @@ export const start = async (options: { readonly region?: string; readonly accoun
       const rule = failures[index]
       if (rule !== undefined) {
         if (--rule.remaining <= 0) failures.splice(index, 1)
-        const arn = keyId === undefined ? `${arnPrefix}key/*` : keyId.startsWith("arn:") ? keyId : `${arnPrefix}key/${keyId}`
-        throw new KmsException(rule.error, rule.message ?? defaultMessage(rule.error, operation, arn), statusOf[rule.error])
+        const arn = keyId === undefined
+          ? `${arnPrefix}key/*`
+          : keyId.startsWith("arn:")
+          ? keyId
+          : `${arnPrefix}key/${keyId}`
+        throw new KmsException(
+          rule.error,
+          rule.message ?? defaultMessage(rule.error, operation, arn),
+          statusOf[rule.error]
+        )
       }
       respond(response, 200, operations[operation as Operation](input))
     } catch (error) {
@@ -293,7 +325,11 @@ export const start = async (options: { readonly region?: string; readonly accoun
         respond(response, 500, { __type: "KMSInternalException", message: "fake KMS failed" })
         return
       }
-      respond(response, error.status, error.message === "" ? { __type: error.type } : { __type: error.type, message: error.message })
+      respond(
+        response,
+        error.status,
+        error.message === "" ? { __type: error.type } : { __type: error.type, message: error.message }
+      )
     }
   }
 
@@ -368,7 +404,9 @@ export const start = async (options: { readonly region?: string; readonly accoun
 }
 
 /** A fake KMS for the life of the scope. */
-export const scoped = (options?: { readonly region?: string; readonly accountId?: string }): Effect.Effect<FakeKms, never, Scope.Scope> =>
+export const scoped = (
+  options?: { readonly region?: string; readonly accountId?: string }
+): Effect.Effect<FakeKms, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.promise(() => start(options)),
     (kms) => Effect.promise(() => kms.close())

@@ -52,7 +52,10 @@ export const rawPartition = (client: DynamoDBClient, table: string, pk: string):
 
 /** Every event item of one key in its live range, newest first (a consistent Query over the key's sort keys). */
 export const rawKeyItems = (client: DynamoDBClient, location: RawLocation, key: string): Promise<Array<RawItem>> =>
-  queryAll(client, location.table, location.namespace, { lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key) })
+  queryAll(client, location.table, location.namespace, {
+    lower: SortKey.lowerBound(key),
+    upper: SortKey.upperBound(key)
+  })
 
 /** Every grave of a namespace (buried tombstones), as key, seq and op, ordered by key. */
 export const rawGraves = async (
@@ -60,11 +63,21 @@ export const rawGraves = async (
   location: RawLocation
 ): Promise<Array<{ readonly key: string; readonly seq: number; readonly op: string }>> =>
   (await queryAll(client, location.table, gravePartition(location)))
-    .map((item) => ({ key: SortKey.decode(item[tombstoneSortAttr]!.B!).key, seq: Number(item[Attr.seq]!.N), op: item[Attr.op]!.S! }))
+    .map((item) => ({
+      key: SortKey.decode(item[tombstoneSortAttr]!.B!).key,
+      seq: Number(item[Attr.seq]!.N),
+      op: item[Attr.op]!.S!
+    }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
 
 /** The seq of a key's grave (its buried tombstone), if it has one. */
-export const rawGraveSeq = async (client: DynamoDBClient, location: RawLocation, key: string): Promise<number | undefined> => {
-  const { Item } = await client.send(new GetItemCommand({ TableName: location.table, Key: graveKey(location, key), ConsistentRead: true }))
+export const rawGraveSeq = async (
+  client: DynamoDBClient,
+  location: RawLocation,
+  key: string
+): Promise<number | undefined> => {
+  const { Item } = await client.send(
+    new GetItemCommand({ TableName: location.table, Key: graveKey(location, key), ConsistentRead: true })
+  )
   return Item === undefined ? undefined : Number(Item[Attr.seq]!.N)
 }

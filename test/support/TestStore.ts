@@ -3,23 +3,23 @@
  * Local that the global setup started, and can open several store instances
  * (separate actor systems, as separate processes would have) on one table.
  */
-import { randomBytes, randomUUID } from "node:crypto"
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { Context, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
+import { randomBytes, randomUUID } from "node:crypto"
 import { afterAll, beforeAll, inject } from "vitest"
-import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import { DataKeys, defaultDataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
 import type { DataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
 import { Keyring } from "../../src/infra/crypto/Keyring.ts"
+import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
-import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
-import { Store } from "../../src/programs/store/Store.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
-import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
-import type { StoreOptions } from "../../src/programs/store/Store.ts"
+import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
 import { localCredentials } from "../../src/programs/app/StoreLive.ts"
+import { Store } from "../../src/programs/store/Store.ts"
+import type { StoreOptions } from "../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 
 /** The endpoint of the DynamoDB Local the global setup started. */
@@ -29,7 +29,12 @@ export const endpoint = (): string => inject("dynamoEndpoint")
 export const freshTableName = (label = "test"): string => `${label}-${randomUUID()}`
 
 /** SDK options for the test DynamoDB Local. */
-export const streamsConfig = () => ({ endpoint: endpoint(), region: "us-east-1", credentials: localCredentials, maxAttempts: 5 })
+export const streamsConfig = () => ({
+  endpoint: endpoint(),
+  region: "us-east-1",
+  credentials: localCredentials,
+  maxAttempts: 5
+})
 
 /** A raw SDK client on the test DynamoDB Local; pass middleware-laden clients for fault injection. */
 export const makeClient = (): DynamoDBClient =>
@@ -45,10 +50,11 @@ export interface TestTable {
 
 /** Creates a table for a test and returns its location. */
 export const provisionTable = (client: DynamoDBClient, table = freshTableName()): Effect.Effect<TestTable, unknown> =>
-  TableProvisioner.ensureTable({ table, billingMode: "pay_per_request", readCapacityUnits: 5, writeCapacityUnits: 5 }).pipe(
-    Effect.provideService(Dynamo, Dynamo.fromClient(client)),
-    Effect.as({ table, namespace: "test" })
-  )
+  TableProvisioner.ensureTable({ table, billingMode: "pay_per_request", readCapacityUnits: 5, writeCapacityUnits: 5 })
+    .pipe(
+      Effect.provideService(Dynamo, Dynamo.fromClient(client)),
+      Effect.as({ table, namespace: "test" })
+    )
 
 /**
  * One table for a whole test file (made before its tests run, its client destroyed after) and a fresh namespace
@@ -100,7 +106,10 @@ export const openStore = (
  * (wrapped by `options.keyring`, the shared test keyring by default) and the
  * DynamoDB client. Each use is a separate instance, as in another process.
  */
-export const eventTableLayer = (location: TestTable, options: OpenStoreOptions = {}): Layer.Layer<EventTable | DataKeys | Dynamo> =>
+export const eventTableLayer = (
+  location: TestTable,
+  options: OpenStoreOptions = {}
+): Layer.Layer<EventTable | DataKeys | Dynamo> =>
   EventTable.layer(location).pipe(
     Layer.provideMerge(DataKeys.layer(location, { ...defaultDataKeyPolicy, ...options.dataKeyPolicy })),
     Layer.provide(options.keyring ?? sharedKeyring),

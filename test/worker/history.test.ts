@@ -8,12 +8,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Stream } from "effect"
 import * as Key from "../../src/domain/Key.ts"
-import { HistoryArea } from "../../src/infra/HistoryArea.ts"
-import { Compaction } from "../../src/programs/worker/Compaction.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
+import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import * as History from "../../src/programs/store/History.ts"
-import { eventTableLayer, openStore } from "../support/TestStore.ts"
+import { Compaction } from "../../src/programs/worker/Compaction.ts"
 import { rawGraves } from "../support/RawTable.ts"
+import { eventTableLayer, openStore } from "../support/TestStore.ts"
 import { archivedEvents, bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
 import type { Env } from "./support.ts"
 
@@ -23,184 +23,253 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 const pause = Effect.sleep(5) // distinct event timestamps, so points in time are unambiguous
 
 describe("history", () => {
-  it.live("compaction leaves only the newest event per key live, archives the rest, and history/getAt read the past", () =>
-    Effect.gen(function*() {
-      const env = yield* freshEnv("worker-history")
-      const store = yield* openStore(env.location, { client: env.client })
-      yield* startWorker(env, { group: "history" })
-      const a = "/h/a"
-      const b = "/h/b"
-      const c = "/h/c"
-      const revisions: Array<{ key: string; revision: string; value: string }> = []
-      const times: Array<{ key: string; millis: number; value: string | undefined }> = []
-      const write = (key: string, value: string) =>
-        Effect.gen(function*() {
-          const lease = yield* store.put({ key, value: bytes(value) })
-          revisions.push({ key, revision: lease.revision, value })
-          yield* pause
-          times.push({ key, millis: Date.now(), value })
-          yield* pause
-        })
-      const before = Date.now()
-      yield* pause
-      for (let i = 1; i <= 4; i++) yield* write(a, `a${i}`)
-      yield* write(b, "b1")
-      yield* write(b, "b2")
-      yield* store.delete(b)
-      yield* pause
-      times.push({ key: b, millis: Date.now(), value: undefined })
-      yield* pause
-      yield* write(c, "c1")
-      const shared = yield* store.atomicWrite([
-        { key: a, condition: { _tag: "Exists" }, action: { _tag: "Put", value: bytes("a5") } },
-        { key: c, condition: { _tag: "Exists" }, action: { _tag: "Put", value: bytes("c2") } }
-      ])
-      revisions.push({ key: a, revision: shared, value: "a5" }, { key: c, revision: shared, value: "c2" })
-      const newest = new Map([[a, 5], [b, 3], [c, 2]])
+  it.live(
+    "compaction leaves only the newest event per key live, archives the rest, and history/getAt read the past",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("worker-history")
+        const store = yield* openStore(env.location, { client: env.client })
+        yield* startWorker(env, { group: "history" })
+        const a = "/h/a"
+        const b = "/h/b"
+        const c = "/h/c"
+        const revisions: Array<{ key: string; revision: string; value: string }> = []
+        const times: Array<{ key: string; millis: number; value: string | undefined }> = []
+        const write = (key: string, value: string) =>
+          Effect.gen(function*() {
+            const lease = yield* store.put({ key, value: bytes(value) })
+            revisions.push({ key, revision: lease.revision, value })
+            yield* pause
+            times.push({ key, millis: Date.now(), value })
+            yield* pause
+          })
+        const before = Date.now()
+        yield* pause
+        for (let i = 1; i <= 4; i++) yield* write(a, `a${i}`)
+        yield* write(b, "b1")
+        yield* write(b, "b2")
+        yield* store.delete(b)
+        yield* pause
+        times.push({ key: b, millis: Date.now(), value: undefined })
+        yield* pause
+        yield* write(c, "c1")
+        const shared = yield* store.atomicWrite([
+          { key: a, condition: { _tag: "Exists" }, action: { _tag: "Put", value: bytes("a5") } },
+          { key: c, condition: { _tag: "Exists" }, action: { _tag: "Put", value: bytes("c2") } }
+        ])
+        revisions.push({ key: a, revision: shared, value: "a5" }, { key: c, revision: shared, value: "c2" })
+        const newest = new Map([[a, 5], [b, 3], [c, 2]])
 
-      // The live range eventually holds exactly the newest event of each key; the history area all older ones.
-      yield* eventually("compaction done", Effect.gen(function*() {
-        const live = yield* liveEvents(env)
-        expect(live.map((event) => [event.key, event.seq])).toEqual([[a, 5], [c, 2]])
-        const archived = yield* archivedEvents(env)
-        expect(archived.map((event) => [event.key, event.seq])).toEqual([[a, 1], [a, 2], [a, 3], [a, 4], [b, 1], [b, 2], [b, 3], [c, 1]])
-      }))
-      expect((yield* archivedEvents(env)).find((event) => event.key === b && event.seq === 3)?.op).toBe("delete")
-      expect((yield* graves(env)).map((event) => [event.key, event.seq, event.op])).toEqual([[b, 3, "delete"]])
-
-      // history: every event, in seq order, decrypted.
-      for (const [key, n] of newest) {
-        const events = [...(yield* Stream.runCollect(store.history(key)))]
-        expect(events.map((event) => event.seq), key).toEqual(range(n))
-        const values = events.map((event) => (event.value ? text(event.value) : event.op))
-        if (key === a) expect(values).toEqual(["a1", "a2", "a3", "a4", "a5"])
-        if (key === b) expect(values).toEqual(["b1", "b2", "delete"])
-        if (key === c) expect(values).toEqual(["c1", "c2"])
-      }
-      // getAt a revision: the item right after it was written.
-      for (const { key, revision, value } of revisions) {
-        const item = yield* store.getAt(key, { _tag: "Revision", revision })
-        expect([item.key, text(item.value), item.revision]).toEqual([key, value, revision])
-      }
-      // getAt a time: the item then, absent before the first write and after the delete.
-      for (const { key, millis, value } of times) {
-        const item = yield* Effect.result(store.getAt(key, { _tag: "Time", millis }))
-        if (value === undefined) expect(item._tag === "Failure" && item.failure._tag, `${key}@${millis}`).toBe("NotFound")
-        else expect(item._tag === "Success" && text(item.success.value), `${key}@${millis}`).toBe(value)
-      }
-      const tooEarly = yield* Effect.flip(store.getAt(a, { _tag: "Time", millis: before }))
-      expect(tooEarly._tag).toBe("NotFound")
-      // The present is unchanged by compaction.
-      expect((yield* store.getRange("/h/", Key.rangeEnd("/h/"))).map((item) => [item.key, text(item.value)])).toEqual([[a, "a5"], [c, "c2"]])
-
-      // A store that never saw b re-creates it: the grave continues its numbering, and history follows on.
-      const other = yield* openStore(env.location, { client: env.client })
-      expect((yield* Effect.flip(other.get(b)))._tag).toBe("NotFound")
-      yield* other.create({ key: b, value: bytes("b-again") })
-      const events = [...(yield* Stream.runCollect(other.history(b)))]
-      expect(events.map((event) => [event.seq, event.value ? text(event.value) : event.op])).toEqual([
-        [1, "b1"], [2, "b2"], [3, "delete"], [4, "b-again"]
-      ])
-      expect(text((yield* store.get(b)).value)).toBe("b-again")
-    }), 60_000)
-
-  it.live("with retention none a buried key still continues its numbering, and a stale cache cannot double a seq", () =>
-    Effect.gen(function*() {
-      const env = yield* freshEnv("worker-history-none")
-      const writer = yield* openStore(env.location, { client: env.client })
-      yield* startWorker(env, { group: "history-none", retention: { _tag: "None" } })
-      const key = "/n/k"
-      for (let round = 0; round < 3; round++) {
-        yield* writer.create({ key, value: bytes(`v${round}`) })
-        yield* writer.put({ key, value: bytes(`w${round}`) })
-        yield* writer.delete(key)
-        const buriedAt = 3 * (round + 1)
-        yield* eventually(`round ${round} buried`, Effect.gen(function*() {
-          expect((yield* liveEvents(env)).filter((event) => event.key === key)).toEqual([])
-          expect((yield* graves(env)).map((event) => [event.key, event.seq])).toEqual([[key, buriedAt]])
-        }), 20_000)
-        // A fresh store (no cache) reads the grave; the writer's cache already knows the tombstone.
-        const fresh = yield* openStore(env.location, { client: env.client })
-        expect((yield* Effect.flip(fresh.get(key)))._tag).toBe("NotFound")
-      }
-      expect(yield* archivedEvents(env)).toEqual([])
-      // With no history kept, a buried key's past is its grave: the delete, at the seq it reached.
-      const past = [...(yield* Stream.runCollect(writer.history(key)))]
-      expect(past.map((event) => `${event.op}@${event.seq}`)).toEqual(["delete@9"])
-      const recreated = yield* openStore(env.location, { client: env.client })
-      yield* recreated.create({ key, value: bytes("last") })
-      // The stale writer's next write must not take seq 10 again: it conflicts, re-reads, and takes 11.
-      yield* writer.put({ key, value: bytes("later") })
-      const live = (yield* liveEvents(env)).filter((event) => event.key === key)
-      expect(live.at(-1)?.seq).toBe(11)
-      expect(text((yield* recreated.get(key)).value)).toBe("later")
-    }), 60_000)
-
-  it.live("the worker moves events only once they settled: superseded ones after their successor, tombstones after themselves", () =>
-    Effect.gen(function*() {
-      const env = yield* freshEnv("worker-history-settle")
-      const store = yield* openStore(env.location, { client: env.client })
-      const settleMillis = 1500
-      yield* startWorker(env, { group: "history-settle", settleMillis })
-      for (let i = 1; i <= 3; i++) yield* store.put({ key: "/s/kept", value: bytes(`v${i}`) })
-      yield* store.put({ key: "/s/gone", value: bytes("x") })
-      yield* store.delete("/s/gone")
-      const wroteAt = Date.now()
-      // The worker has seen every event well before they settle, and must leave them where they are.
-      yield* Effect.sleep(settleMillis / 2)
-      expect(Date.now() - wroteAt).toBeLessThan(settleMillis)
-      expect((yield* liveEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([
-        "/s/gone@1", "/s/gone@2", "/s/kept@1", "/s/kept@2", "/s/kept@3"
-      ])
-      // Its timer comes back for them once settled, with no further event on those keys.
-      yield* eventually("settled events moved", Effect.gen(function*() {
-        expect((yield* liveEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual(["/s/kept@3"])
-        expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}`)).toEqual(["/s/gone@2"])
-      }), 20_000)
-    }), 40_000)
-
-  it.live("Compaction.all (the history rebuild) moves superseded events and buries tombstones, reporting progress per key", () =>
-    Effect.gen(function*() {
-      const env = yield* freshEnv("worker-history-rebuild")
-      const store = yield* openStore(env.location, { client: env.client })
-      for (const key of ["/r/a", "/r/b", "/r/c"]) {
-        for (let i = 0; i < 3; i++) yield* store.put({ key, value: bytes(`${key}#${i}`) })
-      }
-      yield* store.delete("/r/b")
-      const context = yield* Layer.build(
-        Compaction.layer.pipe(
-          Layer.provideMerge(HistoryArea.layer),
-          Layer.provideMerge(eventTableLayer(env.location, { client: env.client }))
+        // The live range eventually holds exactly the newest event of each key; the history area all older ones.
+        yield* eventually(
+          "compaction done",
+          Effect.gen(function*() {
+            const live = yield* liveEvents(env)
+            expect(live.map((event) => [event.key, event.seq])).toEqual([[a, 5], [c, 2]])
+            const archived = yield* archivedEvents(env)
+            expect(archived.map((event) => [event.key, event.seq])).toEqual([
+              [a, 1],
+              [a, 2],
+              [a, 3],
+              [a, 4],
+              [b, 1],
+              [b, 2],
+              [b, 3],
+              [c, 1]
+            ])
+          })
         )
-      )
-      const progress: Array<[number, number]> = []
-      const pass = yield* Context.get(context, Compaction).all((done, total) => Effect.sync(() => progress.push([done, total])), { settleMillis: 0 })
-      expect(pass).toEqual({ keys: 3, pending: [] })
-      expect(progress).toEqual([[1, 3], [2, 3], [3, 3]])
-      expect((yield* liveEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual(["/r/a@3", "/r/c@3"])
-      expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual(["/r/b@4:delete"])
-      expect((yield* archivedEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([
-        "/r/a@1", "/r/a@2", "/r/b@1", "/r/b@2", "/r/b@3", "/r/b@4", "/r/c@1", "/r/c@2"
-      ])
-      // Running it again finds nothing more to do and changes nothing.
-      expect((yield* Context.get(context, Compaction).all(() => Effect.void, { settleMillis: 0 })).keys).toBe(2)
-      expect((yield* archivedEvents(env)).length).toBe(8)
-    }), 30_000)
+        expect((yield* archivedEvents(env)).find((event) => event.key === b && event.seq === 3)?.op).toBe("delete")
+        expect((yield* graves(env)).map((event) => [event.key, event.seq, event.op])).toEqual([[b, 3, "delete"]])
 
-  it.live("history leaves out archived copies whose retention ran out, before DynamoDB's TTL gets round to them", () =>
-    Effect.gen(function*() {
-      const env = yield* freshEnv("worker-history-ttl")
-      const store = yield* openStore(env.location, { client: env.client })
-      for (let i = 1; i <= 3; i++) yield* store.put({ key: "/t/k", value: bytes(`v${i}`) })
-      const context = yield* Layer.build(
-        Compaction.layer.pipe(Layer.provideMerge(HistoryArea.layer), Layer.provideMerge(eventTableLayer(env.location, { client: env.client })))
-      )
-      yield* Context.get(context, Compaction).all(() => Effect.void, { retention: { _tag: "For", millis: 1 }, settleMillis: 0 })
-      const seqs = Effect.map(Stream.runCollect(store.history("/t/k")), (events) => [...events].map((event) => event.seq))
-      expect((yield* archivedEvents(env)).length).toBe(2)
-      // The copies carry a TTL about a second out; once past it they are history no more, stored or not.
-      yield* eventually("retention ran out", Effect.map(seqs, (got) => expect(got).toEqual([3])), 5_000)
-    }), 20_000)
+        // history: every event, in seq order, decrypted.
+        for (const [key, n] of newest) {
+          const events = [...(yield* Stream.runCollect(store.history(key)))]
+          expect(events.map((event) => event.seq), key).toEqual(range(n))
+          const values = events.map((event) => (event.value ? text(event.value) : event.op))
+          if (key === a) expect(values).toEqual(["a1", "a2", "a3", "a4", "a5"])
+          if (key === b) expect(values).toEqual(["b1", "b2", "delete"])
+          if (key === c) expect(values).toEqual(["c1", "c2"])
+        }
+        // getAt a revision: the item right after it was written.
+        for (const { key, revision, value } of revisions) {
+          const item = yield* store.getAt(key, { _tag: "Revision", revision })
+          expect([item.key, text(item.value), item.revision]).toEqual([key, value, revision])
+        }
+        // getAt a time: the item then, absent before the first write and after the delete.
+        for (const { key, millis, value } of times) {
+          const item = yield* Effect.result(store.getAt(key, { _tag: "Time", millis }))
+          if (value === undefined) {
+            expect(item._tag === "Failure" && item.failure._tag, `${key}@${millis}`).toBe("NotFound")
+          } else expect(item._tag === "Success" && text(item.success.value), `${key}@${millis}`).toBe(value)
+        }
+        const tooEarly = yield* Effect.flip(store.getAt(a, { _tag: "Time", millis: before }))
+        expect(tooEarly._tag).toBe("NotFound")
+        // The present is unchanged by compaction.
+        expect((yield* store.getRange("/h/", Key.rangeEnd("/h/"))).map((item) => [item.key, text(item.value)])).toEqual(
+          [[a, "a5"], [c, "c2"]]
+        )
+
+        // A store that never saw b re-creates it: the grave continues its numbering, and history follows on.
+        const other = yield* openStore(env.location, { client: env.client })
+        expect((yield* Effect.flip(other.get(b)))._tag).toBe("NotFound")
+        yield* other.create({ key: b, value: bytes("b-again") })
+        const events = [...(yield* Stream.runCollect(other.history(b)))]
+        expect(events.map((event) => [event.seq, event.value ? text(event.value) : event.op])).toEqual([
+          [1, "b1"],
+          [2, "b2"],
+          [3, "delete"],
+          [4, "b-again"]
+        ])
+        expect(text((yield* store.get(b)).value)).toBe("b-again")
+      }),
+    60_000
+  )
+
+  it.live(
+    "with retention none a buried key still continues its numbering, and a stale cache cannot double a seq",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("worker-history-none")
+        const writer = yield* openStore(env.location, { client: env.client })
+        yield* startWorker(env, { group: "history-none", retention: { _tag: "None" } })
+        const key = "/n/k"
+        for (let round = 0; round < 3; round++) {
+          yield* writer.create({ key, value: bytes(`v${round}`) })
+          yield* writer.put({ key, value: bytes(`w${round}`) })
+          yield* writer.delete(key)
+          const buriedAt = 3 * (round + 1)
+          yield* eventually(
+            `round ${round} buried`,
+            Effect.gen(function*() {
+              expect((yield* liveEvents(env)).filter((event) => event.key === key)).toEqual([])
+              expect((yield* graves(env)).map((event) => [event.key, event.seq])).toEqual([[key, buriedAt]])
+            }),
+            20_000
+          )
+          // A fresh store (no cache) reads the grave; the writer's cache already knows the tombstone.
+          const fresh = yield* openStore(env.location, { client: env.client })
+          expect((yield* Effect.flip(fresh.get(key)))._tag).toBe("NotFound")
+        }
+        expect(yield* archivedEvents(env)).toEqual([])
+        // With no history kept, a buried key's past is its grave: the delete, at the seq it reached.
+        const past = [...(yield* Stream.runCollect(writer.history(key)))]
+        expect(past.map((event) => `${event.op}@${event.seq}`)).toEqual(["delete@9"])
+        const recreated = yield* openStore(env.location, { client: env.client })
+        yield* recreated.create({ key, value: bytes("last") })
+        // The stale writer's next write must not take seq 10 again: it conflicts, re-reads, and takes 11.
+        yield* writer.put({ key, value: bytes("later") })
+        const live = (yield* liveEvents(env)).filter((event) => event.key === key)
+        expect(live.at(-1)?.seq).toBe(11)
+        expect(text((yield* recreated.get(key)).value)).toBe("later")
+      }),
+    60_000
+  )
+
+  it.live(
+    "the worker moves events only once they settled: superseded ones after their successor, tombstones after themselves",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("worker-history-settle")
+        const store = yield* openStore(env.location, { client: env.client })
+        const settleMillis = 1500
+        yield* startWorker(env, { group: "history-settle", settleMillis })
+        for (let i = 1; i <= 3; i++) yield* store.put({ key: "/s/kept", value: bytes(`v${i}`) })
+        yield* store.put({ key: "/s/gone", value: bytes("x") })
+        yield* store.delete("/s/gone")
+        const wroteAt = Date.now()
+        // The worker has seen every event well before they settle, and must leave them where they are.
+        yield* Effect.sleep(settleMillis / 2)
+        expect(Date.now() - wroteAt).toBeLessThan(settleMillis)
+        expect((yield* liveEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([
+          "/s/gone@1",
+          "/s/gone@2",
+          "/s/kept@1",
+          "/s/kept@2",
+          "/s/kept@3"
+        ])
+        // Its timer comes back for them once settled, with no further event on those keys.
+        yield* eventually(
+          "settled events moved",
+          Effect.gen(function*() {
+            expect((yield* liveEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual(["/s/kept@3"])
+            expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}`)).toEqual(["/s/gone@2"])
+          }),
+          20_000
+        )
+      }),
+    40_000
+  )
+
+  it.live(
+    "Compaction.all (the history rebuild) moves superseded events and buries tombstones, reporting progress per key",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("worker-history-rebuild")
+        const store = yield* openStore(env.location, { client: env.client })
+        for (const key of ["/r/a", "/r/b", "/r/c"]) {
+          for (let i = 0; i < 3; i++) yield* store.put({ key, value: bytes(`${key}#${i}`) })
+        }
+        yield* store.delete("/r/b")
+        const context = yield* Layer.build(
+          Compaction.layer.pipe(
+            Layer.provideMerge(HistoryArea.layer),
+            Layer.provideMerge(eventTableLayer(env.location, { client: env.client }))
+          )
+        )
+        const progress: Array<[number, number]> = []
+        const pass = yield* Context.get(context, Compaction).all(
+          (done, total) => Effect.sync(() => progress.push([done, total])),
+          { settleMillis: 0 }
+        )
+        expect(pass).toEqual({ keys: 3, pending: [] })
+        expect(progress).toEqual([[1, 3], [2, 3], [3, 3]])
+        expect((yield* liveEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual(["/r/a@3", "/r/c@3"])
+        expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual(["/r/b@4:delete"])
+        expect((yield* archivedEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([
+          "/r/a@1",
+          "/r/a@2",
+          "/r/b@1",
+          "/r/b@2",
+          "/r/b@3",
+          "/r/b@4",
+          "/r/c@1",
+          "/r/c@2"
+        ])
+        // Running it again finds nothing more to do and changes nothing.
+        expect((yield* Context.get(context, Compaction).all(() => Effect.void, { settleMillis: 0 })).keys).toBe(2)
+        expect((yield* archivedEvents(env)).length).toBe(8)
+      }),
+    30_000
+  )
+
+  it.live(
+    "history leaves out archived copies whose retention ran out, before DynamoDB's TTL gets round to them",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("worker-history-ttl")
+        const store = yield* openStore(env.location, { client: env.client })
+        for (let i = 1; i <= 3; i++) yield* store.put({ key: "/t/k", value: bytes(`v${i}`) })
+        const context = yield* Layer.build(
+          Compaction.layer.pipe(
+            Layer.provideMerge(HistoryArea.layer),
+            Layer.provideMerge(eventTableLayer(env.location, { client: env.client }))
+          )
+        )
+        yield* Context.get(context, Compaction).all(() => Effect.void, {
+          retention: { _tag: "For", millis: 1 },
+          settleMillis: 0
+        })
+        const seqs = Effect.map(
+          Stream.runCollect(store.history("/t/k")),
+          (events) => [...events].map((event) => event.seq)
+        )
+        expect((yield* archivedEvents(env)).length).toBe(2)
+        // The copies carry a TTL about a second out; once past it they are history no more, stored or not.
+        yield* eventually("retention ran out", Effect.map(seqs, (got) => expect(got).toEqual([3])), 5_000)
+      }),
+    20_000
+  )
 
   it.live("a deleted key is absent at every moment while compaction moves its events", () =>
     Effect.gen(function*() {
@@ -226,22 +295,35 @@ describe("history", () => {
           const items = yield* store.getRange("/d/", Key.rangeEnd("/d/"))
           const keys = items.map((item) => item.key)
           if (keys.length !== 1 || keys[0] !== kept) violations.push(`getRange: ${JSON.stringify(keys)}`)
-          const descending = yield* Stream.runCollect(store.items({ start: "/d/", end: Key.rangeEnd("/d/"), descending: true }))
-          if ([...descending].map((item) => item.key).join() !== kept) violations.push(`items descending: ${descending.length}`)
+          const descending = yield* Stream.runCollect(
+            store.items({ start: "/d/", end: Key.rangeEnd("/d/"), descending: true })
+          )
+          if ([...descending].map((item) => item.key).join() !== kept) {
+            violations.push(`items descending: ${descending.length}`)
+          }
           checks++
         }
       }).pipe(Effect.forkChild)
 
       yield* startWorker(env, { group: "history-delete" })
-      yield* eventually("compaction done", Effect.gen(function*() {
-        const live = yield* liveEvents(env)
-        expect(live.map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual([`${kept}@12:put`])
-        expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual(
-          deleted.map((key) => `${key}@13:delete`)
-        )
-      }), 30_000)
+      yield* eventually(
+        "compaction done",
+        Effect.gen(function*() {
+          const live = yield* liveEvents(env)
+          expect(live.map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual([`${kept}@12:put`])
+          expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}:${event.op}`)).toEqual(
+            deleted.map((key) => `${key}@13:delete`)
+          )
+        }),
+        30_000
+      )
       const atEnd = checks
-      yield* eventually("a few more checks after compaction", Effect.sync(() => expect(checks).toBeGreaterThan(atEnd + 3)), 10_000, 20)
+      yield* eventually(
+        "a few more checks after compaction",
+        Effect.sync(() => expect(checks).toBeGreaterThan(atEnd + 3)),
+        10_000,
+        20
+      )
       yield* Fiber.interrupt(checker)
 
       expect(violations).toEqual([])
@@ -260,44 +342,52 @@ describe("history", () => {
    * event is in neither answer. Here the move is made to happen exactly there (deterministically) by a
    * HistoryArea whose `archived` stream moves the key's oldest live superseded event when it ends.
    */
-  it.live("history and getAt see every event even when compaction moves one between their two reads", () =>
-    Effect.gen(function*() {
-      const env = yield* freshEnv("worker-history-race")
-      const store = yield* openStore(env.location, { client: env.client })
-      const key = "/race/k"
-      const leases = []
-      for (let i = 1; i <= 4; i++) leases.push(yield* store.put({ key, value: bytes(`v${i}`) }))
-      const context = yield* Layer.build(HistoryArea.layer.pipe(Layer.provideMerge(eventTableLayer(env.location, { client: env.client }))))
-      const table = Context.get(context, EventTable)
-      const area = Context.get(context, HistoryArea)
-      // What the history projection does for seq 4, one event at a time: archive, then remove from the live range.
-      const compactOne = Effect.gen(function*() {
-        const [oldest] = yield* Stream.runCollect(Stream.take(area.upTo(key, 3), 1))
-        if (oldest === undefined) return
-        yield* area.archive(oldest, undefined)
-        yield* area.removeLive(oldest)
-      })
-      yield* compactOne // seq 1 is archived before the read starts
-      let moveDuringRead = true
-      const racing = HistoryArea.of({
-        ...area,
-        archived: (k) =>
-          Stream.concat(
-            area.archived(k),
-            Stream.fromEffect(Effect.suspend(() => (moveDuringRead ? compactOne : Effect.void))).pipe(Stream.drain)
-          )
-      })
+  it.live(
+    "history and getAt see every event even when compaction moves one between their two reads",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("worker-history-race")
+        const store = yield* openStore(env.location, { client: env.client })
+        const key = "/race/k"
+        const leases = []
+        for (let i = 1; i <= 4; i++) leases.push(yield* store.put({ key, value: bytes(`v${i}`) }))
+        const context = yield* Layer.build(
+          HistoryArea.layer.pipe(Layer.provideMerge(eventTableLayer(env.location, { client: env.client })))
+        )
+        const table = Context.get(context, EventTable)
+        const area = Context.get(context, HistoryArea)
+        // What the history projection does for seq 4, one event at a time: archive, then remove from the live range.
+        const compactOne = Effect.gen(function*() {
+          const [oldest] = yield* Stream.runCollect(Stream.take(area.upTo(key, 3), 1))
+          if (oldest === undefined) return
+          yield* area.archive(oldest, undefined)
+          yield* area.removeLive(oldest)
+        })
+        yield* compactOne // seq 1 is archived before the read starts
+        let moveDuringRead = true
+        const racing = HistoryArea.of({
+          ...area,
+          archived: (k) =>
+            Stream.concat(
+              area.archived(k),
+              Stream.fromEffect(Effect.suspend(() => (moveDuringRead ? compactOne : Effect.void))).pipe(Stream.drain)
+            )
+        })
 
-      const seqs = [...(yield* Stream.runCollect(History.events(table, racing, key)))].map((event) => event.seq)
-      // getAt the revision of the event moved during the read: it was written, so it must be found.
-      const moved = yield* Effect.result(History.itemAt(table, racing, key, { _tag: "Revision", revision: leases[2]!.revision }))
-      moveDuringRead = false
-      const afterwards = [...(yield* Stream.runCollect(History.events(table, racing, key)))].map((event) => event.seq)
+        const seqs = [...(yield* Stream.runCollect(History.events(table, racing, key)))].map((event) => event.seq)
+        // getAt the revision of the event moved during the read: it was written, so it must be found.
+        const moved = yield* Effect.result(
+          History.itemAt(table, racing, key, { _tag: "Revision", revision: leases[2]!.revision })
+        )
+        moveDuringRead = false
+        const afterwards = [...(yield* Stream.runCollect(History.events(table, racing, key)))].map((event) => event.seq)
 
-      expect(afterwards).toEqual([1, 2, 3, 4]) // with no concurrent move, all is there
-      expect({ seqsReadDuringCompaction: seqs, getAtRevision3: moved._tag }).toEqual({
-        seqsReadDuringCompaction: [1, 2, 3, 4],
-        getAtRevision3: "Success"
-      })
-    }), 30_000)
+        expect(afterwards).toEqual([1, 2, 3, 4]) // with no concurrent move, all is there
+        expect({ seqsReadDuringCompaction: seqs, getAtRevision3: moved._tag }).toEqual({
+          seqsReadDuringCompaction: [1, 2, 3, 4],
+          getAtRevision3: "Success"
+        })
+      }),
+    30_000
+  )
 })

@@ -7,11 +7,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Data, Effect } from "effect"
 import type { Event } from "../../src/domain/Event.ts"
+import { historyPartition } from "../../src/infra/HistoryArea.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
+import { openStore } from "../support/TestStore.ts"
 import type { WorkerHandle } from "./support.ts"
 import { bytes, eventually, freshEnv, liveEvents, recorder, seqsByKey, startWorker } from "./support.ts"
-import { historyPartition } from "../../src/infra/HistoryArea.ts"
-import { openStore } from "../support/TestStore.ts"
 
 class ProjectionBoom extends Data.TaggedError("ProjectionBoom")<{ readonly key: string }> {}
 
@@ -29,7 +29,9 @@ const picky = (bad: string, how: Failing) => {
       return Effect.suspend(() => {
         attempts++
         if (how === "defect") throw new Error(`cannot project ${event.key}`)
-        return how !== "tagged" ? Effect.fail(new Error(`cannot project ${event.key}`)) : Effect.fail(new ProjectionBoom({ key: event.key }))
+        return how !== "tagged"
+          ? Effect.fail(new Error(`cannot project ${event.key}`))
+          : Effect.fail(new ProjectionBoom({ key: event.key }))
       })
     }
   })
@@ -46,7 +48,8 @@ const scenario = (how: Failing, deadlineMillis = 15_000) =>
     // Reads of the history area by the worker: only a replay of a seq gap (History.events) makes them.
     let historyReads = 0
     const countHistoryReads = (command: string, input: unknown) => {
-      const pk = (input as { ExpressionAttributeValues?: Record<string, { S?: string }> }).ExpressionAttributeValues?.[":pk"]?.S
+      const pk = (input as { ExpressionAttributeValues?: Record<string, { S?: string }> }).ExpressionAttributeValues
+        ?.[":pk"]?.S
       if (command === "QueryCommand" && pk === historyPartition(env.location)) historyReads++
       return 0
     }
@@ -64,68 +67,94 @@ const scenario = (how: Failing, deadlineMillis = 15_000) =>
     for (const key of goods) yield* store.put({ key, value: bytes(`${key}2`) })
 
     const flowing = (n: number) =>
-      eventually(`the good keys reach seq ${n}`, Effect.sync(() => {
-        const applied = seqsByKey(subject.log)
-        for (const key of goods) expect(applied.get(key), key).toEqual(Array.from({ length: n }, (_, i) => i + 1))
-      }), deadlineMillis)
+      eventually(
+        `the good keys reach seq ${n}`,
+        Effect.sync(() => {
+          const applied = seqsByKey(subject.log)
+          for (const key of goods) expect(applied.get(key), key).toEqual(Array.from({ length: n }, (_, i) => i + 1))
+        }),
+        deadlineMillis
+      )
     yield* flowing(2)
     const status = yield* worker.status
     return { env, store, worker, subject, bad, goods, status, flowing, historyReads: () => historyReads }
   })
 
 describe("quarantine", () => {
-  it.live("a projection failing on one key quarantines that key; the other keys and projections keep flowing", () =>
-    Effect.gen(function*() {
-      const { env, store, worker, subject, bad, goods, status, flowing } = yield* scenario("typed")
-      expect(status.quarantined).toEqual([{ projection: "picky", key: bad, seq: 1, error: `cannot project ${bad}` }])
-      // Exactly maxApplyAttempts tries on seq 1, none on seq 2 (the key stays quarantined).
-      expect(subject.attempts()).toBe(3)
-      expect(subject.log.some(({ event }) => event.key === bad)).toBe(false)
+  it.live(
+    "a projection failing on one key quarantines that key; the other keys and projections keep flowing",
+    () =>
+      Effect.gen(function*() {
+        const { env, store, worker, subject, bad, goods, status, flowing } = yield* scenario("typed")
+        expect(status.quarantined).toEqual([{ projection: "picky", key: bad, seq: 1, error: `cannot project ${bad}` }])
+        // Exactly maxApplyAttempts tries on seq 1, none on seq 2 (the key stays quarantined).
+        expect(subject.attempts()).toBe(3)
+        expect(subject.log.some(({ event }) => event.key === bad)).toBe(false)
 
-      // The shard is not blocked: later writes still reach the projection.
-      for (const key of goods) yield* store.put({ key, value: bytes(`${key}3`) })
-      yield* store.put({ key: bad, value: bytes("p3") })
-      yield* flowing(3)
-      expect(subject.attempts()).toBe(3)
-      expect((yield* worker.status).quarantined).toHaveLength(1)
-      // Other projections still handle the quarantined key: compaction left only its newest event live.
-      yield* eventually("history projection compacted the quarantined key", Effect.gen(function*() {
-        const live = (yield* liveEvents(env)).filter((event) => event.key === bad).map((event) => event.seq)
-        expect(live).toEqual([3])
-      }), 15_000)
-    }), 60_000)
+        // The shard is not blocked: later writes still reach the projection.
+        for (const key of goods) yield* store.put({ key, value: bytes(`${key}3`) })
+        yield* store.put({ key: bad, value: bytes("p3") })
+        yield* flowing(3)
+        expect(subject.attempts()).toBe(3)
+        expect((yield* worker.status).quarantined).toHaveLength(1)
+        // Other projections still handle the quarantined key: compaction left only its newest event live.
+        yield* eventually(
+          "history projection compacted the quarantined key",
+          Effect.gen(function*() {
+            const live = (yield* liveEvents(env)).filter((event) => event.key === bad).map((event) => event.seq)
+            expect(live).toEqual([3])
+          }),
+          15_000
+        )
+      }),
+    60_000
+  )
 
-  it.live("the quarantine entry names the error of a failure without a message (its tag)", () =>
-    Effect.gen(function*() {
-      const { bad, status } = yield* scenario("tagged", 8_000)
-      expect(status.quarantined.map((entry) => [entry.key, entry.seq])).toEqual([[bad, 1]])
-      // A Data.TaggedError has an empty message; "" tells an operator nothing.
-      expect(status.quarantined[0]?.error).toContain("ProjectionBoom")
-    }), 60_000)
+  it.live(
+    "the quarantine entry names the error of a failure without a message (its tag)",
+    () =>
+      Effect.gen(function*() {
+        const { bad, status } = yield* scenario("tagged", 8_000)
+        expect(status.quarantined.map((entry) => [entry.key, entry.seq])).toEqual([[bad, 1]])
+        // A Data.TaggedError has an empty message; "" tells an operator nothing.
+        expect(status.quarantined[0]?.error).toContain("ProjectionBoom")
+      }),
+    60_000
+  )
 
-  it.live("a projection that throws (a defect) on one key quarantines it too, instead of blocking the shard", () =>
-    Effect.gen(function*() {
-      const { bad, status, subject } = yield* scenario("defect", 8_000)
-      expect(status.quarantined.map((entry) => [entry.projection, entry.key, entry.seq])).toEqual([["picky", bad, 1]])
-      expect(status.quarantined[0]?.error).toContain(`cannot project ${bad}`)
-      expect(subject.attempts()).toBeLessThanOrEqual(3)
-    }), 60_000)
+  it.live(
+    "a projection that throws (a defect) on one key quarantines it too, instead of blocking the shard",
+    () =>
+      Effect.gen(function*() {
+        const { bad, status, subject } = yield* scenario("defect", 8_000)
+        expect(status.quarantined.map((entry) => [entry.projection, entry.key, entry.seq])).toEqual([["picky", bad, 1]])
+        expect(status.quarantined[0]?.error).toContain(`cannot project ${bad}`)
+        expect(subject.attempts()).toBeLessThanOrEqual(3)
+      }),
+    60_000
+  )
 
   /**
    * ProjectionWorker's applyInOrder treats every event of a key whose last *applied* seq is behind as a seq
    * gap, before applyOne checks the quarantine: so each later event of a key quarantined at seq s > 1 logs
    * "jumped from seq ..." and re-reads the key's whole history from the table, only to skip it all.
    */
-  it.live("later events of a quarantined key are skipped without replaying its history from the table", () =>
-    Effect.gen(function*() {
-      const { store, subject, bad, goods, status, flowing, historyReads } = yield* scenario("from-seq-2")
-      expect(status.quarantined.map((entry) => [entry.key, entry.seq])).toEqual([[bad, 2]])
-      expect(subject.log.filter(({ event }) => event.key === bad).map(({ event }) => event.seq)).toEqual([1])
-      const readsBefore = historyReads()
-      for (let i = 3; i <= 5; i++) yield* store.put({ key: bad, value: bytes(`p${i}`) })
-      for (const key of goods) yield* store.put({ key, value: bytes(`${key}3`) })
-      yield* flowing(3)
-      expect(subject.attempts()).toBe(3)
-      expect({ historyReadsForSkippedEvents: historyReads() - readsBefore }).toEqual({ historyReadsForSkippedEvents: 0 })
-    }), 60_000)
+  it.live(
+    "later events of a quarantined key are skipped without replaying its history from the table",
+    () =>
+      Effect.gen(function*() {
+        const { store, subject, bad, goods, status, flowing, historyReads } = yield* scenario("from-seq-2")
+        expect(status.quarantined.map((entry) => [entry.key, entry.seq])).toEqual([[bad, 2]])
+        expect(subject.log.filter(({ event }) => event.key === bad).map(({ event }) => event.seq)).toEqual([1])
+        const readsBefore = historyReads()
+        for (let i = 3; i <= 5; i++) yield* store.put({ key: bad, value: bytes(`p${i}`) })
+        for (const key of goods) yield* store.put({ key, value: bytes(`${key}3`) })
+        yield* flowing(3)
+        expect(subject.attempts()).toBe(3)
+        expect({ historyReadsForSkippedEvents: historyReads() - readsBefore }).toEqual({
+          historyReadsForSkippedEvents: 0
+        })
+      }),
+    60_000
+  )
 })

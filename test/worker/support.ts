@@ -6,30 +6,30 @@
  * projections, raw views of the event table and the lease table, a seeded
  * workload, and bounded polling.
  */
-import type { DynamoDBClient, } from "@aws-sdk/client-dynamodb"
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { PutItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
-import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
 import { expect } from "@effect/vitest"
-import * as Key from "../../src/domain/Key.ts"
-import { StorageFailure } from "../../src/domain/Errors.ts"
+import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
 import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
 import type { ConditionalAction } from "../../src/domain/AtomicWrite.ts"
+import { StorageFailure } from "../../src/domain/Errors.ts"
 import type { Event } from "../../src/domain/Event.ts"
+import * as Key from "../../src/domain/Key.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { historyPartition } from "../../src/infra/HistoryArea.ts"
-import { rawPartition } from "../support/RawTable.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import type { StreamsError } from "../../src/infra/streams/StreamsApi.ts"
+import { workerLayer } from "../../src/programs/app/WorkerLive.ts"
+import { Store } from "../../src/programs/store/Store.ts"
+import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
 import type { Retention } from "../../src/programs/worker/projections/HistoryProjection.ts"
 import { defaultWorkerOptions, ProjectionWorker } from "../../src/programs/worker/ProjectionWorker.ts"
 import type { WorkerOptions, WorkerStatus } from "../../src/programs/worker/ProjectionWorker.ts"
-import { Store } from "../../src/programs/store/Store.ts"
-import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
-import { workerLayer } from "../../src/programs/app/WorkerLive.ts"
+import { rawPartition } from "../support/RawTable.ts"
 import { eventTableLayer, freshTableName, makeClient, provisionTable, streamsConfig } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 
@@ -58,7 +58,12 @@ export const freshEnv = (label: string): Effect.Effect<Env, unknown, Scope.Scope
     const client = yield* Effect.acquireRelease(Effect.sync(makeClient), (c) => Effect.sync(() => c.destroy()))
     const location = yield* provisionTable(client, freshTableName(label))
     yield* Effect.promise(() =>
-      client.send(new PutItemCommand({ TableName: location.table, Item: { pk: { S: "warm-up" }, sk: { B: new Uint8Array([0]) } } }))
+      client.send(
+        new PutItemCommand({
+          TableName: location.table,
+          Item: { pk: { S: "warm-up" }, sk: { B: new Uint8Array([0]) } }
+        })
+      )
     )
     return { client, location, leaseTable: `${location.table}.projections` }
   })
@@ -71,12 +76,17 @@ export interface Gate {
 /** Runs after each response a worker's DynamoDB client receives: the milliseconds to hold the response back (0 to only observe). */
 export type ResponseDelay = (command: string, input: unknown) => number
 
-const withKillSwitch = <C extends DynamoDBClient | DynamoDBStreamsClient>(client: C, gate: Gate, delay?: ResponseDelay): C => {
+const withKillSwitch = <C extends DynamoDBClient | DynamoDBStreamsClient>(
+  client: C,
+  gate: Gate,
+  delay?: ResponseDelay
+): C => {
   const stack = client.middlewareStack as unknown as {
     add: (middleware: unknown, options: { step: string; name: string }) => void
   }
   stack.add(
-    (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: { input: unknown }) => {
+    (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+    async (args: { input: unknown }) => {
       if (gate.dead) throw Object.assign(new Error("the worker process was killed"), { name: "WorkerKilled" })
       const result = await next(args)
       const millis = delay?.(String(context.commandName), args.input) ?? 0
@@ -109,7 +119,10 @@ export interface TestWorkerOptions {
 /** A Streams API whose calls fail once the worker process was killed, as its own clients' do. */
 const gatedStreams = (api: StreamsApi["Service"], gate: Gate): StreamsApi["Service"] => {
   const guard = <A>(call: Effect.Effect<A, StreamsError>): Effect.Effect<A, StreamsError> =>
-    Effect.suspend(() => (gate.dead ? Effect.fail(new StorageFailure({ operation: "Streams", reason: "the worker process was killed" })) : call))
+    Effect.suspend(() => (gate.dead
+      ? Effect.fail(new StorageFailure({ operation: "Streams", reason: "the worker process was killed" }))
+      : call)
+    )
   return StreamsApi.of({
     latestStreamArn: (table) => guard(api.latestStreamArn(table)),
     describeStream: (arn, start) => guard(api.describeStream(arn, start)),
@@ -148,11 +161,17 @@ export const startWorker = (env: Env, options: TestWorkerOptions): Effect.Effect
     const dynamo = withKillSwitch(makeClient(), gate, options.responseDelay)
     const streams = withKillSwitch(new DynamoDBStreamsClient(streamsConfig()), gate)
     const guarded = (options.projections ?? []).map((projection) =>
-      Projection.make({ ...projection, apply: (event: Event) => Effect.suspend(() => (gate.dead ? Effect.void : projection.apply(event))) })
+      Projection.make({
+        ...projection,
+        apply: (event: Event) => Effect.suspend(() => (gate.dead ? Effect.void : projection.apply(event)))
+      })
     )
     const services = Store.layer(defaultStoreOptions).pipe(
       Layer.provideMerge(
-        Layer.succeed(StreamsApi, options.streams === undefined ? fromClients(dynamo, streams) : gatedStreams(options.streams, gate))
+        Layer.succeed(
+          StreamsApi,
+          options.streams === undefined ? fromClients(dynamo, streams) : gatedStreams(options.streams, gate)
+        )
       ),
       Layer.provideMerge(eventTableLayer(env.location, { client: dynamo }))
     )
@@ -196,7 +215,9 @@ export const eventually = <A, E, R>(
       const exit = yield* Effect.exit(check)
       if (Exit.isSuccess(exit)) return exit.value
       if (Date.now() > deadline) {
-        return yield* Effect.die(new Error(`${label}: not within ${timeoutMillis} ms; last failure: ${Cause.pretty(exit.cause)}`))
+        return yield* Effect.die(
+          new Error(`${label}: not within ${timeoutMillis} ms; last failure: ${Cause.pretty(exit.cause)}`)
+        )
       }
       yield* Effect.sleep(intervalMillis)
     }
@@ -252,8 +273,11 @@ export interface RawEvent {
   readonly revision: string
 }
 
-const queryAll = (client: DynamoDBClient, table: string, pk: string): Effect.Effect<ReadonlyArray<Record<string, AttributeValue>>> =>
-  Effect.promise(() => rawPartition(client, table, pk))
+const queryAll = (
+  client: DynamoDBClient,
+  table: string,
+  pk: string
+): Effect.Effect<ReadonlyArray<Record<string, AttributeValue>>> => Effect.promise(() => rawPartition(client, table, pk))
 
 const rawOf = (item: Record<string, AttributeValue>): RawEvent => {
   const { key, seq } = SortKey.decode(item[Attr.sort]!.B!)
@@ -262,13 +286,17 @@ const rawOf = (item: Record<string, AttributeValue>): RawEvent => {
 
 /** The events in the live range (raw Query on pk = namespace), ordered by key then seq. */
 export const liveEvents = (env: Env) =>
-  Effect.map(queryAll(env.client, env.location.table, env.location.namespace), (items) =>
-    items.map(rawOf).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq)))
+  Effect.map(
+    queryAll(env.client, env.location.table, env.location.namespace),
+    (items) => items.map(rawOf).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq))
+  )
 
 /** The events in the history area (raw Query on pk = `<namespace>\0history`), ordered by key then seq. */
 export const archivedEvents = (env: Env) =>
-  Effect.map(queryAll(env.client, env.location.table, historyPartition(env.location)), (items) =>
-    items.map(rawOf).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq)))
+  Effect.map(
+    queryAll(env.client, env.location.table, historyPartition(env.location)),
+    (items) => items.map(rawOf).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq))
+  )
 
 /**
  * Every event of the namespace, live or archived, each (key, seq) once. The live range is read first:
@@ -321,14 +349,19 @@ export interface RawAnnouncement {
 
 /** The worker announcements of a group, expired ones included. */
 export const announcements = (env: Env, group: string): Effect.Effect<ReadonlyArray<RawAnnouncement>> =>
-  Effect.map(queryAll(env.client, env.leaseTable, `${group}#workers`), (items) =>
-    items.map((item) => ({ owner: item.sk!.S!.replace(/^worker#/, ""), expiresAt: Number(item.expiresAt?.N ?? 0) })))
+  Effect.map(
+    queryAll(env.client, env.leaseTable, `${group}#workers`),
+    (items) =>
+      items.map((item) => ({ owner: item.sk!.S!.replace(/^worker#/, ""), expiresAt: Number(item.expiresAt?.N ?? 0) }))
+  )
 
 /** The one unfinished lease of a group (DynamoDB Local streams have one open shard per table). */
 export const openLease = (env: Env, group: string) =>
   Effect.flatMap(leases(env, group), (all) => {
     const open = all.filter((lease) => !lease.finished)
-    return open.length === 1 ? Effect.succeed(open[0]!) : Effect.fail(`expected one open lease, found ${JSON.stringify(all)}`)
+    return open.length === 1
+      ? Effect.succeed(open[0]!)
+      : Effect.fail(`expected one open lease, found ${JSON.stringify(all)}`)
   })
 
 /** A small deterministic PRNG (mulberry32), so a failing workload can be replayed. */
@@ -400,10 +433,14 @@ export const expectComplete = (
 ) =>
   Effect.gen(function*() {
     const newest = newestSeqs((yield* allEvents(env)).filter((event) => event.key.startsWith(prefix)))
-    yield* eventually("the projection caught up", Effect.sync(() => {
-      const applied = seqsByKey(log)
-      for (const [key, n] of newest) expect(Math.max(0, ...(applied.get(key) ?? [])), key).toBe(n)
-    }), timeoutMillis)
+    yield* eventually(
+      "the projection caught up",
+      Effect.sync(() => {
+        const applied = seqsByKey(log)
+        for (const [key, n] of newest) expect(Math.max(0, ...(applied.get(key) ?? [])), key).toBe(n)
+      }),
+      timeoutMillis
+    )
     const applied = seqsByKey(log)
     expect([...applied.keys()].sort()).toEqual([...newest.keys()].sort())
     for (const [key, n] of newest) expect([...new Set(applied.get(key))], key).toEqual(upTo(n))
@@ -416,7 +453,9 @@ export const expectComplete = (
     }
     expect(violations).toEqual([])
     const state = yield* store.getRange(prefix, Key.rangeEnd(prefix))
-    const folded = [...fold(log)].filter(([, entry]) => entry.value !== undefined).map(([key, entry]) => [key, entry.value])
+    const folded = [...fold(log)].filter(([, entry]) => entry.value !== undefined).map((
+      [key, entry]
+    ) => [key, entry.value])
     expect(folded.sort()).toEqual(state.map((item) => [item.key, text(item.value)]).sort())
     return { newest, duplicates: log.length - [...newest.values()].reduce((sum, n) => sum + n, 0) }
   })

@@ -3,8 +3,8 @@
  * with a blind index and encrypted values) and an in-memory replicated view
  * with read-your-writes through waitFor.
  */
-import { describe, expect, it } from "@effect/vitest"
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
@@ -21,32 +21,57 @@ describe("views", () => {
       const store = yield* openStore(env.location, { client: env.client })
       yield* store.put({ key: "/users/alice", value: user("alice@example.org", "secret-marker-1") })
       const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
-      const byEmail = yield* IndexView.make({ name: "by-email", prefix: "/users/", indexOf: (item) => emailOf(item.value) }).pipe(
+      const byEmail = yield* IndexView.make({
+        name: "by-email",
+        prefix: "/users/",
+        indexOf: (item) => emailOf(item.value)
+      }).pipe(
         Effect.provide(services)
       )
       yield* byEmail.projection.rebuild!.pipe(Effect.provide(services))
       expect(text((yield* byEmail.view.get("alice@example.org")).value)).toContain("secret-marker-1")
 
-      yield* startWorker(env, { group: "views", projections: [byEmail.projection], leaseMillis: 3000, resyncMillis: 300 })
+      yield* startWorker(env, {
+        group: "views",
+        projections: [byEmail.projection],
+        leaseMillis: 3000,
+        resyncMillis: 300
+      })
       yield* store.put({ key: "/users/bob", value: user("bob@example.org") })
       yield* store.put({ key: "/users/carol", value: user("shared@example.org") })
       yield* store.put({ key: "/users/dave", value: user("shared@example.org") })
-      yield* eventually("bob is filed", Effect.map(byEmail.view.get("bob@example.org"), (item) => expect(item.key).toBe("/users/bob")))
-      yield* eventually("two users share an e-mail", Effect.map(byEmail.view.query("shared@example.org"), (items) =>
-        expect(items.map((item) => item.key)).toEqual(["/users/carol", "/users/dave"])))
+      yield* eventually(
+        "bob is filed",
+        Effect.map(byEmail.view.get("bob@example.org"), (item) => expect(item.key).toBe("/users/bob"))
+      )
+      yield* eventually(
+        "two users share an e-mail",
+        Effect.map(
+          byEmail.view.query("shared@example.org"),
+          (items) => expect(items.map((item) => item.key)).toEqual(["/users/carol", "/users/dave"])
+        )
+      )
 
       yield* store.put({ key: "/users/bob", value: user("robert@example.org") })
       yield* store.delete("/users/carol")
-      yield* eventually("bob moved and carol left", Effect.gen(function*() {
-        expect((yield* Effect.flip(byEmail.view.get("bob@example.org")))._tag).toBe("NotFound")
-        expect((yield* byEmail.view.get("robert@example.org")).key).toBe("/users/bob")
-        expect((yield* byEmail.view.query("shared@example.org")).map((item) => item.key)).toEqual(["/users/dave"])
-      }))
+      yield* eventually(
+        "bob moved and carol left",
+        Effect.gen(function*() {
+          expect((yield* Effect.flip(byEmail.view.get("bob@example.org")))._tag).toBe("NotFound")
+          expect((yield* byEmail.view.get("robert@example.org")).key).toBe("/users/bob")
+          expect((yield* byEmail.view.query("shared@example.org")).map((item) => item.key)).toEqual(["/users/dave"])
+        })
+      )
       const lookup = yield* Effect.flip(byEmail.view.get("nobody@example.org"))
       expect(lookup.message).not.toContain("nobody@example.org")
 
-      const scan = yield* Effect.promise(() => env.client.send(new ScanCommand({ TableName: `${env.location.table}.view.by-email` })))
-      const dump = JSON.stringify(scan.Items, (_, value) => (value instanceof Uint8Array ? Buffer.from(value).toString("latin1") : value))
+      const scan = yield* Effect.promise(() =>
+        env.client.send(new ScanCommand({ TableName: `${env.location.table}.view.by-email` }))
+      )
+      const dump = JSON.stringify(
+        scan.Items,
+        (_, value) => (value instanceof Uint8Array ? Buffer.from(value).toString("latin1") : value)
+      )
       expect(scan.Items!.length).toBeGreaterThan(0)
       for (const plaintext of ["secret-marker-1", "alice@example.org", "robert@example.org", "shared@example.org"]) {
         expect(dump).not.toContain(plaintext)
@@ -60,7 +85,11 @@ describe("views", () => {
       yield* store.put({ key: "/users/alice", value: user("alice@example.org") })
       yield* store.put({ key: "/users/bob", value: user("bob@example.org") })
       const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
-      const byEmail = yield* IndexView.make({ name: "rebuilt", prefix: "/users/", indexOf: (item) => emailOf(item.value) }).pipe(
+      const byEmail = yield* IndexView.make({
+        name: "rebuilt",
+        prefix: "/users/",
+        indexOf: (item) => emailOf(item.value)
+      }).pipe(
         Effect.provide(services)
       )
       const replica = yield* ReplicatedView.make("rebuilt", "/users/").pipe(Effect.provide(services))
@@ -71,23 +100,38 @@ describe("views", () => {
       // Bob is deleted while neither view runs, and the worker buries his tombstone: his live range is empty.
       yield* store.delete("/users/bob")
       const worker = yield* startWorker(env, { group: "view-rebuild" })
-      yield* eventually("bob buried", Effect.gen(function*() {
-        expect((yield* liveEvents(env)).map((event) => event.key)).toEqual(["/users/alice"])
-      }))
+      yield* eventually(
+        "bob buried",
+        Effect.gen(function*() {
+          expect((yield* liveEvents(env)).map((event) => event.key)).toEqual(["/users/alice"])
+        })
+      )
       yield* worker.stop
       yield* byEmail.projection.rebuild!.pipe(Effect.provide(services))
       yield* replica.projection.rebuild!
       expect((yield* Effect.flip(byEmail.view.get("bob@example.org")))._tag).toBe("NotFound")
       expect((yield* replica.view.items).map((item) => item.key)).toEqual(["/users/alice"])
       // The replica remembers how far bob got: a replayed put from before his deletion does not bring him back.
-      yield* replica.projection.apply({ key: "/users/bob", seq: 1, revision: "replayed-bob", op: "put", value: user("bob@example.org"), timestamp: 0 })
+      yield* replica.projection.apply({
+        key: "/users/bob",
+        seq: 1,
+        revision: "replayed-bob",
+        op: "put",
+        value: user("bob@example.org"),
+        timestamp: 0
+      })
       expect(Option.isNone(yield* replica.view.get("/users/bob"))).toBe(true)
 
       // After a rebuild the stream tail replays from the checkpoint: an older event of alice must not win.
       const newer = yield* store.put({ key: "/users/alice", value: user("alice@new.example.org") })
       yield* replica.projection.rebuild!
       yield* replica.projection.apply({
-        key: "/users/alice", seq: 1, revision: "replayed", op: "put", value: user("alice@example.org"), timestamp: 0
+        key: "/users/alice",
+        seq: 1,
+        revision: "replayed",
+        op: "put",
+        value: user("alice@example.org"),
+        timestamp: 0
       })
       const alice = yield* replica.view.get("/users/alice")
       expect(Option.map(alice, (item) => [item.revision, emailOf(item.value)])).toEqual(
@@ -102,7 +146,12 @@ describe("views", () => {
       yield* store.put({ key: "/cfg/old", value: bytes("before the worker") })
       const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
       const replica = yield* ReplicatedView.make("cfg", "/cfg/").pipe(Effect.provide(services))
-      yield* startWorker(env, { group: "replica", projections: [replica.projection], leaseMillis: 3000, resyncMillis: 300 })
+      yield* startWorker(env, {
+        group: "replica",
+        projections: [replica.projection],
+        leaseMillis: 3000,
+        resyncMillis: 300
+      })
       for (let round = 0; round < 5; round++) {
         const lease = yield* store.put({ key: `/cfg/k${round % 2}`, value: bytes(`v${round}`) })
         yield* replica.view.waitFor(lease.revision).pipe(Effect.timeout("15 seconds"))
@@ -111,7 +160,9 @@ describe("views", () => {
       }
       expect((yield* replica.view.items).map((item) => item.key)).toEqual(["/cfg/k0", "/cfg/k1", "/cfg/old"])
       yield* store.delete("/cfg/old")
-      yield* eventually("the deleted key leaves the replica", Effect.map(replica.view.get("/cfg/old"), (found) =>
-        expect(Option.isNone(found)).toBe(true)))
+      yield* eventually(
+        "the deleted key leaves the replica",
+        Effect.map(replica.view.get("/cfg/old"), (found) => expect(Option.isNone(found)).toBe(true))
+      )
     }))
 })

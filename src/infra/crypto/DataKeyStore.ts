@@ -81,45 +81,59 @@ export const put = (location: DataKeyLocation, record: DataKeyRecord) =>
           ConditionExpression: "attribute_not_exists(sk)"
         }),
         { abortSignal }
-      )
-    )).pipe(
-      Effect.asVoid,
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
-    )
+      ))
+  ).pipe(
+    Effect.asVoid,
+    Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
+  )
 
 /** The data key with this id. */
-export const get = (location: DataKeyLocation, id: string): Effect.Effect<Option.Option<DataKeyRecord>, Throttled | StorageFailure, Dynamo> =>
+export const get = (
+  location: DataKeyLocation,
+  id: string
+): Effect.Effect<Option.Option<DataKeyRecord>, Throttled | StorageFailure, Dynamo> =>
   Dynamo.use((dynamo) =>
-    dynamo.call("GetItem", (client, abortSignal) =>
-      client.send(new GetItemCommand({ TableName: location.table, Key: keyOf(location, id), ConsistentRead: true }), { abortSignal })
-    )).pipe(
-      Effect.flatMap((output) => (output.Item ? Effect.map(decodeRecord(output.Item), Option.some) : Effect.succeed(Option.none())))
+    dynamo.call(
+      "GetItem",
+      (client, abortSignal) =>
+        client.send(new GetItemCommand({ TableName: location.table, Key: keyOf(location, id), ConsistentRead: true }), {
+          abortSignal
+        })
     )
+  ).pipe(
+    Effect.flatMap((
+      output
+    ) => (output.Item ? Effect.map(decodeRecord(output.Item), Option.some) : Effect.succeed(Option.none())))
+  )
 
 /** Every data key of the namespace, lazily. */
 export const list = (location: DataKeyLocation): Stream.Stream<DataKeyRecord, Throttled | StorageFailure, Dynamo> =>
-  Stream.unwrap(Dynamo.useSync((dynamo) =>
-    Stream.paginate(undefined as AttributeMap | undefined, (startKey) =>
-      dynamo.call("Query", (client, abortSignal) =>
-        client.send(
-          new QueryCommand({
-            TableName: location.table,
-            KeyConditionExpression: "pk = :pk",
-            ExpressionAttributeValues: { ":pk": { S: partitionOf(location.namespace) } },
-            ConsistentRead: true,
-            ExclusiveStartKey: startKey
-          }),
-          { abortSignal }
-        )
-      ).pipe(
-        Effect.flatMap((output) =>
-          Effect.map(Effect.forEach(output.Items ?? [], decodeRecord), (records) =>
-            [records, Option.fromNullishOr(output.LastEvaluatedKey)] as const
-          )
-        )
+  Stream.unwrap(
+    Dynamo.useSync((dynamo) =>
+      Stream.paginate(
+        undefined as AttributeMap | undefined,
+        (startKey) =>
+          dynamo.call("Query", (client, abortSignal) =>
+            client.send(
+              new QueryCommand({
+                TableName: location.table,
+                KeyConditionExpression: "pk = :pk",
+                ExpressionAttributeValues: { ":pk": { S: partitionOf(location.namespace) } },
+                ConsistentRead: true,
+                ExclusiveStartKey: startKey
+              }),
+              { abortSignal }
+            )).pipe(
+              Effect.flatMap((output) =>
+                Effect.map(
+                  Effect.forEach(output.Items ?? [], decodeRecord),
+                  (records) => [records, Option.fromNullishOr(output.LastEvaluatedKey)] as const
+                )
+              )
+            )
       )
     )
-  ))
+  )
 
 /** Replaces the wrapped copies of an active data key (re-wrapping); a shredded key stays shredded. */
 export const replaceWrapped = (location: DataKeyLocation, id: string, wrapped: ReadonlyArray<WrappedKey>) =>
@@ -136,11 +150,11 @@ export const replaceWrapped = (location: DataKeyLocation, id: string, wrapped: R
           ExpressionAttributeValues: { ":wrapped": encodeWrapped(wrapped), ":active": { S: "active" } }
         }),
         { abortSignal }
-      )
-    )).pipe(
-      Effect.as(true),
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
-    )
+      ))
+  ).pipe(
+    Effect.as(true),
+    Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+  )
 
 /** Destroys every wrapped copy of a data key, so nothing encrypted under it can be read again. */
 export const shred = (location: DataKeyLocation, id: string) =>
@@ -155,5 +169,5 @@ export const shred = (location: DataKeyLocation, id: string) =>
           ExpressionAttributeValues: { ":shredded": { S: "shredded" } }
         }),
         { abortSignal }
-      )
-    )).pipe(Effect.asVoid)
+      ))
+  ).pipe(Effect.asVoid)

@@ -11,13 +11,13 @@
 import { Clock, Context, Data, Deferred, Effect, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import type { Scope } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
-import * as Revisions from "../Revisions.ts"
 import type { Dynamo } from "../Dynamo.ts"
+import * as Revisions from "../Revisions.ts"
 import * as DataKeyStore from "./DataKeyStore.ts"
 import type { DataKeyLocation } from "./DataKeyStore.ts"
 import { Keyring } from "./Keyring.ts"
-import * as MultiKeyring from "./MultiKeyring.ts"
 import type { EncryptionContext, KeyringError } from "./Keyring.ts"
+import * as MultiKeyring from "./MultiKeyring.ts"
 
 /** Limits on how long and how much one data key is used, and how scopes are drawn. */
 export interface DataKeyPolicy {
@@ -131,7 +131,9 @@ const singleFlight = <A, E>(scope: Scope.Scope) => {
       inFlight.set(key, deferred)
       return compute.pipe(
         Effect.exit,
-        Effect.flatMap((exit) => Effect.andThen(Effect.sync(() => inFlight.delete(key)), Deferred.done(deferred, exit))),
+        Effect.flatMap((exit) =>
+          Effect.andThen(Effect.sync(() => inFlight.delete(key)), Deferred.done(deferred, exit))
+        ),
         Effect.forkIn(scope),
         Effect.andThen(Deferred.await(deferred))
       )
@@ -168,15 +170,25 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
   }
 
   const generate = (scope: string, now: number) =>
-    generating(scope, Effect.gen(function*() {
-      const id = yield* Revisions.next
-      const generated = yield* keyring.generate(contextOf(location, id, scope))
-      yield* DataKeyStore.put(location, { id, scope, created: now, state: "active", wrapped: generated.wrapped }).pipe(withDynamo)
-      const cached: CachedKey = { key: { id, material: generated.plaintext }, scope, created: now, values: 0, bytes: 0 }
-      writing.set(scope, cached)
-      remember(cached.key, now)
-      return cached
-    }))
+    generating(
+      scope,
+      Effect.gen(function*() {
+        const id = yield* Revisions.next
+        const generated = yield* keyring.generate(contextOf(location, id, scope))
+        yield* DataKeyStore.put(location, { id, scope, created: now, state: "active", wrapped: generated.wrapped })
+          .pipe(withDynamo)
+        const cached: CachedKey = {
+          key: { id, material: generated.plaintext },
+          scope,
+          created: now,
+          values: 0,
+          bytes: 0
+        }
+        writing.set(scope, cached)
+        remember(cached.key, now)
+        return cached
+      })
+    )
 
   const usable = (cached: CachedKey | undefined, bytes: number, now: number): cached is CachedKey =>
     cached !== undefined &&
@@ -209,15 +221,18 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
         reading.set(id, hit)
         return hit.key
       }
-      return yield* loading(id, Effect.gen(function*() {
-        const record = Option.getOrUndefined(yield* DataKeyStore.get(location, id).pipe(withDynamo))
-        if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
-        if (record.state === "shredded") return yield* new DataKeyShredded({ dataKey: id, scope: record.scope })
-        const material = yield* keyring.unwrap(record.wrapped, contextOf(location, id, record.scope))
-        const key = { id, material }
-        remember(key, now)
-        return key
-      }))
+      return yield* loading(
+        id,
+        Effect.gen(function*() {
+          const record = Option.getOrUndefined(yield* DataKeyStore.get(location, id).pipe(withDynamo))
+          if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
+          if (record.state === "shredded") return yield* new DataKeyShredded({ dataKey: id, scope: record.scope })
+          const material = yield* keyring.unwrap(record.wrapped, contextOf(location, id, record.scope))
+          const key = { id, material }
+          remember(key, now)
+          return key
+        })
+      )
     })
 
   const rewrap = Effect.fn("DataKeys.rewrap")(function*(next: Keyring["Service"]) {
@@ -266,7 +281,8 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
           const scope = `named:${id}`
           const generated = yield* keyring.generate(contextOf(location, id, scope))
           // A concurrent maker may have stored its key first; the read below returns whichever won.
-          yield* DataKeyStore.put(location, { id, scope, created: now, state: "active", wrapped: generated.wrapped }).pipe(withDynamo)
+          yield* DataKeyStore.put(location, { id, scope, created: now, state: "active", wrapped: generated.wrapped })
+            .pipe(withDynamo)
           reading.delete(id)
           return yield* forDecryption(id)
         }))

@@ -4,7 +4,13 @@
  * unwrap is authorized by IAM (and logged by CloudTrail) with the encryption
  * context bound in.
  */
-import { DecryptCommand, DescribeKeyCommand, EncryptCommand, GenerateDataKeyCommand, KMSClient } from "@aws-sdk/client-kms"
+import {
+  DecryptCommand,
+  DescribeKeyCommand,
+  EncryptCommand,
+  GenerateDataKeyCommand,
+  KMSClient
+} from "@aws-sdk/client-kms"
 import type { KMSClientConfig } from "@aws-sdk/client-kms"
 import { Effect, Layer, Redacted } from "effect"
 import { Keyring, KeyringError } from "./Keyring.ts"
@@ -63,7 +69,11 @@ const failureOf = (name: string, message: string): Failure => {
 }
 
 // Signature errors echo the canonical request, which carries the session token: never pass those messages on.
-const echoesRequest = new Set(["InvalidSignatureException", "IncompleteSignatureException", "UnrecognizedClientException"])
+const echoesRequest = new Set([
+  "InvalidSignatureException",
+  "IncompleteSignatureException",
+  "UnrecognizedClientException"
+])
 
 /** The error's name and the first line of its message; never the error object, whose `$response` may hold key material. */
 const describe = (cause: unknown): { readonly name: string; readonly message: string } => {
@@ -105,7 +115,10 @@ const resolveKey = Effect.fn("KmsKeyring.resolveKey")(function*(client: KMSClien
     default:
       return yield* fail("unavailable", `${key.Arn} is in state ${state}`)
   }
-  if ((key.KeyUsage ?? "ENCRYPT_DECRYPT") !== "ENCRYPT_DECRYPT" || (key.KeySpec ?? "SYMMETRIC_DEFAULT") !== "SYMMETRIC_DEFAULT") {
+  if (
+    (key.KeyUsage ?? "ENCRYPT_DECRYPT") !== "ENCRYPT_DECRYPT" ||
+    (key.KeySpec ?? "SYMMETRIC_DEFAULT") !== "SYMMETRIC_DEFAULT"
+  ) {
     return yield* fail("wrong-key", `${key.Arn} is not a symmetric encryption key (${key.KeySpec}, ${key.KeyUsage})`)
   }
   return key.Arn
@@ -143,27 +156,37 @@ export const make = Effect.fn("KmsKeyring.make")(function*(
     return { plaintext: Redacted.make(out.Plaintext), wrapped: [wrapped] }
   })
 
-  const wrap = Effect.fn("KmsKeyring.wrap")(function*(plaintext: Redacted.Redacted<Uint8Array>, context: EncryptionContext) {
-    const out = yield* Effect.tryPromise({
-      try: (abortSignal) =>
-        client.send(
-          new EncryptCommand({ KeyId: keyArn, Plaintext: Redacted.value(plaintext), EncryptionContext: contextFor(context) }),
-          { abortSignal }
-        ),
-      catch: fromKms(name, "Encrypt")
-    })
-    if (out.KeyId !== keyArn) return yield* fail("wrong-key", `KMS Encrypt used ${out.KeyId}, not ${keyArn}`)
-    if (out.CiphertextBlob === undefined) return yield* fail("unavailable", "KMS Encrypt returned no ciphertext")
-    const wrapped: ReadonlyArray<WrappedKey> = [{ provider, keyId: keyArn, ciphertext: out.CiphertextBlob }]
-    return wrapped
-  })
+  const wrap = Effect.fn("KmsKeyring.wrap")(
+    function*(plaintext: Redacted.Redacted<Uint8Array>, context: EncryptionContext) {
+      const out = yield* Effect.tryPromise({
+        try: (abortSignal) =>
+          client.send(
+            new EncryptCommand({
+              KeyId: keyArn,
+              Plaintext: Redacted.value(plaintext),
+              EncryptionContext: contextFor(context)
+            }),
+            { abortSignal }
+          ),
+        catch: fromKms(name, "Encrypt")
+      })
+      if (out.KeyId !== keyArn) return yield* fail("wrong-key", `KMS Encrypt used ${out.KeyId}, not ${keyArn}`)
+      if (out.CiphertextBlob === undefined) return yield* fail("unavailable", "KMS Encrypt returned no ciphertext")
+      const wrapped: ReadonlyArray<WrappedKey> = [{ provider, keyId: keyArn, ciphertext: out.CiphertextBlob }]
+      return wrapped
+    }
+  )
 
   const decrypt = Effect.fn("KmsKeyring.decrypt")(function*(copy: WrappedKey, context: EncryptionContext) {
     const out = yield* Effect.tryPromise({
       try: (abortSignal) =>
         client.send(
           // Pinned to the key the copy names, so KMS refuses a ciphertext made under any other key.
-          new DecryptCommand({ KeyId: copy.keyId, CiphertextBlob: copy.ciphertext, EncryptionContext: contextFor(context) }),
+          new DecryptCommand({
+            KeyId: copy.keyId,
+            CiphertextBlob: copy.ciphertext,
+            EncryptionContext: contextFor(context)
+          }),
           { abortSignal }
         ),
       catch: fromKms(name, "Decrypt")
@@ -173,24 +196,34 @@ export const make = Effect.fn("KmsKeyring.make")(function*(
     return Redacted.make(out.Plaintext)
   })
 
-  const unwrap = Effect.fn("KmsKeyring.unwrap")(function*(wrapped: ReadonlyArray<WrappedKey>, context: EncryptionContext) {
-    const candidates = wrapped.filter((copy) =>
-      copy.provider === provider && (options.discovery === true ? keyArnPattern.test(copy.keyId) : copy.keyId === keyArn)
-    )
-    if (candidates.length === 0) {
-      return yield* fail("no-matching-key", `no copy of the data key is wrapped under ${options.discovery === true ? "a KMS key" : keyArn}`)
+  const unwrap = Effect.fn("KmsKeyring.unwrap")(
+    function*(wrapped: ReadonlyArray<WrappedKey>, context: EncryptionContext) {
+      const candidates = wrapped.filter((copy) =>
+        copy.provider === provider &&
+        (options.discovery === true ? keyArnPattern.test(copy.keyId) : copy.keyId === keyArn)
+      )
+      if (candidates.length === 0) {
+        return yield* fail(
+          "no-matching-key",
+          `no copy of the data key is wrapped under ${options.discovery === true ? "a KMS key" : keyArn}`
+        )
+      }
+      const failures: Array<KeyringError> = []
+      for (const copy of candidates) {
+        const result = yield* Effect.result(decrypt(copy, context))
+        if (result._tag === "Success") return result.success
+        failures.push(result.failure)
+      }
+      // A passing failure first: the caller may retry it, whereas a refusal would only repeat.
+      const telling = failures.find((error) => error.failure === "throttled" || error.failure === "unavailable") ??
+        failures.at(-1)!
+      if (failures.length === 1) return yield* telling
+      return yield* fail(
+        telling.failure,
+        `all ${failures.length} KMS copies failed: ${failures.map((error) => error.reason).join("; ")}`
+      )
     }
-    const failures: Array<KeyringError> = []
-    for (const copy of candidates) {
-      const result = yield* Effect.result(decrypt(copy, context))
-      if (result._tag === "Success") return result.success
-      failures.push(result.failure)
-    }
-    // A passing failure first: the caller may retry it, whereas a refusal would only repeat.
-    const telling = failures.find((error) => error.failure === "throttled" || error.failure === "unavailable") ?? failures.at(-1)!
-    if (failures.length === 1) return yield* telling
-    return yield* fail(telling.failure, `all ${failures.length} KMS copies failed: ${failures.map((error) => error.reason).join("; ")}`)
-  })
+  )
 
   return Keyring.of({ name, generate, wrap, unwrap })
 })

@@ -7,10 +7,10 @@
  * A key file holds one key per line as `id:base64`; the first key wraps new
  * data keys, the others still unwrap (rotation).
  */
+import { Effect, Layer, Redacted } from "effect"
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Layer, Redacted } from "effect"
 import { Keyring, KeyringError } from "./Keyring.ts"
 import type { EncryptionContext, KeyringFailure, WrappedKey } from "./Keyring.ts"
 
@@ -23,7 +23,8 @@ export interface RawKey {
 /** The provider name in wrapped keys this keyring made. */
 export const provider = "raw-aes"
 
-const fail = (failure: typeof KeyringFailure.Type, reason: string) => new KeyringError({ keyring: provider, failure, reason })
+const fail = (failure: typeof KeyringFailure.Type, reason: string) =>
+  new KeyringError({ keyring: provider, failure, reason })
 
 /** A key's id when none is given: a fingerprint that reveals nothing of the key. */
 export const fingerprint = (material: Uint8Array): string =>
@@ -102,7 +103,9 @@ export const loadOrCreateKeyFile = (file: string): Effect.Effect<ReadonlyArray<R
   })
 
 const associatedData = (keyId: string, context: EncryptionContext) =>
-  Buffer.from(JSON.stringify(["dynastate/raw-aes/v1", keyId, Object.entries(context).sort(([a], [b]) => (a < b ? -1 : 1))]))
+  Buffer.from(
+    JSON.stringify(["dynastate/raw-aes/v1", keyId, Object.entries(context).sort(([a], [b]) => (a < b ? -1 : 1))])
+  )
 
 const wrapWith = (key: RawKey, plaintext: Uint8Array, context: EncryptionContext): WrappedKey => {
   const iv = randomBytes(12)
@@ -151,7 +154,9 @@ export const make = (keys: ReadonlyArray<RawKey>): Keyring["Service"] => {
           const plaintext = unwrapWith(byId.get(copy.keyId)!, copy, context)
           if (plaintext) return Effect.succeed(Redacted.make(plaintext))
         }
-        return Effect.fail(fail("invalid-ciphertext", "the wrapped data key does not authenticate under its key and context"))
+        return Effect.fail(
+          fail("invalid-ciphertext", "the wrapped data key does not authenticate under its key and context")
+        )
       })
   })
 }

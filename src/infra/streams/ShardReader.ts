@@ -57,7 +57,15 @@ export const readShard = (
 ): Stream.Stream<ShardEvent, StreamsError, StreamsApi> =>
   Stream.unwrap(Effect.gen(function*() {
     const api = yield* StreamsApi
-    const state: ReaderState = { iterator: undefined, last: undefined, ended: false, failures: 0, idle: false, started: false, iteratorAt: 0 }
+    const state: ReaderState = {
+      iterator: undefined,
+      last: undefined,
+      ended: false,
+      failures: 0,
+      idle: false,
+      started: false,
+      iteratorAt: 0
+    }
     const resumePosition = (): ShardPosition =>
       state.last === undefined ? position : { _tag: "After", sequenceNumber: state.last }
 
@@ -67,33 +75,35 @@ export const readShard = (
       yield* Effect.sleep(yield* Random.nextBetween(ceiling / 2, ceiling))
     })
 
-    const poll: Effect.Effect<ReadonlyArray<ShardEvent>, StreamsError> = Effect.gen(function*(): Effect.fn.Return<ReadonlyArray<ShardEvent>, StreamsError> {
-      if (state.idle) yield* Effect.sleep(options.idleMillis)
-      if (state.iterator === undefined) {
-        const first = !state.started
-        state.iterator = yield* api.getShardIterator(arn, shardId, resumePosition())
-        state.iteratorAt = yield* Clock.currentTimeMillis
-        state.started = true
+    const poll: Effect.Effect<ReadonlyArray<ShardEvent>, StreamsError> = Effect.gen(
+      function*(): Effect.fn.Return<ReadonlyArray<ShardEvent>, StreamsError> {
+        if (state.idle) yield* Effect.sleep(options.idleMillis)
         if (state.iterator === undefined) {
-          state.ended = true
-          return [{ _tag: "Records", shardId, records: [], ended: true } as const]
+          const first = !state.started
+          state.iterator = yield* api.getShardIterator(arn, shardId, resumePosition())
+          state.iteratorAt = yield* Clock.currentTimeMillis
+          state.started = true
+          if (state.iterator === undefined) {
+            state.ended = true
+            return [{ _tag: "Records", shardId, records: [], ended: true } as const]
+          }
+          // Reading from "latest" starts when the iterator is made: say so, so a watcher can announce it is live.
+          if (first) return [{ _tag: "Started", shardId } as const]
         }
-        // Reading from "latest" starts when the iterator is made: say so, so a watcher can announce it is live.
-        if (first) return [{ _tag: "Started", shardId } as const]
+        const page = yield* api.getRecords(shardId, state.iterator)
+        state.failures = 0
+        state.iterator = page.nextIterator
+        state.ended = page.nextIterator === undefined
+        const caughtUp = page.records.length === 0 && !state.ended && !state.idle
+        state.idle = page.records.length === 0 && !state.ended
+        const lastRecord = page.records[page.records.length - 1]
+        if (lastRecord) state.last = lastRecord.sequenceNumber
+        // The first empty page after records says the reader is at the shard's tip (lag 0), once per quiet spell.
+        return page.records.length > 0 || state.ended || caughtUp
+          ? [{ _tag: "Records", shardId, records: page.records, ended: state.ended } as const]
+          : []
       }
-      const page = yield* api.getRecords(shardId, state.iterator)
-      state.failures = 0
-      state.iterator = page.nextIterator
-      state.ended = page.nextIterator === undefined
-      const caughtUp = page.records.length === 0 && !state.ended && !state.idle
-      state.idle = page.records.length === 0 && !state.ended
-      const lastRecord = page.records[page.records.length - 1]
-      if (lastRecord) state.last = lastRecord.sequenceNumber
-      // The first empty page after records says the reader is at the shard's tip (lag 0), once per quiet spell.
-      return page.records.length > 0 || state.ended || caughtUp
-        ? [{ _tag: "Records", shardId, records: page.records, ended: state.ended } as const]
-        : []
-    }).pipe(
+    ).pipe(
       Effect.catchTag("IteratorExpired", () =>
         Effect.sync((): ReadonlyArray<ShardEvent> => {
           state.iterator = undefined
@@ -122,6 +132,5 @@ export const readShard = (
     )
 
     return Stream.paginate(undefined, () =>
-      poll.pipe(Effect.map((events) => [events, state.ended ? Option.none() : Option.some(undefined)] as const))
-    )
+      poll.pipe(Effect.map((events) => [events, state.ended ? Option.none() : Option.some(undefined)] as const)))
   }))

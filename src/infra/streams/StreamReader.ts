@@ -23,7 +23,11 @@ export interface ShardCoordinator<E> {
    * Where to read a shard from, or `undefined` when this process must not read it (now). `reading`
    * numbers this reading of the shard (a shard read again gets a new one); its batches carry it.
    */
-  readonly acquire: (arn: string, shard: ShardDescription, reading: number) => Effect.Effect<ShardPosition | undefined, E>
+  readonly acquire: (
+    arn: string,
+    shard: ShardDescription,
+    reading: number
+  ) => Effect.Effect<ShardPosition | undefined, E>
   /** Whether every record of the shard was applied, by anyone. */
   readonly isFinished: (arn: string, shardId: string) => Effect.Effect<boolean, E>
   /** The consumer applied records up to `sequenceNumber`; `ended` when that was the shard's last. */
@@ -69,7 +73,11 @@ export interface StreamReaderOptions {
 }
 
 /** Defaults. */
-export const defaultStreamReaderOptions: StreamReaderOptions = { polling: defaultPolling, resyncMillis: 10_000, buffer: 16 }
+export const defaultStreamReaderOptions: StreamReaderOptions = {
+  polling: defaultPolling,
+  resyncMillis: 10_000,
+  buffer: 16
+}
 
 /** Every shard of a stream, all pages. `DescribeStream` is paced by the `StreamsApi` service. */
 export const listShards = (arn: string) =>
@@ -111,7 +119,13 @@ export const readStream = <E>(
       active.delete(shardId)
     }
 
-    const startReader = (streamArn: string, shard: ShardDescription, position: ShardPosition, reading: number, scope: Scope.Scope) =>
+    const startReader = (
+      streamArn: string,
+      shard: ShardDescription,
+      position: ShardPosition,
+      reading: number,
+      scope: Scope.Scope
+    ) =>
       Effect.gen(function*() {
         active.add(shard.shardId)
         const reader: Reading = { arn: streamArn, reading }
@@ -125,7 +139,13 @@ export const readStream = <E>(
               if (newest !== undefined) last = newest
             }
             const upTo = last
-            const ack = coordinator.checkpoint(streamArn, shard.shardId, upTo, event._tag === "Records" && event.ended, reading).pipe(
+            const ack = coordinator.checkpoint(
+              streamArn,
+              shard.shardId,
+              upTo,
+              event._tag === "Records" && event.ended,
+              reading
+            ).pipe(
               Effect.andThen(Effect.sync(() => {
                 if (event._tag === "Records" && event.ended) {
                   finished.add(shard.shardId)
@@ -159,7 +179,10 @@ export const readStream = <E>(
         const shards = yield* listShards(streamArn).pipe(Effect.catchTag("StreamGone", () => Effect.succeed(undefined)))
         if (shards === undefined) return true
         for (const shard of shards) {
-          if (!finished.has(shard.shardId) && !active.has(shard.shardId) && (yield* coordinator.isFinished(streamArn, shard.shardId))) {
+          if (
+            !finished.has(shard.shardId) && !active.has(shard.shardId) &&
+            (yield* coordinator.isFinished(streamArn, shard.shardId))
+          ) {
             finished.add(shard.shardId)
           }
         }
@@ -185,7 +208,9 @@ export const readStream = <E>(
           return
         }
         if (latest !== undefined && arns[arns.length - 1] !== latest) {
-          if (arns.length > 0) yield* Effect.logInfo(`table ${table} has a new stream ${latest}; the old one drains first`)
+          if (arns.length > 0) {
+            yield* Effect.logInfo(`table ${table} has a new stream ${latest}; the old one drains first`)
+          }
           arns.push(latest)
         }
         while (arns.length > 0) {

@@ -72,7 +72,10 @@ export type StreamsError = IteratorExpired | TrimmedData | StreamGone | Throttle
 export class StreamsApi extends Context.Service<StreamsApi, {
   /** The table's current stream, if streams are enabled. */
   readonly latestStreamArn: (table: string) => Effect.Effect<string | undefined, StreamsError>
-  readonly describeStream: (arn: string, exclusiveStartShardId: string | undefined) => Effect.Effect<StreamPage, StreamsError>
+  readonly describeStream: (
+    arn: string,
+    exclusiveStartShardId: string | undefined
+  ) => Effect.Effect<StreamPage, StreamsError>
   readonly getShardIterator: (
     arn: string,
     shardId: string,
@@ -85,7 +88,10 @@ export class StreamsApi extends Context.Service<StreamsApi, {
     Layer.effect(
       StreamsApi,
       Effect.acquireRelease(
-        Effect.sync(() => ({ dynamo: new DynamoDBClient(config), streams: new DynamoDBStreamsClient(config as never) })),
+        Effect.sync(() => ({
+          dynamo: new DynamoDBClient(config),
+          streams: new DynamoDBStreamsClient(config as never)
+        })),
         (clients) =>
           Effect.sync(() => {
             clients.dynamo.destroy()
@@ -140,7 +146,9 @@ export const fromClients = (dynamo: DynamoDBClient, streams: DynamoDBStreamsClie
       Effect.tryPromise({
         try: (signal) => dynamo.send(new DescribeTableCommand({ TableName: table }), { abortSignal: signal }),
         catch: classify("DescribeTable", "", table)
-      }).pipe(Effect.map((output) => output.Table?.StreamSpecification?.StreamEnabled ? output.Table.LatestStreamArn : undefined)),
+      }).pipe(Effect.map((output) =>
+        output.Table?.StreamSpecification?.StreamEnabled ? output.Table.LatestStreamArn : undefined
+      )),
     describeStream: (arn, exclusiveStartShardId) =>
       paced.pipe(Effect.andThen(Effect.tryPromise({
         try: (signal) =>
@@ -183,7 +191,8 @@ export const fromClients = (dynamo: DynamoDBClient, streams: DynamoDBStreamsClie
       }).pipe(Effect.map((output) => output.ShardIterator)),
     getRecords: (shardId, iterator) =>
       Effect.tryPromise({
-        try: (signal) => streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }), { abortSignal: signal }),
+        try: (signal) =>
+          streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }), { abortSignal: signal }),
         catch: classify("GetRecords", shardId, "")
       }).pipe(
         Effect.map((output) => ({

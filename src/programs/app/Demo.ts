@@ -24,7 +24,12 @@ export const demo = Effect.gen(function*() {
   const secret = `s3cr3t-${Date.now()}`
 
   yield* step("clean up what a previous run left")
-  yield* Console.log(`deleteRange ${prefix} .. ${Key.rangeEnd(prefix)} deleted ${yield* store.deleteRange(prefix, Key.rangeEnd(prefix))} items`)
+  yield* Console.log(
+    `deleteRange ${prefix} .. ${Key.rangeEnd(prefix)} deleted ${yield* store.deleteRange(
+      prefix,
+      Key.rangeEnd(prefix)
+    )} items`
+  )
 
   yield* step("create, get, and create again")
   const created = yield* store.create({ key: alice, value: bytes(`{"name":"alice","note":"${secret}"}`) })
@@ -44,7 +49,11 @@ export const demo = Effect.gen(function*() {
 
   yield* step("atomic write across keys, sharing one revision")
   const revision = yield* store.atomicWrite([
-    { key: alice, condition: Condition.revision(swapped.revision), action: Action.put(bytes(`{"name":"alice","team":"red"}`)) },
+    {
+      key: alice,
+      condition: Condition.revision(swapped.revision),
+      action: Action.put(bytes(`{"name":"alice","team":"red"}`))
+    },
     { key: bob, condition: Condition.notExists, action: Action.put(bytes(`{"name":"bob","team":"red"}`)) }
   ])
   yield* Console.log(`atomicWrite alice (Revision) + bob (NotExists) -> shared revision ${revision}`)

@@ -2,27 +2,27 @@
  * The store assembled from configuration: the DynamoDB client (or the embedded
  * DynamoDB Local), the keyring, the provisioned table, and the store itself.
  */
-import { Effect, Layer, Option, Redacted } from "effect"
 import type { DynamoDBClient, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
+import { KMSClient } from "@aws-sdk/client-kms"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { DataKeys, defaultDataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
 import type { DataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
 import { Keyring } from "../../infra/crypto/Keyring.ts"
-import type { Location } from "../../infra/EventRecord.ts"
-import * as RawAesKeyring from "../../infra/crypto/RawAesKeyring.ts"
+import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import * as KmsKeyring from "../../infra/crypto/KmsKeyring.ts"
 import * as MultiKeyring from "../../infra/crypto/MultiKeyring.ts"
-import { KMSClient } from "@aws-sdk/client-kms"
-import type { KeyringError } from "../../infra/crypto/Keyring.ts"
-import * as DynamoDBLocal from "../../infra/local/DynamoDBLocal.ts"
+import * as RawAesKeyring from "../../infra/crypto/RawAesKeyring.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
+import type { Location } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
+import * as DynamoDBLocal from "../../infra/local/DynamoDBLocal.ts"
 import { ConfigInvalid, fromConfig, isEmbedded, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
+import { fromClients, StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as TableProvisioner from "../../infra/TableProvisioner.ts"
 import { defaultStoreOptions, Store } from "../store/Store.ts"
 import type { StoreOptions } from "../store/Store.ts"
-import { fromClients, StreamsApi } from "../../infra/streams/StreamsApi.ts"
 
 /** Credentials DynamoDB Local accepts; it checks only their shape. */
 export const localCredentials = { accessKeyId: "dynastate", secretAccessKey: "dynastate" }
@@ -31,7 +31,9 @@ export const localCredentials = { accessKeyId: "dynastate", secretAccessKey: "dy
 export const clientConfig = (config: StoreConfig, endpoint: Option.Option<string>): DynamoDBClientConfig => {
   const credentials = Option.isSome(config.accessKey) && Option.isSome(config.secretKey)
     ? { accessKeyId: Redacted.value(config.accessKey.value), secretAccessKey: Redacted.value(config.secretKey.value) }
-    : Option.isSome(endpoint) ? localCredentials : undefined
+    : Option.isSome(endpoint)
+    ? localCredentials
+    : undefined
   return {
     region: Option.getOrElse(config.region, () => "us-east-1"),
     maxAttempts: 5,
@@ -45,7 +47,9 @@ export const dynamoLayer = (config: StoreConfig) =>
   Layer.unwrap(Effect.gen(function*() {
     const clients = (options: DynamoDBClientConfig) => Layer.mergeAll(Dynamo.layer(options), StreamsApi.layer(options))
     if (!isEmbedded(config)) return clients(clientConfig(config, config.endpoint))
-    yield* Effect.logInfo(`no storage.endpoint or storage.region set: using the embedded DynamoDB Local (${config.dataDir})`)
+    yield* Effect.logInfo(
+      `no storage.endpoint or storage.region set: using the embedded DynamoDB Local (${config.dataDir})`
+    )
     const local = yield* DynamoDBLocal.scoped({ dataDir: config.dataDir })
     return clients(clientConfig(config, Option.some(local.endpoint)))
   }))
@@ -54,17 +58,24 @@ export const dynamoLayer = (config: StoreConfig) =>
 export const keyringLayer = (config: StoreConfig): Layer.Layer<Keyring, ConfigInvalid | KeyringError> => {
   if (Option.isSome(config.kmsKey)) {
     const generator = config.kmsKey.value
-    return Layer.effect(Keyring, Effect.gen(function*() {
-      const first = yield* kmsKeyring(config, generator)
-      const others = yield* Effect.forEach(config.kmsExtraKeys, (keyId) => kmsKeyring(config, keyId))
-      return others.length === 0 ? first : MultiKeyring.make(first, others)
-    }))
+    return Layer.effect(
+      Keyring,
+      Effect.gen(function*() {
+        const first = yield* kmsKeyring(config, generator)
+        const others = yield* Effect.forEach(config.kmsExtraKeys, (keyId) => kmsKeyring(config, keyId))
+        return others.length === 0 ? first : MultiKeyring.make(first, others)
+      })
+    )
   }
   if (config.kmsExtraKeys.length > 0) {
-    return Layer.effect(Keyring, Effect.fail(new ConfigInvalid({ field: "storage.kms_extra_keys", reason: "needs storage.kms_key" })))
+    return Layer.effect(
+      Keyring,
+      Effect.fail(new ConfigInvalid({ field: "storage.kms_extra_keys", reason: "needs storage.kms_key" }))
+    )
   }
   return Option.match(config.keyringKey, {
-    onSome: (key) => Layer.effect(Keyring, Effect.map(RawAesKeyring.keyFromBase64(key), (raw) => RawAesKeyring.make([raw]))),
+    onSome: (key) =>
+      Layer.effect(Keyring, Effect.map(RawAesKeyring.keyFromBase64(key), (raw) => RawAesKeyring.make([raw]))),
     onNone: () => RawAesKeyring.layerFromFile(config.keyringFile)
   })
 }
@@ -101,7 +112,15 @@ export const eventTableLayer = (config: StoreConfig) =>
       readCapacityUnits: config.readCapacityUnits,
       writeCapacityUnits: config.writeCapacityUnits
     })
-  ).pipe(Layer.provideMerge(encryptedEventTable({ table: config.tableName, namespace: config.namespace, storeId: Option.getOrUndefined(config.storeId) })))
+  ).pipe(
+    Layer.provideMerge(
+      encryptedEventTable({
+        table: config.tableName,
+        namespace: config.namespace,
+        storeId: Option.getOrUndefined(config.storeId)
+      })
+    )
+  )
 
 /** The event table at a location with its data keys (which need a `Keyring` and `Dynamo`). */
 export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = defaultDataKeyPolicy) =>

@@ -5,17 +5,17 @@
  */
 import { Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
-import * as PrometheusMetrics from "../../infra/PrometheusMetrics.ts"
 import type { Keyring } from "../../infra/crypto/Keyring.ts"
+import * as PrometheusMetrics from "../../infra/PrometheusMetrics.ts"
 import { fromConfig, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
+import { defaultCompactionOptions } from "../worker/Compaction.ts"
+import type { CompactionOptions } from "../worker/Compaction.ts"
 import type { Projection } from "../worker/Projection.ts"
 import { duplicateName, DuplicateProjectionName } from "../worker/Projection.ts"
 import type { StoreServices } from "../worker/ProjectionModule.ts"
 import * as ExpiryProjection from "../worker/projections/ExpiryProjection.ts"
 import * as HistoryProjection from "../worker/projections/HistoryProjection.ts"
-import { defaultCompactionOptions } from "../worker/Compaction.ts"
-import type { CompactionOptions } from "../worker/Compaction.ts"
 import { defaultWorkerOptions, ProjectionWorker } from "../worker/ProjectionWorker.ts"
 import type { WorkerOptions, WorkerStatus } from "../worker/ProjectionWorker.ts"
 import * as StoreLive from "./StoreLive.ts"
@@ -24,7 +24,9 @@ import * as StoreLive from "./StoreLive.ts"
 export const formatStatus = (status: WorkerStatus): string => {
   const lags = status.shards.map((shard) => shard.lagMillis).filter((lag): lag is number => lag !== undefined)
   const lag = lags.length === 0 ? "-" : Duration.format(Duration.millis(Math.max(...lags)))
-  return `worker ${status.owner.slice(7, 15)}: ${status.ownedShards}/${status.fairShare} shards (${status.liveWorkers} workers), lag ${lag}, ` +
+  return `worker ${
+    status.owner.slice(7, 15)
+  }: ${status.ownedShards}/${status.fairShare} shards (${status.liveWorkers} workers), lag ${lag}, ` +
     `${status.eventsApplied} events (${status.eventsPerSecond.toFixed(1)}/s), ${status.quarantined.length} quarantined`
 }
 
@@ -61,7 +63,13 @@ type UserProjections<E> = Effect.Effect<ReadonlyArray<Projection<unknown>>, E, S
 
 const assemble = <E, E2>(config: StoreConfig, store: Layer.Layer<StoreServices, E2>, projections: UserProjections<E>) =>
   statusLine().pipe(
-    Layer.provideMerge(Layer.unwrap(Effect.map(projections, (extra) => workerLayer(defaultWorkerOptions(config.tableName), { ...defaultCompactionOptions, retention: config.historyRetention }, extra)))),
+    Layer.provideMerge(
+      Layer.unwrap(Effect.map(projections, (extra) =>
+        workerLayer(defaultWorkerOptions(config.tableName), {
+          ...defaultCompactionOptions,
+          retention: config.historyRetention
+        }, extra)))
+    ),
     Layer.provideMerge(store),
     // The metrics endpoint (when `metrics_port` is set) serves what the worker records.
     Layer.merge(PrometheusMetrics.layerFromConfig(config))

@@ -7,8 +7,8 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Fiber, Stream } from "effect"
 import * as Key from "../../domain/Key.ts"
 import * as StoreConfig from "../../infra/StoreConfig.ts"
-import { demo } from "./Demo.ts"
 import { Store } from "../store/Store.ts"
+import { demo } from "./Demo.ts"
 import * as WorkerLive from "./WorkerLive.ts"
 
 const bytes = (value: string) => new TextEncoder().encode(value)
@@ -21,7 +21,9 @@ const expiryWithoutReaders = Effect.gen(function*() {
   const watcher = yield* store.watch({ prefixes: [key] }).pipe(
     Stream.filter((event) => event._tag !== "Init"),
     Stream.take(2),
-    Stream.runForEach((event) => Console.log(`watch: ${event._tag} ${"item" in event ? event.item.key : "key" in event ? event.key : ""}`)),
+    Stream.runForEach((event) =>
+      Console.log(`watch: ${event._tag} ${"item" in event ? event.item.key : "key" in event ? event.key : ""}`)
+    ),
     Effect.timeout("20 seconds"),
     Effect.forkChild
   )
@@ -38,7 +40,9 @@ const main = Effect.gen(function*() {
   yield* Effect.gen(function*() {
     yield* demo
     yield* expiryWithoutReaders
-    yield* Console.log(`\nthe projection worker keeps running (status every 5 s); Ctrl-C stops it and releases its leases`)
+    yield* Console.log(
+      `\nthe projection worker keeps running (status every 5 s); Ctrl-C stops it and releases its leases`
+    )
     return yield* Effect.never
   }).pipe(Effect.provide(WorkerLive.layer(config)))
 })

@@ -15,11 +15,11 @@ import type { ValueTooLarge } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { isDueForExpiry, presentRevision } from "../../domain/Event.ts"
 import * as KeyState from "../../domain/KeyState.ts"
+import { defaultWriteFence } from "../../domain/WriteFence.ts"
+import type { WriteFence } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { TransactionWrite } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
-import { defaultWriteFence } from "../../domain/WriteFence.ts"
-import type { WriteFence } from "../../domain/WriteFence.ts"
 import type { WriteError } from "./KeyActors.ts"
 import { KeyActors, writeTimedOut } from "./KeyActors.ts"
 import { checkAtomicWrite } from "./StoreInput.ts"
@@ -35,7 +35,11 @@ export interface AtomicWriteOptions {
 }
 
 /** Defaults that let dozens of concurrent non-conflicting writers all succeed. */
-export const defaultAtomicWriteOptions: AtomicWriteOptions = { maxStaleAttempts: 16, maxConflictAttempts: 24, fence: defaultWriteFence }
+export const defaultAtomicWriteOptions: AtomicWriteOptions = {
+  maxStaleAttempts: 16,
+  maxConflictAttempts: 24,
+  fence: defaultWriteFence
+}
 
 type Attempt =
   | { readonly _tag: "Committed" }
@@ -59,20 +63,29 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     const readAt = yield* Clock.currentTimeMillis
     const states = yield* Effect.forEach(
       actions,
-      (entry) => Effect.map(table.latestState(entry.key), (latest) => KeyState.fromLatest(entry.key, Option.getOrUndefined(latest))),
+      (entry) =>
+        Effect.map(
+          table.latestState(entry.key),
+          (latest) => KeyState.fromLatest(entry.key, Option.getOrUndefined(latest))
+        ),
       { concurrency: 16 }
     )
     const now = yield* Clock.currentTimeMillis
     // Reads that took longer than the fence allows are too old to decide on (see WriteFence).
     if (now - readAt > options.fence.maxStateAgeMillis) {
       if (++stale > options.maxStaleAttempts) {
-        return yield* new StorageFailure({ operation: "atomicWrite", reason: "reading the keys keeps taking longer than the write fence allows" })
+        return yield* new StorageFailure({
+          operation: "atomicWrite",
+          reason: "reading the keys keeps taking longer than the write fence allows"
+        })
       }
       continue
     }
     const due = states.filter((state) => isDueForExpiry(state.latest, now))
     if (due.length > 0) {
-      if (++expiries > options.maxStaleAttempts) return yield* new WriteContention({ key: due[0]!.key, attempts: expiries })
+      if (++expiries > options.maxStaleAttempts) {
+        return yield* new WriteContention({ key: due[0]!.key, attempts: expiries })
+      }
       // Record the expiries first, through the actors, so each gets exactly one expire event.
       yield* Effect.forEach(due, (state) => actors.expire(state.key), { concurrency: 16, discard: true })
       continue
@@ -97,7 +110,8 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     const attempt = yield* commit(table, writes).pipe(
       Effect.timeoutOrElse({
         duration: options.fence.writeTimeoutMillis,
-        orElse: () => Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: writeTimedOut(options.fence) }))
+        orElse: () =>
+          Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: writeTimedOut(options.fence) }))
       })
     )
     if (attempt._tag === "Committed") {
@@ -130,7 +144,9 @@ const commit = (table: EventTable["Service"], writes: ReadonlyArray<TransactionW
     if (codes.includes("ConditionalCheckFailed")) return { _tag: "Stale" } as Attempt
     if (codes.includes("TransactionConflict")) return { _tag: "Conflict" } as Attempt
     // Throttled cancellations are not retried by the SDK; back off like a conflict.
-    const throttled = codes.find((code) => code === "ThrottlingError" || code === "ProvisionedThroughputExceeded" || code === "RequestLimitExceeded")
+    const throttled = codes.find((code) =>
+      code === "ThrottlingError" || code === "ProvisionedThroughputExceeded" || code === "RequestLimitExceeded"
+    )
     if (throttled !== undefined) return { _tag: "Throttled", reason: `transaction cancelled: ${throttled}` } as Attempt
     if (codes.some((code) => code === "ValidationError")) {
       const messages = error.reasons.map((reason) => reason.Message).filter(Boolean).join("; ")

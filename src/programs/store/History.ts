@@ -51,8 +51,10 @@ export const events = (
   area: HistoryArea["Service"],
   key: string
 ): Stream.Stream<Event, ReadError> =>
-  Stream.unwrap(Effect.map(storedEvents(table, area, key), (stored) =>
-    Stream.fromIterable(stored).pipe(Stream.mapEffect((item) => table.decode(item)))))
+  Stream.unwrap(
+    Effect.map(storedEvents(table, area, key), (stored) =>
+      Stream.fromIterable(stored).pipe(Stream.mapEffect((item) => table.decode(item))))
+  )
 
 /** Events of a key between two seqs, for filling a gap in what a stream delivered. */
 export interface Between {

@@ -19,10 +19,10 @@ import { StorageFailure } from "../../domain/Errors.ts"
 import type { ValueTooLarge } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { itemRevision } from "../../domain/Event.ts"
-import { defaultWriteFence } from "../../domain/WriteFence.ts"
-import type { WriteFence } from "../../domain/WriteFence.ts"
 import type { Lease } from "../../domain/Item.ts"
 import * as KeyState from "../../domain/KeyState.ts"
+import { defaultWriteFence } from "../../domain/WriteFence.ts"
+import type { WriteFence } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
@@ -40,7 +40,12 @@ export interface ActorOptions {
 }
 
 /** Defaults that keep memory flat for any number of keys. */
-export const defaultActorOptions: ActorOptions = { maxActors: 10_000, idleMillis: 60_000, maxConflicts: 16, fence: defaultWriteFence }
+export const defaultActorOptions: ActorOptions = {
+  maxActors: 10_000,
+  idleMillis: 60_000,
+  maxConflicts: 16,
+  fence: defaultWriteFence
+}
 
 /** Failures of a write besides the command's own. */
 export type WriteError = WriteContention | ValueTooLarge | ReadError
@@ -132,7 +137,10 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         // Too old to decide on, cached or just read (a read can be slow): read again (see WriteFence).
         if (now - actor.confirmedAt > options.fence.maxStateAgeMillis) {
           if (++slowReads > options.maxConflicts) {
-            return yield* new StorageFailure({ operation: "read", reason: "reading the key keeps taking longer than the write fence allows" })
+            return yield* new StorageFailure({
+              operation: "read",
+              reason: "reading the key keeps taking longer than the write fence allows"
+            })
           }
           actor.state = undefined
           continue
@@ -146,13 +154,22 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         let current = state
         let lost = false
         for (const draft of decision.events) {
-          const event: Event = { ...draft, key: actor.key, seq: current.seq + 1, revision: yield* Revisions.next, timestamp: now }
-          const appended = yield* Effect.result(table.append(event).pipe(
-            Effect.timeoutOrElse({
-              duration: options.fence.writeTimeoutMillis,
-              orElse: () => Effect.fail(new StorageFailure({ operation: "append", reason: writeTimedOut(options.fence) }))
-            })
-          ))
+          const event: Event = {
+            ...draft,
+            key: actor.key,
+            seq: current.seq + 1,
+            revision: yield* Revisions.next,
+            timestamp: now
+          }
+          const appended = yield* Effect.result(
+            table.append(event).pipe(
+              Effect.timeoutOrElse({
+                duration: options.fence.writeTimeoutMillis,
+                orElse: () =>
+                  Effect.fail(new StorageFailure({ operation: "append", reason: writeTimedOut(options.fence) }))
+              })
+            )
+          )
           if (appended._tag === "Success") {
             current = KeyState.evolve(current, event)
             actor.state = current
@@ -182,7 +199,9 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       // After an unexpected failure we cannot tell what was written: forget the cache.
       Effect.onError((cause) =>
         Effect.sync(() => {
-          if (cause.reasons.some((reason) => reason._tag !== "Fail" || !isCommandError(reason.error))) actor.state = undefined
+          if (cause.reasons.some((reason) => reason._tag !== "Fail" || !isCommandError(reason.error))) {
+            actor.state = undefined
+          }
         })
       )
     )
@@ -198,7 +217,11 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       const reply = yield* Deferred.make<Lease, CommandError | WriteError>()
       actor.mailbox.push({
         // onExit also answers when the store closes mid-command, so no caller waits forever.
-        run: process(actor, command).pipe(Effect.onExit((exit) => Deferred.done(reply, exit)), Effect.exit, Effect.asVoid),
+        run: process(actor, command).pipe(
+          Effect.onExit((exit) => Deferred.done(reply, exit)),
+          Effect.exit,
+          Effect.asVoid
+        ),
         abandon: Deferred.fail(reply, closedError())
       })
       if (!actor.running) {

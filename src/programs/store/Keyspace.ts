@@ -54,7 +54,14 @@ import { Store } from "./Store.ts"
 import type { ReadFailure, WriteFailure } from "./Store.ts"
 import type { WatchError, WatchEvent as StoreWatchEvent, WatchPosition } from "./Watch.ts"
 
-export { CodecFailure, jsonCodec, KeyspaceDecodeError, KeyspaceEncodeError, makeCodec, textCodec } from "./KeyspaceCodec.ts"
+export {
+  CodecFailure,
+  jsonCodec,
+  KeyspaceDecodeError,
+  KeyspaceEncodeError,
+  makeCodec,
+  textCodec
+} from "./KeyspaceCodec.ts"
 export type { Codec, Path } from "./KeyspaceCodec.ts"
 
 /** A stored record of a keyspace, decoded. `expires` is epoch milliseconds. */
@@ -105,8 +112,20 @@ export interface WatchOptions {
 export type WatchEvent<K, V> =
   | { readonly _tag: "Init" }
   | { readonly _tag: "Put"; readonly item: Item<K, V>; readonly seq: number; readonly position: WatchPosition }
-  | { readonly _tag: "Delete"; readonly key: K; readonly revision: string; readonly seq: number; readonly position: WatchPosition }
-  | { readonly _tag: "Expire"; readonly key: K; readonly revision: string; readonly seq: number; readonly position: WatchPosition }
+  | {
+    readonly _tag: "Delete"
+    readonly key: K
+    readonly revision: string
+    readonly seq: number
+    readonly position: WatchPosition
+  }
+  | {
+    readonly _tag: "Expire"
+    readonly key: K
+    readonly revision: string
+    readonly seq: number
+    readonly position: WatchPosition
+  }
 
 /** One stored event of a key, its value decoded (absent on `delete` and `expire`, and when shredded). */
 export interface HistoryEvent<K, V> {
@@ -148,7 +167,11 @@ export interface Operations<K, V, R> {
   /** Stores a record, replacing whatever is there. */
   readonly put: (key: K, value: V, options?: WriteOptions) => Effect.Effect<Lease<K>, TypedWriteFailure, R>
   /** Replaces a live record. */
-  readonly update: (key: K, value: V, options?: WriteOptions) => Effect.Effect<Lease<K>, NotFound | TypedWriteFailure, R>
+  readonly update: (
+    key: K,
+    value: V,
+    options?: WriteOptions
+  ) => Effect.Effect<Lease<K>, NotFound | TypedWriteFailure, R>
   /**
    * Replaces a live record whose value is `expected`. The stored bytes are
    * compared, so the codec must be deterministic (the default JSON codec is).
@@ -162,7 +185,10 @@ export interface Operations<K, V, R> {
   /** Replaces a live record whose revision is `item.revision` (an item read before, with a new value). */
   readonly conditionalUpdate: (item: Item<K, V>) => Effect.Effect<Lease<K>, IncorrectRevision | TypedWriteFailure, R>
   /** Deletes a live record whose revision is `revision`. */
-  readonly conditionalDelete: (key: K, revision: string) => Effect.Effect<void, IncorrectRevision | TypedWriteFailure, R>
+  readonly conditionalDelete: (
+    key: K,
+    revision: string
+  ) => Effect.Effect<void, IncorrectRevision | TypedWriteFailure, R>
   /** Deletes a live record. */
   readonly delete: (key: K) => Effect.Effect<void, NotFound | TypedWriteFailure, R>
   /** Gives a live record a new expiry (or none), keeping its revision; a non-empty lease revision must be live. */
@@ -254,8 +280,15 @@ const makeOperations = <K, V>(c: Conversions<K, V>) => {
   })
 
   const items = (store: StoreService, options: RangeOptions<K> = {}): Stream.Stream<Item<K, V>, TypedReadFailure> =>
-    Stream.unwrap(Effect.map(range(options), ({ start, end }) =>
-      store.items({ start, end, descending: options.descending, limit: options.limit }).pipe(Stream.mapEffect(decodeItem))))
+    Stream.unwrap(
+      Effect.map(
+        range(options),
+        ({ start, end }) =>
+          store.items({ start, end, descending: options.descending, limit: options.limit }).pipe(
+            Stream.mapEffect(decodeItem)
+          )
+      )
+    )
 
   const watchEvent = (event: StoreWatchEvent): Effect.Effect<WatchEvent<K, V>, KeyspaceDecodeError> =>
     event._tag === "Init"
@@ -326,16 +359,20 @@ const makeOperations = <K, V>(c: Conversions<K, V>) => {
         yield* store.conditionalUpdate({ key: storeKey, value: bytes, expires: item.expires, revision: item.revision })
       )
     }),
-    conditionalDelete: Effect.fn("Keyspace.conditionalDelete")(function*(store: StoreService, key: K, revision: string) {
-      yield* store.conditionalDelete(yield* c.storeKey(key), revision)
-    }),
+    conditionalDelete: Effect.fn("Keyspace.conditionalDelete")(
+      function*(store: StoreService, key: K, revision: string) {
+        yield* store.conditionalDelete(yield* c.storeKey(key), revision)
+      }
+    ),
     delete: Effect.fn("Keyspace.delete")(function*(store: StoreService, key: K) {
       yield* store.delete(yield* c.storeKey(key))
     }),
-    keepAlive: Effect.fn("Keyspace.keepAlive")(function*(store: StoreService, lease: Lease<K>, expires: number | undefined) {
-      const storeKey = yield* c.storeKey(lease.key)
-      return toLease(lease.key, yield* store.keepAlive({ key: storeKey, revision: lease.revision }, expires))
-    }),
+    keepAlive: Effect.fn("Keyspace.keepAlive")(
+      function*(store: StoreService, lease: Lease<K>, expires: number | undefined) {
+        const storeKey = yield* c.storeKey(lease.key)
+        return toLease(lease.key, yield* store.keepAlive({ key: storeKey, revision: lease.revision }, expires))
+      }
+    ),
     items,
     getRange: (store: StoreService, options?: RangeOptions<K>) =>
       Stream.runCollect(items(store, options)).pipe(Effect.withSpan("Keyspace.getRange")),
@@ -352,8 +389,10 @@ const makeOperations = <K, V>(c: Conversions<K, V>) => {
           Stream.mapEffect(watchEvent)
         ),
     history: (store: StoreService, key: K): Stream.Stream<HistoryEvent<K, V>, TypedReadFailure> =>
-      Stream.unwrap(Effect.map(c.storeKey(key), (storeKey) =>
-        store.history(storeKey).pipe(Stream.mapEffect((event) => historyEvent(key, event))))),
+      Stream.unwrap(
+        Effect.map(c.storeKey(key), (storeKey) =>
+          store.history(storeKey).pipe(Stream.mapEffect((event) => historyEvent(key, event))))
+      ),
     getAt: Effect.fn("Keyspace.getAt")(function*(store: StoreService, key: K, at: PastPoint) {
       const storeKey = yield* c.storeKey(key)
       const item = yield* store.getAt(storeKey, at)

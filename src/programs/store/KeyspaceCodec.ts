@@ -79,9 +79,14 @@ export const textCodec: Codec = {
   encode: (json) =>
     typeof json === "string"
       ? Effect.succeed(encoder.encode(json))
-      : Effect.fail(new CodecFailure({ reason: `the text codec stores strings, not ${json === null ? "null" : typeof json}` })),
+      : Effect.fail(
+        new CodecFailure({ reason: `the text codec stores strings, not ${json === null ? "null" : typeof json}` })
+      ),
   decode: (bytes) =>
-    Effect.try({ try: () => decoder.decode(bytes), catch: () => new CodecFailure({ reason: "the bytes are not UTF-8 text" }) })
+    Effect.try({
+      try: () => decoder.decode(bytes),
+      catch: () => new CodecFailure({ reason: "the bytes are not UTF-8 text" })
+    })
 }
 
 /** Where in a key or value a problem is: property names and array indexes, outermost first. */
@@ -186,7 +191,9 @@ export interface Conversions<K, V> {
 const lastKeyUnder = (prefix: string, room: number) =>
   prefix + "\u{10FFFF}".repeat(Math.floor(room / 4)) + ["", "\u007F", "\u07FF", "\uFFFF"][room % 4]
 
-const checkPrefix = (prefix: string): Result.Result<{ readonly first: string; readonly last: string }, BadParameter> => {
+const checkPrefix = (
+  prefix: string
+): Result.Result<{ readonly first: string; readonly last: string }, BadParameter> => {
   const valid = Key.validate(prefix, "prefix")
   if (Result.isFailure(valid)) return Result.fail(valid.failure)
   const room = Key.maxKeyBytes - Key.toBytes(prefix).length
@@ -218,7 +225,10 @@ export const conversions = <K, V>(options: {
         Effect.mapError((error) => new KeyspaceEncodeError({ keyspace: prefix, part: "key", ...describeIssue(error) }))
       )
       if (typeof encoded !== "string" || encoded.length === 0) {
-        return yield* new BadParameter({ field, reason: `a key of keyspace ${prefix} must encode to a non-empty string` })
+        return yield* new BadParameter({
+          field,
+          reason: `a key of keyspace ${prefix} must encode to a non-empty string`
+        })
       }
       const full = prefix + encoded
       const valid = Key.validate(full, field)
@@ -227,7 +237,9 @@ export const conversions = <K, V>(options: {
 
   const decodeKey = (key: string): Effect.Effect<K, KeyspaceDecodeError> =>
     key.length <= prefix.length || !key.startsWith(prefix)
-      ? Effect.fail(new KeyspaceDecodeError({ key, part: "key", path: [], reason: `not a key under the prefix ${prefix}` }))
+      ? Effect.fail(
+        new KeyspaceDecodeError({ key, part: "key", path: [], reason: `not a key under the prefix ${prefix}` })
+      )
       : decodeKeyString(key.slice(prefix.length)).pipe(
         Effect.mapError((error) => new KeyspaceDecodeError({ key, part: "key", ...describeIssue(error) }))
       )
@@ -235,7 +247,9 @@ export const conversions = <K, V>(options: {
   const encodeValue = (key: string, value: V): Effect.Effect<Uint8Array, KeyspaceEncodeError> =>
     encodeJson(value).pipe(
       Effect.flatMap(codec.encode),
-      Effect.mapError((error) => new KeyspaceEncodeError({ keyspace: prefix, key, part: "value", ...describeIssue(error) }))
+      Effect.mapError((error) =>
+        new KeyspaceEncodeError({ keyspace: prefix, key, part: "value", ...describeIssue(error) })
+      )
     )
 
   const decodeValue = (key: string, bytes: Uint8Array): Effect.Effect<V, KeyspaceDecodeError> =>

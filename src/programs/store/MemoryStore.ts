@@ -37,14 +37,14 @@ import * as Key from "../../domain/Key.ts"
 import { defaultDataKeyPolicy, withinScope } from "../../infra/crypto/DataKeys.ts"
 import * as EventRecord from "../../infra/EventRecord.ts"
 import * as Revisions from "../../infra/Revisions.ts"
-import { checkAtomicWrite, checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
-import type { CommandRunner } from "./StoreInput.ts"
 import type { PastPoint } from "./History.ts"
-import { Store } from "./Store.ts"
-import type { ItemsOptions, StoreService } from "./Store.ts"
 import * as ExpiryTimer from "./memory/ExpiryTimer.ts"
 import * as MemoryLog from "./memory/MemoryLog.ts"
 import * as MemoryWatches from "./memory/MemoryWatches.ts"
+import { Store } from "./Store.ts"
+import type { ItemsOptions, StoreService } from "./Store.ts"
+import { checkAtomicWrite, checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
+import type { CommandRunner } from "./StoreInput.ts"
 
 /** How an in-memory store is set up; every field is optional. */
 export interface MemoryStoreOptions {
@@ -220,8 +220,9 @@ export const makeWithInspector = Effect.fnUntraced(function*(
       }
       const revision = yield* Revisions.next
       for (const { key, action } of actions) {
-        if (action._tag === "Put") record(key, { op: "put", value: action.value, expires: action.expires }, revision, now)
-        else if (action._tag === "Delete" && presentRevision(MemoryLog.stateOf(log, key).latest, now) !== undefined) {
+        if (action._tag === "Put") {
+          record(key, { op: "put", value: action.value, expires: action.expires }, revision, now)
+        } else if (action._tag === "Delete" && presentRevision(MemoryLog.stateOf(log, key).latest, now) !== undefined) {
           record(key, { op: "delete" }, revision, now)
         }
       }
@@ -253,7 +254,10 @@ export const makeWithInspector = Effect.fnUntraced(function*(
       const shredded = events.findIndex((event) => event.shredded !== undefined)
       if (shredded === -1) return { events, failure: undefined }
       const event = events[shredded]!
-      return { events: events.slice(0, shredded), failure: new Shredded({ key, seq: event.seq, scope: event.shredded!.scope }) }
+      return {
+        events: events.slice(0, shredded),
+        failure: new Shredded({ key, seq: event.seq, scope: event.shredded!.scope })
+      }
     }))
 
   const history = (key: string): Stream.Stream<Event, BadParameter | Shredded> =>
@@ -326,6 +330,8 @@ export const layer = (options?: MemoryStoreOptions): Layer.Layer<Store> => Layer
 /** {@link layer} with its {@link MemoryInspector}, for tests that look at the events a store recorded. */
 export const layerWithInspector = (options?: MemoryStoreOptions): Layer.Layer<Store | MemoryInspector> =>
   Layer.effectContext(
-    Effect.map(makeWithInspector(options), ({ inspector, store }) =>
-      Context.make(Store, store).pipe(Context.add(MemoryInspector, inspector)))
+    Effect.map(
+      makeWithInspector(options),
+      ({ inspector, store }) => Context.make(Store, store).pipe(Context.add(MemoryInspector, inspector))
+    )
   )

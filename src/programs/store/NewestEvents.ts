@@ -52,7 +52,11 @@ export const coveredRanges = (prefixes: ReadonlyArray<string>): ReadonlyArray<So
   const sorted = [...new Set(prefixes)].sort(Key.compare)
   const outermost = sorted.filter((prefix, i) => !sorted.slice(0, i).some((other) => prefix.startsWith(other)))
   // The keys under a prefix are the sort keys from its bytes up to its bytes followed by 0xFF (never in UTF-8).
-  return outermost.map((prefix) => ({ lower: Key.toBytes(prefix), upper: SortKey.prefixUpperBound(prefix), descending: false }))
+  return outermost.map((prefix) => ({
+    lower: Key.toBytes(prefix),
+    upper: SortKey.prefixUpperBound(prefix),
+    descending: false
+  }))
 }
 
 /** The sort-key ranges of some keys, in the order they are read. */
@@ -75,7 +79,10 @@ export const mayBeLive = (stored: StoredEvent, now: number): boolean =>
  * The newest stored event of every key, in scan order. Ascending scans meet a key's newest event first;
  * descending scans meet it last, so the previous key's newest is emitted when the key changes.
  */
-const newestPerKey = <E, R>(events: Stream.Stream<StoredEvent, E, R>, descending: boolean): Stream.Stream<StoredEvent, E, R> =>
+const newestPerKey = <E, R>(
+  events: Stream.Stream<StoredEvent, E, R>,
+  descending: boolean
+): Stream.Stream<StoredEvent, E, R> =>
   descending
     ? Stream.mapAccum(
       events,
@@ -87,7 +94,10 @@ const newestPerKey = <E, R>(events: Stream.Stream<StoredEvent, E, R>, descending
     : Stream.mapAccum(
       events,
       (): string | undefined => undefined,
-      (previous, stored): readonly [string, ReadonlyArray<StoredEvent>] => [stored.key, stored.key === previous ? [] : [stored]]
+      (
+        previous,
+        stored
+      ): readonly [string, ReadonlyArray<StoredEvent>] => [stored.key, stored.key === previous ? [] : [stored]]
     )
 
 /** Merges a key-ordered array of live newest events with key-ordered buried tombstones; for a key in both, the higher seq. */
@@ -115,7 +125,10 @@ const mergeByKey = <E, R>(
  * other; reading the graves of each stretch of keys only after the live page covering it was read means a
  * key buried between the two reads is found in its grave rather than missed in both.
  */
-const withGraves = (table: EventTable["Service"], range: SortKeyRange): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
+const withGraves = (
+  table: EventTable["Service"],
+  range: SortKeyRange
+): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
   Stream.suspend(() => {
     let previous: string | undefined
     let gravesFrom = range.lower

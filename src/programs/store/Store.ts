@@ -19,34 +19,34 @@ import type {
   ValueTooLarge
 } from "../../domain/Errors.ts"
 import { isDueForExpiry, liveItem, presentRevision } from "../../domain/Event.ts"
+import type { Event } from "../../domain/Event.ts"
 import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { Keyring, KeyringError } from "../../infra/crypto/Keyring.ts"
-import { EventTable } from "../../infra/EventTable.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
-import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
+import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
+import { HistoryArea } from "../../infra/HistoryArea.ts"
+import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as AtomicWriter from "./AtomicWriter.ts"
 import { defaultAtomicWriteOptions } from "./AtomicWriter.ts"
 import type { AtomicWriteOptions } from "./AtomicWriter.ts"
-import type { ActorOptions, WriteError } from "./KeyActors.ts"
-import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
 import * as History from "./History.ts"
 import type { PastPoint } from "./History.ts"
+import type { ActorOptions, WriteError } from "./KeyActors.ts"
+import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
 import * as NewestEvents from "./NewestEvents.ts"
-import { HistoryArea } from "../../infra/HistoryArea.ts"
-import type { Event } from "../../domain/Event.ts"
-import { Watches } from "./Watch.ts"
 import { checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
+import { Watches } from "./Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
 
+export type { AtomicWriteOptions } from "./AtomicWriter.ts"
 export type { PastPoint } from "./History.ts"
+export type { ActorOptions, WriteError } from "./KeyActors.ts"
 export type { WatchError, WatchEvent, WatchOptions, WatchPosition } from "./Watch.ts"
 export { WatcherOverflow, WatchGap } from "./Watch.ts"
-export type { ActorOptions, WriteError } from "./KeyActors.ts"
-export type { AtomicWriteOptions } from "./AtomicWriter.ts"
 
 /** Options of `getRange`. */
 export interface RangeOptions {
@@ -87,7 +87,11 @@ export interface StoreService {
   /** The live item of a key. */
   readonly get: (key: string) => Effect.Effect<Item, NotFound | ReadFailure | WriteError>
   /** The live items with `start <= key <= end`, ascending. */
-  readonly getRange: (start: string, end: string, options?: RangeOptions) => Effect.Effect<ReadonlyArray<Item>, ReadFailure>
+  readonly getRange: (
+    start: string,
+    end: string,
+    options?: RangeOptions
+  ) => Effect.Effect<ReadonlyArray<Item>, ReadFailure>
   /** The live items of a range as a lazily paged stream, in either direction. */
   readonly items: (options: ItemsOptions) => Stream.Stream<Item, ReadFailure>
   /** Deletes a live item. */
@@ -95,9 +99,14 @@ export interface StoreService {
   /** Deletes every live item with `start <= key <= end`; returns how many it deleted. */
   readonly deleteRange: (start: string, end: string) => Effect.Effect<number, WriteFailure>
   /** Gives a live item a new expiry (epoch ms, or none); the lease's revision, when not empty, must be live. */
-  readonly keepAlive: (lease: Lease, expires: number | undefined) => Effect.Effect<Lease, NotFound | IncorrectRevision | WriteFailure>
+  readonly keepAlive: (
+    lease: Lease,
+    expires: number | undefined
+  ) => Effect.Effect<Lease, NotFound | IncorrectRevision | WriteFailure>
   /** Applies every action or none; returns the revision shared by every written event. */
-  readonly atomicWrite: (actions: ReadonlyArray<ConditionalAction>) => Effect.Effect<string, ConditionFailed | WriteFailure>
+  readonly atomicWrite: (
+    actions: ReadonlyArray<ConditionalAction>
+  ) => Effect.Effect<string, ConditionFailed | WriteFailure>
   /** Re-wraps every data key under another keyring (events are not touched); returns how many. */
   readonly rewrap: (keyring: Keyring["Service"]) => Effect.Effect<number, KeyringError | Throttled | StorageFailure>
   /**
@@ -149,89 +158,90 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
     )
 }
 
-const make = (options: StoreOptions) => Effect.gen(function*() {
-  const table = yield* EventTable
-  const actors = yield* KeyActors
-  const dataKeys = yield* DataKeys
-  const watches = yield* Watches
-  const area = yield* HistoryArea
-  const services = Effect.provideService(EventTable, table)
+const make = (options: StoreOptions) =>
+  Effect.gen(function*() {
+    const table = yield* EventTable
+    const actors = yield* KeyActors
+    const dataKeys = yield* DataKeys
+    const watches = yield* Watches
+    const area = yield* HistoryArea
+    const services = Effect.provideService(EventTable, table)
 
-  const run: CommandRunner<WriteError> = <E extends CommandError>(command: Command) =>
-    actors.execute(command) as Effect.Effect<Lease, E | WriteError>
+    const run: CommandRunner<WriteError> = <E extends CommandError>(command: Command) =>
+      actors.execute(command) as Effect.Effect<Lease, E | WriteError>
 
-  const get = Effect.fn("Store.get")(function*(key: string) {
-    yield* checkKey(key)
-    const latest = Option.getOrUndefined(yield* table.latestState(key))
-    const now = yield* Clock.currentTimeMillis
-    const item = liveItem(latest, now)
-    if (item) {
-      if (latest) actors.observe(latest)
-      return item
-    }
-    if (latest?.shredded && presentRevision(latest, now) !== undefined) {
-      return yield* new Shredded({ key, seq: latest.seq, scope: latest.shredded.scope })
-    }
-    if (isDueForExpiry(latest, now)) yield* actors.expire(key)
-    return yield* new NotFound({ key })
+    const get = Effect.fn("Store.get")(function*(key: string) {
+      yield* checkKey(key)
+      const latest = Option.getOrUndefined(yield* table.latestState(key))
+      const now = yield* Clock.currentTimeMillis
+      const item = liveItem(latest, now)
+      if (item) {
+        if (latest) actors.observe(latest)
+        return item
+      }
+      if (latest?.shredded && presentRevision(latest, now) !== undefined) {
+        return yield* new Shredded({ key, seq: latest.seq, scope: latest.shredded.scope })
+      }
+      if (isDueForExpiry(latest, now)) yield* actors.expire(key)
+      return yield* new NotFound({ key })
+    })
+
+    const items = (options: ItemsOptions): Stream.Stream<Item, ReadFailure> =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* checkKey(options.start, "start")
+          yield* checkKey(options.end, "end")
+          yield* checkLimit(options.limit)
+          // No key lies in a reversed range; DynamoDB would reject the query, so answer without asking.
+          if (Key.compare(options.start, options.end) > 0) return Stream.empty
+          const now = yield* Clock.currentTimeMillis
+          const stream = NewestEvents.read(table, options, { include: "live", at: now, descending: options.descending })
+            .pipe(
+              Stream.mapEffect((stored) => table.decode(stored)),
+              Stream.filterMap((event) => {
+                const item = liveItem(event, now)
+                return item ? Result.succeed(item) : Result.failVoid
+              })
+            )
+          // 0 means no limit, as Teleport's backend.NoLimit.
+          return options.limit === undefined || options.limit === 0 ? stream : Stream.take(stream, options.limit)
+        })
+      )
+
+    const deleteRange = Effect.fn("Store.deleteRange")(function*(start: string, end: string) {
+      yield* checkKey(start, "start")
+      yield* checkKey(end, "end")
+      if (Key.compare(start, end) > 0) return 0
+      const now = yield* Clock.currentTimeMillis
+      return yield* NewestEvents.read(table, { start, end }, { include: "live", at: now }).pipe(
+        Stream.mapEffect(
+          ({ key }) =>
+            run<NotFound>({ _tag: "Delete", key }).pipe(
+              Effect.as(1),
+              // Deleted or expired by someone else meanwhile: it is gone either way.
+              Effect.catchTag("NotFound", () => Effect.succeed(0))
+            ),
+          { concurrency: options.deleteConcurrency }
+        ),
+        Stream.runFold(() => 0, (total, deleted) => total + deleted)
+      )
+    })
+
+    return Store.of({
+      ...commandOperations(table.location, run),
+      get,
+      getRange: (start, end, rangeOptions) => Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
+      items,
+      deleteRange,
+      atomicWrite: (actions) =>
+        AtomicWriter.atomicWrite(actions, options.atomicWrite).pipe(
+          services,
+          Effect.provideService(KeyActors, actors)
+        ),
+      rewrap: dataKeys.rewrap,
+      shred: dataKeys.shred,
+      watch: watches.watch,
+      history: (key) => Stream.unwrap(Effect.as(checkKey(key), History.events(table, area, key))),
+      getAt: (key, at) => checkKey(key).pipe(Effect.andThen(History.itemAt(table, area, key, at)))
+    })
   })
-
-  const items = (options: ItemsOptions): Stream.Stream<Item, ReadFailure> =>
-    Stream.unwrap(
-      Effect.gen(function*() {
-        yield* checkKey(options.start, "start")
-        yield* checkKey(options.end, "end")
-        yield* checkLimit(options.limit)
-        // No key lies in a reversed range; DynamoDB would reject the query, so answer without asking.
-        if (Key.compare(options.start, options.end) > 0) return Stream.empty
-        const now = yield* Clock.currentTimeMillis
-        const stream = NewestEvents.read(table, options, { include: "live", at: now, descending: options.descending }).pipe(
-          Stream.mapEffect((stored) => table.decode(stored)),
-          Stream.filterMap((event) => {
-            const item = liveItem(event, now)
-            return item ? Result.succeed(item) : Result.failVoid
-          })
-        )
-        // 0 means no limit, as Teleport's backend.NoLimit.
-        return options.limit === undefined || options.limit === 0 ? stream : Stream.take(stream, options.limit)
-      })
-    )
-
-  const deleteRange = Effect.fn("Store.deleteRange")(function*(start: string, end: string) {
-    yield* checkKey(start, "start")
-    yield* checkKey(end, "end")
-    if (Key.compare(start, end) > 0) return 0
-    const now = yield* Clock.currentTimeMillis
-    return yield* NewestEvents.read(table, { start, end }, { include: "live", at: now }).pipe(
-      Stream.mapEffect(
-        ({ key }) =>
-          run<NotFound>({ _tag: "Delete", key }).pipe(
-            Effect.as(1),
-            // Deleted or expired by someone else meanwhile: it is gone either way.
-            Effect.catchTag("NotFound", () => Effect.succeed(0))
-          ),
-        { concurrency: options.deleteConcurrency }
-      ),
-      Stream.runFold(() => 0, (total, deleted) => total + deleted)
-    )
-  })
-
-  return Store.of({
-    ...commandOperations(table.location, run),
-    get,
-    getRange: (start, end, rangeOptions) =>
-      Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
-    items,
-    deleteRange,
-    atomicWrite: (actions) =>
-      AtomicWriter.atomicWrite(actions, options.atomicWrite).pipe(
-        services,
-        Effect.provideService(KeyActors, actors)
-      ),
-    rewrap: dataKeys.rewrap,
-    shred: dataKeys.shred,
-    watch: watches.watch,
-    history: (key) => Stream.unwrap(Effect.as(checkKey(key), History.events(table, area, key))),
-    getAt: (key, at) => checkKey(key).pipe(Effect.andThen(History.itemAt(table, area, key, at)))
-  })
-})

@@ -97,7 +97,8 @@ export const commandOperations = <X extends WriteError>(location: Location, run:
     create: (item: ItemInput): Effect.Effect<Lease, AlreadyExists | Failure<X>> =>
       write<AlreadyExists>(item, { _tag: "Create", item }),
     put: (item: ItemInput): Effect.Effect<Lease, Failure<X>> => write<never>(item, { _tag: "Put", item }),
-    update: (item: ItemInput): Effect.Effect<Lease, NotFound | Failure<X>> => write<NotFound>(item, { _tag: "Update", item }),
+    update: (item: ItemInput): Effect.Effect<Lease, NotFound | Failure<X>> =>
+      write<NotFound>(item, { _tag: "Update", item }),
     compareAndSwap: (
       expected: Pick<ItemInput, "key" | "value">,
       replaceWith: ItemInput
@@ -105,20 +106,30 @@ export const commandOperations = <X extends WriteError>(location: Location, run:
       expected.key !== replaceWith.key
         ? Effect.fail(new BadParameter({ field: "replaceWith.key", reason: "expected and replacement keys differ" }))
         : write<CompareFailed>(replaceWith, { _tag: "CompareAndSwap", expected: expected.value, item: replaceWith }),
-    conditionalUpdate: (item: ItemInput & { readonly revision: string }): Effect.Effect<Lease, IncorrectRevision | Failure<X>> =>
+    conditionalUpdate: (
+      item: ItemInput & { readonly revision: string }
+    ): Effect.Effect<Lease, IncorrectRevision | Failure<X>> =>
       write<IncorrectRevision>(item, {
         _tag: "ConditionalUpdate",
         item: { key: item.key, value: item.value, expires: item.expires },
         revision: item.revision
       }),
     conditionalDelete: (key: string, revision: string): Effect.Effect<void, IncorrectRevision | Failure<X>> =>
-      checkKey(key).pipe(Effect.andThen(run<IncorrectRevision>({ _tag: "ConditionalDelete", key, revision })), Effect.asVoid),
+      checkKey(key).pipe(
+        Effect.andThen(run<IncorrectRevision>({ _tag: "ConditionalDelete", key, revision })),
+        Effect.asVoid
+      ),
     delete: (key: string): Effect.Effect<void, NotFound | Failure<X>> =>
       checkKey(key).pipe(Effect.andThen(run<NotFound>({ _tag: "Delete", key })), Effect.asVoid),
-    keepAlive: (lease: Lease, expires: number | undefined): Effect.Effect<Lease, NotFound | IncorrectRevision | Failure<X>> =>
+    keepAlive: (
+      lease: Lease,
+      expires: number | undefined
+    ): Effect.Effect<Lease, NotFound | IncorrectRevision | Failure<X>> =>
       checkKey(lease.key).pipe(
         Effect.andThen(checkExpiry(expires)),
-        Effect.andThen(run<NotFound | IncorrectRevision>({ _tag: "KeepAlive", key: lease.key, revision: lease.revision, expires }))
+        Effect.andThen(
+          run<NotFound | IncorrectRevision>({ _tag: "KeepAlive", key: lease.key, revision: lease.revision, expires })
+        )
       )
   }
 }

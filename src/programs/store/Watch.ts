@@ -12,15 +12,15 @@ import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import { HistoryArea } from "../../infra/HistoryArea.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
-import type { StreamBatch, ShardCoordinator } from "../../infra/streams/StreamReader.ts"
+import { HistoryArea } from "../../infra/HistoryArea.ts"
+import { locate } from "../../infra/streams/StreamEvents.ts"
+import type { ShardCoordinator, StreamBatch } from "../../infra/streams/StreamReader.ts"
 import { listShards, readStream } from "../../infra/streams/StreamReader.ts"
 import type { ShardPosition, StreamsError } from "../../infra/streams/StreamsApi.ts"
-import { locate } from "../../infra/streams/StreamEvents.ts"
 import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
-import * as History from "./History.ts"
 import * as KeyOrder from "../collections/KeyOrder.ts"
+import * as History from "./History.ts"
 
 /** Where a watch got to: per shard, the last record delivered. Resume a watch from it. */
 export interface WatchPosition {
@@ -32,8 +32,20 @@ export interface WatchPosition {
 export type WatchEvent =
   | { readonly _tag: "Init" }
   | { readonly _tag: "Put"; readonly item: Item; readonly seq: number; readonly position: WatchPosition }
-  | { readonly _tag: "Delete"; readonly key: string; readonly revision: string; readonly seq: number; readonly position: WatchPosition }
-  | { readonly _tag: "Expire"; readonly key: string; readonly revision: string; readonly seq: number; readonly position: WatchPosition }
+  | {
+    readonly _tag: "Delete"
+    readonly key: string
+    readonly revision: string
+    readonly seq: number
+    readonly position: WatchPosition
+  }
+  | {
+    readonly _tag: "Expire"
+    readonly key: string
+    readonly revision: string
+    readonly seq: number
+    readonly position: WatchPosition
+  }
 
 /** The watch fell further behind than its buffer holds; re-read what it needs and watch again. */
 export class WatcherOverflow extends Schema.TaggedError<WatcherOverflow>()("WatcherOverflow", {
@@ -85,7 +97,13 @@ export const toWatchEvent = (event: Event, position: WatchPosition): Change =>
       position,
       item: { key: event.key, value: event.value!, expires: event.expires, revision: itemRevision(event) }
     }
-    : { _tag: event.op === "expire" ? "Expire" : "Delete", key: event.key, revision: event.revision, seq: event.seq, position }
+    : {
+      _tag: event.op === "expire" ? "Expire" : "Delete",
+      key: event.key,
+      revision: event.revision,
+      seq: event.seq,
+      position
+    }
 
 /** Whether a watch of `prefixes` (all keys when none) covers a key. */
 export const matches = (prefixes: ReadonlyArray<string> | undefined, key: string): boolean =>
@@ -103,7 +121,9 @@ const liveCoordinator = (resumeFrom: WatchPosition | undefined) =>
     const api = yield* StreamsApi
     const arn = yield* api.latestStreamArn(table)
     const initial = arn === undefined ? [] : yield* listShards(arn)
-    const open = new Set(initial.filter((shard) => shard.endingSequenceNumber === undefined).map((shard) => shard.shardId))
+    const open = new Set(
+      initial.filter((shard) => shard.endingSequenceNumber === undefined).map((shard) => shard.shardId)
+    )
     const closedAtStart = new Set(initial.filter((shard) => !open.has(shard.shardId)).map((shard) => shard.shardId))
     const waiting = new Set(open)
     const started = yield* Deferred.make<void>()
@@ -113,10 +133,15 @@ const liveCoordinator = (resumeFrom: WatchPosition | undefined) =>
     const parents = new Map(initial.map((shard) => [shard.shardId, shard.parentShardId] as const))
     const passed = new Set<string>()
     for (const shardId of Object.keys(positions)) {
-      for (let parent = parents.get(shardId); parent !== undefined && !passed.has(parent); parent = parents.get(parent)) passed.add(parent)
+      for (
+        let parent = parents.get(shardId);
+        parent !== undefined && !passed.has(parent);
+        parent = parents.get(parent)
+      ) passed.add(parent)
     }
     const finishedAtStart = (shardId: string) =>
-      closedAtStart.has(shardId) && positions[shardId] === undefined && (resumeFrom === undefined || passed.has(shardId))
+      closedAtStart.has(shardId) && positions[shardId] === undefined &&
+      (resumeFrom === undefined || passed.has(shardId))
     const coordinator: ShardCoordinator<never> = {
       acquire: (_arn, shard) =>
         Effect.sync((): ShardPosition | undefined => {
@@ -133,7 +158,9 @@ const liveCoordinator = (resumeFrom: WatchPosition | undefined) =>
         })
     }
     const onStarted = (shardId: string) =>
-      Effect.suspend(() => (waiting.delete(shardId) && waiting.size === 0 ? Deferred.succeed(started, undefined) : Effect.void))
+      Effect.suspend(
+        () => (waiting.delete(shardId) && waiting.size === 0 ? Deferred.succeed(started, undefined) : Effect.void)
+      )
     return { coordinator, started, positions, arn, onStarted }
   })
 
@@ -176,7 +203,9 @@ const pump = (
         if (batch._tag === "Trimmed") {
           // Events were lost to the stream's 24-hour retention: every watcher must re-read and watch again.
           yield* Effect.logWarning(`watch: shard ${batch.shardId} was trimmed; failing its watchers`)
-          for (const subscriber of subscribers) Queue.failCauseUnsafe(subscriber.queue, Cause.fail(new WatchGap({ shardId: batch.shardId })))
+          for (const subscriber of subscribers) {
+            Queue.failCauseUnsafe(subscriber.queue, Cause.fail(new WatchGap({ shardId: batch.shardId })))
+          }
           subscribers.clear()
           return yield* batch.ack
         }
@@ -184,7 +213,9 @@ const pump = (
           const before: WatchPosition = { arn: batch.arn, shards: { ...live.positions } }
           live.positions[batch.shardId] = record.sequenceNumber
           const located = locate(table, record)
-          if (located === undefined) continue
+          if (located === undefined) {
+            continue
+          }
           const verdict = order.check(located.key, located.seq)
           if (verdict._tag === "Duplicate") continue
           // Every key's order is kept, watched or not, so a watch that starts later meets no stale gap.
@@ -204,11 +235,15 @@ const pump = (
             }
             const between = read.success
             if (!between.complete) {
-              yield* Effect.logWarning(`watch: events of ${located.key} between seq ${verdict.after} and ${located.seq} are gone; failing its watchers`)
+              yield* Effect.logWarning(
+                `watch: events of ${located.key} between seq ${verdict.after} and ${located.seq} are gone; failing its watchers`
+              )
               failWatchersOf(located.key, new WatchGap({ shardId: batch.shardId, key: located.key }))
               continue
             }
-            for (const skipped of between.unreadable) yield* Effect.logWarning(`watch: skipping ${located.key} at seq ${skipped.seq}: ${skipped.reason}`)
+            for (const skipped of between.unreadable) {
+              yield* Effect.logWarning(`watch: skipping ${located.key} at seq ${skipped.seq}: ${skipped.reason}`)
+            }
             for (const missing of between.events) deliver(toWatchEvent(missing, before))
           }
           const decoded = yield* Effect.result(table.decode(located))
@@ -235,88 +270,96 @@ export class Watches extends Context.Service<Watches, {
   readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
 }>()("dynastate/Watches") {
   /** Watches over the event table's stream; the shared reader runs while any watch does. */
-  static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea> = Layer.effect(Watches, Effect.gen(function*() {
-    const table = yield* EventTable
-    const area = yield* HistoryArea
-    const api = yield* StreamsApi
-    const services = <A, E>(effect: Effect.Effect<A, E, StreamsApi | EventTable>) =>
-      effect.pipe(Effect.provideService(StreamsApi, api), Effect.provideService(EventTable, table))
-    const layerScope = yield* Effect.scope
-    const subscribers = new Set<Subscriber>()
-    interface Shared {
-      readonly ready: Deferred.Deferred<void, WatchError>
-      fiber: Fiber.Fiber<void> | undefined
-    }
-    let shared: Shared | undefined
+  static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea> = Layer.effect(
+    Watches,
+    Effect.gen(function*() {
+      const table = yield* EventTable
+      const area = yield* HistoryArea
+      const api = yield* StreamsApi
+      const services = <A, E>(effect: Effect.Effect<A, E, StreamsApi | EventTable>) =>
+        effect.pipe(Effect.provideService(StreamsApi, api), Effect.provideService(EventTable, table))
+      const layerScope = yield* Effect.scope
+      const subscribers = new Set<Subscriber>()
+      interface Shared {
+        readonly ready: Deferred.Deferred<void, WatchError>
+        fiber: Fiber.Fiber<void> | undefined
+      }
+      let shared: Shared | undefined
 
-    const failAll = (cause: Cause.Cause<WatchError>) =>
-      Effect.sync(() => {
-        for (const subscriber of subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
-        subscribers.clear()
-      })
+      const failAll = (cause: Cause.Cause<WatchError>) =>
+        Effect.sync(() => {
+          for (const subscriber of subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
+          subscribers.clear()
+        })
 
-    // Started without yielding first, so concurrent first watches share one reader.
-    const ensureShared = Effect.suspend((): Effect.Effect<Shared> => {
-      if (shared !== undefined) return Effect.succeed(shared)
-      const state: Shared = { ready: Deferred.makeUnsafe<void, WatchError>(), fiber: undefined }
-      shared = state
-      return Effect.gen(function*() {
-        const live = yield* services(liveCoordinator(undefined))
-        state.fiber = yield* services(pump(table, area, readStream(table.location.table, live.coordinator), live, subscribers)).pipe(
+      // Started without yielding first, so concurrent first watches share one reader.
+      const ensureShared = Effect.suspend((): Effect.Effect<Shared> => {
+        if (shared !== undefined) return Effect.succeed(shared)
+        const state: Shared = { ready: Deferred.makeUnsafe<void, WatchError>(), fiber: undefined }
+        shared = state
+        return Effect.gen(function*() {
+          const live = yield* services(liveCoordinator(undefined))
+          state.fiber = yield* services(
+            pump(table, area, readStream(table.location.table, live.coordinator), live, subscribers)
+          ).pipe(
+            Effect.catchCause((cause) =>
+              Effect.sync(() => {
+                if (shared === state) shared = undefined
+                // Watches still waiting for the reader to start must not wait forever.
+                Deferred.doneUnsafe(state.ready, Effect.failCause(cause))
+              }).pipe(Effect.andThen(failAll(cause)))
+            ),
+            Effect.forkIn(layerScope)
+          )
+          yield* Deferred.await(live.started).pipe(
+            Effect.andThen(Deferred.succeed(state.ready, undefined)),
+            Effect.forkIn(layerScope)
+          )
+          return state
+        }).pipe(
           Effect.catchCause((cause) =>
             Effect.sync(() => {
               if (shared === state) shared = undefined
-              // Watches still waiting for the reader to start must not wait forever.
               Deferred.doneUnsafe(state.ready, Effect.failCause(cause))
-            }).pipe(Effect.andThen(failAll(cause)))
-          ),
-          Effect.forkIn(layerScope)
+              return state
+            })
+          )
         )
-        yield* Deferred.await(live.started).pipe(Effect.andThen(Deferred.succeed(state.ready, undefined)), Effect.forkIn(layerScope))
-        return state
-      }).pipe(
-        Effect.catchCause((cause) =>
-          Effect.sync(() => {
-            if (shared === state) shared = undefined
-            Deferred.doneUnsafe(state.ready, Effect.failCause(cause))
-            return state
-          })
-        )
-      )
-    })
-
-    const leave = (subscriber: Subscriber) =>
-      Effect.suspend(() => {
-        subscribers.delete(subscriber)
-        const state = shared
-        if (subscribers.size > 0 || state === undefined) return Effect.void
-        // The last watch closed: stop polling the stream until the next one.
-        shared = undefined
-        return state.fiber === undefined ? Effect.void : Fiber.interrupt(state.fiber)
       })
 
-    const watch = (options: WatchOptions = {}): Stream.Stream<WatchEvent, WatchError> =>
-      Stream.unwrap(Effect.gen(function*() {
-        const capacity = options.capacity ?? 1024
-        const queue = yield* Queue.bounded<WatchEvent, WatchError | Cause.Done>(capacity)
-        const subscriber: Subscriber = { prefixes: options.prefixes, queue, capacity }
-        if (options.resumeFrom !== undefined) {
-          const own = new Set([subscriber])
-          const live = yield* services(liveCoordinator(options.resumeFrom))
-          yield* services(pump(table, area, readStream(table.location.table, live.coordinator), live, own)).pipe(
-            Effect.catchCause((cause) => Queue.failCause(queue, cause)),
-            Effect.forkScoped
-          )
-          yield* Deferred.await(live.started)
-        } else {
-          subscribers.add(subscriber)
-          yield* Effect.addFinalizer(() => leave(subscriber))
-          const state = yield* ensureShared
-          yield* Deferred.await(state.ready)
-        }
-        return Stream.concat(Stream.make({ _tag: "Init" } as WatchEvent), Stream.fromQueue(queue))
-      }))
+      const leave = (subscriber: Subscriber) =>
+        Effect.suspend(() => {
+          subscribers.delete(subscriber)
+          const state = shared
+          if (subscribers.size > 0 || state === undefined) return Effect.void
+          // The last watch closed: stop polling the stream until the next one.
+          shared = undefined
+          return state.fiber === undefined ? Effect.void : Fiber.interrupt(state.fiber)
+        })
 
-    return Watches.of({ watch })
-  }))
+      const watch = (options: WatchOptions = {}): Stream.Stream<WatchEvent, WatchError> =>
+        Stream.unwrap(Effect.gen(function*() {
+          const capacity = options.capacity ?? 1024
+          const queue = yield* Queue.bounded<WatchEvent, WatchError | Cause.Done>(capacity)
+          const subscriber: Subscriber = { prefixes: options.prefixes, queue, capacity }
+          if (options.resumeFrom !== undefined) {
+            const own = new Set([subscriber])
+            const live = yield* services(liveCoordinator(options.resumeFrom))
+            yield* services(pump(table, area, readStream(table.location.table, live.coordinator), live, own)).pipe(
+              Effect.catchCause((cause) => Queue.failCause(queue, cause)),
+              Effect.forkScoped
+            )
+            yield* Deferred.await(live.started)
+          } else {
+            subscribers.add(subscriber)
+            yield* Effect.addFinalizer(() => leave(subscriber))
+            const state = yield* ensureShared
+            yield* Deferred.await(state.ready)
+          }
+          return Stream.concat(Stream.make({ _tag: "Init" } as WatchEvent), Stream.fromQueue(queue))
+        }))
+
+      return Watches.of({ watch })
+    })
+  )
 }

@@ -3,9 +3,8 @@
  * table keyed by a function of each item (a secondary index, e.g. users by
  * e-mail), kept up to date by a projection and read with `get` and `query`.
  */
-import { createHmac } from "node:crypto"
 import { Clock, Effect, Redacted, Stream } from "effect"
-import * as NewestEvents from "../store/NewestEvents.ts"
+import { createHmac } from "node:crypto"
 import { NotFound } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
@@ -14,6 +13,7 @@ import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import * as ViewTable from "../../infra/ViewTable.ts"
+import * as NewestEvents from "../store/NewestEvents.ts"
 import * as Projection from "../worker/Projection.ts"
 
 /** What an index view is. */
@@ -45,7 +45,8 @@ export const make = (options: IndexViewOptions) =>
       effect.pipe(Effect.provideService(Dynamo, dynamo), Effect.provideService(DataKeys, dataKeys))
     yield* withServices(ViewTable.ensureTable(viewTable))
     const indexKey = yield* dataKeys.named(`view:${options.name}`)
-    const blind = (value: string) => createHmac("sha256", Redacted.value(indexKey.material)).update(value, "utf8").digest("hex")
+    const blind = (value: string) =>
+      createHmac("sha256", Redacted.value(indexKey.material)).update(value, "utf8").digest("hex")
 
     const apply = (event: Event) =>
       withServices(Effect.gen(function*() {
@@ -84,7 +85,8 @@ export const make = (options: IndexViewOptions) =>
       Stream.runForEach((stored) =>
         table.decode(stored).pipe(
           Effect.flatMap(apply),
-          Effect.catchTag("Shredded", () => Effect.void)
+          Effect.catchTag("Shredded", () =>
+            Effect.void)
         )
       )
     )

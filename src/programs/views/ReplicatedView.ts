@@ -56,7 +56,13 @@ export const make = (name: string, prefix: string) =>
         const known = items.get(event.key)?.seq ?? deleted.get(event.key) ?? 0
         if (known < event.seq) {
           if (carriesValue(event) && event.value !== undefined) {
-            items.set(event.key, { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event), seq: event.seq })
+            items.set(event.key, {
+              key: event.key,
+              value: event.value,
+              expires: event.expires,
+              revision: itemRevision(event),
+              seq: event.seq
+            })
             deleted.delete(event.key)
           } else {
             forget(event.key, event.seq)
@@ -68,7 +74,11 @@ export const make = (name: string, prefix: string) =>
     // A fresh copy replaces the replica whole, so keys deleted or changed while events were missed are right too.
     // Each item keeps its event's seq: the stream tail replayed after a rebuild must not put older values back.
     const rebuild = NewestEvents.read(table, { prefixes: [prefix] }, { include: "graves" }).pipe(
-      Stream.mapEffect((stored): Effect.Effect<{ readonly stored: StoredEvent; readonly decoded: Result.Result<Event, ReadError> | undefined }> =>
+      Stream.mapEffect((
+        stored
+      ): Effect.Effect<
+        { readonly stored: StoredEvent; readonly decoded: Result.Result<Event, ReadError> | undefined }
+      > =>
         NewestEvents.mayBeLive(stored, Number.NEGATIVE_INFINITY)
           ? Effect.map(Effect.result(table.decode(stored)), (decoded) => ({ stored, decoded }))
           : Effect.succeed({ stored, decoded: undefined })
@@ -92,10 +102,18 @@ export const make = (name: string, prefix: string) =>
           }
           const event = decoded.success
           if (carriesValue(event) && event.value !== undefined) {
-            current.set(event.key, { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event), seq: event.seq })
+            current.set(event.key, {
+              key: event.key,
+              value: event.value,
+              expires: event.expires,
+              revision: itemRevision(event),
+              seq: event.seq
+            })
           }
         }
-        return Effect.forEach(skipped, (reason) => Effect.logError(`replicated view ${name}: ${reason}`), { discard: true }).pipe(
+        return Effect.forEach(skipped, (reason) => Effect.logError(`replicated view ${name}: ${reason}`), {
+          discard: true
+        }).pipe(
           Effect.andThen(Effect.sync(() => {
             items.clear()
             deleted.clear()

@@ -28,7 +28,10 @@ export interface CompactionOptions {
 }
 
 /** Keep history forever; move events five minutes after they were superseded. */
-export const defaultCompactionOptions: CompactionOptions = { retention: { _tag: "Forever" }, settleMillis: defaultSettleMillis }
+export const defaultCompactionOptions: CompactionOptions = {
+  retention: { _tag: "Forever" },
+  settleMillis: defaultSettleMillis
+}
 
 /** Whether a stored event is a tombstone, read from its clear `op` (a forged one fails when its grave is read). */
 const isTombstone = (stored: StoredEvent): boolean => stored.op === "delete" || stored.op === "expire"
@@ -57,7 +60,9 @@ export const compactKey = Effect.fnUntraced(function*(
     // The clear timestamp: undefined when missing or malformed (such an item never decodes either).
     const timestamp = reference.timestamp
     if (timestamp === undefined) {
-      yield* Effect.logWarning(`event ${reference.seq} of ${key} has no valid timestamp; it and what precedes it stay live`)
+      yield* Effect.logWarning(
+        `event ${reference.seq} of ${key} has no valid timestamp; it and what precedes it stay live`
+      )
       return undefined
     }
     if (!hasSettled(timestamp, now, options.settleMillis)) return timestamp + options.settleMillis
@@ -120,11 +125,14 @@ export class Compaction extends Context.Service<Compaction, {
     options?: Partial<CompactionOptions>
   ) => Effect.Effect<CompactionPass, Throttled | StorageFailure>
 }>()("dynastate/Compaction") {
-  static readonly layer: Layer.Layer<Compaction, never, EventTable | HistoryArea> = Layer.effect(Compaction, Effect.gen(function*() {
-    const table = yield* EventTable
-    const area = yield* HistoryArea
-    return Compaction.of({
-      all: (progress, options) => compactAll(table, area, { ...defaultCompactionOptions, ...options }, progress)
+  static readonly layer: Layer.Layer<Compaction, never, EventTable | HistoryArea> = Layer.effect(
+    Compaction,
+    Effect.gen(function*() {
+      const table = yield* EventTable
+      const area = yield* HistoryArea
+      return Compaction.of({
+        all: (progress, options) => compactAll(table, area, { ...defaultCompactionOptions, ...options }, progress)
+      })
     })
-  }))
+  )
 }

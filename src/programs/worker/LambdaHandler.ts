@@ -10,9 +10,9 @@ import type { Layer } from "effect"
 import { EventTable } from "../../infra/EventTable.ts"
 import { toStreamRecord } from "../../infra/streams/LambdaImages.ts"
 import type { DynamoDBStreamEvent } from "../../infra/streams/LambdaImages.ts"
+import { eventOfRecord } from "../../infra/streams/StreamEvents.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
-import { eventOfRecord } from "../../infra/streams/StreamEvents.ts"
 
 export type { DynamoDBStreamEvent } from "../../infra/streams/LambdaImages.ts"
 

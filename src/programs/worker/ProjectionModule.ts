@@ -17,20 +17,24 @@
  *
  * A plain array of projections is accepted as well.
  */
+import { Effect, Schema } from "effect"
+import type { Layer, Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
-import { Effect, Schema } from "effect"
-import type { Layer, Scope } from "effect"
+import type * as StoreLive from "../app/StoreLive.ts"
 import type { Projection } from "./Projection.ts"
 import { duplicateName } from "./Projection.ts"
-import type * as StoreLive from "../app/StoreLive.ts"
 
 /** The services a projection module may use: everything `StoreLive.layer(config)` provides. */
 export type StoreServices = Layer.Success<ReturnType<typeof StoreLive.layer>>
 
 /** The loaded module's projections, to run with the store's services (in the scope they should live in). */
-export type ProjectionsEffect = Effect.Effect<ReadonlyArray<Projection<unknown>>, ProjectionModuleFailed | ProjectionModuleInvalid, StoreServices | Scope.Scope>
+export type ProjectionsEffect = Effect.Effect<
+  ReadonlyArray<Projection<unknown>>,
+  ProjectionModuleFailed | ProjectionModuleInvalid,
+  StoreServices | Scope.Scope
+>
 
 /** The module cannot be used: missing, not importable, or not exporting projections. */
 export class ProjectionModuleInvalid extends Schema.TaggedError<ProjectionModuleInvalid>()("ProjectionModuleInvalid", {
@@ -76,7 +80,10 @@ const projectionProblem = (value: unknown): string | undefined => {
 }
 
 /** Checks what a module produced: an array of well-formed projections with distinct names. */
-export const validateProjections = (file: string, value: unknown): Effect.Effect<ReadonlyArray<Projection<unknown>>, ProjectionModuleInvalid> => {
+export const validateProjections = (
+  file: string,
+  value: unknown
+): Effect.Effect<ReadonlyArray<Projection<unknown>>, ProjectionModuleInvalid> => {
   const invalid = (reason: string) => Effect.fail(new ProjectionModuleInvalid({ file, reason }))
   if (!Array.isArray(value)) return invalid("its projections are not an array (ReadonlyArray<Projection>)")
   for (const [i, entry] of value.entries()) {
@@ -120,7 +127,9 @@ export const load = Effect.fn("ProjectionModule.load")(function*(
   const make = exported as Effect.Effect<unknown, unknown, StoreServices | Scope.Scope>
   return make.pipe(
     Effect.mapError((failure) => new ProjectionModuleFailed({ file: absolute, reason: describe(failure) })),
-    Effect.catchDefect((defect) => Effect.fail(new ProjectionModuleFailed({ file: absolute, reason: describe(defect) }))),
+    Effect.catchDefect((defect) =>
+      Effect.fail(new ProjectionModuleFailed({ file: absolute, reason: describe(defect) }))
+    ),
     Effect.flatMap((value) => validateProjections(absolute, value))
   )
 })

@@ -14,23 +14,23 @@
  * - A projection that keeps failing on an event quarantines that key for
  *   that projection (logged, kept in the status) and the worker goes on.
  */
-import { randomUUID } from "node:crypto"
 import { Clock, Context, Effect, Fiber, Layer, Metric, Schedule, Stream } from "effect"
+import { randomUUID } from "node:crypto"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
-import { EventTable } from "../../infra/EventTable.ts"
-import type { LeaseLocation } from "../../infra/ProjectionLeases.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import { HistoryArea } from "../../infra/HistoryArea.ts"
+import type { LeaseLocation } from "../../infra/ProjectionLeases.ts"
+import { eventOfRecord } from "../../infra/streams/StreamEvents.ts"
 import type { StreamBatch } from "../../infra/streams/StreamReader.ts"
 import { defaultStreamReaderOptions, readStream } from "../../infra/streams/StreamReader.ts"
 import type { StreamReaderOptions } from "../../infra/streams/StreamReader.ts"
 import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
-import * as ShardLeasing from "./ShardLeasing.ts"
-import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import * as History from "../store/History.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
-import { eventOfRecord } from "../../infra/streams/StreamEvents.ts"
-import * as History from "../store/History.ts"
-import { HistoryArea } from "../../infra/HistoryArea.ts"
+import * as ShardLeasing from "./ShardLeasing.ts"
 
 /** Events applied by the worker (each event counts once, whatever number of projections ran on it). */
 export const eventsAppliedMetric = Metric.counter("dynastate_worker_events_applied", {
@@ -39,10 +39,14 @@ export const eventsAppliedMetric = Metric.counter("dynastate_worker_events_appli
 })
 
 /** Age of the last applied record when it was applied, per shard (milliseconds); 0 once the reader is at the shard's tip. */
-export const lagMetric = Metric.gauge("dynastate_worker_lag_ms", { description: "age of the last applied stream record" })
+export const lagMetric = Metric.gauge("dynastate_worker_lag_ms", {
+  description: "age of the last applied stream record"
+})
 
 /** Keys quarantined by a failing projection. */
-export const quarantinedMetric = Metric.gauge("dynastate_worker_quarantined_keys", { description: "keys a projection gave up on" })
+export const quarantinedMetric = Metric.gauge("dynastate_worker_quarantined_keys", {
+  description: "keys a projection gave up on"
+})
 
 /** How a worker runs. */
 export interface WorkerOptions {
@@ -74,7 +78,9 @@ export interface Quarantined {
 export interface WorkerStatus {
   readonly owner: string
   /** Per shard: records applied, and how old the last one was when it was applied (DynamoDB's timestamps are approximate). */
-  readonly shards: ReadonlyArray<{ readonly shardId: string; readonly lagMillis: number | undefined; readonly records: number }>
+  readonly shards: ReadonlyArray<
+    { readonly shardId: string; readonly lagMillis: number | undefined; readonly records: number }
+  >
   readonly eventsApplied: number
   readonly eventsPerSecond: number
   readonly quarantined: ReadonlyArray<Quarantined>
@@ -120,7 +126,11 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
 
   // Rebuilt before the worker announces itself: others hand shards only to a worker ready to read them.
   for (const projection of projections) {
-    if (projection.rebuild) yield* projection.rebuild.pipe(Effect.catch((error) => Effect.logError(`rebuild of ${projection.name} failed`, error)))
+    if (projection.rebuild) {
+      yield* projection.rebuild.pipe(
+        Effect.catch((error) => Effect.logError(`rebuild of ${projection.name} failed`, error))
+      )
+    }
   }
   const leasing = yield* ShardLeasing.make({
     owner,
@@ -138,7 +148,9 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       const outcome = yield* projection.apply(event).pipe(
         // A projection that throws is as poisoned as one that fails: both are retried, then quarantined.
         Effect.catchDefect((defect) => Effect.fail(defect)),
-        Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: options.maxApplyAttempts - 1 })) }),
+        Effect.retry({
+          schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: options.maxApplyAttempts - 1 }))
+        }),
         Effect.result
       )
       if (outcome._tag === "Failure") {
@@ -159,18 +171,29 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       const slot = `${projection.name}\u0000${event.key}`
       const last = applied.get(slot)
       if (!quarantined.has(slot) && last !== undefined && event.seq > last + 1) {
-        yield* Effect.logWarning(`projection ${projection.name}: ${event.key} jumped from seq ${last} to ${event.seq}; replaying the gap`)
+        yield* Effect.logWarning(
+          `projection ${projection.name}: ${event.key} jumped from seq ${last} to ${event.seq}; replaying the gap`
+        )
         // Only the missing events are decrypted; ones retention already removed or that cannot be read are said, not hidden.
         const missing = yield* History.eventsBetween(table, area, event.key, last, event.seq).pipe(
           Effect.tap((between) =>
             Effect.gen(function*() {
-              if (!between.complete) yield* Effect.logWarning(`some events of ${event.key} between seq ${last} and ${event.seq} are no longer stored`)
-              for (const skipped of between.unreadable) yield* Effect.logWarning(`skipping ${event.key} at seq ${skipped.seq}: ${skipped.reason}`)
+              if (!between.complete) {
+                yield* Effect.logWarning(
+                  `some events of ${event.key} between seq ${last} and ${event.seq} are no longer stored`
+                )
+              }
+              for (const skipped of between.unreadable) {
+                yield* Effect.logWarning(`skipping ${event.key} at seq ${skipped.seq}: ${skipped.reason}`)
+              }
             })
           ),
           Effect.map((between) => between.events),
           Effect.catch((error) =>
-            Effect.as(Effect.logWarning(`cannot replay the gap of ${event.key} (${error._tag}); going on`), [] as ReadonlyArray<Event>)
+            Effect.as(
+              Effect.logWarning(`cannot replay the gap of ${event.key} (${error._tag}); going on`),
+              [] as ReadonlyArray<Event>
+            )
           )
         )
         for (const past of missing) yield* applyOne(projection, past)
@@ -185,9 +208,13 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       }
       // A shard handed off or lost (or read anew) may be another worker's now: applying more of this reading
       // would break per-key order. Its next owner reads it from the checkpoint, which this batch is not in.
-      if (!leasing.holds(batch)) return yield* Effect.logDebug(`dropping a batch of shard ${batch.shardId}: no longer held by that reading`)
+      if (!leasing.holds(batch)) {
+        return yield* Effect.logDebug(`dropping a batch of shard ${batch.shardId}: no longer held by that reading`)
+      }
       if (batch._tag === "Trimmed") {
-        yield* Effect.logWarning(`shard ${batch.shardId} was trimmed before it was read: rebuilding projections from the table`)
+        yield* Effect.logWarning(
+          `shard ${batch.shardId} was trimmed before it was read: rebuilding projections from the table`
+        )
         for (const projection of projections) if (projection.rebuild) yield* projection.rebuild
       }
       if (batch._tag === "Records") {
@@ -198,20 +225,26 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
           // An event that cannot be read must not block its shard: quarantine its key and go on.
           if (decoded._tag === "Failure") {
             const error = decoded.failure
-            const key = error._tag === "DecryptionFailed" || error._tag === "Shredded" ? error.key : record.sequenceNumber
+            const key = error._tag === "DecryptionFailed" || error._tag === "Shredded"
+              ? error.key
+              : record.sequenceNumber
             if (error._tag === "Shredded") {
               yield* Effect.logDebug(`skipping a shredded value of ${key}`)
             } else if (error._tag === "DecryptionFailed") {
               quarantined.set(`decode\u0000${key}`, { projection: "decode", key, seq: error.seq, error: error.message })
               yield* Metric.update(quarantinedMetric, quarantined.size)
-              yield* Effect.logError(`cannot read event ${error.seq} of ${key}: ${error.reason}; its key is quarantined`)
+              yield* Effect.logError(
+                `cannot read event ${error.seq} of ${key}: ${error.reason}; its key is quarantined`
+              )
             } else {
               return yield* Effect.fail(error)
             }
           }
           const event = decoded._tag === "Success" ? decoded.success : undefined
           if (event !== undefined && !quarantined.has(`decode\u0000${event.key}`)) {
-            for (const projection of projections) if (covers(projection, event.key)) yield* applyInOrder(projection, event)
+            for (const projection of projections) {
+              if (covers(projection, event.key)) yield* applyInOrder(projection, event)
+            }
             eventsApplied++
             yield* Metric.update(eventsAppliedMetric, 1)
           }

@@ -22,9 +22,9 @@ import type { DecryptionFailed, Throttled } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import { EventTable } from "../../infra/EventTable.ts"
+import * as NewestEvents from "../store/NewestEvents.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
-import * as NewestEvents from "../store/NewestEvents.ts"
 
 /** Reports how many keys were replayed out of how many were counted when the rebuild began. */
 export type OnProgress = (done: number, total: number) => Effect.Effect<void>
@@ -90,7 +90,9 @@ export const replay: <E>(
   const unreadable: Array<Unreadable> = []
   const skipUnreadable = (error: DecryptionFailed) =>
     Effect.sync(() => void unreadable.push({ key: error.key, seq: error.seq, reason: error.reason })).pipe(
-      Effect.andThen(Effect.logWarning(`rebuild of ${projection.name}: cannot decrypt ${error.key} at seq ${error.seq}; left out`)),
+      Effect.andThen(
+        Effect.logWarning(`rebuild of ${projection.name}: cannot decrypt ${error.key} at seq ${error.seq}; left out`)
+      ),
       Effect.as<Event | undefined>(undefined)
     )
   yield* newestCovered(table, projection).pipe(
@@ -140,7 +142,9 @@ export const rebuild: <E>(
  * after a trimmed shard and after a takeover, as it does projections with a rebuild of their own. A replay
  * reads every covered key, so this suits projections over a modest share of the table.
  */
-export const withReplay = <E>(projection: Projection<E>): Effect.Effect<Projection<E | ReplayError>, never, EventTable> =>
+export const withReplay = <E>(
+  projection: Projection<E>
+): Effect.Effect<Projection<E | ReplayError>, never, EventTable> =>
   Effect.map(Effect.context<EventTable>(), (context) => ({
     ...projection,
     rebuild: Effect.asVoid(rebuild({ ...projection, rebuild: undefined })).pipe(Effect.provide(context))
@@ -152,7 +156,9 @@ export class UnknownProjection extends Schema.TaggedError<UnknownProjection>()("
   available: Schema.Array(Schema.String)
 }) {
   override get message() {
-    return `no projection named "${this.projection}"; available: ${this.available.length === 0 ? "none" : this.available.join(", ")}`
+    return `no projection named "${this.projection}"; available: ${
+      this.available.length === 0 ? "none" : this.available.join(", ")
+    }`
   }
 }
 
@@ -165,5 +171,10 @@ export const byName = <E>(
   const found = projections.find((projection) => projection.name === name)
   return found !== undefined
     ? Effect.succeed(found)
-    : Effect.fail(new UnknownProjection({ projection: name, available: [...alsoAvailable, ...projections.map((projection) => projection.name)] }))
+    : Effect.fail(
+      new UnknownProjection({
+        projection: name,
+        available: [...alsoAvailable, ...projections.map((projection) => projection.name)]
+      })
+    )
 }

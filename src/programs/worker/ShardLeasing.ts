@@ -14,8 +14,8 @@
  * worker's writes.
  */
 import { Clock, Effect, Fiber, Schedule, Semaphore } from "effect"
-import * as LeaseBalance from "../../domain/LeaseBalance.ts"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import * as LeaseBalance from "../../domain/LeaseBalance.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
 import * as ProjectionLeases from "../../infra/ProjectionLeases.ts"
 import type { LeaseLocation, ShardLease } from "../../infra/ProjectionLeases.ts"
@@ -103,7 +103,10 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
       finished: lease.finished
     }))
     const workers = LeaseBalance.liveWorkers(listing.workers, leases, owner, now)
-    seen = { fairShare: LeaseBalance.fairShare(LeaseBalance.activeShards(leases, owned.keys()), workers.length), liveWorkers: workers.length }
+    seen = {
+      fairShare: LeaseBalance.fairShare(LeaseBalance.activeShards(leases, owned.keys()), workers.length),
+      liveWorkers: workers.length
+    }
     return { leases, workers, announcements: listing.workers, now }
   })
 
@@ -114,7 +117,12 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         const startedAt = yield* Clock.currentTimeMillis
         const current = yield* ProjectionLeases.read(location, arn, shard.shardId)
         const now = yield* Clock.currentTimeMillis
-        const stored: LeaseBalance.Lease = { id, owner: current.owner, expiresAt: current.expiresAt, finished: current.finished }
+        const stored: LeaseBalance.Lease = {
+          id,
+          owner: current.owner,
+          expiresAt: current.expiresAt,
+          finished: current.finished
+        }
         const mine = new Set(owned.keys())
         // Only a free shard needs the whole group's picture (a Query); the others are decided on their own lease.
         const free = LeaseBalance.standing(stored, owner, mine, now) === "free"
@@ -140,7 +148,13 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         if (taken === undefined) return undefined
         // Taking over another worker's shard: state kept in memory (upcoming expiries) missed what it applied.
         if (current.owner !== owner && taken.checkpoint !== undefined) takenOver = true
-        owned.set(id, { arn, shardId: shard.shardId, lease: taken, reading, validUntil: validUntil(startedAt, leaseMillis) })
+        owned.set(id, {
+          arn,
+          shardId: shard.shardId,
+          lease: taken,
+          reading,
+          validUntil: validUntil(startedAt, leaseMillis)
+        })
         if (decision.reason !== "mine") {
           const active = LeaseBalance.activeShards(view.leases, owned.keys(), id)
           seen = { fairShare: LeaseBalance.fairShare(active, view.workers.length), liveWorkers: view.workers.length }
@@ -153,13 +167,16 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
           : { _tag: "After", sequenceNumber: taken.checkpoint }
         return position
       }).pipe(withDynamo),
-    isFinished: (arn, shardId) => Effect.map(ProjectionLeases.read(location, arn, shardId).pipe(withDynamo), (lease) => lease.finished),
+    isFinished: (arn, shardId) =>
+      Effect.map(ProjectionLeases.read(location, arn, shardId).pipe(withDynamo), (lease) => lease.finished),
     checkpoint: (arn, shardId, sequenceNumber, ended, reading) =>
       Effect.gen(function*() {
         const id = leaseId(arn, shardId)
         const held = owned.get(id)
         // Only the reading that applied the batch may record it: a newer one of the same shard resumed elsewhere.
-        if (held === undefined || (reading !== undefined && held.reading !== reading)) return yield* new ProjectionLeases.LeaseLost({ shardId })
+        if (
+          held === undefined || (reading !== undefined && held.reading !== reading)
+        ) return yield* new ProjectionLeases.LeaseLost({ shardId })
         yield* ProjectionLeases.checkpoint(location, arn, held.lease, owner, sequenceNumber, ended).pipe(
           Effect.tapErrorTag("LeaseLost", () => Effect.sync(() => drop(id, held)))
         )
@@ -177,10 +194,14 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         drop(id, held)
         yield* ProjectionLeases.release(location, held.arn, held.lease, owner).pipe(
           Effect.catch((error) =>
-            Effect.logWarning(`could not release shard ${held.shardId} (${error._tag}); it is free once its lease expires`)
+            Effect.logWarning(
+              `could not release shard ${held.shardId} (${error._tag}); it is free once its lease expires`
+            )
           )
         )
-        yield* Effect.logInfo(`handed shard ${held.shardId} off: ${owned.size} held, fair share ${seen.fairShare} of ${seen.liveWorkers} workers`)
+        yield* Effect.logInfo(
+          `handed shard ${held.shardId} off: ${owned.size} held, fair share ${seen.fairShare} of ${seen.liveWorkers} workers`
+        )
       }).pipe((step) => permit.withPermit(step), Effect.uninterruptible), { discard: true })
 
   // Each lease on its own: one that fails (throttled) must not keep the others from being renewed.
@@ -193,7 +214,9 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
       }).pipe(
         Effect.catchTag("LeaseLost", () =>
           owned.get(id) === held
-            ? Effect.sync(() => drop(id, held)).pipe(Effect.andThen(Effect.logWarning(`lost the lease of shard ${held.shardId}`)))
+            ? Effect.sync(() => drop(id, held)).pipe(
+              Effect.andThen(Effect.logWarning(`lost the lease of shard ${held.shardId}`))
+            )
             : Effect.void),
         Effect.catch((error) => Effect.logWarning(`renewing the lease of shard ${held.shardId} failed (${error._tag})`))
       ), { discard: true })
@@ -215,7 +238,12 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         yield* ProjectionLeases.withdraw(location, announcement.owner, announcement.expiresAt)
       }
     }
-    const decision = LeaseBalance.decideRelease({ leases: view.leases, workers: view.workers, mine: [...owned.keys()], memory })
+    const decision = LeaseBalance.decideRelease({
+      leases: view.leases,
+      workers: view.workers,
+      mine: [...owned.keys()],
+      memory
+    })
     memory = decision.memory
     // The hand-off waits for the batch in flight: it runs on its own so renewals never wait for a batch.
     if (decision.release.length > 0 && !handingOff) {
@@ -249,9 +277,13 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
     yield* ProjectionLeases.withdraw(location, owner).pipe(Effect.ignore)
     const held = [...owned.values()]
     owned.clear()
-    yield* Effect.forEach(held, (lease) => ProjectionLeases.release(location, lease.arn, lease.lease, owner).pipe(Effect.ignore), {
-      discard: true
-    })
+    yield* Effect.forEach(
+      held,
+      (lease) => ProjectionLeases.release(location, lease.arn, lease.lease, owner).pipe(Effect.ignore),
+      {
+        discard: true
+      }
+    )
     yield* Effect.logInfo(`released ${held.length} shard leases`)
   }).pipe(withDynamo)
 

@@ -8,12 +8,12 @@
  *
  * Replay a failure: FC_SEED=<seed> FC_PATH=<path>; FC_RUNS=<n> for more runs.
  */
-import { randomBytes, randomUUID } from "node:crypto"
-import * as util from "node:util"
 import { KMSClient } from "@aws-sdk/client-kms"
 import type { KMSClientConfig } from "@aws-sdk/client-kms"
 import { Cause, Effect, Exit, Layer } from "effect"
 import fc from "fast-check"
+import { randomBytes, randomUUID } from "node:crypto"
+import * as util from "node:util"
 import { afterAll, describe, expect, it } from "vitest"
 import type { Item, Lease } from "../../../src/domain/Item.ts"
 import { partitionOf } from "../../../src/infra/crypto/DataKeyStore.ts"
@@ -25,7 +25,10 @@ import { freshTableName, makeClient, openStore, provisionTable } from "../../sup
 import { fcParameters, outcomeOf, quickRetries, rawPartition, showOutcome } from "./support.ts"
 import type { Outcome } from "./support.ts"
 
-const credentials = { accessKeyId: "AKIAFAKEKMSFAULTS001", secretAccessKey: "fault/Secret+NeverPrintThis0123456789abcd" }
+const credentials = {
+  accessKeyId: "AKIAFAKEKMSFAULTS001",
+  secretAccessKey: "fault/Secret+NeverPrintThis0123456789abcd"
+}
 const admin = makeClient()
 const tableOnce = Effect.runPromise(provisionTable(admin, freshTableName("faults-kms")))
 const kmsOnce = FakeKms.start()
@@ -62,8 +65,15 @@ const fault: fc.Arbitrary<Fault> = fc.oneof(
   { arbitrary: fc.constant({ _tag: "disabled" as const }), weight: 2 }
 )
 /** The KMS operation a fault hits: the one the call needs most (a write makes a data key, the others unwrap one), or the other. */
-const operationOf = (s: Step, on: "main" | "other") => ((s._tag === "put") === (on === "main") ? "GenerateDataKey" : "Decrypt")
-const step: fc.Arbitrary<Step> = fc.record({ _tag: fc.constantFrom("put", "put", "put", "delete", "get", "get", "get"), key: fc.constantFrom("/k/a", "/k/b"), fault })
+const operationOf = (
+  s: Step,
+  on: "main" | "other"
+) => ((s._tag === "put") === (on === "main") ? "GenerateDataKey" : "Decrypt")
+const step: fc.Arbitrary<Step> = fc.record({
+  _tag: fc.constantFrom("put", "put", "put", "delete", "get", "get", "get"),
+  key: fc.constantFrom("/k/a", "/k/b"),
+  fault
+})
 const workload = fc.array(step, { minLength: 1, maxLength: 12 })
 
 /** The KeyringError failure each fault must surface as. */
@@ -73,7 +83,8 @@ const kindOf: Record<KmsError | "disabled", string> = {
   KMSInternalException: "unavailable",
   disabled: "key-disabled"
 }
-const dataKeyCalls = (requests: ReadonlyArray<RecordedRequest>) => requests.filter((r) => r.operation === "GenerateDataKey" || r.operation === "Decrypt")
+const dataKeyCalls = (requests: ReadonlyArray<RecordedRequest>) =>
+  requests.filter((r) => r.operation === "GenerateDataKey" || r.operation === "Decrypt")
 
 /**
  * Given which KMS requests a call made, whether the fault must fail it (and as what), and how many
@@ -91,7 +102,11 @@ const expectation = (s: Step, requests: ReadonlyArray<RecordedRequest>): { kind?
 }
 
 const showFault = (s: Step) =>
-  s.fault._tag === "none" ? "no fault" : s.fault._tag === "disabled" ? "key disabled" : `${s.fault.error}×${s.fault.times} on ${operationOf(s, s.fault.on)}`
+  s.fault._tag === "none"
+    ? "no fault"
+    : s.fault._tag === "disabled"
+    ? "key disabled"
+    : `${s.fault.error}×${s.fault.times} on ${operationOf(s, s.fault.on)}`
 const showItem = (value: unknown) => {
   const item = value as Partial<Item & Lease> | undefined
   return item?.value ? new TextDecoder().decode(item.value) : item?.revision ? `rev …${item.revision.slice(-6)}` : ""
@@ -100,8 +115,13 @@ const showItem = (value: unknown) => {
 /** Every way an error might be shown in a log. */
 const renderings = (exit: Exit.Exit<unknown, unknown>): string => {
   if (Exit.isSuccess(exit)) return ""
-  const errors = exit.cause.reasons.map((reason) => (Cause.isFailReason(reason) ? reason.error : Cause.isDieReason(reason) ? reason.defect : undefined))
-  return [Cause.pretty(exit.cause), ...errors.flatMap((e) => [String(e), JSON.stringify(e), util.inspect(e, { depth: 10, showHidden: true })])].join("\n")
+  const errors = exit.cause.reasons.map((
+    reason
+  ) => (Cause.isFailReason(reason) ? reason.error : Cause.isDieReason(reason) ? reason.defect : undefined))
+  return [
+    Cause.pretty(exit.cause),
+    ...errors.flatMap((e) => [String(e), JSON.stringify(e), util.inspect(e, { depth: 10, showHidden: true })])
+  ].join("\n")
 }
 
 const runWorkload = (steps: ReadonlyArray<Step>) =>
@@ -113,7 +133,10 @@ const runWorkload = (steps: ReadonlyArray<Step>) =>
     // Every plaintext data key KMS handed out, to look for in error messages.
     const dataKeys: Array<Buffer> = []
     const client = new KMSClient({
-      endpoint: kms.endpoint, region: kms.region, credentials, maxAttempts,
+      endpoint: kms.endpoint,
+      region: kms.region,
+      credentials,
+      maxAttempts,
       retryStrategy: quickRetries(maxAttempts) as NonNullable<KMSClientConfig["retryStrategy"]>
     })
     client.middlewareStack.add((next) => async (args) => {
@@ -124,8 +147,16 @@ const runWorkload = (steps: ReadonlyArray<Step>) =>
     }, { step: "initialize", name: "capturePlaintextDataKeys" })
     yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
     const keyring = Layer.succeed(Keyring, yield* KmsKeyring.make(client, { keyId: kmsKey.arn }))
-    const writer = yield* openStore(location, { client: admin, keyring, dataKeyPolicy: { maxValues: 1, readCacheSize: 0 } })
-    const reader = yield* openStore(location, { client: admin, keyring, dataKeyPolicy: { maxValues: 1, readCacheSize: 0 } })
+    const writer = yield* openStore(location, {
+      client: admin,
+      keyring,
+      dataKeyPolicy: { maxValues: 1, readCacheSize: 0 }
+    })
+    const reader = yield* openStore(location, {
+      client: admin,
+      keyring,
+      dataKeyPolicy: { maxValues: 1, readCacheSize: 0 }
+    })
     const snapshot = Effect.all({
       events: rawPartition(admin, table, location.namespace),
       dataKeys: rawPartition(admin, table, partitionOf(location.namespace))
@@ -143,7 +174,11 @@ const runWorkload = (steps: ReadonlyArray<Step>) =>
     const normal = (s: Step, outcome: Outcome): string | undefined => {
       const live = model.get(s.key)
       if (s._tag === "put") return outcome._tag === "Success" ? undefined : "should have succeeded"
-      if (live === undefined) return outcome._tag === "Failure" && outcome.tag === "NotFound" ? undefined : "should have been NotFound"
+      if (live === undefined) {
+        return outcome._tag === "Failure" && outcome.tag === "NotFound"
+          ? undefined
+          : "should have been NotFound"
+      }
       if (outcome._tag !== "Success") return `should have ${s._tag === "get" ? `read ${live}` : "succeeded"}`
       if (s._tag === "get" && showItem(outcome.value) !== live) return `read ${showItem(outcome.value)}, not ${live}`
       return undefined
@@ -155,18 +190,27 @@ const runWorkload = (steps: ReadonlyArray<Step>) =>
     }
 
     // Both keys start with a value, so reads and deletes have a data key to unwrap.
-    const seeded: ReadonlyArray<Step> = [...["/k/a", "/k/b"].map((key): Step => ({ _tag: "put", key, fault: { _tag: "none" } })), ...steps]
+    const seeded: ReadonlyArray<Step> = [
+      ...["/k/a", "/k/b"].map((key): Step => ({ _tag: "put", key, fault: { _tag: "none" } })),
+      ...steps
+    ]
     let latest = yield* snapshot
     for (const [index, s] of seeded.entries()) {
       const value = `value-${index}-${randomBytes(8).toString("hex")}`
       values.push(value)
       const call = () =>
-        s._tag === "put" ? writer.put({ key: s.key, value: new TextEncoder().encode(value) })
-        : s._tag === "delete" ? writer.delete(s.key)
-        : reader.get(s.key)
+        s._tag === "put" ?
+          writer.put({ key: s.key, value: new TextEncoder().encode(value) })
+          : s._tag === "delete" ?
+          writer.delete(s.key)
+          : reader.get(s.key)
       kms.reset()
-      if (s.fault._tag === "inject") kms.injectFailures({ operation: operationOf(s, s.fault.on), error: s.fault.error, times: s.fault.times })
-      if (s.fault._tag === "disabled") kms.disableKey(kmsKey.keyId)
+      if (s.fault._tag === "inject") {
+        kms.injectFailures({ operation: operationOf(s, s.fault.on), error: s.fault.error, times: s.fault.times })
+      }
+      if (s.fault._tag === "disabled") {
+        kms.disableKey(kmsKey.keyId)
+      }
       const before = latest
       const exit = yield* Effect.exit(call() as Effect.Effect<unknown, unknown>)
       const requests = kms.requests
@@ -177,7 +221,11 @@ const runWorkload = (steps: ReadonlyArray<Step>) =>
       const outcome = outcomeOf(exit)
       const expected = expectation(s, requests)
       const label = `#${index} ${s._tag} ${s.key}`
-      lines.push(`  #${index} ${s._tag} ${s.key}${s._tag === "put" ? `=${value}` : ""}  [${showFault(s)}]  kms: ${requests.map((r) => r.operation).join(" ") || "-"}\n      → ${showOutcome(outcome, showItem)}`)
+      lines.push(
+        `  #${index} ${s._tag} ${s.key}${s._tag === "put" ? `=${value}` : ""}  [${showFault(s)}]  kms: ${
+          requests.map((r) => r.operation).join(" ") || "-"
+        }\n      → ${showOutcome(outcome, showItem)}`
+      )
       failures.push(renderings(exit))
       if (expected.kind !== undefined) covered.add(`${s._tag === "get" ? "read" : "write"}:${expected.kind}`)
       if (outcome._tag === "Success" && s._tag === "put") acknowledgedPuts++
@@ -193,18 +241,29 @@ const runWorkload = (steps: ReadonlyArray<Step>) =>
         if (wrong !== undefined) problems.push(`${label}: ${wrong}`)
       }
       const hit = s.fault._tag === "inject" ? operationOf(s, s.fault.on) : undefined
-      const faulted = hit === undefined ? dataKeyCalls(requests).length : requests.filter((r) => r.operation === hit).length
+      const faulted = hit === undefined
+        ? dataKeyCalls(requests).length
+        : requests.filter((r) => r.operation === hit).length
       if (expected.requests !== undefined && faulted !== expected.requests) {
         problems.push(`${label}: KMS saw ${faulted} faulted requests, expected ${expected.requests}`)
       }
       // A failed call and a read write nothing: no event, no data key.
       const added = after.events.filter((id) => !before.events.includes(id))
-      if ((outcome._tag !== "Success" || s._tag === "get") && (added.length > 0 || after.dataKeys.length !== before.dataKeys.length)) {
-        problems.push(`${label}: wrote ${added.length} events and ${after.dataKeys.length - before.dataKeys.length} data keys though it ${s._tag === "get" ? "only read" : "failed"}`)
+      if (
+        (outcome._tag !== "Success" || s._tag === "get") &&
+        (added.length > 0 || after.dataKeys.length !== before.dataKeys.length)
+      ) {
+        problems.push(
+          `${label}: wrote ${added.length} events and ${
+            after.dataKeys.length - before.dataKeys.length
+          } data keys though it ${s._tag === "get" ? "only read" : "failed"}`
+        )
       }
       if (outcome._tag === "Success" && s._tag !== "get") {
         const revision = (outcome.value as Partial<Lease> | undefined)?.revision
-        if (added.length !== 1 || (revision !== undefined && added[0] !== revision)) problems.push(`${label}: acknowledged, but added events ${JSON.stringify(added)}`)
+        if (added.length !== 1 || (revision !== undefined && added[0] !== revision)) {
+          problems.push(`${label}: acknowledged, but added events ${JSON.stringify(added)}`)
+        }
       }
       apply(s, value, outcome)
       // Once the fault is gone, the same call works again.
@@ -234,22 +293,32 @@ const runWorkload = (steps: ReadonlyArray<Step>) =>
       credentials.secretAccessKey
     ]
     for (const secret of secrets) if (text.includes(secret)) problems.push(`an error message shows a secret: ${secret}`)
-    if (acknowledgedPuts > 0 && dataKeys.length === 0) problems.push("no plaintext data key was captured: the leak check would prove nothing")
+    if (acknowledgedPuts > 0 && dataKeys.length === 0) {
+      problems.push("no plaintext data key was captured: the leak check would prove nothing")
+    }
     return { problems, log: lines.join("\n"), covered }
   }).pipe(Effect.scoped)
 
 describe("the store with a KMS keyring under KMS faults", () => {
-  it("fails writes and reads with the injected fault's KeyringError, writes nothing then, recovers after, and leaks no secret", async () => {
-    const covered = new Set<string>()
-    const property = fc.asyncProperty(workload, async (steps) => {
-      const { log, problems, covered: run } = await Effect.runPromise(runWorkload(steps))
-      for (const entry of run) covered.add(entry)
-      if (process.env["FC_DEBUG"]) console.log(log)
-      if (problems.length > 0) throw new Error(`${problems.length} violation(s):\n${problems.map((p) => `  ✗ ${p}`).join("\n")}\nSteps:\n${log}`)
-    })
-    await fc.assert(property, fcParameters(15))
-    // The faults really failed calls, reads and writes, with every kind (not only ones that retries absorbed).
-    if (process.env["FC_DEBUG"]) console.log(`covered: ${[...covered].sort().join(" ")}`)
-    if (fcParameters(15).numRuns >= 15) expect(covered.size).toBeGreaterThanOrEqual(6)
-  }, Math.max(120_000, fcParameters(15).numRuns * 5_000))
+  it(
+    "fails writes and reads with the injected fault's KeyringError, writes nothing then, recovers after, and leaks no secret",
+    async () => {
+      const covered = new Set<string>()
+      const property = fc.asyncProperty(workload, async (steps) => {
+        const { log, problems, covered: run } = await Effect.runPromise(runWorkload(steps))
+        for (const entry of run) covered.add(entry)
+        if (process.env["FC_DEBUG"]) console.log(log)
+        if (problems.length > 0) {
+          throw new Error(
+            `${problems.length} violation(s):\n${problems.map((p) => `  ✗ ${p}`).join("\n")}\nSteps:\n${log}`
+          )
+        }
+      })
+      await fc.assert(property, fcParameters(15))
+      // The faults really failed calls, reads and writes, with every kind (not only ones that retries absorbed).
+      if (process.env["FC_DEBUG"]) console.log(`covered: ${[...covered].sort().join(" ")}`)
+      if (fcParameters(15).numRuns >= 15) expect(covered.size).toBeGreaterThanOrEqual(6)
+    },
+    Math.max(120_000, fcParameters(15).numRuns * 5_000)
+  )
 })

@@ -5,13 +5,13 @@
  * event history, and readable outcomes.
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import * as RawTable from "../../support/RawTable.ts"
 import type { AttributeValue, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { Cause, Effect, Exit } from "effect"
 import fc from "fast-check"
 import * as SortKey from "../../../src/domain/SortKey.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
 import { localCredentials } from "../../../src/programs/app/StoreLive.ts"
+import * as RawTable from "../../support/RawTable.ts"
 import { endpoint } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 
@@ -38,11 +38,14 @@ export const faultArb: fc.Arbitrary<Fault> = fc.oneof(
 export const faultError = (fault: Exclude<Fault, "pass">): Error => {
   switch (fault) {
     case "throttle":
-      return Object.assign(new Error("The level of configured provisioned throughput for the table was exceeded (injected)"), {
-        name: "ProvisionedThroughputExceededException",
-        $fault: "client",
-        $metadata: { httpStatusCode: 400 }
-      })
+      return Object.assign(
+        new Error("The level of configured provisioned throughput for the table was exceeded (injected)"),
+        {
+          name: "ProvisionedThroughputExceededException",
+          $fault: "client",
+          $metadata: { httpStatusCode: 400 }
+        }
+      )
     case "server":
       return Object.assign(new Error("Internal server error (injected)"), {
         name: "InternalServerError",
@@ -50,9 +53,15 @@ export const faultError = (fault: Exclude<Fault, "pass">): Error => {
         $metadata: { httpStatusCode: 500 }
       })
     case "timeout":
-      return Object.assign(new Error("connection timed out before sending (injected)"), { name: "TimeoutError", $metadata: {} })
+      return Object.assign(new Error("connection timed out before sending (injected)"), {
+        name: "TimeoutError",
+        $metadata: {}
+      })
     case "lost":
-      return Object.assign(new Error("socket hang up after the request was sent (injected)"), { code: "ECONNRESET", $metadata: {} })
+      return Object.assign(new Error("socket hang up after the request was sent (injected)"), {
+        code: "ECONNRESET",
+        $metadata: {}
+      })
   }
 }
 
@@ -68,7 +77,9 @@ export const quickRetries = (maxAttempts: number): NonNullable<DynamoDBClientCon
     acquireInitialRetryToken: async () => token(0),
     refreshRetryTokenForRetry: async (previous: ReturnType<typeof token>, info: { readonly errorType: string }) => {
       const count = previous.getRetryCount() + 1
-      if ((info.errorType === "THROTTLING" || info.errorType === "TRANSIENT") && count < maxAttempts) return token(count)
+      if ((info.errorType === "THROTTLING" || info.errorType === "TRANSIENT") && count < maxAttempts) {
+        return token(count)
+      }
       throw new Error("No retry token available")
     },
     recordSuccess: () => {}
@@ -141,7 +152,11 @@ export interface RawEvent {
 }
 
 /** The events of a key in its live range (pk = namespace, sk between the key's bounds), oldest first. */
-export const rawHistory = (client: DynamoDBClient, location: TestTable, key: string): Effect.Effect<ReadonlyArray<RawEvent>> =>
+export const rawHistory = (
+  client: DynamoDBClient,
+  location: TestTable,
+  key: string
+): Effect.Effect<ReadonlyArray<RawEvent>> =>
   Effect.promise(async () =>
     (await RawTable.rawKeyItems(client, location, key)).map((item): RawEvent => {
       const { seq } = SortKey.decode(item[Attr.sort]!.B!)
@@ -159,17 +174,25 @@ export const rawHistory = (client: DynamoDBClient, location: TestTable, key: str
   )
 
 /** The event writes in a request: `[key, revision]` of every PutItem or transaction Put in the namespace's partition. */
-export const eventWrites = (location: TestTable, command: string, input: unknown): ReadonlyArray<readonly [string, string]> => {
+export const eventWrites = (
+  location: TestTable,
+  command: string,
+  input: unknown
+): ReadonlyArray<readonly [string, string]> => {
   type Item = Record<string, AttributeValue>
   const items: Array<Item | undefined> = command === "PutItem"
     ? [(input as { Item?: Item }).Item]
     : command === "TransactWriteItems"
-    ? ((input as { TransactItems?: ReadonlyArray<{ Put?: { Item?: Item } }> }).TransactItems ?? []).map((entry) => entry.Put?.Item)
+    ? ((input as { TransactItems?: ReadonlyArray<{ Put?: { Item?: Item } }> }).TransactItems ?? []).map((entry) =>
+      entry.Put?.Item
+    )
     : []
   return items.flatMap((item) => {
     const sortKey = item?.[Attr.sort]?.B
     const revision = item?.[Attr.revision]?.S
-    return item?.[Attr.partition]?.S === location.namespace && sortKey && revision ? [[SortKey.decode(sortKey).key, revision] as const] : []
+    return item?.[Attr.partition]?.S === location.namespace && sortKey && revision
+      ? [[SortKey.decode(sortKey).key, revision] as const]
+      : []
   })
 }
 
@@ -186,13 +209,17 @@ export const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome => {
   const only = reasons[0]
   if (reasons.length === 1 && only !== undefined && Cause.isFailReason(only)) {
     const error = only.error as { _tag?: unknown; message?: unknown }
-    if (typeof error?._tag === "string") return { _tag: "Failure", tag: error._tag, message: String(error.message), error }
+    if (typeof error?._tag === "string") {
+      return { _tag: "Failure", tag: error._tag, message: String(error.message), error }
+    }
   }
   return { _tag: "Untyped", pretty: Cause.pretty(exit.cause) }
 }
 
 /** Short form of a revision for logs. */
-export const short = (revision: string | undefined): string => (revision === undefined || revision === "" ? "-" : `…${revision.slice(-6)}`)
+export const short = (
+  revision: string | undefined
+): string => (revision === undefined || revision === "" ? "-" : `…${revision.slice(-6)}`)
 
 /** An outcome for a log line. */
 export const showOutcome = (outcome: Outcome | undefined, showValue: (value: unknown) => string = String): string =>
@@ -205,7 +232,11 @@ export const showOutcome = (outcome: Outcome | undefined, showValue: (value: unk
     : `UNTYPED ${outcome.pretty.split("\n").slice(0, 3).join(" / ")}`
 
 /** Every item of one partition, each as its event id or else its sort key in hex (a snapshot to compare before and after a call). */
-export const rawPartition = (client: DynamoDBClient, table: string, partition: string): Effect.Effect<ReadonlyArray<string>> =>
+export const rawPartition = (
+  client: DynamoDBClient,
+  table: string,
+  partition: string
+): Effect.Effect<ReadonlyArray<string>> =>
   Effect.promise(async () =>
     (await RawTable.rawPartition(client, table, partition)).map((item) =>
       item[Attr.revision]?.S ?? Buffer.from(item[Attr.sort]?.B ?? new Uint8Array()).toString("hex")

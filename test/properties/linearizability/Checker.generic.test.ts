@@ -3,7 +3,7 @@ import { checkLinearizable } from "./Checker.ts"
 import { completed } from "./History.ts"
 import type { Model } from "./Model.ts"
 import type { Row } from "./testing.ts"
-import { expectLinearizable, expectViolation, history, } from "./testing.ts"
+import { expectLinearizable, expectViolation, history } from "./testing.ts"
 
 type RegisterInput = { readonly op: "write"; readonly value: number } | { readonly op: "read" }
 
@@ -33,56 +33,79 @@ const queue: Model<ReadonlyArray<string>, QueueInput, string | undefined> = {
 
 describe("literature sanity checks", () => {
   it("register: a read may see the old value while a write is in flight (Porcupine example 1)", () => {
-    expectLinearizable(register, history<RegisterInput, number | undefined>(
-      ["c0", 0, 100, { op: "write", value: 100 }, undefined],
-      ["c1", 25, 75, { op: "read" }, 100],
-      ["c2", 30, 60, { op: "read" }, 0]
-    ))
+    expectLinearizable(
+      register,
+      history<RegisterInput, number | undefined>(
+        ["c0", 0, 100, { op: "write", value: 100 }, undefined],
+        ["c1", 25, 75, { op: "read" }, 100],
+        ["c2", 30, 60, { op: "read" }, 0]
+      )
+    )
   })
 
   it("register: once a read saw the new value, a later read cannot see the old one (Porcupine example 2)", () => {
-    expectViolation(register, history<RegisterInput, number | undefined>(
-      ["c0", 0, 100, { op: "write", value: 200 }, undefined],
-      ["c1", 10, 30, { op: "read" }, 200],
-      ["c2", 40, 90, { op: "read" }, 0]
-    ))
+    expectViolation(
+      register,
+      history<RegisterInput, number | undefined>(
+        ["c0", 0, 100, { op: "write", value: 200 }, undefined],
+        ["c1", 10, 30, { op: "read" }, 200],
+        ["c2", 40, 90, { op: "read" }, 0]
+      )
+    )
   })
 
   it("queue: concurrent enqueues may take effect in either order", () => {
-    expectLinearizable(queue, history<QueueInput, string | undefined>(
-      ["A", 0, 4, { op: "enq", value: "x" }, undefined],
-      ["B", 1, 3, { op: "enq", value: "y" }, undefined],
-      ["A", 5, 6, { op: "deq" }, "y"],
-      ["B", 7, 8, { op: "deq" }, "x"]
-    ))
+    expectLinearizable(
+      queue,
+      history<QueueInput, string | undefined>(
+        ["A", 0, 4, { op: "enq", value: "x" }, undefined],
+        ["B", 1, 3, { op: "enq", value: "y" }, undefined],
+        ["A", 5, 6, { op: "deq" }, "y"],
+        ["B", 7, 8, { op: "deq" }, "x"]
+      )
+    )
   })
 
   it("queue: sequential enqueues must dequeue in FIFO order, and only once", () => {
-    expectViolation(queue, history<QueueInput, string | undefined>(
-      ["A", 0, 1, { op: "enq", value: "x" }, undefined],
-      ["B", 2, 3, { op: "enq", value: "y" }, undefined],
-      ["A", 4, 5, { op: "deq" }, "y"]
-    ))
-    expectViolation(queue, history<QueueInput, string | undefined>(
-      ["A", 0, 1, { op: "enq", value: "x" }, undefined],
-      ["B", 2, 5, { op: "deq" }, "x"],
-      ["C", 3, 4, { op: "deq" }, "x"]
-    ))
+    expectViolation(
+      queue,
+      history<QueueInput, string | undefined>(
+        ["A", 0, 1, { op: "enq", value: "x" }, undefined],
+        ["B", 2, 3, { op: "enq", value: "y" }, undefined],
+        ["A", 4, 5, { op: "deq" }, "y"]
+      )
+    )
+    expectViolation(
+      queue,
+      history<QueueInput, string | undefined>(
+        ["A", 0, 1, { op: "enq", value: "x" }, undefined],
+        ["B", 2, 5, { op: "deq" }, "x"],
+        ["C", 3, 4, { op: "deq" }, "x"]
+      )
+    )
   })
 })
 
 describe("checker mechanics", () => {
   it("refuses malformed histories", () => {
-    expect(() => checkLinearizable(register, [completed(0, "p", 5, 5, { op: "read" } as RegisterInput, 0)])).toThrow(/call < return/)
+    expect(() => checkLinearizable(register, [completed(0, "p", 5, 5, { op: "read" } as RegisterInput, 0)])).toThrow(
+      /call < return/
+    )
     expect(() =>
-      checkLinearizable(register, [completed(0, "p", 0, 1, { op: "read" } as RegisterInput, 0), completed(0, "p", 2, 3, { op: "read" } as RegisterInput, 0)])
+      checkLinearizable(register, [
+        completed(0, "p", 0, 1, { op: "read" } as RegisterInput, 0),
+        completed(0, "p", 2, 3, { op: "read" } as RegisterInput, 0)
+      ])
     ).toThrow(/duplicate/)
   })
 
   it("gives up with 'unknown' when the time budget runs out", () => {
     // 40 fully concurrent writes followed by an impossible read: the memo table
     // cannot collapse 2^40 subsets, so only the timeout can end the search.
-    const writes: Array<Row<RegisterInput, number | undefined>> = Array.from({ length: 40 }, (_, i) => [`w${i}`, i, 1000, { op: "write", value: i + 1 }, undefined])
+    const writes: Array<Row<RegisterInput, number | undefined>> = Array.from(
+      { length: 40 },
+      (_, i) => [`w${i}`, i, 1000, { op: "write", value: i + 1 }, undefined]
+    )
     const h = history<RegisterInput, number | undefined>(...writes, ["r", 1001, 1002, { op: "read" }, -1])
     const result = checkLinearizable(register, h, { timeoutMs: 50 })
     expect(result.ok).toBe("unknown")

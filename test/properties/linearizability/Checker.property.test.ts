@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest"
 import { checkLinearizable } from "./Checker.ts"
 import { formatResult } from "./format.ts"
 import type { History, Operation } from "./History.ts"
-import { completed, isPending, pending, } from "./History.ts"
+import { completed, isPending, pending } from "./History.ts"
 import type { KvAction, KvCondition, KvInput, KvOutput } from "./KvModel.ts"
-import { Kv, kvModel, } from "./KvModel.ts"
+import { Kv, kvModel } from "./KvModel.ts"
 
 /**
  * A deliberately naive in-memory store implementing the contract directly, so
@@ -58,9 +58,17 @@ const makeReferenceStore = () => {
         data.delete(input.key)
         return Kv.ok()
       case "CompareAndSwap":
-        return !cur ? Kv.err("NotFound") : cur.value !== input.expected ? Kv.err("CompareFailed") : write(input.key, input.value)
+        return !cur
+          ? Kv.err("NotFound")
+          : cur.value !== input.expected
+          ? Kv.err("CompareFailed")
+          : write(input.key, input.value)
       case "ConditionalUpdate":
-        return !cur ? Kv.err("NotFound") : cur.revision !== input.revision ? Kv.err("IncorrectRevision") : write(input.key, input.value)
+        return !cur
+          ? Kv.err("NotFound")
+          : cur.revision !== input.revision
+          ? Kv.err("IncorrectRevision")
+          : write(input.key, input.value)
       case "ConditionalDelete":
         if (!cur) return Kv.err("NotFound")
         if (cur.revision !== input.revision) return Kv.err("IncorrectRevision")
@@ -94,24 +102,31 @@ const action: fc.Arbitrary<KvAction> = fc.oneof(
   fc.constant({ _tag: "Nop" } as const)
 )
 
-const commandOn = (key: fc.Arbitrary<string>, phantomWeight: number): fc.Arbitrary<Command> => fc.oneof(...[
-  { weight: 4, arbitrary: key.map((k) => simple(() => Kv.get(k))) },
-  { weight: 3, arbitrary: fc.tuple(key, value).map(([k, v]) => simple(() => Kv.put(k, v))) },
-  { weight: 2, arbitrary: fc.tuple(key, value).map(([k, v]) => simple(() => Kv.create(k, v))) },
-  { weight: 1, arbitrary: fc.tuple(key, value).map(([k, v]) => simple(() => Kv.update(k, v))) },
-  { weight: 1, arbitrary: key.map((k) => simple(() => Kv.delete(k))) },
-  { weight: 2, arbitrary: fc.tuple(key, value, value).map(([k, e, v]) => simple(() => Kv.cas(k, e, v))) },
-  { weight: 2, arbitrary: fc.tuple(key, pick, value).map(([k, p, v]) => simple((r) => Kv.conditionalUpdate(k, r(p), v))) },
-  { weight: 1, arbitrary: fc.tuple(key, pick).map(([k, p]) => simple((r) => Kv.conditionalDelete(k, r(p)))) },
-  {
-    weight: 2,
-    arbitrary: fc
-      .uniqueArray(fc.tuple(key, condition, action), { minLength: 1, maxLength: 3, selector: ([k]) => k })
-      .map((es) => simple((r) => Kv.atomic(...es.map(([k, c, a]) => ({ key: k, condition: c(r), action: a })))))
-  },
-  // A write whose response is lost and which never takes effect.
-  { weight: phantomWeight, arbitrary: fc.tuple(key, value).map(([k, v]): Command => ({ kind: "phantom", input: Kv.put(k, v) })) }
-].filter((a) => a.weight > 0))
+const commandOn = (key: fc.Arbitrary<string>, phantomWeight: number): fc.Arbitrary<Command> =>
+  fc.oneof(...[
+    { weight: 4, arbitrary: key.map((k) => simple(() => Kv.get(k))) },
+    { weight: 3, arbitrary: fc.tuple(key, value).map(([k, v]) => simple(() => Kv.put(k, v))) },
+    { weight: 2, arbitrary: fc.tuple(key, value).map(([k, v]) => simple(() => Kv.create(k, v))) },
+    { weight: 1, arbitrary: fc.tuple(key, value).map(([k, v]) => simple(() => Kv.update(k, v))) },
+    { weight: 1, arbitrary: key.map((k) => simple(() => Kv.delete(k))) },
+    { weight: 2, arbitrary: fc.tuple(key, value, value).map(([k, e, v]) => simple(() => Kv.cas(k, e, v))) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(key, pick, value).map(([k, p, v]) => simple((r) => Kv.conditionalUpdate(k, r(p), v)))
+    },
+    { weight: 1, arbitrary: fc.tuple(key, pick).map(([k, p]) => simple((r) => Kv.conditionalDelete(k, r(p)))) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .uniqueArray(fc.tuple(key, condition, action), { minLength: 1, maxLength: 3, selector: ([k]) => k })
+        .map((es) => simple((r) => Kv.atomic(...es.map(([k, c, a]) => ({ key: k, condition: c(r), action: a })))))
+    },
+    // A write whose response is lost and which never takes effect.
+    {
+      weight: phantomWeight,
+      arbitrary: fc.tuple(key, value).map(([k, v]): Command => ({ kind: "phantom", input: Kv.put(k, v) }))
+    }
+  ].filter((a) => a.weight > 0))
 
 /** Where an op falls in time: fractions in [0, 1) of the room available before and after its linearization point. */
 interface Shape {
@@ -145,7 +160,11 @@ interface ScenarioOptions {
 const fraction = fc.noBias(fc.nat(999)).map((n) => n / 1000)
 
 const scenario = (opts: ScenarioOptions): fc.Arbitrary<Scenario> =>
-  fc.array(commandOn(fc.constantFrom(...opts.keys), opts.phantomWeight), { minLength: opts.minOps, maxLength: opts.maxOps, size: "max" }).chain((commands) =>
+  fc.array(commandOn(fc.constantFrom(...opts.keys), opts.phantomWeight), {
+    minLength: opts.minOps,
+    maxLength: opts.maxOps,
+    size: "max"
+  }).chain((commands) =>
     fc
       .array(
         fc.record({
@@ -196,13 +215,25 @@ const buildHistory = ({ processes, commands, shapes }: Scenario): History<KvInpu
 
 const small = fc
   .integer({ min: 1, max: 5 })
-  .chain((processes) => scenario({ keys: ["a", "b"], processes, minOps: 1, maxOps: 40, lostOneIn: 15, phantomWeight: 1 }))
+  .chain((processes) =>
+    scenario({ keys: ["a", "b"], processes, minOps: 1, maxOps: 40, lostOneIn: 15, phantomWeight: 1 })
+  )
 
 const large = (seed: number) =>
-  buildHistory(fc.sample(scenario({ keys: ["a"], processes: 6, minOps: 300, maxOps: 300, lostOneIn: 30, phantomWeight: 0 }), { seed, numRuns: 1 })[0]!)
+  buildHistory(
+    fc.sample(scenario({ keys: ["a"], processes: 6, minOps: 300, maxOps: 300, lostOneIn: 30, phantomWeight: 0 }), {
+      seed,
+      numRuns: 1
+    })[0]!
+  )
 
 const corrupt = (h: History<KvInput, KvOutput>, victim: Operation<KvInput, KvOutput>) =>
-  h.map((op) => (op === victim ? completed(op.id, op.process, op.call, op.return, op.input, Kv.found("never-written", "r-never")) : op))
+  h.map((
+    op
+  ) => (op === victim
+    ? completed(op.id, op.process, op.call, op.return, op.input, Kv.found("never-written", "r-never"))
+    : op)
+  )
 
 const check = (h: History<KvInput, KvOutput>) => checkLinearizable(kvModel, h, { timeoutMs: 10_000 })
 
@@ -227,8 +258,14 @@ describe("KvModel checker properties", () => {
         const victim = gets[n % gets.length]!
         const corrupted = corrupt(h, victim)
         // "prefix" still names the culprit but skips the costly essential-op analysis.
-        const result = checkLinearizable(kvModel, corrupted, { timeoutMs: 10_000, explain: "prefix", explainTimeoutMs: 5_000 })
-        if (result.ok !== false) throw new Error(`corruption of #${victim.id} went unnoticed:\n${formatResult(kvModel, corrupted, result)}`)
+        const result = checkLinearizable(kvModel, corrupted, {
+          timeoutMs: 10_000,
+          explain: "prefix",
+          explainTimeoutMs: 5_000
+        })
+        if (result.ok !== false) {
+          throw new Error(`corruption of #${victim.id} went unnoticed:\n${formatResult(kvModel, corrupted, result)}`)
+        }
         expect(result.culprits.map((op) => op.id)).toContain(victim.id)
       }),
       { seed: 42, numRuns: 300 }

@@ -4,7 +4,7 @@
  * narrows it down to something a human can read.
  */
 import type { History, Operation } from "./History.ts"
-import { isPending, validateHistory, } from "./History.ts"
+import { isPending, validateHistory } from "./History.ts"
 import type { Model } from "./Model.ts"
 import { searchLinearization } from "./Search.ts"
 
@@ -76,7 +76,14 @@ export type CheckResult<I, O> = Linearizable<I, O> | NotLinearizable<I, O> | Unk
 const asPending = <I, O>(op: Operation<I, O>): Operation<I, O> =>
   isPending(op)
     ? op
-    : { id: op.id, process: op.process, call: op.call, return: Number.POSITIVE_INFINITY, input: op.input, pending: true }
+    : {
+      id: op.id,
+      process: op.process,
+      call: op.call,
+      return: Number.POSITIVE_INFINITY,
+      input: op.input,
+      pending: true
+    }
 
 /** The partition as observed at time `t`: later calls dropped, ops still in flight pending. */
 const prefixAt = <I, O>(ops: History<I, O>, t: number): History<I, O> =>
@@ -173,10 +180,9 @@ export const checkLinearizable = <S, I, O>(
       continue
     }
     const mode = options.explain ?? "full"
-    const why =
-      mode === "none"
-        ? { minimalPrefix: ops, culprits: [], essential: ops.filter((op) => !isPending(op)).map((op) => op.id) }
-        : explain(model, ops, mode === "full", performance.now() + (options.explainTimeoutMs ?? 500))
+    const why = mode === "none"
+      ? { minimalPrefix: ops, culprits: [], essential: ops.filter((op) => !isPending(op)).map((op) => op.id) }
+      : explain(model, ops, mode === "full", performance.now() + (options.explainTimeoutMs ?? 500))
     return {
       ok: false,
       reason: describeFailure(model, ops, outcome.longest, why),
@@ -188,7 +194,10 @@ export const checkLinearizable = <S, I, O>(
     }
   }
   if (timedOut > 0) {
-    return { ok: "unknown", reason: `timed out after ${options.timeoutMs}ms on ${timedOut} of ${partitions.length} partition(s)` }
+    return {
+      ok: "unknown",
+      reason: `timed out after ${options.timeoutMs}ms on ${timedOut} of ${partitions.length} partition(s)`
+    }
   }
   return { ok: true, linearization }
 }
@@ -199,15 +208,20 @@ const describeFailure = <S, I, O>(
   longest: ReadonlyArray<Operation<I, O>>,
   why: Explanation<I, O>
 ): string => {
-  const show = (op: Operation<I, O>) =>
-    `#${op.id} ${model.describe(op.input, isPending(op) ? undefined : op.output)}`
+  const show = (op: Operation<I, O>) => `#${op.id} ${model.describe(op.input, isPending(op) ? undefined : op.output)}`
   const lines = [`no linearization exists for a partition of ${ops.length} op(s)`]
   if (why.culprits.length > 0) {
-    lines.push(`first unexplainable response: ${why.culprits.map(show).join(", ")} (returned at ${why.culprits[0]!.return})`)
+    lines.push(
+      `first unexplainable response: ${why.culprits.map(show).join(", ")} (returned at ${why.culprits[0]!.return})`
+    )
     lines.push(`ops whose responses are needed for the violation: ${why.essential.map((id) => `#${id}`).join(", ")}`)
   }
   const completedCount = ops.filter((op) => !isPending(op)).length
-  lines.push(`longest partial linearization (${longest.length} op(s), ${completedCount} completed in total): ${longest.map((op) => `#${op.id}`).join(" ") || "(empty)"}`)
+  lines.push(
+    `longest partial linearization (${longest.length} op(s), ${completedCount} completed in total): ${
+      longest.map((op) => `#${op.id}`).join(" ") || "(empty)"
+    }`
+  )
   if (model.describeState) {
     let state = model.init()
     for (const op of longest) state = model.step(state, op.input, isPending(op) ? undefined : op.output).next

@@ -20,7 +20,9 @@ export type KvCondition =
   | { readonly _tag: "Revision"; readonly revision: string }
 
 /** Action of one atomic-write entry, applied only if every condition holds. */
-export type KvAction = { readonly _tag: "Put"; readonly value: string } | { readonly _tag: "Delete" } | { readonly _tag: "Nop" }
+export type KvAction = { readonly _tag: "Put"; readonly value: string } | { readonly _tag: "Delete" } | {
+  readonly _tag: "Nop"
+}
 
 /** One key's part of an atomic write. */
 export interface KvAtomicEntry {
@@ -74,7 +76,12 @@ export const Kv = {
   put: (key: string, value: string): KvInput => ({ _tag: "Put", key, value }),
   update: (key: string, value: string): KvInput => ({ _tag: "Update", key, value }),
   cas: (key: string, expected: string, value: string): KvInput => ({ _tag: "CompareAndSwap", key, expected, value }),
-  conditionalUpdate: (key: string, revision: string, value: string): KvInput => ({ _tag: "ConditionalUpdate", key, revision, value }),
+  conditionalUpdate: (key: string, revision: string, value: string): KvInput => ({
+    _tag: "ConditionalUpdate",
+    key,
+    revision,
+    value
+  }),
   conditionalDelete: (key: string, revision: string): KvInput => ({ _tag: "ConditionalDelete", key, revision }),
   get: (key: string): KvInput => ({ _tag: "Get", key }),
   delete: (key: string): KvInput => ({ _tag: "Delete", key }),
@@ -145,7 +152,9 @@ const stepGet = (state: KvState, key: string, output: KvOutput | undefined): Ste
   if (output._tag !== "Ok" || output.value !== cur.value) return { ok: false, next: state }
   if (output.revision === undefined || cur.revision === output.revision) return { ok: true, next: state }
   // First sighting of a pending write's revision pins it for later reads.
-  if (cur.revision === undefined) return { ok: true, next: withKey(state, key, { value: cur.value, revision: output.revision }) }
+  if (cur.revision === undefined) {
+    return { ok: true, next: withKey(state, key, { value: cur.value, revision: output.revision }) }
+  }
   return { ok: false, next: state }
 }
 
@@ -156,7 +165,8 @@ export const makeKvModel = (options: KvModelOptions = {}): Model<KvState, KvInpu
   const conditionalMissing = options.conditionalMissing ?? "NotFound"
 
   const step = (state: KvState, input: KvInput, output: KvOutput | undefined): StepResult<KvState> => {
-    const put = (key: string, value: string) => (revision: string | undefined) => withKey(state, key, { value, revision })
+    const put = (key: string, value: string) => (revision: string | undefined) =>
+      withKey(state, key, { value, revision })
     const remove = (key: string) => () => withKey(state, key, undefined)
     switch (input._tag) {
       case "Get":
@@ -173,7 +183,9 @@ export const makeKvModel = (options: KvModelOptions = {}): Model<KvState, KvInpu
           : decide(state, output, "NotFound", undefined)
       case "Delete":
         if (state.has(input.key)) return decide(state, output, undefined, remove(input.key))
-        return deleteMissing === "Ok" ? decide(state, output, undefined, () => state) : decide(state, output, "NotFound", undefined)
+        return deleteMissing === "Ok"
+          ? decide(state, output, undefined, () => state)
+          : decide(state, output, "NotFound", undefined)
       case "CompareAndSwap": {
         const cur = state.get(input.key)
         if (cur === undefined) return decide(state, output, casMissing, undefined)
@@ -214,7 +226,9 @@ export const makeKvModel = (options: KvModelOptions = {}): Model<KvState, KvInpu
   }
 
   const hash = (state: KvState): string =>
-    JSON.stringify(Array.from(state.entries(), ([k, e]) => [k, e.value, e.revision ?? null]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1)))
+    JSON.stringify(
+      Array.from(state.entries(), ([k, e]) => [k, e.value, e.revision ?? null]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1))
+    )
 
   return {
     init: () => new Map(),
@@ -240,7 +254,7 @@ export const partitionByKey = (history: History<KvInput, KvOutput>): ReadonlyArr
     if (!parent.has(root)) parent.set(root, root)
     while (parent.get(root) !== root) root = parent.get(root)!
     // Path compression keeps long chains of atomic writes cheap.
-    for (let cur = k; cur !== root; ) {
+    for (let cur = k; cur !== root;) {
       const up = parent.get(cur)!
       parent.set(cur, root)
       cur = up
@@ -291,15 +305,21 @@ export const describeKv = (input: KvInput, output: KvOutput | undefined): string
       case "ConditionalDelete":
         return `ConditionalDelete(${input.key}, @${input.revision})`
       case "AtomicWrite":
-        return `AtomicWrite[${input.entries.map((e) => `${e.key}: ${showCondition(e.condition)} ⇒ ${showAction(e.action)}`).join("; ")}]`
+        return `AtomicWrite[${
+          input.entries.map((e) => `${e.key}: ${showCondition(e.condition)} ⇒ ${showAction(e.action)}`).join("; ")
+        }]`
     }
   })()
-  const result =
-    output === undefined
-      ? "?"
-      : output._tag === "Err"
-        ? `Err(${output.tag})`
-        : `Ok(${[output.value === undefined ? undefined : v(output.value), output.revision === undefined ? undefined : `@${output.revision}`].filter((s) => s !== undefined).join(" ")})`
+  const result = output === undefined
+    ? "?"
+    : output._tag === "Err"
+    ? `Err(${output.tag})`
+    : `Ok(${
+      [
+        output.value === undefined ? undefined : v(output.value),
+        output.revision === undefined ? undefined : `@${output.revision}`
+      ].filter((s) => s !== undefined).join(" ")
+    })`
   return `${call} → ${result}`
 }
 

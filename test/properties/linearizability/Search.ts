@@ -11,7 +11,7 @@
  * soon as every completed op is linearized, so they need not take effect.
  */
 import type { Operation } from "./History.ts"
-import { isPending, } from "./History.ts"
+import { isPending } from "./History.ts"
 import type { Model } from "./Model.ts"
 
 /** Outcome of searching one partition. */
@@ -29,7 +29,14 @@ interface Entry {
   next: Entry | null
 }
 
-const entry = (op: number, isCall: boolean, time: number): Entry => ({ op, isCall, time, match: null, prev: null, next: null })
+const entry = (op: number, isCall: boolean, time: number): Entry => ({
+  op,
+  isCall,
+  time,
+  match: null,
+  prev: null,
+  next: null
+})
 
 const link = (entries: ReadonlyArray<Entry>): Entry => {
   const head = entry(-1, false, Number.NEGATIVE_INFINITY)

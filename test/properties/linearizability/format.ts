@@ -4,7 +4,7 @@
  */
 import type { CheckResult } from "./Checker.ts"
 import type { History } from "./History.ts"
-import { isPending, } from "./History.ts"
+import { isPending } from "./History.ts"
 import type { Model } from "./Model.ts"
 
 /** Which ops to flag in {@link formatHistory}. */
@@ -40,7 +40,9 @@ export const formatHistory = <S, I, O>(
       const flag = essential.has(op.id) ? "!" : marked.has(op.id) ? "*" : " "
       const interval = `[${time(op.call).padStart(widthT)}, ${time(op.return).padStart(widthT)}]`
       const text = model.describe(op.input, isPending(op) ? undefined : op.output)
-      return `${indent}${flag} ${String(op.process).padEnd(widthP)}  ${interval}  #${String(op.id).padEnd(widthId)}  ${text}`
+      return `${indent}${flag} ${String(op.process).padEnd(widthP)}  ${interval}  #${
+        String(op.id).padEnd(widthId)
+      }  ${text}`
     })
     .join("\n")
 }
@@ -49,7 +51,11 @@ export const formatHistory = <S, I, O>(
  * A full report of a verdict: the reason, the whole history with the failing
  * partition marked, then the minimal failing prefix with essential ops marked.
  */
-export const formatResult = <S, I, O>(model: Model<S, I, O>, history: History<I, O>, result: CheckResult<I, O>): string => {
+export const formatResult = <S, I, O>(
+  model: Model<S, I, O>,
+  history: History<I, O>,
+  result: CheckResult<I, O>
+): string => {
   if (result.ok === true) {
     const sizes = result.linearization.map((l) => l.length).join(", ")
     return `linearizable (${result.linearization.length} partition(s) with ${sizes} linearized op(s))`

@@ -33,17 +33,32 @@ const refusals: ReadonlySet<string> = new Set<KvErrorTag>([
 export type Observed = KvOutput | undefined
 
 /** The store call for a model input, with its success mapped to the model's output. */
-export const callFor = (store: Store["Service"], input: KvInput): Effect.Effect<KvOutput, { readonly _tag: string }> => {
+export const callFor = (
+  store: Store["Service"],
+  input: KvInput
+): Effect.Effect<KvOutput, { readonly _tag: string }> => {
   switch (input._tag) {
     case "Create":
-      return Effect.map(store.create({ key: input.key, value: bytes(input.value) }), (l) => ({ _tag: "Ok", revision: l.revision }))
+      return Effect.map(
+        store.create({ key: input.key, value: bytes(input.value) }),
+        (l) => ({ _tag: "Ok", revision: l.revision })
+      )
     case "Put":
-      return Effect.map(store.put({ key: input.key, value: bytes(input.value) }), (l) => ({ _tag: "Ok", revision: l.revision }))
+      return Effect.map(
+        store.put({ key: input.key, value: bytes(input.value) }),
+        (l) => ({ _tag: "Ok", revision: l.revision })
+      )
     case "Update":
-      return Effect.map(store.update({ key: input.key, value: bytes(input.value) }), (l) => ({ _tag: "Ok", revision: l.revision }))
+      return Effect.map(
+        store.update({ key: input.key, value: bytes(input.value) }),
+        (l) => ({ _tag: "Ok", revision: l.revision })
+      )
     case "CompareAndSwap":
       return Effect.map(
-        store.compareAndSwap({ key: input.key, value: bytes(input.expected) }, { key: input.key, value: bytes(input.value) }),
+        store.compareAndSwap({ key: input.key, value: bytes(input.expected) }, {
+          key: input.key,
+          value: bytes(input.value)
+        }),
         (l) => ({ _tag: "Ok", revision: l.revision })
       )
     case "ConditionalUpdate":
@@ -54,7 +69,10 @@ export const callFor = (store: Store["Service"], input: KvInput): Effect.Effect<
     case "ConditionalDelete":
       return Effect.as(store.conditionalDelete(input.key, input.revision), { _tag: "Ok" } as KvOutput)
     case "Get":
-      return Effect.map(store.get(input.key), (item) => ({ _tag: "Ok", value: text(item.value), revision: item.revision }))
+      return Effect.map(
+        store.get(input.key),
+        (item) => ({ _tag: "Ok", value: text(item.value), revision: item.revision })
+      )
     case "Delete":
       return Effect.as(store.delete(input.key), { _tag: "Ok" } as KvOutput)
     case "AtomicWrite": {

@@ -4,10 +4,10 @@
  */
 import { expect } from "vitest"
 import type { CheckResult, NotLinearizable } from "./Checker.ts"
-import { checkLinearizable, } from "./Checker.ts"
+import { checkLinearizable } from "./Checker.ts"
 import { formatResult } from "./format.ts"
 import type { History } from "./History.ts"
-import { completed, isPending, pending, } from "./History.ts"
+import { completed, isPending, pending } from "./History.ts"
 import type { Model } from "./Model.ts"
 
 /** One op as a tuple; ids are assigned in row order. */
@@ -18,7 +18,6 @@ export const history = <I, O>(...rows: ReadonlyArray<Row<I, O>>): History<I, O> 
   rows.map(([p, c, r, input, output], id) =>
     r === "pending" ? pending(id, p, c, input) : completed(id, p, c, r, input, output as O)
   )
-
 
 /** Replays each partition's linearization to make sure the witness itself is sound. */
 export const assertWitness = <S, I, O>(model: Model<S, I, O>, result: CheckResult<I, O>) => {

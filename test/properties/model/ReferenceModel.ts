@@ -59,7 +59,8 @@ export interface ModelRange {
 }
 
 /** Compares strings by their UTF-8 bytes. */
-export const compareUtf8 = (a: string, b: string): number => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))
+export const compareUtf8 = (a: string, b: string): number =>
+  Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))
 
 /** Byte equality. */
 export const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))
@@ -131,7 +132,13 @@ export class ReferenceModel {
     return this.live(key) ? this.write(key, value, expires) : fail({ _tag: "NotFound", key })
   }
 
-  compareAndSwap(expectedKey: string, expected: Uint8Array, key: string, value: Uint8Array, expires: number | undefined): Prediction {
+  compareAndSwap(
+    expectedKey: string,
+    expected: Uint8Array,
+    key: string,
+    value: Uint8Array,
+    expires: number | undefined
+  ): Prediction {
     if (expectedKey !== key) return fail({ _tag: "BadParameter", field: "replaceWith.key" })
     const live = this.live(key)
     if (!live) return fail({ _tag: "CompareFailed", key, reason: "absent" })
@@ -145,7 +152,9 @@ export class ReferenceModel {
   }
 
   conditionalUpdate(key: string, value: Uint8Array, expires: number | undefined, revision: string): Prediction {
-    return this.revisionHolds(key, revision) ? this.write(key, value, expires) : fail({ _tag: "IncorrectRevision", key, expected: revision })
+    return this.revisionHolds(key, revision)
+      ? this.write(key, value, expires)
+      : fail({ _tag: "IncorrectRevision", key, expected: revision })
   }
 
   conditionalDelete(key: string, revision: string): Prediction {
@@ -162,11 +171,15 @@ export class ReferenceModel {
   keepAlive(key: string, leaseRevision: string, expires: number | undefined): Prediction<string> {
     const live = this.live(key)
     if (!live) return fail({ _tag: "NotFound", key })
-    if (leaseRevision !== "" && leaseRevision !== live.revision) return fail({ _tag: "IncorrectRevision", key, expected: leaseRevision })
+    if (leaseRevision !== "" && leaseRevision !== live.revision) {
+      return fail({ _tag: "IncorrectRevision", key, expected: leaseRevision })
+    }
     return ok(live.revision, () => this.store(key, live.value, expires, live.revision))
   }
 
-  get(key: string): { readonly _tag: "Ok"; readonly item: ModelRead } | { readonly _tag: "Fail"; readonly error: ExpectedError } {
+  get(
+    key: string
+  ): { readonly _tag: "Ok"; readonly item: ModelRead } | { readonly _tag: "Fail"; readonly error: ExpectedError } {
     const live = this.live(key)
     return live ? { _tag: "Ok", item: { key, ...live } } : { _tag: "Fail", error: { _tag: "NotFound", key } }
   }

@@ -26,12 +26,24 @@ export const keyArb: fc.Arbitrary<string> = fc.oneof(
  * runs, the n-th live key or the n-th key ever written (live, deleted or
  * expired), or the fallback if there is none.
  */
-export type KeyPick = { readonly _tag: "Key"; readonly key: string } | { readonly _tag: "Live" | "Known"; readonly index: number; readonly fallback: string }
+export type KeyPick = { readonly _tag: "Key"; readonly key: string } | {
+  readonly _tag: "Live" | "Known"
+  readonly index: number
+  readonly fallback: string
+}
 
 export const targetArb: fc.Arbitrary<KeyPick> = fc.oneof(
   { weight: 3, arbitrary: keyArb.map((key) => ({ _tag: "Key", key }) as const) },
-  { weight: 2, arbitrary: fc.record({ index: fc.nat({ max: 99 }), fallback: keyArb }).map((r) => ({ _tag: "Live", ...r }) as const) },
-  { weight: 2, arbitrary: fc.record({ index: fc.nat({ max: 99 }), fallback: keyArb }).map((r) => ({ _tag: "Known", ...r }) as const) }
+  {
+    weight: 2,
+    arbitrary: fc.record({ index: fc.nat({ max: 99 }), fallback: keyArb }).map((r) => ({ _tag: "Live", ...r }) as const)
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ index: fc.nat({ max: 99 }), fallback: keyArb }).map((r) =>
+      ({ _tag: "Known", ...r }) as const
+    )
+  }
 )
 export const showKey = (pick: KeyPick) => (pick._tag === "Key" ? pick.key : `${pick._tag.toLowerCase()}#${pick.index}`)
 export const resolveKey = (model: ReferenceModel, pick: KeyPick): string => {
@@ -57,7 +69,10 @@ const patterned = (length: number, seed: number): Uint8Array => {
 export const valueArb: fc.Arbitrary<Uint8Array> = fc.oneof(
   { weight: 5, arbitrary: fc.uint8Array({ maxLength: 2 }) },
   { weight: 2, arbitrary: fc.uint8Array({ minLength: 3, maxLength: 64 }) },
-  { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1024, max: 2048 }), fc.nat()).map(([length, seed]) => patterned(length, seed)) }
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.integer({ min: 1024, max: 2048 }), fc.nat()).map(([length, seed]) => patterned(length, seed))
+  }
 )
 
 /** An expiry relative to the clock when the command runs: none, or now-5 … now+50, often right at the clock (expired at `now`). */
@@ -68,14 +83,19 @@ export const expiryArb: fc.Arbitrary<number | undefined> = fc.oneof(
 )
 
 /** A revision to present: the key's latest (live or not), the empty one, or any seen earlier in the run. */
-export type RevisionPick = { readonly _tag: "Latest" } | { readonly _tag: "Empty" } | { readonly _tag: "Seen"; readonly index: number }
+export type RevisionPick = { readonly _tag: "Latest" } | { readonly _tag: "Empty" } | {
+  readonly _tag: "Seen"
+  readonly index: number
+}
 
 export const revisionArb: fc.Arbitrary<RevisionPick> = fc.oneof(
   { weight: 4, arbitrary: fc.constant({ _tag: "Latest" } as const) },
   { weight: 1, arbitrary: fc.constant({ _tag: "Empty" } as const) },
   { weight: 2, arbitrary: fc.nat({ max: 1000 }).map((index) => ({ _tag: "Seen", index }) as const) }
 )
-export const showRevision = (pick: RevisionPick) => (pick._tag === "Seen" ? `seen#${pick.index}` : pick._tag.toLowerCase())
+export const showRevision = (
+  pick: RevisionPick
+) => (pick._tag === "Seen" ? `seen#${pick.index}` : pick._tag.toLowerCase())
 export const bogusRevision = "00000000-0000-7000-8000-000000000000"
 export const resolveRevision = (model: ReferenceModel, key: string, pick: RevisionPick): string =>
   pick._tag === "Empty"
@@ -83,7 +103,9 @@ export const resolveRevision = (model: ReferenceModel, key: string, pick: Revisi
     : pick._tag === "Latest"
     ? model.lastKnown.get(key)?.revision ?? bogusRevision
     : model.revisions[pick.index % Math.max(1, model.revisions.length)] ?? bogusRevision
-export const shortRevision = (revision: string) => (revision === "" ? "<empty>" : revision === bogusRevision ? "<never issued>" : revision.slice(-8))
+export const shortRevision = (
+  revision: string
+) => (revision === "" ? "<empty>" : revision === bogusRevision ? "<never issued>" : revision.slice(-8))
 
 /** An inclusive key range: two keys (in order, or not), one key, or a prefix. */
 export interface RangeSpec {
@@ -91,11 +113,25 @@ export interface RangeSpec {
   readonly end: string
 }
 export const rangeArb: fc.Arbitrary<RangeSpec> = fc.oneof(
-  { weight: 3, arbitrary: fc.tuple(keyArb, keyArb).map(([a, b]) => (compareUtf8(a, b) <= 0 ? { start: a, end: b } : { start: b, end: a })) },
+  {
+    weight: 3,
+    arbitrary: fc.tuple(keyArb, keyArb).map((
+      [a, b]
+    ) => (compareUtf8(a, b) <= 0 ? { start: a, end: b } : { start: b, end: a }))
+  },
   { weight: 1, arbitrary: fc.tuple(keyArb, keyArb).map(([start, end]) => ({ start, end })) },
   { weight: 1, arbitrary: keyArb.map((key) => ({ start: key, end: key })) },
-  { weight: 3, arbitrary: fc.tuple(keyArb, fc.constantFrom("", "/")).map(([k, tail]) => ({ start: k + tail, end: prefixEnd(k + tail) })) }
+  {
+    weight: 3,
+    arbitrary: fc.tuple(keyArb, fc.constantFrom("", "/")).map(([k, tail]) => ({
+      start: k + tail,
+      end: prefixEnd(k + tail)
+    }))
+  }
 )
 export const limitArb = fc.option(fc.nat({ max: 5 }), { nil: undefined, freq: 3 })
 export const viaArb = fc.constantFrom(0, 1)
-export const expiresAt = (model: ReferenceModel, expiry: number | undefined) => (expiry === undefined ? undefined : model.now + expiry)
+export const expiresAt = (
+  model: ReferenceModel,
+  expiry: number | undefined
+) => (expiry === undefined ? undefined : model.now + expiry)

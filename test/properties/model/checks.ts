@@ -2,14 +2,15 @@
  * Assertions comparing the real store's results with the reference model's
  * predictions, with failure messages that say which step and what differs.
  */
-import { createHash } from "node:crypto"
 import type { Result } from "effect"
+import { createHash } from "node:crypto"
 import { expect } from "vitest"
 import type { Item } from "../../../src/domain/Item.ts"
-import type { ExpectedError, ModelRead, Prediction, ReferenceModel } from "./ReferenceModel.ts"
 import { showBytes } from "./harness.ts"
+import type { ExpectedError, ModelRead, Prediction, ReferenceModel } from "./ReferenceModel.ts"
 
-const summary = (value: Uint8Array) => `${showBytes(value)}#${createHash("sha256").update(value).digest("hex").slice(0, 8)}`
+const summary = (value: Uint8Array) =>
+  `${showBytes(value)}#${createHash("sha256").update(value).digest("hex").slice(0, 8)}`
 
 /** An item in a comparable, readable form (values by length, first bytes and a hash). */
 const comparable = (item: Pick<Item, "key" | "value" | "expires" | "revision">) => ({
@@ -26,12 +27,18 @@ export const expectItems = (actual: ReadonlyArray<Item>, expected: ReadonlyArray
 
 /** Asserts that a real failure is the expected one: same tag and same named fields. */
 export const expectError = (actual: unknown, expected: ExpectedError, what: string): void => {
-  const fields = Object.fromEntries(Object.keys(expected).map((name) => [name, (actual as Record<string, unknown>)[name]]))
+  const fields = Object.fromEntries(
+    Object.keys(expected).map((name) => [name, (actual as Record<string, unknown>)[name]])
+  )
   expect(fields, `${what}: error`).toEqual(expected)
 }
 
 /** Asserts that the real result agrees with the prediction; on success returns the real value. */
-export const agree = <A, R>(prediction: Prediction<R>, result: Result.Result<A, unknown>, what: string): A | undefined => {
+export const agree = <A, R>(
+  prediction: Prediction<R>,
+  result: Result.Result<A, unknown>,
+  what: string
+): A | undefined => {
   if (prediction._tag === "Fail") {
     const got = result._tag === "Success" ? `succeeded with ${render(result.success)}` : "failed"
     expect(got, `${what}: the model expects ${prediction.error._tag}`).toBe("failed")
@@ -52,7 +59,8 @@ export const commitLease = (
   what: string
 ): void => {
   expect(lease.key, `${what}: lease key`).toBe(key)
-  expect(typeof lease.revision === "string" && lease.revision !== "", `${what}: lease revision is a non-empty string`).toBe(true)
+  expect(typeof lease.revision === "string" && lease.revision !== "", `${what}: lease revision is a non-empty string`)
+    .toBe(true)
   expect(model.revisions.includes(lease.revision), `${what}: revision ${lease.revision} is new`).toBe(false)
   if (prediction._tag === "Ok") prediction.commit(lease.revision)
   model.learn(lease.revision)

@@ -16,15 +16,28 @@ import type { Effect, Result } from "effect"
 import fc from "fast-check"
 import { expect } from "vitest"
 import type { ConditionalAction } from "../../../src/domain/AtomicWrite.ts"
+import {
+  expiresAt,
+  expiryArb,
+  keyArb,
+  limitArb,
+  rangeArb,
+  resolveKey,
+  resolveRevision,
+  revisionArb,
+  segments,
+  shortRevision,
+  showKey,
+  showRevision,
+  targetArb,
+  valueArb,
+  viaArb
+} from "./arbitraries.ts"
+import type { RevisionPick } from "./arbitraries.ts"
 import { agree, commitLease, expectItems, outcome } from "./checks.ts"
 import type { Run, StoreService } from "./harness.ts"
 import { showBytes, showExpiry } from "./harness.ts"
 import type { ModelEntry, ReferenceModel } from "./ReferenceModel.ts"
-import {
-  expiresAt, expiryArb, keyArb, limitArb, rangeArb, resolveKey, resolveRevision, revisionArb, segments, shortRevision, showKey, showRevision,
-  targetArb, valueArb, viaArb
-} from "./arbitraries.ts"
-import type { RevisionPick } from "./arbitraries.ts"
 
 /** The system under test of one run, with the trace of what each command resolved to and got. */
 export interface Real {
@@ -58,7 +71,13 @@ const command = (label: string, via: number, body: (context: Context) => Promise
       const at = `t=${model.now - real.start}`
       let result = "✗✗ assertion failed here"
       try {
-        result = await body({ model, real, store: real.run.stores[via]!, note: (text) => notes.push(text), exec: real.run.exec })
+        result = await body({
+          model,
+          real,
+          store: real.run.stores[via]!,
+          note: (text) => notes.push(text),
+          exec: real.run.exec
+        })
       } finally {
         real.trace[index] = `${at} ${describe()} → ${result}`
       }
@@ -71,19 +90,30 @@ const command = (label: string, via: number, body: (context: Context) => Promise
 
 // ---------------------------------------------------------------- single-key writes
 
-const writeCommand = fc.record({ kind: fc.constantFrom("create", "put", "update"), target: targetArb, value: valueArb, expiry: expiryArb, via: viaArb })
+const writeCommand = fc.record({
+  kind: fc.constantFrom("create", "put", "update"),
+  target: targetArb,
+  value: valueArb,
+  expiry: expiryArb,
+  via: viaArb
+})
   .map(({ kind, target, value, expiry, via }) =>
-    command(`${kind}(${showKey(target)}, ${showBytes(value)}, exp=${showExpiry(expiry)})`, via, async ({ model, store, note, exec }) => {
-      const key = resolveKey(model, target)
-      if (target._tag !== "Key") note(key)
-      const expires = expiresAt(model, expiry)
-      const prediction = model[kind](key, value, expires)
-      const write: Effect.Effect<{ key: string; revision: string }, unknown> = store[kind]({ key, value, expires })
-      const result = await exec(write)
-      const lease = agree(prediction, result, kind)
-      if (lease) commitLease(model, prediction, lease, key, kind)
-      return outcome(result)
-    }))
+    command(
+      `${kind}(${showKey(target)}, ${showBytes(value)}, exp=${showExpiry(expiry)})`,
+      via,
+      async ({ model, store, note, exec }) => {
+        const key = resolveKey(model, target)
+        if (target._tag !== "Key") note(key)
+        const expires = expiresAt(model, expiry)
+        const prediction = model[kind](key, value, expires)
+        const write: Effect.Effect<{ key: string; revision: string }, unknown> = store[kind]({ key, value, expires })
+        const result = await exec(write)
+        const lease = agree(prediction, result, kind)
+        if (lease) commitLease(model, prediction, lease, key, kind)
+        return outcome(result)
+      }
+    )
+  )
 
 const compareAndSwapCommand = fc.record({
   target: targetArb,
@@ -94,7 +124,9 @@ const compareAndSwapCommand = fc.record({
   via: viaArb
 }).map(({ target, otherKey, expected, value, expiry, via }) => {
   const shown = expected === "current" ? "current" : showBytes(expected)
-  const label = `compareAndSwap(${otherKey === undefined ? "" : `${otherKey} vs `}${showKey(target)}, expected=${shown}, ${showBytes(value)}, exp=${showExpiry(expiry)})`
+  const label = `compareAndSwap(${otherKey === undefined ? "" : `${otherKey} vs `}${
+    showKey(target)
+  }, expected=${shown}, ${showBytes(value)}, exp=${showExpiry(expiry)})`
   return command(label, via, async ({ model, store, note, exec }) => {
     const key = resolveKey(model, target)
     const expectedKey = otherKey ?? key
@@ -102,26 +134,45 @@ const compareAndSwapCommand = fc.record({
     if (target._tag !== "Key") note(key)
     if (expected === "current") note(`current=${showBytes(expectedValue)}`)
     const prediction = model.compareAndSwap(expectedKey, expectedValue, key, value, expiresAt(model, expiry))
-    const result = await exec(store.compareAndSwap({ key: expectedKey, value: expectedValue }, { key, value, expires: expiresAt(model, expiry) }))
+    const result = await exec(
+      store.compareAndSwap({ key: expectedKey, value: expectedValue }, {
+        key,
+        value,
+        expires: expiresAt(model, expiry)
+      })
+    )
     const lease = agree(prediction, result, "compareAndSwap")
     if (lease) commitLease(model, prediction, lease, key, "compareAndSwap")
     return outcome(result)
   })
 })
 
-const conditionalUpdateCommand = fc.record({ target: targetArb, revision: revisionArb, value: valueArb, expiry: expiryArb, via: viaArb })
+const conditionalUpdateCommand = fc.record({
+  target: targetArb,
+  revision: revisionArb,
+  value: valueArb,
+  expiry: expiryArb,
+  via: viaArb
+})
   .map(({ target, revision, value, expiry, via }) =>
-    command(`conditionalUpdate(${showKey(target)}, rev=${showRevision(revision)}, ${showBytes(value)}, exp=${showExpiry(expiry)})`, via, async (c) => {
-      const key = resolveKey(c.model, target)
-      const rev = resolveRevision(c.model, key, revision)
-      c.note(`${target._tag !== "Key" ? `${key} ` : ""}rev=${shortRevision(rev)}`)
-      const expires = expiresAt(c.model, expiry)
-      const prediction = c.model.conditionalUpdate(key, value, expires, rev)
-      const result = await c.exec(c.store.conditionalUpdate({ key, value, expires, revision: rev }))
-      const lease = agree(prediction, result, "conditionalUpdate")
-      if (lease) commitLease(c.model, prediction, lease, key, "conditionalUpdate")
-      return outcome(result)
-    }))
+    command(
+      `conditionalUpdate(${showKey(target)}, rev=${showRevision(revision)}, ${showBytes(value)}, exp=${
+        showExpiry(expiry)
+      })`,
+      via,
+      async (c) => {
+        const key = resolveKey(c.model, target)
+        const rev = resolveRevision(c.model, key, revision)
+        c.note(`${target._tag !== "Key" ? `${key} ` : ""}rev=${shortRevision(rev)}`)
+        const expires = expiresAt(c.model, expiry)
+        const prediction = c.model.conditionalUpdate(key, value, expires, rev)
+        const result = await c.exec(c.store.conditionalUpdate({ key, value, expires, revision: rev }))
+        const lease = agree(prediction, result, "conditionalUpdate")
+        if (lease) commitLease(c.model, prediction, lease, key, "conditionalUpdate")
+        return outcome(result)
+      }
+    )
+  )
 
 const conditionalDeleteCommand = fc.record({ target: targetArb, revision: revisionArb, via: viaArb })
   .map(({ target, revision, via }) =>
@@ -134,7 +185,8 @@ const conditionalDeleteCommand = fc.record({ target: targetArb, revision: revisi
       agree(prediction, result, "conditionalDelete")
       if (result._tag === "Success" && prediction._tag === "Ok") prediction.commit("")
       return outcome(result)
-    }))
+    })
+  )
 
 const deleteCommand = fc.record({ target: targetArb, via: viaArb }).map(({ target, via }) =>
   command(`delete(${showKey(target)})`, via, async (c) => {
@@ -145,24 +197,33 @@ const deleteCommand = fc.record({ target: targetArb, via: viaArb }).map(({ targe
     agree(prediction, result, "delete")
     if (result._tag === "Success" && prediction._tag === "Ok") prediction.commit("")
     return outcome(result)
-  }))
+  })
+)
 
 const keepAliveCommand = fc.record({ target: targetArb, revision: revisionArb, expiry: expiryArb, via: viaArb })
   .map(({ target, revision, expiry, via }) =>
-    command(`keepAlive(${showKey(target)}, rev=${showRevision(revision)}, exp=${showExpiry(expiry)})`, via, async (c) => {
-      const key = resolveKey(c.model, target)
-      const rev = resolveRevision(c.model, key, revision)
-      c.note(`${target._tag !== "Key" ? `${key} ` : ""}rev=${shortRevision(rev)}`)
-      const expires = expiresAt(c.model, expiry)
-      const prediction = c.model.keepAlive(key, rev, expires)
-      const result = await c.exec(c.store.keepAlive({ key, revision: rev }, expires))
-      const lease = agree(prediction, result, "keepAlive")
-      if (lease && prediction._tag === "Ok") {
-        expect(lease, "keepAlive: the lease names the item's own revision").toEqual({ key, revision: prediction.expect })
-        prediction.commit(prediction.expect)
+    command(
+      `keepAlive(${showKey(target)}, rev=${showRevision(revision)}, exp=${showExpiry(expiry)})`,
+      via,
+      async (c) => {
+        const key = resolveKey(c.model, target)
+        const rev = resolveRevision(c.model, key, revision)
+        c.note(`${target._tag !== "Key" ? `${key} ` : ""}rev=${shortRevision(rev)}`)
+        const expires = expiresAt(c.model, expiry)
+        const prediction = c.model.keepAlive(key, rev, expires)
+        const result = await c.exec(c.store.keepAlive({ key, revision: rev }, expires))
+        const lease = agree(prediction, result, "keepAlive")
+        if (lease && prediction._tag === "Ok") {
+          expect(lease, "keepAlive: the lease names the item's own revision").toEqual({
+            key,
+            revision: prediction.expect
+          })
+          prediction.commit(prediction.expect)
+        }
+        return outcome(result)
       }
-      return outcome(result)
-    }))
+    )
+  )
 
 // ---------------------------------------------------------------- reads and ranges
 
@@ -176,10 +237,14 @@ const getCommand = fc.record({ target: targetArb, via: viaArb }).map(({ target, 
       agree(expected, result, "get")
       return outcome(result)
     }
-    expect(result._tag === "Failure" ? `failed with ${String(result.failure)}` : "found", "get: the model has a live item").toBe("found")
+    expect(
+      result._tag === "Failure" ? `failed with ${String(result.failure)}` : "found",
+      "get: the model has a live item"
+    ).toBe("found")
     if (result._tag === "Success") expectItems([result.success], [expected.item], "get")
     return outcome(result)
-  }))
+  })
+)
 
 const keysOf = (items: ReadonlyArray<{ readonly key: string }>) => `[${items.map((item) => item.key).join(" ")}]`
 
@@ -189,17 +254,23 @@ const getRangeCommand = fc.record({ range: rangeArb, limit: limitArb, via: viaAr
     expect(outcome(result).slice(0, 1), "getRange succeeds").toBe("✓")
     if (result._tag === "Success") expectItems(result.success, c.model.range({ ...range, limit }), "getRange")
     return result._tag === "Success" ? keysOf(result.success) : outcome(result)
-  }))
+  })
+)
 
 const itemsCommand = fc.record({ range: rangeArb, descending: fc.boolean(), limit: limitArb, via: viaArb })
   .map(({ range, descending, limit, via }) =>
-    command(`items(${range.start}, ${range.end}, ${descending ? "desc" : "asc"}, limit=${limit ?? "∞"})`, via, async (c) => {
-      const options = { ...range, descending, ...(limit === undefined ? {} : { limit }) }
-      const result = await c.exec(Stream.runCollect(c.store.items(options)))
-      expect(outcome(result).slice(0, 1), "items succeeds").toBe("✓")
-      if (result._tag === "Success") expectItems(result.success, c.model.range(options), "items")
-      return result._tag === "Success" ? keysOf(result.success) : outcome(result)
-    }))
+    command(
+      `items(${range.start}, ${range.end}, ${descending ? "desc" : "asc"}, limit=${limit ?? "∞"})`,
+      via,
+      async (c) => {
+        const options = { ...range, descending, ...(limit === undefined ? {} : { limit }) }
+        const result = await c.exec(Stream.runCollect(c.store.items(options)))
+        expect(outcome(result).slice(0, 1), "items succeeds").toBe("✓")
+        if (result._tag === "Success") expectItems(result.success, c.model.range(options), "items")
+        return result._tag === "Success" ? keysOf(result.success) : outcome(result)
+      }
+    )
+  )
 
 /** Whole-store check: every live item, ascending. */
 const scanCommand = viaArb.map((via) =>
@@ -208,7 +279,8 @@ const scanCommand = viaArb.map((via) =>
     expect(outcome(result).slice(0, 1), "scan succeeds").toBe("✓")
     if (result._tag === "Success") expectItems(result.success, c.model.range({ start: "/", end: "\u{10FFFF}" }), "scan")
     return result._tag === "Success" ? keysOf(result.success) : outcome(result)
-  }))
+  })
+)
 
 const deleteRangeCommand = fc.record({ range: rangeArb, via: viaArb }).map(({ range, via }) =>
   command(`deleteRange(${range.start}, ${range.end})`, via, async (c) => {
@@ -220,9 +292,13 @@ const deleteRangeCommand = fc.record({ range: rangeArb, via: viaArb }).map(({ ra
       prediction.commit("")
     }
     return outcome(result)
-  }))
+  })
+)
 
-const advanceCommand = fc.oneof({ weight: 1, arbitrary: fc.integer({ min: 1, max: 10 }) }, { weight: 1, arbitrary: fc.integer({ min: 11, max: 60 }) })
+const advanceCommand = fc.oneof({ weight: 1, arbitrary: fc.integer({ min: 1, max: 10 }) }, {
+  weight: 1,
+  arbitrary: fc.integer({ min: 11, max: 60 })
+})
   .map((millis): StoreCommand => ({
     check: () => true,
     run: async (model, real) => {
@@ -261,8 +337,13 @@ const restartCommand = viaArb.map((via): StoreCommand => ({
 
 // ---------------------------------------------------------------- atomic writes
 
-type ConditionSpec = { readonly _tag: "Whatever" | "Exists" | "NotExists" } | { readonly _tag: "Revision"; readonly pick: RevisionPick }
-type ActionSpec = { readonly _tag: "Put"; readonly value: Uint8Array; readonly expiry: number | undefined } | { readonly _tag: "Delete" | "Nop" }
+type ConditionSpec = { readonly _tag: "Whatever" | "Exists" | "NotExists" } | {
+  readonly _tag: "Revision"
+  readonly pick: RevisionPick
+}
+type ActionSpec = { readonly _tag: "Put"; readonly value: Uint8Array; readonly expiry: number | undefined } | {
+  readonly _tag: "Delete" | "Nop"
+}
 interface EntrySpec {
   readonly key: string
   readonly condition: ConditionSpec
@@ -272,10 +353,16 @@ interface EntrySpec {
 const conditionArb: fc.Arbitrary<ConditionSpec> = fc.oneof(
   { weight: 4, arbitrary: fc.constant({ _tag: "Whatever" } as const) },
   { weight: 2, arbitrary: fc.constantFrom({ _tag: "Exists" } as const, { _tag: "NotExists" } as const) },
-  { weight: 2, arbitrary: revisionArb.filter((pick) => pick._tag !== "Empty").map((pick) => ({ _tag: "Revision", pick }) as const) }
+  {
+    weight: 2,
+    arbitrary: revisionArb.filter((pick) => pick._tag !== "Empty").map((pick) => ({ _tag: "Revision", pick }) as const)
+  }
 )
 const actionArb: fc.Arbitrary<ActionSpec> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ value: valueArb, expiry: expiryArb }).map((put) => ({ _tag: "Put", ...put }) as const) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ value: valueArb, expiry: expiryArb }).map((put) => ({ _tag: "Put", ...put }) as const)
+  },
   { weight: 2, arbitrary: fc.constant({ _tag: "Delete" } as const) },
   { weight: 1, arbitrary: fc.constant({ _tag: "Nop" } as const) }
 )
@@ -283,7 +370,9 @@ const entryArb: fc.Arbitrary<EntrySpec> = fc.record({ key: keyArb, condition: co
 
 const showEntry = (entry: EntrySpec) => {
   const c = entry.condition._tag === "Revision" ? `Rev(${showRevision(entry.condition.pick)})` : entry.condition._tag
-  const a = entry.action._tag === "Put" ? `Put(${showBytes(entry.action.value)}, exp=${showExpiry(entry.action.expiry)})` : entry.action._tag
+  const a = entry.action._tag === "Put"
+    ? `Put(${showBytes(entry.action.value)}, exp=${showExpiry(entry.action.expiry)})`
+    : entry.action._tag
   return `${entry.key}:${c}→${a}`
 }
 
@@ -299,11 +388,18 @@ const resolveEntry = (model: ReferenceModel, entry: EntrySpec): Resolved => ({
     : { _tag: entry.action._tag }
 })
 
-const atomicCommand = (label: string, entries: ReadonlyArray<EntrySpec>, via: number, edit?: (resolved: Array<Resolved>) => void) =>
+const atomicCommand = (
+  label: string,
+  entries: ReadonlyArray<EntrySpec>,
+  via: number,
+  edit?: (resolved: Array<Resolved>) => void
+) =>
   command(label, via, async (c) => {
     const resolved = entries.map((entry) => resolveEntry(c.model, entry))
     edit?.(resolved)
-    for (const entry of resolved) if (entry.condition._tag === "Revision") c.note(`${entry.key} rev=${shortRevision(entry.condition.revision)}`)
+    for (const entry of resolved) {
+      if (entry.condition._tag === "Revision") c.note(`${entry.key} rev=${shortRevision(entry.condition.revision)}`)
+    }
     const prediction = c.model.atomicWrite(resolved)
     const result = await c.exec(c.store.atomicWrite(resolved))
     const revision = agree(prediction, result, "atomicWrite")
@@ -315,7 +411,10 @@ const atomicCommand = (label: string, entries: ReadonlyArray<EntrySpec>, via: nu
     return outcome(result)
   })
 
-const atomicWriteCommand = fc.record({ entries: fc.uniqueArray(entryArb, { minLength: 1, maxLength: 5, selector: (e) => e.key }), via: viaArb })
+const atomicWriteCommand = fc.record({
+  entries: fc.uniqueArray(entryArb, { minLength: 1, maxLength: 5, selector: (e) => e.key }),
+  via: viaArb
+})
   .map(({ entries, via }) => atomicCommand(`atomicWrite[${entries.map(showEntry).join(", ")}]`, entries, via))
 
 /** Malformed atomic writes: no entries, 65 entries, a duplicate key, only Nops, an empty revision condition. */
@@ -329,22 +428,50 @@ const invalidAtomicWriteCommand = fc.record({
     condition: { _tag: "Whatever" },
     action: { _tag: "Put", value: new Uint8Array([i]), expiry: undefined }
   }))
-  const chosen = kind === "empty" ? [] : kind === "tooMany" ? many : kind === "duplicate" ? [...entries, entries[0]!] : entries
+  const chosen = kind === "empty"
+    ? []
+    : kind === "tooMany"
+    ? many
+    : kind === "duplicate"
+    ? [...entries, entries[0]!]
+    : entries
   const shown = kind === "tooMany" ? "65 puts" : chosen.map(showEntry).join(", ")
   return atomicCommand(`atomicWrite:${kind}[${shown}]`, chosen, via, (resolved) => {
     if (kind === "allNop") {
       for (const [i, entry] of resolved.entries()) resolved[i] = { ...entry, action: { _tag: "Nop" } }
     }
-    if (kind === "emptyRevision") resolved[resolved.length - 1] = { ...resolved.at(-1)!, condition: { _tag: "Revision", revision: "" } }
+    if (kind === "emptyRevision") {
+      resolved[resolved.length - 1] = { ...resolved.at(-1)!, condition: { _tag: "Revision", revision: "" } }
+    }
   })
 })
 
 /** Every command of the API, weighted towards writes and reads of single keys. */
 export const allCommands: ReadonlyArray<fc.Arbitrary<StoreCommand>> = [
-  writeCommand, writeCommand, writeCommand, writeCommand,
-  compareAndSwapCommand, compareAndSwapCommand, conditionalUpdateCommand, conditionalUpdateCommand, conditionalDeleteCommand,
-  getCommand, getCommand, getRangeCommand, itemsCommand, scanCommand,
-  deleteCommand, deleteRangeCommand, keepAliveCommand, keepAliveCommand,
-  atomicWriteCommand, atomicWriteCommand, invalidAtomicWriteCommand,
-  advanceCommand, advanceCommand, compactCommand, compactCommand, restartCommand
+  writeCommand,
+  writeCommand,
+  writeCommand,
+  writeCommand,
+  compareAndSwapCommand,
+  compareAndSwapCommand,
+  conditionalUpdateCommand,
+  conditionalUpdateCommand,
+  conditionalDeleteCommand,
+  getCommand,
+  getCommand,
+  getRangeCommand,
+  itemsCommand,
+  scanCommand,
+  deleteCommand,
+  deleteRangeCommand,
+  keepAliveCommand,
+  keepAliveCommand,
+  atomicWriteCommand,
+  atomicWriteCommand,
+  invalidAtomicWriteCommand,
+  advanceCommand,
+  advanceCommand,
+  compactCommand,
+  compactCommand,
+  restartCommand
 ]

@@ -5,21 +5,21 @@
  * systems, as two processes), compaction of its namespace, raw views of the table, and fast-check settings
  * from the environment (FC_SEED, FC_RUNS, FC_PATH, FC_REPLAY_PATH).
  */
-import { randomUUID } from "node:crypto"
-import { rawGraveSeq, rawKeyItems } from "../../support/RawTable.ts"
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { Clock, Context, Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
 import type { Result } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
-import { Attr } from "../../../src/infra/EventRecord.ts"
-import type { Store } from "../../../src/programs/store/Store.ts"
+import { randomUUID } from "node:crypto"
 import type { Retention } from "../../../src/domain/Retention.ts"
-import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
-import { Compaction } from "../../../src/programs/worker/Compaction.ts"
 import { defaultSettleMillis, defaultWriteFence } from "../../../src/domain/WriteFence.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
+import { Attr } from "../../../src/infra/EventRecord.ts"
+import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
+import type { Store } from "../../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../../src/programs/store/Store.ts"
+import { Compaction } from "../../../src/programs/worker/Compaction.ts"
+import { rawGraveSeq, rawKeyItems } from "../../support/RawTable.ts"
 import { eventTableLayer, freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 
@@ -116,7 +116,12 @@ export const makeEnvironment = (label: string, settings: FenceSettings = default
     const open = openStore(location, { client, storeOptions }).pipe(Scope.provide(scope))
     const stores: [StoreService, StoreService] = await runtime.runPromise(Effect.all([open, open]))
     const compaction = await runtime.runPromise(
-      Layer.build(Compaction.layer.pipe(Layer.provideMerge(HistoryArea.layer), Layer.provideMerge(eventTableLayer(location, { client })))).pipe(
+      Layer.build(
+        Compaction.layer.pipe(
+          Layer.provideMerge(HistoryArea.layer),
+          Layer.provideMerge(eventTableLayer(location, { client }))
+        )
+      ).pipe(
         Effect.map((context) => Context.get(context, Compaction)),
         Scope.provide(scope)
       )
@@ -131,7 +136,12 @@ export const makeEnvironment = (label: string, settings: FenceSettings = default
         stores[via] = await runtime.runPromise(open)
       },
       compact: (retention) =>
-        runtime.runPromise(Effect.result(Effect.map(compaction.all(() => Effect.void, { retention, settleMillis: settings.settleMillis }), (pass) => pass.keys))),
+        runtime.runPromise(
+          Effect.result(Effect.map(
+            compaction.all(() => Effect.void, { retention, settleMillis: settings.settleMillis }),
+            (pass) => pass.keys
+          ))
+        ),
       seqs: async (key) => ({
         live: (await rawKeyItems(client, location, key)).map((item) => Number(item[Attr.seq]!.N)).reverse(),
         grave: await rawGraveSeq(client, location, key)
@@ -160,4 +170,6 @@ export const showBytes = (value: Uint8Array): string => {
 }
 
 /** A readable rendering of an expiry relative to the clock at which the command ran. */
-export const showExpiry = (delta: number | undefined): string => (delta === undefined ? "∞" : `now${delta < 0 ? "" : "+"}${delta}`)
+export const showExpiry = (
+  delta: number | undefined
+): string => (delta === undefined ? "∞" : `now${delta < 0 ? "" : "+"}${delta}`)

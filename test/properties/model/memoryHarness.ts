@@ -7,9 +7,9 @@
  * no-op that looked at 0 keys), and a key's live seqs are all its events
  * (nothing is ever buried, so there are no graves).
  */
-import { randomUUID } from "node:crypto"
 import { Clock, Effect, Exit, ManagedRuntime, Result, Scope } from "effect"
 import { TestClock } from "effect/testing"
+import { randomUUID } from "node:crypto"
 import * as MemoryStore from "../../../src/programs/store/MemoryStore.ts"
 import { epoch } from "./harness.ts"
 import type { PropertyEnvironment, Run, StoreService } from "./harness.ts"

@@ -24,7 +24,9 @@ export const finalCheck = async (model: ReferenceModel, real: Real) => {
   for (const key of model.lastKnown.keys()) {
     const { live, grave } = await real.run.seqs(key)
     expect(live, `live seqs of ${key} are consecutive`).toEqual(live.map((_, i) => live[0]! + i))
-    if (grave !== undefined && live.length > 0) expect(live[0]!, `${key} continues after its grave`).toBeGreaterThan(grave)
+    if (grave !== undefined && live.length > 0) {
+      expect(live[0]!, `${key} continues after its grave`).toBeGreaterThan(grave)
+    }
   }
   for (const store of real.run.stores) {
     const all = await real.run.exec(store.getRange("/", "\u{10FFFF}"))
@@ -55,31 +57,36 @@ export const agreesWithModel = async (
 ): Promise<void> => {
   let lastFailingTrace: ReadonlyArray<string> = []
   const outcomes = { succeeded: 0, failed: 0 }
-  const property = fc.asyncProperty(fc.commands([...allCommands], { maxCommands, size: "max", ...replayPath() }), async (commands) => {
-    const run = await environment.openRun()
-    const start = await run.now()
-    const model = new ReferenceModel(start)
-    const real: Real = { run, trace: [], start }
-    try {
-      await fc.asyncModelRun(() => ({ model, real }), commands)
-      await finalCheck(model, real)
-      for (const line of real.trace) {
-        if (line.includes("→ ✓")) outcomes.succeeded++
-        else if (line.includes("→ ✗")) outcomes.failed++
+  const property = fc.asyncProperty(
+    fc.commands([...allCommands], { maxCommands, size: "max", ...replayPath() }),
+    async (commands) => {
+      const run = await environment.openRun()
+      const start = await run.now()
+      const model = new ReferenceModel(start)
+      const real: Real = { run, trace: [], start }
+      try {
+        await fc.asyncModelRun(() => ({ model, real }), commands)
+        await finalCheck(model, real)
+        for (const line of real.trace) {
+          if (line.includes("→ ✓")) outcomes.succeeded++
+          else if (line.includes("→ ✗")) outcomes.failed++
+        }
+        if (process.env["FC_DEBUG"]) console.log(real.trace.join("\n"))
+      } catch (error) {
+        lastFailingTrace = real.trace
+        throw error
+      } finally {
+        await run.close()
       }
-      if (process.env["FC_DEBUG"]) console.log(real.trace.join("\n"))
-    } catch (error) {
-      lastFailingTrace = real.trace
-      throw error
-    } finally {
-      await run.close()
     }
-  })
+  )
   try {
     await fc.assert(property, parameters)
   } catch (error) {
     const trace = lastFailingTrace.map((line, i) => `  ${String(i + 1).padStart(2)}. ${line}`).join("\n")
-    if (error instanceof Error) error.message += `\n\nResolved trace of the shrunk run (t = ms since its start):\n${trace}\n`
+    if (error instanceof Error) {
+      error.message += `\n\nResolved trace of the shrunk run (t = ms since its start):\n${trace}\n`
+    }
     throw error
   }
   expect(outcomes.succeeded).toBeGreaterThan(0)

@@ -21,21 +21,55 @@ const via = fc.constantFrom(0, 1)
 const expiryArb = fc.option(fc.integer({ min: -2, max: 30 }), { nil: undefined, freq: 3 })
 
 type Step =
-  | { readonly op: "put" | "create" | "update"; readonly key: string; readonly expiry: number | undefined; readonly by: number }
+  | {
+    readonly op: "put" | "create" | "update"
+    readonly key: string
+    readonly expiry: number | undefined
+    readonly by: number
+  }
   | { readonly op: "delete"; readonly key: string; readonly by: number }
   | { readonly op: "deleteRange"; readonly by: number }
-  | { readonly op: "keepAlive"; readonly key: string; readonly lease: "current" | "empty" | "dead"; readonly expiry: number | undefined; readonly by: number }
+  | {
+    readonly op: "keepAlive"
+    readonly key: string
+    readonly lease: "current" | "empty" | "dead"
+    readonly expiry: number | undefined
+    readonly by: number
+  }
   | { readonly op: "conditionalUpdate"; readonly key: string; readonly stale: boolean; readonly by: number }
   | { readonly op: "atomicWrite"; readonly put: string; readonly remove: string | undefined; readonly by: number }
   | { readonly op: "advance"; readonly millis: number }
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ op: fc.constantFrom("put", "create", "update"), key: keyArb, expiry: expiryArb, by: via }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ op: fc.constantFrom("put", "create", "update"), key: keyArb, expiry: expiryArb, by: via })
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("delete"), key: keyArb, by: via }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("deleteRange"), by: via }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant("keepAlive"), key: keyArb, lease: fc.constantFrom("current", "empty", "dead"), expiry: expiryArb, by: via }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("conditionalUpdate"), key: keyArb, stale: fc.boolean(), by: via }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("atomicWrite"), put: keyArb, remove: fc.option(keyArb, { nil: undefined }), by: via }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("keepAlive"),
+      key: keyArb,
+      lease: fc.constantFrom("current", "empty", "dead"),
+      expiry: expiryArb,
+      by: via
+    })
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant("conditionalUpdate"), key: keyArb, stale: fc.boolean(), by: via })
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("atomicWrite"),
+      put: keyArb,
+      remove: fc.option(keyArb, { nil: undefined }),
+      by: via
+    })
+  },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("advance"), millis: fc.integer({ min: 1, max: 25 }) }) }
 )
 
@@ -83,8 +117,13 @@ const checkSteps = async (run: Run, steps: ReadonlyArray<Step>) => {
   const exec = <A, E>(effect: Effect.Effect<A, E>): Promise<Result.Result<A, E>> => run.exec(effect)
 
   const expectAlive = (item: Item, where: string) => {
-    expect(deadValues.has(text(item.value)), `${where}: ${item.key} returned the dead value ${text(item.value)}`).toBe(false)
-    expect(deadRevisions.has(`${item.key} ${item.revision}`), `${where}: ${item.key} returned the dead revision ${item.revision}`).toBe(false)
+    expect(deadValues.has(text(item.value)), `${where}: ${item.key} returned the dead value ${text(item.value)}`).toBe(
+      false
+    )
+    expect(
+      deadRevisions.has(`${item.key} ${item.revision}`),
+      `${where}: ${item.key} returned the dead revision ${item.revision}`
+    ).toBe(false)
   }
 
   for (const [index, step] of steps.entries()) {
@@ -103,7 +142,12 @@ const checkSteps = async (run: Run, steps: ReadonlyArray<Step>) => {
         case "update": {
           const value = fresh()
           const expires = at(step.expiry)
-          const result = await exec(store[step.op]({ key: step.key, value: bytes(value), expires }) as Effect.Effect<{ revision: string }, unknown>)
+          const result = await exec(
+            store[step.op]({ key: step.key, value: bytes(value), expires }) as Effect.Effect<
+              { revision: string },
+              unknown
+            >
+          )
           if (result._tag === "Success") wrote(step.key, value, result.success.revision, expires)
           break
         }
@@ -120,7 +164,11 @@ const checkSteps = async (run: Run, steps: ReadonlyArray<Step>) => {
         case "keepAlive": {
           const current = ledger.get(step.key)
           const dead = [...deadRevisions].filter((entry) => entry.startsWith(`${step.key} `)).at(-1)?.split(" ")[1]
-          const revision = step.lease === "empty" ? "" : step.lease === "current" ? current?.revision ?? "" : dead ?? "none"
+          const revision = step.lease === "empty"
+            ? ""
+            : step.lease === "current"
+            ? current?.revision ?? ""
+            : dead ?? "none"
           const expires = at(step.expiry)
           const result = await exec(store.keepAlive({ key: step.key, revision }, expires))
           if (result._tag === "Success") {
@@ -162,7 +210,7 @@ const checkSteps = async (run: Run, steps: ReadonlyArray<Step>) => {
     buryExpired(await run.now())
     for (const store of run.stores) {
       const range = await exec(store.getRange("/r/", "/r0"))
-      if (range._tag === "Success") for (const item of range.success) expectAlive(item, `${where}: getRange`)
+      if (range._tag === "Success") { for (const item of range.success) expectAlive(item, `${where}: getRange`) }
       for (const key of keys) {
         const got = await exec(store.get(key))
         if (got._tag === "Success") expectAlive(got.success, `${where}: get(${key})`)

@@ -11,7 +11,7 @@ import type { ActorOptions } from "../../../src/programs/store/KeyActors.ts"
 import type { Store } from "../../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../../src/programs/store/Store.ts"
 import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
-import { bytes, countOf, failedWith, faultyClient, outcomeTag, openActors, rawEventsOf, text } from "./helpers.ts"
+import { bytes, countOf, failedWith, faultyClient, openActors, outcomeTag, rawEventsOf, text } from "./helpers.ts"
 
 const admin = makeClient()
 const tableOnce = Effect.runPromise(provisionTable(admin))
@@ -52,10 +52,12 @@ describe("per-key actors", () => {
       // Each fiber runs until it waits on its reply, so the mailbox receives the commands in loop order.
       const fibers: Array<Fiber.Fiber<Lease, unknown>> = []
       for (let i = 1; i <= 50; i++) {
-        fibers.push(yield* Effect.forkChild(
-          store.compareAndSwap({ key, value: bytes(String(i - 1)) }, { key, value: bytes(String(i)) }),
-          { startImmediately: true }
-        ))
+        fibers.push(
+          yield* Effect.forkChild(
+            store.compareAndSwap({ key, value: bytes(String(i - 1)) }, { key, value: bytes(String(i)) }),
+            { startImmediately: true }
+          )
+        )
       }
       const exits = yield* Effect.forEach(fibers, (fiber) => Fiber.await(fiber))
       expect(exits.map((exit) => outcomeTag(exit))).toEqual(exits.map(() => "Success"))
@@ -94,51 +96,59 @@ describe("per-key actors", () => {
       expect(retries).toBeGreaterThan(0)
     }).pipe(Effect.scoped))
 
-  it.live("passivation: 200 keys leave at most ~maxActors actors, idle actors go away, passivated keys reload", () =>
-    Effect.gen(function*() {
-      const location = yield* table
-      const options: ActorOptions = { ...defaultActorOptions, maxActors: 10, idleMillis: 1000 }
-      const { client, log } = faultyClient(5, () => "pass")
-      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
-      const actors = yield* openActors(location, client, options)
-      const put = (key: string, value: string) => actors.execute({ _tag: "Put", item: { key, value: bytes(value) } })
+  it.live(
+    "passivation: 200 keys leave at most ~maxActors actors, idle actors go away, passivated keys reload",
+    () =>
+      Effect.gen(function*() {
+        const location = yield* table
+        const options: ActorOptions = { ...defaultActorOptions, maxActors: 10, idleMillis: 1000 }
+        const { client, log } = faultyClient(5, () => "pass")
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+        const actors = yield* openActors(location, client, options)
+        const put = (key: string, value: string) => actors.execute({ _tag: "Put", item: { key, value: bytes(value) } })
 
-      let largest = 0
-      for (let i = 0; i < 200; i++) {
-        yield* put(`/passivate/${i}`, "1")
-        largest = Math.max(largest, actors.size())
-      }
-      // LRU eviction runs just before a new actor joins, so the newest one comes on top: maxActors + 1 at most.
-      expect(largest).toBeGreaterThanOrEqual(options.maxActors)
-      expect(largest).toBeLessThanOrEqual(options.maxActors + 1)
+        let largest = 0
+        for (let i = 0; i < 200; i++) {
+          yield* put(`/passivate/${i}`, "1")
+          largest = Math.max(largest, actors.size())
+        }
+        // LRU eviction runs just before a new actor joins, so the newest one comes on top: maxActors + 1 at most.
+        expect(largest).toBeGreaterThanOrEqual(options.maxActors)
+        expect(largest).toBeLessThanOrEqual(options.maxActors + 1)
 
-      // The most recent key is still cached (no read); the oldest was evicted (one read to reload).
-      const queries = () => countOf(log.sent, "QueryCommand")
-      let before = queries()
-      yield* put("/passivate/199", "2")
-      expect(queries() - before).toBe(0)
-      before = queries()
-      yield* put("/passivate/0", "2")
-      expect(queries() - before).toBe(1)
-      expect((yield* rawEventsOf(admin, location, "/passivate/0")).map((event) => event.seq)).toEqual([1, 2])
+        // The most recent key is still cached (no read); the oldest was evicted (one read to reload).
+        const queries = () => countOf(log.sent, "QueryCommand")
+        let before = queries()
+        yield* put("/passivate/199", "2")
+        expect(queries() - before).toBe(0)
+        before = queries()
+        yield* put("/passivate/0", "2")
+        expect(queries() - before).toBe(1)
+        expect((yield* rawEventsOf(admin, location, "/passivate/0")).map((event) => event.seq)).toEqual([1, 2])
 
-      // Many keys at once: running actors are never evicted, so the size is bounded by concurrency + maxActors.
-      yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) => put(`/passivate/${i}`, "3"), { concurrency: 20 })
-      expect(actors.size()).toBeLessThanOrEqual(options.maxActors + 20)
-      // After idleMillis (plus one passivation tick), every idle actor is gone.
-      yield* Effect.sleep("2500 millis")
-      expect(actors.size()).toBe(0)
-      // And a passivated key still gets the right next seq.
-      yield* put("/passivate/7", "4")
-      expect(actors.size()).toBe(1)
-      expect((yield* rawEventsOf(admin, location, "/passivate/7")).map((event) => event.seq)).toEqual([1, 2, 3])
-      expect(countOf(log.serviceErrors, "ConditionalCheckFailedException")).toBe(0)
-    }).pipe(Effect.scoped), 30_000)
+        // Many keys at once: running actors are never evicted, so the size is bounded by concurrency + maxActors.
+        yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) => put(`/passivate/${i}`, "3"), {
+          concurrency: 20
+        })
+        expect(actors.size()).toBeLessThanOrEqual(options.maxActors + 20)
+        // After idleMillis (plus one passivation tick), every idle actor is gone.
+        yield* Effect.sleep("2500 millis")
+        expect(actors.size()).toBe(0)
+        // And a passivated key still gets the right next seq.
+        yield* put("/passivate/7", "4")
+        expect(actors.size()).toBe(1)
+        expect((yield* rawEventsOf(admin, location, "/passivate/7")).map((event) => event.seq)).toEqual([1, 2, 3])
+        expect(countOf(log.serviceErrors, "ConditionalCheckFailedException")).toBe(0)
+      }).pipe(Effect.scoped),
+    30_000
+  )
 
   it.live("maxConflicts 0: one conflict with another instance is a typed WriteContention, and the next write recovers", () =>
     Effect.gen(function*() {
       const location = yield* table
-      const strict = yield* openStore(location, { storeOptions: { actors: { ...defaultStoreOptions.actors, maxConflicts: 0 } } })
+      const strict = yield* openStore(location, {
+        storeOptions: { actors: { ...defaultStoreOptions.actors, maxConflicts: 0 } }
+      })
       const other = yield* openStore(location)
       const key = "/contention/strict"
       yield* strict.put({ key, value: bytes("s1") })
@@ -154,49 +164,55 @@ describe("per-key actors", () => {
     }).pipe(Effect.scoped))
 
   for (const maxConflicts of [0, 1]) {
-    it.live(`maxConflicts ${maxConflicts} under a hammering instance: some writes fail with WriteContention, none is lost or invented`, () =>
-      Effect.gen(function*() {
-        const location = yield* table
-        const key = `/contention/hammer/${maxConflicts}`
-        const victim = yield* openStore(location, { storeOptions: { actors: { ...defaultStoreOptions.actors, maxConflicts } } })
-        const hammers: ReadonlyArray<Store["Service"]> = [yield* openStore(location), yield* openStore(location)]
-        yield* victim.create({ key, value: bytes("start") })
-        let stop = false
-        let hammered = 0
-        const hammerFailures: Array<string> = []
-        const hammerFibers = yield* Effect.forEach(
-          [0, 1, 2, 3],
-          (n) =>
-            Effect.forkChild(Effect.gen(function*() {
-              while (!stop) {
-                const exit = yield* Effect.exit(hammers[n % 2]!.put({ key, value: bytes(`h${n}`) }))
-                // Collected, not asserted here: an assertion failing inside this fiber would silently stop the hammering.
-                if (Exit.isSuccess(exit)) hammered++
-                else hammerFailures.push(outcomeTag(exit))
-              }
-            }))
-        )
-        const outcomes: Array<string> = []
-        let succeeded = 0
-        const hammeredAtStart = hammered
-        while (outcomes.length < 300 && !(outcomes.includes("WriteContention") && outcomes.length >= 20)) {
-          const exit = yield* Effect.exit(victim.put({ key, value: bytes(`v${outcomes.length}`) }))
-          outcomes.push(outcomeTag(exit))
-          if (Exit.isSuccess(exit)) succeeded++
-          else expect(failedWith(exit, "WriteContention"), outcomeTag(exit)).toBe(true)
-        }
-        const hammeredBeforeStop = hammered - hammeredAtStart
-        stop = true
-        yield* Effect.forEach(hammerFibers, (fiber) => Fiber.join(fiber), { discard: true })
+    it.live(
+      `maxConflicts ${maxConflicts} under a hammering instance: some writes fail with WriteContention, none is lost or invented`,
+      () =>
+        Effect.gen(function*() {
+          const location = yield* table
+          const key = `/contention/hammer/${maxConflicts}`
+          const victim = yield* openStore(location, {
+            storeOptions: { actors: { ...defaultStoreOptions.actors, maxConflicts } }
+          })
+          const hammers: ReadonlyArray<Store["Service"]> = [yield* openStore(location), yield* openStore(location)]
+          yield* victim.create({ key, value: bytes("start") })
+          let stop = false
+          let hammered = 0
+          const hammerFailures: Array<string> = []
+          const hammerFibers = yield* Effect.forEach(
+            [0, 1, 2, 3],
+            (n) =>
+              Effect.forkChild(Effect.gen(function*() {
+                while (!stop) {
+                  const exit = yield* Effect.exit(hammers[n % 2]!.put({ key, value: bytes(`h${n}`) }))
+                  // Collected, not asserted here: an assertion failing inside this fiber would silently stop the hammering.
+                  if (Exit.isSuccess(exit)) hammered++
+                  else hammerFailures.push(outcomeTag(exit))
+                }
+              }))
+          )
+          const outcomes: Array<string> = []
+          let succeeded = 0
+          const hammeredAtStart = hammered
+          while (outcomes.length < 300 && !(outcomes.includes("WriteContention") && outcomes.length >= 20)) {
+            const exit = yield* Effect.exit(victim.put({ key, value: bytes(`v${outcomes.length}`) }))
+            outcomes.push(outcomeTag(exit))
+            if (Exit.isSuccess(exit)) succeeded++
+            else expect(failedWith(exit, "WriteContention"), outcomeTag(exit)).toBe(true)
+          }
+          const hammeredBeforeStop = hammered - hammeredAtStart
+          stop = true
+          yield* Effect.forEach(hammerFibers, (fiber) => Fiber.join(fiber), { discard: true })
 
-        expect(hammerFailures.filter((tag) => tag !== "WriteContention")).toEqual([])
-        // Under heavy machine load the hammers may not get a write in between the victim's; only then is no conflict fine.
-        if (hammeredBeforeStop > 0) expect(outcomes).toContain("WriteContention")
-        expect(new Set(outcomes).size).toBeLessThanOrEqual(2)
-        // Exactly one event per success (the create, the hammers' and the victim's), seqs dense.
-        const events = yield* rawEventsOf(admin, location, key)
-        expect(events.length).toBe(1 + hammered + succeeded)
-        expect(events.map((event) => event.seq)).toEqual(Array.from({ length: events.length }, (_, i) => i + 1))
-      }).pipe(Effect.scoped), 60_000)
+          expect(hammerFailures.filter((tag) => tag !== "WriteContention")).toEqual([])
+          // Under heavy machine load the hammers may not get a write in between the victim's; only then is no conflict fine.
+          if (hammeredBeforeStop > 0) expect(outcomes).toContain("WriteContention")
+          expect(new Set(outcomes).size).toBeLessThanOrEqual(2)
+          // Exactly one event per success (the create, the hammers' and the victim's), seqs dense.
+          const events = yield* rawEventsOf(admin, location, key)
+          expect(events.length).toBe(1 + hammered + succeeded)
+          expect(events.map((event) => event.seq)).toEqual(Array.from({ length: events.length }, (_, i) => i + 1))
+        }).pipe(Effect.scoped),
+      60_000
+    )
   }
 })

@@ -15,20 +15,26 @@ const tableOnce = Effect.runPromise(provisionTable(admin))
 const table = Effect.promise(() => tableOnce)
 
 const keysUnder = (prefix: string) =>
-  Effect.flatMap(table, (location) =>
-    Effect.map(rawEvents(admin, location), (events) => events.filter((event) => event.key.startsWith(prefix))))
+  Effect.flatMap(
+    table,
+    (location) =>
+      Effect.map(rawEvents(admin, location), (events) => events.filter((event) => event.key.startsWith(prefix)))
+  )
 
 describe("atomicWrite", () => {
   it.live("60 concurrent non-conflicting atomic writes (2-3 keys each, 2 instances) all succeed on the first call", () =>
     Effect.gen(function*() {
       const location = yield* table
       const stores = [yield* openStore(location), yield* openStore(location)]
-      const writes = Array.from({ length: 60 }, (_, w) =>
-        Array.from({ length: 2 + (w % 2) }, (_, k): ConditionalAction => ({
-          key: `/many/${w}/${k}`,
-          condition: k === 0 ? Condition.notExists : Condition.whatever,
-          action: Action.put(bytes(`${w}.${k}`))
-        })))
+      const writes = Array.from(
+        { length: 60 },
+        (_, w) =>
+          Array.from({ length: 2 + (w % 2) }, (_, k): ConditionalAction => ({
+            key: `/many/${w}/${k}`,
+            condition: k === 0 ? Condition.notExists : Condition.whatever,
+            action: Action.put(bytes(`${w}.${k}`))
+          }))
+      )
       const exits = yield* Effect.all(
         writes.map((actions, w) => Effect.exit(stores[w % 2]!.atomicWrite(actions))),
         { concurrency: "unbounded" }
@@ -96,7 +102,8 @@ describe("atomicWrite", () => {
       const conditions = ["Whatever", "Exists", "NotExists", "Revision(current)", "Revision(stale)"] as const
       const actions = ["Put", "Delete", "Nop"] as const
       const cases = (["live", "deleted", "absent"] as const).flatMap((state) =>
-        conditions.flatMap((condition) => actions.map((action) => ({ state, condition, action }))))
+        conditions.flatMap((condition) => actions.map((action) => ({ state, condition, action })))
+      )
 
       yield* Effect.forEach(cases, ({ state, condition, action }, index) =>
         Effect.gen(function*() {
@@ -117,8 +124,10 @@ describe("atomicWrite", () => {
           const exit = yield* Effect.exit(other.atomicWrite([
             {
               key: target,
-              condition: condition === "Whatever" ? Condition.whatever : condition === "Exists" ? Condition.exists
-                : condition === "NotExists" ? Condition.notExists
+              condition: condition === "Whatever" ? Condition.whatever : condition === "Exists" ?
+                Condition.exists
+                : condition === "NotExists" ?
+                Condition.notExists
                 : Condition.revision(condition === "Revision(current)" ? current : stale),
               action: action === "Put" ? Action.put(bytes("new")) : action === "Delete" ? Action.delete : Action.nop
             },
@@ -174,7 +183,11 @@ describe("atomicWrite", () => {
     Effect.gen(function*() {
       const location = yield* table
       const store = yield* openStore(location)
-      const revision = yield* store.atomicWrite([{ key: "/absent/x", condition: Condition.whatever, action: Action.delete }])
+      const revision = yield* store.atomicWrite([{
+        key: "/absent/x",
+        condition: Condition.whatever,
+        action: Action.delete
+      }])
       expect(revision.length).toBeGreaterThan(0)
       expect(yield* keysUnder("/absent/")).toEqual([])
       expect(outcomeTag(yield* Effect.exit(store.get("/absent/x")))).toBe("NotFound")
@@ -182,8 +195,16 @@ describe("atomicWrite", () => {
       const lease = yield* store.put({ key: "/absent/kept", value: bytes("k") })
       const kept = yield* store.keepAlive(lease, Date.now() + 3_600_000)
       expect(kept.revision).toBe(lease.revision)
-      yield* store.atomicWrite([{ key: "/absent/kept", condition: Condition.revision(lease.revision), action: Action.put(bytes("k2")) }])
-      expect((yield* rawEventsOf(admin, location, "/absent/kept")).map((event) => event.op)).toEqual(["put", "keep-alive", "put"])
+      yield* store.atomicWrite([{
+        key: "/absent/kept",
+        condition: Condition.revision(lease.revision),
+        action: Action.put(bytes("k2"))
+      }])
+      expect((yield* rawEventsOf(admin, location, "/absent/kept")).map((event) => event.op)).toEqual([
+        "put",
+        "keep-alive",
+        "put"
+      ])
     }).pipe(Effect.scoped))
 
   it.live("an expired item: NotExists holds, the expiry is recorded exactly once, then the Put lands", () =>
@@ -193,12 +214,20 @@ describe("atomicWrite", () => {
       yield* a.put({ key: "/expired/k", value: bytes("short"), expires: Date.now() + 300 })
       yield* Effect.sleep("600 millis")
       const exits = yield* Effect.all([
-        Effect.exit(a.atomicWrite([{ key: "/expired/k", condition: Condition.notExists, action: Action.put(bytes("a")) }])),
-        Effect.exit(b.atomicWrite([{ key: "/expired/k", condition: Condition.notExists, action: Action.put(bytes("b")) }]))
+        Effect.exit(
+          a.atomicWrite([{ key: "/expired/k", condition: Condition.notExists, action: Action.put(bytes("a")) }])
+        ),
+        Effect.exit(
+          b.atomicWrite([{ key: "/expired/k", condition: Condition.notExists, action: Action.put(bytes("b")) }])
+        )
       ], { concurrency: "unbounded" })
       const tags = exits.map((exit) => outcomeTag(exit)).sort()
       expect(tags).toEqual(["ConditionFailed", "Success"])
-      expect((yield* rawEventsOf(admin, location, "/expired/k")).map((event) => event.op)).toEqual(["put", "expire", "put"])
+      expect((yield* rawEventsOf(admin, location, "/expired/k")).map((event) => event.op)).toEqual([
+        "put",
+        "expire",
+        "put"
+      ])
     }).pipe(Effect.scoped))
 
   it.live("conflicting atomic writes on a shared key: exactly one NotExists write wins per round", () =>

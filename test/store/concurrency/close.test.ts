@@ -17,9 +17,13 @@ describe("closing a store", () => {
       yield* store.put({ key: "/close/k", value: bytes("0") })
       // Fifty commands on one key queue up behind each other in its actor.
       const calls = yield* Effect.forkChild(
-        Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) => Effect.exit(store.put({ key: "/close/k", value: bytes(String(i)) })), {
-          concurrency: "unbounded"
-        })
+        Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => i),
+          (i) => Effect.exit(store.put({ key: "/close/k", value: bytes(String(i)) })),
+          {
+            concurrency: "unbounded"
+          }
+        )
       )
       yield* Effect.sleep("20 millis")
       yield* Scope.close(scope, Exit.void)
@@ -27,7 +31,9 @@ describe("closing a store", () => {
       expect(exits).toHaveLength(50)
       const failures = exits.filter(Exit.isFailure)
       for (const exit of failures) expect(JSON.stringify(exit.cause)).toMatch(/StorageFailure|Interrupt/)
-      const after = yield* Effect.flip(store.put({ key: "/close/k", value: bytes("late") })).pipe(Effect.timeout("5 seconds"))
+      const after = yield* Effect.flip(store.put({ key: "/close/k", value: bytes("late") })).pipe(
+        Effect.timeout("5 seconds")
+      )
       expect(after._tag).toBe("StorageFailure")
       expect(after.message).toContain("closed")
     }))

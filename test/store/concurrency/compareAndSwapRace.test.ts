@@ -91,7 +91,9 @@ describe("compare-and-swap races", () => {
       let expected = "start"
       for (let round = 0; round < rounds; round++) {
         const exits = yield* race(
-          [0, 1, 2, 3].map((n) => a.compareAndSwap({ key, value: bytes(expected) }, { key, value: bytes(`${n}-${round}`) }))
+          [0, 1, 2, 3].map((n) =>
+            a.compareAndSwap({ key, value: bytes(expected) }, { key, value: bytes(`${n}-${round}`) })
+          )
         )
         const winner = expectOneWinner(exits, "CompareFailed")
         expected = `${winner.index}-${round}`
@@ -153,7 +155,12 @@ describe("compare-and-swap races", () => {
   it.live("create races: exactly one creator wins, the others get AlreadyExists (2 instances, 1 instance, 4 instances)", () =>
     Effect.gen(function*() {
       const location = yield* table
-      const stores = [yield* openStore(location), yield* openStore(location), yield* openStore(location), yield* openStore(location)]
+      const stores = [
+        yield* openStore(location),
+        yield* openStore(location),
+        yield* openStore(location),
+        yield* openStore(location)
+      ]
       const [a, b] = stores as [StoreService, StoreService]
       const layouts: ReadonlyArray<readonly [string, ReadonlyArray<StoreService>]> = [
         ["across", [a, b]],
@@ -164,7 +171,7 @@ describe("compare-and-swap races", () => {
         for (let round = 0; round < rounds; round++) {
           const key = `/create/${layout}/${round}`
           // Warm the caches with "absent" on even rounds, so the losers decide on a stale state.
-          if (round % 2 === 0) for (const store of contenders) yield* Effect.exit(store.get(key))
+          if (round % 2 === 0) { for (const store of contenders) yield* Effect.exit(store.get(key)) }
           const exits = yield* race(contenders.map((store, n) => store.create({ key, value: bytes(`${layout}-${n}`) })))
           const winner = expectOneWinner(exits, "AlreadyExists")
           const events = yield* rawEventsOf(admin, location, key)
@@ -181,7 +188,10 @@ describe("compare-and-swap races", () => {
       const b = yield* openStore(location)
       const key = "/create/recreate"
       for (let round = 0; round < rounds; round++) {
-        const exits = yield* race([a.create({ key, value: bytes(`a${round}`) }), b.create({ key, value: bytes(`b${round}`) })])
+        const exits = yield* race([
+          a.create({ key, value: bytes(`a${round}`) }),
+          b.create({ key, value: bytes(`b${round}`) })
+        ])
         const winner = expectOneWinner(exits, "AlreadyExists")
         expect(text((yield* a.get(key)).value)).toBe(`${winner.index === 0 ? "a" : "b"}${round}`)
         // Delete through the loser, whose cache may be stale.
@@ -201,7 +211,9 @@ describe("compare-and-swap races", () => {
         yield* stores[0]!.put({ key, value: bytes("short"), expires: Date.now() + 200 })
         for (const store of stores) yield* store.get(key) // every instance caches the live item
         yield* Effect.sleep("400 millis")
-        const exits = yield* race([...stores, ...stores].map((store, n) => store.create({ key, value: bytes(`c${n}`) })))
+        const exits = yield* race(
+          [...stores, ...stores].map((store, n) => store.create({ key, value: bytes(`c${n}`) }))
+        )
         const winner = expectOneWinner(exits, "AlreadyExists")
         const events = yield* rawEventsOf(admin, location, key)
         expect(events.map((event) => event.op)).toEqual(["put", "expire", "put"])

@@ -106,12 +106,21 @@ const runCounter = (key: string, increment: Increment) =>
   }).pipe(Effect.scoped)
 
 describe("counter under contention", () => {
-  it.live(`${workers} workers on ${instances} instances, get + atomicWrite(Revision) → exactly ${total}`, () =>
-    runCounter("/counter/atomic", incrementAtomically), 120_000)
+  it.live(
+    `${workers} workers on ${instances} instances, get + atomicWrite(Revision) → exactly ${total}`,
+    () => runCounter("/counter/atomic", incrementAtomically),
+    120_000
+  )
 
-  it.live(`${workers} workers on ${instances} instances, get + conditionalUpdate → exactly ${total}`, () =>
-    runCounter("/counter/conditional-update", incrementByRevision), 120_000)
+  it.live(
+    `${workers} workers on ${instances} instances, get + conditionalUpdate → exactly ${total}`,
+    () => runCounter("/counter/conditional-update", incrementByRevision),
+    120_000
+  )
 
-  it.live(`${workers} workers on ${instances} instances, compareAndSwap → exactly ${total}`, () =>
-    runCounter("/counter/cas", incrementByValue), 120_000)
+  it.live(
+    `${workers} workers on ${instances} instances, compareAndSwap → exactly ${total}`,
+    () => runCounter("/counter/cas", incrementByValue),
+    120_000
+  )
 })

@@ -9,9 +9,9 @@ import { Cause, Context, Effect, Exit, Layer } from "effect"
 import type { Scope } from "effect"
 import * as SortKey from "../../../src/domain/SortKey.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
+import { localCredentials } from "../../../src/programs/app/StoreLive.ts"
 import { KeyActors } from "../../../src/programs/store/KeyActors.ts"
 import type { ActorOptions } from "../../../src/programs/store/KeyActors.ts"
-import { localCredentials } from "../../../src/programs/app/StoreLive.ts"
 import { endpoint, eventTableLayer } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 
@@ -63,8 +63,10 @@ export const rawEvents = (client: DynamoDBClient, location: TestTable): Effect.E
 
 /** The raw events of one key, oldest first. */
 export const rawEventsOf = (client: DynamoDBClient, location: TestTable, key: string) =>
-  Effect.map(rawEvents(client, location), (events) =>
-    events.filter((event) => event.key === key).sort((a, b) => a.seq - b.seq))
+  Effect.map(
+    rawEvents(client, location),
+    (events) => events.filter((event) => event.key === key).sort((a, b) => a.seq - b.seq)
+  )
 
 /** Whether an exit failed with exactly one typed failure with this tag (not a defect, not an interruption). */
 export const failedWith = (exit: Exit.Exit<unknown, unknown>, tag: string): boolean =>
@@ -143,15 +145,22 @@ export const faultyClient = (
       if (interception === "cancel-throttled") {
         bump(log.throttled, command)
         const items = (args.input as { TransactItems?: ReadonlyArray<unknown> }).TransactItems ?? []
-        throw Object.assign(new Error("Transaction cancelled, please refer cancellation reasons for specific reasons"), {
-          name: "TransactionCanceledException",
-          $metadata: { httpStatusCode: 400 },
-          $fault: "client",
-          CancellationReasons: items.map((_, i) =>
-            i === 0
-              ? { Code: "ThrottlingError", Message: "Throughput exceeds the current capacity of your table or index." }
-              : { Code: "None" })
-        })
+        throw Object.assign(
+          new Error("Transaction cancelled, please refer cancellation reasons for specific reasons"),
+          {
+            name: "TransactionCanceledException",
+            $metadata: { httpStatusCode: 400 },
+            $fault: "client",
+            CancellationReasons: items.map((_, i) =>
+              i === 0
+                ? {
+                  Code: "ThrottlingError",
+                  Message: "Throughput exceeds the current capacity of your table or index."
+                }
+                : { Code: "None" }
+            )
+          }
+        )
       }
       bump(log.sent, command)
       let result: Awaited<ReturnType<typeof next>>

@@ -8,8 +8,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import type { Lease } from "../../../src/domain/Item.ts"
 import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
+import type { Lease } from "../../../src/domain/Item.ts"
 import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 import { bytes, countOf, failedWith, faultyClient, isEventPut, outcomeTag, rawEventsOf, text } from "./helpers.ts"
@@ -83,9 +83,16 @@ describe("lost responses", () => {
         ["create", () => store.create(value("c"))],
         ["update", () => store.update(value("u"))],
         ["compareAndSwap", () => store.compareAndSwap(value("u"), value("s"))],
-        ["conditionalUpdate", () => Effect.flatMap(store.get(key), (item) => store.conditionalUpdate({ ...item, value: bytes("r") }))],
+        [
+          "conditionalUpdate",
+          () => Effect.flatMap(store.get(key), (item) => store.conditionalUpdate({ ...item, value: bytes("r") }))
+        ],
         ["keepAlive", () => Effect.flatMap(store.get(key), (item) => store.keepAlive(item, Date.now() + 3_600_000))],
-        ["conditionalDelete", () => Effect.flatMap(store.get(key), (item) => Effect.as(store.conditionalDelete(key, item.revision), undefined))],
+        [
+          "conditionalDelete",
+          () =>
+            Effect.flatMap(store.get(key), (item) => Effect.as(store.conditionalDelete(key, item.revision), undefined))
+        ],
         ["put", () => store.put(value("p"))],
         ["delete", () => Effect.as(store.delete(key), undefined)]
       ]
@@ -126,7 +133,9 @@ describe("lost responses", () => {
       expect(counts(inputs, log, "TransactWriteItemsCommand")).toEqual({ sent: 2, dropped: 1 })
       expect(countOf(log.serviceErrors, "TransactionCanceledException")).toBe(0)
 
-      for (const [key, value, seq] of [["/lost/tx/a", "a1", 1], ["/lost/tx/b", "b1", 2], ["/lost/tx/c", "c1", 1]] as const) {
+      for (
+        const [key, value, seq] of [["/lost/tx/a", "a1", 1], ["/lost/tx/b", "b1", 2], ["/lost/tx/c", "c1", 1]] as const
+      ) {
         const events = yield* rawEventsOf(admin, location, key)
         expect(events.length, key).toBe(seq)
         expect(events.at(-1)!.revision).toBe(revision)

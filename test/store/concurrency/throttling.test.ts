@@ -52,10 +52,13 @@ describe("throttling", () => {
         ["get", store.get("/all/existing")],
         ["getRange", store.getRange("/all/", "/all/~")],
         ["items", Stream.runCollect(store.items({ start: "/all/", end: "/all/~", descending: true }))],
-        ["atomicWrite", store.atomicWrite([
-          { key: "/all/tx1", condition: Condition.whatever, action: Action.put(bytes("x")) },
-          { key: "/all/tx2", condition: Condition.notExists, action: Action.put(bytes("x")) }
-        ])]
+        [
+          "atomicWrite",
+          store.atomicWrite([
+            { key: "/all/tx1", condition: Condition.whatever, action: Action.put(bytes("x")) },
+            { key: "/all/tx2", condition: Condition.notExists, action: Action.put(bytes("x")) }
+          ])
+        ]
       ]
       for (const [operation, effect] of operations) {
         const queriesBefore = countOf(log.throttled, "QueryCommand")
@@ -102,7 +105,10 @@ describe("throttling", () => {
 
       // Reads still work and warm this instance's actor for the key.
       expect(text((yield* store.get("/writes/existing")).value)).toBe("old")
-      expect((yield* store.getRange("/writes/", "/writes/~")).map((item) => item.key)).toEqual(["/writes/existing", "/writes/warm-up"])
+      expect((yield* store.getRange("/writes/", "/writes/~")).map((item) => item.key)).toEqual([
+        "/writes/existing",
+        "/writes/warm-up"
+      ])
 
       const results = yield* Effect.all({
         put: Effect.exit(store.put({ key: "/writes/new", value: bytes("x") })),
@@ -114,7 +120,9 @@ describe("throttling", () => {
           { key: "/writes/warm-up", condition: Condition.exists, action: Action.delete }
         ]))
       }, { concurrency: "unbounded" })
-      for (const [operation, exit] of Object.entries(results)) expectThrottled(exit as Exit.Exit<unknown, unknown>, operation)
+      for (const [operation, exit] of Object.entries(results)) {
+        expectThrottled(exit as Exit.Exit<unknown, unknown>, operation)
+      }
 
       // Two attempts per write: put, update, delete, create (event PutItems) and one transaction.
       expect(countOf(log.throttled, "PutItemCommand") - throttledBefore).toBe(2 * 4)
@@ -135,8 +143,10 @@ describe("throttling", () => {
     Effect.gen(function*() {
       const location = yield* table
       let throttling = false
-      const { client, log } = faultyClient(2, (command): Interception =>
-        throttling && writeCommands.has(command) ? "throttle" : "pass")
+      const { client, log } = faultyClient(
+        2,
+        (command): Interception => throttling && writeCommands.has(command) ? "throttle" : "pass"
+      )
       yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
       const store = yield* openStore(location, { client })
       yield* store.put({ key: "/recover/k", value: bytes("1") })
@@ -172,8 +182,10 @@ describe("throttling", () => {
   it.live("a transaction cancelled for throttling fails with Throttled and writes nothing", () =>
     Effect.gen(function*() {
       const location = yield* table
-      const { client, log } = faultyClient(2, (command): Interception =>
-        command === "TransactWriteItemsCommand" ? "cancel-throttled" : "pass")
+      const { client, log } = faultyClient(
+        2,
+        (command): Interception => command === "TransactWriteItemsCommand" ? "cancel-throttled" : "pass"
+      )
       yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
       const store = yield* openStore(location, { client })
       const exit = yield* Effect.exit(store.atomicWrite([
@@ -181,7 +193,11 @@ describe("throttling", () => {
         { key: "/tx-throttled/b", condition: Condition.notExists, action: Action.put(bytes("b")) }
       ]))
       expect(countOf(log.throttled, "TransactWriteItemsCommand")).toBeGreaterThanOrEqual(1)
-      expect(yield* rawEvents(admin, location).pipe(Effect.map((events) => events.filter((e) => e.key.startsWith("/tx-throttled/")))))
+      expect(
+        yield* rawEvents(admin, location).pipe(
+          Effect.map((events) => events.filter((e) => e.key.startsWith("/tx-throttled/")))
+        )
+      )
         .toEqual([])
       expect(outcomeTag(exit), Exit.isFailure(exit) ? String(exit.cause.reasons[0]) : "").toBe("Throttled")
     }).pipe(Effect.scoped))

@@ -10,8 +10,8 @@ import { Context, Effect, Layer } from "effect"
 import { isSafe } from "../../../src/domain/WriteFence.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
-import { Compaction } from "../../../src/programs/worker/Compaction.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
+import { Compaction } from "../../../src/programs/worker/Compaction.ts"
 import { eventTableLayer, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 import { bytes, text } from "./helpers.ts"
@@ -33,7 +33,12 @@ const staleCompareAndSwap = (location: TestTable, fence: WriteFence) =>
     yield* b.put({ key, value: bytes("b3") })
     yield* Effect.sleep(settleMillis + 200)
     const compaction = Context.get(
-      yield* Layer.build(Compaction.layer.pipe(Layer.provideMerge(HistoryArea.layer), Layer.provideMerge(eventTableLayer(location, { client })))),
+      yield* Layer.build(
+        Compaction.layer.pipe(
+          Layer.provideMerge(HistoryArea.layer),
+          Layer.provideMerge(eventTableLayer(location, { client }))
+        )
+      ),
       Compaction
     )
     const pass = yield* compaction.all(() => Effect.void, { settleMillis })
@@ -45,18 +50,26 @@ const staleCompareAndSwap = (location: TestTable, fence: WriteFence) =>
   }).pipe(Effect.scoped)
 
 describe("the write fence", () => {
-  it.live("a store within the fence re-reads an old cached state, so its compare-and-swap fails as it must", () =>
-    Effect.gen(function*() {
-      expect(isSafe(settleMillis, fenced, 0)).toBe(true)
-      const location = yield* provisionTable(makeClient())
-      expect(yield* staleCompareAndSwap(location, fenced)).toEqual({ swap: "Failure", now: "b3" })
-    }), 30_000)
+  it.live(
+    "a store within the fence re-reads an old cached state, so its compare-and-swap fails as it must",
+    () =>
+      Effect.gen(function*() {
+        expect(isSafe(settleMillis, fenced, 0)).toBe(true)
+        const location = yield* provisionTable(makeClient())
+        expect(yield* staleCompareAndSwap(location, fenced)).toEqual({ swap: "Failure", now: "b3" })
+      }),
+    30_000
+  )
 
-  it.live("the hazard it guards against: a store trusting an hour-old cache has its swap acknowledged and lost", () =>
-    Effect.gen(function*() {
-      expect(isSafe(settleMillis, unfenced, 0)).toBe(false)
-      const location = yield* provisionTable(makeClient())
-      // The swap "succeeds" on the stale cache, in the seq compaction freed, and is never visible.
-      expect(yield* staleCompareAndSwap(location, unfenced)).toEqual({ swap: "Success", now: "b3" })
-    }), 30_000)
+  it.live(
+    "the hazard it guards against: a store trusting an hour-old cache has its swap acknowledged and lost",
+    () =>
+      Effect.gen(function*() {
+        expect(isSafe(settleMillis, unfenced, 0)).toBe(false)
+        const location = yield* provisionTable(makeClient())
+        // The swap "succeeds" on the stale cache, in the seq compaction freed, and is never visible.
+        expect(yield* staleCompareAndSwap(location, unfenced)).toEqual({ swap: "Success", now: "b3" })
+      }),
+    30_000
+  )
 })

@@ -3,11 +3,11 @@
  * any attribute of any item, and a ciphertext moved to another key (or an
  * edited attribute it is bound to) fails to decrypt, naming the key and seq.
  */
-import { randomUUID } from "node:crypto"
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
+import { randomUUID } from "node:crypto"
 import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
 import { DecryptionFailed } from "../../../src/domain/Errors.ts"
 import * as Key from "../../../src/domain/Key.ts"
@@ -38,7 +38,9 @@ const findings = (item: RawItem, needles: ReadonlyArray<string>): Array<string> 
       const raw = typeof leaf === "string" ? Buffer.from(leaf, "utf8") : Buffer.from(leaf)
       const asText = raw.toString("latin1")
       for (const needle of needles) {
-        if (raw.includes(Buffer.from(needle, "utf8")) || asText.includes(needle)) found.push(`${name} contains ${needle}`)
+        if (raw.includes(Buffer.from(needle, "utf8")) || asText.includes(needle)) {
+          found.push(`${name} contains ${needle}`)
+        }
       }
     }
   }
@@ -61,7 +63,11 @@ describe("values never reach the table in plaintext", () => {
       yield* store.put({ key: `${p}cas`, value: bytes("before") })
       yield* store.compareAndSwap({ key: `${p}cas`, value: bytes("before") }, { key: `${p}cas`, value: value("cas") })
       const conditional = yield* store.put({ key: `${p}conditional`, value: bytes("before") })
-      yield* store.conditionalUpdate({ key: `${p}conditional`, value: value("conditionalUpdate"), revision: conditional.revision })
+      yield* store.conditionalUpdate({
+        key: `${p}conditional`,
+        value: value("conditionalUpdate"),
+        revision: conditional.revision
+      })
       yield* store.keepAlive(created, now + 7_200_000) // re-encrypts the created value in a keep-alive event
       yield* store.atomicWrite([
         { key: `${p}atomic-a`, condition: Condition.notExists, action: Action.put(value("atomic-a")) },
@@ -94,7 +100,9 @@ describe("values never reach the table in plaintext", () => {
         `"secret":"${marker}"`
       ]
       // the detector itself finds a marker hidden anywhere (positive control)
-      expect(findings({ x: { L: [{ M: { y: { B: bytes(`..${marker}..`) } } }] } }, needles)).toEqual(["x contains " + marker])
+      expect(findings({ x: { L: [{ M: { y: { B: bytes(`..${marker}..`) } } }] } }, needles)).toEqual([
+        "x contains " + marker
+      ])
       expect(findings({ x: { S: Buffer.from(marker).toString("hex") } }, needles)).toHaveLength(1)
       const leaks = raw.flatMap((item) => findings(item, needles))
       expect(leaks).toEqual([])
@@ -186,7 +194,15 @@ describe("ciphertexts are bound to their place", () => {
       const [seqItem] = yield* rawEvents(t.client, t.location, `${p}seq`)
       yield* setAttribute(seqItem!, Attr.seq, { N: "7" })
       const fresh = yield* t.open()
-      expect(yield* Effect.flip(fresh.get(`${p}exp`))).toMatchObject({ _tag: "DecryptionFailed", key: `${p}exp`, seq: 1 })
-      expect(yield* Effect.flip(fresh.get(`${p}seq`))).toMatchObject({ _tag: "DecryptionFailed", key: `${p}seq`, seq: 1 })
+      expect(yield* Effect.flip(fresh.get(`${p}exp`))).toMatchObject({
+        _tag: "DecryptionFailed",
+        key: `${p}exp`,
+        seq: 1
+      })
+      expect(yield* Effect.flip(fresh.get(`${p}seq`))).toMatchObject({
+        _tag: "DecryptionFailed",
+        key: `${p}seq`,
+        seq: 1
+      })
     }))
 })

@@ -3,7 +3,6 @@
  * (SDK-level) views of the table to check what the store really wrote. The
  * byte and key helpers are the suite's (./suite/Backend.ts), re-exported.
  */
-import { rawKeyItems } from "../../support/RawTable.ts"
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { afterAll, beforeAll } from "@effect/vitest"
@@ -11,6 +10,7 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Attr } from "../../../src/infra/EventRecord.ts"
 import type { Store } from "../../../src/programs/store/Store.ts"
+import { rawKeyItems } from "../../support/RawTable.ts"
 import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { OpenStoreOptions, TestTable } from "../../support/TestStore.ts"
 
@@ -78,7 +78,9 @@ export const scanAll = (client: DynamoDBClient, table: string): Effect.Effect<Ar
     const items: Array<RawItem> = []
     let start: RawItem | undefined
     do {
-      const page = await client.send(new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start }))
+      const page = await client.send(
+        new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start })
+      )
       items.push(...(page.Items ?? []))
       start = page.LastEvaluatedKey
     } while (start !== undefined)

@@ -38,8 +38,11 @@ describe("paging", () => {
       const store = yield* t.open({ client })
       const p = uniquePrefix("pages")
       const key = (i: number) => `${p}${String(i).padStart(2, "0")}`
-      yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
-        store.put({ key: key(i), value: patterned(valueBytes, i) }), { concurrency: 4 })
+      yield* Effect.forEach(
+        Array.from({ length: 40 }, (_, i) => i),
+        (i) => store.put({ key: key(i), value: patterned(valueBytes, i) }),
+        { concurrency: 4 }
+      )
 
       reset()
       const ascending = yield* store.getRange(p, Key.rangeEnd(p))
@@ -49,7 +52,9 @@ describe("paging", () => {
 
       const descending = yield* collect(store, { start: p, end: Key.rangeEnd(p), descending: true })
       expect(keysOf(descending)).toEqual(keysOf(ascending).reverse())
-      for (const [i, item] of descending.entries()) expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true)
+      for (const [i, item] of descending.entries()) {
+        expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true)
+      }
 
       // lazily paged: the first few items need only the first page
       reset()

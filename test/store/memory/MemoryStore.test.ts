@@ -25,7 +25,9 @@ type S = Store["Service"]
 
 const changes = (events: ReadonlyArray<WatchEvent>) => events.filter((e): e is Changed => e._tag !== "Init")
 const show = (event: Changed) =>
-  event._tag === "Put" ? `Put ${event.item.key}#${event.seq}=${decoder.decode(event.item.value)}` : `${event._tag} ${event.key}#${event.seq}`
+  event._tag === "Put"
+    ? `Put ${event.item.key}#${event.seq}=${decoder.decode(event.item.value)}`
+    : `${event._tag} ${event.key}#${event.seq}`
 
 /** Lets other fibers run until `done` holds (at most 200 yields; no clock involved). */
 const eventually = (done: () => boolean) =>
@@ -48,7 +50,8 @@ const watchInto = (store: S, options?: WatchOptions, gate?: Deferred.Deferred<vo
       Stream.runForEach((event) =>
         (event._tag !== "Init" && gate ? Deferred.await(gate) : Effect.void).pipe(
           Effect.andThen(Effect.sync(() => watching.events.push(event)))
-        )),
+        )
+      ),
       Effect.catch((error) => Effect.sync(() => (watching.error = error))),
       Effect.ensuring(Effect.sync(() => (watching.done = true))),
       Effect.forkScoped
@@ -71,9 +74,19 @@ describe("expiry under TestClock", () => {
       yield* TestClock.adjust(1)
       expect(yield* eventually(() => changes(watching.events).length === 2)).toBe(true)
       const [put, expired] = changes(watching.events)
-      expect(put).toMatchObject({ _tag: "Put", seq: 1, item: { key: "/s", revision: lease.revision, expires: now + 1_000 } })
+      expect(put).toMatchObject({
+        _tag: "Put",
+        seq: 1,
+        item: { key: "/s", revision: lease.revision, expires: now + 1_000 }
+      })
       const events = yield* inspector.events("/s")
-      expect(expired).toEqual({ _tag: "Expire", key: "/s", seq: 2, revision: events[1]!.revision, position: expired!.position })
+      expect(expired).toEqual({
+        _tag: "Expire",
+        key: "/s",
+        seq: 2,
+        revision: events[1]!.revision,
+        position: expired!.position
+      })
       // readers and writers meeting it later record nothing more
       for (let i = 0; i < 3; i++) expect(yield* Effect.flip(store.get("/s"))).toEqual(new NotFound({ key: "/s" }))
       expect(yield* Effect.flip(store.update({ key: "/s", value: bytes("y") }))).toEqual(new NotFound({ key: "/s" }))
@@ -110,7 +123,9 @@ describe("expiry under TestClock", () => {
       const { inspector, store } = yield* MemoryStore.makeWithInspector()
       const now = yield* Clock.currentTimeMillis
       const keys = Array.from({ length: 20 }, (_, i) => `/k${i}`)
-      yield* Effect.forEach(keys, (key) => store.put({ key, value: bytes(key), expires: now + 100 }), { concurrency: "unbounded" })
+      yield* Effect.forEach(keys, (key) => store.put({ key, value: bytes(key), expires: now + 100 }), {
+        concurrency: "unbounded"
+      })
       yield* TestClock.adjust(100)
       yield* Effect.forEach(keys, (key) => Effect.flip(store.get(key)), { concurrency: "unbounded" })
       for (const key of keys) expect(yield* inspector.ops(key)).toEqual(["put", "expire"])
@@ -159,7 +174,12 @@ describe("watch", () => {
 
       const foreign = yield* watchInto(store, { resumeFrom: { arn: "memory:another-store", shards: { log: "3" } } })
       expect(yield* eventually(() => changes(foreign.watching.events).length === 4)).toBe(true)
-      expect(changes(foreign.watching.events).map(show)).toEqual(["Put /r/a#1=1", "Put /r/b#1=2", "Delete /r/a#2", "Put /r/c#1=3"])
+      expect(changes(foreign.watching.events).map(show)).toEqual([
+        "Put /r/a#1=1",
+        "Put /r/b#1=2",
+        "Delete /r/a#2",
+        "Put /r/c#1=3"
+      ])
     }))
 
   it.effect("a consumer falling more than capacity behind fails with WatcherOverflow; other watches go on", () =>
@@ -203,7 +223,9 @@ describe("shred and rewrap", () => {
       const resume = yield* watchInto(store)
       expect(yield* store.shred("/users/alice")).toBe(1)
 
-      expect(yield* Effect.flip(store.get("/users/alice/a"))).toEqual(new Shredded({ key: "/users/alice/a", seq: 2, scope: "/users/alice" }))
+      expect(yield* Effect.flip(store.get("/users/alice/a"))).toEqual(
+        new Shredded({ key: "/users/alice/a", seq: 2, scope: "/users/alice" })
+      )
       expect(yield* Effect.flip(store.get("/users/alice/b"))).toMatchObject({ _tag: "Shredded", scope: "/users/alice" })
       expect(decoder.decode((yield* store.get("/users/alice2/x")).value)).toBe("x")
       expect(decoder.decode((yield* store.get("/users/bob/c")).value)).toBe("c")
@@ -252,7 +274,10 @@ describe("shred and rewrap", () => {
       yield* store.put({ key: "/a", value: bytes("a") })
       const before = yield* inspector.snapshot
       const material = new Uint8Array(32).fill(7)
-      const keyring = RawAesKeyring.make([{ id: RawAesKeyring.fingerprint(material), material: Redacted.make(material) }])
+      const keyring = RawAesKeyring.make([{
+        id: RawAesKeyring.fingerprint(material),
+        material: Redacted.make(material)
+      }])
       expect(yield* store.rewrap(keyring)).toBe(0)
       expect(yield* inspector.snapshot).toBe(before)
     }))
@@ -282,15 +307,34 @@ describe("history and getAt", () => {
         [5, "put", 40]
       ])
       expect(events[2]!.valueRevision).toBe(two.revision)
-      expect(yield* store.getAt("/h", { _tag: "Revision", revision: one.revision })).toMatchObject({ value: bytes("v1"), revision: one.revision })
-      expect(yield* store.getAt("/h", { _tag: "Revision", revision: two.revision })).toMatchObject({ value: bytes("v2"), expires: start + 1_000 })
+      expect(yield* store.getAt("/h", { _tag: "Revision", revision: one.revision })).toMatchObject({
+        value: bytes("v1"),
+        revision: one.revision
+      })
+      expect(yield* store.getAt("/h", { _tag: "Revision", revision: two.revision })).toMatchObject({
+        value: bytes("v2"),
+        expires: start + 1_000
+      })
       expect(yield* store.getAt("/h", { _tag: "Time", millis: start + 5 })).toMatchObject({ value: bytes("v1") })
-      expect(yield* store.getAt("/h", { _tag: "Time", millis: start + 25 })).toMatchObject({ value: bytes("v2"), expires: start + 2_000 })
-      expect(yield* Effect.flip(store.getAt("/h", { _tag: "Time", millis: start + 35 }))).toEqual(new NotFound({ key: "/h" }))
-      expect(yield* store.getAt("/h", { _tag: "Revision", revision: three.revision })).toMatchObject({ value: bytes("v3") })
-      expect(yield* Effect.flip(store.getAt("/h", { _tag: "Time", millis: start - 1 }))).toEqual(new NotFound({ key: "/h" }))
-      expect(yield* Effect.flip(store.getAt("/h", { _tag: "Revision", revision: "unknown" }))).toEqual(new NotFound({ key: "/h" }))
-      expect(yield* Effect.flip(store.getAt("", { _tag: "Revision", revision: one.revision }))).toMatchObject({ _tag: "BadParameter" })
+      expect(yield* store.getAt("/h", { _tag: "Time", millis: start + 25 })).toMatchObject({
+        value: bytes("v2"),
+        expires: start + 2_000
+      })
+      expect(yield* Effect.flip(store.getAt("/h", { _tag: "Time", millis: start + 35 }))).toEqual(
+        new NotFound({ key: "/h" })
+      )
+      expect(yield* store.getAt("/h", { _tag: "Revision", revision: three.revision })).toMatchObject({
+        value: bytes("v3")
+      })
+      expect(yield* Effect.flip(store.getAt("/h", { _tag: "Time", millis: start - 1 }))).toEqual(
+        new NotFound({ key: "/h" })
+      )
+      expect(yield* Effect.flip(store.getAt("/h", { _tag: "Revision", revision: "unknown" }))).toEqual(
+        new NotFound({ key: "/h" })
+      )
+      expect(yield* Effect.flip(store.getAt("", { _tag: "Revision", revision: one.revision }))).toMatchObject({
+        _tag: "BadParameter"
+      })
       expect([...yield* Stream.runCollect(store.history("/never"))]).toEqual([])
     }))
 })

@@ -16,7 +16,10 @@ import * as MemoryLog from "./MemoryLog.ts"
 export const logShard = "log"
 
 /** The position of the event at `position` of the log of the store named `arn`. */
-export const positionOf = (arn: string, position: number): WatchPosition => ({ arn, shards: { [logShard]: String(position) } })
+export const positionOf = (arn: string, position: number): WatchPosition => ({
+  arn,
+  shards: { [logShard]: String(position) }
+})
 
 /**
  * Where a resumed watch starts replaying: after the position's event, or from
@@ -42,7 +45,10 @@ export interface MemoryWatches {
    * A watch; `locked` runs the registration under the store's lock, so that
    * no append falls between the replay of a resumed watch and its live feed.
    */
-  readonly watch: (locked: <A>(effect: Effect.Effect<A>) => Effect.Effect<A>, options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
+  readonly watch: (
+    locked: <A>(effect: Effect.Effect<A>) => Effect.Effect<A>,
+    options?: WatchOptions
+  ) => Stream.Stream<WatchEvent, WatchError>
   /** Ends every watch: the store is closing. */
   readonly close: Effect.Effect<void>
 }

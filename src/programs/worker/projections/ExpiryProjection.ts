@@ -9,9 +9,9 @@ import { carriesValue } from "../../../domain/Event.ts"
 import type { Event } from "../../../domain/Event.ts"
 import { EventTable } from "../../../infra/EventTable.ts"
 import * as MinHeap from "../../collections/MinHeap.ts"
-import * as Projection from "../Projection.ts"
 import * as NewestEvents from "../../store/NewestEvents.ts"
 import { Store } from "../../store/Store.ts"
+import * as Projection from "../Projection.ts"
 
 interface Due {
   readonly key: string

@@ -6,16 +6,16 @@
  * starts one pass over every key in the background, which schedules what it
  * finds unsettled; stream processing does not wait for it.
  */
-import type { Fiber, } from "effect"
+import type { Fiber } from "effect"
 import { Clock, Effect, Queue } from "effect"
 import type { Event } from "../../../domain/Event.ts"
 import { carriesValue } from "../../../domain/Event.ts"
-import { isSafe, defaultWriteFence } from "../../../domain/WriteFence.ts"
+import { defaultWriteFence, isSafe } from "../../../domain/WriteFence.ts"
 import { EventTable } from "../../../infra/EventTable.ts"
 import { HistoryArea } from "../../../infra/HistoryArea.ts"
+import * as MinHeap from "../../collections/MinHeap.ts"
 import { compactAll, compactKey, defaultCompactionOptions } from "../Compaction.ts"
 import type { CompactionOptions, Pending } from "../Compaction.ts"
-import * as MinHeap from "../../collections/MinHeap.ts"
 import * as Projection from "../Projection.ts"
 
 export type { Retention } from "../../../domain/Retention.ts"
@@ -97,7 +97,9 @@ export const make = (options: CompactionOptions = defaultCompactionOptions) =>
         Effect.map((done) => {
           for (const pending of done.pending) schedule(pending)
         }),
-        Effect.catch((error) => Effect.logWarning(`a compaction pass over every key failed (${error._tag}); the next rebuild tries again`)),
+        Effect.catch((error) =>
+          Effect.logWarning(`a compaction pass over every key failed (${error._tag}); the next rebuild tries again`)
+        ),
         Effect.forkIn(scope),
         Effect.map((fiber) => {
           pass = fiber

@@ -5,8 +5,8 @@
  * events and a snapshot of all stored state. Plus small byte and key helpers.
  * Nothing here may need DynamoDB: the memory runner imports it without one.
  */
-import { randomUUID } from "node:crypto"
 import type { Effect, Scope } from "effect"
+import { randomUUID } from "node:crypto"
 import type { Store } from "../../../../src/programs/store/Store.ts"
 
 /** A store instance. */

@@ -26,8 +26,16 @@ export const badInputContract = (backend: ContractBackend) =>
     /** The bad keys, each with what the reason must say. */
     const badKeys: ReadonlyArray<{ readonly name: string; readonly key: string; readonly reason: RegExp }> = [
       { name: "empty key", key: "", reason: /non-empty/ },
-      { name: "key over the limit (ASCII)", key: `/${"a".repeat(Key.maxKeyBytes)}`, reason: new RegExp(`at most ${Key.maxKeyBytes} UTF-8 bytes, this one has ${Key.maxKeyBytes + 1}`) },
-      { name: "key over the limit in bytes, not in characters", key: "\u00e9".repeat(508), reason: /at most 1015 UTF-8 bytes, this one has 1016/ },
+      {
+        name: "key over the limit (ASCII)",
+        key: `/${"a".repeat(Key.maxKeyBytes)}`,
+        reason: new RegExp(`at most ${Key.maxKeyBytes} UTF-8 bytes, this one has ${Key.maxKeyBytes + 1}`)
+      },
+      {
+        name: "key over the limit in bytes, not in characters",
+        key: "\u00e9".repeat(508),
+        reason: /at most 1015 UTF-8 bytes, this one has 1016/
+      },
       { name: "NUL character", key: "/a\u0000b", reason: /NUL/ },
       { name: "lone high surrogate", key: "/a\uD800", reason: /lone surrogate/ },
       { name: "lone low surrogate", key: "/a\uDC00b", reason: /lone surrogate/ }
@@ -37,20 +45,46 @@ export const badInputContract = (backend: ContractBackend) =>
     const lease = (key: string) => ({ key, revision: "01a211f4-624a-7c19-8bbb-ae6c60c74049" })
 
     /** Every operation that takes a key, with the field its error must name. */
-    const keyOperations: ReadonlyArray<{ readonly name: string; readonly field: string; readonly run: (store: S, key: string) => Effect.Effect<unknown, unknown> }> = [
+    const keyOperations: ReadonlyArray<
+      {
+        readonly name: string
+        readonly field: string
+        readonly run: (store: S, key: string) => Effect.Effect<unknown, unknown>
+      }
+    > = [
       { name: "create", field: "key", run: (store, key) => store.create({ key, value }) },
       { name: "put", field: "key", run: (store, key) => store.put({ key, value }) },
       { name: "update", field: "key", run: (store, key) => store.update({ key, value }) },
-      { name: "compareAndSwap", field: "key", run: (store, key) => store.compareAndSwap({ key, value }, { key, value }) },
-      { name: "conditionalUpdate", field: "key", run: (store, key) => store.conditionalUpdate({ key, value, revision: lease(key).revision }) },
-      { name: "conditionalDelete", field: "key", run: (store, key) => store.conditionalDelete(key, lease(key).revision) },
+      {
+        name: "compareAndSwap",
+        field: "key",
+        run: (store, key) => store.compareAndSwap({ key, value }, { key, value })
+      },
+      {
+        name: "conditionalUpdate",
+        field: "key",
+        run: (store, key) => store.conditionalUpdate({ key, value, revision: lease(key).revision })
+      },
+      {
+        name: "conditionalDelete",
+        field: "key",
+        run: (store, key) => store.conditionalDelete(key, lease(key).revision)
+      },
       { name: "get", field: "key", run: (store, key) => store.get(key) },
       { name: "delete", field: "key", run: (store, key) => store.delete(key) },
       { name: "keepAlive", field: "key", run: (store, key) => store.keepAlive(lease(key), 1_000) },
       { name: "getRange start", field: "start", run: (store, key) => store.getRange(key, "/z") },
       { name: "getRange end", field: "end", run: (store, key) => store.getRange("/a", key) },
-      { name: "items start", field: "start", run: (store, key) => Stream.runCollect(store.items({ start: key, end: "/z" })) },
-      { name: "items end (descending)", field: "end", run: (store, key) => Stream.runCollect(store.items({ start: "/a", end: key, descending: true })) },
+      {
+        name: "items start",
+        field: "start",
+        run: (store, key) => Stream.runCollect(store.items({ start: key, end: "/z" }))
+      },
+      {
+        name: "items end (descending)",
+        field: "end",
+        run: (store, key) => Stream.runCollect(store.items({ start: "/a", end: key, descending: true }))
+      },
       { name: "deleteRange start", field: "start", run: (store, key) => store.deleteRange(key, "/z") },
       { name: "deleteRange end", field: "end", run: (store, key) => store.deleteRange("/a", key) },
       {
@@ -66,7 +100,9 @@ export const badInputContract = (backend: ContractBackend) =>
 
     /** What every observed run finds stored, so "unchanged" means something on a backend whose state lives for one test. */
     const seed = (store: S) =>
-      Effect.forEach(["/a", "/fine", "/m", "/z"], (key) => store.put({ key, value: bytes(`seed ${key}`) }), { discard: true })
+      Effect.forEach(["/a", "/fine", "/m", "/z"], (key) => store.put({ key, value: bytes(`seed ${key}`) }), {
+        discard: true
+      })
 
     /**
      * Runs `f` on a fresh store instance of seeded storage, recording the requests it sent (where the backend does I/O)
@@ -114,7 +150,8 @@ export const badInputContract = (backend: ContractBackend) =>
                 expect(error, bad.name).toMatchObject({ _tag: "BadParameter", field: operation.field })
                 expect((error as BadParameter).reason, bad.name).toMatch(bad.reason)
                 expect((error as BadParameter).message, bad.name).toContain(operation.field)
-              }).pipe(Effect.orDie), { discard: true })))
+              }).pipe(Effect.orDie), { discard: true })
+          ))
       }
 
       it.effect("the longest valid key works for writes, reads and as range bounds", () =>
@@ -156,7 +193,8 @@ export const badInputContract = (backend: ContractBackend) =>
               expect(["/m", "/new"]).toContain(tooLarge.key)
               expect(tooLarge.message).toContain(tooLarge.key)
             }
-          }).pipe(Effect.orDie)))
+          }).pipe(Effect.orDie)
+        ))
 
       it.effect("a value exactly at the bound is stored and read back, on the longest key, through every write path", () =>
         Effect.gen(function*() {
@@ -168,12 +206,20 @@ export const badInputContract = (backend: ContractBackend) =>
           const now = yield* Clock.currentTimeMillis
           yield* store.create({ key, value: fill(1), expires: now + 1_000_000_000 })
           yield* store.update({ key, value: fill(2), expires: now + 1_000_000_000_000_000 })
-          yield* store.compareAndSwap({ key, value: fill(2) }, { key, value: fill(3), expires: Number.MAX_SAFE_INTEGER })
+          yield* store.compareAndSwap({ key, value: fill(2) }, {
+            key,
+            value: fill(3),
+            expires: Number.MAX_SAFE_INTEGER
+          })
           const item = yield* store.get(key)
           // a keep-alive re-encrypts the value with more attributes: it must still fit
           yield* store.keepAlive(item, Number.MAX_SAFE_INTEGER - 1)
           yield* store.conditionalUpdate({ ...item, value: fill(4) })
-          yield* store.atomicWrite([{ key, condition: Condition.exists, action: Action.put(fill(5), Number.MAX_SAFE_INTEGER) }])
+          yield* store.atomicWrite([{
+            key,
+            condition: Condition.exists,
+            action: Action.put(fill(5), Number.MAX_SAFE_INTEGER)
+          }])
           yield* store.put({ key, value: fill(6) })
           const last = yield* store.get(key)
           expect(sameBytes(last.value, fill(6))).toBe(true)
@@ -185,30 +231,53 @@ export const badInputContract = (backend: ContractBackend) =>
         expectNoIo((store) =>
           Effect.gen(function*() {
             const notBytes = "text" as unknown as Uint8Array
-            expect(yield* Effect.flip(store.put({ key: "/m", value: notBytes }))).toMatchObject({ _tag: "BadParameter", field: "value" })
+            expect(yield* Effect.flip(store.put({ key: "/m", value: notBytes }))).toMatchObject({
+              _tag: "BadParameter",
+              field: "value"
+            })
             for (const expires of [1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
-              expect(yield* Effect.flip(store.put({ key: "/m", value, expires }))).toMatchObject({ _tag: "BadParameter", field: "expires" })
-              expect(yield* Effect.flip(store.keepAlive(lease("/m"), expires))).toMatchObject({ _tag: "BadParameter", field: "expires" })
+              expect(yield* Effect.flip(store.put({ key: "/m", value, expires }))).toMatchObject({
+                _tag: "BadParameter",
+                field: "expires"
+              })
+              expect(yield* Effect.flip(store.keepAlive(lease("/m"), expires))).toMatchObject({
+                _tag: "BadParameter",
+                field: "expires"
+              })
             }
-          }).pipe(Effect.orDie)))
+          }).pipe(Effect.orDie)
+        ))
 
       it.effect("a badly shaped atomic write is BadParameter before any I/O", () =>
         expectNoIo((store) =>
           Effect.gen(function*() {
-            const put = (key: string): ConditionalAction => ({ key, condition: Condition.whatever, action: Action.put(value) })
+            const put = (key: string): ConditionalAction => ({
+              key,
+              condition: Condition.whatever,
+              action: Action.put(value)
+            })
             const shapes: ReadonlyArray<readonly [ReadonlyArray<ConditionalAction>, string, RegExp]> = [
               [[], "actions", /1 to 64 entries, got 0/],
               [Array.from({ length: 65 }, (_, i) => put(`/k${i}`)), "actions", /got 65/],
               [[put("/a"), put("/b"), put("/a")], "actions[2].key", /duplicate key/],
-              [[{ key: "/a", condition: Condition.revision(""), action: Action.delete }], "actions[0].condition", /needs a revision/],
-              [[{ key: "/a", condition: Condition.exists, action: Action.nop }], "actions", /at least one Put or Delete/]
+              [
+                [{ key: "/a", condition: Condition.revision(""), action: Action.delete }],
+                "actions[0].condition",
+                /needs a revision/
+              ],
+              [
+                [{ key: "/a", condition: Condition.exists, action: Action.nop }],
+                "actions",
+                /at least one Put or Delete/
+              ]
             ]
             for (const [actions, field, reason] of shapes) {
               const error = yield* Effect.flip(store.atomicWrite(actions))
               expect(error).toMatchObject({ _tag: "BadParameter", field })
               expect((error as BadParameter).reason).toMatch(reason)
             }
-          }).pipe(Effect.orDie)))
+          }).pipe(Effect.orDie)
+        ))
 
       // Regression (was a bug in src/domain/AtomicWrite.ts validate / src/programs/store/AtomicWriter.ts atomicWrite): the expiry of a Put action is
       // never checked (Store.put's checkExpiry is not applied). A fractional expiry is written as exp "1.5"; EventRecord.decode
@@ -219,11 +288,19 @@ export const badInputContract = (backend: ContractBackend) =>
           const p = uniquePrefix("atomic-expiry")
           for (const [index, expires] of [1.5, Number.NaN, Number.POSITIVE_INFINITY].entries()) {
             const key = `${p}${index}`
-            const { result, requests, unchanged } = yield* observe(quarantine, (store) =>
-              Effect.result(store.atomicWrite([{ key, condition: Condition.whatever, action: Action.put(value, expires) }])))
+            const { result, requests, unchanged } = yield* observe(
+              quarantine,
+              (store) =>
+                Effect.result(
+                  store.atomicWrite([{ key, condition: Condition.whatever, action: Action.put(value, expires) }])
+                )
+            )
             expect(result._tag, `expires ${expires}`).toBe("Failure")
             if (result._tag === "Failure") {
-              expect(result.failure, `expires ${expires}`).toMatchObject({ _tag: "BadParameter", field: "actions[0].action.expires" })
+              expect(result.failure, `expires ${expires}`).toMatchObject({
+                _tag: "BadParameter",
+                field: "actions[0].action.expires"
+              })
             }
             if (requests !== undefined) expect(requests, `expires ${expires}`).toEqual([])
             expect(unchanged, `expires ${expires}`).toBe(true)
@@ -236,7 +313,9 @@ export const badInputContract = (backend: ContractBackend) =>
           const p = uniquePrefix("bricked")
           const key = `${p}k`
           yield* store.put({ key: `${p}neighbour`, value: bytes("n") })
-          yield* Effect.ignore(store.atomicWrite([{ key, condition: Condition.whatever, action: Action.put(value, 1.5) }]))
+          yield* Effect.ignore(
+            store.atomicWrite([{ key, condition: Condition.whatever, action: Action.put(value, 1.5) }])
+          )
           // acceptable: refused up front (so NotFound now) or stored with a usable expiry; never DecryptionFailed
           const read = yield* Effect.result(store.get(key))
           if (read._tag === "Failure") expect(read.failure._tag).toBe("NotFound")
@@ -253,8 +332,14 @@ export const badInputContract = (backend: ContractBackend) =>
         Effect.gen(function*() {
           const p = uniquePrefix("atomic-4mb")
           const big = new Uint8Array(380 * 1024)
-          const actions = Array.from({ length: 12 }, (_, i): ConditionalAction => ({ key: `${p}${i}`, condition: Condition.whatever, action: Action.put(big) }))
-          const { result, requests, unchanged } = yield* observe(quarantine, (store) => Effect.result(store.atomicWrite(actions)))
+          const actions = Array.from(
+            { length: 12 },
+            (_, i): ConditionalAction => ({ key: `${p}${i}`, condition: Condition.whatever, action: Action.put(big) })
+          )
+          const { result, requests, unchanged } = yield* observe(
+            quarantine,
+            (store) => Effect.result(store.atomicWrite(actions))
+          )
           for (const [index] of actions.entries()) expect(yield* quarantine.ops(`${p}${index}`)).toEqual([])
           expect(result._tag).toBe("Failure")
           if (result._tag === "Failure") expect(["BadParameter", "ValueTooLarge"]).toContain(result.failure._tag)

@@ -19,7 +19,10 @@ export const deleteRangeContract = (backend: ContractBackend) =>
       Array.from({ length: count }, (_, i) => `${prefix}k${String(i).padStart(3, "0")}`)
 
     const putAll = (store: Store["Service"], keys: ReadonlyArray<string>, expires?: number) =>
-      Effect.forEach(keys, (key) => store.put({ key, value: bytes(`v ${key}`), expires }), { concurrency: 16, discard: true })
+      Effect.forEach(keys, (key) => store.put({ key, value: bytes(`v ${key}`), expires }), {
+        concurrency: 16,
+        discard: true
+      })
 
     const liveKeys = (store: Store["Service"], prefix: string) =>
       Effect.map(store.getRange(prefix, Key.rangeEnd(prefix)), (items) => items.map((item) => item.key))
@@ -110,7 +113,10 @@ export const deleteRangeContract = (backend: ContractBackend) =>
           const store = yield* s.open()
           const p = uniquePrefix("pages")
           const keys = numbered(p, 30)
-          yield* Effect.forEach(keys, (key, i) => store.put({ key, value: patterned(60 * 1024, i) }), { concurrency: 4, discard: true })
+          yield* Effect.forEach(keys, (key, i) => store.put({ key, value: patterned(60 * 1024, i) }), {
+            concurrency: 4,
+            discard: true
+          })
           yield* store.put({ key: keys[10]!, value: patterned(60 * 1024, 99) })
           expect(yield* store.deleteRange(p, Key.rangeEnd(p))).toBe(30)
           expect(yield* liveKeys(store, p)).toEqual([])

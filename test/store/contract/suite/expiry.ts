@@ -6,7 +6,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Stream } from "effect"
 import { Action, Condition } from "../../../../src/domain/AtomicWrite.ts"
-import { AlreadyExists, CompareFailed, ConditionFailed, IncorrectRevision, NotFound } from "../../../../src/domain/Errors.ts"
+import {
+  AlreadyExists,
+  CompareFailed,
+  ConditionFailed,
+  IncorrectRevision,
+  NotFound
+} from "../../../../src/domain/Errors.ts"
 import type { Lease } from "../../../../src/domain/Item.ts"
 import * as Key from "../../../../src/domain/Key.ts"
 import type { Store } from "../../../../src/programs/store/Store.ts"
@@ -37,13 +43,17 @@ export const expiryContract = (backend: ContractBackend) =>
     const inRange = (store: S, key: string) =>
       Effect.map(store.getRange(key, key), (items) => items.map((item) => item.key))
     const inItems = (store: S, key: string, descending: boolean) =>
-      Effect.map(Stream.runCollect(store.items({ start: key, end: Key.rangeEnd(key), descending, limit: 1 })), (items) =>
-        [...items].map((item) => item.key))
+      Effect.map(
+        Stream.runCollect(store.items({ start: key, end: Key.rangeEnd(key), descending, limit: 1 })),
+        (items) => [...items].map((item) => item.key)
+      )
 
     const cases: ReadonlyArray<Case> = [
       {
         operation: "create",
-        live: (store, key) => Effect.map(Effect.flip(store.create({ key, value: bytes("new") })), (e) => expect(e).toEqual(new AlreadyExists({ key }))),
+        live: (store, key) =>
+          Effect.map(Effect.flip(store.create({ key, value: bytes("new") })), (e) =>
+            expect(e).toEqual(new AlreadyExists({ key }))),
         absent: (store, key) =>
           Effect.gen(function*() {
             yield* store.create({ key, value: bytes("new") })
@@ -53,19 +63,23 @@ export const expiryContract = (backend: ContractBackend) =>
       },
       {
         operation: "put",
-        live: (store, key) => Effect.map(store.put({ key, value: bytes("new") }), (lease) => expect(lease.key).toBe(key)),
+        live: (store, key) =>
+          Effect.map(store.put({ key, value: bytes("new") }), (lease) => expect(lease.key).toBe(key)),
         absent: (store, key) => Effect.asVoid(store.put({ key, value: bytes("new") })),
         opsAfterAbsent: ["put", "expire", "put"]
       },
       {
         operation: "update",
         live: (store, key) => Effect.asVoid(store.update({ key, value: bytes("new") })),
-        absent: (store, key) => Effect.map(Effect.flip(store.update({ key, value: bytes("new") })), (e) => expect(e).toEqual(new NotFound({ key }))),
+        absent: (store, key) =>
+          Effect.map(Effect.flip(store.update({ key, value: bytes("new") })), (e) =>
+            expect(e).toEqual(new NotFound({ key }))),
         opsAfterAbsent: ["put", "expire"]
       },
       {
         operation: "compareAndSwap",
-        live: (store, key) => Effect.asVoid(store.compareAndSwap({ key, value: bytes("v") }, { key, value: bytes("new") })),
+        live: (store, key) =>
+          Effect.asVoid(store.compareAndSwap({ key, value: bytes("v") }, { key, value: bytes("new") })),
         absent: (store, key) =>
           Effect.map(Effect.flip(store.compareAndSwap({ key, value: bytes("v") }, { key, value: bytes("new") })), (e) =>
             expect(e).toEqual(new CompareFailed({ key, reason: "absent" }))),
@@ -73,15 +87,20 @@ export const expiryContract = (backend: ContractBackend) =>
       },
       {
         operation: "conditionalUpdate",
-        live: (store, key, lease) => Effect.asVoid(store.conditionalUpdate({ key, value: bytes("new"), revision: lease.revision })),
+        live: (store, key, lease) =>
+          Effect.asVoid(store.conditionalUpdate({ key, value: bytes("new"), revision: lease.revision })),
         absent: (store, key, lease) =>
-          Effect.map(Effect.flip(store.conditionalUpdate({ key, value: bytes("new"), revision: lease.revision })), (e) =>
-            expect(e).toEqual(new IncorrectRevision({ key, expected: lease.revision }))),
+          Effect.map(
+            Effect.flip(store.conditionalUpdate({ key, value: bytes("new"), revision: lease.revision })),
+            (e) =>
+              expect(e).toEqual(new IncorrectRevision({ key, expected: lease.revision }))
+          ),
         opsAfterAbsent: ["put", "expire"]
       },
       {
         operation: "conditionalDelete",
-        live: (store, key, lease) => store.conditionalDelete(key, lease.revision),
+        live: (store, key, lease) =>
+          store.conditionalDelete(key, lease.revision),
         absent: (store, key, lease) =>
           Effect.map(Effect.flip(store.conditionalDelete(key, lease.revision)), (e) =>
             expect(e).toEqual(new IncorrectRevision({ key, expected: lease.revision }))),
@@ -89,8 +108,12 @@ export const expiryContract = (backend: ContractBackend) =>
       },
       {
         operation: "get",
-        live: (store, key, lease) => Effect.map(store.get(key), (item) => expect(item.revision).toBe(lease.revision)),
-        absent: (store, key) => Effect.map(Effect.flip(store.get(key)), (e) => expect(e).toEqual(new NotFound({ key }))),
+        live: (store, key, lease) =>
+          Effect.map(store.get(key), (item) =>
+            expect(item.revision).toBe(lease.revision)),
+        absent: (store, key) =>
+          Effect.map(Effect.flip(store.get(key)), (e) =>
+            expect(e).toEqual(new NotFound({ key }))),
         opsAfterAbsent: ["put", "expire"]
       },
       {
@@ -116,7 +139,8 @@ export const expiryContract = (backend: ContractBackend) =>
       {
         operation: "delete",
         live: (store, key) => store.delete(key),
-        absent: (store, key) => Effect.map(Effect.flip(store.delete(key)), (e) => expect(e).toEqual(new NotFound({ key }))),
+        absent: (store, key) =>
+          Effect.map(Effect.flip(store.delete(key)), (e) => expect(e).toEqual(new NotFound({ key }))),
         opsAfterAbsent: ["put", "expire"]
       },
       {
@@ -139,19 +163,30 @@ export const expiryContract = (backend: ContractBackend) =>
       },
       {
         operation: "atomicWrite Exists",
-        live: (store, key) => Effect.asVoid(store.atomicWrite([{ key, condition: Condition.exists, action: Action.put(bytes("new")) }])),
+        live: (store, key) =>
+          Effect.asVoid(store.atomicWrite([{ key, condition: Condition.exists, action: Action.put(bytes("new")) }])),
         absent: (store, key) =>
-          Effect.map(Effect.flip(store.atomicWrite([{ key, condition: Condition.exists, action: Action.put(bytes("new")) }])), (e) =>
-            expect(e).toEqual(new ConditionFailed({ key, condition: "Exists" }))),
+          Effect.map(
+            Effect.flip(store.atomicWrite([{ key, condition: Condition.exists, action: Action.put(bytes("new")) }])),
+            (e) => expect(e).toEqual(new ConditionFailed({ key, condition: "Exists" }))
+          ),
         opsAfterAbsent: ["put", "expire"]
       },
       {
         operation: "atomicWrite Revision",
         live: (store, key, lease) =>
-          Effect.asVoid(store.atomicWrite([{ key, condition: Condition.revision(lease.revision), action: Action.delete }])),
+          Effect.asVoid(
+            store.atomicWrite([{ key, condition: Condition.revision(lease.revision), action: Action.delete }])
+          ),
         absent: (store, key, lease) =>
           Effect.map(
-            Effect.flip(store.atomicWrite([{ key, condition: Condition.revision(lease.revision), action: Action.put(bytes("x")) }])),
+            Effect.flip(
+              store.atomicWrite([{
+                key,
+                condition: Condition.revision(lease.revision),
+                action: Action.put(bytes("x"))
+              }])
+            ),
             (e) => expect(e).toMatchObject({ _tag: "ConditionFailed", key })
           ),
         opsAfterAbsent: ["put", "expire"]
@@ -159,11 +194,17 @@ export const expiryContract = (backend: ContractBackend) =>
       {
         operation: "atomicWrite NotExists",
         live: (store, key) =>
-          Effect.map(Effect.flip(store.atomicWrite([{ key, condition: Condition.notExists, action: Action.put(bytes("new")) }])), (e) =>
-            expect(e).toEqual(new ConditionFailed({ key, condition: "NotExists" }))),
+          Effect.map(
+            Effect.flip(store.atomicWrite([{ key, condition: Condition.notExists, action: Action.put(bytes("new")) }])),
+            (e) => expect(e).toEqual(new ConditionFailed({ key, condition: "NotExists" }))
+          ),
         absent: (store, key) =>
           Effect.gen(function*() {
-            const revision = yield* store.atomicWrite([{ key, condition: Condition.notExists, action: Action.put(bytes("new")) }])
+            const revision = yield* store.atomicWrite([{
+              key,
+              condition: Condition.notExists,
+              action: Action.put(bytes("new"))
+            }])
             expect(yield* store.get(key)).toMatchObject({ value: bytes("new"), revision })
           }),
         opsAfterAbsent: ["put", "expire", "put"]
@@ -249,7 +290,14 @@ export const expiryContract = (backend: ContractBackend) =>
             Effect.flip(one.compareAndSwap({ key, value: bytes("v") }, { key, value: bytes("c") })),
             Effect.flip(two.get(key))
           ], { concurrency: "unbounded" })
-          expect(outcomes.map((error) => error._tag)).toEqual(["NotFound", "NotFound", "NotFound", "NotFound", "CompareFailed", "NotFound"])
+          expect(outcomes.map((error) => error._tag)).toEqual([
+            "NotFound",
+            "NotFound",
+            "NotFound",
+            "NotFound",
+            "CompareFailed",
+            "NotFound"
+          ])
           expect(yield* s.ops(key)).toEqual(["put", "expire"])
           yield* two.create({ key, value: bytes("again") })
           expect(text((yield* one.get(key)).value)).toBe("again")
@@ -293,7 +341,9 @@ export const expiryContract = (backend: ContractBackend) =>
           const store = yield* s.open()
           const p = uniquePrefix("atomic")
           const now = yield* Clock.currentTimeMillis
-          for (const name of ["a", "b", "c"]) yield* store.put({ key: p + name, value: bytes(name), expires: now + ttl })
+          for (const name of ["a", "b", "c"]) {
+            yield* store.put({ key: p + name, value: bytes(name), expires: now + ttl })
+          }
           yield* backend.advance(ttl)
           const revision = yield* store.atomicWrite([
             { key: `${p}a`, condition: Condition.notExists, action: Action.put(bytes("A")) },
@@ -358,7 +408,9 @@ export const expiryContract = (backend: ContractBackend) =>
           const { one, key } = yield* staleSetup(150)
           yield* Effect.sleep("250 millis")
           const outcome = yield* Effect.result(
-            one.atomicWrite([{ key, condition: Condition.notExists, action: Action.put(bytes("fresh")) }]).pipe(Effect.timeout("4 seconds"))
+            one.atomicWrite([{ key, condition: Condition.notExists, action: Action.put(bytes("fresh")) }]).pipe(
+              Effect.timeout("4 seconds")
+            )
           )
           expect(outcome._tag === "Failure" ? outcome.failure._tag : "Success").toBe("Success")
           expect(yield* s.ops(key)).toEqual(["put", "put", "expire", "put"])

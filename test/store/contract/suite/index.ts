@@ -2,8 +2,8 @@
  * The whole behavioural store contract, to run against one backend: every
  * runner (DynamoDB, memory) calls {@link storeContract} with its own backend.
  */
-import { badInputContract } from "./badInput.ts"
 import type { ContractBackend } from "./Backend.ts"
+import { badInputContract } from "./badInput.ts"
 import { deleteRangeContract } from "./deleteRange.ts"
 import { expiryContract } from "./expiry.ts"
 import { rangesContract } from "./ranges.ts"

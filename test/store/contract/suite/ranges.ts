@@ -73,7 +73,21 @@ export const rangesContract = (backend: ContractBackend) =>
         Effect.gen(function*() {
           const store = yield* s.open()
           const p = uniquePrefix("utf8")
-          const chars = ["a", "~", "\u007F", "\u0080", "\u00e9", "\u07FF", "\u0800", "\uD7FF", "\uE000", "\uFFFF", "\u{10000}", "\u{1F600}", "\u{10FFFF}"]
+          const chars = [
+            "a",
+            "~",
+            "\u007F",
+            "\u0080",
+            "\u00e9",
+            "\u07FF",
+            "\u0800",
+            "\uD7FF",
+            "\uE000",
+            "\uFFFF",
+            "\u{10000}",
+            "\u{1F600}",
+            "\u{10FFFF}"
+          ]
           const keys = chars.map((c) => `${p}${c}`)
           yield* putAll(store, [...keys].reverse())
           const expected = [...keys].sort(Key.compare)
@@ -81,12 +95,23 @@ export const rangesContract = (backend: ContractBackend) =>
           const ascending = yield* store.getRange(p, Key.rangeEnd(p))
           expect(keysOf(ascending)).toEqual(expected)
           for (const item of ascending) expect(text(item.value)).toBe(`value of ${item.key}`)
-          expect(keysOf(yield* collect(store, { start: p, end: Key.rangeEnd(p), descending: true }))).toEqual([...expected].reverse())
+          expect(keysOf(yield* collect(store, { start: p, end: Key.rangeEnd(p), descending: true }))).toEqual(
+            [...expected].reverse()
+          )
           // a range that is empty in UTF-16 order but not in UTF-8 order
           expect(keysOf(yield* store.getRange(`${p}\uFFFF`, `${p}\u{10000}`))).toEqual([`${p}\uFFFF`, `${p}\u{10000}`])
-          expect(keysOf(yield* store.getRange(`${p}\uE000`, `${p}\u{1F600}`))).toEqual([`${p}\uE000`, `${p}\uFFFF`, `${p}\u{10000}`, `${p}\u{1F600}`])
+          expect(keysOf(yield* store.getRange(`${p}\uE000`, `${p}\u{1F600}`))).toEqual([
+            `${p}\uE000`,
+            `${p}\uFFFF`,
+            `${p}\u{10000}`,
+            `${p}\u{1F600}`
+          ])
           // the largest valid key fits as an end bound and sorts last
-          expect(keysOf(yield* store.getRange(`${p}\u{10000}`, Key.maxKey)).slice(0, 3)).toEqual([`${p}\u{10000}`, `${p}\u{1F600}`, `${p}\u{10FFFF}`])
+          expect(keysOf(yield* store.getRange(`${p}\u{10000}`, Key.maxKey)).slice(0, 3)).toEqual([
+            `${p}\u{10000}`,
+            `${p}\u{1F600}`,
+            `${p}\u{10FFFF}`
+          ])
         }))
     })
 
@@ -103,10 +128,16 @@ export const rangesContract = (backend: ContractBackend) =>
           expect(yield* Effect.map(store.getRange(p, Key.rangeEnd(p)), (items) => items.length)).toBe(20)
           yield* backend.advance(100)
           expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p), { limit: 3 }))).toEqual([key(5), key(6), key(7)])
-          expect(keysOf(yield* collect(store, { start: p, end: Key.rangeEnd(p), limit: 3 }))).toEqual([key(5), key(6), key(7)])
+          expect(keysOf(yield* collect(store, { start: p, end: Key.rangeEnd(p), limit: 3 }))).toEqual([
+            key(5),
+            key(6),
+            key(7)
+          ])
           expect(keysOf(yield* collect(store, { start: p, end: Key.rangeEnd(p), limit: 3, descending: true })))
             .toEqual([key(14), key(13), key(12)])
-          expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p)))).toEqual([5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map(key))
+          expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p)))).toEqual(
+            [5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map(key)
+          )
           // 0 is Teleport's NoLimit
           expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p), { limit: 0 }))).toHaveLength(10)
           expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p), { limit: 1000 }))).toHaveLength(10)
@@ -128,7 +159,10 @@ export const rangesContract = (backend: ContractBackend) =>
           const latest = new Map<string, string>()
           for (const name of ["a", "b", "c", "d"]) {
             for (let version = 1; version <= 4; version++) {
-              latest.set(`${p}${name}`, (yield* store.put({ key: `${p}${name}`, value: bytes(`${name}${version}`) })).revision)
+              latest.set(
+                `${p}${name}`,
+                (yield* store.put({ key: `${p}${name}`, value: bytes(`${name}${version}`) })).revision
+              )
             }
           }
           // b: newest event is a keep-alive; c: deleted after its puts; d: newest put expired, older ones did not expire
@@ -201,19 +235,29 @@ export const rangesContract = (backend: ContractBackend) =>
           const store = yield* s.open()
           const p = uniquePrefix("pages")
           const key = (i: number) => `${p}${String(i).padStart(2, "0")}`
-          yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
-            store.put({ key: key(i), value: patterned(valueBytes, i) }), { concurrency: 4 })
+          yield* Effect.forEach(
+            Array.from({ length: 40 }, (_, i) => i),
+            (i) => store.put({ key: key(i), value: patterned(valueBytes, i) }),
+            { concurrency: 4 }
+          )
 
           const ascending = yield* store.getRange(p, Key.rangeEnd(p))
           expect(keysOf(ascending)).toEqual(Array.from({ length: 40 }, (_, i) => key(i)))
-          for (const [i, item] of ascending.entries()) expect(sameBytes(item.value, patterned(valueBytes, i))).toBe(true)
+          for (const [i, item] of ascending.entries()) {
+            expect(sameBytes(item.value, patterned(valueBytes, i))).toBe(true)
+          }
 
           const descending = yield* collect(store, { start: p, end: Key.rangeEnd(p), descending: true })
           expect(keysOf(descending)).toEqual(keysOf(ascending).reverse())
-          for (const [i, item] of descending.entries()) expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true)
+          for (const [i, item] of descending.entries()) {
+            expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true)
+          }
 
           // the first few items, by taking from the stream or by a limit (how many pages that reads: pagingIo.test.ts)
-          const firstTwo = yield* store.items({ start: p, end: Key.rangeEnd(p) }).pipe(Stream.take(2), Stream.runCollect)
+          const firstTwo = yield* store.items({ start: p, end: Key.rangeEnd(p) }).pipe(
+            Stream.take(2),
+            Stream.runCollect
+          )
           expect(keysOf([...firstTwo])).toEqual([key(0), key(1)])
           expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p), { limit: 3 }))).toEqual([key(0), key(1), key(2)])
         }))
@@ -238,7 +282,9 @@ export const rangesContract = (backend: ContractBackend) =>
           }
           // a range of just that key, both directions
           expect((yield* store.getRange(`${p}m`, `${p}m`)).map((item) => item.revision)).toEqual([last.revision])
-          expect((yield* collect(store, { start: `${p}m`, end: `${p}m`, descending: true })).map((item) => item.revision))
+          expect(
+            (yield* collect(store, { start: `${p}m`, end: `${p}m`, descending: true })).map((item) => item.revision)
+          )
             .toEqual([last.revision])
         }))
     })

@@ -91,7 +91,12 @@ export const singleKeyContract = (backend: ContractBackend) =>
           const updated = yield* store.update({ key, value: bytes("new") })
           expect(updated.key).toBe(key)
           expect(updated.revision).not.toBe(first.revision)
-          expect(yield* store.get(key)).toEqual({ key, value: bytes("new"), expires: undefined, revision: updated.revision })
+          expect(yield* store.get(key)).toEqual({
+            key,
+            value: bytes("new"),
+            expires: undefined,
+            revision: updated.revision
+          })
         }))
 
       it.effect("update fails with NotFound on a missing or deleted key and writes nothing", () =>
@@ -128,7 +133,9 @@ export const singleKeyContract = (backend: ContractBackend) =>
           const key = `${uniquePrefix("cas")}k`
           const lease = yield* store.put({ key, value: bytes("value") })
           for (const expected of ["other", "valu", "value!", ""]) {
-            const error = yield* Effect.flip(store.compareAndSwap({ key, value: bytes(expected) }, { key, value: bytes("x") }))
+            const error = yield* Effect.flip(
+              store.compareAndSwap({ key, value: bytes(expected) }, { key, value: bytes("x") })
+            )
             expect(error).toEqual(new CompareFailed({ key, reason: "value-mismatch" }))
           }
           expect(yield* store.get(key)).toMatchObject({ value: bytes("value"), revision: lease.revision })
@@ -139,11 +146,15 @@ export const singleKeyContract = (backend: ContractBackend) =>
         Effect.gen(function*() {
           const store = yield* s.open()
           const key = `${uniquePrefix("cas")}k`
-          const missing = yield* Effect.flip(store.compareAndSwap({ key, value: bytes("") }, { key, value: bytes("x") }))
+          const missing = yield* Effect.flip(
+            store.compareAndSwap({ key, value: bytes("") }, { key, value: bytes("x") })
+          )
           expect(missing).toEqual(new CompareFailed({ key, reason: "absent" }))
           yield* store.put({ key, value: bytes("v") })
           yield* store.delete(key)
-          const deleted = yield* Effect.flip(store.compareAndSwap({ key, value: bytes("v") }, { key, value: bytes("x") }))
+          const deleted = yield* Effect.flip(
+            store.compareAndSwap({ key, value: bytes("v") }, { key, value: bytes("x") })
+          )
           expect(deleted).toEqual(new CompareFailed({ key, reason: "absent" }))
           expect(yield* s.ops(key)).toEqual(["put", "delete"])
         }))
@@ -189,7 +200,9 @@ export const singleKeyContract = (backend: ContractBackend) =>
         Effect.gen(function*() {
           const store = yield* s.open()
           const key = `${uniquePrefix("cu")}missing`
-          const error = yield* Effect.flip(store.conditionalUpdate({ key, value: bytes("x"), revision: "some-revision" }))
+          const error = yield* Effect.flip(
+            store.conditionalUpdate({ key, value: bytes("x"), revision: "some-revision" })
+          )
           expect(error).toEqual(new IncorrectRevision({ key, expected: "some-revision" }))
           expect(yield* s.ops(key)).toEqual([])
         }))
@@ -233,7 +246,9 @@ export const singleKeyContract = (backend: ContractBackend) =>
           yield* store.delete(`${prefix}k`)
           expect(yield* Effect.flip(store.get(`${prefix}k`))).toEqual(new NotFound({ key: `${prefix}k` }))
           expect(yield* Effect.flip(store.delete(`${prefix}k`))).toEqual(new NotFound({ key: `${prefix}k` }))
-          expect(yield* Effect.flip(store.delete(`${prefix}missing`))).toEqual(new NotFound({ key: `${prefix}missing` }))
+          expect(yield* Effect.flip(store.delete(`${prefix}missing`))).toEqual(
+            new NotFound({ key: `${prefix}missing` })
+          )
           expect(yield* s.ops(`${prefix}k`)).toEqual(["put", "delete"])
           expect(yield* s.ops(`${prefix}missing`)).toEqual([])
         }))
@@ -260,7 +275,9 @@ export const singleKeyContract = (backend: ContractBackend) =>
           const stores = [yield* s.open(), yield* s.open(), yield* s.open()]
           const key = `${uniquePrefix("race")}create`
           const outcomes = yield* Effect.all(
-            stores.flatMap((store, i) => [0, 1].map((j) => Effect.result(store.create({ key, value: bytes(`${i}-${j}`) })))),
+            stores.flatMap((store, i) =>
+              [0, 1].map((j) => Effect.result(store.create({ key, value: bytes(`${i}-${j}`) })))
+            ),
             { concurrency: "unbounded" }
           )
           const winners = outcomes.filter((outcome) => outcome._tag === "Success")
@@ -281,12 +298,16 @@ export const singleKeyContract = (backend: ContractBackend) =>
           for (const store of stores) yield* store.get(key)
           const outcomes = yield* Effect.all(
             Array.from({ length: 6 }, (_, i) =>
-              Effect.result(stores[i % 2]!.compareAndSwap({ key, value: bytes("start") }, { key, value: bytes(`swap ${i}`) }))),
+              Effect.result(
+                stores[i % 2]!.compareAndSwap({ key, value: bytes("start") }, { key, value: bytes(`swap ${i}`) })
+              )),
             { concurrency: "unbounded" }
           )
           expect(outcomes.filter((outcome) => outcome._tag === "Success")).toHaveLength(1)
           for (const outcome of outcomes) {
-            if (outcome._tag === "Failure") expect(outcome.failure).toEqual(new CompareFailed({ key, reason: "value-mismatch" }))
+            if (outcome._tag === "Failure") {
+              expect(outcome.failure).toEqual(new CompareFailed({ key, reason: "value-mismatch" }))
+            }
           }
           expect(yield* s.ops(key)).toEqual(["put", "put"])
         }))
@@ -301,7 +322,12 @@ export const singleKeyContract = (backend: ContractBackend) =>
           const lease = yield* store.put({ key, value: bytes("v"), expires: now + 1_000 })
           const kept = yield* store.keepAlive(lease, now + 10_000)
           expect(kept).toEqual({ key, revision: lease.revision })
-          expect(yield* store.get(key)).toEqual({ key, value: bytes("v"), expires: now + 10_000, revision: lease.revision })
+          expect(yield* store.get(key)).toEqual({
+            key,
+            value: bytes("v"),
+            expires: now + 10_000,
+            revision: lease.revision
+          })
           const keptAgain = yield* store.keepAlive({ key, revision: "" }, now + 20_000)
           expect(keptAgain.revision).toBe(lease.revision)
           expect((yield* store.get(key)).expires).toBe(now + 20_000)
