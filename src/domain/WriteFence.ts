@@ -18,13 +18,20 @@
  *
  * Why that is enough: say writer A confirmed at time c that a key's newest
  * event is N−1. Whatever lands after c was decided no earlier than c − W (an
- * event's timestamp is its writer's decision time, and an append lands
+ * event's timestamp is its writer's decision time, and an append is sent
  * within W of it), so compaction cannot free its successor's sort key before
- * c − W + settle. A decides by c + M and its append lands by c + M + W. So
- * `settleMillis` > M + 2W, plus the clock skew between machines, keeps every
- * stale append from landing in a freed seq (see {@link isSafe}). A process
- * frozen for longer than the margin between deciding and sending (a paused
- * VM) is the one case no time-based fence covers; the defaults leave minutes.
+ * c − W + settle. A decides by c + M and sends its append by c + M + W.
+ *
+ * The client's timeout bounds how long the writer waits, not when a request
+ * already on the wire is applied: a request delayed in the network can still
+ * reach DynamoDB after the writer gave up. AWS refuses a SigV4 request whose
+ * signature is more than five minutes old ({@link signatureValidityMillis}),
+ * and the SDK signs each attempt as it sends it, so an append lands by
+ * c + M + W + 5 min. So `settleMillis` > M + 2W + 5 min, plus the clock skew
+ * between machines, keeps every stale append from landing in a freed seq (see
+ * {@link isSafe}). A process frozen for longer than the margin between
+ * deciding and sending (a paused VM) is the one case no time-based fence
+ * covers; the defaults leave minutes.
  */
 
 /** The writer's side of the fence. */
@@ -38,15 +45,39 @@ export interface WriteFence {
 /** Writers' defaults: a key written at least every 30 s is decided from cache. */
 export const defaultWriteFence: WriteFence = { maxStateAgeMillis: 30_000, writeTimeoutMillis: 30_000 }
 
-/** Compaction's default: an event moves five minutes after it was superseded. */
-export const defaultSettleMillis = 5 * 60_000
+/**
+ * How long after it was signed AWS still applies a request: a SigV4 signature older than five minutes is refused
+ * ("Signature expired"), so no append lands later than this after its writer sent it.
+ */
+export const signatureValidityMillis = 5 * 60_000
 
 /** Clock skew between machines the defaults tolerate (NTP keeps real skew in milliseconds). */
 export const toleratedSkewMillis = 60_000
 
-/** Whether compaction waiting `settleMillis` is safe for writers bound by `fence`, given `skewMillis` of clock skew. */
-export const isSafe = (settleMillis: number, fence: WriteFence, skewMillis: number = toleratedSkewMillis): boolean =>
-  settleMillis > fence.maxStateAgeMillis + 2 * fence.writeTimeoutMillis + skewMillis
+/** What the fence allows for besides the writers' own bounds. */
+export interface Margins {
+  /** Clock skew between the machines of writers, workers and AWS. */
+  readonly skewMillis: number
+  /** How long after sending a request may still be applied ({@link signatureValidityMillis} on AWS). */
+  readonly lateDeliveryMillis: number
+}
+
+/** Margins for AWS: {@link toleratedSkewMillis} of skew, a request applied up to its signature's validity late. */
+export const awsMargins: Margins = { skewMillis: toleratedSkewMillis, lateDeliveryMillis: signatureValidityMillis }
+
+/** The least settle time that keeps writers bound by `fence` safe under `margins` (see {@link isSafe}). */
+export const minimumSettleMillis = (fence: WriteFence, margins: Margins = awsMargins): number =>
+  fence.maxStateAgeMillis + 2 * fence.writeTimeoutMillis + margins.lateDeliveryMillis + margins.skewMillis
+
+/** Whether compaction waiting `settleMillis` is safe for writers bound by `fence`, under `margins`. */
+export const isSafe = (settleMillis: number, fence: WriteFence, margins: Margins = awsMargins): boolean =>
+  settleMillis > minimumSettleMillis(fence, margins)
+
+/**
+ * Compaction's default: an event moves ten minutes after it was superseded, beyond what writers with the
+ * default fence need on AWS (30 s + 2 × 30 s + 5 min + 1 min = 7.5 min).
+ */
+export const defaultSettleMillis = 10 * 60_000
 
 /** Whether an event with this timestamp has settled at `now`: what follows it may be compacted. */
 export const hasSettled = (timestamp: number, now: number, settleMillis: number): boolean =>

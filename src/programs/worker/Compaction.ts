@@ -15,6 +15,7 @@ import { Clock, Context, Effect, Layer, Stream } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Retention } from "../../domain/Retention.ts"
 import { defaultSettleMillis, hasSettled } from "../../domain/WriteFence.ts"
+import type { WriteFence } from "../../domain/WriteFence.ts"
 import type { StoredEvent } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
@@ -23,11 +24,13 @@ import * as NewestEvents from "../store/NewestEvents.ts"
 /** How compaction keeps what it moves, and how long it lets events settle first. */
 export interface CompactionOptions {
   readonly retention: Retention
-  /** Must exceed every writer's fence plus clock skew (`WriteFence.isSafe`). */
+  /** Must exceed every writer's fence plus late delivery and clock skew (`WriteFence.isSafe`). */
   readonly settleMillis: number
+  /** The fence the table's writers decide within, which `settleMillis` is checked against at start. */
+  readonly writerFence?: WriteFence | undefined
 }
 
-/** Keep history forever; move events five minutes after they were superseded. */
+/** Keep history forever; move events ten minutes after they were superseded (writers with the default fence). */
 export const defaultCompactionOptions: CompactionOptions = {
   retention: { _tag: "Forever" },
   settleMillis: defaultSettleMillis

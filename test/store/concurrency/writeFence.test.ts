@@ -54,7 +54,7 @@ describe("the write fence", () => {
     "a store within the fence re-reads an old cached state, so its compare-and-swap fails as it must",
     () =>
       Effect.gen(function*() {
-        expect(isSafe(settleMillis, fenced, 0)).toBe(true)
+        expect(isSafe(settleMillis, fenced, { skewMillis: 0, lateDeliveryMillis: 0 })).toBe(true)
         const location = yield* provisionTable(makeClient())
         expect(yield* staleCompareAndSwap(location, fenced)).toEqual({ swap: "Failure", now: "b3" })
       }),
@@ -65,7 +65,7 @@ describe("the write fence", () => {
     "the hazard it guards against: a store trusting an hour-old cache has its swap acknowledged and lost",
     () =>
       Effect.gen(function*() {
-        expect(isSafe(settleMillis, unfenced, 0)).toBe(false)
+        expect(isSafe(settleMillis, unfenced, { skewMillis: 0, lateDeliveryMillis: 0 })).toBe(false)
         const location = yield* provisionTable(makeClient())
         // The swap "succeeds" on the stale cache, in the seq compaction freed, and is never visible.
         expect(yield* staleCompareAndSwap(location, unfenced)).toEqual({ swap: "Success", now: "b3" })

@@ -10,7 +10,7 @@ import type { Fiber } from "effect"
 import { Clock, Effect, Queue } from "effect"
 import type { Event } from "../../../domain/Event.ts"
 import { carriesValue } from "../../../domain/Event.ts"
-import { defaultWriteFence, isSafe } from "../../../domain/WriteFence.ts"
+import { defaultWriteFence, isSafe, minimumSettleMillis } from "../../../domain/WriteFence.ts"
 import { EventTable } from "../../../infra/EventTable.ts"
 import { HistoryArea } from "../../../infra/HistoryArea.ts"
 import * as MinHeap from "../../collections/MinHeap.ts"
@@ -28,9 +28,11 @@ export const make = (options: CompactionOptions = defaultCompactionOptions) =>
   Effect.gen(function*() {
     const area = yield* HistoryArea
     const table = yield* EventTable
-    if (!isSafe(options.settleMillis, defaultWriteFence)) {
+    const fence = options.writerFence ?? defaultWriteFence
+    if (!isSafe(options.settleMillis, fence)) {
       yield* Effect.logWarning(
-        `compaction settles events for ${options.settleMillis} ms, less than writers with the default write fence need: ` +
+        `compaction settles events for ${options.settleMillis} ms; writers deciding within ${fence.maxStateAgeMillis} ms ` +
+          `with ${fence.writeTimeoutMillis} ms appends need more than ${minimumSettleMillis(fence)} ms on AWS: ` +
           "a writer deciding on a stale cached state could lose a write (see WriteFence)"
       )
     }
