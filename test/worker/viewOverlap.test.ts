@@ -1,0 +1,170 @@
+/**
+ * Built-in views and projections under overlapping applies: a rebuild beside
+ * a running worker, a worker whose lease lapsed mid-batch applying beside the
+ * new owner, sibling shards of a split read by different workers. Whatever the
+ * interleaving (any order, repeats, concurrent), each must end up holding what
+ * the highest seq seen for a key says, deletions included.
+ */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { ScanCommand } from "@aws-sdk/client-dynamodb"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer } from "effect"
+import * as fc from "fast-check"
+import type { Event } from "../../src/domain/Event.ts"
+import * as IndexView from "../../src/programs/views/IndexView.ts"
+import { eventTableLayer, makeClient } from "../support/TestStore.ts"
+import { bytes, freshEnv, text } from "./support.ts"
+
+const user = (email: string) => bytes(JSON.stringify({ email }))
+const emailOf = (value: Uint8Array) => (JSON.parse(text(value)) as { email?: string }).email
+
+const put = (key: string, seq: number, email: string): Event => ({
+  key,
+  seq,
+  revision: `${key}@${seq}`,
+  op: "put",
+  value: user(email),
+  timestamp: seq
+})
+const remove = (key: string, seq: number): Event => ({
+  key,
+  seq,
+  revision: `${key}@${seq}`,
+  op: "delete",
+  timestamp: seq
+})
+
+/** Holds back the responses of chosen reads of a view's by-key items: the read happened, its answer arrives late. */
+const delayingClient = (delayOf: (key: string) => number): DynamoDBClient => {
+  const client = makeClient()
+  const stack = client.middlewareStack as unknown as {
+    add: (middleware: unknown, options: { step: string; name: string }) => void
+  }
+  stack.add(
+    (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+    async (args: { input: { TableName?: string; Key?: { ix?: { S?: string }; key?: { S?: string } } } }) => {
+      const result = await next(args)
+      const { TableName, Key } = args.input
+      if (context.commandName === "GetItemCommand" && TableName?.includes(".view.") && Key?.ix?.S === "\u0000by-key") {
+        const millis = delayOf(Key.key?.S ?? "")
+        if (millis > 0) await new Promise((resolve) => setTimeout(resolve, millis))
+      }
+      return result
+    },
+    { step: "initialize", name: "testDelayByKeyReads" }
+  )
+  return client
+}
+
+/** The rows of a view table for `key`: its index entries (blinded) and its by-key bookkeeping item. */
+const rowsOf = (client: DynamoDBClient, table: string, key: string) =>
+  Effect.promise(() => client.send(new ScanCommand({ TableName: table, ConsistentRead: true }))).pipe(
+    Effect.map((output) => {
+      const rows = (output.Items ?? []).filter((item) => item.key?.S === key)
+      const byKey = rows.find((item) => item.ix?.S === "\u0000by-key")
+      return {
+        entries: rows.filter((item) => item.ix?.S !== "\u0000by-key").length,
+        seq: Number(byKey?.seq?.N ?? 0)
+      }
+    })
+  )
+
+describe("index view under overlapping applies", () => {
+  it.live("an apply that read the by-key item before a newer apply moved the entry leaves no ghost", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("overlap-ghost")
+      let slow: number | undefined
+      const client = delayingClient(() => {
+        const millis = slow ?? 0
+        slow = undefined
+        return millis
+      })
+      const services = yield* Layer.build(eventTableLayer(env.location, { client }))
+      const byEmail = yield* IndexView.make({
+        name: "ghost",
+        prefix: "/users/",
+        indexOf: (item) => emailOf(item.value)
+      })
+        .pipe(Effect.provide(services))
+      const key = "/users/k"
+      yield* byEmail.projection.apply(put(key, 1, "p@old"))
+
+      // The worker applies seq 3; its by-key read (seq 1, p@old) answers a second late.
+      slow = 1000
+      const worker = yield* Effect.forkChild(byEmail.projection.apply(put(key, 3, "six@new")))
+      yield* Effect.sleep(200)
+      // Meanwhile a rebuild beside it replays seq 2, the newest it read: the entry moves to five@mid.
+      yield* byEmail.projection.apply(put(key, 2, "five@mid"))
+      yield* Fiber.join(worker)
+
+      expect(yield* byEmail.view.query("five@mid")).toEqual([])
+      expect(yield* byEmail.view.query("p@old")).toEqual([])
+      const now = yield* byEmail.view.query("six@new")
+      expect(now.map((item) => [item.key, emailOf(item.value)])).toEqual([[key, "six@new"]])
+      expect(yield* rowsOf(env.client, `${env.location.table}.view.ghost`, key)).toEqual({ entries: 1, seq: 3 })
+    }))
+  it.live(
+    "any interleaving of applies of one key (any order, repeats, concurrent) leaves the entry of the highest seq",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("overlap-index-property")
+        const delays = new Map<string, Array<number>>()
+        const client = delayingClient((key) => delays.get(key)?.shift() ?? 0)
+        const services = yield* Layer.build(eventTableLayer(env.location, { client }))
+        const byEmail = yield* IndexView.make({ name: "fold", prefix: "/p/", indexOf: (item) => emailOf(item.value) })
+          .pipe(Effect.provide(services))
+        const viewTable = `${env.location.table}.view.fold`
+        const emails = ["a@x", "b@x", "c@x"]
+        // A key's history (a put of one of a few e-mails, or a delete, per seq) and applies of its events.
+        const scenario = fc.array(fc.option(fc.constantFrom(...emails), { nil: undefined }), {
+          minLength: 1,
+          maxLength: 6
+        })
+          .chain((history) =>
+            fc.record({
+              history: fc.constant(history),
+              applies: fc.array(
+                fc.record({ seq: fc.integer({ min: 1, max: history.length }), startMillis: fc.nat(20) }),
+                { minLength: 1, maxLength: 8 }
+              ),
+              readDelays: fc.array(fc.nat(40), { maxLength: 12 })
+            })
+          )
+        let run = 0
+        yield* Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(scenario, ({ history, applies, readDelays }) => {
+              const key = `/p/k${run++}`
+              const events = history.map((email, i) =>
+                email === undefined ? remove(key, i + 1) : put(key, i + 1, email)
+              )
+              delays.set(key, [...readDelays])
+              const program = Effect.gen(function*() {
+                yield* Effect.forEach(
+                  applies,
+                  ({ seq, startMillis }) =>
+                    Effect.sleep(startMillis).pipe(Effect.andThen(byEmail.projection.apply(events[seq - 1]!))),
+                  { concurrency: "unbounded", discard: true }
+                )
+                const highest = Math.max(...applies.map(({ seq }) => seq))
+                const winner = history[highest - 1]
+                for (const email of emails) {
+                  const filed = (yield* byEmail.view.query(email)).filter((item) => item.key === key)
+                  expect(filed.map((item) => [item.revision, emailOf(item.value)]), email).toEqual(
+                    email === winner ? [[`${key}@${highest}`, email]] : []
+                  )
+                }
+                expect(yield* rowsOf(env.client, viewTable, key)).toEqual({
+                  entries: winner === undefined ? 0 : 1,
+                  seq: highest
+                })
+              })
+              return Effect.runPromise(program)
+            }),
+            { seed: Number(process.env.FC_SEED ?? 20261202), numRuns: Number(process.env.FC_RUNS ?? 40) }
+          )
+        )
+      }),
+    120_000
+  )
+})
