@@ -11,9 +11,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer } from "effect"
 import * as fc from "fast-check"
 import type { Event } from "../../src/domain/Event.ts"
+import { Store } from "../../src/programs/store/Store.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
-import { eventTableLayer, makeClient } from "../support/TestStore.ts"
-import { bytes, freshEnv, text } from "./support.ts"
+import * as ExpiryProjection from "../../src/programs/worker/projections/ExpiryProjection.ts"
+import { eventTableLayer, makeClient, openStore } from "../support/TestStore.ts"
+import { allEvents, bytes, eventually, freshEnv, text } from "./support.ts"
 
 const user = (email: string) => bytes(JSON.stringify({ email }))
 const emailOf = (value: Uint8Array) => (JSON.parse(text(value)) as { email?: string }).email
@@ -167,4 +169,63 @@ describe("index view under overlapping applies", () => {
       }),
     120_000
   )
+})
+
+describe("expiry projection under overlapping applies", () => {
+  it.live("an older event applied after a newer one neither unschedules nor postpones the newer expiry", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("overlap-expiry")
+      const store = yield* openStore(env.location, { client: env.client })
+      const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
+      const expiry = yield* ExpiryProjection.make.pipe(Effect.provide(services), Effect.provideService(Store, store))
+      const expires = Date.now() + 1500
+      const stamp = (key: string, seq: number, op: Event["op"], at?: number): Event => ({
+        key,
+        seq,
+        revision: `${key}@${seq}`,
+        op,
+        value: bytes(key),
+        expires: at,
+        timestamp: seq
+      })
+      // Each key's newest event expires soon; its older ones, delivered late (a sibling shard, a lapsed worker),
+      // say otherwise: never expiring, expiring later, deleted.
+      const far = Date.now() + 60_000
+      const cases = [
+        { key: "/x/forever-then-expiring", history: [undefined] },
+        { key: "/x/later-then-sooner", history: [far] },
+        { key: "/x/deleted-then-recreated", history: [far, "delete" as const] }
+      ]
+      for (const { key, history } of cases) {
+        for (const step of history) {
+          if (step === "delete") yield* store.delete(key)
+          else yield* store.put({ key, value: bytes(key), expires: step })
+        }
+        yield* store.put({ key, value: bytes(key), expires })
+        const newest = history.length + 1
+        yield* expiry.apply(stamp(key, newest, "put", expires))
+        for (let seq = history.length; seq >= 1; seq--) {
+          const step = history[seq - 1]
+          yield* expiry.apply(step === "delete" ? stamp(key, seq, "delete") : stamp(key, seq, "put", step))
+        }
+        yield* expiry.apply(stamp(key, newest - 1, "put"))
+      }
+      const opsOf = (events: ReadonlyArray<{ key: string; seq: number; op: string }>, key: string) =>
+        events.filter((event) => event.key === key).sort((a, b) => a.seq - b.seq).map((event) => event.op)
+      // Nobody reads: only the projection's timer can record the expiries.
+      yield* eventually(
+        "every expiry recorded",
+        Effect.gen(function*() {
+          const events = yield* allEvents(env)
+          for (const { key, history } of cases) {
+            expect(opsOf(events, key), key).toEqual([
+              ...history.map((step) => step === "delete" ? "delete" : "put"),
+              "put",
+              "expire"
+            ])
+          }
+        }),
+        8000
+      )
+    }))
 })
