@@ -8,11 +8,12 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer } from "effect"
+import { Effect, Fiber, Layer, Option } from "effect"
 import * as fc from "fast-check"
 import type { Event } from "../../src/domain/Event.ts"
 import { Store } from "../../src/programs/store/Store.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
+import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
 import * as ExpiryProjection from "../../src/programs/worker/projections/ExpiryProjection.ts"
 import { eventTableLayer, makeClient, openStore } from "../support/TestStore.ts"
 import { allEvents, bytes, eventually, freshEnv, text } from "./support.ts"
@@ -36,27 +37,38 @@ const remove = (key: string, seq: number): Event => ({
   timestamp: seq
 })
 
-/** Holds back the responses of chosen reads of a view's by-key items: the read happened, its answer arrives late. */
-const delayingClient = (delayOf: (key: string) => number): DynamoDBClient => {
+/** What a request asked for, as the delaying middleware sees it. */
+interface Request {
+  readonly TableName?: string
+  readonly Key?: { readonly ix?: { readonly S?: string }; readonly key?: { readonly S?: string } }
+}
+
+/** Holds back the responses of chosen requests: the request was served, its answer arrives `delayOf` ms late. */
+const delayingClient = (delayOf: (command: string, input: Request) => number): DynamoDBClient => {
   const client = makeClient()
   const stack = client.middlewareStack as unknown as {
     add: (middleware: unknown, options: { step: string; name: string }) => void
   }
   stack.add(
     (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
-    async (args: { input: { TableName?: string; Key?: { ix?: { S?: string }; key?: { S?: string } } } }) => {
+    async (args: { input: Request }) => {
       const result = await next(args)
-      const { TableName, Key } = args.input
-      if (context.commandName === "GetItemCommand" && TableName?.includes(".view.") && Key?.ix?.S === "\u0000by-key") {
-        const millis = delayOf(Key.key?.S ?? "")
-        if (millis > 0) await new Promise((resolve) => setTimeout(resolve, millis))
-      }
+      const millis = delayOf(String(context.commandName), args.input)
+      if (millis > 0) await new Promise((resolve) => setTimeout(resolve, millis))
       return result
     },
-    { step: "initialize", name: "testDelayByKeyReads" }
+    { step: "initialize", name: "testDelayResponses" }
   )
   return client
 }
+
+/** Delays the reads of a view's by-key items by what `delayOf(key)` says. */
+const delayingByKeyReads = (delayOf: (key: string) => number): DynamoDBClient =>
+  delayingClient((command, { TableName, Key }) =>
+    command === "GetItemCommand" && TableName?.includes(".view.") && Key?.ix?.S === "\u0000by-key"
+      ? delayOf(Key.key?.S ?? "")
+      : 0
+  )
 
 /** The rows of a view table for `key`: its index entries (blinded) and its by-key bookkeeping item. */
 const rowsOf = (client: DynamoDBClient, table: string, key: string) =>
@@ -76,7 +88,7 @@ describe("index view under overlapping applies", () => {
     Effect.gen(function*() {
       const env = yield* freshEnv("overlap-ghost")
       let slow: number | undefined
-      const client = delayingClient(() => {
+      const client = delayingByKeyReads(() => {
         const millis = slow ?? 0
         slow = undefined
         return millis
@@ -111,7 +123,7 @@ describe("index view under overlapping applies", () => {
       Effect.gen(function*() {
         const env = yield* freshEnv("overlap-index-property")
         const delays = new Map<string, Array<number>>()
-        const client = delayingClient((key) => delays.get(key)?.shift() ?? 0)
+        const client = delayingByKeyReads((key) => delays.get(key)?.shift() ?? 0)
         const services = yield* Layer.build(eventTableLayer(env.location, { client }))
         const byEmail = yield* IndexView.make({ name: "fold", prefix: "/p/", indexOf: (item) => emailOf(item.value) })
           .pipe(Effect.provide(services))
@@ -226,6 +238,110 @@ describe("expiry projection under overlapping applies", () => {
           }
         }),
         8000
+      )
+    }))
+})
+
+describe("replicated view under overlapping applies", () => {
+  it.live("a rebuild whose read of the table predates applies beside it keeps what those applies brought", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("overlap-replica-rebuild")
+      const store = yield* openStore(env.location, { client: env.client })
+      yield* store.put({ key: "/r/a", value: bytes("a1") })
+      yield* store.put({ key: "/r/a", value: bytes("a2") })
+      yield* store.put({ key: "/r/gone", value: bytes("g1") })
+      let slow = 0
+      const client = delayingClient((command) => {
+        const millis = command === "QueryCommand" ? slow : 0
+        slow = 0
+        return millis
+      })
+      const services = yield* Layer.build(eventTableLayer(env.location, { client }))
+      const replica = yield* ReplicatedView.make("rebuild-overlap", "/r/").pipe(Effect.provide(services))
+
+      // The rebuild's read of the table is served now and answers a second late; meanwhile the worker applies
+      // a newer event of /r/a, a key created since, and the deletion of /r/gone.
+      slow = 1000
+      const rebuild = yield* Effect.forkChild(replica.projection.rebuild!)
+      yield* Effect.sleep(300)
+      yield* replica.projection.apply({
+        key: "/r/a",
+        seq: 3,
+        revision: "a3",
+        op: "put",
+        value: bytes("a3"),
+        timestamp: 3
+      })
+      yield* replica.projection.apply({
+        key: "/r/new",
+        seq: 1,
+        revision: "n1",
+        op: "put",
+        value: bytes("n1"),
+        timestamp: 1
+      })
+      yield* replica.projection.apply({ key: "/r/gone", seq: 2, revision: "g2", op: "delete", timestamp: 2 })
+      yield* Fiber.join(rebuild)
+
+      const items = yield* replica.view.items
+      expect(items.map((item) => [item.key, text(item.value)])).toEqual([["/r/a", "a3"], ["/r/new", "n1"]])
+      // The deletion applied beside the rebuild is remembered: a replayed older put does not bring the key back.
+      yield* replica.projection.apply({
+        key: "/r/gone",
+        seq: 1,
+        revision: "g1",
+        op: "put",
+        value: bytes("g1"),
+        timestamp: 1
+      })
+      expect(Option.isNone(yield* replica.view.get("/r/gone"))).toBe(true)
+    }))
+
+  it.live("any interleaving of applies of a key (any order, repeats, concurrent) leaves the fold of its events", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("overlap-replica-property")
+      const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
+      const replica = yield* ReplicatedView.make("fold", "/p/").pipe(Effect.provide(services))
+      const scenario = fc.array(fc.option(fc.constantFrom("a", "b", "c"), { nil: undefined }), {
+        minLength: 1,
+        maxLength: 8
+      }).chain((history) =>
+        fc.record({
+          history: fc.constant(history),
+          applies: fc.array(fc.record({ seq: fc.integer({ min: 1, max: history.length }), startMillis: fc.nat(5) }), {
+            minLength: 1,
+            maxLength: 12
+          })
+        })
+      )
+      let run = 0
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(scenario, ({ history, applies }) => {
+            const key = `/p/k${run++}`
+            const events = history.map((value, i): Event =>
+              value === undefined
+                ? remove(key, i + 1)
+                : { key, seq: i + 1, revision: `${key}@${i + 1}`, op: "put", value: bytes(value), timestamp: i + 1 }
+            )
+            return Effect.runPromise(Effect.gen(function*() {
+              yield* Effect.forEach(
+                applies,
+                ({ seq, startMillis }) =>
+                  Effect.sleep(startMillis).pipe(Effect.andThen(replica.projection.apply(events[seq - 1]!))),
+                { concurrency: "unbounded", discard: true }
+              )
+              const highest = Math.max(...applies.map(({ seq }) => seq))
+              const found = yield* replica.view.get(key)
+              expect(Option.map(found, (item) => [item.revision, text(item.value)])).toEqual(
+                history[highest - 1] === undefined
+                  ? Option.none()
+                  : Option.some([`${key}@${highest}`, history[highest - 1]])
+              )
+            }))
+          }),
+          { seed: Number(process.env.FC_SEED ?? 20261202), numRuns: Number(process.env.FC_RUNS ?? 100) }
+        )
       )
     }))
 })
