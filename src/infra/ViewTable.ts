@@ -4,12 +4,16 @@
  * hash (a blind index) and values stay encrypted, bound to their event, so a
  * view table leaks no more than the event table. Per store key a small
  * "by-key" item remembers the index entry and seq that are current, which
- * makes applying an event idempotent and moves an item when its index changes.
+ * makes applying an event idempotent and moves an item when its index changes;
+ * every move is conditional on that item being exactly what was read, so
+ * applies of one key may overlap in any order and still leave the entry of
+ * the highest seq (a deleted key keeps its seq there, without an index).
  */
 import { GetItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Effect, Result } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
+import type { Throttled } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
@@ -23,8 +27,14 @@ const byKey = "\u0000by-key"
 /** Creates a view table when missing and waits until it is active. */
 export const ensureTable = (table: string) => SideTable.ensure(table, "ix", "key")
 
+/** Where the view files a key and up to which seq (0: never filed), as one read saw it. */
+export interface Filed {
+  readonly index: string | undefined
+  readonly seq: number
+}
+
 /** Where the view currently files a key, and up to which seq. */
-export const current = (table: string, key: string) =>
+export const current = (table: string, key: string): Effect.Effect<Filed, Throttled | StorageFailure, Dynamo> =>
   Dynamo.use((dynamo) =>
     dynamo.call(
       "GetItem",
@@ -39,29 +49,41 @@ export const current = (table: string, key: string) =>
   ).pipe(Effect.map((output) => ({ index: output.Item?.index?.S, seq: Number(output.Item?.seq?.N ?? 0) })))
 
 /**
+ * What became of a move: done; or not done because the key's by-key item is no longer what was read
+ * (`Moved`: another apply got there first; read again) or another transaction held its items (`Conflict`).
+ */
+export type MoveOutcome = "Done" | "Moved" | "Conflict"
+
+/**
  * Files the event's key under `index` with the event, encrypted as in the
  * event table and bound to the event (or under no index when `index` is
- * undefined), removing it from `previous`; all or nothing, and only if the
- * event is newer than what the view has. Returns false when the view was
- * already newer; `ValueTooLarge` and keyring failures come from encrypting.
+ * undefined), removing it from where `read` filed it; all or nothing, and only
+ * if the view still files the key exactly as `read` says. Checking only that
+ * the event is newer would let two overlapping applies of one key (a rebuild
+ * beside the worker, a worker whose lease lapsed mid-batch beside the new
+ * owner) each remove the entry they read and leave the other's new one
+ * behind. `ValueTooLarge` and keyring failures come from encrypting.
  */
 export const move = (
   table: string,
   location: Location,
   event: Event,
-  previous: string | undefined,
+  read: Filed,
   index: string | undefined
 ) =>
   Effect.gen(function*() {
     const { key, seq } = event
     const writes: Array<TransactWriteItem> = []
-    if (previous !== undefined && previous !== index) {
-      writes.push({ Delete: { TableName: table, Key: { ix: { S: previous }, key: { S: key } } } })
+    if (read.index !== undefined && read.index !== index) {
+      writes.push({ Delete: { TableName: table, Key: { ix: { S: read.index }, key: { S: key } } } })
     }
     if (index !== undefined) {
       const item = yield* EventRecord.encode(location, event)
       writes.push({ Put: { TableName: table, Item: { ...item, ix: { S: index }, key: { S: key } } } })
     }
+    // Seq 0 means the read found no by-key item; an item's index is absent while the key is filed nowhere.
+    const sameSeq = read.seq === 0 ? "attribute_not_exists(#seq)" : "#seq = :readSeq"
+    const sameIndex = read.index === undefined ? "attribute_not_exists(#index)" : "#index = :readIndex"
     writes.push({
       Put: {
         TableName: table,
@@ -71,27 +93,28 @@ export const move = (
           seq: { N: String(seq) },
           ...(index === undefined ? {} : { index: { S: index } })
         },
-        ConditionExpression: "attribute_not_exists(seq) OR seq < :seq",
-        ExpressionAttributeValues: { ":seq": { N: String(seq) } }
+        ConditionExpression: `${sameSeq} AND ${sameIndex}`,
+        ExpressionAttributeNames: { "#seq": "seq", "#index": "index" },
+        ...(read.seq === 0 && read.index === undefined ? {} : {
+          ExpressionAttributeValues: {
+            ...(read.seq === 0 ? {} : { ":readSeq": { N: String(read.seq) } }),
+            ...(read.index === undefined ? {} : { ":readIndex": { S: read.index } })
+          }
+        })
       }
     })
     const dynamo = yield* Dynamo
     return yield* dynamo.callTransaction("TransactWriteItems", (client, abortSignal) =>
       client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })).pipe(
-        Effect.as(true),
-        Effect.catchTag("TransactionCanceled", (error) =>
-          error.reasons.some((reason) =>
-              reason.Code === "ConditionalCheckFailed"
-            )
-            ? Effect.succeed(false)
-            : Effect.fail(
-              new StorageFailure({
-                operation: "TransactWriteItems",
-                reason: error.reasons.map((r) =>
-                  r.Code
-                ).join(", ")
-              })
-            ))
+        Effect.as<MoveOutcome>("Done"),
+        Effect.catchTag("TransactionCanceled", (error) => {
+          const codes = error.reasons.map((reason) =>
+            reason.Code ?? "None"
+          )
+          if (codes.includes("ConditionalCheckFailed")) return Effect.succeed<MoveOutcome>("Moved")
+          if (codes.includes("TransactionConflict")) return Effect.succeed<MoveOutcome>("Conflict")
+          return Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: codes.join(", ") }))
+        })
       )
   })
 

@@ -5,7 +5,7 @@
  */
 import { Clock, Effect, Redacted, Stream } from "effect"
 import { createHmac } from "node:crypto"
-import { NotFound } from "../../domain/Errors.ts"
+import { NotFound, StorageFailure } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
@@ -32,6 +32,9 @@ export interface IndexView {
   readonly query: (index: string) => Effect.Effect<ReadonlyArray<Item>, EventRecordError>
 }
 
+/** How many times one apply moves a key's entry before it gives up (each lost attempt means another apply won). */
+const maxMoveAttempts = 20
+
 type EventRecordError = Effect.Error<ReturnType<EventTable["Service"]["decode"]>>
 
 /** An index view: the projection that maintains it (run it in a worker) and its reads. */
@@ -48,17 +51,36 @@ export const make = (options: IndexViewOptions) =>
     const blind = (value: string) =>
       createHmac("sha256", Redacted.value(indexKey.material)).update(value, "utf8").digest("hex")
 
+    const indexOfEvent = (event: Event) => {
+      const item = carriesValue(event) && event.value !== undefined
+        ? { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event) }
+        : undefined
+      const value = item === undefined ? undefined : options.indexOf(item)
+      return value === undefined ? undefined : blind(value)
+    }
+
+    // Applies of one key may overlap (a rebuild beside the worker, a worker whose lease lapsed mid-batch beside
+    // the new owner): each move is conditional on the by-key item it read, and one that lost reads again, so
+    // whatever the order the view ends at the highest seq applied, and never keeps an entry it no longer files.
     const apply = (event: Event) =>
       withServices(Effect.gen(function*() {
-        const filedNow = yield* ViewTable.current(viewTable, event.key)
-        if (filedNow.seq >= event.seq) return
-        const item = carriesValue(event) && event.value !== undefined
-          ? { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event) }
-          : undefined
-        const value = item === undefined ? undefined : options.indexOf(item)
-        const index = value === undefined ? undefined : blind(value)
-        // Re-encrypted bound to the same event, so the view holds no plaintext and reads authenticate it.
-        yield* ViewTable.move(viewTable, table.location, event, filedNow.index, index)
+        const index = indexOfEvent(event)
+        for (let attempt = 1;; attempt++) {
+          const filedNow = yield* ViewTable.current(viewTable, event.key)
+          if (filedNow.seq >= event.seq) return
+          // Re-encrypted bound to the same event, so the view holds no plaintext and reads authenticate it.
+          const outcome = yield* ViewTable.move(viewTable, table.location, event, filedNow, index)
+          if (outcome === "Done") return
+          if (attempt >= maxMoveAttempts) {
+            return yield* new StorageFailure({
+              operation: `index view ${options.name}`,
+              reason: `${maxMoveAttempts} moves of a key's entry met concurrent applies of the same key`
+            })
+          }
+          // A lost condition means another apply moved the entry: read again at once. A transaction in flight on
+          // the same items ends within milliseconds.
+          if (outcome === "Conflict") yield* Effect.sleep(Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random()))
+        }
       }))
 
     const query = (value: string) =>

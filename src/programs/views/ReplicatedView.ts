@@ -41,6 +41,9 @@ export const make = (name: string, prefix: string) =>
       deleted.set(key, seq)
       if (deleted.size > rememberedRevisions) deleted.delete(deleted.keys().next().value!)
     }
+    // While a rebuild reads the table, the keys applied meanwhile with their seq: its copy may predate them.
+    const touched = new Map<string, number>()
+    let rebuilds = 0
     const seen = new Set<string>()
     const waiters = new Map<string, Array<Deferred.Deferred<void>>>()
 
@@ -67,13 +70,14 @@ export const make = (name: string, prefix: string) =>
           } else {
             forget(event.key, event.seq)
           }
+          if (rebuilds > 0) touched.set(event.key, event.seq)
         }
         see(event.revision)
       })
 
     // A fresh copy replaces the replica whole, so keys deleted or changed while events were missed are right too.
     // Each item keeps its event's seq: the stream tail replayed after a rebuild must not put older values back.
-    const rebuild = NewestEvents.read(table, { prefixes: [prefix] }, { include: "graves" }).pipe(
+    const copy = NewestEvents.read(table, { prefixes: [prefix] }, { include: "graves" }).pipe(
       Stream.mapEffect((
         stored
       ): Effect.Effect<
@@ -115,6 +119,8 @@ export const make = (name: string, prefix: string) =>
           discard: true
         }).pipe(
           Effect.andThen(Effect.sync(() => {
+            const applied = new Map(items)
+            const forgotten = new Map(deleted)
             items.clear()
             deleted.clear()
             for (const [key, seq] of gone) forget(key, seq)
@@ -122,9 +128,26 @@ export const make = (name: string, prefix: string) =>
               items.set(key, item)
               see(item.revision)
             }
+            // A key applied beside the rebuild past what the copy holds keeps what it was applied to.
+            for (const [key, seq] of touched) {
+              if (seq <= (current.get(key)?.seq ?? gone.get(key) ?? 0)) continue
+              const item = applied.get(key)
+              if (item !== undefined) items.set(key, item)
+              else forget(key, forgotten.get(key) ?? seq)
+            }
           }))
         )
       })
+    )
+
+    // Applies go on beside a rebuild (the worker's stream, a worker whose lease lapsed, a rebuild run by hand).
+    const rebuild = Effect.acquireUseRelease(
+      Effect.sync(() => rebuilds++),
+      () => copy,
+      () =>
+        Effect.sync(() => {
+          if (--rebuilds === 0) touched.clear()
+        })
     )
 
     const projection = Projection.make({ name, prefixes: [prefix], apply, rebuild })

@@ -14,15 +14,22 @@ export interface Projection<E = unknown> {
   /** Keys starting with any of these; every key when empty. */
   readonly prefixes: ReadonlyArray<string>
   /**
-   * Applies one event. Events of a key arrive in seq order, at least once: the
-   * worker skips those at or below the last seq it applied for the key in this
-   * process, but after a restart a few may come again, so storage a projection
-   * writes to should be idempotent per (key, seq). A rebuild running beside a
-   * worker may also hand a key's newest event after a later one of the worker:
-   * keeping the highest seq applied per key, deletions included, and ignoring
-   * events at or below it (as the index and replicated views do) makes both
-   * safe. Forgetting a deleted key's seq would let a replayed older put bring
-   * the key back.
+   * Applies one event. Within one worker process the events of a key arrive in seq order, and the worker skips
+   * those at or below the last seq it applied for the key; across processes nothing orders them. A key's events
+   * may come again after a restart or a takeover, and may come out of order or at the same time from two places:
+   * a worker whose lease lapsed in a long batch still applying beside the shard's new owner (leases fence
+   * checkpoints, not side effects), sibling shards of a split read by different workers, a rebuild beside the
+   * stream. So a projection must:
+   * - be idempotent per (key, seq): applying an event again changes nothing;
+   * - keep the highest seq it applied per key and ignore events at or below it, deletions included: a deleted
+   *   key's seq must outlive the key, or a late older put brings it back;
+   * - make that check part of the write when its storage is shared (a condition on the stored seq, or on the
+   *   very state it read, in the same request or transaction), since a read-then-write races with another apply
+   *   of the same key and can leave state of both behind.
+   * A custom {@link rebuild} must likewise not undo what applies beside it brought past its copy of the table.
+   * The index and replicated views and the expiry projection keep per-key seqs (the last two in memory, bounded
+   * for keys without a value or expiry); compaction needs none, each of its steps being conditional on the event
+   * it read.
    */
   readonly apply: (event: Event) => Effect.Effect<void, E>
   /**

@@ -3,6 +3,12 @@
  * record it (`get` on an expired key appends its one `expire` event,
  * conditionally, so several workers or a concurrent reader still make exactly
  * one). Watchers thus see expiries within moments, with nobody reading.
+ *
+ * Events of a key may reach it out of order or twice (sibling shards of a
+ * split read by different workers, a worker whose lease lapsed mid-batch, a
+ * rebuild beside the stream): it keeps the seq of what it knows per key and
+ * ignores events at or below it, so an older event can neither unschedule nor
+ * postpone a newer expiry.
  */
 import { Clock, Effect, Queue, Stream } from "effect"
 import { carriesValue } from "../../../domain/Event.ts"
@@ -18,36 +24,60 @@ interface Due {
   readonly expires: number
 }
 
+/** How many keys without an expiry (deleted, expired, never expiring) keep their seq for ordering; oldest out first. */
+const rememberedSeqs = 100_000
+
 /** The expiry projection; its timer runs in the caller's scope. */
 export const make = Effect.gen(function*() {
   const store = yield* Store
   const table = yield* EventTable
-  const scheduled = new Map<string, number>()
+  // Per key with an expiry: when, and the seq of the event that set it.
+  const scheduled = new Map<string, { readonly expires: number; readonly seq: number }>()
+  // Per recent key without one, the seq of the event that said so (bounded: out-of-order events arrive close together).
+  const unscheduled = new Map<string, number>()
   const queue = MinHeap.make((due: Due) => due.expires)
   const wake = yield* Queue.sliding<void>(1)
 
-  const schedule = (key: string, expires: number | undefined) => {
+  const knownSeq = (key: string) => scheduled.get(key)?.seq ?? unscheduled.get(key) ?? 0
+
+  const schedule = (key: string, seq: number, expires: number | undefined) => {
     if (expires === undefined) {
       scheduled.delete(key)
+      unscheduled.delete(key)
+      unscheduled.set(key, seq)
+      if (unscheduled.size > rememberedSeqs) unscheduled.delete(unscheduled.keys().next().value!)
       return
     }
-    scheduled.set(key, expires)
+    unscheduled.delete(key)
+    scheduled.set(key, { expires, seq })
     queue.push({ key, expires })
     // Keys kept alive over and over leave a superseded entry per keep-alive: drop them before they pile up.
     if (queue.size > 2 * scheduled.size + 1024) {
-      queue.reset(Array.from(scheduled, ([scheduledKey, at]) => ({ key: scheduledKey, expires: at })))
+      queue.reset(Array.from(scheduled, ([scheduledKey, at]) => ({ key: scheduledKey, expires: at.expires })))
     }
     Queue.offerUnsafe(wake, undefined)
   }
 
+  /** Takes what an event (or the table's newest event, in a rebuild) says about a key, unless it knows newer. */
+  const learn = (key: string, seq: number, expires: number | undefined) => {
+    if (seq > knownSeq(key)) schedule(key, seq, expires)
+  }
+
   const fire = (key: string) =>
     store.get(key).pipe(
-      Effect.asVoid,
+      // Still live with a later expiry (a keep-alive this projection has not seen yet): come back then.
+      Effect.flatMap((item) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          if (item.expires !== undefined && item.expires > now && !scheduled.has(key)) {
+            schedule(key, knownSeq(key), item.expires)
+          }
+        })
+      ),
       Effect.catchTag("NotFound", () => Effect.void),
       Effect.catch((error) =>
         Effect.logWarning(`expiry of ${key} failed (${error._tag}); retrying shortly`).pipe(
           Effect.andThen(Clock.currentTimeMillis),
-          Effect.map((now) => schedule(key, now + 1000))
+          Effect.map((now) => schedule(key, knownSeq(key), now + 1000))
         )
       )
     )
@@ -59,7 +89,7 @@ export const make = Effect.gen(function*() {
         yield* Queue.take(wake)
         continue
       }
-      if (scheduled.get(next.key) !== next.expires) {
+      if (scheduled.get(next.key)?.expires !== next.expires) {
         queue.pop()
         continue
       }
@@ -69,7 +99,8 @@ export const make = Effect.gen(function*() {
         continue
       }
       queue.pop()
-      scheduled.delete(next.key)
+      // Its seq stays known: a late older event must not schedule the key again.
+      schedule(next.key, knownSeq(next.key), undefined)
       yield* fire(next.key)
     }
   })
@@ -80,7 +111,7 @@ export const make = Effect.gen(function*() {
     Stream.runForEach((stored) =>
       Effect.sync(() => {
         const holdsValue = NewestEvents.mayBeLive(stored, Number.NEGATIVE_INFINITY)
-        schedule(stored.key, holdsValue ? stored.expires : undefined)
+        learn(stored.key, stored.seq, holdsValue ? stored.expires : undefined)
       })
     )
   )
@@ -88,7 +119,8 @@ export const make = Effect.gen(function*() {
   return Projection.make({
     name: "expiry",
     prefixes: [],
-    apply: (event: Event) => Effect.sync(() => schedule(event.key, carriesValue(event) ? event.expires : undefined)),
+    apply: (event: Event) =>
+      Effect.sync(() => learn(event.key, event.seq, carriesValue(event) ? event.expires : undefined)),
     rebuild
   })
 })

@@ -5,6 +5,11 @@
  * (run when the worker starts, after a trimmed stream and after a takeover)
  * starts one pass over every key in the background, which schedules what it
  * finds unsettled; stream processing does not wait for it.
+ *
+ * It needs no per-key seq to stay correct when events arrive out of order,
+ * twice or from two workers at once: compacting as of an older seq does a
+ * part of what compacting as of a newer one does, every step is conditional
+ * on the very event it read, and a grave never replaces a newer one.
  */
 import type { Fiber } from "effect"
 import { Clock, Effect, Queue } from "effect"
