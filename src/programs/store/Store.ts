@@ -196,15 +196,17 @@ const make = (options: StoreOptions) =>
           yield* checkLimit(options.limit)
           // No key lies in a reversed range; DynamoDB would reject the query, so answer without asking.
           if (Key.compare(options.start, options.end) > 0) return Stream.empty
-          const now = yield* Clock.currentTimeMillis
-          const stream = NewestEvents.read(table, options, { include: "live", at: now, descending: options.descending })
-            .pipe(
-              Stream.mapEffect((stored) => table.decode(stored)),
-              Stream.filterMap((event) => {
-                const item = liveItem(event, now)
-                return item ? Result.succeed(item) : Result.failVoid
-              })
-            )
+          // Each page is judged when it is read, and each item again when it is handed on (the clock is read per
+          // item, as the stream is pulled): a slow consumer never gets an item that expired while it was busy.
+          const stream = NewestEvents.read(table, options, { include: "live", descending: options.descending }).pipe(
+            Stream.mapEffect((stored) =>
+              Effect.flatMap(
+                table.decode(stored),
+                (event) => Effect.map(Clock.currentTimeMillis, (now) => liveItem(event, now))
+              )
+            ),
+            Stream.filterMap((item) => (item ? Result.succeed(item) : Result.failVoid))
+          )
           // 0 means no limit, as Teleport's backend.NoLimit.
           return options.limit === undefined || options.limit === 0 ? stream : Stream.take(stream, options.limit)
         })
