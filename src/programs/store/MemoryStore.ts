@@ -32,6 +32,7 @@ import { ConditionFailed, NotFound, Shredded } from "../../domain/Errors.ts"
 import type { BadParameter } from "../../domain/Errors.ts"
 import type { Event, EventDraft, EventOp } from "../../domain/Event.ts"
 import { carriesValue, isDueForExpiry, itemRevision, liveItem, presentRevision } from "../../domain/Event.ts"
+import { isExpired } from "../../domain/Item.ts"
 import type { Item, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import { defaultDataKeyPolicy, withinScope } from "../../infra/crypto/DataKeys.ts"
@@ -160,14 +161,15 @@ export const makeWithInspector = Effect.fnUntraced(function*(
     }))
   })
 
-  /** The live items of a range, up to the limit; a shredded one ends the read with `Shredded`, as a failed decryption would. */
+  /**
+   * The items of a range live now, all of them (the limit is applied as they are handed on, since some may expire
+   * first); a shredded one ends the read with `Shredded`, as a failed decryption would.
+   */
   const liveItems = (range: ItemsOptions) =>
     locked(Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const limit = range.limit === undefined || range.limit === 0 ? Infinity : range.limit
       const items: Array<Item> = []
       for (const key of MemoryLog.keysBetween(log, range.start, range.end, range.descending)) {
-        if (items.length >= limit) break
         const latest = MemoryLog.stateOf(log, key).latest
         const item = liveItem(latest, now)
         if (item !== undefined) items.push(item)
@@ -178,6 +180,13 @@ export const makeWithInspector = Effect.fnUntraced(function*(
       return { items, failure: undefined }
     }))
 
+  /**
+   * The range is read at once, under the lock (a snapshot: nothing is torn, and no lock is held while a consumer
+   * is slow), and each item is judged for expiry again as it is handed on, as the DynamoDB store judges each item
+   * when it is pulled: a slow consumer never gets an item that expired while it was busy, and the limit counts only
+   * items handed on. Writes made after the start are not seen, which the DynamoDB store's later pages may see;
+   * either answer is a read of the range as it was while the stream ran.
+   */
   const items = (range: ItemsOptions): Stream.Stream<Item, BadParameter | Shredded> =>
     Stream.unwrap(Effect.gen(function*() {
       yield* checkKey(range.start, "start")
@@ -185,8 +194,15 @@ export const makeWithInspector = Effect.fnUntraced(function*(
       yield* checkLimit(range.limit)
       if (Key.compare(range.start, range.end) > 0) return Stream.empty
       const read = yield* liveItems(range)
-      const found = Stream.fromIterable(read.items)
-      return read.failure === undefined ? found : Stream.concat(found, Stream.fail(read.failure))
+      const found = Stream.fromIterable(read.items).pipe(
+        Stream.mapEffect((item) =>
+          Effect.map(Clock.currentTimeMillis, (now) => (isExpired(item.expires, now) ? undefined : item))
+        ),
+        Stream.filter((item): item is Item => item !== undefined)
+      )
+      const stream = read.failure === undefined ? found : Stream.concat(found, Stream.fail(read.failure))
+      // 0 means no limit, as Teleport's backend.NoLimit.
+      return range.limit === undefined || range.limit === 0 ? stream : Stream.take(stream, range.limit)
     }))
 
   const deleteRange = Effect.fn("MemoryStore.deleteRange")(function*(start: string, end: string) {

@@ -11,7 +11,7 @@
  * `EventRecord.StoredEvent`), so tombstones, expired items and superseded
  * events are dropped before anything is decrypted; callers decrypt what is left.
  */
-import { Stream } from "effect"
+import { Clock, Effect, Stream } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import { carriesValue } from "../../domain/Event.ts"
 import { isExpired } from "../../domain/Item.ts"
@@ -30,8 +30,12 @@ export const allKeys: Keys = { prefixes: [] }
 
 /** Which newest events to read, and in which direction. */
 export type ReadOptions =
-  /** Keys holding a value at `at`: tombstones and items expired by then are left out. Either direction. */
-  | { readonly include: "live"; readonly at: number; readonly descending?: boolean | undefined }
+  /**
+   * Keys holding a value: tombstones and expired items are left out. Expiry is judged at `at`, or when absent at
+   * the time each page is read, so a stream consumed slowly never judges a late page by the time it started.
+   * Either direction.
+   */
+  | { readonly include: "live"; readonly at?: number | undefined; readonly descending?: boolean | undefined }
   /** Every key with events in the live range, tombstones included (buried ones are not there). Either direction. */
   | { readonly include: "tombstones"; readonly descending?: boolean | undefined }
   /**
@@ -163,5 +167,9 @@ export const read = (
     ),
     Stream.filter((stored) => asked(keys, stored.key))
   )
-  return options.include === "live" ? Stream.filter(newest, (stored) => mayBeLive(stored, options.at)) : newest
+  if (options.include !== "live") return newest
+  const at = options.at
+  return at === undefined
+    ? Stream.filterEffect(newest, (stored) => Effect.map(Clock.currentTimeMillis, (now) => mayBeLive(stored, now)))
+    : Stream.filter(newest, (stored) => mayBeLive(stored, at))
 }

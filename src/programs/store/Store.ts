@@ -32,6 +32,7 @@ import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as AtomicWriter from "./AtomicWriter.ts"
 import { defaultAtomicWriteOptions } from "./AtomicWriter.ts"
 import type { AtomicWriteOptions } from "./AtomicWriter.ts"
+import * as ExpiryRecording from "./ExpiryRecording.ts"
 import * as History from "./History.ts"
 import type { PastPoint } from "./History.ts"
 import type { ActorOptions, WriteError } from "./KeyActors.ts"
@@ -84,8 +85,8 @@ export interface StoreService {
   readonly conditionalUpdate: (item: Item) => Effect.Effect<Lease, IncorrectRevision | WriteFailure>
   /** Deletes a live item whose revision is `revision`. */
   readonly conditionalDelete: (key: string, revision: string) => Effect.Effect<void, IncorrectRevision | WriteFailure>
-  /** The live item of a key. */
-  readonly get: (key: string) => Effect.Effect<Item, NotFound | ReadFailure | WriteError>
+  /** The live item of a key; an expiry it meets is recorded as a courtesy, so it never fails for want of writing. */
+  readonly get: (key: string) => Effect.Effect<Item, NotFound | ReadFailure>
   /** The live items with `start <= key <= end`, ascending. */
   readonly getRange: (
     start: string,
@@ -182,7 +183,8 @@ const make = (options: StoreOptions) =>
       if (latest?.shredded && presentRevision(latest, now) !== undefined) {
         return yield* new Shredded({ key, seq: latest.seq, scope: latest.shredded.scope })
       }
-      if (isDueForExpiry(latest, now)) yield* actors.expire(key)
+      // The answer is what was read; recording the expiry is a courtesy the worker also does (see ExpiryRecording).
+      if (isDueForExpiry(latest, now)) yield* ExpiryRecording.bestEffort(key, actors.expire(key))
       return yield* new NotFound({ key })
     })
 
@@ -194,15 +196,17 @@ const make = (options: StoreOptions) =>
           yield* checkLimit(options.limit)
           // No key lies in a reversed range; DynamoDB would reject the query, so answer without asking.
           if (Key.compare(options.start, options.end) > 0) return Stream.empty
-          const now = yield* Clock.currentTimeMillis
-          const stream = NewestEvents.read(table, options, { include: "live", at: now, descending: options.descending })
-            .pipe(
-              Stream.mapEffect((stored) => table.decode(stored)),
-              Stream.filterMap((event) => {
-                const item = liveItem(event, now)
-                return item ? Result.succeed(item) : Result.failVoid
-              })
-            )
+          // Each page is judged when it is read, and each item again when it is handed on (the clock is read per
+          // item, as the stream is pulled): a slow consumer never gets an item that expired while it was busy.
+          const stream = NewestEvents.read(table, options, { include: "live", descending: options.descending }).pipe(
+            Stream.mapEffect((stored) =>
+              Effect.flatMap(
+                table.decode(stored),
+                (event) => Effect.map(Clock.currentTimeMillis, (now) => liveItem(event, now))
+              )
+            ),
+            Stream.filterMap((item) => (item ? Result.succeed(item) : Result.failVoid))
+          )
           // 0 means no limit, as Teleport's backend.NoLimit.
           return options.limit === undefined || options.limit === 0 ? stream : Stream.take(stream, options.limit)
         })

@@ -28,6 +28,37 @@ export const checkKey = (key: string, field = "key"): Effect.Effect<void, BadPar
   return Result.isFailure(checked) ? Effect.fail(checked.failure) : Effect.void
 }
 
+/**
+ * Watch prefixes: an array (absent or empty: every key) of strings, each empty (every key) or shaped like a key
+ * (see `Key.validate`: no lone surrogate, which UTF-8 cannot carry, so `startsWith` and the prefix's byte range
+ * would disagree; no NUL; no more bytes than a key), so no prefix selects keys a range read of it would not.
+ */
+export const checkPrefixes = (prefixes: ReadonlyArray<string> | undefined): Effect.Effect<void, BadParameter> => {
+  if (prefixes === undefined) return Effect.void
+  if (!Array.isArray(prefixes)) {
+    return Effect.fail(new BadParameter({ field: "prefixes", reason: "prefixes must be an array of strings" }))
+  }
+  for (const [i, prefix] of prefixes.entries()) {
+    if (prefix === "") continue
+    const checked = Key.validate(prefix, `prefixes[${i}]`)
+    if (Result.isFailure(checked)) {
+      const reason = checked.failure.reason.replace(/^a key/, "a prefix")
+      return Effect.fail(new BadParameter({ field: checked.failure.field, reason }))
+    }
+  }
+  return Effect.void
+}
+
+/** A watch's options: its prefixes (see {@link checkPrefixes}) and a buffer of a whole number of events, 1 or more. */
+export const checkWatchOptions = (
+  options: { readonly prefixes?: ReadonlyArray<string> | undefined; readonly capacity?: number | undefined }
+): Effect.Effect<void, BadParameter> =>
+  options.capacity === undefined || (Number.isSafeInteger(options.capacity) && options.capacity >= 1)
+    ? checkPrefixes(options.prefixes)
+    : Effect.fail(
+      new BadParameter({ field: "capacity", reason: "a capacity must be a whole number of events, 1 or more" })
+    )
+
 /** No expiry, or whole epoch milliseconds. */
 export const checkExpiry = (expires: number | undefined): Effect.Effect<void, BadParameter> =>
   expires === undefined || Number.isSafeInteger(expires)

@@ -8,6 +8,7 @@
  * buffer fails with `WatcherOverflow` instead of growing without bound.
  */
 import { Cause, Context, Deferred, Effect, Fiber, Layer, Queue, Schedule, Schema, Stream } from "effect"
+import type { BadParameter } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { carriesValue, itemRevision } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
@@ -21,6 +22,7 @@ import type { ShardPosition, StreamsError } from "../../infra/streams/StreamsApi
 import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as KeyOrder from "../collections/KeyOrder.ts"
 import * as History from "./History.ts"
+import { checkWatchOptions } from "./StoreInput.ts"
 
 /** Where a watch got to: per shard, the last record delivered. Resume a watch from it. */
 export interface WatchPosition {
@@ -72,18 +74,21 @@ export class WatchGap extends Schema.TaggedError<WatchGap>()("WatchGap", {
   }
 }
 
-/** What to watch. */
+/** What to watch; options a watch cannot honour fail it with `BadParameter` before anything is read. */
 export interface WatchOptions {
-  /** Keys starting with any of these; all keys when empty or absent. */
+  /**
+   * Keys starting with any of these; all keys when empty or absent, and `""` covers every key too. Each other
+   * prefix must be shaped like a key (`Key.validate`: no lone surrogate, no NUL, no more bytes than a key).
+   */
   readonly prefixes?: ReadonlyArray<string> | undefined
-  /** Events buffered for a slow consumer before it overflows. */
+  /** Events buffered for a slow consumer before it overflows (a whole number, 1 or more; default 1024). */
   readonly capacity?: number | undefined
   /** Continue after a position an earlier watch returned (at-least-once: events may repeat, none is skipped). */
   readonly resumeFrom?: WatchPosition | undefined
 }
 
-/** Failures of a watch. */
-export type WatchError = WatcherOverflow | WatchGap | StreamsError | ReadError
+/** Failures of a watch: its options refused (before anything is read), or the feed broken. */
+export type WatchError = BadParameter | WatcherOverflow | WatchGap | StreamsError | ReadError
 
 /** What a watch delivers after `Init`: a change of one key. */
 export type Change = Exclude<WatchEvent, { readonly _tag: "Init" }>
@@ -339,6 +344,7 @@ export class Watches extends Context.Service<Watches, {
 
       const watch = (options: WatchOptions = {}): Stream.Stream<WatchEvent, WatchError> =>
         Stream.unwrap(Effect.gen(function*() {
+          yield* checkWatchOptions(options)
           const capacity = options.capacity ?? 1024
           const queue = yield* Queue.bounded<WatchEvent, WatchError | Cause.Done>(capacity)
           const subscriber: Subscriber = { prefixes: options.prefixes, queue, capacity }

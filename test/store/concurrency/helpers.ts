@@ -98,12 +98,16 @@ export type Interception =
   | "drop-response" // send it, then lose whatever came back (success or service error)
   | "throttle" // never send it; answer with a throttling error
   | "cancel-throttled" // never send it; answer as DynamoDB answers a throttled transaction
+  | "deny" // never send it; answer as DynamoDB answers a principal without the permission (not retried)
+  | "conflict" // never send it; answer that its condition failed, with no item (as if a competitor won)
 
 /** Counts of what a fault-injecting client saw, by command name (e.g. `PutItemCommand`). */
 export interface FaultLog {
   readonly sent: Map<string, number>
   readonly dropped: Map<string, number>
   readonly throttled: Map<string, number>
+  readonly denied: Map<string, number>
+  readonly conflicted: Map<string, number>
   /** Service errors DynamoDB answered with, by error name (e.g. `ConditionalCheckFailedException`). */
   readonly serviceErrors: Map<string, number>
 }
@@ -129,7 +133,14 @@ export const faultyClient = (
   decide: (command: string, input: unknown, log: FaultLog) => Interception
 ): { readonly client: DynamoDBClient; readonly log: FaultLog } => {
   const client = new DynamoDBClient(clientOptions(maxAttempts))
-  const log: FaultLog = { sent: new Map(), dropped: new Map(), throttled: new Map(), serviceErrors: new Map() }
+  const log: FaultLog = {
+    sent: new Map(),
+    dropped: new Map(),
+    throttled: new Map(),
+    denied: new Map(),
+    conflicted: new Map(),
+    serviceErrors: new Map()
+  }
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const command = String(context.commandName)
@@ -161,6 +172,25 @@ export const faultyClient = (
             )
           }
         )
+      }
+      if (interception === "deny") {
+        bump(log.denied, command)
+        throw Object.assign(
+          new Error(
+            `User: arn:aws:sts::123456789012:assumed-role/reader is not authorized to perform: dynamodb:${
+              command.replace(/Command$/, "")
+            }`
+          ),
+          { name: "AccessDeniedException", $metadata: { httpStatusCode: 400 }, $fault: "client" }
+        )
+      }
+      if (interception === "conflict") {
+        bump(log.conflicted, command)
+        throw Object.assign(new Error("The conditional request failed"), {
+          name: "ConditionalCheckFailedException",
+          $metadata: { httpStatusCode: 400 },
+          $fault: "client"
+        })
       }
       bump(log.sent, command)
       let result: Awaited<ReturnType<typeof next>>

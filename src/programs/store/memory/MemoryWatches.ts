@@ -8,6 +8,7 @@
  */
 import { Cause, Effect, Queue, Stream } from "effect"
 import type { Event } from "../../../domain/Event.ts"
+import { checkWatchOptions } from "../StoreInput.ts"
 import { matches, toWatchEvent, WatcherOverflow } from "../Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions, WatchPosition } from "../Watch.ts"
 import * as MemoryLog from "./MemoryLog.ts"
@@ -75,6 +76,7 @@ export const make = (log: MemoryLog.MemoryLog, arn: string): MemoryWatches => {
     options: WatchOptions = {}
   ): Stream.Stream<WatchEvent, WatchError> =>
     Stream.unwrap(Effect.gen(function*() {
+      yield* checkWatchOptions(options)
       const capacity = options.capacity ?? 1024
       const queue = yield* Queue.bounded<WatchEvent, WatchError | Cause.Done>(capacity)
       const subscriber: Subscriber = { prefixes: options.prefixes, queue, capacity }

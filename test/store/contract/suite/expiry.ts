@@ -16,7 +16,7 @@ import {
 import type { Lease } from "../../../../src/domain/Item.ts"
 import * as Key from "../../../../src/domain/Key.ts"
 import type { Store } from "../../../../src/programs/store/Store.ts"
-import { bytes, expireCount, text, uniquePrefix } from "./Backend.ts"
+import { bytes, expireCount, patterned, text, uniquePrefix } from "./Backend.ts"
 import type { ContractBackend } from "./Backend.ts"
 
 /** expiry: live 1 ms before, absent at it, for every operation; exactly one expire event per expiry */
@@ -354,6 +354,76 @@ export const expiryContract = (backend: ContractBackend) =>
           expect(yield* s.ops(`${p}a`)).toEqual(["put", "expire", "put"])
           expect(yield* s.ops(`${p}b`)).toEqual(["put", "expire"])
           expect(yield* s.ops(`${p}c`)).toEqual(["put", "expire"])
+        }))
+    })
+
+    /**
+     * A lazily consumed `items` stream judges each item when it is handed on, not when the stream started: an item
+     * that expires while the consumer holds an earlier one is left out, whichever page it is on (was a bug: the
+     * DynamoDB store judged every page with the time the stream started, the memory store read everything at the
+     * start, so both returned items after their expiry).
+     */
+    describe("a lazily consumed items stream judges each item when it is read", () => {
+      /** The keys of a range, advancing the clock by `ttl` once the first item is in the consumer's hands. */
+      const readSlowly = (store: S, prefix: string, descending: boolean) =>
+        Effect.suspend(() => {
+          let first = true
+          return Stream.runCollect(
+            store.items({ start: prefix, end: Key.rangeEnd(prefix), descending }).pipe(
+              Stream.tap(() => {
+                if (!first) return Effect.void
+                first = false
+                return backend.advance(ttl)
+              })
+            )
+          )
+        }).pipe(Effect.map((items) => [...items].map((item) => item.key)))
+
+      it.effect("an item that expires while the consumer holds the first is not returned (both directions)", () =>
+        Effect.gen(function*() {
+          const store = yield* s.open()
+          for (const descending of [false, true]) {
+            const p = uniquePrefix("slow")
+            const key = (i: number) => `${p}k${i}`
+            const now = yield* Clock.currentTimeMillis
+            // k0 and k5 expire; the first one met is live when it is handed on, the last one is not.
+            for (let i = 0; i < 6; i++) {
+              yield* store.put({
+                key: key(i),
+                value: bytes(`v${i}`),
+                expires: i === 0 || i === 5 ? now + ttl : undefined
+              })
+            }
+            const expected = descending ? [5, 4, 3, 2, 1] : [0, 1, 2, 3, 4]
+            expect(yield* readSlowly(store, p, descending), descending ? "descending" : "ascending")
+              .toEqual(expected.map(key))
+          }
+        }))
+
+      it.effect("with several 1 MB pages, items on the pages read after the expiry are left out too", () =>
+        Effect.gen(function*() {
+          const store = yield* s.open()
+          const valueBytes = 60 * 1024
+          for (const descending of [false, true]) {
+            const p = uniquePrefix("slowpages")
+            const key = (i: number) => `${p}${String(i).padStart(2, "0")}`
+            const now = yield* Clock.currentTimeMillis
+            // 24 values of 60 KB: two pages; the first 4 and the last 4 keys expire.
+            const expiring = (i: number) => i < 4 || i >= 20
+            yield* Effect.forEach(
+              Array.from({ length: 24 }, (_, i) => i),
+              (i) =>
+                store.put({
+                  key: key(i),
+                  value: patterned(valueBytes, i),
+                  expires: expiring(i) ? now + ttl : undefined
+                }),
+              { concurrency: 4 }
+            )
+            const live = Array.from({ length: 16 }, (_, i) => key(i + 4))
+            const expected = descending ? [key(23), ...live.reverse()] : [key(0), ...live]
+            expect(yield* readSlowly(store, p, descending), descending ? "descending" : "ascending").toEqual(expected)
+          }
         }))
     })
 
