@@ -46,7 +46,6 @@ import type { AlreadyExists } from "../../domain/Errors.ts"
 import type { Event, EventOp } from "../../domain/Event.ts"
 import type { Item as StoreItem } from "../../domain/Item.ts"
 import type { PastPoint } from "./History.ts"
-import type { WriteError } from "./KeyActors.ts"
 import type { Codec, Conversions } from "./KeyspaceCodec.ts"
 import { conversions, KeyspaceDecodeError } from "./KeyspaceCodec.ts"
 import type { KeyspaceEncodeError } from "./KeyspaceCodec.ts"
@@ -157,7 +156,7 @@ export type TypedWatchFailure = WatchError | KeyspaceDecodeError | BadParameter
 /** The operations of a keyspace; `R` is what they need (`Store`, or nothing once bound to a store). */
 export interface Operations<K, V, R> {
   /** The live record of a key. */
-  readonly get: (key: K) => Effect.Effect<Item<K, V>, NotFound | TypedReadFailure | WriteError, R>
+  readonly get: (key: K) => Effect.Effect<Item<K, V>, NotFound | TypedReadFailure, R>
   /** Stores a record if the key has no live one. */
   readonly create: (
     key: K,
