@@ -8,9 +8,10 @@ import { deleteRangeContract } from "./deleteRange.ts"
 import { expiryContract } from "./expiry.ts"
 import { rangesContract } from "./ranges.ts"
 import { singleKeyContract } from "./singleKey.ts"
+import { writeAcksContract } from "./writeAcks.ts"
 
 export type { ContractBackend, ContractStorage } from "./Backend.ts"
-export { badInputContract, deleteRangeContract, expiryContract, rangesContract, singleKeyContract }
+export { badInputContract, deleteRangeContract, expiryContract, rangesContract, singleKeyContract, writeAcksContract }
 
 /** Every suite of the contract, each with its own storage. */
 export const storeContract = (backend: ContractBackend): void => {
@@ -19,4 +20,5 @@ export const storeContract = (backend: ContractBackend): void => {
   rangesContract(backend)
   deleteRangeContract(backend)
   badInputContract(backend)
+  writeAcksContract(backend)
 }
