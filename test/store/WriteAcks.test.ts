@@ -18,8 +18,9 @@ const event = (key: string, seq: number, revision: string, op: Event["op"] = "pu
 
 describe("WriteAcks", () => {
   it.effect("a revision names the newest event of each key its writes appended, a keep-alive's merged in", () =>
-    Effect.sync(() => {
+    Effect.gen(function*() {
       const acks = WriteAcks.make()
+      yield* acks.subscribe(() => {})
       acks.publish("r1", [event("/a", 1, "r1"), event("/b", 4, "r1")])
       acks.publish("r1", [{ ...event("/a", 2, "k1", "keep-alive"), valueRevision: "r1" }])
       expect(acks.eventsOf("r1")).toEqual([
@@ -56,11 +57,15 @@ describe("WriteAcks", () => {
       yield* Scope.close(scope, Exit.void)
       acks.publish("r3", [event("/a", 3, "r3")])
       expect(heard).toEqual([1, 2])
+      // With nobody listening nothing is remembered: a view made later only looks up writes made after it.
+      expect(acks.eventsOf("r2")?.map((acked) => acked.seq)).toEqual([2])
+      expect(acks.eventsOf("r3")).toBeUndefined()
     }))
 
   it.effect("only the newest revisions are remembered, the oldest acknowledged forgotten first", () =>
-    Effect.sync(() => {
+    Effect.gen(function*() {
       const acks = WriteAcks.make({ rememberedRevisions: 2 })
+      yield* acks.subscribe(() => {})
       acks.publish("r1", [event("/a", 1, "r1")])
       acks.publish("r2", [event("/b", 1, "r2")])
       // Acknowledging r1 again makes it the newest, so r2 is the one to go.

@@ -10,7 +10,7 @@ import { Effect, Fiber, Layer, Option } from "effect"
 import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
 import { WriteAcks } from "../../src/programs/store/WriteAcks.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
-import { eventTableLayer, openStoreWithAcks } from "../support/TestStore.ts"
+import { eventTableLayer, openStore, openStoreWithAcks } from "../support/TestStore.ts"
 import type { Env } from "./support.ts"
 import { bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
 
@@ -128,6 +128,20 @@ describe("read-your-writes", () => {
       expect(yield* store.deleteRange("/ev/r/", "/ev/r/~")).toBe(3)
       yield* within(view.waitForOwnWrites())
       expect((yield* view.items).map((item) => item.key)).toEqual([])
+    }))
+
+  it.live("a write of another process is waited for as before: until an event with its revision is applied", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("ryw-other")
+      const { replica } = yield* setUp(env, "/ot/")
+      const other = yield* openStore(env.location, { client: env.client })
+      yield* startWorker(env, { group: "ryw-other", projections: [replica.projection] })
+      const lease = yield* other.put({ key: "/ot/k", value: bytes("theirs") })
+      yield* within(replica.view.waitFor(lease))
+      expect(yield* valueIn(replica.view, "/ot/k")).toBe("theirs")
+      // Their deletes are not this process's writes: there is nothing of ours to wait for.
+      yield* other.delete("/ot/k")
+      yield* within(replica.view.waitForOwnWrites())
     }))
 
   it.live("a rebuild settles waits for the writes it read, a deleted key too (from its grave)", () =>

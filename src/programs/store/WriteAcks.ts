@@ -43,7 +43,8 @@ export interface WriteAcksService {
   readonly publish: (revision: string | undefined, events: ReadonlyArray<Event>) => void
   /**
    * The newest event of each key that writes returning `revision` appended (a `put` and later `keepAlive`s of
-   * its lease share one), or undefined when no remembered write of this process returned it.
+   * its lease share one), or undefined when no remembered write of this process returned it. Writes are remembered
+   * only while someone listens (a view of the process), so a process without views keeps nothing.
    */
   readonly eventsOf: (revision: string) => ReadonlyArray<AckedEvent> | undefined
   /** The ordinal of the newest acknowledgement so far (0 before the first). */
@@ -57,7 +58,7 @@ export interface WriteAcksService {
 
 /** How much is remembered for `eventsOf`. */
 export interface WriteAcksOptions {
-  /** How many revisions are remembered; the oldest acknowledged are forgotten first. */
+  /** How many revisions are remembered while someone listens; the oldest acknowledged are forgotten first. */
   readonly rememberedRevisions: number
 }
 
@@ -94,7 +95,7 @@ export const make = (options: WriteAcksOptions = defaultWriteAcksOptions): Write
     publish: (revision, events) => {
       if (events.length === 0) return
       const ordinal = ++last
-      if (revision !== undefined) remember(revision, events, ordinal)
+      if (revision !== undefined && listeners.size > 0) remember(revision, events, ordinal)
       const ack: Acknowledgement = { revision, events, ordinal }
       for (const listener of listeners) listener(ack)
     },
