@@ -32,7 +32,7 @@ export interface ReplicatedView {
   /**
    * Completes once the replica reflects the write that returned `written` (a lease, or `atomicWrite`'s revision).
    * For a write of this process made after the view, that is every event the write appended under the view's prefix
-   * (a later event of the same key counts too). For a revision this process did not write, wrote before the view was
+   * (a later event of the same key counts too; a write with none under the prefix is reflected at once). For a revision this process did not write, wrote before the view was
    * made, or wrote so long ago that `WriteAcks` forgot it, it is as far as the replica can tell: once it applied an
    * event with that revision (for an `atomicWrite` the first of its keys, for a `keepAlive` the kept value's put).
    */
@@ -40,7 +40,8 @@ export interface ReplicatedView {
   /**
    * Completes once the replica reflects every write this process acknowledged under the view's prefix since the view
    * was made and before the call (only those to `keys`, when given): the read-your-writes of `delete`,
-   * `conditionalDelete` and `deleteRange`, which return no revision.
+   * `conditionalDelete` and `deleteRange`, which return no revision. A write that failed is not waited for, even one
+   * that may have happened (a timed-out append): read the key to find out.
    */
   readonly waitForOwnWrites: (keys?: Iterable<string>) => Effect.Effect<void>
 }
