@@ -21,6 +21,7 @@ import { localCredentials } from "../../src/programs/app/StoreLive.ts"
 import { Store } from "../../src/programs/store/Store.ts"
 import type { StoreOptions } from "../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
+import { WriteAcks } from "../../src/programs/store/WriteAcks.ts"
 
 /** The endpoint of the DynamoDB Local the global setup started. */
 export const endpoint = (): string => inject("dynamoEndpoint")
@@ -91,6 +92,13 @@ export const openStore = (
   location: TestTable,
   options: OpenStoreOptions = {}
 ): Effect.Effect<Store["Service"], never, Scope.Scope> =>
+  Effect.map(openStoreWithAcks(location, options), ({ store }) => store)
+
+/** {@link openStore} with the instance's write acknowledgements, for views that give read-your-writes on its writes. */
+export const openStoreWithAcks = (
+  location: TestTable,
+  options: OpenStoreOptions = {}
+): Effect.Effect<{ readonly store: Store["Service"]; readonly acks: WriteAcks["Service"] }, never, Scope.Scope> =>
   Effect.gen(function*() {
     const client = options.client ?? makeClient()
     const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
@@ -98,7 +106,7 @@ export const openStore = (
       Layer.provideMerge(eventTableLayer(location, { ...options, client }))
     )
     const context = yield* Layer.build(layer)
-    return Context.get(context, Store)
+    return { store: Context.get(context, Store), acks: Context.get(context, WriteAcks) }
   })
 
 /**

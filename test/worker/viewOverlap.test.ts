@@ -13,6 +13,7 @@ import * as fc from "fast-check"
 import type { Event } from "../../src/domain/Event.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { Store } from "../../src/programs/store/Store.ts"
+import { WriteAcks } from "../../src/programs/store/WriteAcks.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
 import * as ExpiryProjection from "../../src/programs/worker/projections/ExpiryProjection.ts"
@@ -259,7 +260,10 @@ describe("replicated view under overlapping applies", () => {
         return millis
       })
       const services = yield* Layer.build(eventTableLayer(env.location, { client }))
-      const replica = yield* ReplicatedView.make("rebuild-overlap", "/r/").pipe(Effect.provide(services))
+      const replica = yield* ReplicatedView.make("rebuild-overlap", "/r/").pipe(
+        Effect.provide(services),
+        Effect.provide(WriteAcks.layer)
+      )
 
       // The rebuild's read of the table is served now and answers a second late; meanwhile the worker applies
       // a newer event of /r/a, a key created since, and the deletion of /r/gone.
@@ -303,7 +307,10 @@ describe("replicated view under overlapping applies", () => {
     Effect.gen(function*() {
       const env = yield* freshEnv("overlap-replica-property")
       const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
-      const replica = yield* ReplicatedView.make("fold", "/p/").pipe(Effect.provide(services))
+      const replica = yield* ReplicatedView.make("fold", "/p/").pipe(
+        Effect.provide(services),
+        Effect.provide(WriteAcks.layer)
+      )
       const scenario = fc.array(fc.option(fc.constantFrom("a", "b", "c"), { nil: undefined }), {
         minLength: 1,
         maxLength: 8

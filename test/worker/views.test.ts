@@ -6,9 +6,10 @@
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
+import { WriteAcks } from "../../src/programs/store/WriteAcks.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
-import { eventTableLayer, openStore } from "../support/TestStore.ts"
+import { eventTableLayer, openStore, openStoreWithAcks } from "../support/TestStore.ts"
 import { bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
 
 const user = (email: string, extra = "") => bytes(JSON.stringify({ email, extra }))
@@ -92,7 +93,11 @@ describe("views", () => {
       }).pipe(
         Effect.provide(services)
       )
-      const replica = yield* ReplicatedView.make("rebuilt", "/users/").pipe(Effect.provide(services))
+      // Acknowledgements of no store: this test does not wait for its writes.
+      const replica = yield* ReplicatedView.make("rebuilt", "/users/").pipe(
+        Effect.provide(services),
+        Effect.provide(WriteAcks.layer)
+      )
       yield* byEmail.projection.rebuild!.pipe(Effect.provide(services))
       yield* replica.projection.rebuild!
       expect((yield* byEmail.view.get("bob@example.org")).key).toBe("/users/bob")
@@ -142,10 +147,13 @@ describe("views", () => {
   it.live("a replicated view shows a write once waitFor(revision) returns, and drops deleted keys", () =>
     Effect.gen(function*() {
       const env = yield* freshEnv("view-replica")
-      const store = yield* openStore(env.location, { client: env.client })
+      const { acks, store } = yield* openStoreWithAcks(env.location, { client: env.client })
       yield* store.put({ key: "/cfg/old", value: bytes("before the worker") })
       const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
-      const replica = yield* ReplicatedView.make("cfg", "/cfg/").pipe(Effect.provide(services))
+      const replica = yield* ReplicatedView.make("cfg", "/cfg/").pipe(
+        Effect.provide(services),
+        Effect.provideService(WriteAcks, acks)
+      )
       yield* startWorker(env, {
         group: "replica",
         projections: [replica.projection],

@@ -23,6 +23,7 @@ import * as Revisions from "../../infra/Revisions.ts"
 import type { WriteError } from "./KeyActors.ts"
 import { KeyActors, writeTimedOut } from "./KeyActors.ts"
 import { checkAtomicWrite } from "./StoreInput.ts"
+import { WriteAcks } from "./WriteAcks.ts"
 
 /** How hard to try before giving up. */
 export interface AtomicWriteOptions {
@@ -51,10 +52,15 @@ type Attempt =
 export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
   actions: ReadonlyArray<ConditionalAction>,
   options: AtomicWriteOptions
-): Effect.fn.Return<string, BadParameter | ValueTooLarge | ConditionFailed | WriteError, EventTable | KeyActors> {
+): Effect.fn.Return<
+  string,
+  BadParameter | ValueTooLarge | ConditionFailed | WriteError,
+  EventTable | KeyActors | WriteAcks
+> {
   const table = yield* EventTable
   yield* checkAtomicWrite(table.location, actions)
   const actors = yield* KeyActors
+  const acks = yield* WriteAcks
   const revision = yield* Revisions.next
   let stale = 0
   let conflicts = 0
@@ -116,6 +122,8 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     )
     if (attempt._tag === "Committed") {
       for (const entry of actions) actors.invalidate(entry.key)
+      // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
+      acks.publish(revision, writes.flatMap((write) => (write._tag === "Append" ? [write.event] : [])))
       return revision
     }
     if (attempt._tag === "Stale" && ++stale > options.maxStaleAttempts) {

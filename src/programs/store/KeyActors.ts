@@ -26,6 +26,7 @@ import type { WriteFence } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
+import { WriteAcks } from "./WriteAcks.ts"
 
 /** Limits of the actor system. */
 export interface ActorOptions {
@@ -73,13 +74,17 @@ export class KeyActors extends Context.Service<KeyActors, {
   /** How many actors are alive, for tests and metrics. */
   readonly size: () => number
 }>()("dynastate/KeyActors") {
-  /** The actor system, passivating idle actors in the background while the layer lives. */
-  static readonly layer = (options: ActorOptions): Layer.Layer<KeyActors, never, EventTable> =>
+  /**
+   * The actor system, passivating idle actors in the background while the layer lives; it publishes what each
+   * command appended to the store instance's `WriteAcks`.
+   */
+  static readonly layer = (options: ActorOptions): Layer.Layer<KeyActors, never, EventTable | WriteAcks> =>
     Layer.effect(KeyActors, make(options))
 }
 
 const make = Effect.fnUntraced(function*(options: ActorOptions) {
   const table = yield* EventTable
+  const acks = yield* WriteAcks
   const scope = yield* Effect.scope
   const actors = new Map<string, Actor>()
 
@@ -116,8 +121,10 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       actor.lastActive = yield* Clock.currentTimeMillis
     })
 
-  const process = (actor: Actor, command: Command) =>
-    Effect.gen(function*() {
+  const process = (actor: Actor, command: Command) => {
+    /** Every event this command appended, across retries: each is in the table whatever the command's outcome. */
+    const appended: Array<Event> = []
+    return Effect.gen(function*() {
       let fresh = false
       let conflicts = 0
       const reload = Effect.gen(function*() {
@@ -161,7 +168,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             revision: yield* Revisions.next,
             timestamp: now
           }
-          const appended = yield* Effect.result(
+          const outcome = yield* Effect.result(
             table.append(event).pipe(
               Effect.timeoutOrElse({
                 duration: options.fence.writeTimeoutMillis,
@@ -170,13 +177,14 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
               })
             )
           )
-          if (appended._tag === "Success") {
+          if (outcome._tag === "Success") {
+            appended.push(event)
             current = KeyState.evolve(current, event)
             actor.state = current
             actor.confirmedAt = event.timestamp
             continue
           }
-          const error = appended.failure
+          const error = outcome.failure
           if (error._tag !== "AppendConflict") return yield* Effect.fail(error)
           conflicts++
           if (conflicts > options.maxConflicts) {
@@ -203,8 +211,13 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             actor.state = undefined
           }
         })
+      ),
+      // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
+      Effect.onExit((exit) =>
+        Effect.sync(() => acks.publish(exit._tag === "Success" ? exit.value.revision : undefined, appended))
       )
     )
+  }
 
   let closed = false
   const closedError = () => new StorageFailure({ operation: "store", reason: "the store was closed" })

@@ -19,6 +19,9 @@
  * - no stream or worker: watches are fed as events are appended, positions are
  *   places in one global log; there is no compaction, so `history` returns
  *   every event ever appended and `getAt` can reach any of them.
+ *
+ * Like `Store.layer`, its layers also provide the store's `WriteAcks`: every
+ * write's events are published there when the write is acknowledged.
  */
 import { Clock, Context, Effect, Layer, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
@@ -46,6 +49,7 @@ import { Store } from "./Store.ts"
 import type { ItemsOptions, StoreService } from "./Store.ts"
 import { checkAtomicWrite, checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
+import * as WriteAcks from "./WriteAcks.ts"
 
 /** How an in-memory store is set up; every field is optional. */
 export interface MemoryStoreOptions {
@@ -76,9 +80,10 @@ export class MemoryInspector extends Context.Service<MemoryInspector, {
   readonly snapshot: Effect.Effect<string>
 }>()("dynastate/MemoryInspector") {}
 
-/** A store and its inspector, over one state. */
+/** A store, its write acknowledgements and its inspector, over one state. */
 export interface InspectableStore {
   readonly store: StoreService
+  readonly acks: WriteAcks.WriteAcksService
   readonly inspector: MemoryInspector["Service"]
 }
 
@@ -91,6 +96,7 @@ export const makeWithInspector = Effect.fnUntraced(function*(
   const log = MemoryLog.make()
   const watches = MemoryWatches.make(log, `memory:${yield* Revisions.next}`)
   const lock = yield* Semaphore.make(1)
+  const acks = WriteAcks.make()
   const locked = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => lock.withPermits(1)(effect)
   /** Keys whose newest event carries a value with an expiry: the timer's candidates. */
   const expiring = new Set<string>()
@@ -124,9 +130,13 @@ export const makeWithInspector = Effect.fnUntraced(function*(
     return event
   }
 
+  /** Records the expiry of a key that is due, as a write of its own, as the DynamoDB store's actors do. */
   const recordExpiry = (key: string, now: number) =>
     isDueForExpiry(MemoryLog.stateOf(log, key).latest, now)
-      ? Effect.map(Revisions.next, (revision) => record(key, { op: "expire" }, revision, now))
+      ? Effect.map(Revisions.next, (revision) => {
+        const event = record(key, { op: "expire" }, revision, now)
+        acks.publish(event.revision, [event])
+      })
       : Effect.void
 
   /** Decides a command on the key's state and appends what the decision says (under the lock). */
@@ -134,10 +144,16 @@ export const makeWithInspector = Effect.fnUntraced(function*(
     Effect.gen(function*() {
       const key = keyOf(command)
       const decision = decide(command, MemoryLog.stateOf(log, key), now)
-      let last: Event | undefined
-      for (const draft of decision.events) last = record(key, draft, yield* Revisions.next, now)
-      if (decision.failure !== undefined) return yield* Effect.fail(decision.failure)
-      return { key, revision: itemRevision(last!) } satisfies Lease
+      const appended: Array<Event> = []
+      for (const draft of decision.events) appended.push(record(key, draft, yield* Revisions.next, now))
+      // An expiry recorded on the way to a failure is a write all the same, as in the DynamoDB store.
+      if (decision.failure !== undefined) {
+        acks.publish(undefined, appended)
+        return yield* Effect.fail(decision.failure)
+      }
+      const lease: Lease = { key, revision: itemRevision(appended[appended.length - 1]!) }
+      acks.publish(lease.revision, appended)
+      return lease
     })
 
   const run: CommandRunner<never> = <E extends CommandError>(command: Command) =>
@@ -235,13 +251,15 @@ export const makeWithInspector = Effect.fnUntraced(function*(
         }
       }
       const revision = yield* Revisions.next
+      const appended: Array<Event> = []
       for (const { key, action } of actions) {
         if (action._tag === "Put") {
-          record(key, { op: "put", value: action.value, expires: action.expires }, revision, now)
+          appended.push(record(key, { op: "put", value: action.value, expires: action.expires }, revision, now))
         } else if (action._tag === "Delete" && presentRevision(MemoryLog.stateOf(log, key).latest, now) !== undefined) {
-          record(key, { op: "delete" }, revision, now)
+          appended.push(record(key, { op: "delete" }, revision, now))
         }
       }
+      acks.publish(revision, appended)
       return revision
     }))
   })
@@ -333,21 +351,33 @@ export const makeWithInspector = Effect.fnUntraced(function*(
     snapshot: locked(Effect.sync(() => MemoryLog.snapshot(log)))
   })
 
-  return { store, inspector }
+  return { store, acks, inspector }
 })
 
 /** A fresh, empty in-memory store; its state lives as long as the scope. */
 export const make = (options?: MemoryStoreOptions): Effect.Effect<StoreService, never, Scope.Scope> =>
   Effect.map(makeWithInspector(options), ({ store }) => store)
 
-/** An in-memory `Store` needing nothing: each build is a new, empty store that lives as long as the layer. */
-export const layer = (options?: MemoryStoreOptions): Layer.Layer<Store> => Layer.effect(Store, make(options))
-
-/** {@link layer} with its {@link MemoryInspector}, for tests that look at the events a store recorded. */
-export const layerWithInspector = (options?: MemoryStoreOptions): Layer.Layer<Store | MemoryInspector> =>
+/**
+ * An in-memory `Store` needing nothing, with its `WriteAcks`: each build is a new, empty store that lives as long as
+ * the layer.
+ */
+export const layer = (options?: MemoryStoreOptions): Layer.Layer<Store | WriteAcks.WriteAcks> =>
   Layer.effectContext(
     Effect.map(
       makeWithInspector(options),
-      ({ inspector, store }) => Context.make(Store, store).pipe(Context.add(MemoryInspector, inspector))
+      ({ acks, store }) => Context.make(Store, store).pipe(Context.add(WriteAcks.WriteAcks, acks))
+    )
+  )
+
+/** {@link layer} with its {@link MemoryInspector}, for tests that look at the events a store recorded. */
+export const layerWithInspector = (
+  options?: MemoryStoreOptions
+): Layer.Layer<Store | WriteAcks.WriteAcks | MemoryInspector> =>
+  Layer.effectContext(
+    Effect.map(
+      makeWithInspector(options),
+      ({ acks, inspector, store }) =>
+        Context.make(Store, store).pipe(Context.add(WriteAcks.WriteAcks, acks), Context.add(MemoryInspector, inspector))
     )
   )

@@ -42,6 +42,7 @@ import { checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
 import { Watches } from "./Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
+import { WriteAcks } from "./WriteAcks.ts"
 
 export type { AtomicWriteOptions } from "./AtomicWriter.ts"
 export type { PastPoint } from "./History.ts"
@@ -146,14 +147,15 @@ export const defaultStoreOptions: StoreOptions = {
 /** The store service. */
 export class Store extends Context.Service<Store, StoreService>()("dynastate/Store") {
   /**
-   * The store over an event table, with its own actor system, watches and history area (both also
-   * provided, so the projection worker and views of the same process share them).
+   * The store over an event table, with its own actor system, write acknowledgements, watches and history area
+   * (all but the actors also provided, so the projection worker and views of the same process share them).
    */
   static readonly layer = (
     options: StoreOptions = defaultStoreOptions
-  ): Layer.Layer<Store | Watches | HistoryArea, never, EventTable | DataKeys | Dynamo | StreamsApi> =>
+  ): Layer.Layer<Store | WriteAcks | Watches | HistoryArea, never, EventTable | DataKeys | Dynamo | StreamsApi> =>
     Layer.effect(Store, make(options)).pipe(
       Layer.provide(KeyActors.layer(options.actors)),
+      Layer.provideMerge(WriteAcks.layer),
       Layer.provideMerge(Watches.layer),
       Layer.provideMerge(HistoryArea.layer)
     )
@@ -166,6 +168,7 @@ const make = (options: StoreOptions) =>
     const dataKeys = yield* DataKeys
     const watches = yield* Watches
     const area = yield* HistoryArea
+    const acks = yield* WriteAcks
     const services = Effect.provideService(EventTable, table)
 
     const run: CommandRunner<WriteError> = <E extends CommandError>(command: Command) =>
@@ -240,7 +243,8 @@ const make = (options: StoreOptions) =>
       atomicWrite: (actions) =>
         AtomicWriter.atomicWrite(actions, options.atomicWrite).pipe(
           services,
-          Effect.provideService(KeyActors, actors)
+          Effect.provideService(KeyActors, actors),
+          Effect.provideService(WriteAcks, acks)
         ),
       rewrap: dataKeys.rewrap,
       shred: dataKeys.shred,

@@ -12,6 +12,7 @@ import { Attr } from "../../../src/infra/EventRecord.ts"
 import { localCredentials } from "../../../src/programs/app/StoreLive.ts"
 import { KeyActors } from "../../../src/programs/store/KeyActors.ts"
 import type { ActorOptions } from "../../../src/programs/store/KeyActors.ts"
+import { WriteAcks } from "../../../src/programs/store/WriteAcks.ts"
 import { endpoint, eventTableLayer } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 
@@ -218,6 +219,9 @@ export const openActors = (
   options: ActorOptions
 ): Effect.Effect<KeyActors["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
-    const layer = KeyActors.layer(options).pipe(Layer.provide(eventTableLayer(location, { client })))
+    const layer = KeyActors.layer(options).pipe(
+      Layer.provide(eventTableLayer(location, { client })),
+      Layer.provide(WriteAcks.layer)
+    )
     return Context.get(yield* Layer.build(layer), KeyActors)
   })

@@ -19,6 +19,7 @@ export const dynamoBackend: ContractBackend = {
     const t = useTable(label)
     return {
       open: () => t.open(),
+      openWithAcks: () => t.openWithAcks(),
       openRecording: () =>
         Effect.gen(function*() {
           const { calls, client } = recordingClient()

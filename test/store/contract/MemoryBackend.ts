@@ -30,6 +30,13 @@ export const memoryBackend: ContractBackend = {
             current = made
             return made.store
           }),
+      openWithAcks: () =>
+        current !== undefined
+          ? Effect.succeed({ store: current.store, acks: current.acks })
+          : Effect.map(MemoryStore.makeWithInspector(), (made) => {
+            current = made
+            return { store: made.store, acks: made.acks }
+          }),
       // The memory store does no I/O: there are no requests to record.
       openRecording: undefined,
       ops: (key) => (current === undefined ? Effect.succeed([]) : current.inspector.ops(key)),

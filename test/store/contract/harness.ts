@@ -10,8 +10,9 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Attr } from "../../../src/infra/EventRecord.ts"
 import type { Store } from "../../../src/programs/store/Store.ts"
+import type { WriteAcks } from "../../../src/programs/store/WriteAcks.ts"
 import { rawKeyItems } from "../../support/RawTable.ts"
-import { freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import { freshTableName, makeClient, openStore, openStoreWithAcks, provisionTable } from "../../support/TestStore.ts"
 import type { OpenStoreOptions, TestTable } from "../../support/TestStore.ts"
 
 export { bytes, patterned, sameBytes, text, uniquePrefix } from "./suite/Backend.ts"
@@ -25,6 +26,12 @@ export interface FileTable {
   readonly location: TestTable
   /** A store instance (own actor system) on the table, closed with the scope. */
   readonly open: (options?: OpenStoreOptions) => Effect.Effect<Store["Service"], never, Scope.Scope>
+  /** {@link open} with the instance's write acknowledgements. */
+  readonly openWithAcks: () => Effect.Effect<
+    { readonly store: Store["Service"]; readonly acks: WriteAcks["Service"] },
+    never,
+    Scope.Scope
+  >
 }
 
 /** Registers hooks that provision a fresh table for the calling test file. */
@@ -53,6 +60,11 @@ export const useTable = (label: string): FileTable => {
       const own = options.client ?? makeClient()
       if (options.client === undefined) clients.push(own)
       return openStore(table.location, { ...options, client: own })
+    },
+    openWithAcks: () => {
+      const own = makeClient()
+      clients.push(own)
+      return openStoreWithAcks(table.location, { client: own })
     }
   }
   return table

@@ -8,6 +8,7 @@
 import type { Effect, Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import type { Store } from "../../../../src/programs/store/Store.ts"
+import type { WriteAcks } from "../../../../src/programs/store/WriteAcks.ts"
 
 /** A store instance. */
 export type S = Store["Service"]
@@ -16,6 +17,12 @@ export type S = Store["Service"]
 export interface ContractStorage {
   /** A store instance on this storage (several instances share it where the backend can), closed with the scope. */
   readonly open: () => Effect.Effect<S, never, Scope.Scope>
+  /** A store instance with its write acknowledgements (those of the instance, not of the whole storage). */
+  readonly openWithAcks: () => Effect.Effect<
+    { readonly store: S; readonly acks: WriteAcks["Service"] },
+    never,
+    Scope.Scope
+  >
   /**
    * An instance that records the storage requests it sends, for backends that do I/O (DynamoDB: SDK command names);
    * undefined for a backend without I/O.

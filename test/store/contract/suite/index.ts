@@ -9,9 +9,18 @@ import { expiryContract } from "./expiry.ts"
 import { rangesContract } from "./ranges.ts"
 import { singleKeyContract } from "./singleKey.ts"
 import { watchInputContract } from "./watchInput.ts"
+import { writeAcksContract } from "./writeAcks.ts"
 
 export type { ContractBackend, ContractStorage } from "./Backend.ts"
-export { badInputContract, deleteRangeContract, expiryContract, rangesContract, singleKeyContract, watchInputContract }
+export {
+  badInputContract,
+  deleteRangeContract,
+  expiryContract,
+  rangesContract,
+  singleKeyContract,
+  watchInputContract,
+  writeAcksContract
+}
 
 /** Every suite of the contract, each with its own storage. */
 export const storeContract = (backend: ContractBackend): void => {
@@ -21,4 +30,5 @@ export const storeContract = (backend: ContractBackend): void => {
   deleteRangeContract(backend)
   badInputContract(backend)
   watchInputContract(backend)
+  writeAcksContract(backend)
 }
