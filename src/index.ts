@@ -39,6 +39,9 @@ export * as Retention from "./domain/Retention.ts"
 /** The store service: Teleport's key/value backend contract as an Effect service. */
 export * as Store from "./programs/store/Store.ts"
 
+/** The feed of this process's acknowledged writes (which events each appended): what read-your-writes waits on. */
+export * as WriteAcks from "./programs/store/WriteAcks.ts"
+
 /** Typed keyspaces: a prefix of the store with keys and values described by Effect schemas. */
 export * as Keyspace from "./programs/store/Keyspace.ts"
 
