@@ -1,0 +1,319 @@
+/**
+ * The checks at the end of a campaign, run once everything healed, through a store of the controller's own that
+ * talks to DynamoDB Local directly (no proxy):
+ *
+ * - `linearizable`: the recorded history plus a final read of every key has a linearization (the checker of
+ *   test/properties/linearizability; indeterminate operations are pending there);
+ * - `lostWrites`: each key's final state was written by some operation, and an acknowledged write that no later
+ *   write could have overwritten is the final state;
+ * - `expiry`: every expired write has exactly one `expire` event after it, none has two;
+ * - `historyFold`: a key's kept events have strictly increasing seqs, contain every acknowledged write's revision,
+ *   and fold to what `get` answers;
+ * - `replica`: a worker's `ReplicatedView` of `/kv/` comes to equal the final state;
+ * - `plaintext`: no attribute of any item of the table contains a written value.
+ */
+import { ScanCommand } from "@aws-sdk/client-dynamodb"
+import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { Chunk, Context, Effect, Exit, Layer, Option, References, Stream } from "effect"
+import type { Event } from "../../src/domain/Event.ts"
+import { load } from "../../src/infra/StoreConfig.ts"
+import * as StoreLive from "../../src/programs/app/StoreLive.ts"
+import { Store } from "../../src/programs/store/Store.ts"
+import { checkLinearizable } from "../properties/linearizability/Checker.ts"
+import { formatResult } from "../properties/linearizability/format.ts"
+import type { History, Operation } from "../properties/linearizability/History.ts"
+import { completed, isPending } from "../properties/linearizability/History.ts"
+import { describeKv, makeKvModel } from "../properties/linearizability/KvModel.ts"
+import type { KvInput, KvOutput } from "../properties/linearizability/KvModel.ts"
+import { text } from "../properties/linearizability/storeHistory.ts"
+import type { CampaignRecord } from "./Campaign.ts"
+import { kvKeys, ttlKeys } from "./Campaign.ts"
+
+/** The store's documented corner cases (as in storeLinearizability.test.ts). */
+const model = makeKvModel({
+  deleteMissing: "NotFound",
+  compareAndSwapMissing: "CompareFailed",
+  conditionalMissing: "IncorrectRevision"
+})
+
+/** The checks' names. */
+export type CheckName = "linearizable" | "lostWrites" | "expiry" | "historyFold" | "replica" | "plaintext"
+
+/** What one check found: violations (empty when it passed) and, for the linearizability check, inconclusiveness. */
+export interface CheckOutcome {
+  readonly name: CheckName
+  readonly violations: ReadonlyArray<string>
+  readonly note?: string | undefined
+}
+
+const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis))
+
+type Final = { readonly value: string; readonly revision: string } | undefined
+
+const openStore = (record: CampaignRecord, endpoint: string) =>
+  Effect.gen(function*() {
+    const config = yield* load({
+      env: {
+        DYNASTATE_ENDPOINT: endpoint,
+        DYNASTATE_REGION: "us-east-1",
+        DYNASTATE_TABLE_NAME: record.table,
+        DYNASTATE_NAMESPACE: record.namespace,
+        DYNASTATE_KEYRING_KEY: record.key
+      }
+    })
+    return Context.get(yield* Layer.build(StoreLive.layer(config)), Store)
+  })
+
+const finalState = (store: Store["Service"], key: string): Effect.Effect<Final, unknown> =>
+  store.get(key).pipe(
+    Effect.map((item): Final => ({ value: text(item.value), revision: item.revision })),
+    Effect.catchTag("NotFound", () => Effect.succeed(undefined))
+  )
+
+const eventsOf = (store: Store["Service"], key: string): Effect.Effect<ReadonlyArray<Event>, unknown> =>
+  Effect.map(Stream.runCollect(store.history(key)), (events) => Chunk.toReadonlyArray(Chunk.fromIterable(events)))
+
+/** The history with a final read of every key appended after every other operation. */
+const withFinalReads = (
+  history: History<KvInput, KvOutput>,
+  finals: ReadonlyMap<string, Final>
+): History<KvInput, KvOutput> => {
+  let clock =
+    Math.max(0, ...history.filter((op) => !isPending(op)).map((op) => op.return), ...history.map((op) => op.call)) + 1
+  let id = Math.max(-1, ...history.map((op) => op.id)) + 1
+  const reads: Array<Operation<KvInput, KvOutput>> = []
+  for (const [key, final] of finals) {
+    const output: KvOutput = final === undefined
+      ? { _tag: "Err", tag: "NotFound" }
+      : { _tag: "Ok", value: final.value, revision: final.revision }
+    reads.push(completed(id++, "final", clock, clock + 1, { _tag: "Get", key }, output))
+    clock += 2
+  }
+  return [...history, ...reads]
+}
+
+const linearizable = (history: History<KvInput, KvOutput>): CheckOutcome => {
+  const result = checkLinearizable(model, history, { timeoutMs: 30_000, explain: "prefix", explainTimeoutMs: 5_000 })
+  if (result.ok === true) return { name: "linearizable", violations: [] }
+  if (result.ok === "unknown") return { name: "linearizable", violations: [], note: `inconclusive: ${result.reason}` }
+  return { name: "linearizable", violations: [formatResult(model, history, result)] }
+}
+
+/** The value and revision each completed write of `key` left, with its call and return. */
+const writesOf = (history: History<KvInput, KvOutput>, key: string) =>
+  history.flatMap((op) => {
+    const input = op.input
+    const put = input._tag === "AtomicWrite"
+      ? input.entries.find((e) => e.key === key)?.action
+      : input.key === key && "value" in input
+      ? { _tag: "Put" as const, value: input.value }
+      : input.key === key && (input._tag === "Delete" || input._tag === "ConditionalDelete")
+      ? { _tag: "Delete" as const }
+      : undefined
+    if (put === undefined || put._tag === "Nop") return []
+    if (!isPending(op) && op.output._tag === "Err") return []
+    return [{ op, value: put._tag === "Put" ? put.value : undefined }]
+  })
+
+const lostWrites = (history: History<KvInput, KvOutput>, finals: ReadonlyMap<string, Final>): CheckOutcome => {
+  const violations: Array<string> = []
+  for (const [key, final] of finals) {
+    const writes = writesOf(history, key)
+    if (final !== undefined && !writes.some((w) => w.value === final.value)) {
+      violations.push(`${key} holds ${final.value}, which no write of the history wrote`)
+    }
+    if (final === undefined && writes.length > 0 && !writes.some((w) => w.value === undefined)) {
+      violations.push(`${key} is absent though nothing deleted it`)
+    }
+    // An acknowledged write that returned before every other write to the key was called must be the final state.
+    for (const write of writes) {
+      if (isPending(write.op)) continue
+      const overwritable = writes.some((other) => other !== write && other.op.return > write.op.call)
+      if (overwritable) continue
+      const wanted = write.value
+      if (wanted === undefined ? final !== undefined : final?.value !== wanted) {
+        violations.push(
+          `acknowledged write #${write.op.id} of ${key} (${wanted ?? "delete"}) was lost: the key holds ${
+            final?.value ?? "nothing"
+          }`
+        )
+      }
+    }
+  }
+  return { name: "lostWrites", violations }
+}
+
+const historyFold = (
+  history: History<KvInput, KvOutput>,
+  finals: ReadonlyMap<string, Final>,
+  events: ReadonlyMap<string, ReadonlyArray<Event>>
+): CheckOutcome => {
+  const violations: Array<string> = []
+  for (const [key, final] of finals) {
+    const kept = events.get(key) ?? []
+    for (let i = 1; i < kept.length; i++) {
+      if (kept[i]!.seq <= kept[i - 1]!.seq) {
+        violations.push(`${key}: history seq ${kept[i]!.seq} after ${kept[i - 1]!.seq}`)
+      }
+    }
+    const newest = kept.at(-1)
+    const folded: Final = newest !== undefined && (newest.op === "put" || newest.op === "keep-alive")
+      ? { value: text(newest.value ?? new Uint8Array()), revision: newest.valueRevision ?? newest.revision }
+      : undefined
+    if (JSON.stringify(folded) !== JSON.stringify(final)) {
+      violations.push(`${key}: history folds to ${JSON.stringify(folded)}, get answers ${JSON.stringify(final)}`)
+    }
+    const revisions = new Set(kept.map((e) => e.revision))
+    for (const write of writesOf(history, key)) {
+      const output = write.op.output
+      // Deletes return no revision, and an atomic write's delete of an absent key appends nothing.
+      if (isPending(write.op) || write.value === undefined || output?._tag !== "Ok" || output.revision === undefined) {
+        continue
+      }
+      if (!revisions.has(output.revision)) {
+        violations.push(
+          `${key}: acknowledged write #${write.op.id} ${
+            describeKv(write.op.input, output)
+          } is not in its history (newest: ${kept.slice(-5).map((e) => `${e.seq}:${e.op}@${e.revision}`).join(" ")})`
+        )
+      }
+    }
+  }
+  return { name: "historyFold", violations }
+}
+
+const expiry = (events: ReadonlyMap<string, ReadonlyArray<Event>>, now: number, graceMillis: number): CheckOutcome => {
+  const violations: Array<string> = []
+  for (const key of ttlKeys) {
+    const kept = events.get(key) ?? []
+    kept.forEach((event, i) => {
+      const next = kept[i + 1]
+      if (event.op === "expire" && next?.op === "expire") {
+        violations.push(`${key}: two expire events in a row (seq ${event.seq}, ${next.seq})`)
+      }
+      if (
+        event.op === "put" && event.expires !== undefined && event.expires < now - graceMillis && next === undefined
+      ) {
+        violations.push(`${key}: put seq ${event.seq} expired at ${event.expires} but has no expire event`)
+      }
+      if (event.op === "expire" && (i === 0 || kept[i - 1]!.op !== "put" && kept[i - 1]!.op !== "keep-alive")) {
+        violations.push(`${key}: expire event seq ${event.seq} does not follow a value`)
+      }
+    })
+  }
+  return { name: "expiry", violations }
+}
+
+const leaves = (value: AttributeValue): Array<string | Uint8Array> => {
+  if (value.S !== undefined) return [value.S]
+  if (value.B !== undefined) return [value.B]
+  if (value.SS !== undefined) return [...value.SS]
+  if (value.BS !== undefined) return [...value.BS]
+  if (value.L !== undefined) return value.L.flatMap(leaves)
+  if (value.M !== undefined) return Object.entries(value.M).flatMap(([name, inner]) => [name, ...leaves(inner)])
+  return []
+}
+
+const plaintext = async (
+  client: DynamoDBClient,
+  table: string,
+  values: ReadonlyArray<string>
+): Promise<CheckOutcome> => {
+  const violations: Array<string> = []
+  let start: Record<string, AttributeValue> | undefined
+  let items = 0
+  do {
+    const page = await client.send(
+      new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true })
+    )
+    for (const item of page.Items ?? []) {
+      items++
+      for (const [name, value] of Object.entries(item)) {
+        const haystack = [name, ...leaves(value)]
+          .map((leaf) => (typeof leaf === "string" ? leaf : Buffer.from(leaf).toString("latin1")))
+          .join("\n")
+        // Every written value starts with "plain-": one search finds the candidates, the exact values confirm them.
+        if (!haystack.includes("plain-")) continue
+        for (const v of values) if (haystack.includes(v)) violations.push(`attribute ${name} of an item contains ${v}`)
+      }
+    }
+    start = page.LastEvaluatedKey
+  } while (start !== undefined)
+  return { name: "plaintext", violations, note: `${items} items scanned` }
+}
+
+const replica = async (record: CampaignRecord, finals: ReadonlyMap<string, Final>): Promise<CheckOutcome> => {
+  const wanted = JSON.stringify(
+    [...finals].filter(([, f]) => f !== undefined).map(([key, f]) => ({ key, value: f!.value, revision: f!.revision }))
+      .sort((a, b) => (a.key < b.key ? -1 : 1))
+  )
+  let last = "(no dump)"
+  // Only a worker owning the stream's shard is fed; one of them has to converge.
+  for (let attempt = 0; attempt < 30; attempt++) {
+    for (const worker of record.workers) {
+      const dump = await worker.dump(5000)
+      if (dump === undefined) continue
+      last = JSON.stringify([...dump.dump].sort((a, b) => (a.key < b.key ? -1 : 1)))
+      if (last === wanted) return { name: "replica", violations: [], note: `converged after ${attempt} polls` }
+    }
+    await sleep(1000)
+  }
+  return { name: "replica", violations: [`no worker's replica converged: want ${wanted}, last ${last}`] }
+}
+
+/** Runs every check of a healed campaign. */
+export const checkAll = async (
+  record: CampaignRecord,
+  endpoint: string,
+  client: DynamoDBClient
+): Promise<ReadonlyArray<CheckOutcome>> => {
+  const gathered = await Effect.runPromise(
+    Effect.scoped(Effect.gen(function*() {
+      const store = yield* openStore(record, endpoint)
+      const finals = new Map<string, Final>()
+      const events = new Map<string, ReadonlyArray<Event>>()
+      for (const key of kvKeys) finals.set(key, yield* finalState(store, key))
+      // The workers record expiries; give them until the last expiry plus a few seconds.
+      const lastExpiry = Math.max(0, ...record.ttlOps.map((op) => op.input.ttlMillis)) // relative: bounded below
+      yield* Effect.sleep(Math.min(lastExpiry, 3000) + 5000)
+      for (const key of [...kvKeys, ...ttlKeys]) events.set(key, yield* eventsOf(store, key))
+      return { finals, events, now: Date.now() }
+    })).pipe(Effect.provideService(References.MinimumLogLevel, "Error"), Effect.exit)
+  )
+  if (Exit.isFailure(gathered)) throw new Error(`the checks could not read the table: ${String(gathered.cause)}`)
+  const { events, finals, now } = gathered.value
+  const history = withFinalReads(record.history, finals)
+  return [
+    linearizable(history),
+    lostWrites(record.history, finals),
+    expiry(events, now, 4000),
+    historyFold(record.history, finals, events),
+    await replica(record, finals),
+    await plaintext(client, record.table, record.values)
+  ]
+}
+
+/** The figures of a campaign and its checks, for the end of a run. */
+export const report = (record: CampaignRecord, outcomes: ReadonlyArray<CheckOutcome>, seconds: number): string => {
+  const lines = [
+    `chaos campaign: seed ${record.seed}, ${seconds} s of faults, table ${record.table}`,
+    `operations: ${record.operations.ok} ok, ${record.operations.failed} failed, ${record.operations.indeterminate} indeterminate` +
+    ` (${record.ttlOps.length} of them writes with expiries)`,
+    `faults: ${Object.entries(record.faults).map(([kind, n]) => `${kind} ${n}`).join(", ")}`,
+    `processes: ${record.kills} killed, ${record.pauses} paused, ${record.restarts} restarted`
+  ]
+  for (const outcome of outcomes) {
+    lines.push(
+      `check ${outcome.name}: ${outcome.violations.length === 0 ? "ok" : `${outcome.violations.length} violation(s)`}${
+        outcome.note === undefined ? "" : ` (${outcome.note})`
+      }`
+    )
+    for (const violation of outcome.violations.slice(0, 10)) lines.push(`  ${violation.replaceAll("\n", "\n  ")}`)
+  }
+  lines.push(`violations: ${outcomes.reduce((n, o) => n + o.violations.length, 0)}`)
+  return lines.join("\n")
+}
+
+/** An `Option` helper kept local: the first failing check, for a test's message. */
+export const firstViolation = (outcomes: ReadonlyArray<CheckOutcome>): Option.Option<CheckOutcome> =>
+  Option.fromNullishOr(outcomes.find((o) => o.violations.length > 0))
