@@ -16,6 +16,9 @@ import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { Chunk, Context, Effect, Exit, Layer, Option, References, Stream } from "effect"
 import type { Event } from "../../src/domain/Event.ts"
+import * as SortKey from "../../src/domain/SortKey.ts"
+import { Attr } from "../../src/infra/EventRecord.ts"
+import { historyPartition } from "../../src/infra/HistoryArea.ts"
 import { load } from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import { Store } from "../../src/programs/store/Store.ts"
@@ -26,6 +29,7 @@ import { completed, isPending } from "../properties/linearizability/History.ts"
 import { describeKv, makeKvModel } from "../properties/linearizability/KvModel.ts"
 import type { KvInput, KvOutput } from "../properties/linearizability/KvModel.ts"
 import { text } from "../properties/linearizability/storeHistory.ts"
+import { rawGraves, rawKeyItems, rawPartition } from "../support/RawTable.ts"
 import type { CampaignRecord } from "./Campaign.ts"
 import { kvKeys, ttlKeys } from "./Campaign.ts"
 
@@ -182,26 +186,76 @@ const historyFold = (
   return { name: "historyFold", violations }
 }
 
-const expiry = (events: ReadonlyMap<string, ReadonlyArray<Event>>, now: number, graceMillis: number): CheckOutcome => {
-  const violations: Array<string> = []
+/** A key's events as the raw table has them (live range, history area, grave), by seq: op and expiry. */
+type RawEvents = ReadonlyMap<number, { readonly op: string; readonly expires: number | undefined }>
+
+const rawEvents = async (client: DynamoDBClient, record: CampaignRecord): Promise<Map<string, RawEvents>> => {
+  const location = { table: record.table, namespace: record.namespace }
+  const byKey = new Map<string, Map<number, { op: string; expires: number | undefined }>>()
+  const add = (key: string, item: Record<string, AttributeValue>) => {
+    const events = byKey.get(key) ?? new Map()
+    const expires = item[Attr.expires]?.N
+    events.set(Number(item[Attr.seq]!.N), {
+      op: item[Attr.op]!.S!,
+      expires: expires === undefined ? undefined : Number(expires)
+    })
+    byKey.set(key, events)
+  }
   for (const key of ttlKeys) {
-    const kept = events.get(key) ?? []
-    kept.forEach((event, i) => {
+    for (const item of await rawKeyItems(client, location, key)) add(key, item)
+  }
+  for (const item of await rawPartition(client, record.table, historyPartition(location))) {
+    const { key } = SortKey.decode(item[Attr.sort]!.B!)
+    if (ttlKeys.includes(key)) add(key, item)
+  }
+  for (const grave of await rawGraves(client, location)) {
+    if (ttlKeys.includes(grave.key)) {
+      const events = byKey.get(grave.key) ?? new Map()
+      if (!events.has(grave.seq)) events.set(grave.seq, { op: grave.op, expires: undefined })
+      byKey.set(grave.key, events)
+    }
+  }
+  return byKey
+}
+
+/**
+ * Per expiring key, from the raw table: no two `expire` events follow one value, each follows a value, and a value
+ * expired more than `graceMillis` ago with nothing after it is missing its `expire` event. The store's own
+ * `history` must count the same `expire` events.
+ */
+const expiry = (
+  raw: ReadonlyMap<string, RawEvents>,
+  events: ReadonlyMap<string, ReadonlyArray<Event>>,
+  now: number,
+  graceMillis: number
+): CheckOutcome => {
+  const violations: Array<string> = []
+  let expired = 0
+  for (const key of ttlKeys) {
+    const kept = [...(raw.get(key) ?? new Map()).entries()].sort((a, b) => a[0] - b[0])
+    kept.forEach(([seq, event], i) => {
       const next = kept[i + 1]
-      if (event.op === "expire" && next?.op === "expire") {
-        violations.push(`${key}: two expire events in a row (seq ${event.seq}, ${next.seq})`)
+      const previous = kept[i - 1]
+      if (event.op === "expire") {
+        expired++
+        if (next?.[1].op === "expire") violations.push(`${key}: two expire events in a row (seq ${seq}, ${next[0]})`)
+        if (previous === undefined || (previous[1].op !== "put" && previous[1].op !== "keep-alive")) {
+          violations.push(`${key}: expire event seq ${seq} does not follow a value`)
+        }
       }
       if (
         event.op === "put" && event.expires !== undefined && event.expires < now - graceMillis && next === undefined
       ) {
-        violations.push(`${key}: put seq ${event.seq} expired at ${event.expires} but has no expire event`)
-      }
-      if (event.op === "expire" && (i === 0 || kept[i - 1]!.op !== "put" && kept[i - 1]!.op !== "keep-alive")) {
-        violations.push(`${key}: expire event seq ${event.seq} does not follow a value`)
+        violations.push(`${key}: put seq ${seq} expired at ${event.expires} but has no expire event`)
       }
     })
+    const rawCount = kept.filter(([, e]) => e.op === "expire").length
+    const storeCount = (events.get(key) ?? []).filter((e) => e.op === "expire").length
+    if (rawCount !== storeCount) {
+      violations.push(`${key}: the table holds ${rawCount} expire events, the store's history shows ${storeCount}`)
+    }
   }
-  return { name: "expiry", violations }
+  return { name: "expiry", violations, note: `${expired} expire events` }
 }
 
 const leaves = (value: AttributeValue): Array<string | Uint8Array> => {
@@ -222,12 +276,16 @@ const plaintext = async (
   const violations: Array<string> = []
   let start: Record<string, AttributeValue> | undefined
   let items = 0
+  let moved = 0
+  let graves = 0
   do {
     const page = await client.send(
       new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true })
     )
     for (const item of page.Items ?? []) {
       items++
+      if (item[Attr.partition]?.S?.endsWith("\u0000history")) moved++
+      if (item[Attr.partition]?.S?.endsWith("\u0000graves")) graves++
       for (const [name, value] of Object.entries(item)) {
         const haystack = [name, ...leaves(value)]
           .map((leaf) => (typeof leaf === "string" ? leaf : Buffer.from(leaf).toString("latin1")))
@@ -239,7 +297,7 @@ const plaintext = async (
     }
     start = page.LastEvaluatedKey
   } while (start !== undefined)
-  return { name: "plaintext", violations, note: `${items} items scanned` }
+  return { name: "plaintext", violations, note: `${items} items scanned, ${moved} in the history area, ${graves} graves` }
 }
 
 const replica = async (record: CampaignRecord, finals: ReadonlyMap<string, Final>): Promise<CheckOutcome> => {
@@ -286,7 +344,7 @@ export const checkAll = async (
   return [
     linearizable(history),
     lostWrites(record.history, finals),
-    expiry(events, now, 4000),
+    expiry(await rawEvents(client, record), events, now, 4000),
     historyFold(record.history, finals, events),
     await replica(record, finals),
     await plaintext(client, record.table, record.values)
