@@ -297,7 +297,11 @@ const plaintext = async (
     }
     start = page.LastEvaluatedKey
   } while (start !== undefined)
-  return { name: "plaintext", violations, note: `${items} items scanned, ${moved} in the history area, ${graves} graves` }
+  return {
+    name: "plaintext",
+    violations,
+    note: `${items} items scanned, ${moved} in the history area, ${graves} graves`
+  }
 }
 
 const replica = async (record: CampaignRecord, finals: ReadonlyMap<string, Final>): Promise<CheckOutcome> => {
