@@ -193,7 +193,10 @@ export const run = async (
         Children.make(kind === "writer" ? `writer-${i}` : `worker-${i - options.writers}`, kind, proxy, env)
       )
     }
-    await Promise.all(children.map((child) => child.start()))
+    await Promise.all(children.filter((child) => child.kind === "writer").map((child) => child.start()))
+    // One worker after the other: two processes making the index view's table at once race in enabling its TTL
+    // (SideTable.enableTtl reads the status, then updates; the second update fails "TimeToLive is already enabled").
+    for (const child of children.filter((child) => child.kind === "worker")) await child.start()
     log(`seed ${options.seed}: ${options.writers} writers and 2 workers ready on ${table}`)
     const writers = children.filter((child) => child.kind === "writer")
     const workers = children.filter((child) => child.kind === "worker")

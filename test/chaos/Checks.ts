@@ -10,18 +10,23 @@
  * - `historyFold`: a key's kept events have strictly increasing seqs, contain every acknowledged write's revision,
  *   and fold to what `get` answers;
  * - `replica`: a worker's `ReplicatedView` of `/kv/` comes to equal the final state;
- * - `plaintext`: no attribute of any item of the table contains a written value.
+ * - `index`: the workers' `IndexView` of `/kv/` comes to file exactly the final state;
+ * - `plaintext`: no attribute of any item of the event table or the index view's table contains a written value.
  */
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { Chunk, Context, Effect, Exit, Layer, Option, References, Stream } from "effect"
 import type { Event } from "../../src/domain/Event.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
+import type { DataKeys } from "../../src/infra/crypto/DataKeys.ts"
+import type { Dynamo } from "../../src/infra/Dynamo.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
+import type { EventTable } from "../../src/infra/EventTable.ts"
 import { historyPartition } from "../../src/infra/HistoryArea.ts"
 import { load } from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import { Store } from "../../src/programs/store/Store.ts"
+import * as IndexView from "../../src/programs/views/IndexView.ts"
 import { checkLinearizable } from "../properties/linearizability/Checker.ts"
 import { formatResult } from "../properties/linearizability/format.ts"
 import type { History, Operation } from "../properties/linearizability/History.ts"
@@ -32,6 +37,7 @@ import { text } from "../properties/linearizability/storeHistory.ts"
 import { rawGraves, rawKeyItems, rawPartition } from "../support/RawTable.ts"
 import type { CampaignRecord } from "./Campaign.ts"
 import { kvKeys, ttlKeys } from "./Campaign.ts"
+import { indexBuckets, indexName, indexOf } from "./Protocol.ts"
 
 /** The store's documented corner cases (as in storeLinearizability.test.ts). */
 const model = makeKvModel({
@@ -41,7 +47,7 @@ const model = makeKvModel({
 })
 
 /** The checks' names. */
-export type CheckName = "linearizable" | "lostWrites" | "expiry" | "historyFold" | "replica" | "plaintext"
+export type CheckName = "linearizable" | "lostWrites" | "expiry" | "historyFold" | "replica" | "index" | "plaintext"
 
 /** What one check found: violations (empty when it passed) and, for the linearizability check, inconclusiveness. */
 export interface CheckOutcome {
@@ -65,7 +71,7 @@ const openStore = (record: CampaignRecord, endpoint: string) =>
         DYNASTATE_KEYRING_KEY: record.key
       }
     })
-    return Context.get(yield* Layer.build(StoreLive.layer(config)), Store)
+    return yield* Layer.build(StoreLive.layer(config))
   })
 
 const finalState = (store: Store["Service"], key: string): Effect.Effect<Final, unknown> =>
@@ -270,33 +276,37 @@ const leaves = (value: AttributeValue): Array<string | Uint8Array> => {
 
 const plaintext = async (
   client: DynamoDBClient,
-  table: string,
+  tables: ReadonlyArray<string>,
   values: ReadonlyArray<string>
 ): Promise<CheckOutcome> => {
   const violations: Array<string> = []
-  let start: Record<string, AttributeValue> | undefined
   let items = 0
   let moved = 0
   let graves = 0
-  do {
-    const page = await client.send(
-      new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true })
-    )
-    for (const item of page.Items ?? []) {
-      items++
-      if (item[Attr.partition]?.S?.endsWith("\u0000history")) moved++
-      if (item[Attr.partition]?.S?.endsWith("\u0000graves")) graves++
-      for (const [name, value] of Object.entries(item)) {
-        const haystack = [name, ...leaves(value)]
-          .map((leaf) => (typeof leaf === "string" ? leaf : Buffer.from(leaf).toString("latin1")))
-          .join("\n")
-        // Every written value starts with "plain-": one search finds the candidates, the exact values confirm them.
-        if (!haystack.includes("plain-")) continue
-        for (const v of values) if (haystack.includes(v)) violations.push(`attribute ${name} of an item contains ${v}`)
+  for (const table of tables) {
+    let start: Record<string, AttributeValue> | undefined
+    do {
+      const page = await client.send(
+        new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true })
+      )
+      for (const item of page.Items ?? []) {
+        items++
+        if (item[Attr.partition]?.S?.endsWith("\u0000history")) moved++
+        if (item[Attr.partition]?.S?.endsWith("\u0000graves")) graves++
+        for (const [name, value] of Object.entries(item)) {
+          const haystack = [name, ...leaves(value)]
+            .map((leaf) => (typeof leaf === "string" ? leaf : Buffer.from(leaf).toString("latin1")))
+            .join("\n")
+          // Every written value starts with "plain-": one search finds the candidates, the exact values confirm them.
+          if (!haystack.includes("plain-")) continue
+          for (const v of values) {
+            if (haystack.includes(v)) violations.push(`attribute ${name} of an item of ${table} contains ${v}`)
+          }
+        }
       }
-    }
-    start = page.LastEvaluatedKey
-  } while (start !== undefined)
+      start = page.LastEvaluatedKey
+    } while (start !== undefined)
+  }
   return {
     name: "plaintext",
     violations,
@@ -323,6 +333,44 @@ const replica = async (record: CampaignRecord, finals: ReadonlyMap<string, Final
   return { name: "replica", violations: [`no worker's replica converged: want ${wanted}, last ${last}`] }
 }
 
+/**
+ * The workers' `IndexView` (a table both keep) comes to file exactly the final `/kv/` items, each under its value's
+ * bucket: no ghost entry left under an old value, none missing.
+ */
+const index = (
+  context: Context.Context<EventTable | DataKeys | Dynamo>,
+  finals: ReadonlyMap<string, Final>
+) =>
+  Effect.gen(function*() {
+    const byValue = yield* Effect.provide(
+      IndexView.make({
+        name: indexName,
+        prefix: "/kv/",
+        indexOf: (item) => indexOf(text(item.value))
+      }),
+      context
+    )
+    const wanted = JSON.stringify(
+      [...finals].filter(([, f]) => f !== undefined).map(([key, f]) => [indexOf(f!.value), key, f!.value, f!.revision])
+        .sort()
+    )
+    let last = ""
+    for (let attempt = 0; attempt < 30; attempt++) {
+      const filed = yield* Effect.forEach(indexBuckets, (bucket) =>
+        Effect.map(byValue.view.query(bucket), (items) =>
+          items.map((item) => [bucket, item.key, text(item.value), item.revision ?? ""])))
+      last = JSON.stringify(filed.flat().sort())
+      if (last === wanted) {
+        return { name: "index", violations: [], note: `converged after ${attempt} polls` } as CheckOutcome
+      }
+      yield* Effect.sleep(1000)
+    }
+    return {
+      name: "index",
+      violations: [`the index view did not converge: want ${wanted}, last ${last}`]
+    } as CheckOutcome
+  })
+
 /** Runs every check of a healed campaign. */
 export const checkAll = async (
   record: CampaignRecord,
@@ -331,7 +379,8 @@ export const checkAll = async (
 ): Promise<ReadonlyArray<CheckOutcome>> => {
   const gathered = await Effect.runPromise(
     Effect.scoped(Effect.gen(function*() {
-      const store = yield* openStore(record, endpoint)
+      const context = yield* openStore(record, endpoint)
+      const store = Context.get(context, Store)
       const finals = new Map<string, Final>()
       const events = new Map<string, ReadonlyArray<Event>>()
       for (const key of kvKeys) finals.set(key, yield* finalState(store, key))
@@ -339,11 +388,12 @@ export const checkAll = async (
       const lastExpiry = Math.max(0, ...record.ttlOps.map((op) => op.input.ttlMillis)) // relative: bounded below
       yield* Effect.sleep(Math.min(lastExpiry, 3000) + 5000)
       for (const key of [...kvKeys, ...ttlKeys]) events.set(key, yield* eventsOf(store, key))
-      return { finals, events, now: Date.now() }
+      const indexOutcome = yield* index(context, finals)
+      return { finals, events, now: Date.now(), indexOutcome }
     })).pipe(Effect.provideService(References.MinimumLogLevel, "Error"), Effect.exit)
   )
   if (Exit.isFailure(gathered)) throw new Error(`the checks could not read the table: ${String(gathered.cause)}`)
-  const { events, finals, now } = gathered.value
+  const { events, finals, indexOutcome, now } = gathered.value
   const history = withFinalReads(record.history, finals)
   return [
     linearizable(history),
@@ -351,7 +401,8 @@ export const checkAll = async (
     expiry(await rawEvents(client, record), events, now, 4000),
     historyFold(record.history, finals, events),
     await replica(record, finals),
-    await plaintext(client, record.table, record.values)
+    indexOutcome,
+    await plaintext(client, [record.table, `${record.table}.view.${indexName}`], record.values)
   ]
 }
 

@@ -5,6 +5,15 @@
  */
 import type { KvInput, KvOutput } from "../properties/linearizability/KvModel.ts"
 
+/** The index view the workers keep of the `/kv/` keys, and its index: the last character of a value (hex). */
+export const indexName = "chaos-by-value"
+
+/** What a `/kv/` value is filed under in the index view: few buckets, so entries move between them often. */
+export const indexOf = (value: string): string => `h-${value.slice(-1)}`
+
+/** Every bucket of {@link indexOf} (values end in a hex digit). */
+export const indexBuckets = Array.from("0123456789abcdef", (digit) => `h-${digit}`)
+
 /** Prefix of a protocol line on a child's stdout. */
 export const marker = "@@chaos "
 

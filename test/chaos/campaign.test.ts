@@ -35,7 +35,7 @@ describe("fault campaign with real processes", () => {
     expect(record.kills + record.pauses, figures).toBeGreaterThan(0)
     expect(record.faults.lostResponse + record.faults.reset + record.faults.blackhole, figures).toBeGreaterThan(0)
     expect(outcomes.map((o) => o.name).sort()).toEqual(
-      ["expiry", "historyFold", "linearizable", "lostWrites", "plaintext", "replica"]
+      ["expiry", "historyFold", "index", "linearizable", "lostWrites", "plaintext", "replica"]
     )
     for (const outcome of outcomes) expect(outcome.violations, `seed ${seed}\n${figures}`).toEqual([])
   })

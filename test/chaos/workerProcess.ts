@@ -1,7 +1,7 @@
 /**
  * A projection-worker process of the fault campaign: the store's own worker (`WorkerLive.workerLayer`: history
  * compaction and expiry) over `StoreLive.layer`, through its fault proxy, with a `ReplicatedView` of the `/kv/`
- * keys beside the built-in projections. On the stdin line `dump` it prints its replica (see Protocol.ts).
+ * keys and an `IndexView` of them (by the last character of the value) beside the built-in projections. On the stdin line `dump` it prints its replica (see Protocol.ts).
  * Compaction runs with a short settle time checked against the writers' fence (see Campaign.ts for the margins).
  */
 import { Effect, Layer, References } from "effect"
@@ -10,11 +10,12 @@ import { load } from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import { workerLayer } from "../../src/programs/app/WorkerLive.ts"
 import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
+import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
 import { defaultCompactionOptions } from "../../src/programs/worker/Compaction.ts"
 import { defaultWorkerOptions } from "../../src/programs/worker/ProjectionWorker.ts"
 import { text } from "../properties/linearizability/storeHistory.ts"
-import { numberSetting, send, textSetting } from "./Protocol.ts"
+import { indexName, indexOf, numberSetting, send, textSetting } from "./Protocol.ts"
 
 const fence = {
   maxStateAgeMillis: numberSetting("CHAOS_MAX_STATE_AGE"),
@@ -36,6 +37,10 @@ const program = Effect.gen(function*() {
     StoreLive.layer(config, { ...defaultStoreOptions, actors: { ...defaultStoreOptions.actors, fence } })
   )
   const replica = yield* Effect.provide(ReplicatedView.make("chaos-replica", "/kv/"), store)
+  const byValue = yield* Effect.provide(
+    IndexView.make({ name: indexName, prefix: "/kv/", indexOf: (item) => indexOf(text(item.value)) }),
+    store
+  )
   const worker = workerLayer(
     {
       ...defaultWorkerOptions(table),
@@ -43,7 +48,7 @@ const program = Effect.gen(function*() {
       leaseMillis: numberSetting("CHAOS_LEASE_MILLIS")
     },
     { ...defaultCompactionOptions, settleMillis: numberSetting("CHAOS_SETTLE"), writerFence: fence },
-    [replica.projection]
+    [replica.projection, byValue.projection]
   )
   yield* Layer.build(Layer.provide(worker, Layer.succeedContext(store)))
   send({ ready: true })
