@@ -60,8 +60,16 @@ export const margins: Margins = { skewMillis: 0, lateDeliveryMillis: maxPauseMil
 /** Compaction's settle time, above `minimumSettleMillis(fence, margins)`. */
 export const settleMillis = minimumSettleMillis(fence, margins) + 2000
 
-/** Keys of the linearizability check; atomic writes pair k0 with k1 and k2 with k3 so partitions stay small. */
-export const kvKeys = Array.from({ length: 8 }, (_, i) => `/kv/k${i}`)
+/**
+ * How long one set of keys is used. Keys are retired as the run goes on (as Jepsen's independent keys are), so
+ * each of the checker's partitions holds a bounded stretch of history however long the run: the search is
+ * exponential in the pending operations of a partition.
+ */
+export const epochMillis = 10_000
+
+/** The linearizability keys of an epoch; atomic writes pair the first with the second, the third with the fourth. */
+export const kvKeysOf = (epoch: number): ReadonlyArray<string> =>
+  Array.from({ length: 8 }, (_, i) => `/kv/e${epoch}-k${i}`)
 /** Keys written with short expiries, for the expiry check. */
 export const ttlKeys = Array.from({ length: 4 }, (_, i) => `/ttl/t${i}`)
 
@@ -80,10 +88,16 @@ export interface CampaignRecord {
   /** The raw AES key every process used (base64), for the checks' own store. */
   readonly key: string
   readonly history: History<KvInput, KvOutput>
+  /** Every linearizability key the run used. */
+  readonly kvKeys: ReadonlyArray<string>
   readonly ttlOps: ReadonlyArray<TtlOp>
   /** Every value written (the plaintext check looks for each). */
   readonly values: ReadonlyArray<string>
   readonly operations: { ok: number; failed: number; indeterminate: number }
+  /** Indeterminate operations by what the writer (or the controller) saw. */
+  readonly indeterminateBy: Record<string, number>
+  /** A few of the errors behind indeterminate operations. */
+  readonly samples: ReadonlyArray<string>
   readonly faults: Record<FaultKind, number>
   readonly kills: number
   readonly pauses: number
@@ -121,7 +135,12 @@ const learn = (known: Knowledge, key: string, output: KvOutput | undefined, valu
   if (output.revision !== undefined) remember(known.revisions, output.revision)
 }
 
-const nextInput = (prng: Prng.Prng, known: Knowledge, value: () => string): ChaosInput => {
+const nextInput = (
+  prng: Prng.Prng,
+  known: Knowledge,
+  kvKeys: ReadonlyArray<string>,
+  value: () => string
+): ChaosInput => {
   const roll = prng.next()
   if (roll < 0.08) return { _tag: "PutTtl", key: prng.pick(ttlKeys), value: value(), ttlMillis: prng.int(500, 2500) }
   const key = prng.pick(kvKeys)
@@ -136,7 +155,7 @@ const nextInput = (prng: Prng.Prng, known: Knowledge, value: () => string): Chao
   }
   if (roll < 0.82) return { _tag: "ConditionalUpdate", key, revision: revision(), value: value() }
   if (roll < 0.86) return { _tag: "ConditionalDelete", key, revision: revision() }
-  const pair = prng.chance(0.5) ? ["/kv/k0", "/kv/k1"] : ["/kv/k2", "/kv/k3"]
+  const pair = prng.chance(0.5) ? kvKeys.slice(0, 2) : kvKeys.slice(2, 4)
   const entries = pair.map((k): KvAtomicEntry => {
     const revisions = known.revisions.get(k)
     const condition = prng.chance(0.4) && revisions !== undefined
@@ -205,6 +224,8 @@ export const run = async (
     const ttlOps: Array<TtlOp> = []
     const values: Array<string> = []
     const operations = { ok: 0, failed: 0, indeterminate: 0 }
+    const indeterminateBy: Record<string, number> = {}
+    const samples: Array<string> = []
     const known: Knowledge = { values: new Map(), revisions: new Map() }
     let nextId = 0
     let kills = 0
@@ -215,7 +236,8 @@ export const run = async (
       values.push(v)
       return v
     }
-    const deadline = Date.now() + options.seconds * 1000
+    const started = Date.now()
+    const deadline = started + options.seconds * 1000
     for (const proxy of proxies) proxy.setRates(rates)
 
     // Two clients a writer, each one operation at a time.
@@ -226,11 +248,16 @@ export const run = async (
           await sleep(100)
           continue
         }
-        const input = nextInput(clientPrng, known, value)
+        const input = nextInput(clientPrng, known, kvKeysOf(Math.floor((Date.now() - started) / epochMillis)), value)
         const id = nextId++
         const respond = input._tag === "PutTtl" ? undefined : recorder.invoke(process, input)
         const answer = await writer.request(id, input, 4000 + maxPauseMillis + 2000)
         operations[answer.status]++
+        if (answer.status === "indeterminate") {
+          const why = answer.error ?? "unknown"
+          indeterminateBy[why] = (indeterminateBy[why] ?? 0) + 1
+          if (answer.reason !== undefined && samples.length < 5) samples.push(`${why}: ${answer.reason}`)
+        }
         if (input._tag === "PutTtl") {
           ttlOps.push({
             input,
@@ -303,9 +330,12 @@ export const run = async (
         namespace,
         key,
         history: recorder.history(),
+        kvKeys: Array.from({ length: Math.ceil(options.seconds * 1000 / epochMillis) }, (_, e) => kvKeysOf(e)).flat(),
         ttlOps,
         values,
         operations,
+        indeterminateBy,
+        samples,
         faults,
         kills,
         pauses,

@@ -36,7 +36,7 @@ import type { KvInput, KvOutput } from "../properties/linearizability/KvModel.ts
 import { text } from "../properties/linearizability/storeHistory.ts"
 import { rawGraves, rawKeyItems, rawPartition } from "../support/RawTable.ts"
 import type { CampaignRecord } from "./Campaign.ts"
-import { kvKeys, ttlKeys } from "./Campaign.ts"
+import { ttlKeys } from "./Campaign.ts"
 import { indexBuckets, indexName, indexOf } from "./Protocol.ts"
 
 /** The store's documented corner cases (as in storeLinearizability.test.ts). */
@@ -132,7 +132,9 @@ const lostWrites = (history: History<KvInput, KvOutput>, finals: ReadonlyMap<str
     if (final !== undefined && !writes.some((w) => w.value === final.value)) {
       violations.push(`${key} holds ${final.value}, which no write of the history wrote`)
     }
-    if (final === undefined && writes.length > 0 && !writes.some((w) => w.value === undefined)) {
+    // Only an acknowledged write is known to have happened: pending ones may never have been applied.
+    const happened = writes.some((w) => !isPending(w.op) && w.value !== undefined)
+    if (final === undefined && happened && !writes.some((w) => w.value === undefined)) {
       violations.push(`${key} is absent though nothing deleted it`)
     }
     // An acknowledged write that returned before every other write to the key was called must be the final state.
@@ -383,11 +385,11 @@ export const checkAll = async (
       const store = Context.get(context, Store)
       const finals = new Map<string, Final>()
       const events = new Map<string, ReadonlyArray<Event>>()
-      for (const key of kvKeys) finals.set(key, yield* finalState(store, key))
+      for (const key of record.kvKeys) finals.set(key, yield* finalState(store, key))
       // The workers record expiries; give them until the last expiry plus a few seconds.
       const lastExpiry = Math.max(0, ...record.ttlOps.map((op) => op.input.ttlMillis)) // relative: bounded below
       yield* Effect.sleep(Math.min(lastExpiry, 3000) + 5000)
-      for (const key of [...kvKeys, ...ttlKeys]) events.set(key, yield* eventsOf(store, key))
+      for (const key of [...record.kvKeys, ...ttlKeys]) events.set(key, yield* eventsOf(store, key))
       const indexOutcome = yield* index(context, finals)
       return { finals, events, now: Date.now(), indexOutcome }
     })).pipe(Effect.provideService(References.MinimumLogLevel, "Error"), Effect.exit)
@@ -412,6 +414,8 @@ export const report = (record: CampaignRecord, outcomes: ReadonlyArray<CheckOutc
     `chaos campaign: seed ${record.seed}, ${seconds} s of faults, table ${record.table}`,
     `operations: ${record.operations.ok} ok, ${record.operations.failed} failed, ${record.operations.indeterminate} indeterminate` +
     ` (${record.ttlOps.length} of them writes with expiries)`,
+    `indeterminate: ${Object.entries(record.indeterminateBy).map(([why, n]) => `${why} ${n}`).join(", ") || "none"}`,
+    ...record.samples.map((sample) => `  e.g. ${sample}`),
     `faults: ${Object.entries(record.faults).map(([kind, n]) => `${kind} ${n}`).join(", ")}`,
     `processes: ${record.kills} killed, ${record.pauses} paused, ${record.restarts} restarted`
   ]

@@ -44,6 +44,8 @@ export interface Response {
   readonly output?: KvOutput | undefined
   /** The error's tag, for indeterminate operations. */
   readonly error?: string | undefined
+  /** What the error said, for the report's samples (never a value: the store's errors carry none). */
+  readonly reason?: string | undefined
 }
 
 /** What a child announces once its store (or worker) is built. */

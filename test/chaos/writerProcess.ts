@@ -56,7 +56,13 @@ const run = (store: Store["Service"], request: Request): Effect.Effect<Response>
       if (Option.isSome(error) && refusals.has(error.value._tag)) {
         return { id: request.id, status: "failed", output: { _tag: "Err", tag: error.value._tag as KvErrorTag } }
       }
-      return { id: request.id, status: "indeterminate", error: Option.isSome(error) ? error.value._tag : "Defect" }
+      const reason = Option.isSome(error) ? (error.value as { readonly reason?: unknown }).reason : undefined
+      return {
+        id: request.id,
+        status: "indeterminate",
+        error: Option.isSome(error) ? error.value._tag : "Defect",
+        ...(typeof reason === "string" ? { reason: reason.slice(0, 200) } : {})
+      }
     })
   )
 }
