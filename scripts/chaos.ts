@@ -32,7 +32,7 @@ const main = async (): Promise<number> => {
   try {
     const { close, record } = await Campaign.run({ seed, seconds, writers, endpoint, client, log: console.log })
     try {
-      const outcomes = await checkAll(record, endpoint, client)
+      const outcomes = await checkAll(record, endpoint, client, console.log)
       console.log(report(record, outcomes, seconds))
       return outcomes.some((o) => o.violations.length > 0) ? 1 : 0
     } finally {

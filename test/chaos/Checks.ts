@@ -103,7 +103,7 @@ const withFinalReads = (
 }
 
 const linearizable = (history: History<KvInput, KvOutput>): CheckOutcome => {
-  const result = checkLinearizable(model, history, { timeoutMs: 30_000, explain: "prefix", explainTimeoutMs: 5_000 })
+  const result = checkLinearizable(model, history, { timeoutMs: 20_000, explain: "prefix", explainTimeoutMs: 5_000 })
   if (result.ok === true) return { name: "linearizable", violations: [] }
   if (result.ok === "unknown") return { name: "linearizable", violations: [], note: `inconclusive: ${result.reason}` }
   return { name: "linearizable", violations: [formatResult(model, history, result)] }
@@ -231,12 +231,26 @@ const rawEvents = async (client: DynamoDBClient, record: CampaignRecord): Promis
  * expired more than `graceMillis` ago with nothing after it is missing its `expire` event. The store's own
  * `history` must count the same `expire` events.
  */
-const expiry = (
-  raw: ReadonlyMap<string, RawEvents>,
-  events: ReadonlyMap<string, ReadonlyArray<Event>>,
-  now: number,
-  graceMillis: number
-): CheckOutcome => {
+/** The expiring keys' events as the store's history and the raw table have them, read one right after the other. */
+interface ExpirySnapshot {
+  readonly raw: ReadonlyMap<string, RawEvents>
+  readonly events: ReadonlyMap<string, ReadonlyArray<Event>>
+  readonly now: number
+}
+
+const expirySnapshot = (store: Store["Service"], client: DynamoDBClient, record: CampaignRecord) =>
+  Effect.gen(function*() {
+    const events = new Map<string, ReadonlyArray<Event>>()
+    for (const key of ttlKeys) events.set(key, yield* eventsOf(store, key))
+    const raw = yield* Effect.promise(() => rawEvents(client, record))
+    return { raw, events, now: Date.now() } satisfies ExpirySnapshot
+  })
+
+/** How long after a value expired its `expire` event may still be missing (the expiry projection's lag). */
+const expiryGraceMillis = 4000
+
+const expiry = ({ events, now, raw }: ExpirySnapshot): CheckOutcome => {
+  const graceMillis = expiryGraceMillis
   const violations: Array<string> = []
   let expired = 0
   for (const key of ttlKeys) {
@@ -323,9 +337,10 @@ const replica = async (record: CampaignRecord, finals: ReadonlyMap<string, Final
   )
   let last = "(no dump)"
   // Only a worker owning the stream's shard is fed; one of them has to converge.
-  for (let attempt = 0; attempt < 30; attempt++) {
+  const deadline = Date.now() + 20_000
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
     for (const worker of record.workers) {
-      const dump = await worker.dump(5000)
+      const dump = await worker.dump(2000)
       if (dump === undefined) continue
       last = JSON.stringify([...dump.dump].sort((a, b) => (a.key < b.key ? -1 : 1)))
       if (last === wanted) return { name: "replica", violations: [], note: `converged after ${attempt} polls` }
@@ -357,7 +372,8 @@ const index = (
         .sort()
     )
     let last = ""
-    for (let attempt = 0; attempt < 30; attempt++) {
+    const deadline = Date.now() + 20_000
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
       const filed = yield* Effect.forEach(indexBuckets, (bucket) =>
         Effect.map(byValue.view.query(bucket), (items) =>
           items.map((item) => [bucket, item.key, text(item.value), item.revision ?? ""])))
@@ -377,8 +393,16 @@ const index = (
 export const checkAll = async (
   record: CampaignRecord,
   endpoint: string,
-  client: DynamoDBClient
+  client: DynamoDBClient,
+  log: (line: string) => void = () => {}
 ): Promise<ReadonlyArray<CheckOutcome>> => {
+  const began = Date.now()
+  const timed = async <A>(name: string, check: () => A | Promise<A>): Promise<A> => {
+    const at = Date.now()
+    const outcome = await check()
+    log(`check ${name} took ${Date.now() - at} ms (${Date.now() - began} ms into the checks)`)
+    return outcome
+  }
   const gathered = await Effect.runPromise(
     Effect.scoped(Effect.gen(function*() {
       const context = yield* openStore(record, endpoint)
@@ -387,24 +411,33 @@ export const checkAll = async (
       const events = new Map<string, ReadonlyArray<Event>>()
       for (const key of record.kvKeys) finals.set(key, yield* finalState(store, key))
       // The workers record expiries; give them until the last expiry plus a few seconds.
-      const lastExpiry = Math.max(0, ...record.ttlOps.map((op) => op.input.ttlMillis)) // relative: bounded below
-      yield* Effect.sleep(Math.min(lastExpiry, 3000) + 5000)
-      for (const key of [...record.kvKeys, ...ttlKeys]) events.set(key, yield* eventsOf(store, key))
+      for (const key of record.kvKeys) events.set(key, yield* eventsOf(store, key))
+      // The workers record expiries: read the store's history and the raw table together until both agree and
+      // nothing that expired a while ago lacks its expire event (or 30 s pass; the check then says what is wrong).
+      let expiries = yield* expirySnapshot(store, client, record)
+      for (let waited = 0; waited < 30 && expiry(expiries).violations.length > 0; waited++) {
+        yield* Effect.sleep(1000)
+        expiries = yield* expirySnapshot(store, client, record)
+      }
       const indexOutcome = yield* index(context, finals)
-      return { finals, events, now: Date.now(), indexOutcome }
+      return { finals, events, expiries, indexOutcome }
     })).pipe(Effect.provideService(References.MinimumLogLevel, "Error"), Effect.exit)
   )
   if (Exit.isFailure(gathered)) throw new Error(`the checks could not read the table: ${String(gathered.cause)}`)
-  const { events, finals, indexOutcome, now } = gathered.value
+  const { events, expiries, finals, indexOutcome } = gathered.value
   const history = withFinalReads(record.history, finals)
+  log(`final state, histories and index read in ${Date.now() - began} ms`)
   return [
-    linearizable(history),
+    await timed("linearizable", () => linearizable(history)),
     lostWrites(record.history, finals),
-    expiry(await rawEvents(client, record), events, now, 4000),
+    expiry(expiries),
     historyFold(record.history, finals, events),
-    await replica(record, finals),
+    await timed("replica", () => replica(record, finals)),
     indexOutcome,
-    await plaintext(client, [record.table, `${record.table}.view.${indexName}`], record.values)
+    await timed(
+      "plaintext",
+      () => plaintext(client, [record.table, `${record.table}.view.${indexName}`], record.values)
+    )
   ]
 }
 
