@@ -9,7 +9,8 @@ import { Effect } from "effect"
 import * as DynamoDBLocal from "../src/infra/local/DynamoDBLocal.ts"
 import { localCredentials } from "../src/programs/app/StoreLive.ts"
 import * as Campaign from "../test/chaos/Campaign.ts"
-import { checkAll, report } from "../test/chaos/Checks.ts"
+import { checkAll } from "../test/chaos/Checks.ts"
+import { report } from "../test/chaos/Report.ts"
 
 const seed = Number(process.env["CHAOS_SEED"] ?? Math.floor(Math.random() * 2 ** 31))
 const seconds = Number(process.env["CHAOS_SECONDS"] ?? 300)

@@ -13,16 +13,12 @@
  * - `index`: the workers' `IndexView` of `/kv/` comes to file exactly the final state;
  * - `plaintext`: no attribute of any item of the event table or the index view's table contains a written value.
  */
-import { ScanCommand } from "@aws-sdk/client-dynamodb"
-import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { Chunk, Context, Effect, Exit, Layer, Option, References, Stream } from "effect"
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { Context, Effect, Exit, Layer, References, Stream } from "effect"
 import type { Event } from "../../src/domain/Event.ts"
-import * as SortKey from "../../src/domain/SortKey.ts"
 import type { DataKeys } from "../../src/infra/crypto/DataKeys.ts"
 import type { Dynamo } from "../../src/infra/Dynamo.ts"
-import { Attr } from "../../src/infra/EventRecord.ts"
 import type { EventTable } from "../../src/infra/EventTable.ts"
-import { historyPartition } from "../../src/infra/HistoryArea.ts"
 import { load } from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import { Store } from "../../src/programs/store/Store.ts"
@@ -34,10 +30,11 @@ import { completed, isPending } from "../properties/linearizability/History.ts"
 import { describeKv, makeKvModel } from "../properties/linearizability/KvModel.ts"
 import type { KvInput, KvOutput } from "../properties/linearizability/KvModel.ts"
 import { text } from "../properties/linearizability/storeHistory.ts"
-import { rawGraves, rawKeyItems, rawPartition } from "../support/RawTable.ts"
 import type { CampaignRecord } from "./Campaign.ts"
 import { ttlKeys } from "./Campaign.ts"
 import { indexBuckets, indexName, indexOf } from "./Protocol.ts"
+import type { RawEvents } from "./TableChecks.ts"
+import { plaintext, rawEvents } from "./TableChecks.ts"
 
 /** The store's documented corner cases (as in storeLinearizability.test.ts). */
 const model = makeKvModel({
@@ -81,7 +78,7 @@ const finalState = (store: Store["Service"], key: string): Effect.Effect<Final, 
   )
 
 const eventsOf = (store: Store["Service"], key: string): Effect.Effect<ReadonlyArray<Event>, unknown> =>
-  Effect.map(Stream.runCollect(store.history(key)), (events) => Chunk.toReadonlyArray(Chunk.fromIterable(events)))
+  Effect.map(Stream.runCollect(store.history(key)), (events) => Array.from(events))
 
 /** The history with a final read of every key appended after every other operation. */
 const withFinalReads = (
@@ -194,43 +191,6 @@ const historyFold = (
   return { name: "historyFold", violations }
 }
 
-/** A key's events as the raw table has them (live range, history area, grave), by seq: op and expiry. */
-type RawEvents = ReadonlyMap<number, { readonly op: string; readonly expires: number | undefined }>
-
-const rawEvents = async (client: DynamoDBClient, record: CampaignRecord): Promise<Map<string, RawEvents>> => {
-  const location = { table: record.table, namespace: record.namespace }
-  const byKey = new Map<string, Map<number, { op: string; expires: number | undefined }>>()
-  const add = (key: string, item: Record<string, AttributeValue>) => {
-    const events = byKey.get(key) ?? new Map()
-    const expires = item[Attr.expires]?.N
-    events.set(Number(item[Attr.seq]!.N), {
-      op: item[Attr.op]!.S!,
-      expires: expires === undefined ? undefined : Number(expires)
-    })
-    byKey.set(key, events)
-  }
-  for (const key of ttlKeys) {
-    for (const item of await rawKeyItems(client, location, key)) add(key, item)
-  }
-  for (const item of await rawPartition(client, record.table, historyPartition(location))) {
-    const { key } = SortKey.decode(item[Attr.sort]!.B!)
-    if (ttlKeys.includes(key)) add(key, item)
-  }
-  for (const grave of await rawGraves(client, location)) {
-    if (ttlKeys.includes(grave.key)) {
-      const events = byKey.get(grave.key) ?? new Map()
-      if (!events.has(grave.seq)) events.set(grave.seq, { op: grave.op, expires: undefined })
-      byKey.set(grave.key, events)
-    }
-  }
-  return byKey
-}
-
-/**
- * Per expiring key, from the raw table: no two `expire` events follow one value, each follows a value, and a value
- * expired more than `graceMillis` ago with nothing after it is missing its `expire` event. The store's own
- * `history` must count the same `expire` events.
- */
 /** The expiring keys' events as the store's history and the raw table have them, read one right after the other. */
 interface ExpirySnapshot {
   readonly raw: ReadonlyMap<string, RawEvents>
@@ -249,6 +209,11 @@ const expirySnapshot = (store: Store["Service"], client: DynamoDBClient, record:
 /** How long after a value expired its `expire` event may still be missing (the expiry projection's lag). */
 const expiryGraceMillis = 4000
 
+/**
+ * Per expiring key, from the raw table: no two `expire` events follow one value, each follows a value, and a value
+ * expired more than `expiryGraceMillis` ago with nothing after it is missing its `expire` event. The store's own
+ * `history` must count the same `expire` events.
+ */
 const expiry = ({ events, now, raw }: ExpirySnapshot): CheckOutcome => {
   const graceMillis = expiryGraceMillis
   const violations: Array<string> = []
@@ -278,56 +243,6 @@ const expiry = ({ events, now, raw }: ExpirySnapshot): CheckOutcome => {
     }
   }
   return { name: "expiry", violations, note: `${expired} expire events` }
-}
-
-const leaves = (value: AttributeValue): Array<string | Uint8Array> => {
-  if (value.S !== undefined) return [value.S]
-  if (value.B !== undefined) return [value.B]
-  if (value.SS !== undefined) return [...value.SS]
-  if (value.BS !== undefined) return [...value.BS]
-  if (value.L !== undefined) return value.L.flatMap(leaves)
-  if (value.M !== undefined) return Object.entries(value.M).flatMap(([name, inner]) => [name, ...leaves(inner)])
-  return []
-}
-
-const plaintext = async (
-  client: DynamoDBClient,
-  tables: ReadonlyArray<string>,
-  values: ReadonlyArray<string>
-): Promise<CheckOutcome> => {
-  const violations: Array<string> = []
-  let items = 0
-  let moved = 0
-  let graves = 0
-  for (const table of tables) {
-    let start: Record<string, AttributeValue> | undefined
-    do {
-      const page = await client.send(
-        new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true })
-      )
-      for (const item of page.Items ?? []) {
-        items++
-        if (item[Attr.partition]?.S?.endsWith("\u0000history")) moved++
-        if (item[Attr.partition]?.S?.endsWith("\u0000graves")) graves++
-        for (const [name, value] of Object.entries(item)) {
-          const haystack = [name, ...leaves(value)]
-            .map((leaf) => (typeof leaf === "string" ? leaf : Buffer.from(leaf).toString("latin1")))
-            .join("\n")
-          // Every written value starts with "plain-": one search finds the candidates, the exact values confirm them.
-          if (!haystack.includes("plain-")) continue
-          for (const v of values) {
-            if (haystack.includes(v)) violations.push(`attribute ${name} of an item of ${table} contains ${v}`)
-          }
-        }
-      }
-      start = page.LastEvaluatedKey
-    } while (start !== undefined)
-  }
-  return {
-    name: "plaintext",
-    violations,
-    note: `${items} items scanned, ${moved} in the history area, ${graves} graves`
-  }
 }
 
 const replica = async (record: CampaignRecord, finals: ReadonlyMap<string, Final>): Promise<CheckOutcome> => {
@@ -440,30 +355,3 @@ export const checkAll = async (
     )
   ]
 }
-
-/** The figures of a campaign and its checks, for the end of a run. */
-export const report = (record: CampaignRecord, outcomes: ReadonlyArray<CheckOutcome>, seconds: number): string => {
-  const lines = [
-    `chaos campaign: seed ${record.seed}, ${seconds} s of faults, table ${record.table}`,
-    `operations: ${record.operations.ok} ok, ${record.operations.failed} failed, ${record.operations.indeterminate} indeterminate` +
-    ` (${record.ttlOps.length} of them writes with expiries)`,
-    `indeterminate: ${Object.entries(record.indeterminateBy).map(([why, n]) => `${why} ${n}`).join(", ") || "none"}`,
-    ...record.samples.map((sample) => `  e.g. ${sample}`),
-    `faults: ${Object.entries(record.faults).map(([kind, n]) => `${kind} ${n}`).join(", ")}`,
-    `processes: ${record.kills} killed, ${record.pauses} paused, ${record.restarts} restarted`
-  ]
-  for (const outcome of outcomes) {
-    lines.push(
-      `check ${outcome.name}: ${outcome.violations.length === 0 ? "ok" : `${outcome.violations.length} violation(s)`}${
-        outcome.note === undefined ? "" : ` (${outcome.note})`
-      }`
-    )
-    for (const violation of outcome.violations.slice(0, 10)) lines.push(`  ${violation.replaceAll("\n", "\n  ")}`)
-  }
-  lines.push(`violations: ${outcomes.reduce((n, o) => n + o.violations.length, 0)}`)
-  return lines.join("\n")
-}
-
-/** An `Option` helper kept local: the first failing check, for a test's message. */
-export const firstViolation = (outcomes: ReadonlyArray<CheckOutcome>): Option.Option<CheckOutcome> =>
-  Option.fromNullishOr(outcomes.find((o) => o.violations.length > 0))

@@ -6,9 +6,10 @@
 import { afterAll, describe, expect, it } from "vitest"
 import { endpoint, makeClient } from "../support/TestStore.ts"
 import * as Campaign from "./Campaign.ts"
-import { checkAll, report } from "./Checks.ts"
+import { checkAll } from "./Checks.ts"
 import type { CheckOutcome } from "./Checks.ts"
 import { killAll } from "./Children.ts"
+import { report } from "./Report.ts"
 
 const seed = Number(process.env["CHAOS_SEED"] ?? 20261202)
 const seconds = 30
