@@ -325,7 +325,6 @@ export const checkAll = async (
       const finals = new Map<string, Final>()
       const events = new Map<string, ReadonlyArray<Event>>()
       for (const key of record.kvKeys) finals.set(key, yield* finalState(store, key))
-      // The workers record expiries; give them until the last expiry plus a few seconds.
       for (const key of record.kvKeys) events.set(key, yield* eventsOf(store, key))
       // The workers record expiries: read the store's history and the raw table together until both agree and
       // nothing that expired a while ago lacks its expire event (or 30 s pass; the check then says what is wrong).
@@ -334,6 +333,7 @@ export const checkAll = async (
         yield* Effect.sleep(1000)
         expiries = yield* expirySnapshot(store, client, record)
       }
+      log(`final state and histories read, expiries settled, ${Date.now() - began} ms into the checks`)
       const indexOutcome = yield* index(context, finals)
       return { finals, events, expiries, indexOutcome }
     })).pipe(Effect.provideService(References.MinimumLogLevel, "Error"), Effect.exit)
