@@ -10,6 +10,7 @@ import * as DynamoDBLocal from "../src/infra/local/DynamoDBLocal.ts"
 import { localCredentials } from "../src/programs/app/StoreLive.ts"
 import * as Campaign from "../test/chaos/Campaign.ts"
 import { checkAll } from "../test/chaos/Checks.ts"
+import { killAll } from "../test/chaos/Children.ts"
 import { report } from "../test/chaos/Report.ts"
 
 const seed = Number(process.env["CHAOS_SEED"] ?? Math.floor(Math.random() * 2 ** 31))
@@ -18,6 +19,14 @@ const writers = Number(process.env["CHAOS_WRITERS"] ?? 3)
 if (![seed, seconds, writers].every(Number.isSafeInteger) || seconds <= 0 || writers <= 0) {
   console.error("CHAOS_SEED, CHAOS_SECONDS and CHAOS_WRITERS must be whole numbers (the last two positive)")
   process.exit(2)
+}
+
+// Stopped from outside (Ctrl-C, a timeout): take the child processes down too (the "exit" hook does not run then).
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    killAll()
+    process.exit(130)
+  })
 }
 
 const main = async (): Promise<number> => {
