@@ -52,7 +52,7 @@ export interface Child {
   readonly request: (id: number, input: ChaosInput, deadlineMillis: number) => Promise<Response>
   /** Asks a worker for its replica. */
   readonly dump: (deadlineMillis: number) => Promise<Dump | undefined>
-  /** The last lines the process wrote to stderr, for reports. */
+  /** The last lines the process logged (stderr, and stdout lines that are not protocol), for reports. */
   readonly stderrTail: () => ReadonlyArray<string>
 }
 
@@ -89,7 +89,12 @@ export const make = (
       isPaused = false
       child.stdin.on("error", () => {})
       readline.createInterface({ input: child.stdout }).on("line", (line) => {
-        if (!line.startsWith(marker)) return
+        if (!line.startsWith(marker)) {
+          // The process's own logs (errors only): kept for the report, as its stderr is.
+          tail.push(line)
+          if (tail.length > 20) tail.shift()
+          return
+        }
         const message = JSON.parse(line.slice(marker.length)) as Response | Dump | { ready: true }
         if ("ready" in message) {
           isReady = true

@@ -23,6 +23,12 @@ export const report = (record: CampaignRecord, outcomes: ReadonlyArray<CheckOutc
     )
     for (const violation of outcome.violations.slice(0, 10)) lines.push(`  ${violation.replaceAll("\n", "\n  ")}`)
   }
+  // The workers' last words say why a projection lags or gave up on a key.
+  if (outcomes.some((o) => ["expiry", "replica", "index"].includes(o.name) && o.violations.length > 0)) {
+    for (const worker of record.workers) {
+      lines.push(`last log lines of ${worker.name}:`, ...worker.stderrTail().map((line) => `  ${line.slice(0, 300)}`))
+    }
+  }
   lines.push(`violations: ${outcomes.reduce((n, o) => n + o.violations.length, 0)}`)
   return lines.join("\n")
 }
