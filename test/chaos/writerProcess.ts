@@ -1,0 +1,100 @@
+/**
+ * A writer process of the fault campaign: its own store instance (`StoreLive.layer`, configured like an
+ * application, talking to DynamoDB through its fault proxy), running the operations the controller sends on stdin
+ * and answering each on stdout (see Protocol.ts). It runs operations as they come, concurrently; the controller
+ * decides how many are in flight. It ends when stdin closes (or when it is killed, which is the point).
+ */
+import { Context, Effect, Exit, Layer, Option, References } from "effect"
+import * as readline from "node:readline"
+import { load } from "../../src/infra/StoreConfig.ts"
+import * as StoreLive from "../../src/programs/app/StoreLive.ts"
+import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
+import type { StoreOptions } from "../../src/programs/store/Store.ts"
+import type { KvErrorTag, KvOutput } from "../properties/linearizability/KvModel.ts"
+import { bytes, callFor } from "../properties/linearizability/storeHistory.ts"
+import type { Request, Response } from "./Protocol.ts"
+import { numberSetting, send, textSetting } from "./Protocol.ts"
+
+const refusals: ReadonlySet<string> = new Set<KvErrorTag>([
+  "AlreadyExists",
+  "NotFound",
+  "CompareFailed",
+  "IncorrectRevision",
+  "ConditionFailed"
+])
+
+const options: StoreOptions = {
+  ...defaultStoreOptions,
+  actors: {
+    ...defaultStoreOptions.actors,
+    fence: {
+      maxStateAgeMillis: numberSetting("CHAOS_MAX_STATE_AGE"),
+      writeTimeoutMillis: numberSetting("CHAOS_WRITE_TIMEOUT")
+    }
+  }
+}
+const opTimeoutMillis = numberSetting("CHAOS_OP_TIMEOUT")
+
+const run = (store: Store["Service"], request: Request): Effect.Effect<Response> => {
+  const input = request.input
+  const call: Effect.Effect<KvOutput, { readonly _tag: string }> = input._tag === "PutTtl"
+    ? Effect.map(
+      store.put({ key: input.key, value: bytes(input.value), expires: Date.now() + input.ttlMillis }),
+      (lease): KvOutput => ({ _tag: "Ok", revision: lease.revision })
+    )
+    : callFor(store, input)
+  return call.pipe(
+    Effect.timeoutOption(opTimeoutMillis),
+    Effect.exit,
+    Effect.map((exit): Response => {
+      if (Exit.isSuccess(exit)) {
+        return Option.isSome(exit.value)
+          ? { id: request.id, status: "ok", output: exit.value.value }
+          : { id: request.id, status: "indeterminate", error: "Timeout" }
+      }
+      const error = Exit.findErrorOption(exit)
+      if (Option.isSome(error) && refusals.has(error.value._tag)) {
+        return { id: request.id, status: "failed", output: { _tag: "Err", tag: error.value._tag as KvErrorTag } }
+      }
+      const reason = Option.isSome(error) ? (error.value as { readonly reason?: unknown }).reason : undefined
+      return {
+        id: request.id,
+        status: "indeterminate",
+        error: Option.isSome(error) ? error.value._tag : "Defect",
+        ...(typeof reason === "string" ? { reason: reason.slice(0, 200) } : {})
+      }
+    })
+  )
+}
+
+const program = Effect.gen(function*() {
+  const config = yield* load({
+    env: {
+      DYNASTATE_ENDPOINT: textSetting("CHAOS_ENDPOINT"),
+      DYNASTATE_REGION: "us-east-1",
+      DYNASTATE_TABLE_NAME: textSetting("CHAOS_TABLE"),
+      DYNASTATE_NAMESPACE: textSetting("CHAOS_NAMESPACE"),
+      DYNASTATE_KEYRING_KEY: textSetting("CHAOS_KEY")
+    }
+  })
+  const context = yield* Layer.build(StoreLive.layer(config, options))
+  const store = Context.get(context, Store)
+  send({ ready: true })
+  const lines = readline.createInterface({ input: process.stdin })
+  yield* Effect.callback<void>((resume) => {
+    lines.on("line", (line) => {
+      if (line.trim() === "") return
+      const request = JSON.parse(line) as Request
+      Effect.runFork(Effect.map(run(store, request), send))
+    })
+    lines.on("close", () => resume(Effect.void))
+  })
+})
+
+Effect.runPromise(Effect.scoped(program).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`writer failed: ${String(error)}\n`)
+    process.exit(1)
+  }
+)
