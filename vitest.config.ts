@@ -33,7 +33,8 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          exclude: unit,
+          // The fault campaign runs by itself (`npm run test:chaos`) until its long runs come out clean (README).
+          exclude: [...unit, "test/chaos/**"],
           globalSetup: ["test/globalSetup.ts"]
         }
       }
