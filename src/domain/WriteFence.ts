@@ -34,6 +34,8 @@
  * covers; the defaults leave minutes.
  */
 
+import { Schema } from "effect"
+
 /** The writer's side of the fence. */
 export interface WriteFence {
   /** A cached state confirmed longer ago than this is read again before a write is decided on it. */
@@ -82,3 +84,31 @@ export const defaultSettleMillis = 10 * 60_000
 /** Whether an event with this timestamp has settled at `now`: what follows it may be compacted. */
 export const hasSettled = (timestamp: number, now: number, settleMillis: number): boolean =>
   timestamp <= now - settleMillis
+
+/**
+ * An append acknowledged so late after its writer decided it that it landed in a seq compaction had freed: below
+ * the key's newest event (or over a buried tombstone), where it would have brought back an old state. The writer
+ * deleted it again, so the write did not take effect; deciding again on a fresh read is safe.
+ */
+export class LateWriteUndone extends Schema.TaggedError<LateWriteUndone>()("LateWriteUndone", {
+  key: Schema.String,
+  seq: Schema.Number,
+  /** How long after its decision the append was acknowledged. */
+  lateMillis: Schema.Number
+}) {
+  override get message() {
+    return `the write of ${JSON.stringify(this.key)} did not take effect: acknowledged ${this.lateMillis} ms after ` +
+      `it was decided, it had landed in seq ${this.seq}, which compaction had freed, and was undone`
+  }
+}
+
+/**
+ * Where an append acknowledged late stands: still the key's newest event, superseded by an event decided after it
+ * (both fine), or in a freed seq (below a newer event decided before it, or at or under the key's buried
+ * tombstone), where it must be undone.
+ */
+export type Landing = "Newest" | "Superseded" | "Freed"
+
+/** Whether an append's acknowledgement came so late after its decision that where it landed must be checked. */
+export const isLate = (fence: WriteFence, decidedAt: number, acknowledgedAt: number): boolean =>
+  acknowledgedAt - decidedAt > fence.writeTimeoutMillis

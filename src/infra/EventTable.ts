@@ -2,7 +2,13 @@
  * The event log in DynamoDB: conditional appends, the newest event of a key,
  * paged range queries and transactions. Every read is strongly consistent.
  */
-import { GetItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand
+} from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Option, Result, Stream } from "effect"
 import { DecryptionFailed, StorageFailure } from "../domain/Errors.ts"
@@ -10,6 +16,7 @@ import type { Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
+import type { Landing } from "../domain/WriteFence.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
@@ -69,6 +76,13 @@ export class EventTable extends Context.Service<EventTable, {
   readonly graves: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
   /** Decrypts an event read without decrypting ({@link scan}, the history area, a stream record, a view). */
   readonly decode: (stored: { readonly item: StoredItem }) => Effect.Effect<Event, ReadError>
+  /**
+   * Where an event this process appended stands now (see `WriteFence.Landing`): read after an acknowledgement
+   * that came later than the write timeout, when compaction may have freed the seq it landed in.
+   */
+  readonly landing: (event: Event) => Effect.Effect<Landing, ReadError>
+  /** Deletes an appended event again if it is still there with its revision; whether it was deleted. */
+  readonly undo: (event: Event) => Effect.Effect<boolean, Throttled | StorageFailure>
   /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
   readonly transact: (
     writes: ReadonlyArray<TransactionWrite>,
@@ -208,6 +222,52 @@ const make = Effect.fnUntraced(function*(location: Location) {
       "read graves"
     )
 
+  const landing = Effect.fn("EventTable.landing")(function*(event: Event) {
+    const grave = yield* buried(event.key)
+    // At or under the key's buried tombstone: the seq was freed by burial.
+    if (Option.isSome(grave) && grave.value.seq >= event.seq) return "Freed" as const
+    const output = yield* dynamo.call("Query", (client, abortSignal) =>
+      client.send(
+        new QueryCommand({
+          // Newer events sort first: ours, then the one right after it.
+          ...rangeQuery(location.namespace, SortKey.lowerBound(event.key), SortKey.encode(event.key, event.seq)),
+          ScanIndexForward: false,
+          Limit: 2
+        }),
+        { abortSignal }
+      ))
+    const items = output.Items ?? []
+    const ours = items[0]?.[Attr.revision]?.S === event.revision ? items[0] : undefined
+    const next = ours === undefined ? items[0] : items[1]
+    if (next === undefined) return ours === undefined ? "Freed" as const : "Newest" as const
+    const peeked = EventRecord.peek(next)
+    const after = Result.isSuccess(peeked) ? peeked.success : undefined
+    // An event decided before ours above it was there first: ours went into a seq freed below it.
+    const followed = after !== undefined && after.seq === event.seq + 1 && (after.timestamp ?? 0) >= event.timestamp
+    return followed ? "Superseded" as const : "Freed" as const
+  })
+
+  const undo = Effect.fn("EventTable.undo")(function*(event: Event) {
+    const outcome = yield* dynamo.callConditional("DeleteItem", (client, abortSignal) =>
+      client.send(
+        new DeleteItemCommand({
+          TableName: location.table,
+          Key: {
+            [Attr.partition]: { S: location.namespace },
+            [Attr.sort]: { B: SortKey.encode(event.key, event.seq) }
+          },
+          ConditionExpression: "#rev = :rev",
+          ExpressionAttributeNames: { "#rev": Attr.revision },
+          ExpressionAttributeValues: { ":rev": { S: event.revision } }
+        }),
+        { abortSignal }
+      )).pipe(
+        Effect.as(true),
+        Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+      )
+    return outcome
+  })
+
   const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
     const items: Array<TransactWriteItem> = []
     for (const write of writes) {
@@ -251,6 +311,8 @@ const make = Effect.fnUntraced(function*(location: Location) {
     scan,
     graves,
     decode: (stored) => decodeItem(stored.item),
+    landing,
+    undo,
     transact
   })
 })

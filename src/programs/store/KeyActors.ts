@@ -21,7 +21,7 @@ import type { Event } from "../../domain/Event.ts"
 import { itemRevision } from "../../domain/Event.ts"
 import type { Lease } from "../../domain/Item.ts"
 import * as KeyState from "../../domain/KeyState.ts"
-import { defaultWriteFence } from "../../domain/WriteFence.ts"
+import { defaultWriteFence, isLate, LateWriteUndone } from "../../domain/WriteFence.ts"
 import type { WriteFence } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
@@ -49,7 +49,7 @@ export const defaultActorOptions: ActorOptions = {
 }
 
 /** Failures of a write besides the command's own. */
-export type WriteError = WriteContention | ValueTooLarge | ReadError
+export type WriteError = WriteContention | ValueTooLarge | LateWriteUndone | ReadError
 
 interface Actor {
   readonly key: string
@@ -178,6 +178,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             )
           )
           if (outcome._tag === "Success") {
+            yield* confirmLanding(event)
             appended.push(event)
             current = KeyState.evolve(current, event)
             actor.state = current
@@ -218,6 +219,25 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       )
     )
   }
+
+  /**
+   * An append acknowledged later than the write timeout after its decision may have been held up (a frozen
+   * process, a slow network) while compaction freed its seq: it counts only once it is the key's newest event or
+   * was followed by one decided after it; in a freed seq it is deleted again and the write fails.
+   */
+  const confirmLanding = (event: Event) =>
+    Effect.gen(function*() {
+      const acknowledgedAt = yield* Clock.currentTimeMillis
+      if (!isLate(options.fence, event.timestamp, acknowledgedAt)) return
+      const landing = yield* table.landing(event)
+      if (landing !== "Freed") return
+      yield* table.undo(event)
+      return yield* new LateWriteUndone({
+        key: event.key,
+        seq: event.seq,
+        lateMillis: acknowledgedAt - event.timestamp
+      })
+    })
 
   let closed = false
   const closedError = () => new StorageFailure({ operation: "store", reason: "the store was closed" })
