@@ -15,7 +15,7 @@ import type { ValueTooLarge } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { isDueForExpiry, presentRevision } from "../../domain/Event.ts"
 import * as KeyState from "../../domain/KeyState.ts"
-import { defaultWriteFence } from "../../domain/WriteFence.ts"
+import { defaultWriteFence, isLate, LateWriteUndone } from "../../domain/WriteFence.ts"
 import type { WriteFence } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { TransactionWrite } from "../../infra/EventTable.ts"
@@ -122,6 +122,7 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     )
     if (attempt._tag === "Committed") {
       for (const entry of actions) actors.invalidate(entry.key)
+      yield* confirmLanding(table, options.fence, writes, now)
       // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
       acks.publish(revision, writes.flatMap((write) => (write._tag === "Append" ? [write.event] : [])))
       return revision
@@ -140,6 +141,33 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     }
   }
 })
+
+/**
+ * A transaction acknowledged later than the write timeout after its decision may have been held up while
+ * compaction freed a seq it appends to (see `WriteFence`). If any of its events landed in a freed seq, every event
+ * of it still in place is deleted again, so none takes effect, and the write fails.
+ */
+const confirmLanding = (
+  table: EventTable["Service"],
+  fence: WriteFence,
+  writes: ReadonlyArray<TransactionWrite>,
+  decidedAt: number
+) =>
+  Effect.gen(function*() {
+    const acknowledgedAt = yield* Clock.currentTimeMillis
+    if (!isLate(fence, decidedAt, acknowledgedAt)) return
+    const events = writes.flatMap((write) => (write._tag === "Append" ? [write.event] : []))
+    const landings = yield* Effect.forEach(events, (event) => table.landing(event), { concurrency: 16 })
+    const freed = events.find((_, index) => landings[index] === "Freed")
+    if (freed === undefined) return
+    // An event already followed by a newer one was built on: it stays, the rest is taken back.
+    yield* Effect.forEach(
+      events.filter((_, index) => landings[index] !== "Superseded"),
+      (event) => table.undo(event),
+      { concurrency: 16, discard: true }
+    )
+    return yield* new LateWriteUndone({ key: freed.key, seq: freed.seq, lateMillis: acknowledgedAt - decidedAt })
+  })
 
 const commit = (table: EventTable["Service"], writes: ReadonlyArray<TransactionWrite>) =>
   Effect.gen(function*() {

@@ -6,7 +6,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Exit } from "effect"
+import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
 import { isSafe } from "../../../src/domain/WriteFence.ts"
+import { defaultAtomicWriteOptions } from "../../../src/programs/store/AtomicWriter.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
 import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import { bytes, faultyClient, isEventPut, outcomeTag } from "./helpers.ts"
@@ -26,6 +28,28 @@ describe("an append acknowledged after its writer's timeout", () => {
         expect(raw.filter((event) => event.op === "put")).toEqual([])
         expect(outcomeTag(exit)).toBe("LateWriteUndone")
         expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/did not take effect/)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
+    "an atomic write whose transaction landed in a freed seq is undone on every key: none of it takes effect",
+    () =>
+      Effect.gen(function*() {
+        const other = "/late/atomic-other"
+        const { exit, after, raw, b } = yield* lateAppendScenario(
+          { actors: { ...defaultActorOptions, fence }, atomicWrite: { ...defaultAtomicWriteOptions, fence } },
+          "atomic",
+          (store, item) =>
+            store.atomicWrite([
+              { key: item.key, condition: Condition.revision(item.revision), action: Action.put(bytes("from-A")) },
+              { key: other, condition: Condition.notExists, action: Action.put(bytes("other-A")) }
+            ])
+        )
+        expect(outcomeTag(after)).toBe("NotFound")
+        expect(raw.filter((event) => event.op === "put")).toEqual([])
+        expect(outcomeTag(exit)).toBe("LateWriteUndone")
+        expect(outcomeTag(yield* Effect.exit(b.get(other)))).toBe("NotFound")
       }).pipe(Effect.scoped),
     30_000
   )

@@ -5,9 +5,10 @@
  */
 import { expect } from "@effect/vitest"
 import { Clock, Context, Duration, Effect, Fiber, Layer } from "effect"
+import type { Item } from "../../../src/domain/Item.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
-import type { StoreOptions } from "../../../src/programs/store/Store.ts"
+import type { Store, StoreOptions } from "../../../src/programs/store/Store.ts"
 import { Compaction } from "../../../src/programs/worker/Compaction.ts"
 import { eventTableLayer, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import { bytes, faultyClient, isEventPut, rawEventsOf } from "./helpers.ts"
@@ -39,7 +40,9 @@ export const frozenTimers = (frozen: () => boolean, millis: number): Clock.Clock
 /** Runs the scenario with A's store configured by `options`; returns A's outcome, B's read and the raw events. */
 export const lateAppendScenario = (
   storeOptions: Partial<StoreOptions>,
-  label: string
+  label: string,
+  write: (store: Store["Service"], item: Item) => Effect.Effect<unknown, unknown> = (store, item) =>
+    store.conditionalUpdate({ ...item, value: bytes("from-A") })
 ) =>
   Effect.gen(function*() {
     const plain = makeClient()
@@ -71,7 +74,7 @@ export const lateAppendScenario = (
     // Let A's actor go idle, so the command below runs in a fiber with the frozen clock.
     yield* Effect.sleep(50)
     hold = true
-    const update = yield* a.conditionalUpdate({ ...item, value: bytes("from-A") }).pipe(
+    const update = yield* write(a, item).pipe(
       Effect.provideService(Clock.Clock, frozenTimers(() => true, 10_000)),
       Effect.exit,
       Effect.forkChild
