@@ -44,6 +44,13 @@ export interface WriteFence {
   readonly writeTimeoutMillis: number
 }
 
+/**
+ * How writers keep out of compaction's way. `fenced` (the default): single-item appends, safe by the time fence
+ * above. `strict`: every append is a transaction that also checks the event it was decided after is still the
+ * key's newest (see `EventTable.Predecessor`), with no time assumption, at about twice the write cost.
+ */
+export type WriteMode = "fenced" | "strict"
+
 /** Writers' defaults: a key written at least every 30 s is decided from cache. */
 export const defaultWriteFence: WriteFence = { maxStateAgeMillis: 30_000, writeTimeoutMillis: 30_000 }
 

@@ -27,6 +27,9 @@ import * as GraveRecord from "./GraveRecord.ts"
 
 const { Attr } = EventRecord
 
+/** The attribute of a grave that a strict append after its tombstone sets (see `Predecessor`). */
+const followedAttr = "fol"
+
 /** Another writer appended this seq first; `winner` is its event when DynamoDB returned it. */
 export class AppendConflict extends Data.TaggedError("AppendConflict")<{
   readonly winner: Event | undefined
@@ -43,10 +46,28 @@ export interface SortKeyRange {
   readonly partition?: string | undefined
 }
 
-/** One write of a transaction: append an event, or check that no event follows `seq` of `key`. */
+/**
+ * The event a write was decided after, for strict writes (see `WriteMode`): still the key's newest event in the
+ * live range with this revision, still the tombstone in the key's grave (and not yet followed by a strict
+ * append), or no event and no grave at all.
+ */
+export type Predecessor =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Live"; readonly seq: number; readonly revision: string }
+  | { readonly _tag: "Buried"; readonly revision: string }
+
+/**
+ * One write of a transaction: append an event, or check that no event follows `seq` of `key`; with `after`, also
+ * check that the predecessor it was decided on is still in place (strict writes).
+ */
 export type TransactionWrite =
-  | { readonly _tag: "Append"; readonly event: Event }
-  | { readonly _tag: "Unchanged"; readonly key: string; readonly seq: number }
+  | { readonly _tag: "Append"; readonly event: Event; readonly after?: Predecessor | undefined }
+  | {
+    readonly _tag: "Unchanged"
+    readonly key: string
+    readonly seq: number
+    readonly after?: Predecessor | undefined
+  }
 
 /** Failures of reads. */
 export type ReadError = Throttled | StorageFailure | DecryptionFailed | Shredded | KeyringError
@@ -56,6 +77,16 @@ export class EventTable extends Context.Service<EventTable, {
   readonly location: Location
   /** Appends an event if its seq is free; a retry of our own lost write counts as success. */
   readonly append: (event: Event) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
+  /**
+   * Appends an event in a transaction that also checks its predecessor is still in place (strict writes, no
+   * time assumption): a changed predecessor is an `AppendConflict` with no winner, to be read again.
+   */
+  readonly appendAfter: (
+    event: Event,
+    after: Predecessor
+  ) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
+  /** The predecessor check for a write decided on `latest`, as this table read it (live, buried or none). */
+  readonly predecessor: (latest: Event | undefined) => Predecessor
   /**
    * The newest event of a key, its value decrypted (`Shredded` if its data key
    * was destroyed); for a key whose tombstone was buried, that tombstone.
@@ -149,6 +180,9 @@ const make = Effect.fnUntraced(function*(location: Location) {
       return yield* buried(key)
     })
 
+  /** Tombstones this table read from a grave: a strict write after one checks the grave, not the live range. */
+  const buriedEvents = new WeakSet<Event>()
+
   /** The tombstone of a key whose live range is empty, if it was ever deleted. */
   const buried = (key: string) =>
     Effect.gen(function*() {
@@ -171,6 +205,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
           reason: "the key's grave does not hold its tombstone"
         })
       }
+      buriedEvents.add(tombstone)
       return Option.some(tombstone)
     })
   const latest = Effect.fn("EventTable.latest")((key: string) => newest(key, decodeItem))
@@ -268,6 +303,80 @@ const make = Effect.fnUntraced(function*(location: Location) {
     return outcome
   })
 
+  /** The transaction item that checks (or, for a strict append after a grave, claims) a predecessor. */
+  const predecessorItem = (key: string, after: Predecessor, follower: string | undefined): TransactWriteItem => {
+    const grave = { TableName: location.table, Key: GraveRecord.graveKey(location, key) }
+    switch (after._tag) {
+      case "None":
+        return {
+          ConditionCheck: {
+            ...grave,
+            ConditionExpression: "attribute_not_exists(#sk)",
+            ExpressionAttributeNames: { "#sk": Attr.sort }
+          }
+        }
+      case "Live":
+        return {
+          ConditionCheck: {
+            TableName: location.table,
+            Key: {
+              [Attr.partition]: { S: location.namespace },
+              [Attr.sort]: { B: SortKey.encode(key, after.seq) }
+            },
+            ConditionExpression: "#rev = :rev",
+            ExpressionAttributeNames: { "#rev": Attr.revision },
+            ExpressionAttributeValues: { ":rev": { S: after.revision } }
+          }
+        }
+      case "Buried": {
+        // The grave stays until the next burial, so the first strict append after it marks it followed: a writer
+        // still deciding on the buried tombstone cannot then append into a seq freed after that append.
+        const condition = {
+          ConditionExpression: "#rev = :rev AND attribute_not_exists(#followed)",
+          ExpressionAttributeNames: { "#rev": Attr.revision, "#followed": followedAttr },
+          ExpressionAttributeValues: { ":rev": { S: after.revision } }
+        }
+        return follower === undefined
+          ? { ConditionCheck: { ...grave, ...condition } }
+          : {
+            Update: {
+              ...grave,
+              ...condition,
+              UpdateExpression: "SET #followed = :follower",
+              ExpressionAttributeValues: { ...condition.ExpressionAttributeValues, ":follower": { S: follower } }
+            }
+          }
+      }
+    }
+  }
+
+  const appendAfter = Effect.fn("EventTable.appendAfter")(function*(event: Event, after: Predecessor) {
+    // A revision names one event (a UUID): retries of this transaction are idempotent, never another's.
+    const outcome = yield* Effect.result(transact([{ _tag: "Append", event, after }], event.revision))
+    if (outcome._tag === "Success") return
+    const error = outcome.failure
+    if (error._tag !== "TransactionCanceled") return yield* Effect.fail(error)
+    const [put, check] = error.reasons
+    if (put?.Code === "ConditionalCheckFailed") {
+      const existing = put.Item
+      // Our own event already there: a retried transaction whose response was lost.
+      if (existing?.[Attr.revision]?.S === event.revision) return
+      return yield* new AppendConflict({ winner: existing ? yield* decodeState(existing) : undefined })
+    }
+    if (check?.Code === "ConditionalCheckFailed" || put?.Code === "TransactionConflict") {
+      return yield* new AppendConflict({ winner: undefined })
+    }
+    const codes = error.reasons.map((reason) => reason.Code ?? "None").join(", ")
+    return yield* new StorageFailure({ operation: "append", reason: `transaction cancelled: ${codes}` })
+  })
+
+  const predecessor = (latest: Event | undefined): Predecessor =>
+    latest === undefined
+      ? { _tag: "None" }
+      : buriedEvents.has(latest)
+      ? { _tag: "Buried", revision: latest.revision }
+      : { _tag: "Live", seq: latest.seq, revision: latest.revision }
+
   const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
     const items: Array<TransactWriteItem> = []
     for (const write of writes) {
@@ -296,6 +405,11 @@ const make = Effect.fnUntraced(function*(location: Location) {
         })
       }
     }
+    for (const write of writes) {
+      if (write.after === undefined) continue
+      const key = write._tag === "Append" ? write.event.key : write.key
+      items.push(predecessorItem(key, write.after, write._tag === "Append" ? write.event.revision : undefined))
+    }
     yield* dynamo.callTransaction(
       "TransactWriteItems",
       (client, abortSignal) =>
@@ -313,6 +427,8 @@ const make = Effect.fnUntraced(function*(location: Location) {
     decode: (stored) => decodeItem(stored.item),
     landing,
     undo,
+    appendAfter,
+    predecessor,
     transact
   })
 })

@@ -16,7 +16,7 @@ import type { Event } from "../../domain/Event.ts"
 import { isDueForExpiry, presentRevision } from "../../domain/Event.ts"
 import * as KeyState from "../../domain/KeyState.ts"
 import { defaultWriteFence, isLate, LateWriteUndone } from "../../domain/WriteFence.ts"
-import type { WriteFence } from "../../domain/WriteFence.ts"
+import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { TransactionWrite } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
@@ -33,6 +33,8 @@ export interface AtomicWriteOptions {
   readonly maxConflictAttempts: number
   /** How old the reads a transaction is decided on may be, and how long it may take (see `WriteFence`). */
   readonly fence: WriteFence
+  /** In `strict` mode each key's write also checks the event it was decided after is still its newest. */
+  readonly writeMode?: WriteMode | undefined
 }
 
 /** Defaults that let dozens of concurrent non-conflicting writers all succeed. */
@@ -102,16 +104,18 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
         return yield* new ConditionFailed({ key: entry.key, condition: AtomicWrite.describe(entry.condition) })
       }
     }
+    const strict = options.writeMode === "strict"
     const writes = actions.map((entry, index): TransactionWrite => {
       const state = states[index]!
       const live = presentRevision(state.latest, now) !== undefined
       const base = { key: entry.key, seq: state.seq + 1, revision, timestamp: now }
+      const after = strict ? table.predecessor(state.latest) : undefined
       if (entry.action._tag === "Put") {
         const event: Event = { ...base, op: "put", value: entry.action.value, expires: entry.action.expires }
-        return { _tag: "Append", event }
+        return { _tag: "Append", event, after }
       }
-      if (entry.action._tag === "Delete" && live) return { _tag: "Append", event: { ...base, op: "delete" } }
-      return { _tag: "Unchanged", key: entry.key, seq: state.seq }
+      if (entry.action._tag === "Delete" && live) return { _tag: "Append", event: { ...base, op: "delete" }, after }
+      return { _tag: "Unchanged", key: entry.key, seq: state.seq, after }
     })
     const attempt = yield* commit(table, writes).pipe(
       Effect.timeoutOrElse({
@@ -122,7 +126,7 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     )
     if (attempt._tag === "Committed") {
       for (const entry of actions) actors.invalidate(entry.key)
-      yield* confirmLanding(table, options.fence, writes, now)
+      if (!strict) yield* confirmLanding(table, options.fence, writes, now)
       // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
       acks.publish(revision, writes.flatMap((write) => (write._tag === "Append" ? [write.event] : [])))
       return revision

@@ -22,7 +22,7 @@ import { itemRevision } from "../../domain/Event.ts"
 import type { Lease } from "../../domain/Item.ts"
 import * as KeyState from "../../domain/KeyState.ts"
 import { defaultWriteFence, isLate, LateWriteUndone } from "../../domain/WriteFence.ts"
-import type { WriteFence } from "../../domain/WriteFence.ts"
+import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
@@ -38,6 +38,8 @@ export interface ActorOptions {
   readonly maxConflicts: number
   /** How old a cached state may be, and how long an append may take. */
   readonly fence: WriteFence
+  /** Fenced single-item appends (the default), or strict ones that check their predecessor (see `WriteMode`). */
+  readonly writeMode?: WriteMode | undefined
 }
 
 /** Defaults that keep memory flat for any number of keys. */
@@ -87,6 +89,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
   const acks = yield* WriteAcks
   const scope = yield* Effect.scope
   const actors = new Map<string, Actor>()
+  const strict = options.writeMode === "strict"
 
   const isIdle = (actor: Actor) => !actor.running && actor.mailbox.length === 0
 
@@ -169,7 +172,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             timestamp: now
           }
           const outcome = yield* Effect.result(
-            table.append(event).pipe(
+            (strict ? table.appendAfter(event, table.predecessor(current.latest)) : table.append(event)).pipe(
               Effect.timeoutOrElse({
                 duration: options.fence.writeTimeoutMillis,
                 orElse: () =>
@@ -178,7 +181,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             )
           )
           if (outcome._tag === "Success") {
-            yield* confirmLanding(event)
+            // A strict append checked its predecessor in the same transaction: where it landed needs no check.
+            if (!strict) yield* confirmLanding(event)
             appended.push(event)
             current = KeyState.evolve(current, event)
             actor.state = current
