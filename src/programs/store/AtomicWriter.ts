@@ -44,6 +44,9 @@ export const defaultAtomicWriteOptions: AtomicWriteOptions = {
   fence: defaultWriteFence
 }
 
+/** The most keys an atomic write checks strictly: each takes two of a transaction's 100 items. */
+export const maxStrictKeys = 50
+
 type Attempt =
   | { readonly _tag: "Committed" }
   | { readonly _tag: "Stale" }
@@ -104,7 +107,9 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
         return yield* new ConditionFailed({ key: entry.key, condition: AtomicWrite.describe(entry.condition) })
       }
     }
-    const strict = options.writeMode === "strict"
+    // A transaction holds at most 100 items: past 50 keys a strict write has no room for its predecessor checks
+    // and falls back to the fence and the late-acknowledgement check.
+    const strict = options.writeMode === "strict" && actions.length <= maxStrictKeys
     const writes = actions.map((entry, index): TransactionWrite => {
       const state = states[index]!
       const live = presentRevision(state.latest, now) !== undefined
