@@ -31,7 +31,11 @@
  * between machines, keeps every stale append from landing in a freed seq (see
  * {@link isSafe}). A process frozen for longer than the margin between
  * deciding and sending (a paused VM) is the one case no time-based fence
- * covers; the defaults leave minutes.
+ * covers; the defaults leave minutes. For it, a writer whose append is
+ * acknowledged later than its write timeout checks where it landed
+ * ({@link Landing}) and takes it back from a freed seq ({@link LateWriteUndone});
+ * and the strict {@link WriteMode} checks each append's predecessor in the
+ * same transaction, with no time assumption.
  */
 
 import { Schema } from "effect"

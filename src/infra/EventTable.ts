@@ -16,6 +16,7 @@ import type { Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
+import { toleratedSkewMillis } from "../domain/WriteFence.ts"
 import type { Landing } from "../domain/WriteFence.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
@@ -258,9 +259,6 @@ const make = Effect.fnUntraced(function*(location: Location) {
     )
 
   const landing = Effect.fn("EventTable.landing")(function*(event: Event) {
-    const grave = yield* buried(event.key)
-    // At or under the key's buried tombstone: the seq was freed by burial.
-    if (Option.isSome(grave) && grave.value.seq >= event.seq) return "Freed" as const
     const output = yield* dynamo.call("Query", (client, abortSignal) =>
       client.send(
         new QueryCommand({
@@ -271,14 +269,21 @@ const make = Effect.fnUntraced(function*(location: Location) {
         }),
         { abortSignal }
       ))
-    const items = output.Items ?? []
-    const ours = items[0]?.[Attr.revision]?.S === event.revision ? items[0] : undefined
-    const next = ours === undefined ? items[0] : items[1]
-    if (next === undefined) return ours === undefined ? "Freed" as const : "Newest" as const
-    const peeked = EventRecord.peek(next)
+    const [first, second] = output.Items ?? []
+    // Gone from the live range: compaction moved (or buried) it, which it does only to a superseded event.
+    if (first?.[Attr.revision]?.S !== event.revision) return "Superseded" as const
+    const grave = yield* buried(event.key)
+    // Live, at or under the key's buried tombstone: it landed after the burial, which needs every older seq free.
+    if (Option.isSome(grave) && grave.value.seq >= event.seq) return "Freed" as const
+    if (second === undefined) return "Newest" as const
+    const peeked = EventRecord.peek(second)
     const after = Result.isSuccess(peeked) ? peeked.success : undefined
-    // An event decided before ours above it was there first: ours went into a seq freed below it.
-    const followed = after !== undefined && after.seq === event.seq + 1 && (after.timestamp ?? 0) >= event.timestamp
+    // A gap above ours, or an event decided before ours right above it, was there first: ours went into a seq freed
+    // below it. Decision times come from different machines' clocks, so "before" allows for their skew; an event
+    // decided within the skew before ours must have settled before ours landed, which takes longer than AWS
+    // accepts a signed request.
+    const followed = after !== undefined && after.seq === event.seq + 1 &&
+      (after.timestamp ?? 0) >= event.timestamp - toleratedSkewMillis
     return followed ? "Superseded" as const : "Freed" as const
   })
 
