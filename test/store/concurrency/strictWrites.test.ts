@@ -113,4 +113,57 @@ describe("strict write mode", () => {
       }).pipe(Effect.scoped),
     30_000
   )
+
+  it.live(
+    "a counter of strict writers with no time fence stays exact while compaction runs with no settle time",
+    () =>
+      Effect.gen(function*() {
+        const client = makeClient()
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+        const location = yield* provisionTable(client)
+        // A generous write timeout: an increment that timed out may have happened, and is not retried.
+        const patient = { ...noFence, writeTimeoutMillis: 20_000 }
+        const storeOptions = {
+          actors: { ...strict.actors, fence: patient },
+          atomicWrite: { ...strict.atomicWrite, fence: patient }
+        }
+        const stores = yield* Effect.forEach([1, 2, 3, 4], () => openStore(location, { client, storeOptions }))
+        const compaction = Context.get(
+          yield* Layer.build(
+            Compaction.layer.pipe(
+              Layer.provideMerge(HistoryArea.layer),
+              Layer.provideMerge(eventTableLayer(location, { client }))
+            )
+          ),
+          Compaction
+        )
+        const key = "/strict/counter"
+        yield* stores[0]!.put({ key, value: bytes("0") })
+        let running = true
+        const compacting = yield* compaction.all(() => Effect.void, { settleMillis: 1 }).pipe(
+          Effect.andThen(Effect.sleep(20)),
+          Effect.repeat({ while: () => running }),
+          Effect.forkChild
+        )
+        const increment = (store: (typeof stores)[number]): Effect.Effect<void, unknown> =>
+          Effect.gen(function*() {
+            const item = yield* store.get(key)
+            const next = String(Number(text(item.value)) + 1)
+            const outcome = yield* Effect.exit(store.conditionalUpdate({ ...item, value: bytes(next) }))
+            if (outcomeTag(outcome) === "IncorrectRevision") return yield* increment(store)
+            // Anything else would leave the count unknown: the test fails on it.
+            yield* outcome
+          })
+        yield* Effect.forEach(stores, (store) => Effect.repeat(increment(store), { times: 9 }), {
+          concurrency: "unbounded",
+          discard: true
+        })
+        running = false
+        yield* Fiber.join(compacting)
+        expect(text((yield* stores[3]!.get(key)).value)).toBe("40")
+        // Compaction really ran: the superseded events left the live range.
+        expect((yield* rawEventsOf(client, location, key)).length).toBeLessThan(41)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })
