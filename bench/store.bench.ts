@@ -2,7 +2,10 @@
  * `npm run bench`: the store's put and get next to raw SDK `PutItem` and
  * `Query` calls doing the same work at the same concurrency, on one DynamoDB
  * Local started for the run. Prints throughput, p50/p99 latency, the ratio
- * store/raw, and how many DynamoDB requests each store operation cost.
+ * store/raw, and how many DynamoDB requests each store operation cost; then
+ * the same put and get in strict write mode (every append a transaction that
+ * checks its predecessor) as ratios to the default fenced mode, with the
+ * requests and consumed capacity units per put of each.
  */
 import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
@@ -17,6 +20,7 @@ import { fromClients, StreamsApi } from "../src/infra/streams/StreamsApi.ts"
 import * as TableProvisioner from "../src/infra/TableProvisioner.ts"
 import { encryptedEventTable, localCredentials } from "../src/programs/app/StoreLive.ts"
 import { Store } from "../src/programs/store/Store.ts"
+import type { StoreOptions } from "../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../src/programs/store/Store.ts"
 import { makeBenchClient } from "./support.ts"
 
@@ -103,7 +107,7 @@ const rawGet = (client: DynamoDBClient, table: string, i: number) =>
 
 const main = Effect.gen(function*() {
   const local = yield* DynamoDBLocal.scoped({ inMemory: true })
-  const { client, counts } = makeBenchClient(local.endpoint)
+  const { capacity, client, counts } = makeBenchClient(local.endpoint)
   const table = "bench"
   yield* TableProvisioner.ensureTable({
     table,
@@ -113,23 +117,31 @@ const main = Effect.gen(function*() {
   }).pipe(
     Effect.provideService(Dynamo, Dynamo.fromClient(client))
   )
-  const context = yield* Layer.build(
-    Store.layer(defaultStoreOptions).pipe(
-      Layer.provide(
-        Layer.succeed(
-          StreamsApi,
-          fromClients(
-            client,
-            new DynamoDBStreamsClient({ endpoint: local.endpoint, region: "us-east-1", credentials: localCredentials })
-          )
-        )
-      ),
-      Layer.provide(encryptedEventTable({ table, namespace: "store" })),
-      Layer.provide(RawAesKeyring.layerEphemeral),
-      Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(client)))
+  const streams = Layer.succeed(
+    StreamsApi,
+    fromClients(
+      client,
+      new DynamoDBStreamsClient({ endpoint: local.endpoint, region: "us-east-1", credentials: localCredentials })
     )
   )
-  const store = Context.get(context, Store)
+  const openStore = (namespace: string, options: StoreOptions) =>
+    Effect.map(
+      Layer.build(
+        Store.layer(options).pipe(
+          Layer.provide(streams),
+          Layer.provide(encryptedEventTable({ table, namespace })),
+          Layer.provide(RawAesKeyring.layerEphemeral),
+          Layer.provide(Layer.succeed(Dynamo, Dynamo.fromClient(client)))
+        )
+      ),
+      (context) => Context.get(context, Store)
+    )
+  const store = yield* openStore("store", defaultStoreOptions)
+  const strictStore = yield* openStore("strict", {
+    ...defaultStoreOptions,
+    actors: { ...defaultStoreOptions.actors, writeMode: "strict" },
+    atomicWrite: { ...defaultStoreOptions.atomicWrite, writeMode: "strict" }
+  })
   // The raw baseline writes a value as large as the store's ciphertext, so both move the same bytes.
   const rawValue = randomBytes(valueBytes + 110)
   const value = randomBytes(valueBytes)
@@ -142,10 +154,12 @@ const main = Effect.gen(function*() {
 
   const rawPuts = yield* measure((i) => rawPut(client, table, i, rawValue))
   const before = { ...counts }
+  const beforeCapacity = { ...capacity }
   const storePuts = yield* measure((i) => store.put({ key: `/bench/${i % keys}`, value }))
   const requests = (now: Record<string, number>, then: Record<string, number>) =>
     Object.entries(now).reduce((sum, [command, count]) => sum + count - (then[command] ?? 0), 0)
   const putRequests = requests(counts, before)
+  const putCapacity = requests(capacity, beforeCapacity)
   const rawGets = yield* measure((i) => rawGet(client, table, i))
   const beforeGets = { ...counts }
   const storeGets = yield* measure((i) => store.get(`/bench/${i % keys}`))
@@ -161,6 +175,28 @@ const main = Effect.gen(function*() {
     } (the first write of each of the ${keys} keys reads it: its live range, then its grave when the range is empty)`
   )
   console.log(`DynamoDB requests per store.get: ${(getRequests / operations).toFixed(3)}`)
+
+  // Strict write mode beside the fenced mode measured above, same process, same keys, same values.
+  yield* measure((i) => strictStore.put({ key: `/warm/${i % keys}`, value }))
+  const beforeStrict = { ...counts }
+  const beforeStrictCapacity = { ...capacity }
+  const strictPuts = yield* measure((i) => strictStore.put({ key: `/bench/${i % keys}`, value }))
+  const strictRequests = requests(counts, beforeStrict)
+  const strictCapacity = requests(capacity, beforeStrictCapacity)
+  const strictGets = yield* measure((i) => strictStore.get(`/bench/${i % keys}`))
+  const ratio = (m: Measured, baseline: Measured) =>
+    `${(baseline.seconds / m.seconds).toFixed(2)}x fenced throughput, ${
+      (percentile(m.latencies, 50) / percentile(baseline.latencies, 50)).toFixed(2)
+    }x fenced p50`
+  console.log(`${row("strict put", strictPuts)}  ${ratio(strictPuts, storePuts)}`)
+  console.log(`${row("strict get", strictGets)}  ${ratio(strictGets, storeGets)}`)
+  console.log(
+    `per put, fenced: ${(putRequests / operations).toFixed(3)} requests, ${
+      (putCapacity / operations).toFixed(2)
+    } capacity units; strict: ${(strictRequests / operations).toFixed(3)} requests, ${
+      (strictCapacity / operations).toFixed(2)
+    } capacity units (reads included)`
+  )
 })
 
 Effect.runPromise(Effect.scoped(main)).then(

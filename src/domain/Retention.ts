@@ -24,24 +24,45 @@ export const forMillis = (millis: number): Retention => ({ _tag: "For", millis }
 const unitMillis: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
 /**
+ * Reads a duration as written in configuration: a positive whole number followed by `ms`, `s`, `m`, `h` or `d`
+ * (`30s`, `10m`). Fails with the reason the text is refused. Shared by every duration setting.
+ */
+export const parseDuration = (text: string): Result.Result<number, string> => {
+  const trimmed = text.trim()
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(trimmed)
+  if (match === null) {
+    return Result.fail(`expected a duration such as 30d, 12h, 90m, 30s, 500ms; got ${JSON.stringify(text)}`)
+  }
+  const millis = Number(match[1]) * unitMillis[match[2]!]!
+  if (millis === 0) return Result.fail(`a duration of ${trimmed} is zero`)
+  if (!Number.isSafeInteger(millis)) return Result.fail(`${trimmed} is too long`)
+  return Result.succeed(millis)
+}
+
+/** The configuration text of a duration (the inverse of {@link parseDuration}, in the largest exact unit). */
+export const formatDuration = (millis: number): string => {
+  const unit = (["d", "h", "m", "s"] as const).find((unit) => millis % unitMillis[unit]! === 0) ?? "ms"
+  return `${millis / unitMillis[unit]!}${unit}`
+}
+
+/**
  * Reads a retention as written in configuration: `forever`, `none`, or a
- * positive whole number followed by `ms`, `s`, `m`, `h` or `d`. Fails with the
- * reason the text is refused.
+ * duration (see {@link parseDuration}). Fails with the reason the text is refused.
  */
 export const parse = (text: string): Result.Result<Retention, string> => {
   const trimmed = text.trim()
   if (trimmed === "forever") return Result.succeed(forever)
   if (trimmed === "none") return Result.succeed(none)
-  const match = /^(\d+)(ms|s|m|h|d)$/.exec(trimmed)
-  if (match === null) {
+  if (!/^(\d+)(ms|s|m|h|d)$/.test(trimmed)) {
     return Result.fail(
       `expected "forever", "none" or a duration such as 30d, 12h, 90m, 3600s; got ${JSON.stringify(text)}`
     )
   }
-  const millis = Number(match[1]) * unitMillis[match[2]!]!
-  if (millis === 0) return Result.fail(`a retention of ${trimmed} keeps nothing: write "none" for that`)
-  if (!Number.isSafeInteger(millis)) return Result.fail(`${trimmed} is too long a retention`)
-  return Result.succeed(forMillis(millis))
+  return Result.match(parseDuration(trimmed), {
+    onSuccess: (millis) => Result.succeed(forMillis(millis)),
+    onFailure: (reason) =>
+      Result.fail(/zero/.test(reason) ? `a retention of ${trimmed} keeps nothing: write "none" for that` : reason)
+  })
 }
 
 /** The configuration text of a retention (the inverse of {@link parse}, in the largest exact unit). */
@@ -51,9 +72,7 @@ export const format = (retention: Retention): string => {
       return "forever"
     case "None":
       return "none"
-    case "For": {
-      const unit = (["d", "h", "m", "s"] as const).find((unit) => retention.millis % unitMillis[unit]! === 0) ?? "ms"
-      return `${retention.millis / unitMillis[unit]!}${unit}`
-    }
+    case "For":
+      return formatDuration(retention.millis)
   }
 }

@@ -31,8 +31,14 @@
  * between machines, keeps every stale append from landing in a freed seq (see
  * {@link isSafe}). A process frozen for longer than the margin between
  * deciding and sending (a paused VM) is the one case no time-based fence
- * covers; the defaults leave minutes.
+ * covers; the defaults leave minutes. For it, a writer whose append is
+ * acknowledged later than its write timeout checks where it landed
+ * ({@link Landing}) and takes it back from a freed seq ({@link LateWriteUndone});
+ * and the strict {@link WriteMode} checks each append's predecessor in the
+ * same transaction, with no time assumption.
  */
+
+import { Schema } from "effect"
 
 /** The writer's side of the fence. */
 export interface WriteFence {
@@ -41,6 +47,13 @@ export interface WriteFence {
   /** An append (or transaction) not answered within this fails, and the state it was decided on is dropped. */
   readonly writeTimeoutMillis: number
 }
+
+/**
+ * How writers keep out of compaction's way. `fenced` (the default): single-item appends, safe by the time fence
+ * above. `strict`: every append is a transaction that also checks the event it was decided after is still the
+ * key's newest (see `EventTable.Predecessor`), with no time assumption, at about twice the write cost.
+ */
+export type WriteMode = "fenced" | "strict"
 
 /** Writers' defaults: a key written at least every 30 s is decided from cache. */
 export const defaultWriteFence: WriteFence = { maxStateAgeMillis: 30_000, writeTimeoutMillis: 30_000 }
@@ -82,3 +95,31 @@ export const defaultSettleMillis = 10 * 60_000
 /** Whether an event with this timestamp has settled at `now`: what follows it may be compacted. */
 export const hasSettled = (timestamp: number, now: number, settleMillis: number): boolean =>
   timestamp <= now - settleMillis
+
+/**
+ * An append acknowledged so late after its writer decided it that it landed in a seq compaction had freed: below
+ * the key's newest event (or over a buried tombstone), where it would have brought back an old state. The writer
+ * deleted it again, so the write did not take effect; deciding again on a fresh read is safe.
+ */
+export class LateWriteUndone extends Schema.TaggedError<LateWriteUndone>()("LateWriteUndone", {
+  key: Schema.String,
+  seq: Schema.Number,
+  /** How long after its decision the append was acknowledged. */
+  lateMillis: Schema.Number
+}) {
+  override get message() {
+    return `the write of ${JSON.stringify(this.key)} did not take effect: acknowledged ${this.lateMillis} ms after ` +
+      `it was decided, it had landed in seq ${this.seq}, which compaction had freed, and was undone`
+  }
+}
+
+/**
+ * Where an append acknowledged late stands: still the key's newest event, superseded by an event decided after it
+ * (both fine), or in a freed seq (below a newer event decided before it, or at or under the key's buried
+ * tombstone), where it must be undone.
+ */
+export type Landing = "Newest" | "Superseded" | "Freed"
+
+/** Whether an append's acknowledgement came so late after its decision that where it landed must be checked. */
+export const isLate = (fence: WriteFence, decidedAt: number, acknowledgedAt: number): boolean =>
+  acknowledgedAt - decidedAt > fence.writeTimeoutMillis

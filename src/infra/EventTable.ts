@@ -2,7 +2,13 @@
  * The event log in DynamoDB: conditional appends, the newest event of a key,
  * paged range queries and transactions. Every read is strongly consistent.
  */
-import { GetItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand
+} from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Option, Result, Stream } from "effect"
 import { DecryptionFailed, StorageFailure } from "../domain/Errors.ts"
@@ -10,6 +16,8 @@ import type { Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
+import { toleratedSkewMillis } from "../domain/WriteFence.ts"
+import type { Landing } from "../domain/WriteFence.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
@@ -19,6 +27,9 @@ import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
 import * as GraveRecord from "./GraveRecord.ts"
 
 const { Attr } = EventRecord
+
+/** The attribute of a grave that a strict append after its tombstone sets (see `Predecessor`). */
+const followedAttr = "fol"
 
 /** Another writer appended this seq first; `winner` is its event when DynamoDB returned it. */
 export class AppendConflict extends Data.TaggedError("AppendConflict")<{
@@ -36,10 +47,28 @@ export interface SortKeyRange {
   readonly partition?: string | undefined
 }
 
-/** One write of a transaction: append an event, or check that no event follows `seq` of `key`. */
+/**
+ * The event a write was decided after, for strict writes (see `WriteMode`): still the key's newest event in the
+ * live range with this revision, still the tombstone in the key's grave (and not yet followed by a strict
+ * append), or no event and no grave at all.
+ */
+export type Predecessor =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Live"; readonly seq: number; readonly revision: string }
+  | { readonly _tag: "Buried"; readonly revision: string }
+
+/**
+ * One write of a transaction: append an event, or check that no event follows `seq` of `key`; with `after`, also
+ * check that the predecessor it was decided on is still in place (strict writes).
+ */
 export type TransactionWrite =
-  | { readonly _tag: "Append"; readonly event: Event }
-  | { readonly _tag: "Unchanged"; readonly key: string; readonly seq: number }
+  | { readonly _tag: "Append"; readonly event: Event; readonly after?: Predecessor | undefined }
+  | {
+    readonly _tag: "Unchanged"
+    readonly key: string
+    readonly seq: number
+    readonly after?: Predecessor | undefined
+  }
 
 /** Failures of reads. */
 export type ReadError = Throttled | StorageFailure | DecryptionFailed | Shredded | KeyringError
@@ -49,6 +78,16 @@ export class EventTable extends Context.Service<EventTable, {
   readonly location: Location
   /** Appends an event if its seq is free; a retry of our own lost write counts as success. */
   readonly append: (event: Event) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
+  /**
+   * Appends an event in a transaction that also checks its predecessor is still in place (strict writes, no
+   * time assumption): a changed predecessor is an `AppendConflict` with no winner, to be read again.
+   */
+  readonly appendAfter: (
+    event: Event,
+    after: Predecessor
+  ) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
+  /** The predecessor check for a write decided on `latest`, as this table read it (live, buried or none). */
+  readonly predecessor: (latest: Event | undefined) => Predecessor
   /**
    * The newest event of a key, its value decrypted (`Shredded` if its data key
    * was destroyed); for a key whose tombstone was buried, that tombstone.
@@ -69,6 +108,13 @@ export class EventTable extends Context.Service<EventTable, {
   readonly graves: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
   /** Decrypts an event read without decrypting ({@link scan}, the history area, a stream record, a view). */
   readonly decode: (stored: { readonly item: StoredItem }) => Effect.Effect<Event, ReadError>
+  /**
+   * Where an event this process appended stands now (see `WriteFence.Landing`): read after an acknowledgement
+   * that came later than the write timeout, when compaction may have freed the seq it landed in.
+   */
+  readonly landing: (event: Event) => Effect.Effect<Landing, ReadError>
+  /** Deletes an appended event again if it is still there with its revision; whether it was deleted. */
+  readonly undo: (event: Event) => Effect.Effect<boolean, Throttled | StorageFailure>
   /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
   readonly transact: (
     writes: ReadonlyArray<TransactionWrite>,
@@ -135,6 +181,9 @@ const make = Effect.fnUntraced(function*(location: Location) {
       return yield* buried(key)
     })
 
+  /** Tombstones this table read from a grave: a strict write after one checks the grave, not the live range. */
+  const buriedEvents = new WeakSet<Event>()
+
   /** The tombstone of a key whose live range is empty, if it was ever deleted. */
   const buried = (key: string) =>
     Effect.gen(function*() {
@@ -157,6 +206,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
           reason: "the key's grave does not hold its tombstone"
         })
       }
+      buriedEvents.add(tombstone)
       return Option.some(tombstone)
     })
   const latest = Effect.fn("EventTable.latest")((key: string) => newest(key, decodeItem))
@@ -208,6 +258,130 @@ const make = Effect.fnUntraced(function*(location: Location) {
       "read graves"
     )
 
+  const landing = Effect.fn("EventTable.landing")(function*(event: Event) {
+    const output = yield* dynamo.call("Query", (client, abortSignal) =>
+      client.send(
+        new QueryCommand({
+          // Newer events sort first: ours, then the one right after it.
+          ...rangeQuery(location.namespace, SortKey.lowerBound(event.key), SortKey.encode(event.key, event.seq)),
+          ScanIndexForward: false,
+          Limit: 2
+        }),
+        { abortSignal }
+      ))
+    const [first, second] = output.Items ?? []
+    // Gone from the live range: compaction moved (or buried) it, which it does only to a superseded event.
+    if (first?.[Attr.revision]?.S !== event.revision) return "Superseded" as const
+    const grave = yield* buried(event.key)
+    // Live, at or under the key's buried tombstone: it landed after the burial, which needs every older seq free.
+    if (Option.isSome(grave) && grave.value.seq >= event.seq) return "Freed" as const
+    if (second === undefined) return "Newest" as const
+    const peeked = EventRecord.peek(second)
+    const after = Result.isSuccess(peeked) ? peeked.success : undefined
+    // A gap above ours, or an event decided before ours right above it, was there first: ours went into a seq freed
+    // below it. Decision times come from different machines' clocks, so "before" allows for their skew; an event
+    // decided within the skew before ours must have settled before ours landed, which takes longer than AWS
+    // accepts a signed request.
+    const followed = after !== undefined && after.seq === event.seq + 1 &&
+      (after.timestamp ?? 0) >= event.timestamp - toleratedSkewMillis
+    return followed ? "Superseded" as const : "Freed" as const
+  })
+
+  const undo = Effect.fn("EventTable.undo")(function*(event: Event) {
+    const outcome = yield* dynamo.callConditional("DeleteItem", (client, abortSignal) =>
+      client.send(
+        new DeleteItemCommand({
+          TableName: location.table,
+          Key: {
+            [Attr.partition]: { S: location.namespace },
+            [Attr.sort]: { B: SortKey.encode(event.key, event.seq) }
+          },
+          ConditionExpression: "#rev = :rev",
+          ExpressionAttributeNames: { "#rev": Attr.revision },
+          ExpressionAttributeValues: { ":rev": { S: event.revision } }
+        }),
+        { abortSignal }
+      )).pipe(
+        Effect.as(true),
+        Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+      )
+    return outcome
+  })
+
+  /** The transaction item that checks (or, for a strict append after a grave, claims) a predecessor. */
+  const predecessorItem = (key: string, after: Predecessor, follower: string | undefined): TransactWriteItem => {
+    const grave = { TableName: location.table, Key: GraveRecord.graveKey(location, key) }
+    switch (after._tag) {
+      case "None":
+        return {
+          ConditionCheck: {
+            ...grave,
+            ConditionExpression: "attribute_not_exists(#sk)",
+            ExpressionAttributeNames: { "#sk": Attr.sort }
+          }
+        }
+      case "Live":
+        return {
+          ConditionCheck: {
+            TableName: location.table,
+            Key: {
+              [Attr.partition]: { S: location.namespace },
+              [Attr.sort]: { B: SortKey.encode(key, after.seq) }
+            },
+            ConditionExpression: "#rev = :rev",
+            ExpressionAttributeNames: { "#rev": Attr.revision },
+            ExpressionAttributeValues: { ":rev": { S: after.revision } }
+          }
+        }
+      case "Buried": {
+        // The grave stays until the next burial, so the first strict append after it marks it followed: a writer
+        // still deciding on the buried tombstone cannot then append into a seq freed after that append.
+        const condition = {
+          ConditionExpression: "#rev = :rev AND attribute_not_exists(#followed)",
+          ExpressionAttributeNames: { "#rev": Attr.revision, "#followed": followedAttr },
+          ExpressionAttributeValues: { ":rev": { S: after.revision } }
+        }
+        return follower === undefined
+          ? { ConditionCheck: { ...grave, ...condition } }
+          : {
+            Update: {
+              ...grave,
+              ...condition,
+              UpdateExpression: "SET #followed = :follower",
+              ExpressionAttributeValues: { ...condition.ExpressionAttributeValues, ":follower": { S: follower } }
+            }
+          }
+      }
+    }
+  }
+
+  const appendAfter = Effect.fn("EventTable.appendAfter")(function*(event: Event, after: Predecessor) {
+    // A revision names one event (a UUID): retries of this transaction are idempotent, never another's.
+    const outcome = yield* Effect.result(transact([{ _tag: "Append", event, after }], event.revision))
+    if (outcome._tag === "Success") return
+    const error = outcome.failure
+    if (error._tag !== "TransactionCanceled") return yield* Effect.fail(error)
+    const [put, check] = error.reasons
+    if (put?.Code === "ConditionalCheckFailed") {
+      const existing = put.Item
+      // Our own event already there: a retried transaction whose response was lost.
+      if (existing?.[Attr.revision]?.S === event.revision) return
+      return yield* new AppendConflict({ winner: existing ? yield* decodeState(existing) : undefined })
+    }
+    if (check?.Code === "ConditionalCheckFailed" || put?.Code === "TransactionConflict") {
+      return yield* new AppendConflict({ winner: undefined })
+    }
+    const codes = error.reasons.map((reason) => reason.Code ?? "None").join(", ")
+    return yield* new StorageFailure({ operation: "append", reason: `transaction cancelled: ${codes}` })
+  })
+
+  const predecessor = (latest: Event | undefined): Predecessor =>
+    latest === undefined
+      ? { _tag: "None" }
+      : buriedEvents.has(latest)
+      ? { _tag: "Buried", revision: latest.revision }
+      : { _tag: "Live", seq: latest.seq, revision: latest.revision }
+
   const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
     const items: Array<TransactWriteItem> = []
     for (const write of writes) {
@@ -236,6 +410,11 @@ const make = Effect.fnUntraced(function*(location: Location) {
         })
       }
     }
+    for (const write of writes) {
+      if (write.after === undefined) continue
+      const key = write._tag === "Append" ? write.event.key : write.key
+      items.push(predecessorItem(key, write.after, write._tag === "Append" ? write.event.revision : undefined))
+    }
     yield* dynamo.callTransaction(
       "TransactWriteItems",
       (client, abortSignal) =>
@@ -251,6 +430,10 @@ const make = Effect.fnUntraced(function*(location: Location) {
     scan,
     graves,
     decode: (stored) => decodeItem(stored.item),
+    landing,
+    undo,
+    appendAfter,
+    predecessor,
     transact
   })
 })

@@ -4,13 +4,16 @@
  * environment variables. Secrets stay `Redacted`; a bad value fails naming
  * its field. Beside Teleport's keys it takes the projection worker's
  * `history_retention` and its Prometheus endpoint (`metrics_port`,
- * `metrics_host`).
+ * `metrics_host`), and the write fence shared by writers and compaction
+ * (`max_state_age`, `write_timeout`, `compaction_settle`, `write_mode`).
  */
 import { Config, ConfigProvider, Effect, Option, Result, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import type { Redacted } from "effect"
 import * as fs from "node:fs"
 import { parse as parseYaml } from "yaml"
 import * as Retention from "../domain/Retention.ts"
+import { defaultSettleMillis, defaultWriteFence, isSafe, minimumSettleMillis } from "../domain/WriteFence.ts"
+import type { WriteFence, WriteMode } from "../domain/WriteFence.ts"
 
 /** A configuration that cannot be used, naming the field and what is wrong. */
 export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
@@ -54,6 +57,12 @@ export interface StoreConfig {
   readonly metricsPort: Option.Option<number>
   /** The address the metrics endpoint listens on. */
   readonly metricsHost: string
+  /** The writers' fence: how old a cached state they decide on may be, how long an append may take. */
+  readonly writeFence: WriteFence
+  /** How long compaction lets events settle; checked against `writeFence` at load (`WriteFence.isSafe`). */
+  readonly settleMillis: number
+  /** Fenced single-item appends, or strict ones that check their predecessor (see `WriteMode`). */
+  readonly writeMode: WriteMode
 }
 
 /** The keys of the `storage:` section this store understands. */
@@ -77,7 +86,11 @@ export const knownKeys = [
   "data_dir",
   "history_retention",
   "metrics_port",
-  "metrics_host"
+  "metrics_host",
+  "max_state_age",
+  "write_timeout",
+  "compaction_settle",
+  "write_mode"
 ] as const
 
 const positive = (name: string) => Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThan(0))), name)
@@ -98,6 +111,22 @@ const RetentionFromString = Schema.String.pipe(Schema.decodeTo(
     encode: (retention: Retention.Retention) => Effect.succeed(Retention.format(retention))
   })
 ))
+
+/** A duration such as `30s` or `10m`, in milliseconds (see `Retention.parseDuration`). */
+const DurationFromString = Schema.String.pipe(Schema.decodeTo(
+  Schema.Int,
+  SchemaTransformation.transformEffect({
+    decode: (text: string, options) =>
+      Result.match(Retention.parseDuration(text), {
+        onSuccess: (millis) => Effect.succeed(millis),
+        onFailure: (reason) => Effect.fail(new SchemaIssue.InvalidValue({ message: reason }, text, options))
+      }),
+    encode: (millis: number) => Effect.succeed(Retention.formatDuration(millis))
+  })
+))
+
+const duration = (name: string, fallback: number) =>
+  Config.schema(DurationFromString, name).pipe(Config.withDefault(fallback))
 
 /** The store configuration as an Effect `Config` under `storage`. */
 export const storeConfig = Config.all({
@@ -130,8 +159,18 @@ export const storeConfig = Config.all({
   ).pipe(
     Config.option
   ),
-  metricsHost: Config.String("metrics_host").pipe(Config.withDefault("127.0.0.1"))
-}).pipe(Config.map(({ type: _type, ...config }) => config), Config.nested("storage"))
+  metricsHost: Config.String("metrics_host").pipe(Config.withDefault("127.0.0.1")),
+  maxStateAge: duration("max_state_age", defaultWriteFence.maxStateAgeMillis),
+  writeTimeout: duration("write_timeout", defaultWriteFence.writeTimeoutMillis),
+  settleMillis: duration("compaction_settle", defaultSettleMillis),
+  writeMode: Config.Literals(["fenced", "strict"], "write_mode").pipe(Config.withDefault("fenced" as const))
+}).pipe(
+  Config.map(({ type: _type, maxStateAge, writeTimeout, ...config }): StoreConfig => ({
+    ...config,
+    writeFence: { maxStateAgeMillis: maxStateAge, writeTimeoutMillis: writeTimeout }
+  })),
+  Config.nested("storage")
+)
 
 /** `storage.table_name` is read from `DYNASTATE_TABLE_NAME`, and so on. */
 export const envProvider = (env: Record<string, string | undefined> = process.env): ConfigProvider.ConfigProvider =>
@@ -203,6 +242,19 @@ const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, Confi
       new ConfigInvalid({
         field: "storage.metrics_host",
         reason: "must be a host name or address (0.0.0.0 or :: for every interface)"
+      })
+    )
+  }
+  // Refused rather than warned about: a settle time too short for the writers loses acknowledged writes silently.
+  if (!isSafe(config.settleMillis, config.writeFence)) {
+    const minimum = minimumSettleMillis(config.writeFence)
+    return Effect.fail(
+      new ConfigInvalid({
+        field: "storage.compaction_settle",
+        reason: `must be more than ${Retention.formatDuration(minimum)} (${minimum} ms) for writers with ` +
+          `max_state_age ${Retention.formatDuration(config.writeFence.maxStateAgeMillis)} and write_timeout ` +
+          `${Retention.formatDuration(config.writeFence.writeTimeoutMillis)}: max_state_age + 2 × write_timeout + ` +
+          "5m (how late AWS may still apply a signed request) + 1m (clock skew); raise it or lower those"
       })
     )
   }

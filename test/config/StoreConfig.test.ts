@@ -184,6 +184,48 @@ describe("StoreConfig.load", () => {
         .toEqual(retention)
     }))
 
+  it.effect("the write fence, compaction's settle time and the write mode from YAML, overridden by the environment", () =>
+    Effect.gen(function*() {
+      const file = yamlFile(
+        "storage:\n  max_state_age: 10s\n  write_timeout: 5s\n  compaction_settle: 7m\n  write_mode: strict\n"
+      )
+      const { config, lines } = yield* loaded({ file, env: {} })
+      expect(config.writeFence).toEqual({ maxStateAgeMillis: 10_000, writeTimeoutMillis: 5_000 })
+      expect(config.settleMillis).toBe(420_000)
+      expect(config.writeMode).toBe("strict")
+      expect(lines).toEqual([])
+      const { config: overridden } = yield* loaded({
+        file,
+        env: { DYNASTATE_WRITE_TIMEOUT: "2500ms", DYNASTATE_COMPACTION_SETTLE: "1h", DYNASTATE_WRITE_MODE: "fenced" }
+      })
+      expect(overridden.writeFence).toEqual({ maxStateAgeMillis: 10_000, writeTimeoutMillis: 2_500 })
+      expect(overridden.settleMillis).toBe(3_600_000)
+      expect(overridden.writeMode).toBe("fenced")
+    }))
+
+  it.effect("a settle time too short for the writers' fence is refused, naming the minimum", () =>
+    Effect.gen(function*() {
+      // 30s + 2 × 30s + 5m + 1m = 7m30s: the default fence needs more than that.
+      const short = yield* invalid({ env: { DYNASTATE_COMPACTION_SETTLE: "7m" } })
+      expect(short.field).toBe("storage.compaction_settle")
+      expect(short.reason).toContain("more than 450s (450000 ms)")
+      // Exactly the minimum is not enough either; a longer write timeout raises it.
+      expect((yield* invalid({ env: { DYNASTATE_COMPACTION_SETTLE: "450s" } })).field).toBe("storage.compaction_settle")
+      const slow = yield* invalid({ file: yamlFile("storage:\n  write_timeout: 2m\n"), env: {} })
+      expect(slow.reason).toContain("more than 630s")
+      // Just over the minimum loads.
+      expect((yield* loaded({ env: { DYNASTATE_COMPACTION_SETTLE: "451s" } })).config.settleMillis).toBe(451_000)
+    }))
+
+  it.effect.each(["0s", "-5s", "30", "5 minutes", "1.5m", "99999999999999999d"])(
+    "a duration of %s is refused, naming its field",
+    (text) =>
+      Effect.gen(function*() {
+        expect((yield* invalid({ env: { DYNASTATE_MAX_STATE_AGE: text } })).field).toBe("storage.max_state_age")
+        expect((yield* invalid({ env: { DYNASTATE_WRITE_MODE: "lax" } })).field).toBe("storage.write_mode")
+      })
+  )
+
   it.effect("defaults: the embedded store with a key file, pay per request", () =>
     Effect.gen(function*() {
       const { config, lines } = yield* loaded({ env: {} })
@@ -206,7 +248,10 @@ describe("StoreConfig.load", () => {
         dataDir: ".dynastate/dynamodb",
         historyRetention: { _tag: "Forever" },
         metricsPort: Option.none(),
-        metricsHost: "127.0.0.1"
+        metricsHost: "127.0.0.1",
+        writeFence: { maxStateAgeMillis: 30_000, writeTimeoutMillis: 30_000 },
+        settleMillis: 600_000,
+        writeMode: "fenced"
       })
       expect(StoreConfig.isEmbedded(config)).toBe(true)
       expect(lines).toEqual([])

@@ -139,13 +139,23 @@ export const clientsLayer = (clients: Clients): Layer.Layer<Dynamo | StreamsApi>
     Layer.succeed(StreamsApi, fromClients(clients.dynamodb, clients.streams))
   )
 
+/**
+ * Store options with the configuration's write fence and write mode (`max_state_age`, `write_timeout`,
+ * `write_mode`): the configuration is what the worker checks its settle time against, so it wins over `options`.
+ */
+export const storeOptions = (config: StoreConfig, options: StoreOptions = defaultStoreOptions): StoreOptions => ({
+  ...options,
+  actors: { ...options.actors, fence: config.writeFence, writeMode: config.writeMode },
+  atomicWrite: { ...options.atomicWrite, fence: config.writeFence, writeMode: config.writeMode }
+})
+
 const assemble = <E1, E2>(
   config: StoreConfig,
   clients: Layer.Layer<Dynamo | StreamsApi, E1>,
   keyring: Layer.Layer<Keyring, E2>,
   options: StoreOptions
 ) =>
-  Store.layer(options).pipe(
+  Store.layer(storeOptions(config, options)).pipe(
     Layer.provideMerge(eventTableLayer(config)),
     Layer.provide(keyring),
     Layer.provideMerge(clients)

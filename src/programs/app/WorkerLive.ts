@@ -59,16 +59,25 @@ export const statusLine = (every: Duration.Input = "5 seconds") =>
     )
   )
 
+/** Compaction as the configuration says: its retention, its settle time, checked against the writers' fence. */
+export const compactionOptions = (config: StoreConfig): CompactionOptions => ({
+  ...defaultCompactionOptions,
+  retention: config.historyRetention,
+  settleMillis: config.settleMillis,
+  writerFence: config.writeFence
+})
+
 type UserProjections<E> = Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope>
 
 const assemble = <E, E2>(config: StoreConfig, store: Layer.Layer<StoreServices, E2>, projections: UserProjections<E>) =>
   statusLine().pipe(
     Layer.provideMerge(
-      Layer.unwrap(Effect.map(projections, (extra) =>
-        workerLayer(defaultWorkerOptions(config.tableName), {
-          ...defaultCompactionOptions,
-          retention: config.historyRetention
-        }, extra)))
+      Layer.unwrap(
+        Effect.map(
+          projections,
+          (extra) => workerLayer(defaultWorkerOptions(config.tableName), compactionOptions(config), extra)
+        )
+      )
     ),
     Layer.provideMerge(store),
     // The metrics endpoint (when `metrics_port` is set) serves what the worker records.
@@ -76,7 +85,7 @@ const assemble = <E, E2>(config: StoreConfig, store: Layer.Layer<StoreServices, 
   )
 
 /**
- * Store, worker (keeping history as `history_retention` says), status line and, with `metrics_port`, the
+ * Store, worker (keeping history as `history_retention` says, settling events for `compaction_settle`), status line and, with `metrics_port`, the
  * Prometheus endpoint for a configuration.
  * `projections` makes the projections of yours to run beside the built-in ones (e.g. a loaded
  * `ProjectionModule`); it may use the store's services, and what it starts lives as long as the layer.

@@ -15,8 +15,8 @@ import type { ValueTooLarge } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { isDueForExpiry, presentRevision } from "../../domain/Event.ts"
 import * as KeyState from "../../domain/KeyState.ts"
-import { defaultWriteFence } from "../../domain/WriteFence.ts"
-import type { WriteFence } from "../../domain/WriteFence.ts"
+import { defaultWriteFence, isLate, LateWriteUndone } from "../../domain/WriteFence.ts"
+import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { TransactionWrite } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
@@ -33,6 +33,8 @@ export interface AtomicWriteOptions {
   readonly maxConflictAttempts: number
   /** How old the reads a transaction is decided on may be, and how long it may take (see `WriteFence`). */
   readonly fence: WriteFence
+  /** In `strict` mode each key's write also checks the event it was decided after is still its newest. */
+  readonly writeMode?: WriteMode | undefined
 }
 
 /** Defaults that let dozens of concurrent non-conflicting writers all succeed. */
@@ -41,6 +43,9 @@ export const defaultAtomicWriteOptions: AtomicWriteOptions = {
   maxConflictAttempts: 24,
   fence: defaultWriteFence
 }
+
+/** The most keys an atomic write checks strictly: each takes two of a transaction's 100 items. */
+export const maxStrictKeys = 50
 
 type Attempt =
   | { readonly _tag: "Committed" }
@@ -102,16 +107,20 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
         return yield* new ConditionFailed({ key: entry.key, condition: AtomicWrite.describe(entry.condition) })
       }
     }
+    // A transaction holds at most 100 items: past 50 keys a strict write has no room for its predecessor checks
+    // and falls back to the fence and the late-acknowledgement check.
+    const strict = options.writeMode === "strict" && actions.length <= maxStrictKeys
     const writes = actions.map((entry, index): TransactionWrite => {
       const state = states[index]!
       const live = presentRevision(state.latest, now) !== undefined
       const base = { key: entry.key, seq: state.seq + 1, revision, timestamp: now }
+      const after = strict ? table.predecessor(state.latest) : undefined
       if (entry.action._tag === "Put") {
         const event: Event = { ...base, op: "put", value: entry.action.value, expires: entry.action.expires }
-        return { _tag: "Append", event }
+        return { _tag: "Append", event, after }
       }
-      if (entry.action._tag === "Delete" && live) return { _tag: "Append", event: { ...base, op: "delete" } }
-      return { _tag: "Unchanged", key: entry.key, seq: state.seq }
+      if (entry.action._tag === "Delete" && live) return { _tag: "Append", event: { ...base, op: "delete" }, after }
+      return { _tag: "Unchanged", key: entry.key, seq: state.seq, after }
     })
     const attempt = yield* commit(table, writes).pipe(
       Effect.timeoutOrElse({
@@ -122,6 +131,7 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     )
     if (attempt._tag === "Committed") {
       for (const entry of actions) actors.invalidate(entry.key)
+      if (!strict) yield* confirmLanding(table, options.fence, writes, now)
       // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
       acks.publish(revision, writes.flatMap((write) => (write._tag === "Append" ? [write.event] : [])))
       return revision
@@ -140,6 +150,33 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     }
   }
 })
+
+/**
+ * A transaction acknowledged later than the write timeout after its decision may have been held up while
+ * compaction freed a seq it appends to (see `WriteFence`). If any of its events landed in a freed seq, every event
+ * of it still in place is deleted again, so none takes effect, and the write fails.
+ */
+const confirmLanding = (
+  table: EventTable["Service"],
+  fence: WriteFence,
+  writes: ReadonlyArray<TransactionWrite>,
+  decidedAt: number
+) =>
+  Effect.gen(function*() {
+    const acknowledgedAt = yield* Clock.currentTimeMillis
+    if (!isLate(fence, decidedAt, acknowledgedAt)) return
+    const events = writes.flatMap((write) => (write._tag === "Append" ? [write.event] : []))
+    const landings = yield* Effect.forEach(events, (event) => table.landing(event), { concurrency: 16 })
+    const freed = events.find((_, index) => landings[index] === "Freed")
+    if (freed === undefined) return
+    // An event already followed by a newer one was built on: it stays, the rest is taken back.
+    yield* Effect.forEach(
+      events.filter((_, index) => landings[index] !== "Superseded"),
+      (event) => table.undo(event),
+      { concurrency: 16, discard: true }
+    )
+    return yield* new LateWriteUndone({ key: freed.key, seq: freed.seq, lateMillis: acknowledgedAt - decidedAt })
+  })
 
 const commit = (table: EventTable["Service"], writes: ReadonlyArray<TransactionWrite>) =>
   Effect.gen(function*() {

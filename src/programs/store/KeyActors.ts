@@ -21,8 +21,8 @@ import type { Event } from "../../domain/Event.ts"
 import { itemRevision } from "../../domain/Event.ts"
 import type { Lease } from "../../domain/Item.ts"
 import * as KeyState from "../../domain/KeyState.ts"
-import { defaultWriteFence } from "../../domain/WriteFence.ts"
-import type { WriteFence } from "../../domain/WriteFence.ts"
+import { defaultWriteFence, isLate, LateWriteUndone } from "../../domain/WriteFence.ts"
+import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
@@ -38,6 +38,8 @@ export interface ActorOptions {
   readonly maxConflicts: number
   /** How old a cached state may be, and how long an append may take. */
   readonly fence: WriteFence
+  /** Fenced single-item appends (the default), or strict ones that check their predecessor (see `WriteMode`). */
+  readonly writeMode?: WriteMode | undefined
 }
 
 /** Defaults that keep memory flat for any number of keys. */
@@ -49,7 +51,7 @@ export const defaultActorOptions: ActorOptions = {
 }
 
 /** Failures of a write besides the command's own. */
-export type WriteError = WriteContention | ValueTooLarge | ReadError
+export type WriteError = WriteContention | ValueTooLarge | LateWriteUndone | ReadError
 
 interface Actor {
   readonly key: string
@@ -87,6 +89,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
   const acks = yield* WriteAcks
   const scope = yield* Effect.scope
   const actors = new Map<string, Actor>()
+  const strict = options.writeMode === "strict"
 
   const isIdle = (actor: Actor) => !actor.running && actor.mailbox.length === 0
 
@@ -169,7 +172,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             timestamp: now
           }
           const outcome = yield* Effect.result(
-            table.append(event).pipe(
+            (strict ? table.appendAfter(event, table.predecessor(current.latest)) : table.append(event)).pipe(
               Effect.timeoutOrElse({
                 duration: options.fence.writeTimeoutMillis,
                 orElse: () =>
@@ -178,6 +181,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             )
           )
           if (outcome._tag === "Success") {
+            // A strict append checked its predecessor in the same transaction: where it landed needs no check.
+            if (!strict) yield* confirmLanding(event)
             appended.push(event)
             current = KeyState.evolve(current, event)
             actor.state = current
@@ -218,6 +223,25 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       )
     )
   }
+
+  /**
+   * An append acknowledged later than the write timeout after its decision may have been held up (a frozen
+   * process, a slow network) while compaction freed its seq: it counts only once it is the key's newest event or
+   * was followed by one decided after it; in a freed seq it is deleted again and the write fails.
+   */
+  const confirmLanding = (event: Event) =>
+    Effect.gen(function*() {
+      const acknowledgedAt = yield* Clock.currentTimeMillis
+      if (!isLate(options.fence, event.timestamp, acknowledgedAt)) return
+      const landing = yield* table.landing(event)
+      if (landing !== "Freed") return
+      yield* table.undo(event)
+      return yield* new LateWriteUndone({
+        key: event.key,
+        seq: event.seq,
+        lateMillis: acknowledgedAt - event.timestamp
+      })
+    })
 
   let closed = false
   const closedError = () => new StorageFailure({ operation: "store", reason: "the store was closed" })

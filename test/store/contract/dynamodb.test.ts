@@ -1,9 +1,9 @@
 /**
- * The store contract (./suite) against the DynamoDB store on DynamoDB Local.
- * DynamoDB-only checks live beside it: encryptionAtRest.test.ts and
- * pagingIo.test.ts.
+ * The store contract (./suite) against the DynamoDB store on DynamoDB Local, in the default fenced write mode and
+ * in strict write mode. DynamoDB-only checks live beside it: encryptionAtRest.test.ts and pagingIo.test.ts.
  */
-import { dynamoBackend } from "./DynamoBackend.ts"
+import { dynamoBackend, dynamoStrictBackend } from "./DynamoBackend.ts"
 import { storeContract } from "./suite/index.ts"
 
 storeContract(dynamoBackend)
+storeContract(dynamoStrictBackend)

@@ -1,0 +1,31 @@
+/**
+ * The write fence from configuration reaches both sides: the store's writers (actors and atomic writes) and the
+ * worker's compaction, which is checked against the writers' real fence, not the default one.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as StoreConfig from "../../src/infra/StoreConfig.ts"
+import * as StoreLive from "../../src/programs/app/StoreLive.ts"
+import * as WorkerLive from "../../src/programs/app/WorkerLive.ts"
+import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
+
+describe("the write fence from configuration", () => {
+  it.effect("sets the store's fence and write mode and compaction's settle time and writer fence", () =>
+    Effect.gen(function*() {
+      const config = yield* StoreConfig.load({
+        env: {
+          DYNASTATE_MAX_STATE_AGE: "5s",
+          DYNASTATE_WRITE_TIMEOUT: "10s",
+          DYNASTATE_COMPACTION_SETTLE: "8m",
+          DYNASTATE_WRITE_MODE: "strict"
+        }
+      })
+      const fence = { maxStateAgeMillis: 5_000, writeTimeoutMillis: 10_000 }
+      const options = StoreLive.storeOptions(config, { ...defaultStoreOptions, deleteConcurrency: 3 })
+      expect(options.actors).toEqual({ ...defaultStoreOptions.actors, fence, writeMode: "strict" })
+      expect(options.atomicWrite).toEqual({ ...defaultStoreOptions.atomicWrite, fence, writeMode: "strict" })
+      expect(options.deleteConcurrency).toBe(3)
+      const compaction = WorkerLive.compactionOptions(config)
+      expect(compaction).toMatchObject({ settleMillis: 480_000, writerFence: fence, retention: { _tag: "Forever" } })
+    }))
+})

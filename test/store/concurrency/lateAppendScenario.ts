@@ -1,0 +1,100 @@
+/**
+ * The scenario of issue 10's defect 4, shared by the late-acknowledgement and strict-mode tests: writer A decides a
+ * conditional update, then is frozen (its request held back, its timers late) while writer B deletes the key and
+ * compaction buries the tombstone, freeing the seq A's request names; then A's request lands.
+ */
+import { expect } from "@effect/vitest"
+import { Clock, Context, Duration, Effect, Fiber, Layer } from "effect"
+import type { Item } from "../../../src/domain/Item.ts"
+import type { WriteFence } from "../../../src/domain/WriteFence.ts"
+import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
+import type { Store, StoreOptions } from "../../../src/programs/store/Store.ts"
+import { Compaction } from "../../../src/programs/worker/Compaction.ts"
+import { eventTableLayer, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import { bytes, faultyClient, isEventPut, rawEventsOf } from "./helpers.ts"
+
+/** Compaction's settle time, scaled down. */
+export const settleMillis = 1600
+/** The writers' fence, scaled down (safe for `settleMillis` but for late delivery). */
+export const fence: WriteFence = { maxStateAgeMillis: 500, writeTimeoutMillis: 500 }
+/** How long A's append is held back: past the fence and past B's delete and its burial. */
+const heldMillis = 3500
+
+/**
+ * The clock of a process frozen for `millis` once `frozen()` says so: time goes on, but its timers fire late (a
+ * stopped process runs no timer; on waking, its request and its timeout race).
+ */
+export const frozenTimers = (frozen: () => boolean, millis: number): Clock.Clock => {
+  const real = Clock.Clock.defaultValue()
+  return {
+    currentTimeMillisUnsafe: () => real.currentTimeMillisUnsafe(),
+    currentTimeMillis: real.currentTimeMillis,
+    currentTimeNanosUnsafe: () => real.currentTimeNanosUnsafe(),
+    currentTimeNanos: real.currentTimeNanos,
+    monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
+    monotonicTimeNanos: real.monotonicTimeNanos,
+    sleep: (duration) => real.sleep(frozen() ? Duration.sum(duration, Duration.millis(millis)) : duration)
+  }
+}
+
+/** Runs the scenario with A's store configured by `options`; returns A's outcome, B's read and the raw events. */
+export const lateAppendScenario = (
+  storeOptions: Partial<StoreOptions>,
+  label: string,
+  write: (store: Store["Service"], item: Item) => Effect.Effect<unknown, unknown> = (store, item) =>
+    store.conditionalUpdate({ ...item, value: bytes("from-A") })
+) =>
+  Effect.gen(function*() {
+    const plain = makeClient()
+    yield* Effect.addFinalizer(() => Effect.sync(() => plain.destroy()))
+    const location = yield* provisionTable(plain)
+    let hold = false
+    let held = 0
+    const { client } = faultyClient(1, () => "pass")
+    // Held back before the SDK sends it, as a frozen process would; sent afterwards through a plain client.
+    client.middlewareStack.add(
+      (next, _context) => async (args) => {
+        const input = (args as { input: unknown }).input
+        if (hold && (isEventPut(location, input) || (input as { TransactItems?: unknown }).TransactItems)) {
+          hold = false
+          held++
+          await new Promise((resolve) => setTimeout(resolve, heldMillis))
+        }
+        return next(args)
+      },
+      { step: "initialize", name: "holdAppend" }
+    )
+    yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+    const a = yield* openStore(location, { client, storeOptions })
+    const b = yield* openStore(location, { client: plain })
+    const key = `/late/${label}`
+    const v1 = yield* a.put({ key, value: bytes("v1") })
+    const item = yield* a.get(key)
+    expect(item.revision).toBe(v1.revision)
+    // Let A's actor go idle, so the command below runs in a fiber with the frozen clock.
+    yield* Effect.sleep(50)
+    hold = true
+    const update = yield* write(a, item).pipe(
+      Effect.provideService(Clock.Clock, frozenTimers(() => true, 10_000)),
+      Effect.exit,
+      Effect.forkChild
+    )
+    yield* Effect.sleep(200)
+    yield* b.delete(key)
+    yield* Effect.sleep(settleMillis + 200)
+    const compaction = Context.get(
+      yield* Layer.build(
+        Compaction.layer.pipe(
+          Layer.provideMerge(HistoryArea.layer),
+          Layer.provideMerge(eventTableLayer(location, { client: plain }))
+        )
+      ),
+      Compaction
+    )
+    yield* compaction.all(() => Effect.void, { settleMillis })
+    const exit = yield* Fiber.join(update)
+    expect(held).toBe(1)
+    const after = yield* Effect.exit(b.get(key))
+    const raw = yield* rawEventsOf(plain, location, key)
+    return { exit, after, raw, a, b, key }
+  })
