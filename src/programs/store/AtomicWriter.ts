@@ -15,13 +15,14 @@ import type { ValueTooLarge } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { isDueForExpiry, presentRevision } from "../../domain/Event.ts"
 import * as KeyState from "../../domain/KeyState.ts"
-import { defaultWriteFence, isLate, LateWriteUndone } from "../../domain/WriteFence.ts"
+import { defaultWriteFence } from "../../domain/WriteFence.ts"
 import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { TransactionWrite } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
 import type { WriteError } from "./KeyActors.ts"
 import { KeyActors, writeTimedOut } from "./KeyActors.ts"
+import * as LateLanding from "./LateLanding.ts"
 import { checkAtomicWrite } from "./StoreInput.ts"
 import { WriteAcks } from "./WriteAcks.ts"
 
@@ -131,9 +132,10 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     )
     if (attempt._tag === "Committed") {
       for (const entry of actions) actors.invalidate(entry.key)
-      if (!strict) yield* confirmLanding(table, options.fence, writes, now)
+      const appended = writes.flatMap((write) => (write._tag === "Append" ? [write.event] : []))
+      if (!strict) yield* LateLanding.confirm(table, options.fence, appended, now)
       // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
-      acks.publish(revision, writes.flatMap((write) => (write._tag === "Append" ? [write.event] : [])))
+      acks.publish(revision, appended)
       return revision
     }
     if (attempt._tag === "Stale" && ++stale > options.maxStaleAttempts) {
@@ -150,33 +152,6 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     }
   }
 })
-
-/**
- * A transaction acknowledged later than the write timeout after its decision may have been held up while
- * compaction freed a seq it appends to (see `WriteFence`). If any of its events landed in a freed seq, every event
- * of it still in place is deleted again, so none takes effect, and the write fails.
- */
-const confirmLanding = (
-  table: EventTable["Service"],
-  fence: WriteFence,
-  writes: ReadonlyArray<TransactionWrite>,
-  decidedAt: number
-) =>
-  Effect.gen(function*() {
-    const acknowledgedAt = yield* Clock.currentTimeMillis
-    if (!isLate(fence, decidedAt, acknowledgedAt)) return
-    const events = writes.flatMap((write) => (write._tag === "Append" ? [write.event] : []))
-    const landings = yield* Effect.forEach(events, (event) => table.landing(event), { concurrency: 16 })
-    const freed = events.find((_, index) => landings[index] === "Freed")
-    if (freed === undefined) return
-    // An event already followed by a newer one was built on: it stays, the rest is taken back.
-    yield* Effect.forEach(
-      events.filter((_, index) => landings[index] !== "Superseded"),
-      (event) => table.undo(event),
-      { concurrency: 16, discard: true }
-    )
-    return yield* new LateWriteUndone({ key: freed.key, seq: freed.seq, lateMillis: acknowledgedAt - decidedAt })
-  })
 
 const commit = (table: EventTable["Service"], writes: ReadonlyArray<TransactionWrite>) =>
   Effect.gen(function*() {

@@ -21,11 +21,13 @@ import type { Event } from "../../domain/Event.ts"
 import { itemRevision } from "../../domain/Event.ts"
 import type { Lease } from "../../domain/Item.ts"
 import * as KeyState from "../../domain/KeyState.ts"
-import { defaultWriteFence, isLate, LateWriteUndone } from "../../domain/WriteFence.ts"
+import { defaultWriteFence } from "../../domain/WriteFence.ts"
+import type { LateWriteUndone } from "../../domain/WriteFence.ts"
 import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
+import * as LateLanding from "./LateLanding.ts"
 import { WriteAcks } from "./WriteAcks.ts"
 
 /** Limits of the actor system. */
@@ -182,7 +184,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
           )
           if (outcome._tag === "Success") {
             // A strict append checked its predecessor in the same transaction: where it landed needs no check.
-            if (!strict) yield* confirmLanding(event)
+            if (!strict) yield* LateLanding.confirm(table, options.fence, [event], event.timestamp)
             appended.push(event)
             current = KeyState.evolve(current, event)
             actor.state = current
@@ -223,25 +225,6 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       )
     )
   }
-
-  /**
-   * An append acknowledged later than the write timeout after its decision may have been held up (a frozen
-   * process, a slow network) while compaction freed its seq: it counts only once it is the key's newest event or
-   * was followed by one decided after it; in a freed seq it is deleted again and the write fails.
-   */
-  const confirmLanding = (event: Event) =>
-    Effect.gen(function*() {
-      const acknowledgedAt = yield* Clock.currentTimeMillis
-      if (!isLate(options.fence, event.timestamp, acknowledgedAt)) return
-      const landing = yield* table.landing(event)
-      if (landing !== "Freed") return
-      yield* table.undo(event)
-      return yield* new LateWriteUndone({
-        key: event.key,
-        seq: event.seq,
-        lateMillis: acknowledgedAt - event.timestamp
-      })
-    })
 
   let closed = false
   const closedError = () => new StorageFailure({ operation: "store", reason: "the store was closed" })
