@@ -1,8 +1,8 @@
 /**
  * Contract of getRange and items: inclusive bounds, UTF-8 byte order, limits
  * that count only live items, the newest event per key, both directions, and
- * big values past DynamoDB's 1 MB pages. Run by every backend; how many pages
- * DynamoDB reads is checked in ../pagingIo.test.ts.
+ * big values past DynamoDB's 1 MB pages. Run by every backend; where the backend
+ * records its requests (DynamoDB), also how many pages a read fetched.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Stream } from "effect"
@@ -230,9 +230,32 @@ export const rangesContract = (backend: ContractBackend) =>
     describe("big values (several of DynamoDB's 1 MB pages)", () => {
       const valueBytes = 60 * 1024
 
+      /**
+       * A store instance and a way to check how many pages (Query requests) a read fetched, where the backend does
+       * I/O; without I/O (the memory store) the checks hold trivially.
+       */
+      const openCounting = () =>
+        Effect.gen(function*() {
+          const recording = s.openRecording === undefined ? undefined : yield* s.openRecording()
+          const store = recording?.store ?? (yield* s.open())
+          const queries = () => recording?.requests().filter((name) => name === "QueryCommand").length ?? 0
+          const since = () => {
+            const before = queries()
+            return {
+              atLeast: (pages: number) => {
+                if (recording !== undefined) expect(queries() - before).toBeGreaterThanOrEqual(pages)
+              },
+              exactly: (pages: number) => {
+                if (recording !== undefined) expect(queries() - before).toBe(pages)
+              }
+            }
+          }
+          return { store, since }
+        })
+
       it.effect("40 items of 60 KB (several 1 MB pages) come back complete, in order, in both directions, and taken in part", () =>
         Effect.gen(function*() {
-          const store = yield* s.open()
+          const { store, since } = yield* openCounting()
           const p = uniquePrefix("pages")
           const key = (i: number) => `${p}${String(i).padStart(2, "0")}`
           yield* Effect.forEach(
@@ -241,7 +264,9 @@ export const rangesContract = (backend: ContractBackend) =>
             { concurrency: 4 }
           )
 
+          let mark = since()
           const ascending = yield* store.getRange(p, Key.rangeEnd(p))
+          mark.atLeast(3) // 2.4 MB needs at least three 1 MB pages
           expect(keysOf(ascending)).toEqual(Array.from({ length: 40 }, (_, i) => key(i)))
           for (const [i, item] of ascending.entries()) {
             expect(sameBytes(item.value, patterned(valueBytes, i))).toBe(true)
@@ -253,18 +278,22 @@ export const rangesContract = (backend: ContractBackend) =>
             expect(sameBytes(item.value, patterned(valueBytes, 39 - i))).toBe(true)
           }
 
-          // the first few items, by taking from the stream or by a limit (how many pages that reads: pagingIo.test.ts)
+          // lazily paged: the first few items, by taking from the stream or by a limit, need only the first page
+          mark = since()
           const firstTwo = yield* store.items({ start: p, end: Key.rangeEnd(p) }).pipe(
             Stream.take(2),
             Stream.runCollect
           )
           expect(keysOf([...firstTwo])).toEqual([key(0), key(1)])
+          mark.exactly(1)
+          mark = since()
           expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p), { limit: 3 }))).toEqual([key(0), key(1), key(2)])
+          mark.exactly(1)
         }))
 
       it.effect("a key whose superseded big events span several pages yields only its newest event", () =>
         Effect.gen(function*() {
-          const store = yield* s.open()
+          const { store, since } = yield* openCounting()
           const p = uniquePrefix("bigkey")
           yield* store.put({ key: `${p}l`, value: patterned(valueBytes, 1) })
           let last = { key: "", revision: "" }
@@ -273,7 +302,9 @@ export const rangesContract = (backend: ContractBackend) =>
           }
           yield* store.put({ key: `${p}n`, value: patterned(valueBytes, 2) })
           for (const descending of [false, true]) {
+            const mark = since()
             const items = yield* collect(store, { start: p, end: Key.rangeEnd(p), descending })
+            mark.atLeast(2) // 1.9 MB of events
             const expectedKeys = [`${p}l`, `${p}m`, `${p}n`]
             expect(keysOf(items)).toEqual(descending ? [...expectedKeys].reverse() : expectedKeys)
             const m = items.find((item) => item.key === `${p}m`)!
