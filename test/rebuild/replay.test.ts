@@ -13,11 +13,11 @@ import { scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import * as NewestEvents from "../../src/programs/store/NewestEvents.ts"
-import { Compaction, compactKey } from "../../src/programs/worker/Compaction.ts"
+import { compactKey } from "../../src/programs/worker/Compaction.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { rawGraves, rawKeyItems } from "../support/RawTable.ts"
-import { eventTableLayer, openStore, tablePerFile } from "../support/TestStore.ts"
+import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
 import type { OpenStoreOptions, TestTable } from "../support/TestStore.ts"
 import { bytes, entries, memoryProjection } from "./support.ts"
 
@@ -30,16 +30,9 @@ const services = (location: TestTable, options: OpenStoreOptions = {}) =>
 /** Compacts the whole namespace: superseded events move to history, and tombstones with nothing older to their grave. */
 const compactAll = (location: TestTable) =>
   Effect.gen(function*() {
-    const compaction = yield* Compaction
+    const compaction = yield* openCompaction(location, client)
     return yield* compaction.all(() => Effect.void, { settleMillis: 0 })
-  }).pipe(
-    Effect.provide(
-      Compaction.layer.pipe(
-        Layer.provideMerge(HistoryArea.layer),
-        Layer.provideMerge(eventTableLayer(location, { client }))
-      )
-    )
-  )
+  }).pipe(Effect.scoped)
 
 describe("NewestEvents.coveredRanges", () => {
   it("covers every key when no prefix is given, and each outermost prefix once, in key order", () => {

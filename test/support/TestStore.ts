@@ -15,6 +15,7 @@ import { Keyring } from "../../src/infra/crypto/Keyring.ts"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
+import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
 import { localCredentials } from "../../src/programs/app/StoreLive.ts"
@@ -22,6 +23,7 @@ import { Store } from "../../src/programs/store/Store.ts"
 import type { StoreOptions } from "../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import { WriteAcks } from "../../src/programs/store/WriteAcks.ts"
+import { Compaction } from "../../src/programs/worker/Compaction.ts"
 
 /** The endpoint of the DynamoDB Local the global setup started. */
 export const endpoint = (): string => inject("dynamoEndpoint")
@@ -133,3 +135,18 @@ export const testKeyring: Keyring["Service"] = RawAesKeyring.make([
 
 /** {@link testKeyring} as a layer. */
 export const sharedKeyring: Layer.Layer<Keyring> = Layer.succeed(Keyring, testKeyring)
+
+/** The compaction of a test location (its own event table, history area and data keys), closed with the scope. */
+export const openCompaction = (
+  location: TestTable,
+  client: DynamoDBClient
+): Effect.Effect<Compaction["Service"], never, Scope.Scope> =>
+  Effect.map(
+    Layer.build(
+      Compaction.layer.pipe(
+        Layer.provideMerge(HistoryArea.layer),
+        Layer.provideMerge(eventTableLayer(location, { client }))
+      )
+    ),
+    (context) => Context.get(context, Compaction)
+  )

@@ -11,9 +11,8 @@ import * as Key from "../../src/domain/Key.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import * as History from "../../src/programs/store/History.ts"
-import { Compaction } from "../../src/programs/worker/Compaction.ts"
 import { rawGraves } from "../support/RawTable.ts"
-import { eventTableLayer, openStore } from "../support/TestStore.ts"
+import { eventTableLayer, openCompaction, openStore } from "../support/TestStore.ts"
 import { archivedEvents, bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
 import type { Env } from "./support.ts"
 
@@ -211,14 +210,9 @@ describe("history", () => {
           for (let i = 0; i < 3; i++) yield* store.put({ key, value: bytes(`${key}#${i}`) })
         }
         yield* store.delete("/r/b")
-        const context = yield* Layer.build(
-          Compaction.layer.pipe(
-            Layer.provideMerge(HistoryArea.layer),
-            Layer.provideMerge(eventTableLayer(env.location, { client: env.client }))
-          )
-        )
+        const compaction = yield* openCompaction(env.location, env.client)
         const progress: Array<[number, number]> = []
-        const pass = yield* Context.get(context, Compaction).all(
+        const pass = yield* compaction.all(
           (done, total) => Effect.sync(() => progress.push([done, total])),
           { settleMillis: 0 }
         )
@@ -237,7 +231,7 @@ describe("history", () => {
           "/r/c@2"
         ])
         // Running it again finds nothing more to do and changes nothing.
-        expect((yield* Context.get(context, Compaction).all(() => Effect.void, { settleMillis: 0 })).keys).toBe(2)
+        expect((yield* compaction.all(() => Effect.void, { settleMillis: 0 })).keys).toBe(2)
         expect((yield* archivedEvents(env)).length).toBe(8)
       }),
     30_000
@@ -250,13 +244,8 @@ describe("history", () => {
         const env = yield* freshEnv("worker-history-ttl")
         const store = yield* openStore(env.location, { client: env.client })
         for (let i = 1; i <= 3; i++) yield* store.put({ key: "/t/k", value: bytes(`v${i}`) })
-        const context = yield* Layer.build(
-          Compaction.layer.pipe(
-            Layer.provideMerge(HistoryArea.layer),
-            Layer.provideMerge(eventTableLayer(env.location, { client: env.client }))
-          )
-        )
-        yield* Context.get(context, Compaction).all(() => Effect.void, {
+        const compaction = yield* openCompaction(env.location, env.client)
+        yield* compaction.all(() => Effect.void, {
           retention: { _tag: "For", millis: 1 },
           settleMillis: 0
         })

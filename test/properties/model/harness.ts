@@ -6,7 +6,7 @@
  * from the environment (FC_SEED, FC_RUNS, FC_PATH, FC_REPLAY_PATH).
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { Clock, Context, Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
+import { Clock, Effect, Exit, ManagedRuntime, Scope } from "effect"
 import type { Result } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
@@ -15,12 +15,10 @@ import type { Retention } from "../../../src/domain/Retention.ts"
 import { defaultSettleMillis, defaultWriteFence } from "../../../src/domain/WriteFence.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
-import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
 import type { Store } from "../../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../../src/programs/store/Store.ts"
-import { Compaction } from "../../../src/programs/worker/Compaction.ts"
 import { rawGraveSeq, rawKeyItems } from "../../support/RawTable.ts"
-import { eventTableLayer, freshTableName, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import { freshTableName, makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 
 export type StoreService = Store["Service"]
@@ -116,15 +114,7 @@ export const makeEnvironment = (label: string, settings: FenceSettings = default
     const open = openStore(location, { client, storeOptions }).pipe(Scope.provide(scope))
     const stores: [StoreService, StoreService] = await runtime.runPromise(Effect.all([open, open]))
     const compaction = await runtime.runPromise(
-      Layer.build(
-        Compaction.layer.pipe(
-          Layer.provideMerge(HistoryArea.layer),
-          Layer.provideMerge(eventTableLayer(location, { client }))
-        )
-      ).pipe(
-        Effect.map((context) => Context.get(context, Compaction)),
-        Scope.provide(scope)
-      )
+      openCompaction(location, client).pipe(Scope.provide(scope))
     )
     return {
       location,

@@ -4,13 +4,11 @@
  * compaction buries the tombstone, freeing the seq A's request names; then A's request lands.
  */
 import { expect } from "@effect/vitest"
-import { Clock, Context, Duration, Effect, Fiber, Layer } from "effect"
+import { Clock, Duration, Effect, Fiber } from "effect"
 import type { Item } from "../../../src/domain/Item.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
-import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
 import type { Store, StoreOptions } from "../../../src/programs/store/Store.ts"
-import { Compaction } from "../../../src/programs/worker/Compaction.ts"
-import { eventTableLayer, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import { makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
 import { bytes, faultyClient, isEventPut, rawEventsOf } from "./helpers.ts"
 
 /** Compaction's settle time, scaled down. */
@@ -82,15 +80,7 @@ export const lateAppendScenario = (
     yield* Effect.sleep(200)
     yield* b.delete(key)
     yield* Effect.sleep(settleMillis + 200)
-    const compaction = Context.get(
-      yield* Layer.build(
-        Compaction.layer.pipe(
-          Layer.provideMerge(HistoryArea.layer),
-          Layer.provideMerge(eventTableLayer(location, { client: plain }))
-        )
-      ),
-      Compaction
-    )
+    const compaction = yield* openCompaction(location, plain)
     yield* compaction.all(() => Effect.void, { settleMillis })
     const exit = yield* Fiber.join(update)
     expect(held).toBe(1)

@@ -4,14 +4,12 @@
  * defect 4 is refused even with the time fence switched off.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Effect, Fiber, Layer } from "effect"
+import { Clock, Effect, Fiber } from "effect"
 import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
-import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
 import { defaultAtomicWriteOptions } from "../../../src/programs/store/AtomicWriter.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
-import { Compaction } from "../../../src/programs/worker/Compaction.ts"
-import { eventTableLayer, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import { makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
 import { bytes, faultyClient, outcomeTag, rawEventsOf, text } from "./helpers.ts"
 import { frozenTimers, lateAppendScenario } from "./lateAppendScenario.ts"
 
@@ -64,15 +62,7 @@ describe("strict write mode", () => {
         const location = yield* provisionTable(client)
         const a = yield* openStore(location, { client, storeOptions: strict })
         const b = yield* openStore(location, { client, storeOptions: strict })
-        const compaction = Context.get(
-          yield* Layer.build(
-            Compaction.layer.pipe(
-              Layer.provideMerge(HistoryArea.layer),
-              Layer.provideMerge(eventTableLayer(location, { client }))
-            )
-          ),
-          Compaction
-        )
+        const compaction = yield* openCompaction(location, client)
         const compactAll = Effect.sleep(20).pipe(
           Effect.andThen(compaction.all(() => Effect.void, { settleMillis: 1 }))
         )
@@ -128,15 +118,7 @@ describe("strict write mode", () => {
           atomicWrite: { ...strict.atomicWrite, fence: patient }
         }
         const stores = yield* Effect.forEach([1, 2, 3, 4], () => openStore(location, { client, storeOptions }))
-        const compaction = Context.get(
-          yield* Layer.build(
-            Compaction.layer.pipe(
-              Layer.provideMerge(HistoryArea.layer),
-              Layer.provideMerge(eventTableLayer(location, { client }))
-            )
-          ),
-          Compaction
-        )
+        const compaction = yield* openCompaction(location, client)
         const key = "/strict/counter"
         yield* stores[0]!.put({ key, value: bytes("0") })
         let running = true

@@ -6,13 +6,11 @@
  * compaction's settle time re-reads such a state first and decides right.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { isSafe } from "../../../src/domain/WriteFence.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
-import { HistoryArea } from "../../../src/infra/HistoryArea.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
-import { Compaction } from "../../../src/programs/worker/Compaction.ts"
-import { eventTableLayer, makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
+import { makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 import { bytes, text } from "./helpers.ts"
 
@@ -32,15 +30,7 @@ const staleCompareAndSwap = (location: TestTable, fence: WriteFence) =>
     yield* b.put({ key, value: bytes("b2") })
     yield* b.put({ key, value: bytes("b3") })
     yield* Effect.sleep(settleMillis + 200)
-    const compaction = Context.get(
-      yield* Layer.build(
-        Compaction.layer.pipe(
-          Layer.provideMerge(HistoryArea.layer),
-          Layer.provideMerge(eventTableLayer(location, { client }))
-        )
-      ),
-      Compaction
-    )
+    const compaction = yield* openCompaction(location, client)
     const pass = yield* compaction.all(() => Effect.void, { settleMillis })
     // a1 and b2 have left the live range: seqs 1 and 2 are free again.
     expect(pass.pending).toEqual([])
