@@ -11,17 +11,9 @@ import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
 import type { StoreOptions } from "../../src/programs/store/Store.ts"
 import type { KvErrorTag, KvOutput } from "../properties/linearizability/KvModel.ts"
-import { bytes, callFor } from "../properties/linearizability/storeHistory.ts"
+import { bytes, callFor, refusals } from "../properties/linearizability/storeHistory.ts"
 import type { Request, Response } from "./Protocol.ts"
 import { numberSetting, send, textSetting } from "./Protocol.ts"
-
-const refusals: ReadonlySet<string> = new Set<KvErrorTag>([
-  "AlreadyExists",
-  "NotFound",
-  "CompareFailed",
-  "IncorrectRevision",
-  "ConditionFailed"
-])
 
 const options: StoreOptions = {
   ...defaultStoreOptions,

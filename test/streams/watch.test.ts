@@ -1,8 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Stream } from "effect"
+import { Deferred, Duration, Effect, Fiber } from "effect"
 import type { Store } from "../../src/programs/store/Store.ts"
-import type { WatchError, WatchEvent, WatchOptions } from "../../src/programs/store/Watch.ts"
+import type { WatchEvent, WatchOptions } from "../../src/programs/store/Watch.ts"
 import { makeClient, openStore, provisionTable } from "../support/TestStore.ts"
+import { startWatch } from "../support/Watching.ts"
+import type { Watching } from "../support/Watching.ts"
 import { eventually } from "./Harness.ts"
 
 const encoder = new TextEncoder()
@@ -24,29 +26,6 @@ const freshStore = Effect.gen(function*() {
   const location = yield* provisionTable(client).pipe(Effect.orDie)
   return yield* openStore(location, { client })
 })
-
-interface Watching {
-  readonly events: Array<WatchEvent>
-  error: WatchError | undefined
-  done: boolean
-}
-
-/** Runs a watch in the background, collecting what it delivers; `gate` (if given) blocks every change until it opens. */
-const startWatch = (store: Store["Service"], options?: WatchOptions, gate?: Deferred.Deferred<void>) =>
-  Effect.gen(function*() {
-    const watching: Watching = { events: [], error: undefined, done: false }
-    const fiber = yield* store.watch(options).pipe(
-      Stream.runForEach((event) =>
-        (event._tag !== "Init" && gate ? Deferred.await(gate) : Effect.void).pipe(
-          Effect.andThen(Effect.sync(() => watching.events.push(event)))
-        )
-      ),
-      Effect.catch((error) => Effect.sync(() => (watching.error = error))),
-      Effect.ensuring(Effect.sync(() => (watching.done = true))),
-      Effect.forkScoped // the test's scope: outlives the fiber that started it (Effect.all below)
-    )
-    return { watching, fiber }
-  })
 
 /** A watch that has delivered `Init`. */
 const liveWatch = (store: Store["Service"], options?: WatchOptions) =>

@@ -21,7 +21,8 @@ export const bytes = (s: string): Uint8Array => encoder.encode(s)
 /** A value as the model sees it. */
 export const text = (b: Uint8Array): string => decoder.decode(b)
 
-const refusals: ReadonlySet<string> = new Set<KvErrorTag>([
+/** The store's typed refusals: an operation that failed with one of them definitely did not happen. */
+export const refusals: ReadonlySet<string> = new Set<KvErrorTag>([
   "AlreadyExists",
   "NotFound",
   "CompareFailed",

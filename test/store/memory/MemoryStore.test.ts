@@ -14,7 +14,8 @@ import { scopeByDepth } from "../../../src/infra/crypto/DataKeys.ts"
 import * as RawAesKeyring from "../../../src/infra/crypto/RawAesKeyring.ts"
 import * as MemoryStore from "../../../src/programs/store/MemoryStore.ts"
 import { Store } from "../../../src/programs/store/Store.ts"
-import type { WatchError, WatchEvent, WatchOptions } from "../../../src/programs/store/Watch.ts"
+import type { WatchEvent, WatchOptions } from "../../../src/programs/store/Watch.ts"
+import { startWatch } from "../../support/Watching.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -36,26 +37,10 @@ const eventually = (done: () => boolean) =>
     return done()
   })
 
-interface Watching {
-  readonly events: Array<WatchEvent>
-  error: WatchError | undefined
-  done: boolean
-}
-
 /** A watch running in the test's scope that has delivered `Init`; `gate` (if given) holds every change until it opens. */
 const watchInto = (store: S, options?: WatchOptions, gate?: Deferred.Deferred<void>) =>
   Effect.gen(function*() {
-    const watching: Watching = { events: [], error: undefined, done: false }
-    const fiber = yield* store.watch(options).pipe(
-      Stream.runForEach((event) =>
-        (event._tag !== "Init" && gate ? Deferred.await(gate) : Effect.void).pipe(
-          Effect.andThen(Effect.sync(() => watching.events.push(event)))
-        )
-      ),
-      Effect.catch((error) => Effect.sync(() => (watching.error = error))),
-      Effect.ensuring(Effect.sync(() => (watching.done = true))),
-      Effect.forkScoped
-    )
+    const { watching, fiber } = yield* startWatch(store, options, gate)
     expect(yield* eventually(() => watching.events.length > 0)).toBe(true)
     expect(watching.events[0]).toEqual({ _tag: "Init" })
     return { watching, fiber }
