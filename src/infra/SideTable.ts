@@ -16,15 +16,25 @@ import { Dynamo } from "./Dynamo.ts"
 const failedWith = (name: string) => (error: { readonly _tag: string; readonly reason?: string }) =>
   error._tag === "StorageFailure" && (error.reason ?? "").startsWith(name)
 
-/** Turns DynamoDB's TTL on for `attribute` unless it already is (or is being) on. */
+const ttlStatus = (dynamo: Dynamo["Service"], table: string) =>
+  dynamo.call(
+    "DescribeTimeToLive",
+    (client, abortSignal) => client.send(new DescribeTimeToLiveCommand({ TableName: table }), { abortSignal })
+  ).pipe(
+    Effect.map((output) => output.TimeToLiveDescription)
+  )
+
+const isOn = (description: { readonly TimeToLiveStatus?: string | undefined } | undefined) =>
+  description?.TimeToLiveStatus === "ENABLED" || description?.TimeToLiveStatus === "ENABLING"
+
+/**
+ * Turns DynamoDB's TTL on for `attribute` unless it already is (or is being) on. Another process may turn it on
+ * between our read and our update (two workers starting at once): DynamoDB then refuses the update, and a second
+ * read showing TTL on the same attribute is success.
+ */
 export const enableTtl = (dynamo: Dynamo["Service"], table: string, attribute: string) =>
   Effect.gen(function*() {
-    const current = yield* dynamo.call("DescribeTimeToLive", (client, abortSignal) =>
-      client.send(new DescribeTimeToLiveCommand({ TableName: table }), { abortSignal }))
-    const status = current.TimeToLiveDescription?.TimeToLiveStatus
-    if (status === "ENABLED" || status === "ENABLING") {
-      return
-    }
+    if (isOn(yield* ttlStatus(dynamo, table))) return
     yield* dynamo.call("UpdateTimeToLive", (client, abortSignal) =>
       client.send(
         new UpdateTimeToLiveCommand({
@@ -32,7 +42,11 @@ export const enableTtl = (dynamo: Dynamo["Service"], table: string, attribute: s
           TimeToLiveSpecification: { AttributeName: attribute, Enabled: true }
         }),
         { abortSignal }
-      ))
+      )).pipe(
+        Effect.catchIf(failedWith("ValidationException"), (refused) =>
+          Effect.flatMap(ttlStatus(dynamo, table), (description) =>
+            isOn(description) && description?.AttributeName === attribute ? Effect.void : Effect.fail(refused)))
+      )
   })
 
 /** Makes sure a side table with these key attribute names exists and is active, with TTL on `ttlAttribute` if given. */
