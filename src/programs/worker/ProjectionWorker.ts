@@ -13,6 +13,8 @@
  *   shutdown finishes it or never starts it; leases are then released.
  * - A projection that keeps failing on an event quarantines that key for
  *   that projection (logged, kept in the status) and the worker goes on.
+ *   Storage that is unavailable (see {@link isOutage}) is no reason to give
+ *   up on a key: the batch is read again from the checkpoint until it is back.
  */
 import { Clock, Context, Effect, Fiber, Layer, Metric, Schedule, Stream } from "effect"
 import { randomUUID } from "node:crypto"
@@ -47,6 +49,20 @@ export const lagMetric = Metric.gauge("dynastate_worker_lag_ms", {
 export const quarantinedMetric = Metric.gauge("dynastate_worker_quarantined_keys", {
   description: "keys a projection gave up on"
 })
+
+/**
+ * Whether a projection's failure is its storage being unavailable (throttled, unreachable, refusing access, its
+ * table missing) rather than the event being one it cannot handle. Retrying later cures an outage, and
+ * quarantining every key it touched would leave them stale for good; a request DynamoDB refuses as invalid
+ * (`ValidationException`, an item collection over its limit) stays refused, as does any other error.
+ */
+export const isOutage = (error: unknown): boolean => {
+  const tag = (error as { readonly _tag?: unknown } | undefined)?._tag
+  if (tag === "Throttled" || tag === "WriteContention") return true
+  if (tag !== "StorageFailure") return false
+  const reason = String((error as { readonly reason?: unknown }).reason ?? "")
+  return !/^(ValidationException|ItemCollectionSizeLimitExceededException)\b/.test(reason)
+}
 
 /** How a worker runs. */
 export interface WorkerOptions {
@@ -154,6 +170,8 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         Effect.result
       )
       if (outcome._tag === "Failure") {
+        // An outage is not a poisoned key: fail the batch (not acknowledged, so not checkpointed) and read it again.
+        if (isOutage(outcome.failure)) return yield* Effect.fail(outcome.failure)
         const error = describeFailure(outcome.failure)
         quarantined.set(slot, { projection: projection.name, key: event.key, seq: event.seq, error })
         yield* Metric.update(quarantinedMetric, quarantined.size)
