@@ -45,20 +45,19 @@ describe("a lease lapsing in the middle of a batch", () => {
         const store = yield* openStore(env.location, { client: env.client })
         const entered = yield* Deferred.make<void>()
         const proceed = yield* Deferred.make<void>()
-        // What A applied once it was let go, by key: the events of its stale batch.
+        // What A applied once it was let go: the events of its stale batch, each held until then (A applies the
+        // keys of a batch concurrently, so every event of round "b" is held, not only the first).
         const lateByA: Array<Event> = []
-        let released = false
         const gate = Projection.make({
           name: "gate",
           prefixes: [prefix],
           apply: (event: Event) =>
             Effect.gen(function*() {
-              if (released) lateByA.push(event)
-              if (event.key === block && !(yield* Deferred.isDone(entered))) {
-                yield* Deferred.succeed(entered, undefined)
-                yield* Deferred.await(proceed)
-                released = true
-              }
+              const held = event.key === block || text(event.value ?? new Uint8Array()).startsWith("b-")
+              if (!held || (yield* Deferred.isDone(proceed))) return
+              if (event.key === block) yield* Deferred.succeed(entered, undefined)
+              yield* Deferred.await(proceed)
+              lateByA.push(event)
             })
         })
         let stallRenewals = false

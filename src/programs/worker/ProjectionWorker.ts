@@ -71,6 +71,11 @@ export interface WorkerOptions {
   readonly leaseMillis: number
   /** Attempts of a projection on one event before its key is quarantined. */
   readonly maxApplyAttempts: number
+  /**
+   * Keys of one batch applied at once. A key's events are applied one after the other, in seq order; different
+   * keys do not wait for each other, so a batch costs about as long as its busiest key's round trips, not the sum.
+   */
+  readonly applyConcurrency: number
   readonly reader: StreamReaderOptions
 }
 
@@ -79,6 +84,7 @@ export const defaultWorkerOptions = (table: string): WorkerOptions => ({
   leases: { table: `${table}.projections`, group: "default" },
   leaseMillis: 15_000,
   maxApplyAttempts: 5,
+  applyConcurrency: 16,
   reader: defaultStreamReaderOptions
 })
 
@@ -238,6 +244,8 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       if (batch._tag === "Records") {
         const now = yield* Clock.currentTimeMillis
         const shard = progress.get(batch.shardId) ?? { lagMillis: undefined, records: 0 }
+        // The batch's events by key, each key's in stream order (which is its seq order within a shard).
+        const byKey = new Map<string, Array<Event>>()
         for (const record of batch.records) {
           const decoded = yield* Effect.result(eventOfRecord(table, record))
           // An event that cannot be read must not block its shard: quarantine its key and go on.
@@ -260,12 +268,25 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
           }
           const event = decoded._tag === "Success" ? decoded.success : undefined
           if (event !== undefined && !quarantined.has(`decode\u0000${event.key}`)) {
-            for (const projection of projections) {
-              if (covers(projection, event.key)) yield* applyInOrder(projection, event)
-            }
-            eventsApplied++
-            yield* Metric.update(eventsAppliedMetric, 1)
+            const events = byKey.get(event.key)
+            if (events === undefined) byKey.set(event.key, [event])
+            else events.push(event)
           }
+        }
+        yield* Effect.forEach(
+          [...byKey.values()],
+          (events) =>
+            Effect.forEach(events, (event) =>
+              Effect.gen(function*() {
+                for (const projection of projections) {
+                  if (covers(projection, event.key)) yield* applyInOrder(projection, event)
+                }
+                eventsApplied++
+                yield* Metric.update(eventsAppliedMetric, 1)
+              }), { discard: true }),
+          { concurrency: options.applyConcurrency, discard: true }
+        )
+        for (const record of batch.records) {
           shard.records++
           if (record.approximateCreation !== undefined) shard.lagMillis = Math.max(0, now - record.approximateCreation)
         }
