@@ -220,10 +220,8 @@ export const run = async (
         Children.make(kind === "writer" ? `writer-${i}` : `worker-${i - options.writers}`, kind, proxy, env)
       )
     }
-    await Promise.all(children.filter((child) => child.kind === "writer").map((child) => child.start()))
-    // One worker after the other: two processes making the index view's table at once race in enabling its TTL
-    // (SideTable.enableTtl reads the status, then updates; the second update fails "TimeToLive is already enabled").
-    for (const child of children.filter((child) => child.kind === "worker")) await child.start()
+    // Every process at once, as a deployment starts them: both workers make the same lease and view tables.
+    await Promise.all(children.map((child) => child.start()))
     log(`seed ${options.seed}: ${options.writers} writers and 2 workers ready on ${table}`)
     const writers = children.filter((child) => child.kind === "writer")
     const workers = children.filter((child) => child.kind === "worker")

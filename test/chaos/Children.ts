@@ -7,6 +7,7 @@
  */
 import type { ChildProcess } from "node:child_process"
 import { spawn } from "node:child_process"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
 import type { FaultProxy } from "./FaultProxy.ts"
@@ -21,6 +22,17 @@ const programs = {
 }
 
 const everyChild = new Set<ChildProcess>()
+
+/**
+ * With CHAOS_LOG_DIR set, every line a child logs goes to `<dir>/<name>.log` with the controller's clock, so a long
+ * run's projection lag can be traced afterwards (the report keeps only the last 20 lines).
+ */
+const logDir = process.env["CHAOS_LOG_DIR"]
+const keepLine = (name: string, line: string) => {
+  if (logDir !== undefined && logDir !== "") {
+    fs.appendFileSync(path.join(logDir, `${name}.log`), `${new Date().toISOString()} ${line}\n`)
+  }
+}
 
 /** SIGKILLs every child still running (and SIGCONTs it first, so a paused one dies at once). */
 export const killAll = (): void => {
@@ -90,7 +102,9 @@ export const make = (
       child.stdin.on("error", () => {})
       readline.createInterface({ input: child.stdout }).on("line", (line) => {
         if (!line.startsWith(marker)) {
-          // The process's own logs (errors only): kept for the report, as its stderr is.
+          // The process's own logs (errors only unless CHAOS_LOG_LEVEL says more): kept for the report, as its
+          // stderr is.
+          keepLine(name, line)
           tail.push(line)
           if (tail.length > 20) tail.shift()
           return
@@ -108,10 +122,12 @@ export const make = (
         }
       })
       readline.createInterface({ input: child.stderr }).on("line", (line) => {
+        keepLine(name, line)
         tail.push(line)
         if (tail.length > 20) tail.shift()
       })
       child.on("exit", (code, signal) => {
+        keepLine(name, `exited (${signal ?? code})`)
         everyChild.delete(child)
         if (proc === child) {
           proc = undefined

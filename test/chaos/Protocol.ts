@@ -3,6 +3,7 @@
  * stdout prefixed with {@link marker} (anything else a child prints, its logs, is not protocol), and how a child is
  * configured (environment variables, so nothing secret reaches a command line).
  */
+import { LogLevel } from "effect"
 import type { KvInput, KvOutput } from "../properties/linearizability/KvModel.ts"
 
 /** The index view the workers keep of the `/kv/` keys, and its index: the last character of a value (hex). */
@@ -94,4 +95,10 @@ export const textSetting = (name: keyof ChildEnv): string => {
 /** Writes one protocol line. */
 export const send = (message: Response | Ready | Dump): void => {
   process.stdout.write(`${marker}${JSON.stringify(message)}\n`)
+}
+
+/** The children's log level: errors only, unless CHAOS_LOG_LEVEL (e.g. `Info`, with CHAOS_LOG_DIR) asks for more. */
+export const logLevel = (): LogLevel.LogLevel => {
+  const wanted = process.env["CHAOS_LOG_LEVEL"]
+  return LogLevel.values.find((level) => level === wanted) ?? "Error"
 }

@@ -8,14 +8,14 @@ import { Effect, Layer, References } from "effect"
 import * as readline from "node:readline"
 import { load } from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
-import { workerLayer } from "../../src/programs/app/WorkerLive.ts"
+import { statusLine, workerLayer } from "../../src/programs/app/WorkerLive.ts"
 import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
 import { defaultCompactionOptions } from "../../src/programs/worker/Compaction.ts"
 import { defaultWorkerOptions } from "../../src/programs/worker/ProjectionWorker.ts"
 import { text } from "../properties/linearizability/storeHistory.ts"
-import { indexName, indexOf, numberSetting, send, textSetting } from "./Protocol.ts"
+import { indexName, indexOf, logLevel, numberSetting, send, textSetting } from "./Protocol.ts"
 
 const fence = {
   maxStateAgeMillis: numberSetting("CHAOS_MAX_STATE_AGE"),
@@ -51,7 +51,10 @@ const program = Effect.gen(function*() {
     { ...defaultCompactionOptions, settleMillis: numberSetting("CHAOS_SETTLE"), writerFence: fence },
     [replica.projection, byValue.projection]
   )
-  yield* Layer.build(Layer.provide(worker, Layer.succeedContext(store)))
+  // The status line (held shards, lag, events applied) every 2 s: seen with CHAOS_LOG_LEVEL=Info.
+  yield* Layer.build(
+    statusLine("2 seconds").pipe(Layer.provideMerge(worker), Layer.provide(Layer.succeedContext(store)))
+  )
   send({ ready: true })
   const lines = readline.createInterface({ input: process.stdin })
   yield* Effect.callback<void>((resume) => {
@@ -69,7 +72,7 @@ const program = Effect.gen(function*() {
 })
 
 Effect.runPromise(
-  Effect.scoped(program).pipe(Effect.provideService(References.MinimumLogLevel, "Error"), Effect.asVoid)
+  Effect.scoped(program).pipe(Effect.provideService(References.MinimumLogLevel, logLevel()), Effect.asVoid)
 ).then(
   () => process.exit(0),
   (error: unknown) => {

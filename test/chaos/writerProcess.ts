@@ -13,7 +13,7 @@ import type { StoreOptions } from "../../src/programs/store/Store.ts"
 import type { KvErrorTag, KvOutput } from "../properties/linearizability/KvModel.ts"
 import { bytes, callFor, refusals } from "../properties/linearizability/storeHistory.ts"
 import type { Request, Response } from "./Protocol.ts"
-import { numberSetting, send, textSetting } from "./Protocol.ts"
+import { logLevel, numberSetting, send, textSetting } from "./Protocol.ts"
 
 const options: StoreOptions = {
   ...defaultStoreOptions,
@@ -83,7 +83,7 @@ const program = Effect.gen(function*() {
   })
 })
 
-Effect.runPromise(Effect.scoped(program).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))).then(
+Effect.runPromise(Effect.scoped(program).pipe(Effect.provideService(References.MinimumLogLevel, logLevel()))).then(
   () => process.exit(0),
   (error: unknown) => {
     process.stderr.write(`writer failed: ${String(error)}\n`)
