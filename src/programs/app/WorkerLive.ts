@@ -31,7 +31,7 @@ import * as WorkerHttp from "./WorkerHttp.ts"
 
 /** One line saying what the worker is doing (and, when not ready, why). */
 export const formatStatus = (status: WorkerStatus, readiness?: Readiness): string => {
-  const lags = status.shards.map((shard) => shard.lagMillis).filter((lag): lag is number => lag !== undefined)
+  const lags = status.held.map((shard) => shard.lagMillis).filter((lag): lag is number => lag !== undefined)
   const lag = lags.length === 0 ? "-" : Duration.format(Duration.millis(Math.max(...lags)))
   const ready = readiness === undefined
     ? ""
@@ -82,15 +82,17 @@ export const statusLine = (every: Duration.Input = "5 seconds") =>
   Layer.effectDiscard(Effect.gen(function*() {
     const health = yield* WorkerHealth
     let logged = ""
-    let last = { at: Date.now(), applied: 0 }
+    let last: { readonly at: number; readonly applied: number } | undefined
     const look = Effect.gen(function*() {
       const current = yield* health.current
       const key = statusKey(current)
       if (key === logged) return
       logged = key
       const { status } = current
-      const seconds = Math.max(0.001, (current.sampledAt - last.at) / 1000)
-      const eventsPerSecond = Math.max(0, status.eventsApplied - last.applied) / seconds
+      // The rate since the previous line (the worker's own for the first).
+      const eventsPerSecond = last === undefined
+        ? status.eventsPerSecond
+        : Math.max(0, status.eventsApplied - last.applied) / Math.max(0.001, (current.sampledAt - last.at) / 1000)
       last = { at: current.sampledAt, applied: status.eventsApplied }
       yield* Effect.logInfo(formatStatus({ ...status, eventsPerSecond }, current.readiness))
     })
