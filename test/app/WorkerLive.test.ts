@@ -5,12 +5,11 @@
  */
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Logger, Metric, Option, References, Scope } from "effect"
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
 import * as WorkerLive from "../../src/programs/app/WorkerLive.ts"
 import type { WorkerStatus } from "../../src/programs/worker/ProjectionWorker.ts"
 import { WorkerHealth } from "../../src/programs/worker/WorkerHealth.ts"
 import type { Health } from "../../src/programs/worker/WorkerHealth.ts"
+import { collector, spanNames } from "../support/OtlpCollector.ts"
 
 const status = (change: Partial<WorkerStatus> = {}): WorkerStatus => ({
   owner: "worker-0123456789abcdef",
@@ -75,43 +74,6 @@ describe("WorkerLive.statusLine", () => {
     }))
 })
 
-/** The part of an OTLP/JSON traces payload the test reads. */
-interface TracesPayload {
-  readonly resourceSpans: ReadonlyArray<{
-    readonly scopeSpans: ReadonlyArray<{ readonly spans: ReadonlyArray<{ readonly name: string }> }>
-  }>
-}
-
-/** A local OTLP collector: records every POST (path and JSON body). */
-const collector = Effect.acquireRelease(
-  Effect.callback<
-    { readonly url: string; readonly received: Array<{ path: string; body: string }>; server: http.Server }
-  >(
-    (resume) => {
-      const received: Array<{ path: string; body: string }> = []
-      const server = http.createServer((request, response) => {
-        const chunks: Array<Buffer> = []
-        request.on("data", (chunk: Buffer) => chunks.push(chunk))
-        request.on("end", () => {
-          if (request.method === "POST") {
-            received.push({ path: request.url ?? "", body: Buffer.concat(chunks).toString("utf8") })
-          }
-          response.writeHead(200, { "content-type": "application/json" })
-          response.end("{}")
-        })
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as AddressInfo
-        resume(Effect.succeed({ url: `http://127.0.0.1:${port}`, received, server }))
-      })
-    }
-  ),
-  ({ server }) =>
-    Effect.callback<void>((resume) => {
-      server.close(() => resume(Effect.void))
-    })
-)
-
 describe("WorkerLive.telemetryLayer", () => {
   it.live("exports spans and metrics over OTLP/HTTP JSON to the configured endpoint, flushing as it closes", () =>
     Effect.gen(function*() {
@@ -133,11 +95,7 @@ describe("WorkerLive.telemetryLayer", () => {
       const metrics = received.filter((request) => request.path === "/v1/metrics")
       expect(traces.length).toBeGreaterThan(0)
       expect(metrics.length).toBeGreaterThan(0)
-      const spans = traces.flatMap((request) =>
-        (JSON.parse(request.body) as TracesPayload).resourceSpans.flatMap((resource) =>
-          resource.scopeSpans.flatMap((scope) => scope.spans.map((span) => span.name))
-        )
-      )
+      const spans = spanNames(received)
       expect(spans).toContain("dynastate.test.span")
       expect(traces[0]!.body).toContain("\"service.name\"")
       expect(traces[0]!.body).toContain("dynastate-test")

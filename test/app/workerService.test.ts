@@ -2,7 +2,7 @@
  * The worker as a service, against DynamoDB Local: its HTTP endpoint answers `/healthz` and `/readyz` (ready once
  * the reader reached the stream's tip; not ready while a batch lags beyond `ready_max_lag` or while the lease
  * table cannot be reached), and `/metrics` shows every dynastate metric from the start, zero-valued, even on a
- * worker holding none of the shards.
+ * worker holding none of the shards. With `otlp_endpoint`, its traces and metrics reach an OTLP collector.
  */
 import { DeleteTableCommand } from "@aws-sdk/client-dynamodb"
 import { afterAll, describe, expect, it } from "@effect/vitest"
@@ -19,6 +19,7 @@ import { Store } from "../../src/programs/store/Store.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
 import { defaultWorkerOptions } from "../../src/programs/worker/ProjectionWorker.ts"
 import { WorkerHealth } from "../../src/programs/worker/WorkerHealth.ts"
+import { collector, spanNames } from "../support/OtlpCollector.ts"
 import { endpoint, freshTableName, makeClient } from "../support/TestStore.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-worker-service-"))
@@ -210,4 +211,25 @@ describe("the worker's HTTP endpoint", () => {
       expect(error.message).toContain(`127.0.0.1:${port}`)
       expect(error.reason).toContain("EADDRINUSE")
     }))
+
+  it.live("with otlp_endpoint, the worker's spans and metrics reach an OTLP collector", () =>
+    Effect.gen(function*() {
+      const otel = yield* collector
+      const table = freshTableName("worker-otlp")
+      const { config, url } = yield* configFor(table, { DYNASTATE_OTLP_ENDPOINT: otel.url })
+      const { context, stop } = yield* start(WorkerLive.layer(config))
+      yield* until(`${url}/readyz`, ({ body, status }) => status === 200 && JSON.parse(body).shardsHeld === 1)
+      // Through the layer's context, so with its tracer, as code of the application's would run.
+      yield* Store.use((store) => store.put({ key: "/otlp/a", value: bytes("v") })).pipe(Effect.provideContext(context))
+      // Stopping flushes what the exporters hold.
+      yield* stop
+      const spans = spanNames(otel.received)
+      expect(spans).toContain("EventTable.append")
+      // The probes of /readyz above made no spans.
+      expect(spans).not.toContain("GET")
+      const metrics = otel.received.filter((request) => request.path === "/v1/metrics").map((request) => request.body)
+      expect(metrics.length).toBeGreaterThan(0)
+      expect(metrics.join("\n")).toContain("dynastate_worker_ready")
+      expect(otel.received.every((request) => request.body.includes("dynastate-worker"))).toBe(true)
+    }), 90_000)
 })

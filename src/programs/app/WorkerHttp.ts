@@ -8,7 +8,7 @@
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Schema } from "effect"
-import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as http from "node:http"
 import { WorkerHealth } from "../worker/WorkerHealth.ts"
@@ -80,6 +80,8 @@ export const layer = (options: EndpointOptions): Layer.Layer<WorkerEndpoint, End
   )
   return Layer.merge(serve, endpoint).pipe(
     Layer.provide(NodeHttpServer.layer(() => http.createServer(), { host: options.host, port: options.port })),
+    // Nor a span: a trace per probe would drown the worker's own.
+    Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen)(() => true)),
     Layer.catchTag("ServeError", (error) =>
       Layer.effect(
         WorkerEndpoint,
