@@ -283,7 +283,11 @@ const loadRaw = (provider: ConfigProvider.ConfigProvider, path: ConfigProvider.P
     const node = yield* provider.load(path)
     if (node === undefined) return undefined
     if (node._tag === "Value") return { _tag: "Text", text: node.value } as Raw
-    if (node._tag === "Record") return node.value === undefined ? { _tag: "Mapping" } as Raw : undefined
+    if (node._tag === "Record") {
+      return node.value === undefined
+        ? { _tag: "Mapping" } as Raw
+        : { _tag: "Text", text: node.value } as Raw
+    }
     const items: Array<string> = []
     for (let i = 0; i < node.length; i++) {
       const item = yield* provider.load([...path, i])
