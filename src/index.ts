@@ -54,6 +54,12 @@ export * as StoreLive from "./programs/app/StoreLive.ts"
 /** Layers running the projection worker (history compaction, expiry, your projections) beside the store. */
 export * as WorkerLive from "./programs/app/WorkerLive.ts"
 
+/** The worker's HTTP endpoint: `/metrics`, `/healthz`, `/readyz`. */
+export * as WorkerHttp from "./programs/app/WorkerHttp.ts"
+
+/** The worker's health: liveness, readiness (leases and lag) and its gauges. */
+export * as WorkerHealth from "./programs/worker/WorkerHealth.ts"
+
 /** Projections: your code reacting to the store's events, in per-key order, at least once. */
 export * as Projection from "./programs/worker/Projection.ts"
 

@@ -1,29 +1,33 @@
 /**
  * Configuration of a store: a YAML file whose `storage:` section takes
  * Teleport's DynamoDB keys as they are, overridden by `DYNASTATE_*`
- * environment variables. Secrets stay `Redacted`; a bad value fails naming
- * its field. Beside Teleport's keys it takes the projection worker's
- * `history_retention` and its Prometheus endpoint (`metrics_port`,
- * `metrics_host`), and the write fence shared by writers and compaction
- * (`max_state_age`, `write_timeout`, `compaction_settle`, `write_mode`).
+ * environment variables. Strict: an unknown key is an error naming the
+ * nearest known one (`unknown_keys: warn` lists them in a warning instead, for
+ * Teleport files), a file without a `storage:` section is an error, and every
+ * bad value is reported at once, in plain words. Secrets stay `Redacted`.
+ * Beside Teleport's keys it takes the projection worker's (`history_retention`,
+ * its HTTP endpoint `metrics_port`/`metrics_host`, `ready_max_lag`,
+ * `shutdown_timeout`, `otlp_endpoint`) and the write fence shared by writers
+ * and compaction (`max_state_age`, `write_timeout`, `compaction_settle`,
+ * `write_mode`). Teleport's `continuous_backups` is read for provisioning;
+ * its auto-scaling keys are refused with the reason.
  */
-import { Config, ConfigProvider, Effect, Option, Result, Schema, SchemaIssue, SchemaTransformation } from "effect"
+import { ConfigProvider, Effect, Option, Result } from "effect"
 import type { Redacted } from "effect"
 import * as fs from "node:fs"
 import { parse as parseYaml } from "yaml"
-import * as Retention from "../domain/Retention.ts"
-import { defaultSettleMillis, defaultWriteFence, isSafe, minimumSettleMillis } from "../domain/WriteFence.ts"
+import type * as Retention from "../domain/Retention.ts"
 import type { WriteFence, WriteMode } from "../domain/WriteFence.ts"
+import { ConfigInvalid } from "./config/ConfigInvalid.ts"
+import type { ConfigProblem } from "./config/ConfigInvalid.ts"
+import { autoScalingKeys, autoScalingRefusal, fields, knownKeys, readAll, teleportOnlyKeys } from "./config/Fields.ts"
+import type { Raw } from "./config/Fields.ts"
+import { rules } from "./config/Rules.ts"
+import { nearest } from "./config/Suggest.ts"
 
-/** A configuration that cannot be used, naming the field and what is wrong. */
-export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
-  field: Schema.String,
-  reason: Schema.String
-}) {
-  override get message() {
-    return `invalid configuration ${this.field}: ${this.reason}`
-  }
-}
+export { ConfigInvalid } from "./config/ConfigInvalid.ts"
+export type { ConfigProblem } from "./config/ConfigInvalid.ts"
+export { knownKeys } from "./config/Fields.ts"
 
 /** Everything a store needs to know about where and how it runs. */
 export interface StoreConfig {
@@ -45,6 +49,8 @@ export interface StoreConfig {
   readonly billingMode: "pay_per_request" | "provisioned"
   readonly readCapacityUnits: number
   readonly writeCapacityUnits: number
+  /** Point-in-time recovery for the table (Teleport's `continuous_backups`), for provisioning; none: left as it is. */
+  readonly continuousBackups: Option.Option<boolean>
   /** The raw AES key file, created on first use when no KMS key and no inline key is set. */
   readonly keyringFile: string
   /** A raw AES key (base64), instead of the key file. */
@@ -53,10 +59,16 @@ export interface StoreConfig {
   readonly dataDir: string
   /** How long the projection worker keeps superseded events in the history area. */
   readonly historyRetention: Retention.Retention
-  /** The port of the worker's Prometheus `/metrics` endpoint (0: any free port); no endpoint when absent. */
+  /** The port of the worker's HTTP endpoint (`/metrics`, `/healthz`, `/readyz`; 0: any free port); none when absent. */
   readonly metricsPort: Option.Option<number>
-  /** The address the metrics endpoint listens on. */
+  /** The address the worker's HTTP endpoint listens on. */
   readonly metricsHost: string
+  /** The worker is ready while every shard it holds is read within this lag of its newest record. */
+  readonly readyMaxLagMillis: number
+  /** How long a stopping worker may take to finish its batch and release its leases before the process exits anyway. */
+  readonly shutdownTimeoutMillis: number
+  /** Where OpenTelemetry traces and metrics go (OTLP over HTTP): `otlp_endpoint`, else `OTEL_EXPORTER_OTLP_ENDPOINT`. */
+  readonly otlpEndpoint: Option.Option<string>
   /** The writers' fence: how old a cached state they decide on may be, how long an append may take. */
   readonly writeFence: WriteFence
   /** How long compaction lets events settle; checked against `writeFence` at load (`WriteFence.isSafe`). */
@@ -65,121 +77,24 @@ export interface StoreConfig {
   readonly writeMode: WriteMode
 }
 
-/** The keys of the `storage:` section this store understands. */
-export const knownKeys = [
-  "type",
-  "region",
-  "endpoint",
-  "table_name",
-  "namespace",
-  "store_id",
-  "access_key",
-  "secret_key",
-  "kms_key",
-  "kms_extra_keys",
-  "kms_endpoint",
-  "billing_mode",
-  "read_capacity_units",
-  "write_capacity_units",
-  "keyring_file",
-  "keyring_key",
-  "data_dir",
-  "history_retention",
-  "metrics_port",
-  "metrics_host",
-  "max_state_age",
-  "write_timeout",
-  "compaction_settle",
-  "write_mode"
-] as const
+/** What to do with keys dynastate does not know: fail (the default), or list them in a warning and go on. */
+export type UnknownKeys = "error" | "warn"
 
-const positive = (name: string) => Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThan(0))), name)
+/** Environment variables beside `DYNASTATE_<KEY>` that are not storage keys, so never reported as unknown. */
+export const otherVariables: ReadonlyArray<string> = ["DYNASTATE_CONFIG", "DYNASTATE_CACHE_DIR", "DYNASTATE_LOG_LEVEL"]
 
-/** `forever`, `none` or a duration such as `30d` (see `Retention.parse`). */
-const RetentionFromString = Schema.String.pipe(Schema.decodeTo(
-  Schema.Union([
-    Schema.TaggedStruct("Forever", {}),
-    Schema.TaggedStruct("None", {}),
-    Schema.TaggedStruct("For", { millis: Schema.Int })
-  ]),
-  SchemaTransformation.transformEffect({
-    decode: (text: string, options) =>
-      Result.match(Retention.parse(text), {
-        onSuccess: (retention) => Effect.succeed(retention),
-        onFailure: (reason) => Effect.fail(new SchemaIssue.InvalidValue({ message: reason }, text, options))
-      }),
-    encode: (retention: Retention.Retention) => Effect.succeed(Retention.format(retention))
-  })
-))
+/** The environment variable of a storage key: `table_name` is `DYNASTATE_TABLE_NAME`. */
+export const variableOf = (key: string): string => `DYNASTATE_${key.toUpperCase()}`
 
-/** A duration such as `30s` or `10m`, in milliseconds (see `Retention.parseDuration`). */
-const DurationFromString = Schema.String.pipe(Schema.decodeTo(
-  Schema.Int,
-  SchemaTransformation.transformEffect({
-    decode: (text: string, options) =>
-      Result.match(Retention.parseDuration(text), {
-        onSuccess: (millis) => Effect.succeed(millis),
-        onFailure: (reason) => Effect.fail(new SchemaIssue.InvalidValue({ message: reason }, text, options))
-      }),
-    encode: (millis: number) => Effect.succeed(Retention.formatDuration(millis))
-  })
-))
-
-const duration = (name: string, fallback: number) =>
-  Config.schema(DurationFromString, name).pipe(Config.withDefault(fallback))
-
-/** The store configuration as an Effect `Config` under `storage`. */
-export const storeConfig = Config.all({
-  type: Config.Literals(["dynamodb"], "type").pipe(Config.withDefault("dynamodb" as const)),
-  region: Config.String("region").pipe(Config.option),
-  endpoint: Config.String("endpoint").pipe(Config.option),
-  tableName: Config.String("table_name").pipe(Config.withDefault("dynastate")),
-  namespace: Config.String("namespace").pipe(Config.withDefault("default")),
-  storeId: Config.String("store_id").pipe(Config.option),
-  accessKey: Config.Redacted("access_key").pipe(Config.option),
-  secretKey: Config.Redacted("secret_key").pipe(Config.option),
-  kmsKey: Config.String("kms_key").pipe(Config.option),
-  kmsExtraKeys: Config.String("kms_extra_keys").pipe(
-    Config.withDefault(""),
-    Config.map((keys) => keys.split(",").map((key) => key.trim()).filter((key) => key !== ""))
-  ),
-  kmsEndpoint: Config.String("kms_endpoint").pipe(Config.option),
-  billingMode: Config.Literals(["pay_per_request", "provisioned"], "billing_mode").pipe(
-    Config.withDefault("pay_per_request" as const)
-  ),
-  readCapacityUnits: positive("read_capacity_units").pipe(Config.withDefault(5)),
-  writeCapacityUnits: positive("write_capacity_units").pipe(Config.withDefault(5)),
-  keyringFile: Config.String("keyring_file").pipe(Config.withDefault(".dynastate/keyring.key")),
-  keyringKey: Config.Redacted("keyring_key").pipe(Config.option),
-  dataDir: Config.String("data_dir").pipe(Config.withDefault(".dynastate/dynamodb")),
-  historyRetention: Config.schema(RetentionFromString, "history_retention").pipe(Config.withDefault(Retention.forever)),
-  metricsPort: Config.schema(
-    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
-    "metrics_port"
-  ).pipe(
-    Config.option
-  ),
-  metricsHost: Config.String("metrics_host").pipe(Config.withDefault("127.0.0.1")),
-  maxStateAge: duration("max_state_age", defaultWriteFence.maxStateAgeMillis),
-  writeTimeout: duration("write_timeout", defaultWriteFence.writeTimeoutMillis),
-  settleMillis: duration("compaction_settle", defaultSettleMillis),
-  writeMode: Config.Literals(["fenced", "strict"], "write_mode").pipe(Config.withDefault("fenced" as const))
-}).pipe(
-  Config.map(({ type: _type, maxStateAge, writeTimeout, ...config }): StoreConfig => ({
-    ...config,
-    writeFence: { maxStateAgeMillis: maxStateAge, writeTimeoutMillis: writeTimeout }
-  })),
-  Config.nested("storage")
-)
+/** The standard variable naming the OpenTelemetry collector, used when `otlp_endpoint` is not set. */
+export const otlpVariable = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 /** `storage.table_name` is read from `DYNASTATE_TABLE_NAME`, and so on. */
 export const envProvider = (env: Record<string, string | undefined> = process.env): ConfigProvider.ConfigProvider =>
   ConfigProvider.fromEnv({
     env: Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined))
   }).pipe(
-    ConfigProvider.mapInput((path) =>
-      path[0] === "storage" ? ["DYNASTATE_" + String(path[path.length - 1]).toUpperCase()] : path
-    )
+    ConfigProvider.mapInput((path) => path[0] === "storage" ? [variableOf(String(path[path.length - 1]))] : path)
   )
 
 /** Reads a YAML configuration file; its `storage:` section is what the store uses. */
@@ -208,100 +123,214 @@ export const readYamlFile = (file: string): Effect.Effect<Record<string, unknown
     )
   )
 
-/** List-valued keys may be YAML lists or comma-separated text; the config reads text. */
-const normalizeLists = (storage: Record<string, unknown>): Record<string, unknown> =>
-  Array.isArray(storage.kms_extra_keys) ? { ...storage, kms_extra_keys: storage.kms_extra_keys.join(",") } : storage
+/** Why a key is unknown, with the nearest known key when it looks like a slip. */
+const unknownReason = (key: string, known: ReadonlyArray<string>, show: (key: string) => string): string => {
+  if ((teleportOnlyKeys as ReadonlyArray<string>).includes(key)) {
+    return "is a Teleport key dynastate does not use; set unknown_keys: warn to accept Teleport's keys with a warning"
+  }
+  const suggestion = nearest(key, known)
+  return suggestion === undefined
+    ? "is not a dynastate key (unknown_keys: warn accepts unknown keys with a warning)"
+    : `is not a dynastate key; did you mean ${show(suggestion)}?`
+}
 
-const checkConsistency = (config: StoreConfig): Effect.Effect<StoreConfig, ConfigInvalid> => {
-  if (Option.isSome(config.accessKey) !== Option.isSome(config.secretKey)) {
-    return Effect.fail(
-      new ConfigInvalid({ field: "storage.access_key", reason: "access_key and secret_key must be given together" })
-    )
+/** An ignored key for the warning, with the known key it may have meant. */
+const withSuggestion = (key: string, known: ReadonlyArray<string>, show: (key: string) => string): string => {
+  const suggestion = nearest(key, known)
+  return suggestion === undefined ? key : `${key} (did you mean ${show(suggestion)}?)`
+}
+
+/** What the sources hold, read into the configuration with every problem found. */
+interface Sources {
+  /** The raw value of a storage key. */
+  readonly read: (key: string) => Raw | undefined
+  /** Where a key's value came from, when worth saying (an environment variable). */
+  readonly hint?: ((key: string) => string | undefined) | undefined
+  /** `OTEL_EXPORTER_OTLP_ENDPOINT`, when set. */
+  readonly otlp: string | undefined
+  /** Problems found before reading (unknown keys, a missing section). */
+  readonly problems: ReadonlyArray<ConfigProblem>
+}
+
+const assemble = (sources: Sources): Effect.Effect<StoreConfig, ConfigInvalid> => {
+  const { problems: fieldProblems, values } = readAll(sources.read, sources.hint)
+  const problems = [...sources.problems, ...fieldProblems]
+  for (const key of autoScalingKeys) {
+    if (sources.read(key) !== undefined) problems.push({ field: `storage.${key}`, reason: autoScalingRefusal })
   }
-  if (config.namespace.trim() === "" || config.namespace.includes("\u0000")) {
-    return Effect.fail(
-      new ConfigInvalid({ field: "storage.namespace", reason: "must be non-empty and contain no NUL" })
-    )
+  let otlpEndpoint = values.otlpEndpoint
+  if (Option.isNone(otlpEndpoint) && sources.otlp !== undefined && sources.otlp !== "") {
+    const parsed = fields.otlpEndpoint.parse(sources.otlp)
+    if (Result.isSuccess(parsed)) otlpEndpoint = parsed.success
+    else problems.push({ field: otlpVariable, reason: `${JSON.stringify(sources.otlp)} ${parsed.failure}` })
   }
-  if (!/^[a-zA-Z0-9_.-]{3,255}$/.test(config.tableName)) {
-    return Effect.fail(
-      new ConfigInvalid({ field: "storage.table_name", reason: "DynamoDB table names are 3-255 of a-z A-Z 0-9 _ . -" })
-    )
+  const reported = new Set(problems.map((problem) => problem.field))
+  for (const rule of rules) {
+    if (rule.fields.some((key) => reported.has(`storage.${key}`))) continue
+    const problem = rule.check(values)
+    if (problem !== undefined) problems.push(problem)
   }
-  if (Option.isSome(config.storeId) && config.storeId.value.trim() === "") {
-    return Effect.fail(
-      new ConfigInvalid({
-        field: "storage.store_id",
-        reason: "must be non-empty (leave it out to bind to the table name)"
-      })
-    )
+  const [first, ...rest] = problems
+  if (first !== undefined) return Effect.fail(ConfigInvalid.of([first, ...rest]))
+  const {
+    autoScaling: _autoScaling,
+    maxStateAge,
+    readyMaxLag,
+    shutdownTimeout,
+    type: _type,
+    unknownKeys: _unknownKeys,
+    writeTimeout,
+    ...config
+  } = values
+  return Effect.succeed({
+    ...config,
+    otlpEndpoint,
+    readyMaxLagMillis: readyMaxLag,
+    shutdownTimeoutMillis: shutdownTimeout,
+    writeFence: { maxStateAgeMillis: maxStateAge, writeTimeoutMillis: writeTimeout }
+  })
+}
+
+/** A value of the YAML document as a raw configuration value. */
+const rawOf = (value: unknown): Raw | undefined => {
+  if (value === undefined || value === null) return undefined
+  if (Array.isArray(value)) return { _tag: "List", items: value.map(String) }
+  if (typeof value === "object") return { _tag: "Mapping" }
+  return { _tag: "Text", text: String(value) }
+}
+
+/** The storage section of a document: at the top, or under `teleport:` as in Teleport's own file. */
+const storageSection = (document: Record<string, unknown>): { readonly found: boolean; readonly section: unknown } => {
+  if ("storage" in document) return { found: true, section: document.storage }
+  const teleport = document.teleport
+  if (typeof teleport === "object" && teleport !== null && "storage" in teleport) {
+    return { found: true, section: (teleport as Record<string, unknown>).storage }
   }
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: a NUL in a host name is exactly what this refuses
-  if (!/^[^\s\u0000]+$/.test(config.metricsHost)) {
-    return Effect.fail(
-      new ConfigInvalid({
-        field: "storage.metrics_host",
-        reason: "must be a host name or address (0.0.0.0 or :: for every interface)"
-      })
-    )
-  }
-  // Refused rather than warned about: a settle time too short for the writers loses acknowledged writes silently.
-  if (!isSafe(config.settleMillis, config.writeFence)) {
-    const minimum = minimumSettleMillis(config.writeFence)
-    return Effect.fail(
-      new ConfigInvalid({
-        field: "storage.compaction_settle",
-        reason: `must be more than ${Retention.formatDuration(minimum)} (${minimum} ms) for writers with ` +
-          `max_state_age ${Retention.formatDuration(config.writeFence.maxStateAgeMillis)} and write_timeout ` +
-          `${Retention.formatDuration(config.writeFence.writeTimeoutMillis)}: max_state_age + 2 × write_timeout + ` +
-          "5m (how late AWS may still apply a signed request) + 1m (clock skew); raise it or lower those"
-      })
-    )
-  }
-  return Effect.succeed(config)
+  return { found: false, section: undefined }
 }
 
 /**
  * Loads the configuration: environment variables first, then the YAML file
- * named by `file` (or `DYNASTATE_CONFIG`), then defaults.
+ * named by `file` (or `DYNASTATE_CONFIG`), then defaults. Fails with one
+ * `ConfigInvalid` listing every problem. `unknownKeys` (else the
+ * configuration's `unknown_keys`, else `error`) says whether unknown keys and
+ * `DYNASTATE_*` variables fail the load or are listed in a warning.
  */
 export const load = Effect.fn("StoreConfig.load")(function*(options?: {
   readonly file?: string | undefined
   readonly env?: Record<string, string | undefined> | undefined
+  readonly unknownKeys?: UnknownKeys | undefined
 }) {
   const env = options?.env ?? process.env
   const file = options?.file ?? env.DYNASTATE_CONFIG
-  const document = file === undefined ? {} : yield* readYamlFile(file)
-  // Teleport's own file nests the section under `teleport:`; a dynastate file may put it at the top.
-  const teleport = document.teleport
-  const nested = typeof teleport === "object" && teleport !== null
-    ? (teleport as Record<string, unknown>).storage
-    : undefined
-  const raw = "storage" in document ? document.storage : nested
-  if (raw !== undefined && (typeof raw !== "object" || raw === null || Array.isArray(raw))) {
-    return yield* new ConfigInvalid({ field: "storage", reason: "must be a mapping" })
+  const problems: Array<ConfigProblem> = []
+  let storage: Record<string, unknown> = {}
+  if (file !== undefined) {
+    const { found, section } = storageSection(yield* readYamlFile(file))
+    if (!found) {
+      problems.push({
+        field: file,
+        reason: "has no storage: section (at the top, or under teleport:); dynastate reads its settings only there"
+      })
+    } else if (typeof section !== "object" || section === null || Array.isArray(section)) {
+      problems.push({ field: "storage", reason: "must be a mapping of keys such as table_name: and region:" })
+    } else {
+      storage = section as Record<string, unknown>
+    }
   }
-  const storage = raw === undefined ? undefined : normalizeLists(raw as Record<string, unknown>)
-  const unknown = Object.keys(storage ?? {}).filter((key) => !(knownKeys as ReadonlyArray<string>).includes(key))
-  if (unknown.length > 0) {
-    yield* Effect.logWarning(`ignoring storage keys dynastate does not use: ${unknown.join(", ")}`)
+  const variable = (key: string): string | undefined => {
+    const value = env[variableOf(key)]
+    return value === undefined || value === "" ? undefined : value
   }
-  const provider = ConfigProvider.orElse(
-    envProvider(env),
-    ConfigProvider.fromUnknown({ storage: storage ?? {} }, { preserveEmptyStrings: true })
-  )
-  return yield* fromProvider(provider)
+  const read = (key: string): Raw | undefined => {
+    const fromEnv = variable(key)
+    return fromEnv !== undefined ? { _tag: "Text", text: fromEnv } : rawOf(storage[key])
+  }
+  const fileText = rawOf(storage.unknown_keys)
+  const policy: UnknownKeys =
+    (options?.unknownKeys ?? variable("unknown_keys") ?? (fileText?._tag === "Text" ? fileText.text : "")) === "warn"
+      ? "warn"
+      : "error"
+
+  const ignored: Array<string> = []
+  for (const key of Object.keys(storage)) {
+    if (knownKeys.includes(key)) continue
+    if (policy === "warn") ignored.push(withSuggestion(key, knownKeys, (known) => known))
+    else problems.push({ field: `storage.${key}`, reason: unknownReason(key, knownKeys, (known) => known) })
+  }
+  const variables = new Set([...knownKeys.map(variableOf), ...otherVariables])
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith("DYNASTATE_") || variables.has(name)) continue
+    if (policy === "warn") ignored.push(withSuggestion(name, knownKeys.map(variableOf), (known) => known))
+    else problems.push({ field: name, reason: unknownReason(name.slice(10).toLowerCase(), knownKeys, variableOf) })
+  }
+
+  const config = yield* assemble({
+    read,
+    hint: (key) => variable(key) === undefined ? undefined : variableOf(key),
+    otlp: env[otlpVariable],
+    problems
+  })
+  if (ignored.length > 0) {
+    yield* Effect.logWarning(`ignoring storage keys dynastate does not use: ${ignored.join(", ")}`)
+  }
+  return config
 })
 
-/** A configuration error of Effect's `Config`, as a `ConfigInvalid` naming the `storage.*` field. */
-const invalid = (error: Config.ConfigError): ConfigInvalid => {
-  const field = /\["storage"\]\["([a-z_]+)"\]/.exec(error.message)?.[1]
-  return new ConfigInvalid({ field: field === undefined ? "storage" : `storage.${field}`, reason: error.message })
-}
+/** The raw value of `path` in a provider. */
+const loadRaw = (provider: ConfigProvider.ConfigProvider, path: ConfigProvider.Path) =>
+  Effect.gen(function*() {
+    const node = yield* provider.load(path)
+    if (node === undefined) return undefined
+    if (node._tag === "Value") return { _tag: "Text", text: node.value } as Raw
+    if (node._tag === "Record") {
+      return node.value === undefined
+        ? { _tag: "Mapping" } as Raw
+        : { _tag: "Text", text: node.value } as Raw
+    }
+    const items: Array<string> = []
+    for (let i = 0; i < node.length; i++) {
+      const item = yield* provider.load([...path, i])
+      if (item?._tag === "Value") items.push(item.value)
+    }
+    return { _tag: "List", items } as Raw
+  })
 
-/** The checked configuration under `storage` of a `ConfigProvider`. */
-export const fromProvider = (provider: ConfigProvider.ConfigProvider): Effect.Effect<StoreConfig, ConfigInvalid> =>
-  storeConfig.parse(provider).pipe(Effect.mapError(invalid), Effect.flatMap(checkConsistency))
+/**
+ * The checked configuration under `storage` of a `ConfigProvider`, with every problem in one `ConfigInvalid`.
+ * Keys under `storage` it does not know fail it (with `unknownKeys: "warn"`, they are listed in a warning);
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` at the provider's top stands in for `storage.otlp_endpoint`.
+ */
+export const fromProvider = (
+  provider: ConfigProvider.ConfigProvider,
+  options?: { readonly unknownKeys?: UnknownKeys | undefined }
+): Effect.Effect<StoreConfig, ConfigInvalid> =>
+  Effect.gen(function*() {
+    const raws = new Map<string, Raw | undefined>()
+    for (const key of knownKeys) raws.set(key, yield* loadRaw(provider, ["storage", key]))
+    const policyRaw = raws.get("unknown_keys")
+    const policy = options?.unknownKeys ?? (policyRaw?._tag === "Text" && policyRaw.text === "warn" ? "warn" : "error")
+    const section = yield* provider.load(["storage"])
+    const unknown = section?._tag === "Record" ? [...section.keys].filter((key) => !knownKeys.includes(key)) : []
+    const otlp = yield* provider.load([otlpVariable])
+    const problems = policy === "warn" ? [] : unknown.map((key) => ({
+      field: `storage.${key}`,
+      reason: unknownReason(key, knownKeys, (known) => known)
+    }))
+    const config = yield* assemble({
+      read: (key) => raws.get(key),
+      otlp: otlp?._tag === "Value" ? otlp.value : undefined,
+      problems
+    })
+    if (policy === "warn" && unknown.length > 0) {
+      const listed = unknown.map((key) => withSuggestion(key, knownKeys, (known) => known))
+      yield* Effect.logWarning(`ignoring storage keys dynastate does not use: ${listed.join(", ")}`)
+    }
+    return config
+  }).pipe(
+    Effect.catchTag("SourceError", (error) =>
+      Effect.fail(new ConfigInvalid({ field: "storage", reason: `cannot read the configuration: ${error.message}` })))
+  )
 
 /**
  * The checked configuration under `storage` of the current `ConfigProvider` (Effect's own `Config`), for

@@ -14,6 +14,7 @@ import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
 import { defaultCompactionOptions } from "../../src/programs/worker/Compaction.ts"
 import { defaultWorkerOptions } from "../../src/programs/worker/ProjectionWorker.ts"
+import { WorkerHealth } from "../../src/programs/worker/WorkerHealth.ts"
 import { text } from "../properties/linearizability/storeHistory.ts"
 import { indexName, indexOf, logLevel, numberSetting, send, textSetting } from "./Protocol.ts"
 
@@ -52,8 +53,17 @@ const program = Effect.gen(function*() {
     [replica.projection, byValue.projection]
   )
   // The status line (held shards, lag, events applied) every 2 s: seen with CHAOS_LOG_LEVEL=Info.
+  const health = WorkerHealth.layer({
+    readyMaxLagMillis: 30_000,
+    leaseMillis: numberSetting("CHAOS_LEASE_MILLIS"),
+    sampleMillis: 1000
+  })
   yield* Layer.build(
-    statusLine("2 seconds").pipe(Layer.provideMerge(worker), Layer.provide(Layer.succeedContext(store)))
+    statusLine("2 seconds").pipe(
+      Layer.provideMerge(health),
+      Layer.provideMerge(worker),
+      Layer.provide(Layer.succeedContext(store))
+    )
   )
   send({ ready: true })
   const lines = readline.createInterface({ input: process.stdin })

@@ -80,26 +80,32 @@ storage:
 `
 
 describe("StoreConfig.load", () => {
-  it.effect("reads Teleport's storage keys from YAML; keys it does not use only warn", () =>
+  it.effect("reads Teleport's storage keys from YAML; with unknown_keys warn, the keys it does not use are listed", () =>
     Effect.gen(function*() {
-      const { config, lines } = yield* loaded({ file: yamlFile(teleportYaml), env: {} })
+      const { config, lines } = yield* loaded({ file: yamlFile(teleportYaml), env: {}, unknownKeys: "warn" })
       expect(config.region).toEqual(Option.some("us-east-2"))
       expect(config.tableName).toBe("teleport-backend")
       expect(config.kmsKey).toEqual(Option.some("alias/teleport"))
       expect(config.billingMode).toBe("provisioned")
       expect(config.readCapacityUnits).toBe(10)
       expect(config.writeCapacityUnits).toBe(20)
+      expect(config.continuousBackups).toEqual(Option.some(true))
       expect(Option.map(config.accessKey, Redacted.value)).toEqual(Option.some(accessKey))
       expect(Option.map(config.secretKey, Redacted.value)).toEqual(Option.some(secretKey))
       expect(config.endpoint).toEqual(Option.none())
       expect(config.kmsExtraKeys).toEqual([])
-      // Exactly one line: a warning naming both unknown keys (and no value of theirs).
+      // Exactly one line: a warning naming the unknown key (and no value of its).
       expect(lines).toHaveLength(1)
       expect(lines[0]!.level).toBe("Warn")
       expect(lines[0]!.text).toContain("audit_events_uri")
-      expect(lines[0]!.text).toContain("continuous_backups")
       expect(lines[0]!.text).not.toContain("dynamodb://teleport-events")
       expect(lines[0]!.text).not.toContain("billing_mode")
+      // By default the same file is refused, naming the Teleport key and the way to accept it.
+      const strict = yield* invalid({ file: yamlFile(teleportYaml), env: {} })
+      expect(strict.all).toEqual([{
+        field: "storage.audit_events_uri",
+        reason: expect.stringContaining("unknown_keys: warn")
+      }])
     }))
 
   it.effect("a file of only known keys loads without a single log line", () =>
@@ -118,6 +124,8 @@ describe("StoreConfig.load", () => {
       const { config } = yield* loaded({
         env: {
           DYNASTATE_CONFIG: file,
+          // The Teleport file's audit_events_uri is accepted with a warning, as the environment says.
+          DYNASTATE_UNKNOWN_KEYS: "warn",
           DYNASTATE_REGION: "eu-west-1",
           DYNASTATE_TABLE_NAME: "from-env",
           DYNASTATE_SECRET_KEY: "env-secret",
@@ -243,21 +251,24 @@ describe("StoreConfig.load", () => {
         billingMode: "pay_per_request",
         readCapacityUnits: 5,
         writeCapacityUnits: 5,
+        continuousBackups: Option.none(),
         keyringFile: ".dynastate/keyring.key",
         keyringKey: Option.none(),
         dataDir: ".dynastate/dynamodb",
         historyRetention: { _tag: "Forever" },
         metricsPort: Option.none(),
         metricsHost: "127.0.0.1",
+        readyMaxLagMillis: 30_000,
+        shutdownTimeoutMillis: 30_000,
+        otlpEndpoint: Option.none(),
         writeFence: { maxStateAgeMillis: 30_000, writeTimeoutMillis: 30_000 },
         settleMillis: 600_000,
         writeMode: "fenced"
       })
       expect(StoreConfig.isEmbedded(config)).toBe(true)
       expect(lines).toEqual([])
-      // An empty file, and one without a storage section, are the defaults too.
-      expect((yield* loaded({ file: yamlFile(""), env: {} })).config).toEqual(config)
-      expect((yield* loaded({ file: yamlFile("teleport:\n  nodename: auth-1\n"), env: {} })).config).toEqual(config)
+      // An empty storage section is the defaults too.
+      expect((yield* loaded({ file: yamlFile("storage: {}\n"), env: {} })).config).toEqual(config)
     }))
 
   const badValues: ReadonlyArray<{
@@ -478,7 +489,8 @@ describe("StoreConfig.load", () => {
     Effect.gen(function*() {
       const { config } = yield* loaded({
         file: yamlFile(teleportYaml),
-        env: { DYNASTATE_KEYRING_KEY: keyringKey }
+        env: { DYNASTATE_KEYRING_KEY: keyringKey },
+        unknownKeys: "warn"
       })
       expect(Option.isSome(config.secretKey) && Redacted.isRedacted(config.secretKey.value)).toBe(true)
       expect(Option.isSome(config.accessKey) && Redacted.isRedacted(config.accessKey.value)).toBe(true)

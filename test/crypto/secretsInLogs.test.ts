@@ -238,11 +238,11 @@ describe("secrets never reach logs or errors", () => {
       const yaml =
         `storage:\n  access_key: ${awsAccessKey}\n  secret_key: ${awsSecretKey}\n  keyring_key: ${rawKeyBase64}\n`
       const config = yield* StoreConfig.load({
-        file: fileWith("good.yaml", yaml + "  continuous_backups: true\n"),
+        file: fileWith("good.yaml", yaml + "  unknown_keys: warn\n  audit_events_uri: ['stdout://']\n"),
         env: {}
       })
       errorTexts.push(...renderings(config), ...renderings(config.secretKey), ...renderings(config.keyringKey))
-      expect(logLines.some((line) => line.includes("continuous_backups"))).toBe(true)
+      expect(logLines.some((line) => line.includes("audit_events_uri"))).toBe(true)
 
       const bad = [
         StoreConfig.load({ file: fileWith("billing.yaml", yaml + "  billing_mode: monthly\n"), env: {} }),

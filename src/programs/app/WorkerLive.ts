@@ -1,12 +1,18 @@
 /**
- * The projection worker assembled from configuration, with the built-in
- * projections (compaction into history, expiry), any projections of yours,
- * and a live status line.
+ * The projection worker assembled from configuration, as a service: the
+ * built-in projections (compaction into history, expiry) and any of yours, a
+ * status line logged when something changed, with `metrics_port` the HTTP
+ * endpoint (`/metrics`, `/healthz`, `/readyz`), with `otlp_endpoint` (or
+ * `OTEL_EXPORTER_OTLP_ENDPOINT`) OpenTelemetry traces and metrics, and a
+ * deadline (`shutdown_timeout`) on a graceful stop.
  */
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import type { Scope } from "effect"
+import { FetchHttpClient } from "effect/http"
+import * as OtlpMetrics from "effect/observability/OtlpMetrics"
+import * as OtlpSerialization from "effect/observability/OtlpSerialization"
+import * as OtlpTracer from "effect/observability/OtlpTracer"
 import type { Keyring } from "../../infra/crypto/Keyring.ts"
-import * as PrometheusMetrics from "../../infra/PrometheusMetrics.ts"
 import { fromConfig, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
 import { defaultCompactionOptions } from "../worker/Compaction.ts"
@@ -18,16 +24,27 @@ import * as ExpiryProjection from "../worker/projections/ExpiryProjection.ts"
 import * as HistoryProjection from "../worker/projections/HistoryProjection.ts"
 import { defaultWorkerOptions, ProjectionWorker } from "../worker/ProjectionWorker.ts"
 import type { WorkerOptions, WorkerStatus } from "../worker/ProjectionWorker.ts"
+import { WorkerHealth } from "../worker/WorkerHealth.ts"
+import type { Health, Readiness } from "../worker/WorkerHealth.ts"
 import * as StoreLive from "./StoreLive.ts"
+import * as WorkerHttp from "./WorkerHttp.ts"
 
-/** One line saying what the worker is doing. */
-export const formatStatus = (status: WorkerStatus): string => {
-  const lags = status.shards.map((shard) => shard.lagMillis).filter((lag): lag is number => lag !== undefined)
+/** One line saying what the worker is doing (and, when not ready, why). */
+export const formatStatus = (status: WorkerStatus, readiness?: Readiness): string => {
+  const lags = status.held.map((shard) => shard.lagMillis).filter((lag): lag is number => lag !== undefined)
   const lag = lags.length === 0 ? "-" : Duration.format(Duration.millis(Math.max(...lags)))
+  const ready = readiness === undefined
+    ? ""
+    : readiness.ready
+    ? ", ready"
+    : `, not ready: ${readiness.reasons.join("; ")}`
   return `worker ${
     status.owner.slice(7, 15)
   }: ${status.ownedShards}/${status.fairShare} shards (${status.liveWorkers} workers), lag ${lag}, ` +
-    `${status.eventsApplied} events (${status.eventsPerSecond.toFixed(1)}/s), ${status.quarantined.length} quarantined`
+    `${status.eventsApplied} events (${
+      status.eventsPerSecond.toFixed(1)
+    }/s), ${status.quarantined.length} quarantined` +
+    ready
 }
 
 /**
@@ -48,16 +65,39 @@ export const workerLayer = (
     return ProjectionWorker.layer(projections, options)
   }))
 
-/** Logs the status line every `every` while the layer lives. */
+/** What the status line says, less its rates and lags (which move all the time): a line is logged when it changes. */
+const statusKey = ({ readiness, status }: Health): string =>
+  JSON.stringify([
+    status.ownedShards,
+    status.fairShare,
+    status.liveWorkers,
+    status.eventsApplied,
+    status.quarantined.length,
+    readiness.ready,
+    readiness.reasons.length
+  ])
+
+/** Looks at the worker every `every` while the layer lives and logs its status line when something changed. */
 export const statusLine = (every: Duration.Input = "5 seconds") =>
-  Layer.effectDiscard(
-    Effect.sleep(every).pipe(
-      Effect.andThen(ProjectionWorker.use((worker) => worker.status)),
-      Effect.flatMap((status) => Effect.logInfo(formatStatus(status))),
-      Effect.forever,
-      Effect.forkScoped
-    )
-  )
+  Layer.effectDiscard(Effect.gen(function*() {
+    const health = yield* WorkerHealth
+    let logged = ""
+    let last: { readonly at: number; readonly applied: number } | undefined
+    const look = Effect.gen(function*() {
+      const current = yield* health.current
+      const key = statusKey(current)
+      if (key === logged) return
+      logged = key
+      const { status } = current
+      // The rate since the previous line (the worker's own for the first).
+      const eventsPerSecond = last === undefined
+        ? status.eventsPerSecond
+        : Math.max(0, status.eventsApplied - last.applied) / Math.max(0.001, (current.sampledAt - last.at) / 1000)
+      last = { at: current.sampledAt, applied: status.eventsApplied }
+      yield* Effect.logInfo(formatStatus({ ...status, eventsPerSecond }, current.readiness))
+    })
+    yield* look.pipe(Effect.andThen(Effect.sleep(every)), Effect.forever, Effect.forkScoped)
+  }))
 
 /** Compaction as the configuration says: its retention, its settle time, checked against the writers' fence. */
 export const compactionOptions = (config: StoreConfig): CompactionOptions => ({
@@ -67,26 +107,104 @@ export const compactionOptions = (config: StoreConfig): CompactionOptions => ({
   writerFence: config.writeFence
 })
 
-type UserProjections<E> = Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope>
-
-const assemble = <E, E2>(config: StoreConfig, store: Layer.Layer<StoreServices, E2>, projections: UserProjections<E>) =>
-  statusLine().pipe(
-    Layer.provideMerge(
-      Layer.unwrap(
-        Effect.map(
-          projections,
-          (extra) => workerLayer(defaultWorkerOptions(config.tableName), compactionOptions(config), extra)
-        )
+/**
+ * OpenTelemetry traces and metrics over OTLP/HTTP (JSON) to `otlp_endpoint` (`/v1/traces`, `/v1/metrics` below
+ * it), with Effect's own exporters; the service is named by `OTEL_SERVICE_NAME`, else `dynastate-worker`. Nothing
+ * when no endpoint is configured.
+ */
+export const telemetryLayer = (
+  config: Pick<StoreConfig, "otlpEndpoint">,
+  options: { readonly serviceName?: string | undefined; readonly exportInterval?: Duration.Input | undefined } = {}
+): Layer.Layer<never> =>
+  Option.match(config.otlpEndpoint, {
+    onNone: () => Layer.empty,
+    onSome: (endpoint) => {
+      const base = endpoint.replace(/\/+$/, "")
+      const resource = { serviceName: options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? "dynastate-worker" }
+      return Layer.mergeAll(
+        OtlpTracer.layer({ url: `${base}/v1/traces`, resource, exportInterval: options.exportInterval }),
+        OtlpMetrics.layer({ url: `${base}/v1/metrics`, resource, exportInterval: options.exportInterval })
+      ).pipe(
+        Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer])
       )
-    ),
-    Layer.provideMerge(store),
-    // The metrics endpoint (when `metrics_port` is set) serves what the worker records.
-    Layer.merge(PrometheusMetrics.layerFromConfig(config))
-  )
+    }
+  })
 
 /**
- * Store, worker (keeping history as `history_retention` says, settling events for `compaction_settle`), status line and, with `metrics_port`, the
- * Prometheus endpoint for a configuration.
+ * Bounds a graceful stop of `layer`: once it starts closing (SIGTERM and SIGINT interrupt the program, which closes
+ * it: the reader finishes and checkpoints its batch in flight, then the leases are released), `exit` runs if the
+ * stop has not finished within `millis` — by default the process exits with status 1, its leases left to expire.
+ */
+export const withShutdownDeadline =
+  (millis: number, exit: (code: number) => void = (code) => process.exit(code)) =>
+  <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, Exclude<R, Scope.Scope>> =>
+    Layer.effectContext(Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      let timer: ReturnType<typeof setTimeout> | undefined
+      // Added first, so run last: the stop finished in time.
+      yield* Effect.addFinalizer(() => Effect.sync(() => clearTimeout(timer)))
+      const context = yield* Layer.buildWithScope(layer, scope)
+      // Added last, so run first: the stop begins.
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          const services = yield* Effect.context<never>()
+          timer = setTimeout(() => {
+            Effect.runForkWith(services)(
+              Effect.logError(
+                `the worker did not stop within shutdown_timeout ${Duration.format(Duration.millis(millis))}: ` +
+                  "exiting; its leases expire by themselves"
+              )
+            )
+            exit(1)
+          }, millis)
+          // Never what keeps the process alive: a stop that finishes lets it exit at once.
+          timer.unref()
+          yield* Effect.logInfo(
+            `stopping the worker: finishing the batch in flight and releasing its leases (at most ${
+              Duration.format(Duration.millis(millis))
+            })`
+          )
+        })
+      )
+      return context
+    }))
+
+/** The HTTP endpoint a configuration asks for (`metrics_port`, `metrics_host`), or nothing. */
+const endpointLayer = (config: StoreConfig): Layer.Layer<never, WorkerHttp.EndpointUnavailable, WorkerHealth> =>
+  Option.match(config.metricsPort, {
+    onNone: () => Layer.empty,
+    onSome: (port) =>
+      Layer.effectDiscard(Effect.void).pipe(Layer.provide(WorkerHttp.layer({ host: config.metricsHost, port })))
+  })
+
+type UserProjections<E> = Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope>
+
+const assemble = <E, E2>(
+  config: StoreConfig,
+  store: Layer.Layer<StoreServices, E2>,
+  projections: UserProjections<E>
+) => {
+  const options = defaultWorkerOptions(config.tableName)
+  const worker = Layer.unwrap(
+    Effect.map(projections, (extra) => workerLayer(options, compactionOptions(config), extra))
+  )
+  const health = WorkerHealth.layer({
+    readyMaxLagMillis: config.readyMaxLagMillis,
+    leaseMillis: options.leaseMillis,
+    sampleMillis: 1_000
+  })
+  return Layer.mergeAll(statusLine(), endpointLayer(config)).pipe(
+    Layer.provideMerge(health),
+    Layer.provideMerge(worker),
+    Layer.provideMerge(store),
+    Layer.provideMerge(telemetryLayer(config)),
+    withShutdownDeadline(config.shutdownTimeoutMillis)
+  )
+}
+
+/**
+ * Store, worker (keeping history as `history_retention` says, settling events for `compaction_settle`), health,
+ * status line, and as configured the HTTP endpoint, OpenTelemetry export and the shutdown deadline.
  * `projections` makes the projections of yours to run beside the built-in ones (e.g. a loaded
  * `ProjectionModule`); it may use the store's services, and what it starts lives as long as the layer.
  */

@@ -112,6 +112,10 @@ export interface WorkerStatus {
   readonly fairShare: number
   /** Workers of the group alive at that look, this one included. */
   readonly liveWorkers: number
+  /** The shards held now, with the lag of their current reading (undefined until its first batch is applied). */
+  readonly held: ReadonlyArray<{ readonly shardId: string; readonly lagMillis: number | undefined }>
+  /** When the lease heartbeat last went through, and why it failed since, if it did. */
+  readonly heartbeat: { readonly lastSuccessAt: number; readonly failure: string | undefined }
 }
 
 /** A readable account of why a projection failed: its message, else its tag, else its text. */
@@ -140,7 +144,9 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   const area = yield* HistoryArea
   const context = yield* Effect.context<StreamsApi | Dynamo>()
   const owner = `worker-${randomUUID()}`
-  const progress = new Map<string, { lagMillis: number | undefined; records: number }>()
+  const progress = new Map<string, { lagMillis: number | undefined; records: number; reading: number }>()
+  // The oldest record of the batch being applied, per shard: a slow or stuck batch shows as lag while it runs.
+  const inFlight = new Map<string, number>()
   const applied = new Map<string, number>()
   const quarantined = new Map<string, Quarantined>()
   let eventsApplied = 0
@@ -242,8 +248,11 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         for (const projection of projections) if (projection.rebuild) yield* projection.rebuild
       }
       if (batch._tag === "Records") {
-        const now = yield* Clock.currentTimeMillis
-        const shard = progress.get(batch.shardId) ?? { lagMillis: undefined, records: 0 }
+        const oldest = batch.records.find((record) => record.approximateCreation !== undefined)?.approximateCreation
+        if (oldest !== undefined) inFlight.set(batch.shardId, oldest)
+        const shard = progress.get(batch.shardId) ?? { lagMillis: undefined, records: 0, reading: batch.reading }
+        // A new reading of the shard (taken again) has no lag of its own yet.
+        if (shard.reading !== batch.reading) Object.assign(shard, { lagMillis: undefined, reading: batch.reading })
         // The batch's events by key, each key's in stream order (which is its seq order within a shard).
         const byKey = new Map<string, Array<Event>>()
         for (const record of batch.records) {
@@ -288,7 +297,9 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         )
         for (const record of batch.records) {
           shard.records++
-          if (record.approximateCreation !== undefined) shard.lagMillis = Math.max(0, now - record.approximateCreation)
+          if (record.approximateCreation !== undefined) {
+            shard.lagMillis = Math.max(0, (yield* Clock.currentTimeMillis) - record.approximateCreation)
+          }
         }
         // An empty batch means the reader reached the shard's newest record: nothing is waiting.
         if (batch.records.length === 0) shard.lagMillis = 0
@@ -298,7 +309,11 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         progress.set(batch.shardId, shard)
       }
       yield* batch.ack
-    }).pipe(leasing.exclusive, Effect.uninterruptible)
+    }).pipe(
+      Effect.ensuring(Effect.sync(() => inFlight.delete(batch.shardId))),
+      leasing.exclusive,
+      Effect.uninterruptible
+    )
 
   const runOnce = readStream(table.location.table, leasing.coordinator, options.reader).pipe(Stream.runForEach(handle))
 
@@ -318,11 +333,17 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
     const now = yield* Clock.currentTimeMillis
     const eventsPerSecond = (eventsApplied - window.applied) / Math.max(0.001, (now - window.at) / 1000)
     window = { at: now, applied: eventsApplied }
-    const balance = yield* leasing.status
+    const { held, ...balance } = yield* leasing.status
     return {
       ...balance,
       owner,
-      shards: [...progress].map(([shardId, shard]) => ({ shardId, ...shard })),
+      held: held.map(({ reading, shardId }) => {
+        const shard = progress.get(shardId)
+        const applied = shard?.reading === reading ? shard.lagMillis : undefined
+        const pending = inFlight.get(shardId)
+        return { shardId, lagMillis: pending === undefined ? applied : Math.max(applied ?? 0, now - pending) }
+      }),
+      shards: [...progress].map(([shardId, { lagMillis, records }]) => ({ shardId, lagMillis, records })),
       eventsApplied,
       eventsPerSecond,
       quarantined: [...quarantined.values()]

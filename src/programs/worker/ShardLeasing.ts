@@ -37,6 +37,10 @@ export interface LeasingStatus {
   readonly ownedShards: number
   readonly fairShare: number
   readonly liveWorkers: number
+  /** The shards held now, each with the reading it is held by (see `ShardCoordinator.acquire`). */
+  readonly held: ReadonlyArray<{ readonly shardId: string; readonly reading: number }>
+  /** When the heartbeat (renewals, announcement, balance) last went through, and why it failed since, if it did. */
+  readonly heartbeat: { readonly lastSuccessAt: number; readonly failure: string | undefined }
 }
 
 /** A worker's leases. */
@@ -83,6 +87,7 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
   let memory = LeaseBalance.emptyMemory
   let takenOver = false
   let seen = { fairShare: 0, liveWorkers: 1 }
+  let heartbeatState: LeasingStatus["heartbeat"] = { lastSuccessAt: yield* Clock.currentTimeMillis, failure: undefined }
   let handOffFiber: Fiber.Fiber<void> | undefined
   let handingOff = false
 
@@ -260,7 +265,15 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
     Effect.andThen(announceSelf),
     Effect.andThen(rebalance),
     withDynamo,
-    Effect.catch((error) => Effect.logWarning(`lease heartbeat failed: ${error._tag}`))
+    Effect.andThen(Clock.currentTimeMillis),
+    Effect.map((now) => {
+      heartbeatState = { lastSuccessAt: now, failure: undefined }
+    }),
+    Effect.catch((error) =>
+      Effect.sync(() => {
+        heartbeatState = { ...heartbeatState, failure: error._tag }
+      }).pipe(Effect.andThen(Effect.logWarning(`lease heartbeat failed: ${error._tag}`)))
+    )
   )
 
   yield* ProjectionLeases.ensureTable(location.table).pipe(withDynamo)
@@ -306,7 +319,12 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
       takenOver = false
       return was
     }),
-    status: Effect.sync(() => ({ ownedShards: owned.size, ...seen })),
+    status: Effect.sync(() => ({
+      ownedShards: owned.size,
+      ...seen,
+      held: [...owned.values()].map((held) => ({ shardId: held.shardId, reading: held.reading })),
+      heartbeat: heartbeatState
+    })),
     shutdown
   } satisfies ShardLeasing
 })
