@@ -50,7 +50,11 @@ const program = Command.run(cli, { version: VERSION }).pipe(
   Effect.provideService(References.MinimumLogLevel, "Warn"),
   Effect.exit,
   Effect.flatMap(Exit.match({ onSuccess: () => Effect.succeed(ExitCode.ok), onFailure: report })),
-  Effect.flatMap((code) => Effect.sync(() => void (process.exitCode = code))),
+  Effect.flatMap((code) =>
+    Effect.sync(() => {
+      process.exitCode = code
+    })
+  ),
   Effect.provide(Layer.mergeAll(NodeServices.layer, presenter)),
   Effect.provideService(Logger.LogToStderr, true)
 )

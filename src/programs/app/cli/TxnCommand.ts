@@ -35,7 +35,7 @@ const conditionOf = (where: string, given: unknown): Effect.Effect<Condition, In
   )
 }
 
-const valueOf = (where: string, given: unknown): Effect.Effect<Uint8Array, Input.InputInvalid> => {
+const entryValue = (where: string, given: unknown): Effect.Effect<Uint8Array, Input.InputInvalid> => {
   if (typeof given === "string") return Effect.succeed(new TextEncoder().encode(given))
   const base64 = (given as { base64?: unknown } | null)?.base64
   if (typeof base64 === "string" && /^[A-Za-z0-9+/]*={0,2}$/.test(base64)) {
@@ -72,7 +72,7 @@ const entryOf = Effect.fnUntraced(function*(given: unknown, index: number) {
   const condition = yield* conditionOf(where, entry.if)
   const action = entry.put !== undefined
     ? Action.put(
-      yield* valueOf(where, entry.put),
+      yield* entryValue(where, entry.put),
       entry.ttl === undefined
         ? undefined
         : Date.now() + (yield* Input.durationMillis(`${where}.ttl`, String(entry.ttl)))
