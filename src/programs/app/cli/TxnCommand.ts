@@ -41,7 +41,12 @@ const entryValue = (where: string, given: unknown): Effect.Effect<Uint8Array, In
   if (typeof base64 === "string" && /^[A-Za-z0-9+/]*={0,2}$/.test(base64)) {
     return Effect.succeed(new Uint8Array(Buffer.from(base64, "base64")))
   }
-  return Effect.fail(new Input.InputInvalid({ input: `${where}.put`, reason: "must be text or { base64: … }" }))
+  return Effect.fail(
+    new Input.InputInvalid({
+      input: `${where}.put`,
+      reason: "must be text (quote numbers and booleans) or { base64: … }"
+    })
+  )
 }
 
 const entryOf = Effect.fnUntraced(function*(given: unknown, index: number) {
