@@ -117,3 +117,22 @@ describe("txn file", () => {
       }
     }))
 })
+
+describe("CLI exit codes", () => {
+  it("each kind of failure has its code; anything unknown is 1", async () => {
+    const { exitCodeOf, failureJson } = await import("../../src/programs/app/cli/Output.ts")
+    const Errors = await import("../../src/domain/Errors.ts")
+    expect(exitCodeOf(new Errors.NotFound({ key: "/k" }))).toBe(3)
+    expect(exitCodeOf(new Errors.AlreadyExists({ key: "/k" }))).toBe(4)
+    expect(exitCodeOf(new Errors.BadParameter({ field: "key", reason: "empty" }))).toBe(2)
+    expect(exitCodeOf(new Errors.StorageFailure({ operation: "GetItem", reason: "down" }))).toBe(5)
+    expect(exitCodeOf(new Input.InputInvalid({ input: "--ttl", reason: "bad" }))).toBe(2)
+    expect(exitCodeOf(new Error("boom"))).toBe(1)
+    expect(exitCodeOf(undefined)).toBe(1)
+    expect(failureJson(new Errors.NotFound({ key: "/k" }))).toEqual({
+      error: "NotFound",
+      message: "NotFound: key not found: /k",
+      exitCode: 3
+    })
+  })
+})

@@ -50,7 +50,8 @@ const byTag: Record<string, number> = {
   ConfigInvalid: ExitCode.usage,
   InputInvalid: ExitCode.usage,
   ProjectionModuleInvalid: ExitCode.usage,
-  ProjectionNotFound: ExitCode.usage,
+  UnknownProjection: ExitCode.usage,
+  DuplicateProjectionName: ExitCode.usage,
   TableMissing: ExitCode.notSetUp,
   KeyFileMissing: ExitCode.notSetUp,
   Throttled: ExitCode.unavailable,
@@ -62,7 +63,11 @@ const byTag: Record<string, number> = {
   KeyringError: ExitCode.unavailable,
   WatchGap: ExitCode.unavailable,
   WatcherOverflow: ExitCode.unavailable,
-  StreamsError: ExitCode.unavailable
+  StreamGone: ExitCode.unavailable,
+  IteratorExpired: ExitCode.unavailable,
+  TrimmedData: ExitCode.unavailable,
+  LateWriteUndone: ExitCode.unavailable,
+  MetricsServerError: ExitCode.unavailable
 }
 
 /** The exit code of a failure, by its tag (1 for anything the CLI does not know). */
