@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
 import * as DataDir from "../../src/programs/app/DataDir.ts"
@@ -50,4 +52,18 @@ describe("DataDir", () => {
       path.join("C:\\L", "dynastate", "Data")
     )
   })
+
+  it.effect("files an older version left in the working directory are pointed out, unless they are in use", () =>
+    Effect.gen(function*() {
+      const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-legacy-"))
+      const config = DataDir.resolvePaths(yield* load({}), { env: { XDG_DATA_HOME: "/home/u/.data" } })
+      expect(DataDir.legacyDataWarning(config, cwd)).toBeUndefined()
+      fs.mkdirSync(path.join(cwd, ".dynastate"))
+      fs.writeFileSync(path.join(cwd, ".dynastate", "keyring.key"), "k")
+      const warning = DataDir.legacyDataWarning(config, cwd)
+      expect(warning).toContain(`DYNASTATE_KEYRING_FILE=${path.join(cwd, ".dynastate", "keyring.key")}`)
+      const inUse = { ...config, keyringFile: path.join(cwd, ".dynastate", "keyring.key") }
+      expect(DataDir.legacyDataWarning(inUse, cwd)).toBeUndefined()
+      fs.rmSync(cwd, { recursive: true, force: true })
+    }))
 })

@@ -7,7 +7,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { endpoint, freshTableName } from "../support/TestStore.ts"
-import { cliEntry, cliEnv, jsonLines, nodeBinary, runCli, runCliBytes } from "./cliProcess.ts"
+import { cliCwd, cliEntry, cliEnv, jsonLines, nodeBinary, runCli, runCliBytes } from "./cliProcess.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-cli-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -246,7 +246,8 @@ describe("dynastate CLI: the contract", () => {
   it("watch prints changes as JSON lines from Init on, and --from resumes after a position", async () => {
     const { spawn } = await import("node:child_process")
     const child = spawn(nodeBinary, [cliEntry, ...on("watch", "--prefix", "/w/", "-o", "json", "--count", "2")], {
-      env: cliEnv(env)
+      env: cliEnv(env),
+      cwd: cliCwd
     })
     let out = ""
     child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")))

@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import * as LocalRegistry from "../../src/infra/local/LocalRegistry.ts"
-import { cliEntry, cliEnv, nodeBinary, runCli } from "./cliProcess.ts"
+import { cliCwd, cliEntry, cliEnv, nodeBinary, runCli } from "./cliProcess.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-cli-embedded-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -27,7 +27,7 @@ const until = async (condition: () => boolean, timeoutMs: number) => {
 
 describe("dynastate CLI on the embedded store", () => {
   it("local keeps one DynamoDB Local that every CLI call shares, and it stops after the last one leaves", async () => {
-    const local = spawn(nodeBinary, [cliEntry, "local", "-o", "json"], { env: cliEnv(env) })
+    const local = spawn(nodeBinary, [cliEntry, "local", "-o", "json"], { env: cliEnv(env), cwd: cliCwd })
     let out = ""
     local.stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")))
     const closed = new Promise<number | null>((resolve) => local.once("close", resolve))
@@ -47,7 +47,7 @@ describe("dynastate CLI on the embedded store", () => {
 
     // A second `local` joins rather than starting another.
     const second = await new Promise<string>((resolve) => {
-      const child = spawn(nodeBinary, [cliEntry, "local", "-o", "json"], { env: cliEnv(env) })
+      const child = spawn(nodeBinary, [cliEntry, "local", "-o", "json"], { env: cliEnv(env), cwd: cliCwd })
       child.stdout.on("data", (chunk: Buffer) => {
         child.kill("SIGINT")
         resolve(chunk.toString("utf8"))

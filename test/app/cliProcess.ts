@@ -4,6 +4,8 @@
  * stdout and stderr.
  */
 import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 
 /** What a CLI run printed and how it ended. */
@@ -18,6 +20,9 @@ const root = path.resolve(import.meta.dirname, "../..")
 export const nodeBinary = path.join(root, "node_modules", ".bin", "node")
 /** The CLI's entry point. */
 export const cliEntry = path.join(root, "src", "programs", "app", "cli.ts")
+
+/** The working directory of CLI runs: an empty one, so no file of the repository's own is found by accident. */
+export const cliCwd = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-cli-cwd-"))
 
 /** Environment variables of the test's shell that would change what the CLI does. */
 const cleared = ["DYNASTATE_CONFIG", "AWS_PROFILE", "DYNASTATE_ENDPOINT", "DYNASTATE_TABLE_NAME", "DYNASTATE_REGION"]
@@ -35,7 +40,7 @@ export const runCli = (
   options: { readonly env?: Record<string, string>; readonly stdin?: string | Uint8Array } = {}
 ): Promise<CliRun> =>
   new Promise((resolve, reject) => {
-    const child = spawn(nodeBinary, [cliEntry, ...args], { env: cliEnv(options.env), stdio: "pipe" })
+    const child = spawn(nodeBinary, [cliEntry, ...args], { env: cliEnv(options.env), cwd: cliCwd, stdio: "pipe" })
     const out: Array<Buffer> = []
     const err: Array<Buffer> = []
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk))
@@ -49,7 +54,11 @@ export const runCli = (
 /** Runs the CLI and returns its stdout as raw bytes (for `-o value`). */
 export const runCliBytes = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   new Promise<{ code: number | null; stdout: Buffer }>((resolve, reject) => {
-    const child = spawn(nodeBinary, [cliEntry, ...args], { env: cliEnv(env), stdio: ["ignore", "pipe", "ignore"] })
+    const child = spawn(nodeBinary, [cliEntry, ...args], {
+      env: cliEnv(env),
+      cwd: cliCwd,
+      stdio: ["ignore", "pipe", "ignore"]
+    })
     const out: Array<Buffer> = []
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk))
     child.once("error", reject)

@@ -4,6 +4,7 @@
  * without one, to the user's data directory (`$XDG_DATA_HOME/dynastate`, `~/.local/share/dynastate`). Never the
  * working directory: the same application started from another folder must find the same key, not make a new one.
  */
+import { existsSync } from "node:fs"
 import { homedir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
@@ -51,4 +52,17 @@ export const resolvePaths = (
     ? join(dataDir, "keyring.key")
     : join(base, "keyring.key")
   return { ...config, dataDir, keyringFile }
+}
+
+/**
+ * A warning when the working directory holds the files of an older dynastate (which kept them there) that the
+ * configuration no longer uses, with the settings that keep using them; `undefined` otherwise.
+ */
+export const legacyDataWarning = (config: StoreConfig, cwd: string = process.cwd()): string | undefined => {
+  const legacy = resolve(cwd, ".dynastate")
+  const usedHere = config.dataDir.startsWith(legacy) || config.keyringFile.startsWith(legacy)
+  if (usedHere || !existsSync(join(legacy, "keyring.key"))) return undefined
+  return `${legacy} holds the data and key of an older dynastate, which kept them in the working directory; this ` +
+    `store uses ${config.dataDir}. To keep using the old ones: DYNASTATE_DATA_DIR=${join(legacy, "dynamodb")} ` +
+    `DYNASTATE_KEYRING_FILE=${join(legacy, "keyring.key")}`
 }

@@ -9,7 +9,7 @@ import { Console, Effect, Fiber, Stream } from "effect"
 import * as Key from "../../domain/Key.ts"
 import * as StoreConfig from "../../infra/StoreConfig.ts"
 import { Store } from "../store/Store.ts"
-import { resolvePaths } from "./DataDir.ts"
+import { legacyDataWarning, resolvePaths } from "./DataDir.ts"
 import { demo } from "./Demo.ts"
 import * as WorkerLive from "./WorkerLive.ts"
 
@@ -57,6 +57,8 @@ const main = Effect.gen(function*() {
   const loaded = yield* StoreConfig.load()
   // Beside the configuration file (or in the user's data directory): the same key whatever the working directory.
   const config = resolvePaths(loaded, { configFile: process.env["DYNASTATE_CONFIG"] })
+  const legacy = legacyDataWarning(config)
+  if (legacy !== undefined) yield* Effect.logWarning(legacy)
   yield* Effect.logInfo(`table ${config.tableName}, namespace ${config.namespace}, data in ${config.dataDir}`)
   yield* Effect.gen(function*() {
     yield* demo

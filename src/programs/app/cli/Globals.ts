@@ -5,7 +5,7 @@
 import { Effect, Layer, Option } from "effect"
 import { Flag, GlobalFlag } from "effect/cli"
 import * as StoreConfig from "../../../infra/StoreConfig.ts"
-import { resolvePaths } from "../DataDir.ts"
+import { legacyDataWarning, resolvePaths } from "../DataDir.ts"
 import * as StoreLive from "../StoreLive.ts"
 
 const optionalString = (name: string, description: string) =>
@@ -52,8 +52,10 @@ export const loadConfig = Effect.gen(function*() {
   // The SDK's default credential chain reads it when the clients are made, for DynamoDB and KMS alike.
   if (Option.isSome(profile)) process.env["AWS_PROFILE"] = profile.value
   const env = { ...process.env, ...overrides }
-  const config = yield* StoreConfig.load({ file, env })
-  return { config: resolvePaths(config, { configFile: file, env }), file }
+  const config = resolvePaths(yield* StoreConfig.load({ file, env }), { configFile: file, env })
+  const legacy = legacyDataWarning(config)
+  if (legacy !== undefined) yield* Effect.logWarning(legacy)
+  return { config, file }
 })
 
 /** Runs the program `make` gives for the configuration, with the store opened as `access` allows. */
