@@ -2,7 +2,7 @@
  * The keeper process's entry point: `node keeperMain.ts <dataDir> <port> <idleMillis>`, spawned detached by
  * `SharedDynamoDBLocal.acquire`. Its output goes to the data directory's `local.log`.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as LocalKeeper from "./LocalKeeper.ts"
 
 const [dataDir, port, idleMillis] = process.argv.slice(2)

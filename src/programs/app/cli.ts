@@ -4,7 +4,9 @@
  * exit code per kind of failure (`cli/Output.ts`), on the store the global flags, `DYNASTATE_*` variables and the
  * configuration file describe (the shared embedded DynamoDB Local by default).
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+// Subpaths, not the barrel: the barrel loads the HTTP server and more, half a second of every CLI call.
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Console, Effect, Exit, Layer, Logger, References } from "effect"
 import { CliError, CliOutput, Command } from "effect/cli"
 import { cli } from "./cli/Commands.ts"

@@ -4,7 +4,7 @@
  * the table and the first key, runs the store's tour, says which CLI commands
  * to try next, then keeps the projection worker running until Ctrl-C.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Fiber, Stream } from "effect"
 import * as Key from "../../domain/Key.ts"
 import * as StoreConfig from "../../infra/StoreConfig.ts"
