@@ -1,6 +1,7 @@
 /**
  * One DynamoDB Local per data directory (`SharedDynamoDBLocal`): simultaneous users share one JVM, the keeper stops
- * it once the last lease is gone (leases of dead processes do not count), and a stale record is taken over.
+ * it once the last lease is gone (leases of dead processes do not count), and a stale record (dead keeper, or from
+ * before a reboot) is taken over.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
@@ -73,24 +74,37 @@ describe("SharedDynamoDBLocal", () => {
     90_000
   )
 
-  it.live("a record whose keeper died is taken over by a new instance", () =>
-    Effect.gen(function*() {
-      const dataDir = freshDir()
-      const dead = deadPid()
-      LocalRegistry.writeRecord(dataDir, {
-        endpoint: "http://127.0.0.1:9",
-        port: 9,
-        keeperPid: dead,
-        startedAt: new Date().toISOString()
-      })
-      const instance = yield* Effect.scoped(Effect.gen(function*() {
-        const instance = yield* SharedDynamoDBLocal.acquire({ dataDir, idleMillis: 0 })
-        expect(instance.started).toBe(true)
-        expect(instance.keeperPid).not.toBe(dead)
-        expect(yield* answers(instance.endpoint)).toBe(true)
-        return instance
-      }))
-      expect(yield* waitFor(() => !LocalRegistry.isAlive(instance.keeperPid), 15_000)).toBe(true)
-      fs.rmSync(dataDir, { recursive: true, force: true })
-    }), 90_000)
+  it("a record is current while its keeper lives and the machine has not rebooted", () => {
+    const record = { endpoint: "http://127.0.0.1:9", port: 9, keeperPid: process.pid, startedAt: "" }
+    expect(LocalRegistry.isCurrent(record)).toBe(true)
+    expect(LocalRegistry.isCurrent({ ...record, bootedAt: LocalRegistry.bootedAt() })).toBe(true)
+    expect(LocalRegistry.isCurrent({ ...record, keeperPid: deadPid() })).toBe(false)
+    expect(LocalRegistry.isCurrent({ ...record, bootedAt: LocalRegistry.bootedAt() - 3600 })).toBe(false)
+  })
+
+  it.live(
+    "a record from before a reboot (its pid now someone else's) is taken over by a new instance",
+    () =>
+      Effect.gen(function*() {
+        const dataDir = freshDir()
+        // This test's own pid is alive, as a reused pid would be; the boot time says the record is from before.
+        LocalRegistry.writeRecord(dataDir, {
+          endpoint: "http://127.0.0.1:9",
+          port: 9,
+          keeperPid: process.pid,
+          startedAt: new Date().toISOString(),
+          bootedAt: LocalRegistry.bootedAt() - 86_400
+        })
+        const instance = yield* Effect.scoped(Effect.gen(function*() {
+          const instance = yield* SharedDynamoDBLocal.acquire({ dataDir, idleMillis: 0 })
+          expect(instance.started).toBe(true)
+          expect(instance.keeperPid).not.toBe(process.pid)
+          expect(yield* answers(instance.endpoint)).toBe(true)
+          return instance
+        }))
+        expect(yield* waitFor(() => !LocalRegistry.isAlive(instance.keeperPid), 15_000)).toBe(true)
+        fs.rmSync(dataDir, { recursive: true, force: true })
+      }),
+    90_000
+  )
 })

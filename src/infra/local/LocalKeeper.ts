@@ -33,7 +33,8 @@ export const run = Effect.fn("LocalKeeper.run")(function*(options: KeeperOptions
     endpoint: instance.endpoint,
     port: instance.port,
     keeperPid: process.pid,
-    startedAt: new Date().toISOString()
+    startedAt: new Date().toISOString(),
+    bootedAt: LocalRegistry.bootedAt()
   })
   yield* Effect.log(`keeping DynamoDB Local on ${instance.endpoint} for ${options.dataDir}`)
   let idleSince: number | undefined

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
+import { uptime } from "node:os"
 import { join } from "node:path"
 
 /** What `local.json` holds: where the shared instance answers and who keeps it. */
@@ -16,7 +17,19 @@ export interface LocalRecord {
   /** The keeper process: it owns the JVM and stops it once no lease is left. */
   readonly keeperPid: number
   readonly startedAt: string
+  /** When the machine booted (epoch seconds): after a reboot the recorded pid may belong to another process. */
+  readonly bootedAt?: number | undefined
 }
+
+/** When this machine booted, in epoch seconds. */
+export const bootedAt = (): number => Math.round(Date.now() / 1000 - uptime())
+
+/**
+ * Whether a record still describes a running keeper: its process is alive and the machine has not rebooted since
+ * (a reboot hands the recorded pid to some other process).
+ */
+export const isCurrent = (record: LocalRecord, now: number = bootedAt()): boolean =>
+  (record.bootedAt === undefined || Math.abs(record.bootedAt - now) <= 5) && isAlive(record.keeperPid)
 
 /** The files of a data directory. */
 export const paths = (dataDir: string) => ({

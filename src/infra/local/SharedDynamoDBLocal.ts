@@ -3,7 +3,7 @@
  *
  * A process first writes its lease (`leases/<pid>-…`), then, under the start lock, reads `local.json`: if the
  * recorded keeper is alive and its endpoint answers, it connects (a few milliseconds); if the record is stale (its
- * keeper is dead) or missing, it spawns a detached keeper (`LocalKeeper`) that starts the JVM and records it, and
+ * keeper is dead, or the machine rebooted since) or missing, it spawns a detached keeper (`LocalKeeper`) that starts the JVM and records it, and
  * waits for that record. Releasing the scope removes the lease. The keeper stops the JVM once no live process has
  * held a lease for `idleMillis`; leases of processes that died are noticed by their pid and dropped.
  */
@@ -100,7 +100,7 @@ const startKeeper = Effect.fnUntraced(function*(options: SharedOptions, deadline
 /** Under the lock: the recorded instance if it answers, a fresh one if the record is missing or stale. */
 const connectOrStart = Effect.fnUntraced(function*(options: SharedOptions, deadline: number) {
   const record = LocalRegistry.readRecord(options.dataDir)
-  if (record !== undefined && LocalRegistry.isAlive(record.keeperPid)) {
+  if (record !== undefined && LocalRegistry.isCurrent(record)) {
     if (yield* answers(record.endpoint)) return { ...record, started: false }
     // Its keeper lives but the JVM does not answer (busy, or about to be noticed gone): never start a second JVM
     // on the same sqlite file beside it.
