@@ -68,7 +68,7 @@ const startKeeper = Effect.fnUntraced(function*(options: SharedOptions, deadline
     process.execPath,
     [keeperFile(), options.dataDir, String(options.port ?? 0), String(options.idleMillis ?? defaultIdleMillis())],
     // Detached, in a process group of its own: Ctrl-C in the starter's terminal must not stop the shared instance.
-    { detached: true, stdio: ["ignore", out, out] }
+    { detached: true, stdio: ["ignore", out, out], windowsHide: true }
   )
   fs.closeSync(out)
   let exited: string | undefined
