@@ -3,7 +3,7 @@
  * JSON document per line for streams, `value` for a value's raw bytes), everything else on stderr, and an exit
  * code per kind of failure so a script can tell "not found" from "try again later".
  */
-import { Console, Effect, Option } from "effect"
+import { Console, Effect } from "effect"
 import { Flag, GlobalFlag } from "effect/cli"
 import type { Item } from "../../../domain/Item.ts"
 
@@ -143,6 +143,3 @@ export const emit = (result: {
     }
     return yield* Console.log(result.text)
   })
-
-/** `Option` of a flag as `undefined`, for the store's optional parameters. */
-export const orUndefined = Option.getOrUndefined
