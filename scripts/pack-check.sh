@@ -101,4 +101,15 @@ echo "$rebuilt"
 echo "$rebuilt" | grep -q "greetings: /pack-check/greeting seq 1 put" || fail "the projections module's rebuild did not see the value put"
 echo "$rebuilt" | grep -q "rebuilt greetings: replayed 1 keys" || fail "dynastate rebuild did not report the replay"
 
+step "the installed dynastate binary on the embedded store: its commands share one DynamoDB Local"
+embedded=(env -u DYNASTATE_ENDPOINT -u DYNASTATE_KEYRING_FILE DYNASTATE_DATA_DIR="$work/embedded" DYNASTATE_LOCAL_IDLE_MS=20000)
+"${embedded[@]}" npx dynastate get /embedded/k >/dev/null 2>&1 && fail "a read on a store never set up succeeded"
+"${embedded[@]}" npx dynastate init
+keeper="$(node -p "require('$work/embedded/local.json').keeperPid")"
+"${embedded[@]}" npx dynastate put /embedded/k "shared" >/dev/null
+[ "$("${embedded[@]}" npx dynastate get /embedded/k -o value)" = "shared" ] || fail "dynastate get -o value did not print the value put"
+[ "$(node -p "require('$work/embedded/local.json').keeperPid")" = "$keeper" ] || fail "a command started a second DynamoDB Local"
+echo "one DynamoDB Local (keeper pid $keeper) served init, put and get"
+kill "$keeper"
+
 step "OK"

@@ -3,7 +3,7 @@
  * `DYNASTATE_*` variables, and over SDK clients of the application's own (left for the application to destroy).
  * Each is checked against DynamoDB Local by writing through one layer and reading through another.
  */
-import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb"
+import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Option } from "effect"
@@ -82,8 +82,9 @@ describe("StoreLive layers", () => {
       )
       expect(sent).toContain("PutItemCommand")
       // The layer is released, the clients are still usable: they are the application's to destroy.
-      const tables = yield* Effect.promise(() => dynamodb.send(new ListTablesCommand({})))
-      expect(tables.TableNames).toContain(table)
+      // DescribeTable, not ListTables: a shared DynamoDB Local holds more tables than one ListTables page.
+      const described = yield* Effect.promise(() => dynamodb.send(new DescribeTableCommand({ TableName: table })))
+      expect(described.Table?.TableName).toBe(table)
       const reader = StoreLive.layer({ ...config, endpoint: Option.some(endpoint()) })
       expect(yield* get("/layers/clients").pipe(Effect.provide(reader))).toBe("through your client")
       dynamodb.destroy()

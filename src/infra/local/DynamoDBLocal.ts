@@ -167,8 +167,8 @@ const probePort = (port: number) =>
       new DynamoDBLocalError({ reason: "PortUnavailable", message: `port ${port} is not available: ${String(cause)}` })
   })
 
-// Any 200 with a TableNames list proves it is a DynamoDB endpoint, not some other server.
-const answers = (endpoint: string) =>
+/** Whether a DynamoDB endpoint answers: any 200 with a TableNames list proves it is one, not some other server. */
+export const answers = (endpoint: string): Effect.Effect<boolean> =>
   Effect.promise(() =>
     fetch(endpoint, {
       method: "POST",

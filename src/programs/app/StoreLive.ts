@@ -1,13 +1,21 @@
 /**
  * The store assembled from configuration: the DynamoDB client (or the embedded
- * DynamoDB Local), the keyring, the provisioned table, and the store itself.
+ * DynamoDB Local, shared by every process of the data directory), the keyring,
+ * the provisioned table, and the store itself. How much it may set up is the
+ * caller's choice (`OpenOptions`): an application creates its table and its
+ * first key; a CLI read creates neither.
  */
+import { DescribeTableCommand } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClient, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { KMSClient } from "@aws-sdk/client-kms"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
+import * as fs from "node:fs"
+import { TableSchemaMismatch } from "../../domain/Errors.ts"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import { DataKeys, defaultDataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
 import type { DataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
+import * as DataKeyStore from "../../infra/crypto/DataKeyStore.ts"
 import { Keyring } from "../../infra/crypto/Keyring.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import * as KmsKeyring from "../../infra/crypto/KmsKeyring.ts"
@@ -16,13 +24,49 @@ import * as RawAesKeyring from "../../infra/crypto/RawAesKeyring.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
 import type { Location } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import * as DynamoDBLocal from "../../infra/local/DynamoDBLocal.ts"
+import * as SharedDynamoDBLocal from "../../infra/local/SharedDynamoDBLocal.ts"
 import { ConfigInvalid, fromConfig, isEmbedded, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
 import { fromClients, StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as TableProvisioner from "../../infra/TableProvisioner.ts"
 import { defaultStoreOptions, Store } from "../store/Store.ts"
 import type { StoreOptions } from "../store/Store.ts"
+import { resolvePaths } from "./DataDir.ts"
+
+/** How much opening a store may set up; both default to yes, as an application's first start needs. */
+export interface OpenOptions {
+  /** Create the table when it is missing (else fail with `TableMissing`, touching nothing). */
+  readonly createTable?: boolean | undefined
+  /**
+   * Create the raw AES key file when it is missing, but only for a store that holds no data key yet (else fail
+   * with `KeyFileMissing`): a new key beside data encrypted under another one would only fail to decrypt it.
+   */
+  readonly createKey?: boolean | undefined
+}
+
+/** The table is missing and this caller may not create it. */
+export class TableMissing extends Schema.TaggedError<TableMissing>()("TableMissing", {
+  table: Schema.String
+}) {
+  override get message() {
+    return `table ${this.table} does not exist: create it with \`dynastate provision\` ` +
+      "(or `dynastate init` for a new store)"
+  }
+}
+
+/** The raw AES key file is missing and may not be created here (see `reason`). */
+export class KeyFileMissing extends Schema.TaggedError<KeyFileMissing>()("KeyFileMissing", {
+  file: Schema.String,
+  reason: Schema.Literals(["not-created", "store-has-data"])
+}) {
+  override get message() {
+    return this.reason === "not-created"
+      ? `no key file at ${this.file}: \`dynastate init\` creates one for a new store (or set storage.keyring_file, ` +
+        "storage.keyring_key or storage.kms_key)"
+      : `no key file at ${this.file}, and the store already holds data encrypted under another key: point ` +
+        "storage.keyring_file at that key (a new key could not decrypt it); `dynastate init` does not replace a lost key"
+  }
+}
 
 /** Credentials DynamoDB Local accepts; it checks only their shape. */
 export const localCredentials = { accessKeyId: "dynastate", secretAccessKey: "dynastate" }
@@ -47,10 +91,11 @@ export const dynamoLayer = (config: StoreConfig) =>
   Layer.unwrap(Effect.gen(function*() {
     const clients = (options: DynamoDBClientConfig) => Layer.mergeAll(Dynamo.layer(options), StreamsApi.layer(options))
     if (!isEmbedded(config)) return clients(clientConfig(config, config.endpoint))
+    const local = yield* SharedDynamoDBLocal.acquire({ dataDir: config.dataDir })
     yield* Effect.logInfo(
-      `no storage.endpoint or storage.region set: using the embedded DynamoDB Local (${config.dataDir})`
+      `no storage.endpoint or storage.region set: using the embedded DynamoDB Local on ${local.endpoint} ` +
+        `(${local.started ? "started" : "shared"}, data in ${config.dataDir})`
     )
-    const local = yield* DynamoDBLocal.scoped({ dataDir: config.dataDir })
     return clients(clientConfig(config, Option.some(local.endpoint)))
   }))
 
@@ -103,24 +148,70 @@ const kmsKeyring = (config: StoreConfig, keyId: string) =>
     return yield* KmsKeyring.make(client, { keyId })
   })
 
-/** The event table of a configuration, provisioned if missing. */
-export const eventTableLayer = (config: StoreConfig) =>
-  Layer.effectDiscard(
-    TableProvisioner.ensureTable({
-      table: config.tableName,
-      billingMode: config.billingMode,
-      readCapacityUnits: config.readCapacityUnits,
-      writeCapacityUnits: config.writeCapacityUnits
-    })
-  ).pipe(
-    Layer.provideMerge(
-      encryptedEventTable({
-        table: config.tableName,
-        namespace: config.namespace,
-        storeId: Option.getOrUndefined(config.storeId)
-      })
+/** The keyring of a configuration whose key file, when missing, is created only as `open` allows (see `OpenOptions`). */
+export const guardedKeyringLayer = (config: StoreConfig, open: OpenOptions = {}) => {
+  const usesKeyFile = Option.isNone(config.kmsKey) && Option.isNone(config.keyringKey) &&
+    config.kmsExtraKeys.length === 0
+  if (!usesKeyFile) return keyringLayer(config)
+  return Layer.unwrap(Effect.gen(function*() {
+    if (fs.existsSync(config.keyringFile)) return keyringLayer(config)
+    if (open.createKey === false) {
+      return yield* new KeyFileMissing({ file: config.keyringFile, reason: "not-created" })
+    }
+    const location = { table: config.tableName, namespace: config.namespace }
+    const existing = yield* DataKeyStore.list(location).pipe(
+      Stream.runHead,
+      // No table yet: no data either.
+      Effect.catchIf(
+        (error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceNotFoundException"),
+        () => Effect.succeed(Option.none())
+      )
     )
+    if (Option.isSome(existing)) {
+      return yield* new KeyFileMissing({ file: config.keyringFile, reason: "store-has-data" })
+    }
+    return keyringLayer(config)
+  }))
+}
+
+/** Checks that the table exists with the store's schema, creating nothing. */
+export const requireTable = (table: string) =>
+  Dynamo.use((dynamo) =>
+    dynamo.call(
+      "DescribeTable",
+      (client, abortSignal) => client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
+    )
+  ).pipe(
+    Effect.catchIf(
+      (error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceNotFoundException"),
+      () => Effect.fail(new TableMissing({ table }))
+    ),
+    Effect.flatMap((output) => {
+      const differences = output.Table === undefined ? [] : TableProvisioner.schemaDifferences(output.Table)
+      return differences.length > 0 ? Effect.fail(new TableSchemaMismatch({ table, differences })) : Effect.void
+    })
   )
+
+/** The table of a configuration, created when missing if `open` allows it (else `TableMissing`). */
+export const tableLayer = (config: StoreConfig, open: OpenOptions = {}) =>
+  Layer.effectDiscard(
+    open.createTable === false
+      ? requireTable(config.tableName)
+      : TableProvisioner.ensureTable({
+        table: config.tableName,
+        billingMode: config.billingMode,
+        readCapacityUnits: config.readCapacityUnits,
+        writeCapacityUnits: config.writeCapacityUnits
+      })
+  )
+
+/** The event table of a configuration with its data keys (which need a `Keyring` and `Dynamo`); see `tableLayer`. */
+export const eventTableLayer = (config: StoreConfig) =>
+  encryptedEventTable({
+    table: config.tableName,
+    namespace: config.namespace,
+    storeId: Option.getOrUndefined(config.storeId)
+  })
 
 /** The event table at a location with its data keys (which need a `Keyring` and `Dynamo`). */
 export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = defaultDataKeyPolicy) =>
@@ -149,24 +240,29 @@ export const storeOptions = (config: StoreConfig, options: StoreOptions = defaul
   atomicWrite: { ...options.atomicWrite, fence: config.writeFence, writeMode: config.writeMode }
 })
 
-const assemble = <E1, E2>(
+const assemble = <E1, E2, R2>(
   config: StoreConfig,
   clients: Layer.Layer<Dynamo | StreamsApi, E1>,
-  keyring: Layer.Layer<Keyring, E2>,
-  options: StoreOptions
+  keyring: Layer.Layer<Keyring, E2, R2>,
+  options: StoreOptions,
+  open: OpenOptions
 ) =>
   Store.layer(storeOptions(config, options)).pipe(
     Layer.provideMerge(eventTableLayer(config)),
-    Layer.provide(keyring),
+    // The table first: a reader told the table is missing learns the first thing to do.
+    Layer.provide(Layer.provide(keyring, tableLayer(config, open))),
     Layer.provideMerge(clients)
   )
 
 /**
  * The whole store for a configuration: the DynamoDB clients (or the embedded DynamoDB Local), the keyring, the
- * table (created when missing) and the store, ready to provide to an application.
+ * table (created when missing unless `open` says otherwise) and the store, ready to provide to an application.
+ * Local paths left at their defaults are placed by `DataDir.resolvePaths` (never the working directory).
  */
-export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions) =>
-  assemble(config, dynamoLayer(config), keyringLayer(config), options)
+export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreOptions, open: OpenOptions = {}) => {
+  const resolved = resolvePaths(config)
+  return assemble(resolved, dynamoLayer(resolved), guardedKeyringLayer(resolved, open), options, open)
+}
 
 /**
  * The whole store over SDK clients of the application's, for custom credentials, middleware or X-Ray; the keyring
@@ -176,10 +272,16 @@ export const layer = (config: StoreConfig, options: StoreOptions = defaultStoreO
 export const layerClients = <E = never>(
   config: StoreConfig,
   clients: Clients & { readonly keyring?: Layer.Layer<Keyring, E> | undefined },
-  options: StoreOptions = defaultStoreOptions
+  options: StoreOptions = defaultStoreOptions,
+  open: OpenOptions = {}
 ) => {
-  const keyring: Layer.Layer<Keyring, E | ConfigInvalid | KeyringError> = clients.keyring ?? keyringLayer(config)
-  return assemble(config, clientsLayer(clients), keyring, options)
+  const resolved = resolvePaths(config)
+  const keyring: Layer.Layer<
+    Keyring,
+    E | ConfigInvalid | KeyringError | KeyFileMissing | Throttled | StorageFailure,
+    Dynamo
+  > = clients.keyring ?? guardedKeyringLayer(resolved, open)
+  return assemble(resolved, clientsLayer(clients), keyring, options, open)
 }
 
 /** The whole store configured through Effect's `Config` (the current `ConfigProvider`, keys under `storage`). */
@@ -189,5 +291,10 @@ export const layerConfig = (options: StoreOptions = defaultStoreOptions) =>
 /** The whole store configured by the YAML file (`file`, or `DYNASTATE_CONFIG`) and `DYNASTATE_*` variables. */
 export const layerFile = (
   options: { readonly file?: string | undefined; readonly env?: Record<string, string | undefined> | undefined } = {},
-  storeOptions: StoreOptions = defaultStoreOptions
-) => Layer.unwrap(Effect.map(load(options), (config) => layer(config, storeOptions)))
+  storeOptions: StoreOptions = defaultStoreOptions,
+  open: OpenOptions = {}
+) =>
+  Layer.unwrap(Effect.map(load(options), (config) => {
+    const env = options.env ?? process.env
+    return layer(resolvePaths(config, { configFile: options.file ?? env["DYNASTATE_CONFIG"], env }), storeOptions, open)
+  }))

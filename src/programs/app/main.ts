@@ -1,13 +1,15 @@
 /**
  * `npm start`: loads the configuration (the embedded DynamoDB Local by
- * default), provisions the table, runs the store's tour, then keeps the
- * projection worker running with a status line until Ctrl-C.
+ * default, shared with every other process of its data directory), provisions
+ * the table and the first key, runs the store's tour, says which CLI commands
+ * to try next, then keeps the projection worker running until Ctrl-C.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Fiber, Stream } from "effect"
 import * as Key from "../../domain/Key.ts"
 import * as StoreConfig from "../../infra/StoreConfig.ts"
 import { Store } from "../store/Store.ts"
+import { legacyDataWarning, resolvePaths } from "./DataDir.ts"
 import { demo } from "./Demo.ts"
 import * as WorkerLive from "./WorkerLive.ts"
 
@@ -34,12 +36,34 @@ const expiryWithoutReaders = Effect.gen(function*() {
   yield* Fiber.join(watcher).pipe(Effect.catchTag("TimeoutError", () => Console.log("no expiry seen within 20 s")))
 })
 
+/** The CLI commands to try next, against the store this process keeps running. */
+export const nextSteps = (config: StoreConfig.StoreConfig): string => {
+  const cli = "npm run -s cli --"
+  const variables = Object.keys(process.env).filter((name) => name.startsWith("DYNASTATE_"))
+  return [
+    "\n== next: the CLI, in another terminal, on this same store" +
+    (StoreConfig.isEmbedded(config) ? ` (the embedded DynamoDB Local stays up while this runs)` : ""),
+    ...(variables.length === 0 ? [] : [`   (with the same ${variables.join(", ")})`]),
+    `  ${cli} get /demo/users/alice`,
+    `  ${cli} put /demo/hello world --ttl 1h`,
+    `  ${cli} ls /demo/ -o json`,
+    `  ${cli} watch --prefix /demo/            # then put something from a third terminal`,
+    `  ${cli} history /demo/users/alice`,
+    `  ${cli} --help                           # every command, the global flags and the exit codes`
+  ].join("\n")
+}
+
 const main = Effect.gen(function*() {
-  const config = yield* StoreConfig.load()
-  yield* Effect.logInfo(`table ${config.tableName}, namespace ${config.namespace}`)
+  const loaded = yield* StoreConfig.load()
+  // Beside the configuration file (or in the user's data directory): the same key whatever the working directory.
+  const config = resolvePaths(loaded, { configFile: process.env["DYNASTATE_CONFIG"] })
+  const legacy = legacyDataWarning(config)
+  if (legacy !== undefined) yield* Effect.logWarning(legacy)
+  yield* Effect.logInfo(`table ${config.tableName}, namespace ${config.namespace}, data in ${config.dataDir}`)
   yield* Effect.gen(function*() {
     yield* demo
     yield* expiryWithoutReaders
+    yield* Console.log(nextSteps(config))
     yield* Console.log(
       `\nthe projection worker keeps running (status every 5 s); Ctrl-C stops it and releases its leases`
     )
