@@ -81,7 +81,12 @@ export interface StoreConfig {
 export type UnknownKeys = "error" | "warn"
 
 /** Environment variables beside `DYNASTATE_<KEY>` that are not storage keys, so never reported as unknown. */
-export const otherVariables: ReadonlyArray<string> = ["DYNASTATE_CONFIG", "DYNASTATE_CACHE_DIR", "DYNASTATE_LOG_LEVEL"]
+export const otherVariables: ReadonlyArray<string> = [
+  "DYNASTATE_CONFIG",
+  "DYNASTATE_CACHE_DIR",
+  "DYNASTATE_LOCAL_IDLE_MS",
+  "DYNASTATE_LOG_LEVEL"
+]
 
 /** The environment variable of a storage key: `table_name` is `DYNASTATE_TABLE_NAME`. */
 export const variableOf = (key: string): string => `DYNASTATE_${key.toUpperCase()}`
