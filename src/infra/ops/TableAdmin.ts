@@ -174,7 +174,9 @@ export const updatePitr = (table: string, enabled: boolean): Effect.Effect<void,
   ).pipe(Effect.asVoid)
 
 /** The tags of a table (every page), or that the endpoint has no tagging. */
-export const listTags = (arn: string): Effect.Effect<Record<string, string> | Unsupported, AdminError, Dynamo> =>
+export const listTags = (
+  arn: string
+): Effect.Effect<{ readonly _tag: "Tags"; readonly tags: Record<string, string> } | Unsupported, AdminError, Dynamo> =>
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
     const tags: Record<string, string> = {}
@@ -188,7 +190,7 @@ export const listTags = (arn: string): Effect.Effect<Record<string, string> | Un
       for (const tag of page.Tags ?? []) if (tag.Key !== undefined) tags[tag.Key] = tag.Value ?? ""
       next = page.NextToken
     } while (next !== undefined)
-    return tags as Record<string, string> | Unsupported
+    return { _tag: "Tags" as const, tags }
   }).pipe(Effect.catch(unsupported))
 
 /** Adds or overwrites tags of a table (tags not named are left alone). */
