@@ -17,7 +17,7 @@ const client = makeClient()
 afterAll(() => client.destroy())
 const bytes = (text: string) => new TextEncoder().encode(text)
 
-class Stop extends Data.TaggedError("Stop")<{}> {}
+class Stop extends Data.TaggedError("Stop")<{ readonly page: number }> {}
 
 const teleportTable = (table: string) =>
   Effect.promise(() =>
@@ -88,7 +88,7 @@ describe("ImportTeleport", () => {
             pageSize: 3,
             progress: (progress) => {
               seen.push(progress)
-              return seen.length === 2 ? Effect.fail(new Stop()) : Effect.void
+              return seen.length === 2 ? Effect.fail(new Stop({ page: 2 })) : Effect.void
             }
           }).pipe(withStore)
         )
