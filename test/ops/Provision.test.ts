@@ -132,3 +132,26 @@ describe("Provision", () => {
       expect(ttl.message).toContain("TTL is on attribute Expires")
     }).pipe(Effect.provide(opsLayer(client))))
 })
+
+describe("Provision.shapeOf", () => {
+  it("maps the configuration's billing and the flags", () => {
+    expect(Provision.shapeOf({ billingMode: "pay_per_request", readCapacityUnits: 5, writeCapacityUnits: 5 })).toEqual({
+      billing: { _tag: "PayPerRequest" },
+      pointInTimeRecovery: undefined,
+      deletionProtection: undefined,
+      encryption: undefined,
+      tags: undefined
+    })
+    const shape = Provision.shapeOf(
+      { billingMode: "provisioned", readCapacityUnits: 7, writeCapacityUnits: 9 },
+      { pointInTimeRecovery: true, encryption: "aws-managed", tags: { team: "ops" } }
+    )
+    expect(shape.billing).toEqual({ _tag: "Provisioned", readCapacityUnits: 7, writeCapacityUnits: 9 })
+    expect(shape.encryption).toEqual({ _tag: "AwsManaged" })
+    expect(
+      Provision.shapeOf({ billingMode: "pay_per_request", readCapacityUnits: 1, writeCapacityUnits: 1 }, {
+        encryption: "arn:aws:kms:eu-west-1:111122223333:key/k"
+      }).encryption
+    ).toEqual({ _tag: "Kms", keyId: "arn:aws:kms:eu-west-1:111122223333:key/k" })
+  })
+})

@@ -17,6 +17,7 @@ import type { AdminError, TableInfo } from "../../infra/ops/TableAdmin.ts"
 import * as TableSpecs from "../../infra/ops/TableSpecs.ts"
 import type { Billing, Encryption, TableKind } from "../../infra/ops/TableSpecs.ts"
 import * as SideTable from "../../infra/SideTable.ts"
+import type { StoreConfig } from "../../infra/StoreConfig.ts"
 import { schemaDifferences } from "../../infra/TableProvisioner.ts"
 import type { Target } from "./Target.ts"
 
@@ -31,6 +32,39 @@ export interface Shape {
   /** Tags to set (on the side tables too); tags not named here are left alone. */
   readonly tags?: Readonly<Record<string, string>> | undefined
 }
+
+/** The settings `provision` takes beyond the configuration file's (CLI flags). */
+export interface ShapeFlags {
+  readonly pointInTimeRecovery?: boolean | undefined
+  readonly deletionProtection?: boolean | undefined
+  /** `aws-owned`, `aws-managed`, or a KMS key (an ARN, to compare it with what the table has). */
+  readonly encryption?: string | undefined
+  readonly tags?: Readonly<Record<string, string>> | undefined
+}
+
+/** The shape a store configuration asks for (`billing_mode`, capacities), with the flags' settings. */
+export const shapeOf = (
+  config: Pick<StoreConfig, "billingMode" | "readCapacityUnits" | "writeCapacityUnits">,
+  flags: ShapeFlags = {}
+): Shape => ({
+  billing: config.billingMode === "provisioned"
+    ? {
+      _tag: "Provisioned",
+      readCapacityUnits: config.readCapacityUnits,
+      writeCapacityUnits: config.writeCapacityUnits
+    }
+    : { _tag: "PayPerRequest" },
+  pointInTimeRecovery: flags.pointInTimeRecovery,
+  deletionProtection: flags.deletionProtection,
+  encryption: flags.encryption === undefined
+    ? undefined
+    : flags.encryption === "aws-owned"
+    ? { _tag: "AwsOwned" }
+    : flags.encryption === "aws-managed"
+    ? { _tag: "AwsManaged" }
+    : { _tag: "Kms", keyId: flags.encryption },
+  tags: flags.tags
+})
 
 /** A table cannot be brought to the shape without a change provision does not make. */
 export class ProvisionRefused extends Schema.TaggedError<ProvisionRefused>()("ProvisionRefused", {
