@@ -161,7 +161,7 @@ const ttlCheck = (id: string, table: string, ttl: TtlInfo, required: boolean): C
   const enable = "run `dynastate provision`, or `aws dynamodb update-time-to-live --table-name " + table +
     ` --time-to-live-specification Enabled=true,AttributeName=${ttlAttribute}\``
   if ((ttl.status === "ENABLED" || ttl.status === "ENABLING") && ttl.attribute === ttlAttribute) {
-    return pass(id, `TTL ${ttl.status.toLowerCase()} on ${ttlAttribute}`)
+    return pass(id, `${required ? "" : `${table} exists, `}TTL ${ttl.status.toLowerCase()} on ${ttlAttribute}`)
   }
   if (ttl.status === "ENABLED" || ttl.status === "ENABLING") {
     return fail(
@@ -328,16 +328,25 @@ export const run = Effect.fn("Doctor.run")(function*(
         )
         const shard = page._tag === "Success" ? page.success.shards.at(-1) : undefined
         if (shard !== undefined) {
+          const iterator = yield* Effect.result(
+            streams.getShardIterator(info.stream.arn, shard.shardId, { _tag: "Latest" })
+          )
           note(
             "dynamodb:GetShardIterator",
             stream,
-            yield* streamProbe(streams.getShardIterator(info.stream.arn, shard.shardId, { _tag: "Latest" }))
+            yield* streamProbe(iterator._tag === "Success" ? Effect.void : Effect.fail(iterator.failure))
           )
+          // Reading from the tip returns nothing (or the newest records) and changes nothing.
+          if (iterator._tag === "Success" && iterator.success !== undefined) {
+            note("dynamodb:GetRecords", stream, yield* streamProbe(streams.getRecords(shard.shardId, iterator.success)))
+          }
         }
       }
     }
     const leaseInfo = yield* TableAdmin.describeTable(target.leaseTable)
+    note("dynamodb:DescribeTable", leases, { _tag: "Allowed" })
     const leaseTtl = leaseInfo === undefined ? undefined : yield* TableAdmin.describeTtl(target.leaseTable)
+    if (leaseTtl !== undefined) note("dynamodb:DescribeTimeToLive", leases, { _tag: "Allowed" })
     checks.push(leaseTableCheck(target, leaseInfo, leaseTtl))
     if (leaseInfo !== undefined) {
       const probeTable = { table: target.leaseTable, hashKey: "pk", rangeKey: "sk", rangeType: "S" as const }

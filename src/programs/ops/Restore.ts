@@ -226,7 +226,9 @@ export const render = (report: RestoreReport): string => {
       ? "copied as stored"
       : "re-encrypted: values decrypted with the backup's data keys and encrypted under new ones"),
     `  ${written.event} live events, ${written.history} history events, ${written.grave} graves, ` +
-    `${written["data-key"]} data keys`,
+    (report.mode === "copy"
+      ? `${written["data-key"]} data keys`
+      : `${written["data-key"]} shredded data keys carried over (the live ones were replaced by new data keys)`),
     ...(report.skippedNamedKeys > 0
       ? [`  ${report.skippedNamedKeys} views' index keys not carried over: run \`dynastate rebuild\` for the views`]
       : []),

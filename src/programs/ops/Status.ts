@@ -262,7 +262,10 @@ export const render = (report: StatusReport): string => {
     "stream",
     !stream.enabled
       ? "disabled: the worker and watches need one (`dynastate provision`)"
-      : `${stream.viewType}, ${stream.shards?.total ?? "?"} shards (${stream.shards?.open ?? "?"} open)`
+      : stream.shards === undefined
+      ? `${stream.viewType} (its shards could not be listed)`
+      : `${stream.viewType}, ${stream.shards.total} shard${stream.shards.total === 1 ? "" : "s"} ` +
+        `(${stream.shards.open} open)`
   )
   if (report.ttl !== undefined) {
     row(
