@@ -40,8 +40,8 @@ describe("Doctor", () => {
           expect(evidence(report, `dynamodb:${action}`, `table/${location.table}`)).toBe("verified")
         }
         expect(evidence(report, "dynamodb:DescribeStream", `table/${location.table}/stream/*`)).toBe("verified")
-      expect(evidence(report, "dynamodb:GetRecords", `table/${location.table}/stream/*`)).toBe("verified")
-      expect(evidence(report, "dynamodb:DescribeTimeToLive", `table/${target.leaseTable}`)).toBe("verified")
+        expect(evidence(report, "dynamodb:GetRecords", `table/${location.table}/stream/*`)).toBe("verified")
+        expect(evidence(report, "dynamodb:DescribeTimeToLive", `table/${target.leaseTable}`)).toBe("verified")
         expect(evidence(report, "dynamodb:CreateTable", `table/${location.table}`)).toBe("inferred")
         // The probes wrote nothing: the table is as empty as before.
         const items = yield* Effect.promise(() => client.send(new ScanCommand({ TableName: location.table })))
