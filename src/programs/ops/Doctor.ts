@@ -172,7 +172,7 @@ const ttlCheck = (id: string, table: string, ttl: TtlInfo, required: boolean): C
   }
   const detail = `TTL is ${ttl.status.toLowerCase()} on ${table}: ` +
     (required
-      ? "history with limited retention and finished leases are never removed"
+      ? "history kept under a limited history_retention is never removed"
       : "finished shard leases are never removed")
   return fail(id, detail, enable)
 }
