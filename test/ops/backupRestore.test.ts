@@ -147,7 +147,7 @@ describe("backup and restore", () => {
           path: file,
           target: Target.make(copyTable.table, location.namespace, { storeId: location.table })
         }))
-        expect(refused._tag).toBe("RestoreRefused")
+        expect(refused).toMatchObject({ _tag: "RestoreRefused", kind: "not-empty" })
         yield* Restore.restore({
           path: file,
           target: Target.make(copyTable.table, location.namespace, { storeId: location.table }),
@@ -197,6 +197,7 @@ describe("backup and restore", () => {
       const noTable = yield* Effect.flip(
         Restore.restore({ path: file, target: Target.make(freshTableName("nope"), "ns") })
       )
+      expect(noTable).toMatchObject({ _tag: "RestoreRefused", kind: "table-missing" })
       expect(noTable.message).toContain("dynastate provision")
     }).pipe(Effect.scoped, Effect.provide(layer)), 90_000)
 })

@@ -32,6 +32,8 @@ import type { Target } from "./Target.ts"
 /** The target cannot take the backup as asked (missing table, a namespace that already holds data). */
 export class RestoreRefused extends Schema.TaggedError<RestoreRefused>()("RestoreRefused", {
   table: Schema.String,
+  /** Why: no such table (provision it), a table of another schema, or a namespace that holds data already. */
+  kind: Schema.Literals(["table-missing", "not-a-store-table", "not-empty"]),
   reason: Schema.String
 }) {
   override get message() {
@@ -133,17 +135,23 @@ export const restore = Effect.fn("Restore.restore")(function*(
   if (table === undefined) {
     return yield* new RestoreRefused({
       table: target.table,
+      kind: "table-missing",
       reason: "the table does not exist: create it first with `dynastate provision`"
     })
   }
   const differences = schemaDifferences(table.description)
   if (differences.length > 0) {
-    return yield* new RestoreRefused({ table: target.table, reason: `not a store table: ${differences.join("; ")}` })
+    return yield* new RestoreRefused({
+      table: target.table,
+      kind: "not-a-store-table",
+      reason: `not a store table: ${differences.join("; ")}`
+    })
   }
   const destination = locationOf(target)
   if (options.resume !== true && !(yield* BackupItems.isEmpty(destination))) {
     return yield* new RestoreRefused({
       table: target.table,
+      kind: "not-empty",
       reason: `namespace ${target.namespace} already holds items: restore into an empty namespace or table ` +
         "(or resume a restore of this backup that stopped)"
     })
