@@ -9,6 +9,7 @@ import { Effect, Layer, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import * as BackupItems from "../../src/infra/ops/BackupItems.ts"
 import * as Backup from "../../src/programs/ops/Backup.ts"
 import * as Restore from "../../src/programs/ops/Restore.ts"
@@ -156,6 +157,51 @@ describe("backup and restore", () => {
         expect(yield* snapshot(copy)).toEqual(before)
       }).pipe(Effect.scoped, Effect.provide(layer)),
     180_000
+  )
+
+  it.live(
+    "shredded values stay shredded, and re-encrypted values keep their shred scope",
+    () =>
+      Effect.gen(function*() {
+        const policy = { scopeOf: scopeByDepth(1) }
+        const location = yield* provisionTable(client, freshTableName("backup-shred"))
+        const store = yield* openStore(location, { client, dataKeyPolicy: policy })
+        yield* store.put({ key: "/secret/x", value: bytes("erase me") })
+        yield* store.put({ key: "/kept/y", value: bytes("keep me") })
+        expect(yield* store.shred("/secret")).toBe(1)
+        const file = path.join(directory, "shred.backup")
+        yield* Backup.backup(Target.make(location.table, location.namespace), file)
+
+        const copyTable = yield* provisionTable(client, freshTableName("backup-shred-copy"))
+        yield* Restore.restore({
+          path: file,
+          target: Target.make(copyTable.table, location.namespace, { storeId: location.table })
+        })
+        const copy = yield* openStore({
+          table: copyTable.table,
+          namespace: location.namespace,
+          storeId: location.table
+        }, {
+          client,
+          dataKeyPolicy: policy
+        })
+        expect((yield* Effect.flip(copy.get("/secret/x")))._tag).toBe("Shredded")
+        expect(text((yield* copy.get("/kept/y")).value)).toBe("keep me")
+
+        const movedTable = yield* provisionTable(client, freshTableName("backup-shred-moved"))
+        const report = yield* Restore.restore({ path: file, target: Target.make(movedTable.table, "elsewhere") })
+        expect(report.written["data-key"]).toBe(1) // the shredded key, carried over
+        const moved = yield* openStore({ table: movedTable.table, namespace: "elsewhere" }, {
+          client,
+          dataKeyPolicy: policy
+        })
+        expect((yield* Effect.flip(moved.get("/secret/x")))._tag).toBe("Shredded")
+        expect(text((yield* moved.get("/kept/y")).value)).toBe("keep me")
+        // The re-encrypted value is in its scope: shredding that scope there erases it.
+        expect(yield* moved.shred("/kept")).toBe(1)
+        expect((yield* Effect.flip(moved.get("/kept/y")))._tag).toBe("Shredded")
+      }).pipe(Effect.scoped, Effect.provide(layer)),
+    90_000
   )
 
   it.live("a changed, truncated or foreign file is refused and nothing is written", () =>

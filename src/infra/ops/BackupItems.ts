@@ -9,10 +9,11 @@ import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb"
 import { Effect, Option, Result, Schedule, Stream } from "effect"
 import { StorageFailure } from "../../domain/Errors.ts"
 import type { Throttled } from "../../domain/Errors.ts"
-import { contextOf, DataKeys } from "../crypto/DataKeys.ts"
+import { contextOf, DataKeyNotFound, DataKeys, DataKeyShredded } from "../crypto/DataKeys.ts"
 import type { DataKey } from "../crypto/DataKeys.ts"
 import * as DataKeyStore from "../crypto/DataKeyStore.ts"
 import { Keyring } from "../crypto/Keyring.ts"
+import * as ValueCipher from "../crypto/ValueCipher.ts"
 import type { AttributeMap } from "../Dynamo.ts"
 import { Dynamo } from "../Dynamo.ts"
 import * as EventRecord from "../EventRecord.ts"
@@ -262,9 +263,17 @@ export const putAll = (table: string, items: ReadonlyArray<StoredItem>) =>
 const readOnly = (operation: string) =>
   Effect.fail(new StorageFailure({ operation, reason: "the data keys of a backup only decrypt what it holds" }))
 
+/** The data keys of a backup, to decrypt its values. */
+export interface BackupKeys {
+  /** A `DataKeys` service that only decrypts (it makes no keys: the restored store makes its own). */
+  readonly keys: DataKeys["Service"]
+  /** The shred scope of a backup's data key, so a re-encrypted value keeps the scope it had. */
+  readonly scopeOf: (dataKeyId: string) => string | undefined
+}
+
 /**
- * The data keys of a backup as a `DataKeys` service that decrypts the backup's values: each key is unwrapped by
- * the keyring with the context of the store it came from. It makes no keys (the restored store makes its own).
+ * The data keys of a backup: each key is unwrapped by the keyring with the context of the store it came from; a
+ * shredded one stays shredded.
  */
 export const backupDataKeys = (source: Location, items: ReadonlyArray<StoredItem>) =>
   Effect.gen(function*() {
@@ -276,15 +285,14 @@ export const backupDataKeys = (source: Location, items: ReadonlyArray<StoredItem
         const known = unwrapped.get(id)
         if (known !== undefined) return known
         const record = records.get(id)
-        if (record === undefined) {
-          return yield* new StorageFailure({ operation: "restore", reason: `the backup has no data key ${id}` })
-        }
+        if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
+        if (record.state === "shredded") return yield* new DataKeyShredded({ dataKey: id, scope: record.scope })
         const material = yield* keyring.unwrap(record.wrapped, contextOf(source, id, record.scope))
         const key = { id, material }
         unwrapped.set(id, key)
         return key
       })
-    return DataKeys.of({
+    const keys = DataKeys.of({
       scopeOf: () => "",
       forDecryption,
       named: forDecryption,
@@ -292,25 +300,35 @@ export const backupDataKeys = (source: Location, items: ReadonlyArray<StoredItem
       rewrap: () => readOnly("rewrap"),
       shred: () => readOnly("shred")
     })
+    return { keys, scopeOf: (id: string) => records.get(id)?.scope } satisfies BackupKeys
   })
 
 /**
- * An event or history item re-encrypted for another location: decrypted with the backup's data keys (`source`)
- * and encrypted again with the target's (`DataKeys` in context), every clear attribute kept. A value whose data
- * key was shredded cannot be decrypted and stays as it was: it reads as shredded there too.
+ * An event or history item re-encrypted for another location: decrypted with the backup's data keys and
+ * encrypted again with the target's (`DataKeys` in context) in the shred scope it had, every clear attribute kept.
+ * A value whose data key was shredded cannot be decrypted and stays as it was: it reads as shredded there too.
  */
 export const reencrypt = (
   item: StoredItem,
   role: "event" | "history",
-  source: { readonly location: Location; readonly keys: DataKeys["Service"] },
+  source: { readonly location: Location; readonly keys: BackupKeys },
   target: Location
 ) =>
   Effect.gen(function*() {
     const event = yield* EventRecord.decode(source.location, item, { tolerateShredded: true }).pipe(
-      Effect.provideService(DataKeys, source.keys)
+      Effect.provideService(DataKeys, source.keys.keys)
     )
+    const attributes = attributesOf(item)
     if (event.shredded !== undefined || event.value === undefined) return rehome(item, role, target)
-    const encoded = yield* EventRecord.encode(target, event)
-    const ttl = attributesOf(item)[Attr.ttl]
+    const keyId = ValueCipher.keyIdOf(attributes[Attr.value]?.B ?? new Uint8Array())
+    const scope = Result.isSuccess(keyId) ? source.keys.scopeOf(keyId.success) : undefined
+    const targetKeys = yield* DataKeys
+    const encoded = yield* EventRecord.encode(target, event).pipe(
+      Effect.provideService(
+        DataKeys,
+        scope === undefined ? targetKeys : DataKeys.of({ ...targetKeys, scopeOf: () => scope })
+      )
+    )
+    const ttl = attributes[Attr.ttl]
     return { ...rehome(encoded, role, target), ...(ttl === undefined ? {} : { [Attr.ttl]: ttl }) }
   })
