@@ -104,6 +104,22 @@ describe("Doctor", () => {
       expect(check(refused, "credentials")).toMatchObject({ verdict: "fail" })
       expect(check(refused, "credentials").detail).toContain("refused the credentials")
       expect(check(refused, "tables").verdict).toBe("skip")
+      const missing = new DynamoDBClient({
+        endpoint: endpoint(),
+        region: "us-east-1",
+        // What the SDK's default chain throws when no provider has credentials.
+        credentials: () =>
+          Promise.reject(
+            Object.assign(new Error("Could not load credentials from any providers"), {
+              name: "CredentialsProviderError"
+            })
+          ),
+        maxAttempts: 1
+      })
+      const none = yield* Doctor.run({ target }).pipe(Effect.provide(opsLayer(missing)))
+      missing.destroy()
+      expect(check(none, "credentials").detail).toContain("no credentials found")
+      expect(check(none, "credentials").fix).toContain("AWS_PROFILE")
       const down = yield* Doctor.run({ target }).pipe(Effect.provide(opsLayer(unreachable)))
       expect(check(down, "credentials").detail).toContain("could not be reached")
       expect(check(down, "credentials").fix).toContain("--endpoint")
