@@ -82,7 +82,8 @@ describe("Provision", () => {
         })
         expect((yield* Provision.plan(target, { ...onDemand, deletionProtection: false })).changes).toEqual([])
       }).pipe(Effect.provide(opsLayer(client))),
-    60_000
+    // UpdateTable on DynamoDB Local takes 10-30 s on a loaded machine.
+    240_000
   )
 
   it.live("a table without stream and TTL gets both, and doctor then passes them", () =>
@@ -98,7 +99,7 @@ describe("Provision", () => {
       expect(doctor.checks.find((check) => check.id === "stream")?.verdict).toBe("pass")
       expect(doctor.checks.find((check) => check.id === "ttl")?.verdict).toBe("pass")
       expect((yield* Provision.plan(target, onDemand)).changes).toEqual([])
-    }).pipe(Effect.provide(opsLayer(client))), 30_000)
+    }).pipe(Effect.provide(opsLayer(client))), 120_000)
 
   it.live("refuses a foreign key schema and TTL on another attribute, changing nothing", () =>
     Effect.gen(function*() {
@@ -130,7 +131,7 @@ describe("Provision", () => {
       )
       const ttl = yield* Effect.flip(Provision.provision({ target: otherTtl, shape: onDemand }))
       expect(ttl.message).toContain("TTL is on attribute Expires")
-    }).pipe(Effect.provide(opsLayer(client))))
+    }).pipe(Effect.provide(opsLayer(client))), 60_000)
 })
 
 describe("Provision.shapeOf", () => {
