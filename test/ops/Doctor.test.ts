@@ -51,7 +51,7 @@ describe("Doctor", () => {
         expect(text).toContain(`verified  dynamodb:PutItem on table/${location.table}`)
         expect(JSON.parse(JSON.stringify(report))).toEqual(report)
       }).pipe(Effect.provide(opsLayer(client))),
-    30_000
+    90_000
   )
 
   it.live("a table without a stream and without TTL fails both checks, each with its fix", () =>
@@ -165,5 +165,5 @@ describe("Doctor", () => {
       kms.scheduleDeletion(pending.keyId)
       const deleting = yield* Doctor.run({ target, keyring: keyring("alias/pending") })
       expect(check(deleting, "encryption").fix).toContain("cancel-key-deletion")
-    }).pipe(Effect.scoped, Effect.provide(opsLayer(client))), 30_000)
+    }).pipe(Effect.scoped, Effect.provide(opsLayer(client))), 90_000)
 })
