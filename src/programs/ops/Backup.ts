@@ -8,7 +8,7 @@
  * `BackupItems.roles` for why nothing is lost). For a point-in-time copy of a busy table, use DynamoDB's
  * point-in-time recovery (`provision --point-in-time-recovery`) and back up the restored table.
  */
-import { Effect, Stream } from "effect"
+import { Clock, Effect, Stream } from "effect"
 import * as fs from "node:fs"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
@@ -31,6 +31,7 @@ export const backup = Effect.fn("Backup.backup")(function*(
   path: string
 ): Effect.fn.Return<BackupReport, BackupFileError | Throttled | StorageFailure, Dynamo> {
   const location = locationOf(target)
+  const now = yield* Clock.currentTimeMillis
   const body = Stream.fromIterable(BackupItems.roles).pipe(
     Stream.flatMap((role) =>
       BackupItems.read(location, role).pipe(
@@ -44,7 +45,7 @@ export const backup = Effect.fn("Backup.backup")(function*(
     storeId: target.storeId,
     table: target.table,
     namespace: target.namespace,
-    createdAt: new Date().toISOString(),
+    createdAt: new Date(now).toISOString(),
     counts,
     sha256
   }))
