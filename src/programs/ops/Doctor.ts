@@ -17,6 +17,7 @@ import * as TableAdmin from "../../infra/ops/TableAdmin.ts"
 import type { TableInfo, TtlInfo } from "../../infra/ops/TableAdmin.ts"
 import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import { schemaDifferences } from "../../infra/TableProvisioner.ts"
+import * as Permissions from "./Permissions.ts"
 import { ttlAttribute } from "./Status.ts"
 import type { Target } from "./Target.ts"
 
@@ -31,29 +32,13 @@ export interface Check {
   readonly fix: string | undefined
 }
 
-/** How an IAM permission is known: a request proved or disproved it, or nothing checked it. */
-export type Evidence = "verified" | "denied" | "inferred"
-
-/** One IAM action on one resource a feature needs. */
-export interface Permission {
-  readonly action: string
-  readonly resource: string
-  readonly evidence: Evidence
-}
-
-/** The permissions of one feature of the store. */
-export interface FeaturePermissions {
-  readonly feature: string
-  readonly permissions: ReadonlyArray<Permission>
-}
-
 /** Everything `doctor` found; plain data, so `JSON.stringify` gives the `-o json` output. */
 export interface DoctorReport {
   readonly checkedAt: number
   /** True when no check failed (warnings allowed). */
   readonly ok: boolean
   readonly checks: ReadonlyArray<Check>
-  readonly permissions: ReadonlyArray<FeaturePermissions>
+  readonly permissions: ReadonlyArray<Permissions.FeaturePermissions>
 }
 
 /** What doctor checks. */
@@ -267,7 +252,7 @@ const keyringCheck = (target: Target, keyring: Layer.Layer<Keyring, unknown>) =>
     })
   )
 
-const evidenceOf = (probe: Probe | undefined): Evidence =>
+const evidenceOf = (probe: Probe | undefined): Permissions.Evidence =>
   probe === undefined
     ? "inferred"
     : probe._tag === "Allowed"
@@ -284,9 +269,7 @@ export const run = Effect.fn("Doctor.run")(function*(
   const checks: Array<Check> = []
   const verified = new Map<string, Probe>()
   const note = (action: string, resource: string, probe: Probe) => verified.set(`${action} ${resource}`, probe)
-  const table = `table/${target.table}`
-  const leases = `table/${target.leaseTable}`
-  const stream = `table/${target.table}/stream/*`
+  const { leases, stream, table } = Permissions.resources(target)
 
   const credentials = yield* credentialsCheck
   checks.push(credentials)
@@ -402,107 +385,11 @@ export const run = Effect.fn("Doctor.run")(function*(
       )
   )
 
-  const permission = (action: string, resource: string): Permission => ({
-    action,
-    resource,
-    evidence: evidenceOf(verified.get(`${action} ${resource}`))
-  })
-  const each = (actions: ReadonlyArray<string>, resource: string) =>
-    actions.map((action) => permission(action, resource))
-  const kmsResources = kms.length === 0 ? [] : kms.map((key) => `key ${key}`)
-  const permissions: Array<FeaturePermissions> = [
-    {
-      feature: "reads (get, range, history, watch's initial read)",
-      permissions: each(["dynamodb:Query", "dynamodb:GetItem"], table)
-    },
-    {
-      feature: "writes (put, create, update, delete, atomic writes; TransactWriteItems is authorised per item action)",
-      permissions: each(
-        ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
-        table
-      )
-    },
-    {
-      feature: "creating the table at start (only if the store may create it)",
-      permissions: each(
-        ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"],
-        table
-      )
-    },
-    {
-      feature: "watches and the projection worker (stream)",
-      permissions: each(["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"], stream)
-    },
-    {
-      feature: "projection worker (leases and checkpoints)",
-      permissions: [
-        ...each(
-          ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-          leases
-        ),
-        ...each(
-          [
-            "dynamodb:DescribeTable",
-            "dynamodb:CreateTable",
-            "dynamodb:DescribeTimeToLive",
-            "dynamodb:UpdateTimeToLive"
-          ],
-          leases
-        )
-      ]
-    },
-    {
-      feature: "index views",
-      permissions: each(
-        [
-          "dynamodb:Query",
-          "dynamodb:GetItem",
-          "dynamodb:PutItem",
-          "dynamodb:DeleteItem",
-          "dynamodb:ConditionCheckItem",
-          "dynamodb:CreateTable",
-          "dynamodb:DescribeTable"
-        ],
-        `table/${target.table}.view.*`
-      )
-    },
-    {
-      feature: kms.length === 0 ? "encryption (local raw AES keys: no IAM permission)" : "encryption (KMS data keys)",
-      permissions: kmsResources.flatMap((resource) =>
-        each(["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"], resource)
-      )
-    },
-    {
-      feature: "multi-region keys and rewrap",
-      permissions: kmsResources.flatMap((resource) => each(["kms:Encrypt"], resource))
-    },
-    {
-      feature: "provision",
-      permissions: [
-        ...each(
-          [
-            "dynamodb:CreateTable",
-            "dynamodb:UpdateTable",
-            "dynamodb:UpdateTimeToLive",
-            "dynamodb:DescribeContinuousBackups",
-            "dynamodb:UpdateContinuousBackups",
-            "dynamodb:ListTagsOfResource",
-            "dynamodb:TagResource"
-          ],
-          table
-        ),
-        permission("kms:DescribeKey, kms:CreateGrant (DynamoDB's, for table encryption under your key)", "the SSE key")
-      ]
-    },
-    { feature: "backup", permissions: each(["dynamodb:Query"], table) },
-    {
-      feature: "restore and import-teleport (into this table)",
-      permissions: [
-        ...each(["dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"], table),
-        permission("dynamodb:Query", "the Teleport table (import-teleport)")
-      ]
-    }
-  ]
+  const permissions = Permissions.catalogue(
+    target,
+    kms,
+    (action, resource) => evidenceOf(verified.get(`${action} ${resource}`))
+  )
   return {
     checkedAt: yield* Clock.currentTimeMillis,
     ok: checks.every((check) => check.verdict !== "fail"),
