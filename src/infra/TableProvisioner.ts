@@ -54,6 +54,9 @@ const describe = (dynamo: Dynamo["Service"], table: string) =>
     )
   )
 
+/** The table as DynamoDB describes it, or `undefined` when it does not exist; nothing is created or changed. */
+export const existingTable = (table: string) => Dynamo.use((dynamo) => describe(dynamo, table))
+
 const create = (dynamo: Dynamo["Service"], options: TableOptions) =>
   dynamo.call("CreateTable", (client, abortSignal) =>
     client.send(

@@ -5,7 +5,6 @@
  * caller's choice (`OpenOptions`): an application creates its table and its
  * first key; a CLI read creates neither.
  */
-import { DescribeTableCommand } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClient, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { KMSClient } from "@aws-sdk/client-kms"
@@ -176,18 +175,10 @@ export const guardedKeyringLayer = (config: StoreConfig, open: OpenOptions = {})
 
 /** Checks that the table exists with the store's schema, creating nothing. */
 export const requireTable = (table: string) =>
-  Dynamo.use((dynamo) =>
-    dynamo.call(
-      "DescribeTable",
-      (client, abortSignal) => client.send(new DescribeTableCommand({ TableName: table }), { abortSignal })
-    )
-  ).pipe(
-    Effect.catchIf(
-      (error) => error._tag === "StorageFailure" && error.reason.startsWith("ResourceNotFoundException"),
-      () => Effect.fail(new TableMissing({ table }))
-    ),
-    Effect.flatMap((output) => {
-      const differences = output.Table === undefined ? [] : TableProvisioner.schemaDifferences(output.Table)
+  TableProvisioner.existingTable(table).pipe(
+    Effect.flatMap((existing): Effect.Effect<void, TableMissing | TableSchemaMismatch> => {
+      if (existing === undefined) return Effect.fail(new TableMissing({ table }))
+      const differences = TableProvisioner.schemaDifferences(existing)
       return differences.length > 0 ? Effect.fail(new TableSchemaMismatch({ table, differences })) : Effect.void
     })
   )
