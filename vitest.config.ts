@@ -34,8 +34,7 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          // The fault campaign runs by itself (`npm run test:chaos`) until its long runs come out clean (README).
-          exclude: [...unit, "test/chaos/**"],
+          exclude: unit,
           globalSetup: ["test/globalSetup.ts"]
         }
       }

@@ -55,12 +55,6 @@ export const rates: FaultRates = {
   maxBlackholeMillis: 1500,
   lostResponse: 0.01
 }
-/**
- * Attempts of a projection on one event before the worker quarantines its key. The default (5: 1.5 s of retries)
- * quarantines keys of the `IndexView` whenever a partition or black hole outlasts 1.5 s, and the view then stays
- * stale (see the campaign's note); 9 attempts (about 25 s) ride out every fault the campaign injects.
- */
-export const applyAttempts = 9
 
 /** Late delivery on a local proxy: see the module's comment. */
 export const margins: Margins = { skewMillis: 0, lateDeliveryMillis: maxPauseMillis + rates.maxLatencyMillis }
@@ -202,8 +196,7 @@ export const run = async (
     CHAOS_OP_TIMEOUT: "4000",
     CHAOS_SETTLE: String(settleMillis),
     CHAOS_LEASE_TABLE: `${table}.projections`,
-    CHAOS_LEASE_MILLIS: "2000",
-    CHAOS_APPLY_ATTEMPTS: String(applyAttempts)
+    CHAOS_LEASE_MILLIS: "2000"
   }
   const proxies: Array<FaultProxy.FaultProxy> = []
   const children: Array<Child> = []

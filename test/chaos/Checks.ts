@@ -262,7 +262,7 @@ const replica = async (record: CampaignRecord, finals: ReadonlyMap<string, Final
   )
   let last = "(no dump)"
   // Only a worker owning the stream's shard is fed; one of them has to converge.
-  const deadline = Date.now() + 20_000
+  const deadline = Date.now() + 60_000
   for (let attempt = 0; Date.now() < deadline; attempt++) {
     for (const worker of record.workers) {
       const dump = await worker.dump(2000)
@@ -297,7 +297,7 @@ const index = (
         .sort()
     )
     let last = ""
-    const deadline = Date.now() + 20_000
+    const deadline = Date.now() + 60_000
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       const filed = yield* Effect.forEach(indexBuckets, (bucket) =>
         Effect.map(byValue.view.query(bucket), (items) =>

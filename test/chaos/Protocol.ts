@@ -75,7 +75,6 @@ export interface ChildEnv {
   readonly CHAOS_LEASE_TABLE: string
   readonly CHAOS_LEASE_MILLIS: string
   /** Workers: attempts of a projection on one event before its key is quarantined. */
-  readonly CHAOS_APPLY_ATTEMPTS: string
 }
 
 /** Reads a numeric setting of the child's environment, failing loudly when it is missing. */

@@ -22,7 +22,7 @@ afterAll(() => {
 })
 
 describe("fault campaign with real processes", () => {
-  it(`seed ${seed}: histories stay linearizable and nothing acknowledged is lost`, { timeout: 170_000 }, async () => {
+  it(`seed ${seed}: histories stay linearizable and nothing acknowledged is lost`, { timeout: 300_000 }, async () => {
     const { close, record } = await Campaign.run({ seed, seconds, writers: 3, endpoint: endpoint(), client })
     let outcomes: ReadonlyArray<CheckOutcome> = []
     try {

@@ -46,8 +46,7 @@ const program = Effect.gen(function*() {
     {
       ...defaultWorkerOptions(table),
       leases: { table: textSetting("CHAOS_LEASE_TABLE"), group: "chaos" },
-      leaseMillis: numberSetting("CHAOS_LEASE_MILLIS"),
-      maxApplyAttempts: numberSetting("CHAOS_APPLY_ATTEMPTS")
+      leaseMillis: numberSetting("CHAOS_LEASE_MILLIS")
     },
     { ...defaultCompactionOptions, settleMillis: numberSetting("CHAOS_SETTLE"), writerFence: fence },
     [replica.projection, byValue.projection]
