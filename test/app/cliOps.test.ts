@@ -206,6 +206,10 @@ describe("dynastate backup, restore and import-teleport", () => {
       expires: new Date(inAnHour * 1000).toISOString()
     })
 
+    const missing = await cli(["import-teleport", "--source-table", `${source}-missing`])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain(`source table ${source}-missing does not exist`)
+
     const again = await cli(["import-teleport", "--source-table", source, "--after", "teleport/nodes/n1"])
     expect(again.code).toBe(0)
     expect(again.stdout).toContain(`imported 0 of 3 items from ${source}: 1 already there, 1 expired, 1 skipped`)

@@ -11,6 +11,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { pipeline } from "node:stream/promises"
 import { Dynamo } from "../../../infra/Dynamo.ts"
+import * as TableAdmin from "../../../infra/ops/TableAdmin.ts"
 import type { StoreConfig } from "../../../infra/StoreConfig.ts"
 import * as Backup from "../../ops/Backup.ts"
 import { BackupFileError } from "../../ops/BackupFile.ts"
@@ -22,6 +23,7 @@ import * as Status from "../../ops/Status.ts"
 import * as Target from "../../ops/Target.ts"
 import * as StoreLive from "../StoreLive.ts"
 import { loadConfig, withConfiguredStore } from "./Globals.ts"
+import { InputInvalid } from "./Input.ts"
 import { emit, OutputFormat } from "./Output.ts"
 
 /** At least one of doctor's checks failed (its report, with each fix, is on stdout). */
@@ -268,6 +270,10 @@ const importTeleport = Command.make("import-teleport", {
 }, ({ after, hashKey, keyPrefix, pageSize, source }) =>
   withConfiguredStore("use", () =>
     Effect.gen(function*() {
+      // A misspelt source is bad input, not a storage failure.
+      if ((yield* TableAdmin.describeTable(source)) === undefined) {
+        return yield* new InputInvalid({ input: "--source-table", reason: `source table ${source} does not exist` })
+      }
       const report = yield* ImportTeleport.importTeleport({
         source,
         after: Option.getOrUndefined(after),
