@@ -25,6 +25,17 @@ describe("dynastate CLI: usage", () => {
     for (const word of ["get", "cas", "txn", "watch", "init", "local", "--endpoint", "--output", "exit codes"]) {
       expect(run.stdout).toContain(word)
     }
+    for (const word of ["status", "doctor", "provision", "backup", "restore", "import-teleport", "7 a doctor check"]) {
+      expect(run.stdout).toContain(word)
+    }
+  })
+
+  it("provision --help shows its flags", async () => {
+    const run = await runCli(["provision", "--help"])
+    expect(run.code).toBe(0)
+    for (const flag of ["--dry-run", "--point-in-time-recovery", "--deletion-protection", "--sse", "--tag", "--view"]) {
+      expect(run.stdout).toContain(flag)
+    }
   })
 
   it("an unknown command or a missing argument is exit 2, with the help and the error on stderr only", async () => {

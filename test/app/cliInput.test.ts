@@ -129,6 +129,13 @@ describe("CLI exit codes", () => {
     expect(exitCodeOf(new Input.InputInvalid({ input: "--ttl", reason: "bad" }))).toBe(2)
     expect(exitCodeOf(new Error("boom"))).toBe(1)
     expect(exitCodeOf(undefined)).toBe(1)
+    // The operational commands' failures; a restore refusal's code depends on its kind.
+    const { RestoreRefused } = await import("../../src/programs/ops/Restore.ts")
+    const { DoctorFailed } = await import("../../src/programs/app/cli/OpsCommands.ts")
+    const refused = (kind: "table-missing" | "not-a-store-table" | "not-empty") =>
+      exitCodeOf(new RestoreRefused({ table: "t", kind, reason: "r" }))
+    expect([refused("table-missing"), refused("not-a-store-table"), refused("not-empty")]).toEqual([6, 2, 4])
+    expect(exitCodeOf(new DoctorFailed({ failed: ["stream"] }))).toBe(7)
     expect(failureJson(new Errors.NotFound({ key: "/k" }))).toEqual({
       error: "NotFound",
       message: "NotFound: key not found: /k",

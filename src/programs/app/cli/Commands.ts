@@ -6,6 +6,7 @@ import { Command } from "effect/cli"
 import { adminCommands } from "./AdminCommands.ts"
 import { storeFlags } from "./Globals.ts"
 import { keyCommands } from "./KeyCommands.ts"
+import { opsCommands } from "./OpsCommands.ts"
 import { exitCodesHelp, OutputFormat } from "./Output.ts"
 import { setupCommands } from "./SetupCommands.ts"
 import { streamCommands } from "./StreamCommands.ts"
@@ -16,6 +17,7 @@ export const groups = [
   { group: "Keys", commands: [...keyCommands, ...txnCommands] },
   { group: "Listing and watching", commands: streamCommands },
   { group: "Set-up", commands: setupCommands },
+  { group: "Operations", commands: opsCommands },
   { group: "Running and maintenance", commands: adminCommands }
 ] as const
 

@@ -22,7 +22,7 @@ export const OutputFormat = GlobalFlag.Setting("output")({
 /**
  * The exit codes, documented in `--help` and the README: 0 ok, 1 unexpected, 2 bad input or usage, 3 not found,
  * 4 condition failed or already exists, 5 storage unavailable (throttled, unreachable, cannot decrypt), 6 the
- * store is not set up (table or key missing: `dynastate init` or `provision`).
+ * store is not set up (table or key missing: `dynastate init` or `provision`), 7 a `doctor` check failed.
  */
 export const ExitCode = {
   ok: 0,
@@ -31,12 +31,13 @@ export const ExitCode = {
   notFound: 3,
   conditionFailed: 4,
   unavailable: 5,
-  notSetUp: 6
+  notSetUp: 6,
+  checkFailed: 7
 } as const
 
 /** The exit-code table as `--help` shows it. */
 export const exitCodesHelp = "exit codes: 0 ok, 1 unexpected error, 2 bad input or usage, 3 not found, " +
-  "4 condition failed or already exists, 5 storage unavailable, 6 store not set up (run `dynastate init`)"
+  "4 condition failed or already exists, 5 storage unavailable, 6 store not set up (run `dynastate init`), 7 a doctor check failed"
 
 const byTag: Record<string, number> = {
   NotFound: ExitCode.notFound,
@@ -67,13 +68,22 @@ const byTag: Record<string, number> = {
   IteratorExpired: ExitCode.unavailable,
   TrimmedData: ExitCode.unavailable,
   LateWriteUndone: ExitCode.unavailable,
-  MetricsServerError: ExitCode.unavailable
+  MetricsServerError: ExitCode.unavailable,
+  BackupFileError: ExitCode.usage,
+  BackupInvalid: ExitCode.usage,
+  ProvisionRefused: ExitCode.conditionFailed,
+  DoctorFailed: ExitCode.checkFailed,
+  // Refusals whose exit code depends on their `kind`.
+  "RestoreRefused.table-missing": ExitCode.notSetUp,
+  "RestoreRefused.not-a-store-table": ExitCode.usage,
+  "RestoreRefused.not-empty": ExitCode.conditionFailed
 }
 
-/** The exit code of a failure, by its tag (1 for anything the CLI does not know). */
+/** The exit code of a failure, by its tag and `kind` if it has one (1 for anything the CLI does not know). */
 export const exitCodeOf = (error: unknown): number => {
-  const tag = (error as { _tag?: unknown } | undefined)?._tag
-  return typeof tag === "string" ? byTag[tag] ?? ExitCode.unexpected : ExitCode.unexpected
+  const { _tag: tag, kind } = (error ?? {}) as { _tag?: unknown; kind?: unknown }
+  if (typeof tag !== "string") return ExitCode.unexpected
+  return (typeof kind === "string" ? byTag[`${tag}.${kind}`] : undefined) ?? byTag[tag] ?? ExitCode.unexpected
 }
 
 /** One line naming a failure: its tag and message, never a stack. */
