@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Fiber } from "effect"
 import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
+import * as Retention from "../../../src/domain/Retention.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import { defaultAtomicWriteOptions } from "../../../src/programs/store/AtomicWriter.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
@@ -103,6 +104,59 @@ describe("strict write mode", () => {
       }).pipe(Effect.scoped),
     30_000
   )
+
+  for (const retention of [Retention.forever, Retention.none]) {
+    it.live(
+      `a create delivered after the key was created, written again and its seq 1 compacted (retention ${retention._tag}) is refused`,
+      () =>
+        Effect.gen(function*() {
+          const client = makeClient()
+          yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+          const location = yield* provisionTable(client)
+          const b = yield* openStore(location, { client, storeOptions: strict })
+          const compaction = yield* openCompaction(location, client)
+          const key = `/strict/first-${retention._tag}`
+          // A decides a create on a key with no event and no grave, then its transaction is held back while B
+          // creates the key, writes it again and compaction moves seq 1 out of the live range: the seq A's
+          // transaction names is free again, with no grave.
+          let hold = true
+          let held = 0
+          const slow = faultyClient(1, () => "pass").client
+          slow.middlewareStack.add(
+            (next) => async (args) => {
+              if (hold && (args as { input: { TransactItems?: unknown } }).input.TransactItems !== undefined) {
+                hold = false
+                held++
+                await new Promise((resolve) => setTimeout(resolve, 1500))
+              }
+              return next(args)
+            },
+            { step: "initialize", name: "holdAppend" }
+          )
+          yield* Effect.addFinalizer(() => Effect.sync(() => slow.destroy()))
+          const a = yield* openStore(location, { client: slow, storeOptions: strict })
+          const create = yield* a.create({ key, value: bytes("from-A") }).pipe(
+            Effect.provideService(Clock.Clock, frozenTimers(() => true, 10_000)),
+            Effect.exit,
+            Effect.forkChild
+          )
+          yield* Effect.sleep(200)
+          yield* b.put({ key, value: bytes("v1") })
+          const v2 = yield* b.put({ key, value: bytes("v2") })
+          yield* Effect.sleep(20)
+          yield* compaction.all(() => Effect.void, { settleMillis: 1, retention })
+          expect((yield* rawEventsOf(client, location, key)).map((event) => event.seq)).toEqual([2])
+          const exit = yield* Fiber.join(create)
+          expect(held).toBe(1)
+          expect(outcomeTag(exit)).toBe("AlreadyExists")
+          const now = yield* b.get(key)
+          expect(now.revision).toBe(v2.revision)
+          expect(text(now.value)).toBe("v2")
+          expect((yield* rawEventsOf(client, location, key)).map((event) => event.seq)).toEqual([2])
+        }).pipe(Effect.scoped),
+      30_000
+    )
+  }
 
   it.live(
     "a counter of strict writers with no time fence stays exact while compaction runs with no settle time",
