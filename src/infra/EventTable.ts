@@ -25,6 +25,7 @@ import { Dynamo } from "./Dynamo.ts"
 import * as EventRecord from "./EventRecord.ts"
 import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
 import * as GraveRecord from "./GraveRecord.ts"
+import * as HistoryRecord from "./HistoryRecord.ts"
 
 const { Attr } = EventRecord
 
@@ -50,7 +51,8 @@ export interface SortKeyRange {
 /**
  * The event a write was decided after, for strict writes (see `WriteMode`): still the key's newest event in the
  * live range with this revision, still the tombstone in the key's grave (and not yet followed by a strict
- * append), or no event and no grave at all.
+ * append), or no event at all: no grave, and nothing at seq 1 in the history area (compaction moves a key's seq 1
+ * there, or leaves a marker for it, before freeing it).
  */
 export type Predecessor =
   | { readonly _tag: "None" }
@@ -69,6 +71,13 @@ export type TransactionWrite =
     readonly seq: number
     readonly after?: Predecessor | undefined
   }
+
+/** The most items DynamoDB takes in one transaction. */
+export const maxTransactionItems = 100
+
+/** How many items of a transaction `writes` take: one each, plus its predecessor's checks. */
+export const transactionItems = (writes: ReadonlyArray<TransactionWrite>): number =>
+  writes.reduce((sum, write) => sum + 1 + (write.after === undefined ? 0 : write.after._tag === "None" ? 2 : 1), 0)
 
 /** Failures of reads. */
 export type ReadError = Throttled | StorageFailure | DecryptionFailed | Shredded | KeyringError
@@ -308,20 +317,30 @@ const make = Effect.fnUntraced(function*(location: Location) {
     return outcome
   })
 
-  /** The transaction item that checks (or, for a strict append after a grave, claims) a predecessor. */
-  const predecessorItem = (key: string, after: Predecessor, follower: string | undefined): TransactWriteItem => {
+  /** The transaction items that check (or, for a strict append after a grave, claim) a predecessor. */
+  const predecessorItems = (
+    key: string,
+    after: Predecessor,
+    follower: string | undefined
+  ): ReadonlyArray<TransactWriteItem> => {
     const grave = { TableName: location.table, Key: GraveRecord.graveKey(location, key) }
+    const absent = { ConditionExpression: "attribute_not_exists(#sk)", ExpressionAttributeNames: { "#sk": Attr.sort } }
     switch (after._tag) {
       case "None":
-        return {
-          ConditionCheck: {
-            ...grave,
-            ConditionExpression: "attribute_not_exists(#sk)",
-            ExpressionAttributeNames: { "#sk": Attr.sort }
+        // No grave, and no seq 1 moved to history: compaction frees a key's seq 1 without a grave, and a first
+        // append delayed past that would land under the key's newer events, unseen.
+        return [
+          { ConditionCheck: { ...grave, ...absent } },
+          {
+            ConditionCheck: {
+              TableName: location.table,
+              Key: HistoryRecord.firstSeqKey(location, key),
+              ...absent
+            }
           }
-        }
+        ]
       case "Live":
-        return {
+        return [{
           ConditionCheck: {
             TableName: location.table,
             Key: {
@@ -332,7 +351,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
             ExpressionAttributeNames: { "#rev": Attr.revision },
             ExpressionAttributeValues: { ":rev": { S: after.revision } }
           }
-        }
+        }]
       case "Buried": {
         // The grave stays until the next burial, so the first strict append after it marks it followed: a writer
         // still deciding on the buried tombstone cannot then append into a seq freed after that append.
@@ -341,16 +360,18 @@ const make = Effect.fnUntraced(function*(location: Location) {
           ExpressionAttributeNames: { "#rev": Attr.revision, "#followed": followedAttr },
           ExpressionAttributeValues: { ":rev": { S: after.revision } }
         }
-        return follower === undefined
-          ? { ConditionCheck: { ...grave, ...condition } }
-          : {
-            Update: {
-              ...grave,
-              ...condition,
-              UpdateExpression: "SET #followed = :follower",
-              ExpressionAttributeValues: { ...condition.ExpressionAttributeValues, ":follower": { S: follower } }
+        return [
+          follower === undefined
+            ? { ConditionCheck: { ...grave, ...condition } }
+            : {
+              Update: {
+                ...grave,
+                ...condition,
+                UpdateExpression: "SET #followed = :follower",
+                ExpressionAttributeValues: { ...condition.ExpressionAttributeValues, ":follower": { S: follower } }
+              }
             }
-          }
+        ]
       }
     }
   }
@@ -361,14 +382,16 @@ const make = Effect.fnUntraced(function*(location: Location) {
     if (outcome._tag === "Success") return
     const error = outcome.failure
     if (error._tag !== "TransactionCanceled") return yield* Effect.fail(error)
-    const [put, check] = error.reasons
+    const [put, ...checks] = error.reasons
     if (put?.Code === "ConditionalCheckFailed") {
       const existing = put.Item
       // Our own event already there: a retried transaction whose response was lost.
       if (existing?.[Attr.revision]?.S === event.revision) return
       return yield* new AppendConflict({ winner: existing ? yield* decodeState(existing) : undefined })
     }
-    if (check?.Code === "ConditionalCheckFailed" || put?.Code === "TransactionConflict") {
+    // A conflict on any item (a compaction burying into the grave checked) is a changed predecessor as well.
+    const changed = checks.some((check) => check.Code === "ConditionalCheckFailed")
+    if (changed || error.reasons.some((reason) => reason.Code === "TransactionConflict")) {
       return yield* new AppendConflict({ winner: undefined })
     }
     const codes = error.reasons.map((reason) => reason.Code ?? "None").join(", ")
@@ -413,7 +436,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
     for (const write of writes) {
       if (write.after === undefined) continue
       const key = write._tag === "Append" ? write.event.key : write.key
-      items.push(predecessorItem(key, write.after, write._tag === "Append" ? write.event.revision : undefined))
+      items.push(...predecessorItems(key, write.after, write._tag === "Append" ? write.event.revision : undefined))
     }
     yield* dynamo.callTransaction(
       "TransactWriteItems",

@@ -13,12 +13,12 @@ import type { Throttled } from "../domain/Errors.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import { Dynamo } from "./Dynamo.ts"
 import { Attr, attributesOf } from "./EventRecord.ts"
-import type { Location, StoredEvent } from "./EventRecord.ts"
+import type { StoredEvent } from "./EventRecord.ts"
 import { EventTable } from "./EventTable.ts"
 import * as GraveRecord from "./GraveRecord.ts"
+import * as HistoryRecord from "./HistoryRecord.ts"
 
-/** The partition holding a namespace's history. NUL never occurs in a namespace. */
-export const historyPartition = (location: Location): string => `${location.namespace}\u0000history`
+export { historyPartition } from "./HistoryRecord.ts"
 
 /** Moves and reads superseded events. */
 export class HistoryArea extends Context.Service<HistoryArea, {
@@ -50,7 +50,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
       const table = yield* EventTable
       const dynamo = yield* Dynamo
       const location = table.location
-      const partition = historyPartition(location)
+      const partition = HistoryRecord.historyPartition(location)
       const archivedItem = (stored: StoredEvent, expiresAt: number | undefined) => ({
         ...attributesOf(stored.item),
         [Attr.partition]: { S: partition },
