@@ -29,6 +29,11 @@ export class HistoryArea extends Context.Service<HistoryArea, {
     stored: StoredEvent,
     expiresAt: number | undefined
   ) => Effect.Effect<void, Throttled | StorageFailure>
+  /**
+   * Leaves a marker for a key's seq 1 that compaction frees keeping no copy, until `expiresAt` (epoch seconds): a
+   * strict first append still in flight checks it (see `HistoryRecord`). A copy already there stays.
+   */
+  readonly markFreed: (key: string, expiresAt: number) => Effect.Effect<void, Throttled | StorageFailure>
   /** Removes an event from the live range (only ever a superseded one). */
   readonly removeLive: (stored: StoredEvent) => Effect.Effect<void, Throttled | StorageFailure>
   /**
@@ -40,7 +45,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
     tombstone: StoredEvent,
     history: { readonly expiresAt: number | undefined } | undefined
   ) => Effect.Effect<boolean, Throttled | StorageFailure>
-  /** A key's archived events, oldest first. */
+  /** A key's archived events, oldest first (freed-seq markers left out: they hold no event). */
   readonly archived: (key: string) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
 }>()("dynastate/HistoryArea") {
   /** The history area of the event table's namespace. */
@@ -130,6 +135,20 @@ export class HistoryArea extends Context.Service<HistoryArea, {
               })
           ).pipe(Effect.asVoid),
         bury,
+        markFreed: (key, expiresAt) =>
+          dynamo.callConditional("PutItem", (client, abortSignal) =>
+            client.send(
+              new PutItemCommand({
+                TableName: location.table,
+                Item: HistoryRecord.freedMarker(location, key, expiresAt),
+                ConditionExpression: "attribute_not_exists(#sk)",
+                ExpressionAttributeNames: { "#sk": Attr.sort }
+              }),
+              { abortSignal }
+            )).pipe(
+              Effect.asVoid,
+              Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
+            ),
         // Only the event that was read: should its sort key ever hold another one, that one is not compaction's to move.
         removeLive: (stored) =>
           dynamo.callConditional("DeleteItem", (client, abortSignal) =>
@@ -146,6 +165,9 @@ export class HistoryArea extends Context.Service<HistoryArea, {
             ),
         archived: (key) =>
           table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true, partition })
+            .pipe(
+              Stream.filter((stored) => !HistoryRecord.isFreedMarker(stored.item))
+            )
       })
     })
   )

@@ -14,7 +14,7 @@ import { Dynamo } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
 import { gravePartition } from "./GraveRecord.ts"
-import { historyPartition } from "./HistoryArea.ts"
+import { historyPartition, isFreedMarker } from "./HistoryRecord.ts"
 
 /** What the table holds for one namespace, as DynamoDB has it. */
 export interface Survey {
@@ -52,7 +52,7 @@ export const survey = (location: Location): Effect.Effect<Survey, Throttled | St
     const sample = live.find((item) => item[Attr.value]?.B !== undefined)
     return {
       liveEvents: live.length,
-      historyEvents: inPartition(historyPartition(location)).length,
+      historyEvents: inPartition(historyPartition(location)).filter((item) => !isFreedMarker(item)).length,
       graves: inPartition(gravePartition(location)).length,
       dataKeys: inPartition(dataKeyPartition(location.namespace)).length,
       contains: (text) => items.some((item) => holds(item, text)),

@@ -6,7 +6,7 @@ import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
-import { historyPartition } from "../../src/infra/HistoryArea.ts"
+import { historyPartition, isFreedMarker } from "../../src/infra/HistoryRecord.ts"
 import { rawGraves, rawKeyItems, rawPartition } from "../support/RawTable.ts"
 import type { CampaignRecord } from "./Campaign.ts"
 import { ttlKeys } from "./Campaign.ts"
@@ -31,6 +31,8 @@ export const rawEvents = async (client: DynamoDBClient, record: CampaignRecord):
     for (const item of await rawKeyItems(client, location, key)) add(key, item)
   }
   for (const item of await rawPartition(client, record.table, historyPartition(location))) {
+    // A marker for a freed seq 1 (retention none) holds no event.
+    if (isFreedMarker(item)) continue
     const { key } = SortKey.decode(item[Attr.sort]!.B!)
     if (ttlKeys.includes(key)) add(key, item)
   }

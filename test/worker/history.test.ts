@@ -8,10 +8,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Stream } from "effect"
 import * as Key from "../../src/domain/Key.ts"
+import { Attr } from "../../src/infra/EventRecord.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
+import { freedMarkerMillis, historyPartition } from "../../src/infra/HistoryRecord.ts"
 import * as History from "../../src/programs/store/History.ts"
-import { rawGraves } from "../support/RawTable.ts"
+import { rawGraves, rawPartition } from "../support/RawTable.ts"
 import { eventTableLayer, openCompaction, openStore } from "../support/TestStore.ts"
 import { archivedEvents, bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
 import type { Env } from "./support.ts"
@@ -123,6 +125,46 @@ describe("history", () => {
         expect(text((yield* store.get(b)).value)).toBe("b-again")
       }),
     60_000
+  )
+
+  it.live(
+    "with retention none compaction leaves a marker for a freed seq 1: no value, a TTL, and unseen by history reads",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("worker-history-freed")
+        const writer = yield* openStore(env.location, { client: env.client })
+        const compaction = yield* openCompaction(env.location, env.client)
+        const key = "/freed/k"
+        yield* writer.put({ key, value: bytes("v1") })
+        yield* pause
+        yield* writer.put({ key, value: bytes("v2") })
+        yield* writer.put({ key, value: bytes("v3") })
+        yield* pause
+        const before = Date.now()
+        yield* compaction.all(() => Effect.void, { settleMillis: 1, retention: { _tag: "None" } })
+        expect((yield* liveEvents(env)).map((event) => event.seq)).toEqual([3])
+        const raw = yield* Effect.promise(() =>
+          rawPartition(env.client, env.location.table, historyPartition(env.location))
+        )
+        // Only seq 1 is marked (a first append names no other seq), and the marker holds nothing of the event.
+        expect(raw).toHaveLength(1)
+        const marker = raw[0]!
+        expect(Object.keys(marker).sort()).toEqual([Attr.partition, Attr.sort, "freed", Attr.ttl].sort())
+        const expiresAt = Number(marker[Attr.ttl]!.N) * 1000
+        expect(expiresAt).toBeGreaterThanOrEqual(before + freedMarkerMillis)
+        expect(expiresAt).toBeLessThan(Date.now() + freedMarkerMillis + 1000)
+        expect(yield* archivedEvents(env)).toEqual([])
+        const past = [...(yield* Stream.runCollect(writer.history(key)))]
+        expect(past.map((event) => `${event.op}@${event.seq}`)).toEqual(["put@3"])
+        expect((yield* Effect.flip(writer.getAt(key, { _tag: "Time", millis: before - 1000 })))._tag).toBe("NotFound")
+        // Compacting again leaves the marker as it is.
+        yield* compaction.all(() => Effect.void, { settleMillis: 1, retention: { _tag: "None" } })
+        const again = yield* Effect.promise(() =>
+          rawPartition(env.client, env.location.table, historyPartition(env.location))
+        )
+        expect(again).toEqual(raw)
+      }),
+    30_000
   )
 
   it.live(

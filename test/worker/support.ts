@@ -19,7 +19,7 @@ import type { Event } from "../../src/domain/Event.ts"
 import * as Key from "../../src/domain/Key.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
-import { historyPartition } from "../../src/infra/HistoryArea.ts"
+import { historyPartition, isFreedMarker } from "../../src/infra/HistoryRecord.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import type { StreamsError } from "../../src/infra/streams/StreamsApi.ts"
 import { workerLayer } from "../../src/programs/app/WorkerLive.ts"
@@ -295,7 +295,12 @@ export const liveEvents = (env: Env) =>
 export const archivedEvents = (env: Env) =>
   Effect.map(
     queryAll(env.client, env.location.table, historyPartition(env.location)),
-    (items) => items.map(rawOf).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq))
+    // A marker for a freed seq 1 (retention none) holds no event.
+    (items) =>
+      items.filter((item) => !isFreedMarker(item)).map(rawOf).sort((
+        a,
+        b
+      ) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq))
   )
 
 /**

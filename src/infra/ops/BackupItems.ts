@@ -19,7 +19,7 @@ import { Dynamo } from "../Dynamo.ts"
 import * as EventRecord from "../EventRecord.ts"
 import type { Location, StoredItem } from "../EventRecord.ts"
 import { gravePartition } from "../GraveRecord.ts"
-import { historyPartition } from "../HistoryArea.ts"
+import { historyPartition, isFreedMarker } from "../HistoryRecord.ts"
 
 const { Attr, attributesOf } = EventRecord
 
@@ -306,7 +306,8 @@ export const backupDataKeys = (source: Location, items: ReadonlyArray<StoredItem
 /**
  * An event or history item re-encrypted for another location: decrypted with the backup's data keys and
  * encrypted again with the target's (`DataKeys` in context) in the shred scope it had, every clear attribute kept.
- * A value whose data key was shredded cannot be decrypted and stays as it was: it reads as shredded there too.
+ * A value whose data key was shredded cannot be decrypted and stays as it was: it reads as shredded there too. A
+ * freed-seq marker holds no event: it moves as it is.
  */
 export const reencrypt = (
   item: StoredItem,
@@ -315,6 +316,7 @@ export const reencrypt = (
   target: Location
 ) =>
   Effect.gen(function*() {
+    if (isFreedMarker(item)) return rehome(item, role, target)
     const event = yield* EventRecord.decode(source.location, item, { tolerateShredded: true }).pipe(
       Effect.provideService(DataKeys, source.keys.keys)
     )

@@ -19,6 +19,7 @@ import type { WriteFence } from "../../domain/WriteFence.ts"
 import type { StoredEvent } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
+import { freedMarkerMillis } from "../../infra/HistoryRecord.ts"
 import * as NewestEvents from "../store/NewestEvents.ts"
 
 /** How compaction keeps what it moves, and how long it lets events settle first. */
@@ -74,6 +75,8 @@ export const compactKey = Effect.fnUntraced(function*(
       return undefined
     }
     if (options.retention._tag !== "None") yield* area.archive(stored, expiresAt)
+    // No copy kept: a marker in its place, so a strict first append decided before the key existed stays refused.
+    else if (stored.seq === 1) yield* area.markFreed(key, Math.ceil((now + freedMarkerMillis) / 1000))
     yield* area.removeLive(stored)
   }
   return undefined
