@@ -17,7 +17,7 @@ import { isDueForExpiry, presentRevision } from "../../domain/Event.ts"
 import * as KeyState from "../../domain/KeyState.ts"
 import { defaultWriteFence } from "../../domain/WriteFence.ts"
 import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
-import { EventTable } from "../../infra/EventTable.ts"
+import { EventTable, maxTransactionItems, transactionItems } from "../../infra/EventTable.ts"
 import type { TransactionWrite } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
 import type { WriteError } from "./KeyActors.ts"
@@ -44,9 +44,6 @@ export const defaultAtomicWriteOptions: AtomicWriteOptions = {
   maxConflictAttempts: 24,
   fence: defaultWriteFence
 }
-
-/** The most keys an atomic write checks strictly: each takes two of a transaction's 100 items. */
-export const maxStrictKeys = 50
 
 type Attempt =
   | { readonly _tag: "Committed" }
@@ -108,14 +105,11 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
         return yield* new ConditionFailed({ key: entry.key, condition: AtomicWrite.describe(entry.condition) })
       }
     }
-    // A transaction holds at most 100 items: past 50 keys a strict write has no room for its predecessor checks
-    // and falls back to the fence and the late-acknowledgement check.
-    const strict = options.writeMode === "strict" && actions.length <= maxStrictKeys
-    const writes = actions.map((entry, index): TransactionWrite => {
+    const checked = actions.map((entry, index): TransactionWrite => {
       const state = states[index]!
       const live = presentRevision(state.latest, now) !== undefined
       const base = { key: entry.key, seq: state.seq + 1, revision, timestamp: now }
-      const after = strict ? table.predecessor(state.latest) : undefined
+      const after = options.writeMode === "strict" ? table.predecessor(state.latest) : undefined
       if (entry.action._tag === "Put") {
         const event: Event = { ...base, op: "put", value: entry.action.value, expires: entry.action.expires }
         return { _tag: "Append", event, after }
@@ -123,6 +117,11 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
       if (entry.action._tag === "Delete" && live) return { _tag: "Append", event: { ...base, op: "delete" }, after }
       return { _tag: "Unchanged", key: entry.key, seq: state.seq, after }
     })
+    // A transaction holds at most 100 items, and each key's predecessor checks take one or two more (see
+    // `transactionItems`): a strict write with no room for them falls back to the fence and the late-acknowledgement
+    // check.
+    const strict = options.writeMode === "strict" && transactionItems(checked) <= maxTransactionItems
+    const writes = strict ? checked : checked.map((write) => ({ ...write, after: undefined }))
     const attempt = yield* commit(table, writes).pipe(
       Effect.timeoutOrElse({
         duration: options.fence.writeTimeoutMillis,

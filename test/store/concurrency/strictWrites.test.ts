@@ -159,6 +159,39 @@ describe("strict write mode", () => {
   }
 
   it.live(
+    "a strict atomic write creating 40 new keys, too many checks for one transaction, falls back and writes them all",
+    () =>
+      Effect.gen(function*() {
+        const client = makeClient()
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+        const location = yield* provisionTable(client)
+        // Big transactions on a shared DynamoDB Local take their time.
+        const patient = { ...noFence, writeTimeoutMillis: 20_000 }
+        const store = yield* openStore(location, {
+          client,
+          storeOptions: { ...strict, atomicWrite: { ...strict.atomicWrite, fence: patient } }
+        })
+        // 40 appends with a None predecessor take 40 × 3 items: more than a transaction's 100.
+        const keys = Array.from({ length: 40 }, (_, index) => `/strict/many/${String(index).padStart(2, "0")}`)
+        const revision = yield* store.atomicWrite(
+          keys.map((key) => ({ key, condition: Condition.notExists, action: Action.put(bytes(key)) }))
+        )
+        for (const key of keys) {
+          const item = yield* store.get(key)
+          expect(item.revision).toBe(revision)
+          expect(text(item.value)).toBe(key)
+        }
+        // 30 new keys take 90 items: still strict, and still written.
+        const fewer = keys.slice(0, 30).map((key) => `${key}/fewer`)
+        yield* store.atomicWrite(
+          fewer.map((key) => ({ key, condition: Condition.notExists, action: Action.put(bytes("f")) }))
+        )
+        expect((yield* rawEventsOf(client, location, fewer[29]!)).map((event) => event.seq)).toEqual([1])
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
     "a counter of strict writers with no time fence stays exact while compaction runs with no settle time",
     () =>
       Effect.gen(function*() {
