@@ -52,6 +52,9 @@ const sortBytes = (value: Record<string, unknown> | undefined): Buffer =>
     ? Buffer.from(value.B, "base64")
     : Buffer.from(String(value.S ?? value.N), "utf8")
 
+/** Requests the fake answered, by operation. */
+const requests: Record<string, number> = {}
+
 /** An in-memory DynamoDB of PutItem, GetItem and Query, speaking the JSON wire protocol. */
 const makeFake = () => {
   const partitions = new Map<string, Array<Row>>()
@@ -148,6 +151,7 @@ const makeFake = () => {
   const requestHandler = {
     handle: async (request: { readonly headers: Record<string, string>; readonly body: unknown }) => {
       const operation = String(request.headers["x-amz-target"]).split(".")[1]!
+      requests[operation] = (requests[operation] ?? 0) + 1
       const handler = handlers[operation]
       if (handler === undefined) throw new Error(`the fake does not know ${operation}`)
       const { body, status } = handler(
@@ -189,11 +193,13 @@ const client = new DynamoDBClient({
 /** Client CPU (user + system) per operation, µs, of `count` runs of `op` at the configured concurrency. */
 const cpuPerOp = (count: number, op: (i: number) => Effect.Effect<unknown, unknown>) =>
   Effect.gen(function*() {
+    const sent = Object.values(requests).reduce((sum, n) => sum + n, 0)
     const before = process.cpuUsage()
     const started = performance.now()
     yield* Effect.forEach(Array.from({ length: count }, (_, i) => i), op, { concurrency, discard: true })
     const used = process.cpuUsage(before)
-    return { cpu: (used.user + used.system) / count, wall: (performance.now() - started) * 1000 / count }
+    const requestsPerOp = (Object.values(requests).reduce((sum, n) => sum + n, 0) - sent) / count
+    return { cpu: (used.user + used.system) / count, wall: (performance.now() - started) * 1000 / count, requestsPerOp }
   })
 
 const keyOf = (i: number) => `/bench/${String(i % keys).padStart(6, "0")}`
@@ -262,16 +268,22 @@ const storeLayer = Store.layer(defaultStoreOptions).pipe(
   )
 )
 
-const report = (name: string, store: { cpu: number; wall: number }, base: { cpu: number; wall: number }) =>
+interface Measured {
+  readonly cpu: number
+  readonly wall: number
+  readonly requestsPerOp: number
+}
+
+const report = (name: string, store: Measured, base: Measured) =>
   console.log(
     `${name.padEnd(14)} store ${store.cpu.toFixed(0).padStart(7)} µs  peer ${base.cpu.toFixed(0).padStart(6)} µs  ${
       (store.cpu / base.cpu).toFixed(2)
-    }x`
+    }x  requests per op: store ${store.requestsPerOp.toFixed(2)}, peer ${base.requestsPerOp.toFixed(2)}`
   )
 
 const program = Effect.gen(function*() {
   const store = yield* Store
-  const none = { cpu: NaN, wall: NaN }
+  const none = { cpu: NaN, wall: NaN, requestsPerOp: NaN }
   const runStore = only !== "peer"
   const runPeer = only !== "store"
   const put = phases.includes("put")
@@ -286,7 +298,7 @@ const program = Effect.gen(function*() {
 
   const ranges = Math.max(4, Math.floor(operations / 200))
   const lastRangeKey = rangeKeyOf(rangeKeys - 1)
-  const best = (a: { cpu: number; wall: number }, b: { cpu: number; wall: number }) =>
+  const best = (a: Measured, b: Measured) =>
     Number.isNaN(a.cpu) || b.cpu < a.cpu ? b : a
   let storePut = none
   let peerPut = none

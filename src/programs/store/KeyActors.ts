@@ -242,7 +242,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
           Effect.exit,
           Effect.asVoid
         ),
-        abandon: Deferred.fail(reply, closedError())
+        // Made only if the store closes first: a schema-checked error per command cost more than its append.
+        abandon: Effect.suspend(() => Deferred.fail(reply, closedError()))
       })
       if (!actor.running) {
         actor.running = true
