@@ -298,8 +298,7 @@ const program = Effect.gen(function*() {
 
   const ranges = Math.max(4, Math.floor(operations / 200))
   const lastRangeKey = rangeKeyOf(rangeKeys - 1)
-  const best = (a: Measured, b: Measured) =>
-    Number.isNaN(a.cpu) || b.cpu < a.cpu ? b : a
+  const best = (a: Measured, b: Measured) => Number.isNaN(a.cpu) || b.cpu < a.cpu ? b : a
   let storePut = none
   let peerPut = none
   let storeGet = none
