@@ -103,16 +103,24 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
 
   const isIdle = (actor: Actor) => !actor.running && actor.mailbox.length === 0
 
-  /** Drops idle actors past their idle time, then the least recently used idle ones until `room` more fit. */
-  const passivate = (now: number, room = 0) => {
-    for (const actor of actors.values()) {
-      if (isIdle(actor) && now - actor.lastActive >= options.idleMillis) actors.delete(actor.key)
-    }
-    // Map order is least recently used first, because every use re-inserts.
+  /** Drops the least recently used idle actors until `room` more fit. */
+  const makeRoom = (room: number) => {
+    // Map order is least recently used first, because every use re-inserts; so this stops at once when there is room.
     for (const actor of actors.values()) {
       if (actors.size + room <= options.maxActors) break
       if (isIdle(actor)) actors.delete(actor.key)
     }
+  }
+
+  /**
+   * Drops idle actors past their idle time, then makes room as above. It visits every actor, so it runs on the
+   * timer only: run for every new key, it cost a pass over up to `maxActors` actors per first write of a key.
+   */
+  const passivate = (now: number) => {
+    for (const actor of actors.values()) {
+      if (isIdle(actor) && now - actor.lastActive >= options.idleMillis) actors.delete(actor.key)
+    }
+    makeRoom(0)
   }
 
   const actorFor = (key: string, now: number): Actor => {
@@ -130,7 +138,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         running: false,
         lastActive: now
       }
-      passivate(now, 1)
+      makeRoom(1)
     }
     actors.set(key, actor)
     return actor
