@@ -33,6 +33,11 @@ import type { Acknowledgement } from "./WriteAcks.ts"
 export interface WatchPosition {
   readonly arn: string
   readonly shards: Readonly<Record<string, string>>
+  /**
+   * Writes of this process delivered before the stream brought them (key to seq): a watch resumed from here skips
+   * each key's events up to its seq (the shard positions do not cover them yet).
+   */
+  readonly keys?: Readonly<Record<string, number>> | undefined
 }
 
 /** What a watch delivers. */
@@ -224,12 +229,13 @@ const pump = (
           return yield* batch.ack
         }
         for (const record of batch.records) {
-          const before: WatchPosition = { arn: batch.arn, shards: { ...live.positions } }
+          const before: WatchPosition = { arn: batch.arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) }
           live.positions[batch.shardId] = record.sequenceNumber
           const located = locate(table, record)
           if (located === undefined) {
             continue
           }
+          WatchFeed.met(feed, located.key, located.seq)
           const verdict = order.check(located.key, located.seq)
           if (verdict._tag === "Duplicate") continue
           // Every key's order is kept, watched or not, so a watch that starts later meets no stale gap.
@@ -290,7 +296,9 @@ const pump = (
         }
         return yield* Effect.fail(error)
       }
-      deliver(toWatchEvent(decoded.success, { arn: batch.arn, shards: { ...live.positions } }))
+      deliver(
+        toWatchEvent(decoded.success, { arn: batch.arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) })
+      )
     })
   }
 }
@@ -354,7 +362,10 @@ export class Watches extends Context.Service<Watches, {
               const deliver = deliverTo(subscribers)
               state.ownWrites = WatchFeed.deliverOwnWrites(
                 feed,
-                (event) => deliver(toWatchEvent(event, { arn, shards: { ...live.positions } }))
+                (event) =>
+                  deliver(
+                    toWatchEvent(event, { arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) })
+                  )
               )
             })),
             Effect.andThen(Deferred.succeed(state.ready, undefined)),
@@ -391,7 +402,11 @@ export class Watches extends Context.Service<Watches, {
           if (options.resumeFrom !== undefined) {
             const own = new Set([subscriber])
             const live = yield* services(liveCoordinator(options.resumeFrom))
-            yield* services(pump(table, area, readStream(table.location.table, live.coordinator), live, own)).pipe(
+            const feed = WatchFeed.make()
+            for (const [key, seq] of Object.entries(options.resumeFrom.keys ?? {})) feed.order.delivered(key, seq)
+            yield* services(
+              pump(table, area, readStream(table.location.table, live.coordinator), live, own, feed)
+            ).pipe(
               Effect.catchCause((cause) => Queue.failCause(queue, cause)),
               Effect.forkScoped
             )

@@ -14,10 +14,25 @@ import type { Acknowledgement } from "./WriteAcks.ts"
 export interface WatchFeed {
   readonly order: KeyOrder.KeyOrder
   readonly busy: Set<string>
+  /**
+   * Own writes delivered ahead of the stream whose records the reader has not met yet (key to seq): a position
+   * names them besides its shard positions, so a watch resumed from it skips them (see `WatchPosition.keys`).
+   */
+  readonly ahead: Map<string, number>
 }
 
 /** A feed with nothing delivered yet. */
-export const make = (): WatchFeed => ({ order: KeyOrder.make(), busy: new Set() })
+export const make = (): WatchFeed => ({ order: KeyOrder.make(), busy: new Set(), ahead: new Map() })
+
+/** The keys a position names besides its shard positions, if any. */
+export const aheadOf = (feed: WatchFeed): Readonly<Record<string, number>> | undefined =>
+  feed.ahead.size === 0 ? undefined : Object.fromEntries(feed.ahead)
+
+/** The reader met a record of `key` at `seq`: an own write of the key up to it is no longer ahead of the stream. */
+export const met = (feed: WatchFeed, key: string, seq: number): void => {
+  const ahead = feed.ahead.get(key)
+  if (ahead !== undefined && ahead <= seq) feed.ahead.delete(key)
+}
 
 /**
  * Delivers the events of an acknowledged write whose key has nothing still on the way: its previous event was
@@ -31,6 +46,7 @@ export const deliverOwnWrites = (feed: WatchFeed, deliver: (event: Event) => voi
     const next = last === undefined ? event.seq === 1 : event.seq === last + 1
     if (!next || feed.busy.has(event.key)) continue
     feed.order.delivered(event.key, event.seq)
+    feed.ahead.set(event.key, event.seq)
     deliver(event)
   }
 }
