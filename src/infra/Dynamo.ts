@@ -10,6 +10,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, CancellationReason, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Schedule } from "effect"
 import { StorageFailure, Throttled } from "../domain/Errors.ts"
+import { quietly } from "./crypto/QuietCrypto.ts"
 
 /** A DynamoDB item as the SDK represents it. */
 export type AttributeMap = Record<string, AttributeValue>
@@ -85,7 +86,8 @@ export class Dynamo extends Context.Service<Dynamo, {
       operation: string,
       request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
     ): Effect.Effect<A, CallError> =>
-      Effect.tryPromise({ try: (signal) => request(client, signal), catch: (error) => error }).pipe(
+      // The SDK signs in the synchronous part of `send`, where Node's key brand checks throw (see QuietCrypto).
+      Effect.tryPromise({ try: (signal) => quietly(() => request(client, signal)), catch: (error) => error }).pipe(
         // A single-item write that meets a transaction in flight on the same item is refused with
         // TransactionConflictException, which the SDK does not retry; the transaction ends within milliseconds.
         Effect.retry({ while: isTransactionConflict, schedule: transactionConflictBackoff }),

@@ -3,7 +3,7 @@
  * roughly ordered by creation time when read in a table dump.
  */
 import { Effect } from "effect"
-import { randomBytes } from "node:crypto"
+import { randomBytes } from "./RandomPool.ts"
 
 /** A UUIDv7 for the given epoch milliseconds. */
 export const uuidv7 = (millis: number): string => {

@@ -15,6 +15,7 @@ import type { StreamRecord } from "../../src/infra/streams/StreamsApi.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import type { WatchEvent, WatchOptions } from "../../src/programs/store/Watch.ts"
 import { Watches } from "../../src/programs/store/Watch.ts"
+import { WriteAcks } from "../../src/programs/store/WriteAcks.ts"
 import { eventTableLayer, makeClient, openStore, provisionTable, streamsConfig } from "../support/TestStore.ts"
 import { eventually } from "./Harness.ts"
 import type { ScriptedStreams } from "./ScriptedStreams.ts"
@@ -60,6 +61,7 @@ const setup = (n: number) =>
     const context = yield* Layer.build(
       Watches.layer.pipe(
         Layer.provide(HistoryArea.layer),
+        Layer.provide(WriteAcks.layer),
         Layer.provide(Layer.succeed(StreamsApi, script.api)),
         Layer.provideMerge(eventTableLayer(location, { client }))
       )

@@ -9,13 +9,15 @@
  *   version (1) | data-key-id length (1) | data key id | salt (32) | commitment (32) | iv (12) | ciphertext | tag (16)
  */
 import { Effect, Redacted, Result } from "effect"
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto"
+import { createCipheriv, createDecipheriv, hkdfSync, timingSafeEqual } from "node:crypto"
 import { DecryptionFailed, Shredded } from "../../domain/Errors.ts"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { EventOp } from "../../domain/Event.ts"
+import { randomBytes } from "../RandomPool.ts"
 import { DataKeys } from "./DataKeys.ts"
 import type { DataKey } from "./DataKeys.ts"
 import type { KeyringError } from "./Keyring.ts"
+import { quietly, secretKeyOf } from "./QuietCrypto.ts"
 
 /** Everything a value is bound to; any change makes decryption fail. */
 export interface ValueBinding {
@@ -62,8 +64,9 @@ const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
     )
   ])
 
+// Called inside `quietly`; the data key's KeyObject is made once per data key.
 const deriveKeys = (key: DataKey, salt: Uint8Array) => {
-  const okm = Buffer.from(hkdfSync("sha256", Redacted.value(key.material), salt, hkdfInfo, 64))
+  const okm = Buffer.from(hkdfSync("sha256", secretKeyOf(key, Redacted.value(key.material)), salt, hkdfInfo, 64))
   return { encryption: okm.subarray(0, 32), commitment: okm.subarray(32, 64) }
 }
 
@@ -73,14 +76,23 @@ export const encryptWith = (key: DataKey, plaintext: Uint8Array, binding: ValueB
   if (keyId.length === 0 || keyId.length > maxKeyIdBytes) {
     throw new RangeError(`key id must be 1 to ${maxKeyIdBytes} bytes`)
   }
-  const salt = randomBytes(saltBytes)
-  const iv = randomBytes(ivBytes)
-  const derived = deriveKeys(key, salt)
-  const header = Buffer.concat([Buffer.from([version, keyId.length]), keyId, salt, derived.commitment, iv])
-  const cipher = createCipheriv("aes-256-gcm", derived.encryption, iv)
-  cipher.setAAD(associatedData(header, binding))
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
-  return new Uint8Array(Buffer.concat([header, body]))
+  const random = randomBytes(saltBytes + ivBytes)
+  const salt = random.subarray(0, saltBytes)
+  const iv = random.subarray(saltBytes)
+  return quietly(() => {
+    const derived = deriveKeys(key, salt)
+    const header = Buffer.concat([Buffer.from([version, keyId.length]), keyId, salt, derived.commitment, iv])
+    const cipher = createCipheriv("aes-256-gcm", derived.encryption, iv)
+    cipher.setAAD(associatedData(header, binding))
+    const body = cipher.update(plaintext)
+    const final = cipher.final()
+    const out = new Uint8Array(header.length + body.length + final.length + tagBytes)
+    out.set(header, 0)
+    out.set(body, header.length)
+    out.set(final, header.length + body.length)
+    out.set(cipher.getAuthTag(), header.length + body.length + final.length)
+    return out
+  })
 }
 
 /** The data key id a ciphertext names, or why it cannot be read. */
@@ -113,16 +125,18 @@ export const decryptWith = (
   const header = ciphertext.subarray(0, offset)
   const body = ciphertext.subarray(offset, ciphertext.length - tagBytes)
   const tag = ciphertext.subarray(ciphertext.length - tagBytes)
-  const derived = deriveKeys(key, salt)
-  if (!timingSafeEqual(derived.commitment, commitment)) return Result.fail("key commitment does not match")
-  try {
-    const decipher = createDecipheriv("aes-256-gcm", derived.encryption, iv)
-    decipher.setAAD(associatedData(header, binding))
-    decipher.setAuthTag(tag)
-    return Result.succeed(new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()])))
-  } catch {
-    return Result.fail("authentication failed: the value or what it is bound to was changed")
-  }
+  return quietly(() => {
+    const derived = deriveKeys(key, salt)
+    if (!timingSafeEqual(derived.commitment, commitment)) return Result.fail("key commitment does not match")
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", derived.encryption, iv)
+      decipher.setAAD(associatedData(header, binding))
+      decipher.setAuthTag(tag)
+      return Result.succeed(new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()])))
+    } catch {
+      return Result.fail("authentication failed: the value or what it is bound to was changed")
+    }
+  })
 }
 
 /** Encrypts a value under the current data key of its key's scope. */

@@ -18,6 +18,8 @@ export interface KeyOrder {
   readonly check: (key: string, seq: number) => Verdict
   /** Records that event `seq` of `key` was delivered. */
   readonly delivered: (key: string, seq: number) => void
+  /** The last delivered seq of `key`, or undefined when it was not seen yet (or was forgotten). */
+  readonly last: (key: string) => number | undefined
 }
 
 /** Tracks up to `capacity` keys, forgetting the least recently delivered first (memory stays bounded). */
@@ -35,6 +37,7 @@ export const make = (capacity = 100_000): KeyOrder => {
       last.delete(key) // re-inserting keeps the map in recency order
       last.set(key, seq)
       if (last.size > capacity) last.delete(last.keys().next().value!)
-    }
+    },
+    last: (key) => last.get(key)
   }
 }

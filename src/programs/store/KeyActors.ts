@@ -14,6 +14,7 @@ import type { Command } from "../../domain/Command.ts"
 import { keyOf } from "../../domain/Command.ts"
 import type { CommandError } from "../../domain/Decide.ts"
 import { decide } from "../../domain/Decide.ts"
+import type { Decision } from "../../domain/Decide.ts"
 import { WriteContention } from "../../domain/Errors.ts"
 import { StorageFailure } from "../../domain/Errors.ts"
 import type { ValueTooLarge } from "../../domain/Errors.ts"
@@ -60,6 +61,13 @@ interface Actor {
   state: KeyState.KeyState | undefined
   /** When `state` was known to be the newest (any later event has a later timestamp). */
   confirmedAt: number
+  /** Commands handed to this actor so far; each command's ticket is the count when it came. */
+  tickets: number
+  /**
+   * The ticket count when the read or append that established `state` was sent (0: unknown, a hint): `state` was
+   * the key's newest at some moment after every command with a ticket up to this one was invoked.
+   */
+  establishedAt: number
   readonly mailbox: Array<{ readonly run: Effect.Effect<void>; readonly abandon: Effect.Effect<void> }>
   running: boolean
   lastActive: number
@@ -95,16 +103,24 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
 
   const isIdle = (actor: Actor) => !actor.running && actor.mailbox.length === 0
 
-  /** Drops idle actors past their idle time, then the least recently used idle ones until `room` more fit. */
-  const passivate = (now: number, room = 0) => {
-    for (const actor of actors.values()) {
-      if (isIdle(actor) && now - actor.lastActive >= options.idleMillis) actors.delete(actor.key)
-    }
-    // Map order is least recently used first, because every use re-inserts.
+  /** Drops the least recently used idle actors until `room` more fit. */
+  const makeRoom = (room: number) => {
+    // Map order is least recently used first, because every use re-inserts; so this stops at once when there is room.
     for (const actor of actors.values()) {
       if (actors.size + room <= options.maxActors) break
       if (isIdle(actor)) actors.delete(actor.key)
     }
+  }
+
+  /**
+   * Drops idle actors past their idle time, then makes room as above. It visits every actor, so it runs on the
+   * timer only: run for every new key, it cost a pass over up to `maxActors` actors per first write of a key.
+   */
+  const passivate = (now: number) => {
+    for (const actor of actors.values()) {
+      if (isIdle(actor) && now - actor.lastActive >= options.idleMillis) actors.delete(actor.key)
+    }
+    makeRoom(0)
   }
 
   const actorFor = (key: string, now: number): Actor => {
@@ -112,8 +128,17 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
     if (actor) {
       actors.delete(key)
     } else {
-      actor = { key, state: undefined, confirmedAt: 0, mailbox: [], running: false, lastActive: now }
-      passivate(now, 1)
+      actor = {
+        key,
+        state: undefined,
+        confirmedAt: 0,
+        tickets: 0,
+        establishedAt: 0,
+        mailbox: [],
+        running: false,
+        lastActive: now
+      }
+      makeRoom(1)
     }
     actors.set(key, actor)
     return actor
@@ -126,7 +151,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       actor.lastActive = yield* Clock.currentTimeMillis
     })
 
-  const process = (actor: Actor, command: Command) => {
+  const process = (actor: Actor, command: Command, ticket: number) => {
     /** Every event this command appended, across retries: each is in the table whatever the command's outcome. */
     const appended: Array<Event> = []
     return Effect.gen(function*() {
@@ -134,9 +159,11 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       let conflicts = 0
       const reload = Effect.gen(function*() {
         const readAt = yield* Clock.currentTimeMillis
+        const sentAt = actor.tickets
         const latest = yield* table.latestState(actor.key)
         actor.state = KeyState.fromLatest(actor.key, Option.getOrUndefined(latest))
         actor.confirmedAt = readAt
+        actor.establishedAt = sentAt
         fresh = true
         return actor.state
       })
@@ -159,13 +186,14 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         }
         const state = actor.state!
         const decision = decide(command, state, now)
-        if (decision.failure !== undefined && !fresh) {
+        if (decision.failure !== undefined && !fresh && !establishedSince(actor, ticket, decision, now)) {
           yield* reload
           continue
         }
         let current = state
         let lost = false
         for (const draft of decision.events) {
+          const sentAt = actor.tickets
           const event: Event = {
             ...draft,
             key: actor.key,
@@ -189,6 +217,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             current = KeyState.evolve(current, event)
             actor.state = current
             actor.confirmedAt = event.timestamp
+            actor.establishedAt = sentAt
             continue
           }
           const error = outcome.failure
@@ -201,6 +230,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
           actor.state = conflicts === 1 && error.winner ? KeyState.fromLatest(actor.key, error.winner) : undefined
           // Events after the winner are later than it, so its timestamp bounds what the hint can have missed.
           actor.confirmedAt = error.winner?.timestamp ?? 0
+          actor.establishedAt = 0
           fresh = false
           lost = true
           break
@@ -216,6 +246,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         Effect.sync(() => {
           if (cause.reasons.some((reason) => reason._tag !== "Fail" || !isCommandError(reason.error))) {
             actor.state = undefined
+            actor.establishedAt = 0
           }
         })
       ),
@@ -235,14 +266,16 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       const now = yield* Clock.currentTimeMillis
       const actor = actorFor(keyOf(command), now)
       const reply = yield* Deferred.make<Lease, CommandError | WriteError>()
+      const ticket = ++actor.tickets
       actor.mailbox.push({
         // onExit also answers when the store closes mid-command, so no caller waits forever.
-        run: process(actor, command).pipe(
+        run: process(actor, command, ticket).pipe(
           Effect.onExit((exit) => Deferred.done(reply, exit)),
           Effect.exit,
           Effect.asVoid
         ),
-        abandon: Deferred.fail(reply, closedError())
+        // Made only if the store closes first: a schema-checked error per command cost more than its append.
+        abandon: Effect.suspend(() => Deferred.fail(reply, closedError()))
       })
       if (!actor.running) {
         actor.running = true
@@ -276,15 +309,35 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       ),
     observe: (event) => {
       const actor = actors.get(event.key)
-      if (actor?.state && isIdle(actor)) actor.state = KeyState.evolve(actor.state, event)
+      if (actor?.state && isIdle(actor)) {
+        actor.state = KeyState.evolve(actor.state, event)
+        actor.establishedAt = 0
+      }
     },
     invalidate: (key) => {
       const actor = actors.get(key)
-      if (actor) actor.state = undefined
+      if (actor) {
+        actor.state = undefined
+        actor.establishedAt = 0
+      }
     },
     size: () => actors.size
   })
 })
+
+/**
+ * Whether a command may fail on the actor's cached state without reading it again: the read or append that
+ * established the state was sent after the command came, so the state was the key's newest at a moment within
+ * the command's own span, where its failure takes effect (a read answers from what it read). Only when the
+ * failure does not hang on time: the decision records no expiry and the newest item is not past its expiry, so it
+ * was decided alike at that moment (expiry turns an item from live to expired, never back). Commands queued
+ * behind a write that changed the key (the 15 losers of 16 compare-and-swaps of one counter) fail without a read.
+ */
+const establishedSince = (actor: Actor, ticket: number, decision: Decision, now: number): boolean => {
+  if (ticket > actor.establishedAt || decision.events.length > 0) return false
+  const latest = actor.state?.latest
+  return latest?.expires === undefined || latest.expires > now
+}
 
 /** What a caller is told when an append got no answer in time: it may or may not have been written. */
 export const writeTimedOut = (fence: WriteFence): string =>

@@ -106,7 +106,14 @@ export class KeyspaceDecodeError extends Schema.TaggedError<KeyspaceDecodeError>
   part: Schema.Literals(["key", "value"]),
   path: PathSchema,
   reason: Schema.String,
-  position: Schema.optional(Schema.Struct({ arn: Schema.String, shards: Schema.Record(Schema.String, Schema.String) }))
+  position: Schema.optional(
+    Schema.Struct({
+      arn: Schema.String,
+      shards: Schema.Record(Schema.String, Schema.String),
+      // Own writes delivered ahead of the stream (see WatchPosition.keys): without them a resumed watch meets this one again.
+      keys: Schema.optional(Schema.UndefinedOr(Schema.Record(Schema.String, Schema.Number)))
+    })
+  )
 }) {
   override get message() {
     return `cannot decode the ${this.part} of ${this.key}: ${this.reason}`

@@ -155,8 +155,9 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
   ): Layer.Layer<Store | WriteAcks | Watches | HistoryArea, never, EventTable | DataKeys | Dynamo | StreamsApi> =>
     Layer.effect(Store, make(options)).pipe(
       Layer.provide(KeyActors.layer(options.actors)),
-      Layer.provideMerge(WriteAcks.layer),
       Layer.provideMerge(Watches.layer),
+      // Below the watches too: they deliver this instance's own writes at acknowledgement.
+      Layer.provideMerge(WriteAcks.layer),
       Layer.provideMerge(HistoryArea.layer)
     )
 }

@@ -6,6 +6,8 @@
  * watches of a process share one stream reader (DynamoDB allows
  * only two readers per shard); a watch that cannot keep up with its bounded
  * buffer fails with `WatcherOverflow` instead of growing without bound.
+ * This process's own writes reach its (non-resumed) watches at acknowledgement when their keys' order allows
+ * (see `WatchFeed`), and their stream records are then dropped as repeats.
  */
 import { Cause, Context, Deferred, Effect, Fiber, Layer, Queue, Schedule, Schema, Stream } from "effect"
 import type { BadParameter } from "../../domain/Errors.ts"
@@ -23,11 +25,19 @@ import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as KeyOrder from "../collections/KeyOrder.ts"
 import * as History from "./History.ts"
 import { checkWatchOptions } from "./StoreInput.ts"
+import * as WatchFeed from "./WatchFeed.ts"
+import { WriteAcks } from "./WriteAcks.ts"
+import type { Acknowledgement } from "./WriteAcks.ts"
 
 /** Where a watch got to: per shard, the last record delivered. Resume a watch from it. */
 export interface WatchPosition {
   readonly arn: string
   readonly shards: Readonly<Record<string, string>>
+  /**
+   * Writes of this process delivered before the stream brought them (key to seq): a watch resumed from here skips
+   * each key's events up to its seq (the shard positions do not cover them yet).
+   */
+  readonly keys?: Readonly<Record<string, number>> | undefined
 }
 
 /** What a watch delivers. */
@@ -175,15 +185,28 @@ interface Subscriber {
   readonly capacity: number
 }
 
+/** Hands a change to every subscriber watching its key; one whose buffer is full fails with `WatcherOverflow`. */
+const deliverTo = (subscribers: Set<Subscriber>) => (delivered: Change) => {
+  const key = delivered._tag === "Put" ? delivered.item.key : delivered.key
+  for (const subscriber of subscribers) {
+    if (!matches(subscriber.prefixes, key)) continue
+    if (!Queue.offerUnsafe(subscriber.queue, delivered)) {
+      subscribers.delete(subscriber)
+      Queue.failCauseUnsafe(subscriber.queue, Cause.fail(new WatcherOverflow({ capacity: subscriber.capacity })))
+    }
+  }
+}
+
 /** Runs a reader and hands every decoded event to the subscribers, in per-key order, each once. */
 const pump = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   batches: Stream.Stream<StreamBatch<never>, StreamsError, StreamsApi>,
   live: Effect.Success<ReturnType<typeof liveCoordinator>>,
-  subscribers: Set<Subscriber>
+  subscribers: Set<Subscriber>,
+  feed: WatchFeed.WatchFeed = WatchFeed.make()
 ) => {
-  const order = KeyOrder.make()
+  const order = feed.order
   const failWatchersOf = (key: string, error: WatchError) => {
     for (const subscriber of subscribers) {
       if (!matches(subscriber.prefixes, key)) continue
@@ -191,16 +214,7 @@ const pump = (
       Queue.failCauseUnsafe(subscriber.queue, Cause.fail(error))
     }
   }
-  const deliver = (delivered: Change) => {
-    const key = delivered._tag === "Put" ? delivered.item.key : delivered.key
-    for (const subscriber of subscribers) {
-      if (!matches(subscriber.prefixes, key)) continue
-      if (!Queue.offerUnsafe(subscriber.queue, delivered)) {
-        subscribers.delete(subscriber)
-        Queue.failCauseUnsafe(subscriber.queue, Cause.fail(new WatcherOverflow({ capacity: subscriber.capacity })))
-      }
-    }
-  }
+  const deliver = deliverTo(subscribers)
   return batches.pipe(
     Stream.runForEach((batch) =>
       Effect.gen(function*() {
@@ -215,59 +229,78 @@ const pump = (
           return yield* batch.ack
         }
         for (const record of batch.records) {
-          const before: WatchPosition = { arn: batch.arn, shards: { ...live.positions } }
+          const before: WatchPosition = { arn: batch.arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) }
           live.positions[batch.shardId] = record.sequenceNumber
           const located = locate(table, record)
           if (located === undefined) {
             continue
           }
+          WatchFeed.met(feed, located.key, located.seq)
           const verdict = order.check(located.key, located.seq)
           if (verdict._tag === "Duplicate") continue
           // Every key's order is kept, watched or not, so a watch that starts later meets no stale gap.
           order.delivered(located.key, located.seq)
           // Only records somebody watches are decrypted.
           if (![...subscribers].some((subscriber) => matches(subscriber.prefixes, located.key))) continue
-          if (verdict._tag === "Gap") {
-            // Events of this key the stream has not brought (yet): read them from the table, so order holds.
-            const read = yield* History.eventsBetween(table, area, located.key, verdict.after, located.seq).pipe(
-              Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 3 })) }),
-              Effect.result
-            )
-            // Reading one key's past failed: only that key's watchers end (they re-read), the others go on.
-            if (read._tag === "Failure") {
-              failWatchersOf(located.key, read.failure)
-              continue
-            }
-            const between = read.success
-            if (!between.complete) {
-              yield* Effect.logWarning(
-                `watch: events of ${located.key} between seq ${verdict.after} and ${located.seq} are gone; failing its watchers`
-              )
-              failWatchersOf(located.key, new WatchGap({ shardId: batch.shardId, key: located.key }))
-              continue
-            }
-            for (const skipped of between.unreadable) {
-              yield* Effect.logWarning(`watch: skipping ${located.key} at seq ${skipped.seq}: ${skipped.reason}`)
-            }
-            for (const missing of between.events) deliver(toWatchEvent(missing, before))
-          }
-          const decoded = yield* Effect.result(table.decode(located))
-          if (decoded._tag === "Failure") {
-            const error = decoded.failure
-            // One unreadable record must not end every watch: a shredded value is skipped, a tampered one reported.
-            if (error._tag === "Shredded") continue
-            if (error._tag === "DecryptionFailed") {
-              yield* Effect.logError(`watch: skipping ${error.key} at seq ${error.seq}: ${error.reason}`)
-              continue
-            }
-            return yield* Effect.fail(error)
-          }
-          deliver(toWatchEvent(decoded.success, { arn: batch.arn, shards: { ...live.positions } }))
+          // Until this event is delivered, an own write of its key must wait for the stream (deliverOwnWrites).
+          feed.busy.add(located.key)
+          yield* handOn(batch, located, verdict, before).pipe(
+            Effect.ensuring(Effect.sync(() => feed.busy.delete(located.key)))
+          )
         }
         yield* batch.ack
       })
     )
   )
+
+  /** Delivers one record's event to its watchers, after the key's missing events when it jumped over some. */
+  function handOn(
+    batch: Extract<StreamBatch<never>, { readonly _tag: "Records" }>,
+    located: NonNullable<ReturnType<typeof locate>>,
+    verdict: KeyOrder.Verdict,
+    before: WatchPosition
+  ): Effect.Effect<void, WatchError> {
+    return Effect.gen(function*() {
+      if (verdict._tag === "Gap") {
+        // Events of this key the stream has not brought (yet): read them from the table, so order holds.
+        const read = yield* History.eventsBetween(table, area, located.key, verdict.after, located.seq).pipe(
+          Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 3 })) }),
+          Effect.result
+        )
+        // Reading one key's past failed: only that key's watchers end (they re-read), the others go on.
+        if (read._tag === "Failure") {
+          failWatchersOf(located.key, read.failure)
+          return
+        }
+        const between = read.success
+        if (!between.complete) {
+          yield* Effect.logWarning(
+            `watch: events of ${located.key} between seq ${verdict.after} and ${located.seq} are gone; failing its watchers`
+          )
+          failWatchersOf(located.key, new WatchGap({ shardId: batch.shardId, key: located.key }))
+          return
+        }
+        for (const skipped of between.unreadable) {
+          yield* Effect.logWarning(`watch: skipping ${located.key} at seq ${skipped.seq}: ${skipped.reason}`)
+        }
+        for (const missing of between.events) deliver(toWatchEvent(missing, before))
+      }
+      const decoded = yield* Effect.result(table.decode(located))
+      if (decoded._tag === "Failure") {
+        const error = decoded.failure
+        // One unreadable record must not end every watch: a shredded value is skipped, a tampered one reported.
+        if (error._tag === "Shredded") return
+        if (error._tag === "DecryptionFailed") {
+          yield* Effect.logError(`watch: skipping ${error.key} at seq ${error.seq}: ${error.reason}`)
+          return
+        }
+        return yield* Effect.fail(error)
+      }
+      deliver(
+        toWatchEvent(decoded.success, { arn: batch.arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) })
+      )
+    })
+  }
 }
 
 /** Watches of one store instance. */
@@ -275,12 +308,13 @@ export class Watches extends Context.Service<Watches, {
   readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
 }>()("dynastate/Watches") {
   /** Watches over the event table's stream; the shared reader runs while any watch does. */
-  static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea> = Layer.effect(
+  static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea | WriteAcks> = Layer.effect(
     Watches,
     Effect.gen(function*() {
       const table = yield* EventTable
       const area = yield* HistoryArea
       const api = yield* StreamsApi
+      const acks = yield* WriteAcks
       const services = <A, E>(effect: Effect.Effect<A, E, StreamsApi | EventTable>) =>
         effect.pipe(Effect.provideService(StreamsApi, api), Effect.provideService(EventTable, table))
       const layerScope = yield* Effect.scope
@@ -288,8 +322,11 @@ export class Watches extends Context.Service<Watches, {
       interface Shared {
         readonly ready: Deferred.Deferred<void, WatchError>
         fiber: Fiber.Fiber<void> | undefined
+        /** This process's acknowledged writes go to the watchers from when the reader has started (see `Init`). */
+        ownWrites: ((ack: Acknowledgement) => void) | undefined
       }
       let shared: Shared | undefined
+      yield* acks.subscribe((ack) => shared?.ownWrites?.(ack))
 
       const failAll = (cause: Cause.Cause<WatchError>) =>
         Effect.sync(() => {
@@ -300,12 +337,13 @@ export class Watches extends Context.Service<Watches, {
       // Started without yielding first, so concurrent first watches share one reader.
       const ensureShared = Effect.suspend((): Effect.Effect<Shared> => {
         if (shared !== undefined) return Effect.succeed(shared)
-        const state: Shared = { ready: Deferred.makeUnsafe<void, WatchError>(), fiber: undefined }
+        const state: Shared = { ready: Deferred.makeUnsafe<void, WatchError>(), fiber: undefined, ownWrites: undefined }
         shared = state
         return Effect.gen(function*() {
           const live = yield* services(liveCoordinator(undefined))
+          const feed = WatchFeed.make()
           state.fiber = yield* services(
-            pump(table, area, readStream(table.location.table, live.coordinator), live, subscribers)
+            pump(table, area, readStream(table.location.table, live.coordinator), live, subscribers, feed)
           ).pipe(
             Effect.catchCause((cause) =>
               Effect.sync(() => {
@@ -316,7 +354,20 @@ export class Watches extends Context.Service<Watches, {
             ),
             Effect.forkIn(layerScope)
           )
+          const arn = live.arn
           yield* Deferred.await(live.started).pipe(
+            Effect.andThen(Effect.sync(() => {
+              // Without a stream there is no position to give an event, and the watch delivers nothing anyway.
+              if (arn === undefined || shared !== state) return
+              const deliver = deliverTo(subscribers)
+              state.ownWrites = WatchFeed.deliverOwnWrites(
+                feed,
+                (event) =>
+                  deliver(
+                    toWatchEvent(event, { arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) })
+                  )
+              )
+            })),
             Effect.andThen(Deferred.succeed(state.ready, undefined)),
             Effect.forkIn(layerScope)
           )
@@ -351,7 +402,11 @@ export class Watches extends Context.Service<Watches, {
           if (options.resumeFrom !== undefined) {
             const own = new Set([subscriber])
             const live = yield* services(liveCoordinator(options.resumeFrom))
-            yield* services(pump(table, area, readStream(table.location.table, live.coordinator), live, own)).pipe(
+            const feed = WatchFeed.make()
+            for (const [key, seq] of Object.entries(options.resumeFrom.keys ?? {})) feed.order.delivered(key, seq)
+            yield* services(
+              pump(table, area, readStream(table.location.table, live.coordinator), live, own, feed)
+            ).pipe(
               Effect.catchCause((cause) => Queue.failCause(queue, cause)),
               Effect.forkScoped
             )
