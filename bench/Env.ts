@@ -81,7 +81,7 @@ export const make = (options: BenchOptions, endpoint: string) =>
 
 /** The phase size of a concurrent phase, or of a concurrency-1 phase (a quarter of the operations). */
 export const sizeOf = (env: BenchEnv, concurrency: number, operations = env.options.operations): PhaseSize => ({
-  operations: concurrency === 1 ? Math.max(8, Math.floor(operations / 4)) : operations,
+  operations: concurrency === 1 ? Math.max(4, Math.floor(operations / 4)) : operations,
   concurrency,
   seconds: env.options.seconds
 })

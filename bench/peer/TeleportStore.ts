@@ -9,6 +9,7 @@
 import {
   BatchWriteItemCommand,
   CreateTableCommand,
+  DeleteItemCommand,
   DescribeTableCommand,
   GetItemCommand,
   PutItemCommand,
@@ -161,6 +162,18 @@ export const make = (client: DynamoDBClient, table: string) => {
         })
       ))
 
+  /** Deletes a key's item if there is one (`attribute_exists`), as Teleport's `Delete`. */
+  const remove = (key: string) =>
+    conditional(key, "DeleteItem", () =>
+      client.send(
+        new DeleteItemCommand({
+          TableName: table,
+          Key: keyOf(key),
+          ConditionExpression: "attribute_exists(#path)",
+          ExpressionAttributeNames: { "#path": attributes.path }
+        })
+      ))
+
   /** The live items with start <= key <= end, every page, in either direction. */
   const getRange = (start: string, end: string, descending = false) =>
     Effect.gen(function*() {
@@ -243,7 +256,7 @@ export const make = (client: DynamoDBClient, table: string) => {
     )
   }
 
-  return { table, put, create, get, compareAndSwap, getRange, deleteRange, atomicWrite }
+  return { table, put, create, get, compareAndSwap, getRange, delete: remove, deleteRange, atomicWrite }
 }
 
 /** The peer's operations. */

@@ -82,18 +82,18 @@ export const parse = (
   const only = (flagValue(argv, "only") ?? env["BENCH_ONLY"] ?? "").split(",").map((name) => name.trim())
   return {
     quick,
-    keys: numberOption(argv, env, "keys", "BENCH_KEYS", quick ? 20 : 200),
-    concurrency: numberOption(argv, env, "concurrency", "BENCH_CONCURRENCY", 16),
-    operations: numberOption(argv, env, "ops", "BENCH_OPERATIONS", quick ? 48 : 2000),
+    keys: numberOption(argv, env, "keys", "BENCH_KEYS", quick ? 4 : 200),
+    concurrency: numberOption(argv, env, "concurrency", "BENCH_CONCURRENCY", quick ? 4 : 16),
+    operations: numberOption(argv, env, "ops", "BENCH_OPERATIONS", quick ? 8 : 2000),
     seconds: secondsText === undefined ? undefined : numberOption(argv, env, "seconds", "BENCH_SECONDS", 1),
     rounds: numberOption(argv, env, "rounds", "BENCH_ROUNDS", quick ? 1 : 2),
     valueBytes: numberOption(argv, env, "value-bytes", "BENCH_VALUE_BYTES", 256),
     only: only.filter((name) => name !== ""),
     endpoint: flagValue(argv, "endpoint") ?? env["DYNAMO_ENDPOINT"],
     json: flagValue(argv, "json") ?? env["BENCH_JSON"],
-    rangeSizes: quick ? [10, 30] : [100, 1000],
-    historyEvents: quick ? 30 : 1000,
-    memoryKeys: quick ? [200, 1000] : [10_000, 100_000],
-    workerEvents: quick ? 20 : 1000
+    rangeSizes: quick ? [3, 6] : [100, 1000],
+    historyEvents: quick ? 5 : 1000,
+    memoryKeys: quick ? [100, 300] : [10_000, 100_000],
+    workerEvents: quick ? 10 : 1000
   }
 }

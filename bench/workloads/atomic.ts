@@ -32,11 +32,13 @@ export const atomicWrite: Workload = {
   run: (env) =>
     Effect.gen(function*() {
       const rows: Array<Row> = []
-      for (const width of [2, 64]) {
+      for (const width of env.options.quick ? [2, 8] : [2, 64]) {
         const concurrency = concurrencyOf(env)
         const warm = { operations: setsOf(env), concurrency }
-        yield* measure(warm, (i) => peerWrite(env, width, i))
-        yield* measure(warm, (i) => dynastateWrite(env, width, i))
+        if (!env.options.quick) {
+          yield* measure(warm, (i) => peerWrite(env, width, i))
+          yield* measure(warm, (i) => dynastateWrite(env, width, i))
+        }
         const operations = env.options.quick
           ? 2
           : Math.max(16, Math.floor(env.options.operations / (width === 2 ? 10 : 50)))

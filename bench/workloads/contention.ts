@@ -13,7 +13,7 @@ import { since, snapshot } from "../support/Clients.ts"
 import * as Counter from "../support/Counter.ts"
 import { sampleOf } from "../support/Measure.ts"
 
-const secondsOf = (env: BenchEnv) => env.options.seconds ?? (env.options.quick ? 1.5 : 8)
+const secondsOf = (env: BenchEnv) => env.options.seconds ?? (env.options.quick ? 1 : 8)
 
 /** Sets the counter to 0 in both stores. */
 const reset = (env: BenchEnv, counter: string) =>

@@ -120,7 +120,7 @@ export const clientCpu: Workload = {
         key: env.key,
         calls: { generate: 0, wrap: 0, unwrap: 0 }
       })
-      const size = { operations: env.options.quick ? 200 : 3000, concurrency: 1 }
+      const size = { operations: env.options.quick ? 100 : 3000, concurrency: 1 }
       const rawPut = () =>
         Effect.promise(() =>
           peerStub.dynamodb.send(

@@ -3,10 +3,13 @@
  */
 import type { Workload } from "../Env.ts"
 import { atomicWrite } from "./atomic.ts"
+import { capacity } from "./capacity.ts"
 import { contention } from "./contention.ts"
 import { clientCpu } from "./cpu.ts"
 import { history } from "./history.ts"
+import { keyringCalls } from "./keyring.ts"
 import { create, putGet } from "./keyValue.ts"
+import { memory } from "./memory.ts"
 import { deleteRange, rangeRead } from "./ranges.ts"
 import { watchLatency } from "./watch.ts"
 import { projectionWorker } from "./worker.ts"
@@ -22,5 +25,8 @@ export const workloads: ReadonlyArray<Workload> = [
   watchLatency,
   projectionWorker,
   history,
-  clientCpu
+  keyringCalls,
+  clientCpu,
+  memory,
+  capacity
 ]

@@ -34,7 +34,7 @@ export const rangeRead: Workload = {
         const prefix = `/range${count}/`
         const end = `${prefix}~`
         yield* fill(env, prefix, count)
-        const reads = Math.max(3, Math.min(30, Math.floor(20_000 / count / (env.options.quick ? 10 : 1))))
+        const reads = env.options.quick ? 1 : Math.max(3, Math.min(30, Math.floor(20_000 / count)))
         const size = { operations: reads, concurrency: 1 }
         for (const descending of [false, true]) {
           const { dynastate, peer } = yield* alternate(
@@ -67,7 +67,7 @@ export const deleteRange: Workload = {
   name: "delete-range",
   run: (env) =>
     Effect.gen(function*() {
-      const count = env.options.quick ? 20 : 100
+      const count = env.options.quick ? 4 : 100
       const times = env.options.quick ? 1 : 3
       const side = (name: "peer" | "dynastate") =>
         Effect.gen(function*() {

@@ -12,7 +12,7 @@ import { figureOf } from "../Report.ts"
 import * as Dynastate from "../support/Dynastate.ts"
 import { sampleOf } from "../support/Measure.ts"
 
-const writesOf = (env: BenchEnv) => (env.options.quick ? 5 : 40)
+const writesOf = (env: BenchEnv) => (env.options.quick ? 3 : 40)
 
 /** Delivery minus acknowledgement per revision (0 when the event came first), failing if any never came. */
 const latencies = (name: string, acked: Map<string, number>, delivered: Map<string, number>) =>

@@ -76,7 +76,7 @@ export const projectionWorker: Workload = {
       })
       const running = worker!
       // On a loaded machine the backlog can take long: the figure is what was applied within the cap.
-      const capMillis = (env.options.quick ? 15 : 180) * 1000
+      const capMillis = (env.options.quick ? 10 : 180) * 1000
       const deadline = Date.now() + capMillis
       let applied = 0
       while (applied < events && Date.now() < deadline) {
@@ -88,7 +88,7 @@ export const projectionWorker: Workload = {
 
       // Lag: a steady write load with the worker running, the worker's lag sampled every 100 ms.
       const lags: Array<number> = []
-      const loadSeconds = env.options.quick ? 2 : 10
+      const loadSeconds = env.options.quick ? 1 : 10
       yield* Effect.all([
         measure(
           { operations: 0, concurrency: 4, seconds: loadSeconds },
