@@ -60,7 +60,7 @@ const run = () => {
   let options: BenchOptions
   try {
     if (process.argv.includes("--help")) {
-      process.stdout.write(usage)
+      process.stdout.write(`${usage}\nworkloads: ${workloads.map((w) => w.name).join(", ")}\n`)
       return process.exit(0)
     }
     options = parse(process.argv.slice(2))

@@ -37,7 +37,7 @@ export interface BenchOptions {
 export const usage = `npm run bench -- [options]
 
   --quick                 tiny sizes, every workload once (the CI smoke test)
-  --only <a,b,…>          run only these workloads (see the list below)
+  --only <a,b,…>          run only these workloads (named below)
   --keys <n>              distinct keys of the put/get workloads        (BENCH_KEYS, default 200)
   --concurrency <n>       fibers of the concurrent phases               (BENCH_CONCURRENCY, default 16)
   --ops <n>               operations per measured phase                 (BENCH_OPERATIONS, default 2000)
