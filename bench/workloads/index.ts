@@ -11,6 +11,7 @@ import { keyringCalls } from "./keyring.ts"
 import { create, putGet } from "./keyValue.ts"
 import { memory } from "./memory.ts"
 import { deleteRange, rangeRead } from "./ranges.ts"
+import { strictMode } from "./strict.ts"
 import { watchLatency } from "./watch.ts"
 import { projectionWorker } from "./worker.ts"
 
@@ -18,6 +19,7 @@ import { projectionWorker } from "./worker.ts"
 export const workloads: ReadonlyArray<Workload> = [
   putGet,
   create,
+  strictMode,
   rangeRead,
   deleteRange,
   contention,
