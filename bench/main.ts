@@ -56,6 +56,13 @@ const main = (options: BenchOptions, print: (line: string) => void) =>
     return failures.length
   })
 
+/** An error as one line: its message, or its fields (tagged errors often carry no message). */
+const describe = (error: unknown): string => {
+  if (error instanceof BadOption) return error.message
+  const fields = JSON.stringify(error)
+  return fields === undefined || fields === "{}" ? String(error) : `${String(error)} ${fields}`
+}
+
 const run = () => {
   let options: BenchOptions
   try {
@@ -75,7 +82,7 @@ const run = () => {
   ).then(
     (failed) => process.exit(failed > 0 ? 1 : 0),
     (error) => {
-      process.stderr.write(`${error instanceof BadOption ? error.message : String(error)}\n`)
+      process.stderr.write(`${describe(error)}\n`)
       process.exit(error instanceof BadOption ? 2 : 1)
     }
   )
