@@ -127,8 +127,13 @@ export const ensureTable = (client: DynamoDBClient, table: string) =>
 export const make = (client: DynamoDBClient, table: string) => {
   const keyOf = (key: string) => ({ [attributes.hash]: { S: hashKey }, [attributes.path]: { S: key } })
 
-  const put = (key: string, value: Uint8Array, expires?: number) =>
-    send("PutItem", () => client.send(new PutItemCommand({ TableName: table, Item: itemOf(key, value, expires) })))
+  /** Stores an item unconditionally; returns the revision written. */
+  const put = (key: string, value: Uint8Array, expires?: number) => {
+    const item = itemOf(key, value, expires)
+    return send("PutItem", () => client.send(new PutItemCommand({ TableName: table, Item: item }))).pipe(
+      Effect.as(item[attributes.revision]!.S!)
+    )
+  }
 
   const create = (key: string, value: Uint8Array) =>
     conditional(key, "PutItem", () =>

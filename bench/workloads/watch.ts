@@ -66,12 +66,8 @@ const peerLatency = (env: BenchEnv, prefix: string) =>
       if (change.key.startsWith(prefix)) delivered.set(change.revision, performance.now())
     })
     for (let i = 0; i < writesOf(env); i++) {
-      const key = `${prefix}${i % 4}`
-      yield* env.peer.put(key, env.value)
-      // The peer's put does not return the revision it wrote; read it back outside the timing.
-      const at = performance.now()
-      const item = yield* env.peer.get(key)
-      if (item) acked.set(item.revision, at)
+      const revision = yield* env.peer.put(`${prefix}${i % 4}`, env.value)
+      acked.set(revision, performance.now())
       yield* Effect.sleep(50 + Math.random() * 50)
     }
     yield* settle(acked, delivered, 30_000)
