@@ -1,0 +1,119 @@
+/**
+ * What every workload runs against: the options, one DynamoDB, the teleport-shaped peer and a dynastate store,
+ * each on its own counted client with the same settings, and the helpers that alternate their phases.
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import type { StoreService } from "../src/programs/store/Store.ts"
+import * as TeleportStore from "./peer/TeleportStore.ts"
+import type { Figure, Row } from "./Report.ts"
+import { best, figureOf } from "./Report.ts"
+import type { BenchClients } from "./support/Clients.ts"
+import { makeClients, since, snapshot } from "./support/Clients.ts"
+import * as Dynastate from "./support/Dynastate.ts"
+import type { KeyringCalls } from "./support/Dynastate.ts"
+import type { PhaseSize } from "./support/Measure.ts"
+import { measure } from "./support/Measure.ts"
+import type { BenchOptions } from "./support/Options.ts"
+
+/** The run's shared setup. */
+export interface BenchEnv {
+  readonly options: BenchOptions
+  readonly endpoint: string
+  /** Unique per run, so tables and keys of runs on a shared DynamoDB never meet. */
+  readonly run: string
+  /** The raw AES key dynastate's values are encrypted under (child processes get it too). */
+  readonly key: string
+  readonly value: Uint8Array
+  readonly peerClients: BenchClients
+  readonly peer: TeleportStore.TeleportStore
+  readonly dynastateClients: BenchClients
+  readonly dynastate: StoreService
+  readonly dynastateTable: string
+  readonly keyringCalls: KeyringCalls
+}
+
+/** A workload: a name for `--only`, and what it measures. */
+export interface Workload {
+  readonly name: string
+  readonly run: (env: BenchEnv) => Effect.Effect<ReadonlyArray<Row>, unknown, Scope.Scope>
+}
+
+/** Creates the tables and opens both stores for the run. */
+export const make = (options: BenchOptions, endpoint: string) =>
+  Effect.gen(function*() {
+    const run = Date.now().toString(36)
+    const key = Dynastate.freshKey()
+    const peerClients = yield* Effect.acquireRelease(Effect.sync(() => makeClients(endpoint)), (c) =>
+      Effect.sync(c.destroy))
+    const dynastateClients = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        makeClients(endpoint)
+      ),
+      (c) => Effect.sync(c.destroy)
+    )
+    const peerTable = `bench-peer-${run}`
+    const dynastateTable = `bench-${run}`
+    yield* TeleportStore.ensureTable(peerClients.dynamodb, peerTable)
+    yield* Dynastate.provision(dynastateClients, dynastateTable)
+    const keyringCalls: KeyringCalls = { generate: 0, wrap: 0, unwrap: 0 }
+    const { store } = yield* Dynastate.open({
+      clients: dynastateClients,
+      location: { table: dynastateTable, namespace: "bench" },
+      key,
+      calls: keyringCalls
+    })
+    return {
+      options,
+      endpoint,
+      run,
+      key,
+      value: new Uint8Array(randomBytes(options.valueBytes)),
+      peerClients,
+      peer: TeleportStore.make(peerClients.dynamodb, peerTable),
+      dynastateClients,
+      dynastate: store,
+      dynastateTable,
+      keyringCalls
+    } satisfies BenchEnv
+  })
+
+/** The phase size of a concurrent phase, or of a concurrency-1 phase (a quarter of the operations). */
+export const sizeOf = (env: BenchEnv, concurrency: number, operations = env.options.operations): PhaseSize => ({
+  operations: concurrency === 1 ? Math.max(4, Math.floor(operations / 4)) : operations,
+  concurrency,
+  seconds: env.options.seconds
+})
+
+/** A measured phase with the DynamoDB requests it sent per operation. */
+export const phase = <E, R>(
+  clients: BenchClients,
+  size: PhaseSize,
+  op: (i: number) => Effect.Effect<unknown, E, R>
+) =>
+  Effect.gen(function*() {
+    const before = snapshot(clients.counters)
+    const sample = yield* measure(size, op)
+    return figureOf(sample, since(clients.counters, before).requests)
+  })
+
+/**
+ * Runs the peer's phase and dynastate's phase `rounds` times, alternating (peer first), and keeps the best
+ * figure of each: both meet the same machine load and the same state of DynamoDB.
+ */
+export const alternate = <E1, R1, E2, R2>(
+  rounds: number,
+  peer: (round: number) => Effect.Effect<Figure, E1, R1>,
+  dynastate: (round: number) => Effect.Effect<Figure, E2, R2>,
+  better: "higher" | "lower" = "higher"
+) =>
+  Effect.gen(function*() {
+    const peers: Array<Figure> = []
+    const dynastates: Array<Figure> = []
+    for (let round = 0; round < rounds; round++) {
+      peers.push(yield* peer(round))
+      dynastates.push(yield* dynastate(round))
+    }
+    return { peer: best(peers, better), dynastate: best(dynastates, better) }
+  })

@@ -1,0 +1,82 @@
+/**
+ * A child process of the memory workload: writes `keys` distinct keys through the peer or a dynastate store over
+ * a stub transport (an empty table that accepts every write, so no server limits the pace), then prints its
+ * resident set size after garbage collection as one JSON line. Run with `--expose-gc`.
+ *
+ * Settings come as one JSON document in BENCH_MEMORY (see {@link MemorySettings}).
+ */
+import { Effect, References } from "effect"
+import * as TeleportStore from "../peer/TeleportStore.ts"
+import { makeClients } from "../support/Clients.ts"
+import * as Dynastate from "../support/Dynastate.ts"
+import { measure } from "../support/Measure.ts"
+import * as Stub from "../support/Stub.ts"
+
+/** What the parent tells a child. */
+export interface MemorySettings {
+  readonly store: "peer" | "dynastate"
+  readonly keys: number
+  readonly table: string
+  /** dynastate's raw AES key (base64). */
+  readonly key: string
+  readonly valueBytes: number
+}
+
+/** What a child reports, in MiB. */
+export interface MemoryResult {
+  readonly rssBefore: number
+  readonly rssAfter: number
+  readonly heapAfter: number
+  readonly seconds: number
+}
+
+const settings = JSON.parse(process.env["BENCH_MEMORY"] ?? "{}") as MemorySettings
+
+const collect = () => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) throw new Error("run with --expose-gc")
+  for (let i = 0; i < 3; i++) gc()
+}
+
+const mib = (bytes: number) => bytes / (1024 * 1024)
+
+const program = Effect.gen(function*() {
+  const clients = yield* Effect.acquireRelease(
+    Effect.sync(() => makeClients("http://127.0.0.1:9", { requestHandler: Stub.handler(Stub.emptyTable)! })),
+    (c) => Effect.sync(c.destroy)
+  )
+  const value = new Uint8Array(settings.valueBytes)
+  const put: (key: string) => Effect.Effect<unknown, unknown> = settings.store === "peer"
+    ? ((peer) => (key: string) => peer.put(key, value))(TeleportStore.make(clients.dynamodb, settings.table))
+    : ((store) => (key: string) => store.put({ key, value }))(
+      (yield* Dynastate.open({
+        clients,
+        location: { table: settings.table, namespace: "bench" },
+        key: settings.key,
+        calls: { generate: 0, wrap: 0, unwrap: 0 }
+      })).store
+    )
+  // Warm-up, so code loaded and compiled on first use is not counted as the keys' memory.
+  yield* measure({ operations: 200, concurrency: 16 }, (i) => put(`/warm/${i}`))
+  collect()
+  const rssBefore = mib(process.memoryUsage().rss)
+  const started = performance.now()
+  yield* measure({ operations: settings.keys, concurrency: 16 }, (i) => put(`/memory/${i}`))
+  collect()
+  const usage = process.memoryUsage()
+  const result: MemoryResult = {
+    rssBefore,
+    rssAfter: mib(usage.rss),
+    heapAfter: mib(usage.heapUsed),
+    seconds: (performance.now() - started) / 1000
+  }
+  process.stdout.write(`${JSON.stringify({ result })}\n`)
+})
+
+Effect.runPromise(Effect.scoped(program).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`memory process failed: ${String(error)}\n`)
+    process.exit(1)
+  }
+)

@@ -1,0 +1,54 @@
+/**
+ * Resident memory after touching many distinct keys (a write to each), each count in a fresh child process with a
+ * stub transport, after garbage collection: whether idle actors are passivated, so memory stays flat however
+ * many keys a process has written.
+ */
+import { Effect } from "effect"
+import type { Workload } from "../Env.ts"
+import type { MemoryResult, MemorySettings } from "../processes/memoryProcess.ts"
+import type { Figure, Row } from "../Report.ts"
+import * as Children from "../support/Children.ts"
+
+const figure = (result: MemoryResult): Figure => ({
+  value: result.rssAfter,
+  unit: "MiB RSS",
+  detail: `heap ${result.heapAfter.toFixed(0)} MiB, ${(result.rssAfter - result.rssBefore).toFixed(0)} MiB grown in ${
+    result.seconds.toFixed(0)
+  } s`
+})
+
+/** RSS after each of `--memory-keys` distinct keys, peer and dynastate. */
+export const memory: Workload = {
+  name: "memory",
+  run: (env) =>
+    Effect.gen(function*() {
+      const probe = (store: "peer" | "dynastate", keys: number) =>
+        Effect.scoped(Effect.gen(function*() {
+          const settings: MemorySettings = {
+            store,
+            keys,
+            table: store === "peer" ? env.peer.table : env.dynastateTable,
+            key: env.key,
+            valueBytes: env.options.valueBytes
+          }
+          const child = yield* Children.start(
+            new URL("../processes/memoryProcess.ts", import.meta.url),
+            { BENCH_MEMORY: JSON.stringify(settings) },
+            ["--expose-gc"]
+          )
+          return (yield* child.result) as MemoryResult
+        }))
+      const rows: Array<Row> = []
+      for (const keys of env.options.memoryKeys) {
+        const peer = yield* probe("peer", keys)
+        const dynastate = yield* probe("dynastate", keys)
+        rows.push({
+          workload: `resident memory after ${keys.toLocaleString("en-US")} distinct keys (stub transport, after GC)`,
+          peer: figure(peer),
+          dynastate: figure(dynastate),
+          better: "lower"
+        })
+      }
+      return rows
+    })
+}

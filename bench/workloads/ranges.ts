@@ -1,0 +1,103 @@
+/**
+ * Range reads of 100 and 1000 one-event keys, ascending and descending, and deleteRange: dynastate's `getRange` /
+ * `items` / `deleteRange` beside the peer's paged `Query` and its query-then-`BatchWriteItem` deletion.
+ */
+import { Effect, Stream } from "effect"
+import type { BenchEnv, Workload } from "../Env.ts"
+import { alternate, phase } from "../Env.ts"
+import type { Row } from "../Report.ts"
+import { figureOf } from "../Report.ts"
+import { measure, sampleOf, timed } from "../support/Measure.ts"
+
+const keyAt = (prefix: string, i: number) => `${prefix}${String(i).padStart(6, "0")}`
+
+/** Writes `count` keys under `prefix` in both stores. */
+const fill = (env: BenchEnv, prefix: string, count: number) =>
+  Effect.gen(function*() {
+    const size = { operations: count, concurrency: env.options.concurrency }
+    yield* measure(size, (i) => env.peer.put(keyAt(prefix, i), env.value))
+    yield* measure(size, (i) => env.dynastate.put({ key: keyAt(prefix, i), value: env.value }))
+  })
+
+const expectCount = (what: string, expected: number) => (items: ReadonlyArray<unknown>) =>
+  items.length === expected
+    ? Effect.void
+    : Effect.die(new Error(`${what} returned ${items.length} items, expected ${expected}`))
+
+/** Reads of whole ranges, each checked to return every key. */
+export const rangeRead: Workload = {
+  name: "range",
+  run: (env) =>
+    Effect.gen(function*() {
+      const rows: Array<Row> = []
+      for (const count of env.options.rangeSizes) {
+        const prefix = `/range${count}/`
+        const end = `${prefix}~`
+        yield* fill(env, prefix, count)
+        const reads = env.options.quick ? 1 : Math.max(3, Math.min(30, Math.floor(20_000 / count)))
+        const size = { operations: reads, concurrency: 1 }
+        for (const descending of [false, true]) {
+          const { dynastate, peer } = yield* alternate(
+            env.options.rounds,
+            () =>
+              phase(env.peerClients, size, () =>
+                env.peer.getRange(prefix, end, descending).pipe(
+                  Effect.tap(expectCount("peer range", count))
+                )),
+            () =>
+              phase(env.dynastateClients, size, () =>
+                (descending
+                  ? Stream.runCollect(env.dynastate.items({ start: prefix, end, descending: true }))
+                  : env.dynastate.getRange(prefix, end)).pipe(Effect.tap(expectCount("dynastate range", count))))
+          )
+          rows.push({
+            workload: `range read of ${count} keys, ${descending ? "descending" : "ascending"}`,
+            peer,
+            dynastate,
+            better: "higher"
+          })
+        }
+      }
+      return rows
+    })
+}
+
+/** deleteRange of a freshly written range, timed per call; throughput counts keys deleted per second. */
+export const deleteRange: Workload = {
+  name: "delete-range",
+  run: (env) =>
+    Effect.gen(function*() {
+      const count = env.options.quick ? 4 : 100
+      const times = env.options.quick ? 1 : 3
+      const side = (name: "peer" | "dynastate") =>
+        Effect.gen(function*() {
+          const latencies: Array<number> = []
+          let deletedTotal = 0
+          for (let round = 0; round < times; round++) {
+            const prefix = `/delete-range/${name}/${round}/`
+            const size = { operations: count, concurrency: env.options.concurrency }
+            if (name === "peer") yield* measure(size, (i) => env.peer.put(keyAt(prefix, i), env.value))
+            else yield* measure(size, (i) => env.dynastate.put({ key: keyAt(prefix, i), value: env.value }))
+            const deletion: Effect.Effect<number, unknown> = name === "peer"
+              ? env.peer.deleteRange(prefix, `${prefix}~`)
+              : env.dynastate.deleteRange(prefix, `${prefix}~`)
+            const { value: deleted, millis } = yield* timed(deletion)
+            if (deleted !== count) {
+              return yield* Effect.die(new Error(`${name} deleteRange deleted ${deleted} of ${count}`))
+            }
+            latencies.push(millis)
+            deletedTotal += deleted
+          }
+          const seconds = latencies.reduce((a, b) => a + b, 0) / 1000
+          return { ...figureOf(sampleOf(latencies, seconds)), throughput: deletedTotal / seconds }
+        })
+      const peer = yield* side("peer")
+      const dynastate = yield* side("dynastate")
+      return [{
+        workload: `deleteRange of ${count} keys (keys/s; latency per call)`,
+        peer,
+        dynastate,
+        better: "higher"
+      }]
+    })
+}
