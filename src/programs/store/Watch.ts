@@ -22,7 +22,7 @@ import type { ShardCoordinator, StreamBatch } from "../../infra/streams/StreamRe
 import { listShards, readStream } from "../../infra/streams/StreamReader.ts"
 import type { ShardPosition, StreamsError } from "../../infra/streams/StreamsApi.ts"
 import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
-import * as KeyOrder from "../collections/KeyOrder.ts"
+import type * as KeyOrder from "../collections/KeyOrder.ts"
 import * as History from "./History.ts"
 import { checkWatchOptions } from "./StoreInput.ts"
 import * as WatchFeed from "./WatchFeed.ts"
