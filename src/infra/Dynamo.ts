@@ -6,9 +6,15 @@
  * Transient failures (throttling, 5xx, network) are retried by the SDK's own
  * retry strategy first; what reaches `call`'s error channel is final.
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import type { AttributeValue, CancellationReason, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
-import { Context, Data, Effect, Layer, Schedule } from "effect"
+import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb"
+import type {
+  AttributeValue,
+  CancellationReason,
+  DynamoDBClientConfig,
+  QueryCommandInput,
+  QueryCommandOutput
+} from "@aws-sdk/client-dynamodb"
+import { Context, Data, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { StorageFailure, Throttled } from "../domain/Errors.ts"
 import { quietly } from "./crypto/QuietCrypto.ts"
 
@@ -119,3 +125,22 @@ export class Dynamo extends Context.Service<Dynamo, {
       ).pipe(Effect.map(Dynamo.fromClient))
     )
 }
+
+/**
+ * Every page of a Query, lazily: the input's `ExclusiveStartKey` starts it, each page's `LastEvaluatedKey` the
+ * next. One place for the paging that the adapters reading a whole partition share.
+ */
+export const queryPages = (
+  input: QueryCommandInput
+): Stream.Stream<QueryCommandOutput, Throttled | StorageFailure, Dynamo> =>
+  Stream.unwrap(
+    Dynamo.useSync((dynamo) =>
+      Stream.paginate(input.ExclusiveStartKey, (start) =>
+        dynamo.call("Query", (client, abortSignal) =>
+          client.send(new QueryCommand({ ...input, ExclusiveStartKey: start }), { abortSignal })).pipe(
+            Effect.map((page) =>
+              [[page], Option.fromNullishOr(page.LastEvaluatedKey)] as const
+            )
+          ))
+    )
+  )

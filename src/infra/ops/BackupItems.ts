@@ -6,7 +6,7 @@
  */
 import { BatchWriteItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb"
-import { Effect, Option, Result, Schedule, Stream } from "effect"
+import { Effect, Result, Schedule, Stream } from "effect"
 import { StorageFailure } from "../../domain/Errors.ts"
 import type { Throttled } from "../../domain/Errors.ts"
 import { contextOf, DataKeyNotFound, DataKeys, DataKeyShredded } from "../crypto/DataKeys.ts"
@@ -15,7 +15,7 @@ import * as DataKeyStore from "../crypto/DataKeyStore.ts"
 import { Keyring } from "../crypto/Keyring.ts"
 import * as ValueCipher from "../crypto/ValueCipher.ts"
 import type { AttributeMap } from "../Dynamo.ts"
-import { Dynamo } from "../Dynamo.ts"
+import { Dynamo, queryPages } from "../Dynamo.ts"
 import * as EventRecord from "../EventRecord.ts"
 import type { Location, StoredItem } from "../EventRecord.ts"
 import { gravePartition } from "../GraveRecord.ts"
@@ -49,28 +49,13 @@ export const read = (
   location: Location,
   role: Role
 ): Stream.Stream<StoredItem, Throttled | StorageFailure, Dynamo> =>
-  Stream.unwrap(
-    Dynamo.useSync((dynamo) =>
-      Stream.paginate(undefined as AttributeMap | undefined, (start) =>
-        dynamo.call("Query", (client, abortSignal) =>
-          client.send(
-            new QueryCommand({
-              TableName: location.table,
-              KeyConditionExpression: "#pk = :pk",
-              ExpressionAttributeNames: { "#pk": Attr.partition },
-              ExpressionAttributeValues: { ":pk": { S: partitionOf(location, role) } },
-              ConsistentRead: true,
-              ExclusiveStartKey: start
-            }),
-            { abortSignal }
-          )).pipe(
-            Effect.map((page): readonly [ReadonlyArray<StoredItem>, Option.Option<AttributeMap>] => [
-              page.Items ?? [],
-              Option.fromNullishOr(page.LastEvaluatedKey)
-            ])
-          ))
-    )
-  )
+  queryPages({
+    TableName: location.table,
+    KeyConditionExpression: "#pk = :pk",
+    ExpressionAttributeNames: { "#pk": Attr.partition },
+    ExpressionAttributeValues: { ":pk": { S: partitionOf(location, role) } },
+    ConsistentRead: true
+  }).pipe(Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])))
 
 /** Whether a namespace holds any item of any role (a restore refuses to mix with existing data). */
 export const isEmpty = (location: Location): Effect.Effect<boolean, Throttled | StorageFailure, Dynamo> =>

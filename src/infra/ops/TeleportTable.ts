@@ -4,11 +4,10 @@
  * optional; the table's TTL attribute) and, in recent versions, `Revision`. Read in `FullPath` order, a page at a
  * time, so an import can resume after the last path it finished.
  */
-import { QueryCommand } from "@aws-sdk/client-dynamodb"
-import { Effect, Option, Stream } from "effect"
+import { Stream } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
-import type { AttributeMap } from "../Dynamo.ts"
-import { Dynamo } from "../Dynamo.ts"
+import type { AttributeMap, Dynamo } from "../Dynamo.ts"
+import { queryPages } from "../Dynamo.ts"
 
 /** Teleport's attribute names. */
 export const TeleportAttr = {
@@ -67,34 +66,22 @@ export const pages = (options: {
   readonly after?: string | undefined
   readonly pageSize?: number | undefined
 }): Stream.Stream<TeleportPage, Throttled | StorageFailure, Dynamo> =>
-  Stream.unwrap(Dynamo.useSync((dynamo) =>
-    Stream.paginate(
-      options.after === undefined
-        ? undefined
-        : { [TeleportAttr.hashKey]: { S: options.hashKey }, [TeleportAttr.fullPath]: { S: options.after } } as
-          | AttributeMap
-          | undefined,
-      (start) =>
-        dynamo.call("Query", (client, abortSignal) =>
-          client.send(
-            new QueryCommand({
-              TableName: options.table,
-              KeyConditionExpression: "#h = :h",
-              ExpressionAttributeNames: { "#h": TeleportAttr.hashKey },
-              ExpressionAttributeValues: { ":h": { S: options.hashKey } },
-              ConsistentRead: true,
-              ExclusiveStartKey: start,
-              ...(options.pageSize === undefined ? {} : { Limit: options.pageSize })
-            }),
-            { abortSignal }
-          )).pipe(
-            Effect.map((page) => {
-              const records = (page.Items ?? []).map(parse)
-              return [
-                [{ records, last: records.at(-1)?.fullPath }],
-                Option.fromNullishOr(page.LastEvaluatedKey)
-              ] as const
-            })
-          )
-    )
-  ))
+  queryPages({
+    TableName: options.table,
+    KeyConditionExpression: "#h = :h",
+    ExpressionAttributeNames: { "#h": TeleportAttr.hashKey },
+    ExpressionAttributeValues: { ":h": { S: options.hashKey } },
+    ConsistentRead: true,
+    ...(options.after === undefined
+      ? {}
+      : {
+        ExclusiveStartKey: {
+          [TeleportAttr.hashKey]: { S: options.hashKey },
+          [TeleportAttr.fullPath]: { S: options.after }
+        }
+      }),
+    ...(options.pageSize === undefined ? {} : { Limit: options.pageSize })
+  }).pipe(Stream.map((page) => {
+    const records = (page.Items ?? []).map(parse)
+    return { records, last: records.at(-1)?.fullPath }
+  }))
