@@ -295,10 +295,12 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
               }), { discard: true }),
           { concurrency: options.applyConcurrency, discard: true }
         )
+        // The lag is the batch's newest record's age once the whole batch is applied.
+        const appliedAt = yield* Clock.currentTimeMillis
         for (const record of batch.records) {
           shard.records++
           if (record.approximateCreation !== undefined) {
-            shard.lagMillis = Math.max(0, (yield* Clock.currentTimeMillis) - record.approximateCreation)
+            shard.lagMillis = Math.max(0, appliedAt - record.approximateCreation)
           }
         }
         // An empty batch means the reader reached the shard's newest record: nothing is waiting.
