@@ -4,12 +4,12 @@
  * stderr, and `-o json` output that parses. One process run per step where one is enough: table updates on
  * DynamoDB Local are slow.
  */
-import { CreateTableCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { PutItemCommand } from "@aws-sdk/client-dynamodb"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { createBareEventTable } from "../ops/support.ts"
+import { createBareEventTable, createTeleportTable } from "../ops/support.ts"
 import { endpoint, freshTableName, makeClient } from "../support/TestStore.ts"
 import { runCli } from "./cliProcess.ts"
 
@@ -161,17 +161,7 @@ describe("dynastate backup, restore and import-teleport", () => {
 
   it("imports a Teleport-shaped table, with progress on stderr, and a second run writes nothing", async () => {
     const source = freshTableName("cli-ops-teleport")
-    await client.send(
-      new CreateTableCommand({
-        TableName: source,
-        KeySchema: [{ AttributeName: "HashKey", KeyType: "HASH" }, { AttributeName: "FullPath", KeyType: "RANGE" }],
-        AttributeDefinitions: [
-          { AttributeName: "HashKey", AttributeType: "S" },
-          { AttributeName: "FullPath", AttributeType: "S" }
-        ],
-        BillingMode: "PAY_PER_REQUEST"
-      })
-    )
+    await createTeleportTable(client, source)
     const inAnHour = Math.floor(Date.now() / 1000) + 3600
     const items = [
       { FullPath: { S: "teleport/nodes/n1" }, Value: { B: new TextEncoder().encode("node one") } },

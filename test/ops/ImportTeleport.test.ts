@@ -4,14 +4,14 @@
  * items are skipped, bad ones reported, everything else reads back through the store with its expiry; an import
  * that stopped resumes after its last page without writing anything twice.
  */
-import { CreateTableCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { PutItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Data, Effect, Stream } from "effect"
 import * as ImportTeleport from "../../src/programs/ops/ImportTeleport.ts"
 import { Store } from "../../src/programs/store/Store.ts"
 import { freshTableName, makeClient, openStore, provisionTable } from "../support/TestStore.ts"
-import { opsLayer } from "./support.ts"
+import { createTeleportTable, opsLayer } from "./support.ts"
 
 const client = makeClient()
 afterAll(() => client.destroy())
@@ -19,20 +19,7 @@ const bytes = (text: string) => new TextEncoder().encode(text)
 
 class Stop extends Data.TaggedError("Stop")<{ readonly page: number }> {}
 
-const teleportTable = (table: string) =>
-  Effect.promise(() =>
-    client.send(
-      new CreateTableCommand({
-        TableName: table,
-        KeySchema: [{ AttributeName: "HashKey", KeyType: "HASH" }, { AttributeName: "FullPath", KeyType: "RANGE" }],
-        AttributeDefinitions: [
-          { AttributeName: "HashKey", AttributeType: "S" },
-          { AttributeName: "FullPath", AttributeType: "S" }
-        ],
-        BillingMode: "PAY_PER_REQUEST"
-      })
-    )
-  )
+const teleportTable = (table: string) => Effect.promise(() => createTeleportTable(client, table))
 
 const putTeleport = (table: string, fullPath: string, fields: Record<string, AttributeValue>) =>
   Effect.promise(() =>

@@ -29,3 +29,17 @@ export const createBareEventTable = (client: DynamoDBClient, table: string, stre
       ...(stream ? { StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" } } : {})
     })
   )
+
+/** Creates a table shaped as Teleport's DynamoDB backend makes it (`HashKey`, `FullPath`), for `import-teleport`. */
+export const createTeleportTable = (client: DynamoDBClient, table: string) =>
+  client.send(
+    new CreateTableCommand({
+      TableName: table,
+      KeySchema: [{ AttributeName: "HashKey", KeyType: "HASH" }, { AttributeName: "FullPath", KeyType: "RANGE" }],
+      AttributeDefinitions: [
+        { AttributeName: "HashKey", AttributeType: "S" },
+        { AttributeName: "FullPath", AttributeType: "S" }
+      ],
+      BillingMode: "PAY_PER_REQUEST"
+    })
+  )
