@@ -38,6 +38,7 @@ import type { PastPoint } from "./History.ts"
 import type { ActorOptions, WriteError } from "./KeyActors.ts"
 import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
 import * as NewestEvents from "./NewestEvents.ts"
+import * as ReadCoalescing from "./ReadCoalescing.ts"
 import { checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
 import { Watches } from "./Watch.ts"
@@ -175,9 +176,12 @@ const make = (options: StoreOptions) =>
     const run: CommandRunner<WriteError> = <E extends CommandError>(command: Command) =>
       actors.execute(command) as Effect.Effect<Lease, E | WriteError>
 
+    // Concurrent gets of a hot key share reads (each from a read sent after it was invoked).
+    const latestState = yield* ReadCoalescing.make(table.latestState)
+
     const get = Effect.fn("Store.get")(function*(key: string) {
       yield* checkKey(key)
-      const latest = Option.getOrUndefined(yield* table.latestState(key))
+      const latest = Option.getOrUndefined(yield* latestState(key))
       const now = yield* Clock.currentTimeMillis
       const item = liveItem(latest, now)
       if (item) {
