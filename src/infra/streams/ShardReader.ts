@@ -33,8 +33,11 @@ export interface PollingOptions {
   readonly maxBackoffMillis: number
 }
 
-/** Defaults: a quiet shard is polled 4 times a second (Teleport: once). */
-export const defaultPolling: PollingOptions = { idleMillis: 250, maxBackoffMillis: 5_000 }
+/**
+ * Defaults: a quiet shard is polled 5 times a second (Lambda: 4, Teleport: 1), so a watcher sees another process's
+ * write within about 200 ms plus the stream's own delay (p99 231 ms on DynamoDB Local, 266 ms at 250 ms polling).
+ */
+export const defaultPolling: PollingOptions = { idleMillis: 200, maxBackoffMillis: 5_000 }
 
 const retryable = (error: StreamsError) => error._tag === "Throttled" || error._tag === "StorageFailure"
 
