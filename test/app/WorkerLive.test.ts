@@ -17,6 +17,7 @@ const status = (change: Partial<WorkerStatus> = {}): WorkerStatus => ({
   eventsApplied: 3,
   eventsPerSecond: 0,
   quarantined: [],
+  rollbacks: [],
   ownedShards: 1,
   fairShare: 1,
   liveWorkers: 1,

@@ -27,3 +27,18 @@ export const locate = (table: EventTable["Service"], record: StreamRecord) => {
     return undefined // not an event item (malformed sort key): nothing to watch
   }
 }
+
+/** The key and seq of one of this namespace's event items a REMOVE record says was deleted. */
+export const removedEvent = (
+  table: EventTable["Service"],
+  record: StreamRecord
+): { readonly key: string; readonly seq: number } | undefined => {
+  if (record.eventName !== "REMOVE") return undefined
+  const sortKey = record.keys[Attr.partition]?.S === table.location.namespace ? record.keys[Attr.sort]?.B : undefined
+  if (sortKey === undefined) return undefined
+  try {
+    return SortKey.decode(sortKey)
+  } catch {
+    return undefined // not an event item
+  }
+}

@@ -24,7 +24,7 @@ import type { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import type { LeaseLocation } from "../../infra/ProjectionLeases.ts"
-import { eventOfRecord } from "../../infra/streams/StreamEvents.ts"
+import { eventOfRecord, removedEvent } from "../../infra/streams/StreamEvents.ts"
 import type { StreamBatch } from "../../infra/streams/StreamReader.ts"
 import { defaultStreamReaderOptions, readStream } from "../../infra/streams/StreamReader.ts"
 import type { StreamReaderOptions } from "../../infra/streams/StreamReader.ts"
@@ -32,6 +32,8 @@ import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as History from "../store/History.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
+import * as RollbackWatch from "./RollbackWatch.ts"
+import type { Rollback } from "./RollbackWatch.ts"
 import * as ShardLeasing from "./ShardLeasing.ts"
 
 /** Events applied by the worker (each event counts once, whatever number of projections ran on it). */
@@ -106,6 +108,8 @@ export interface WorkerStatus {
   readonly eventsApplied: number
   readonly eventsPerSecond: number
   readonly quarantined: ReadonlyArray<Quarantined>
+  /** Keys whose newest event was removed outside compaction (see `RollbackWatch`), oldest first. */
+  readonly rollbacks: ReadonlyArray<Rollback>
   /** Shard leases this worker holds now. */
   readonly ownedShards: number
   /** ceil(active shards / live workers), as of its last look at the lease table. */
@@ -149,6 +153,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   const inFlight = new Map<string, number>()
   const applied = new Map<string, number>()
   const quarantined = new Map<string, Quarantined>()
+  const rollbacks = RollbackWatch.make(table)
   let eventsApplied = 0
   let window = { at: yield* Clock.currentTimeMillis, applied: 0 }
 
@@ -276,6 +281,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
             }
           }
           const event = decoded._tag === "Success" ? decoded.success : undefined
+          if (event !== undefined) rollbacks.seen(event)
           if (event !== undefined && !quarantined.has(`decode\u0000${event.key}`)) {
             const events = byKey.get(event.key)
             if (events === undefined) byKey.set(event.key, [event])
@@ -295,6 +301,11 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
               }), { discard: true }),
           { concurrency: options.applyConcurrency, discard: true }
         )
+        // After the batch's events, so a removal is judged knowing of the events written before it.
+        for (const record of batch.records) {
+          const removal = removedEvent(table, record)
+          if (removal !== undefined) yield* rollbacks.removed(removal.key, removal.seq)
+        }
         // The lag is the batch's newest record's age once the whole batch is applied.
         const appliedAt = yield* Clock.currentTimeMillis
         for (const record of batch.records) {
@@ -348,7 +359,8 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       shards: [...progress].map(([shardId, { lagMillis, records }]) => ({ shardId, lagMillis, records })),
       eventsApplied,
       eventsPerSecond,
-      quarantined: [...quarantined.values()]
+      quarantined: [...quarantined.values()],
+      rollbacks: rollbacks.detected()
     } satisfies WorkerStatus
   })
 

@@ -16,6 +16,7 @@ import { Clock, Context, Duration, Effect, Layer, Metric, Schedule } from "effec
 import { expiryRecordFailures } from "../store/ExpiryRecording.ts"
 import { eventsAppliedMetric, lagMetric, ProjectionWorker, quarantinedMetric } from "./ProjectionWorker.ts"
 import type { WorkerStatus } from "./ProjectionWorker.ts"
+import { rollbacksMetric } from "./RollbackWatch.ts"
 
 /** Shard leases the worker holds. */
 export const shardsHeldMetric = Metric.gauge("dynastate_worker_shards_held", {
@@ -109,6 +110,7 @@ export class WorkerHealth extends Context.Service<WorkerHealth, {
 /** Registers every dynastate metric, so the first scrape shows them all (counters at 0). */
 const registerMetrics = Effect.all([
   Metric.update(eventsAppliedMetric, 0),
+  Metric.update(rollbacksMetric, 0),
   Metric.update(expiryRecordFailures, 0),
   Metric.value(lagMetric)
 ], { discard: true })
