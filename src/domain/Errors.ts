@@ -105,6 +105,23 @@ export class Shredded extends Schema.TaggedError<Shredded>()("Shredded", {
   }
 }
 
+/**
+ * A key's stored events skip seqs: an event between two that are stored was removed from the table outside
+ * compaction (which only ever removes a key's oldest events), so its past cannot be told truthfully.
+ */
+export class HistoryGap extends Schema.TaggedError<HistoryGap>()("HistoryGap", {
+  key: Schema.String,
+  /** The stored seq just before the hole. */
+  after: Schema.Number,
+  /** The stored seq just after it. */
+  before: Schema.Number
+}) {
+  override get message() {
+    return `the stored events of ${this.key} skip from seq ${this.after} to ${this.before}: ` +
+      "events were removed from the table outside compaction"
+  }
+}
+
 /** DynamoDB kept throttling after the client's retries were spent. */
 export class Throttled extends Schema.TaggedError<Throttled>()("Throttled", {
   operation: Schema.String,

@@ -3,7 +3,7 @@
  * decrypted, oldest first; and the item as it was at a revision or a time.
  */
 import { Clock, Effect, Option, Stream } from "effect"
-import { NotFound } from "../../domain/Errors.ts"
+import { HistoryGap, NotFound } from "../../domain/Errors.ts"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { itemRevision, liveItem } from "../../domain/Event.ts"
@@ -45,15 +45,29 @@ const storedEvents = (
     return [...bySeq.values()].sort((a, b) => a.seq - b.seq)
   })
 
-/** A key's events, oldest first, each once, decrypted. */
+/** The first hole in a key's stored seqs, if any: compaction and retention only remove the oldest events. */
+const firstGap = (key: string, stored: ReadonlyArray<StoredEvent>): HistoryGap | undefined => {
+  for (let index = 1; index < stored.length; index++) {
+    const after = stored[index - 1]!.seq
+    const before = stored[index]!.seq
+    if (before !== after + 1) return new HistoryGap({ key, after, before })
+  }
+  return undefined
+}
+
+/** A key's events, oldest first, each once, decrypted; `HistoryGap` if an event between two stored ones is gone. */
 export const events = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   key: string
-): Stream.Stream<Event, ReadError> =>
+): Stream.Stream<Event, ReadError | HistoryGap> =>
   Stream.unwrap(
-    Effect.map(storedEvents(table, area, key), (stored) =>
-      Stream.fromIterable(stored).pipe(Stream.mapEffect((item) => table.decode(item))))
+    Effect.gen(function*() {
+      const stored = yield* storedEvents(table, area, key)
+      const gap = firstGap(key, stored)
+      if (gap !== undefined) return yield* gap
+      return Stream.fromIterable(stored).pipe(Stream.mapEffect((item) => table.decode(item)))
+    })
   )
 
 /** Events of a key between two seqs, for filling a gap in what a stream delivered. */
@@ -93,7 +107,7 @@ export const itemAt = (
   area: HistoryArea["Service"],
   key: string,
   at: PastPoint
-): Effect.Effect<Item, NotFound | ReadError> =>
+): Effect.Effect<Item, NotFound | ReadError | HistoryGap> =>
   Effect.gen(function*() {
     const past = events(table, area, key).pipe(
       at._tag === "Time"

@@ -41,7 +41,7 @@
  */
 import { Effect, Result, Stream } from "effect"
 import type { Schema } from "effect"
-import type { BadParameter, CompareFailed, IncorrectRevision, NotFound } from "../../domain/Errors.ts"
+import type { BadParameter, CompareFailed, HistoryGap, IncorrectRevision, NotFound } from "../../domain/Errors.ts"
 import type { AlreadyExists } from "../../domain/Errors.ts"
 import type { Event, EventOp } from "../../domain/Event.ts"
 import type { Item as StoreItem } from "../../domain/Item.ts"
@@ -208,9 +208,9 @@ export interface Operations<K, V, R> {
    */
   readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent<K, V>, TypedWatchFailure, R>
   /** Every stored event of a key, oldest first, values decoded. */
-  readonly history: (key: K) => Stream.Stream<HistoryEvent<K, V>, TypedReadFailure, R>
+  readonly history: (key: K) => Stream.Stream<HistoryEvent<K, V>, TypedReadFailure | HistoryGap, R>
   /** The record a key held right after a revision was written, or at a moment (epoch ms). */
-  readonly getAt: (key: K, at: PastPoint) => Effect.Effect<Item<K, V>, NotFound | TypedReadFailure, R>
+  readonly getAt: (key: K, at: PastPoint) => Effect.Effect<Item<K, V>, NotFound | TypedReadFailure | HistoryGap, R>
 }
 
 /** A keyspace's operations on one store instance: they need nothing more. */
@@ -387,10 +387,12 @@ const makeOperations = <K, V>(c: Conversions<K, V>) => {
           Stream.filter((event) => event._tag === "Init" || keyOf(event) !== c.prefix),
           Stream.mapEffect(watchEvent)
         ),
-    history: (store: StoreService, key: K): Stream.Stream<HistoryEvent<K, V>, TypedReadFailure> =>
+    history: (store: StoreService, key: K): Stream.Stream<HistoryEvent<K, V>, TypedReadFailure | HistoryGap> =>
       Stream.unwrap(
-        Effect.map(c.storeKey(key), (storeKey) =>
-          store.history(storeKey).pipe(Stream.mapEffect((event) => historyEvent(key, event))))
+        Effect.map(
+          c.storeKey(key),
+          (storeKey) => store.history(storeKey).pipe(Stream.mapEffect((event) => historyEvent(key, event)))
+        )
       ),
     getAt: Effect.fn("Keyspace.getAt")(function*(store: StoreService, key: K, at: PastPoint) {
       const storeKey = yield* c.storeKey(key)

@@ -13,6 +13,7 @@ import type {
   BadParameter,
   CompareFailed,
   ConditionFailed,
+  HistoryGap,
   IncorrectRevision,
   StorageFailure,
   Throttled,
@@ -124,10 +125,13 @@ export interface StoreService {
    * falls behind its buffer. Ends when the stream's scope or the store closes.
    */
   readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
-  /** Every event of a key still kept (history area and live range), decrypted, oldest first. */
-  readonly history: (key: string) => Stream.Stream<Event, ReadFailure>
-  /** The item a key held right after a revision was written, or at a moment (epoch ms). */
-  readonly getAt: (key: string, at: PastPoint) => Effect.Effect<Item, NotFound | ReadFailure>
+  /**
+   * Every event of a key still kept (history area and live range), decrypted, oldest first. `HistoryGap` if an
+   * event between two kept ones was removed from the table (compaction only removes the oldest).
+   */
+  readonly history: (key: string) => Stream.Stream<Event, ReadFailure | HistoryGap>
+  /** The item a key held right after a revision was written, or at a moment (epoch ms); `HistoryGap` as above. */
+  readonly getAt: (key: string, at: PastPoint) => Effect.Effect<Item, NotFound | ReadFailure | HistoryGap>
 }
 
 /** Tuning of a store instance. */

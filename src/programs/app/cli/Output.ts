@@ -59,6 +59,7 @@ const byTag: Record<string, number> = {
   StorageFailure: ExitCode.unavailable,
   WriteContention: ExitCode.unavailable,
   DecryptionFailed: ExitCode.unavailable,
+  HistoryGap: ExitCode.unavailable,
   DynamoDBLocalError: ExitCode.unavailable,
   TableSchemaMismatch: ExitCode.unavailable,
   KeyringError: ExitCode.unavailable,
