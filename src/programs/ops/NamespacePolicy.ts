@@ -269,10 +269,11 @@ export const notes = (options: PolicyOptions): ReadonlyArray<string> => {
   if (role === "worker") {
     said.push(
       target.leaseGroup === "default"
-        ? `The worker's lease group is "default": each namespace's worker needs a group of its own (its checkpoints ` +
-          "and shard leases are per group; two namespaces' workers sharing a group would share the shards, and each " +
-          "skips the other's records)."
-        : `Leases are confined to lease group ${JSON.stringify(target.leaseGroup)}; run the worker with that group.`
+        ? `The worker's lease group is "default": give each namespace's workers a group of their own (lease_group; ` +
+          "two namespaces' workers sharing a group would share the shards, and each skip the other's records), " +
+          "and name it here with --group."
+        : `Leases are confined to lease group ${JSON.stringify(target.leaseGroup)}: run the worker with ` +
+          `lease_group: ${target.leaseGroup}.`
     )
     if (target.viewTables.length > 0) {
       said.push("View tables are not partitioned by namespace: give each namespace's views names of their own.")

@@ -28,8 +28,8 @@ const flags = {
     Flag.withDescription("the AWS account id of the ARNs (default: *)")
   ),
   group: Flag.String("group").pipe(
-    Flag.withDefault("default"),
-    Flag.withDescription("the worker's lease group (role worker): give each namespace's workers their own")
+    Flag.optional,
+    Flag.withDescription("the worker's lease group (role worker; default: lease_group of the configuration)")
   ),
   views: Flag.String("view").pipe(
     Flag.atLeast(0),
@@ -56,7 +56,7 @@ const policy = Command.make("policy", flags, (options) =>
     const { config } = yield* loadConfig
     const configured = [...Option.toArray(config.kmsKey), ...config.kmsExtraKeys]
     const policyOptions: NamespacePolicy.PolicyOptions = {
-      target: Target.fromConfig(config, { leaseGroup: options.group, views: options.views }),
+      target: Target.fromConfig(config, { leaseGroup: Option.getOrUndefined(options.group), views: options.views }),
       role: options.role,
       kmsKeys: options.kmsKeys.length > 0 ? options.kmsKeys : configured,
       region: Option.getOrUndefined(config.region),
