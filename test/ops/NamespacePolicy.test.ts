@@ -150,6 +150,10 @@ describe("NamespacePolicy", () => {
     }
     expect(allows(json, item("dynamodb:PutItem", "\u0000by-key", tableArn(`${table}.view.byEmail`)))).toBe(true)
     expect(allows(json, item("dynamodb:PutItem", "\u0000by-key", tableArn(`${table}.view.other`)))).toBe(false)
+    // The application only queries its views; the worker maintains them.
+    const app = policyFor("app", "app").json
+    expect(allows(app, item("dynamodb:Query", "0abc", tableArn(`${table}.view.byEmail`)))).toBe(true)
+    expect(allows(app, item("dynamodb:PutItem", "\u0000by-key", tableArn(`${table}.view.byEmail`)))).toBe(false)
     // The stream is granted table-wide: IAM has no LeadingKeys for it, as the notes say.
     const stream = {
       action: "dynamodb:GetRecords",

@@ -196,18 +196,19 @@ export const make = (options: PolicyOptions): Result.Result<PolicyDocument, Poli
         Resource: [arn(target.leaseTable)]
       }
     )
-    if (target.viewTables.length > 0) {
-      statements.push({
-        Sid: "Views",
-        Effect: "Allow",
-        Action: [
-          ...actions.views,
-          actions.tableSetup[0],
-          ...(options.createTables === true ? [actions.tableCreate[0]] : [])
-        ],
-        Resource: target.viewTables.map(arn)
-      })
-    }
+  }
+  if (target.viewTables.length > 0) {
+    // The worker maintains the views; the application (and a reader) only queries them.
+    statements.push({
+      Sid: "Views",
+      Effect: "Allow",
+      Action: [
+        ...(role === "worker" ? actions.views : actions.read),
+        actions.tableSetup[0],
+        ...(options.createTables === true ? [actions.tableCreate[0]] : [])
+      ],
+      Resource: target.viewTables.map(arn)
+    })
   }
   const [generator, ...extra] = options.kmsKeys
   if (generator !== undefined) {
@@ -275,9 +276,12 @@ export const notes = (options: PolicyOptions): ReadonlyArray<string> => {
         : `Leases are confined to lease group ${JSON.stringify(target.leaseGroup)}: run the worker with ` +
           `lease_group: ${target.leaseGroup}.`
     )
-    if (target.viewTables.length > 0) {
-      said.push("View tables are not partitioned by namespace: give each namespace's views names of their own.")
-    }
+  }
+  if (target.viewTables.length > 0) {
+    said.push(
+      "View tables are not partitioned by namespace: the policy names each view's table, so give each namespace's " +
+        "views names of their own (two namespaces sharing TABLE.view.<name> would share one index)."
+    )
   }
   if (options.kmsKeys.length === 0) {
     said.push(

@@ -33,7 +33,7 @@ const flags = {
   ),
   views: Flag.String("view").pipe(
     Flag.atLeast(0),
-    Flag.withDescription("an index view the worker runs (its table TABLE.view.<name>); repeatable")
+    Flag.withDescription("an index view the namespace uses (its table TABLE.view.<name>); repeatable")
   ),
   watch: Flag.Boolean("watch").pipe(
     Flag.withDefault(false),
