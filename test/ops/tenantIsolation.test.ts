@@ -5,17 +5,23 @@
  * worker's compaction and expiry, backup, whole-namespace compaction, status and doctor — on a table another
  * namespace shares, with keys of the same names. Then: no request names another partition or scans, and the
  * namespace's generated IAM policy (`NamespacePolicy`) allows every request made, so the policy is enough to run.
- * What DynamoDB Local cannot show is IAM itself: `NamespacePolicy.test.ts` evaluates the policy.
+ * KMS (a fake speaking KMS's protocol) is asked only for data keys whose encryption context names the table and
+ * the namespace, which the policy's KMS statements require. What DynamoDB Local cannot show is IAM itself:
+ * `NamespacePolicy.test.ts` evaluates the policy.
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
+import { KMSClient } from "@aws-sdk/client-kms"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Result, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
+import { Keyring } from "../../src/infra/crypto/Keyring.ts"
+import * as KmsKeyring from "../../src/infra/crypto/KmsKeyring.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
+import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import * as NamespacePartitions from "../../src/infra/NamespacePartitions.ts"
 import * as ProjectionLeases from "../../src/infra/ProjectionLeases.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
@@ -27,16 +33,10 @@ import * as Status from "../../src/programs/ops/Status.ts"
 import * as Target from "../../src/programs/ops/Target.ts"
 import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
 import type { WatchEvent } from "../../src/programs/store/Watch.ts"
+import { Compaction } from "../../src/programs/worker/Compaction.ts"
+import * as FakeKms from "../support/FakeKms.ts"
 import { rawPartition } from "../support/RawTable.ts"
-import {
-  eventTableLayer,
-  makeClient,
-  openCompaction,
-  openStore,
-  sharedKeyring,
-  streamsConfig,
-  testKeyring
-} from "../support/TestStore.ts"
+import { eventTableLayer, makeClient, openStore, streamsConfig } from "../support/TestStore.ts"
 import { bytes, eventually, freshEnv, testWorkerOptions } from "../worker/support.ts"
 import { allows } from "./policyEvaluator.ts"
 
@@ -159,6 +159,17 @@ describe("tenant isolation", () => {
           Effect.provideService(Dynamo, Dynamo.fromClient(env.client))
         )
 
+        const kms = yield* FakeKms.scoped()
+        const key = kms.createKey()
+        const kmsClient = new KMSClient({
+          endpoint: kms.endpoint,
+          region: kms.region,
+          credentials: { accessKeyId: "test", secretAccessKey: "test" }
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => kmsClient.destroy()))
+        const keyring = yield* KmsKeyring.make(kmsClient, { keyId: key.arn })
+        const keyringLayer = Layer.succeed(Keyring, keyring)
+
         const log: Array<Recorded> = []
         const dynamo = recording(makeClient(), log)
         const streams = recording(new DynamoDBStreamsClient(streamsConfig()), log)
@@ -170,7 +181,7 @@ describe("tenant isolation", () => {
         )
         const services = Store.layer(defaultStoreOptions).pipe(
           Layer.provideMerge(Layer.succeed(StreamsApi, fromClients(dynamo, streams))),
-          Layer.provideMerge(eventTableLayer(mine, { client: dynamo }))
+          Layer.provideMerge(eventTableLayer(mine, { client: dynamo, keyring: keyringLayer }))
         )
         const context = yield* Layer.build(
           workerLayer(
@@ -221,7 +232,7 @@ describe("tenant isolation", () => {
           20_000
         )
         yield* Fiber.interrupt(watcher)
-        expect(yield* store.rewrap(testKeyring)).toBeGreaterThan(0)
+        expect(yield* store.rewrap(keyring)).toBeGreaterThan(0)
 
         // The operational commands for the namespace, on the same recording client.
         const ops = Layer.mergeAll(
@@ -232,11 +243,17 @@ describe("tenant isolation", () => {
         yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
         const backup = yield* Backup.backup(target, path.join(dir, "a.backup")).pipe(Effect.provide(ops))
         expect(backup.header.counts.event).toBeGreaterThan(0)
-        const compaction = yield* openCompaction(mine, dynamo)
+        const compactionLayer = Compaction.layer.pipe(
+          Layer.provideMerge(HistoryArea.layer),
+          Layer.provideMerge(eventTableLayer(mine, { client: dynamo, keyring: keyringLayer }))
+        )
+        const compaction = Context.get(yield* Layer.build(compactionLayer), Compaction)
         yield* compaction.all(() => Effect.void)
         const status = yield* Status.status(target).pipe(Effect.provide(ops))
         expect(status.table.exists).toBe(true)
-        const doctor = yield* Doctor.run({ target, keyring: sharedKeyring }).pipe(Effect.provide(ops))
+        const doctor = yield* Doctor.run({ target, keyring: keyringLayer, kmsKeys: [key.arn] }).pipe(
+          Effect.provide(ops)
+        )
         expect(doctor.checks.length).toBeGreaterThan(0)
         expect(yield* store.shred("")).toBeGreaterThan(0)
 
@@ -258,7 +275,7 @@ describe("tenant isolation", () => {
         expect((yield* other.get("/app/b")).value).toEqual(bytes("b:/app/b"))
 
         // The worker role's policy (a superset of the application's) allows every request the workload made.
-        const made = NamespacePolicy.make({ target, role: "worker", kmsKeys: [] })
+        const made = NamespacePolicy.make({ target, role: "worker", kmsKeys: [key.arn] })
         if (Result.isFailure(made)) throw new Error(made.failure.message)
         const policy = NamespacePolicy.toJson(made.success)
         const refused = [
@@ -283,6 +300,28 @@ describe("tenant isolation", () => {
           )
         ]
         expect(refused).toEqual([])
+
+        // KMS saw only this namespace's data keys (and doctor's check, made in the store's own context), each allowed.
+        expect(kms.requests.length).toBeGreaterThan(2)
+        const kmsRefused = kms.requests.filter((request) =>
+          !allows(policy, {
+            action: `kms:${request.operation}`,
+            resource: key.arn,
+            context: Object.fromEntries(
+              Object.entries(request.encryptionContext ?? {}).map((
+                [name, value]
+              ) => [`kms:EncryptionContext:${name}`, value])
+            )
+          })
+        )
+        // Except rewrap's kms:Encrypt (wrapping the data keys anew): an administrator's operation, as the notes say.
+        expect(new Set(kmsRefused.map((request) => request.operation))).toEqual(new Set(["Encrypt"]))
+        for (const request of kms.requests.filter((entry) => entry.operation !== "DescribeKey")) {
+          expect(request.encryptionContext).toMatchObject({
+            "dynastate:table": mine.table,
+            "dynastate:namespace": mine.namespace
+          })
+        }
       }),
     90_000
   )

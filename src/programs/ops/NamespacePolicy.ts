@@ -291,7 +291,8 @@ export const notes = (options: PolicyOptions): ReadonlyArray<string> => {
   } else {
     said.push(
       "KMS use is confined to data keys whose encryption context names this table (store id) and namespace; the " +
-        "key policy must also allow the principal (or delegate to IAM)."
+        "key policy must also allow the principal (or delegate to IAM). `dynastate rewrap` also needs kms:Encrypt " +
+        "on the key it wraps under: grant it to whoever rewraps, for that run."
     )
   }
   if ((options.match ?? "exact") === "wildcard") {
