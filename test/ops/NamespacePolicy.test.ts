@@ -112,7 +112,7 @@ describe("NamespacePolicy", () => {
       new Set(policyFor("app", role, extra).document.Statement.flatMap((statement) => statement.Action))
     const items = [...actions.read, ...actions.write]
     expect(actionsOf("readonly")).toEqual(
-      new Set([...actions.read, "dynamodb:DescribeTable", "kms:Decrypt", "kms:DescribeKey"])
+      new Set([...actions.read, ...actions.tableSetup, "kms:Decrypt", "kms:DescribeKey"])
     )
     expect(actionsOf("app")).toEqual(
       new Set([...items, ...actions.tableSetup, ...actions.kmsDataKeys, ...actions.kmsResolve])

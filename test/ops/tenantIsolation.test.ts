@@ -325,4 +325,45 @@ describe("tenant isolation", () => {
       }),
     90_000
   )
+
+  it.live(
+    "a reader's requests (get, range, history, backup) are all allowed by the readonly policy",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("tenant-reader")
+        const mine = { table: env.location.table, namespace: "tenant-r" }
+        const target = Target.make(mine.table, mine.namespace)
+        const writer = yield* openStore(mine, { client: env.client })
+        for (const n of [1, 2]) yield* writer.put({ key: "/r/a", value: bytes(`a${n}`) })
+        yield* writer.put({ key: "/r/b", value: bytes("b") })
+
+        const log: Array<Recorded> = []
+        const dynamo = recording(makeClient(), log)
+        yield* Effect.addFinalizer(() => Effect.sync(() => dynamo.destroy()))
+        const reader = yield* openStore(mine, { client: dynamo })
+        expect((yield* reader.get("/r/a")).value).toEqual(bytes("a2"))
+        expect(yield* reader.getRange("/r/", "/r/~")).toHaveLength(2)
+        expect(yield* Stream.runCollect(reader.history("/r/a"))).toHaveLength(2)
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-tenant-reader-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+        yield* Backup.backup(target, path.join(dir, "r.backup")).pipe(
+          Effect.provideService(Dynamo, Dynamo.fromClient(dynamo))
+        )
+
+        const made = NamespacePolicy.make({ target, role: "readonly", kmsKeys: [] })
+        if (Result.isFailure(made)) throw new Error(made.failure.message)
+        const policy = NamespacePolicy.toJson(made.success)
+        const items = log.flatMap((entry) => entry.items)
+        expect(new Set(items.map((item) => item.action))).toEqual(new Set(["dynamodb:GetItem", "dynamodb:Query"]))
+        const refused = items.filter((item) =>
+          !allows(policy, {
+            action: item.action,
+            resource: arnOf(item.table),
+            context: { "dynamodb:LeadingKeys": [item.partition] }
+          })
+        )
+        expect(refused).toEqual([])
+      }),
+    60_000
+  )
 })

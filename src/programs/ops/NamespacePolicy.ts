@@ -168,7 +168,8 @@ export const make = (options: PolicyOptions): Result.Result<PolicyDocument, Poli
     {
       Sid: "EventTable",
       Effect: "Allow",
-      Action: role === "readonly" ? [actions.tableSetup[0]] : withCreate(options, actions.tableSetup),
+      // A store opened by the library checks the table and its TTL at start, whatever it then does.
+      Action: role === "readonly" ? [...actions.tableSetup] : withCreate(options, actions.tableSetup),
       Resource: [arn(target.table)]
     }
   ]
