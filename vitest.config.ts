@@ -10,6 +10,8 @@ const unit = [
   "test/config/**/*.test.ts",
   "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring}.test.ts",
   "test/infra/{Dynamo,DynamoDBLocalDistribution}.test.ts",
+  "test/ops/NamespacePolicy.test.ts",
+  "test/app/cliPolicy.test.ts",
   "test/app/WorkerLive.test.ts",
   "test/properties/linearizability/Checker*.test.ts",
   "test/streams/{ShardLineage,StreamReader}.test.ts",

@@ -246,6 +246,12 @@ export interface WorkerAnnouncement {
 
 // Announcements live in a partition of their own, so a group's partition holds shard leases only.
 const workersPartition = (location: LeaseLocation) => `${location.group}#workers`
+
+/** Every partition key a group's workers read or write in the lease table (what an IAM policy confines them to). */
+export const partitionsOf = (location: LeaseLocation): ReadonlyArray<string> => [
+  location.group,
+  workersPartition(location)
+]
 const workerKey = (location: LeaseLocation, owner: string): AttributeMap => ({
   pk: { S: workersPartition(location) },
   sk: { S: `worker#${owner}` }

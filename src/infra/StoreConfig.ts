@@ -36,6 +36,11 @@ export interface StoreConfig {
   readonly endpoint: Option.Option<string>
   readonly tableName: string
   readonly namespace: string
+  /**
+   * The projection workers' lease group: workers of one group share the stream's shards, each group follows them
+   * all. A worker applies only its namespace's records, so each namespace of a shared table needs a group of its own.
+   */
+  readonly leaseGroup: string
   /** The name encryption binds values to, when not the table's (a store restored into a table of another name). */
   readonly storeId: Option.Option<string>
   readonly accessKey: Option.Option<Redacted.Redacted<string>>

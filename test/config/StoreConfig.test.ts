@@ -234,6 +234,14 @@ describe("StoreConfig.load", () => {
       })
   )
 
+  it.effect("lease_group: one group per namespace's workers, refused empty or with # (the workers' own partition)", () =>
+    Effect.gen(function*() {
+      expect((yield* loaded({ env: { DYNASTATE_LEASE_GROUP: "tenant-a" } })).config.leaseGroup).toBe("tenant-a")
+      for (const group of [" ", "a#workers"]) {
+        expect((yield* invalid({ env: { DYNASTATE_LEASE_GROUP: group } })).field).toBe("storage.lease_group")
+      }
+    }))
+
   it.effect("defaults: the embedded store with a key file, pay per request", () =>
     Effect.gen(function*() {
       const { config, lines } = yield* loaded({ env: {} })
@@ -242,6 +250,7 @@ describe("StoreConfig.load", () => {
         endpoint: Option.none(),
         tableName: "dynastate",
         namespace: "default",
+        leaseGroup: "default",
         storeId: Option.none(),
         accessKey: Option.none(),
         secretKey: Option.none(),

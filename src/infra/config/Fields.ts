@@ -118,6 +118,7 @@ export const fields = {
   endpoint: optional("endpoint", text),
   tableName: field("table_name", text, "dynastate"),
   namespace: field("namespace", text, "default"),
+  leaseGroup: field("lease_group", text, "default"),
   storeId: optional("store_id", text),
   accessKey: optional("access_key", secret, { secret: true }),
   secretKey: optional("secret_key", secret, { secret: true }),

@@ -36,6 +36,13 @@ export const rules: ReadonlyArray<Rule> = [
         : undefined
   },
   {
+    fields: ["lease_group"],
+    check: (values) =>
+      values.leaseGroup.trim() === "" || values.leaseGroup.includes("\u0000") || values.leaseGroup.includes("#")
+        ? { field: "storage.lease_group", reason: "must be non-empty and contain no NUL and no #" }
+        : undefined
+  },
+  {
     fields: ["table_name"],
     check: (values) =>
       /^[a-zA-Z0-9_.-]{3,255}$/.test(values.tableName)

@@ -1,7 +1,8 @@
 /**
  * Checks that IAM allows a DynamoDB action without changing anything: every write is conditional on an item that
- * cannot exist (a random sort key in a partition no store uses), so DynamoDB authorises the request, then refuses
- * it on its condition. A refused condition proves the permission; `AccessDeniedException` disproves it. A failed
+ * cannot exist (a sort key no codec makes, in the caller's own partition), so DynamoDB authorises the request, then
+ * refuses it on its condition. The partition is the caller's (the namespace, the lease group) because a principal
+ * confined by `dynamodb:LeadingKeys` may name no other: a probe elsewhere would report its permissions denied. A refused condition proves the permission; `AccessDeniedException` disproves it. A failed
  * conditional write leaves no item and no stream record.
  */
 import {
@@ -27,6 +28,8 @@ export type Probe =
 /** The key attributes of a table, by type: the event table's sort key is binary, the side tables' are strings. */
 export interface ProbeTable {
   readonly table: string
+  /** The partition to probe in: one the caller's principal may use (its namespace, its lease group). */
+  readonly partition: string
   readonly hashKey: string
   readonly rangeKey: string
   readonly rangeType: "S" | "B"
@@ -55,12 +58,15 @@ const judge = <A>(attempt: Effect.Effect<A, CallFailure>) =>
     })
   )
 
-/** A key in a partition no store writes to (NUL never occurs in a namespace or a group name). */
+/**
+ * A key no item of any codec has: the sort key starts with NUL, which begins no event, history or grave sort key
+ * (keys are non-empty and hold no NUL), no data key id and no lease or worker item's sort key.
+ */
 const probeKey = (target: ProbeTable): AttributeMap => {
-  const sort = randomBytes(16)
+  const sort = `\u0000dynastate-doctor-${randomBytes(16).toString("hex")}`
   return {
-    [target.hashKey]: { S: "\u0000dynastate-doctor" },
-    [target.rangeKey]: target.rangeType === "B" ? { B: new Uint8Array(sort) } : { S: sort.toString("hex") }
+    [target.hashKey]: { S: target.partition },
+    [target.rangeKey]: target.rangeType === "B" ? { B: new Uint8Array(Buffer.from(sort, "utf8")) } : { S: sort }
   }
 }
 
@@ -87,9 +93,9 @@ export const probe = (target: ProbeTable, action: ItemAction): Effect.Effect<Pro
           client.send(
             new QueryCommand({
               TableName,
-              KeyConditionExpression: "#h = :h",
-              ExpressionAttributeNames: { "#h": target.hashKey },
-              ExpressionAttributeValues: { ":h": Key[target.hashKey]! },
+              KeyConditionExpression: "#h = :h AND #r = :r",
+              ExpressionAttributeNames: { "#h": target.hashKey, "#r": target.rangeKey },
+              ExpressionAttributeValues: { ":h": Key[target.hashKey]!, ":r": Key[target.rangeKey]! },
               Limit: 1
             }),
             { abortSignal }

@@ -186,7 +186,8 @@ const assemble = <E, E2>(
   store: Layer.Layer<StoreServices, E2>,
   projections: UserProjections<E>
 ) => {
-  const options = defaultWorkerOptions(config.tableName)
+  const defaults = defaultWorkerOptions(config.tableName)
+  const options = { ...defaults, leases: { ...defaults.leases, group: config.leaseGroup } }
   const worker = Layer.unwrap(
     Effect.map(projections, (extra) => workerLayer(options, compactionOptions(config), extra))
   )

@@ -285,7 +285,14 @@ export const run = Effect.fn("Doctor.run")(function*(
       const ttl = yield* TableAdmin.describeTtl(target.table)
       note("dynamodb:DescribeTimeToLive", table, { _tag: "Allowed" })
       checks.push(ttlCheck("ttl", target.table, ttl, true))
-      const probeTable = { table: target.table, hashKey: "pk", rangeKey: "sk", rangeType: "B" as const }
+      // In the namespace's own partition: a principal confined to it (`dynastate policy`) may probe nowhere else.
+      const probeTable = {
+        table: target.table,
+        partition: target.namespace,
+        hashKey: "pk",
+        rangeKey: "sk",
+        rangeType: "B" as const
+      }
       for (const action of PermissionProbe.itemActions) {
         note(`dynamodb:${action}`, table, yield* PermissionProbe.probe(probeTable, action))
       }
@@ -332,7 +339,13 @@ export const run = Effect.fn("Doctor.run")(function*(
     if (leaseTtl !== undefined) note("dynamodb:DescribeTimeToLive", leases, { _tag: "Allowed" })
     checks.push(leaseTableCheck(target, leaseInfo, leaseTtl))
     if (leaseInfo !== undefined) {
-      const probeTable = { table: target.leaseTable, hashKey: "pk", rangeKey: "sk", rangeType: "S" as const }
+      const probeTable = {
+        table: target.leaseTable,
+        partition: target.leaseGroup,
+        hashKey: "pk",
+        rangeKey: "sk",
+        rangeType: "S" as const
+      }
       for (const action of ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem"] as const) {
         note(`dynamodb:${action}`, leases, yield* PermissionProbe.probe(probeTable, action))
       }

@@ -21,6 +21,38 @@ export interface FeaturePermissions {
   readonly permissions: ReadonlyArray<Permission>
 }
 
+/**
+ * The IAM actions of each use of the store: the one list `doctor --permissions` and the per-namespace policy
+ * generator (`NamespacePolicy`) both draw from, so the two cannot disagree.
+ */
+export const actions = {
+  /** Reading events, history, graves and data keys (get, range, history, watch's initial read). */
+  read: ["dynamodb:GetItem", "dynamodb:Query"],
+  /** Appending events, recording expiries, moving history, storing data keys; transactions authorise per item. */
+  write: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
+  /** Looking at a table at start, and creating it (and its TTL) when missing. */
+  tableSetup: ["dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"],
+  tableCreate: ["dynamodb:CreateTable", "dynamodb:UpdateTimeToLive"],
+  /** Following the table's stream (watches, the projection worker). */
+  stream: ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
+  /** Shard leases, checkpoints and worker announcements in the lease table. */
+  leases: ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+  /** Index view tables. */
+  views: [
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem"
+  ],
+  /** Making and unwrapping data keys. */
+  kmsDataKeys: ["kms:GenerateDataKey", "kms:Decrypt"],
+  /** Resolving the configured key to its ARN at start. */
+  kmsResolve: ["kms:DescribeKey"],
+  /** Wrapping a copy under a further key (multi-keyrings, rewrap). */
+  kmsWrap: ["kms:Encrypt"]
+} as const
+
 /** The resources of a target as the list names them (the ARN's part after `table/`). */
 export const resources = (target: Target) => ({
   table: `table/${target.table}`,
@@ -46,40 +78,29 @@ export const catalogue = (
   return [
     {
       feature: "reads (get, range, history, watch's initial read)",
-      permissions: each(["dynamodb:Query", "dynamodb:GetItem"], table)
+      permissions: each([...actions.read].reverse(), table)
     },
     {
       feature: "writes (put, create, update, delete, atomic writes; TransactWriteItems is authorised per item action)",
-      permissions: each(
-        ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
-        table
-      )
+      permissions: each(actions.write, table)
     },
     {
       feature: "creating the table at start (only if the store may create it)",
       permissions: each(
-        ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"],
+        [actions.tableSetup[0], actions.tableCreate[0], actions.tableSetup[1], actions.tableCreate[1]],
         table
       )
     },
     {
       feature: "watches and the projection worker (stream)",
-      permissions: each(["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"], stream)
+      permissions: each(actions.stream, stream)
     },
     {
       feature: "projection worker (leases and checkpoints)",
       permissions: [
+        ...each(actions.leases, leases),
         ...each(
-          ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-          leases
-        ),
-        ...each(
-          [
-            "dynamodb:DescribeTable",
-            "dynamodb:CreateTable",
-            "dynamodb:DescribeTimeToLive",
-            "dynamodb:UpdateTimeToLive"
-          ],
+          [actions.tableSetup[0], actions.tableCreate[0], actions.tableSetup[1], actions.tableCreate[1]],
           leases
         )
       ]
@@ -87,27 +108,17 @@ export const catalogue = (
     {
       feature: "index views",
       permissions: each(
-        [
-          "dynamodb:Query",
-          "dynamodb:GetItem",
-          "dynamodb:PutItem",
-          "dynamodb:DeleteItem",
-          "dynamodb:ConditionCheckItem",
-          "dynamodb:CreateTable",
-          "dynamodb:DescribeTable"
-        ],
+        [...actions.views, "dynamodb:CreateTable", "dynamodb:DescribeTable"],
         `table/${target.table}.view.*`
       )
     },
     {
       feature: kms.length === 0 ? "encryption (local raw AES keys: no IAM permission)" : "encryption (KMS data keys)",
-      permissions: kmsResources.flatMap((resource) =>
-        each(["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"], resource)
-      )
+      permissions: kmsResources.flatMap((resource) => each([...actions.kmsDataKeys, ...actions.kmsResolve], resource))
     },
     {
       feature: "multi-region keys and rewrap",
-      permissions: kmsResources.flatMap((resource) => each(["kms:Encrypt"], resource))
+      permissions: kmsResources.flatMap((resource) => each(actions.kmsWrap, resource))
     },
     {
       feature: "provision",

@@ -13,7 +13,7 @@ export interface Target {
   /** What values are bound to; the table name unless `store_id` is set. */
   readonly storeId: string
   readonly leaseTable: string
-  /** The worker group whose leases `status` shows (`leases.group`, "default" unless configured). */
+  /** The worker group whose leases `status` shows (`lease_group`, "default" unless configured). */
   readonly leaseGroup: string
   /** Index view tables to check beside the event table (`TABLE.view.<name>`). */
   readonly viewTables: ReadonlyArray<string>
@@ -42,7 +42,11 @@ export const make = (
 
 /** The target a store configuration names. */
 export const fromConfig = (config: StoreConfig, options: TargetOptions = {}): Target =>
-  make(config.tableName, config.namespace, { ...options, storeId: Option.getOrUndefined(config.storeId) })
+  make(config.tableName, config.namespace, {
+    ...options,
+    leaseGroup: options.leaseGroup ?? config.leaseGroup,
+    storeId: Option.getOrUndefined(config.storeId)
+  })
 
 /** The location the infra's codecs take, binding values to the target's store id. */
 export const locationOf = (target: Target) => ({

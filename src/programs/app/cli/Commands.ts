@@ -8,6 +8,7 @@ import { storeFlags } from "./Globals.ts"
 import { keyCommands } from "./KeyCommands.ts"
 import { opsCommands } from "./OpsCommands.ts"
 import { exitCodesHelp, OutputFormat } from "./Output.ts"
+import { policyCommands } from "./PolicyCommand.ts"
 import { setupCommands } from "./SetupCommands.ts"
 import { streamCommands } from "./StreamCommands.ts"
 import { txnCommands } from "./TxnCommand.ts"
@@ -17,7 +18,7 @@ export const groups = [
   { group: "Keys", commands: [...keyCommands, ...txnCommands] },
   { group: "Listing and watching", commands: streamCommands },
   { group: "Set-up", commands: setupCommands },
-  { group: "Operations", commands: opsCommands },
+  { group: "Operations", commands: [...opsCommands, ...policyCommands] },
   { group: "Running and maintenance", commands: adminCommands }
 ] as const
 

@@ -88,13 +88,13 @@ const emitToStderr = (result: { readonly text: string; readonly json: unknown })
 
 const status = Command.make("status", {
   group: Flag.String("group").pipe(
-    Flag.withDefault("default"),
-    Flag.withDescription("the worker lease group to show (default: default)")
+    Flag.optional,
+    Flag.withDescription("the worker lease group to show (default: lease_group of the configuration, else default)")
   )
 }, ({ group }) =>
   withDynamo((config) =>
     Effect.gen(function*() {
-      const report = yield* Status.status(Target.fromConfig(config, { leaseGroup: group }))
+      const report = yield* Status.status(Target.fromConfig(config, { leaseGroup: Option.getOrUndefined(group) }))
       yield* emit({ text: Status.render(report), json: report, value: report.table.status ?? "MISSING" })
       // The report says so already; the exit code tells a script the store is not set up.
       if (!report.table.exists) return yield* new StoreLive.TableMissing({ table: config.tableName })

@@ -50,6 +50,7 @@ const byTag: Record<string, number> = {
   ValueTooLarge: ExitCode.usage,
   ConfigInvalid: ExitCode.usage,
   InputInvalid: ExitCode.usage,
+  PolicyInputInvalid: ExitCode.usage,
   ProjectionModuleInvalid: ExitCode.usage,
   UnknownProjection: ExitCode.usage,
   DuplicateProjectionName: ExitCode.usage,
