@@ -147,6 +147,17 @@ export const maxItemBytes = (location: Location, key: string, valueBytes: number
     ValueCipher.overheadBytes(255) + valueBytes
 }
 
+const noValue = new Uint8Array(0)
+
+/**
+ * Whether an event item is a tombstone without authentication (no encrypted empty value): written by a version
+ * before 0.2, or by hand. Readers take it as a deletion; the worker reports it.
+ */
+export const isUnauthenticatedTombstone = (item: AttributeMap | undefined): boolean => {
+  const op = item?.[Attr.op]?.S
+  return (op === "delete" || op === "expire") && item?.[Attr.value] === undefined
+}
+
 /** The item for an event, with its value encrypted; `ValueTooLarge` if it would not fit in DynamoDB. */
 export const encode = Effect.fnUntraced(function*(
   location: Location,
@@ -162,9 +173,8 @@ export const encode = Effect.fnUntraced(function*(
   }
   if (event.expires !== undefined) item[Attr.expires] = { N: String(event.expires) }
   if (event.valueRevision !== undefined) item[Attr.valueRevision] = { S: event.valueRevision }
-  if (event.value !== undefined) {
-    item[Attr.value] = { B: yield* ValueCipher.encrypt(event.value, bindingOf(location, event)) }
-  }
+  // A tombstone carries an encrypted empty value: bound like any value, so it cannot be edited or forged unseen.
+  item[Attr.value] = { B: yield* ValueCipher.encrypt(event.value ?? noValue, bindingOf(location, event)) }
   const size = itemSize(item)
   if (size > itemLimitBytes) {
     return yield* new ValueTooLarge({ key: event.key, itemBytes: size, limitBytes: itemLimitBytes })
@@ -214,17 +224,25 @@ export const decode = Effect.fnUntraced(function*(
   const event: Event = { key, seq, revision, op, expires, timestamp, valueRevision: item[Attr.valueRevision]?.S }
   const ciphertext = item[Attr.value]?.B
   const hasValue = op === "put" || op === "keep-alive"
-  if (hasValue !== (ciphertext !== undefined)) {
-    return yield* new DecryptionFailed({
-      key,
-      seq,
-      reason: `a ${op} event ${hasValue ? "must" : "must not"} carry a value`
-    })
+  if (hasValue && ciphertext === undefined) {
+    return yield* new DecryptionFailed({ key, seq, reason: `a ${op} event must carry a value` })
   }
+  // A tombstone without authentication: written before 0.2, or forged (the worker reports it, see TamperWatch).
   if (ciphertext === undefined) return event
   const value = yield* ValueCipher.decrypt(ciphertext, bindingOf(location, event)).pipe(
     Effect.map((plaintext): Uint8Array | Shredded => plaintext),
-    Effect.catchTag("Shredded", (error) => (options?.tolerateShredded ? Effect.succeed(error) : Effect.fail(error)))
+    // A tombstone's authentication under a shredded data key cannot be checked, and guards nothing readable.
+    Effect.catchTag(
+      "Shredded",
+      (error) => (options?.tolerateShredded || !hasValue ? Effect.succeed(error) : Effect.fail(error))
+    )
   )
+  if (!hasValue) {
+    if (!(value instanceof Uint8Array)) return { ...event, shredded: { scope: value.scope } }
+    if (value.length > 0) {
+      return yield* new DecryptionFailed({ key, seq, reason: `a ${op} event's authentication holds a value` })
+    }
+    return event
+  }
   return value instanceof Uint8Array ? { ...event, value } : { ...event, shredded: { scope: value.scope } }
 })

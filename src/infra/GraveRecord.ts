@@ -6,7 +6,7 @@
  * A key whose live range is empty is absent; its grave says which seq its
  * next event must take, so a re-created key continues its numbering and
  * every consumer's per-key "last applied seq" stays right. A tombstone holds
- * no value, so the grave holds nothing secret.
+ * no value (only its authentication, an encrypted empty value), so the grave holds nothing secret.
  */
 import { Result } from "effect"
 import * as SortKey from "../domain/SortKey.ts"

@@ -17,7 +17,7 @@ const status = (change: Partial<WorkerStatus> = {}): WorkerStatus => ({
   eventsApplied: 3,
   eventsPerSecond: 0,
   quarantined: [],
-  rollbacks: [],
+  tampering: [],
   ownedShards: 1,
   fairShare: 1,
   liveWorkers: 1,

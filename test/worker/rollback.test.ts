@@ -39,7 +39,7 @@ describe("rollback detection", () => {
         "the worker applied the three events",
         Effect.map(worker.status, (status) => expect(status.eventsApplied).toBeGreaterThanOrEqual(3))
       )
-      expect((yield* worker.status).rollbacks).toEqual([])
+      expect((yield* worker.status).tampering).toEqual([])
 
       yield* deleteEventItem(env, "/r/a", 3)
       // The table alone cannot tell: the key now reads as its older value.
@@ -49,8 +49,8 @@ describe("rollback detection", () => {
       yield* eventually(
         "the worker reports the rollback",
         Effect.map(worker.status, (status) =>
-          expect(status.rollbacks.map(({ key, newestSeq, removedSeq }) => ({ key, removedSeq, newestSeq }))).toEqual([
-            { key: "/r/a", removedSeq: 3, newestSeq: 2 }
+          expect(status.tampering.map((found) => ({ ...found, detectedAt: 0 }))).toEqual([
+            { kind: "rollback", key: "/r/a", seq: 3, newestSeq: 2, detectedAt: 0 }
           ])),
         5_000
       )
@@ -73,8 +73,8 @@ describe("rollback detection", () => {
         Effect.map(
           worker.status,
           (status) =>
-            expect(status.rollbacks.map(({ key, newestSeq, removedSeq }) => ({ key, removedSeq, newestSeq }))).toEqual([
-              { key: "/r/gone", removedSeq: 2, newestSeq: 1 }
+            expect(status.tampering.map((found) => ({ ...found, detectedAt: 0 }))).toEqual([
+              { kind: "rollback", key: "/r/gone", seq: 2, newestSeq: 1, detectedAt: 0 }
             ])
         ),
         5_000
@@ -100,6 +100,6 @@ describe("rollback detection", () => {
       )
       // A cycle more for the removals' stream records to be read.
       yield* Effect.sleep(1000)
-      expect((yield* worker.status).rollbacks).toEqual([])
+      expect((yield* worker.status).tampering).toEqual([])
     }))
 })

@@ -8,16 +8,19 @@ import { BatchWriteItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb"
 import { Effect, Result, Schedule, Stream } from "effect"
 import { StorageFailure } from "../../domain/Errors.ts"
-import type { Throttled } from "../../domain/Errors.ts"
+import type { DecryptionFailed, Shredded, Throttled, ValueTooLarge } from "../../domain/Errors.ts"
+import * as SortKey from "../../domain/SortKey.ts"
 import { contextOf, DataKeyNotFound, DataKeys, DataKeyShredded } from "../crypto/DataKeys.ts"
 import type { DataKey } from "../crypto/DataKeys.ts"
 import * as DataKeyStore from "../crypto/DataKeyStore.ts"
 import { Keyring } from "../crypto/Keyring.ts"
+import type { KeyringError } from "../crypto/Keyring.ts"
 import * as ValueCipher from "../crypto/ValueCipher.ts"
 import type { AttributeMap } from "../Dynamo.ts"
 import { Dynamo, queryPages } from "../Dynamo.ts"
 import * as EventRecord from "../EventRecord.ts"
 import type { Location, StoredItem } from "../EventRecord.ts"
+import * as GraveRecord from "../GraveRecord.ts"
 import { gravePartition } from "../GraveRecord.ts"
 import { historyPartition, isFreedMarker } from "../HistoryRecord.ts"
 
@@ -296,17 +299,30 @@ export const backupDataKeys = (source: Location, items: ReadonlyArray<StoredItem
  */
 export const reencrypt = (
   item: StoredItem,
-  role: "event" | "history",
+  role: "event" | "history" | "grave",
   source: { readonly location: Location; readonly keys: BackupKeys },
   target: Location
-) =>
+): Effect.Effect<
+  StoredItem,
+  DecryptionFailed | Shredded | ValueTooLarge | KeyringError | Throttled | StorageFailure,
+  DataKeys
+> =>
   Effect.gen(function*() {
+    if (role === "grave") {
+      // A grave is its tombstone filed under the key: the tombstone's authentication is bound to the location too.
+      const tombstone = GraveRecord.toTombstone(source.location, attributesOf(item))
+      const moved = yield* reencrypt(tombstone, "event", source, target)
+      const { key } = SortKey.decode(tombstone[Attr.sort]?.B ?? new Uint8Array())
+      return GraveRecord.fromTombstone(target, key, moved)
+    }
     if (isFreedMarker(item)) return rehome(item, role, target)
     const event = yield* EventRecord.decode(source.location, item, { tolerateShredded: true }).pipe(
       Effect.provideService(DataKeys, source.keys.keys)
     )
     const attributes = attributesOf(item)
-    if (event.shredded !== undefined || event.value === undefined) return rehome(item, role, target)
+    // A shredded value, or a tombstone without authentication (before 0.2, or forged), moves as it is: encrypting it
+    // anew would vouch for what nobody can check.
+    if (event.shredded !== undefined || attributes[Attr.value] === undefined) return rehome(item, role, target)
     const keyId = ValueCipher.keyIdOf(attributes[Attr.value]?.B ?? new Uint8Array())
     const scope = Result.isSuccess(keyId) ? source.keys.scopeOf(keyId.success) : undefined
     const targetKeys = yield* DataKeys

@@ -44,7 +44,7 @@ export const formatStatus = (status: WorkerStatus, readiness?: Readiness): strin
     `${status.eventsApplied} events (${
       status.eventsPerSecond.toFixed(1)
     }/s), ${status.quarantined.length} quarantined` +
-    (status.rollbacks.length === 0 ? "" : `, ${status.rollbacks.length} ROLLBACKS detected`) +
+    (status.tampering.length === 0 ? "" : `, ${status.tampering.length} TAMPERING detected`) +
     ready
 }
 
@@ -74,7 +74,7 @@ const statusKey = ({ readiness, status }: Health): string =>
     status.liveWorkers,
     status.eventsApplied,
     status.quarantined.length,
-    status.rollbacks.length,
+    status.tampering.length,
     readiness.ready,
     readiness.reasons.length
   ])

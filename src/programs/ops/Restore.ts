@@ -196,12 +196,7 @@ export const restore = Effect.fn("Restore.restore")(function*(
     }
     yield* Effect.gen(function*() {
       const targetKeys = Context.get(yield* Layer.build(DataKeys.layer(destination)), DataKeys)
-      yield* ofRole("grave").pipe(
-        Stream.map((item) => BackupItems.rehome(item, "grave", destination)),
-        Stream.grouped(batch),
-        Stream.runForEach((items) => put("grave", items))
-      )
-      for (const role of ["history", "event"] as const) {
+      for (const role of ["grave", "history", "event"] as const) {
         yield* ofRole(role).pipe(
           Stream.mapEffect((item) =>
             BackupItems.reencrypt(item, role, { location: source, keys: sourceKeys }, destination).pipe(

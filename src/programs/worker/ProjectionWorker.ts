@@ -21,6 +21,7 @@ import { randomUUID } from "node:crypto"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
+import { isUnauthenticatedTombstone } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import type { LeaseLocation } from "../../infra/ProjectionLeases.ts"
@@ -32,9 +33,9 @@ import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as History from "../store/History.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
-import * as RollbackWatch from "./RollbackWatch.ts"
-import type { Rollback } from "./RollbackWatch.ts"
 import * as ShardLeasing from "./ShardLeasing.ts"
+import * as TamperWatch from "./TamperWatch.ts"
+import type { Tampering } from "./TamperWatch.ts"
 
 /** Events applied by the worker (each event counts once, whatever number of projections ran on it). */
 export const eventsAppliedMetric = Metric.counter("dynastate_worker_events_applied", {
@@ -108,8 +109,8 @@ export interface WorkerStatus {
   readonly eventsApplied: number
   readonly eventsPerSecond: number
   readonly quarantined: ReadonlyArray<Quarantined>
-  /** Keys whose newest event was removed outside compaction (see `RollbackWatch`), oldest first. */
-  readonly rollbacks: ReadonlyArray<Rollback>
+  /** Rollbacks and unauthenticated tombstones seen on the stream (see `TamperWatch`), oldest first. */
+  readonly tampering: ReadonlyArray<Tampering>
   /** Shard leases this worker holds now. */
   readonly ownedShards: number
   /** ceil(active shards / live workers), as of its last look at the lease table. */
@@ -153,7 +154,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   const inFlight = new Map<string, number>()
   const applied = new Map<string, number>()
   const quarantined = new Map<string, Quarantined>()
-  const rollbacks = RollbackWatch.make(table)
+  const tamper = TamperWatch.make(table)
   let eventsApplied = 0
   let window = { at: yield* Clock.currentTimeMillis, applied: 0 }
 
@@ -281,7 +282,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
             }
           }
           const event = decoded._tag === "Success" ? decoded.success : undefined
-          if (event !== undefined) rollbacks.seen(event)
+          if (event !== undefined) yield* tamper.seen(event, !isUnauthenticatedTombstone(record.newImage))
           if (event !== undefined && !quarantined.has(`decode\u0000${event.key}`)) {
             const events = byKey.get(event.key)
             if (events === undefined) byKey.set(event.key, [event])
@@ -304,7 +305,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         // After the batch's events, so a removal is judged knowing of the events written before it.
         for (const record of batch.records) {
           const removal = removedEvent(table, record)
-          if (removal !== undefined) yield* rollbacks.removed(removal.key, removal.seq)
+          if (removal !== undefined) yield* tamper.removed(removal.key, removal.seq)
         }
         // The lag is the batch's newest record's age once the whole batch is applied.
         const appliedAt = yield* Clock.currentTimeMillis
@@ -360,7 +361,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
       eventsApplied,
       eventsPerSecond,
       quarantined: [...quarantined.values()],
-      rollbacks: rollbacks.detected()
+      tampering: tamper.detected()
     } satisfies WorkerStatus
   })
 

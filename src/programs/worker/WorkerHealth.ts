@@ -16,7 +16,7 @@ import { Clock, Context, Duration, Effect, Layer, Metric, Schedule } from "effec
 import { expiryRecordFailures } from "../store/ExpiryRecording.ts"
 import { eventsAppliedMetric, lagMetric, ProjectionWorker, quarantinedMetric } from "./ProjectionWorker.ts"
 import type { WorkerStatus } from "./ProjectionWorker.ts"
-import { rollbacksMetric } from "./RollbackWatch.ts"
+import { tamperingMetric } from "./TamperWatch.ts"
 
 /** Shard leases the worker holds. */
 export const shardsHeldMetric = Metric.gauge("dynastate_worker_shards_held", {
@@ -110,7 +110,8 @@ export class WorkerHealth extends Context.Service<WorkerHealth, {
 /** Registers every dynastate metric, so the first scrape shows them all (counters at 0). */
 const registerMetrics = Effect.all([
   Metric.update(eventsAppliedMetric, 0),
-  Metric.update(rollbacksMetric, 0),
+  Metric.update(Metric.withAttributes(tamperingMetric, { kind: "rollback" }), 0),
+  Metric.update(Metric.withAttributes(tamperingMetric, { kind: "unauthenticated" }), 0),
   Metric.update(expiryRecordFailures, 0),
   Metric.value(lagMetric)
 ], { discard: true })
