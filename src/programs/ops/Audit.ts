@@ -1,0 +1,414 @@
+/**
+ * `dynastate audit`: verifies a whole namespace the way only a reader of everything can. It walks the live range,
+ * the history area and the graves together in key order, one key at a time (memory is bounded by one key's events,
+ * plus a checkpoint's entries when one is given), and reports per key and seq:
+ *
+ * - events that fail to decrypt under their binding (an edited or swapped item); shredded values are listed apart,
+ *   as shredded, not as tampering;
+ * - holes in a key's dense seqs: compaction and retention only ever remove a key's oldest events, so what is kept
+ *   (live range, history copies still within retention, and the grave when it is the newest) is contiguous;
+ * - a key whose newest stored event is only in history (its newer live events, or its grave, were removed), and a
+ *   live range older than the key's grave (the tombstone removed, or an old event put back: the key is undeleted);
+ * - two copies of one seq that are different events (live range against history, grave against either);
+ * - against a signed checkpoint (see `Checkpoint`): every key that now reads older than it did, or not at all.
+ *
+ * Findings are judged on what the audit read. Run on a quiet store: a compaction moving a key's events while the
+ * audit passes it can show as a hole that a second run no longer finds.
+ */
+import { Clock, Effect, Option, Pull, Stream } from "effect"
+import type { Scope } from "effect"
+import type { DecryptionFailed, Shredded, StorageFailure, Throttled } from "../../domain/Errors.ts"
+import * as Key from "../../domain/Key.ts"
+import type { DataKeys } from "../../infra/crypto/DataKeys.ts"
+import type { KeyringError } from "../../infra/crypto/Keyring.ts"
+import type { EventTable, StoredEvent } from "../../infra/EventTable.ts"
+import * as AuditItems from "../../infra/ops/AuditItems.ts"
+import * as Checkpoint from "./Checkpoint.ts"
+
+/** What a finding is about. */
+export type FindingKind =
+  /** An event (live, history copy or grave) does not decrypt or authenticate under its binding. */
+  | "undecryptable"
+  /** An event's value was shredded: unreadable on purpose, not tampering. */
+  | "shredded"
+  /** Seqs are missing between two kept events of a key. */
+  | "hole"
+  /** The key's newest stored event is a history copy: its live events (or its grave) after it were removed. */
+  | "newest-removed"
+  /** The key's live range is older than its grave: the tombstone was removed or an old event put back. */
+  | "undeleted"
+  /** Two copies of one seq (live range, history area, grave) are different events. */
+  | "copies-differ"
+  /** The key reads older than the checkpoint recorded. */
+  | "rolled-back"
+  /** The key had events at the checkpoint and reads as never written now. */
+  | "disappeared"
+  /** The key's newest event has the checkpoint's seq but another revision. */
+  | "replaced"
+
+/** The kinds that are not evidence of tampering. */
+const informational: ReadonlySet<FindingKind> = new Set(["shredded"])
+
+/** One thing the audit found wrong (or, for `shredded`, worth knowing). */
+export interface Finding {
+  readonly kind: FindingKind
+  readonly key: string
+  /** The seq concerned, when there is one. */
+  readonly seq: number | undefined
+  readonly detail: string
+}
+
+/** What an audit found. */
+export interface AuditReport {
+  readonly table: string
+  readonly namespace: string
+  /** Keys with any stored event (live, history or grave). */
+  readonly keys: number
+  /** Events of the live range. */
+  readonly events: number
+  readonly historyCopies: number
+  readonly graves: number
+  /** The checkpoint compared against, if any. */
+  readonly checkpoint: { readonly path: string; readonly takenAt: string; readonly keys: number } | undefined
+  /** The checkpoint written, if any. */
+  readonly checkpointOut: { readonly path: string; readonly keys: number } | undefined
+  /** The findings, at most {@link maxListedFindings}; `counts` has them all. */
+  readonly findings: ReadonlyArray<Finding>
+  readonly counts: Readonly<Partial<Record<FindingKind, number>>>
+  /** Findings that are evidence of tampering (everything but `shredded`). */
+  readonly tampering: number
+  readonly ok: boolean
+}
+
+/** Findings listed in a report (all are counted). */
+export const maxListedFindings = 10_000
+
+/** Options of an audit. */
+export interface AuditOptions {
+  /** A checkpoint file to verify and compare against. */
+  readonly checkpoint?: string | undefined
+  /** Where to write a signed checkpoint of every key's newest event as found. */
+  readonly checkpointOut?: string | undefined
+}
+
+/** What stops an audit before it can judge (the table cannot be read, the keyring fails, a bad checkpoint). */
+export type AuditError =
+  | Throttled
+  | StorageFailure
+  | KeyringError
+  | Checkpoint.CheckpointInvalid
+  | Checkpoint.CheckpointWriteFailed
+  | Effect.Error<ReturnType<DataKeys["Service"]["named"]>>
+
+/** One key's stored events as the audit reads them. */
+export interface KeyEvents {
+  readonly key: string
+  /** Newest first. */
+  readonly live: ReadonlyArray<StoredEvent>
+  /** Newest first. */
+  readonly history: ReadonlyArray<StoredEvent>
+  readonly grave: StoredEvent | undefined
+}
+
+/** A key's newest event as the store reads it: the live range's newest, else the grave's tombstone. */
+const readsAs = (events: KeyEvents): StoredEvent | undefined => events.live[0] ?? events.grave
+
+/**
+ * What is wrong with one key's seqs and copies, judged from clear attributes (decryption is checked apart).
+ * `now` decides which history copies are past their retention (DynamoDB's TTL deletes those late and in no order).
+ */
+export const judgeKey = (events: KeyEvents, now: number): ReadonlyArray<Finding> => {
+  const { grave, key } = events
+  const findings: Array<Finding> = []
+  const found = (kind: FindingKind, seq: number | undefined, detail: string) =>
+    findings.push({ kind, key, seq, detail })
+  const liveBySeq = new Map(events.live.map((stored) => [stored.seq, stored]))
+  const historyBySeq = new Map(events.history.map((stored) => [stored.seq, stored]))
+
+  for (const [seq, copy] of historyBySeq) {
+    const live = liveBySeq.get(seq)
+    if (live !== undefined && AuditItems.revisionOf(live) !== AuditItems.revisionOf(copy)) {
+      found("copies-differ", seq, `the live event and its history copy at seq ${seq} are different events`)
+    }
+  }
+  if (grave !== undefined) {
+    for (
+      const [where, copy] of [["live event", liveBySeq.get(grave.seq)], [
+        "history copy",
+        historyBySeq.get(grave.seq)
+      ]] as const
+    ) {
+      if (copy !== undefined && AuditItems.revisionOf(copy) !== AuditItems.revisionOf(grave)) {
+        found("copies-differ", grave.seq, `the grave and the ${where} at seq ${grave.seq} are different events`)
+      }
+    }
+  }
+
+  const newestLive = events.live[0]?.seq
+  if (grave !== undefined && newestLive !== undefined && newestLive < grave.seq) {
+    found(
+      "undeleted",
+      newestLive,
+      `the key reads as its live event ${newestLive}, older than its buried tombstone ${grave.seq}: ` +
+        "the tombstone was removed or an old event put back"
+    )
+  }
+  const current = readsAs(events)?.seq
+  const newestCopy = events.history[0]?.seq
+  // Newer than the live range and the grave both: a history copy is only ever made of a superseded event.
+  if (newestCopy !== undefined && newestCopy > Math.max(newestLive ?? 0, grave?.seq ?? 0)) {
+    found(
+      "newest-removed",
+      newestCopy,
+      `the newest stored event (seq ${newestCopy}) is only in history; the key reads as ` +
+        (current === undefined ? "never written" : `its event ${current}`)
+    )
+  }
+
+  // Kept events: compaction and retention remove only the oldest, so these are contiguous. The grave stays after
+  // the key is re-created and its events compacted away, so it counts only as the newest.
+  const kept = new Set<number>(events.live.map((stored) => stored.seq))
+  for (const copy of events.history) {
+    if (copy.retainedUntil === undefined || copy.retainedUntil > now) kept.add(copy.seq)
+  }
+  const highest = Math.max(0, ...kept)
+  if (grave !== undefined && grave.seq > highest) kept.add(grave.seq)
+  const seqs = [...kept].sort((a, b) => a - b)
+  for (let index = 1; index < seqs.length; index++) {
+    const after = seqs[index - 1]!
+    const before = seqs[index]!
+    if (before !== after + 1) {
+      found(
+        "hole",
+        after + 1,
+        before === after + 2
+          ? `seq ${after + 1} is missing between ${after} and ${before}`
+          : `seqs ${after + 1}..${before - 1} are missing between ${after} and ${before}`
+      )
+    }
+  }
+  return findings
+}
+
+/** Decrypts one stored event; a finding if it does not decrypt or was shredded, failing only when it cannot judge. */
+const checkDecrypts = (table: EventTable["Service"], where: string) => (stored: StoredEvent) =>
+  table.decode(stored).pipe(
+    Effect.as(Option.none<Finding>()),
+    Effect.catchTags({
+      DecryptionFailed: (error: DecryptionFailed) =>
+        Effect.succeed(Option.some<Finding>({
+          kind: "undecryptable",
+          key: stored.key,
+          seq: stored.seq,
+          detail: `the ${where} does not decrypt under its binding: ${error.reason}`
+        })),
+      Shredded: (error: Shredded) =>
+        Effect.succeed(Option.some<Finding>({
+          kind: "shredded",
+          key: stored.key,
+          seq: stored.seq,
+          detail: `the ${where}'s value was shredded (scope "${error.scope}")`
+        })),
+      // A structurally broken event item is as much an edit as a changed value; other storage failures are not ours.
+      StorageFailure: (error: StorageFailure) =>
+        error.operation === "decode event"
+          ? Effect.succeed(Option.some<Finding>({
+            kind: "undecryptable",
+            key: stored.key,
+            seq: stored.seq,
+            detail: `the ${where} is malformed: ${error.reason}`
+          }))
+          : Effect.fail(error)
+    })
+  )
+
+/** A stream read one element at a time, with a look at the next. */
+interface Cursor<A, E> {
+  readonly peek: Effect.Effect<A | undefined, E>
+  readonly take: Effect.Effect<A | undefined, E>
+}
+
+const cursor = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Cursor<A, E>, never, Scope.Scope> =>
+  Effect.map(Stream.toPull(stream), (pull) => {
+    let chunk: ReadonlyArray<A> = []
+    let index = 0
+    let done = false
+    const fill = Effect.gen(function*() {
+      while (!done && index >= chunk.length) {
+        const next: ReadonlyArray<A> | undefined = yield* pull.pipe(Pull.catchDone(() => Effect.succeed(undefined)))
+        if (next === undefined) done = true
+        else {
+          chunk = next
+          index = 0
+        }
+      }
+    })
+    return {
+      peek: Effect.map(fill, () => (done ? undefined : chunk[index])),
+      take: Effect.map(fill, () => (done ? undefined : chunk[index++]))
+    }
+  })
+
+type Group = readonly [string, ReadonlyArray<StoredEvent>]
+
+const byKey = <E>(stream: Stream.Stream<StoredEvent, E>): Stream.Stream<Group, E> =>
+  Stream.groupAdjacentBy(stream, (stored) => stored.key)
+
+/** Audits the namespace of `table`; see the module's documentation. */
+export const audit = Effect.fn("Audit.audit")(function*(
+  table: EventTable["Service"],
+  dataKeys: DataKeys["Service"],
+  options: AuditOptions = {}
+) {
+  const location = table.location
+  // The checkpoint is verified before anything is read: a refused one stops the audit.
+  const checkpoint = options.checkpoint === undefined
+    ? undefined
+    : yield* Checkpoint.read({ path: options.checkpoint, location, dataKeys })
+  const expected = new Map(checkpoint?.keys.map(([key, seq, revision]) => [key, { seq, revision }]))
+  const highWater: Array<Checkpoint.Entry> = []
+  const findings: Array<Finding> = []
+  const counts: Partial<Record<FindingKind, number>> = {}
+  const note = (finding: Finding) => {
+    counts[finding.kind] = (counts[finding.kind] ?? 0) + 1
+    if (findings.length < maxListedFindings) findings.push(finding)
+  }
+  const totals = { keys: 0, events: 0, historyCopies: 0, graves: 0 }
+  const now = yield* Clock.currentTimeMillis
+
+  const compare = (events: KeyEvents) => {
+    const newest = readsAs(events)
+    const revision = newest === undefined ? undefined : AuditItems.revisionOf(newest)
+    if (newest !== undefined) highWater.push([events.key, newest.seq, revision ?? null])
+    const mark = expected.get(events.key)
+    if (mark === undefined) return
+    expected.delete(events.key)
+    if (newest === undefined) {
+      note({
+        kind: "disappeared",
+        key: events.key,
+        seq: mark.seq,
+        detail: `the checkpoint has seq ${mark.seq}; the key now reads as never written`
+      })
+    } else if (newest.seq < mark.seq) {
+      note({
+        kind: "rolled-back",
+        key: events.key,
+        seq: mark.seq,
+        detail: `the checkpoint has seq ${mark.seq}; the key now reads as its older event ${newest.seq}`
+      })
+    } else if (newest.seq === mark.seq && mark.revision !== null && revision !== mark.revision) {
+      note({
+        kind: "replaced",
+        key: events.key,
+        seq: mark.seq,
+        detail: `the checkpoint's event ${mark.seq} was replaced by another event with the same seq`
+      })
+    }
+  }
+
+  yield* Effect.scoped(Effect.gen(function*() {
+    const live = yield* cursor(byKey(AuditItems.live(table)))
+    const history = yield* cursor(byKey(AuditItems.history(table)))
+    const graves = yield* cursor(Stream.map(AuditItems.graves(table), (grave): Group => [grave.key, [grave]]))
+    while (true) {
+      const heads = [yield* live.peek, yield* history.peek, yield* graves.peek]
+      const keys = heads.flatMap((head) => (head === undefined ? [] : [head[0]]))
+      if (keys.length === 0) break
+      const key = keys.reduce((lowest, other) => (Key.compare(other, lowest) < 0 ? other : lowest))
+      const take = (source: Cursor<Group, Throttled | StorageFailure>, head: Group | undefined) =>
+        head !== undefined && head[0] === key ? Effect.map(source.take, (group) => group![1]) : Effect.succeed([])
+      const events: KeyEvents = {
+        key,
+        live: yield* take(live, heads[0]),
+        history: yield* take(history, heads[1]),
+        grave: (yield* take(graves, heads[2]))[0]
+      }
+      totals.keys++
+      totals.events += events.live.length
+      totals.historyCopies += events.history.length
+      if (events.grave !== undefined) totals.graves++
+      const undecryptable = yield* Effect.forEach(
+        [
+          ...events.live.map(checkDecrypts(table, "live event")),
+          ...events.history.map(checkDecrypts(table, "history copy")),
+          ...(events.grave === undefined ? [] : [checkDecrypts(table, "grave")(events.grave)])
+        ],
+        (check) => check,
+        { concurrency: 8 }
+      )
+      for (const finding of undecryptable) if (Option.isSome(finding)) note(finding.value)
+      for (const finding of judgeKey(events, now)) note(finding)
+      compare(events)
+    }
+  }))
+
+  for (const [key, mark] of expected) {
+    note({
+      kind: "disappeared",
+      key,
+      seq: mark.seq,
+      detail: `the checkpoint has seq ${mark.seq}; the key has no stored event at all now`
+    })
+  }
+
+  const checkpointOut = options.checkpointOut === undefined ? undefined : yield* Checkpoint.write({
+    path: options.checkpointOut,
+    location,
+    dataKeys,
+    keys: highWater,
+    takenAt: new Date(now).toISOString()
+  })
+  const tampering = Object.entries(counts).reduce(
+    (sum, [kind, count]) => (informational.has(kind as FindingKind) ? sum : sum + count),
+    0
+  )
+  return {
+    table: location.table,
+    namespace: location.namespace,
+    ...totals,
+    checkpoint: checkpoint === undefined || options.checkpoint === undefined
+      ? undefined
+      : { path: options.checkpoint, takenAt: checkpoint.takenAt, keys: checkpoint.keys.length },
+    checkpointOut: checkpointOut === undefined || options.checkpointOut === undefined
+      ? undefined
+      : { path: options.checkpointOut, keys: checkpointOut.keys.length },
+    findings,
+    counts,
+    tampering,
+    ok: tampering === 0
+  } satisfies AuditReport as AuditReport
+})
+
+/** A report as text: the summary, then one line per finding. */
+export const render = (report: AuditReport): string => {
+  const lines = [
+    `audit of ${report.table} namespace ${report.namespace}: ${report.keys} keys, ${report.events} live events, ` +
+    `${report.historyCopies} history copies, ${report.graves} graves`
+  ]
+  if (report.checkpoint !== undefined) {
+    lines.push(
+      `checkpoint ${report.checkpoint.path} (taken ${report.checkpoint.takenAt}, ${report.checkpoint.keys} keys): ` +
+        "signature verified"
+    )
+  }
+  for (const finding of report.findings) {
+    lines.push(
+      `${informational.has(finding.kind) ? "NOTE" : "FAIL"} ${finding.kind.padEnd(14)} ${JSON.stringify(finding.key)}` +
+        `${finding.seq === undefined ? "" : ` @${finding.seq}`}: ${finding.detail}`
+    )
+  }
+  const total = Object.values(report.counts).reduce((sum, count) => sum + count, 0)
+  if (total > report.findings.length) lines.push(`… ${total - report.findings.length} more findings not listed`)
+  if (report.checkpointOut !== undefined) {
+    lines.push(`wrote signed checkpoint ${report.checkpointOut.path} (${report.checkpointOut.keys} keys)`)
+  }
+  lines.push(
+    report.ok
+      ? "no tampering found"
+      : `${report.tampering} finding${report.tampering === 1 ? "" : "s"} of tampering: ` +
+        Object.entries(report.counts).filter(([kind]) => !informational.has(kind as FindingKind))
+          .map(([kind, count]) => `${kind} ${count}`).join(", ")
+  )
+  return lines.join("\n")
+}
