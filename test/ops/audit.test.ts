@@ -181,6 +181,36 @@ describe("audit", () => {
       })
     }))
 
+  it.live("a deleted newest event: the worker's alarm within one cycle, and the audit against its checkpoint", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("audit-alarm")
+      const store = yield* openStore(env.location, { client: env.client })
+      // Nothing settles during the test: the older events stay live, the seqs stay dense after the deletion.
+      const worker = yield* startWorker(env, { group: "alarm", settleMillis: 600_000 })
+      for (const value of ["v1", "v2", "v3"]) yield* store.put({ key: "/r/a", value: bytes(value) })
+      yield* eventually(
+        "the worker applied the three events",
+        Effect.map(worker.status, (status) => expect(status.eventsApplied).toBeGreaterThanOrEqual(3))
+      )
+      const checkpoint = path.join(dir, "alarm.checkpoint")
+      expect((yield* runAudit(env, { checkpointOut: checkpoint })).ok).toBe(true)
+
+      yield* raw(env).delete(liveKey(env, "/r/a", 3))
+      yield* eventually(
+        "the worker reports the rollback",
+        Effect.map(
+          worker.status,
+          (status) =>
+            expect(status.rollbacks.map(({ key, newestSeq, removedSeq }) => ({ key, removedSeq, newestSeq }))).toEqual([
+              { key: "/r/a", removedSeq: 3, newestSeq: 2 }
+            ])
+        ),
+        5_000
+      )
+      const report = yield* runAudit(env, { checkpoint })
+      expect(found(report)).toEqual(["rolled-back /r/a@3"])
+    }))
+
   it.live("finds a history copy deleted from between kept events, and a live event put back under its grave", () =>
     Effect.gen(function*() {
       const { env } = yield* compactedStore("audit-history", { _tag: "Forever" })
