@@ -32,7 +32,9 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 const runAudit = (env: Env, options: AuditOptions = {}) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
-    return yield* Audit.audit(Context.get(context, EventTable), Context.get(context, DataKeys), options)
+    return yield* Audit.audit(Context.get(context, EventTable), Context.get(context, DataKeys), options).pipe(
+      Effect.provide(context)
+    )
   }).pipe(Effect.scoped)
 
 /** The findings as `kind key@seq`, sorted. */
@@ -223,6 +225,26 @@ describe("audit", () => {
       expect(report.findings.find((finding) => finding.kind === "undeleted")!.detail).toContain(
         "older than its buried tombstone 2"
       )
+    }))
+
+  it.live("finds a grave edited into a put, and a grave filed under another key, without stopping", () =>
+    Effect.gen(function*() {
+      const { env } = yield* compactedStore("audit-grave", { _tag: "Forever" })
+      const table = raw(env)
+      const grave = yield* table.get(graveKey(env.location, "/b"))
+      yield* table.put({ ...grave, [Attr.op]: { S: "put" } })
+      const other = yield* table.get(graveKey(env.location, "/c"))
+      yield* table.delete(graveKey(env.location, "/c"))
+      yield* table.put({ ...other, ...graveKey(env.location, "/d") })
+      const report = yield* runAudit(env)
+      expect(found(report)).toEqual([
+        "corrupt-grave /b@undefined",
+        "corrupt-grave /d@undefined",
+        "newest-removed /b@2"
+      ])
+      expect(report.findings.find((finding) => finding.key === "/b" && finding.kind === "corrupt-grave")!.detail)
+        .toContain("does not hold a tombstone")
+      expect(report.findings.find((finding) => finding.key === "/d")!.detail).toContain("filed under another key")
     }))
 
   it.live("lists shredded values apart, not as tampering", () =>

@@ -15,7 +15,7 @@
  * Findings are judged on what the audit read. Run on a quiet store: a compaction moving a key's events while the
  * audit passes it can show as a hole that a second run no longer finds.
  */
-import { Clock, Effect, Option, Pull, Stream } from "effect"
+import { Clock, Effect, Option, Pull, Result, Stream } from "effect"
 import type { Scope } from "effect"
 import type { DecryptionFailed, Shredded, StorageFailure, Throttled } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
@@ -37,6 +37,8 @@ export type FindingKind =
   | "newest-removed"
   /** The key's live range is older than its grave: the tombstone was removed or an old event put back. */
   | "undeleted"
+  /** A key's grave holds no tombstone of its key (edited into another op, or moved from another key's grave). */
+  | "corrupt-grave"
   /** Two copies of one seq (live range, history area, grave) are different events. */
   | "copies-differ"
   /** The key reads older than the checkpoint recorded. */
@@ -228,7 +230,7 @@ interface Cursor<A, E> {
   readonly take: Effect.Effect<A | undefined, E>
 }
 
-const cursor = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Cursor<A, E>, never, Scope.Scope> =>
+const cursor = <A, E, R>(stream: Stream.Stream<A, E, R>): Effect.Effect<Cursor<A, E>, never, Scope.Scope | R> =>
   Effect.map(Stream.toPull(stream), (pull) => {
     let chunk: ReadonlyArray<A> = []
     let index = 0
@@ -249,7 +251,8 @@ const cursor = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Cursor<A, E>, 
     }
   })
 
-type Group = readonly [string, ReadonlyArray<StoredEvent>]
+/** A key's events from one partition; for a grave that holds no tombstone of its key, why (and no event). */
+type Group = readonly [key: string, events: ReadonlyArray<StoredEvent>, problem?: string]
 
 const byKey = <E>(stream: Stream.Stream<StoredEvent, E>): Stream.Stream<Group, E> =>
   Stream.groupAdjacentBy(stream, (stored) => stored.key)
@@ -310,19 +313,31 @@ export const audit = Effect.fn("Audit.audit")(function*(
   yield* Effect.scoped(Effect.gen(function*() {
     const live = yield* cursor(byKey(AuditItems.live(table)))
     const history = yield* cursor(byKey(AuditItems.history(table)))
-    const graves = yield* cursor(Stream.map(AuditItems.graves(table), (grave): Group => [grave.key, [grave]]))
+    // A grave holding no tombstone of its key is an empty group with its problem: reported, the key judged as
+    // having no grave.
+    const graves = yield* cursor(
+      AuditItems.graves(table).pipe(
+        Stream.map((grave): Group =>
+          Result.isSuccess(grave.tombstone)
+            ? [grave.key, [grave.tombstone.success]]
+            : [grave.key, [], grave.tombstone.failure]
+        )
+      )
+    )
     while (true) {
       const heads = [yield* live.peek, yield* history.peek, yield* graves.peek]
       const keys = heads.flatMap((head) => (head === undefined ? [] : [head[0]]))
       if (keys.length === 0) break
       const key = keys.reduce((lowest, other) => (Key.compare(other, lowest) < 0 ? other : lowest))
       const take = (source: Cursor<Group, Throttled | StorageFailure>, head: Group | undefined) =>
-        head !== undefined && head[0] === key ? Effect.map(source.take, (group) => group![1]) : Effect.succeed([])
+        head !== undefined && head[0] === key ? Effect.as(source.take, head) : Effect.succeed(undefined)
+      const graveGroup = yield* take(graves, heads[2])
+      if (graveGroup?.[2] !== undefined) note({ kind: "corrupt-grave", key, seq: undefined, detail: graveGroup[2] })
       const events: KeyEvents = {
         key,
-        live: yield* take(live, heads[0]),
-        history: yield* take(history, heads[1]),
-        grave: (yield* take(graves, heads[2]))[0]
+        live: (yield* take(live, heads[0]))?.[1] ?? [],
+        history: (yield* take(history, heads[1]))?.[1] ?? [],
+        grave: graveGroup?.[1][0]
       }
       totals.keys++
       totals.events += events.live.length
