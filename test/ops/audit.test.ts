@@ -8,6 +8,7 @@ import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/clie
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
+import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -245,6 +246,24 @@ describe("audit", () => {
       expect(report.findings.find((finding) => finding.key === "/b" && finding.kind === "corrupt-grave")!.detail)
         .toContain("does not hold a tombstone")
       expect(report.findings.find((finding) => finding.key === "/d")!.detail).toContain("filed under another key")
+    }))
+
+  it.live("does not find what a table writer can do within the rules: a fabricated tombstone (none is encrypted)", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("audit-forged-delete")
+      const store = yield* openStore(env.location, { client: env.client })
+      yield* store.put({ key: "/f", value: bytes("kept") })
+      yield* raw(env).put({
+        ...liveKey(env, "/f", 2),
+        [Attr.revision]: { S: randomUUID() },
+        [Attr.seq]: { N: "2" },
+        [Attr.op]: { S: "delete" },
+        [Attr.timestamp]: { N: String(Date.now()) }
+      })
+      const reader = yield* openStore(env.location, { client: env.client })
+      expect((yield* Effect.flip(reader.get("/f")))._tag).toBe("NotFound")
+      const report = yield* runAudit(env)
+      expect(report).toMatchObject({ ok: true, findings: [], keys: 1, events: 2 })
     }))
 
   it.live("lists shredded values apart, not as tampering", () =>
