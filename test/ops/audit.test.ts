@@ -14,12 +14,14 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { DataKeys, defaultDataKeyPolicy, scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
+import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import { graveKey } from "../../src/infra/GraveRecord.ts"
 import { historyPartition } from "../../src/infra/HistoryRecord.ts"
 import type { AuditOptions, AuditReport } from "../../src/programs/ops/Audit.ts"
 import * as Audit from "../../src/programs/ops/Audit.ts"
+import * as Checkpoint from "../../src/programs/ops/Checkpoint.ts"
 import type { Retention } from "../../src/programs/worker/projections/HistoryProjection.ts"
 import { rawGraves } from "../support/RawTable.ts"
 import { eventTableLayer, openStore } from "../support/TestStore.ts"
@@ -289,6 +291,7 @@ describe("audit", () => {
       for (const value of ["1", "2", "3"]) yield* store.put({ key: "/k", value: bytes(value) })
       const good = path.join(dir, "good.checkpoint")
       yield* runAudit(env, { checkpointOut: good })
+      const table = raw(env)
       const original = JSON.parse(fs.readFileSync(good, "utf8")) as Record<string, unknown> & {
         keys: Array<[string, number, string]>
       }
@@ -312,6 +315,17 @@ describe("audit", () => {
       expect(yield* refusal({ ...original, version: 2 })).toMatchObject({ kind: "malformed" })
       const missing = yield* Effect.flip(runAudit(env, { checkpoint: path.join(dir, "absent.checkpoint") }))
       expect(missing).toMatchObject({ _tag: "CheckpointInvalid", kind: "unreadable" })
+
+      // Without the signing key no checkpoint can be genuine: refused, never a fresh key made to check against.
+      const signingKey = {
+        pk: { S: partitionOf(env.location.namespace) },
+        sk: { B: new Uint8Array(Buffer.from(Checkpoint.signingKeyId, "utf8")) }
+      }
+      const saved = yield* table.get(signingKey)
+      yield* table.delete(signingKey)
+      const keyless = yield* Effect.flip(runAudit(env, { checkpoint: good }))
+      expect(keyless).toMatchObject({ _tag: "CheckpointInvalid", kind: "no-signing-key" })
+      yield* table.put(saved)
 
       // Reformatted but unchanged, it still verifies: the signature covers the values, not the layout.
       const pretty = path.join(dir, "pretty.checkpoint")
