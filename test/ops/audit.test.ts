@@ -268,6 +268,20 @@ describe("audit", () => {
       expect(report).toMatchObject({ ok: true, findings: [], keys: 1, events: 2 })
     }))
 
+  it.live("finds against a checkpoint a newest event replaced by another of the same seq (a re-made tombstone)", () =>
+    Effect.gen(function*() {
+      const env = yield* freshEnv("audit-replaced")
+      const store = yield* openStore(env.location, { client: env.client })
+      yield* store.put({ key: "/g", value: bytes("v") })
+      yield* store.delete("/g")
+      const checkpoint = path.join(dir, "replaced.checkpoint")
+      expect((yield* runAudit(env, { checkpointOut: checkpoint })).ok).toBe(true)
+      const tombstone = yield* raw(env).get(liveKey(env, "/g", 2))
+      yield* raw(env).put({ ...tombstone, [Attr.revision]: { S: randomUUID() } })
+      expect(found(yield* runAudit(env))).toEqual([])
+      expect(found(yield* runAudit(env, { checkpoint }))).toEqual(["replaced /g@2"])
+    }))
+
   it.live("lists shredded values apart, not as tampering", () =>
     Effect.gen(function*() {
       const env = yield* freshEnv("audit-shredded")
