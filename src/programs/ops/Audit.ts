@@ -1,7 +1,7 @@
 /**
  * `dynastate audit`: verifies a whole namespace the way only a reader of everything can. It walks the live range,
  * the history area and the graves together in key order, one key at a time (memory is bounded by one key's events,
- * plus a checkpoint's entries when one is given), and reports per key and seq:
+ * plus one small entry per key when a checkpoint is read or written), and reports per key and seq:
  *
  * - events that fail to decrypt under their binding (an edited or swapped item); shredded values are listed apart,
  *   as shredded, not as tampering;
@@ -15,14 +15,15 @@
  * Findings are judged on what the audit read. Run on a quiet store: a compaction moving a key's events while the
  * audit passes it can show as a hole that a second run no longer finds.
  */
-import { Clock, Effect, Option, Pull, Result, Stream } from "effect"
-import type { Scope } from "effect"
+import { Clock, Effect, Option, Result, Stream } from "effect"
 import type { DecryptionFailed, Shredded, StorageFailure, Throttled } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
 import type { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
+import type { Dynamo } from "../../infra/Dynamo.ts"
 import type { EventTable, StoredEvent } from "../../infra/EventTable.ts"
 import * as AuditItems from "../../infra/ops/AuditItems.ts"
+import * as Cursor from "../collections/Cursor.ts"
 import * as Checkpoint from "./Checkpoint.ts"
 
 /** What a finding is about. */
@@ -224,33 +225,6 @@ const checkDecrypts = (table: EventTable["Service"], where: string) => (stored: 
     })
   )
 
-/** A stream read one element at a time, with a look at the next. */
-interface Cursor<A, E> {
-  readonly peek: Effect.Effect<A | undefined, E>
-  readonly take: Effect.Effect<A | undefined, E>
-}
-
-const cursor = <A, E, R>(stream: Stream.Stream<A, E, R>): Effect.Effect<Cursor<A, E>, never, Scope.Scope | R> =>
-  Effect.map(Stream.toPull(stream), (pull) => {
-    let chunk: ReadonlyArray<A> = []
-    let index = 0
-    let done = false
-    const fill = Effect.gen(function*() {
-      while (!done && index >= chunk.length) {
-        const next: ReadonlyArray<A> | undefined = yield* pull.pipe(Pull.catchDone(() => Effect.succeed(undefined)))
-        if (next === undefined) done = true
-        else {
-          chunk = next
-          index = 0
-        }
-      }
-    })
-    return {
-      peek: Effect.map(fill, () => (done ? undefined : chunk[index])),
-      take: Effect.map(fill, () => (done ? undefined : chunk[index++]))
-    }
-  })
-
 /** A key's events from one partition; for a grave that holds no tombstone of its key, why (and no event). */
 type Group = readonly [key: string, events: ReadonlyArray<StoredEvent>, problem?: string]
 
@@ -262,13 +236,14 @@ export const audit = Effect.fn("Audit.audit")(function*(
   table: EventTable["Service"],
   dataKeys: DataKeys["Service"],
   options: AuditOptions = {}
-) {
+): Effect.fn.Return<AuditReport, AuditError, Dynamo> {
   const location = table.location
   // The checkpoint is verified before anything is read: a refused one stops the audit.
-  const checkpoint = options.checkpoint === undefined
-    ? undefined
-    : yield* Checkpoint.read({ path: options.checkpoint, location, dataKeys })
-  const expected = new Map(checkpoint?.keys.map(([key, seq, revision]) => [key, { seq, revision }]))
+  const checkpoint = options.checkpoint === undefined ? undefined : {
+    path: options.checkpoint,
+    file: yield* Checkpoint.read({ path: options.checkpoint, location, dataKeys })
+  }
+  const expected = new Map(checkpoint?.file.keys.map(([key, seq, revision]) => [key, { seq, revision }]))
   const highWater: Array<Checkpoint.Entry> = []
   const findings: Array<Finding> = []
   const counts: Partial<Record<FindingKind, number>> = {}
@@ -311,11 +286,11 @@ export const audit = Effect.fn("Audit.audit")(function*(
   }
 
   yield* Effect.scoped(Effect.gen(function*() {
-    const live = yield* cursor(byKey(AuditItems.live(table)))
-    const history = yield* cursor(byKey(AuditItems.history(table)))
+    const live = yield* Cursor.make(byKey(AuditItems.live(table)))
+    const history = yield* Cursor.make(byKey(AuditItems.history(table)))
     // A grave holding no tombstone of its key is an empty group with its problem: reported, the key judged as
     // having no grave.
-    const graves = yield* cursor(
+    const graves = yield* Cursor.make(
       AuditItems.graves(table).pipe(
         Stream.map((grave): Group =>
           Result.isSuccess(grave.tombstone)
@@ -329,7 +304,7 @@ export const audit = Effect.fn("Audit.audit")(function*(
       const keys = heads.flatMap((head) => (head === undefined ? [] : [head[0]]))
       if (keys.length === 0) break
       const key = keys.reduce((lowest, other) => (Key.compare(other, lowest) < 0 ? other : lowest))
-      const take = (source: Cursor<Group, Throttled | StorageFailure>, head: Group | undefined) =>
+      const take = (source: Cursor.Cursor<Group, Throttled | StorageFailure>, head: Group | undefined) =>
         head !== undefined && head[0] === key ? Effect.as(source.take, head) : Effect.succeed(undefined)
       const graveGroup = yield* take(graves, heads[2])
       if (graveGroup?.[2] !== undefined) note({ kind: "corrupt-grave", key, seq: undefined, detail: graveGroup[2] })
@@ -367,13 +342,16 @@ export const audit = Effect.fn("Audit.audit")(function*(
     })
   }
 
-  const checkpointOut = options.checkpointOut === undefined ? undefined : yield* Checkpoint.write({
+  const checkpointOut = options.checkpointOut === undefined ? undefined : {
     path: options.checkpointOut,
-    location,
-    dataKeys,
-    keys: highWater,
-    takenAt: new Date(now).toISOString()
-  })
+    file: yield* Checkpoint.write({
+      path: options.checkpointOut,
+      location,
+      dataKeys,
+      keys: highWater,
+      takenAt: new Date(now).toISOString()
+    })
+  }
   const tampering = Object.entries(counts).reduce(
     (sum, [kind, count]) => (informational.has(kind as FindingKind) ? sum : sum + count),
     0
@@ -382,17 +360,14 @@ export const audit = Effect.fn("Audit.audit")(function*(
     table: location.table,
     namespace: location.namespace,
     ...totals,
-    checkpoint: checkpoint === undefined || options.checkpoint === undefined
-      ? undefined
-      : { path: options.checkpoint, takenAt: checkpoint.takenAt, keys: checkpoint.keys.length },
-    checkpointOut: checkpointOut === undefined || options.checkpointOut === undefined
-      ? undefined
-      : { path: options.checkpointOut, keys: checkpointOut.keys.length },
+    checkpoint: checkpoint &&
+      { path: checkpoint.path, takenAt: checkpoint.file.takenAt, keys: checkpoint.file.keys.length },
+    checkpointOut: checkpointOut && { path: checkpointOut.path, keys: checkpointOut.file.keys.length },
     findings,
     counts,
     tampering,
     ok: tampering === 0
-  } satisfies AuditReport as AuditReport
+  }
 })
 
 /** A report as text: the summary, then one line per finding. */
