@@ -1,7 +1,7 @@
 /**
- * What an audit reads of a namespace, each partition whole and in key order, page by page: the live range, the
- * history area (freed-seq markers left out: they hold no event) and the graves, as stored events, not decrypted.
- * Within a key, live and history events come newest first (sort keys invert seq).
+ * What an audit reads of a namespace, each partition whole (or one key of it) and in key order, page by page: the
+ * live range, the history area (freed-seq markers left out: they hold no event) and the graves, as stored events,
+ * not decrypted. Within a key, live and history events come newest first (sort keys invert seq).
  */
 import type { Result } from "effect"
 import { Stream } from "effect"
@@ -16,17 +16,24 @@ import type { EventTable } from "../EventTable.ts"
 import { buriedTombstone, gravePartition } from "../GraveRecord.ts"
 import { historyPartition, isFreedMarker } from "../HistoryRecord.ts"
 
-// Every event sort key is a key's bytes, 0x00, then the seq; the empty key's bytes sort first.
-const lowest = new Uint8Array([0])
-const highest = SortKey.prefixUpperBound("")
+/** The event sort keys of one key, or of every key (the empty key's bytes sort first). */
+const eventRange = (key: string | undefined) =>
+  key === undefined
+    ? { lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }
+    : { lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: false }
 
-/** Every event of the live range, in key order, each key's newest first. */
-export const live = (table: EventTable["Service"]): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
-  table.scan({ lower: lowest, upper: highest, descending: false })
+/** Every event of the live range (of `key` only, when given), in key order, each key's newest first. */
+export const live = (
+  table: EventTable["Service"],
+  key?: string
+): Stream.Stream<StoredEvent, Throttled | StorageFailure> => table.scan(eventRange(key))
 
-/** Every event copy of the history area, in key order, each key's newest first. */
-export const history = (table: EventTable["Service"]): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
-  table.scan({ lower: lowest, upper: highest, descending: false, partition: historyPartition(table.location) }).pipe(
+/** Every event copy of the history area (of `key` only, when given), in key order, each key's newest first. */
+export const history = (
+  table: EventTable["Service"],
+  key?: string
+): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
+  table.scan({ ...eventRange(key), partition: historyPartition(table.location) }).pipe(
     Stream.filter((stored) => !isFreedMarker(stored.item))
   )
 
@@ -37,15 +44,21 @@ export interface GraveRead {
 }
 
 /**
- * Every grave, one per key, in key order. Unlike the store's reads, which fail on a corrupt grave, a grave that
- * holds no tombstone of its key is given with the reason, for the audit to report and go on.
+ * Every grave (or `key`'s only, when given), one per key, in key order. Unlike the store's reads, which fail on a
+ * corrupt grave, a grave that holds no tombstone of its key is given with the reason, for the audit to report.
  */
-export const graves = (table: EventTable["Service"]): Stream.Stream<GraveRead, Throttled | StorageFailure, Dynamo> =>
+export const graves = (
+  table: EventTable["Service"],
+  key?: string
+): Stream.Stream<GraveRead, Throttled | StorageFailure, Dynamo> =>
   queryPages({
     TableName: table.location.table,
-    KeyConditionExpression: "#pk = :pk",
-    ExpressionAttributeNames: { "#pk": Attr.partition },
-    ExpressionAttributeValues: { ":pk": { S: gravePartition(table.location) } },
+    KeyConditionExpression: key === undefined ? "#pk = :pk" : "#pk = :pk AND #sk = :sk",
+    ExpressionAttributeNames: { "#pk": Attr.partition, ...(key === undefined ? {} : { "#sk": Attr.sort }) },
+    ExpressionAttributeValues: {
+      ":pk": { S: gravePartition(table.location) },
+      ...(key === undefined ? {} : { ":sk": { B: SortKey.keyPrefix(key) } })
+    },
     ConsistentRead: true
   }).pipe(
     Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])),

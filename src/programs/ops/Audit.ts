@@ -12,8 +12,10 @@
  * - two copies of one seq that are different events (live range against history, grave against either);
  * - against a signed checkpoint (see `Checkpoint`): every key that now reads older than it did, or not at all.
  *
- * Findings are judged on what the audit read. Run on a quiet store: a compaction moving a key's events while the
- * audit passes it can show as a hole that a second run no longer finds.
+ * The walk reads each partition's pages at moments of its own, so a key compacted while the walk passed it can look
+ * broken there; a key that looks broken is read again on its own, in the order compaction never hides an event
+ * from, and judged on that read. What a key does after its second read (the store keeps running) is the next
+ * audit's to judge.
  */
 import { Clock, Effect, Option, Result, Stream } from "effect"
 import type { DecryptionFailed, Shredded, StorageFailure, Throttled } from "../../domain/Errors.ts"
@@ -193,6 +195,28 @@ export const judgeKey = (events: KeyEvents, now: number): ReadonlyArray<Finding>
   return findings
 }
 
+/** What a checkpoint's mark of a key says about its events now: rolled back, disappeared, replaced, or nothing. */
+export const againstCheckpoint = (
+  events: KeyEvents,
+  mark: { readonly seq: number; readonly revision: string | null }
+): Finding | undefined => {
+  const newest = readsAs(events)
+  const finding = (kind: FindingKind, detail: string): Finding => ({ kind, key: events.key, seq: mark.seq, detail })
+  if (newest === undefined) {
+    return finding("disappeared", `the checkpoint has seq ${mark.seq}; the key now reads as never written`)
+  }
+  if (newest.seq < mark.seq) {
+    return finding(
+      "rolled-back",
+      `the checkpoint has seq ${mark.seq}; the key now reads as its older event ${newest.seq}`
+    )
+  }
+  if (newest.seq === mark.seq && mark.revision !== null && AuditItems.revisionOf(newest) !== mark.revision) {
+    return finding("replaced", `the checkpoint's event ${mark.seq} was replaced by another event with the same seq`)
+  }
+  return undefined
+}
+
 /** Decrypts one stored event; a finding if it does not decrypt or was shredded, failing only when it cannot judge. */
 const checkDecrypts = (table: EventTable["Service"], where: string) => (stored: StoredEvent) =>
   table.decode(stored).pipe(
@@ -254,36 +278,40 @@ export const audit = Effect.fn("Audit.audit")(function*(
   const totals = { keys: 0, events: 0, historyCopies: 0, graves: 0 }
   const now = yield* Clock.currentTimeMillis
 
-  const compare = (events: KeyEvents) => {
-    const newest = readsAs(events)
-    const revision = newest === undefined ? undefined : AuditItems.revisionOf(newest)
-    if (newest !== undefined) highWater.push([events.key, newest.seq, revision ?? null])
+  const judge = (events: KeyEvents): ReadonlyArray<Finding> => {
     const mark = expected.get(events.key)
-    if (mark === undefined) return
-    expected.delete(events.key)
-    if (newest === undefined) {
-      note({
-        kind: "disappeared",
-        key: events.key,
-        seq: mark.seq,
-        detail: `the checkpoint has seq ${mark.seq}; the key now reads as never written`
-      })
-    } else if (newest.seq < mark.seq) {
-      note({
-        kind: "rolled-back",
-        key: events.key,
-        seq: mark.seq,
-        detail: `the checkpoint has seq ${mark.seq}; the key now reads as its older event ${newest.seq}`
-      })
-    } else if (newest.seq === mark.seq && mark.revision !== null && revision !== mark.revision) {
-      note({
-        kind: "replaced",
-        key: events.key,
-        seq: mark.seq,
-        detail: `the checkpoint's event ${mark.seq} was replaced by another event with the same seq`
-      })
-    }
+    const moved = mark === undefined ? undefined : againstCheckpoint(events, mark)
+    return moved === undefined ? judgeKey(events, now) : [...judgeKey(events, now), moved]
   }
+  // One key read again, in the order compaction never hides an event from (it copies to history before it
+  // removes from the live range, and buries a tombstone in one transaction): the walk reads each partition's
+  // pages at its own moments, so a key compacted while the walk passed it can look broken there and only there.
+  const reread = (key: string) =>
+    Effect.gen(function*() {
+      const live = yield* Stream.runCollect(AuditItems.live(table, key))
+      const history = yield* Stream.runCollect(AuditItems.history(table, key))
+      const [grave] = yield* Stream.runCollect(AuditItems.graves(table, key))
+      return {
+        key,
+        live: [...live],
+        history: [...history],
+        grave: grave !== undefined && Result.isSuccess(grave.tombstone) ? grave.tombstone.success : undefined
+      } satisfies KeyEvents
+    })
+  /** Notes what is wrong with a key, confirmed by a second read, and records its high-water mark. */
+  const settle = (first: KeyEvents) =>
+    Effect.gen(function*() {
+      let events = first
+      let judged = judge(events)
+      if (judged.length > 0) {
+        events = yield* reread(events.key)
+        judged = judge(events)
+      }
+      for (const finding of judged) note(finding)
+      expected.delete(events.key)
+      const newest = readsAs(events)
+      if (newest !== undefined) highWater.push([events.key, newest.seq, AuditItems.revisionOf(newest) ?? null])
+    })
 
   yield* Effect.scoped(Effect.gen(function*() {
     const live = yield* Cursor.make(byKey(AuditItems.live(table)))
@@ -328,19 +356,12 @@ export const audit = Effect.fn("Audit.audit")(function*(
         { concurrency: 8 }
       )
       for (const finding of undecryptable) if (Option.isSome(finding)) note(finding.value)
-      for (const finding of judgeKey(events, now)) note(finding)
-      compare(events)
+      yield* settle(events)
     }
   }))
-
-  for (const [key, mark] of expected) {
-    note({
-      kind: "disappeared",
-      key,
-      seq: mark.seq,
-      detail: `the checkpoint has seq ${mark.seq}; the key has no stored event at all now`
-    })
-  }
+  // Keys of the checkpoint the walk never met: gone, unless they were being buried as it passed.
+  for (const key of [...expected.keys()]) yield* settle(yield* reread(key))
+  highWater.sort(([a], [b]) => Key.compare(a, b))
 
   const checkpointOut = options.checkpointOut === undefined ? undefined : {
     path: options.checkpointOut,
