@@ -1,5 +1,5 @@
 /**
- * `Audit.judgeKey`, the per-key rules of the audit, on hand-made stored events: what compaction and retention
+ * `AuditFindings.judgeKey`, the per-key rules of the audit, on hand-made stored events: what compaction and retention
  * legitimately leave (holes below the oldest kept event, a grave under a re-created key, copies past their
  * retention) is clean; holes, a newest event only in history, a live range under its grave and two different
  * events under one seq are each found with their seq.
@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest"
 import type { EventOp } from "../../src/domain/Event.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import type { StoredEvent, StoredItem } from "../../src/infra/EventRecord.ts"
-import { judgeKey } from "../../src/programs/ops/Audit.ts"
+import { judgeKey } from "../../src/programs/ops/AuditFindings.ts"
 
 const now = 1_000_000
 const event = (
@@ -27,7 +27,7 @@ const newestFirst = (...seqs: ReadonlyArray<number>) => seqs.map((seq) => event(
 const judged = (live: ReadonlyArray<StoredEvent>, history: ReadonlyArray<StoredEvent>, grave?: StoredEvent) =>
   judgeKey({ key: "/k", live, history, grave }, now).map((finding) => `${finding.kind}@${finding.seq}`)
 
-describe("Audit.judgeKey", () => {
+describe("AuditFindings.judgeKey", () => {
   it("accepts what compaction and retention leave", () => {
     expect(judged(newestFirst(3), newestFirst(1, 2))).toEqual([])
     // Retention removed the oldest; an overlap of live and history (mid-compaction) is the same event twice.
