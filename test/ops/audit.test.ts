@@ -400,5 +400,12 @@ describe("audit", () => {
       const pretty = path.join(dir, "pretty.checkpoint")
       fs.writeFileSync(pretty, JSON.stringify({ signature: original["signature"], ...original }, null, 2))
       expect((yield* runAudit(env, { checkpoint: pretty })).ok).toBe(true)
+
+      // Shredding the whole namespace shreds the signing key too: no checkpoint verifies or is signed any more.
+      expect(yield* store.shred("")).toBeGreaterThanOrEqual(2)
+      expect(yield* Effect.flip(runAudit(env, { checkpoint: good }))).toMatchObject({ kind: "no-signing-key" })
+      const unsigned = yield* Effect.flip(runAudit(env, { checkpointOut: path.join(dir, "after-shred.checkpoint") }))
+      expect(unsigned).toMatchObject({ _tag: "CheckpointWriteFailed" })
+      expect(unsigned.message).toContain("DataKeyShredded")
     }))
 })

@@ -72,7 +72,6 @@ export type AuditError =
   | KeyringError
   | Checkpoint.CheckpointInvalid
   | Checkpoint.CheckpointWriteFailed
-  | Effect.Error<ReturnType<DataKeys["Service"]["named"]>>
 
 /** Decrypts one stored event; a finding if it does not decrypt or was shredded, failing only when it cannot judge. */
 const checkDecrypts = (table: EventTable["Service"], where: string) => (stored: StoredEvent) =>

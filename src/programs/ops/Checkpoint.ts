@@ -109,7 +109,15 @@ export const write = Effect.fn("Checkpoint.write")(function*(options: {
   readonly keys: ReadonlyArray<Entry>
   readonly takenAt: string
 }) {
-  const signing = yield* options.dataKeys.named(signingKeyId)
+  const signing = yield* options.dataKeys.named(signingKeyId).pipe(
+    Effect.catchTag(["DataKeyNotFound", "DataKeyShredded"], (error) =>
+      Effect.fail(
+        new CheckpointWriteFailed({
+          path: options.path,
+          reason: `the store's checkpoint signing key cannot be used (${error._tag})`
+        })
+      ))
+  )
   const body = {
     format: formatName,
     version: formatVersion,
