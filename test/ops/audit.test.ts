@@ -6,6 +6,7 @@
  */
 import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { KMSClient } from "@aws-sdk/client-kms"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer } from "effect"
 import { randomUUID } from "node:crypto"
@@ -15,6 +16,8 @@ import * as path from "node:path"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { DataKeys, defaultDataKeyPolicy, scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
+import { Keyring } from "../../src/infra/crypto/Keyring.ts"
+import * as KmsKeyring from "../../src/infra/crypto/KmsKeyring.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import { graveKey } from "../../src/infra/GraveRecord.ts"
@@ -23,6 +26,7 @@ import type { AuditOptions, AuditReport } from "../../src/programs/ops/Audit.ts"
 import * as Audit from "../../src/programs/ops/Audit.ts"
 import * as Checkpoint from "../../src/programs/ops/Checkpoint.ts"
 import type { Retention } from "../../src/programs/worker/projections/HistoryProjection.ts"
+import * as FakeKms from "../support/FakeKms.ts"
 import { rawGraves } from "../support/RawTable.ts"
 import { eventTableLayer, makeClient, openCompaction, openStore } from "../support/TestStore.ts"
 import type { Env } from "../worker/support.ts"
@@ -32,9 +36,14 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-audit-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
 /** Audits the test location with a store instance of its own, as the CLI would. */
-const runAudit = (env: Env, options: AuditOptions = {}, client: DynamoDBClient = env.client) =>
+const runAudit = (
+  env: Env,
+  options: AuditOptions = {},
+  client: DynamoDBClient = env.client,
+  keyring?: Layer.Layer<Keyring>
+) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(eventTableLayer(env.location, { client }))
+    const context = yield* Layer.build(eventTableLayer(env.location, { client, keyring }))
     return yield* Audit.audit(Context.get(context, EventTable), Context.get(context, DataKeys), options).pipe(
       Effect.provide(context)
     )
@@ -407,5 +416,53 @@ describe("audit", () => {
       const unsigned = yield* Effect.flip(runAudit(env, { checkpointOut: path.join(dir, "after-shred.checkpoint") }))
       expect(unsigned).toMatchObject({ _tag: "CheckpointWriteFailed" })
       expect(unsigned.message).toContain("DataKeyShredded")
+    }))
+
+  it.live("under KMS the checkpoint signs and verifies; one signed with a key planted under another KMS key is refused", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeKms.scoped()
+      const ours = fake.createKey({ alias: "alias/store" })
+      const theirs = fake.createKey({ alias: "alias/attacker" })
+      const kms = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          new KMSClient({
+            endpoint: fake.endpoint,
+            region: "us-east-1",
+            credentials: { accessKeyId: "test", secretAccessKey: "test" }
+          })
+        ),
+        (client) => Effect.sync(() => client.destroy())
+      )
+      const keyringOf = (keyId: string) =>
+        Effect.map(KmsKeyring.make(kms, { keyId }), (keyring) => Layer.succeed(Keyring, keyring))
+      const store = yield* keyringOf(ours.arn)
+      const env = yield* freshEnv("audit-kms")
+      const writer = yield* openStore(env.location, { client: env.client, keyring: store })
+      yield* writer.put({ key: "/k", value: bytes("v1") })
+      yield* writer.put({ key: "/k", value: bytes("v2") })
+      const good = path.join(dir, "kms.checkpoint")
+      expect((yield* runAudit(env, { checkpointOut: good }, env.client, store)).ok).toBe(true)
+      expect((yield* runAudit(env, { checkpoint: good }, env.client, store)).ok).toBe(true)
+
+      // A table writer with a KMS key of their own replaces the signing key item and signs a lowered checkpoint.
+      yield* raw(env).delete({
+        pk: { S: partitionOf(env.location.namespace) },
+        sk: { B: new Uint8Array(Buffer.from(Checkpoint.signingKeyId, "utf8")) }
+      })
+      const forged = path.join(dir, "kms-forged.checkpoint")
+      const attacker = yield* Layer.build(eventTableLayer(env.location, {
+        client: env.client,
+        keyring: yield* keyringOf(theirs.arn)
+      }))
+      yield* Checkpoint.write({
+        path: forged,
+        location: env.location,
+        dataKeys: Context.get(attacker, DataKeys),
+        keys: [["/k", 1, null]],
+        takenAt: new Date().toISOString()
+      })
+      const refused = yield* Effect.flip(runAudit(env, { checkpoint: forged }, env.client, store))
+      expect(refused).toMatchObject({ _tag: "CheckpointInvalid", kind: "forged" })
+      expect(refused.message).toContain("not wrapped under this store's keyring")
     }))
 })

@@ -12,6 +12,7 @@ import { Effect, Redacted, Schema } from "effect"
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto"
 import * as fs from "node:fs"
 import type { DataKeys } from "../../infra/crypto/DataKeys.ts"
+import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import type { Location } from "../../infra/EventRecord.ts"
 
 /** The `format` every checkpoint names. */
@@ -68,6 +69,9 @@ export class CheckpointWriteFailed extends Schema.TaggedError<CheckpointWriteFai
     return `cannot write checkpoint ${this.path}: ${this.reason}`
   }
 }
+
+/** Keyring failures that mean the signing key item was not wrapped by this store's keyring. */
+const plantedKey: ReadonlySet<string> = new Set(["no-matching-key", "wrong-key", "invalid-ciphertext"])
 
 /** The store a checkpoint belongs to: the id values are bound to and the namespace. */
 const storeOf = (location: Location) => ({ storeId: location.storeId ?? location.table, namespace: location.namespace })
@@ -174,6 +178,16 @@ export const read = Effect.fn("Checkpoint.read")(function*(options: {
     Effect.catchTag(
       ["DataKeyNotFound", "DataKeyShredded"],
       (error) => Effect.fail(refuse("no-signing-key", `the store's checkpoint signing key is gone (${error._tag})`))
+    ),
+    // A signing key item that this keyring cannot have wrapped was planted; an unreachable KMS stays what it is.
+    Effect.catchTag(
+      "KeyringError",
+      (error): Effect.Effect<never, CheckpointInvalid | KeyringError> =>
+        plantedKey.has(error.failure)
+          ? Effect.fail(
+            refuse("forged", `the signing key is not wrapped under this store's keyring (${error.failure})`)
+          )
+          : Effect.fail(error)
     )
   )
   const expected = mac(macKey(signing.material, options.location), signedBytes(file))
