@@ -4,6 +4,7 @@
  */
 import { Command } from "effect/cli"
 import { adminCommands } from "./AdminCommands.ts"
+import { auditCommands } from "./AuditCommand.ts"
 import { storeFlags } from "./Globals.ts"
 import { keyCommands } from "./KeyCommands.ts"
 import { opsCommands } from "./OpsCommands.ts"
@@ -18,7 +19,7 @@ export const groups = [
   { group: "Keys", commands: [...keyCommands, ...txnCommands] },
   { group: "Listing and watching", commands: streamCommands },
   { group: "Set-up", commands: setupCommands },
-  { group: "Operations", commands: [...opsCommands, ...policyCommands] },
+  { group: "Operations", commands: [...opsCommands, ...auditCommands, ...policyCommands] },
   { group: "Running and maintenance", commands: adminCommands }
 ] as const
 

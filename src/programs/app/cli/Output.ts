@@ -22,7 +22,8 @@ export const OutputFormat = GlobalFlag.Setting("output")({
 /**
  * The exit codes, documented in `--help` and the README: 0 ok, 1 unexpected, 2 bad input or usage, 3 not found,
  * 4 condition failed or already exists, 5 storage unavailable (throttled, unreachable, cannot decrypt), 6 the
- * store is not set up (table or key missing: `dynastate init` or `provision`), 7 a `doctor` check failed.
+ * store is not set up (table or key missing: `dynastate init` or `provision`), 7 a `doctor` check failed or `audit`
+ * found tampering (a forged checkpoint, or one whose signing key is gone, included).
  */
 export const ExitCode = {
   ok: 0,
@@ -37,7 +38,7 @@ export const ExitCode = {
 
 /** The exit-code table as `--help` shows it. */
 export const exitCodesHelp = "exit codes: 0 ok, 1 unexpected error, 2 bad input or usage, 3 not found, " +
-  "4 condition failed or already exists, 5 storage unavailable, 6 store not set up (run `dynastate init`), 7 a doctor check failed"
+  "4 condition failed or already exists, 5 storage unavailable, 6 store not set up (run `dynastate init`), 7 a doctor check failed or audit found tampering"
 
 const byTag: Record<string, number> = {
   NotFound: ExitCode.notFound,
@@ -75,6 +76,14 @@ const byTag: Record<string, number> = {
   BackupInvalid: ExitCode.usage,
   ProvisionRefused: ExitCode.conditionFailed,
   DoctorFailed: ExitCode.checkFailed,
+  AuditFailed: ExitCode.checkFailed,
+  CheckpointWriteFailed: ExitCode.usage,
+  // A checkpoint that does not verify is evidence too; one that is no checkpoint of this store is bad input.
+  "CheckpointInvalid.forged": ExitCode.checkFailed,
+  "CheckpointInvalid.no-signing-key": ExitCode.checkFailed,
+  "CheckpointInvalid.unreadable": ExitCode.usage,
+  "CheckpointInvalid.malformed": ExitCode.usage,
+  "CheckpointInvalid.other-store": ExitCode.usage,
   // Refusals whose exit code depends on their `kind`.
   "RestoreRefused.table-missing": ExitCode.notSetUp,
   "RestoreRefused.not-a-store-table": ExitCode.usage,

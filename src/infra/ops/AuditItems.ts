@@ -1,0 +1,79 @@
+/**
+ * What an audit reads of a namespace, each partition whole (or one key of it) and in key order, page by page: the
+ * live range, the history area (freed-seq markers left out: they hold no event) and the graves, as stored events,
+ * not decrypted. Within a key, live and history events come newest first (sort keys invert seq).
+ */
+import type { Result } from "effect"
+import { Stream } from "effect"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import * as Key from "../../domain/Key.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import type { Dynamo } from "../Dynamo.ts"
+import { queryPages } from "../Dynamo.ts"
+import { Attr, attributesOf } from "../EventRecord.ts"
+import type { StoredEvent } from "../EventRecord.ts"
+import type { EventTable } from "../EventTable.ts"
+import { buriedTombstone, gravePartition } from "../GraveRecord.ts"
+import { historyPartition, isFreedMarker } from "../HistoryRecord.ts"
+
+/** The event sort keys of one key, or of every key (the empty key's bytes sort first). */
+const eventRange = (key: string | undefined) =>
+  key === undefined
+    ? { lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound(""), descending: false }
+    : { lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: false }
+
+/** Every event of the live range (of `key` only, when given), in key order, each key's newest first. */
+export const live = (
+  table: EventTable["Service"],
+  key?: string
+): Stream.Stream<StoredEvent, Throttled | StorageFailure> => table.scan(eventRange(key))
+
+/** Every event copy of the history area (of `key` only, when given), in key order, each key's newest first. */
+export const history = (
+  table: EventTable["Service"],
+  key?: string
+): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
+  table.scan({ ...eventRange(key), partition: historyPartition(table.location) }).pipe(
+    Stream.filter((stored) => !isFreedMarker(stored.item))
+  )
+
+/** A grave as an audit reads it: the key it is filed under, and its tombstone or why it holds none. */
+export interface GraveRead {
+  readonly key: string
+  readonly tombstone: Result.Result<StoredEvent, string>
+}
+
+/**
+ * Every grave (or `key`'s only, when given), one per key, in key order. Unlike the store's reads, which fail on a
+ * corrupt grave, a grave that holds no tombstone of its key is given with the reason, for the audit to report.
+ */
+export const graves = (
+  table: EventTable["Service"],
+  key?: string
+): Stream.Stream<GraveRead, Throttled | StorageFailure, Dynamo> =>
+  queryPages({
+    TableName: table.location.table,
+    KeyConditionExpression: key === undefined ? "#pk = :pk" : "#pk = :pk AND #sk = :sk",
+    ExpressionAttributeNames: { "#pk": Attr.partition, ...(key === undefined ? {} : { "#sk": Attr.sort }) },
+    ExpressionAttributeValues: {
+      ":pk": { S: gravePartition(table.location) },
+      ...(key === undefined ? {} : { ":sk": { B: SortKey.keyPrefix(key) } })
+    },
+    ConsistentRead: true
+  }).pipe(
+    Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])),
+    Stream.map((item): GraveRead => {
+      // Filed under `key ‖ 0x00`.
+      const filed = item[Attr.sort]?.B ?? new Uint8Array([0])
+      return {
+        key: Key.fromBytes(filed.subarray(0, Math.max(0, filed.length - 1))),
+        tombstone: buriedTombstone(table.location, item)
+      }
+    })
+  )
+
+/**
+ * The revision (event id) a stored event claims, read without decrypting: for an event that cannot be decrypted
+ * (shredded) it is all there is, and two copies of one seq with different revisions are two different events.
+ */
+export const revisionOf = (stored: StoredEvent): string | undefined => attributesOf(stored.item)[Attr.revision]?.S
