@@ -153,7 +153,8 @@ const noValue = new Uint8Array(0)
  * Whether an event item is a tombstone without authentication (no encrypted empty value): written by a version
  * before 0.2, or by hand. Readers take it as a deletion; the worker reports it.
  */
-export const isUnauthenticatedTombstone = (item: AttributeMap | undefined): boolean => {
+export const isUnauthenticatedTombstone = (stored: StoredItem | undefined): boolean => {
+  const item = stored === undefined ? undefined : attributesOf(stored)
   const op = item?.[Attr.op]?.S
   return (op === "delete" || op === "expire") && item?.[Attr.value] === undefined
 }

@@ -23,6 +23,7 @@ import * as Key from "../../domain/Key.ts"
 import type { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
+import { isUnauthenticatedTombstone } from "../../infra/EventRecord.ts"
 import type { EventTable, StoredEvent } from "../../infra/EventTable.ts"
 import * as AuditItems from "../../infra/ops/AuditItems.ts"
 import * as Cursor from "../collections/Cursor.ts"
@@ -76,7 +77,16 @@ export type AuditError =
 /** Decrypts one stored event; a finding if it does not decrypt or was shredded, failing only when it cannot judge. */
 const checkDecrypts = (table: EventTable["Service"], where: string) => (stored: StoredEvent) =>
   table.decode(stored).pipe(
-    Effect.as(Option.none<Finding>()),
+    Effect.map(() =>
+      isUnauthenticatedTombstone(stored.item)
+        ? Option.some<Finding>({
+          kind: "unauthenticated",
+          key: stored.key,
+          seq: stored.seq,
+          detail: `the ${where} is a ${stored.op} event without authentication: forged, or written before 0.2`
+        })
+        : Option.none<Finding>()
+    ),
     Effect.catchTags({
       DecryptionFailed: (error: DecryptionFailed) =>
         Effect.succeed(Option.some<Finding>({

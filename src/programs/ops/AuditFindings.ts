@@ -10,6 +10,8 @@ import * as AuditItems from "../../infra/ops/AuditItems.ts"
 export type FindingKind =
   /** An event (live, history copy or grave) does not decrypt or authenticate under its binding. */
   | "undecryptable"
+  /** A tombstone carries no authentication: forged by hand, or written by a dynastate before 0.2. */
+  | "unauthenticated"
   /** An event's value was shredded: unreadable on purpose, not tampering. */
   | "shredded"
   /** Seqs are missing between two kept events of a key. */
