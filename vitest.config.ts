@@ -10,7 +10,7 @@ const unit = [
   "test/config/**/*.test.ts",
   "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring}.test.ts",
   "test/infra/{Dynamo,DynamoDBLocalDistribution}.test.ts",
-  "test/ops/NamespacePolicy.test.ts",
+  "test/ops/{NamespacePolicy,AuditFindings}.test.ts",
   "test/app/cliPolicy.test.ts",
   "test/app/WorkerLive.test.ts",
   "test/properties/linearizability/Checker*.test.ts",
