@@ -143,25 +143,44 @@ export interface CompactionPass {
   readonly pending: ReadonlyArray<Pending>
 }
 
-/** Compacts every key of the namespace, reporting `progress(done, total)` after each. */
+/**
+ * Every live event of the namespace, one key at a time, each key's events oldest first: one paged read of the live
+ * range, in which a key's events are adjacent (newest first, so reversed).
+ */
+const liveKeys = (table: EventTable["Service"]) =>
+  table.scan(NewestEvents.coveredRanges([])[0]!).pipe(
+    Stream.groupAdjacentBy((stored) => stored.key),
+    Stream.map(([key, events]) => ({ key, events: [...events].reverse() }))
+  )
+
+/**
+ * Compacts every key of the namespace from one read of its live range (each key as of its newest event, from the
+ * events that read returned, as {@link compactEvents} takes them), reporting `progress(done, total)` after each key
+ * when asked to (the total takes a read of its own). `compacted` hears what each key kept live.
+ */
 export const compactAll = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   options: CompactionOptions,
-  progress: (done: number, total: number) => Effect.Effect<void>
+  progress: ((done: number, total: number) => Effect.Effect<void>) | undefined,
+  compacted: (key: string, seq: number, live: ReadonlyArray<StoredEvent>) => void = () => {}
 ): Effect.Effect<CompactionPass, Throttled | StorageFailure> =>
   Effect.gen(function*() {
-    const everything = () => NewestEvents.read(table, NewestEvents.allKeys, { include: "tombstones" })
-    const total = yield* Stream.runFold(everything(), () => 0, (count) => count + 1)
+    const total = progress === undefined ? 0 : yield* Stream.runFold(liveKeys(table), () => 0, (count) => count + 1)
     let done = 0
     const pending: Array<Pending> = []
-    yield* everything().pipe(
-      Stream.runForEach((stored) =>
+    yield* liveKeys(table).pipe(
+      Stream.runForEach(({ events, key }) =>
         Effect.gen(function*() {
-          const tombstone = isTombstone(stored)
-          const dueAt = yield* compactKey(area, stored.key, stored.seq, tombstone, options)
-          if (dueAt !== undefined) pending.push({ key: stored.key, seq: stored.seq, tombstone, dueAt })
-          yield* progress(++done, total)
+          const newest = events[events.length - 1]!
+          const tombstone = isTombstone(newest)
+          const outcome = yield* compactEvents(area, key, events, newest.seq, tombstone, options)
+          if (outcome.dueAt !== undefined) pending.push({ key, seq: newest.seq, tombstone, dueAt: outcome.dueAt })
+          if (outcome.gone !== undefined) {
+            compacted(key, newest.seq, events.filter((stored) => stored.seq > outcome.gone!))
+          }
+          done++
+          if (progress !== undefined) yield* progress(done, total)
         })
       )
     )

@@ -184,7 +184,10 @@ export const make = (options: CompactionOptions = defaultCompactionOptions) =>
     let pass: Fiber.Fiber<void> | undefined
     const rebuild = Effect.suspend(() => {
       if (pass !== undefined && pass.pollUnsafe() === undefined) return Effect.void
-      return compactAll(table, area, options, () => Effect.void).pipe(
+      // What the pass read of a key the stream has not told about yet is known from here.
+      return compactAll(table, area, options, undefined, (key, seq, live) => {
+        if (!known.has(key)) remember(key, live, seq)
+      }).pipe(
         Effect.map((done) => {
           for (const pending of done.pending) schedule(pending)
         }),
