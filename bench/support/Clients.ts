@@ -7,6 +7,8 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { localCredentials } from "../../src/programs/app/StoreLive.ts"
+import type { Accounts } from "./Accounting.ts"
+import { account } from "./Accounting.ts"
 
 /** Requests and capacity units a client sent and consumed, by operation name (`PutItem`, `Query`, …). */
 export interface Counters {
@@ -65,6 +67,8 @@ export interface BenchClients {
   readonly dynamodb: DynamoDBClient
   readonly streams: DynamoDBStreamsClient
   readonly counters: Counters
+  /** Requests and units by operation, table and part of the table (see `Accounting`). */
+  readonly accounts: Accounts
   readonly destroy: () => void
 }
 
@@ -74,11 +78,14 @@ export const makeClients = (endpoint: string, config: Partial<DynamoDBClientConf
   const dynamodb = new DynamoDBClient({ ...clientOptions(endpoint), ...config })
   countRequests(dynamodb, counters.requests)
   countCapacity(dynamodb, counters.capacity)
+  const accounts: Accounts = {}
+  account(dynamodb, accounts)
   const streams = new DynamoDBStreamsClient(clientOptions(endpoint))
   return {
     dynamodb,
     streams,
     counters,
+    accounts,
     destroy: () => {
       dynamodb.destroy()
       streams.destroy()

@@ -13,6 +13,7 @@ import type { ProjectionWorker } from "../../src/programs/worker/ProjectionWorke
 import type { BenchEnv, Workload } from "../Env.ts"
 import * as TeleportStore from "../peer/TeleportStore.ts"
 import type { Figure, Row } from "../Report.ts"
+import * as Accounting from "../support/Accounting.ts"
 import type { BenchClients } from "../support/Clients.ts"
 import { makeClients, since, snapshot } from "../support/Clients.ts"
 import * as Dynastate from "../support/Dynastate.ts"
@@ -94,14 +95,19 @@ const costs = (
     const concurrency = Math.min(keys, env.options.concurrency)
     let events = 0
     const applied = worker === undefined ? Effect.succeed(0) : Effect.map(worker.status, (s) => s.eventsApplied)
-    const cost = (operations: number, newEvents: number, run: Effect.Effect<unknown, unknown>) =>
+    const cost = (label: string, operations: number, newEvents: number, run: Effect.Effect<unknown, unknown>) =>
       Effect.gen(function*() {
         const base = yield* applied
         const before = snapshot(clients.counters)
+        const accounted = Accounting.snapshotAccounts(clients.accounts)
         yield* run
         events = base + newEvents
         yield* quiesce(clients, worker, events)
         const used = since(clients.counters, before)
+        if (Accounting.enabled()) {
+          const lines = Accounting.report(clients.accounts, accounted, operations)
+          yield* Effect.sync(() => console.error(`  ${label}: per operation\n    ${lines.join("\n    ")}`))
+        }
         return { writeUnits: used.writeUnits / operations, readUnits: used.readUnits / operations } satisfies Cost
       })
     // Every key written once first: the steady state is of keys that exist.
@@ -109,11 +115,12 @@ const costs = (
     yield* quiesce(clients, worker, (yield* applied) + keys)
     const result = new Map<Operation, Cost>()
     const n = keys * rounds
-    result.set("put", yield* cost(n, n, measure({ operations: n, concurrency }, (i) => phases.put(keyOf(i)))))
-    result.set("get", yield* cost(n, 0, measure({ operations: n, concurrency }, (i) => phases.get(keyOf(i)))))
+    result.set("put", yield* cost("put", n, n, measure({ operations: n, concurrency }, (i) => phases.put(keyOf(i)))))
+    result.set("get", yield* cost("get", n, 0, measure({ operations: n, concurrency }, (i) => phases.get(keyOf(i)))))
     result.set(
       "range item",
       yield* cost(
+        "range item",
         keys * rounds,
         0,
         measure({ operations: rounds, concurrency: 1 }, () => phases.range("/capacity/", "/capacity/~"))
@@ -123,6 +130,7 @@ const costs = (
     result.set(
       "atomicWrite of 2 keys",
       yield* cost(
+        "atomicWrite of 2 keys",
         pairs * rounds,
         pairs * rounds * 2,
         measure({ operations: pairs * rounds, concurrency: Math.min(pairs, 8) }, (i) =>
@@ -132,6 +140,7 @@ const costs = (
     result.set(
       "delete",
       yield* cost(
+        "delete",
         keys,
         keys,
         measure({ operations: keys, concurrency }, (i) =>
@@ -155,6 +164,11 @@ const dynastateCosts = (env: BenchEnv, retention: Retention, label: string) =>
       calls: { generate: 0, wrap: 0, unwrap: 0 },
       worker: { retention, group: "bench" }
     })
+    if (Accounting.enabled()) {
+      yield* Effect.sync(() =>
+        console.error(`accounting: dynastate, history ${label}`)
+      )
+    }
     return yield* costs(env, clients, dynastatePhases(store, env.value), worker)
   }))
 

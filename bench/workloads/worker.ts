@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import type { BenchEnv, Workload } from "../Env.ts"
 import type { Row } from "../Report.ts"
 import { figureOf } from "../Report.ts"
+import * as Accounting from "../support/Accounting.ts"
 import type { BenchClients } from "../support/Clients.ts"
 import { makeClients } from "../support/Clients.ts"
 import * as Dynastate from "../support/Dynastate.ts"
@@ -73,6 +74,7 @@ export const projectionWorker: Workload = {
       const rawSeconds = (performance.now() - rawStarted) / 1000
       if (records < events) return yield* Effect.die(new Error(`the stream held ${records} of ${events} records`))
 
+      const accounted = Accounting.snapshotAccounts(clients.accounts)
       const workerStarted = performance.now()
       const { worker } = yield* Dynastate.open({
         clients,
@@ -86,12 +88,24 @@ export const projectionWorker: Workload = {
       const capMillis = (env.options.quick ? 10 : 180) * 1000
       const deadline = Date.now() + capMillis
       let applied = 0
+      let firstAppliedAt: number | undefined
       while (applied < events && Date.now() < deadline) {
         applied = (yield* running.status).eventsApplied
+        if (applied > 0) firstAppliedAt ??= performance.now()
         if (applied < events) yield* Effect.sleep(20)
       }
       if (applied === 0) return yield* Effect.die(new Error(`the worker applied no event within ${capMillis} ms`))
       const workerSeconds = (performance.now() - workerStarted) / 1000
+      if (Accounting.enabled()) {
+        const lines = Accounting.report(clients.accounts, accounted, applied)
+        yield* Effect.sync(() =>
+          console.error(
+            `  worker backlog: per event applied (${workerSeconds.toFixed(1)} s, the first after ${
+              (((firstAppliedAt ?? workerStarted) - workerStarted) / 1000).toFixed(1)
+            } s)\n    ${lines.join("\n    ")}`
+          )
+        )
+      }
 
       // Lag: a steady write load with the worker running (after the backlog, or what the cap left of it), sampled
       // every 100 ms.

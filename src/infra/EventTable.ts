@@ -283,7 +283,9 @@ const make = Effect.fnUntraced(function*(location: Location) {
     if (first?.[Attr.revision]?.S !== event.revision) return "Superseded" as const
     const grave = yield* buried(event.key)
     // Live, at or under the key's buried tombstone: it landed after the burial, which needs every older seq free.
-    if (Option.isSome(grave) && grave.value.seq >= event.seq) return "Freed" as const
+    // Unless the grave holds this very event: a burial files the grave before the tombstone leaves the live range.
+    const buriedHere = Option.isSome(grave) && grave.value.seq === event.seq && grave.value.revision === event.revision
+    if (Option.isSome(grave) && grave.value.seq >= event.seq && !buriedHere) return "Freed" as const
     if (second === undefined) return "Newest" as const
     const peeked = EventRecord.peek(second)
     const after = Result.isSuccess(peeked) ? peeked.success : undefined

@@ -5,11 +5,9 @@
  * is limited. Tombstones leave the live range too, for a grave (see
  * `GraveRecord`), once every older event of their key is gone.
  */
-import { DeleteItemCommand, PutItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
-import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
-import { Context, Effect, Layer, Schedule, Stream } from "effect"
-import { StorageFailure } from "../domain/Errors.ts"
-import type { Throttled } from "../domain/Errors.ts"
+import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { Context, Effect, Layer, Stream } from "effect"
+import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import { Dynamo } from "./Dynamo.ts"
 import { Attr, attributesOf } from "./EventRecord.ts"
@@ -38,8 +36,10 @@ export class HistoryArea extends Context.Service<HistoryArea, {
   readonly removeLive: (stored: StoredEvent) => Effect.Effect<void, Throttled | StorageFailure>
   /**
    * Moves a live tombstone into the key's grave, and into the history area
-   * unless `history` is undefined, all in one transaction; the caller moves
-   * the key's older events first. False when another compactor got there first.
+   * unless `history` is undefined: the copy first, then the grave, then the
+   * tombstone leaves the live range; the caller moves the key's older events
+   * first. False when the tombstone was no longer live (another compactor got
+   * there first).
    */
   readonly bury: (
     tombstone: StoredEvent,
@@ -72,53 +72,67 @@ export class HistoryArea extends Context.Service<HistoryArea, {
         [Attr.sort]: attributesOf(stored.item)[Attr.sort]!
       })
 
-      const bury = (tombstone: StoredEvent, history: { readonly expiresAt: number | undefined } | undefined) => {
-        const writes: Array<TransactWriteItem> = []
-        if (history !== undefined) {
-          writes.push({ Put: { TableName: location.table, Item: archivedItem(tombstone, history.expiresAt) } })
-        }
-        writes.push(
-          {
-            // Never replace a grave by an older one (a late replay of an earlier deletion).
-            Put: {
+      const archive = (stored: StoredEvent, expiresAt: number | undefined) =>
+        dynamo.call(
+          "PutItem",
+          (client, abortSignal) =>
+            client.send(new PutItemCommand({ TableName: location.table, Item: archivedItem(stored, expiresAt) }), {
+              abortSignal
+            })
+        ).pipe(Effect.asVoid)
+
+      // Only the event that was read: should its sort key ever hold another one, that one is not compaction's to move.
+      const removeLive = (stored: StoredEvent) =>
+        dynamo.callConditional("DeleteItem", (client, abortSignal) =>
+          client.send(
+            new DeleteItemCommand({
+              TableName: location.table,
+              Key: liveKey(stored),
+              ...sameEvent(stored)
+            }),
+            { abortSignal }
+          )).pipe(
+            Effect.as(true),
+            Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+          )
+
+      // Never replace a grave by an older one (a late replay of an earlier deletion), nor the same one: a strict
+      // append after it may have marked it followed, which a copy written again would erase.
+      const fileGrave = (tombstone: StoredEvent) =>
+        dynamo.callConditional("PutItem", (client, abortSignal) =>
+          client.send(
+            new PutItemCommand({
               TableName: location.table,
               Item: GraveRecord.fromTombstone(location, tombstone.key, tombstone.item),
               ConditionExpression: "attribute_not_exists(#sk) OR #seq < :seq",
               ExpressionAttributeNames: { "#sk": Attr.sort, "#seq": Attr.seq },
               ExpressionAttributeValues: { ":seq": { N: String(tombstone.seq) } }
-            }
-          },
-          {
-            Delete: { TableName: location.table, Key: liveKey(tombstone), ...sameEvent(tombstone) }
-          }
-        )
-        return dynamo.callTransaction(
-          "TransactWriteItems",
-          (client, abortSignal) =>
-            client.send(new TransactWriteItemsCommand({ TransactItems: writes }), { abortSignal })
-        ).pipe(
-          Effect.as(true),
-          Effect.retry({
-            // Another compactor's transaction on the same items: try again shortly, it may have buried it already.
-            while: (error) =>
-              error._tag === "TransactionCanceled" &&
-              error.reasons.some((reason) => reason.Code === "TransactionConflict"),
-            schedule: Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 5 }))
-          }),
-          Effect.catchTag(
-            "TransactionCanceled",
-            (error) =>
-              error.reasons.some((reason) => reason.Code === "ConditionalCheckFailed")
-                ? Effect.succeed(false)
-                : Effect.fail(
-                  new StorageFailure({
-                    operation: "bury tombstone",
-                    reason: `transaction cancelled: ${error.reasons.map((reason) => reason.Code ?? "None").join(", ")}`
-                  })
-                )
+            }),
+            { abortSignal }
+          )).pipe(
+            Effect.asVoid,
+            Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
           )
-        )
-      }
+
+      /*
+       * Three single-item writes in this order, not one transaction (which DynamoDB bills twice: 6 write units
+       * instead of 3). Every state in between is one the store already reads right:
+       * - history copy written, tombstone still live: the copy is a duplicate of a live event (as after `archive`
+       *   before `removeLive`), and readers dedupe by seq;
+       * - grave filed, tombstone still live: the live range's newest event is the tombstone, so the key is absent
+       *   and the next write numbers from it; the grave is read only when the live range is empty, and a strict
+       *   writer that read the tombstone live checks it there. A crash here leaves both, which the next burial (or
+       *   the next write, superseding the tombstone) finishes;
+       * - tombstone removed: exactly the transaction's outcome.
+       * A grave that is already there with this seq or a newer one was filed by another compactor (a newer one
+       * needs this tombstone gone first), so the removal goes on: it only removes this very event.
+       */
+      const bury = (tombstone: StoredEvent, history: { readonly expiresAt: number | undefined } | undefined) =>
+        Effect.gen(function*() {
+          if (history !== undefined) yield* archive(tombstone, history.expiresAt)
+          yield* fileGrave(tombstone)
+          return yield* removeLive(tombstone)
+        })
 
       return HistoryArea.of({
         // Sort keys invert seq: a descending scan from `seq` down is oldest-first up to `seq`.
@@ -126,14 +140,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
           seq < 1
             ? Stream.empty
             : table.scan({ lower: SortKey.encode(key, seq), upper: SortKey.upperBound(key), descending: true }),
-        archive: (stored, expiresAt) =>
-          dynamo.call(
-            "PutItem",
-            (client, abortSignal) =>
-              client.send(new PutItemCommand({ TableName: location.table, Item: archivedItem(stored, expiresAt) }), {
-                abortSignal
-              })
-          ).pipe(Effect.asVoid),
+        archive,
         bury,
         markFreed: (key, expiresAt) =>
           dynamo.callConditional("PutItem", (client, abortSignal) =>
@@ -149,20 +156,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
               Effect.asVoid,
               Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
             ),
-        // Only the event that was read: should its sort key ever hold another one, that one is not compaction's to move.
-        removeLive: (stored) =>
-          dynamo.callConditional("DeleteItem", (client, abortSignal) =>
-            client.send(
-              new DeleteItemCommand({
-                TableName: location.table,
-                Key: liveKey(stored),
-                ...sameEvent(stored)
-              }),
-              { abortSignal }
-            )).pipe(
-              Effect.asVoid,
-              Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
-            ),
+        removeLive: (stored) => Effect.asVoid(removeLive(stored)),
         archived: (key) =>
           table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true, partition })
             .pipe(

@@ -173,15 +173,35 @@ const fenced = (
 /**
  * Extends a lease we hold and have not released: a renewal that reaches
  * DynamoDB after the release (its request was under way at shutdown) must not
- * take the lease back.
+ * take the lease back. With `checkpoint`, records progress in the same write
+ * (a checkpoint deferred to the heartbeat costs no request of its own).
  */
-export const renew = (location: LeaseLocation, arn: string, lease: ShardLease, owner: string, leaseMillis: number) =>
+export const renew = (
+  location: LeaseLocation,
+  arn: string,
+  lease: ShardLease,
+  owner: string,
+  leaseMillis: number,
+  checkpoint?: string | undefined
+) =>
   Effect.flatMap(
     Clock.currentTimeMillis,
     (now) =>
-      fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :expiresAt", {
-        ":expiresAt": { N: String(now + leaseMillis) }
-      }, true)
+      fenced(
+        location,
+        arn,
+        lease.shardId,
+        owner,
+        lease.epoch,
+        checkpoint === undefined
+          ? "SET expiresAt = :expiresAt"
+          : "SET expiresAt = :expiresAt, checkpoint = :checkpoint",
+        {
+          ":expiresAt": { N: String(now + leaseMillis) },
+          ...(checkpoint === undefined ? {} : { ":checkpoint": { S: checkpoint } })
+        },
+        true
+      )
   )
 
 /** Records progress on a shard we hold; `finished` when every record of a closed shard was applied (DynamoDB's TTL then removes the lease later). */
@@ -207,9 +227,26 @@ export const checkpoint = (
     return fenced(location, arn, lease.shardId, owner, lease.epoch, `SET ${sets.join(", ")}`, values)
   })
 
-/** Gives a lease up (graceful shutdown), so another worker takes it at once. */
-export const release = (location: LeaseLocation, arn: string, lease: ShardLease, owner: string) =>
-  fenced(location, arn, lease.shardId, owner, lease.epoch, "SET expiresAt = :zero", { ":zero": { N: "0" } })
+/**
+ * Gives a lease up (graceful shutdown, hand-off), so another worker takes it at once; with `checkpoint`, recording
+ * the progress not recorded yet in the same write.
+ */
+export const release = (
+  location: LeaseLocation,
+  arn: string,
+  lease: ShardLease,
+  owner: string,
+  checkpoint?: string | undefined
+) =>
+  fenced(
+    location,
+    arn,
+    lease.shardId,
+    owner,
+    lease.epoch,
+    checkpoint === undefined ? "SET expiresAt = :zero" : "SET expiresAt = :zero, checkpoint = :checkpoint",
+    { ":zero": { N: "0" }, ...(checkpoint === undefined ? {} : { ":checkpoint": { S: checkpoint } }) }
+  )
 
 /**
  * Records a shard nobody has leased yet as an unowned lease, so that every

@@ -5,11 +5,13 @@
  * whole past, a deleted key is absent at every moment while its events are
  * being moved, and a re-created key continues its seq numbering.
  */
+import { PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Stream } from "effect"
 import * as Key from "../../src/domain/Key.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
+import * as GraveRecord from "../../src/infra/GraveRecord.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { freedMarkerMillis, historyPartition } from "../../src/infra/HistoryRecord.ts"
 import * as History from "../../src/programs/store/History.ts"
@@ -366,6 +368,53 @@ describe("history", () => {
         expect((yield* Effect.flip(store.get(key)))._tag).toBe("NotFound")
       }
     }), 60_000)
+
+  it.live(
+    "a burial stopped after the grave was filed, before the tombstone left: the key stays deleted, its tombstone's " +
+      "landing is not a freed seq, history has each event once, and the next compaction finishes it",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("worker-history-half-buried")
+        const store = yield* openStore(env.location, { client: env.client })
+        const key = "/half/k"
+        yield* store.put({ key, value: bytes("v1") })
+        yield* store.delete(key)
+        const context = yield* Layer.build(
+          HistoryArea.layer.pipe(Layer.provideMerge(eventTableLayer(env.location, { client: env.client })))
+        )
+        const table = Context.get(context, EventTable)
+        const area = Context.get(context, HistoryArea)
+        // The burial's first two steps by hand (the copy, the grave), as a compactor that stopped there left them.
+        const [, tombstone] = yield* Stream.runCollect(area.upTo(key, 2))
+        yield* area.archive(tombstone!, undefined)
+        yield* Effect.promise(() =>
+          env.client.send(
+            new PutItemCommand({
+              TableName: env.location.table,
+              Item: GraveRecord.fromTombstone(env.location, key, tombstone!.item)
+            })
+          )
+        )
+        expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([`${key}@2`])
+        expect((yield* Effect.flip(store.get(key)))._tag).toBe("NotFound")
+        const events = [...yield* Stream.runCollect(store.history(key))]
+        expect(events.map((event) => `${event.seq}:${event.op}`)).toEqual(["1:put", "2:delete"])
+        // A late acknowledgement of the delete finds its own tombstone in the grave: not a write into a freed seq.
+        expect(yield* table.landing(events[1]!)).toBe("Newest")
+
+        const compaction = yield* openCompaction(env.location, env.client)
+        yield* compaction.all(() => Effect.void, { settleMillis: 0 })
+        expect(yield* liveEvents(env)).toEqual([])
+        expect((yield* graves(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([`${key}@2`])
+        expect((yield* archivedEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([
+          `${key}@1`,
+          `${key}@2`
+        ])
+        yield* store.put({ key, value: bytes("again") })
+        expect((yield* Stream.runCollect(store.history(key))).map((event) => event.seq)).toEqual([1, 2, 3])
+      }),
+    30_000
+  )
 
   /**
    * History.events reads the history area first and the live range second. Compaction copies an event to

@@ -2,9 +2,10 @@
  * Stream records as events: which records hold one of a namespace's events
  * (read from the clear sort key, without decrypting), and the event itself.
  */
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 import * as SortKey from "../../domain/SortKey.ts"
-import { Attr } from "../EventRecord.ts"
+import { Attr, attributesOf, itemSize, peek } from "../EventRecord.ts"
+import type { StoredEvent } from "../EventRecord.ts"
 import type { EventTable } from "../EventTable.ts"
 import type { StreamRecord } from "./StreamsApi.ts"
 
@@ -42,3 +43,17 @@ export const removedEvent = (
     return undefined // not an event item
   }
 }
+
+/**
+ * The stored event a stream record carries (its new image is the item as written: events are never updated), so a
+ * consumer can move it (compaction) without reading it from the table again.
+ */
+export const storedOfRecord = (table: EventTable["Service"], record: StreamRecord): StoredEvent | undefined => {
+  const located = locate(table, record)
+  if (located === undefined) return undefined
+  const peeked = peek(located.item)
+  return Result.isSuccess(peeked) ? peeked.success : undefined
+}
+
+/** The size DynamoDB counts for a stored event's item, for consumers that keep items in memory within a budget. */
+export const storedSize = (stored: StoredEvent): number => itemSize(attributesOf(stored.item))

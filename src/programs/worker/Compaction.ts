@@ -40,47 +40,92 @@ export const defaultCompactionOptions: CompactionOptions = {
 /** Whether a stored event is a tombstone, read from its clear `op` (a forged one fails when its grave is read). */
 const isTombstone = (stored: StoredEvent): boolean => stored.op === "delete" || stored.op === "expire"
 
+/** What compacting a key did. */
+export interface Compacted {
+  /** When to come back for what had not settled yet, if anything. */
+  readonly dueAt: number | undefined
+  /**
+   * The highest seq that left the live range (moved, dropped or buried) in this call, 0 if none did; undefined when
+   * what is live is no longer known (the tombstone was gone already: another compactor got there first).
+   */
+  readonly gone: number | undefined
+}
+
 /**
- * Compacts `key` as of its event `seq` (`tombstone` when that event is one):
- * the settled events before it move into the history area (or are dropped,
- * with retention "None"), then the tombstone is buried if it has settled too.
- * Returns when to come back for what had not settled yet, if anything.
+ * Compacts `key` as of its event `seq` (`tombstone` when that event is one), given the key's live events up to
+ * `seq`, oldest first and consecutive, with nothing older live: as a `Query` of the live range returns them, or as
+ * the stream delivered them to a worker that saw everything before them leave. The settled events before `seq`
+ * move into the history area (or are dropped, with retention "None"), then the tombstone is buried if it has
+ * settled too. Every step is conditional on the very event (its event id), so events that left meanwhile are not
+ * moved twice.
  */
-export const compactKey = Effect.fnUntraced(function*(
+export const compactEvents = Effect.fnUntraced(function*(
   area: HistoryArea["Service"],
   key: string,
+  events: ReadonlyArray<StoredEvent>,
   seq: number,
   tombstone: boolean,
   options: CompactionOptions
-): Effect.fn.Return<number | undefined, Throttled | StorageFailure> {
+): Effect.fn.Return<Compacted, Throttled | StorageFailure> {
   const now = yield* Clock.currentTimeMillis
   const expiresAt = options.retention._tag === "For" ? Math.ceil((now + options.retention.millis) / 1000) : undefined
-  // Oldest first; the live events of a key up to `seq` are consecutive.
-  const events = [...yield* Stream.runCollect(area.upTo(key, seq))]
+  let gone = 0
   for (const [index, stored] of events.entries()) {
     // What decides whether `stored` may go: itself for a tombstone at `seq`, else its successor (live: `seq` at the latest).
     const reference = stored.seq === seq ? stored : events[index + 1]
-    if (reference === undefined || (stored.seq === seq && !tombstone)) return undefined
+    if (reference === undefined || (stored.seq === seq && !tombstone)) return { dueAt: undefined, gone }
     // The clear timestamp: undefined when missing or malformed (such an item never decodes either).
     const timestamp = reference.timestamp
     if (timestamp === undefined) {
       yield* Effect.logWarning(
         `event ${reference.seq} of ${key} has no valid timestamp; it and what precedes it stay live`
       )
-      return undefined
+      return { dueAt: undefined, gone }
     }
-    if (!hasSettled(timestamp, now, options.settleMillis)) return timestamp + options.settleMillis
+    if (!hasSettled(timestamp, now, options.settleMillis)) return { dueAt: timestamp + options.settleMillis, gone }
     if (stored.seq === seq) {
-      yield* area.bury(stored, options.retention._tag === "None" ? undefined : { expiresAt })
-      return undefined
+      const buried = yield* area.bury(stored, options.retention._tag === "None" ? undefined : { expiresAt })
+      return { dueAt: undefined, gone: buried ? seq : undefined }
     }
     if (options.retention._tag !== "None") yield* area.archive(stored, expiresAt)
     // No copy kept: a marker in its place, so a strict first append decided before the key existed stays refused.
     else if (stored.seq === 1) yield* area.markFreed(key, Math.ceil((now + freedMarkerMillis) / 1000))
     yield* area.removeLive(stored)
+    gone = stored.seq
   }
-  return undefined
+  return { dueAt: undefined, gone }
 })
+
+/**
+ * Compacts `key` as of its event `seq` (`tombstone` when that event is one), reading its live events up to `seq`
+ * first (see {@link compactEvents}). Returns when to come back for what had not settled yet, if anything, and the
+ * events that were read.
+ */
+export const compactKeyRead = Effect.fnUntraced(function*(
+  area: HistoryArea["Service"],
+  key: string,
+  seq: number,
+  tombstone: boolean,
+  options: CompactionOptions
+): Effect.fn.Return<Compacted & { readonly read: ReadonlyArray<StoredEvent> }, Throttled | StorageFailure> {
+  // Oldest first; the live events of a key up to `seq` are consecutive.
+  const read = [...yield* Stream.runCollect(area.upTo(key, seq))]
+  const compacted = yield* compactEvents(area, key, read, seq, tombstone, options)
+  return { ...compacted, read }
+})
+
+/**
+ * Compacts `key` as of its event `seq` (`tombstone` when that event is one), reading its live events first.
+ * Returns when to come back for what had not settled yet, if anything.
+ */
+export const compactKey = (
+  area: HistoryArea["Service"],
+  key: string,
+  seq: number,
+  tombstone: boolean,
+  options: CompactionOptions
+): Effect.Effect<number | undefined, Throttled | StorageFailure> =>
+  Effect.map(compactKeyRead(area, key, seq, tombstone, options), (compacted) => compacted.dueAt)
 
 /** A key compaction has to come back to, and when. */
 export interface Pending {
@@ -98,25 +143,44 @@ export interface CompactionPass {
   readonly pending: ReadonlyArray<Pending>
 }
 
-/** Compacts every key of the namespace, reporting `progress(done, total)` after each. */
+/**
+ * Every live event of the namespace, one key at a time, each key's events oldest first: one paged read of the live
+ * range, in which a key's events are adjacent (newest first, so reversed).
+ */
+const liveKeys = (table: EventTable["Service"]) =>
+  table.scan(NewestEvents.coveredRanges([])[0]!).pipe(
+    Stream.groupAdjacentBy((stored) => stored.key),
+    Stream.map(([key, events]) => ({ key, events: [...events].reverse() }))
+  )
+
+/**
+ * Compacts every key of the namespace from one read of its live range (each key as of its newest event, from the
+ * events that read returned, as {@link compactEvents} takes them), reporting `progress(done, total)` after each key
+ * when asked to (the total takes a read of its own). `compacted` hears what each key kept live.
+ */
 export const compactAll = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   options: CompactionOptions,
-  progress: (done: number, total: number) => Effect.Effect<void>
+  progress: ((done: number, total: number) => Effect.Effect<void>) | undefined,
+  compacted: (key: string, seq: number, live: ReadonlyArray<StoredEvent>) => void = () => {}
 ): Effect.Effect<CompactionPass, Throttled | StorageFailure> =>
   Effect.gen(function*() {
-    const everything = () => NewestEvents.read(table, NewestEvents.allKeys, { include: "tombstones" })
-    const total = yield* Stream.runFold(everything(), () => 0, (count) => count + 1)
+    const total = progress === undefined ? 0 : yield* Stream.runFold(liveKeys(table), () => 0, (count) => count + 1)
     let done = 0
     const pending: Array<Pending> = []
-    yield* everything().pipe(
-      Stream.runForEach((stored) =>
+    yield* liveKeys(table).pipe(
+      Stream.runForEach(({ events, key }) =>
         Effect.gen(function*() {
-          const tombstone = isTombstone(stored)
-          const dueAt = yield* compactKey(area, stored.key, stored.seq, tombstone, options)
-          if (dueAt !== undefined) pending.push({ key: stored.key, seq: stored.seq, tombstone, dueAt })
-          yield* progress(++done, total)
+          const newest = events[events.length - 1]!
+          const tombstone = isTombstone(newest)
+          const outcome = yield* compactEvents(area, key, events, newest.seq, tombstone, options)
+          if (outcome.dueAt !== undefined) pending.push({ key, seq: newest.seq, tombstone, dueAt: outcome.dueAt })
+          if (outcome.gone !== undefined) {
+            compacted(key, newest.seq, events.filter((stored) => stored.seq > outcome.gone!))
+          }
+          done++
+          if (progress !== undefined) yield* progress(done, total)
         })
       )
     )

@@ -6,6 +6,7 @@
 import { Schema } from "effect"
 import type { Effect } from "effect"
 import type { Event } from "../../domain/Event.ts"
+import type { StoredEvent } from "../../infra/EventRecord.ts"
 
 /** A named reaction to the events of some key prefixes. */
 export interface Projection<E = unknown> {
@@ -30,8 +31,11 @@ export interface Projection<E = unknown> {
    * The index and replicated views and the expiry projection keep per-key seqs (the last two in memory, bounded
    * for keys without a value or expiry); compaction needs none, each of its steps being conditional on the event
    * it read.
+   *
+   * `stored` is the event as the stream delivered it, when the worker has it (not in replays and rebuilds): its
+   * item, still encrypted, which compaction moves without reading it from the table again.
    */
-  readonly apply: (event: Event) => Effect.Effect<void, E>
+  readonly apply: (event: Event, stored?: StoredEvent) => Effect.Effect<void, E>
   /**
    * Rebuilds the projection's state from the table, after data was missed (trimmed stream) or on first start.
    * Without it, `Rebuild.rebuild` replays every covered key's newest event through {@link apply}.

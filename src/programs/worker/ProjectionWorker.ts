@@ -22,10 +22,11 @@ import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
 import { isUnauthenticatedTombstone } from "../../infra/EventRecord.ts"
+import type { StoredEvent } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import type { LeaseLocation } from "../../infra/ProjectionLeases.ts"
-import { eventOfRecord, removedEvent } from "../../infra/streams/StreamEvents.ts"
+import { eventOfRecord, removedEvent, storedOfRecord } from "../../infra/streams/StreamEvents.ts"
 import type { StreamBatch } from "../../infra/streams/StreamReader.ts"
 import { defaultStreamReaderOptions, readStream } from "../../infra/streams/StreamReader.ts"
 import type { StreamReaderOptions } from "../../infra/streams/StreamReader.ts"
@@ -175,11 +176,11 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
     strandedMillis: Math.max(options.leaseMillis, 2 * options.reader.resyncMillis)
   }).pipe(Effect.provide(context))
 
-  const applyOne = (projection: Projection<unknown>, event: Event) =>
+  const applyOne = (projection: Projection<unknown>, event: Event, stored?: StoredEvent) =>
     Effect.gen(function*() {
       const slot = `${projection.name}\u0000${event.key}`
       if (quarantined.has(slot) || (applied.get(slot) ?? 0) >= event.seq) return
-      const outcome = yield* projection.apply(event).pipe(
+      const outcome = yield* projection.apply(event, stored).pipe(
         // A projection that throws is as poisoned as one that fails: both are retried, then quarantined.
         Effect.catchDefect((defect) => Effect.fail(defect)),
         Effect.retry({
@@ -202,7 +203,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
     })
 
   // A seq gap means events never reached us (trimmed stream, a lost batch): replay them from the table first.
-  const applyInOrder = (projection: Projection<unknown>, event: Event) =>
+  const applyInOrder = (projection: Projection<unknown>, event: Event, stored: StoredEvent | undefined) =>
     Effect.gen(function*() {
       const slot = `${projection.name}\u0000${event.key}`
       const last = applied.get(slot)
@@ -234,7 +235,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         )
         for (const past of missing) yield* applyOne(projection, past)
       }
-      yield* applyOne(projection, event)
+      yield* applyOne(projection, event, stored)
     })
 
   const handle = (batch: StreamBatch<unknown>) =>
@@ -260,7 +261,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         // A new reading of the shard (taken again) has no lag of its own yet.
         if (shard.reading !== batch.reading) Object.assign(shard, { lagMillis: undefined, reading: batch.reading })
         // The batch's events by key, each key's in stream order (which is its seq order within a shard).
-        const byKey = new Map<string, Array<Event>>()
+        const byKey = new Map<string, Array<{ readonly event: Event; readonly stored: StoredEvent | undefined }>>()
         for (const record of batch.records) {
           const decoded = yield* Effect.result(eventOfRecord(table, record))
           // An event that cannot be read must not block its shard: quarantine its key and go on.
@@ -284,18 +285,19 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
           const event = decoded._tag === "Success" ? decoded.success : undefined
           if (event !== undefined) yield* tamper.seen(event, !isUnauthenticatedTombstone(record.newImage))
           if (event !== undefined && !quarantined.has(`decode\u0000${event.key}`)) {
+            const delivered = { event, stored: storedOfRecord(table, record) }
             const events = byKey.get(event.key)
-            if (events === undefined) byKey.set(event.key, [event])
-            else events.push(event)
+            if (events === undefined) byKey.set(event.key, [delivered])
+            else events.push(delivered)
           }
         }
         yield* Effect.forEach(
           [...byKey.values()],
           (events) =>
-            Effect.forEach(events, (event) =>
+            Effect.forEach(events, ({ event, stored }) =>
               Effect.gen(function*() {
                 for (const projection of projections) {
-                  if (covers(projection, event.key)) yield* applyInOrder(projection, event)
+                  if (covers(projection, event.key)) yield* applyInOrder(projection, event, stored)
                 }
                 eventsApplied++
                 yield* Metric.update(eventsAppliedMetric, 1)

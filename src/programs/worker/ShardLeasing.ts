@@ -67,6 +67,10 @@ interface Held {
    * the lease, as last taken or renewed, could look expired to others (whose clocks may run a little ahead).
    */
   validUntil: number
+  /** The newest applied position not recorded yet: the next renewal (or the release) records it. */
+  pending: string | undefined
+  /** Local time of the last checkpoint write, on its own or with a renewal. */
+  checkpointedAt: number
 }
 
 /** The local deadline of a lease taken or renewed with a request that started at `startedAt`. */
@@ -78,6 +82,9 @@ const leaseId = (arn: string, shardId: string) => `${arn}#${shardId}`
 /** Announces the worker and starts its heartbeat (in the calling scope). */
 export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
   const { owner, leases: location, leaseMillis } = options
+  const heartbeatMillis = Math.max(100, Math.floor(leaseMillis / 3))
+  // A batch's own checkpoint write only when the heartbeat has not recorded progress for a period.
+  const checkpointMillis = heartbeatMillis
   const context = yield* Effect.context<Dynamo>()
   const withDynamo = Effect.provide(context)
   const clock = yield* Clock.Clock
@@ -158,7 +165,9 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
           shardId: shard.shardId,
           lease: taken,
           reading,
-          validUntil: validUntil(startedAt, leaseMillis)
+          validUntil: validUntil(startedAt, leaseMillis),
+          pending: undefined,
+          checkpointedAt: 0
         })
         if (decision.reason !== "mine") {
           const active = LeaseBalance.activeShards(view.leases, owned.keys(), id)
@@ -182,9 +191,20 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         if (
           held === undefined || (reading !== undefined && held.reading !== reading)
         ) return yield* new ProjectionLeases.LeaseLost({ shardId })
+        const now = yield* Clock.currentTimeMillis
+        // Progress is recorded at most once per heartbeat period, by the renewal when it can be: a write per batch
+        // costs a write unit per batch (most of a put's overhead under light load). What is not recorded yet is
+        // applied again by the next owner after a crash (delivery is at least once); a hand-off or a shutdown
+        // records it with the release.
+        if (!ended && (sequenceNumber === undefined || now - held.checkpointedAt < checkpointMillis)) {
+          if (sequenceNumber !== undefined) held.pending = sequenceNumber
+          return
+        }
         yield* ProjectionLeases.checkpoint(location, arn, held.lease, owner, sequenceNumber, ended).pipe(
           Effect.tapErrorTag("LeaseLost", () => Effect.sync(() => drop(id, held)))
         )
+        if (held.pending === sequenceNumber) held.pending = undefined
+        held.checkpointedAt = now
         if (ended) drop(id, held)
       }).pipe(withDynamo),
     keeps: (arn, shardId) => owned.has(leaseId(arn, shardId))
@@ -197,7 +217,7 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
         const held = owned.get(id)
         if (held === undefined) return
         drop(id, held)
-        yield* ProjectionLeases.release(location, held.arn, held.lease, owner).pipe(
+        yield* ProjectionLeases.release(location, held.arn, held.lease, owner, held.pending).pipe(
           Effect.catch((error) =>
             Effect.logWarning(
               `could not release shard ${held.shardId} (${error._tag}); it is free once its lease expires`
@@ -214,8 +234,14 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
     Effect.forEach([...owned], ([id, held]) =>
       Effect.gen(function*() {
         const startedAt = yield* Clock.currentTimeMillis
-        yield* ProjectionLeases.renew(location, held.arn, held.lease, owner, leaseMillis)
+        const pending = held.pending
+        yield* ProjectionLeases.renew(location, held.arn, held.lease, owner, leaseMillis, pending)
         held.validUntil = validUntil(startedAt, leaseMillis)
+        if (pending !== undefined) {
+          // A batch acknowledged meanwhile left a newer position for the next renewal.
+          if (held.pending === pending) held.pending = undefined
+          held.checkpointedAt = startedAt
+        }
       }).pipe(
         Effect.catchTag("LeaseLost", () =>
           owned.get(id) === held
@@ -279,7 +305,7 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
   yield* ProjectionLeases.ensureTable(location.table).pipe(withDynamo)
   yield* announceSelf.pipe(withDynamo)
   const heartbeatFiber = yield* heartbeat.pipe(
-    Effect.repeat(Schedule.spaced(Math.max(100, Math.floor(leaseMillis / 3)))),
+    Effect.repeat(Schedule.spaced(heartbeatMillis)),
     Effect.forkIn(scope)
   )
 
@@ -292,7 +318,7 @@ export const make = Effect.fnUntraced(function*(options: LeasingOptions) {
     owned.clear()
     yield* Effect.forEach(
       held,
-      (lease) => ProjectionLeases.release(location, lease.arn, lease.lease, owner).pipe(Effect.ignore),
+      (lease) => ProjectionLeases.release(location, lease.arn, lease.lease, owner, lease.pending).pipe(Effect.ignore),
       {
         discard: true
       }
