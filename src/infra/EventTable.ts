@@ -186,7 +186,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
         ))
       const first = output.Items?.[0]
       if (first !== undefined) return Option.some(yield* decoder(first))
-      // Read after the live range: burial writes the grave in the same transaction that removes the tombstone.
+      // Read after the live range: burial files the grave before it removes the tombstone.
       return yield* buried(key)
     })
 

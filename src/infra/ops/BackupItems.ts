@@ -31,9 +31,9 @@ export type Role = "event" | "history" | "grave" | "data-key"
 
 /**
  * The order a backup reads partitions in, so a backup taken while the store runs misses nothing: compaction
- * copies an event to history before removing it from the live range, and buries a tombstone into its grave in the
- * same transaction that removes it, so reading the live range first can only see an item twice (a state the store
- * reads correctly), never lose one. Data keys come last: every key an item already read names was stored before it.
+ * copies an event to history before removing it from the live range, and files a tombstone in its grave before
+ * removing it, so reading the live range first can only see an item twice (a state the store reads correctly),
+ * never lose one. Data keys come last: every key an item already read names was stored before it.
  */
 export const roles: ReadonlyArray<Role> = ["event", "history", "grave", "data-key"]
 
