@@ -23,7 +23,7 @@ import * as MultiKeyring from "./MultiKeyring.ts"
 export interface DataKeyPolicy {
   /** A data key stops encrypting this long after it was made (and cached plaintext for reads is re-checked). */
   readonly maxAgeMillis: number
-  /** A data key stops encrypting after this many values. */
+  /** A data key stops encrypting after this many values (never more than {@link maxValuesPerDataKey}). */
   readonly maxValues: number
   /** A data key stops encrypting after this many plaintext bytes. */
   readonly maxBytes: number
@@ -41,6 +41,13 @@ export const defaultDataKeyPolicy: DataKeyPolicy = {
   readCacheSize: 1000,
   scopeOf: () => ""
 }
+
+/**
+ * The most values one data key ever encrypts, whatever the policy says: values under one data key share its value
+ * key (see `ValueCipher`) with random 96-bit IVs, and NIST SP 800-38D allows 2^32 of those per key. A data key is
+ * only ever encrypted with by the process that made it, so counting here is counting all its values.
+ */
+export const maxValuesPerDataKey = 2 ** 32
 
 /** A scope function that gives each key's first `depth` path segments their own data keys (`/users/alice`). */
 export const scopeByDepth = (depth: number) => (key: string): string =>
@@ -193,7 +200,7 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
   const usable = (cached: CachedKey | undefined, bytes: number, now: number): cached is CachedKey =>
     cached !== undefined &&
     now - cached.created < policy.maxAgeMillis &&
-    cached.values < policy.maxValues &&
+    cached.values < Math.min(policy.maxValues, maxValuesPerDataKey) &&
     cached.bytes + bytes <= policy.maxBytes
 
   const forEncryption = (scope: string, bytes: number) =>
