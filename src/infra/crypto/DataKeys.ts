@@ -167,9 +167,12 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
     Effect.forkIn(scope)
   )
 
+  /** The id last put at the back of `reading` (the most recently used), so a repeated hit need not move it. */
+  let newest: string | undefined
   const remember = (key: DataKey, now: number) => {
     reading.delete(key.id)
     reading.set(key.id, { key, loaded: now })
+    newest = key.id
     for (const id of reading.keys()) {
       if (reading.size <= policy.readCacheSize) break
       reading.delete(id)
@@ -218,29 +221,36 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
       return cached.key
     })
 
-  const forDecryption = (id: string) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const hit = reading.get(id)
-      if (hit && now - hit.loaded < policy.maxAgeMillis) {
-        // Least recently used goes first: a hit moves the key to the back.
+  const forDecryption = (id: string) => Effect.flatMap(Clock.currentTimeMillis, (now) => cachedOrLoaded(id, now))
+
+  // Not a generator: a range read asks once per item, nearly always a hit.
+  const cachedOrLoaded = (
+    id: string,
+    now: number
+  ): Effect.Effect<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded> => {
+    const hit = reading.get(id)
+    if (hit && now - hit.loaded < policy.maxAgeMillis) {
+      // Least recently used goes first: a hit moves the key to the back, unless it is there already.
+      if (newest !== id) {
         reading.delete(id)
         reading.set(id, hit)
-        return hit.key
+        newest = id
       }
-      return yield* loading(
-        id,
-        Effect.gen(function*() {
-          const record = Option.getOrUndefined(yield* DataKeyStore.get(location, id).pipe(withDynamo))
-          if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
-          if (record.state === "shredded") return yield* new DataKeyShredded({ dataKey: id, scope: record.scope })
-          const material = yield* keyring.unwrap(record.wrapped, contextOf(location, id, record.scope))
-          const key = { id, material }
-          remember(key, now)
-          return key
-        })
-      )
-    })
+      return Effect.succeed(hit.key)
+    }
+    return loading(
+      id,
+      Effect.gen(function*() {
+        const record = Option.getOrUndefined(yield* DataKeyStore.get(location, id).pipe(withDynamo))
+        if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
+        if (record.state === "shredded") return yield* new DataKeyShredded({ dataKey: id, scope: record.scope })
+        const material = yield* keyring.unwrap(record.wrapped, contextOf(location, id, record.scope))
+        const key = { id, material }
+        remember(key, now)
+        return key
+      })
+    )
+  }
 
   const rewrap = Effect.fn("DataKeys.rewrap")(function*(next: Keyring["Service"]) {
     let count = 0

@@ -184,22 +184,23 @@ export const encrypt = Effect.fnUntraced(function*(
 const undecryptable = new Set(["invalid-ciphertext", "wrong-key", "no-matching-key"])
 
 /** Decrypts a stored value, failing with `DecryptionFailed` (or `Shredded`) naming the key and seq. */
-export const decrypt = Effect.fnUntraced(function*(
+export const decrypt = (
   ciphertext: Uint8Array,
   binding: ValueBinding
-): Effect.fn.Return<Uint8Array, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> {
+): Effect.Effect<Uint8Array, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> => {
+  // Not a generator: a range read decrypts every item it returns, and the data key is nearly always cached.
   const failed = (reason: string) => new DecryptionFailed({ key: binding.key, seq: binding.seq, reason })
   const keyId = keyIdOf(ciphertext)
-  if (Result.isFailure(keyId)) return yield* failed(keyId.failure)
-  const dataKeys = yield* DataKeys
-  const key = yield* dataKeys.forDecryption(keyId.success).pipe(
+  if (Result.isFailure(keyId)) return Effect.fail(failed(keyId.failure))
+  return DataKeys.use((dataKeys) => dataKeys.forDecryption(keyId.success)).pipe(
     Effect.catchTags({
       DataKeyNotFound: (error) => Effect.fail(failed(`data key ${error.dataKey} does not exist`)),
       DataKeyShredded: (error) => Effect.fail(new Shredded({ key: binding.key, seq: binding.seq, scope: error.scope })),
       KeyringError: (error) => Effect.fail(undecryptable.has(error.failure) ? failed(error.message) : error)
+    }),
+    Effect.flatMap((key) => {
+      const plaintext = decryptWith(key, ciphertext, binding)
+      return Result.isFailure(plaintext) ? Effect.fail(failed(plaintext.failure)) : Effect.succeed(plaintext.success)
     })
   )
-  const plaintext = decryptWith(key, ciphertext, binding)
-  if (Result.isFailure(plaintext)) return yield* failed(plaintext.failure)
-  return plaintext.success
-})
+}
