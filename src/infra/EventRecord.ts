@@ -132,15 +132,16 @@ export const itemSize = (item: AttributeMap): number => {
   return size
 }
 
+const attributeNameBytes = Object.values(Attr).reduce((sum, name) => sum + name.length, 0)
+
 /**
  * An upper bound of the size of any event item carrying a value of this many
  * bytes under this key, so oversized values are refused before any I/O.
  */
 export const maxItemBytes = (location: Location, key: string, valueBytes: number): number => {
-  const names = Object.values(Attr).reduce((sum, name) => sum + name.length, 0)
   const uuid = 36
   const number = 22
-  return names +
+  return attributeNameBytes +
     Buffer.byteLength(location.namespace, "utf8") +
     Buffer.byteLength(key, "utf8") + 9 +
     2 * uuid + 4 * number + "keep-alive".length +
