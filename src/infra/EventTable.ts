@@ -174,21 +174,23 @@ const make = Effect.fnUntraced(function*(location: Location) {
     return yield* new AppendConflict({ winner: existing ? yield* decodeState(existing) : undefined })
   })
 
-  const newest = (key: string, decoder: typeof decodeItem) =>
-    Effect.gen(function*() {
-      const output = yield* dynamo.call("Query", (client, abortSignal) =>
+  // Not a generator: every get and every write that reads first comes through here.
+  const newest = (key: string, decoder: typeof decodeItem): Effect.Effect<Option.Option<Event>, ReadError> =>
+    Effect.flatMap(
+      dynamo.call("Query", (client, abortSignal) =>
         client.send(
           new QueryCommand({
             ...rangeQuery(location.namespace, SortKey.lowerBound(key), SortKey.upperBound(key)),
             Limit: 1
           }),
           { abortSignal }
-        ))
-      const first = output.Items?.[0]
-      if (first !== undefined) return Option.some(yield* decoder(first))
-      // Read after the live range: burial writes the grave in the same transaction that removes the tombstone.
-      return yield* buried(key)
-    })
+        )),
+      (output) => {
+        const first = output.Items?.[0]
+        // Read after the live range: burial writes the grave in the same transaction that removes the tombstone.
+        return first === undefined ? buried(key) : Effect.map(decoder(first), Option.some)
+      }
+    )
 
   /** Tombstones this table read from a grave: a strict write after one checks the grave, not the live range. */
   const buriedEvents = new WeakSet<Event>()
