@@ -6,14 +6,18 @@
  */
 import * as Key from "./Key.ts"
 
-const maxSeq = (1n << 64n) - 1n
+// 2^64−1 − seq is seq with every bit flipped; seqs are safe integers, so two 32-bit halves hold them without the
+// BigInt arithmetic every write and every item of a range read paid for.
+const twoTo32 = 2 ** 32
 
 /** The sort key of event `seq` of `key`. */
 export const encode = (key: string, seq: number): Uint8Array => {
   const keyBytes = Key.toBytes(key)
   const out = new Uint8Array(keyBytes.length + Key.sortKeySuffixBytes)
   out.set(keyBytes, 0)
-  new DataView(out.buffer).setBigUint64(keyBytes.length + 1, maxSeq - BigInt(seq), false)
+  const view = new DataView(out.buffer)
+  view.setUint32(keyBytes.length + 1, ~Math.floor(seq / twoTo32) >>> 0, false)
+  view.setUint32(keyBytes.length + 5, ~(seq % twoTo32) >>> 0, false)
   return out
 }
 
@@ -23,7 +27,7 @@ export const decode = (sortKey: Uint8Array): { readonly key: string; readonly se
   const view = new DataView(sortKey.buffer, sortKey.byteOffset, sortKey.byteLength)
   return {
     key: Key.fromBytes(sortKey.subarray(0, split)),
-    seq: Number(maxSeq - view.getBigUint64(split + 1, false))
+    seq: (~view.getUint32(split + 1, false) >>> 0) * twoTo32 + (~view.getUint32(split + 5, false) >>> 0)
   }
 }
 

@@ -132,15 +132,16 @@ export const itemSize = (item: AttributeMap): number => {
   return size
 }
 
+const attributeNameBytes = Object.values(Attr).reduce((sum, name) => sum + name.length, 0)
+
 /**
  * An upper bound of the size of any event item carrying a value of this many
  * bytes under this key, so oversized values are refused before any I/O.
  */
 export const maxItemBytes = (location: Location, key: string, valueBytes: number): number => {
-  const names = Object.values(Attr).reduce((sum, name) => sum + name.length, 0)
   const uuid = 36
   const number = 22
-  return names +
+  return attributeNameBytes +
     Buffer.byteLength(location.namespace, "utf8") +
     Buffer.byteLength(key, "utf8") + 9 +
     2 * uuid + 4 * number + "keep-alive".length +
@@ -192,58 +193,75 @@ const numberOf = (item: AttributeMap, name: string): number | undefined => {
   return Number.isSafeInteger(value) ? value : undefined
 }
 
-/**
- * The event an item holds, with its value decrypted. A structurally broken
- * item is a `StorageFailure`; one that does not authenticate is `DecryptionFailed`.
- */
-export const decode = Effect.fnUntraced(function*(
-  location: Location,
-  stored: StoredItem,
-  options?: { readonly tolerateShredded?: boolean }
-): Effect.fn.Return<Event, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> {
-  const item = attributesOf(stored)
+type ParseError = DecryptionFailed | StorageFailure
+
+/** The event an item holds with its value still encrypted, or why the item holds no event; no I/O, no crypto. */
+const parse = (
+  item: AttributeMap
+): Result.Result<{ readonly event: Event; readonly ciphertext: Uint8Array | undefined }, ParseError> => {
   const sortKey = item[Attr.sort]?.B
-  if (sortKey === undefined) return yield* corrupt("item has no sort key")
-  const { key, seq } = yield* Effect.try({
-    try: () => SortKey.decode(sortKey),
-    catch: () => corrupt("sort key is not a valid event sort key")
-  })
+  if (sortKey === undefined) return Result.fail(corrupt("item has no sort key"))
+  let decoded: { readonly key: string; readonly seq: number }
+  try {
+    decoded = SortKey.decode(sortKey)
+  } catch {
+    return Result.fail(corrupt("sort key is not a valid event sort key"))
+  }
+  const { key, seq } = decoded
+  const failed = (reason: string) => Result.fail(new DecryptionFailed({ key, seq, reason }))
   const revision = item[Attr.revision]?.S
   const op = item[Attr.op]?.S as EventOp | undefined
   const timestamp = numberOf(item, Attr.timestamp)
   const expires = numberOf(item, Attr.expires)
   // The seq attribute duplicates the sort key for stream consumers; a mismatch means the item was edited.
-  if (numberOf(item, Attr.seq) !== seq) {
-    return yield* new DecryptionFailed({ key, seq, reason: "seq attribute does not match the sort key" })
-  }
+  if (numberOf(item, Attr.seq) !== seq) return failed("seq attribute does not match the sort key")
   if (revision === undefined || op === undefined || !eventOps.includes(op) || timestamp === undefined) {
-    return yield* new DecryptionFailed({ key, seq, reason: "event attributes are missing or malformed" })
+    return failed("event attributes are missing or malformed")
   }
-  if (item[Attr.expires] !== undefined && expires === undefined) {
-    return yield* new DecryptionFailed({ key, seq, reason: "expiry attribute is malformed" })
-  }
+  if (item[Attr.expires] !== undefined && expires === undefined) return failed("expiry attribute is malformed")
   const event: Event = { key, seq, revision, op, expires, timestamp, valueRevision: item[Attr.valueRevision]?.S }
   const ciphertext = item[Attr.value]?.B
   const hasValue = op === "put" || op === "keep-alive"
-  if (hasValue && ciphertext === undefined) {
-    return yield* new DecryptionFailed({ key, seq, reason: `a ${op} event must carry a value` })
-  }
+  if (hasValue && ciphertext === undefined) return failed(`a ${op} event must carry a value`)
+  return Result.succeed({ event, ciphertext })
+}
+
+/**
+ * The event an item holds, with its value decrypted. A structurally broken
+ * item is a `StorageFailure`; one that does not authenticate is `DecryptionFailed`.
+ */
+export const decode = (
+  location: Location,
+  stored: StoredItem,
+  options?: { readonly tolerateShredded?: boolean }
+): Effect.Effect<Event, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> => {
+  // Not a generator: range reads decode every item they return, so everything but the data key is synchronous.
+  const parsed = parse(attributesOf(stored))
+  if (Result.isFailure(parsed)) return Effect.fail(parsed.failure)
+  const { ciphertext, event } = parsed.success
   // A tombstone without authentication: written before 0.2, or forged (the worker reports it, see TamperWatch).
-  if (ciphertext === undefined) return event
-  const value = yield* ValueCipher.decrypt(ciphertext, bindingOf(location, event)).pipe(
-    Effect.map((plaintext): Uint8Array | Shredded => plaintext),
-    // A tombstone's authentication under a shredded data key cannot be checked, and guards nothing readable.
-    Effect.catchTag(
-      "Shredded",
-      (error) => (options?.tolerateShredded || !hasValue ? Effect.succeed(error) : Effect.fail(error))
-    )
-  )
-  if (!hasValue) {
-    if (!(value instanceof Uint8Array)) return { ...event, shredded: { scope: value.scope } }
-    if (value.length > 0) {
-      return yield* new DecryptionFailed({ key, seq, reason: `a ${op} event's authentication holds a value` })
-    }
-    return event
+  if (ciphertext === undefined) return Effect.succeed(event)
+  const decrypted = ValueCipher.decrypt(ciphertext, bindingOf(location, event))
+  if (event.op === "delete" || event.op === "expire") {
+    // A tombstone's authentication is an empty value; under a shredded data key it cannot be checked, and guards
+    // nothing readable.
+    return Effect.matchEffect(decrypted, {
+      onSuccess: (plaintext) =>
+        plaintext.length === 0
+          ? Effect.succeed(event)
+          : Effect.fail(
+            new DecryptionFailed({
+              key: event.key,
+              seq: event.seq,
+              reason: `a ${event.op} event's authentication holds a value`
+            })
+          ),
+      onFailure: (error) =>
+        error._tag === "Shredded" ? Effect.succeed({ ...event, shredded: { scope: error.scope } }) : Effect.fail(error)
+    })
   }
-  return value instanceof Uint8Array ? { ...event, value } : { ...event, shredded: { scope: value.scope } }
-})
+  const value = Effect.map(decrypted, (plaintext): Event => ({ ...event, value: plaintext }))
+  return options?.tolerateShredded
+    ? Effect.catchTag(value, "Shredded", (error) => Effect.succeed({ ...event, shredded: { scope: error.scope } }))
+    : value
+}

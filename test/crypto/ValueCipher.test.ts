@@ -86,7 +86,7 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
     )
   })
 
-  it("uses a fresh salt and iv: the same value encrypts differently each time", () => {
+  it("uses a fresh iv: the same value encrypts differently each time", () => {
     const a = ValueCipher.encryptWith(key, plaintext, binding)
     const b = ValueCipher.encryptWith(key, plaintext, binding)
     expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false)
@@ -100,12 +100,24 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
     expect(ciphertext.includes(Buffer.from(Redacted.value(key.material)))).toBe(false)
   })
 
-  it("lays out version 1, key id length and key id first", () => {
+  it("lays out version 2, key id length and key id first", () => {
     const ciphertext = ValueCipher.encryptWith(makeKey("kid"), plaintext, binding)
-    expect(ciphertext[0]).toBe(1)
+    expect(ciphertext[0]).toBe(2)
     expect(ciphertext[1]).toBe(3)
     expect(Buffer.from(ciphertext.subarray(2, 5)).toString("utf8")).toBe("kid")
-    expect(ValueCipher.overheadBytes(3)).toBe(2 + 3 + 32 + 32 + 12 + 16)
+    expect(ValueCipher.overheadBytes(3)).toBe(2 + 3 + 32 + 12 + 16)
+    expect(ValueCipher.overheadBytes(3, 1)).toBe(2 + 3 + 32 + 32 + 12 + 16)
+    expect(ciphertext.length).toBe(plaintext.length + ValueCipher.overheadBytes(3))
+  })
+
+  it("values under one data key share its commitment, each with its own iv", () => {
+    const [a, b] = [0, 1].map(() => ValueCipher.encryptWith(key, plaintext, binding))
+    const commitment = (c: Uint8Array) => Buffer.from(c.subarray(2 + key.id.length, 2 + key.id.length + 32))
+    const iv = (c: Uint8Array) => Buffer.from(c.subarray(2 + key.id.length + 32, 2 + key.id.length + 44))
+    expect(commitment(a!).equals(commitment(b!))).toBe(true)
+    expect(iv(a!).equals(iv(b!))).toBe(false)
+    const other = ValueCipher.encryptWith(makeKey(key.id), plaintext, binding)
+    expect(commitment(a!).equals(commitment(other))).toBe(false)
   })
 
   describe("changing any binding field makes decryption fail", () => {
@@ -181,7 +193,7 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
 
   it("flipping each bit of the header fails (exhaustive)", () => {
     const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
-    const headerBits = (2 + key.id.length + 32 + 32 + 12) * 8
+    const headerBits = (2 + key.id.length + 32 + 12) * 8
     for (let bit = 0; bit < headerBits; bit++) {
       const tampered = new Uint8Array(ciphertext)
       tampered[bit >> 3]! ^= 1 << (bit & 7)
@@ -219,7 +231,7 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
 
   it("an unknown version fails", () => {
     const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
-    for (const version of [0, 2, 255]) {
+    for (const version of [0, 3, 255]) {
       const tampered = new Uint8Array(ciphertext)
       tampered[0] = version
       expect(reasonOf(ValueCipher.decryptWith(key, tampered, binding))).toBe(`unknown ciphertext version ${version}`)
@@ -258,6 +270,46 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
   })
 })
 
+/**
+ * Tables in the wild hold values written in version 1 (a key derived per value from a salt): they must keep
+ * reading. This one was written by version 1's `encryptWith` under a fixed key.
+ */
+describe("ValueCipher.decryptWith on version 1 values", () => {
+  const v1Key = makeKey(
+    "key-1",
+    new Uint8Array(Buffer.from("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "hex"))
+  )
+  const v1 = new Uint8Array(Buffer.from(
+    "01056b65792d3113cf37d603e69f8e441ec12cbdbb93b4cc4a9ed81753acfdd247472c4d1064a7f6843f0bd7494812ffead066f0b21901" +
+      "a62f6445154cc0e003ac886574eaa11f12947583ea19f84b6ce539fa8caf5e55a1e4cb5c3499c0e3b9e98de304f0164291055745f66d9830",
+    "hex"
+  ))
+
+  it("decrypts a version 1 value and names its data key", () => {
+    expect(v1[0]).toBe(1)
+    expect(ValueCipher.keyIdOf(v1)).toEqual(Result.succeed("key-1"))
+    expect(v1.length).toBe(plaintext.length + ValueCipher.overheadBytes(5, 1))
+    same(decrypted(ValueCipher.decryptWith(v1Key, v1, binding)), plaintext)
+  })
+
+  it("fails under another binding, another key with its id, or any flipped bit", () => {
+    reasonOf(ValueCipher.decryptWith(v1Key, v1, { ...binding, seq: 8 }))
+    expect(reasonOf(ValueCipher.decryptWith(makeKey("key-1"), v1, binding))).toMatch(/commitment/)
+    for (let bit = 0; bit < v1.length * 8; bit++) {
+      const tampered = new Uint8Array(v1)
+      tampered[bit >> 3]! ^= 1 << (bit & 7)
+      reasonOf(ValueCipher.decryptWith(v1Key, tampered, binding))
+    }
+  })
+
+  it("a truncated version 1 value fails at every length", () => {
+    for (let length = 0; length < v1.length; length++) {
+      const reason = reasonOf(ValueCipher.decryptWith(v1Key, v1.slice(0, length), binding))
+      if (length < ValueCipher.overheadBytes(5, 1)) expect(reason).toMatch(/truncated/)
+    }
+  })
+})
+
 describe("ValueCipher.keyIdOf", () => {
   it("reads the key id, including multi-byte ids", () => {
     for (const id of ["key-1", "clé-🔑", "raw-0123456789abcdef", "x".repeat(255)]) {
@@ -275,8 +327,9 @@ describe("ValueCipher.keyIdOf", () => {
     expect(reason(new Uint8Array(0))).toMatch(/truncated/)
     expect(reason(new Uint8Array([1]))).toMatch(/truncated/)
     expect(reason(new Uint8Array([1, 3, 0x6b]))).toMatch(/truncated/)
-    expect(reason(new Uint8Array(ValueCipher.overheadBytes(3) - 1).fill(3, 1, 2).fill(1, 0, 1))).toMatch(/truncated/)
-    expect(reason(new Uint8Array([2, 0, ...new Uint8Array(200)]))).toMatch(/unknown ciphertext version 2/)
+    expect(reason(new Uint8Array(ValueCipher.overheadBytes(3) - 1).fill(3, 1, 2).fill(2, 0, 1))).toMatch(/truncated/)
+    expect(reason(new Uint8Array(ValueCipher.overheadBytes(3, 1) - 1).fill(3, 1, 2).fill(1, 0, 1))).toMatch(/truncated/)
+    expect(reason(new Uint8Array([3, 0, ...new Uint8Array(200)]))).toMatch(/unknown ciphertext version 3/)
   })
 })
 

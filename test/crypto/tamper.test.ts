@@ -68,10 +68,9 @@ const flipVal = (item: RawItem, offset: (ciphertext: Uint8Array) => number): Raw
   ciphertext[offset(ciphertext)]! ^= 0x04
   return edit(item, { [Attr.value]: { B: ciphertext } })
 }
-// Layout: version | id length | id | salt (32) | commitment (32) | iv (12) | body | tag (16)
+// Layout (version 2, what the store writes): version | id length | id | commitment (32) | iv (12) | body | tag (16)
 const idStart = () => 2
-const saltStart = (c: Uint8Array) => 2 + c[1]!
-const commitmentStart = (c: Uint8Array) => saltStart(c) + 32
+const commitmentStart = (c: Uint8Array) => 2 + c[1]!
 const ivStart = (c: Uint8Array) => commitmentStart(c) + 32
 const bodyStart = (c: Uint8Array) => ivStart(c) + 12
 
@@ -113,7 +112,15 @@ const cases: ReadonlyArray<Case> = [
     name: "val: data key id bytes",
     tamper: (item) => ({ item: flipVal(item, (c) => idStart() + Math.floor(c[1]! / 2)) })
   },
-  { name: "val: salt", tamper: (item) => ({ item: flipVal(item, (c) => saltStart(c) + 5) }) },
+  {
+    // A downgrade: version 1 would read a salt where version 2 has its commitment.
+    name: "val: version 2 relabelled as version 1",
+    tamper: (item) => {
+      const ciphertext = new Uint8Array(item[Attr.value]!.B!)
+      ciphertext[0] = 1
+      return { item: edit(item, { [Attr.value]: { B: ciphertext } }) }
+    }
+  },
   { name: "val: key commitment", tamper: (item) => ({ item: flipVal(item, (c) => commitmentStart(c) + 31) }) },
   { name: "val: iv", tamper: (item) => ({ item: flipVal(item, (c) => ivStart(c)) }) },
   { name: "val: body", tamper: (item) => ({ item: flipVal(item, (c) => bodyStart(c) + 2) }) },

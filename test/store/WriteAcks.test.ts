@@ -62,6 +62,26 @@ describe("WriteAcks", () => {
       expect(acks.eventsOf("r3")).toBeUndefined()
     }))
 
+  // Was a cost on every write: the store's own watch feed always listens, so every revision of a process without
+  // views was remembered (up to 100,000 of them) for lookups nobody would make.
+  it.effect("a listener that looks nothing up hears every write, but nothing is remembered for it", () =>
+    Effect.gen(function*() {
+      const acks = WriteAcks.make()
+      const heard: Array<number> = []
+      yield* acks.subscribe((ack) => heard.push(ack.ordinal), { remember: false })
+      acks.publish("r1", [event("/a", 1, "r1")])
+      expect(heard).toEqual([1])
+      expect(acks.eventsOf("r1")).toBeUndefined()
+      const scope = yield* Scope.make()
+      yield* acks.subscribe(() => {}).pipe(Scope.provide(scope))
+      acks.publish("r2", [event("/a", 2, "r2")])
+      expect(acks.eventsOf("r2")?.map((acked) => acked.seq)).toEqual([2])
+      yield* Scope.close(scope, Exit.void)
+      acks.publish("r3", [event("/a", 3, "r3")])
+      expect(heard).toEqual([1, 2, 3])
+      expect(acks.eventsOf("r3")).toBeUndefined()
+    }))
+
   it.effect("only the newest revisions are remembered, the oldest acknowledged forgotten first", () =>
     Effect.gen(function*() {
       const acks = WriteAcks.make({ rememberedRevisions: 2 })

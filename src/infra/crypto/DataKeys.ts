@@ -23,7 +23,7 @@ import * as MultiKeyring from "./MultiKeyring.ts"
 export interface DataKeyPolicy {
   /** A data key stops encrypting this long after it was made (and cached plaintext for reads is re-checked). */
   readonly maxAgeMillis: number
-  /** A data key stops encrypting after this many values. */
+  /** A data key stops encrypting after this many values (never more than {@link maxValuesPerDataKey}). */
   readonly maxValues: number
   /** A data key stops encrypting after this many plaintext bytes. */
   readonly maxBytes: number
@@ -41,6 +41,13 @@ export const defaultDataKeyPolicy: DataKeyPolicy = {
   readCacheSize: 1000,
   scopeOf: () => ""
 }
+
+/**
+ * The most values one data key ever encrypts, whatever the policy says: values under one data key share its value
+ * key (see `ValueCipher`) with random 96-bit IVs, and NIST SP 800-38D allows 2^32 of those per key. A data key is
+ * only ever encrypted with by the process that made it, so counting here is counting all its values.
+ */
+export const maxValuesPerDataKey = 2 ** 32
 
 /** A scope function that gives each key's first `depth` path segments their own data keys (`/users/alice`). */
 export const scopeByDepth = (depth: number) => (key: string): string =>
@@ -160,9 +167,12 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
     Effect.forkIn(scope)
   )
 
+  /** The id last put at the back of `reading` (the most recently used), so a repeated hit need not move it. */
+  let newest: string | undefined
   const remember = (key: DataKey, now: number) => {
     reading.delete(key.id)
     reading.set(key.id, { key, loaded: now })
+    newest = key.id
     for (const id of reading.keys()) {
       if (reading.size <= policy.readCacheSize) break
       reading.delete(id)
@@ -193,7 +203,7 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
   const usable = (cached: CachedKey | undefined, bytes: number, now: number): cached is CachedKey =>
     cached !== undefined &&
     now - cached.created < policy.maxAgeMillis &&
-    cached.values < policy.maxValues &&
+    cached.values < Math.min(policy.maxValues, maxValuesPerDataKey) &&
     cached.bytes + bytes <= policy.maxBytes
 
   const forEncryption = (scope: string, bytes: number) =>
@@ -211,29 +221,36 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
       return cached.key
     })
 
-  const forDecryption = (id: string) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const hit = reading.get(id)
-      if (hit && now - hit.loaded < policy.maxAgeMillis) {
-        // Least recently used goes first: a hit moves the key to the back.
+  const forDecryption = (id: string) => Effect.flatMap(Clock.currentTimeMillis, (now) => cachedOrLoaded(id, now))
+
+  // Not a generator: a range read asks once per item, nearly always a hit.
+  const cachedOrLoaded = (
+    id: string,
+    now: number
+  ): Effect.Effect<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded> => {
+    const hit = reading.get(id)
+    if (hit && now - hit.loaded < policy.maxAgeMillis) {
+      // Least recently used goes first: a hit moves the key to the back, unless it is there already.
+      if (newest !== id) {
         reading.delete(id)
         reading.set(id, hit)
-        return hit.key
+        newest = id
       }
-      return yield* loading(
-        id,
-        Effect.gen(function*() {
-          const record = Option.getOrUndefined(yield* DataKeyStore.get(location, id).pipe(withDynamo))
-          if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
-          if (record.state === "shredded") return yield* new DataKeyShredded({ dataKey: id, scope: record.scope })
-          const material = yield* keyring.unwrap(record.wrapped, contextOf(location, id, record.scope))
-          const key = { id, material }
-          remember(key, now)
-          return key
-        })
-      )
-    })
+      return Effect.succeed(hit.key)
+    }
+    return loading(
+      id,
+      Effect.gen(function*() {
+        const record = Option.getOrUndefined(yield* DataKeyStore.get(location, id).pipe(withDynamo))
+        if (record === undefined) return yield* new DataKeyNotFound({ dataKey: id })
+        if (record.state === "shredded") return yield* new DataKeyShredded({ dataKey: id, scope: record.scope })
+        const material = yield* keyring.unwrap(record.wrapped, contextOf(location, id, record.scope))
+        const key = { id, material }
+        remember(key, now)
+        return key
+      })
+    )
+  }
 
   const rewrap = Effect.fn("DataKeys.rewrap")(function*(next: Keyring["Service"]) {
     let count = 0

@@ -1,15 +1,21 @@
 /**
- * Value encryption: AES-256-GCM under a per-value key derived by HKDF from a
- * data key, with a key commitment, and associated data that binds the
- * ciphertext to where it belongs (table, namespace, key, seq, event id,
- * operation, expiry, kept revision, timestamp), so a ciphertext moved to another key,
- * seq or event fails to decrypt.
+ * Value encryption: AES-256-GCM under a key derived by HKDF from a data key, with a key commitment, and
+ * associated data that binds the ciphertext to where it belongs (table, namespace, key, seq, event id, operation,
+ * expiry, kept revision, timestamp), so a ciphertext moved to another key, seq or event fails to decrypt.
  *
- * Layout (version 1):
- *   version (1) | data-key-id length (1) | data key id | salt (32) | commitment (32) | iv (12) | ciphertext | tag (16)
+ * Layouts (the first byte says which; values are written in version 2, both are read):
+ *   version 2: version | data-key-id length (1) | data key id | commitment (32) | iv (12) | ciphertext | tag (16)
+ *   version 1: version | data-key-id length (1) | data key id | salt (32) | commitment (32) | iv (12) | ciphertext | tag (16)
+ *
+ * Version 1 derived a key per value from a random salt: an HKDF per value written or read, the largest single
+ * cost of a range read. Version 2 derives the value key and the commitment once per data key; each value has its
+ * own random 96-bit IV, and a data key encrypts at most `DataKeys.maxValuesPerDataKey` values (2^32, the bound
+ * NIST SP 800-38D sets for random IVs under one key), so IVs do not repeat. The commitment still ties every
+ * ciphertext to the one data key that can open it.
  */
 import { Effect, Redacted, Result } from "effect"
-import { createCipheriv, createDecipheriv, hkdfSync, timingSafeEqual } from "node:crypto"
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, timingSafeEqual } from "node:crypto"
+import type { KeyObject } from "node:crypto"
 import { DecryptionFailed, Shredded } from "../../domain/Errors.ts"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { EventOp } from "../../domain/Event.ts"
@@ -32,19 +38,25 @@ export interface ValueBinding {
   readonly timestamp: number
 }
 
-const version = 1
+/** The layout values are written in. */
+export const currentVersion = 2
 const saltBytes = 32
 const commitmentBytes = 32
 const ivBytes = 12
 const tagBytes = 16
-const hkdfInfo = Buffer.from("dynastate/v1/value-key")
+const hkdfInfoV1 = Buffer.from("dynastate/v1/value-key")
+const hkdfInfoV2 = Buffer.from("dynastate/v2/value-key")
+const noSalt = Buffer.alloc(0)
 
 /** The longest data key id a ciphertext header can name. */
 export const maxKeyIdBytes = 255
 
-/** Bytes a ciphertext adds to its plaintext for a key id of this length. */
-export const overheadBytes = (keyIdLength: number): number =>
-  2 + keyIdLength + saltBytes + commitmentBytes + ivBytes + tagBytes
+/** Bytes between the key id and the IV: version 1's salt and commitment, version 2's commitment. */
+const keyMaterialBytes = (version: number) => (version === 1 ? saltBytes : 0) + commitmentBytes
+
+/** Bytes a ciphertext of `version` (the current one by default) adds to its plaintext for a key id of this length. */
+export const overheadBytes = (keyIdLength: number, version: number = currentVersion): number =>
+  2 + keyIdLength + keyMaterialBytes(version) + ivBytes + tagBytes
 
 const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
   Buffer.concat([
@@ -64,24 +76,40 @@ const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
     )
   ])
 
-// Called inside `quietly`; the data key's KeyObject is made once per data key.
-const deriveKeys = (key: DataKey, salt: Uint8Array) => {
-  const okm = Buffer.from(hkdfSync("sha256", secretKeyOf(key, Redacted.value(key.material)), salt, hkdfInfo, 64))
-  return { encryption: okm.subarray(0, 32), commitment: okm.subarray(32, 64) }
+interface ValueKey {
+  readonly encryption: KeyObject
+  readonly commitment: Buffer
 }
 
-/** Encrypts a value under a data key, bound to `binding`. */
+// Called inside `quietly`; the data key's KeyObject is made once per data key. The value key is handed to the
+// cipher as a KeyObject: given a Buffer, `createCipheriv` first brand-checks it as a KeyObject and as a CryptoKey,
+// each check a native exception, which costs more than making the KeyObject (`createSecretKey` skips the checks).
+const derive = (key: DataKey, salt: Uint8Array, info: Buffer): ValueKey => {
+  const okm = Buffer.from(hkdfSync("sha256", secretKeyOf(key, Redacted.value(key.material)), salt, info, 64))
+  return { encryption: createSecretKey(okm.subarray(0, 32)), commitment: okm.subarray(32, 64) }
+}
+
+// Version 2's value key, derived once per data key and kept while the data key lives (as its KeyObject is).
+const valueKeys = new WeakMap<DataKey, ValueKey>()
+const valueKeyOf = (key: DataKey): ValueKey => {
+  let derived = valueKeys.get(key)
+  if (derived === undefined) {
+    derived = derive(key, noSalt, hkdfInfoV2)
+    valueKeys.set(key, derived)
+  }
+  return derived
+}
+
+/** Encrypts a value under a data key, bound to `binding`, in the current layout. */
 export const encryptWith = (key: DataKey, plaintext: Uint8Array, binding: ValueBinding): Uint8Array => {
   const keyId = Buffer.from(key.id, "utf8")
   if (keyId.length === 0 || keyId.length > maxKeyIdBytes) {
     throw new RangeError(`key id must be 1 to ${maxKeyIdBytes} bytes`)
   }
-  const random = randomBytes(saltBytes + ivBytes)
-  const salt = random.subarray(0, saltBytes)
-  const iv = random.subarray(saltBytes)
+  const iv = randomBytes(ivBytes)
   return quietly(() => {
-    const derived = deriveKeys(key, salt)
-    const header = Buffer.concat([Buffer.from([version, keyId.length]), keyId, salt, derived.commitment, iv])
+    const derived = valueKeyOf(key)
+    const header = Buffer.concat([Buffer.from([currentVersion, keyId.length]), keyId, derived.commitment, iv])
     const cipher = createCipheriv("aes-256-gcm", derived.encryption, iv)
     cipher.setAAD(associatedData(header, binding))
     const body = cipher.update(plaintext)
@@ -98,10 +126,11 @@ export const encryptWith = (key: DataKey, plaintext: Uint8Array, binding: ValueB
 /** The data key id a ciphertext names, or why it cannot be read. */
 export const keyIdOf = (ciphertext: Uint8Array): Result.Result<string, string> => {
   if (ciphertext.length < 2) return Result.fail("ciphertext is truncated")
-  if (ciphertext[0] !== version) return Result.fail(`unknown ciphertext version ${ciphertext[0]}`)
+  const version = ciphertext[0]!
+  if (version !== 1 && version !== 2) return Result.fail(`unknown ciphertext version ${version}`)
   const length = ciphertext[1]!
   if (length === 0) return Result.fail("ciphertext names no data key")
-  if (ciphertext.length < overheadBytes(length)) return Result.fail("ciphertext is truncated")
+  if (ciphertext.length < overheadBytes(length, version)) return Result.fail("ciphertext is truncated")
   return Result.succeed(Buffer.from(ciphertext.subarray(2, 2 + length)).toString("utf8"))
 }
 
@@ -113,20 +142,21 @@ export const decryptWith = (
 ): Result.Result<Uint8Array, string> => {
   const id = keyIdOf(ciphertext)
   if (Result.isFailure(id)) return Result.fail(id.failure)
+  const version = ciphertext[0]!
   let offset = 2 + ciphertext[1]!
   const take = (n: number) => {
     const part = ciphertext.subarray(offset, offset + n)
     offset += n
     return part
   }
-  const salt = take(saltBytes)
+  const salt = version === 1 ? take(saltBytes) : undefined
   const commitment = take(commitmentBytes)
   const iv = take(ivBytes)
   const header = ciphertext.subarray(0, offset)
   const body = ciphertext.subarray(offset, ciphertext.length - tagBytes)
   const tag = ciphertext.subarray(ciphertext.length - tagBytes)
   return quietly(() => {
-    const derived = deriveKeys(key, salt)
+    const derived = salt === undefined ? valueKeyOf(key) : derive(key, salt, hkdfInfoV1)
     if (!timingSafeEqual(derived.commitment, commitment)) return Result.fail("key commitment does not match")
     try {
       const decipher = createDecipheriv("aes-256-gcm", derived.encryption, iv)
@@ -154,22 +184,23 @@ export const encrypt = Effect.fnUntraced(function*(
 const undecryptable = new Set(["invalid-ciphertext", "wrong-key", "no-matching-key"])
 
 /** Decrypts a stored value, failing with `DecryptionFailed` (or `Shredded`) naming the key and seq. */
-export const decrypt = Effect.fnUntraced(function*(
+export const decrypt = (
   ciphertext: Uint8Array,
   binding: ValueBinding
-): Effect.fn.Return<Uint8Array, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> {
+): Effect.Effect<Uint8Array, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> => {
+  // Not a generator: a range read decrypts every item it returns, and the data key is nearly always cached.
   const failed = (reason: string) => new DecryptionFailed({ key: binding.key, seq: binding.seq, reason })
   const keyId = keyIdOf(ciphertext)
-  if (Result.isFailure(keyId)) return yield* failed(keyId.failure)
-  const dataKeys = yield* DataKeys
-  const key = yield* dataKeys.forDecryption(keyId.success).pipe(
+  if (Result.isFailure(keyId)) return Effect.fail(failed(keyId.failure))
+  return DataKeys.use((dataKeys) => dataKeys.forDecryption(keyId.success)).pipe(
     Effect.catchTags({
       DataKeyNotFound: (error) => Effect.fail(failed(`data key ${error.dataKey} does not exist`)),
       DataKeyShredded: (error) => Effect.fail(new Shredded({ key: binding.key, seq: binding.seq, scope: error.scope })),
       KeyringError: (error) => Effect.fail(undecryptable.has(error.failure) ? failed(error.message) : error)
+    }),
+    Effect.flatMap((key) => {
+      const plaintext = decryptWith(key, ciphertext, binding)
+      return Result.isFailure(plaintext) ? Effect.fail(failed(plaintext.failure)) : Effect.succeed(plaintext.success)
     })
   )
-  const plaintext = decryptWith(key, ciphertext, binding)
-  if (Result.isFailure(plaintext)) return yield* failed(plaintext.failure)
-  return plaintext.success
-})
+}

@@ -12,7 +12,7 @@ import { CliError, CliOutput, Command } from "effect/cli"
 import { cli } from "./cli/Commands.ts"
 import { describeFailure, ExitCode, exitCodeOf, failureJson } from "./cli/Output.ts"
 
-const VERSION = "0.1.0"
+const VERSION = "0.2.0"
 
 /** Help and usage errors of a bad invocation go to stderr: stdout holds only results. */
 const presenter = CliOutput.layerPresenter({

@@ -279,7 +279,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
       })
       if (!actor.running) {
         actor.running = true
-        yield* Effect.forkIn(drain(actor), scope)
+        // Started at once, up to its first request: scheduling the start cost an event-loop turn per command.
+        yield* Effect.forkIn(drain(actor), scope, { startImmediately: true })
       }
       return yield* Deferred.await(reply)
     })

@@ -20,9 +20,20 @@ export const confirm = (
   events: ReadonlyArray<Event>,
   decidedAt: number
 ) =>
+  // Nearly every write is on time: only a late one runs the generator below.
+  Effect.flatMap(
+    Clock.currentTimeMillis,
+    (acknowledgedAt) =>
+      isLate(fence, decidedAt, acknowledgedAt) ? undoIfFreed(table, events, decidedAt, acknowledgedAt) : Effect.void
+  )
+
+const undoIfFreed = (
+  table: EventTable["Service"],
+  events: ReadonlyArray<Event>,
+  decidedAt: number,
+  acknowledgedAt: number
+) =>
   Effect.gen(function*() {
-    const acknowledgedAt = yield* Clock.currentTimeMillis
-    if (!isLate(fence, decidedAt, acknowledgedAt)) return
     const landings = yield* Effect.forEach(events, (event) => table.landing(event), { concurrency: 16 })
     const freed = events.find((_, index) => landings[index] === "Freed")
     if (freed === undefined) return

@@ -326,7 +326,8 @@ export class Watches extends Context.Service<Watches, {
         ownWrites: ((ack: Acknowledgement) => void) | undefined
       }
       let shared: Shared | undefined
-      yield* acks.subscribe((ack) => shared?.ownWrites?.(ack))
+      // Watchers need every write as it is acknowledged, never a lookup by revision: nothing to remember for them.
+      yield* acks.subscribe((ack) => shared?.ownWrites?.(ack), { remember: false })
 
       const failAll = (cause: Cause.Cause<WatchError>) =>
         Effect.sync(() => {

@@ -51,9 +51,14 @@ export interface WriteAcksService {
   readonly ordinal: () => number
   /**
    * Calls `listener` with every acknowledgement published while the scope lives, in order, in the acknowledging
-   * fiber before its caller is answered; it must be quick and must not throw.
+   * fiber before its caller is answered; it must be quick and must not throw. Writes are remembered for
+   * `eventsOf` while a subscriber that looks them up listens (`remember`, the default); the store's own watch feed
+   * subscribes with `remember: false`, so a process without views keeps nothing.
    */
-  readonly subscribe: (listener: (ack: Acknowledgement) => void) => Effect.Effect<void, never, Scope.Scope>
+  readonly subscribe: (
+    listener: (ack: Acknowledgement) => void,
+    options?: { readonly remember?: boolean | undefined }
+  ) => Effect.Effect<void, never, Scope.Scope>
 }
 
 /** How much is remembered for `eventsOf`. */
@@ -75,6 +80,8 @@ export class WriteAcks extends Context.Service<WriteAcks, WriteAcksService>()("d
 export const make = (options: WriteAcksOptions = defaultWriteAcksOptions): WriteAcksService => {
   const byRevision = new Map<string, Map<string, AckedEvent>>()
   const listeners = new Set<(ack: Acknowledgement) => void>()
+  /** Subscribers that look writes up by revision: only while there are some is anything remembered. */
+  let rememberers = 0
   let last = 0
 
   const remember = (revision: string, events: ReadonlyArray<Event>, ordinal: number) => {
@@ -95,7 +102,7 @@ export const make = (options: WriteAcksOptions = defaultWriteAcksOptions): Write
     publish: (revision, events) => {
       if (events.length === 0) return
       const ordinal = ++last
-      if (revision !== undefined && listeners.size > 0) remember(revision, events, ordinal)
+      if (revision !== undefined && rememberers > 0) remember(revision, events, ordinal)
       const ack: Acknowledgement = { revision, events, ordinal }
       for (const listener of listeners) listener(ack)
     },
@@ -104,10 +111,19 @@ export const make = (options: WriteAcksOptions = defaultWriteAcksOptions): Write
       return known === undefined ? undefined : [...known.values()]
     },
     ordinal: () => last,
-    subscribe: (listener) =>
-      Effect.acquireRelease(
-        Effect.sync(() => listeners.add(listener)),
-        () => Effect.sync(() => listeners.delete(listener))
+    subscribe: (listener, options) => {
+      const remembers = options?.remember ?? true
+      return Effect.acquireRelease(
+        Effect.sync(() => {
+          listeners.add(listener)
+          if (remembers) rememberers++
+        }),
+        () =>
+          Effect.sync(() => {
+            listeners.delete(listener)
+            if (remembers) rememberers--
+          })
       ).pipe(Effect.asVoid)
+    }
   }
 }
