@@ -4,13 +4,11 @@
  * means someone deleted an event item. `history` and `getAt` then fail with `HistoryGap` naming the key and the
  * seqs around the hole, instead of answering from a past with a piece cut out.
  */
-import { DeleteItemCommand } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import { randomUUID } from "node:crypto"
-import * as SortKey from "../../src/domain/SortKey.ts"
-import { Attr } from "../../src/infra/EventRecord.ts"
+import { deleteRawEvent } from "../support/RawTable.ts"
 import { makeClient, openStore, provisionTable } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 
@@ -26,15 +24,7 @@ const bytes = (value: string) => new TextEncoder().encode(value)
 const text = (value: Uint8Array) => new TextDecoder().decode(value)
 const uniqueKey = (label: string) => `/gap-${label}-${randomUUID().slice(0, 8)}`
 
-const deleteEventItem = (key: string, seq: number) =>
-  Effect.promise(() =>
-    client.send(
-      new DeleteItemCommand({
-        TableName: location.table,
-        Key: { [Attr.partition]: { S: location.namespace }, [Attr.sort]: { B: SortKey.encode(key, seq) } }
-      })
-    )
-  )
+const deleteEventItem = (key: string, seq: number) => Effect.promise(() => deleteRawEvent(client, location, key, seq))
 
 describe("history with an event removed", () => {
   it.effect("history and getAt fail with HistoryGap naming the hole", () =>

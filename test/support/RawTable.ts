@@ -3,7 +3,7 @@
  * holds, bypassing the store: a partition's items, a key's event items and a
  * namespace's graves, every page of them.
  */
-import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
@@ -56,6 +56,21 @@ export const rawKeyItems = (client: DynamoDBClient, location: RawLocation, key: 
     lower: SortKey.lowerBound(key),
     upper: SortKey.upperBound(key)
   })
+
+/** Deletes one event item of the live range by hand, as a principal with write access to the table could. */
+export const deleteRawEvent = async (
+  client: DynamoDBClient,
+  location: RawLocation,
+  key: string,
+  seq: number
+): Promise<void> => {
+  await client.send(
+    new DeleteItemCommand({
+      TableName: location.table,
+      Key: { [Attr.partition]: { S: location.namespace }, [Attr.sort]: { B: SortKey.encode(key, seq) } }
+    })
+  )
+}
 
 /** Every grave of a namespace (buried tombstones), as key, seq and op, ordered by key. */
 export const rawGraves = async (

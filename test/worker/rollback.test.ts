@@ -4,28 +4,16 @@
  * the older event is genuine; the worker, which saw the newer event, raises the alarm within one cycle. Removals
  * that compaction makes (superseded events moved to history, tombstones buried in graves) raise none.
  */
-import { DeleteItemCommand } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as SortKey from "../../src/domain/SortKey.ts"
-import { Attr } from "../../src/infra/EventRecord.ts"
+import { deleteRawEvent } from "../support/RawTable.ts"
 import { openStore } from "../support/TestStore.ts"
 import type { Env } from "./support.ts"
 import { bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
 
 /** Deletes one event item by hand, as a principal with write access to the table could. */
 const deleteEventItem = (env: Env, key: string, seq: number) =>
-  Effect.promise(() =>
-    env.client.send(
-      new DeleteItemCommand({
-        TableName: env.location.table,
-        Key: {
-          [Attr.partition]: { S: env.location.namespace },
-          [Attr.sort]: { B: SortKey.encode(key, seq) }
-        }
-      })
-    )
-  )
+  Effect.promise(() => deleteRawEvent(env.client, env.location, key, seq))
 
 describe("rollback detection", () => {
   it.live("deleting a key's newest event raises the alarm within one worker cycle", () =>
