@@ -33,7 +33,7 @@ import { text } from "../properties/linearizability/storeHistory.ts"
 import type { CampaignRecord } from "./Campaign.ts"
 import { ttlKeys } from "./Campaign.ts"
 import { indexBuckets, indexName, indexOf } from "./Protocol.ts"
-import type { RawEvents } from "./TableChecks.ts"
+import type { RawEvent, RawKey } from "./TableChecks.ts"
 import { plaintext, rawEvents } from "./TableChecks.ts"
 
 /** The store's documented corner cases (as in storeLinearizability.test.ts). */
@@ -193,7 +193,7 @@ const historyFold = (
 
 /** The expiring keys' events as the store's history and the raw table have them, read one right after the other. */
 interface ExpirySnapshot {
-  readonly raw: ReadonlyMap<string, RawEvents>
+  readonly raw: ReadonlyMap<string, RawKey>
   readonly events: ReadonlyMap<string, ReadonlyArray<Event>>
   readonly now: number
 }
@@ -209,7 +209,12 @@ const expirySnapshot = (store: Store["Service"], record: CampaignRecord, client?
     const raw = client === undefined
       ? new Map(
         [...events].map(([key, kept]) =>
-          [key, new Map(kept.map((e) => [e.seq, { op: e.op, expires: e.expires }]))] as const
+          [key, {
+            events: new Map(
+              kept.map((e) => [e.seq, { op: e.op, expires: e.expires, revision: e.revision, where: ["store"] }])
+            ),
+            conflicts: []
+          }] as const
         )
       )
       : yield* Effect.promise(() => rawEvents(client, record))
@@ -229,7 +234,9 @@ const expiry = ({ events, now, raw }: ExpirySnapshot): CheckOutcome => {
   const violations: Array<string> = []
   let expired = 0
   for (const key of ttlKeys) {
-    const kept = [...(raw.get(key) ?? new Map()).entries()].sort((a, b) => a[0] - b[0])
+    const rawKey = raw.get(key)
+    for (const conflict of rawKey?.conflicts ?? []) violations.push(`${key}: copies disagree at ${conflict}`)
+    const kept = [...(rawKey?.events ?? new Map<number, RawEvent>()).entries()].sort((a, b) => a[0] - b[0])
     kept.forEach(([seq, event], i) => {
       const next = kept[i + 1]
       const previous = kept[i - 1]
@@ -249,7 +256,24 @@ const expiry = ({ events, now, raw }: ExpirySnapshot): CheckOutcome => {
     const rawCount = kept.filter(([, e]) => e.op === "expire").length
     const storeCount = (events.get(key) ?? []).filter((e) => e.op === "expire").length
     if (rawCount !== storeCount) {
-      violations.push(`${key}: the table holds ${rawCount} expire events, the store's history shows ${storeCount}`)
+      const stored = new Map((events.get(key) ?? []).map((e) => [e.seq, e]))
+      const differing = [...new Set([...stored.keys(), ...kept.map(([seq]) => seq)])].sort((a, b) => a - b)
+        .filter((seq) => {
+          const inTable = rawKey?.events.get(seq)
+          return inTable?.op !== stored.get(seq)?.op || inTable?.revision !== stored.get(seq)?.revision
+        })
+        .map((seq) => {
+          const inTable = rawKey?.events.get(seq)
+          const inStore = stored.get(seq)
+          return `seq ${seq}: table ${
+            inTable === undefined ? "none" : `${inTable.op}@${inTable.revision} (${inTable.where.join("+")})`
+          }, store ${inStore === undefined ? "none" : `${inStore.op}@${inStore.revision}`}`
+        })
+      violations.push(
+        `${key}: the table holds ${rawCount} expire events, the store's history shows ${storeCount}; ${
+          differing.join("; ")
+        }`
+      )
     }
   }
   return { name: "expiry", violations, note: `${expired} expire events` }

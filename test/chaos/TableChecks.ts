@@ -12,38 +12,77 @@ import type { CampaignRecord } from "./Campaign.ts"
 import { ttlKeys } from "./Campaign.ts"
 import type { CheckOutcome } from "./Checks.ts"
 
-/** A key's events as the raw table has them (live range, history area, grave), by seq: op and expiry. */
-export type RawEvents = ReadonlyMap<number, { readonly op: string; readonly expires: number | undefined }>
+/** One event of a key as the raw table has it: op, expiry, revision, and where copies of it were found. */
+export interface RawEvent {
+  readonly op: string
+  readonly expires: number | undefined
+  readonly revision: string | undefined
+  /** `live`, `history`, `grave`: every place a copy of this seq was found, in reading order. */
+  readonly where: ReadonlyArray<string>
+}
 
-export const rawEvents = async (client: DynamoDBClient, record: CampaignRecord): Promise<Map<string, RawEvents>> => {
+/** A key's events as the raw table has them (live range, history area, grave), by seq. */
+export type RawEvents = ReadonlyMap<number, RawEvent>
+
+/** A key's raw events, and the seqs whose copies disagree (a history copy or grave that is not the live event). */
+export interface RawKey {
+  readonly events: RawEvents
+  readonly conflicts: ReadonlyArray<string>
+}
+
+const describe = (event: Omit<RawEvent, "where">) =>
+  `${event.op}@${event.revision}${event.expires === undefined ? "" : ` exp ${event.expires}`}`
+
+/**
+ * Every expiring key's events, read from the live range, then the history area, then the graves. A seq found in
+ * several places must be the same event everywhere (compaction copies, it never rewrites): any difference is listed
+ * as a conflict, and the copy read last is kept.
+ */
+export const rawEvents = async (client: DynamoDBClient, record: CampaignRecord): Promise<Map<string, RawKey>> => {
   const location = { table: record.table, namespace: record.namespace }
-  const byKey = new Map<string, Map<number, { op: string; expires: number | undefined }>>()
-  const add = (key: string, item: Record<string, AttributeValue>) => {
-    const events = byKey.get(key) ?? new Map()
-    const expires = item[Attr.expires]?.N
-    events.set(Number(item[Attr.seq]!.N), {
-      op: item[Attr.op]!.S!,
-      expires: expires === undefined ? undefined : Number(expires)
+  const byKey = new Map<string, { events: Map<number, RawEvent>; conflicts: Array<string> }>()
+  const add = (key: string, where: string, seq: number, event: Omit<RawEvent, "where">) => {
+    const entry = byKey.get(key) ?? { events: new Map<number, RawEvent>(), conflicts: [] }
+    byKey.set(key, entry)
+    const earlier = entry.events.get(seq)
+    // A grave keeps op and revision only; its expiry is not compared.
+    if (
+      earlier !== undefined &&
+      (earlier.op !== event.op || earlier.revision !== event.revision ||
+        (where !== "grave" && earlier.expires !== event.expires))
+    ) {
+      entry.conflicts.push(`seq ${seq}: ${earlier.where.join("+")} ${describe(earlier)}, ${where} ${describe(event)}`)
+    }
+    entry.events.set(seq, {
+      ...(where === "grave" && earlier !== undefined ? earlier : event),
+      where: [...(earlier?.where ?? []), where]
     })
-    byKey.set(key, events)
+  }
+  const fromItem = (item: Record<string, AttributeValue>) => {
+    const expires = item[Attr.expires]?.N
+    return {
+      op: item[Attr.op]!.S!,
+      expires: expires === undefined ? undefined : Number(expires),
+      revision: item[Attr.revision]?.S
+    }
   }
   for (const key of ttlKeys) {
-    for (const item of await rawKeyItems(client, location, key)) add(key, item)
+    for (const item of await rawKeyItems(client, location, key)) {
+      add(key, "live", Number(item[Attr.seq]!.N), fromItem(item))
+    }
   }
   for (const item of await rawPartition(client, record.table, historyPartition(location))) {
     // A marker for a freed seq 1 (retention none) holds no event.
     if (isFreedMarker(item)) continue
     const { key } = SortKey.decode(item[Attr.sort]!.B!)
-    if (ttlKeys.includes(key)) add(key, item)
+    if (ttlKeys.includes(key)) add(key, "history", Number(item[Attr.seq]!.N), fromItem(item))
   }
   for (const grave of await rawGraves(client, location)) {
     if (ttlKeys.includes(grave.key)) {
-      const events = byKey.get(grave.key) ?? new Map()
-      if (!events.has(grave.seq)) events.set(grave.seq, { op: grave.op, expires: undefined })
-      byKey.set(grave.key, events)
+      add(grave.key, "grave", grave.seq, { op: grave.op, expires: undefined, revision: grave.revision })
     }
   }
-  return byKey
+  return new Map([...byKey].map(([key, { conflicts, events }]) => [key, { events, conflicts }]))
 }
 
 const leaves = (value: AttributeValue): Array<string | Uint8Array> => {

@@ -76,12 +76,15 @@ export const deleteRawEvent = async (
 export const rawGraves = async (
   client: DynamoDBClient,
   location: RawLocation
-): Promise<Array<{ readonly key: string; readonly seq: number; readonly op: string }>> =>
+): Promise<
+  Array<{ readonly key: string; readonly seq: number; readonly op: string; readonly revision: string | undefined }>
+> =>
   (await queryAll(client, location.table, gravePartition(location)))
     .map((item) => ({
       key: SortKey.decode(item[tombstoneSortAttr]!.B!).key,
       seq: Number(item[Attr.seq]!.N),
-      op: item[Attr.op]!.S!
+      op: item[Attr.op]!.S!,
+      revision: item[Attr.revision]?.S
     }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
 
