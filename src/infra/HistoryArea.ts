@@ -22,7 +22,10 @@ export { historyPartition } from "./HistoryRecord.ts"
 export class HistoryArea extends Context.Service<HistoryArea, {
   /** The live events of a key up to and including `seq`, oldest first. */
   readonly upTo: (key: string, seq: number) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
-  /** Copies an event into the history area; `expiresAt` (epoch seconds) lets DynamoDB's TTL remove it. */
+  /**
+   * Copies an event into the history area; `expiresAt` (epoch seconds) lets DynamoDB's TTL remove it. A copy of
+   * another event already at its seq stays: see {@link HistoryArea} `archive`'s condition.
+   */
   readonly archive: (
     stored: StoredEvent,
     expiresAt: number | undefined
@@ -32,8 +35,11 @@ export class HistoryArea extends Context.Service<HistoryArea, {
    * strict first append still in flight checks it (see `HistoryRecord`). A copy already there stays.
    */
   readonly markFreed: (key: string, expiresAt: number) => Effect.Effect<void, Throttled | StorageFailure>
-  /** Removes an event from the live range (only ever a superseded one). */
-  readonly removeLive: (stored: StoredEvent) => Effect.Effect<void, Throttled | StorageFailure>
+  /**
+   * Removes an event from the live range (only ever a superseded one). False when its sort key no longer holds
+   * that very event: moved already, or another event landed there late (see `archive`).
+   */
+  readonly removeLive: (stored: StoredEvent) => Effect.Effect<boolean, Throttled | StorageFailure>
   /**
    * Moves a live tombstone into the key's grave, and into the history area
    * unless `history` is undefined: the copy first, then the grave, then the
@@ -72,14 +78,34 @@ export class HistoryArea extends Context.Service<HistoryArea, {
         [Attr.sort]: attributesOf(stored.item)[Attr.sort]!
       })
 
+      /*
+       * Never over a copy of another event at the same seq. Two events hold one seq only when a frozen writer's append
+       * landed in a seq compaction had freed (see `WriteFence`); the one archived first is the one the key's history
+       * was built from, and the late one was never acknowledged (its writer was told `LateWriteUndone`, or died).
+       * Its live copy is then removed without a copy, as its writer would have.
+       */
       const archive = (stored: StoredEvent, expiresAt: number | undefined) =>
-        dynamo.call(
+        dynamo.callConditional(
           "PutItem",
           (client, abortSignal) =>
-            client.send(new PutItemCommand({ TableName: location.table, Item: archivedItem(stored, expiresAt) }), {
-              abortSignal
-            })
-        ).pipe(Effect.asVoid)
+            client.send(
+              new PutItemCommand({
+                TableName: location.table,
+                Item: archivedItem(stored, expiresAt),
+                ConditionExpression: "attribute_not_exists(#sk) OR #rev = :rev",
+                ExpressionAttributeNames: { "#sk": Attr.sort, "#rev": Attr.revision },
+                ExpressionAttributeValues: { ":rev": attributesOf(stored.item)[Attr.revision] ?? { S: "" } }
+              }),
+              { abortSignal }
+            )
+        ).pipe(
+          Effect.asVoid,
+          Effect.catchTag("ConditionalCheckFailed", () =>
+            Effect.logWarning(
+              `history already holds another event at seq ${stored.seq} of ${stored.key}: the live one landed late ` +
+                "in a freed seq and leaves without a copy"
+            ).pipe(Effect.annotateLogs({ key: stored.key, seq: stored.seq })))
+        )
 
       // Only the event that was read: should its sort key ever hold another one, that one is not compaction's to move.
       const removeLive = (stored: StoredEvent) =>
@@ -156,7 +182,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
               Effect.asVoid,
               Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
             ),
-        removeLive: (stored) => Effect.asVoid(removeLive(stored)),
+        removeLive,
         archived: (key) =>
           table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true, partition })
             .pipe(

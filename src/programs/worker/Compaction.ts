@@ -90,7 +90,10 @@ export const compactEvents = Effect.fnUntraced(function*(
     if (options.retention._tag !== "None") yield* area.archive(stored, expiresAt)
     // No copy kept: a marker in its place, so a strict first append decided before the key existed stays refused.
     else if (stored.seq === 1) yield* area.markFreed(key, Math.ceil((now + freedMarkerMillis) / 1000))
-    yield* area.removeLive(stored)
+    // Not the event that was read: it left already, or a late write landed in its seq. Either way what is live is
+    // not what `events` says, and burying a tombstone over an event still live would bring that event back: the
+    // caller reads the key again and comes back at once.
+    if (!(yield* area.removeLive(stored))) return { dueAt: now, gone: undefined }
     gone = stored.seq
   }
   return { dueAt: undefined, gone }
