@@ -101,3 +101,18 @@ export const logLevel = (): LogLevel.LogLevel => {
   const wanted = process.env["CHAOS_LOG_LEVEL"]
   return LogLevel.values.find((level) => level === wanted) ?? "Error"
 }
+
+/**
+ * The configuration environment of a child's store: the campaign's table, namespace, key and write fence. The fence
+ * goes through the configuration, which wins over the store options (`StoreLive.storeOptions`): passed as an
+ * option only, it was silently replaced by the default 30 s fence, unsafe for the campaign's short settle time.
+ */
+export const storeEnvironment = (): Record<string, string> => ({
+  DYNASTATE_ENDPOINT: textSetting("CHAOS_ENDPOINT"),
+  DYNASTATE_REGION: "us-east-1",
+  DYNASTATE_TABLE_NAME: textSetting("CHAOS_TABLE"),
+  DYNASTATE_NAMESPACE: textSetting("CHAOS_NAMESPACE"),
+  DYNASTATE_KEYRING_KEY: textSetting("CHAOS_KEY"),
+  DYNASTATE_MAX_STATE_AGE: `${numberSetting("CHAOS_MAX_STATE_AGE")}ms`,
+  DYNASTATE_WRITE_TIMEOUT: `${numberSetting("CHAOS_WRITE_TIMEOUT")}ms`
+})

@@ -9,14 +9,13 @@ import * as readline from "node:readline"
 import { load } from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import { statusLine, workerLayer } from "../../src/programs/app/WorkerLive.ts"
-import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as ReplicatedView from "../../src/programs/views/ReplicatedView.ts"
 import { defaultCompactionOptions } from "../../src/programs/worker/Compaction.ts"
 import { defaultWorkerOptions } from "../../src/programs/worker/ProjectionWorker.ts"
 import { WorkerHealth } from "../../src/programs/worker/WorkerHealth.ts"
 import { text } from "../properties/linearizability/storeHistory.ts"
-import { indexName, indexOf, logLevel, numberSetting, send, textSetting } from "./Protocol.ts"
+import { indexName, indexOf, logLevel, numberSetting, send, storeEnvironment, textSetting } from "./Protocol.ts"
 
 const fence = {
   maxStateAgeMillis: numberSetting("CHAOS_MAX_STATE_AGE"),
@@ -25,18 +24,10 @@ const fence = {
 
 const program = Effect.gen(function*() {
   const table = textSetting("CHAOS_TABLE")
-  const config = yield* load({
-    env: {
-      DYNASTATE_ENDPOINT: textSetting("CHAOS_ENDPOINT"),
-      DYNASTATE_REGION: "us-east-1",
-      DYNASTATE_TABLE_NAME: table,
-      DYNASTATE_NAMESPACE: textSetting("CHAOS_NAMESPACE"),
-      DYNASTATE_KEYRING_KEY: textSetting("CHAOS_KEY")
-    }
-  })
-  const store = yield* Layer.build(
-    StoreLive.layer(config, { ...defaultStoreOptions, actors: { ...defaultStoreOptions.actors, fence } })
-  )
+  const config = yield* load({ env: storeEnvironment() })
+  // The fence the configuration gave the store is the one compaction's settle time is checked against.
+  if (config.writeFence.maxStateAgeMillis !== fence.maxStateAgeMillis) throw new Error("the store ignored the fence")
+  const store = yield* Layer.build(StoreLive.layer(config))
   const replica = yield* Effect.provide(ReplicatedView.make("chaos-replica", "/kv/"), store)
   const byValue = yield* Effect.provide(
     IndexView.make({ name: indexName, prefix: "/kv/", indexOf: (item) => indexOf(text(item.value)) }),

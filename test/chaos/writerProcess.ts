@@ -8,23 +8,12 @@ import { Context, Effect, Exit, Layer, Option, References } from "effect"
 import * as readline from "node:readline"
 import { load } from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
-import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
-import type { StoreOptions } from "../../src/programs/store/Store.ts"
+import { Store } from "../../src/programs/store/Store.ts"
 import type { KvErrorTag, KvOutput } from "../properties/linearizability/KvModel.ts"
 import { bytes, callFor, refusals } from "../properties/linearizability/storeHistory.ts"
 import type { Request, Response } from "./Protocol.ts"
-import { logLevel, numberSetting, send, textSetting } from "./Protocol.ts"
+import { logLevel, numberSetting, send, storeEnvironment } from "./Protocol.ts"
 
-const options: StoreOptions = {
-  ...defaultStoreOptions,
-  actors: {
-    ...defaultStoreOptions.actors,
-    fence: {
-      maxStateAgeMillis: numberSetting("CHAOS_MAX_STATE_AGE"),
-      writeTimeoutMillis: numberSetting("CHAOS_WRITE_TIMEOUT")
-    }
-  }
-}
 const opTimeoutMillis = numberSetting("CHAOS_OP_TIMEOUT")
 
 const run = (store: Store["Service"], request: Request): Effect.Effect<Response> => {
@@ -60,16 +49,8 @@ const run = (store: Store["Service"], request: Request): Effect.Effect<Response>
 }
 
 const program = Effect.gen(function*() {
-  const config = yield* load({
-    env: {
-      DYNASTATE_ENDPOINT: textSetting("CHAOS_ENDPOINT"),
-      DYNASTATE_REGION: "us-east-1",
-      DYNASTATE_TABLE_NAME: textSetting("CHAOS_TABLE"),
-      DYNASTATE_NAMESPACE: textSetting("CHAOS_NAMESPACE"),
-      DYNASTATE_KEYRING_KEY: textSetting("CHAOS_KEY")
-    }
-  })
-  const context = yield* Layer.build(StoreLive.layer(config, options))
+  const config = yield* load({ env: storeEnvironment() })
+  const context = yield* Layer.build(StoreLive.layer(config))
   const store = Context.get(context, Store)
   send({ ready: true })
   const lines = readline.createInterface({ input: process.stdin })
