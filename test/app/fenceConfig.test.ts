@@ -3,7 +3,7 @@
  * worker's compaction, which is checked against the writers' real fence, not the default one.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import * as WorkerLive from "../../src/programs/app/WorkerLive.ts"
@@ -27,5 +27,32 @@ describe("the write fence from configuration", () => {
       expect(options.deleteConcurrency).toBe(3)
       const compaction = WorkerLive.compactionOptions(config)
       expect(compaction).toMatchObject({ settleMillis: 480_000, writerFence: fence, retention: { _tag: "Forever" } })
+    }))
+
+  it.effect("refuses store options whose fence or write mode disagree with the configuration's, before any I/O", () =>
+    Effect.gen(function*() {
+      // Nothing listens on port 1: were the options not checked first, opening would fail on the connection.
+      const config = yield* StoreConfig.load({
+        env: { DYNASTATE_ENDPOINT: "http://127.0.0.1:1", DYNASTATE_REGION: "us-east-1" }
+      })
+      const fence = { maxStateAgeMillis: 1_000, writeTimeoutMillis: 1_000 }
+      const refused = yield* Effect.flip(
+        Layer.build(
+          StoreLive.layer(config, { ...defaultStoreOptions, actors: { ...defaultStoreOptions.actors, fence } })
+        )
+          .pipe(Effect.scoped)
+      )
+      expect(refused._tag).toBe("ConfigInvalid")
+      expect(refused.message).toContain("max_state_age")
+      expect(refused.message).toContain("write_timeout")
+      const strict = yield* Effect.flip(
+        Layer.build(
+          StoreLive.layer(config, {
+            ...defaultStoreOptions,
+            atomicWrite: { ...defaultStoreOptions.atomicWrite, writeMode: "strict" }
+          })
+        ).pipe(Effect.scoped)
+      )
+      expect(strict.message).toContain("write_mode")
     }))
 })

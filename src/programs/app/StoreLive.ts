@@ -12,6 +12,8 @@ import { Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import { TableSchemaMismatch } from "../../domain/Errors.ts"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import { defaultWriteFence } from "../../domain/WriteFence.ts"
+import type { WriteFence } from "../../domain/WriteFence.ts"
 import { DataKeys, defaultDataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
 import type { DataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
 import * as DataKeyStore from "../../infra/crypto/DataKeyStore.ts"
@@ -231,19 +233,53 @@ export const storeOptions = (config: StoreConfig, options: StoreOptions = defaul
   atomicWrite: { ...options.atomicWrite, fence: config.writeFence, writeMode: config.writeMode }
 })
 
+/**
+ * Store options that set a write fence or write mode other than the default and the configuration's: refused, since
+ * the configuration wins (see {@link storeOptions}) and an option silently replaced would leave writers on a fence
+ * their caller did not choose.
+ */
+export const conflictingOptions = (config: StoreConfig, options: StoreOptions): ConfigInvalid | undefined => {
+  const problems: Array<{ readonly field: string; readonly reason: string }> = []
+  const sameFence = (a: WriteFence, b: WriteFence) =>
+    a.maxStateAgeMillis === b.maxStateAgeMillis && a.writeTimeoutMillis === b.writeTimeoutMillis
+  for (const [name, given] of [["actors", options.actors], ["atomicWrite", options.atomicWrite]] as const) {
+    if (!sameFence(given.fence, defaultWriteFence) && !sameFence(given.fence, config.writeFence)) {
+      problems.push({
+        field: "max_state_age",
+        reason: `the store options' ${name}.fence (max state age ${given.fence.maxStateAgeMillis} ms, write timeout ` +
+          `${given.fence.writeTimeoutMillis} ms) differs from the configuration's; the write fence is configuration ` +
+          "(max_state_age, write_timeout), which the worker checks its settle time against: set it there"
+      })
+    }
+    if (given.writeMode !== undefined && given.writeMode !== "fenced" && given.writeMode !== config.writeMode) {
+      problems.push({
+        field: "write_mode",
+        reason: `the store options' ${name}.writeMode ${given.writeMode} differs from the configuration's ` +
+          `${config.writeMode}: set write_mode in the configuration`
+      })
+    }
+  }
+  const [first, ...rest] = problems
+  return first === undefined ? undefined : ConfigInvalid.of([first, ...rest])
+}
+
 const assemble = <E1, E2, R2>(
   config: StoreConfig,
   clients: Layer.Layer<Dynamo | StreamsApi, E1>,
   keyring: Layer.Layer<Keyring, E2, R2>,
   options: StoreOptions,
   open: OpenOptions
-) =>
-  Store.layer(storeOptions(config, options)).pipe(
+) => {
+  const assembled = Store.layer(storeOptions(config, options)).pipe(
     Layer.provideMerge(eventTableLayer(config)),
     // The table first: a reader told the table is missing learns the first thing to do.
     Layer.provide(Layer.provide(keyring, tableLayer(config, open))),
     Layer.provideMerge(clients)
   )
+  // Checked before anything is built: no DynamoDB Local started, no table touched.
+  const conflict = conflictingOptions(config, options)
+  return Layer.unwrap(conflict === undefined ? Effect.succeed(assembled) : Effect.fail(conflict))
+}
 
 /**
  * The whole store for a configuration: the DynamoDB clients (or the embedded DynamoDB Local), the keyring, the
