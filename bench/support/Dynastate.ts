@@ -88,7 +88,8 @@ export const open = (options: OpenOptions) =>
         ...defaultWorkerOptions(options.location.table),
         leases: { table: `${options.location.table}.projections`, group: options.worker.group }
       },
-      { retention: options.worker.retention, settleMillis: 0 }
+      // The store above writes in fenced mode, as a default deployment's worker knows from its configuration.
+      { retention: options.worker.retention, settleMillis: 0, writerMode: "fenced" }
     ).pipe(Layer.provide(Layer.succeedContext(context)))
     const workerContext = yield* Layer.build(worker)
     return { store, worker: Context.get(workerContext, ProjectionWorker) }

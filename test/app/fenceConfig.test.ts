@@ -26,7 +26,12 @@ describe("the write fence from configuration", () => {
       expect(options.atomicWrite).toEqual({ ...defaultStoreOptions.atomicWrite, fence, writeMode: "strict" })
       expect(options.deleteConcurrency).toBe(3)
       const compaction = WorkerLive.compactionOptions(config)
-      expect(compaction).toMatchObject({ settleMillis: 480_000, writerFence: fence, retention: { _tag: "Forever" } })
+      expect(compaction).toMatchObject({
+        settleMillis: 480_000,
+        writerFence: fence,
+        writerMode: "strict",
+        retention: { _tag: "Forever" }
+      })
     }))
 
   it.effect("refuses store options whose fence or write mode disagree with the configuration's, before any I/O", () =>

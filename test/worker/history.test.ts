@@ -165,6 +165,18 @@ describe("history", () => {
           rawPartition(env.client, env.location.table, historyPartition(env.location))
         )
         expect(again).toEqual(raw)
+
+        // Writers in fenced mode need no marker (their landing check covers a late first append): none is written.
+        const other = "/freed/fenced"
+        yield* writer.put({ key: other, value: bytes("v1") })
+        yield* writer.put({ key: other, value: bytes("v2") })
+        yield* pause
+        yield* compaction.all(() => Effect.void, { settleMillis: 1, retention: { _tag: "None" }, writerMode: "fenced" })
+        expect((yield* liveEvents(env)).map((event) => `${event.key}@${event.seq}`)).toEqual([`${other}@2`, `${key}@3`])
+        const after = yield* Effect.promise(() =>
+          rawPartition(env.client, env.location.table, historyPartition(env.location))
+        )
+        expect(after).toEqual(raw)
       }),
     30_000
   )

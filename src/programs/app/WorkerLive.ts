@@ -106,7 +106,8 @@ export const compactionOptions = (config: StoreConfig): CompactionOptions => ({
   ...defaultCompactionOptions,
   retention: config.historyRetention,
   settleMillis: config.settleMillis,
-  writerFence: config.writeFence
+  writerFence: config.writeFence,
+  writerMode: config.writeMode
 })
 
 /**

@@ -15,7 +15,7 @@ import { Clock, Context, Effect, Layer, Stream } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Retention } from "../../domain/Retention.ts"
 import { defaultSettleMillis, hasSettled } from "../../domain/WriteFence.ts"
-import type { WriteFence } from "../../domain/WriteFence.ts"
+import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
 import type { StoredEvent } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
@@ -29,6 +29,12 @@ export interface CompactionOptions {
   readonly settleMillis: number
   /** The fence the table's writers decide within, which `settleMillis` is checked against at start. */
   readonly writerFence?: WriteFence | undefined
+  /**
+   * How the table's writers append. With history off, a freed seq 1 gets a marker only for `strict` writers (and
+   * when unknown): a strict first append checks it, while a fenced one is covered by the fence and its landing check,
+   * so `fenced` saves a write unit per key.
+   */
+  readonly writerMode?: WriteMode | undefined
 }
 
 /** Keep history forever; move events ten minutes after they were superseded (writers with the default fence). */
@@ -89,7 +95,9 @@ export const compactEvents = Effect.fnUntraced(function*(
     }
     if (options.retention._tag !== "None") yield* area.archive(stored, expiresAt)
     // No copy kept: a marker in its place, so a strict first append decided before the key existed stays refused.
-    else if (stored.seq === 1) yield* area.markFreed(key, Math.ceil((now + freedMarkerMillis) / 1000))
+    else if (stored.seq === 1 && options.writerMode !== "fenced") {
+      yield* area.markFreed(key, Math.ceil((now + freedMarkerMillis) / 1000))
+    }
     // Not the event that was read: it left already, or a late write landed in its seq. Either way what is live is
     // not what `events` says, and burying a tombstone over an event still live would bring that event back: the
     // caller reads the key again and comes back at once.
