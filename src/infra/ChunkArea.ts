@@ -1,0 +1,146 @@
+/**
+ * The chunk items of a namespace's large values in DynamoDB (`<namespace>\0chunks`, see `ValueChunks`): written
+ * before their event, read back when it is decoded, and removed once no stored event names them.
+ */
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { Context, Effect, Layer, Option, Result, Stream } from "effect"
+import { StorageFailure } from "../domain/Errors.ts"
+import type { Throttled } from "../domain/Errors.ts"
+import type { Event } from "../domain/Event.ts"
+import * as SortKey from "../domain/SortKey.ts"
+import type { AttributeMap } from "./Dynamo.ts"
+import { Dynamo } from "./Dynamo.ts"
+import { Attr } from "./EventRecord.ts"
+import type { Location } from "./EventRecord.ts"
+import { historyPartition } from "./HistoryRecord.ts"
+import { ChunkAttr, chunkPartition, chunkRange, chunkSortKeyBytes, ownerOf } from "./ValueChunks.ts"
+import type { ChunkOwner } from "./ValueChunks.ts"
+
+export type { ChunkOwner } from "./ValueChunks.ts"
+
+/** Chunk writes (and deletes) in flight at once for one value: 16 MiB is 43 chunks. */
+const concurrency = 8
+
+/** The chunk items of one namespace. */
+export class ChunkArea extends Context.Service<ChunkArea, {
+  /** Writes a large value's chunk items (before its event item). */
+  readonly write: (chunks: ReadonlyArray<AttributeMap>) => Effect.Effect<void, Throttled | StorageFailure>
+  /** The chunk items of an event, read consistently (the event item names how many there must be). */
+  readonly read: (
+    event: Pick<Event, "key" | "seq" | "revision">
+  ) => Effect.Effect<ReadonlyArray<AttributeMap>, Throttled | StorageFailure>
+  /** Deletes every chunk item of an event; how many there were. */
+  readonly remove: (
+    owner: Pick<ChunkOwner, "key" | "seq" | "revision">
+  ) => Effect.Effect<number, Throttled | StorageFailure>
+  /** Every event that chunk items belong to, once each, in sort-key order. */
+  readonly owners: Stream.Stream<ChunkOwner, Throttled | StorageFailure>
+  /** Whether the event of a chunk's owner is stored, live or in the history area, with that event id. */
+  readonly holds: (owner: ChunkOwner) => Effect.Effect<boolean, Throttled | StorageFailure>
+}>()("dynastate/ChunkArea") {
+  /** The chunk area of a location, over the `Dynamo` client. */
+  static readonly layer = (location: Location): Layer.Layer<ChunkArea, never, Dynamo> =>
+    Layer.effect(
+      ChunkArea,
+      Effect.gen(function*() {
+        return make(yield* Dynamo, location)
+      })
+    )
+}
+
+/** The chunk area of a location over a client (the event table makes its own, to read and write values). */
+export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea["Service"] => {
+  const partition = chunkPartition(location)
+
+  const write = (chunks: ReadonlyArray<AttributeMap>) =>
+    Effect.forEach(
+      chunks,
+      (chunk) =>
+        dynamo.call("PutItem", (client, abortSignal) =>
+          client.send(new PutItemCommand({ TableName: location.table, Item: chunk }), { abortSignal })),
+      { concurrency, discard: true }
+    ).pipe(Effect.withSpan("ChunkArea.write", { attributes: { chunks: chunks.length } }))
+
+  const query = (lower: Uint8Array, upper: Uint8Array, consistent: boolean) =>
+    Stream.paginate(
+      undefined as AttributeMap | undefined,
+      (startKey) =>
+        dynamo.call("Query", (client, abortSignal) =>
+          client.send(
+            new QueryCommand({
+              TableName: location.table,
+              KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+              ExpressionAttributeNames: { "#pk": ChunkAttr.partition, "#sk": ChunkAttr.sort },
+              ExpressionAttributeValues: { ":pk": { S: partition }, ":lower": { B: lower }, ":upper": { B: upper } },
+              ConsistentRead: consistent,
+              ExclusiveStartKey: startKey
+            }),
+            { abortSignal }
+          )).pipe(
+            Effect.map((output) => [output.Items ?? [], Option.fromNullishOr(output.LastEvaluatedKey)] as const)
+          )
+    )
+
+  const read = (event: Pick<Event, "key" | "seq" | "revision">) => {
+    const range = chunkRange(event)
+    return Stream.runCollect(query(range.lower, range.upper, true)).pipe(
+      Effect.withSpan("ChunkArea.read", { attributes: { key: event.key, seq: event.seq } })
+    )
+  }
+
+  const remove = (owner: Pick<ChunkOwner, "key" | "seq" | "revision">) =>
+    Effect.gen(function*() {
+      const range = chunkRange(owner)
+      const items = yield* Stream.runCollect(query(range.lower, range.upper, true))
+      yield* Effect.forEach(
+        items,
+        (item) =>
+          dynamo.call("DeleteItem", (client, abortSignal) =>
+            client.send(
+              new DeleteItemCommand({
+                TableName: location.table,
+                Key: { [ChunkAttr.partition]: item[ChunkAttr.partition]!, [ChunkAttr.sort]: item[ChunkAttr.sort]! }
+              }),
+              { abortSignal }
+            )),
+        { concurrency, discard: true }
+      )
+      return items.length
+    }).pipe(Effect.withSpan("ChunkArea.remove"))
+
+  const sameOwner = (a: ChunkOwner, b: ChunkOwner) => a.key === b.key && a.seq === b.seq && a.revision === b.revision
+
+  const owners = query(new Uint8Array(0), Buffer.alloc(chunkSortKeyBytes, 255), false).pipe(
+    Stream.mapEffect((item) => {
+      const owner = ownerOf(item)
+      return Result.isSuccess(owner)
+        ? Effect.succeed(owner.success)
+        : Effect.fail(new StorageFailure({ operation: "read chunks", reason: owner.failure }))
+    }),
+    // An event's chunks are adjacent: their sort keys share its digest.
+    Stream.changesWith(sameOwner)
+  )
+
+  const holds = (owner: ChunkOwner) =>
+    Effect.gen(function*() {
+      // Live first, then history: compaction copies an event into the history area before it deletes it from the
+      // live range, so an event moving between them is seen in one or the other.
+      for (const pk of [location.namespace, historyPartition(location)]) {
+        const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
+          client.send(
+            new GetItemCommand({
+              TableName: location.table,
+              Key: { [Attr.partition]: { S: pk }, [Attr.sort]: { B: SortKey.encode(owner.key, owner.seq) } },
+              ProjectionExpression: "#rev",
+              ExpressionAttributeNames: { "#rev": Attr.revision },
+              ConsistentRead: true
+            }),
+            { abortSignal }
+          ))
+        if (output.Item?.[Attr.revision]?.S === owner.revision) return true
+      }
+      return false
+    })
+
+  return ChunkArea.of({ write, read, remove, owners, holds })
+}
