@@ -61,9 +61,6 @@ export const isLarge = (location: Location, key: string, valueBytes: number): bo
 const ownerPrefix = (key: string, seq: number, revision: string): Buffer =>
   createHash("sha256").update(SortKey.encode(key, seq)).update(Buffer.from([0])).update(revision, "utf8").digest()
 
-/** Bytes of a chunk's sort key. */
-export const chunkSortKeyBytes = 32 + 2
-
 /** The inclusive sort-key bounds of one event's chunks. */
 export const chunkRange = (
   event: Pick<Event, "key" | "seq" | "revision">
@@ -209,7 +206,8 @@ export const assemble = (
       }
       if (value.length !== manifest.success.length) return failed("the value's length does not match its manifest")
       if (!digestOf(value).equals(manifest.success.digest)) return failed("the value's digest does not match")
-      return Effect.succeed(value)
+      // A plain Uint8Array, as a value held whole decrypts to (a Buffer compares unequal to one).
+      return Effect.succeed(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))
     })
   )
 }
