@@ -3,17 +3,17 @@
  * before their event, read back when it is decoded, and removed once no stored event names them.
  */
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
-import { Context, Effect, Layer, Option, Result, Stream } from "effect"
+import { Effect, Option, Result, Stream } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { AttributeMap } from "./Dynamo.ts"
-import { Dynamo } from "./Dynamo.ts"
+import type { Dynamo } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
 import { historyPartition } from "./HistoryRecord.ts"
-import { ChunkAttr, chunkPartition, chunkRange, chunkSortKeyBytes, ownerOf } from "./ValueChunks.ts"
+import { ChunkAttr, chunkPartition, chunkRange, ownerOf } from "./ValueChunks.ts"
 import type { ChunkOwner } from "./ValueChunks.ts"
 
 export type { ChunkOwner } from "./ValueChunks.ts"
@@ -22,7 +22,7 @@ export type { ChunkOwner } from "./ValueChunks.ts"
 const concurrency = 8
 
 /** The chunk items of one namespace. */
-export class ChunkArea extends Context.Service<ChunkArea, {
+export interface ChunkArea {
   /** Writes a large value's chunk items (before its event item). */
   readonly write: (chunks: ReadonlyArray<AttributeMap>) => Effect.Effect<void, Throttled | StorageFailure>
   /** The chunk items of an event, read consistently (the event item names how many there must be). */
@@ -37,19 +37,13 @@ export class ChunkArea extends Context.Service<ChunkArea, {
   readonly owners: Stream.Stream<ChunkOwner, Throttled | StorageFailure>
   /** Whether the event of a chunk's owner is stored, live or in the history area, with that event id. */
   readonly holds: (owner: ChunkOwner) => Effect.Effect<boolean, Throttled | StorageFailure>
-}>()("dynastate/ChunkArea") {
-  /** The chunk area of a location, over the `Dynamo` client. */
-  static readonly layer = (location: Location): Layer.Layer<ChunkArea, never, Dynamo> =>
-    Layer.effect(
-      ChunkArea,
-      Effect.gen(function*() {
-        return make(yield* Dynamo, location)
-      })
-    )
 }
 
-/** The chunk area of a location over a client (the event table makes its own, to read and write values). */
-export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea["Service"] => {
+/**
+ * The chunk area of a location over a client: the event table makes one to write and read values, the worker's
+ * collector one to find orphans.
+ */
+export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea => {
   const partition = chunkPartition(location)
 
   const write = (chunks: ReadonlyArray<AttributeMap>) =>
@@ -61,7 +55,8 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea["
       { concurrency, discard: true }
     ).pipe(Effect.withSpan("ChunkArea.write", { attributes: { chunks: chunks.length } }))
 
-  const query = (lower: Uint8Array, upper: Uint8Array, consistent: boolean) =>
+  /** The chunk items of a sort-key range, or of the whole partition. */
+  const query = (range: { readonly lower: Uint8Array; readonly upper: Uint8Array } | undefined, consistent: boolean) =>
     Stream.paginate(
       undefined as AttributeMap | undefined,
       (startKey) =>
@@ -69,9 +64,21 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea["
           client.send(
             new QueryCommand({
               TableName: location.table,
-              KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-              ExpressionAttributeNames: { "#pk": ChunkAttr.partition, "#sk": ChunkAttr.sort },
-              ExpressionAttributeValues: { ":pk": { S: partition }, ":lower": { B: lower }, ":upper": { B: upper } },
+              ...(range === undefined
+                ? {
+                  KeyConditionExpression: "#pk = :pk",
+                  ExpressionAttributeNames: { "#pk": ChunkAttr.partition },
+                  ExpressionAttributeValues: { ":pk": { S: partition } }
+                }
+                : {
+                  KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+                  ExpressionAttributeNames: { "#pk": ChunkAttr.partition, "#sk": ChunkAttr.sort },
+                  ExpressionAttributeValues: {
+                    ":pk": { S: partition },
+                    ":lower": { B: range.lower },
+                    ":upper": { B: range.upper }
+                  }
+                }),
               ConsistentRead: consistent,
               ExclusiveStartKey: startKey
             }),
@@ -82,16 +89,14 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea["
     )
 
   const read = (event: Pick<Event, "key" | "seq" | "revision">) => {
-    const range = chunkRange(event)
-    return Stream.runCollect(query(range.lower, range.upper, true)).pipe(
+    return Stream.runCollect(query(chunkRange(event), true)).pipe(
       Effect.withSpan("ChunkArea.read", { attributes: { key: event.key, seq: event.seq } })
     )
   }
 
   const remove = (owner: Pick<ChunkOwner, "key" | "seq" | "revision">) =>
     Effect.gen(function*() {
-      const range = chunkRange(owner)
-      const items = yield* Stream.runCollect(query(range.lower, range.upper, true))
+      const items = yield* Stream.runCollect(query(chunkRange(owner), true))
       yield* Effect.forEach(
         items,
         (item) =>
@@ -110,7 +115,7 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea["
 
   const sameOwner = (a: ChunkOwner, b: ChunkOwner) => a.key === b.key && a.seq === b.seq && a.revision === b.revision
 
-  const owners = query(new Uint8Array(0), Buffer.alloc(chunkSortKeyBytes, 255), false).pipe(
+  const owners = query(undefined, false).pipe(
     Stream.mapEffect((item) => {
       const owner = ownerOf(item)
       return Result.isSuccess(owner)
@@ -142,5 +147,5 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea["
       return false
     })
 
-  return ChunkArea.of({ write, read, remove, owners, holds })
+  return { write, read, remove, owners, holds }
 }
