@@ -17,7 +17,7 @@ const keys = ["/p/a", "/p/b", "/p/c"] as const
 type Size = "small" | "at" | "above" | "large"
 
 /** A value of a size class, its bytes derived from `seed` (SHA-256 in counter mode: deterministic, incompressible). */
-const valueOf = (size: Size, seed: number, threshold: number): Uint8Array => {
+const makeValue = (size: Size, seed: number, threshold: number): Uint8Array => {
   const length = size === "small"
     ? 1 + (seed % 2000)
     : size === "at"
@@ -83,14 +83,14 @@ describe("large values, property", () => {
                 }
                 for (const c of commands) {
                   if (c._tag === "Put") {
-                    const value = valueOf(c.size, c.seed, threshold)
+                    const value = makeValue(c.size, c.seed, threshold)
                     record(c.key, (yield* store.put({ key: c.key, value })).revision, value)
                   } else if (c._tag === "Delete") {
                     const deleted = yield* Effect.result(store.delete(c.key))
                     expect(deleted._tag === "Success", c.key).toBe(live.has(c.key))
                     live.delete(c.key)
                   } else {
-                    const values = c.puts.map((p) => valueOf(p.size, p.seed, threshold))
+                    const values = c.puts.map((p) => makeValue(p.size, p.seed, threshold))
                     const revision = yield* store.atomicWrite(
                       c.puts.map((p, i) => ({
                         key: p.key,
