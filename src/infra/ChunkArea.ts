@@ -13,7 +13,7 @@ import type { Dynamo } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
 import { historyPartition } from "./HistoryRecord.ts"
-import { ChunkAttr, chunkPartition, chunkRange, ownerOf } from "./ValueChunks.ts"
+import { ChunkAttr, chunkPartition, chunkRange, chunkSortKey, ownerOf } from "./ValueChunks.ts"
 import type { ChunkOwner } from "./ValueChunks.ts"
 
 export type { ChunkOwner } from "./ValueChunks.ts"
@@ -25,9 +25,10 @@ const concurrency = 8
 export interface ChunkArea {
   /** Writes a large value's chunk items (before its event item). */
   readonly write: (chunks: ReadonlyArray<AttributeMap>) => Effect.Effect<void, Throttled | StorageFailure>
-  /** The chunk items of an event, read consistently (the event item names how many there must be). */
+  /** The `count` chunk items of an event, read consistently; a missing one is left out. */
   readonly read: (
-    event: Pick<Event, "key" | "seq" | "revision">
+    event: Pick<Event, "key" | "seq" | "revision">,
+    count: number
   ) => Effect.Effect<ReadonlyArray<AttributeMap>, Throttled | StorageFailure>
   /** Deletes every chunk item of an event; how many there were. */
   readonly remove: (
@@ -88,11 +89,25 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea =
           )
     )
 
-  const read = (event: Pick<Event, "key" | "seq" | "revision">) => {
-    return Stream.runCollect(query(chunkRange(event), true)).pipe(
-      Effect.withSpan("ChunkArea.read", { attributes: { key: event.key, seq: event.seq } })
+  // One GetItem per chunk, several at once: a Query returns at most 1 MB a page, one page after the other.
+  const read = (event: Pick<Event, "key" | "seq" | "revision">, count: number) =>
+    Effect.forEach(
+      Array.from({ length: count }, (_, index) => index),
+      (index) =>
+        dynamo.call("GetItem", (client, abortSignal) =>
+          client.send(
+            new GetItemCommand({
+              TableName: location.table,
+              Key: { [ChunkAttr.partition]: { S: partition }, [ChunkAttr.sort]: { B: chunkSortKey(event, index) } },
+              ConsistentRead: true
+            }),
+            { abortSignal }
+          )),
+      { concurrency }
+    ).pipe(
+      Effect.map((outputs) => outputs.flatMap((output) => (output.Item === undefined ? [] : [output.Item]))),
+      Effect.withSpan("ChunkArea.read", { attributes: { key: event.key, seq: event.seq, chunks: count } })
     )
-  }
 
   const remove = (owner: Pick<ChunkOwner, "key" | "seq" | "revision">) =>
     Effect.gen(function*() {

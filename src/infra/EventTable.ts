@@ -166,7 +166,7 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   const compression = options?.compression ?? "none"
   // Only an item naming chunks pays for reading them.
   const assemble: EventRecord.Assemble = (event, manifest, count) =>
-    Effect.flatMap(chunks.read(event), (items) => ValueChunks.assemble(location, event, manifest, count, items))
+    Effect.flatMap(chunks.read(event, count), (items) => ValueChunks.assemble(location, event, manifest, count, items))
   const decodeItem = (item: StoredItem) => EventRecord.decode(location, item, { assemble }).pipe(withKeyring)
   const decodeState = (item: StoredItem) =>
     EventRecord.decode(location, item, { tolerateShredded: true, assemble }).pipe(withKeyring)

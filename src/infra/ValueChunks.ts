@@ -61,6 +61,13 @@ export const isLarge = (location: Location, key: string, valueBytes: number): bo
 const ownerPrefix = (key: string, seq: number, revision: string): Buffer =>
   createHash("sha256").update(SortKey.encode(key, seq)).update(Buffer.from([0])).update(revision, "utf8").digest()
 
+/** The sort key of chunk `index` of an event. */
+export const chunkSortKey = (event: Pick<Event, "key" | "seq" | "revision">, index: number): Uint8Array => {
+  const indexBytes = Buffer.alloc(2)
+  indexBytes.writeUInt16BE(index)
+  return Buffer.concat([ownerPrefix(event.key, event.seq, event.revision), indexBytes])
+}
+
 /** The inclusive sort-key bounds of one event's chunks. */
 export const chunkRange = (
   event: Pick<Event, "key" | "seq" | "revision">
@@ -136,16 +143,13 @@ export const split = Effect.fnUntraced(function*(
   const count = Math.max(1, Math.ceil(stored.length / chunkBytes))
   const binding = EventRecord.bindingOf(location, event)
   const partition = chunkPartition(location)
-  const prefix = ownerPrefix(event.key, event.seq, event.revision)
   const eventSortKey = SortKey.encode(event.key, event.seq)
   const chunks: Array<AttributeMap> = []
   for (let index = 0; index < count; index++) {
     const plaintext = stored.subarray(index * chunkBytes, (index + 1) * chunkBytes)
-    const indexBytes = Buffer.alloc(2)
-    indexBytes.writeUInt16BE(index)
     chunks.push({
       [ChunkAttr.partition]: { S: partition },
-      [ChunkAttr.sort]: { B: Buffer.concat([prefix, indexBytes]) },
+      [ChunkAttr.sort]: { B: chunkSortKey(event, index) },
       [ChunkAttr.event]: { B: eventSortKey },
       [ChunkAttr.revision]: { S: event.revision },
       [ChunkAttr.index]: { N: String(index) },
