@@ -122,6 +122,28 @@ describe("large values", () => {
     60_000
   )
 
+  it.live(
+    "keepAlive and conditional writes of a large value: a keep-alive carries the value in chunks of its own",
+    () =>
+      Effect.gen(function*() {
+        const location = files.freshLocation()
+        const store = yield* openStore(location, { client: files.client })
+        const value = randomBytes(700_000)
+        const created = yield* store.create({ key: "/k/large", value, expires: Date.now() + 3_600_000 })
+        yield* store.keepAlive(created, Date.now() + 7_200_000)
+        const kept = yield* store.get("/k/large")
+        expect(same(kept.value, value)).toBe(true)
+        expect(kept.expires).toBeGreaterThan(Date.now() + 3_600_000)
+        const swapped = randomBytes(800_000)
+        yield* store.compareAndSwap({ key: "/k/large", value }, { key: "/k/large", value: swapped })
+        yield* store.conditionalUpdate({ key: "/k/large", value, revision: (yield* store.get("/k/large")).revision })
+        expect(same((yield* store.get("/k/large")).value, value)).toBe(true)
+        // Four events with values, each with chunks of its own.
+        expect((yield* chunkItems(location)).length).toBe(2 + 2 + 3 + 2)
+      }),
+    60_000
+  )
+
   it.live("a watch delivers the whole value of a large put", () =>
     Effect.gen(function*() {
       const location = files.freshLocation()
