@@ -6,15 +6,17 @@
 import { QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient, QueryCommandOutput } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
 import { ValueTooLarge } from "../../src/domain/Errors.ts"
 import * as EventRecord from "../../src/infra/EventRecord.ts"
 import * as ValueChunks from "../../src/infra/ValueChunks.ts"
+import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
+import { entries, memoryProjection } from "../rebuild/support.ts"
 import { eventually } from "../streams/Harness.ts"
 import type { TestTable } from "../support/TestStore.ts"
-import { openStore, tablePerFile } from "../support/TestStore.ts"
+import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
 import { startWatch } from "../support/Watching.ts"
 
 const files = tablePerFile("large")
@@ -140,6 +142,32 @@ describe("large values", () => {
         expect(same((yield* store.get("/k/large")).value, value)).toBe(true)
         // Four events with values, each with chunks of its own.
         expect((yield* chunkItems(location)).length).toBe(2 + 2 + 3 + 2)
+      }),
+    60_000
+  )
+
+  it.live(
+    "a rebuild replays large values whole, from the live range and after compaction",
+    () =>
+      Effect.gen(function*() {
+        const location = files.freshLocation()
+        const store = yield* openStore(location, { client: files.client })
+        const text = (name: string) => `${name}:${"x".repeat(600_000)}`
+        yield* store.put({ key: "/r/a", value: Buffer.from(text("a1")) })
+        yield* store.put({ key: "/r/a", value: Buffer.from(text("a2")) })
+        yield* store.put({ key: "/r/b", value: Buffer.from(text("b1")) })
+        yield* store.delete("/r/b")
+        const compaction = yield* openCompaction(location, files.client)
+        yield* compaction.all(() => Effect.void, { settleMillis: 0 })
+        yield* store.put({ key: "/r/c", value: Buffer.from(text("c1")) })
+        const view = memoryProjection("large", ["/r/"])
+        const context = yield* Layer.build(eventTableLayer(location, { client: files.client }))
+        yield* Rebuild.rebuild(view.projection).pipe(Effect.provide(context))
+        expect(entries(view.state)).toEqual([
+          ["/r/a", { seq: 2, value: text("a2") }],
+          ["/r/b", { seq: 2, value: undefined }],
+          ["/r/c", { seq: 1, value: text("c1") }]
+        ])
       }),
     60_000
   )
