@@ -2,14 +2,14 @@
  * The chunk items of a namespace's large values in DynamoDB (`<namespace>\0chunks`, see `ValueChunks`): written
  * before their event, read back when it is decoded, and removed once no stored event names them.
  */
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
-import { Effect, Option, Result, Stream } from "effect"
+import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { Effect, Result, Stream } from "effect"
 import { StorageFailure } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { AttributeMap } from "./Dynamo.ts"
-import type { Dynamo } from "./Dynamo.ts"
+import { Dynamo, queryPages } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
 import { historyPartition } from "./HistoryRecord.ts"
@@ -58,35 +58,19 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea =
 
   /** The chunk items of a sort-key range, or of the whole partition. */
   const query = (range: { readonly lower: Uint8Array; readonly upper: Uint8Array } | undefined, consistent: boolean) =>
-    Stream.paginate(
-      undefined as AttributeMap | undefined,
-      (startKey) =>
-        dynamo.call("Query", (client, abortSignal) =>
-          client.send(
-            new QueryCommand({
-              TableName: location.table,
-              ...(range === undefined
-                ? {
-                  KeyConditionExpression: "#pk = :pk",
-                  ExpressionAttributeNames: { "#pk": ChunkAttr.partition },
-                  ExpressionAttributeValues: { ":pk": { S: partition } }
-                }
-                : {
-                  KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-                  ExpressionAttributeNames: { "#pk": ChunkAttr.partition, "#sk": ChunkAttr.sort },
-                  ExpressionAttributeValues: {
-                    ":pk": { S: partition },
-                    ":lower": { B: range.lower },
-                    ":upper": { B: range.upper }
-                  }
-                }),
-              ConsistentRead: consistent,
-              ExclusiveStartKey: startKey
-            }),
-            { abortSignal }
-          )).pipe(
-            Effect.map((output) => [output.Items ?? [], Option.fromNullishOr(output.LastEvaluatedKey)] as const)
-          )
+    queryPages({
+      TableName: location.table,
+      KeyConditionExpression: range === undefined ? "#pk = :pk" : "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+      ExpressionAttributeNames: range === undefined
+        ? { "#pk": ChunkAttr.partition }
+        : { "#pk": ChunkAttr.partition, "#sk": ChunkAttr.sort },
+      ExpressionAttributeValues: range === undefined
+        ? { ":pk": { S: partition } }
+        : { ":pk": { S: partition }, ":lower": { B: range.lower }, ":upper": { B: range.upper } },
+      ConsistentRead: consistent
+    }).pipe(
+      Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])),
+      Stream.provideService(Dynamo, dynamo)
     )
 
   // One GetItem per chunk, several at once: a Query returns at most 1 MB a page, one page after the other.
