@@ -3,8 +3,7 @@
  * by every read (get, ranges, history, getAt, watches), atomic writes included; the 16 MiB bound is refused before
  * any I/O and changes nothing.
  */
-import { QueryCommand } from "@aws-sdk/client-dynamodb"
-import type { AttributeValue, DynamoDBClient, QueryCommandOutput } from "@aws-sdk/client-dynamodb"
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
@@ -15,6 +14,7 @@ import * as ValueChunks from "../../src/infra/ValueChunks.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { entries, memoryProjection } from "../rebuild/support.ts"
 import { eventually } from "../streams/Harness.ts"
+import { rawPartition } from "../support/RawTable.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
 import { startWatch } from "../support/Watching.ts"
@@ -25,23 +25,7 @@ const same = (a: Uint8Array | undefined, b: Uint8Array) => a !== undefined && Bu
 
 /** Every item of one of the location's partitions, read raw. */
 const partitionItems = (client: DynamoDBClient, location: TestTable, partition: string) =>
-  Effect.promise(async () => {
-    const items: Array<Record<string, AttributeValue>> = []
-    let start: Record<string, AttributeValue> | undefined
-    do {
-      const output: QueryCommandOutput = await client.send(
-        new QueryCommand({
-          TableName: location.table,
-          KeyConditionExpression: "pk = :pk",
-          ExpressionAttributeValues: { ":pk": { S: partition } },
-          ExclusiveStartKey: start
-        })
-      )
-      items.push(...(output.Items ?? []))
-      start = output.LastEvaluatedKey
-    } while (start !== undefined)
-    return items
-  })
+  Effect.promise(() => rawPartition(client, location.table, partition))
 
 const chunkItems = (location: TestTable) => partitionItems(files.client, location, ValueChunks.chunkPartition(location))
 
