@@ -138,8 +138,8 @@ export const itemSize = (item: AttributeMap): number => {
 const attributeNameBytes = Object.values(Attr).reduce((sum, name) => sum + name.length, 0)
 
 /**
- * An upper bound of the size of any event item carrying a value of this many
- * bytes under this key, so oversized values are refused before any I/O.
+ * An upper bound of the size of any event item carrying a value of this many bytes under this key: a value whose
+ * bound exceeds the item limit is stored in chunks (see `ValueChunks`), decided before any I/O.
  */
 export const maxItemBytes = (location: Location, key: string, valueBytes: number): number => {
   const uuid = 36
