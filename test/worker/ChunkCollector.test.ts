@@ -9,9 +9,11 @@ import { randomBytes, randomUUID } from "node:crypto"
 import type { Event } from "../../src/domain/Event.ts"
 import * as ChunkArea from "../../src/infra/ChunkArea.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
+import { historyPartition } from "../../src/infra/HistoryRecord.ts"
 import * as ValueChunks from "../../src/infra/ValueChunks.ts"
 import { ChunkCollector, sweep } from "../../src/programs/worker/ChunkCollector.ts"
 import { eventually } from "../streams/Harness.ts"
+import { deleteRawEvent } from "../support/RawTable.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
 
@@ -79,6 +81,14 @@ describe("ChunkCollector", () => {
         expect((yield* sweep(area, 0)).collected).toBe(2)
         expect(yield* ownersOf(location)).toEqual(["/keep#1", "/keep#2"])
         expect(same((yield* Stream.runCollect(store.history("/keep")))[0]!.value, kept.v1)).toBe(true)
+        expect(same((yield* store.get("/keep")).value, kept.v2)).toBe(true)
+
+        // DynamoDB's TTL deletes a history copy whose retention ran out: its chunks go with it, the live event's stay.
+        yield* Effect.promise(() =>
+          deleteRawEvent(files.client, { table: location.table, namespace: historyPartition(location) }, "/keep", 1)
+        )
+        expect((yield* sweep(area, 0)).collected).toBe(1)
+        expect(yield* ownersOf(location)).toEqual(["/keep#2"])
         expect(same((yield* store.get("/keep")).value, kept.v2)).toBe(true)
       }),
     120_000
