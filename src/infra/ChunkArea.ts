@@ -13,8 +13,16 @@ import { Dynamo, queryPages } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
 import { historyPartition } from "./HistoryRecord.ts"
-import { ChunkAttr, chunkPartition, chunkRange, chunkSortKey, ownerOf } from "./ValueChunks.ts"
-import type { ChunkOwner } from "./ValueChunks.ts"
+import {
+  ChunkAttr,
+  chunkPartition,
+  chunkRange,
+  chunkSortKey,
+  markerRange,
+  markerSortKey,
+  ownerOf
+} from "./ValueChunks.ts"
+import type { ChunkOwner, Split } from "./ValueChunks.ts"
 
 export type { ChunkOwner } from "./ValueChunks.ts"
 
@@ -23,18 +31,21 @@ const concurrency = 8
 
 /** The chunk items of one namespace. */
 export interface ChunkArea {
-  /** Writes a large value's chunk items (before its event item). */
-  readonly write: (chunks: ReadonlyArray<AttributeMap>) => Effect.Effect<void, Throttled | StorageFailure>
+  /**
+   * Writes a large value's marker, then its chunk items (before its event item): a write that stops half way leaves
+   * a marker for the collection of orphans to find.
+   */
+  readonly write: (split: Omit<Split, "item">) => Effect.Effect<void, Throttled | StorageFailure>
   /** The `count` chunk items of an event, read consistently; a missing one is left out. */
   readonly read: (
     event: Pick<Event, "key" | "seq" | "revision">,
     count: number
   ) => Effect.Effect<ReadonlyArray<AttributeMap>, Throttled | StorageFailure>
-  /** Deletes every chunk item of an event; how many there were. */
+  /** Deletes every chunk item of an event, then its marker; how many chunks there were. */
   readonly remove: (
     owner: Pick<ChunkOwner, "key" | "seq" | "revision">
   ) => Effect.Effect<number, Throttled | StorageFailure>
-  /** Every event that chunk items belong to, once each, in sort-key order. */
+  /** Every event that a marker names (whose chunks may be stored), in the markers' order. */
   readonly owners: Stream.Stream<ChunkOwner, Throttled | StorageFailure>
   /** Whether the event of a chunk's owner is stored, live or in the history area, with that event id. */
   readonly holds: (owner: ChunkOwner) => Effect.Effect<boolean, Throttled | StorageFailure>
@@ -47,26 +58,39 @@ export interface ChunkArea {
 export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea => {
   const partition = chunkPartition(location)
 
-  const write = (chunks: ReadonlyArray<AttributeMap>) =>
-    Effect.forEach(
-      chunks,
-      (chunk) =>
-        dynamo.call("PutItem", (client, abortSignal) =>
-          client.send(new PutItemCommand({ TableName: location.table, Item: chunk }), { abortSignal })),
-      { concurrency, discard: true }
-    ).pipe(Effect.withSpan("ChunkArea.write", { attributes: { chunks: chunks.length } }))
+  const put = (item: AttributeMap) =>
+    dynamo.call(
+      "PutItem",
+      (client, abortSignal) =>
+        client.send(new PutItemCommand({ TableName: location.table, Item: item }), { abortSignal })
+    )
+  const deleteItem = (item: AttributeMap) =>
+    dynamo.call("DeleteItem", (client, abortSignal) =>
+      client.send(
+        new DeleteItemCommand({
+          TableName: location.table,
+          Key: { [ChunkAttr.partition]: item[ChunkAttr.partition]!, [ChunkAttr.sort]: item[ChunkAttr.sort]! }
+        }),
+        { abortSignal }
+      ))
 
-  /** The chunk items of a sort-key range, or of the whole partition. */
-  const query = (range: { readonly lower: Uint8Array; readonly upper: Uint8Array } | undefined, consistent: boolean) =>
+  const write = ({ chunks, marker }: Omit<Split, "item">) =>
+    put(marker).pipe(
+      Effect.andThen(Effect.forEach(chunks, put, { concurrency, discard: true })),
+      Effect.withSpan("ChunkArea.write", { attributes: { chunks: chunks.length } })
+    )
+
+  /** The items of a sort-key range of the partition. */
+  const query = (range: { readonly lower: Uint8Array; readonly upper: Uint8Array }, consistent: boolean) =>
     queryPages({
       TableName: location.table,
-      KeyConditionExpression: range === undefined ? "#pk = :pk" : "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-      ExpressionAttributeNames: range === undefined
-        ? { "#pk": ChunkAttr.partition }
-        : { "#pk": ChunkAttr.partition, "#sk": ChunkAttr.sort },
-      ExpressionAttributeValues: range === undefined
-        ? { ":pk": { S: partition } }
-        : { ":pk": { S: partition }, ":lower": { B: range.lower }, ":upper": { B: range.upper } },
+      KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+      ExpressionAttributeNames: { "#pk": ChunkAttr.partition, "#sk": ChunkAttr.sort },
+      ExpressionAttributeValues: {
+        ":pk": { S: partition },
+        ":lower": { B: range.lower },
+        ":upper": { B: range.upper }
+      },
       ConsistentRead: consistent
     }).pipe(
       Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])),
@@ -96,33 +120,19 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea =
   const remove = (owner: Pick<ChunkOwner, "key" | "seq" | "revision">) =>
     Effect.gen(function*() {
       const items = yield* Stream.runCollect(query(chunkRange(owner), true))
-      yield* Effect.forEach(
-        items,
-        (item) =>
-          dynamo.call("DeleteItem", (client, abortSignal) =>
-            client.send(
-              new DeleteItemCommand({
-                TableName: location.table,
-                Key: { [ChunkAttr.partition]: item[ChunkAttr.partition]!, [ChunkAttr.sort]: item[ChunkAttr.sort]! }
-              }),
-              { abortSignal }
-            )),
-        { concurrency, discard: true }
-      )
+      yield* Effect.forEach(items, deleteItem, { concurrency, discard: true })
+      // Last: should this stop half way, the marker is still there for the next sweep.
+      yield* deleteItem({ [ChunkAttr.partition]: { S: partition }, [ChunkAttr.sort]: { B: markerSortKey(owner) } })
       return items.length
     }).pipe(Effect.withSpan("ChunkArea.remove"))
 
-  const sameOwner = (a: ChunkOwner, b: ChunkOwner) => a.key === b.key && a.seq === b.seq && a.revision === b.revision
-
-  const owners = query(undefined, false).pipe(
+  const owners = query(markerRange, false).pipe(
     Stream.mapEffect((item) => {
       const owner = ownerOf(item)
       return Result.isSuccess(owner)
         ? Effect.succeed(owner.success)
-        : Effect.fail(new StorageFailure({ operation: "read chunks", reason: owner.failure }))
-    }),
-    // An event's chunks are adjacent: their sort keys share its digest.
-    Stream.changesWith(sameOwner)
+        : Effect.fail(new StorageFailure({ operation: "read chunk markers", reason: owner.failure }))
+    })
   )
 
   const holds = (owner: ChunkOwner) =>

@@ -180,7 +180,7 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     isLarge(event)
       ? Effect.flatMap(
         ValueChunks.split(location, event, compression).pipe(withKeyring),
-        (split) => Effect.as(chunks.write(split.chunks), split.item)
+        (split) => Effect.as(chunks.write(split), split.item)
       )
       : EventRecord.encode(location, event).pipe(withKeyring)
   /** Chunks of an event that lost its append: removed now rather than by the worker's collection later. */

@@ -3,9 +3,11 @@
  * bound to its event (key, seq, event id, …), its index and the chunk count; the event item carries, in place of
  * the value, an encrypted manifest (codec, lengths, SHA-256 of the value) bound as the manifest of that many chunks.
  *
- * Chunks live in a partition of their own, `<namespace>\0chunks`, under `SHA-256(event sort key ‖ event id) ‖ index`
- * (a hash: the event's sort key alone can take DynamoDB's whole 1,024 bytes):
- * range reads, compaction and burial query the live range, the history area and the graves, never this partition,
+ * Chunks live in a partition of their own, `<namespace>\0chunks`, under `0x01 ‖ SHA-256(event sort key ‖ event id) ‖
+ * index` (a digest: the event's sort key alone can take DynamoDB's whole 1,024 bytes), beside a small *marker* per
+ * event under `0x00 ‖ the same digest`, written before the chunks and deleted after them, which names the event:
+ * the collection of orphans reads the markers, not the chunks' megabytes. Range reads, compaction and burial
+ * query the live range, the history area and the graves, never this partition,
  * and an event moved to the history area keeps its sort key and event id, so it still finds its chunks. Chunks are
  * written before the event item, which is appended with its usual condition: until it lands nobody reads them, and
  * chunks whose event never landed (or was removed since) are collected by the worker (`ChunkCollector`).
@@ -57,26 +59,39 @@ export const largestWholeValue = (location: Location, key: string): number =>
 export const isLarge = (location: Location, key: string, valueBytes: number): boolean =>
   valueBytes > largestWholeValue(location, key)
 
-/** The sort-key prefix of every chunk of one event: a digest of its sort key and event id. */
-const ownerPrefix = (key: string, seq: number, revision: string): Buffer =>
-  createHash("sha256").update(SortKey.encode(key, seq)).update(Buffer.from([0])).update(revision, "utf8").digest()
+type Owned = Pick<Event, "key" | "seq" | "revision">
+
+/** A digest of an event's sort key and event id: what its marker and chunks are filed under. */
+const digestOfOwner = (event: Owned): Buffer =>
+  createHash("sha256").update(SortKey.encode(event.key, event.seq)).update(Buffer.from([0])).update(
+    event.revision,
+    "utf8"
+  ).digest()
+
+const markerTag = 0
+const chunkTag = 1
+
+/** The sort key of an event's marker. */
+export const markerSortKey = (event: Owned): Uint8Array =>
+  Buffer.concat([Buffer.from([markerTag]), digestOfOwner(event)])
 
 /** The sort key of chunk `index` of an event. */
-export const chunkSortKey = (event: Pick<Event, "key" | "seq" | "revision">, index: number): Uint8Array => {
+export const chunkSortKey = (event: Owned, index: number): Uint8Array => {
   const indexBytes = Buffer.alloc(2)
   indexBytes.writeUInt16BE(index)
-  return Buffer.concat([ownerPrefix(event.key, event.seq, event.revision), indexBytes])
+  return Buffer.concat([Buffer.from([chunkTag]), digestOfOwner(event), indexBytes])
 }
 
-/** The inclusive sort-key bounds of one event's chunks. */
-export const chunkRange = (
-  event: Pick<Event, "key" | "seq" | "revision">
-): { readonly lower: Uint8Array; readonly upper: Uint8Array } => {
-  const prefix = ownerPrefix(event.key, event.seq, event.revision)
-  return {
-    lower: Buffer.concat([prefix, Buffer.from([0, 0])]),
-    upper: Buffer.concat([prefix, Buffer.from([255, 255])])
-  }
+/** The inclusive sort-key bounds of one event's chunks (its marker left out). */
+export const chunkRange = (event: Owned): { readonly lower: Uint8Array; readonly upper: Uint8Array } => ({
+  lower: chunkSortKey(event, 0),
+  upper: chunkSortKey(event, 0xffff)
+})
+
+/** The inclusive sort-key bounds of every marker of the partition. */
+export const markerRange: { readonly lower: Uint8Array; readonly upper: Uint8Array } = {
+  lower: Buffer.from([markerTag]),
+  upper: Buffer.concat([Buffer.from([markerTag]), Buffer.alloc(32, 0xff)])
 }
 
 const chunkPart = (index: number, count: number) => `chunk ${index}/${count}`
@@ -118,9 +133,10 @@ const decodeManifest = (bytes: Uint8Array): Result.Result<Manifest, string> => {
   return Result.succeed({ compression, length, stored, digest: bytes.subarray(10) })
 }
 
-/** A large value's event item and its chunk items, to be written chunks first. */
+/** A large value's event item, its marker and chunk items, to be written marker first, then chunks, then event. */
 export interface Split {
   readonly item: AttributeMap
+  readonly marker: AttributeMap
   readonly chunks: ReadonlyArray<AttributeMap>
 }
 
@@ -144,21 +160,25 @@ export const split = Effect.fnUntraced(function*(
   const binding = EventRecord.bindingOf(location, event)
   const partition = chunkPartition(location)
   const eventSortKey = SortKey.encode(event.key, event.seq)
+  const owner = {
+    [ChunkAttr.partition]: { S: partition },
+    [ChunkAttr.event]: { B: eventSortKey },
+    [ChunkAttr.revision]: { S: event.revision },
+    [ChunkAttr.timestamp]: { N: String(event.timestamp) }
+  }
+  const marker = { ...owner, [ChunkAttr.sort]: { B: markerSortKey(event) } }
   const chunks: Array<AttributeMap> = []
   for (let index = 0; index < count; index++) {
     const plaintext = stored.subarray(index * chunkBytes, (index + 1) * chunkBytes)
     chunks.push({
-      [ChunkAttr.partition]: { S: partition },
+      ...owner,
       [ChunkAttr.sort]: { B: chunkSortKey(event, index) },
-      [ChunkAttr.event]: { B: eventSortKey },
-      [ChunkAttr.revision]: { S: event.revision },
       [ChunkAttr.index]: { N: String(index) },
-      [ChunkAttr.timestamp]: { N: String(event.timestamp) },
       [ChunkAttr.value]: { B: yield* ValueCipher.encrypt(plaintext, { ...binding, part: chunkPart(index, count) }) }
     })
   }
   const item = yield* EventRecord.encodeManifest(location, event, encodeManifest(manifest), count)
-  return { item, chunks }
+  return { item, marker, chunks }
 })
 
 /**
@@ -225,7 +245,7 @@ export interface ChunkOwner {
   readonly timestamp: number
 }
 
-/** The owner of a chunk item, or why it names none. */
+/** The owner a marker (or chunk) item names, or why it names none. */
 export const ownerOf = (item: AttributeMap): Result.Result<ChunkOwner, string> => {
   const eventSortKey = item[ChunkAttr.event]?.B
   const revision = item[ChunkAttr.revision]?.S

@@ -30,7 +30,7 @@ const plantOrphan = (location: TestTable, event: Omit<Event, "op" | "value">) =>
     const split = yield* ValueChunks.split(location, { ...event, op: "put", value: large() }, "none").pipe(
       Effect.provideContext(context)
     )
-    yield* ChunkArea.make(Context.get(context, Dynamo), location).write(split.chunks)
+    yield* ChunkArea.make(Context.get(context, Dynamo), location).write(split)
   })
 
 const ownersOf = (location: TestTable) =>

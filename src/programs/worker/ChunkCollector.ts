@@ -5,7 +5,9 @@
  * `None`), and DynamoDB's TTL when it deletes a history copy. Chunks move with nothing: an event keeps its sort
  * key and id from the live range to the history area, so its chunks serve it wherever it is.
  *
- * A chunk is collected only once its event's timestamp is `graceMillis` old. The write fence bounds how long after
+ * A sweep reads the chunk partition's markers (one small item per event with chunks, see `ValueChunks`), not the
+ * chunks themselves, and looks up each marker's event. A chunk is collected only once its event's timestamp is
+ * `graceMillis` old. The write fence bounds how long after
  * its decision an append can land (the writer's timeout plus a signed request's validity plus clock skew, see
  * `WriteFence`); the compaction's settle time already exceeds that, so it is the default grace. A chunk younger
  * than the grace may belong to an append still on its way, and is left alone.
