@@ -9,6 +9,7 @@ import { clientCpu } from "./cpu.ts"
 import { history } from "./history.ts"
 import { keyringCalls } from "./keyring.ts"
 import { create, putGet } from "./keyValue.ts"
+import { largeValues } from "./large.ts"
 import { memory } from "./memory.ts"
 import { deleteRange, rangeRead } from "./ranges.ts"
 import { strictMode } from "./strict.ts"
@@ -27,6 +28,7 @@ export const workloads: ReadonlyArray<Workload> = [
   watchLatency,
   projectionWorker,
   history,
+  largeValues,
   keyringCalls,
   clientCpu,
   memory,

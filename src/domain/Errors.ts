@@ -62,10 +62,15 @@ export class BadParameter extends Schema.TaggedError<BadParameter>()("BadParamet
   }
 }
 
-/** The encoded event would exceed DynamoDB's 400 KB item limit; nothing was written. */
+/**
+ * A value above the store's bound (16 MiB: values above what one DynamoDB item holds are stored in chunks), or an
+ * item that would not fit in DynamoDB (a view's copy of an event); nothing was written.
+ */
 export class ValueTooLarge extends Schema.TaggedError<ValueTooLarge>()("ValueTooLarge", {
   key: Schema.String,
+  /** The bytes the value (or the item) would take. */
   itemBytes: Schema.Number,
+  /** The most it may take. */
   limitBytes: Schema.Number
 }) {
   override get message() {

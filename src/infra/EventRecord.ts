@@ -31,7 +31,9 @@ export const Attr = {
   expires: "exp",
   valueRevision: "vrev",
   value: "val",
-  ttl: "ttl"
+  ttl: "ttl",
+  /** On an event whose value is stored in chunk items (see `ValueChunks`): how many; `val` holds the manifest. */
+  chunks: "ch"
 } as const
 
 /** Where events live: the table and the namespace (partition) within it, and the store id values are bound to. */
@@ -107,7 +109,8 @@ export const peek = (item: AttributeMap): Result.Result<StoredEvent, string> => 
 /** DynamoDB's item size limit. */
 export const itemLimitBytes = 400 * 1024
 
-const bindingOf = (location: Location, event: Omit<Event, "value">) => ({
+/** What an event's value (or each part of a value stored in chunks) is bound to. */
+export const bindingOf = (location: Location, event: Omit<Event, "value">): ValueCipher.ValueBinding => ({
   table: boundName(location),
   namespace: location.namespace,
   key: event.key,
@@ -135,8 +138,8 @@ export const itemSize = (item: AttributeMap): number => {
 const attributeNameBytes = Object.values(Attr).reduce((sum, name) => sum + name.length, 0)
 
 /**
- * An upper bound of the size of any event item carrying a value of this many
- * bytes under this key, so oversized values are refused before any I/O.
+ * An upper bound of the size of any event item carrying a value of this many bytes under this key: a value whose
+ * bound exceeds the item limit is stored in chunks (see `ValueChunks`), decided before any I/O.
  */
 export const maxItemBytes = (location: Location, key: string, valueBytes: number): number => {
   const uuid = 36
@@ -160,10 +163,33 @@ export const isUnauthenticatedTombstone = (stored: StoredItem | undefined): bool
   return (op === "delete" || op === "expire") && item?.[Attr.value] === undefined
 }
 
+/** The binding part of a large value's manifest: it names the chunk count, so no chunk can be dropped or added. */
+export const manifestPart = (chunks: number): string => `manifest ${chunks}`
+
 /** The item for an event, with its value encrypted; `ValueTooLarge` if it would not fit in DynamoDB. */
-export const encode = Effect.fnUntraced(function*(
+export const encode = (
   location: Location,
   event: Event
+): Effect.Effect<AttributeMap, ValueTooLarge | KeyringError | Throttled | StorageFailure, DataKeys> =>
+  itemOf(location, event, event.value ?? noValue, undefined)
+
+/**
+ * The item of an event whose value is stored in `chunks` chunk items (see `ValueChunks`): in place of the value it
+ * carries the value's manifest, encrypted and bound as the manifest of that many chunks.
+ */
+export const encodeManifest = (
+  location: Location,
+  event: Event,
+  manifest: Uint8Array,
+  chunks: number
+): Effect.Effect<AttributeMap, ValueTooLarge | KeyringError | Throttled | StorageFailure, DataKeys> =>
+  itemOf(location, event, manifest, chunks)
+
+const itemOf = Effect.fnUntraced(function*(
+  location: Location,
+  event: Event,
+  plaintext: Uint8Array,
+  chunks: number | undefined
 ): Effect.fn.Return<AttributeMap, ValueTooLarge | KeyringError | Throttled | StorageFailure, DataKeys> {
   const item: AttributeMap = {
     [Attr.partition]: { S: location.namespace },
@@ -176,7 +202,14 @@ export const encode = Effect.fnUntraced(function*(
   if (event.expires !== undefined) item[Attr.expires] = { N: String(event.expires) }
   if (event.valueRevision !== undefined) item[Attr.valueRevision] = { S: event.valueRevision }
   // A tombstone carries an encrypted empty value: bound like any value, so it cannot be edited or forged unseen.
-  item[Attr.value] = { B: yield* ValueCipher.encrypt(event.value ?? noValue, bindingOf(location, event)) }
+  const binding = bindingOf(location, event)
+  if (chunks !== undefined) item[Attr.chunks] = { N: String(chunks) }
+  item[Attr.value] = {
+    B: yield* ValueCipher.encrypt(
+      plaintext,
+      chunks === undefined ? binding : { ...binding, part: manifestPart(chunks) }
+    )
+  }
   const size = itemSize(item)
   if (size > itemLimitBytes) {
     return yield* new ValueTooLarge({ key: event.key, itemBytes: size, limitBytes: itemLimitBytes })
@@ -198,7 +231,10 @@ type ParseError = DecryptionFailed | StorageFailure
 /** The event an item holds with its value still encrypted, or why the item holds no event; no I/O, no crypto. */
 const parse = (
   item: AttributeMap
-): Result.Result<{ readonly event: Event; readonly ciphertext: Uint8Array | undefined }, ParseError> => {
+): Result.Result<
+  { readonly event: Event; readonly ciphertext: Uint8Array | undefined; readonly chunks: number | undefined },
+  ParseError
+> => {
   const sortKey = item[Attr.sort]?.B
   if (sortKey === undefined) return Result.fail(corrupt("item has no sort key"))
   let decoded: { readonly key: string; readonly seq: number }
@@ -223,22 +259,46 @@ const parse = (
   const ciphertext = item[Attr.value]?.B
   const hasValue = op === "put" || op === "keep-alive"
   if (hasValue && ciphertext === undefined) return failed(`a ${op} event must carry a value`)
-  return Result.succeed({ event, ciphertext })
+  const chunks = numberOf(item, Attr.chunks)
+  if (item[Attr.chunks] !== undefined && (!hasValue || chunks === undefined || chunks < 1)) {
+    return failed("chunk count attribute is malformed")
+  }
+  return Result.succeed({ event, ciphertext, chunks })
+}
+
+/** Failures of decoding an event. */
+export type DecodeError = DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure
+
+/**
+ * Reads the value of an event stored in chunks, given its decrypted manifest and chunk count (see `ValueChunks`).
+ * Only the event table can: it reads the chunk items.
+ */
+export type Assemble = (
+  event: Event,
+  manifest: Uint8Array,
+  chunks: number
+) => Effect.Effect<Uint8Array, DecodeError, DataKeys>
+
+/** How many chunk items hold an event item's value; undefined for a value held whole (or no event item). */
+export const chunkCount = (stored: StoredItem): number | undefined => {
+  const raw = attributesOf(stored)[Attr.chunks]?.N
+  return raw === undefined ? undefined : Number(raw)
 }
 
 /**
  * The event an item holds, with its value decrypted. A structurally broken
- * item is a `StorageFailure`; one that does not authenticate is `DecryptionFailed`.
+ * item is a `StorageFailure`; one that does not authenticate is `DecryptionFailed`. A value stored in chunks
+ * needs `assemble`.
  */
 export const decode = (
   location: Location,
   stored: StoredItem,
-  options?: { readonly tolerateShredded?: boolean }
-): Effect.Effect<Event, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> => {
+  options?: { readonly tolerateShredded?: boolean; readonly assemble?: Assemble | undefined }
+): Effect.Effect<Event, DecodeError, DataKeys> => {
   // Not a generator: range reads decode every item they return, so everything but the data key is synchronous.
   const parsed = parse(attributesOf(stored))
   if (Result.isFailure(parsed)) return Effect.fail(parsed.failure)
-  const { ciphertext, event } = parsed.success
+  const { chunks, ciphertext, event } = parsed.success
   // A tombstone without authentication: written before 0.2, or forged (the worker reports it, see TamperWatch).
   if (ciphertext === undefined) return Effect.succeed(event)
   const decrypted = ValueCipher.decrypt(ciphertext, bindingOf(location, event))
@@ -260,8 +320,26 @@ export const decode = (
         error._tag === "Shredded" ? Effect.succeed({ ...event, shredded: { scope: error.scope } }) : Effect.fail(error)
     })
   }
-  const value = Effect.map(decrypted, (plaintext): Event => ({ ...event, value: plaintext }))
+  const value = chunks === undefined
+    ? Effect.map(decrypted, (plaintext): Event => ({ ...event, value: plaintext }))
+    : assembled(location, event, ciphertext, chunks, options?.assemble)
   return options?.tolerateShredded
     ? Effect.catchTag(value, "Shredded", (error) => Effect.succeed({ ...event, shredded: { scope: error.scope } }))
     : value
 }
+
+const assembled = (
+  location: Location,
+  event: Event,
+  manifest: Uint8Array,
+  chunks: number,
+  assemble: Assemble | undefined
+): Effect.Effect<Event, DecodeError, DataKeys> =>
+  assemble === undefined
+    ? Effect.fail(
+      corrupt(`the value of ${event.key} at seq ${event.seq} is stored in chunks: read it through the table`)
+    )
+    : ValueCipher.decrypt(manifest, { ...bindingOf(location, event), part: manifestPart(chunks) }).pipe(
+      Effect.flatMap((plaintext) => assemble(event, plaintext, chunks)),
+      Effect.map((value): Event => ({ ...event, value }))
+    )

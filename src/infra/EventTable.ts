@@ -18,6 +18,7 @@ import { carriesValue } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import { toleratedSkewMillis } from "../domain/WriteFence.ts"
 import type { Landing } from "../domain/WriteFence.ts"
+import * as ChunkArea from "./ChunkArea.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
@@ -26,6 +27,8 @@ import * as EventRecord from "./EventRecord.ts"
 import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
 import * as GraveRecord from "./GraveRecord.ts"
 import * as HistoryRecord from "./HistoryRecord.ts"
+import * as ValueChunks from "./ValueChunks.ts"
+import type { Compression } from "./ValueChunks.ts"
 
 const { Attr } = EventRecord
 
@@ -130,9 +133,20 @@ export class EventTable extends Context.Service<EventTable, {
     token: string
   ) => Effect.Effect<void, TransactionCanceled | ValueTooLarge | KeyringError | Throttled | StorageFailure>
 }>()("dynastate/EventTable") {
-  /** The event table at a location, over the `Dynamo` client and the `DataKeys` that encrypt its values. */
-  static readonly layer = (location: Location): Layer.Layer<EventTable, never, Dynamo | DataKeys> =>
-    Layer.effect(EventTable, make(location))
+  /**
+   * The event table at a location, over the `Dynamo` client and the `DataKeys` that encrypt its values; values
+   * stored in chunks are compressed first when `compression` says so (off by default).
+   */
+  static readonly layer = (
+    location: Location,
+    options?: EventTableOptions
+  ): Layer.Layer<EventTable, never, Dynamo | DataKeys> => Layer.effect(EventTable, make(location, options))
+}
+
+/** How an event table writes. */
+export interface EventTableOptions {
+  /** Compression of values stored in chunks, before encryption; `none` unless set (see `ValueChunks`). */
+  readonly compression?: Compression | undefined
 }
 
 /**
@@ -144,13 +158,33 @@ const appendSpan = span("EventTable.append")
 const latestSpan = span("EventTable.latest")
 const latestStateSpan = span("EventTable.latestState")
 
-const make = Effect.fnUntraced(function*(location: Location) {
+const make = Effect.fnUntraced(function*(location: Location, options?: EventTableOptions) {
   const dynamo = yield* Dynamo
   const dataKeys = yield* DataKeys
   const withKeyring = Effect.provideService(DataKeys, dataKeys)
-  const decodeItem = (item: StoredItem) => EventRecord.decode(location, item).pipe(withKeyring)
+  const chunks = ChunkArea.make(dynamo, location)
+  const compression = options?.compression ?? "none"
+  // Only an item naming chunks pays for reading them.
+  const assemble: EventRecord.Assemble = (event, manifest, count) =>
+    Effect.flatMap(chunks.read(event, count), (items) => ValueChunks.assemble(location, event, manifest, count, items))
+  const decodeItem = (item: StoredItem) => EventRecord.decode(location, item, { assemble }).pipe(withKeyring)
   const decodeState = (item: StoredItem) =>
-    EventRecord.decode(location, item, { tolerateShredded: true }).pipe(withKeyring)
+    EventRecord.decode(location, item, { tolerateShredded: true, assemble }).pipe(withKeyring)
+  const isLarge = (event: Event) =>
+    event.value !== undefined && ValueChunks.isLarge(location, event.key, event.value.length)
+  /**
+   * The item of an event, its chunk items written first when its value is large: the item's conditional write
+   * is what makes the value exist, so a reader never meets an event whose chunks are not all there.
+   */
+  const encodeWritten = (event: Event) =>
+    isLarge(event)
+      ? Effect.flatMap(
+        ValueChunks.split(location, event, compression).pipe(withKeyring),
+        (split) => Effect.as(chunks.write(split), split.item)
+      )
+      : EventRecord.encode(location, event).pipe(withKeyring)
+  /** Chunks of an event that lost its append: removed now rather than by the worker's collection later. */
+  const dropChunks = (event: Event) => isLarge(event) ? Effect.ignore(chunks.remove(event)) : Effect.void
   /** A consistent Query of one partition's sort-key range, inclusive. */
   const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) => ({
     TableName: location.table,
@@ -162,7 +196,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
 
   const append = (event: Event) => appendEvent(event).pipe(appendSpan)
   const appendEvent = Effect.fnUntraced(function*(event: Event) {
-    const item = yield* EventRecord.encode(location, event).pipe(withKeyring)
+    const item = yield* encodeWritten(event)
     const outcome = yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
       client.send(
         new PutItemCommand({
@@ -181,6 +215,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
     const existing = outcome.item
     // Our own event already there: the SDK retried a request whose response was lost.
     if (existing?.[Attr.revision]?.S === event.revision) return
+    yield* dropChunks(event)
     return yield* new AppendConflict({ winner: existing ? yield* decodeState(existing) : undefined })
   })
 
@@ -330,6 +365,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
         Effect.as(true),
         Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
       )
+    if (outcome) yield* dropChunks(event)
     return outcome
   })
 
@@ -403,6 +439,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
       const existing = put.Item
       // Our own event already there: a retried transaction whose response was lost.
       if (existing?.[Attr.revision]?.S === event.revision) return
+      yield* dropChunks(event)
       return yield* new AppendConflict({ winner: existing ? yield* decodeState(existing) : undefined })
     }
     // A conflict on any item (a compaction burying into the grave checked) is a changed predecessor as well.
@@ -421,6 +458,9 @@ const make = Effect.fnUntraced(function*(location: Location) {
       ? { _tag: "Buried", revision: latest.revision }
       : { _tag: "Live", seq: latest.seq, revision: latest.revision }
 
+  // A large value's chunks are written before the transaction (which holds at most 100 items and 4 MB), one value
+  // after the other; a cancelled transaction leaves them to the worker's collection: a retry with the same token
+  // may have committed the very events they belong to.
   const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
     const items: Array<TransactWriteItem> = []
     for (const write of writes) {
@@ -428,7 +468,7 @@ const make = Effect.fnUntraced(function*(location: Location) {
         items.push({
           Put: {
             TableName: location.table,
-            Item: yield* EventRecord.encode(location, write.event).pipe(withKeyring),
+            Item: yield* encodeWritten(write.event),
             ConditionExpression: "attribute_not_exists(#sk)",
             ExpressionAttributeNames: { "#sk": Attr.sort },
             ReturnValuesOnConditionCheckFailure: "ALL_OLD"

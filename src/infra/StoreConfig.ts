@@ -24,6 +24,7 @@ import { autoScalingKeys, autoScalingRefusal, fields, knownKeys, readAll, telepo
 import type { Raw } from "./config/Fields.ts"
 import { rules } from "./config/Rules.ts"
 import { nearest } from "./config/Suggest.ts"
+import type { Compression } from "./ValueChunks.ts"
 
 export { ConfigInvalid } from "./config/ConfigInvalid.ts"
 export type { ConfigProblem } from "./config/ConfigInvalid.ts"
@@ -80,6 +81,11 @@ export interface StoreConfig {
   readonly settleMillis: number
   /** Fenced single-item appends, or strict ones that check their predecessor (see `WriteMode`). */
   readonly writeMode: WriteMode
+  /**
+   * Compression of values stored in chunks, before encryption (`value_compression`, `none` by default: a compressed
+   * length says something about the content, see `ValueChunks`).
+   */
+  readonly compression: Compression
 }
 
 /** What to do with keys dynastate does not know: fail (the default), or list them in a warning and go on. */

@@ -211,6 +211,17 @@ describe("StoreConfig.load", () => {
       expect(overridden.writeMode).toBe("fenced")
     }))
 
+  it.effect("value_compression: none by default, gzip from YAML or the environment, anything else refused", () =>
+    Effect.gen(function*() {
+      expect((yield* loaded({ env: {} })).config.compression).toBe("none")
+      const file = yamlFile("storage:\n  value_compression: gzip\n")
+      expect((yield* loaded({ file, env: {} })).config.compression).toBe("gzip")
+      expect((yield* loaded({ file, env: { DYNASTATE_VALUE_COMPRESSION: "none" } })).config.compression).toBe("none")
+      const refused = yield* invalid({ env: { DYNASTATE_VALUE_COMPRESSION: "zstd" } })
+      expect(refused.field).toBe("storage.value_compression")
+      expect(refused.reason).toContain("is not one of none, gzip")
+    }))
+
   it.effect("a settle time too short for the writers' fence is refused, naming the minimum", () =>
     Effect.gen(function*() {
       // 30s + 2 × 30s + 5m + 1m = 7m30s: the default fence needs more than that.
@@ -272,7 +283,8 @@ describe("StoreConfig.load", () => {
         otlpEndpoint: Option.none(),
         writeFence: { maxStateAgeMillis: 30_000, writeTimeoutMillis: 30_000 },
         settleMillis: 600_000,
-        writeMode: "fenced"
+        writeMode: "fenced",
+        compression: "none"
       })
       expect(StoreConfig.isEmbedded(config)).toBe(true)
       expect(lines).toEqual([])

@@ -197,7 +197,7 @@ const workload = (store: Store["Service"]) =>
       .toMatchObject({ _tag: "ConditionFailed" })
     expect(
       yield* failure(
-        store.put({ key: "/secrets/huge", value: Buffer.concat([value("huge"), Buffer.alloc(400 * 1024)]) })
+        store.put({ key: "/secrets/huge", value: Buffer.concat([value("huge"), Buffer.alloc(16 * 1024 * 1024)]) })
       )
     )
       .toMatchObject({ _tag: "ValueTooLarge" })

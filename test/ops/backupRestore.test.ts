@@ -6,11 +6,13 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Stream } from "effect"
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import * as BackupItems from "../../src/infra/ops/BackupItems.ts"
+import * as ValueChunks from "../../src/infra/ValueChunks.ts"
 import * as Backup from "../../src/programs/ops/Backup.ts"
 import * as Restore from "../../src/programs/ops/Restore.ts"
 import * as Target from "../../src/programs/ops/Target.ts"
@@ -246,4 +248,45 @@ describe("backup and restore", () => {
       expect(noTable).toMatchObject({ _tag: "RestoreRefused", kind: "table-missing" })
       expect(noTable.message).toContain("dynastate provision")
     }).pipe(Effect.scoped, Effect.provide(layer)), 90_000)
+
+  it.live(
+    "large values: their chunks are backed up and restored by copy; a re-encrypting restore is refused",
+    () =>
+      Effect.gen(function*() {
+        const location = yield* provisionTable(client, freshTableName("backup-large"))
+        const store = yield* openStore(location, { client })
+        const large = new Uint8Array(randomBytes(900_000))
+        yield* store.put({ key: "/app/large", value: large })
+        yield* store.put({ key: "/app/large", value: bytes("small now") })
+        yield* store.put({ key: "/app/other", value: large })
+        const file = path.join(directory, "large.backup")
+        const backedUp = yield* Backup.backup(Target.make(location.table, location.namespace), file)
+        // Two values' chunks, and a marker each.
+        expect(backedUp.header.counts.chunk).toBe(2 * Math.ceil(900_000 / ValueChunks.chunkBytes) + 2)
+        expect(Backup.render(backedUp)).toContain(`${backedUp.header.counts.chunk} chunks of large values`)
+
+        const copyTable = yield* provisionTable(client, freshTableName("backup-large-copy"))
+        const copied = yield* Restore.restore({
+          path: file,
+          target: Target.make(copyTable.table, location.namespace, { storeId: location.table })
+        })
+        expect(copied.written).toEqual(backedUp.header.counts)
+        const copy = yield* openStore({ ...copyTable, namespace: location.namespace, storeId: location.table }, {
+          client
+        })
+        expect((yield* copy.get("/app/other")).value).toEqual(large)
+        const history = yield* Stream.runCollect(copy.history("/app/large"))
+        expect(history[0]!.value).toEqual(large)
+        expect(text(history[1]!.value)).toBe("small now")
+
+        const movedTable = yield* provisionTable(client, freshTableName("backup-large-moved"))
+        const refused = yield* Effect.flip(
+          Restore.restore({ path: file, target: Target.make(movedTable.table, "moved") })
+        )
+        expect(refused).toMatchObject({ _tag: "RestoreRefused", kind: "large-values" })
+        expect(refused.message).toContain("chunk items of large values")
+        expect(yield* BackupItems.isEmpty({ table: movedTable.table, namespace: "moved" })).toBe(true)
+      }).pipe(Effect.scoped, Effect.provide(layer)),
+    90_000
+  )
 })

@@ -199,6 +199,10 @@ describe("tenant isolation", () => {
         )
         yield* eventually("the watch is live", Effect.sync(() => expect(watched[0]?._tag).toBe("Init")), 10_000, 20)
         yield* store.create({ key: "/app/a", value: bytes("a1") })
+        // A value above what one item holds: its chunks take a partition of their own.
+        const large = new Uint8Array(500_000).fill(7)
+        yield* store.put({ key: "/app/large", value: large })
+        expect((yield* store.get("/app/large")).value).toEqual(large)
         for (const n of [1, 2, 3]) yield* store.put({ key: "/app/b", value: bytes(`b${n}`) })
         yield* store.update({ key: "/app/b", value: bytes("b4") })
         yield* store.compareAndSwap({ key: "/app/b", value: bytes("b4") }, { key: "/app/b", value: bytes("b5") })

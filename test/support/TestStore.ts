@@ -18,6 +18,7 @@ import { EventTable } from "../../src/infra/EventTable.ts"
 import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import * as TableProvisioner from "../../src/infra/TableProvisioner.ts"
+import type { Compression } from "../../src/infra/ValueChunks.ts"
 import { localCredentials } from "../../src/programs/app/StoreLive.ts"
 import { Store } from "../../src/programs/store/Store.ts"
 import type { StoreOptions } from "../../src/programs/store/Store.ts"
@@ -87,6 +88,8 @@ export interface OpenStoreOptions {
   readonly keyring?: Layer.Layer<Keyring> | undefined
   readonly storeOptions?: Partial<StoreOptions> | undefined
   readonly dataKeyPolicy?: Partial<DataKeyPolicy> | undefined
+  /** Compression of values stored in chunks (see `ValueChunks`). */
+  readonly compression?: Compression | undefined
 }
 
 /** A store instance with its own actor system on an existing table, closed with the scope. */
@@ -120,7 +123,7 @@ export const eventTableLayer = (
   location: TestTable,
   options: OpenStoreOptions = {}
 ): Layer.Layer<EventTable | DataKeys | Dynamo> =>
-  EventTable.layer(location).pipe(
+  EventTable.layer(location, { compression: options.compression }).pipe(
     Layer.provideMerge(DataKeys.layer(location, { ...defaultDataKeyPolicy, ...options.dataKeyPolicy })),
     Layer.provide(options.keyring ?? sharedKeyring),
     Layer.provideMerge(Layer.succeed(Dynamo, Dynamo.fromClient(options.client ?? makeClient())))

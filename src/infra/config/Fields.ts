@@ -8,6 +8,7 @@ import { Option, Redacted, Result } from "effect"
 import * as Retention from "../../domain/Retention.ts"
 import { defaultSettleMillis, defaultWriteFence } from "../../domain/WriteFence.ts"
 import type { WriteMode } from "../../domain/WriteFence.ts"
+import type { Compression } from "../ValueChunks.ts"
 import { showValue } from "./ConfigInvalid.ts"
 import type { ConfigProblem } from "./ConfigInvalid.ts"
 
@@ -143,6 +144,7 @@ export const fields = {
   writeTimeout: field("write_timeout", duration, defaultWriteFence.writeTimeoutMillis),
   settleMillis: field("compaction_settle", duration, defaultSettleMillis),
   writeMode: field("write_mode", literals<WriteMode>(["fenced", "strict"]), "fenced" as WriteMode),
+  compression: field("value_compression", literals<Compression>(["none", "gzip"]), "none" as Compression),
   unknownKeys: field("unknown_keys", literals(["error", "warn"]), "error" as const)
 } as const
 

@@ -36,6 +36,11 @@ export interface ValueBinding {
   readonly expires: number | undefined
   readonly valueRevision: string | undefined
   readonly timestamp: number
+  /**
+   * Which part of a value stored in several items this ciphertext is (a large value's manifest or one of its
+   * chunks, see `ValueChunks`); absent for a value held whole, whose associated data it leaves unchanged.
+   */
+  readonly part?: string | undefined
 }
 
 /** The layout values are written in. */
@@ -71,7 +76,8 @@ const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
         binding.op,
         binding.expires ?? null,
         binding.valueRevision ?? null,
-        binding.timestamp
+        binding.timestamp,
+        ...(binding.part === undefined ? [] : [binding.part])
       ])
     )
   ])

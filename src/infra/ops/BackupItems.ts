@@ -23,19 +23,22 @@ import type { Location, StoredItem } from "../EventRecord.ts"
 import * as GraveRecord from "../GraveRecord.ts"
 import { gravePartition } from "../GraveRecord.ts"
 import { historyPartition, isFreedMarker } from "../HistoryRecord.ts"
+import { chunkPartition } from "../ValueChunks.ts"
 
 const { Attr, attributesOf } = EventRecord
 
 /** What an item is to the store; the order is the order a backup reads them in (see `roles`). */
-export type Role = "event" | "history" | "grave" | "data-key"
+export type Role = "event" | "history" | "grave" | "chunk" | "data-key"
 
 /**
  * The order a backup reads partitions in, so a backup taken while the store runs misses nothing: compaction
  * copies an event to history before removing it from the live range, and files a tombstone in its grave before
  * removing it, so reading the live range first can only see an item twice (a state the store reads correctly),
- * never lose one. Data keys come last: every key an item already read names was stored before it.
+ * never lose one. The chunks of large values come after the events: a write stores its chunks before its event, so
+ * every event already read has its chunks there. Data keys come last: every key an item already read names was
+ * stored before it.
  */
-export const roles: ReadonlyArray<Role> = ["event", "history", "grave", "data-key"]
+export const roles: ReadonlyArray<Role> = ["event", "history", "grave", "chunk", "data-key"]
 
 /** The partition of a role in a namespace. */
 export const partitionOf = (location: Location, role: Role): string =>
@@ -45,6 +48,8 @@ export const partitionOf = (location: Location, role: Role): string =>
     ? historyPartition(location)
     : role === "grave"
     ? gravePartition(location)
+    : role === "chunk"
+    ? chunkPartition(location)
     : DataKeyStore.partitionOf(location.namespace)
 
 /** Every item of a role's partition, consistently read, page by page. */

@@ -25,6 +25,7 @@ import * as RawAesKeyring from "../../infra/crypto/RawAesKeyring.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
 import type { Location } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
+import type { EventTableOptions } from "../../infra/EventTable.ts"
 import * as SharedDynamoDBLocal from "../../infra/local/SharedDynamoDBLocal.ts"
 import { ConfigInvalid, fromConfig, isEmbedded, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
@@ -200,15 +201,18 @@ export const tableLayer = (config: StoreConfig, open: OpenOptions = {}) =>
 
 /** The event table of a configuration with its data keys (which need a `Keyring` and `Dynamo`); see `tableLayer`. */
 export const eventTableLayer = (config: StoreConfig) =>
-  encryptedEventTable({
-    table: config.tableName,
-    namespace: config.namespace,
-    storeId: Option.getOrUndefined(config.storeId)
-  })
+  encryptedEventTable(
+    { table: config.tableName, namespace: config.namespace, storeId: Option.getOrUndefined(config.storeId) },
+    defaultDataKeyPolicy,
+    { compression: config.compression }
+  )
 
 /** The event table at a location with its data keys (which need a `Keyring` and `Dynamo`). */
-export const encryptedEventTable = (location: Location, policy: DataKeyPolicy = defaultDataKeyPolicy) =>
-  EventTable.layer(location).pipe(Layer.provideMerge(DataKeys.layer(location, policy)))
+export const encryptedEventTable = (
+  location: Location,
+  policy: DataKeyPolicy = defaultDataKeyPolicy,
+  options?: EventTableOptions
+) => EventTable.layer(location, options).pipe(Layer.provideMerge(DataKeys.layer(location, policy)))
 
 /** SDK clients an application brings (its own credentials, middleware, tracing); they stay the application's to destroy. */
 export interface Clients {

@@ -15,6 +15,7 @@ import * as OtlpTracer from "effect/observability/OtlpTracer"
 import type { Keyring } from "../../infra/crypto/Keyring.ts"
 import { fromConfig, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
+import { ChunkCollector, defaultCollectorOptions } from "../worker/ChunkCollector.ts"
 import { defaultCompactionOptions } from "../worker/Compaction.ts"
 import type { CompactionOptions } from "../worker/Compaction.ts"
 import type { Projection } from "../worker/Projection.ts"
@@ -49,7 +50,8 @@ export const formatStatus = (status: WorkerStatus, readiness?: Readiness): strin
 }
 
 /**
- * The worker with the built-in projections plus `extra`, over the store's services.
+ * The worker with the built-in projections plus `extra`, and the collection of orphaned chunks, over the store's
+ * services.
  * Fails with `DuplicateProjectionName` if two projections share a name (yours cannot be named "history" or "expiry").
  */
 export const workerLayer = (
@@ -63,7 +65,9 @@ export const workerLayer = (
     const projections = [history, expiry, ...extra]
     const duplicate = duplicateName(projections)
     if (duplicate !== undefined) return yield* new DuplicateProjectionName({ projection: duplicate })
-    return ProjectionWorker.layer(projections, options)
+    // Orphaned chunks are collected after the compaction's settle time: by then no append decided with them lands.
+    const collector = ChunkCollector.layer({ ...defaultCollectorOptions, graceMillis: compaction.settleMillis })
+    return Layer.merge(ProjectionWorker.layer(projections, options), collector)
   }))
 
 /** What the status line says, less its rates and lags (which move all the time): a line is logged when it changes. */

@@ -59,7 +59,8 @@ export const render = (report: BackupReport): string => {
     `backed up ${report.header.table} namespace ${report.header.namespace} (store id ${report.header.storeId}) ` +
     `to ${report.path}`,
     `  ${counts.event} live events, ${counts.history} history events, ${counts.grave} graves, ` +
-    `${counts["data-key"]} data keys; ${report.bytes} bytes, sha256 ${report.header.sha256}`,
+    `${counts.chunk} chunks of large values, ${counts["data-key"]} data keys; ${report.bytes} bytes, ` +
+    `sha256 ${report.header.sha256}`,
     "  values are still encrypted: restoring needs the same keyring"
   ].join("\n")
 }

@@ -22,6 +22,8 @@ export const Counts = Schema.Struct({
   event: Schema.Int,
   history: Schema.Int,
   grave: Schema.Int,
+  /** Chunk items of large values; absent from backups made before large values, which hold none. */
+  chunk: Schema.Int.pipe(Schema.withDecodingDefault(Effect.succeed(0))),
   "data-key": Schema.Int
 })
 
@@ -47,7 +49,7 @@ export type Header = typeof Header.Type
 
 /** One item line. */
 export const Line = Schema.Struct({
-  role: Schema.Literals(["event", "history", "grave", "data-key"]),
+  role: Schema.Literals(["event", "history", "grave", "chunk", "data-key"]),
   item: Schema.Unknown
 })
 
@@ -77,7 +79,13 @@ const ioError = (path: string) => (cause: unknown) =>
   new BackupFileError({ path, reason: (cause as { message?: string })?.message ?? String(cause) })
 
 /** No counts yet. */
-export const noCounts = (): { -readonly [K in Role]: number } => ({ event: 0, history: 0, grave: 0, "data-key": 0 })
+export const noCounts = (): { -readonly [K in Role]: number } => ({
+  event: 0,
+  history: 0,
+  grave: 0,
+  chunk: 0,
+  "data-key": 0
+})
 
 /**
  * Writes a backup: `body` gives the item lines (without newline, each with its role), `header` makes the header

@@ -32,8 +32,11 @@ import type { Target } from "./Target.ts"
 /** The target cannot take the backup as asked (missing table, a namespace that already holds data). */
 export class RestoreRefused extends Schema.TaggedError<RestoreRefused>()("RestoreRefused", {
   table: Schema.String,
-  /** Why: no such table (provision it), a table of another schema, or a namespace that holds data already. */
-  kind: Schema.Literals(["table-missing", "not-a-store-table", "not-empty"]),
+  /**
+   * Why: no such table (provision it), a table of another schema, a namespace that holds data already, or large
+   * values to re-encrypt (their chunks are bound to the store id and namespace, and are restored by copy only).
+   */
+  kind: Schema.Literals(["table-missing", "not-a-store-table", "not-empty", "large-values"]),
   reason: Schema.String
 }) {
   override get message() {
@@ -160,6 +163,14 @@ export const restore = Effect.fn("Restore.restore")(function*(
   const mode: RestoreMode = header.storeId === target.storeId && header.namespace === target.namespace
     ? "copy"
     : "re-encrypt"
+  if (mode === "re-encrypt" && header.counts.chunk > 0) {
+    return yield* new RestoreRefused({
+      table: target.table,
+      kind: "large-values",
+      reason: `the backup holds ${header.counts.chunk} chunk items of large values, which are restored only under ` +
+        `the store id and namespace they were written in (${header.storeId}, ${header.namespace})`
+    })
+  }
   const written = BackupFile.noCounts()
   const total = BackupItems.roles.reduce((sum, role) => sum + header.counts[role], 0)
   let done = 0
@@ -181,7 +192,8 @@ export const restore = Effect.fn("Restore.restore")(function*(
     for (let start = 0; start < dataKeys.length; start += batch) {
       yield* put("data-key", dataKeys.slice(start, start + batch))
     }
-    for (const role of ["grave", "history", "event"] as const) {
+    // Chunks before the events that name them, as the store writes them.
+    for (const role of ["chunk", "grave", "history", "event"] as const) {
       yield* ofRole(role).pipe(Stream.grouped(batch), Stream.runForEach((items) => put(role, items)))
     }
   } else {

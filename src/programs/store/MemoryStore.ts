@@ -39,8 +39,8 @@ import { isExpired } from "../../domain/Item.ts"
 import type { Item, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import { defaultDataKeyPolicy, withinScope } from "../../infra/crypto/DataKeys.ts"
-import * as EventRecord from "../../infra/EventRecord.ts"
 import * as Revisions from "../../infra/Revisions.ts"
+import * as ValueChunks from "../../infra/ValueChunks.ts"
 import type { PastPoint } from "./History.ts"
 import * as ExpiryTimer from "./memory/ExpiryTimer.ts"
 import * as MemoryLog from "./memory/MemoryLog.ts"
@@ -63,12 +63,10 @@ export interface MemoryStoreOptions {
 export const defaultNamespace = "default"
 
 /**
- * The largest value a key can carry: the DynamoDB store's bound (its 400 KB
- * item limit less the most an event item adds), so a value the in-memory store
- * accepts fits in DynamoDB too.
+ * The largest value a key can carry: the DynamoDB store's bound (16 MiB, stored in chunks above what one item
+ * holds), so a value the in-memory store accepts fits in DynamoDB too. The same for every key and namespace.
  */
-export const maxValueBytes = (key: string, namespace: string = defaultNamespace): number =>
-  EventRecord.itemLimitBytes - EventRecord.maxItemBytes({ table: "memory", namespace }, key, 0)
+export const maxValueBytes = (_key?: string, _namespace?: string): number => ValueChunks.maxValueBytes
 
 /** A look inside an in-memory store, for tests; not part of the `Store` interface. */
 export class MemoryInspector extends Context.Service<MemoryInspector, {
@@ -331,7 +329,7 @@ export const makeWithInspector = Effect.fnUntraced(function*(
   yield* Effect.addFinalizer(() => watches.close)
 
   const store = Store.of({
-    ...commandOperations(location, run),
+    ...commandOperations(run),
     get,
     getRange: (start, end, rangeOptions) => Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
     items,

@@ -244,7 +244,7 @@ const make = (options: StoreOptions) =>
     })
 
     return Store.of({
-      ...commandOperations(table.location, run),
+      ...commandOperations(run),
       get,
       getRange: (start, end, rangeOptions) => Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
       items,

@@ -12,8 +12,8 @@ import { BadParameter, ValueTooLarge } from "../../domain/Errors.ts"
 import type { AlreadyExists, CompareFailed, IncorrectRevision, NotFound } from "../../domain/Errors.ts"
 import type { ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
-import * as EventRecord from "../../infra/EventRecord.ts"
 import type { Location } from "../../infra/EventRecord.ts"
+import * as ValueChunks from "../../infra/ValueChunks.ts"
 import type { WriteError } from "./KeyActors.ts"
 
 /**
@@ -71,23 +71,28 @@ export const checkLimit = (limit: number | undefined): Effect.Effect<void, BadPa
     ? Effect.void
     : Effect.fail(new BadParameter({ field: "limit", reason: "a limit must be a whole number, 0 or more" }))
 
-/** A value whose event item fits in one DynamoDB item at this location. */
-export const checkSize = (location: Location, key: string, value: Uint8Array): Effect.Effect<void, ValueTooLarge> => {
-  const bytes = EventRecord.maxItemBytes(location, key, value.length)
-  return bytes > EventRecord.itemLimitBytes
-    ? Effect.fail(new ValueTooLarge({ key, itemBytes: bytes, limitBytes: EventRecord.itemLimitBytes }))
+/**
+ * A value within the store's bound (`ValueChunks.maxValueBytes`, 16 MiB): one above what an event item holds is
+ * stored in chunks, one above the bound is refused here, before any I/O.
+ */
+export const checkSize = (key: string, value: Uint8Array): Effect.Effect<void, ValueTooLarge> =>
+  value.length > ValueChunks.maxValueBytes
+    ? Effect.fail(new ValueTooLarge({ key, itemBytes: value.length, limitBytes: ValueChunks.maxValueBytes }))
     : Effect.void
-}
+
+/** The bytes a value adds to an atomic write's transaction: all of it, or only its manifest when stored in chunks. */
+const transactionBytesOf = (location: Location, key: string, value: Uint8Array): number =>
+  ValueChunks.isLarge(location, key, value.length) ? 0 : value.length
 
 /** An item to write: a valid key, a `Uint8Array` value that fits, a whole expiry. */
-export const checkItem = (location: Location, item: ItemInput): Effect.Effect<void, BadParameter | ValueTooLarge> =>
+export const checkItem = (item: ItemInput): Effect.Effect<void, BadParameter | ValueTooLarge> =>
   Effect.gen(function*() {
     yield* checkKey(item.key)
     if (!(item.value instanceof Uint8Array)) {
       return yield* new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
     }
     yield* checkExpiry(item.expires)
-    yield* checkSize(location, item.key, item.value)
+    yield* checkSize(item.key, item.value)
   })
 
 /** An atomic write's actions (see `AtomicWrite.validate`), each value fitting, all of them one transaction's worth. */
@@ -101,8 +106,8 @@ export const checkAtomicWrite = (
     let transactionBytes = 0
     for (const entry of actions) {
       if (entry.action._tag === "Put") {
-        yield* checkSize(location, entry.key, entry.action.value)
-        transactionBytes += entry.action.value.length
+        yield* checkSize(entry.key, entry.action.value)
+        transactionBytes += transactionBytesOf(location, entry.key, entry.action.value)
       }
     }
     if (transactionBytes > maxTransactionValueBytes) {
@@ -121,9 +126,9 @@ export type CommandRunner<X> = <E extends CommandError>(command: Command) => Eff
 type Failure<X> = BadParameter | ValueTooLarge | X
 
 /** The single-key writes of a store, as commands checked first and then handed to `run`. */
-export const commandOperations = <X extends WriteError>(location: Location, run: CommandRunner<X>) => {
+export const commandOperations = <X extends WriteError>(run: CommandRunner<X>) => {
   const write = <E extends CommandError>(item: ItemInput, command: Command) =>
-    Effect.andThen(checkItem(location, item), run<E>(command))
+    Effect.andThen(checkItem(item), run<E>(command))
   return {
     create: (item: ItemInput): Effect.Effect<Lease, AlreadyExists | Failure<X>> =>
       write<AlreadyExists>(item, { _tag: "Create", item }),

@@ -7,7 +7,7 @@
  */
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import * as EventRecord from "../../../src/infra/EventRecord.ts"
+import * as ValueChunks from "../../../src/infra/ValueChunks.ts"
 import { defaultAtomicWriteOptions } from "../../../src/programs/store/AtomicWriter.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
 import type { StoreOptions } from "../../../src/programs/store/Store.ts"
@@ -38,7 +38,8 @@ const backend = (name: string, storeOptions: Partial<StoreOptions>): ContractBac
         }),
       ops: (key) => opsOf(t.client, t.location, key),
       snapshot: () => snapshot(t.client, t.location.table),
-      maxValueBytes: (key) => EventRecord.itemLimitBytes - EventRecord.maxItemBytes(t.location, key, 0)
+      maxValueBytes: () => ValueChunks.maxValueBytes,
+      wholeValueBytes: (key) => ValueChunks.largestWholeValue(t.location, key)
     }
   }
 })

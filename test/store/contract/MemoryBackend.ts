@@ -8,6 +8,7 @@
 import { beforeEach } from "@effect/vitest"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
+import * as ValueChunks from "../../../src/infra/ValueChunks.ts"
 import * as MemoryStore from "../../../src/programs/store/MemoryStore.ts"
 import type { InspectableStore } from "../../../src/programs/store/MemoryStore.ts"
 import type { ContractBackend } from "./suite/Backend.ts"
@@ -41,7 +42,8 @@ export const memoryBackend: ContractBackend = {
       openRecording: undefined,
       ops: (key) => (current === undefined ? Effect.succeed([]) : current.inspector.ops(key)),
       snapshot: () => (current === undefined ? Effect.succeed("") : current.inspector.snapshot),
-      maxValueBytes: (key) => MemoryStore.maxValueBytes(key)
+      maxValueBytes: (key) => MemoryStore.maxValueBytes(key),
+      wholeValueBytes: (key) => ValueChunks.largestWholeValue({ table: "memory", namespace: "default" }, key)
     }
   }
 }

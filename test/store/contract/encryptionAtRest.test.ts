@@ -3,15 +3,17 @@
  * any attribute of any item, and a ciphertext moved to another key (or an
  * edited attribute it is bound to) fails to decrypt, naming the key and seq.
  */
-import { UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
-import { randomUUID } from "node:crypto"
+import { randomBytes, randomUUID } from "node:crypto"
 import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
 import { DecryptionFailed } from "../../../src/domain/Errors.ts"
 import * as Key from "../../../src/domain/Key.ts"
+import * as SortKey from "../../../src/domain/SortKey.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
+import * as ValueChunks from "../../../src/infra/ValueChunks.ts"
 import { bytes, rawEvents, scanAll, text, uniquePrefix, useTable } from "./harness.ts"
 import type { RawItem } from "./harness.ts"
 
@@ -76,11 +78,28 @@ describe("values never reach the table in plaintext", () => {
       // a big value made of nothing but the marker, and one that is the marker alone
       yield* store.put({ key: `${p}big`, value: bytes(marker.repeat(4_000)) })
       yield* store.put({ key: `${p}bare`, value: bytes(marker) })
+      // values above what one item holds, stored in chunk items: written alone and in an atomic write
+      yield* store.put({ key: `${p}chunked`, value: bytes(marker.repeat(20_000)) })
+      yield* store.atomicWrite([
+        { key: `${p}chunked-atomic`, condition: Condition.notExists, action: Action.put(value("x".repeat(900_000))) }
+      ])
 
       // the store really holds the marker: every value reads back
       const items = yield* store.getRange(p, Key.rangeEnd(p))
       expect(items.map((item) => item.key)).toEqual(
-        ["atomic-a", "atomic-b", "bare", "big", "cas", "conditional", "create", "put", "update"].map((name) => p + name)
+        [
+          "atomic-a",
+          "atomic-b",
+          "bare",
+          "big",
+          "cas",
+          "chunked",
+          "chunked-atomic",
+          "conditional",
+          "create",
+          "put",
+          "update"
+        ].map((name) => p + name)
       )
       for (const item of items) expect(text(item.value)).toContain(marker)
       expect(yield* store.get(`${p}create`)).toMatchObject({ revision: created.revision, expires: now + 7_200_000 })
@@ -89,7 +108,7 @@ describe("values never reach the table in plaintext", () => {
       const events = raw.filter((item) => item[Attr.partition]?.S === t.location.namespace)
       const withValues = events.filter((item) => item[Attr.value]?.B !== undefined)
       // put/keep-alive events of this test: 12 (each carries a ciphertext at least as long as its value)
-      expect(withValues.length).toBeGreaterThanOrEqual(12)
+      expect(withValues.length).toBeGreaterThanOrEqual(14)
       expect(withValues.some((item) => item[Attr.op]?.S === "keep-alive")).toBe(true)
       expect(Math.max(...withValues.map((item) => item[Attr.value]!.B!.length))).toBeGreaterThan(marker.length * 4_000)
       // the marker, its hex and base64 forms, and the whole JSON values appear nowhere, in no item at all
@@ -106,8 +125,11 @@ describe("values never reach the table in plaintext", () => {
       expect(findings({ x: { S: Buffer.from(marker).toString("hex") } }, needles)).toHaveLength(1)
       const leaks = raw.flatMap((item) => findings(item, needles))
       expect(leaks).toEqual([])
-      // the scan covered more than events: the wrapped data keys stored beside them were checked too
+      // the scan covered more than events: the wrapped data keys stored beside them were checked too, and the
+      // chunk items of the large values (900 KB and more each: three chunks or more)
       expect(raw.filter((item) => item[Attr.partition]?.S !== t.location.namespace).length).toBeGreaterThan(0)
+      const chunks = raw.filter((item) => item[Attr.partition]?.S === ValueChunks.chunkPartition(t.location))
+      expect(chunks.length).toBeGreaterThanOrEqual(6)
     }))
 
   it.effect("the same value written twice is stored as two different ciphertexts", () =>
@@ -204,5 +226,51 @@ describe("ciphertexts are bound to their place", () => {
         key: `${p}seq`,
         seq: 1
       })
+    }))
+
+  it.effect("a large value's chunk swapped in from another value, a missing chunk or a dropped chunk count fail", () =>
+    Effect.gen(function*() {
+      const store = yield* t.open()
+      const p = uniquePrefix("chunks")
+      const large = (name: string) => randomBytes(500_000 + name.length) // two chunks each
+      for (const name of ["a", "b", "c", "d"]) yield* store.put({ key: `${p}${name}`, value: large(name) })
+      const raw = yield* scanAll(t.client, t.location.table)
+      const chunkOf = (key: string, index: number) =>
+        raw.find((item) =>
+          item[Attr.partition]?.S === ValueChunks.chunkPartition(t.location) &&
+          SortKey.decode(item[ValueChunks.ChunkAttr.event]!.B!).key === key &&
+          item[ValueChunks.ChunkAttr.index]?.N === String(index)
+        )!
+      yield* setAttribute(chunkOf(`${p}a`, 0), Attr.value, chunkOf(`${p}b`, 0)[Attr.value]!)
+      yield* Effect.promise(() =>
+        t.client.send(
+          new DeleteItemCommand({
+            TableName: t.location.table,
+            Key: {
+              [Attr.partition]: chunkOf(`${p}c`, 1)[Attr.partition]!,
+              [Attr.sort]: chunkOf(`${p}c`, 1)[Attr.sort]!
+            }
+          })
+        )
+      )
+      const [event] = yield* rawEvents(t.client, t.location, `${p}d`)
+      yield* Effect.promise(() =>
+        t.client.send(
+          new UpdateItemCommand({
+            TableName: t.location.table,
+            Key: { [Attr.partition]: event![Attr.partition]!, [Attr.sort]: event![Attr.sort]! },
+            UpdateExpression: "REMOVE #ch",
+            ExpressionAttributeNames: { "#ch": Attr.chunks }
+          })
+        )
+      )
+      const fresh = yield* t.open()
+      for (const name of ["a", "c", "d"]) {
+        const error = yield* Effect.flip(fresh.get(`${p}${name}`))
+        expect(error, name).toBeInstanceOf(DecryptionFailed)
+        expect(error, name).toMatchObject({ key: `${p}${name}`, seq: 1 })
+      }
+      expect(((yield* Effect.flip(fresh.get(`${p}c`))) as DecryptionFailed).reason).toContain("missing")
+      expect((yield* fresh.get(`${p}b`)).value.length).toBe(500_001)
     }))
 })

@@ -36,6 +36,8 @@ export interface ContractStorage {
   readonly snapshot: () => Effect.Effect<string>
   /** The largest value a key can carry, by the store's own size bound. */
   readonly maxValueBytes: (key: string) => number
+  /** The largest value one DynamoDB item holds whole under a key (larger ones are stored in chunks). */
+  readonly wholeValueBytes: (key: string) => number
 }
 
 /** A backend the contract runs against. */
