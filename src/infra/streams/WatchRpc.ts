@@ -8,6 +8,7 @@ import { NodeSocket } from "@effect/platform-node"
 import { Effect, Layer, Schema } from "effect"
 import { Rpc, RpcClient, RpcGroup, RpcSerialization } from "effect/rpc"
 import type { AttributeMap } from "../Dynamo.ts"
+import type { RelayAddress } from "./RelayAddress.ts"
 import type { StreamRecord } from "./StreamsApi.ts"
 
 /** Per shard of `arn`, the last record accounted for. */
@@ -94,20 +95,6 @@ export const toStreamRecord = (relayed: typeof RelayedRecord.Type): StreamRecord
     principal: undefined,
     approximateCreation: undefined
   }
-}
-
-/** Where a worker serves watches: `host:port`. */
-export interface RelayAddress {
-  readonly host: string
-  readonly port: number
-}
-
-/** Reads `host:port` (a bracketed IPv6 address too); `undefined` when it is not one. */
-export const parseAddress = (text: string): RelayAddress | undefined => {
-  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim())
-  if (match === null) return undefined
-  const port = Number(match[3])
-  return port >= 1 && port <= 65535 ? { host: (match[1] ?? match[2])!, port } : undefined
 }
 
 /** Ndjson framing: one message a line over the byte stream of a socket. */

@@ -11,6 +11,7 @@
  */
 import { Cause, Deferred, Duration, Effect, Fiber, Queue, Stream } from "effect"
 import { EventTable } from "../../infra/EventTable.ts"
+import type { RelayAddress } from "../../infra/streams/RelayAddress.ts"
 import { compareSequence } from "../../infra/streams/StreamEvents.ts"
 import type { ShardCoordinator, StreamBatch } from "../../infra/streams/StreamReader.ts"
 import { listShards, readStream } from "../../infra/streams/StreamReader.ts"
@@ -133,7 +134,7 @@ export const own = (resumeFrom: WatchPosition | undefined) =>
 
 /** Where the worker serves watches, and how soon to try it again after it could not serve. */
 export interface RelayTarget {
-  readonly address: WatchRpc.RelayAddress
+  readonly address: RelayAddress
   /** Pause between attempts to reach the worker while reading the stream itself (default 5 s). */
   readonly retry?: Duration.Input | undefined
 }

@@ -8,7 +8,9 @@
  */
 import { NodeSocketServer } from "@effect/platform-node"
 import { Cause, Context, Deferred, Effect, Layer, Queue, Schedule, Schema, Stream } from "effect"
+import { NetAddress } from "effect/net"
 import { RpcServer } from "effect/rpc"
+import { SocketServer } from "effect/socket"
 import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import * as ProjectionLeases from "../../infra/ProjectionLeases.ts"
@@ -221,9 +223,16 @@ export const serve = (
       Layer.provide(handlers),
       Layer.provide(RpcServer.layerProtocolSocketServer),
       Layer.provide(WatchRpc.serialization),
+      Layer.provideMerge(announce),
       Layer.provideMerge(NodeSocketServer.layer({ host: address.host, port: address.port }))
     )
   }))
+
+const announce = Layer.effectDiscard(Effect.gen(function*() {
+  const address = (yield* SocketServer.SocketServer).address
+  const where = address._tag === "UnixPathAddress" ? String(address) : NetAddress.formatInet(address)
+  yield* Effect.logInfo(`serving watches at ${where}`)
+}))
 
 /** The listener could not be opened (port taken, address not local). */
 export class RelayUnavailable extends Schema.TaggedError<RelayUnavailable>()("RelayUnavailable", {
