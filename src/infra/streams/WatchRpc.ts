@@ -105,10 +105,15 @@ export const serialization: Layer.Layer<RpcSerialization.RpcSerialization> = Rpc
  * `RpcClientError`; there is no silent reconnection (the watch decides where to read from then).
  */
 export const client = (address: RelayAddress) =>
-  RpcClient.make(WatchRpcs).pipe(
-    Effect.provide(
+  Effect.gen(function*() {
+    // Built in the caller's scope: the connection lives as long as the client.
+    const protocol = yield* Layer.build(
       RpcClient.layerProtocolSocket({ pingInterval: "2 seconds", pingTimeout: "6 seconds" }).pipe(
-        Layer.provide([NodeSocket.layerNet({ host: address.host, port: address.port }), serialization])
+        Layer.provide([
+          NodeSocket.layerNet({ host: address.host, port: address.port, openTimeout: "3 seconds" }),
+          serialization
+        ])
       )
     )
-  )
+    return yield* RpcClient.make(WatchRpcs).pipe(Effect.provideContext(protocol))
+  })

@@ -137,6 +137,8 @@ export interface RelayTarget {
   readonly address: RelayAddress
   /** Pause between attempts to reach the worker while reading the stream itself (default 5 s). */
   readonly retry?: Duration.Input | undefined
+  /** How long the worker may take to say `Ready` (its reader catching up after a start) before it counts as gone. */
+  readonly readyTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -151,6 +153,7 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
     let arn: string | undefined
     const started = yield* Deferred.make<void>()
     const retry = Duration.fromInputUnsafe(target.retry ?? "5 seconds")
+    const readyTimeout = Duration.fromInputUnsafe(target.readyTimeout ?? "30 seconds")
 
     const batches = Stream.unwrap(Effect.gen(function*() {
       const scope = yield* Effect.scope
@@ -240,10 +243,20 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
           }
         })
 
+      // A relay that accepts the call but never says `Ready` (or stops answering pings) is treated as gone.
+      let ready = false
+      const readyWithin = Effect.sleep(readyTimeout).pipe(
+        Effect.andThen(Effect.suspend(() => ready ? Effect.never : Effect.fail("no Ready from the worker in time")))
+      )
       const session = Effect.scoped(Effect.gen(function*() {
+        ready = false
         const client = yield* WatchRpc.client(target.address)
         yield* client.Watch({ table: table.location.table, namespace: table.location.namespace }).pipe(
-          Stream.runForEach(relayMessage)
+          Stream.runForEach((message) => {
+            if (message._tag === "Ready") ready = true
+            return relayMessage(message)
+          }),
+          Effect.raceFirst(readyWithin)
         )
       })).pipe(
         Effect.catchCause((cause) =>

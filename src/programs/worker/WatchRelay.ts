@@ -253,7 +253,8 @@ export const layer = (
   serve(address).pipe(
     Layer.provideMerge(WatchRelay.layer(options)),
     Layer.catchTag("SocketServerError", (error) =>
-      Layer.effectDiscard(
+      Layer.effect(
+        WatchRelay,
         Effect.fail(new RelayUnavailable({ host: address.host, port: address.port, reason: String(error.reason) }))
       ))
   )
