@@ -1,0 +1,141 @@
+/**
+ * An HTTP proxy in front of DynamoDB Local that counts the readers of the table's stream: one listening port per
+ * process, so every request is known by the process that sent it. It reads the DynamoDB Streams calls as they
+ * pass: `GetShardIterator` names the shard and starts a reading (a chain of iterators), `GetRecords` continues the
+ * reading its iterator belongs to (each response's next iterator joins the chain). A reading counts as active
+ * while it polled within the last `activeMillis` (a refused `GetRecords` ends it: its process starts another), so
+ * the proxy tells both which processes read a shard and how many readings of it ran at the same time.
+ */
+import * as http from "node:http"
+import type * as net from "node:net"
+
+/** What the proxy saw of one shard. */
+export interface ShardReaders {
+  /** The processes that sent `GetShardIterator` or `GetRecords` for it. */
+  readonly processes: Set<string>
+  /** The most readings active at once. */
+  maxConcurrent: number
+}
+
+/** A running proxy. */
+export interface StreamProxy {
+  /** A listening port for one process, named `name`; its endpoint URL. */
+  readonly endpointFor: (name: string) => Promise<string>
+  /** Per shard id, what was seen. */
+  readonly shards: ReadonlyMap<string, ShardReaders>
+  readonly close: () => Promise<void>
+}
+
+interface Reading {
+  readonly shardId: string
+  readonly process: string
+  lastPoll: number
+}
+
+/** Starts a proxy to `target` (DynamoDB Local's URL). */
+export const start = (target: string, activeMillis = 2_000): StreamProxy => {
+  const upstream = new URL(target)
+  const servers: Array<http.Server> = []
+  const shards = new Map<string, ShardReaders>()
+  const readings: Array<Reading> = []
+  const byIterator = new Map<string, Reading>()
+
+  const shardOf = (shardId: string): ShardReaders => {
+    const found = shards.get(shardId)
+    if (found !== undefined) return found
+    const fresh: ShardReaders = { processes: new Set(), maxConcurrent: 0 }
+    shards.set(shardId, fresh)
+    return fresh
+  }
+
+  const polled = (reading: Reading) => {
+    const now = Date.now()
+    reading.lastPoll = now
+    const active = readings.filter((other) => other.shardId === reading.shardId && now - other.lastPoll <= activeMillis)
+    const shard = shardOf(reading.shardId)
+    shard.maxConcurrent = Math.max(shard.maxConcurrent, active.length)
+  }
+
+  /** Reads a Streams call and its answer; everything else passes untouched. */
+  const observe = (process: string, operation: string, request: string, status: number, response: string) => {
+    try {
+      if (status >= 400) {
+        // A refused call (expired iterator, trimmed data, throttling) ends the reading it continued: its process
+        // asks for a new iterator, and the two must not count as two readers.
+        if (operation === "GetRecords") {
+          const { ShardIterator } = JSON.parse(request) as { ShardIterator: string }
+          const reading = byIterator.get(ShardIterator)
+          if (reading !== undefined) reading.lastPoll = Number.NEGATIVE_INFINITY
+        }
+        return
+      }
+      if (operation === "GetShardIterator") {
+        const { ShardId } = JSON.parse(request) as { ShardId: string }
+        shardOf(ShardId).processes.add(process)
+        const { ShardIterator } = JSON.parse(response) as { ShardIterator?: string }
+        const reading: Reading = { shardId: ShardId, process, lastPoll: Date.now() }
+        readings.push(reading)
+        polled(reading)
+        if (ShardIterator !== undefined) byIterator.set(ShardIterator, reading)
+      } else if (operation === "GetRecords") {
+        const { ShardIterator } = JSON.parse(request) as { ShardIterator: string }
+        const reading = byIterator.get(ShardIterator)
+        if (reading === undefined) return
+        byIterator.delete(ShardIterator)
+        shardOf(reading.shardId).processes.add(process)
+        polled(reading)
+        const { NextShardIterator } = JSON.parse(response) as { NextShardIterator?: string }
+        if (NextShardIterator !== undefined) byIterator.set(NextShardIterator, reading)
+      }
+    } catch {
+      // An error answer (not JSON of the call's shape) continues no reading.
+    }
+  }
+
+  const endpointFor = (name: string) =>
+    new Promise<string>((resolve) => {
+      const server = http.createServer((request, response) => {
+        const chunks: Array<Buffer> = []
+        request.on("data", (chunk: Buffer) => chunks.push(chunk))
+        request.on("end", () => {
+          const body = Buffer.concat(chunks)
+          const operation = String(request.headers["x-amz-target"] ?? "").split(".")[1] ?? ""
+          const forwarded = http.request(
+            {
+              host: upstream.hostname,
+              port: upstream.port,
+              method: request.method,
+              path: request.url,
+              headers: request.headers
+            },
+            (answer) => {
+              const parts: Array<Buffer> = []
+              answer.on("data", (chunk: Buffer) => parts.push(chunk))
+              answer.on("end", () => {
+                const answered = Buffer.concat(parts)
+                observe(name, operation, body.toString("utf8"), answer.statusCode ?? 500, answered.toString("utf8"))
+                response.writeHead(answer.statusCode ?? 500, answer.headers)
+                response.end(answered)
+              })
+            }
+          )
+          forwarded.on("error", () => response.destroy())
+          forwarded.end(body)
+        })
+      })
+      servers.push(server)
+      server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`))
+    })
+
+  return {
+    endpointFor,
+    shards,
+    close: () =>
+      Promise.all(servers.map((server) =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections()
+          server.close(() => resolve())
+        })
+      )).then(() => undefined)
+  }
+}
