@@ -180,6 +180,25 @@ describe("watches served by the worker's relay", () => {
       expect(changes(watching.events)).toHaveLength(total)
     }))
 
+  it.live("a watch that began on its own reading of a quiet stream goes over to the relay too", () =>
+    Effect.gen(function*() {
+      const location = yield* freshTable
+      const port = yield* freePort
+      const writer = yield* openPlainStore(location)
+      // Records before the watch: the relay, starting from the shard's first record, reads past them.
+      for (let i = 1; i <= 3; i++) yield* writer.put({ key: "/q", value: bytes(`v${i}`) })
+      const { counts, store } = yield* relayedStore(location, port)
+      const { watching } = yield* startWatch(store)
+      expect(yield* eventually(() => watching.events.length > 0)).toBe(true)
+      const { relay } = yield* startRelay(location, port)
+      expect(yield* eventually(() => Effect.runSync(relay.status).subscribers === 1, 10_000)).toBe(true)
+      expect(yield* eventuallyEffect(quiet(counts), 10_000)).toBe(true)
+      yield* writer.put({ key: "/q", value: bytes("v4") })
+      expect(yield* eventually(() => changes(watching.events).length >= 1, 10_000)).toBe(true)
+      yield* Effect.sleep(500)
+      expect(changes(watching.events).map(describeEvent)).toEqual(["Put /q#4=v4"])
+    }))
+
   it.live("a watch resumed from a position catches up by itself, then goes over to the relay without a gap", () =>
     Effect.gen(function*() {
       const location = yield* freshTable

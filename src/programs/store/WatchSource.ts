@@ -71,6 +71,8 @@ const liveCoordinator = (resumeFrom: WatchPosition | undefined, positions: Recor
         parent = parents.get(parent)
       ) passed.add(parent)
     }
+    // Shards read from their newest record: what came before was before `Init`, no position of this reader covers it.
+    const fromLatest = new Set<string>()
     const finishedAtStart = (shardId: string) =>
       closedAtStart.has(shardId) && positions[shardId] === undefined &&
       (resumeFrom === undefined || passed.has(shardId))
@@ -80,7 +82,10 @@ const liveCoordinator = (resumeFrom: WatchPosition | undefined, positions: Recor
           const resumed = positions[shard.shardId]
           if (resumed !== undefined) return { _tag: "After", sequenceNumber: resumed }
           if (_arn === arn && finishedAtStart(shard.shardId)) return undefined
-          if (open.has(shard.shardId) && _arn === arn && resumeFrom === undefined) return { _tag: "Latest" }
+          if (open.has(shard.shardId) && _arn === arn && resumeFrom === undefined) {
+            fromLatest.add(shard.shardId)
+            return { _tag: "Latest" }
+          }
           return { _tag: "TrimHorizon" }
         }),
       isFinished: (_arn, shardId) => Effect.succeed(_arn === arn && finishedAtStart(shardId)),
@@ -93,7 +98,7 @@ const liveCoordinator = (resumeFrom: WatchPosition | undefined, positions: Recor
       Effect.suspend(
         () => (waiting.delete(shardId) && waiting.size === 0 ? Deferred.succeed(started, undefined) : Effect.void)
       )
-    return { coordinator, started, arn, onStarted, finishedAtStart }
+    return { coordinator, started, arn, onStarted, finishedAtStart, fromLatest }
   })
 
 /** This process's own reading of the stream, keeping its positions in `positions`. */
@@ -132,6 +137,9 @@ export const own = (resumeFrom: WatchPosition | undefined) =>
     return source
   })
 
+/** How long this process's own reader needs to bring a record the stream already shows: a few polls. */
+const quietMillis = 2_000
+
 /** Where the worker serves watches, and how soon to try it again after it could not serve. */
 export interface RelayTarget {
   readonly address: RelayAddress
@@ -161,23 +169,31 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
       interface Own {
         readonly fiber: Fiber.Fiber<unknown>
         readonly finished: (shardId: string) => boolean
+        readonly fromLatest: ReadonlySet<string>
       }
       let ownReader: Own | undefined
       /** The worker's positions when it took the subscription, while the own reading has yet to pass them. */
       let joining: WatchRpc.RelayMessage & { readonly _tag: "Ready" } | undefined
+      let joinedAt = 0
 
       // Called after the watch handled a batch of the own reading: stop it once it passed the worker's `Ready`.
       const maybeStopOwn = Effect.suspend(() => {
         const reader = ownReader
         const ready = joining
         if (reader === undefined || ready === undefined) return Effect.void
+        const settled = Date.now() - joinedAt >= quietMillis
         const passed = Object.entries(ready.positions.shards).every(([shardId, sequenceNumber]) => {
           const reached = positions[shardId]
-          return reader.finished(shardId) || (reached !== undefined && compareSequence(reached, sequenceNumber) >= 0)
+          if (reached !== undefined) return compareSequence(reached, sequenceNumber) >= 0
+          // Read from its newest record and nothing since: a record the worker read before `Ready` that came after
+          // this reader's start would have reached it within a few polls; one from before it preceded `Init`.
+          return reader.finished(shardId) || (reader.fromLatest.has(shardId) && settled)
         })
         if (!passed) return Effect.void
         ownReader = undefined
         joining = undefined
+        // The relay covers the rest: a watch whose own reading stopped before it started may announce `Init` now.
+        Deferred.doneUnsafe(started, Effect.void)
         return Effect.logInfo("watch: back on the worker's relay; this process stops reading the stream").pipe(
           Effect.andThen(Fiber.interrupt(reader.fiber)),
           Effect.forkIn(scope),
@@ -196,7 +212,7 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
             Effect.catchCause((cause) => Queue.failCause(out, cause)),
             Effect.forkIn(scope)
           )
-          ownReader = { fiber, finished: reading.finishedAtStart }
+          ownReader = { fiber, finished: reading.finishedAtStart, fromLatest: reading.fromLatest }
           yield* Deferred.await(reading.started).pipe(
             Effect.andThen(Deferred.succeed(started, undefined)),
             Effect.forkIn(scope)
@@ -218,6 +234,9 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
                 return yield* Effect.fail(`the worker reads stream ${message.positions.arn}, this watch ${arn}`)
               }
               joining = message
+              joinedAt = Date.now()
+              // A quiet shard brings no batch to check on: check again once it had time to.
+              yield* Effect.sleep(quietMillis).pipe(Effect.andThen(maybeStopOwn), Effect.forkIn(scope))
               return yield* maybeStopOwn
             }
             case "Records":
