@@ -1,6 +1,6 @@
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import * as net from "node:net"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
@@ -52,13 +52,13 @@ const countingStreams = () => {
 }
 
 /** A worker's relay on `port`, until `stop`. */
-const startRelay = (location: TestTable, port: number) =>
+const startRelay = (location: TestTable, port: number, capacity = 256) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const client = makeClient()
     const layer = Relay.layer({ host: "127.0.0.1", port }, {
       leases: { table: `${location.table}.projections`, group: "default" },
-      capacity: 256
+      capacity
     }).pipe(
       Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
       Layer.provide(eventTableLayer(location, { client }))
@@ -197,6 +197,53 @@ describe("watches served by the worker's relay", () => {
       expect(yield* eventually(() => changes(watching.events).length >= 1, 10_000)).toBe(true)
       yield* Effect.sleep(500)
       expect(changes(watching.events).map(describeEvent)).toEqual(["Put /q#4=v4"])
+    }))
+
+  it.live("a subscriber that falls further behind than the relay's buffer is dropped with RelayRefused", () =>
+    Effect.gen(function*() {
+      const location = yield* freshTable
+      const port = yield* freePort
+      const { relay } = yield* startRelay(location, port, 2)
+      const gate = yield* Deferred.make<void>()
+      const seen: Array<string> = []
+      const ended = yield* relay.subscribe.pipe(
+        Stream.runForEach((message) =>
+          Effect.sync(() => seen.push(message._tag)).pipe(
+            Effect.andThen(message._tag === "Ready" ? Deferred.await(gate) : Effect.void)
+          )
+        ),
+        Effect.flip,
+        Effect.forkScoped
+      )
+      expect(yield* eventually(() => seen.length === 1)).toBe(true)
+      const writer = yield* openPlainStore(location)
+      for (let i = 1; i <= 6; i++) {
+        yield* writer.put({ key: "/slow", value: bytes(`v${i}`) })
+        yield* Effect.sleep(300) // one relayed batch each
+      }
+      expect((yield* relay.status).subscribers).toBe(0)
+      yield* Deferred.succeed(gate, undefined)
+      const error = yield* Fiber.join(ended)
+      expect(error._tag).toBe("RelayRefused")
+      expect(error.reason).toContain("fell more than 2 batches behind")
+      // What was queued before the drop is still delivered, then the failure.
+      expect(seen).toEqual(["Ready", "Records", "Records"])
+    }))
+
+  it.live("a worker serving another namespace refuses the watch, which reads the stream itself", () =>
+    Effect.gen(function*() {
+      const location = yield* freshTable
+      const port = yield* freePort
+      const { relay } = yield* startRelay(location, port)
+      const other: TestTable = { ...location, namespace: "other" }
+      const { counts, store } = yield* relayedStore(other, port)
+      const { watching } = yield* startWatch(store)
+      expect(yield* eventually(() => watching.events.length > 0)).toBe(true)
+      yield* (yield* openPlainStore(other)).put({ key: "/n", value: bytes("mine") })
+      expect(yield* eventually(() => changes(watching.events).length >= 1, 10_000)).toBe(true)
+      expect(changes(watching.events).map(describeEvent)).toEqual(["Put /n#1=mine"])
+      expect(counts.getRecords).toBeGreaterThan(0)
+      expect((yield* relay.status).subscribers).toBe(0)
     }))
 
   it.live("a watch resumed from a position catches up by itself, then goes over to the relay without a gap", () =>
