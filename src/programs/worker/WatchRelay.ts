@@ -104,7 +104,10 @@ export class WatchRelay extends Context.Service<WatchRelay, {
             Effect.gen(function*() {
               reading = undefined
               for (const subscriber of subscribers) drop(subscriber, "the worker's stream reader failed")
-              yield* Effect.logWarning(`watch relay failed; starting again: ${Cause.pretty(cause)}`)
+              // Interrupted: the worker is stopping, nothing to report.
+              if (!Cause.hasInterruptsOnly(cause)) {
+                yield* Effect.logWarning(`watch relay failed; starting again: ${Cause.pretty(cause)}`)
+              }
             })
           ),
           Effect.retry(Schedule.spaced("2 seconds"))
@@ -121,11 +124,14 @@ export class WatchRelay extends Context.Service<WatchRelay, {
           while (reading === undefined) yield* Effect.sleep("100 millis")
           const current = reading
           yield* Deferred.await(current.live)
+          const arn = current.arn
+          // Without a stream there is nothing to relay, nor a position to give: the process waits for one itself.
+          if (arn === undefined) return yield* new WatchRpc.RelayRefused({ reason: "the table has no stream" })
           yield* Effect.sync(() => {
             // In one step: records relayed before this are in the positions, every later one goes to the queue.
             Queue.offerUnsafe(queue, {
               _tag: "Ready",
-              positions: { arn: current.arn ?? "", shards: { ...current.positions } }
+              positions: { arn, shards: { ...current.positions } }
             })
             subscribers.add(subscriber)
           })
