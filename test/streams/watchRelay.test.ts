@@ -1,40 +1,18 @@
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
-import * as net from "node:net"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
 import type { WatchEvent, WatchPosition } from "../../src/programs/store/Watch.ts"
 import { WatchRelay } from "../../src/programs/worker/WatchRelay.ts"
 import * as Relay from "../../src/programs/worker/WatchRelay.ts"
+import { freePort } from "../support/FreePort.ts"
 import { eventTableLayer, makeClient, provisionTable, streamsConfig } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
-import { startWatch } from "../support/Watching.ts"
+import { changes, describeEvent, keyOf, startWatch } from "../support/Watching.ts"
 import { eventually } from "./Harness.ts"
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
-const bytes = (text: string) => encoder.encode(text)
-
-type Changed = Exclude<WatchEvent, { _tag: "Init" }>
-const keyOf = (event: Changed) => (event._tag === "Put" ? event.item.key : event.key)
-const changes = (events: ReadonlyArray<WatchEvent>) => events.filter((e): e is Changed => e._tag !== "Init")
-const describeEvent = (event: Changed) =>
-  event._tag === "Put"
-    ? `Put ${event.item.key}#${event.seq}=${decoder.decode(event.item.value)}`
-    : `${event._tag} ${event.key}#${event.seq}`
-
-/** A port nothing listens on (yet). */
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-)
+const bytes = (text: string) => new TextEncoder().encode(text)
 
 /** The Streams calls of one process, counted: `GetRecords` says whether it reads the stream itself. */
 const countingStreams = () => {
