@@ -1,6 +1,6 @@
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Scope, Stream } from "effect"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
 import type { WatchEvent, WatchPosition } from "../../src/programs/store/Watch.ts"
@@ -200,6 +200,8 @@ describe("watches served by the worker's relay", () => {
         yield* Effect.sleep(300) // one relayed batch each
       }
       expect((yield* relay.status).subscribers).toBe(0)
+      expect((yield* Metric.value(Relay.droppedMetric)).count).toBeGreaterThanOrEqual(1)
+      expect((yield* Metric.value(Relay.subscribersMetric)).value).toBe(0)
       yield* Deferred.succeed(gate, undefined)
       const error = yield* Fiber.join(ended)
       expect(error._tag).toBe("RelayRefused")

@@ -7,7 +7,7 @@
  * the stream itself until it can come back (see the store's `WatchSource`).
  */
 import { NodeSocketServer } from "@effect/platform-node"
-import { Cause, Context, Deferred, Effect, Layer, Queue, Schedule, Schema, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Layer, Metric, Queue, Schedule, Schema, Stream } from "effect"
 import { NetAddress } from "effect/net"
 import { RpcServer } from "effect/rpc"
 import { SocketServer } from "effect/socket"
@@ -33,6 +33,17 @@ export interface RelayOptions {
 interface Subscriber {
   readonly queue: Queue.Queue<WatchRpc.RelayMessage, WatchRpc.RelayRefused | Cause.Done>
 }
+
+/** Application processes whose watches the relay serves now. */
+export const subscribersMetric = Metric.gauge("dynastate_worker_watch_subscribers", {
+  description: "application processes whose watches the worker's relay serves"
+})
+
+/** Subscriptions the relay ended because the process fell behind its buffer (it then reads the stream itself). */
+export const droppedMetric = Metric.counter("dynastate_worker_watch_subscribers_dropped", {
+  description: "watch subscriptions dropped for falling behind the relay's buffer",
+  incremental: true
+})
 
 /** What the relay is doing, for tests and the status of the worker. */
 export interface RelayStatus {
@@ -62,13 +73,22 @@ export class WatchRelay extends Context.Service<WatchRelay, {
           subscribers.delete(subscriber)
           Queue.failCauseUnsafe(subscriber.queue, Cause.fail(new WatchRpc.RelayRefused({ reason })))
         }
+        let overflowed = 0
         const broadcast = (message: WatchRpc.RelayMessage) => {
           for (const subscriber of subscribers) {
             if (!Queue.offerUnsafe(subscriber.queue, message)) {
+              overflowed++
               drop(subscriber, `fell more than ${options.capacity} batches behind`)
             }
           }
         }
+        const count = Effect.suspend(() => {
+          const dropped = overflowed
+          overflowed = 0
+          return Metric.update(subscribersMetric, subscribers.size).pipe(
+            Effect.andThen(dropped === 0 ? Effect.void : Metric.update(droppedMetric, dropped))
+          )
+        })
 
         const run = Effect.gen(function*() {
           const current = yield* startReading(table.location.table, options.leases)
@@ -94,6 +114,7 @@ export class WatchRelay extends Context.Service<WatchRelay, {
                   if (batch.records.length === 0 || batch.ended) current.caughtUp(batch.shardId)
                 }
                 yield* batch.ack
+                yield* count
               })
             )
           )
@@ -119,7 +140,9 @@ export class WatchRelay extends Context.Service<WatchRelay, {
             options.capacity
           )
           const subscriber: Subscriber = { queue }
-          yield* Effect.addFinalizer(() => Effect.sync(() => subscribers.delete(subscriber)))
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => subscribers.delete(subscriber)).pipe(Effect.andThen(count))
+          )
           // A relay (re)starting has no reading yet: wait for it.
           while (reading === undefined) yield* Effect.sleep("100 millis")
           const current = reading
@@ -135,6 +158,7 @@ export class WatchRelay extends Context.Service<WatchRelay, {
             })
             subscribers.add(subscriber)
           })
+          yield* count
           return Stream.fromQueue(queue)
         }))
 
