@@ -23,6 +23,8 @@ export interface StreamProxy {
   readonly endpointFor: (name: string) => Promise<string>
   /** Per shard id, what was seen. */
   readonly shards: ReadonlyMap<string, ShardReaders>
+  /** Per process, when it last sent `GetRecords` (epoch ms). */
+  readonly lastPoll: ReadonlyMap<string, number>
   readonly close: () => Promise<void>
 }
 
@@ -39,6 +41,7 @@ export const start = (target: string, activeMillis = 2_000): StreamProxy => {
   const shards = new Map<string, ShardReaders>()
   const readings: Array<Reading> = []
   const byIterator = new Map<string, Reading>()
+  const lastPoll = new Map<string, number>()
 
   const shardOf = (shardId: string): ShardReaders => {
     const found = shards.get(shardId)
@@ -58,6 +61,7 @@ export const start = (target: string, activeMillis = 2_000): StreamProxy => {
 
   /** Reads a Streams call and its answer; everything else passes untouched. */
   const observe = (process: string, operation: string, request: string, status: number, response: string) => {
+    if (operation === "GetRecords") lastPoll.set(process, Date.now())
     try {
       if (status >= 400) {
         // A refused call (expired iterator, trimmed data, throttling) ends the reading it continued: its process
@@ -130,6 +134,7 @@ export const start = (target: string, activeMillis = 2_000): StreamProxy => {
   return {
     endpointFor,
     shards,
+    lastPoll,
     close: () =>
       Promise.all(servers.map((server) =>
         new Promise<void>((resolve) => {
