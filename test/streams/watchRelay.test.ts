@@ -125,8 +125,10 @@ describe("watches served by the worker's relay", () => {
         for (let i = 0;; i++) {
           const key = `/k${i % 5}`
           const seq = (written.get(key) ?? 0) + 1
-          yield* writer.put({ key, value: bytes(`v${seq}`) })
-          written.set(key, seq)
+          // Written and recorded together: stopping the writer between the two would hide a delivered event.
+          yield* Effect.uninterruptible(
+            writer.put({ key, value: bytes(`v${seq}`) }).pipe(Effect.andThen(Effect.sync(() => written.set(key, seq))))
+          )
           yield* Effect.sleep(40)
         }
       }))
