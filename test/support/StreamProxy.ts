@@ -2,9 +2,10 @@
  * An HTTP proxy in front of DynamoDB Local that counts the readers of the table's stream: one listening port per
  * process, so every request is known by the process that sent it. It reads the DynamoDB Streams calls as they
  * pass: `GetShardIterator` names the shard and starts a reading (a chain of iterators), `GetRecords` continues the
- * reading its iterator belongs to (each response's next iterator joins the chain). A reading counts as active
- * while it polled within the last `activeMillis` (a refused `GetRecords` ends it: its process starts another), so
- * the proxy tells both which processes read a shard and how many readings of it ran at the same time.
+ * reading its iterator belongs to (each response's next iterator joins the chain). A reading lasts from its
+ * iterator to its last answered `GetRecords`; readings of a shard whose spans overlap ran at the same time (one
+ * replaced by its process, after a refusal or a hand-off, ends before the next begins), so the proxy tells both
+ * which processes read a shard and how many readings of it ran at once.
  */
 import * as http from "node:http"
 import type * as net from "node:net"
@@ -13,8 +14,10 @@ import type * as net from "node:net"
 export interface ShardReaders {
   /** The processes that sent `GetShardIterator` or `GetRecords` for it. */
   readonly processes: Set<string>
-  /** The most readings active at once. */
-  maxConcurrent: number
+  /** The most readings whose spans overlap. */
+  readonly maxConcurrent: number
+  /** Each reading: its process and span (epoch ms). */
+  readonly readings: ReadonlyArray<{ readonly process: string; readonly first: number; readonly last: number }>
 }
 
 /** A running proxy. */
@@ -29,13 +32,28 @@ export interface StreamProxy {
 }
 
 interface Reading {
-  readonly shardId: string
   readonly process: string
-  lastPoll: number
+  readonly shardId: string
+  readonly first: number
+  last: number
+}
+
+/** The most spans that overlap at one moment. */
+const mostOverlapping = (spans: ReadonlyArray<Reading>): number => {
+  // At equal times a start counts before an end: spans that touch overlap.
+  const edges = spans.flatMap((span) => [[span.first, 1], [span.last, -1]] as const)
+    .sort((a, b) => a[0] - b[0] || b[1] - a[1])
+  let open = 0
+  let most = 0
+  for (const [, step] of edges) {
+    open += step
+    most = Math.max(most, open)
+  }
+  return most
 }
 
 /** Starts a proxy to `target` (DynamoDB Local's URL). */
-export const start = (target: string, activeMillis = 2_000): StreamProxy => {
+export const start = (target: string): StreamProxy => {
   const upstream = new URL(target)
   const servers: Array<http.Server> = []
   const shards = new Map<string, ShardReaders>()
@@ -46,40 +64,33 @@ export const start = (target: string, activeMillis = 2_000): StreamProxy => {
   const shardOf = (shardId: string): ShardReaders => {
     const found = shards.get(shardId)
     if (found !== undefined) return found
-    const fresh: ShardReaders = { processes: new Set(), maxConcurrent: 0 }
+    const fresh: ShardReaders = {
+      processes: new Set(),
+      get maxConcurrent() {
+        return mostOverlapping(readings.filter((reading) => reading.shardId === shardId))
+      },
+      get readings() {
+        return readings.filter((reading) => reading.shardId === shardId)
+      }
+    }
     shards.set(shardId, fresh)
     return fresh
-  }
-
-  const polled = (reading: Reading) => {
-    const now = Date.now()
-    reading.lastPoll = now
-    const active = readings.filter((other) => other.shardId === reading.shardId && now - other.lastPoll <= activeMillis)
-    const shard = shardOf(reading.shardId)
-    shard.maxConcurrent = Math.max(shard.maxConcurrent, active.length)
   }
 
   /** Reads a Streams call and its answer; everything else passes untouched. */
   const observe = (process: string, operation: string, request: string, status: number, response: string) => {
     if (operation === "GetRecords") lastPoll.set(process, Date.now())
     try {
-      if (status >= 400) {
-        // A refused call (expired iterator, trimmed data, throttling) ends the reading it continued: its process
-        // asks for a new iterator, and the two must not count as two readers.
-        if (operation === "GetRecords") {
-          const { ShardIterator } = JSON.parse(request) as { ShardIterator: string }
-          const reading = byIterator.get(ShardIterator)
-          if (reading !== undefined) reading.lastPoll = Number.NEGATIVE_INFINITY
-        }
-        return
-      }
+      // A refused call (expired iterator, trimmed data, throttling) continues no reading: its process asks for a
+      // new iterator, which starts another.
+      if (status >= 400) return
       if (operation === "GetShardIterator") {
         const { ShardId } = JSON.parse(request) as { ShardId: string }
         shardOf(ShardId).processes.add(process)
         const { ShardIterator } = JSON.parse(response) as { ShardIterator?: string }
-        const reading: Reading = { shardId: ShardId, process, lastPoll: Date.now() }
+        const now = Date.now()
+        const reading: Reading = { process, shardId: ShardId, first: now, last: now }
         readings.push(reading)
-        polled(reading)
         if (ShardIterator !== undefined) byIterator.set(ShardIterator, reading)
       } else if (operation === "GetRecords") {
         const { ShardIterator } = JSON.parse(request) as { ShardIterator: string }
@@ -87,7 +98,7 @@ export const start = (target: string, activeMillis = 2_000): StreamProxy => {
         if (reading === undefined) return
         byIterator.delete(ShardIterator)
         shardOf(reading.shardId).processes.add(process)
-        polled(reading)
+        reading.last = Date.now()
         const { NextShardIterator } = JSON.parse(response) as { NextShardIterator?: string }
         if (NextShardIterator !== undefined) byIterator.set(NextShardIterator, reading)
       }
