@@ -1,8 +1,9 @@
 /**
  * Ten watching processes and a worker serving their watches, each process behind its own port of a proxy that
  * counts the stream's readers (`StreamProxy`): DynamoDB Streams serves at most two readers per shard, and with the
- * worker's relay the stream has exactly the worker's two (its projections' and the relay's), however many
- * processes watch. Every process still gets every event, in per-key order, each once.
+ * worker's relay only the worker reads it (its projections and the relay: two readings), however many processes
+ * watch. Every process still gets every event, in per-key order, each once; a killed worker sends the processes to
+ * their own readings and a new one takes them back; without the relay, the control shows the limit exceeded.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
