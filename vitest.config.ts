@@ -14,7 +14,7 @@ const unit = [
   "test/app/cliPolicy.test.ts",
   "test/app/WorkerLive.test.ts",
   "test/properties/linearizability/Checker*.test.ts",
-  "test/streams/{ShardLineage,StreamReader}.test.ts",
+  "test/streams/{ShardLineage,StreamReader,WatchRpc}.test.ts",
   "test/store/contract/memory.test.ts",
   "test/store/memory/**/*.test.ts",
   "test/properties/model/storeModel.memory.test.ts",

@@ -57,6 +57,9 @@ export * as WorkerLive from "./programs/app/WorkerLive.ts"
 /** The worker's HTTP endpoint: `/metrics`, `/healthz`, `/readyz`. */
 export * as WorkerHttp from "./programs/app/WorkerHttp.ts"
 
+/** The worker's watch relay: one reading of the stream serving every application process's watches (`watch_port`). */
+export * as WatchRelay from "./programs/worker/WatchRelay.ts"
+
 /** The worker's health: liveness, readiness (leases and lag) and its gauges. */
 export * as WorkerHealth from "./programs/worker/WorkerHealth.ts"
 

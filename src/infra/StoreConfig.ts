@@ -24,6 +24,7 @@ import { autoScalingKeys, autoScalingRefusal, fields, knownKeys, readAll, telepo
 import type { Raw } from "./config/Fields.ts"
 import { rules } from "./config/Rules.ts"
 import { nearest } from "./config/Suggest.ts"
+import type { RelayAddress } from "./streams/RelayAddress.ts"
 import type { Compression } from "./ValueChunks.ts"
 
 export { ConfigInvalid } from "./config/ConfigInvalid.ts"
@@ -69,6 +70,15 @@ export interface StoreConfig {
   readonly metricsPort: Option.Option<number>
   /** The address the worker's HTTP endpoint listens on. */
   readonly metricsHost: string
+  /**
+   * The port the worker serves watches on to application processes (`WatchRelay`; 0: any free port); none when
+   * absent: the worker serves no watches, each watching process reads the stream itself.
+   */
+  readonly watchPort: Option.Option<number>
+  /** The address the worker serves watches on. */
+  readonly watchHost: string
+  /** Where an application process's watches read through a worker (`host:port`); none: they read the stream. */
+  readonly watchEndpoint: Option.Option<RelayAddress>
   /** The worker is ready while every shard it holds is read within this lag of its newest record. */
   readonly readyMaxLagMillis: number
   /** How long a stopping worker may take to finish its batch and release its leases before the process exits anyway. */

@@ -8,7 +8,6 @@ import { DeleteTableCommand } from "@aws-sdk/client-dynamodb"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Metric, Scope } from "effect"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
@@ -19,6 +18,7 @@ import { Store } from "../../src/programs/store/Store.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
 import { defaultWorkerOptions } from "../../src/programs/worker/ProjectionWorker.ts"
 import { WorkerHealth } from "../../src/programs/worker/WorkerHealth.ts"
+import { freePort } from "../support/FreePort.ts"
 import { collector, spanNames } from "../support/OtlpCollector.ts"
 import { endpoint, freshTableName, makeClient } from "../support/TestStore.ts"
 
@@ -26,15 +26,6 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-worker-service-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 const keyFile = path.join(dir, "keyring.key")
 const bytes = (value: string) => new TextEncoder().encode(value)
-
-/** A port free right now. */
-const freePort = Effect.callback<number>((resume) => {
-  const server = net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as net.AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 const get = (url: string) =>
   Effect.promise(async () => {

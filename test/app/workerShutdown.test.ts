@@ -8,12 +8,12 @@ import { Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
 import * as StoreLive from "../../src/programs/app/StoreLive.ts"
 import { Store } from "../../src/programs/store/Store.ts"
+import { freePort } from "../support/FreePort.ts"
 import { endpoint, freshTableName } from "../support/TestStore.ts"
 
 const root = path.resolve(import.meta.dirname, "../..")
@@ -23,14 +23,6 @@ const children: Array<ChildProcess> = []
 afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill("SIGKILL")
   fs.rmSync(dir, { recursive: true, force: true })
-})
-
-const freePort = Effect.callback<number>((resume) => {
-  const server = net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as net.AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
 })
 
 /** Asks `/readyz` until the worker holds its shard at the tip. */

@@ -175,6 +175,38 @@ describe("StoreConfig.load", () => {
       expect([portOnly.metricsPort, portOnly.metricsHost]).toEqual([Option.some(65535), "127.0.0.1"])
     }))
 
+  it.effect("watches served by the worker: off unless watch_port is set; an application points at watch_endpoint", () =>
+    Effect.gen(function*() {
+      const { config: plain } = yield* loaded({ env: {} })
+      expect([plain.watchPort, plain.watchHost, plain.watchEndpoint]).toEqual([
+        Option.none(),
+        "127.0.0.1",
+        Option.none()
+      ])
+      const file = yamlFile("storage:\n  watch_port: 7070\n  watch_host: 0.0.0.0\n  watch_endpoint: worker:7070\n")
+      const { config, lines } = yield* loaded({ file, env: {} })
+      expect([config.watchPort, config.watchHost]).toEqual([Option.some(7070), "0.0.0.0"])
+      expect(config.watchEndpoint).toEqual(Option.some({ host: "worker", port: 7070 }))
+      expect(lines).toEqual([])
+      const { config: overridden } = yield* loaded({
+        file,
+        env: { DYNASTATE_WATCH_PORT: "0", DYNASTATE_WATCH_ENDPOINT: "[::1]:7071" }
+      })
+      expect(overridden.watchPort).toEqual(Option.some(0))
+      expect(overridden.watchEndpoint).toEqual(Option.some({ host: "::1", port: 7071 }))
+      for (
+        const [env, field] of [
+          [{ DYNASTATE_WATCH_ENDPOINT: "worker" }, "storage.watch_endpoint"],
+          [{ DYNASTATE_WATCH_ENDPOINT: "worker:0" }, "storage.watch_endpoint"],
+          [{ DYNASTATE_WATCH_PORT: "70000" }, "storage.watch_port"],
+          [{ DYNASTATE_WATCH_HOST: "not a host" }, "storage.watch_host"]
+        ] as const
+      ) {
+        const error = yield* invalid({ env })
+        expect(`${error.field}: ${error.message}`).toContain(field)
+      }
+    }))
+
   it.effect.each([
     { text: "forever", retention: { _tag: "Forever" } },
     { text: "none", retention: { _tag: "None" } },
@@ -278,6 +310,9 @@ describe("StoreConfig.load", () => {
         historyRetention: { _tag: "Forever" },
         metricsPort: Option.none(),
         metricsHost: "127.0.0.1",
+        watchPort: Option.none(),
+        watchHost: "127.0.0.1",
+        watchEndpoint: Option.none(),
         readyMaxLagMillis: 30_000,
         shutdownTimeoutMillis: 30_000,
         otlpEndpoint: Option.none(),

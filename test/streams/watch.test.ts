@@ -1,24 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber } from "effect"
 import type { Store } from "../../src/programs/store/Store.ts"
-import type { WatchEvent, WatchOptions } from "../../src/programs/store/Watch.ts"
+import type { WatchOptions } from "../../src/programs/store/Watch.ts"
 import { makeClient, openStore, provisionTable } from "../support/TestStore.ts"
-import { startWatch } from "../support/Watching.ts"
+import { changes, describeEvent, keyOf, startWatch } from "../support/Watching.ts"
 import type { Watching } from "../support/Watching.ts"
 import { eventually } from "./Harness.ts"
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 const bytes = (text: string) => encoder.encode(text)
-
-type Changed = Exclude<WatchEvent, { _tag: "Init" }>
-
-const keyOf = (event: Changed) => (event._tag === "Put" ? event.item.key : event.key)
-const changes = (events: ReadonlyArray<WatchEvent>) => events.filter((e): e is Changed => e._tag !== "Init")
-const describeEvent = (event: Changed) =>
-  event._tag === "Put"
-    ? `Put ${event.item.key}#${event.seq}=${decoder.decode(event.item.value)}`
-    : `${event._tag} ${event.key}#${event.seq}`
 
 /** A fresh table and a store on it, closed with the test. */
 const freshStore = Effect.gen(function*() {

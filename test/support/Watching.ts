@@ -6,6 +6,24 @@ import type { Scope } from "effect"
 import type { Store } from "../../src/programs/store/Store.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "../../src/programs/store/Watch.ts"
 
+/** A delivery other than `Init`. */
+export type Changed = Exclude<WatchEvent, { _tag: "Init" }>
+
+/** The key a change is about. */
+export const keyOf = (event: Changed): string => (event._tag === "Put" ? event.item.key : event.key)
+
+/** The deliveries after `Init`. */
+export const changes = (events: ReadonlyArray<WatchEvent>): Array<Changed> =>
+  events.filter((event): event is Changed => event._tag !== "Init")
+
+const decoder = new TextDecoder()
+
+/** A change as a line to compare: `Put key#seq=value` (the value read as UTF-8), `Delete key#seq`, `Expire key#seq`. */
+export const describeEvent = (event: Changed): string =>
+  event._tag === "Put"
+    ? `Put ${event.item.key}#${event.seq}=${decoder.decode(event.item.value)}`
+    : `${event._tag} ${event.key}#${event.seq}`
+
 /** What a background watch has delivered so far. */
 export interface Watching {
   readonly events: Array<WatchEvent>

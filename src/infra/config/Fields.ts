@@ -8,6 +8,8 @@ import { Option, Redacted, Result } from "effect"
 import * as Retention from "../../domain/Retention.ts"
 import { defaultSettleMillis, defaultWriteFence } from "../../domain/WriteFence.ts"
 import type { WriteMode } from "../../domain/WriteFence.ts"
+import { parseAddress } from "../streams/RelayAddress.ts"
+import type { RelayAddress } from "../streams/RelayAddress.ts"
 import type { Compression } from "../ValueChunks.ts"
 import { showValue } from "./ConfigInvalid.ts"
 import type { ConfigProblem } from "./ConfigInvalid.ts"
@@ -67,6 +69,11 @@ const port: Parse<number> = (text) => {
   return /^\s*\d+\s*$/.test(text) && value <= 65535
     ? Result.succeed(value)
     : Result.fail("is not a port number from 0 to 65535 (0: any free port)")
+}
+
+const address: Parse<RelayAddress> = (text) => {
+  const parsed = parseAddress(text)
+  return parsed === undefined ? Result.fail("is not host:port (a port from 1 to 65535)") : Result.succeed(parsed)
 }
 
 const boolean: Parse<boolean> = (text) =>
@@ -137,6 +144,9 @@ export const fields = {
   historyRetention: field("history_retention", retention, Retention.forever),
   metricsPort: optional("metrics_port", port),
   metricsHost: field("metrics_host", text, "127.0.0.1"),
+  watchPort: optional("watch_port", port),
+  watchHost: field("watch_host", text, "127.0.0.1"),
+  watchEndpoint: optional("watch_endpoint", address),
   readyMaxLag: field("ready_max_lag", duration, 30_000),
   shutdownTimeout: field("shutdown_timeout", duration, 30_000),
   otlpEndpoint: optional("otlp_endpoint", httpUrl),

@@ -67,6 +67,13 @@ export const rules: ReadonlyArray<Rule> = [
         }
   },
   {
+    fields: ["watch_host"],
+    check: (values) =>
+      hostPattern.test(values.watchHost)
+        ? undefined
+        : { field: "storage.watch_host", reason: "must be a host name or address (0.0.0.0 or :: for every interface)" }
+  },
+  {
     fields: ["auto_scaling"],
     check: (values) => values.autoScaling ? { field: "storage.auto_scaling", reason: autoScalingRefusal } : undefined
   },

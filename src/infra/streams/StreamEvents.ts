@@ -57,3 +57,16 @@ export const storedOfRecord = (table: EventTable["Service"], record: StreamRecor
 
 /** The size DynamoDB counts for a stored event's item, for consumers that keep items in memory within a budget. */
 export const storedSize = (stored: StoredEvent): number => itemSize(attributesOf(stored.item))
+
+/**
+ * Orders two sequence numbers of one shard (decimal strings that grow within a shard, of varying length on AWS);
+ * negative when `a` comes first.
+ */
+export const compareSequence = (a: string, b: string): number => {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) {
+    const x = BigInt(a)
+    const y = BigInt(b)
+    return x < y ? -1 : x > y ? 1 : 0
+  }
+  return a < b ? -1 : a > b ? 1 : 0
+}

@@ -230,9 +230,13 @@ export const clientsLayer = (clients: Clients): Layer.Layer<Dynamo | StreamsApi>
 /**
  * Store options with the configuration's write fence and write mode (`max_state_age`, `write_timeout`,
  * `write_mode`): the configuration is what the worker checks its settle time against, so it wins over `options`.
+ * Watches read through the worker at `watch_endpoint` unless `options` names a relay of its own.
  */
 export const storeOptions = (config: StoreConfig, options: StoreOptions = defaultStoreOptions): StoreOptions => ({
   ...options,
+  watches: options.watches?.relay !== undefined || Option.isNone(config.watchEndpoint)
+    ? options.watches
+    : { ...options.watches, relay: { address: config.watchEndpoint.value } },
   actors: { ...options.actors, fence: config.writeFence, writeMode: config.writeMode },
   atomicWrite: { ...options.atomicWrite, fence: config.writeFence, writeMode: config.writeMode }
 })

@@ -3,7 +3,8 @@
  * built-in projections (compaction into history, expiry) and any of yours, a
  * status line logged when something changed, with `metrics_port` the HTTP
  * endpoint (`/metrics`, `/healthz`, `/readyz`), with `otlp_endpoint` (or
- * `OTEL_EXPORTER_OTLP_ENDPOINT`) OpenTelemetry traces and metrics, and a
+ * `OTEL_EXPORTER_OTLP_ENDPOINT`) OpenTelemetry traces and metrics, with `watch_port` watches served to
+ * application processes (`WatchRelay`), and a
  * deadline (`shutdown_timeout`) on a graceful stop.
  */
 import { Duration, Effect, Layer, Option } from "effect"
@@ -25,6 +26,7 @@ import * as ExpiryProjection from "../worker/projections/ExpiryProjection.ts"
 import * as HistoryProjection from "../worker/projections/HistoryProjection.ts"
 import { defaultWorkerOptions, ProjectionWorker } from "../worker/ProjectionWorker.ts"
 import type { WorkerOptions, WorkerStatus } from "../worker/ProjectionWorker.ts"
+import * as WatchRelay from "../worker/WatchRelay.ts"
 import { WorkerHealth } from "../worker/WorkerHealth.ts"
 import type { Health, Readiness } from "../worker/WorkerHealth.ts"
 import * as StoreLive from "./StoreLive.ts"
@@ -184,6 +186,20 @@ const endpointLayer = (config: StoreConfig): Layer.Layer<never, WorkerHttp.Endpo
       Layer.effectDiscard(Effect.void).pipe(Layer.provide(WorkerHttp.layer({ host: config.metricsHost, port })))
   })
 
+/**
+ * The watch relay a configuration asks for (`watch_port`, `watch_host`), or nothing: off by default, because the
+ * port is a service of its own to secure (see `WatchRelay`), and one relay per lease group is what the stream's
+ * limit allows.
+ */
+const relayLayer = (config: StoreConfig, leases: WorkerOptions["leases"]) =>
+  Option.match(config.watchPort, {
+    onNone: () => Layer.empty,
+    onSome: (port) =>
+      Layer.effectDiscard(Effect.void).pipe(
+        Layer.provide(WatchRelay.layer({ host: config.watchHost, port }, { leases, capacity: 4096 }))
+      )
+  })
+
 type UserProjections<E> = Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope>
 
 const assemble = <E, E2>(
@@ -201,7 +217,7 @@ const assemble = <E, E2>(
     leaseMillis: options.leaseMillis,
     sampleMillis: 1_000
   })
-  return Layer.mergeAll(statusLine(), endpointLayer(config)).pipe(
+  return Layer.mergeAll(statusLine(), endpointLayer(config), relayLayer(config, options.leases)).pipe(
     Layer.provideMerge(health),
     Layer.provideMerge(worker),
     Layer.provideMerge(store),

@@ -43,6 +43,7 @@ import * as ReadCoalescing from "./ReadCoalescing.ts"
 import { checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
 import { Watches } from "./Watch.ts"
+import type { WatchesOptions } from "./Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
 import { WriteAcks } from "./WriteAcks.ts"
 
@@ -140,6 +141,8 @@ export interface StoreOptions {
   readonly atomicWrite: AtomicWriteOptions
   /** Concurrent deletes of `deleteRange`. */
   readonly deleteConcurrency: number
+  /** Where watches read the stream (through the worker's relay, or in this process when absent). */
+  readonly watches?: WatchesOptions | undefined
 }
 
 /** Store tuning that suits most applications. */
@@ -160,7 +163,7 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
   ): Layer.Layer<Store | WriteAcks | Watches | HistoryArea, never, EventTable | DataKeys | Dynamo | StreamsApi> =>
     Layer.effect(Store, make(options)).pipe(
       Layer.provide(KeyActors.layer(options.actors)),
-      Layer.provideMerge(Watches.layer),
+      Layer.provideMerge(Watches.layerWith(options.watches ?? {})),
       // Below the watches too: they deliver this instance's own writes at acknowledgement.
       Layer.provideMerge(WriteAcks.layer),
       Layer.provideMerge(HistoryArea.layer)

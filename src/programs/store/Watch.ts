@@ -18,14 +18,13 @@ import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import { locate } from "../../infra/streams/StreamEvents.ts"
-import type { ShardCoordinator, StreamBatch } from "../../infra/streams/StreamReader.ts"
-import { listShards, readStream } from "../../infra/streams/StreamReader.ts"
-import type { ShardPosition, StreamsError } from "../../infra/streams/StreamsApi.ts"
+import type { StreamsError } from "../../infra/streams/StreamsApi.ts"
 import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import type * as KeyOrder from "../collections/KeyOrder.ts"
 import * as History from "./History.ts"
 import { checkWatchOptions } from "./StoreInput.ts"
 import * as WatchFeed from "./WatchFeed.ts"
+import * as WatchSource from "./WatchSource.ts"
 import { WriteAcks } from "./WriteAcks.ts"
 import type { Acknowledgement } from "./WriteAcks.ts"
 
@@ -124,61 +123,6 @@ export const toWatchEvent = (event: Event, position: WatchPosition): Change =>
 export const matches = (prefixes: ReadonlyArray<string> | undefined, key: string): boolean =>
   prefixes === undefined || prefixes.length === 0 || prefixes.some((prefix) => key.startsWith(prefix))
 
-/**
- * A reader positioned so that nothing after "now" (or after `resumeFrom`) is
- * missed: open shards from the latest record (or after the resumed position),
- * shards created later from their first record. `started` completes once
- * every open shard has its iterator.
- */
-const liveCoordinator = (resumeFrom: WatchPosition | undefined) =>
-  Effect.gen(function*() {
-    const table = (yield* EventTable).location.table
-    const api = yield* StreamsApi
-    const arn = yield* api.latestStreamArn(table)
-    const initial = arn === undefined ? [] : yield* listShards(arn)
-    const open = new Set(
-      initial.filter((shard) => shard.endingSequenceNumber === undefined).map((shard) => shard.shardId)
-    )
-    const closedAtStart = new Set(initial.filter((shard) => !open.has(shard.shardId)).map((shard) => shard.shardId))
-    const waiting = new Set(open)
-    const started = yield* Deferred.make<void>()
-    if (waiting.size === 0) yield* Deferred.succeed(started, undefined)
-    const positions: Record<string, string> = { ...(resumeFrom?.arn === arn ? resumeFrom?.shards : {}) }
-    // Resuming, a closed shard was already read through only if a resumed shard descends from it; any other may hold unseen events.
-    const parents = new Map(initial.map((shard) => [shard.shardId, shard.parentShardId] as const))
-    const passed = new Set<string>()
-    for (const shardId of Object.keys(positions)) {
-      for (
-        let parent = parents.get(shardId);
-        parent !== undefined && !passed.has(parent);
-        parent = parents.get(parent)
-      ) passed.add(parent)
-    }
-    const finishedAtStart = (shardId: string) =>
-      closedAtStart.has(shardId) && positions[shardId] === undefined &&
-      (resumeFrom === undefined || passed.has(shardId))
-    const coordinator: ShardCoordinator<never> = {
-      acquire: (_arn, shard) =>
-        Effect.sync((): ShardPosition | undefined => {
-          const resumed = positions[shard.shardId]
-          if (resumed !== undefined) return { _tag: "After", sequenceNumber: resumed }
-          if (_arn === arn && finishedAtStart(shard.shardId)) return undefined
-          if (open.has(shard.shardId) && _arn === arn && resumeFrom === undefined) return { _tag: "Latest" }
-          return { _tag: "TrimHorizon" }
-        }),
-      isFinished: (_arn, shardId) => Effect.succeed(_arn === arn && finishedAtStart(shardId)),
-      checkpoint: (_arn, shardId, sequenceNumber) =>
-        Effect.sync(() => {
-          if (sequenceNumber !== undefined) positions[shardId] = sequenceNumber
-        })
-    }
-    const onStarted = (shardId: string) =>
-      Effect.suspend(
-        () => (waiting.delete(shardId) && waiting.size === 0 ? Deferred.succeed(started, undefined) : Effect.void)
-      )
-    return { coordinator, started, positions, arn, onStarted }
-  })
-
 interface Subscriber {
   readonly prefixes: ReadonlyArray<string> | undefined
   readonly queue: Queue.Queue<WatchEvent, WatchError | Cause.Done>
@@ -197,12 +141,11 @@ const deliverTo = (subscribers: Set<Subscriber>) => (delivered: Change) => {
   }
 }
 
-/** Runs a reader and hands every decoded event to the subscribers, in per-key order, each once. */
+/** Runs a source and hands every decoded event to the subscribers, in per-key order, each once. */
 const pump = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
-  batches: Stream.Stream<StreamBatch<never>, StreamsError, StreamsApi>,
-  live: Effect.Success<ReturnType<typeof liveCoordinator>>,
+  source: WatchSource.WatchSource,
   subscribers: Set<Subscriber>,
   feed: WatchFeed.WatchFeed = WatchFeed.make()
 ) => {
@@ -215,10 +158,10 @@ const pump = (
     }
   }
   const deliver = deliverTo(subscribers)
-  return batches.pipe(
+  return source.batches.pipe(
     Stream.runForEach((batch) =>
       Effect.gen(function*() {
-        if (batch._tag === "Started") return yield* live.onStarted(batch.shardId)
+        if (batch._tag === "Started") return
         if (batch._tag === "Trimmed") {
           // Events were lost to the stream's 24-hour retention: every watcher must re-read and watch again.
           yield* Effect.logWarning(`watch: shard ${batch.shardId} was trimmed; failing its watchers`)
@@ -229,8 +172,12 @@ const pump = (
           return yield* batch.ack
         }
         for (const record of batch.records) {
-          const before: WatchPosition = { arn: batch.arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) }
-          live.positions[batch.shardId] = record.sequenceNumber
+          const before: WatchPosition = {
+            arn: batch.arn,
+            shards: { ...source.positions },
+            keys: WatchFeed.aheadOf(feed)
+          }
+          if (batch.advances !== false) WatchSource.advance(source.positions, batch.shardId, record.sequenceNumber)
           const located = locate(table, record)
           if (located === undefined) {
             continue
@@ -255,7 +202,7 @@ const pump = (
 
   /** Delivers one record's event to its watchers, after the key's missing events when it jumped over some. */
   function handOn(
-    batch: Extract<StreamBatch<never>, { readonly _tag: "Records" }>,
+    batch: Extract<WatchSource.WatchBatch, { readonly _tag: "Records" }>,
     located: NonNullable<ReturnType<typeof locate>>,
     verdict: KeyOrder.Verdict,
     before: WatchPosition
@@ -297,131 +244,157 @@ const pump = (
         return yield* Effect.fail(error)
       }
       deliver(
-        toWatchEvent(decoded.success, { arn: batch.arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) })
+        toWatchEvent(decoded.success, {
+          arn: batch.arn,
+          shards: { ...source.positions },
+          keys: WatchFeed.aheadOf(feed)
+        })
       )
     })
   }
+}
+
+/** Where a store's watches read the stream. */
+export interface WatchesOptions {
+  /**
+   * The worker that serves watches (see `WatchSource.relayed`); without it each process reads the stream itself,
+   * one more reader per shard.
+   */
+  readonly relay?: WatchSource.RelayTarget | undefined
 }
 
 /** Watches of one store instance. */
 export class Watches extends Context.Service<Watches, {
   readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
 }>()("dynastate/Watches") {
-  /** Watches over the event table's stream; the shared reader runs while any watch does. */
-  static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea | WriteAcks> = Layer.effect(
-    Watches,
-    Effect.gen(function*() {
-      const table = yield* EventTable
-      const area = yield* HistoryArea
-      const api = yield* StreamsApi
-      const acks = yield* WriteAcks
-      const services = <A, E>(effect: Effect.Effect<A, E, StreamsApi | EventTable>) =>
-        effect.pipe(Effect.provideService(StreamsApi, api), Effect.provideService(EventTable, table))
-      const layerScope = yield* Effect.scope
-      const subscribers = new Set<Subscriber>()
-      interface Shared {
-        readonly ready: Deferred.Deferred<void, WatchError>
-        fiber: Fiber.Fiber<void> | undefined
-        /** This process's acknowledged writes go to the watchers from when the reader has started (see `Init`). */
-        ownWrites: ((ack: Acknowledgement) => void) | undefined
-      }
-      let shared: Shared | undefined
-      // Watchers need every write as it is acknowledged, never a lookup by revision: nothing to remember for them.
-      yield* acks.subscribe((ack) => shared?.ownWrites?.(ack), { remember: false })
+  /** Watches over the event table's stream, read by this process; the shared reader runs while any watch does. */
+  static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea | WriteAcks> = Layer
+    .suspend(() => Watches.layerWith({}))
 
-      const failAll = (cause: Cause.Cause<WatchError>) =>
-        Effect.sync(() => {
-          for (const subscriber of subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
-          subscribers.clear()
-        })
+  /** Watches reading the stream as `options` say: through the worker's relay, or in this process. */
+  static readonly layerWith = (
+    options: WatchesOptions
+  ): Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea | WriteAcks> =>
+    Layer.effect(
+      Watches,
+      Effect.gen(function*() {
+        const table = yield* EventTable
+        const area = yield* HistoryArea
+        const api = yield* StreamsApi
+        const acks = yield* WriteAcks
+        const services = <A, E>(effect: Effect.Effect<A, E, StreamsApi | EventTable>) =>
+          effect.pipe(Effect.provideService(StreamsApi, api), Effect.provideService(EventTable, table))
+        const layerScope = yield* Effect.scope
+        const relay = options.relay
+        const openSource = (resumeFrom: WatchPosition | undefined) =>
+          relay === undefined ? WatchSource.own(resumeFrom) : WatchSource.relayed(relay, resumeFrom)
+        const subscribers = new Set<Subscriber>()
+        interface Shared {
+          readonly ready: Deferred.Deferred<void, WatchError>
+          fiber: Fiber.Fiber<void> | undefined
+          /** This process's acknowledged writes go to the watchers from when the reader has started (see `Init`). */
+          ownWrites: ((ack: Acknowledgement) => void) | undefined
+        }
+        let shared: Shared | undefined
+        // Watchers need every write as it is acknowledged, never a lookup by revision: nothing to remember for them.
+        yield* acks.subscribe((ack) => shared?.ownWrites?.(ack), { remember: false })
 
-      // Started without yielding first, so concurrent first watches share one reader.
-      const ensureShared = Effect.suspend((): Effect.Effect<Shared> => {
-        if (shared !== undefined) return Effect.succeed(shared)
-        const state: Shared = { ready: Deferred.makeUnsafe<void, WatchError>(), fiber: undefined, ownWrites: undefined }
-        shared = state
-        return Effect.gen(function*() {
-          const live = yield* services(liveCoordinator(undefined))
-          const feed = WatchFeed.make()
-          state.fiber = yield* services(
-            pump(table, area, readStream(table.location.table, live.coordinator), live, subscribers, feed)
-          ).pipe(
+        const failAll = (cause: Cause.Cause<WatchError>) =>
+          Effect.sync(() => {
+            for (const subscriber of subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
+            subscribers.clear()
+          })
+
+        // Started without yielding first, so concurrent first watches share one reader.
+        const ensureShared = Effect.suspend((): Effect.Effect<Shared> => {
+          if (shared !== undefined) return Effect.succeed(shared)
+          const state: Shared = {
+            ready: Deferred.makeUnsafe<void, WatchError>(),
+            fiber: undefined,
+            ownWrites: undefined
+          }
+          shared = state
+          return Effect.gen(function*() {
+            const source = yield* services(openSource(undefined))
+            const feed = WatchFeed.make()
+            state.fiber = yield* pump(table, area, source, subscribers, feed).pipe(
+              Effect.catchCause((cause) =>
+                Effect.sync(() => {
+                  if (shared === state) shared = undefined
+                  // Watches still waiting for the reader to start must not wait forever.
+                  Deferred.doneUnsafe(state.ready, Effect.failCause(cause))
+                }).pipe(Effect.andThen(failAll(cause)))
+              ),
+              Effect.forkIn(layerScope)
+            )
+            yield* Deferred.await(source.started).pipe(
+              Effect.andThen(Effect.sync(() => {
+                // Without a stream there is no position to give an event, and the watch delivers nothing anyway.
+                if (source.arn() === undefined || shared !== state) return
+                const deliver = deliverTo(subscribers)
+                state.ownWrites = WatchFeed.deliverOwnWrites(
+                  feed,
+                  (event) =>
+                    deliver(
+                      toWatchEvent(event, {
+                        arn: source.arn()!,
+                        shards: { ...source.positions },
+                        keys: WatchFeed.aheadOf(feed)
+                      })
+                    )
+                )
+              })),
+              Effect.andThen(Deferred.succeed(state.ready, undefined)),
+              Effect.forkIn(layerScope)
+            )
+            return state
+          }).pipe(
             Effect.catchCause((cause) =>
               Effect.sync(() => {
                 if (shared === state) shared = undefined
-                // Watches still waiting for the reader to start must not wait forever.
                 Deferred.doneUnsafe(state.ready, Effect.failCause(cause))
-              }).pipe(Effect.andThen(failAll(cause)))
-            ),
-            Effect.forkIn(layerScope)
+                return state
+              })
+            )
           )
-          const arn = live.arn
-          yield* Deferred.await(live.started).pipe(
-            Effect.andThen(Effect.sync(() => {
-              // Without a stream there is no position to give an event, and the watch delivers nothing anyway.
-              if (arn === undefined || shared !== state) return
-              const deliver = deliverTo(subscribers)
-              state.ownWrites = WatchFeed.deliverOwnWrites(
-                feed,
-                (event) =>
-                  deliver(
-                    toWatchEvent(event, { arn, shards: { ...live.positions }, keys: WatchFeed.aheadOf(feed) })
-                  )
-              )
-            })),
-            Effect.andThen(Deferred.succeed(state.ready, undefined)),
-            Effect.forkIn(layerScope)
-          )
-          return state
-        }).pipe(
-          Effect.catchCause((cause) =>
-            Effect.sync(() => {
-              if (shared === state) shared = undefined
-              Deferred.doneUnsafe(state.ready, Effect.failCause(cause))
-              return state
-            })
-          )
-        )
-      })
-
-      const leave = (subscriber: Subscriber) =>
-        Effect.suspend(() => {
-          subscribers.delete(subscriber)
-          const state = shared
-          if (subscribers.size > 0 || state === undefined) return Effect.void
-          // The last watch closed: stop polling the stream until the next one.
-          shared = undefined
-          return state.fiber === undefined ? Effect.void : Fiber.interrupt(state.fiber)
         })
 
-      const watch = (options: WatchOptions = {}): Stream.Stream<WatchEvent, WatchError> =>
-        Stream.unwrap(Effect.gen(function*() {
-          yield* checkWatchOptions(options)
-          const capacity = options.capacity ?? 1024
-          const queue = yield* Queue.bounded<WatchEvent, WatchError | Cause.Done>(capacity)
-          const subscriber: Subscriber = { prefixes: options.prefixes, queue, capacity }
-          if (options.resumeFrom !== undefined) {
-            const own = new Set([subscriber])
-            const live = yield* services(liveCoordinator(options.resumeFrom))
-            const feed = WatchFeed.make()
-            for (const [key, seq] of Object.entries(options.resumeFrom.keys ?? {})) feed.order.delivered(key, seq)
-            yield* services(
-              pump(table, area, readStream(table.location.table, live.coordinator), live, own, feed)
-            ).pipe(
-              Effect.catchCause((cause) => Queue.failCause(queue, cause)),
-              Effect.forkScoped
-            )
-            yield* Deferred.await(live.started)
-          } else {
-            subscribers.add(subscriber)
-            yield* Effect.addFinalizer(() => leave(subscriber))
-            const state = yield* ensureShared
-            yield* Deferred.await(state.ready)
-          }
-          return Stream.concat(Stream.make({ _tag: "Init" } as WatchEvent), Stream.fromQueue(queue))
-        }))
+        const leave = (subscriber: Subscriber) =>
+          Effect.suspend(() => {
+            subscribers.delete(subscriber)
+            const state = shared
+            if (subscribers.size > 0 || state === undefined) return Effect.void
+            // The last watch closed: stop polling the stream until the next one.
+            shared = undefined
+            return state.fiber === undefined ? Effect.void : Fiber.interrupt(state.fiber)
+          })
 
-      return Watches.of({ watch })
-    })
-  )
+        const watch = (options: WatchOptions = {}): Stream.Stream<WatchEvent, WatchError> =>
+          Stream.unwrap(Effect.gen(function*() {
+            yield* checkWatchOptions(options)
+            const capacity = options.capacity ?? 1024
+            const queue = yield* Queue.bounded<WatchEvent, WatchError | Cause.Done>(capacity)
+            const subscriber: Subscriber = { prefixes: options.prefixes, queue, capacity }
+            if (options.resumeFrom !== undefined) {
+              const own = new Set([subscriber])
+              const source = yield* services(openSource(options.resumeFrom))
+              const feed = WatchFeed.make()
+              for (const [key, seq] of Object.entries(options.resumeFrom.keys ?? {})) feed.order.delivered(key, seq)
+              yield* pump(table, area, source, own, feed).pipe(
+                Effect.catchCause((cause) => Queue.failCause(queue, cause)),
+                Effect.forkScoped
+              )
+              yield* Deferred.await(source.started)
+            } else {
+              subscribers.add(subscriber)
+              yield* Effect.addFinalizer(() => leave(subscriber))
+              const state = yield* ensureShared
+              yield* Deferred.await(state.ready)
+            }
+            return Stream.concat(Stream.make({ _tag: "Init" } as WatchEvent), Stream.fromQueue(queue))
+          }))
+
+        return Watches.of({ watch })
+      })
+    )
 }
