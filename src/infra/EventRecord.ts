@@ -31,7 +31,9 @@ export const Attr = {
   expires: "exp",
   valueRevision: "vrev",
   value: "val",
-  ttl: "ttl"
+  ttl: "ttl",
+  /** A sealed key's real key, encrypted under the value's data key and bound like it (see `SealedKeys`). */
+  realKey: "rk"
 } as const
 
 /** Where events live: the table and the namespace (partition) within it, and the store id values are bound to. */
@@ -138,14 +140,21 @@ const attributeNameBytes = Object.values(Attr).reduce((sum, name) => sum + name.
  * An upper bound of the size of any event item carrying a value of this many
  * bytes under this key, so oversized values are refused before any I/O.
  */
-export const maxItemBytes = (location: Location, key: string, valueBytes: number): number => {
+export const maxItemBytes = (
+  location: Location,
+  key: string,
+  valueBytes: number,
+  /** For a key stored sealed, its real key: the item carries it encrypted too. */
+  realKey?: string
+): number => {
   const uuid = 36
   const number = 22
+  const sealed = realKey === undefined ? 0 : ValueCipher.overheadBytes(255) + Buffer.byteLength(realKey, "utf8")
   return attributeNameBytes +
     Buffer.byteLength(location.namespace, "utf8") +
     Buffer.byteLength(key, "utf8") + 9 +
     2 * uuid + 4 * number + "keep-alive".length +
-    ValueCipher.overheadBytes(255) + valueBytes
+    ValueCipher.overheadBytes(255) + valueBytes + sealed
 }
 
 const noValue = new Uint8Array(0)
@@ -177,6 +186,10 @@ export const encode = Effect.fnUntraced(function*(
   if (event.valueRevision !== undefined) item[Attr.valueRevision] = { S: event.valueRevision }
   // A tombstone carries an encrypted empty value: bound like any value, so it cannot be edited or forged unseen.
   item[Attr.value] = { B: yield* ValueCipher.encrypt(event.value ?? noValue, bindingOf(location, event)) }
+  if (event.realKey !== undefined) {
+    const binding = { ...bindingOf(location, event), part: "key" as const }
+    item[Attr.realKey] = { B: yield* ValueCipher.encrypt(Key.toBytes(event.realKey), binding) }
+  }
   const size = itemSize(item)
   if (size > itemLimitBytes) {
     return yield* new ValueTooLarge({ key: event.key, itemBytes: size, limitBytes: itemLimitBytes })
@@ -239,6 +252,42 @@ export const decode = (
   const parsed = parse(attributesOf(stored))
   if (Result.isFailure(parsed)) return Effect.fail(parsed.failure)
   const { ciphertext, event } = parsed.success
+  const sealed = attributesOf(stored)[Attr.realKey]?.B
+  const decoded = decodeValue(location, event, ciphertext, options)
+  return sealed === undefined ? decoded : Effect.flatMap(decoded, (event) => withRealKey(location, event, sealed))
+}
+
+/**
+ * A sealed key's event with its real key decrypted; under a shredded data key it stays sealed, which is the point
+ * of shredding it.
+ */
+const withRealKey = (
+  location: Location,
+  event: Event,
+  ciphertext: Uint8Array
+): Effect.Effect<Event, DecryptionFailed | KeyringError | Throttled | StorageFailure, DataKeys> =>
+  event.shredded !== undefined ? Effect.succeed(event) : ValueCipher.decrypt(ciphertext, {
+    ...bindingOf(location, event),
+    part: "key"
+  }).pipe(
+    Effect.flatMap((plaintext) => {
+      try {
+        return Effect.succeed({ ...event, realKey: Key.fromBytes(plaintext) })
+      } catch {
+        return Effect.fail(
+          new DecryptionFailed({ key: event.key, seq: event.seq, reason: "the real key is not valid UTF-8" })
+        )
+      }
+    }),
+    Effect.catchTag("Shredded", () => Effect.succeed(event))
+  )
+
+const decodeValue = (
+  location: Location,
+  event: Event,
+  ciphertext: Uint8Array | undefined,
+  options: { readonly tolerateShredded?: boolean } | undefined
+): Effect.Effect<Event, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> => {
   // A tombstone without authentication: written before 0.2, or forged (the worker reports it, see TamperWatch).
   if (ciphertext === undefined) return Effect.succeed(event)
   const decrypted = ValueCipher.decrypt(ciphertext, bindingOf(location, event))

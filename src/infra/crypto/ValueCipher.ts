@@ -36,6 +36,11 @@ export interface ValueBinding {
   readonly expires: number | undefined
   readonly valueRevision: string | undefined
   readonly timestamp: number
+  /**
+   * What the ciphertext holds when not the value: `key` for a sealed key's real key (see `SealedKeys`), so it can
+   * never be swapped with the value bound to the same event.
+   */
+  readonly part?: "key" | undefined
 }
 
 /** The layout values are written in. */
@@ -71,7 +76,9 @@ const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
         binding.op,
         binding.expires ?? null,
         binding.valueRevision ?? null,
-        binding.timestamp
+        binding.timestamp,
+        // Only when present: values keep the associated data they always had.
+        ...(binding.part === undefined ? [] : [binding.part])
       ])
     )
   ])

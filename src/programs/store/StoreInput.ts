@@ -72,8 +72,14 @@ export const checkLimit = (limit: number | undefined): Effect.Effect<void, BadPa
     : Effect.fail(new BadParameter({ field: "limit", reason: "a limit must be a whole number, 0 or more" }))
 
 /** A value whose event item fits in one DynamoDB item at this location. */
-export const checkSize = (location: Location, key: string, value: Uint8Array): Effect.Effect<void, ValueTooLarge> => {
-  const bytes = EventRecord.maxItemBytes(location, key, value.length)
+export const checkSize = (
+  location: Location,
+  key: string,
+  value: Uint8Array,
+  /** For a key stored sealed (`key` then being its stored form), its real key, which the item carries too. */
+  realKey?: string
+): Effect.Effect<void, ValueTooLarge> => {
+  const bytes = EventRecord.maxItemBytes(location, key, value.length, realKey)
   return bytes > EventRecord.itemLimitBytes
     ? Effect.fail(new ValueTooLarge({ key, itemBytes: bytes, limitBytes: EventRecord.itemLimitBytes }))
     : Effect.void
@@ -121,7 +127,7 @@ export type CommandRunner<X> = <E extends CommandError>(command: Command) => Eff
 type Failure<X> = BadParameter | ValueTooLarge | X
 
 /** The single-key writes of a store, as commands checked first and then handed to `run`. */
-export const commandOperations = <X extends WriteError>(location: Location, run: CommandRunner<X>) => {
+export const commandOperations = <X extends WriteError | BadParameter>(location: Location, run: CommandRunner<X>) => {
   const write = <E extends CommandError>(item: ItemInput, command: Command) =>
     Effect.andThen(checkItem(location, item), run<E>(command))
   return {
