@@ -129,3 +129,12 @@ export const sharedSegment = (
   if (first.sealed.seal !== "segment" || first.secret !== last.secret) return undefined
   return first.rest.startsWith("/") && last.rest.startsWith("/") ? first : undefined
 }
+
+/**
+ * Whether `start` ends in whole sealed segments (`segment` mode, `prefix/segment/…`): the keys it is a prefix of
+ * are then exactly the stored keys starting with its stored form.
+ */
+export const wholeSegmentPrefix = (prefixes: ReadonlyArray<SealedPrefix>, start: string): boolean => {
+  const placement = place(prefixes, start)
+  return placement._tag === "Seal" && placement.sealed.seal === "segment" && placement.rest.startsWith("/")
+}

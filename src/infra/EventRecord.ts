@@ -144,15 +144,18 @@ export const maxItemBytes = (
   location: Location,
   key: string,
   valueBytes: number,
-  /** For a key stored sealed, its real key: the item carries it encrypted too. */
-  realKey?: string
+  /** For a key stored sealed: the UTF-8 bytes of its stored form; the item then carries `key` encrypted too. */
+  storedKeyBytes?: number
 ): number => {
   const uuid = 36
   const number = 22
-  const sealed = realKey === undefined ? 0 : ValueCipher.overheadBytes(255) + Buffer.byteLength(realKey, "utf8")
+  const keyBytes = Buffer.byteLength(key, "utf8")
+  const sealed = storedKeyBytes === undefined
+    ? 0
+    : storedKeyBytes - keyBytes + ValueCipher.overheadBytes(255) + keyBytes
   return attributeNameBytes +
     Buffer.byteLength(location.namespace, "utf8") +
-    Buffer.byteLength(key, "utf8") + 9 +
+    keyBytes + 9 +
     2 * uuid + 4 * number + "keep-alive".length +
     ValueCipher.overheadBytes(255) + valueBytes + sealed
 }

@@ -3,7 +3,7 @@
  * or writes, and what comes back names the caller's key again. Everything below (actors, compaction, graves,
  * history, the worker) works on stored keys unchanged; events carry their real key encrypted, so reads reveal it.
  */
-import { Effect, Option, Stream } from "effect"
+import { Clock, Effect, Option, Stream } from "effect"
 import type { Command } from "../../domain/Command.ts"
 import { keyOf } from "../../domain/Command.ts"
 import { SealedRangeTooLarge } from "../../domain/Errors.ts"
@@ -73,7 +73,9 @@ export const storedPrefixes = (
 
 /** A shred scope prefix as stored: the scopes of sealed keys are drawn from their stored keys. */
 export const storedScope = (sealer: KeySealer["Service"], scopePrefix: string): Effect.Effect<string, SealError> =>
-  SealedKeys.place(sealer.prefixes, scopePrefix)._tag === "Seal" ? sealer.seal(scopePrefix) : Effect.succeed(scopePrefix)
+  SealedKeys.place(sealer.prefixes, scopePrefix)._tag === "Seal"
+    ? sealer.seal(scopePrefix)
+    : Effect.succeed(scopePrefix)
 
 /** What a range read over stored keys needs to answer in real-key order. */
 export interface SealedRange {
@@ -108,6 +110,17 @@ export const sealedItems = <E, R>(
       )
     )
   }
+  if (SealedKeys.wholeSegmentPrefix(sealer.prefixes, start) && end === Key.rangeEnd(start)) {
+    // The keys under whole segments (`/users/alice/`) share one stored prefix, read lazily in order; the range's
+    // end, `Key.rangeEnd(start)`, is the one other key it holds: read on its own, when it is reached.
+    return Stream.unwrap(
+      Effect.zipWith(sealer.seal(start, "start"), sealer.seal(end, "end"), (storedStart, storedEnd) => {
+        const within = read({ start: storedStart, end: Key.rangeEnd(storedStart), descending: range.descending })
+        const last = Stream.suspend(() => read({ start: storedEnd, end: storedEnd }))
+        return limited(range.descending ? Stream.concat(last, within) : Stream.concat(within, last))
+      })
+    )
+  }
   const blockOf = (key: string) =>
     touched.find((entry) => key.length > entry.prefix.length && key.startsWith(entry.prefix))
   const inside = (key: string) => Key.compare(start, key) <= 0 && Key.compare(key, end) <= 0
@@ -137,6 +150,12 @@ export const sealedItems = <E, R>(
         return Effect.succeed([{ block: undefined, items: [] }, inside(item.key) ? [...done, item] : done] as const)
       },
       { onHalt: flush }
+    ),
+    // Held back while their prefix was sorted: judged again one by one as they are handed on (an item may have
+    // expired meanwhile).
+    Stream.rechunk(1),
+    Stream.filterEffect((item) =>
+      Effect.map(Clock.currentTimeMillis, (now) => item.expires === undefined || item.expires > now)
     ),
     limited
   )

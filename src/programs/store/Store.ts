@@ -28,8 +28,8 @@ import * as Key from "../../domain/Key.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
-import * as KeySealer from "../../infra/crypto/KeySealer.ts"
 import type { Keyring, KeyringError } from "../../infra/crypto/Keyring.ts"
+import * as KeySealer from "../../infra/crypto/KeySealer.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
@@ -46,7 +46,14 @@ import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
 import * as KeySealing from "./KeySealing.ts"
 import * as NewestEvents from "./NewestEvents.ts"
 import * as ReadCoalescing from "./ReadCoalescing.ts"
-import { checkAtomicWrite, checkKey, checkLimit, checkSize, checkWatchOptions, commandOperations } from "./StoreInput.ts"
+import {
+  checkAtomicWrite,
+  checkKey,
+  checkLimit,
+  checkSize,
+  checkWatchOptions,
+  commandOperations
+} from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
 import { Watches } from "./Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
@@ -196,6 +203,11 @@ const make = (options: StoreOptions) =>
       ? undefined
       : yield* Effect.orDie(KeySealer.make(dataKeys, options.sealed))
     const sealedRangeLimit = options.sealedRangeLimit ?? KeySealing.defaultSealedRangeLimit
+    /** Whether a value still fits once its key is sealed (a sealed item carries more); before any I/O. */
+    const checkSealedSize = (sealer: KeySealer.KeySealer["Service"], key: string, value: Uint8Array) =>
+      SealedKeys.place(sealer.prefixes, key)._tag === "Seal"
+        ? checkSize(table.location, key, value, SealedKeys.storedBytes(sealer.prefixes, key))
+        : Effect.void
     const storedKey = (key: string, field?: string) =>
       sealer === undefined ? Effect.succeed(key) : sealer.seal(key, field)
 
@@ -204,13 +216,9 @@ const make = (options: StoreOptions) =>
     const run: CommandRunner<WriteError | KeySealer.SealError> = <E extends CommandError>(command: Command) =>
       sealer === undefined ? execute<E>(command) : Effect.gen(function*() {
         const key = keyOf(command)
+        // A sealed item carries its stored key and its encrypted real key: checked before anything is read.
+        if ("item" in command) yield* checkSealedSize(sealer, key, command.item.value)
         const sealed = yield* KeySealing.sealCommand(sealer, command)
-        // The item now carries its stored key and its encrypted real key: check it still fits.
-        if ("item" in sealed.command && sealed.stored !== key) {
-          yield* checkSize(table.location, sealed.stored, sealed.command.item.value, key).pipe(
-            Effect.mapError((error) => KeySealing.renameKey(error, sealed.stored, key))
-          )
-        }
         const lease = yield* execute<E>(sealed.command).pipe(
           Effect.mapError((error) => KeySealing.renameKey(error, sealed.stored, key))
         )
@@ -304,10 +312,15 @@ const make = (options: StoreOptions) =>
         if (sealer === undefined) return yield* AtomicWriter.atomicWrite(actions, options.atomicWrite)
         // Checked as the caller wrote them, so a bad key is named as it was given.
         yield* checkAtomicWrite(table.location, actions)
+        for (const entry of actions) {
+          if (entry.action._tag === "Put") yield* checkSealedSize(sealer, entry.key, entry.action.value)
+        }
         const realKeys = new Map<string, string>()
         const sealed = yield* Effect.forEach(actions, (entry, index) =>
-          Effect.map(sealer.seal(entry.key, `actions[${index}].key`), (stored) => {
-            if (stored !== entry.key) realKeys.set(stored, entry.key)
+          Effect.gen(function*() {
+            const stored = yield* sealer.seal(entry.key, `actions[${index}].key`)
+            if (stored === entry.key) return entry
+            realKeys.set(stored, entry.key)
             return { ...entry, key: stored }
           }))
         return yield* AtomicWriter.atomicWrite(sealed, options.atomicWrite, realKeys).pipe(

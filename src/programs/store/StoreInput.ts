@@ -76,10 +76,10 @@ export const checkSize = (
   location: Location,
   key: string,
   value: Uint8Array,
-  /** For a key stored sealed (`key` then being its stored form), its real key, which the item carries too. */
-  realKey?: string
+  /** For a key stored sealed, the UTF-8 bytes of its stored form (see `SealedKeys.storedBytes`). */
+  storedKeyBytes?: number
 ): Effect.Effect<void, ValueTooLarge> => {
-  const bytes = EventRecord.maxItemBytes(location, key, value.length, realKey)
+  const bytes = EventRecord.maxItemBytes(location, key, value.length, storedKeyBytes)
   return bytes > EventRecord.itemLimitBytes
     ? Effect.fail(new ValueTooLarge({ key, itemBytes: bytes, limitBytes: EventRecord.itemLimitBytes }))
     : Effect.void
