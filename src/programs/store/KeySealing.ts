@@ -26,18 +26,6 @@ export const renameKey = <E>(error: E, stored: string, real: string): E => {
   return new Make({ ...props, key: real })
 }
 
-/** Runs `effect` on the stored key of `key`, with errors naming `key` again. */
-export const onStored = <A, E, R>(
-  sealer: KeySealer["Service"],
-  key: string,
-  effect: (stored: string) => Effect.Effect<A, E, R>,
-  field?: string
-): Effect.Effect<A, E | SealError, R> =>
-  Effect.flatMap(
-    sealer.seal(key, field),
-    (stored) => effect(stored).pipe(Effect.mapError((error) => renameKey(error, stored, key)))
-  )
-
 /** A command on the stored key, carrying its real key (a command naming a stored key already carries none). */
 export const sealCommand = (
   sealer: KeySealer["Service"],
