@@ -1,15 +1,19 @@
 /**
- * Shredding a sealed key's scope (see `SealedKeys`): its real key is encrypted under the scope's data key, so once
- * the scope is shredded nothing in the table reveals it any more, while other scopes still read back theirs. Scopes
- * of sealed keys are drawn from their stored keys, so no data key item names a sealed segment either.
+ * Key management with sealed keys (see `SealedKeys`). Shredding a sealed key's scope: its real key is encrypted
+ * under the scope's data key, so once the scope is shredded nothing in the table reveals it any more, while other
+ * scopes still read back theirs; scopes of sealed keys are drawn from their stored keys, so no data key item names
+ * a sealed segment either. Re-wrapping: the key sealing key is a data key like the others, re-wrapped with them.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
 import { Shredded } from "../../src/domain/Errors.ts"
 import * as Key from "../../src/domain/Key.ts"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import { DataKeys, scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
+import { Keyring, KeyringError } from "../../src/infra/crypto/Keyring.ts"
+import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import * as EventRecord from "../../src/infra/EventRecord.ts"
 import { rawKeyItems, rawPartition } from "../support/RawTable.ts"
 import { eventTableLayer, openStore, storedKeyOf, tablePerFile } from "../support/TestStore.ts"
@@ -81,5 +85,30 @@ describe("shredding a sealed key's scope", () => {
       yield* store.put({ key: "/users/alice@example.com/a", value: bytes("alice again") })
       const again = yield* fresh.getRange("/users/alice@example.com/", Key.rangeEnd("/users/alice@example.com/"))
       expect(again.map((item) => item.key)).toEqual(["/users/alice@example.com/a"])
+    }))
+})
+
+describe("re-wrapping a store with sealed keys", () => {
+  it.live("re-wraps the key sealing key with the data keys: afterwards only the new keyring finds sealed keys", () =>
+    Effect.gen(function*() {
+      const at = freshLocation()
+      const keyring = (id: string) =>
+        Layer.succeed(
+          Keyring,
+          RawAesKeyring.make([{ id, material: Redacted.make(new Uint8Array(randomBytes(32))) }])
+        )
+      const [a, b] = [keyring("key-a"), keyring("key-b")]
+      const open = (layer: Layer.Layer<Keyring>) => openStore(at, { client, keyring: layer, storeOptions: { sealed } })
+      const store = yield* open(a)
+      yield* store.put({ key: "/users/alice@example.com/a", value: bytes("alice a") })
+      // The value's data key and the key sealing key.
+      expect(yield* store.rewrap(Context.get(yield* Layer.build(b), Keyring))).toBe(2)
+      const items = yield* Effect.promise(() => rawPartition(client, tableName(), partitionOf(at.namespace)))
+      expect(items.map((item) => item["wrapped"]!.L!.map((copy) => copy.M!["k"]!.S))).toEqual([["key-b"], ["key-b"]])
+      expect((yield* (yield* open(b)).get("/users/alice@example.com/a")).key).toBe("/users/alice@example.com/a")
+      // Under the old keyring the key cannot even be sealed: a typed keyring failure, before anything is read.
+      const error = yield* Effect.flip((yield* open(a)).get("/users/alice@example.com/a"))
+      expect(error).toBeInstanceOf(KeyringError)
+      expect(error).toMatchObject({ failure: "no-matching-key" })
     }))
 })
