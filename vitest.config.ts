@@ -8,7 +8,7 @@ import { defineConfig } from "vitest/config"
 const unit = [
   "test/domain/**/*.test.ts",
   "test/config/**/*.test.ts",
-  "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring}.test.ts",
+  "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring,KeySealer}.test.ts",
   "test/infra/{Dynamo,DynamoDBLocalDistribution}.test.ts",
   "test/ops/{NamespacePolicy,AuditFindings}.test.ts",
   "test/app/cliPolicy.test.ts",

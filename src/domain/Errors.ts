@@ -127,6 +127,21 @@ export class HistoryGap extends Schema.TaggedError<HistoryGap>()("HistoryGap", {
   }
 }
 
+/**
+ * A range touches a sealed prefix holding more live keys than a sealed range read sorts in memory (see
+ * `SealedKeys`): its stored keys are in MAC order, so the prefix is read whole and sorted by real key. Narrow the
+ * range to one sealed segment, or raise the store's `sealedRangeLimit`.
+ */
+export class SealedRangeTooLarge extends Schema.TaggedError<SealedRangeTooLarge>()("SealedRangeTooLarge", {
+  prefix: Schema.String,
+  limit: Schema.Number
+}) {
+  override get message() {
+    return `the range reaches into sealed prefix ${this.prefix}, which holds more than ${this.limit} live keys ` +
+      "(a sealed prefix is read whole and sorted by real key)"
+  }
+}
+
 /** DynamoDB kept throttling after the client's retries were spent. */
 export class Throttled extends Schema.TaggedError<Throttled>()("Throttled", {
   operation: Schema.String,

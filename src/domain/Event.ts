@@ -33,6 +33,11 @@ export interface Event {
    * says what happened to the key, but the value is gone for good.
    */
   readonly shredded?: { readonly scope: string } | undefined
+  /**
+   * The key as its caller named it, when `key` is its sealed form (see `SealedKeys`): stored encrypted beside the
+   * value, so it reads back wherever the value does.
+   */
+  readonly realKey?: string | undefined
 }
 
 /** An event the domain decided on, before the store numbers and names it. */
@@ -49,11 +54,21 @@ export const carriesValue = (event: Pick<Event, "op">): boolean => event.op === 
 /** The revision of the item an event carries: its own, or for a keep-alive the kept value's. */
 export const itemRevision = (event: Event): string => event.valueRevision ?? event.revision
 
-/** The item an event leaves behind at `now`, if it is live. */
+/** The key a caller knows an event by: its real key when it is stored sealed. */
+export const callerKey = (event: Event): string => event.realKey ?? event.key
+
+/** An event as its caller knows it: under its real key, when it is stored sealed. */
+export const reveal = (event: Event): Event => {
+  if (event.realKey === undefined) return event
+  const { realKey, ...rest } = event
+  return { ...rest, key: realKey }
+}
+
+/** The item an event leaves behind at `now`, if it is live, under the key its caller knows it by. */
 export const liveItem = (event: Event | undefined, now: number): Item | undefined => {
   if (event === undefined || !carriesValue(event) || event.value === undefined) return undefined
   if (isExpired(event.expires, now)) return undefined
-  return { key: event.key, value: event.value, expires: event.expires, revision: itemRevision(event) }
+  return { key: callerKey(event), value: event.value, expires: event.expires, revision: itemRevision(event) }
 }
 
 /**

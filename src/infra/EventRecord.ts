@@ -33,7 +33,9 @@ export const Attr = {
   value: "val",
   ttl: "ttl",
   /** On an event whose value is stored in chunk items (see `ValueChunks`): how many; `val` holds the manifest. */
-  chunks: "ch"
+  chunks: "ch",
+  /** A sealed key's real key, encrypted under the value's data key and bound like it (see `SealedKeys`). */
+  realKey: "rk"
 } as const
 
 /** Where events live: the table and the namespace (partition) within it, and the store id values are bound to. */
@@ -141,14 +143,24 @@ const attributeNameBytes = Object.values(Attr).reduce((sum, name) => sum + name.
  * An upper bound of the size of any event item carrying a value of this many bytes under this key: a value whose
  * bound exceeds the item limit is stored in chunks (see `ValueChunks`), decided before any I/O.
  */
-export const maxItemBytes = (location: Location, key: string, valueBytes: number): number => {
+export const maxItemBytes = (
+  location: Location,
+  key: string,
+  valueBytes: number,
+  /** For a key stored sealed: the UTF-8 bytes of its stored form; the item then carries `key` encrypted too. */
+  storedKeyBytes?: number
+): number => {
   const uuid = 36
   const number = 22
+  const keyBytes = Buffer.byteLength(key, "utf8")
+  const sealed = storedKeyBytes === undefined
+    ? 0
+    : storedKeyBytes - keyBytes + ValueCipher.overheadBytes(255) + keyBytes
   return attributeNameBytes +
     Buffer.byteLength(location.namespace, "utf8") +
-    Buffer.byteLength(key, "utf8") + 9 +
+    keyBytes + 9 +
     2 * uuid + 4 * number + "keep-alive".length +
-    ValueCipher.overheadBytes(255) + valueBytes
+    ValueCipher.overheadBytes(255) + valueBytes + sealed
 }
 
 const noValue = new Uint8Array(0)
@@ -209,6 +221,9 @@ const itemOf = Effect.fnUntraced(function*(
       plaintext,
       chunks === undefined ? binding : { ...binding, part: manifestPart(chunks) }
     )
+  }
+  if (event.realKey !== undefined) {
+    item[Attr.realKey] = { B: yield* ValueCipher.encrypt(Key.toBytes(event.realKey), { ...binding, part: "key" }) }
   }
   const size = itemSize(item)
   if (size > itemLimitBytes) {
@@ -299,6 +314,43 @@ export const decode = (
   const parsed = parse(attributesOf(stored))
   if (Result.isFailure(parsed)) return Effect.fail(parsed.failure)
   const { chunks, ciphertext, event } = parsed.success
+  const sealed = attributesOf(stored)[Attr.realKey]?.B
+  const decoded = decodeValue(location, event, ciphertext, chunks, options)
+  return sealed === undefined ? decoded : Effect.flatMap(decoded, (event) => withRealKey(location, event, sealed))
+}
+
+/**
+ * A sealed key's event with its real key decrypted; under a shredded data key it stays sealed, which is the point
+ * of shredding it.
+ */
+const withRealKey = (
+  location: Location,
+  event: Event,
+  ciphertext: Uint8Array
+): Effect.Effect<Event, DecodeError, DataKeys> =>
+  event.shredded !== undefined ? Effect.succeed(event) : ValueCipher.decrypt(ciphertext, {
+    ...bindingOf(location, event),
+    part: "key"
+  }).pipe(
+    Effect.flatMap((plaintext) => {
+      try {
+        return Effect.succeed({ ...event, realKey: Key.fromBytes(plaintext) })
+      } catch {
+        return Effect.fail(
+          new DecryptionFailed({ key: event.key, seq: event.seq, reason: "the real key is not valid UTF-8" })
+        )
+      }
+    }),
+    Effect.catchTag("Shredded", () => Effect.succeed(event))
+  )
+
+const decodeValue = (
+  location: Location,
+  event: Event,
+  ciphertext: Uint8Array | undefined,
+  chunks: number | undefined,
+  options: { readonly tolerateShredded?: boolean; readonly assemble?: Assemble | undefined } | undefined
+): Effect.Effect<Event, DecodeError, DataKeys> => {
   // A tombstone without authentication: written before 0.2, or forged (the worker reports it, see TamperWatch).
   if (ciphertext === undefined) return Effect.succeed(event)
   const decrypted = ValueCipher.decrypt(ciphertext, bindingOf(location, event))

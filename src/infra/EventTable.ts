@@ -171,7 +171,7 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   const decodeState = (item: StoredItem) =>
     EventRecord.decode(location, item, { tolerateShredded: true, assemble }).pipe(withKeyring)
   const isLarge = (event: Event) =>
-    event.value !== undefined && ValueChunks.isLarge(location, event.key, event.value.length)
+    event.value !== undefined && ValueChunks.isLarge(location, event.key, event.value.length, event.realKey)
   /**
    * The item of an event, its chunk items written first when its value is large: the item's conditional write
    * is what makes the value exist, so a reader never meets an event whose chunks are not all there.

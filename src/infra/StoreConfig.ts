@@ -17,6 +17,7 @@ import type { Redacted } from "effect"
 import * as fs from "node:fs"
 import { parse as parseYaml } from "yaml"
 import type * as Retention from "../domain/Retention.ts"
+import type { SealedPrefix } from "../domain/SealedKeys.ts"
 import type { WriteFence, WriteMode } from "../domain/WriteFence.ts"
 import { ConfigInvalid } from "./config/ConfigInvalid.ts"
 import type { ConfigProblem } from "./config/ConfigInvalid.ts"
@@ -96,6 +97,8 @@ export interface StoreConfig {
    * length says something about the content, see `ValueChunks`).
    */
   readonly compression: Compression
+  /** Prefixes whose next segment (or rest) is stored sealed (see `SealedKeys`); none by default. */
+  readonly sealedPrefixes: ReadonlyArray<SealedPrefix>
 }
 
 /** What to do with keys dynastate does not know: fail (the default), or list them in a warning and go on. */

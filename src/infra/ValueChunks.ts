@@ -51,13 +51,19 @@ export const ChunkAttr = {
 /** The partition holding a namespace's chunks. NUL never occurs in a namespace. */
 export const chunkPartition = (location: Location): string => `${location.namespace}\u0000chunks`
 
-/** The largest value an event item holds whole under `key` at `location`. */
-export const largestWholeValue = (location: Location, key: string): number =>
-  EventRecord.itemLimitBytes - EventRecord.maxItemBytes(location, key, 0)
+/**
+ * The largest value an event item holds whole under `key` at `location`; for a sealed key, `key` is its stored form
+ * and `realKey` the key itself, which the item carries encrypted too (see `SealedKeys`).
+ */
+export const largestWholeValue = (location: Location, key: string, realKey?: string | undefined): number =>
+  EventRecord.itemLimitBytes -
+  (realKey === undefined
+    ? EventRecord.maxItemBytes(location, key, 0)
+    : EventRecord.maxItemBytes(location, realKey, 0, Buffer.byteLength(key, "utf8")))
 
 /** Whether a value of this many bytes is stored in chunks rather than in its event item. */
-export const isLarge = (location: Location, key: string, valueBytes: number): boolean =>
-  valueBytes > largestWholeValue(location, key)
+export const isLarge = (location: Location, key: string, valueBytes: number, realKey?: string | undefined): boolean =>
+  valueBytes > largestWholeValue(location, key, realKey)
 
 type Owned = Pick<Event, "key" | "seq" | "revision">
 

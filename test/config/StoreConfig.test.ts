@@ -254,6 +254,32 @@ describe("StoreConfig.load", () => {
       expect(refused.reason).toContain("is not one of none, gzip")
     }))
 
+  it.effect("sealed_prefixes: PREFIX:segment or PREFIX:rest, as a YAML list or comma-separated, refused when invalid", () =>
+    Effect.gen(function*() {
+      expect((yield* loaded({ env: {} })).config.sealedPrefixes).toEqual([])
+      const file = yamlFile("storage:\n  sealed_prefixes:\n    - /tokens/:rest\n    - /users/\n")
+      expect((yield* loaded({ file, env: {} })).config.sealedPrefixes).toEqual([
+        { prefix: "/tokens/", seal: "rest" },
+        { prefix: "/users/", seal: "segment" }
+      ])
+      const overridden = yield* loaded({ file, env: { DYNASTATE_SEALED_PREFIXES: "/a/:segment, /b/:rest" } })
+      expect(overridden.config.sealedPrefixes).toEqual([
+        { prefix: "/a/", seal: "segment" },
+        { prefix: "/b/", seal: "rest" }
+      ])
+      for (
+        const [text, reason] of [
+          ["/tokens/:all", "write PREFIX:segment or PREFIX:rest"],
+          ["/tokens", "must end in /"],
+          ["/a/,/a/b/", "must not nest"]
+        ] as const
+      ) {
+        const error = yield* invalid({ env: { DYNASTATE_SEALED_PREFIXES: text } })
+        expect(error.field).toBe("storage.sealed_prefixes")
+        expect(error.reason).toContain(reason)
+      }
+    }))
+
   it.effect("a settle time too short for the writers' fence is refused, naming the minimum", () =>
     Effect.gen(function*() {
       // 30s + 2 × 30s + 5m + 1m = 7m30s: the default fence needs more than that.
@@ -319,7 +345,8 @@ describe("StoreConfig.load", () => {
         writeFence: { maxStateAgeMillis: 30_000, writeTimeoutMillis: 30_000 },
         settleMillis: 600_000,
         writeMode: "fenced",
-        compression: "none"
+        compression: "none",
+        sealedPrefixes: []
       })
       expect(StoreConfig.isEmbedded(config)).toBe(true)
       expect(lines).toEqual([])

@@ -9,9 +9,11 @@ import { Context, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
 import { afterAll, beforeAll, inject } from "vitest"
+import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import { DataKeys, defaultDataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
 import type { DataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
 import { Keyring } from "../../src/infra/crypto/Keyring.ts"
+import * as KeySealer from "../../src/infra/crypto/KeySealer.ts"
 import * as RawAesKeyring from "../../src/infra/crypto/RawAesKeyring.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
@@ -138,6 +140,22 @@ export const testKeyring: Keyring["Service"] = RawAesKeyring.make([
 
 /** {@link testKeyring} as a layer. */
 export const sharedKeyring: Layer.Layer<Keyring> = Layer.succeed(Keyring, testKeyring)
+
+/**
+ * The stored form of a key under sealed prefixes at a test location (see `SealedKeys`), as the store seals it: to
+ * find a sealed key's raw items.
+ */
+export const storedKeyOf = (
+  location: TestTable,
+  sealed: ReadonlyArray<SealedPrefix>,
+  key: string,
+  client: DynamoDBClient
+): Effect.Effect<string> =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(eventTableLayer(location, { client }))
+    const sealer = yield* KeySealer.make(Context.get(context, DataKeys), sealed)
+    return yield* sealer.seal(key)
+  }).pipe(Effect.scoped, Effect.orDie)
 
 /** The compaction of a test location (its own event table, history area and data keys), closed with the scope. */
 export const openCompaction = (

@@ -25,6 +25,7 @@ import type { StreamsError } from "../../src/infra/streams/StreamsApi.ts"
 import { workerLayer } from "../../src/programs/app/WorkerLive.ts"
 import { Store } from "../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
+import type { StoreOptions } from "../../src/programs/store/Store.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
 import type { Retention } from "../../src/programs/worker/projections/HistoryProjection.ts"
 import { defaultWorkerOptions, ProjectionWorker } from "../../src/programs/worker/ProjectionWorker.ts"
@@ -114,6 +115,8 @@ export interface TestWorkerOptions {
   readonly responseDelay?: ResponseDelay | undefined
   /** The Streams API the worker reads through instead of DynamoDB Local's (e.g. a scripted stream with several shards). */
   readonly streams?: StreamsApi["Service"] | undefined
+  /** Options of the worker's own store instance (e.g. its sealed prefixes). */
+  readonly storeOptions?: Partial<StoreOptions> | undefined
 }
 
 /** A Streams API whose calls fail once the worker process was killed, as its own clients' do. */
@@ -166,7 +169,7 @@ export const startWorker = (env: Env, options: TestWorkerOptions): Effect.Effect
         apply: (event: Event) => Effect.suspend(() => (gate.dead ? Effect.void : projection.apply(event)))
       })
     )
-    const services = Store.layer(defaultStoreOptions).pipe(
+    const services = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
       Layer.provideMerge(
         Layer.succeed(
           StreamsApi,

@@ -6,6 +6,8 @@
  */
 import { Option, Redacted, Result } from "effect"
 import * as Retention from "../../domain/Retention.ts"
+import * as SealedKeys from "../../domain/SealedKeys.ts"
+import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import { defaultSettleMillis, defaultWriteFence } from "../../domain/WriteFence.ts"
 import type { WriteMode } from "../../domain/WriteFence.ts"
 import { parseAddress } from "../streams/RelayAddress.ts"
@@ -119,6 +121,25 @@ const list: Parse<ReadonlyArray<string>> = (text) =>
 
 const secret: Parse<Redacted.Redacted<string>> = (text) => Result.succeed(Redacted.make(text))
 
+/** Sealed prefixes, `PREFIX:segment` or `PREFIX:rest` each (`segment` when the mode is left out). */
+const sealedPrefixes: Parse<ReadonlyArray<SealedPrefix>> = (text) => {
+  const entries: Array<SealedPrefix> = []
+  for (const item of text.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "")) {
+    const colon = item.lastIndexOf(":")
+    const mode = colon < 0 ? "segment" : item.slice(colon + 1)
+    if (mode !== "segment" && mode !== "rest") {
+      return Result.fail(
+        `seals ${JSON.stringify(item)} by ${JSON.stringify(mode)}: write PREFIX:segment or PREFIX:rest`
+      )
+    }
+    entries.push({ prefix: colon < 0 ? item : item.slice(0, colon), seal: mode })
+  }
+  const checked = SealedKeys.validate(entries)
+  return Result.isFailure(checked)
+    ? Result.fail(`is not a valid list: ${checked.failure.reason}`)
+    : Result.succeed(checked.success)
+}
+
 /** Every key of the `storage:` section dynastate reads, by the name of what it configures. */
 export const fields = {
   type: field("type", literals(["dynamodb"]), "dynamodb" as const),
@@ -155,6 +176,7 @@ export const fields = {
   settleMillis: field("compaction_settle", duration, defaultSettleMillis),
   writeMode: field("write_mode", literals<WriteMode>(["fenced", "strict"]), "fenced" as WriteMode),
   compression: field("value_compression", literals<Compression>(["none", "gzip"]), "none" as Compression),
+  sealedPrefixes: field("sealed_prefixes", sealedPrefixes, [] as ReadonlyArray<SealedPrefix>, { list: true }),
   unknownKeys: field("unknown_keys", literals(["error", "warn"]), "error" as const)
 } as const
 

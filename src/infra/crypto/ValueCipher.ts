@@ -37,8 +37,9 @@ export interface ValueBinding {
   readonly valueRevision: string | undefined
   readonly timestamp: number
   /**
-   * Which part of a value stored in several items this ciphertext is (a large value's manifest or one of its
-   * chunks, see `ValueChunks`); absent for a value held whole, whose associated data it leaves unchanged.
+   * What the ciphertext holds when not a value held whole: a large value's manifest or one of its chunks (see
+   * `ValueChunks`), or `key` for a sealed key's real key (see `SealedKeys`), so none can be swapped with another
+   * part bound to the same event. Absent for a value held whole, whose associated data it leaves unchanged.
    */
   readonly part?: string | undefined
 }
@@ -77,6 +78,7 @@ const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
         binding.expires ?? null,
         binding.valueRevision ?? null,
         binding.timestamp,
+        // Only when present: values keep the associated data they always had.
         ...(binding.part === undefined ? [] : [binding.part])
       ])
     )

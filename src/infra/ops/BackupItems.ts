@@ -15,6 +15,7 @@ import type { DataKey } from "../crypto/DataKeys.ts"
 import * as DataKeyStore from "../crypto/DataKeyStore.ts"
 import { Keyring } from "../crypto/Keyring.ts"
 import type { KeyringError } from "../crypto/Keyring.ts"
+import { sealingKeyId } from "../crypto/KeySealer.ts"
 import * as ValueCipher from "../crypto/ValueCipher.ts"
 import type { AttributeMap } from "../Dynamo.ts"
 import { Dynamo, queryPages } from "../Dynamo.ts"
@@ -219,6 +220,34 @@ export const dataKeyOf = (stored: StoredItem) => {
 
 /** Whether a data key item is a named one (views' blind index keys, `named:<id>` scopes). */
 export const isNamedDataKey = (item: StoredItem): boolean => dataKeyOf(item).scope.startsWith("named:")
+
+/**
+ * Whether a data key item is the key sealing key (see `KeySealer`): a named key, but one that cannot be made anew,
+ * since the stored keys of sealed prefixes are its MACs.
+ */
+export const isSealingKey = (item: StoredItem): boolean =>
+  dataKeyOf(item).id === sealingKeyId && dataKeyOf(item).scope === `named:${sealingKeyId}`
+
+/**
+ * A live named data key carried to another location: unwrapped with the backup's keys and wrapped again by the
+ * keyring under the target's encryption context, with its id kept.
+ */
+export const carryNamedKey = (item: StoredItem, source: BackupKeys, target: Location) =>
+  Effect.gen(function*() {
+    const record = dataKeyOf(item)
+    const key = yield* source.keys.forDecryption(record.id).pipe(
+      Effect.catchTag(["DataKeyNotFound", "DataKeyShredded"], (error) =>
+        Effect.fail(new StorageFailure({ operation: "carry data key", reason: `${record.id}: ${error._tag}` })))
+    )
+    const wrapped = yield* (yield* Keyring).wrap(key.material, contextOf(target, record.id, record.scope))
+    yield* DataKeyStore.put(target, {
+      id: record.id,
+      scope: record.scope,
+      created: Date.now(),
+      state: "active",
+      wrapped
+    })
+  })
 
 /** Whether a data key item was shredded (its wrapped copies destroyed). */
 export const isShreddedDataKey = (item: StoredItem): boolean => dataKeyOf(item).state === "shredded"

@@ -237,6 +237,9 @@ export const storeOptions = (config: StoreConfig, options: StoreOptions = defaul
   watches: options.watches?.relay !== undefined || Option.isNone(config.watchEndpoint)
     ? options.watches
     : { ...options.watches, relay: { address: config.watchEndpoint.value } },
+  // Every process of a store must seal alike, or one would write in clear what another seals: the file decides,
+  // unless it names none and the application passes its own.
+  sealed: config.sealedPrefixes.length > 0 ? config.sealedPrefixes : options.sealed,
   actors: { ...options.actors, fence: config.writeFence, writeMode: config.writeMode },
   atomicWrite: { ...options.atomicWrite, fence: config.writeFence, writeMode: config.writeMode }
 })

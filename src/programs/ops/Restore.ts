@@ -9,7 +9,8 @@
  * - **re-encrypt** — another store id or namespace: each value is decrypted with the backup's data keys (unwrapped
  *   by the keyring under the original binding) and encrypted again under new data keys bound to the target, every
  *   clear attribute (seq, revision, timestamps, expiry) kept. Values whose data key was shredded stay shredded;
- *   views' named keys are not carried over (the views are rebuilt). The keyring must hold the master key the
+ *   views' named keys are not carried over (the views are rebuilt); the key sealing key is, re-wrapped for the
+ *   target, since sealed keys are stored as its MACs. The keyring must hold the master key the
  *   backup's data keys are wrapped under.
  *
  * Writing the same backup again writes the same items, so a restore that stopped half-way can be resumed.
@@ -202,7 +203,10 @@ export const restore = Effect.fn("Restore.restore")(function*(
     const shredded = dataKeys.filter(BackupItems.isShreddedDataKey).map((item) =>
       BackupItems.rehome(item, "data-key", destination)
     )
-    skippedNamedKeys = dataKeys.filter(BackupItems.isNamedDataKey).length
+    // The key sealing key goes along (re-wrapped for the target): sealed stored keys are its MACs.
+    const sealing = dataKeys.filter((item) => BackupItems.isSealingKey(item) && !BackupItems.isShreddedDataKey(item))
+    for (const item of sealing) yield* BackupItems.carryNamedKey(item, sourceKeys, destination)
+    skippedNamedKeys = dataKeys.filter(BackupItems.isNamedDataKey).length - sealing.length
     for (let start = 0; start < shredded.length; start += batch) {
       yield* put("data-key", shredded.slice(start, start + batch))
     }

@@ -54,7 +54,9 @@ type Attempt =
 /** Writes every action or none, returning the one revision shared by every written event. */
 export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
   actions: ReadonlyArray<ConditionalAction>,
-  options: AtomicWriteOptions
+  options: AtomicWriteOptions,
+  /** For keys stored sealed: stored key to real key, which their events carry (see `SealedKeys`). */
+  realKeys?: ReadonlyMap<string, string>
 ): Effect.fn.Return<
   string,
   BadParameter | ValueTooLarge | ConditionFailed | WriteError,
@@ -108,7 +110,8 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     const checked = actions.map((entry, index): TransactionWrite => {
       const state = states[index]!
       const live = presentRevision(state.latest, now) !== undefined
-      const base = { key: entry.key, seq: state.seq + 1, revision, timestamp: now }
+      const realKey = realKeys?.get(entry.key) ?? state.latest?.realKey
+      const base = { key: entry.key, realKey, seq: state.seq + 1, revision, timestamp: now }
       const after = options.writeMode === "strict" ? table.predecessor(state.latest) : undefined
       if (entry.action._tag === "Put") {
         const event: Event = { ...base, op: "put", value: entry.action.value, expires: entry.action.expires }

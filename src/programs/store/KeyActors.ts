@@ -197,6 +197,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
           const event: Event = {
             ...draft,
             key: actor.key,
+            // A sealed key's events carry its real key; a command naming the stored form keeps the one it had.
+            realKey: command.realKey ?? current.latest?.realKey,
             seq: current.seq + 1,
             revision: yield* Revisions.next,
             timestamp: now

@@ -42,7 +42,7 @@
 import { Effect, Result, Stream } from "effect"
 import type { Schema } from "effect"
 import type { BadParameter, CompareFailed, HistoryGap, IncorrectRevision, NotFound } from "../../domain/Errors.ts"
-import type { AlreadyExists } from "../../domain/Errors.ts"
+import type { AlreadyExists, SealedRangeTooLarge } from "../../domain/Errors.ts"
 import type { Event, EventOp } from "../../domain/Event.ts"
 import type { Item as StoreItem } from "../../domain/Item.ts"
 import type { PastPoint } from "./History.ts"
@@ -200,7 +200,7 @@ export interface Operations<K, V, R> {
   /** The live records of a range, collected. */
   readonly getRange: (options?: RangeOptions<K>) => Effect.Effect<ReadonlyArray<Item<K, V>>, TypedReadFailure, R>
   /** Deletes every live record of a range (undecodable ones too); returns how many. */
-  readonly deleteRange: (options?: Bounds<K>) => Effect.Effect<number, TypedWriteFailure, R>
+  readonly deleteRange: (options?: Bounds<K>) => Effect.Effect<number, TypedWriteFailure | SealedRangeTooLarge, R>
   /**
    * A live feed of the keyspace's changes, decoded: `Init`, then `Put`,
    * `Delete` and `Expire`. A change that does not decode ends the feed with a

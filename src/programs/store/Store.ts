@@ -6,8 +6,10 @@
 import { Clock, Context, Effect, Layer, Option, Result, Stream } from "effect"
 import type { ConditionalAction } from "../../domain/AtomicWrite.ts"
 import type { Command } from "../../domain/Command.ts"
+import { keyOf } from "../../domain/Command.ts"
 import type { CommandError } from "../../domain/Decide.ts"
 import { NotFound, Shredded } from "../../domain/Errors.ts"
+import type { SealedRangeTooLarge } from "../../domain/Errors.ts"
 import type {
   AlreadyExists,
   BadParameter,
@@ -19,12 +21,15 @@ import type {
   Throttled,
   ValueTooLarge
 } from "../../domain/Errors.ts"
-import { isDueForExpiry, liveItem, presentRevision } from "../../domain/Event.ts"
+import { isDueForExpiry, liveItem, presentRevision, reveal } from "../../domain/Event.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
+import * as SealedKeys from "../../domain/SealedKeys.ts"
+import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { Keyring, KeyringError } from "../../infra/crypto/Keyring.ts"
+import * as KeySealer from "../../infra/crypto/KeySealer.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
@@ -38,9 +43,10 @@ import * as History from "./History.ts"
 import type { PastPoint } from "./History.ts"
 import type { ActorOptions, WriteError } from "./KeyActors.ts"
 import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
+import * as KeySealing from "./KeySealing.ts"
 import * as NewestEvents from "./NewestEvents.ts"
 import * as ReadCoalescing from "./ReadCoalescing.ts"
-import { checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
+import { checkAtomicWrite, checkKey, checkLimit, checkWatchOptions, commandOperations } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
 import { Watches } from "./Watch.ts"
 import type { WatchesOptions } from "./Watch.ts"
@@ -69,8 +75,8 @@ export interface ItemsOptions extends RangeOptions {
 /** Failures every write can have besides its own. */
 export type WriteFailure = BadParameter | ValueTooLarge | WriteError
 
-/** Failures every read can have. */
-export type ReadFailure = BadParameter | ReadError
+/** Failures every read can have (`SealedRangeTooLarge` only from ranges that touch a sealed prefix). */
+export type ReadFailure = BadParameter | ReadError | SealedRangeTooLarge
 
 /** The store's operations. */
 export interface StoreService {
@@ -102,7 +108,7 @@ export interface StoreService {
   /** Deletes a live item. */
   readonly delete: (key: string) => Effect.Effect<void, NotFound | WriteFailure>
   /** Deletes every live item with `start <= key <= end`; returns how many it deleted. */
-  readonly deleteRange: (start: string, end: string) => Effect.Effect<number, WriteFailure>
+  readonly deleteRange: (start: string, end: string) => Effect.Effect<number, WriteFailure | SealedRangeTooLarge>
   /** Gives a live item a new expiry (epoch ms, or none); the lease's revision, when not empty, must be live. */
   readonly keepAlive: (
     lease: Lease,
@@ -119,7 +125,9 @@ export interface StoreService {
    * (see `DataKeyPolicy.scopeOf`): their values read as `Shredded` from then on,
    * while the events stay. Returns how many data keys were destroyed.
    */
-  readonly shred: (scopePrefix: string) => Effect.Effect<number, Throttled | StorageFailure>
+  readonly shred: (
+    scopePrefix: string
+  ) => Effect.Effect<number, BadParameter | KeyringError | Throttled | StorageFailure>
   /**
    * A live feed of changes under some prefixes: `Init` first, then `Put`,
    * `Delete` and `Expire` in per-key order; `WatcherOverflow` if the consumer
@@ -143,6 +151,13 @@ export interface StoreOptions {
   readonly deleteConcurrency: number
   /** Where watches read the stream (through the worker's relay, or in this process when absent). */
   readonly watches?: WatchesOptions | undefined
+  /**
+   * Prefixes whose next path segment (or whole rest) is stored as a keyed MAC, the real key encrypted beside the
+   * value (see `SealedKeys`). Checked when the layer is built: an invalid list is a defect naming the bad entry.
+   */
+  readonly sealed?: ReadonlyArray<SealedPrefix> | undefined
+  /** The most live keys of one sealed prefix a range read sorts in memory (default 10,000). */
+  readonly sealedRangeLimit?: number | undefined
 }
 
 /** Store tuning that suits most applications. */
@@ -179,16 +194,37 @@ const make = (options: StoreOptions) =>
     const area = yield* HistoryArea
     const acks = yield* WriteAcks
     const services = Effect.provideService(EventTable, table)
+    // A store configured without sealed prefixes pays nothing for them: every path below checks `sealer` first.
+    const sealer = options.sealed === undefined || options.sealed.length === 0
+      ? undefined
+      : yield* Effect.orDie(KeySealer.make(dataKeys, options.sealed))
+    const sealedRangeLimit = options.sealedRangeLimit ?? KeySealing.defaultSealedRangeLimit
+    const storedKey = (key: string, field?: string) =>
+      sealer === undefined ? Effect.succeed(key) : sealer.seal(key, field)
 
-    const run: CommandRunner<WriteError> = <E extends CommandError>(command: Command) =>
+    const execute = <E extends CommandError>(command: Command) =>
       actors.execute(command) as Effect.Effect<Lease, E | WriteError>
+    const run: CommandRunner<WriteError | KeySealer.SealError> = <E extends CommandError>(command: Command) =>
+      sealer === undefined ? execute<E>(command) : Effect.gen(function*() {
+        const key = keyOf(command)
+        const sealed = yield* KeySealing.sealCommand(sealer, command)
+        const lease = yield* execute<E>(sealed.command).pipe(
+          Effect.mapError((error) => KeySealing.renameKey(error, sealed.stored, key))
+        )
+        return { ...lease, key }
+      })
 
     // Concurrent gets of a hot key share reads (each from a read sent after it was invoked).
     const latestState = yield* ReadCoalescing.make(table.latestState)
 
     const get = Effect.fn("Store.get")(function*(key: string) {
       yield* checkKey(key)
-      const latest = Option.getOrUndefined(yield* latestState(key))
+      // Unsealed keys, the hot path, take no detour: neither a sealing step nor a renaming of errors.
+      const stored = sealer === undefined ? key : yield* sealer.seal(key)
+      const read = latestState(stored)
+      const latest = Option.getOrUndefined(
+        yield* (stored === key ? read : Effect.mapError(read, (error) => KeySealing.renameKey(error, stored, key)))
+      )
       const now = yield* Clock.currentTimeMillis
       const item = liveItem(latest, now)
       if (item) {
@@ -199,11 +235,12 @@ const make = (options: StoreOptions) =>
         return yield* new Shredded({ key, seq: latest.seq, scope: latest.shredded.scope })
       }
       // The answer is what was read; recording the expiry is a courtesy the worker also does (see ExpiryRecording).
-      if (isDueForExpiry(latest, now)) yield* ExpiryRecording.bestEffort(key, actors.expire(key))
+      if (isDueForExpiry(latest, now)) yield* ExpiryRecording.bestEffort(key, actors.expire(stored))
       return yield* new NotFound({ key })
     })
 
-    const items = (options: ItemsOptions): Stream.Stream<Item, ReadFailure> =>
+    /** The live items of a range of stored keys, under the keys their callers know them by. */
+    const storedItems = (options: ItemsOptions): Stream.Stream<Item, ReadFailure> =>
       Stream.unwrap(
         Effect.gen(function*() {
           yield* checkKey(options.start, "start")
@@ -227,14 +264,29 @@ const make = (options: StoreOptions) =>
         })
       )
 
+    const items = (options: ItemsOptions): Stream.Stream<Item, ReadFailure> =>
+      sealer === undefined ? storedItems(options) : Stream.unwrap(
+        Effect.gen(function*() {
+          yield* checkKey(options.start, "start")
+          yield* checkKey(options.end, "end")
+          yield* checkLimit(options.limit)
+          if (Key.compare(options.start, options.end) > 0) return Stream.empty
+          return KeySealing.sealedItems(sealer, options, sealedRangeLimit, storedItems)
+        })
+      )
+
     const deleteRange = Effect.fn("Store.deleteRange")(function*(start: string, end: string) {
       yield* checkKey(start, "start")
       yield* checkKey(end, "end")
       if (Key.compare(start, end) > 0) return 0
       const now = yield* Clock.currentTimeMillis
-      return yield* NewestEvents.read(table, { start, end }, { include: "live", at: now }).pipe(
+      // A range reaching into a sealed prefix learns its keys as a range read does (real keys, sorted, bounded).
+      const keys = sealer !== undefined && SealedKeys.touchedBy(sealer.prefixes, start, end).length > 0
+        ? Stream.map(items({ start, end }), (item) => item.key)
+        : Stream.map(NewestEvents.read(table, { start, end }, { include: "live", at: now }), (stored) => stored.key)
+      return yield* keys.pipe(
         Stream.mapEffect(
-          ({ key }) =>
+          (key) =>
             run<NotFound>({ _tag: "Delete", key }).pipe(
               Effect.as(1),
               // Deleted or expired by someone else meanwhile: it is gone either way.
@@ -246,22 +298,69 @@ const make = (options: StoreOptions) =>
       )
     })
 
+    const atomicWrite = (actions: ReadonlyArray<ConditionalAction>) =>
+      Effect.gen(function*() {
+        if (sealer === undefined) return yield* AtomicWriter.atomicWrite(actions, options.atomicWrite)
+        // Checked as the caller wrote them, so a bad key is named as it was given.
+        yield* checkAtomicWrite(table.location, actions)
+        const realKeys = new Map<string, string>()
+        const sealed = yield* Effect.forEach(actions, (entry, index) =>
+          Effect.gen(function*() {
+            const stored = yield* sealer.seal(entry.key, `actions[${index}].key`)
+            if (stored === entry.key) return entry
+            realKeys.set(stored, entry.key)
+            return { ...entry, key: stored }
+          }))
+        return yield* AtomicWriter.atomicWrite(sealed, options.atomicWrite, realKeys).pipe(
+          Effect.mapError((error) => {
+            const stored = "key" in error ? error.key : undefined
+            const real = stored === undefined ? undefined : realKeys.get(stored)
+            return stored === undefined || real === undefined ? error : KeySealing.renameKey(error, stored, real)
+          })
+        )
+      }).pipe(services, Effect.provideService(KeyActors, actors), Effect.provideService(WriteAcks, acks))
+
+    const history = (key: string) =>
+      Stream.unwrap(Effect.gen(function*() {
+        yield* checkKey(key)
+        const stored = yield* storedKey(key)
+        return History.events(table, area, stored).pipe(
+          Stream.map(reveal),
+          Stream.mapError((error) => KeySealing.renameKey(error, stored, key))
+        )
+      }))
+
+    const getAt = (key: string, at: PastPoint) =>
+      Effect.gen(function*() {
+        yield* checkKey(key)
+        const stored = yield* storedKey(key)
+        return yield* History.itemAt(table, area, stored, at).pipe(
+          Effect.mapError((error) => KeySealing.renameKey(error, stored, key))
+        )
+      })
+
+    const watch = (watchOptions: WatchOptions = {}) =>
+      sealer === undefined ? watches.watch(watchOptions) : Stream.unwrap(
+        Effect.gen(function*() {
+          yield* checkWatchOptions(watchOptions)
+          return watches.watch(watchOptions, yield* KeySealing.storedPrefixes(sealer, watchOptions.prefixes))
+        })
+      )
+
     return Store.of({
       ...commandOperations(run),
       get,
       getRange: (start, end, rangeOptions) => Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
       items,
       deleteRange,
-      atomicWrite: (actions) =>
-        AtomicWriter.atomicWrite(actions, options.atomicWrite).pipe(
-          services,
-          Effect.provideService(KeyActors, actors),
-          Effect.provideService(WriteAcks, acks)
-        ),
+      atomicWrite,
       rewrap: dataKeys.rewrap,
-      shred: dataKeys.shred,
-      watch: watches.watch,
-      history: (key) => Stream.unwrap(Effect.as(checkKey(key), History.events(table, area, key))),
-      getAt: (key, at) => checkKey(key).pipe(Effect.andThen(History.itemAt(table, area, key, at)))
+      shred: (scopePrefix) =>
+        sealer === undefined
+          ? dataKeys.shred(scopePrefix)
+          : Effect.flatMap(KeySealing.storedScope(sealer, scopePrefix), dataKeys.shred),
+      watch,
+      history,
+      getAt
     })
   })

@@ -126,7 +126,7 @@ export type CommandRunner<X> = <E extends CommandError>(command: Command) => Eff
 type Failure<X> = BadParameter | ValueTooLarge | X
 
 /** The single-key writes of a store, as commands checked first and then handed to `run`. */
-export const commandOperations = <X extends WriteError>(run: CommandRunner<X>) => {
+export const commandOperations = <X extends WriteError | BadParameter>(run: CommandRunner<X>) => {
   const write = <E extends CommandError>(item: ItemInput, command: Command) =>
     Effect.andThen(checkItem(item), run<E>(command))
   return {

@@ -12,7 +12,7 @@
 import { Cause, Context, Deferred, Effect, Fiber, Layer, Queue, Schedule, Schema, Stream } from "effect"
 import type { BadParameter } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
-import { carriesValue, itemRevision } from "../../domain/Event.ts"
+import { callerKey, carriesValue, itemRevision } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
@@ -109,11 +109,11 @@ export const toWatchEvent = (event: Event, position: WatchPosition): Change =>
       _tag: "Put",
       seq: event.seq,
       position,
-      item: { key: event.key, value: event.value!, expires: event.expires, revision: itemRevision(event) }
+      item: { key: callerKey(event), value: event.value!, expires: event.expires, revision: itemRevision(event) }
     }
     : {
       _tag: event.op === "expire" ? "Expire" : "Delete",
-      key: event.key,
+      key: callerKey(event),
       revision: event.revision,
       seq: event.seq,
       position
@@ -124,13 +124,17 @@ export const matches = (prefixes: ReadonlyArray<string> | undefined, key: string
   prefixes === undefined || prefixes.length === 0 || prefixes.some((prefix) => key.startsWith(prefix))
 
 interface Subscriber {
+  /** What the watch asked for, matched against the keys its callers know (real keys of sealed ones). */
   readonly prefixes: ReadonlyArray<string> | undefined
+  /** The same as stored keys start (see `KeySealing.storedPrefixes`), matched before anything is decrypted. */
+  readonly stored: ReadonlyArray<string> | undefined
   readonly queue: Queue.Queue<WatchEvent, WatchError | Cause.Done>
   readonly capacity: number
 }
 
 /** Hands a change to every subscriber watching its key; one whose buffer is full fails with `WatcherOverflow`. */
 const deliverTo = (subscribers: Set<Subscriber>) => (delivered: Change) => {
+  // A change names the key its callers know (the real key of a sealed one): matched by the real prefixes.
   const key = delivered._tag === "Put" ? delivered.item.key : delivered.key
   for (const subscriber of subscribers) {
     if (!matches(subscriber.prefixes, key)) continue
@@ -152,7 +156,7 @@ const pump = (
   const order = feed.order
   const failWatchersOf = (key: string, error: WatchError) => {
     for (const subscriber of subscribers) {
-      if (!matches(subscriber.prefixes, key)) continue
+      if (!matches(subscriber.stored, key)) continue
       subscribers.delete(subscriber)
       Queue.failCauseUnsafe(subscriber.queue, Cause.fail(error))
     }
@@ -188,7 +192,7 @@ const pump = (
           // Every key's order is kept, watched or not, so a watch that starts later meets no stale gap.
           order.delivered(located.key, located.seq)
           // Only records somebody watches are decrypted.
-          if (![...subscribers].some((subscriber) => matches(subscriber.prefixes, located.key))) continue
+          if (![...subscribers].some((subscriber) => matches(subscriber.stored, located.key))) continue
           // Until this event is delivered, an own write of its key must wait for the stream (deliverOwnWrites).
           feed.busy.add(located.key)
           yield* handOn(batch, located, verdict, before).pipe(
@@ -265,7 +269,14 @@ export interface WatchesOptions {
 
 /** Watches of one store instance. */
 export class Watches extends Context.Service<Watches, {
-  readonly watch: (options?: WatchOptions) => Stream.Stream<WatchEvent, WatchError>
+  /**
+   * A watch; `stored` are its prefixes as stored keys start, when some lie under sealed prefixes (the store's
+   * edge computes them): records are matched by them before decrypting, deliveries by the real prefixes after.
+   */
+  readonly watch: (
+    options?: WatchOptions,
+    stored?: ReadonlyArray<string> | undefined
+  ) => Stream.Stream<WatchEvent, WatchError>
 }>()("dynastate/Watches") {
   /** Watches over the event table's stream, read by this process; the shared reader runs while any watch does. */
   static readonly layer: Layer.Layer<Watches, never, EventTable | StreamsApi | HistoryArea | WriteAcks> = Layer
@@ -369,12 +380,15 @@ export class Watches extends Context.Service<Watches, {
             return state.fiber === undefined ? Effect.void : Fiber.interrupt(state.fiber)
           })
 
-        const watch = (options: WatchOptions = {}): Stream.Stream<WatchEvent, WatchError> =>
+        const watch = (
+          options: WatchOptions = {},
+          stored: ReadonlyArray<string> | undefined = options.prefixes
+        ): Stream.Stream<WatchEvent, WatchError> =>
           Stream.unwrap(Effect.gen(function*() {
             yield* checkWatchOptions(options)
             const capacity = options.capacity ?? 1024
             const queue = yield* Queue.bounded<WatchEvent, WatchError | Cause.Done>(capacity)
-            const subscriber: Subscriber = { prefixes: options.prefixes, queue, capacity }
+            const subscriber: Subscriber = { prefixes: options.prefixes, stored, queue, capacity }
             if (options.resumeFrom !== undefined) {
               const own = new Set([subscriber])
               const source = yield* services(openSource(options.resumeFrom))

@@ -31,7 +31,10 @@ export interface Acknowledgement {
 
 /** An event a write appended, as remembered for looking it up by the revision its caller was given. */
 export interface AckedEvent {
+  /** The stored key, as stream records and views name it. */
   readonly key: string
+  /** The caller's key, when `key` is its sealed form (see `SealedKeys`). */
+  readonly realKey?: string | undefined
   readonly seq: number
   /** The ordinal of the acknowledgement that appended it. */
   readonly ordinal: number
@@ -89,7 +92,7 @@ export const make = (options: WriteAcksOptions = defaultWriteAcksOptions): Write
     for (const event of events) {
       // A later event of a key covers an earlier one: a replica that has it has the earlier write too.
       if ((known.get(event.key)?.seq ?? 0) < event.seq) {
-        known.set(event.key, { key: event.key, seq: event.seq, ordinal })
+        known.set(event.key, { key: event.key, realKey: event.realKey, seq: event.seq, ordinal })
       }
     }
     // Re-inserted, so the map's order is the order of last use and the oldest goes first.

@@ -12,13 +12,21 @@ import { TestClock } from "effect/testing"
 import fc from "fast-check"
 import { randomUUID } from "node:crypto"
 import type { Retention } from "../../../src/domain/Retention.ts"
+import type { SealedPrefix } from "../../../src/domain/SealedKeys.ts"
 import { defaultSettleMillis, defaultWriteFence } from "../../../src/domain/WriteFence.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
 import type { Store } from "../../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../../src/programs/store/Store.ts"
 import { rawGraveSeq, rawKeyItems } from "../../support/RawTable.ts"
-import { freshTableName, makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
+import {
+  freshTableName,
+  makeClient,
+  openCompaction,
+  openStore,
+  provisionTable,
+  storedKeyOf
+} from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
 
 export type StoreService = Store["Service"]
@@ -94,7 +102,12 @@ export interface FenceSettings {
 /** The store defaults, with compaction as safe as they allow. */
 export const defaultFenceSettings: FenceSettings = { fence: defaultWriteFence, settleMillis: defaultSettleMillis }
 
-export const makeEnvironment = (label: string, settings: FenceSettings = defaultFenceSettings): PropertyEnvironment => {
+export const makeEnvironment = (
+  label: string,
+  settings: FenceSettings = defaultFenceSettings,
+  /** Sealed prefixes the stores run with (see `SealedKeys`); raw reads then look keys up by their stored form. */
+  sealed: ReadonlyArray<SealedPrefix> = []
+): PropertyEnvironment => {
   const runtime = ManagedRuntime.make(TestClock.layer({ warningDelay: "1 hour" }))
   const client = makeClient()
   let table: Promise<TestTable> | undefined
@@ -109,7 +122,15 @@ export const makeEnvironment = (label: string, settings: FenceSettings = default
     const scope = Scope.makeUnsafe()
     const storeOptions = {
       actors: { ...defaultStoreOptions.actors, fence: settings.fence },
-      atomicWrite: { ...defaultStoreOptions.atomicWrite, fence: settings.fence }
+      atomicWrite: { ...defaultStoreOptions.atomicWrite, fence: settings.fence },
+      sealed
+    }
+    const storedKeys = new Map<string, string>()
+    const stored = async (key: string): Promise<string> => {
+      if (sealed.length === 0) return key
+      const known = storedKeys.get(key) ?? await runtime.runPromise(storedKeyOf(location, sealed, key, client))
+      storedKeys.set(key, known)
+      return known
     }
     const open = openStore(location, { client, storeOptions }).pipe(Scope.provide(scope))
     const stores: [StoreService, StoreService] = await runtime.runPromise(Effect.all([open, open]))
@@ -133,10 +154,12 @@ export const makeEnvironment = (label: string, settings: FenceSettings = default
           ))
         ),
       seqs: async (key) => ({
-        live: (await rawKeyItems(client, location, key)).map((item) => Number(item[Attr.seq]!.N)).reverse(),
-        grave: await rawGraveSeq(client, location, key)
+        live: (await rawKeyItems(client, location, await stored(key))).map((item) => Number(item[Attr.seq]!.N))
+          .reverse(),
+        grave: await rawGraveSeq(client, location, await stored(key))
       }),
-      expireCount: async (key) => (await rawOps(client, location, key)).filter((op) => op === "expire").length,
+      expireCount: async (key) =>
+        (await rawOps(client, location, await stored(key))).filter((op) => op === "expire").length,
       close: () => runtime.runPromise(Scope.close(scope, Exit.void))
     }
   }

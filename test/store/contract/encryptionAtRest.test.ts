@@ -3,10 +3,16 @@
  * any attribute of any item, and a ciphertext moved to another key (or an
  * edited attribute it is bound to) fails to decrypt, naming the key and seq.
  */
-import { DeleteItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, DescribeTableCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
+import {
+  DescribeStreamCommand,
+  DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand
+} from "@aws-sdk/client-dynamodb-streams"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Stream } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
 import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
 import { DecryptionFailed } from "../../../src/domain/Errors.ts"
@@ -14,6 +20,7 @@ import * as Key from "../../../src/domain/Key.ts"
 import * as SortKey from "../../../src/domain/SortKey.ts"
 import { Attr } from "../../../src/infra/EventRecord.ts"
 import * as ValueChunks from "../../../src/infra/ValueChunks.ts"
+import { openCompaction, streamsConfig } from "../../support/TestStore.ts"
 import { bytes, rawEvents, scanAll, text, uniquePrefix, useTable } from "./harness.ts"
 import type { RawItem } from "./harness.ts"
 
@@ -272,5 +279,108 @@ describe("ciphertexts are bound to their place", () => {
       }
       expect(((yield* Effect.flip(fresh.get(`${p}c`))) as DecryptionFailed).reason).toContain("missing")
       expect((yield* fresh.get(`${p}b`)).value.length).toBe(500_001)
+    }))
+})
+
+/** Every image and key of every record of the table's stream, from its oldest, as raw attribute maps. */
+const streamImages = (table: string): Effect.Effect<Array<RawItem>> =>
+  Effect.promise(async () => {
+    const arn = (await t.client.send(new DescribeTableCommand({ TableName: table }))).Table?.LatestStreamArn
+    if (arn === undefined) throw new Error("the test table has no stream")
+    const streams = new DynamoDBStreamsClient(streamsConfig())
+    const images: Array<RawItem> = []
+    try {
+      const shards = (await streams.send(new DescribeStreamCommand({ StreamArn: arn }))).StreamDescription?.Shards ?? []
+      for (const shard of shards) {
+        let iterator = (await streams.send(
+          new GetShardIteratorCommand({ StreamArn: arn, ShardId: shard.ShardId!, ShardIteratorType: "TRIM_HORIZON" })
+        )).ShardIterator
+        // An open shard always answers with a next iterator: stop at the first empty page.
+        while (iterator !== undefined) {
+          const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }))
+          const records = page.Records ?? []
+          for (const record of records) {
+            const { Keys, NewImage, OldImage } = record.dynamodb ?? {}
+            for (const image of [Keys, NewImage, OldImage]) if (image !== undefined) images.push(image as RawItem)
+          }
+          iterator = records.length === 0 ? undefined : page.NextShardIterator
+        }
+      }
+    } finally {
+      streams.destroy()
+    }
+    return images
+  })
+
+describe("sealed keys never reach the table, its history, graves or stream in clear", () => {
+  it.effect("no item, history copy, grave or stream record holds a sealed key or its sealed segment", () =>
+    Effect.gen(function*() {
+      const sealed = [{ prefix: "/tokens/", seal: "rest" as const }, { prefix: "/users/", seal: "segment" as const }]
+      const store = yield* t.open({ storeOptions: { sealed } })
+      const token = `T0K3N${randomUUID().replaceAll("-", "")}`
+      const email = `alice.${randomUUID().slice(0, 8)}@example.com`
+      const tokenKey = `/tokens/${token}`
+      const profile = `/users/${email}/profile`
+      const session = `/users/${email}/sessions/s1`
+      const now = yield* Clock.currentTimeMillis
+
+      // Every write path: create, update, compare-and-swap, conditional update, keep-alive, atomic write, deletes.
+      const created = yield* store.create({ key: tokenKey, value: bytes("join"), expires: now + 3_600_000 })
+      yield* store.update({ key: tokenKey, value: bytes("join v2"), expires: now + 3_600_000 })
+      yield* store.compareAndSwap({ key: tokenKey, value: bytes("join v2") }, { key: tokenKey, value: bytes("v3") })
+      const current = yield* store.get(tokenKey)
+      const updated = yield* store.conditionalUpdate({ ...current, value: bytes("v4") })
+      yield* store.keepAlive(updated, now + 7_200_000)
+      yield* store.atomicWrite([
+        { key: profile, condition: Condition.notExists, action: Action.put(bytes("profile")) },
+        { key: session, condition: Condition.whatever, action: Action.put(bytes("session")) }
+      ])
+      yield* store.delete(session)
+      yield* store.put({ key: session, value: bytes("session again") })
+      yield* store.conditionalDelete(session, (yield* store.get(session)).revision)
+      expect(created.key).toBe(tokenKey)
+
+      // Reads answer with the real keys: get, ranges over and into the sealed prefixes, history, getAt.
+      expect(yield* store.get(tokenKey)).toMatchObject({ key: tokenKey, value: bytes("v4"), expires: now + 7_200_000 })
+      expect((yield* store.getRange("/tokens/", Key.rangeEnd("/tokens/"))).map((item) => item.key)).toContain(tokenKey)
+      expect((yield* store.getRange(`/users/${email}/`, Key.rangeEnd(`/users/${email}/`))).map((item) => item.key))
+        .toEqual([profile])
+      const history = yield* Stream.runCollect(store.history(tokenKey))
+      expect(history.map((event) => [event.key, event.op])).toEqual([
+        [tokenKey, "put"],
+        [tokenKey, "put"],
+        [tokenKey, "put"],
+        [tokenKey, "put"],
+        [tokenKey, "keep-alive"]
+      ])
+      expect(yield* store.getAt(tokenKey, { _tag: "Revision", revision: created.revision })).toMatchObject({
+        key: tokenKey,
+        value: bytes("join")
+      })
+
+      // Compaction moves superseded events into the history area and buries the session's tombstone in a grave.
+      const compaction = yield* openCompaction(t.location, t.client)
+      yield* compaction.all(() => Effect.void, { settleMillis: 0 })
+      expect(yield* Stream.runCollect(store.history(tokenKey))).toHaveLength(5)
+
+      const raw = yield* scanAll(t.client, t.location.table)
+      const partitions = new Set(raw.map((item) => item[Attr.partition]?.S))
+      expect(partitions.has(`${t.location.namespace}\u0000history`)).toBe(true)
+      expect(partitions.has(`${t.location.namespace}\u0000graves`)).toBe(true)
+      const images = yield* streamImages(t.location.table)
+      expect(images.length).toBeGreaterThanOrEqual(10)
+
+      // The secrets in any form: as written, hex, base64, and the sealed segment alone.
+      const needles = [token, email, Buffer.from(token).toString("hex"), Buffer.from(email).toString("base64")]
+      // Positive control: the secrets are found where they are.
+      expect(findings({ k: { B: Key.toBytes(`${tokenKey}\u0000x`) } }, needles)).toEqual([`k contains ${token}`])
+      expect(raw.flatMap((item) => findings(item, needles))).toEqual([])
+      expect(images.flatMap((item) => findings(item, needles))).toEqual([])
+      // Each sealed key's events still name it: by its sealed form, not in clear.
+      const sealedKeys = raw.flatMap((item) => {
+        const sortKey = item[Attr.sort]?.B
+        return sortKey === undefined ? [] : [Buffer.from(sortKey).toString("latin1")]
+      }).filter((text) => text.startsWith("/tokens/\u0001") || text.startsWith("/users/\u0001"))
+      expect(sealedKeys.length).toBeGreaterThan(5)
     }))
 })

@@ -50,6 +50,11 @@ export interface ContractBackend {
    * timer; the DynamoDB store leaves that to its projection worker, which the contract does not run).
    */
   readonly expiresWhenDue: boolean
+  /**
+   * Whether a range read pages lazily, reading only what is taken; false when every key is sealed whole (a range
+   * is then read entirely and sorted by real key, see `SealedKeys`). Default true.
+   */
+  readonly pagesLazily?: boolean | undefined
   /** Moves the stores' clock forward by `millis` (both stores read Effect's `Clock`: `TestClock.adjust` under `it.effect`). */
   readonly advance: (millis: number) => Effect.Effect<void>
 }

@@ -285,10 +285,10 @@ export const rangesContract = (backend: ContractBackend) =>
             Stream.runCollect
           )
           expect(keysOf([...firstTwo])).toEqual([key(0), key(1)])
-          mark.exactly(1)
+          if (backend.pagesLazily !== false) mark.exactly(1)
           mark = since()
           expect(keysOf(yield* store.getRange(p, Key.rangeEnd(p), { limit: 3 }))).toEqual([key(0), key(1), key(2)])
-          mark.exactly(1)
+          if (backend.pagesLazily !== false) mark.exactly(1)
         }))
 
       it.effect("a key whose superseded big events span several pages yields only its newest event", () =>
