@@ -27,6 +27,7 @@ import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
+import * as SortKey from "../../domain/SortKey.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { Keyring, KeyringError } from "../../infra/crypto/Keyring.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
@@ -185,6 +186,35 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
     )
 }
 
+/**
+ * Sealing a prefix that holds live keys in clear would hide them (reads and writes go to the sealed form), and no
+ * migration seals them in place yet: the store refuses to open, naming the prefix and never the keys (they may be
+ * the secrets). Only the keys after the prefix's sealed ones are read (`U+0001` sorts first), one item at best.
+ */
+const refuseClearKeysUnder = (table: EventTable["Service"], prefixes: ReadonlyArray<SealedPrefix>) =>
+  Effect.forEach(prefixes, ({ prefix }) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const clear = yield* table.scan({
+        lower: SortKey.lowerBound(`${prefix}\u0002`),
+        upper: SortKey.prefixUpperBound(prefix),
+        descending: false
+      }).pipe(
+        // The first item of each key is its newest event.
+        Stream.mapAccum(() => "", (last: string, stored) => [stored.key, stored.key === last ? [] : [stored]] as const),
+        Stream.filter((stored) => NewestEvents.mayBeLive(stored, now)),
+        Stream.runHead
+      )
+      if (Option.isSome(clear)) {
+        return yield* Effect.die(
+          new Error(
+            `the sealed prefix ${prefix} holds keys written in clear: sealing would hide them from reads and writes, ` +
+              "and no migration seals them in place yet; delete or move them, or leave the prefix unsealed"
+          )
+        )
+      }
+    }).pipe(Effect.orDie), { discard: true })
+
 const make = (options: StoreOptions) =>
   Effect.gen(function*() {
     const table = yield* EventTable
@@ -198,6 +228,7 @@ const make = (options: StoreOptions) =>
     const sealer = options.sealed === undefined || options.sealed.length === 0
       ? undefined
       : yield* Effect.orDie(KeySealer.make(dataKeys, options.sealed))
+    if (options.sealed !== undefined) yield* refuseClearKeysUnder(table, options.sealed)
     const sealedRangeLimit = options.sealedRangeLimit ?? KeySealing.defaultSealedRangeLimit
     const storedKey = (key: string, field?: string) =>
       sealer === undefined ? Effect.succeed(key) : sealer.seal(key, field)
