@@ -18,6 +18,9 @@ import * as HistoryRecord from "./HistoryRecord.ts"
 
 export { historyPartition } from "./HistoryRecord.ts"
 
+/** What removing an event from the live range found (see `HistoryArea.removeLive`). */
+export type Removal = "removed" | "gone" | "replaced"
+
 /** Moves and reads superseded events. */
 export class HistoryArea extends Context.Service<HistoryArea, {
   /** The live events of a key up to and including `seq`, oldest first. */
@@ -36,10 +39,10 @@ export class HistoryArea extends Context.Service<HistoryArea, {
    */
   readonly markFreed: (key: string, expiresAt: number) => Effect.Effect<void, Throttled | StorageFailure>
   /**
-   * Removes an event from the live range (only ever a superseded one). False when its sort key no longer holds
-   * that very event: moved already, or another event landed there late (see `archive`).
+   * Removes an event from the live range (only ever a superseded one): `removed`, `gone` when another compactor
+   * moved it first, `replaced` when its sort key holds another event (one that landed late, see `archive`).
    */
-  readonly removeLive: (stored: StoredEvent) => Effect.Effect<boolean, Throttled | StorageFailure>
+  readonly removeLive: (stored: StoredEvent) => Effect.Effect<Removal, Throttled | StorageFailure>
   /**
    * Moves a live tombstone into the key's grave, and into the history area
    * unless `history` is undefined: the copy first, then the grave, then the
@@ -108,18 +111,22 @@ export class HistoryArea extends Context.Service<HistoryArea, {
         )
 
       // Only the event that was read: should its sort key ever hold another one, that one is not compaction's to move.
-      const removeLive = (stored: StoredEvent) =>
+      const removeLive = (stored: StoredEvent): Effect.Effect<Removal, Throttled | StorageFailure> =>
         dynamo.callConditional("DeleteItem", (client, abortSignal) =>
           client.send(
             new DeleteItemCommand({
               TableName: location.table,
               Key: liveKey(stored),
-              ...sameEvent(stored)
+              ...sameEvent(stored),
+              ReturnValuesOnConditionCheckFailure: "ALL_OLD"
             }),
             { abortSignal }
           )).pipe(
-            Effect.as(true),
-            Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+            Effect.as("removed" as const),
+            Effect.catchTag(
+              "ConditionalCheckFailed",
+              (failure) => Effect.succeed(failure.item === undefined ? "gone" as const : "replaced" as const)
+            )
           )
 
       // Never replace a grave by an older one (a late replay of an earlier deletion), nor the same one: a strict
@@ -157,7 +164,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
         Effect.gen(function*() {
           if (history !== undefined) yield* archive(tombstone, history.expiresAt)
           yield* fileGrave(tombstone)
-          return yield* removeLive(tombstone)
+          return (yield* removeLive(tombstone)) === "removed"
         })
 
       return HistoryArea.of({

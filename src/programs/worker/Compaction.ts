@@ -98,10 +98,10 @@ export const compactEvents = Effect.fnUntraced(function*(
     else if (stored.seq === 1 && options.writerMode !== "fenced") {
       yield* area.markFreed(key, Math.ceil((now + freedMarkerMillis) / 1000))
     }
-    // Not the event that was read: it left already, or a late write landed in its seq. Either way what is live is
-    // not what `events` says, and burying a tombstone over an event still live would bring that event back: the
-    // caller reads the key again and comes back at once.
-    if (!(yield* area.removeLive(stored))) return { dueAt: now, gone: undefined }
+    // Gone already is another compactor's doing, and what it did is what this one would. Another event in its seq
+    // landed there late (see `WriteFence`): what is live is not what `events` says, and burying a tombstone over an
+    // event still live would bring that event back, so the caller reads the key again and comes back at once.
+    if ((yield* area.removeLive(stored)) === "replaced") return { dueAt: now, gone: undefined }
     gone = stored.seq
   }
   return { dueAt: undefined, gone }
