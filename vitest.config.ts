@@ -3,7 +3,8 @@ import { defineConfig } from "vitest/config"
 /**
  * Tests that need no DynamoDB: the domain, crypto, the linearizability checker, the in-memory store, scripted
  * streams. They start no JVM (`npm run test:unit`). Everything else runs against one shared DynamoDB Local that
- * the integration project's global setup starts (`npm run test:integration`). `npm test` runs both.
+ * the integration project's global setup starts (`npm run test:integration`). `npm test` runs both; the long
+ * project (`test/long`, `npm run test:long`) holds runs too long for every CI build.
  */
 const unit = [
   "test/domain/**/*.test.ts",
@@ -36,9 +37,14 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          exclude: unit,
+          exclude: [...unit, "test/long/**"],
           globalSetup: ["test/globalSetup.ts"]
         }
+      },
+      // Runs kept out of `npm test` (CI stays under 20 minutes on two cores): `npm run test:long`.
+      {
+        extends: true,
+        test: { name: "long", include: ["test/long/**/*.test.ts"], globalSetup: ["test/globalSetup.ts"] }
       }
     ]
   }

@@ -3,7 +3,7 @@
  * Local that the global setup started, and can open several store instances
  * (separate actor systems, as separate processes would have) on one table.
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { Context, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
@@ -63,8 +63,9 @@ export const provisionTable = (client: DynamoDBClient, table = freshTableName())
     )
 
 /**
- * One table for a whole test file (made before its tests run, its client destroyed after) and a fresh namespace
- * per call of `freshLocation`, so the file's tests stay apart without a table each. Call it at the file's top level.
+ * One table for a whole test file (made before its tests run, deleted and its client destroyed after) and a fresh
+ * namespace per call of `freshLocation`, so the file's tests stay apart without a table each. Call it at the file's
+ * top level. Deleting it keeps the suite's one in-memory DynamoDB Local from filling up (it slows as it fills).
  */
 export const tablePerFile = (label: string) => {
   const client = makeClient()
@@ -72,7 +73,12 @@ export const tablePerFile = (label: string) => {
   beforeAll(async () => {
     table = await Effect.runPromise(provisionTable(client))
   })
-  afterAll(() => client.destroy())
+  afterAll(async () => {
+    if (table !== undefined) {
+      await client.send(new DeleteTableCommand({ TableName: table.table })).catch(() => undefined)
+    }
+    client.destroy()
+  })
   const tableName = (): string => {
     if (table === undefined) throw new Error("tablePerFile: the table is made in beforeAll; use it inside tests")
     return table.table

@@ -1,9 +1,10 @@
 /**
- * The store contract (./suite) against the DynamoDB store on DynamoDB Local, in the default fenced write mode and
- * in strict write mode. DynamoDB-only checks live beside it: encryptionAtRest.test.ts.
+ * The store contract (./suite) against the DynamoDB store on DynamoDB Local, in the default fenced write mode.
+ * The same suite in strict write mode is `test/long/strictContract.test.ts` (`npm run test:long`); strict writes are
+ * checked in every build by test/store/concurrency/strictWrites.test.ts. DynamoDB-only checks live beside it:
+ * encryptionAtRest.test.ts.
  */
-import { dynamoBackend, dynamoStrictBackend } from "./DynamoBackend.ts"
+import { dynamoBackend } from "./DynamoBackend.ts"
 import { storeContract } from "./suite/index.ts"
 
 storeContract(dynamoBackend)
-storeContract(dynamoStrictBackend)
