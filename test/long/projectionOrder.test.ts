@@ -19,7 +19,7 @@ import {
   startWorker,
   text,
   workload
-} from "./support.ts"
+} from "../worker/support.ts"
 
 const prefix = "/order/"
 const keys = Array.from({ length: 15 }, (_, i) => `${prefix}k${String(i).padStart(2, "0")}`)

@@ -7,8 +7,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { openStore } from "../support/TestStore.ts"
-import type { WorkerHandle } from "./support.ts"
-import { eventually, expectComplete, freshEnv, openLease, prng, recorder, startWorker, workload } from "./support.ts"
+import type { WorkerHandle } from "../worker/support.ts"
+import {
+  eventually,
+  expectComplete,
+  freshEnv,
+  openLease,
+  prng,
+  recorder,
+  startWorker,
+  workload
+} from "../worker/support.ts"
 
 const prefix = "/r/"
 const keys = Array.from({ length: 10 }, (_, i) => `${prefix}k${i}`)

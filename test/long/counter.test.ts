@@ -6,10 +6,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
-import type { Store } from "../../../src/programs/store/Store.ts"
-import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
-import { bytes, rawEventsOf, text } from "./helpers.ts"
+import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
+import type { Store } from "../../src/programs/store/Store.ts"
+import { bytes, rawEventsOf, text } from "../store/concurrency/helpers.ts"
+import { makeClient, openStore, provisionTable } from "../support/TestStore.ts"
 
 const admin = makeClient()
 const tableOnce = Effect.runPromise(provisionTable(admin))
