@@ -76,6 +76,15 @@ export class HistoryArea extends Context.Service<HistoryArea, {
         ExpressionAttributeNames: { "#rev": Attr.revision },
         ExpressionAttributeValues: { ":rev": attributesOf(stored.item)[Attr.revision] ?? { S: "" } }
       })
+      /** A condition that the item is missing or is the very event that was read. */
+      const noOtherEvent = (stored: StoredEvent) => {
+        const same = sameEvent(stored)
+        return {
+          ConditionExpression: `attribute_not_exists(#sk) OR ${same.ConditionExpression}`,
+          ExpressionAttributeNames: { ...same.ExpressionAttributeNames, "#sk": Attr.sort },
+          ExpressionAttributeValues: same.ExpressionAttributeValues
+        }
+      }
       const liveKey = (stored: StoredEvent) => ({
         [Attr.partition]: { S: location.namespace },
         [Attr.sort]: attributesOf(stored.item)[Attr.sort]!
@@ -95,9 +104,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
               new PutItemCommand({
                 TableName: location.table,
                 Item: archivedItem(stored, expiresAt),
-                ConditionExpression: "attribute_not_exists(#sk) OR #rev = :rev",
-                ExpressionAttributeNames: { "#sk": Attr.sort, "#rev": Attr.revision },
-                ExpressionAttributeValues: { ":rev": attributesOf(stored.item)[Attr.revision] ?? { S: "" } }
+                ...noOtherEvent(stored)
               }),
               { abortSignal }
             )

@@ -28,7 +28,7 @@ import { EventTable } from "../../infra/EventTable.ts"
 import type { EventTableOptions } from "../../infra/EventTable.ts"
 import * as SharedDynamoDBLocal from "../../infra/local/SharedDynamoDBLocal.ts"
 import { ConfigInvalid, fromConfig, isEmbedded, load } from "../../infra/StoreConfig.ts"
-import type { StoreConfig } from "../../infra/StoreConfig.ts"
+import type { ConfigProblem, StoreConfig } from "../../infra/StoreConfig.ts"
 import { fromClients, StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as TableProvisioner from "../../infra/TableProvisioner.ts"
 import { defaultStoreOptions, Store } from "../store/Store.ts"
@@ -250,7 +250,7 @@ export const storeOptions = (config: StoreConfig, options: StoreOptions = defaul
  * their caller did not choose.
  */
 export const conflictingOptions = (config: StoreConfig, options: StoreOptions): ConfigInvalid | undefined => {
-  const problems: Array<{ readonly field: string; readonly reason: string }> = []
+  const problems: Array<ConfigProblem> = []
   const sameFence = (a: WriteFence, b: WriteFence) =>
     a.maxStateAgeMillis === b.maxStateAgeMillis && a.writeTimeoutMillis === b.writeTimeoutMillis
   for (const [name, given] of [["actors", options.actors], ["atomicWrite", options.atomicWrite]] as const) {

@@ -83,7 +83,7 @@ export const mayBeLive = (stored: StoredEvent, now: number): boolean =>
  * The newest stored event of every key, in scan order. Ascending scans meet a key's newest event first;
  * descending scans meet it last, so the previous key's newest is emitted when the key changes.
  */
-const newestPerKey = <E, R>(
+export const newestPerKey = <E, R>(
   events: Stream.Stream<StoredEvent, E, R>,
   descending: boolean
 ): Stream.Stream<StoredEvent, E, R> =>

@@ -200,8 +200,7 @@ const refuseClearKeysUnder = (table: EventTable["Service"], prefixes: ReadonlyAr
         upper: SortKey.prefixUpperBound(prefix),
         descending: false
       }).pipe(
-        // The first item of each key is its newest event.
-        Stream.mapAccum(() => "", (last: string, stored) => [stored.key, stored.key === last ? [] : [stored]] as const),
+        (events) => NewestEvents.newestPerKey(events, false),
         Stream.filter((stored) => NewestEvents.mayBeLive(stored, now)),
         Stream.runHead
       )
@@ -228,7 +227,7 @@ const make = (options: StoreOptions) =>
     const sealer = options.sealed === undefined || options.sealed.length === 0
       ? undefined
       : yield* Effect.orDie(KeySealer.make(dataKeys, options.sealed))
-    if (options.sealed !== undefined) yield* refuseClearKeysUnder(table, options.sealed)
+    if (sealer !== undefined) yield* refuseClearKeysUnder(table, sealer.prefixes)
     const sealedRangeLimit = options.sealedRangeLimit ?? KeySealing.defaultSealedRangeLimit
     const storedKey = (key: string, field?: string) =>
       sealer === undefined ? Effect.succeed(key) : sealer.seal(key, field)
