@@ -1,7 +1,8 @@
 /**
  * A what-if layout for the partition model: the requests of a run against one partition key, re-mapped as if a key
  * prefix were spread over N hash buckets, each its own partition-key value. A key under the prefix goes to
- * bucket hash(key) mod N in each partition it has items in (the live events, the history area, the graves); a
+ * bucket hash(key) mod N in each partition it has items in (the live events, the history area, the graves, the
+ * chunks of its large values); a
  * range read over the prefix becomes one read per bucket. It is a re-mapping of the single-partition trace, not a
  * run of a partitioned store: the partitioned store's own requests (its merge reads, whatever bookkeeping it adds)
  * replace it once it exists.
@@ -21,7 +22,7 @@ import type { KeyRef, Touch, TracedRequest } from "./Touches.ts"
 export interface Bucketing {
   readonly prefix: string
   readonly buckets: number
-  /** The partition-key values that follow the layout (the namespace's live, history and graves partitions). */
+  /** The partition-key values that follow the layout (see {@link namespacePartitions}). */
   readonly partitions: (table: string, pk: string) => boolean
 }
 
@@ -41,10 +42,14 @@ export const bucketOf = (key: string, buckets: number): number => hash(key) % bu
 /** The partition-key value of bucket `bucket` of `pk` (a label: the model only compares them). */
 export const bucketPartition = (pk: string, bucket: number): string => `${pk}#${bucket}`
 
-/** The partitions of a namespace that a partitioned layout would split: its live events, history and graves. */
+/**
+ * The partitions of a namespace that a partitioned layout would split, as issue 14 asks ("history, graves, … all
+ * follow"): its live events, history, graves and the chunks of large values (each filed under its event's key).
+ * Data keys are not filed by key and stay whole.
+ */
 export const namespacePartitions = (table: string, namespace: string) => (tableName: string, pk: string): boolean =>
   tableName === table &&
-  (pk === namespace || pk === `${namespace}\u0000history` || pk === `${namespace}\u0000graves`)
+  (pk === namespace || ["history", "graves", "chunks"].some((suffix) => pk === `${namespace}\u0000${suffix}`))
 
 /** Whether `bytes` starts with `prefix`. */
 const startsWith = (bytes: Uint8Array, prefix: Uint8Array): boolean =>

@@ -41,12 +41,22 @@ describe("hash buckets", () => {
 })
 
 describe("remapTouch", () => {
-  it("moves a key under the prefix to its bucket in the live, history and graves partitions", () => {
+  it("moves a key under the prefix to its bucket in the live, history, graves and chunks partitions", () => {
     const bucket = bucketPartition("ns", bucketOf("/nodes/a", 16))
     expect(remapTouch(touch("ns", one("/nodes/a")), layout)).toEqual([touch(bucket, one("/nodes/a"))])
     const history = remapTouch(touch("ns\u0000history", one("/nodes/a")), layout)
     expect(history[0]!.pk).toBe(bucketPartition("ns\u0000history", bucketOf("/nodes/a", 16)))
     expect(remapTouch(touch("ns\u0000graves", one("/nodes/a")), layout)[0]!.pk).not.toBe("ns\u0000graves")
+    expect(remapTouch(touch("ns\u0000chunks", one("/nodes/a")), layout)[0]!.pk).toBe(
+      bucketPartition("ns\u0000chunks", bucketOf("/nodes/a", 16))
+    )
+    // Chunks read by digest (no key) stay where they were.
+    const digest = touch("ns\u0000chunks", {
+      _tag: "Range",
+      lower: new Uint8Array([1, 9]),
+      upper: new Uint8Array([1, 10])
+    })
+    expect(remapTouch(digest, layout)).toEqual([digest])
   })
 
   it("leaves keys outside the prefix, items not filed by key and other partitions where they were", () => {
