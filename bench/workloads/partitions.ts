@@ -9,9 +9,11 @@
  * Each entry of {@link layouts} is a real run of the store opened with its options. Today there is one, a single
  * partition key per namespace; the partitioned key spaces of issue 14 add theirs there. Until then the bucketed
  * figures are a what-if: the single-partition trace re-mapped (`Remap`), printed as such. The range-read row is the
- * baseline of the merge overhead: a partitioned layout's row beside it gives the overhead.
+ * baseline of the merge overhead: a partitioned layout's row beside it gives the overhead. A second pattern of
+ * 1 MiB values shows the chunk partition's own ceiling (every large value of a namespace writes its chunks there).
  */
 import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
 import type { StoreOptions } from "../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import type { BenchEnv, Workload } from "../Env.ts"
@@ -19,9 +21,10 @@ import { phase } from "../Env.ts"
 import * as TeleportStore from "../peer/TeleportStore.ts"
 import type { Figure, Row } from "../Report.ts"
 import type { Ceiling } from "../simulation/PartitionModel.ts"
-import { ceiling, replay } from "../simulation/PartitionModel.ts"
+import { ceiling, loadsOf, replay } from "../simulation/PartitionModel.ts"
 import { namespacePartitions, remap } from "../simulation/Remap.ts"
 import type { TracedRequest } from "../simulation/Touches.ts"
+import * as Accounting from "../support/Accounting.ts"
 import { makeClients, since, snapshot } from "../support/Clients.ts"
 import * as Dynastate from "../support/Dynastate.ts"
 import { measure } from "../support/Measure.ts"
@@ -52,6 +55,35 @@ interface Run {
   readonly failures: ReadonlyArray<Trace.Failure>
 }
 
+/** A put-heavy pattern: 9 puts to 1 get, over `keys` keys under the prefix, of one value. */
+interface Pattern {
+  readonly keys: number
+  readonly operations: number
+  readonly value: Uint8Array
+  readonly label: string
+}
+
+const mib = 1024 * 1024
+
+/** The pattern of small values the bench's options describe. */
+const smallValues = (env: BenchEnv): Pattern => ({
+  keys: env.options.keys,
+  operations: env.options.operations,
+  value: env.value,
+  label: `9 puts : 1 get over ${env.options.keys} keys under ${prefix}, ${env.value.length}-byte values`
+})
+
+/** 1 MiB values: every put writes its chunks into the namespace's chunk partition. */
+const largeValues = (env: BenchEnv): Pattern => {
+  const keys = env.options.quick ? 2 : 16
+  return {
+    keys,
+    operations: env.options.quick ? 4 : 40,
+    value: new Uint8Array(randomBytes(mib)),
+    label: `9 puts : 1 get over ${keys} keys under ${prefix}, 1 MiB values`
+  }
+}
+
 const keyOf = (keys: number, i: number) => `${prefix}${String(i % keys).padStart(5, "0")}`
 const isGet = (i: number) => i % 10 === 9
 const putsIn = (operations: number) => operations - Math.floor(operations / 10)
@@ -68,14 +100,13 @@ interface Target {
 }
 
 /** Writes every key once (the steady state is of keys that exist), then captures the measured phase. */
-const capture = (env: BenchEnv, trace: Trace.Trace, table: string, target: Target) =>
+const capture = (env: BenchEnv, pattern: Pattern, trace: Trace.Trace, table: string, target: Target) =>
   Effect.gen(function*() {
-    const keys = env.options.keys
+    const { keys, operations } = pattern
     const concurrency = Math.min(keys, env.options.concurrency)
     yield* measure({ operations: keys, concurrency }, (i) => target.put(keyOf(keys, i)))
     yield* target.settle(keys)
     const mark = Trace.mark(trace)
-    const operations = env.options.operations
     const sample = yield* measure(
       { operations, concurrency },
       (i) => isGet(i) ? target.get(keyOf(keys, i)) : target.put(keyOf(keys, i))
@@ -90,12 +121,12 @@ const capture = (env: BenchEnv, trace: Trace.Trace, table: string, target: Targe
   })
 
 /** The pattern on dynastate opened with `layout`, its worker running (compaction into history at once). */
-const runDynastate = (env: BenchEnv, layout: Layout, index: number) =>
+const runDynastate = (env: BenchEnv, pattern: Pattern, layout: Layout, name: string) =>
   Effect.scoped(Effect.gen(function*() {
     const clients = yield* clientsFor(env)
     const trace = Trace.make()
     Trace.record(clients.dynamodb, trace)
-    const table = `bench-partitions-${index}-${env.run}`
+    const table = `bench-partitions-${name}-${env.run}`
     yield* Dynastate.provision(clients, table)
     const { store, worker } = yield* Dynastate.open({
       clients,
@@ -105,15 +136,15 @@ const runDynastate = (env: BenchEnv, layout: Layout, index: number) =>
       storeOptions: layout.storeOptions,
       worker: { retention: { _tag: "Forever" }, group: "bench" }
     })
-    return yield* capture(env, trace, table, {
-      put: (key) => store.put({ key, value: env.value }),
+    return yield* capture(env, pattern, trace, table, {
+      put: (key) => store.put({ key, value: pattern.value }),
       get: (key) => store.get(key),
       settle: (events) => quiesce(clients, worker, events)
     })
   }))
 
 /** The same pattern on the peer (one hash key, nothing after its writes). */
-const runPeer = (env: BenchEnv) =>
+const runPeer = (env: BenchEnv, pattern: Pattern) =>
   Effect.scoped(Effect.gen(function*() {
     const clients = yield* clientsFor(env)
     const trace = Trace.make()
@@ -121,8 +152,8 @@ const runPeer = (env: BenchEnv) =>
     const table = `bench-partitions-peer-${env.run}`
     yield* TeleportStore.ensureTable(clients.dynamodb, table)
     const peer = TeleportStore.make(clients.dynamodb, table)
-    return yield* capture(env, trace, table, {
-      put: (key) => peer.put(key, env.value),
+    return yield* capture(env, pattern, trace, table, {
+      put: (key) => peer.put(key, pattern.value),
       get: (key) => peer.get(key),
       settle: () => Effect.void
     })
@@ -136,6 +167,18 @@ const partitionName = (table: string, pk: string) => {
   const kind = table.endsWith(".projections") ? "leases" : table.includes("peer") ? "peer" : "events"
   return `${kind}/${pk.replaceAll("\u0000", "\\0")}`
 }
+
+/** With `BENCH_ACCOUNTING=1`: each partition-key value's units per operation of a run, to stderr. */
+const printLoads = (label: string, run: Run) =>
+  Effect.sync(() => {
+    if (!Accounting.enabled()) return
+    const lines = loadsOf(run.requests).map((load) =>
+      `${fixed(load.writeUnits / run.operations, 3).padStart(9)} WRU ${
+        fixed(load.readUnits / run.operations, 3).padStart(9)
+      } RRU  ${partitionName(load.table, load.pk)}`
+    )
+    console.error(`  partitions, ${label}: per operation\n    ${lines.join("\n    ")}`)
+  })
 
 /** A ceiling as a figure: operations per second, the units per second it means, and what limits it. */
 const ceilingFigure = (c: Ceiling, extra?: string): Figure => ({
@@ -214,18 +257,20 @@ export const partitions: Workload = {
   name: "partitions",
   run: (env) =>
     Effect.gen(function*() {
-      const peerRun = yield* runPeer(env)
+      const pattern = smallValues(env)
+      const peerRun = yield* runPeer(env, pattern)
       const peerCeiling = ceiling(peerRun.requests, peerRun.operations)
+      yield* printLoads("peer", peerRun)
       const runs: Array<{ layout: Layout; run: Run; ceiling: Ceiling }> = []
       for (const [index, layout] of layouts.entries()) {
-        const run = yield* runDynastate(env, layout, index)
+        const run = yield* runDynastate(env, pattern, layout, `${index}`)
         runs.push({ layout, run, ceiling: ceiling(run.requests, run.operations) })
+        yield* printLoads(layout.name, run)
       }
-      const pattern = `9 puts : 1 get over ${env.options.keys} keys under ${prefix}`
       const rows: Array<Row> = []
       for (const { layout, run, ceiling: c } of runs) {
         rows.push({
-          workload: `partitions: simulated sustained ceiling, ${layout.name} (${pattern})`,
+          workload: `partitions: simulated sustained ceiling, ${layout.name} (${pattern.label})`,
           peer: ceilingFigure(peerCeiling, `${fixed(peerRun.observed, 0)} ops/s on DynamoDB Local`),
           dynastate: ceilingFigure(c, `${fixed(run.observed, 0)} ops/s on DynamoDB Local, worker running`),
           better: "higher",
@@ -279,6 +324,41 @@ export const partitions: Workload = {
         ),
         better: "lower"
       })
+      // Large values: the chunks of every value of the namespace share one partition key.
+      const large = largeValues(env)
+      const largeRun = yield* runDynastate(env, large, layouts[0]!, "large")
+      const largeCeiling = ceiling(largeRun.requests, largeRun.operations)
+      yield* printLoads(`${layouts[0]!.name}, 1 MiB values`, largeRun)
+      const mibPerSecond = (c: Ceiling) =>
+        `${
+          fixed((c.operationsPerSecond * putsIn(large.operations) * large.value.length) / large.operations / mib, 1)
+        } MiB/s put`
+      rows.push({
+        workload: `partitions: simulated sustained ceiling, ${layouts[0]!.name} (${large.label})`,
+        dynastate: ceilingFigure(largeCeiling, mibPerSecond(largeCeiling)),
+        better: "higher"
+      })
+      const largeBuckets = 16
+      const largeBucketed = ceiling(
+        remap(largeRun.requests, {
+          prefix,
+          buckets: largeBuckets,
+          partitions: namespacePartitions(largeRun.table, namespace)
+        }),
+        largeRun.operations
+      )
+      rows.push({
+        workload:
+          `partitions: simulated ceiling, ${prefix} over ${largeBuckets} hash buckets, chunks following their ` +
+          `key (what-if: re-mapped, ${large.label})`,
+        dynastate: ceilingFigure(
+          largeBucketed,
+          `${mibPerSecond(largeBucketed)} · ${
+            fixed(largeBucketed.operationsPerSecond / largeCeiling.operationsPerSecond, 1)
+          }× the one-partition ceiling`
+        ),
+        better: "higher"
+      })
       for (const [index, layout] of layouts.entries()) {
         const range = yield* rangeCosts(env, layout, index)
         rows.push({
@@ -288,7 +368,7 @@ export const partitions: Workload = {
           note: layouts.length === 1 ? "the baseline of the merge overhead: no partitioned layout yet" : undefined
         })
       }
-      const failures = [...peerRun.failures, ...runs.flatMap((r) => r.run.failures)]
+      const failures = [...peerRun.failures, ...runs.flatMap((r) => r.run.failures), ...largeRun.failures]
       if (failures.length > 0) {
         const counts = new Map<string, number>()
         for (const f of failures) {
