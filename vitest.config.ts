@@ -19,6 +19,7 @@ const unit = [
   "test/store/contract/memory.test.ts",
   "test/store/memory/**/*.test.ts",
   "test/properties/model/storeModel.memory.test.ts",
+  "test/bench/**/*.test.ts",
   "test/*.test.ts"
 ]
 

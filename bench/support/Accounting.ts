@@ -81,6 +81,16 @@ export const labelOf = (operation: string, input: Input): string => {
   }
 }
 
+/** The `ConsumedCapacity` entries of a response (one per table; a single-table response has one). */
+export const consumedOf = (
+  output: unknown
+): ReadonlyArray<{ readonly TableName?: string; readonly CapacityUnits?: number }> => {
+  const reported = (output as { ConsumedCapacity?: unknown } | undefined)?.ConsumedCapacity
+  return (Array.isArray(reported) ? reported : reported === undefined ? [] : [reported]) as Array<
+    { TableName?: string; CapacityUnits?: number }
+  >
+}
+
 /** Adds every request of a client, with the capacity it reports (`ReturnConsumedCapacity` must be asked for). */
 export const account = (client: DynamoDBClient, accounts: Accounts): void => {
   client.middlewareStack.add(
@@ -91,11 +101,7 @@ export const account = (client: DynamoDBClient, accounts: Accounts): void => {
       accounts[label] = entry
       entry.requests++
       const result = await next(args)
-      const reported = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity
-      const entries = (Array.isArray(reported) ? reported : reported === undefined ? [] : [reported]) as Array<
-        { CapacityUnits?: number }
-      >
-      for (const consumed of entries) entry.units += consumed.CapacityUnits ?? 0
+      for (const consumed of consumedOf(result.output)) entry.units += consumed.CapacityUnits ?? 0
       return result
     },
     // After the capacity counter (which asks for ConsumedCapacity), before the request is serialized.

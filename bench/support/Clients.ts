@@ -8,7 +8,7 @@ import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { localCredentials } from "../../src/programs/app/StoreLive.ts"
 import type { Accounts } from "./Accounting.ts"
-import { account } from "./Accounting.ts"
+import { account, consumedOf } from "./Accounting.ts"
 
 /** Requests and capacity units a client sent and consumed, by operation name (`PutItem`, `Query`, …). */
 export interface Counters {
@@ -43,11 +43,9 @@ export const countCapacity = (client: DynamoDBClient, capacity: Record<string, n
       const input = args.input as { ReturnConsumedCapacity?: string }
       if (capacityOperations.has(operation)) input.ReturnConsumedCapacity ??= "TOTAL"
       const result = await next(args)
-      const reported = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity
-      const entries = (Array.isArray(reported) ? reported : reported === undefined ? [] : [reported]) as Array<
-        { CapacityUnits?: number }
-      >
-      for (const entry of entries) capacity[operation] = (capacity[operation] ?? 0) + (entry.CapacityUnits ?? 0)
+      for (const entry of consumedOf(result.output)) {
+        capacity[operation] = (capacity[operation] ?? 0) + (entry.CapacityUnits ?? 0)
+      }
       return result
     },
     { step: "initialize", name: "benchCapacityCounter" }

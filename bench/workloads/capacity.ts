@@ -64,7 +64,7 @@ const peerPhases = (peer: TeleportStore.TeleportStore, value: Uint8Array): Phase
 })
 
 /** Waits until the worker applied `events` and the write units stopped moving (what follows has been done). */
-const quiesce = (clients: BenchClients, worker: ProjectionWorker["Service"] | undefined, events: number) =>
+export const quiesce = (clients: BenchClients, worker: ProjectionWorker["Service"] | undefined, events: number) =>
   Effect.gen(function*() {
     if (worker === undefined) return
     const deadline = Date.now() + 120_000

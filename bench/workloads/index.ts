@@ -11,6 +11,7 @@ import { keyringCalls } from "./keyring.ts"
 import { create, putGet } from "./keyValue.ts"
 import { largeValues } from "./large.ts"
 import { memory } from "./memory.ts"
+import { partitions } from "./partitions.ts"
 import { deleteRange, rangeRead } from "./ranges.ts"
 import { strictMode } from "./strict.ts"
 import { watchLatency } from "./watch.ts"
@@ -32,5 +33,6 @@ export const workloads: ReadonlyArray<Workload> = [
   keyringCalls,
   clientCpu,
   memory,
-  capacity
+  capacity,
+  partitions
 ]
