@@ -1,0 +1,148 @@
+/**
+ * Reads and writes of a sealed prefix that still holds keys written in clear, while a migration seals them in place
+ * (see `SealMigration`): each key is at its clear stored key until it is moved, at its sealed one after, and at both
+ * (the same events) for a moment while it moves. Reads look at the sealed key first and fall back to the clear one;
+ * writes move the key first (see `Relocation`), so nothing is ever appended to a clear key.
+ */
+import { Clock, Effect, Option, Stream } from "effect"
+import { SealedRangeTooLarge } from "../../domain/Errors.ts"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import { callerKey, liveItem } from "../../domain/Event.ts"
+import type { Event } from "../../domain/Event.ts"
+import type { Item } from "../../domain/Item.ts"
+import * as Key from "../../domain/Key.ts"
+import * as SealedKeys from "../../domain/SealedKeys.ts"
+import type { SealedPrefix } from "../../domain/SealedKeys.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import type { EventTable, ReadError, SortKeyRange } from "../../infra/EventTable.ts"
+import { historyPartition } from "../../infra/HistoryArea.ts"
+import type { Relocation, RelocationError } from "../../infra/Relocation.ts"
+import * as NewestEvents from "./NewestEvents.ts"
+
+/** The sort keys of a sealed prefix's keys stored in clear (a sealed part starts with U+0001, which sorts first). */
+export const clearRange = (prefix: string): SortKeyRange => ({
+  lower: SortKey.lowerBound(`${prefix}\u0002`),
+  upper: SortKey.prefixUpperBound(prefix),
+  descending: false
+})
+
+/** The sort keys of a sealed prefix's sealed stored keys. */
+const sealedRange = (prefix: string): SortKeyRange => ({
+  lower: SortKey.lowerBound(`${prefix}${SealedKeys.marker}`),
+  upper: SortKey.prefixUpperBound(`${prefix}${SealedKeys.marker}`),
+  descending: false
+})
+
+/**
+ * Whether a sealed prefix holds anything stored in clear: an event in the live range, a grave or a history copy.
+ * One short read each (at most a page); what the store asks when it opens, and the migration when it is done.
+ */
+export const holdsClearKeys = (
+  table: EventTable["Service"],
+  prefix: string
+): Effect.Effect<boolean, Throttled | StorageFailure> =>
+  Effect.gen(function*() {
+    const range = clearRange(prefix)
+    const found = (stream: Stream.Stream<unknown, Throttled | StorageFailure>) =>
+      Effect.map(Stream.runHead(stream), Option.isSome)
+    if (yield* found(table.scan(range))) return true
+    if (yield* found(table.graves(Key.toBytes(`${prefix}\u0002`), range.upper))) return true
+    return yield* found(table.scan({ ...range, partition: historyPartition(table.location) }))
+  })
+
+/** The prefixes of `prefixes` that still hold keys stored in clear. */
+export const migrating = (
+  table: EventTable["Service"],
+  prefixes: ReadonlyArray<SealedPrefix>
+): Effect.Effect<ReadonlyArray<SealedPrefix>, Throttled | StorageFailure> =>
+  Effect.filter(prefixes, (entry) => holdsClearKeys(table, entry.prefix))
+
+/**
+ * The newest event of a key under a migrating prefix: at its sealed stored key, else at its clear one, else (the key
+ * may have moved between the two reads, and been cleaned up at once) at its sealed key again.
+ */
+export const latest = (
+  read: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>,
+  stored: string,
+  clear: string
+): Effect.Effect<Option.Option<Event>, ReadError> =>
+  Effect.gen(function*() {
+    const sealed = yield* read(stored)
+    if (Option.isSome(sealed)) return sealed
+    const before = yield* read(clear)
+    return Option.isSome(before) ? before : yield* read(stored)
+  })
+
+/**
+ * Makes sure a key under a migrating prefix is at its sealed stored key before anything is appended there: moved
+ * now if its clear key still holds events. Keys known to be resolved are remembered (a key never goes back to clear).
+ */
+export const makeResolver = (table: EventTable["Service"], relocation: Relocation, remembered = 100_000) => {
+  const resolved = new Set<string>()
+  return (stored: string, clear: string): Effect.Effect<void, RelocationError | ReadError> =>
+    Effect.gen(function*() {
+      if (resolved.has(stored)) return
+      if (Option.isNone(yield* table.latestState(stored))) {
+        const place = { location: table.location }
+        yield* relocation.relocate({ ...place, key: clear }, { ...place, key: stored }, clear)
+      }
+      if (resolved.size >= remembered) resolved.clear()
+      resolved.add(stored)
+    })
+}
+
+/**
+ * The live items of a migrating prefix within `start..end`, in the range's order: the clear keys' newest events are
+ * read first, then the sealed keys' (tombstones too); a key found at both has moved, and its sealed events win. Read
+ * in that order, a key moving meanwhile is found at one or the other (a move copies before it removes). Sorted in
+ * memory, up to `bound` live keys.
+ */
+export const migratingItems = (
+  table: EventTable["Service"],
+  prefix: string,
+  range: { readonly start: string; readonly end: string; readonly descending?: boolean | undefined },
+  bound: number
+): Effect.Effect<ReadonlyArray<Item>, ReadError | SealedRangeTooLarge> =>
+  Effect.gen(function*() {
+    const newest = (keys: SortKeyRange, live: boolean) =>
+      table.scan(keys).pipe(
+        (events) => NewestEvents.newestPerKey(events, false),
+        Stream.filterEffect((stored) =>
+          live
+            ? Effect.map(Clock.currentTimeMillis, (now) => NewestEvents.mayBeLive(stored, now))
+            : Effect.succeed(true)
+        ),
+        Stream.mapEffect((stored) => table.decode(stored)),
+        Stream.runCollect
+      )
+    const clear = yield* newest(clearRange(prefix), true)
+    const sealed = yield* newest(sealedRange(prefix), false)
+    const now = yield* Clock.currentTimeMillis
+    const byKey = new Map<string, Item | undefined>()
+    for (const event of sealed) if (event.realKey !== undefined) byKey.set(event.realKey, liveItem(event, now))
+    for (const event of clear) if (!byKey.has(callerKey(event))) byKey.set(callerKey(event), liveItem(event, now))
+    const inside = (key: string) => Key.compare(range.start, key) <= 0 && Key.compare(key, range.end) <= 0
+    const items = [...byKey.values()].filter((item): item is Item => item !== undefined && inside(item.key))
+    if (items.length > bound) return yield* new SealedRangeTooLarge({ prefix, limit: bound })
+    return items.sort((a, b) => range.descending ? Key.compare(b.key, a.key) : Key.compare(a.key, b.key))
+  })
+
+/**
+ * Merges items read elsewhere (`outside`, in range order, none under the migrating prefixes) with the sorted items of
+ * the migrating prefixes, keeping range order.
+ */
+export const mergeInOrder = <E, R>(
+  outside: Stream.Stream<Item, E, R>,
+  blocks: ReadonlyArray<Item>,
+  descending: boolean
+): Stream.Stream<Item, E, R> => {
+  const before = (a: Item, b: Item) => descending ? Key.compare(a.key, b.key) > 0 : Key.compare(a.key, b.key) < 0
+  return outside.pipe(
+    Stream.mapAccum(() => 0, (next, item): readonly [number, ReadonlyArray<Item>] => {
+      const out: Array<Item> = []
+      while (next < blocks.length && before(blocks[next]!, item)) out.push(blocks[next++]!)
+      out.push(item)
+      return [next, out]
+    }, { onHalt: (next) => blocks.slice(next) })
+  )
+}
