@@ -4,7 +4,7 @@
  * (the same events) for a moment while it moves. Reads look at the sealed key first and fall back to the clear one;
  * writes move the key first (see `Relocation`), so nothing is ever appended to a clear key.
  */
-import { Clock, Effect, Option, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
 import { SealedRangeTooLarge } from "../../domain/Errors.ts"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import { callerKey, liveItem } from "../../domain/Event.ts"
@@ -14,7 +14,10 @@ import * as Key from "../../domain/Key.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import * as SortKey from "../../domain/SortKey.ts"
-import type { EventTable, ReadError, SortKeyRange } from "../../infra/EventTable.ts"
+import { DataKeys } from "../../infra/crypto/DataKeys.ts"
+import * as KeySealer from "../../infra/crypto/KeySealer.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import type { ReadError, SortKeyRange } from "../../infra/EventTable.ts"
 import { historyPartition } from "../../infra/HistoryArea.ts"
 import type { Relocation, RelocationError } from "../../infra/Relocation.ts"
 import * as NewestEvents from "./NewestEvents.ts"
@@ -145,4 +148,39 @@ export const mergeInOrder = <E, R>(
       return [next, out]
     }, { onHalt: (next) => blocks.slice(next) })
   )
+}
+
+/**
+ * Which removals of a key's events are a relocation's (see `Relocation`): the worker's tamper watch asks before it
+ * calls the removal of a key's newest event a rollback. Provided by `Store.layer`.
+ */
+export class MovedKeys extends Context.Service<MovedKeys, {
+  /**
+   * Whether `key` is stored in clear under a sealed prefix and its sealed form holds an event at `seq` or later: its
+   * events were moved there, and their removal is the move's.
+   */
+  readonly movedAway: (key: string, seq: number) => Effect.Effect<boolean, ReadError | KeySealer.SealError>
+}>()("dynastate/MovedKeys") {
+  /** The moved keys of a store sealing `prefixes` (none moved when it seals nothing). */
+  static readonly layer = (
+    prefixes: ReadonlyArray<SealedPrefix> | undefined
+  ): Layer.Layer<MovedKeys, never, EventTable | DataKeys> =>
+    Layer.effect(
+      MovedKeys,
+      Effect.gen(function*() {
+        const table = yield* EventTable
+        if (prefixes === undefined || prefixes.length === 0) {
+          return MovedKeys.of({ movedAway: () => Effect.succeed(false) })
+        }
+        const sealer = yield* Effect.orDie(KeySealer.make(yield* DataKeys, prefixes))
+        return MovedKeys.of({
+          movedAway: (key, seq) =>
+            Effect.gen(function*() {
+              if (SealedKeys.place(prefixes, key)._tag !== "Seal") return false
+              const latest = yield* table.latestState(yield* sealer.seal(key))
+              return Option.isSome(latest) && latest.value.seq >= seq
+            })
+        })
+      })
+    )
 }

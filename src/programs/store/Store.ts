@@ -176,8 +176,13 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
    */
   static readonly layer = (
     options: StoreOptions = defaultStoreOptions
-  ): Layer.Layer<Store | WriteAcks | Watches | HistoryArea, never, EventTable | DataKeys | Dynamo | StreamsApi> =>
+  ): Layer.Layer<
+    Store | WriteAcks | Watches | HistoryArea | SealedFallback.MovedKeys,
+    never,
+    EventTable | DataKeys | Dynamo | StreamsApi
+  > =>
     Layer.effect(Store, make(options)).pipe(
+      Layer.merge(SealedFallback.MovedKeys.layer(options.sealed)),
       Layer.provide(KeyActors.layer(options.actors)),
       Layer.provideMerge(Watches.layerWith(options.watches ?? {})),
       // Below the watches too: they deliver this instance's own writes at acknowledgement.
