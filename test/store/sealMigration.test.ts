@@ -5,8 +5,11 @@
  * a watch sees only the writers' own changes; and afterwards no item of the table holds a clear key.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
+import { DataKeys } from "../../src/infra/crypto/DataKeys.ts"
+import { EventTable } from "../../src/infra/EventTable.ts"
+import * as Audit from "../../src/programs/ops/Audit.ts"
 import * as SealMigration from "../../src/programs/store/SealMigration.ts"
 import type { SealProgress } from "../../src/programs/store/SealMigration.ts"
 import type { Store } from "../../src/programs/store/Store.ts"
@@ -197,6 +200,10 @@ describe("sealing a prefix in place", () => {
       const clear = yield* openStore(location, { client })
       const count = 40
       for (let index = 0; index < count; index++) yield* clear.put({ key: keyOf(index), value: bytes(`v-${index}`) })
+      // A value stored in chunks: its chunk items name the clear key too, and move with it.
+      const large = new Uint8Array(600 * 1024).map((_, index) => index % 251)
+      const largeKey = "/tokens/large-value-secret"
+      yield* clear.put({ key: largeKey, value: large })
       const store = yield* openStore(location, { client, storeOptions: { sealed } })
 
       const halfway = yield* Deferred.make<void>()
@@ -208,8 +215,7 @@ describe("sealing a prefix in place", () => {
       yield* Fiber.interrupt(run)
 
       // Half moved, half in clear: every key reads once, in order, under its real key, either way and direction.
-      const expected = Array.from({ length: count }, (_, index) =>
-        keyOf(index)).sort()
+      const expected = [...Array.from({ length: count }, (_, index) => keyOf(index)), largeKey].sort()
       const ascending = yield* store.getRange("/tokens/", "/tokens0")
       expect(ascending.map((item) => item.key)).toEqual(expected)
       const descending = yield* Stream.runCollect(store.items({ start: "/", end: "/u", descending: true }))
@@ -223,11 +229,20 @@ describe("sealing a prefix in place", () => {
       const [summary] = yield* migrate(location)
       expect(summary).toEqual(expect.objectContaining({ prefix: "/tokens/", failed: 0, done: true }))
       expect(summary!.found).toBeLessThan(count)
-      const secrets = Array.from({ length: count }, (_, index) => `tok-${index}-secret`)
+      const secrets = [...Array.from({ length: count }, (_, index) => `tok-${index}-secret`), "large-value-secret"]
       expect(yield* clearItems(location, secrets)).toEqual([])
       for (let index = 0; index < count; index++) {
         expect(text((yield* store.get(keyOf(index))).value)).toBe(`v-${index}`)
       }
+      expect(Buffer.from((yield* store.get(largeKey)).value).equals(Buffer.from(large))).toBe(true)
+      // The audit finds every moved event decrypting under its new binding, densely numbered.
+      const report = yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(eventTableLayer(location, { client }))
+        return yield* Audit.audit(Context.get(context, EventTable), Context.get(context, DataKeys)).pipe(
+          Effect.provide(context)
+        )
+      }))
+      expect(report.findings).toEqual([])
       expect((yield* store.getRange("/tokens/", "/tokens0")).map((item) => item.key)).toEqual(expected)
       // Nothing left: running it again finds nothing and is done.
       expect(yield* migrate(location)).toEqual([{ prefix: "/tokens/", found: 0, moved: 0, failed: 0, done: true }])
