@@ -48,14 +48,17 @@ const clearItems = (location: TestTable, secrets: ReadonlyArray<string>) =>
       return secrets.some((secret) => raw.includes(secret))
     }))
 
-/** Increments a counter by compare-and-swap until it wins; the value it wrote. */
-const increment = (store: Store["Service"], key: string): Effect.Effect<number> =>
+/** Increments a counter by compare-and-swap until it wins, noting the revision it wrote; the value it wrote. */
+const increment = (store: Store["Service"], key: string, written: Set<string>): Effect.Effect<number> =>
   Effect.gen(function*() {
     while (true) {
       const current = yield* store.get(key)
       const next = Number(text(current.value)) + 1
       const swapped = yield* Effect.result(store.compareAndSwap(current, { key, value: bytes(String(next)) }))
-      if (swapped._tag === "Success") return next
+      if (swapped._tag === "Success") {
+        written.add(swapped.success.revision)
+        return next
+      }
       if (swapped.failure._tag !== "CompareFailed") return yield* Effect.die(swapped.failure)
     }
   }).pipe(Effect.orDie)
@@ -106,7 +109,8 @@ describe("sealing a prefix in place", () => {
           // Counters incremented from both stores.
           Effect.forEach(
             counters,
-            (index) => Effect.forEach([a, b, a, b, a, b], (store) => increment(store, keyOf(index)), { discard: true }),
+            (index) =>
+              Effect.forEach([a, b, a, b, a, b], (store) => increment(store, keyOf(index), written), { discard: true }),
             {
               concurrency: "unbounded",
               discard: true
@@ -215,7 +219,11 @@ describe("sealing a prefix in place", () => {
       yield* Fiber.interrupt(run)
 
       // Half moved, half in clear: every key reads once, in order, under its real key, either way and direction.
-      const expected = [...Array.from({ length: count }, (_, index) => keyOf(index)), largeKey].sort()
+      const expected = [
+        ...Array.from({ length: count }, (_, index) =>
+          keyOf(index)),
+        largeKey
+      ].sort()
       const ascending = yield* store.getRange("/tokens/", "/tokens0")
       expect(ascending.map((item) => item.key)).toEqual(expected)
       const descending = yield* Stream.runCollect(store.items({ start: "/", end: "/u", descending: true }))
