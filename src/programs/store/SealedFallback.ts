@@ -20,6 +20,7 @@ import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError, SortKeyRange } from "../../infra/EventTable.ts"
 import { historyPartition } from "../../infra/HistoryArea.ts"
 import type { Relocation, RelocationError } from "../../infra/Relocation.ts"
+import * as KeySealing from "./KeySealing.ts"
 import * as NewestEvents from "./NewestEvents.ts"
 
 /** The sort keys of a sealed prefix's keys stored in clear (a sealed part starts with U+0001, which sorts first). */
@@ -149,6 +150,32 @@ export const mergeInOrder = <E, R>(
     }, { onHalt: (next) => blocks.slice(next) })
   )
 }
+
+/**
+ * The live items of a range that reaches into the migrating prefixes `moving` (see `Store.items`): each such prefix
+ * answered by {@link migratingItems}, merged into the rest of the range as `read` and `KeySealing.sealedItems` give it.
+ */
+export const migratingRange = <E, R>(
+  table: EventTable["Service"],
+  sealer: KeySealer.KeySealer["Service"],
+  moving: ReadonlyArray<SealedPrefix>,
+  range: KeySealing.SealedRange & { readonly start: string; readonly end: string },
+  bound: number,
+  read: (range: KeySealing.SealedRange) => Stream.Stream<Item, E, R>
+): Stream.Stream<Item, E | ReadError | SealedRangeTooLarge | KeySealer.SealError, R> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const blocks = yield* Effect.forEach(
+      range.descending ? [...moving].reverse() : moving,
+      (entry) => migratingItems(table, entry.prefix, range, bound)
+    )
+    // The rest as usual, the migrating prefixes left out (their items are the blocks').
+    const others = { ...sealer, prefixes: sealer.prefixes.filter((entry) => !moving.includes(entry)) }
+    const outside = KeySealing.sealedItems(others, { ...range, limit: undefined }, bound, read).pipe(
+      Stream.filter((item) => SealedKeys.coveringPrefix(moving, item.key) === undefined)
+    )
+    const merged = mergeInOrder(outside, blocks.flat(), range.descending ?? false)
+    return range.limit === undefined || range.limit === 0 ? merged : Stream.take(merged, range.limit)
+  }))
 
 /**
  * Which removals of a key's events are a relocation's (see `Relocation`): the worker's tamper watch asks before it

@@ -207,6 +207,12 @@ const make = (options: StoreOptions) =>
     // Sealed prefixes still holding keys in clear (a migration under way, see `SealMigration`): their reads fall back
     // to the clear keys and their writes move a key before appending. Decided at open: a prefix never goes back.
     const migrating = sealer === undefined ? [] : yield* Effect.orDie(SealedFallback.migrating(table, sealer.prefixes))
+    for (const { prefix } of migrating) {
+      yield* Effect.logWarning(
+        `the sealed prefix ${prefix} holds keys written in clear: serving it in migrating mode (reads fall back to ` +
+          "the clear keys, writes seal a key first) until `dynastate seal-migrate` has sealed them all"
+      )
+    }
     const isMigrating = (key: string, stored: string) =>
       stored !== key && SealedKeys.coveringPrefix(migrating, key) !== undefined
     const resolve = SealedFallback.makeResolver(table, Relocation.make(yield* Dynamo, dataKeys))
@@ -298,21 +304,7 @@ const make = (options: StoreOptions) =>
           if (Key.compare(options.start, options.end) > 0) return Stream.empty
           const moving = SealedKeys.touchedBy(migrating, options.start, options.end)
           if (moving.length === 0) return KeySealing.sealedItems(sealer, options, sealedRangeLimit, storedItems)
-          // Ranges into a migrating prefix: that prefix is answered from its clear and sealed keys together.
-          const blocks = yield* Effect.forEach(
-            options.descending ? [...moving].reverse() : moving,
-            (entry) => SealedFallback.migratingItems(table, entry.prefix, options, sealedRangeLimit)
-          )
-          const others = { ...sealer, prefixes: sealer.prefixes.filter((entry) => !moving.includes(entry)) }
-          const outside = KeySealing.sealedItems(
-            others,
-            { ...options, limit: undefined },
-            sealedRangeLimit,
-            storedItems
-          )
-            .pipe(Stream.filter((item) => SealedKeys.coveringPrefix(moving, item.key) === undefined))
-          const merged = SealedFallback.mergeInOrder(outside, blocks.flat(), options.descending ?? false)
-          return options.limit === undefined || options.limit === 0 ? merged : Stream.take(merged, options.limit)
+          return SealedFallback.migratingRange(table, sealer, moving, options, sealedRangeLimit, storedItems)
         })
       )
 
