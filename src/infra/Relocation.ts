@@ -378,6 +378,8 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
       for (let attempt = 0; attempt < maxAttempts; attempt++) {
         const outcome = yield* relocateOnce(from, to, realKey)
         if (outcome !== undefined) return outcome
+        // A transaction that met another mover's (or a writer's) in flight: let it finish before looking again.
+        yield* Effect.sleep(`${10 * 2 ** attempt + Math.floor(Math.random() * 10)} millis`)
       }
       return yield* new RelocationConflict({ key: to.key, reason: "the source kept changing during the move" })
     }).pipe(Effect.withSpan("Relocation.relocate"))

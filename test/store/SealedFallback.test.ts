@@ -27,28 +27,28 @@ describe("SealedFallback.latest", () => {
   it.effect("answers from the sealed key without reading the clear one", () =>
     Effect.gen(function*() {
       const table = scripted({ S: [event("S", 4)], K: [] })
-      expect(Option.getOrUndefined(yield* latest(table.read, "S", "K"))?.seq).toBe(4)
+      expect(Option.getOrUndefined(yield* latest(table.read("S"), table.read("K")))?.seq).toBe(4)
       expect(table.log).toEqual(["S"])
     }))
 
   it.effect("falls back to the clear key while the key has not moved", () =>
     Effect.gen(function*() {
       const table = scripted({ S: [undefined], K: [event("K", 2)] })
-      expect(Option.getOrUndefined(yield* latest(table.read, "S", "K"))?.key).toBe("K")
+      expect(Option.getOrUndefined(yield* latest(table.read("S"), table.read("K")))?.key).toBe("K")
       expect(table.log).toEqual(["S", "K"])
     }))
 
   it.effect("reads the sealed key again when the key moved (and was cleaned up) between the two reads", () =>
     Effect.gen(function*() {
       const table = scripted({ S: [undefined, event("S", 3)], K: [undefined] })
-      expect(Option.getOrUndefined(yield* latest(table.read, "S", "K"))?.seq).toBe(3)
+      expect(Option.getOrUndefined(yield* latest(table.read("S"), table.read("K")))?.seq).toBe(3)
       expect(table.log).toEqual(["S", "K", "S"])
     }))
 
   it.effect("is absent only when both forms are", () =>
     Effect.gen(function*() {
       const table = scripted({ S: [undefined, undefined], K: [undefined] })
-      expect(Option.isNone(yield* latest(table.read, "S", "K"))).toBe(true)
+      expect(Option.isNone(yield* latest(table.read("S"), table.read("K")))).toBe(true)
     }))
 })
 

@@ -62,19 +62,19 @@ export const migrating = (
   Effect.filter(prefixes, (entry) => holdsClearKeys(table, entry.prefix))
 
 /**
- * The newest event of a key under a migrating prefix: at its sealed stored key, else at its clear one, else (the key
- * may have moved between the two reads, and been cleaned up at once) at its sealed key again.
+ * The newest event of a key being relocated (see `Relocation`): at its new place (`target`), else at its old one
+ * (`source`), else at its new place again: the key may have moved between the two reads, and been cleaned up at once.
+ * The places are the caller's: a clear and a sealed stored key here, two partitions for a partition move.
  */
-export const latest = (
-  read: (key: string) => Effect.Effect<Option.Option<Event>, ReadError>,
-  stored: string,
-  clear: string
-): Effect.Effect<Option.Option<Event>, ReadError> =>
+export const latest = <E, R>(
+  target: Effect.Effect<Option.Option<Event>, E, R>,
+  source: Effect.Effect<Option.Option<Event>, E, R>
+): Effect.Effect<Option.Option<Event>, E, R> =>
   Effect.gen(function*() {
-    const sealed = yield* read(stored)
-    if (Option.isSome(sealed)) return sealed
-    const before = yield* read(clear)
-    return Option.isSome(before) ? before : yield* read(stored)
+    const moved = yield* target
+    if (Option.isSome(moved)) return moved
+    const before = yield* source
+    return Option.isSome(before) ? before : yield* target
   })
 
 /**

@@ -249,7 +249,7 @@ const make = (options: StoreOptions) =>
       // Unsealed keys, the hot path, take no detour: neither a sealing step nor a renaming of errors.
       const stored = sealer === undefined ? key : yield* sealer.seal(key)
       const read = isMigrating(key, stored)
-        ? SealedFallback.latest(table.latestState, stored, key)
+        ? SealedFallback.latest(table.latestState(stored), table.latestState(key))
         : latestState(stored)
       const latest = Option.getOrUndefined(
         yield* (stored === key ? read : Effect.mapError(read, (error) => KeySealing.renameKey(error, stored, key)))
