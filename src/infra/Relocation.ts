@@ -151,17 +151,26 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
     )
   }
 
-  /** The item of `event` re-encrypted for `to`, its chunks written first when its value is large. */
-  const encodeAt = (to: KeyPlace, realKey: string | undefined, source: Event) =>
+  /**
+   * The item of a stored event re-encrypted for `to`, its chunks written first when its value is large. A shredded
+   * value cannot be re-encrypted, and need not be: its ciphertext moves as it is and reads as shredded there too (its
+   * data key is gone, which decryption meets before the binding), and its real key is the one it had, if any.
+   */
+  const encodeAt = (from: Location, to: KeyPlace, realKey: string | undefined, stored: StoredEvent) =>
     Effect.gen(function*() {
+      const source = yield* decode(from, stored)
       if (source.shredded !== undefined) {
-        return yield* new RelocationConflict({
-          key: to.key,
-          reason: `event ${source.seq} was shredded: its value cannot be re-encrypted for the new key`
-        })
+        const { [Attr.chunks]: _chunks, [Attr.realKey]: _realKey, [Attr.ttl]: _ttl, ...attributes } = EventRecord
+          .attributesOf(stored.item)
+        return {
+          ...attributes,
+          [Attr.partition]: { S: to.location.namespace },
+          [Attr.sort]: { B: SortKey.encode(to.key, source.seq) },
+          // The manifest of a value in chunks moves without them (they are unreadable): a reader meets the shredding.
+          ...(_chunks === undefined ? {} : { [Attr.chunks]: _chunks })
+        } as AttributeMap
       }
-      const { shredded: _, ...rest } = source
-      const event: Event = { ...rest, key: to.key, realKey }
+      const event: Event = { ...source, key: to.key, realKey }
       const large = event.value !== undefined &&
         ValueChunks.isLarge(to.location, event.key, event.value.length, event.realKey)
       if (!large) return yield* EventRecord.encode(to.location, event)
@@ -292,7 +301,7 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
       }
       const historyAt = HistoryRecord.historyPartition(to.location)
       for (const stored of older.values()) {
-        const item = yield* encodeAt(to, realKey, yield* decode(from.location, stored))
+        const item = yield* encodeAt(from.location, to, realKey, stored)
         const ttl = EventRecord.attributesOf(stored.item)[Attr.ttl]
         yield* put(
           to,
@@ -304,7 +313,7 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
         const ttl = Number(source.freed[Attr.ttl]?.N ?? "0")
         yield* put(to, HistoryRecord.freedMarker(to.location, to.key, ttl), undefined)
       }
-      const moved = yield* encodeAt(to, realKey, yield* decode(from.location, newest))
+      const moved = yield* encodeAt(from.location, to, realKey, newest)
       const revision = revisionOf(newest) ?? ""
       const buried = newest === source.grave
       const absent = {

@@ -7,7 +7,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
-import { DataKeys } from "../../src/infra/crypto/DataKeys.ts"
+import { DataKeys, scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
+import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import * as Audit from "../../src/programs/ops/Audit.ts"
 import * as SealMigration from "../../src/programs/store/SealMigration.ts"
@@ -255,4 +256,39 @@ describe("sealing a prefix in place", () => {
       // Nothing left: running it again finds nothing and is done.
       expect(yield* migrate(location)).toEqual([{ prefix: "/tokens/", found: 0, moved: 0, failed: 0, done: true }])
     }), 120_000)
+
+  it.live(
+    "moves a key shredded before its move as shredded: its clear key is gone, its value stays unreadable",
+    () =>
+      Effect.gen(function*() {
+        const location = freshLocation()
+        const users: ReadonlyArray<SealedPrefix> = [{ prefix: "/users/", seal: "segment" }]
+        const policy = { dataKeyPolicy: { scopeOf: scopeByDepth(2) } }
+        const clear = yield* openStore(location, { client, ...policy })
+        for (const user of ["alice-secret", "bob-secret"]) {
+          yield* clear.put({ key: `/users/${user}/profile`, value: bytes(`${user} profile`) })
+          yield* clear.put({ key: `/users/${user}/profile`, value: bytes(`${user} profile 2`) })
+        }
+        const store = yield* openStore(location, { client, ...policy, storeOptions: { sealed: users } })
+        // Shredded while the prefix migrates: the scope of the key not moved yet is its clear one.
+        expect(yield* store.shred("/users/alice-secret")).toBeGreaterThanOrEqual(1)
+        expect((yield* Effect.flip(store.get("/users/alice-secret/profile")))._tag).toBe("Shredded")
+
+        const summary = yield* Effect.scoped(Effect.gen(function*() {
+          const context = yield* Layer.build(eventTableLayer(location, { client, ...policy }))
+          return yield* SealMigration.run(users).pipe(Effect.provide(context))
+        }))
+        expect(summary).toEqual([{ prefix: "/users/", found: 2, moved: 2, failed: 0, done: true }])
+        const later = yield* openStore(location, { client, ...policy, storeOptions: { sealed: users } })
+        expect((yield* Effect.flip(later.get("/users/alice-secret/profile")))._tag).toBe("Shredded")
+        expect(text((yield* later.get("/users/bob-secret/profile")).value)).toBe("bob-secret profile 2")
+        // No event item names either user any more (the data key items of the clear scopes still do: see the README).
+        const dataKeys = partitionOf(location.namespace)
+        const leftovers = (yield* clearItems(location, ["alice-secret", "bob-secret"])).filter((item) =>
+          item["pk"]?.S !== dataKeys
+        )
+        expect(leftovers).toEqual([])
+      }),
+    60_000
+  )
 })

@@ -392,7 +392,11 @@ const make = (options: StoreOptions) =>
       shred: (scopePrefix) =>
         sealer === undefined
           ? dataKeys.shred(scopePrefix)
-          : Effect.flatMap(KeySealing.storedScope(sealer, scopePrefix), dataKeys.shred),
+          : Effect.flatMap(KeySealing.storedScope(sealer, scopePrefix), (stored) =>
+            // While the prefix migrates, keys not moved yet have their scopes drawn from their clear keys.
+            isMigrating(scopePrefix, stored)
+              ? Effect.zipWith(dataKeys.shred(stored), dataKeys.shred(scopePrefix), (a, b) => a + b)
+              : dataKeys.shred(stored)),
       watch,
       history,
       getAt
