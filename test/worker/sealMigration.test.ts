@@ -4,12 +4,12 @@
  * (lagging, or started later) neither raises the alarm nor brings a clear key back into the table.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import * as SealMigration from "../../src/programs/store/SealMigration.ts"
 import { scanAll } from "../store/contract/harness.ts"
 import { eventTableLayer, openStore } from "../support/TestStore.ts"
-import { bytes, eventually, freshEnv, startWorker, text } from "./support.ts"
+import { bytes, eventually, freshEnv, recorder, startWorker, text } from "./support.ts"
 
 const sealed: ReadonlyArray<SealedPrefix> = [{ prefix: "/tokens/", seal: "rest" }]
 
@@ -33,7 +33,12 @@ describe("the worker over a seal migration", () => {
         expect(summary.map((entry) => entry.done)).toEqual([true])
 
         // Started now, it reads every record from the stream's start: the clear keys' writes, then their removals.
-        const worker = yield* startWorker(env, { group: "late", storeOptions: { sealed } })
+        const seen = recorder("late-projection", ["/tokens/"])
+        const worker = yield* startWorker(env, {
+          group: "late",
+          projections: [seen.projection],
+          storeOptions: { sealed }
+        })
         yield* eventually(
           "the worker read the migration's records",
           Effect.map(worker.status, (status) => expect(status.eventsApplied).toBeGreaterThanOrEqual(13)),
@@ -41,6 +46,9 @@ describe("the worker over a seal migration", () => {
         )
         yield* Effect.sleep("2 seconds")
         expect((yield* worker.status).tampering).toEqual([])
+        // Projections were given the writes, under the clear keys they were made under, and nothing of the move.
+        expect(seen.log.map(({ event }) => event.key).every((key) => keys.includes(key))).toBe(true)
+        expect(seen.log).toHaveLength(13)
         const items = yield* scanAll(env.client, env.location.table)
         const leftovers = items.filter((item) =>
           Object.values(item).some((value) =>
@@ -50,7 +58,6 @@ describe("the worker over a seal migration", () => {
         expect(leftovers).toEqual([])
         const store = yield* openStore(env.location, { client: env.client, storeOptions: { sealed } })
         expect(text((yield* store.get(keys[1]!)).value)).toBe("v2")
-        void Context
       }),
     90_000
   )
