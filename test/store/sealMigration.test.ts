@@ -15,6 +15,7 @@ import * as SealMigration from "../../src/programs/store/SealMigration.ts"
 import type { SealProgress } from "../../src/programs/store/SealMigration.ts"
 import type { Store } from "../../src/programs/store/Store.ts"
 import type { WatchEvent } from "../../src/programs/store/Watch.ts"
+import { rawPartition } from "../support/RawTable.ts"
 import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { scanAll } from "./contract/harness.ts"
@@ -282,12 +283,17 @@ describe("sealing a prefix in place", () => {
         const later = yield* openStore(location, { client, ...policy, storeOptions: { sealed: users } })
         expect((yield* Effect.flip(later.get("/users/alice-secret/profile")))._tag).toBe("Shredded")
         expect(text((yield* later.get("/users/bob-secret/profile")).value)).toBe("bob-secret profile 2")
-        // No event item names either user any more (the data key items of the clear scopes still do: see the README).
-        const dataKeys = partitionOf(location.namespace)
-        const leftovers = (yield* clearItems(location, ["alice-secret", "bob-secret"])).filter((item) =>
-          item["pk"]?.S !== dataKeys
+        // No item names either user any more: the data keys of their clear scopes were retired under the sealed ones.
+        expect(yield* clearItems(location, ["alice-secret", "bob-secret"])).toEqual([])
+        const records = yield* Effect.promise(() =>
+          rawPartition(client, location.table, partitionOf(location.namespace))
         )
-        expect(leftovers).toEqual([])
+        const scopes = records.map((item) => item["scope"]?.S ?? "")
+        // Alice's and Bob's clear scopes, retired, and Bob's sealed one his moved events are encrypted under.
+        expect(scopes.filter((scope) => scope.startsWith("/users/\u0001"))).toHaveLength(3)
+        expect(scopes.filter((scope) => scope.startsWith("/users/") && !scope.startsWith("/users/\u0001"))).toEqual([])
+        expect(text((yield* later.get("/users/bob-secret/profile")).value)).toBe("bob-secret profile 2")
+        expect((yield* Effect.flip(later.get("/users/alice-secret/profile")))._tag).toBe("Shredded")
       }),
     60_000
   )

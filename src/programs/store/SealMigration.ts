@@ -14,6 +14,7 @@ import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
+import * as DataKeyStore from "../../infra/crypto/DataKeyStore.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
@@ -78,7 +79,8 @@ export const migrate = (
   Stream.unwrap(Effect.gen(function*() {
     const table = yield* EventTable
     const dataKeys = yield* DataKeys
-    const relocation = Relocation.make(yield* Dynamo, dataKeys)
+    const dynamo = yield* Dynamo
+    const relocation = Relocation.make(dynamo, dataKeys)
     const valid = SealedKeys.validate(sealed)
     if (valid._tag === "Failure") return yield* valid.failure
     const chosen = options.prefixes === undefined
@@ -122,12 +124,28 @@ export const migrate = (
         )
         return moves
       }))
+    /**
+     * Once nothing under the prefix is left in clear, the data keys of scopes drawn from clear keys (a scope policy
+     * deeper than the prefix: `/users/alice@example.com`) encrypt nothing any more: they are destroyed and filed
+     * under their sealed scope, so no data key item names a sealed segment either.
+     */
+    const retireClearScopes = (prefix: string) =>
+      DataKeyStore.list(table.location).pipe(
+        Stream.filter((record) =>
+          SealedKeys.place(sealed, record.scope)._tag === "Seal" && record.scope.startsWith(prefix)
+        ),
+        Stream.runForEach((record) =>
+          Effect.flatMap(sealer.seal(record.scope), (scope) => DataKeyStore.retire(table.location, record.id, scope))
+        ),
+        Effect.provideService(Dynamo, dynamo)
+      )
     const sealPrefix = (progress: Counts, pass: number): Stream.Stream<SealProgress, SealMigrationError> =>
       Stream.concat(
         movePrefix(progress),
         Stream.unwrap(Effect.gen(function*() {
           const left = yield* SealedFallback.holdsClearKeys(table, progress.prefix)
           if (left && progress.failed === 0 && pass < maxPasses) return sealPrefix(progress, pass + 1)
+          if (!left) yield* retireClearScopes(progress.prefix)
           return Stream.make({ ...progress, done: !left })
         }))
       )
