@@ -170,7 +170,8 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
           ...(_chunks === undefined ? {} : { [Attr.chunks]: _chunks })
         } as AttributeMap
       }
-      const event: Event = { ...source, key: to.key, realKey }
+      // A key sealed already keeps its real key when it moves elsewhere (a partition move passes none).
+      const event: Event = { ...source, key: to.key, realKey: realKey ?? source.realKey }
       const large = event.value !== undefined &&
         ValueChunks.isLarge(to.location, event.key, event.value.length, event.realKey)
       if (!large) return yield* EventRecord.encode(to.location, event)
@@ -376,7 +377,7 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
 
   /**
    * Moves every event of `from` to `to` (whose events then name `realKey`, the key callers know, when `to` is a
-   * sealed form), keeping seqs and revisions. Idempotent: a move that stopped half way, or raced another, finishes.
+   * sealed form; when undefined, each event keeps the real key it had), keeping seqs and revisions. Idempotent: a move that stopped half way, or raced another, finishes.
    */
   const relocate = (
     from: KeyPlace,
