@@ -6,11 +6,15 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Fiber, Layer, Stream } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import { DataKeys, scopeByDepth } from "../../src/infra/crypto/DataKeys.ts"
 import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
 import { EventTable } from "../../src/infra/EventTable.ts"
 import * as Audit from "../../src/programs/ops/Audit.ts"
+import * as SealedFallback from "../../src/programs/store/SealedFallback.ts"
 import * as SealMigration from "../../src/programs/store/SealMigration.ts"
 import type { SealProgress } from "../../src/programs/store/SealMigration.ts"
 import type { Store } from "../../src/programs/store/Store.ts"
@@ -294,6 +298,34 @@ describe("sealing a prefix in place", () => {
         expect(scopes.filter((scope) => scope.startsWith("/users/") && !scope.startsWith("/users/\u0001"))).toEqual([])
         expect(text((yield* later.get("/users/bob-secret/profile")).value)).toBe("bob-secret profile 2")
         expect((yield* Effect.flip(later.get("/users/alice-secret/profile")))._tag).toBe("Shredded")
+      }),
+    60_000
+  )
+
+  it.live(
+    "an audit against a checkpoint taken before the migration finds the moved keys, not rollbacks",
+    () =>
+      Effect.gen(function*() {
+        const location = freshLocation()
+        const clear = yield* openStore(location, { client })
+        for (let index = 0; index < 4; index++) yield* clear.put({ key: keyOf(index), value: bytes(`v-${index}`) })
+        const checkpoint = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-seal-")), "checkpoint.json")
+        const audit = (options: Audit.AuditOptions) =>
+          Effect.scoped(Effect.gen(function*() {
+            const context = yield* Layer.build(
+              SealedFallback.MovedKeys.layer(sealed).pipe(Layer.provideMerge(eventTableLayer(location, { client })))
+            )
+            const moved = Context.get(context, SealedFallback.MovedKeys)
+            return yield* Audit.audit(Context.get(context, EventTable), Context.get(context, DataKeys), {
+              ...options,
+              movedAway: moved.movedAway
+            }).pipe(Effect.provide(context))
+          }))
+        expect((yield* audit({ checkpointOut: checkpoint })).ok).toBe(true)
+        yield* migrate(location)
+        const report = yield* audit({ checkpoint })
+        expect(report.findings).toEqual([])
+        expect(report.ok).toBe(true)
       }),
     60_000
   )
