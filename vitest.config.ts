@@ -18,6 +18,7 @@ const unit = [
   "test/streams/{ShardLineage,StreamReader,WatchRpc}.test.ts",
   "test/store/contract/memory.test.ts",
   "test/store/memory/**/*.test.ts",
+  "test/store/SealedFallback.test.ts",
   "test/properties/model/storeModel.memory.test.ts",
   "test/bench/**/*.test.ts",
   "test/*.test.ts"

@@ -42,6 +42,12 @@ export * as Store from "./programs/store/Store.ts"
 /** The feed of this process's acknowledged writes (which events each appended): what read-your-writes waits on. */
 export * as WriteAcks from "./programs/store/WriteAcks.ts"
 
+/**
+ * The migration that seals keys written in clear under configured sealed prefixes, in place, while the store serves
+ * (`SealMigration.run`, or `dynastate seal-migrate`): resumable, with progress.
+ */
+export * as SealMigration from "./programs/store/SealMigration.ts"
+
 /** Typed keyspaces: a prefix of the store with keys and values described by Effect schemas. */
 export * as Keyspace from "./programs/store/Keyspace.ts"
 

@@ -184,3 +184,17 @@ export class TableSchemaMismatch extends Schema.TaggedError<TableSchemaMismatch>
 
 /** Failures of the storage layer itself, shared by every operation. */
 export type StorageError = Throttled | StorageFailure | DecryptionFailed | Shredded
+
+/**
+ * A key could not be relocated (see `Relocation`): its target already holds events that did not come from its source,
+ * or its source holds events the move cannot carry (a shredded value cannot be re-encrypted). Nothing was removed
+ * from the source. `key` is the target's stored key, never a clear key that may be the secret being sealed.
+ */
+export class RelocationConflict extends Schema.TaggedError<RelocationConflict>()("RelocationConflict", {
+  key: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot relocate events to ${this.key}: ${this.reason}`
+  }
+}

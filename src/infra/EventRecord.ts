@@ -35,7 +35,12 @@ export const Attr = {
   /** On an event whose value is stored in chunk items (see `ValueChunks`): how many; `val` holds the manifest. */
   chunks: "ch",
   /** A sealed key's real key, encrypted under the value's data key and bound like it (see `SealedKeys`). */
-  realKey: "rk"
+  realKey: "rk",
+  /**
+   * On a key's newest event copied to another stored key by a relocation (see `Relocation`): not a new write, so
+   * stream consumers (watches, projections) skip its record. Set only by the relocation, and only at the target.
+   */
+  moved: "mv"
 } as const
 
 /** Where events live: the table and the namespace (partition) within it, and the store id values are bound to. */
@@ -123,6 +128,9 @@ export const bindingOf = (location: Location, event: Omit<Event, "value">): Valu
   valueRevision: event.valueRevision,
   timestamp: event.timestamp
 })
+
+/** Whether an item is a relocated copy of an event (see `Attr.moved`): its stream record announces nothing new. */
+export const isMovedCopy = (item: StoredItem): boolean => attributesOf(item)[Attr.moved]?.BOOL === true
 
 /** The size DynamoDB counts for an item: attribute names plus values (numbers counted generously). */
 export const itemSize = (item: AttributeMap): number => {

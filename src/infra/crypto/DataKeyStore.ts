@@ -171,3 +171,23 @@ export const shred = (location: DataKeyLocation, id: string) =>
         { abortSignal }
       ))
   ).pipe(Effect.asVoid)
+
+/**
+ * Destroys a data key (as {@link shred}) and files it under another scope: a scope that named what is now stored
+ * sealed (a seal migration re-encrypted everything it held under the sealed scope), so that no data key item names
+ * it in clear. Only a destroyed key can change scope: a live one's scope is bound into its wrapping.
+ */
+export const retire = (location: DataKeyLocation, id: string, scope: string) =>
+  Dynamo.use((dynamo) =>
+    dynamo.call("UpdateItem", (client, abortSignal) =>
+      client.send(
+        new UpdateItemCommand({
+          TableName: location.table,
+          Key: keyOf(location, id),
+          UpdateExpression: "SET #state = :shredded, #scope = :scope REMOVE #wrapped",
+          ExpressionAttributeNames: { "#state": "state", "#wrapped": "wrapped", "#scope": "scope" },
+          ExpressionAttributeValues: { ":shredded": { S: "shredded" }, ":scope": { S: scope } }
+        }),
+        { abortSignal }
+      ))
+  ).pipe(Effect.asVoid)

@@ -4,7 +4,7 @@
  */
 import { Effect, Result } from "effect"
 import * as SortKey from "../../domain/SortKey.ts"
-import { Attr, attributesOf, itemSize, peek } from "../EventRecord.ts"
+import { Attr, attributesOf, isMovedCopy, itemSize, peek } from "../EventRecord.ts"
 import type { StoredEvent } from "../EventRecord.ts"
 import type { EventTable } from "../EventTable.ts"
 import type { StreamRecord } from "./StreamsApi.ts"
@@ -21,7 +21,8 @@ export const locate = (table: EventTable["Service"], record: StreamRecord) => {
   const image = record.newImage
   if (record.eventName === "REMOVE" || image === undefined) return undefined
   const sortKey = image[Attr.partition]?.S === table.location.namespace ? image[Attr.sort]?.B : undefined
-  if (sortKey === undefined) return undefined
+  // A relocated copy (see `Relocation`) repeats an event its consumers already had under its old stored key.
+  if (sortKey === undefined || isMovedCopy(image)) return undefined
   try {
     return { ...SortKey.decode(sortKey), item: image }
   } catch {

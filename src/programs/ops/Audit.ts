@@ -64,6 +64,11 @@ export interface AuditOptions {
   readonly checkpoint?: string | undefined
   /** Where to write a signed checkpoint of every key's newest event as found. */
   readonly checkpointOut?: string | undefined
+  /**
+   * Whether a checkpointed key the table no longer holds was moved elsewhere with its events (a clear key sealed in
+   * place: see `SealedFallback.MovedKeys`), rather than rolled back. Absent: every such key is a rollback.
+   */
+  readonly movedAway?: ((key: string, seq: number) => Effect.Effect<boolean, { readonly _tag: string }>) | undefined
 }
 
 /** What stops an audit before it can judge (the table cannot be read, the keyring fails, a bad checkpoint). */
@@ -225,8 +230,15 @@ export const audit = Effect.fn("Audit.audit")(function*(
       yield* settle(events)
     }
   }))
-  // Keys of the checkpoint the walk never met: gone, unless they were being buried as it passed.
-  for (const key of [...expected.keys()]) yield* settle(yield* reread(key))
+  // Keys of the checkpoint the walk never met: gone, unless they were being buried as it passed, or moved with their
+  // events to where the store now keeps them (its sealed form holds the checkpointed seq or a later one).
+  for (const [key, mark] of [...expected.entries()]) {
+    const movedAway = options.movedAway === undefined
+      ? false
+      : yield* Effect.orElseSucceed(options.movedAway(key, mark.seq), () => false)
+    if (movedAway) expected.delete(key)
+    else yield* settle(yield* reread(key))
+  }
   highWater.sort(([a], [b]) => Key.compare(a, b))
 
   const checkpointOut = options.checkpointOut === undefined ? undefined : {

@@ -28,9 +28,14 @@ export type PastPoint =
 const storedEvents = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
-  key: string
+  key: string,
+  before?: string | undefined
 ): Effect.Effect<ReadonlyArray<StoredEvent>, Throttled | StorageFailure> =>
   Effect.gen(function*() {
+    // A key being relocated (see `Relocation`) has its events under its old stored key, its new one, or both while
+    // it moves (the same seq and revision): the old one is read first, so whichever moment the move happens, the
+    // new one read after it has what left.
+    const earlier = before === undefined ? [] : yield* storedEvents(table, area, before)
     const live = yield* Stream.runCollect(
       table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true })
     )
@@ -41,7 +46,7 @@ const storedEvents = (
     const prefix = SortKey.keyPrefix(key)
     const buried = yield* Stream.runCollect(table.graves(prefix, prefix))
     const bySeq = new Map<number, StoredEvent>()
-    for (const stored of [...archived, ...buried, ...live]) bySeq.set(stored.seq, stored)
+    for (const stored of [...earlier, ...archived, ...buried, ...live]) bySeq.set(stored.seq, stored)
     return [...bySeq.values()].sort((a, b) => a.seq - b.seq)
   })
 
@@ -59,11 +64,13 @@ const firstGap = (key: string, stored: ReadonlyArray<StoredEvent>): HistoryGap |
 export const events = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
-  key: string
+  key: string,
+  /** The key's old stored key while it is relocated (see `Relocation`): its events are joined in by seq. */
+  before?: string | undefined
 ): Stream.Stream<Event, ReadError | HistoryGap> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const stored = yield* storedEvents(table, area, key)
+      const stored = yield* storedEvents(table, area, key, before)
       const gap = firstGap(key, stored)
       if (gap !== undefined) return yield* gap
       return Stream.fromIterable(stored).pipe(Stream.mapEffect((item) => table.decode(item)))
@@ -106,10 +113,11 @@ export const itemAt = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   key: string,
-  at: PastPoint
+  at: PastPoint,
+  before?: string | undefined
 ): Effect.Effect<Item, NotFound | ReadError | HistoryGap> =>
   Effect.gen(function*() {
-    const past = events(table, area, key).pipe(
+    const past = events(table, area, key, before).pipe(
       at._tag === "Time"
         ? Stream.takeWhile((event) => event.timestamp <= at.millis)
         : Stream.takeUntil((event) => event.revision === at.revision || itemRevision(event) === at.revision)

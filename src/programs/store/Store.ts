@@ -8,7 +8,7 @@ import type { ConditionalAction } from "../../domain/AtomicWrite.ts"
 import type { Command } from "../../domain/Command.ts"
 import { keyOf } from "../../domain/Command.ts"
 import type { CommandError } from "../../domain/Decide.ts"
-import { NotFound, Shredded } from "../../domain/Errors.ts"
+import { NotFound, Shredded, StorageFailure } from "../../domain/Errors.ts"
 import type { SealedRangeTooLarge } from "../../domain/Errors.ts"
 import type {
   AlreadyExists,
@@ -17,7 +17,6 @@ import type {
   ConditionFailed,
   HistoryGap,
   IncorrectRevision,
-  StorageFailure,
   Throttled,
   ValueTooLarge
 } from "../../domain/Errors.ts"
@@ -27,14 +26,14 @@ import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
-import * as SortKey from "../../domain/SortKey.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { Keyring, KeyringError } from "../../infra/crypto/Keyring.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
-import type { Dynamo } from "../../infra/Dynamo.ts"
+import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
+import * as Relocation from "../../infra/Relocation.ts"
 import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as AtomicWriter from "./AtomicWriter.ts"
 import { defaultAtomicWriteOptions } from "./AtomicWriter.ts"
@@ -47,6 +46,7 @@ import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
 import * as KeySealing from "./KeySealing.ts"
 import * as NewestEvents from "./NewestEvents.ts"
 import * as ReadCoalescing from "./ReadCoalescing.ts"
+import * as SealedFallback from "./SealedFallback.ts"
 import { checkAtomicWrite, checkKey, checkLimit, checkWatchOptions, commandOperations } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
 import { Watches } from "./Watch.ts"
@@ -176,8 +176,13 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
    */
   static readonly layer = (
     options: StoreOptions = defaultStoreOptions
-  ): Layer.Layer<Store | WriteAcks | Watches | HistoryArea, never, EventTable | DataKeys | Dynamo | StreamsApi> =>
+  ): Layer.Layer<
+    Store | WriteAcks | Watches | HistoryArea | SealedFallback.MovedKeys,
+    never,
+    EventTable | DataKeys | Dynamo | StreamsApi
+  > =>
     Layer.effect(Store, make(options)).pipe(
+      Layer.merge(SealedFallback.MovedKeys.layer(options.sealed)),
       Layer.provide(KeyActors.layer(options.actors)),
       Layer.provideMerge(Watches.layerWith(options.watches ?? {})),
       // Below the watches too: they deliver this instance's own writes at acknowledgement.
@@ -185,34 +190,6 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
       Layer.provideMerge(HistoryArea.layer)
     )
 }
-
-/**
- * Sealing a prefix that holds live keys in clear would hide them (reads and writes go to the sealed form), and no
- * migration seals them in place yet: the store refuses to open, naming the prefix and never the keys (they may be
- * the secrets). Only the keys after the prefix's sealed ones are read (`U+0001` sorts first), one item at best.
- */
-const refuseClearKeysUnder = (table: EventTable["Service"], prefixes: ReadonlyArray<SealedPrefix>) =>
-  Effect.forEach(prefixes, ({ prefix }) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const clear = yield* table.scan({
-        lower: SortKey.lowerBound(`${prefix}\u0002`),
-        upper: SortKey.prefixUpperBound(prefix),
-        descending: false
-      }).pipe(
-        (events) => NewestEvents.newestPerKey(events, false),
-        Stream.filter((stored) => NewestEvents.mayBeLive(stored, now)),
-        Stream.runHead
-      )
-      if (Option.isSome(clear)) {
-        return yield* Effect.die(
-          new Error(
-            `the sealed prefix ${prefix} holds keys written in clear: sealing would hide them from reads and writes, ` +
-              "and no migration seals them in place yet; delete or move them, or leave the prefix unsealed"
-          )
-        )
-      }
-    }).pipe(Effect.orDie), { discard: true })
 
 const make = (options: StoreOptions) =>
   Effect.gen(function*() {
@@ -227,7 +204,26 @@ const make = (options: StoreOptions) =>
     const sealer = options.sealed === undefined || options.sealed.length === 0
       ? undefined
       : yield* Effect.orDie(KeySealer.make(dataKeys, options.sealed))
-    if (sealer !== undefined) yield* refuseClearKeysUnder(table, sealer.prefixes)
+    // Sealed prefixes still holding keys in clear (a migration under way, see `SealMigration`): their reads fall back
+    // to the clear keys and their writes move a key before appending. Decided at open: a prefix never goes back.
+    const migrating = sealer === undefined ? [] : yield* Effect.orDie(SealedFallback.migrating(table, sealer.prefixes))
+    for (const { prefix } of migrating) {
+      yield* Effect.logWarning(
+        `the sealed prefix ${prefix} holds keys written in clear: serving it in migrating mode (reads fall back to ` +
+          "the clear keys, writes seal a key first) until `dynastate seal-migrate` has sealed them all"
+      )
+    }
+    const isMigrating = (key: string, stored: string) =>
+      stored !== key && SealedKeys.coveringPrefix(migrating, key) !== undefined
+    const resolve = SealedFallback.makeResolver(table, Relocation.make(yield* Dynamo, dataKeys))
+    const resolved = (key: string, stored: string) =>
+      isMigrating(key, stored)
+        ? Effect.catchTag(
+          resolve(stored, key),
+          "RelocationConflict",
+          (error) => Effect.fail(new StorageFailure({ operation: "relocate", reason: error.message }))
+        )
+        : Effect.void
     const sealedRangeLimit = options.sealedRangeLimit ?? KeySealing.defaultSealedRangeLimit
     const storedKey = (key: string, field?: string) =>
       sealer === undefined ? Effect.succeed(key) : sealer.seal(key, field)
@@ -238,6 +234,7 @@ const make = (options: StoreOptions) =>
       sealer === undefined ? execute<E>(command) : Effect.gen(function*() {
         const key = keyOf(command)
         const sealed = yield* KeySealing.sealCommand(sealer, command)
+        yield* resolved(key, sealed.stored)
         const lease = yield* execute<E>(sealed.command).pipe(
           Effect.mapError((error) => KeySealing.renameKey(error, sealed.stored, key))
         )
@@ -251,7 +248,9 @@ const make = (options: StoreOptions) =>
       yield* checkKey(key)
       // Unsealed keys, the hot path, take no detour: neither a sealing step nor a renaming of errors.
       const stored = sealer === undefined ? key : yield* sealer.seal(key)
-      const read = latestState(stored)
+      const read = isMigrating(key, stored)
+        ? SealedFallback.latest(table.latestState(stored), table.latestState(key))
+        : latestState(stored)
       const latest = Option.getOrUndefined(
         yield* (stored === key ? read : Effect.mapError(read, (error) => KeySealing.renameKey(error, stored, key)))
       )
@@ -265,7 +264,9 @@ const make = (options: StoreOptions) =>
         return yield* new Shredded({ key, seq: latest.seq, scope: latest.shredded.scope })
       }
       // The answer is what was read; recording the expiry is a courtesy the worker also does (see ExpiryRecording).
-      if (isDueForExpiry(latest, now)) yield* ExpiryRecording.bestEffort(key, actors.expire(stored))
+      if (isDueForExpiry(latest, now) && latest?.key === stored) {
+        yield* ExpiryRecording.bestEffort(key, actors.expire(stored))
+      }
       return yield* new NotFound({ key })
     })
 
@@ -301,7 +302,9 @@ const make = (options: StoreOptions) =>
           yield* checkKey(options.end, "end")
           yield* checkLimit(options.limit)
           if (Key.compare(options.start, options.end) > 0) return Stream.empty
-          return KeySealing.sealedItems(sealer, options, sealedRangeLimit, storedItems)
+          const moving = SealedKeys.touchedBy(migrating, options.start, options.end)
+          if (moving.length === 0) return KeySealing.sealedItems(sealer, options, sealedRangeLimit, storedItems)
+          return SealedFallback.migratingRange(table, sealer, moving, options, sealedRangeLimit, storedItems)
         })
       )
 
@@ -337,6 +340,7 @@ const make = (options: StoreOptions) =>
         const sealed = yield* Effect.forEach(actions, (entry, index) =>
           Effect.gen(function*() {
             const stored = yield* sealer.seal(entry.key, `actions[${index}].key`)
+            yield* resolved(entry.key, stored)
             if (stored === entry.key) return entry
             realKeys.set(stored, entry.key)
             return { ...entry, key: stored }
@@ -354,7 +358,7 @@ const make = (options: StoreOptions) =>
       Stream.unwrap(Effect.gen(function*() {
         yield* checkKey(key)
         const stored = yield* storedKey(key)
-        return History.events(table, area, stored).pipe(
+        return History.events(table, area, stored, isMigrating(key, stored) ? key : undefined).pipe(
           Stream.map(reveal),
           Stream.mapError((error) => KeySealing.renameKey(error, stored, key))
         )
@@ -364,7 +368,7 @@ const make = (options: StoreOptions) =>
       Effect.gen(function*() {
         yield* checkKey(key)
         const stored = yield* storedKey(key)
-        return yield* History.itemAt(table, area, stored, at).pipe(
+        return yield* History.itemAt(table, area, stored, at, isMigrating(key, stored) ? key : undefined).pipe(
           Effect.mapError((error) => KeySealing.renameKey(error, stored, key))
         )
       })
@@ -388,7 +392,11 @@ const make = (options: StoreOptions) =>
       shred: (scopePrefix) =>
         sealer === undefined
           ? dataKeys.shred(scopePrefix)
-          : Effect.flatMap(KeySealing.storedScope(sealer, scopePrefix), dataKeys.shred),
+          : Effect.flatMap(KeySealing.storedScope(sealer, scopePrefix), (stored) =>
+            // While the prefix migrates, keys not moved yet have their scopes drawn from their clear keys.
+            isMigrating(scopePrefix, stored)
+              ? Effect.zipWith(dataKeys.shred(stored), dataKeys.shred(scopePrefix), (a, b) => a + b)
+              : dataKeys.shred(stored)),
       watch,
       history,
       getAt

@@ -16,7 +16,7 @@
  *   Storage that is unavailable (see {@link isOutage}) is no reason to give
  *   up on a key: the batch is read again from the checkpoint until it is back.
  */
-import { Clock, Context, Effect, Fiber, Layer, Metric, Schedule, Stream } from "effect"
+import { Clock, Context, Effect, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
 import { randomUUID } from "node:crypto"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
@@ -32,6 +32,7 @@ import { defaultStreamReaderOptions, readStream } from "../../infra/streams/Stre
 import type { StreamReaderOptions } from "../../infra/streams/StreamReader.ts"
 import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as History from "../store/History.ts"
+import { MovedKeys } from "../store/SealedFallback.ts"
 import type { Projection } from "./Projection.ts"
 import { covers } from "./Projection.ts"
 import * as ShardLeasing from "./ShardLeasing.ts"
@@ -155,7 +156,9 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
   const inFlight = new Map<string, number>()
   const applied = new Map<string, number>()
   const quarantined = new Map<string, Quarantined>()
-  const tamper = TamperWatch.make(table)
+  // Present with the store's layer: removals of keys sealed in place are the migration's, not rollbacks.
+  const moved = yield* Effect.serviceOption(MovedKeys)
+  const tamper = TamperWatch.make(table, Option.isSome(moved) ? moved.value.movedAway : undefined)
   let eventsApplied = 0
   let window = { at: yield* Clock.currentTimeMillis, applied: 0 }
 

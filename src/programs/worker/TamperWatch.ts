@@ -59,8 +59,15 @@ export interface TamperWatch {
   readonly detected: () => ReadonlyArray<Tampering>
 }
 
-/** A watch that reads `table` to check removals of the newest events it knows of. */
-export const make = (table: EventTable["Service"]): TamperWatch => {
+/**
+ * A watch that reads `table` to check removals of the newest events it knows of; `movedAway` tells the removals a
+ * relocation made (a key sealed in place: its events now under its sealed form, see `SealedFallback.MovedKeys`).
+ */
+export const make = (
+  table: EventTable["Service"],
+  movedAway: (key: string, seq: number) => Effect.Effect<boolean, { readonly _tag: string }> = () =>
+    Effect.succeed(false)
+): TamperWatch => {
   const newest = new Map<string, number>()
   const detected: Array<Tampering> = []
 
@@ -95,6 +102,7 @@ export const make = (table: EventTable["Service"]): TamperWatch => {
       if (known !== undefined && known > seq) return
       const latest = Option.getOrUndefined(yield* table.latestState(key))
       if (latest !== undefined && latest.seq >= seq) return
+      if (latest === undefined && (yield* movedAway(key, seq))) return
       yield* report(
         { kind: "rollback", key, seq, newestSeq: latest?.seq, detectedAt: yield* Clock.currentTimeMillis },
         `event ${seq} of ${key} was removed from the table outside compaction; the key now reads as ` +

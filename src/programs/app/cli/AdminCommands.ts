@@ -1,11 +1,13 @@
 /**
  * Commands that run or maintain the store rather than read and write it: the projection worker (with projections
- * of yours from a module), the tour, key management (rewrap, shred), compaction and projection rebuilds.
+ * of yours from a module), the tour, key management (rewrap, shred), compaction, projection rebuilds and the migration
+ * that seals an existing prefix in place.
  */
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Data, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as RawAesKeyring from "../../../infra/crypto/RawAesKeyring.ts"
 import type * as StoreConfig from "../../../infra/StoreConfig.ts"
+import * as SealMigration from "../../store/SealMigration.ts"
 import { Store } from "../../store/Store.ts"
 import { Compaction } from "../../worker/Compaction.ts"
 import * as ProjectionModule from "../../worker/ProjectionModule.ts"
@@ -165,5 +167,56 @@ const rebuild = Command.make("rebuild", {
     )
   )
 
+/** A migration that ended with keys left in clear (moves that conflicted): exit code 1, after the summary. */
+class SealMigrationUnfinished extends Data.TaggedError("SealMigrationUnfinished")<{
+  readonly prefixes: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `keys are left in clear under ${this.prefixes.join(", ")}`
+  }
+}
+
+const sealMigrate = Command.make("seal-migrate", {
+  prefix: Flag.String("prefix").pipe(
+    Flag.optional,
+    Flag.withDescription("only this one of the configured sealed_prefixes (default: all of them)")
+  )
+}, ({ prefix }) =>
+  withConfiguredStore("use", (config) =>
+    Effect.gen(function*() {
+      if (config.sealedPrefixes.length === 0) {
+        return yield* new InputInvalid({
+          input: "seal-migrate",
+          reason: "no sealed_prefixes are configured: name the prefixes to seal in storage.sealed_prefixes first"
+        })
+      }
+      const summary = yield* SealMigration.run(config.sealedPrefixes, {
+        prefixes: Option.isSome(prefix) ? [prefix.value] : undefined,
+        onProgress: (progress) =>
+          Effect.sync(() =>
+            void process.stderr.write(
+              `\r${progress.prefix}: ${progress.moved}/${progress.found} keys sealed` +
+                (progress.failed > 0 ? `, ${progress.failed} could not be moved` : "") +
+                (progress.done === undefined ? "" : "\n")
+            )
+          )
+      })
+      const left = summary.filter((entry) => !entry.done)
+      yield* emit({
+        text: summary.map((entry) =>
+          `${entry.prefix}: sealed ${entry.moved} of ${entry.found} keys found in clear; ` +
+          (entry.done ? "nothing left in clear" : `${entry.failed} could not be moved (see the log): run it again`)
+        ).join("\n"),
+        json: { prefixes: summary, done: left.length === 0 },
+        value: String(summary.reduce((sum, entry) => sum + entry.moved, 0))
+      })
+      if (left.length > 0) return yield* new SealMigrationUnfinished({ prefixes: left.map((entry) => entry.prefix) })
+    }))).pipe(
+    Command.withDescription(
+      "Seal keys written in clear under the configured sealed_prefixes, in place, while the store serves " +
+        "(resumable: run it again after an interruption)"
+    )
+  )
+
 /** The commands that run or maintain the store. */
-export const adminCommands = [worker, demoCommand, rewrap, shred, compact, rebuild] as const
+export const adminCommands = [worker, demoCommand, rewrap, shred, compact, rebuild, sealMigrate] as const

@@ -8,6 +8,7 @@ import { Command, Flag } from "effect/cli"
 import { DataKeys } from "../../../infra/crypto/DataKeys.ts"
 import { EventTable } from "../../../infra/EventTable.ts"
 import * as Audit from "../../ops/Audit.ts"
+import { MovedKeys } from "../../store/SealedFallback.ts"
 import { withConfiguredStore } from "./Globals.ts"
 import { emit } from "./Output.ts"
 
@@ -37,7 +38,9 @@ const audit = Command.make("audit", {
     Effect.gen(function*() {
       const report = yield* Audit.audit(yield* EventTable, yield* DataKeys, {
         checkpoint: Option.getOrUndefined(checkpoint),
-        checkpointOut: Option.getOrUndefined(checkpointOut)
+        checkpointOut: Option.getOrUndefined(checkpointOut),
+        // Keys sealed in place since the checkpoint live on under their sealed form.
+        movedAway: (yield* MovedKeys).movedAway
       })
       yield* emit({ text: Audit.render(report), json: report, value: report.ok ? "ok" : String(report.tampering) })
       if (!report.ok) {
