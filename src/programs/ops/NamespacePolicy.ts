@@ -98,8 +98,10 @@ export const eventTableKeys = (target: Target, match: Match): ReadonlyArray<stri
   return NamespacePartitions.partitionsOf(locationOf(target)).map(({ key }) => {
     if (match === "exact") return literal(key)
     if (key === namespace) return likeLiteral(key)
-    // A derived partition is the namespace, one separator character, and a suffix: the separator becomes `?`.
-    return `${likeLiteral(namespace)}?${likeLiteral(key.slice(namespace.length + 1))}`
+    // A derived partition is the namespace and a suffix whose separators (NUL) each become `?`.
+    return `${likeLiteral(namespace)}${
+      [...key.slice(namespace.length)].map((char) => char === "\u0000" ? "?" : likeLiteral(char)).join("")
+    }`
   })
 }
 
