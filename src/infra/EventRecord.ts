@@ -17,7 +17,7 @@ import { boundName } from "./crypto/DataKeyStore.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import * as ValueCipher from "./crypto/ValueCipher.ts"
 import type { AttributeMap } from "./Dynamo.ts"
-import { keyPartition, livePartitions } from "./PartitionKeys.ts"
+import { keyPartition, longestPartitionBytes } from "./PartitionKeys.ts"
 
 /**
  * Attribute names of an event item. Short, because they count against the 400 KB item limit. Only `src/infra`
@@ -164,8 +164,7 @@ export const maxItemBytes = (
     ? 0
     : storedKeyBytes - keyBytes + ValueCipher.overheadBytes(255) + keyBytes
   return attributeNameBytes +
-    // The longest partition key of the layout: routing needs the stored key, which a sealed key here is not.
-    Math.max(...livePartitions(location).map((partition) => Buffer.byteLength(partition, "utf8"))) +
+    longestPartitionBytes(location) +
     keyBytes + 9 +
     2 * uuid + 4 * number + "keep-alive".length +
     ValueCipher.overheadBytes(255) + valueBytes + sealed

@@ -69,3 +69,17 @@ export const isLivePartition = (namespace: string, partition: string): boolean =
 
 /** The partition of a namespace's metadata (its layout record, see `LayoutRecord`). */
 export const metaPartition = (namespace: string): string => `${namespace}\u0000meta`
+
+const partitionBytes = new WeakMap<Partitioned, number>()
+
+/**
+ * The UTF-8 bytes of a location's longest live partition key, for an item's size bound (which cannot route: a sealed
+ * key's stored form is not known there); every write asks, so it is worked out once per location.
+ */
+export const longestPartitionBytes = (location: Partitioned): number => {
+  const known = partitionBytes.get(location)
+  if (known !== undefined) return known
+  const bytes = Math.max(...livePartitions(location).map((partition) => Buffer.byteLength(partition, "utf8")))
+  partitionBytes.set(location, bytes)
+  return bytes
+}
