@@ -69,16 +69,18 @@ export const validate = (layout: Layout, field = "partitions"): Result.Result<La
       problems.push({ field: `${at}.buckets`, reason: `buckets must be a whole number from 1 to ${maxBuckets}` })
     }
     if (Result.isFailure(prefix)) continue
-    const inner = layout.findIndex((other, other_) =>
-      other_ !== index && typeof other.prefix === "string" && other.prefix.startsWith(entry.prefix) &&
-      (other.prefix !== entry.prefix || other_ > index)
+    // Each pair once: a later entry equal to this one, or any other entry under it.
+    const inner = layout.findIndex((other, position) =>
+      typeof other.prefix === "string" && other.prefix.startsWith(entry.prefix) &&
+      (other.prefix === entry.prefix ? position > index : position !== index)
     )
     if (inner >= 0) {
+      const nested = layout[inner]!.prefix
       problems.push({
         field: at,
-        reason: layout[inner]!.prefix === entry.prefix
+        reason: nested === entry.prefix
           ? `the prefix ${entry.prefix} is partitioned twice`
-          : `partitioned prefixes must not nest: ${layout[inner]!.prefix} lies under ${entry.prefix}`
+          : `partitioned prefixes must not nest: ${nested} lies under ${entry.prefix}`
       })
     }
   }
