@@ -172,10 +172,31 @@ const spanOf = (prefix: string): { readonly lower: Uint8Array; readonly upper: U
   return { lower: bytes, upper }
 }
 
+/** Bytes after the key in an event sort key: a 0x00 separator, then the inverted seq (see `SortKey`). */
+const suffixBytes = Key.sortKeySuffixBytes
+
 /**
- * The partitions a sort-key range (inclusive bounds) may hold events of: those of each partitioned prefix whose
- * span it meets, and the default partition unless the range lies wholly inside one prefix's span (keys hold no NUL,
- * so a sort key inside a prefix's span is an event of a key under the prefix).
+ * The one key a sort-key range holds events (or the grave, filed under `key ‖ 0x00`) of, when both bounds name the
+ * same key: a get, a key's history, compaction's read of a key. Keys hold no NUL, so no other key's sort keys lie
+ * between. Such a range goes to the key's own bucket alone, not to every bucket of its prefix.
+ */
+const singleKeyOf = (range: { readonly lower: Uint8Array; readonly upper: Uint8Array }): string | undefined => {
+  const { lower, upper } = range
+  // A grave's sort key: the key (no NUL in it, unlike an event's sort key) and one 0x00.
+  const filed = lower.subarray(0, lower.length - 1)
+  if (lower.length > 1 && lower[lower.length - 1] === 0 && !filed.includes(0) && compareBytes(lower, upper) === 0) {
+    return Key.fromBytes(filed)
+  }
+  const split = lower.length - suffixBytes
+  const sameKey = lower.length === upper.length && split > 0 && lower[split] === 0 && upper[split] === 0 &&
+    compareBytes(lower.subarray(0, split), upper.subarray(0, split)) === 0
+  return sameKey ? Key.fromBytes(lower.subarray(0, split)) : undefined
+}
+
+/**
+ * The partitions a sort-key range (inclusive bounds) may hold events of: the key's own when it names one key; else
+ * those of each partitioned prefix whose span it meets, and the default partition unless the range lies wholly
+ * inside one prefix's span (keys hold no NUL, so a sort key inside a prefix's span is an event of a key under it).
  */
 export const partitionsOfRange = (
   layout: Layout,
@@ -183,6 +204,8 @@ export const partitionsOfRange = (
 ): ReadonlyArray<string> => {
   if (layout.length === 0) return [defaultPartition]
   if (compareBytes(range.lower, range.upper) > 0) return []
+  const single = singleKeyOf(range)
+  if (single !== undefined) return [partitionOf(layout, single)]
   const touched: Array<string> = []
   let inside = false
   for (const entry of layout) {

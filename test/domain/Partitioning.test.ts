@@ -73,6 +73,20 @@ describe("Partitioning", () => {
       expect(Partitioning.partitionsOfRange(layout, keyRange("/z", "/a"))).toEqual([])
     })
 
+    it("a range of one key's events (a get, its history, compaction's read, its grave) touches only its bucket", () => {
+      const key = "/sessions/a"
+      const bucket = [Partitioning.partitionOf(layout, key)]
+      expect(Partitioning.partitionsOfRange(layout, keyRange(key, key))).toEqual(bucket)
+      expect(Partitioning.partitionsOfRange(layout, { lower: SortKey.encode(key, 7), upper: SortKey.upperBound(key) }))
+        .toEqual(bucket)
+      expect(Partitioning.partitionsOfRange(layout, { lower: SortKey.lowerBound(key), upper: SortKey.encode(key, 3) }))
+        .toEqual(bucket)
+      // A grave is filed under `key ‖ 0x00`; reading one key's grave names that alone.
+      expect(Partitioning.partitionsOfRange(layout, { lower: SortKey.keyPrefix(key), upper: SortKey.keyPrefix(key) }))
+        .toEqual(bucket)
+      expect(Partitioning.partitionsOfRange(layout, keyRange("/users/a", "/users/a"))).toEqual([""])
+    })
+
     it("every key of a range lives in one of the partitions the range touches (property)", () => {
       const segment = fc.constantFrom("/nodes/", "/nodes", "/sessions/", "/n", "/s", "/", "/t", "")
       const key = fc.tuple(segment, fc.string({ maxLength: 4 })).map(([head, tail]) => `${head}${tail}`)
