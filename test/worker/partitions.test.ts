@@ -2,17 +2,18 @@
  * The worker on a partitioned key space (see `Partitioning`): compaction moves each key's superseded events into
  * the history area beside the key's own partition (a bucketed prefix's history spreads over its buckets as its
  * events do), buries tombstones in that partition's graves, and `history`, `getAt` and a re-created key's seq
- * numbering read them back across partitions.
+ * numbering read them back across partitions; an index view over a bucketed prefix backfills and follows every bucket.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import * as Key from "../../src/domain/Key.ts"
 import type { Layout } from "../../src/domain/Partitioning.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { areaPartition, keyPartition, livePartitions } from "../../src/infra/PartitionKeys.ts"
+import * as IndexView from "../../src/programs/views/IndexView.ts"
 import { rawPartition } from "../support/RawTable.ts"
-import { openStore } from "../support/TestStore.ts"
+import { eventTableLayer, openStore } from "../support/TestStore.ts"
 import { archivedEvents, bytes, eventually, freshEnv, liveEvents, startWorker, text } from "./support.ts"
 
 const layout: Layout = [
@@ -92,5 +93,38 @@ describe("the worker on a partitioned key space", () => {
       yield* store.put({ key: "/hot/0", value: bytes("again") })
       const again = yield* store.history("/hot/0").pipe(Stream.runCollect)
       expect([...again].map((event) => event.seq)).toEqual([1, 2, 3, 4, 5])
+    }))
+
+  it.live("an index view over a bucketed prefix backfills from every bucket and follows each bucket's changes", () =>
+    Effect.gen(function*() {
+      const base = yield* freshEnv("worker-partitions-view")
+      const env = { ...base, location: { ...base.location, partitions: layout } }
+      const store = yield* openStore(env.location, { client: env.client })
+      const owner = (name: string) => bytes(JSON.stringify({ owner: name }))
+      const ownerOf = (value: Uint8Array) => (JSON.parse(text(value)) as { owner?: string }).owner
+      for (const i of [0, 1, 2, 3, 4, 5]) {
+        yield* store.put({ key: `/hot/${i}`, value: owner(i % 2 === 0 ? "even" : "odd") })
+      }
+      const services = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
+      const byOwner = yield* IndexView.make({
+        name: "by-owner",
+        prefix: "/hot/",
+        indexOf: (item) => ownerOf(item.value)
+      })
+        .pipe(Effect.provide(services))
+      yield* byOwner.projection.rebuild!.pipe(Effect.provide(services))
+      const keysOf = (index: string) => Effect.map(byOwner.view.query(index), (items) => items.map((item) => item.key))
+      expect(yield* keysOf("even")).toEqual(["/hot/0", "/hot/2", "/hot/4"])
+      yield* startWorker(env, { group: "partitions-view", projections: [byOwner.projection], resyncMillis: 300 })
+      yield* store.put({ key: "/hot/6", value: owner("even") })
+      yield* store.put({ key: "/hot/1", value: owner("even") })
+      yield* store.delete("/hot/0")
+      yield* eventually(
+        "the view follows every bucket",
+        Effect.gen(function*() {
+          expect(yield* keysOf("even")).toEqual(["/hot/1", "/hot/2", "/hot/4", "/hot/6"])
+          expect(yield* keysOf("odd")).toEqual(["/hot/3", "/hot/5"])
+        })
+      )
     }))
 })
