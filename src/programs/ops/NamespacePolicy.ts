@@ -302,7 +302,11 @@ export const notes = (options: PolicyOptions): ReadonlyArray<string> => {
     said.push(
       "--match wildcard writes the NUL before graves/history/data-keys as `?`: the policy also admits the live " +
         `events of any namespace named ${JSON.stringify(target.namespace)} + one character + graves, history or ` +
-        "data-keys. Use no such namespace on this table, or use --match exact."
+        "data-keys" +
+        ((target.partitions ?? []).length === 0
+          ? ""
+          : " (or, for the partitioned prefixes, + one character + @ and a partition name, with the same suffixes)") +
+        ". Use no such namespace on this table, or use --match exact."
     )
   }
   if (options.region === undefined || options.account === undefined) {
