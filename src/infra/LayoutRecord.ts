@@ -132,7 +132,9 @@ const refuseStoredUnder = (location: Location, layout: Layout) =>
  * after checking that no key is already stored under a newly partitioned prefix. Invalid layouts are refused
  * before any I/O.
  */
-export const settle = Effect.fn("LayoutRecord.settle")(function*(location: Location) {
+export const settle = Effect.fn("LayoutRecord.settle")(function*(
+  location: Location
+): Effect.fn.Return<void, ConfigInvalid | Throttled | StorageFailure, Dynamo> {
   const configured = location.partitions ?? []
   const valid = check(configured)
   if (Result.isFailure(valid)) return yield* valid.failure
@@ -170,4 +172,4 @@ export const settle = Effect.fn("LayoutRecord.settle")(function*(location: Locat
   if (raced !== undefined && !Partitioning.same(raced, configured)) {
     return yield* mismatch(location, configured, raced)
   }
-}) as (location: Location) => Effect.Effect<void, ConfigInvalid | Throttled | StorageFailure, Dynamo>
+})
