@@ -222,6 +222,25 @@ describe("the layout record", () => {
       expect((yield* open(location)).reason).toContain("/new/ → new")
     }))
 
+  it.live("of stores racing to record the first layout, those with the winner's open and the others refuse", () =>
+    Effect.gen(function*() {
+      const location = files.freshLocation()
+      const other: Layout = [{ prefix: "/own/", name: "own", buckets: 2 }]
+      const layouts = [layout, other, layout, other, layout, other]
+      const outcomes = yield* Effect.forEach(
+        layouts,
+        (each) => Effect.result(openStoreChecked({ ...location, partitions: each }, { client: files.client })),
+        { concurrency: "unbounded" }
+      )
+      const recorded = yield* LayoutRecord.read(location).pipe(
+        Effect.provideService(Dynamo, Dynamo.fromClient(files.client))
+      )
+      const winner = recorded?.length === 2 ? layout : other
+      for (const [index, outcome] of outcomes.entries()) {
+        expect(outcome._tag, `store ${index}`).toBe(layouts[index] === winner ? "Success" : "Failure")
+      }
+    }))
+
   it.live("an unsound layout is ConfigInvalid before any I/O", () =>
     Effect.gen(function*() {
       const location = files.freshLocation()
