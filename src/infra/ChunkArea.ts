@@ -12,16 +12,8 @@ import type { AttributeMap } from "./Dynamo.ts"
 import { Dynamo, queryPages } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
-import { historyPartition } from "./HistoryRecord.ts"
-import {
-  ChunkAttr,
-  chunkPartition,
-  chunkRange,
-  chunkSortKey,
-  markerRange,
-  markerSortKey,
-  ownerOf
-} from "./ValueChunks.ts"
+import { areaPartition, keyArea, keyPartition, livePartitions } from "./PartitionKeys.ts"
+import { ChunkAttr, chunkRange, chunkSortKey, markerRange, markerSortKey, ownerOf } from "./ValueChunks.ts"
 import type { ChunkOwner, Split } from "./ValueChunks.ts"
 
 export type { ChunkOwner } from "./ValueChunks.ts"
@@ -56,7 +48,8 @@ export interface ChunkArea {
  * collector one to find orphans.
  */
 export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea => {
-  const partition = chunkPartition(location)
+  // Each live partition keeps its chunks beside it (see `PartitionKeys`): a key's are in its partition's.
+  const partitionOf = (key: string) => keyArea(location, key, "chunks")
 
   const put = (item: AttributeMap) =>
     dynamo.call(
@@ -81,7 +74,11 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea =
     )
 
   /** The items of a sort-key range of the partition. */
-  const query = (range: { readonly lower: Uint8Array; readonly upper: Uint8Array }, consistent: boolean) =>
+  const query = (
+    partition: string,
+    range: { readonly lower: Uint8Array; readonly upper: Uint8Array },
+    consistent: boolean
+  ) =>
     queryPages({
       TableName: location.table,
       KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
@@ -106,7 +103,10 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea =
           client.send(
             new GetItemCommand({
               TableName: location.table,
-              Key: { [ChunkAttr.partition]: { S: partition }, [ChunkAttr.sort]: { B: chunkSortKey(event, index) } },
+              Key: {
+                [ChunkAttr.partition]: { S: partitionOf(event.key) },
+                [ChunkAttr.sort]: { B: chunkSortKey(event, index) }
+              },
               ConsistentRead: true
             }),
             { abortSignal }
@@ -119,14 +119,16 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea =
 
   const remove = (owner: Pick<ChunkOwner, "key" | "seq" | "revision">) =>
     Effect.gen(function*() {
-      const items = yield* Stream.runCollect(query(chunkRange(owner), true))
+      const partition = partitionOf(owner.key)
+      const items = yield* Stream.runCollect(query(partition, chunkRange(owner), true))
       yield* Effect.forEach(items, deleteItem, { concurrency, discard: true })
       // Last: should this stop half way, the marker is still there for the next sweep.
       yield* deleteItem({ [ChunkAttr.partition]: { S: partition }, [ChunkAttr.sort]: { B: markerSortKey(owner) } })
       return items.length
     }).pipe(Effect.withSpan("ChunkArea.remove"))
 
-  const owners = query(markerRange, false).pipe(
+  const owners = Stream.fromIterable(livePartitions(location)).pipe(
+    Stream.flatMap((live) => query(areaPartition(live, "chunks"), markerRange, false)),
     Stream.mapEffect((item) => {
       const owner = ownerOf(item)
       return Result.isSuccess(owner)
@@ -139,7 +141,8 @@ export const make = (dynamo: Dynamo["Service"], location: Location): ChunkArea =
     Effect.gen(function*() {
       // Live first, then history: compaction copies an event into the history area before it deletes it from the
       // live range, so an event moving between them is seen in one or the other.
-      for (const pk of [location.namespace, historyPartition(location)]) {
+      const live = keyPartition(location, owner.key)
+      for (const pk of [live, areaPartition(live, "history")]) {
         const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
           client.send(
             new GetItemCommand({

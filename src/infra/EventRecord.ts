@@ -10,12 +10,14 @@ import type { Shredded } from "../domain/Errors.ts"
 import type { Event, EventOp } from "../domain/Event.ts"
 import { eventOps } from "../domain/Event.ts"
 import * as Key from "../domain/Key.ts"
+import type { Layout } from "../domain/Partitioning.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import type { DataKeys } from "./crypto/DataKeys.ts"
 import { boundName } from "./crypto/DataKeyStore.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import * as ValueCipher from "./crypto/ValueCipher.ts"
 import type { AttributeMap } from "./Dynamo.ts"
+import { keyPartition, longestPartitionBytes } from "./PartitionKeys.ts"
 
 /**
  * Attribute names of an event item. Short, because they count against the 400 KB item limit. Only `src/infra`
@@ -49,6 +51,11 @@ export interface Location {
   readonly namespace: string
   /** See `DataKeyLocation.storeId`: the table name unless the store's items moved to another table. */
   readonly storeId?: string | undefined
+  /**
+   * The namespace's partitioned prefixes (see `Partitioning`, `PartitionKeys`): which partition key each stored key
+   * takes. None: every event under the namespace itself. Not bound into values, so an event can move partitions.
+   */
+  readonly partitions?: Layout | undefined
 }
 
 declare const storedItemBrand: unique symbol
@@ -165,7 +172,7 @@ export const maxItemBytes = (
     ? 0
     : storedKeyBytes - keyBytes + ValueCipher.overheadBytes(255) + keyBytes
   return attributeNameBytes +
-    Buffer.byteLength(location.namespace, "utf8") +
+    longestPartitionBytes(location) +
     keyBytes + 9 +
     2 * uuid + 4 * number + "keep-alive".length +
     ValueCipher.overheadBytes(255) + valueBytes + sealed
@@ -212,7 +219,7 @@ const itemOf = Effect.fnUntraced(function*(
   chunks: number | undefined
 ): Effect.fn.Return<AttributeMap, ValueTooLarge | KeyringError | Throttled | StorageFailure, DataKeys> {
   const item: AttributeMap = {
-    [Attr.partition]: { S: location.namespace },
+    [Attr.partition]: { S: keyPartition(location, event.key) },
     [Attr.sort]: { B: SortKey.encode(event.key, event.seq) },
     [Attr.revision]: { S: event.revision },
     [Attr.seq]: { N: String(event.seq) },

@@ -26,14 +26,14 @@ import { Dynamo } from "./Dynamo.ts"
 import * as EventRecord from "./EventRecord.ts"
 import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
 import * as GraveRecord from "./GraveRecord.ts"
-import * as HistoryRecord from "./HistoryRecord.ts"
+import * as PartitionedQuery from "./PartitionedQuery.ts"
+import { keyPartition } from "./PartitionKeys.ts"
+import * as Predecessors from "./Predecessors.ts"
+import type { Predecessor } from "./Predecessors.ts"
 import * as ValueChunks from "./ValueChunks.ts"
 import type { Compression } from "./ValueChunks.ts"
 
 const { Attr } = EventRecord
-
-/** The attribute of a grave that a strict append after its tombstone sets (see `Predecessor`). */
-const followedAttr = "fol"
 
 /** Another writer appended this seq first; `winner` is its event when DynamoDB returned it. */
 export class AppendConflict extends Data.TaggedError("AppendConflict")<{
@@ -41,26 +41,16 @@ export class AppendConflict extends Data.TaggedError("AppendConflict")<{
 }> {}
 
 export type { StoredEvent } from "./EventRecord.ts"
+export type { Predecessor } from "./Predecessors.ts"
 
 /** Bounds of a range query over sort keys, inclusive. */
 export interface SortKeyRange {
   readonly lower: Uint8Array
   readonly upper: Uint8Array
   readonly descending: boolean
-  /** Another partition than the namespace's live events (the history area). */
-  readonly partition?: string | undefined
+  /** The history area beside each live partition rather than the live events. */
+  readonly area?: "history" | undefined
 }
-
-/**
- * The event a write was decided after, for strict writes (see `WriteMode`): still the key's newest event in the
- * live range with this revision, still the tombstone in the key's grave (and not yet followed by a strict
- * append), or no event at all: no grave, and nothing at seq 1 in the history area (compaction moves a key's seq 1
- * there, or leaves a marker for it, before freeing it).
- */
-export type Predecessor =
-  | { readonly _tag: "None" }
-  | { readonly _tag: "Live"; readonly seq: number; readonly revision: string }
-  | { readonly _tag: "Buried"; readonly revision: string }
 
 /**
  * One write of a transaction: append an event, or check that no event follows `seq` of `key`; with `after`, also
@@ -225,7 +215,7 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
       dynamo.call("Query", (client, abortSignal) =>
         client.send(
           new QueryCommand({
-            ...rangeQuery(location.namespace, SortKey.lowerBound(key), SortKey.upperBound(key)),
+            ...rangeQuery(keyPartition(location, key), SortKey.lowerBound(key), SortKey.upperBound(key)),
             Limit: 1
           }),
           { abortSignal }
@@ -294,26 +284,29 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     )
 
   const scan = (range: SortKeyRange): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
-    pages(
-      (startKey) =>
-        new QueryCommand({
-          ...rangeQuery(range.partition ?? location.namespace, range.lower, range.upper),
-          ScanIndexForward: !range.descending,
-          ExclusiveStartKey: startKey
-        }),
-      EventRecord.peek,
-      "read events"
-    )
+    PartitionedQuery.merged(location, range, range, (partition) =>
+      pages(
+        (startKey) =>
+          new QueryCommand({
+            ...rangeQuery(partition, range.lower, range.upper),
+            ScanIndexForward: !range.descending,
+            ExclusiveStartKey: startKey
+          }),
+        EventRecord.peek,
+        "read events"
+      ))
 
   const graves = (lower: Uint8Array, upper: Uint8Array): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
-    Buffer.compare(lower, upper) > 0 ? Stream.empty : pages(
-      (startKey) =>
-        new QueryCommand({
-          ...rangeQuery(GraveRecord.gravePartition(location), lower, upper),
-          ExclusiveStartKey: startKey
-        }),
-      (grave) => GraveRecord.buriedTombstone(location, grave),
-      "read graves"
+    Buffer.compare(lower, upper) > 0 ? Stream.empty : PartitionedQuery.merged(
+      location,
+      { lower, upper },
+      { descending: false, area: "graves" },
+      (partition) =>
+        pages(
+          (startKey) => new QueryCommand({ ...rangeQuery(partition, lower, upper), ExclusiveStartKey: startKey }),
+          (grave) => GraveRecord.buriedTombstone(location, grave),
+          "read graves"
+        )
     )
 
   const landing = Effect.fn("EventTable.landing")(function*(event: Event) {
@@ -321,7 +314,11 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
       client.send(
         new QueryCommand({
           // Newer events sort first: ours, then the one right after it.
-          ...rangeQuery(location.namespace, SortKey.lowerBound(event.key), SortKey.encode(event.key, event.seq)),
+          ...rangeQuery(
+            keyPartition(location, event.key),
+            SortKey.lowerBound(event.key),
+            SortKey.encode(event.key, event.seq)
+          ),
           ScanIndexForward: false,
           Limit: 2
         }),
@@ -353,7 +350,7 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
         new DeleteItemCommand({
           TableName: location.table,
           Key: {
-            [Attr.partition]: { S: location.namespace },
+            [Attr.partition]: { S: keyPartition(location, event.key) },
             [Attr.sort]: { B: SortKey.encode(event.key, event.seq) }
           },
           ConditionExpression: "#rev = :rev",
@@ -368,65 +365,6 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     if (outcome) yield* dropChunks(event)
     return outcome
   })
-
-  /** The transaction items that check (or, for a strict append after a grave, claim) a predecessor. */
-  const predecessorItems = (
-    key: string,
-    after: Predecessor,
-    follower: string | undefined
-  ): ReadonlyArray<TransactWriteItem> => {
-    const grave = { TableName: location.table, Key: GraveRecord.graveKey(location, key) }
-    const absent = { ConditionExpression: "attribute_not_exists(#sk)", ExpressionAttributeNames: { "#sk": Attr.sort } }
-    switch (after._tag) {
-      case "None":
-        // No grave, and no seq 1 moved to history: compaction frees a key's seq 1 without a grave, and a first
-        // append delayed past that would land under the key's newer events, unseen.
-        return [
-          { ConditionCheck: { ...grave, ...absent } },
-          {
-            ConditionCheck: {
-              TableName: location.table,
-              Key: HistoryRecord.firstSeqKey(location, key),
-              ...absent
-            }
-          }
-        ]
-      case "Live":
-        return [{
-          ConditionCheck: {
-            TableName: location.table,
-            Key: {
-              [Attr.partition]: { S: location.namespace },
-              [Attr.sort]: { B: SortKey.encode(key, after.seq) }
-            },
-            ConditionExpression: "#rev = :rev",
-            ExpressionAttributeNames: { "#rev": Attr.revision },
-            ExpressionAttributeValues: { ":rev": { S: after.revision } }
-          }
-        }]
-      case "Buried": {
-        // The grave stays until the next burial, so the first strict append after it marks it followed: a writer
-        // still deciding on the buried tombstone cannot then append into a seq freed after that append.
-        const condition = {
-          ConditionExpression: "#rev = :rev AND attribute_not_exists(#followed)",
-          ExpressionAttributeNames: { "#rev": Attr.revision, "#followed": followedAttr },
-          ExpressionAttributeValues: { ":rev": { S: after.revision } }
-        }
-        return [
-          follower === undefined
-            ? { ConditionCheck: { ...grave, ...condition } }
-            : {
-              Update: {
-                ...grave,
-                ...condition,
-                UpdateExpression: "SET #followed = :follower",
-                ExpressionAttributeValues: { ...condition.ExpressionAttributeValues, ":follower": { S: follower } }
-              }
-            }
-        ]
-      }
-    }
-  }
 
   const appendAfter = Effect.fn("EventTable.appendAfter")(function*(event: Event, after: Predecessor) {
     // A revision names one event (a UUID): retries of this transaction are idempotent, never another's.
@@ -479,7 +417,7 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
           ConditionCheck: {
             TableName: location.table,
             Key: {
-              [Attr.partition]: { S: location.namespace },
+              [Attr.partition]: { S: keyPartition(location, write.key) },
               [Attr.sort]: { B: SortKey.encode(write.key, write.seq + 1) }
             },
             ConditionExpression: "attribute_not_exists(#sk)",
@@ -492,7 +430,9 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     for (const write of writes) {
       if (write.after === undefined) continue
       const key = write._tag === "Append" ? write.event.key : write.key
-      items.push(...predecessorItems(key, write.after, write._tag === "Append" ? write.event.revision : undefined))
+      items.push(
+        ...Predecessors.items(location, key, write.after, write._tag === "Append" ? write.event.revision : undefined)
+      )
     }
     yield* dynamo.callTransaction(
       "TransactWriteItems",

@@ -13,29 +13,40 @@ import * as SortKey from "../domain/SortKey.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 import { Attr, attributesOf, peek } from "./EventRecord.ts"
 import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
+import { areaPartition, keyArea, liveOfArea } from "./PartitionKeys.ts"
 
 /** The attribute holding the buried tombstone's own sort key. */
 export const tombstoneSortAttr = "tsk"
 
-/** The partition holding a namespace's graves. NUL never occurs in a namespace. */
-export const gravePartition = (location: Location): string => `${location.namespace}\u0000graves`
+/**
+ * The partition holding the graves of a namespace's default partition; each partition of a partitioned key space
+ * has its own beside it (see `PartitionKeys`). NUL never occurs in a namespace.
+ */
+export const gravePartition = (location: Location): string => areaPartition(location.namespace, "graves")
 
-/** The primary key of a key's grave (there is at most one: a newer burial replaces it). */
+/** The primary key of a key's grave (there is at most one: a newer burial replaces it), in its partition's graves. */
 export const graveKey = (location: Location, key: string): AttributeMap => ({
-  [Attr.partition]: { S: gravePartition(location) },
+  [Attr.partition]: { S: keyArea(location, key, "graves") },
   [Attr.sort]: { B: SortKey.keyPrefix(key) }
 })
 
-/** The grave of a live tombstone item. */
+/** The grave of a live tombstone item, beside the live partition the tombstone is in (read from the item itself). */
 export const fromTombstone = (location: Location, key: string, tombstone: StoredItem): AttributeMap => {
   const attributes = attributesOf(tombstone)
-  return { ...attributes, ...graveKey(location, key), [tombstoneSortAttr]: attributes[Attr.sort]! }
+  const live = attributes[Attr.partition]?.S ?? location.namespace
+  return {
+    ...attributes,
+    [Attr.partition]: { S: areaPartition(live, "graves") },
+    [Attr.sort]: { B: SortKey.keyPrefix(key) },
+    [tombstoneSortAttr]: attributes[Attr.sort]!
+  }
 }
 
 /** The tombstone item a grave was made from, as it stood in the live range (so it decodes as that event). */
 export const toTombstone = (location: Location, grave: AttributeMap): AttributeMap => {
   const { [tombstoneSortAttr]: sortKey, ...rest } = grave
-  return { ...rest, [Attr.partition]: { S: location.namespace }, [Attr.sort]: sortKey ?? { B: new Uint8Array() } }
+  const live = liveOfArea(grave[Attr.partition]?.S ?? "", "graves") ?? location.namespace
+  return { ...rest, [Attr.partition]: { S: live }, [Attr.sort]: sortKey ?? { B: new Uint8Array() } }
 }
 
 /**

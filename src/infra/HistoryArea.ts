@@ -15,6 +15,7 @@ import type { StoredEvent } from "./EventRecord.ts"
 import { EventTable } from "./EventTable.ts"
 import * as GraveRecord from "./GraveRecord.ts"
 import * as HistoryRecord from "./HistoryRecord.ts"
+import { areaPartition, keyPartition } from "./PartitionKeys.ts"
 
 export { historyPartition } from "./HistoryRecord.ts"
 
@@ -64,10 +65,12 @@ export class HistoryArea extends Context.Service<HistoryArea, {
       const table = yield* EventTable
       const dynamo = yield* Dynamo
       const location = table.location
-      const partition = HistoryRecord.historyPartition(location)
+      /** The live partition an event was read from: its areas lie beside it (see `PartitionKeys`). */
+      const livePartitionOf = (stored: StoredEvent) =>
+        attributesOf(stored.item)[Attr.partition]?.S ?? keyPartition(location, stored.key)
       const archivedItem = (stored: StoredEvent, expiresAt: number | undefined) => ({
         ...attributesOf(stored.item),
-        [Attr.partition]: { S: partition },
+        [Attr.partition]: { S: areaPartition(livePartitionOf(stored), "history") },
         ...(expiresAt === undefined ? {} : { [Attr.ttl]: { N: String(expiresAt) } })
       })
       /** A condition that the item is still the very event that was read (same event id). */
@@ -86,7 +89,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
         }
       }
       const liveKey = (stored: StoredEvent) => ({
-        [Attr.partition]: { S: location.namespace },
+        [Attr.partition]: { S: livePartitionOf(stored) },
         [Attr.sort]: attributesOf(stored.item)[Attr.sort]!
       })
 
@@ -198,7 +201,12 @@ export class HistoryArea extends Context.Service<HistoryArea, {
             ),
         removeLive,
         archived: (key) =>
-          table.scan({ lower: SortKey.lowerBound(key), upper: SortKey.upperBound(key), descending: true, partition })
+          table.scan({
+            lower: SortKey.lowerBound(key),
+            upper: SortKey.upperBound(key),
+            descending: true,
+            area: "history"
+          })
             .pipe(
               Stream.filter((stored) => !HistoryRecord.isFreedMarker(stored.item))
             )

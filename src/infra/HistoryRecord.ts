@@ -7,9 +7,13 @@ import * as SortKey from "../domain/SortKey.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 import { Attr, attributesOf } from "./EventRecord.ts"
 import type { Location, StoredItem } from "./EventRecord.ts"
+import { areaPartition, keyArea } from "./PartitionKeys.ts"
 
-/** The partition holding a namespace's history. NUL never occurs in a namespace. */
-export const historyPartition = (location: Location): string => `${location.namespace}\u0000history`
+/**
+ * The partition holding the history of a namespace's default partition; each partition of a partitioned key space
+ * has its own beside it (see `PartitionKeys`). NUL never occurs in a namespace.
+ */
+export const historyPartition = (location: Location): string => areaPartition(location.namespace, "history")
 
 /** The attribute that makes a history item a freed-seq marker rather than an event. */
 const freedAttr = "freed"
@@ -22,7 +26,7 @@ export const freedMarkerMillis = 3 * 24 * 60 * 60 * 1000
 
 /** The primary key of a key's seq 1 in the history area: its copy, or the marker left when no copy is kept. */
 export const firstSeqKey = (location: Location, key: string): AttributeMap => ({
-  [Attr.partition]: { S: historyPartition(location) },
+  [Attr.partition]: { S: keyArea(location, key, "history") },
   [Attr.sort]: { B: SortKey.encode(key, 1) }
 })
 

@@ -1,18 +1,17 @@
 /**
- * Every partition key a namespace's items take in the event table, from the codecs that write them: the live
- * events under the namespace itself, and the graves, the history area, the chunks of large values and the data keys
- * each under the namespace
- * followed by NUL and a suffix. What an IAM policy confining a principal to one namespace must allow, and nothing
- * more: a partition outside this list belongs to another namespace (or to no store).
+ * Every partition key a namespace's items take in the event table, from the codecs that write them: for each live
+ * partition (the namespace itself, and one per partition of a partitioned key space, see `PartitionKeys`) its
+ * events and, beside it, its graves, history area and chunks of large values; then the data keys and the metadata
+ * (the layout record), each under the namespace followed by NUL and a suffix. What an IAM policy confining a
+ * principal to one namespace must allow, and nothing more: a partition outside this list belongs to another
+ * namespace (or to no store).
  */
 import { partitionOf as dataKeyPartition } from "./crypto/DataKeyStore.ts"
 import type { Location } from "./EventRecord.ts"
-import { gravePartition } from "./GraveRecord.ts"
-import { historyPartition } from "./HistoryRecord.ts"
-import { chunkPartition } from "./ValueChunks.ts"
+import { areaPartition, livePartitions, metaPartition } from "./PartitionKeys.ts"
 
-/** The kinds of item a namespace keeps in the event table, each in a partition of its own. */
-export type PartitionKind = "events" | "graves" | "history" | "chunks" | "data-keys"
+/** The kinds of item a namespace keeps in the event table, each in partitions of their own. */
+export type PartitionKind = "events" | "graves" | "history" | "chunks" | "data-keys" | "meta"
 
 /** One partition of a namespace: what it holds and its partition key. */
 export interface NamespacePartition {
@@ -20,13 +19,16 @@ export interface NamespacePartition {
   readonly key: string
 }
 
-/** The namespace's partitions in the event table, the live events first. */
+/** The namespace's partitions in the event table, the default partition's live events first. */
 export const partitionsOf = (location: Location): ReadonlyArray<NamespacePartition> => [
-  { kind: "events", key: location.namespace },
-  { kind: "graves", key: gravePartition(location) },
-  { kind: "history", key: historyPartition(location) },
-  { kind: "chunks", key: chunkPartition(location) },
-  { kind: "data-keys", key: dataKeyPartition(location.namespace) }
+  ...livePartitions(location).flatMap((live): ReadonlyArray<NamespacePartition> => [
+    { kind: "events", key: live },
+    { kind: "graves", key: areaPartition(live, "graves") },
+    { kind: "history", key: areaPartition(live, "history") },
+    { kind: "chunks", key: areaPartition(live, "chunks") }
+  ]),
+  { kind: "data-keys", key: dataKeyPartition(location.namespace) },
+  { kind: "meta", key: metaPartition(location.namespace) }
 ]
 
 /** Whether a partition key is one of the namespace's. */

@@ -32,6 +32,7 @@ import * as EventRecord from "./EventRecord.ts"
 import type { DecodeError, Location, StoredEvent } from "./EventRecord.ts"
 import * as GraveRecord from "./GraveRecord.ts"
 import * as HistoryRecord from "./HistoryRecord.ts"
+import { keyArea, keyPartition } from "./PartitionKeys.ts"
 import * as ValueChunks from "./ValueChunks.ts"
 
 const { Attr } = EventRecord
@@ -112,8 +113,10 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
           : Effect.fail(new StorageFailure({ operation: "relocate", reason: "an item of the key holds no event" }))
       }
       const bySeq = (a: StoredEvent, b: StoredEvent) => a.seq - b.seq
-      const live = yield* Stream.runCollect(keyQuery(location, location.namespace, key).pipe(Stream.mapEffect(parse)))
-      const archived = yield* Stream.runCollect(keyQuery(location, HistoryRecord.historyPartition(location), key))
+      const live = yield* Stream.runCollect(
+        keyQuery(location, keyPartition(location, key), key).pipe(Stream.mapEffect(parse))
+      )
+      const archived = yield* Stream.runCollect(keyQuery(location, keyArea(location, key, "history"), key))
       const freed = archived.find((item) => HistoryRecord.isFreedMarker(item))
       const history = yield* Effect.forEach(
         archived.filter((item) => !HistoryRecord.isFreedMarker(item)),
@@ -164,7 +167,7 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
           .attributesOf(stored.item)
         return {
           ...attributes,
-          [Attr.partition]: { S: to.location.namespace },
+          [Attr.partition]: { S: keyPartition(to.location, to.key) },
           [Attr.sort]: { B: SortKey.encode(to.key, source.seq) },
           // The manifest of a value in chunks moves without them (they are unreadable): a reader meets the shredding.
           ...(_chunks === undefined ? {} : { [Attr.chunks]: _chunks })
@@ -206,7 +209,7 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
       )
 
   const liveKey = (location: Location, key: string, seq: number): AttributeMap => ({
-    [Attr.partition]: { S: location.namespace },
+    [Attr.partition]: { S: keyPartition(location, key) },
     [Attr.sort]: { B: SortKey.encode(key, seq) }
   })
 
@@ -300,7 +303,7 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
       for (const stored of [...source.history, ...(source.grave ? [source.grave] : []), ...source.live]) {
         if (stored.seq < newest.seq) older.set(stored.seq, stored)
       }
-      const historyAt = HistoryRecord.historyPartition(to.location)
+      const historyAt = keyArea(to.location, to.key, "history")
       for (const stored of older.values()) {
         const item = yield* encodeAt(from.location, to, realKey, stored)
         const ttl = EventRecord.attributesOf(stored.item)[Attr.ttl]

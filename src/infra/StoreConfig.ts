@@ -16,6 +16,7 @@ import { ConfigProvider, Effect, Option, Result } from "effect"
 import type { Redacted } from "effect"
 import * as fs from "node:fs"
 import { parse as parseYaml } from "yaml"
+import type { Layout } from "../domain/Partitioning.ts"
 import type * as Retention from "../domain/Retention.ts"
 import type { SealedPrefix } from "../domain/SealedKeys.ts"
 import type { WriteFence, WriteMode } from "../domain/WriteFence.ts"
@@ -99,6 +100,11 @@ export interface StoreConfig {
   readonly compression: Compression
   /** Prefixes whose next segment (or rest) is stored sealed (see `SealedKeys`); none by default. */
   readonly sealedPrefixes: ReadonlyArray<SealedPrefix>
+  /**
+   * Prefixes of stored keys with partitions of their own, or spread over hash buckets (see `Partitioning`); none
+   * by default. Recorded in the table by the first store that opens with them (see `LayoutRecord`).
+   */
+  readonly partitionedPrefixes: Layout
 }
 
 /** What to do with keys dynastate does not know: fail (the default), or list them in a warning and go on. */

@@ -13,8 +13,8 @@ import type { AttributeMap } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
 import { Attr } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
-import { gravePartition } from "./GraveRecord.ts"
-import { historyPartition, isFreedMarker } from "./HistoryRecord.ts"
+import { isFreedMarker } from "./HistoryRecord.ts"
+import { areaPartition, livePartitions } from "./PartitionKeys.ts"
 
 /** What the table holds for one namespace, as DynamoDB has it. */
 export interface Survey {
@@ -48,12 +48,16 @@ export const survey = (location: Location): Effect.Effect<Survey, Throttled | St
       start = page.LastEvaluatedKey
     } while (start !== undefined)
     const inPartition = (partition: string) => items.filter((item) => item[Attr.partition]?.S === partition)
-    const live = inPartition(location.namespace)
+    // Every live partition of a partitioned key space (see `PartitionKeys`), and the areas beside each.
+    const partitions = livePartitions(location)
+    const inEach = (area?: "history" | "graves") =>
+      partitions.flatMap((live) => inPartition(area === undefined ? live : areaPartition(live, area)))
+    const live = inEach()
     const sample = live.find((item) => item[Attr.value]?.B !== undefined)
     return {
       liveEvents: live.length,
-      historyEvents: inPartition(historyPartition(location)).filter((item) => !isFreedMarker(item)).length,
-      graves: inPartition(gravePartition(location)).length,
+      historyEvents: inEach("history").filter((item) => !isFreedMarker(item)).length,
+      graves: inEach("graves").length,
       dataKeys: inPartition(dataKeyPartition(location.namespace)).length,
       contains: (text) => items.some((item) => holds(item, text)),
       sample: sample === undefined

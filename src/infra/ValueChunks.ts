@@ -25,6 +25,7 @@ import * as ValueCipher from "./crypto/ValueCipher.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 import * as EventRecord from "./EventRecord.ts"
 import type { DecodeError, Location } from "./EventRecord.ts"
+import { areaPartition, keyArea } from "./PartitionKeys.ts"
 
 /** The largest value the store takes, in bytes (16 MiB); a larger one is `ValueTooLarge` before any I/O. */
 export const maxValueBytes = 16 * 1024 * 1024
@@ -48,8 +49,11 @@ export const ChunkAttr = {
   value: EventRecord.Attr.value
 } as const
 
-/** The partition holding a namespace's chunks. NUL never occurs in a namespace. */
-export const chunkPartition = (location: Location): string => `${location.namespace}\u0000chunks`
+/**
+ * The partition holding the chunks of a namespace's default partition; each partition of a partitioned key space
+ * has its own beside it (see `PartitionKeys`). NUL never occurs in a namespace.
+ */
+export const chunkPartition = (location: Location): string => areaPartition(location.namespace, "chunks")
 
 /**
  * The largest value an event item holds whole under `key` at `location`; for a sealed key, `key` is its stored form
@@ -164,7 +168,7 @@ export const split = Effect.fnUntraced(function*(
   }
   const count = Math.max(1, Math.ceil(stored.length / chunkBytes))
   const binding = EventRecord.bindingOf(location, event)
-  const partition = chunkPartition(location)
+  const partition = keyArea(location, event.key, "chunks")
   const eventSortKey = SortKey.encode(event.key, event.seq)
   const owner = {
     [ChunkAttr.partition]: { S: partition },

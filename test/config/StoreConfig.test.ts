@@ -346,7 +346,8 @@ describe("StoreConfig.load", () => {
         settleMillis: 600_000,
         writeMode: "fenced",
         compression: "none",
-        sealedPrefixes: []
+        sealedPrefixes: [],
+        partitionedPrefixes: []
       })
       expect(StoreConfig.isEmbedded(config)).toBe(true)
       expect(lines).toEqual([])

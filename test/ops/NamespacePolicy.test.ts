@@ -11,7 +11,9 @@ import { Attr } from "../../src/infra/EventRecord.ts"
 import type { Location } from "../../src/infra/EventRecord.ts"
 import * as GraveRecord from "../../src/infra/GraveRecord.ts"
 import * as HistoryRecord from "../../src/infra/HistoryRecord.ts"
+import { keyPartition, metaPartition } from "../../src/infra/PartitionKeys.ts"
 import * as ProjectionLeases from "../../src/infra/ProjectionLeases.ts"
+import * as ValueChunks from "../../src/infra/ValueChunks.ts"
 import * as NamespacePolicy from "../../src/programs/ops/NamespacePolicy.ts"
 import type { PolicyOptions, Role } from "../../src/programs/ops/NamespacePolicy.ts"
 import { actions } from "../../src/programs/ops/Permissions.ts"
@@ -26,13 +28,13 @@ const copyKey = `arn:aws:kms:us-east-1:${account}:key/abcd1234-12ab-34cd-56ef-12
 const tableArn = (name: string) => `arn:aws:dynamodb:${region}:${account}:table/${name}`
 
 /** The partition key each codec writes for the namespace, read off the items (or keys) the codecs make. */
-const codecPartitions = (location: Location): ReadonlyArray<string> => {
-  const grave = GraveRecord.graveKey(location, "/k")
+const codecPartitions = (location: Location, key = "/k"): ReadonlyArray<string> => {
+  const grave = GraveRecord.graveKey(location, key)
   return [
     GraveRecord.toTombstone(location, grave)[Attr.partition]!.S!, // a live event, as the grave restores it
     grave[Attr.partition]!.S!,
-    HistoryRecord.firstSeqKey(location, "/k")[Attr.partition]!.S!,
-    HistoryRecord.freedMarker(location, "/k", 1)[Attr.partition]!.S!,
+    HistoryRecord.firstSeqKey(location, key)[Attr.partition]!.S!,
+    HistoryRecord.freedMarker(location, key, 1)[Attr.partition]!.S!,
     dataKeyPartition(location.namespace)
   ]
 }
@@ -64,6 +66,33 @@ describe("NamespacePolicy", () => {
         if (role === "readonly") {
           for (const action of actions.write) expect(allows(json, item(action, namespace))).toBe(false)
         }
+      }
+    }
+  })
+
+  it("on a partitioned key space, allows every partition of the layout (each bucket's events, graves, history, chunks) and the layout record, and no other", () => {
+    const partitions = [{ prefix: "/own/", name: "own" }, { prefix: "/hot/", name: "hot", buckets: 4 }]
+    for (const match of ["exact", "wildcard"] as const) {
+      const target = Target.make(table, "app", { leaseGroup: "workers-app", partitions })
+      const made = NamespacePolicy.make({ target, role: "app", kmsKeys: [key], region, account, match })
+      if (Result.isFailure(made)) throw new Error(made.failure.message)
+      const json = NamespacePolicy.toJson(made.success)
+      const location = Target.locationOf(target)
+      const keys = ["/k", "/own/a", ...Array.from({ length: 16 }, (_, i) => `/hot/${i}`)]
+      const written = [
+        ...keys.flatMap((each) => codecPartitions(location, each)),
+        ...keys.map((each) => ValueChunks.chunkPartition({ ...location, namespace: keyPartition(location, each) })),
+        metaPartition("app")
+      ]
+      // Six live partitions (default, own, four buckets), each with graves, history and chunks; data keys; the record.
+      expect(new Set(written).size).toBe(6 * 4 + 2)
+      for (const partition of written) {
+        for (const action of [...actions.read, ...actions.write]) {
+          expect(allows(json, item(action, partition)), `${match} ${JSON.stringify(partition)}`).toBe(true)
+        }
+      }
+      for (const partition of ["app\u0000@hot.4", "app\u0000@other", "app\u0000@hot", "app\u0000@own.0\u0000history"]) {
+        expect(allows(json, item("dynamodb:GetItem", partition)), JSON.stringify(partition)).toBe(false)
       }
     }
   })

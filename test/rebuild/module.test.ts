@@ -58,7 +58,8 @@ const writeModule = (name: string, body: string): string => {
 const storeServices = (location: TestTable) =>
   Store.layer(defaultStoreOptions).pipe(
     Layer.provideMerge(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
-    Layer.provideMerge(eventTableLayer(location, { client }))
+    Layer.provideMerge(eventTableLayer(location, { client })),
+    Layer.orDie
   )
 
 /** Loads a module from the temporary directory and runs it with the store's services. */

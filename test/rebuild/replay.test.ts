@@ -133,6 +133,26 @@ describe("Rebuild.rebuild, generic replay", () => {
       expect(new Set(progress.map(([, total]) => total))).toEqual(new Set([6]))
     }))
 
+  it.live("on a partitioned key space, replays every partition merged in key order, buried keys from their graves", () =>
+    Effect.gen(function*() {
+      const location = {
+        ...freshLocation(),
+        partitions: [{ prefix: "/a/", name: "a" }, { prefix: "/h/", name: "h", buckets: 4 }]
+      }
+      const store = yield* openStore(location, { client })
+      const keys = ["/a/1", "/b", "/h/1", "/h/2", "/h/3", "/h/4", "/h/5", "/z"]
+      for (const key of keys) yield* store.put({ key, value: bytes(key) })
+      yield* store.delete("/h/2")
+      yield* store.delete("/a/1")
+      yield* compactAll(location)
+      const everything = memoryProjection("everything", [])
+      expect(yield* Rebuild.rebuild(everything.projection).pipe(Effect.provide(yield* services(location))))
+        .toEqual({ _tag: "Replayed", keys: keys.length, shredded: 0, unreadable: [] })
+      expect(everything.calls).toEqual(
+        keys.map((key) => `apply ${key}@${key === "/h/2" || key === "/a/1" ? 2 : 1}`)
+      )
+    }))
+
   it.live("replays every key of the namespace when the prefixes are empty, and overlapping prefixes once", () =>
     Effect.gen(function*() {
       const location = freshLocation()

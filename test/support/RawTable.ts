@@ -5,14 +5,18 @@
  */
 import { DeleteItemCommand, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import type { Layout } from "../../src/domain/Partitioning.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
 import { graveKey, gravePartition, tombstoneSortAttr } from "../../src/infra/GraveRecord.ts"
+import { keyPartition } from "../../src/infra/PartitionKeys.ts"
 
 /** Where a key's events live. */
 export interface RawLocation {
   readonly table: string
   readonly namespace: string
+  /** Partitioned prefixes (see `Partitioning`): a key's items are in the partition its key routes to. */
+  readonly partitions?: Layout | undefined
 }
 
 type RawItem = Record<string, AttributeValue>
@@ -52,7 +56,7 @@ export const rawPartition = (client: DynamoDBClient, table: string, pk: string):
 
 /** Every event item of one key in its live range, newest first (a consistent Query over the key's sort keys). */
 export const rawKeyItems = (client: DynamoDBClient, location: RawLocation, key: string): Promise<Array<RawItem>> =>
-  queryAll(client, location.table, location.namespace, {
+  queryAll(client, location.table, keyPartition(location, key), {
     lower: SortKey.lowerBound(key),
     upper: SortKey.upperBound(key)
   })
@@ -67,7 +71,7 @@ export const deleteRawEvent = async (
   await client.send(
     new DeleteItemCommand({
       TableName: location.table,
-      Key: { [Attr.partition]: { S: location.namespace }, [Attr.sort]: { B: SortKey.encode(key, seq) } }
+      Key: { [Attr.partition]: { S: keyPartition(location, key) }, [Attr.sort]: { B: SortKey.encode(key, seq) } }
     })
   )
 }

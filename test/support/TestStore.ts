@@ -9,6 +9,7 @@ import { Context, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
 import { afterAll, beforeAll, inject } from "vitest"
+import type { Layout } from "../../src/domain/Partitioning.ts"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import { DataKeys, defaultDataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
 import type { DataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
@@ -52,6 +53,8 @@ export interface TestTable {
   readonly namespace: string
   /** What encryption binds to, when not the table's name (see `DataKeyLocation.storeId`). */
   readonly storeId?: string | undefined
+  /** Partitioned prefixes (see `Partitioning`); the store options' `partitions` when left out. */
+  readonly partitions?: Layout | undefined
 }
 
 /** Creates a table for a test and returns its location. */
@@ -112,6 +115,13 @@ export const openStoreWithAcks = (
   location: TestTable,
   options: OpenStoreOptions = {}
 ): Effect.Effect<{ readonly store: Store["Service"]; readonly acks: WriteAcks["Service"] }, never, Scope.Scope> =>
+  Effect.orDie(openStoreChecked(location, options))
+
+/** {@link openStoreWithAcks} failing as the store's layer does (a layout refused: `ConfigInvalid`). */
+export const openStoreChecked = (
+  location: TestTable,
+  options: OpenStoreOptions = {}
+) =>
   Effect.gen(function*() {
     const client = options.client ?? makeClient()
     const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
@@ -131,7 +141,10 @@ export const eventTableLayer = (
   location: TestTable,
   options: OpenStoreOptions = {}
 ): Layer.Layer<EventTable | DataKeys | Dynamo> =>
-  EventTable.layer(location, { compression: options.compression }).pipe(
+  EventTable.layer(
+    { ...location, partitions: location.partitions ?? options.storeOptions?.partitions },
+    { compression: options.compression }
+  ).pipe(
     Layer.provideMerge(DataKeys.layer(location, { ...defaultDataKeyPolicy, ...options.dataKeyPolicy })),
     Layer.provide(options.keyring ?? sharedKeyring),
     Layer.provideMerge(Layer.succeed(Dynamo, Dynamo.fromClient(options.client ?? makeClient())))

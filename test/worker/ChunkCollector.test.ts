@@ -7,13 +7,15 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Stream } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
 import type { Event } from "../../src/domain/Event.ts"
+import * as SortKey from "../../src/domain/SortKey.ts"
 import * as ChunkArea from "../../src/infra/ChunkArea.ts"
 import { Dynamo } from "../../src/infra/Dynamo.ts"
 import { historyPartition } from "../../src/infra/HistoryRecord.ts"
+import { keyArea } from "../../src/infra/PartitionKeys.ts"
 import * as ValueChunks from "../../src/infra/ValueChunks.ts"
 import { ChunkCollector, sweep } from "../../src/programs/worker/ChunkCollector.ts"
 import { eventually } from "../streams/Harness.ts"
-import { deleteRawEvent } from "../support/RawTable.ts"
+import { deleteRawEvent, rawPartition } from "../support/RawTable.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
 
@@ -90,6 +92,37 @@ describe("ChunkCollector", () => {
         expect((yield* sweep(area, 0)).collected).toBe(1)
         expect(yield* ownersOf(location)).toEqual(["/keep#2"])
         expect(same((yield* store.get("/keep")).value, kept.v2)).toBe(true)
+      }),
+    120_000
+  )
+
+  it.live(
+    "on a partitioned key space, chunks lie beside their key's partition, and orphans are collected in every one",
+    () =>
+      Effect.gen(function*() {
+        const location = {
+          ...files.freshLocation(),
+          partitions: [{ prefix: "/own/", name: "own" }, { prefix: "/hot/", name: "hot", buckets: 4 }]
+        }
+        const store = yield* openStore(location, { client: files.client })
+        const values = new Map(["/a", "/own/a", "/hot/a", "/hot/b", "/hot/c"].map((key) => [key, large()]))
+        for (const [key, value] of values) yield* store.put({ key, value })
+        const hour = 3_600_000
+        for (const key of ["/hot/x", "/hot/y", "/own/x", "/x"]) {
+          yield* plantOrphan(location, { key, seq: 1, revision: randomUUID(), timestamp: Date.now() - hour })
+        }
+        // Each owner's chunks are in the chunk partition beside its key's live partition.
+        for (const key of [...values.keys(), "/hot/x"]) {
+          const chunks = yield* Effect.promise(() =>
+            rawPartition(files.client, location.table, keyArea(location, key, "chunks"))
+          )
+          expect(chunks.some((item) => SortKey.decode(item[ValueChunks.ChunkAttr.event]!.B!).key === key)).toBe(true)
+        }
+        expect(yield* ownersOf(location)).toHaveLength(values.size + 4)
+        const swept = yield* sweep(ChunkArea.make(Dynamo.fromClient(files.client), location), 60_000)
+        expect(swept).toMatchObject({ owners: values.size + 4, collected: 4 })
+        expect(yield* ownersOf(location)).toEqual([...values.keys()].map((key) => `${key}#1`).sort())
+        for (const [key, value] of values) expect(same((yield* store.get(key)).value, value)).toBe(true)
       }),
     120_000
   )

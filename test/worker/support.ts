@@ -19,7 +19,8 @@ import type { Event } from "../../src/domain/Event.ts"
 import * as Key from "../../src/domain/Key.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
-import { historyPartition, isFreedMarker } from "../../src/infra/HistoryRecord.ts"
+import { isFreedMarker } from "../../src/infra/HistoryRecord.ts"
+import { areaPartition, livePartitions } from "../../src/infra/PartitionKeys.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import type { StreamsError } from "../../src/infra/streams/StreamsApi.ts"
 import { workerLayer } from "../../src/programs/app/WorkerLive.ts"
@@ -287,17 +288,26 @@ const rawOf = (item: Record<string, AttributeValue>): RawEvent => {
   return { key, seq, op: item[Attr.op]!.S!, revision: item[Attr.revision]!.S! }
 }
 
-/** The events in the live range (raw Query on pk = namespace), ordered by key then seq. */
+/** Every item of each of the location's live partitions (or the area beside each). */
+const allPartitions = (env: Env, area?: "history") =>
+  Effect.map(
+    Effect.forEach(livePartitions(env.location), (live) =>
+      queryAll(env.client, env.location.table, area === undefined ? live : areaPartition(live, area))),
+    (pages) =>
+      pages.flat()
+  )
+
+/** The events in the live range (raw Query on pk = namespace, or each live partition), ordered by key then seq. */
 export const liveEvents = (env: Env) =>
   Effect.map(
-    queryAll(env.client, env.location.table, env.location.namespace),
+    allPartitions(env),
     (items) => items.map(rawOf).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq))
   )
 
-/** The events in the history area (raw Query on pk = `<namespace>\0history`), ordered by key then seq. */
+/** The events in the history area (raw Query on pk = `<namespace>\0history`, or each), ordered by key then seq. */
 export const archivedEvents = (env: Env) =>
   Effect.map(
-    queryAll(env.client, env.location.table, historyPartition(env.location)),
+    allPartitions(env, "history"),
     // A marker for a freed seq 1 (retention none) holds no event.
     (items) =>
       items.filter((item) => !isFreedMarker(item)).map(rawOf).sort((

@@ -5,6 +5,8 @@
  * provisioned`) rather than as a schema error.
  */
 import { Option, Redacted, Result } from "effect"
+import * as Partitioning from "../../domain/Partitioning.ts"
+import type { Layout, PartitionedPrefix } from "../../domain/Partitioning.ts"
 import * as Retention from "../../domain/Retention.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
@@ -140,6 +142,27 @@ const sealedPrefixes: Parse<ReadonlyArray<SealedPrefix>> = (text) => {
     : Result.succeed(checked.success)
 }
 
+/**
+ * Partitioned prefixes (see `Partitioning`): `PREFIX:NAME` for a partition of its own, `PREFIX:NAME:BUCKETS` for
+ * hash buckets. Read from the right, so a prefix may hold a colon; a name never does.
+ */
+const partitionedPrefixes: Parse<Layout> = (text) => {
+  const entries: Array<PartitionedPrefix> = []
+  for (const item of text.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "")) {
+    const parts = item.split(":")
+    const buckets = parts.length >= 3 && /^\d+$/.test(parts[parts.length - 1]!) ? Number(parts.pop()) : undefined
+    const name = parts.length >= 2 ? parts.pop()! : undefined
+    if (name === undefined) {
+      return Result.fail(`partitions ${JSON.stringify(item)} without a name: write PREFIX:NAME or PREFIX:NAME:BUCKETS`)
+    }
+    entries.push({ prefix: parts.join(":"), name, ...(buckets === undefined ? {} : { buckets }) })
+  }
+  const checked = Partitioning.validate(entries)
+  return Result.isFailure(checked)
+    ? Result.fail(`is not a valid list: ${checked.failure.map((problem) => problem.reason).join("; ")}`)
+    : Result.succeed(checked.success)
+}
+
 /** Every key of the `storage:` section dynastate reads, by the name of what it configures. */
 export const fields = {
   type: field("type", literals(["dynamodb"]), "dynamodb" as const),
@@ -177,6 +200,7 @@ export const fields = {
   writeMode: field("write_mode", literals<WriteMode>(["fenced", "strict"]), "fenced" as WriteMode),
   compression: field("value_compression", literals<Compression>(["none", "gzip"]), "none" as Compression),
   sealedPrefixes: field("sealed_prefixes", sealedPrefixes, [] as ReadonlyArray<SealedPrefix>, { list: true }),
+  partitionedPrefixes: field("partitioned_prefixes", partitionedPrefixes, [] as Layout, { list: true }),
   unknownKeys: field("unknown_keys", literals(["error", "warn"]), "error" as const)
 } as const
 

@@ -4,6 +4,7 @@
  * time long enough for the writers' fence.
  */
 import { Option } from "effect"
+import * as Partitioning from "../../domain/Partitioning.ts"
 import * as Retention from "../../domain/Retention.ts"
 import { isSafe, minimumSettleMillis } from "../../domain/WriteFence.ts"
 import type { ConfigProblem } from "./ConfigInvalid.ts"
@@ -72,6 +73,11 @@ export const rules: ReadonlyArray<Rule> = [
       hostPattern.test(values.watchHost)
         ? undefined
         : { field: "storage.watch_host", reason: "must be a host name or address (0.0.0.0 or :: for every interface)" }
+  },
+  {
+    fields: ["partitioned_prefixes", "sealed_prefixes"],
+    check: (values) =>
+      Partitioning.checkSealed(values.partitionedPrefixes, values.sealedPrefixes, "storage.partitioned_prefixes")[0]
   },
   {
     fields: ["auto_scaling"],

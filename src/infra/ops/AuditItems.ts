@@ -1,5 +1,5 @@
 /**
- * What an audit reads of a namespace, each partition whole (or one key of it) and in key order, page by page: the
+ * What an audit reads of a namespace, each kind of partition whole (merged over a partitioned key space) (or one key of it) and in key order, page by page: the
  * live range, the history area (freed-seq markers left out: they hold no event) and the graves, as stored events,
  * not decrypted. Within a key, live and history events come newest first (sort keys invert seq).
  */
@@ -8,13 +8,15 @@ import { Stream } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
 import * as SortKey from "../../domain/SortKey.ts"
-import type { Dynamo } from "../Dynamo.ts"
+import type { AttributeMap, Dynamo } from "../Dynamo.ts"
 import { queryPages } from "../Dynamo.ts"
 import { Attr, attributesOf } from "../EventRecord.ts"
 import type { StoredEvent } from "../EventRecord.ts"
 import type { EventTable } from "../EventTable.ts"
-import { buriedTombstone, gravePartition } from "../GraveRecord.ts"
-import { historyPartition, isFreedMarker } from "../HistoryRecord.ts"
+import { buriedTombstone } from "../GraveRecord.ts"
+import { isFreedMarker } from "../HistoryRecord.ts"
+import { areaPartition, keyArea, livePartitions } from "../PartitionKeys.ts"
+import { mergeSorted } from "../SortedMerge.ts"
 
 /** The event sort keys of one key, or of every key (the empty key's bytes sort first). */
 const eventRange = (key: string | undefined) =>
@@ -33,7 +35,7 @@ export const history = (
   table: EventTable["Service"],
   key?: string
 ): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
-  table.scan({ ...eventRange(key), partition: historyPartition(table.location) }).pipe(
+  table.scan({ ...eventRange(key), area: "history" }).pipe(
     Stream.filter((stored) => !isFreedMarker(stored.item))
   )
 
@@ -50,27 +52,35 @@ export interface GraveRead {
 export const graves = (
   table: EventTable["Service"],
   key?: string
-): Stream.Stream<GraveRead, Throttled | StorageFailure, Dynamo> =>
-  queryPages({
-    TableName: table.location.table,
-    KeyConditionExpression: key === undefined ? "#pk = :pk" : "#pk = :pk AND #sk = :sk",
-    ExpressionAttributeNames: { "#pk": Attr.partition, ...(key === undefined ? {} : { "#sk": Attr.sort }) },
-    ExpressionAttributeValues: {
-      ":pk": { S: gravePartition(table.location) },
-      ...(key === undefined ? {} : { ":sk": { B: SortKey.keyPrefix(key) } })
-    },
-    ConsistentRead: true
-  }).pipe(
-    Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])),
+): Stream.Stream<GraveRead, Throttled | StorageFailure, Dynamo> => {
+  const location = table.location
+  // Each live partition files its graves beside it (see `PartitionKeys`): every one, merged in key order.
+  const partitions = key === undefined
+    ? livePartitions(location).map((live) => areaPartition(live, "graves"))
+    : [keyArea(location, key, "graves")]
+  const filed = (item: AttributeMap) => item[Attr.sort]?.B ?? new Uint8Array([0])
+  const inPartition = (partition: string) =>
+    queryPages({
+      TableName: location.table,
+      KeyConditionExpression: key === undefined ? "#pk = :pk" : "#pk = :pk AND #sk = :sk",
+      ExpressionAttributeNames: { "#pk": Attr.partition, ...(key === undefined ? {} : { "#sk": Attr.sort }) },
+      ExpressionAttributeValues: {
+        ":pk": { S: partition },
+        ...(key === undefined ? {} : { ":sk": { B: SortKey.keyPrefix(key) } })
+      },
+      ConsistentRead: true
+    }).pipe(Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])))
+  return mergeSorted(partitions.map(inPartition), (a, b) => Buffer.compare(filed(a), filed(b))).pipe(
     Stream.map((item): GraveRead => {
       // Filed under `key ‖ 0x00`.
-      const filed = item[Attr.sort]?.B ?? new Uint8Array([0])
+      const sortKey = filed(item)
       return {
-        key: Key.fromBytes(filed.subarray(0, Math.max(0, filed.length - 1))),
-        tombstone: buriedTombstone(table.location, item)
+        key: Key.fromBytes(sortKey.subarray(0, Math.max(0, sortKey.length - 1))),
+        tombstone: buriedTombstone(location, item)
       }
     })
   )
+}
 
 /**
  * The revision (event id) a stored event claims, read without decrypting: for an event that cannot be decrypted

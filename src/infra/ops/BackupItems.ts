@@ -9,6 +9,7 @@ import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb"
 import { Effect, Result, Schedule, Stream } from "effect"
 import { StorageFailure } from "../../domain/Errors.ts"
 import type { DecryptionFailed, Shredded, Throttled, ValueTooLarge } from "../../domain/Errors.ts"
+import * as Key from "../../domain/Key.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import { contextOf, DataKeyNotFound, DataKeys, DataKeyShredded } from "../crypto/DataKeys.ts"
 import type { DataKey } from "../crypto/DataKeys.ts"
@@ -22,9 +23,9 @@ import { Dynamo, queryPages } from "../Dynamo.ts"
 import * as EventRecord from "../EventRecord.ts"
 import type { Location, StoredItem } from "../EventRecord.ts"
 import * as GraveRecord from "../GraveRecord.ts"
-import { gravePartition } from "../GraveRecord.ts"
-import { historyPartition, isFreedMarker } from "../HistoryRecord.ts"
-import { chunkPartition } from "../ValueChunks.ts"
+import { isFreedMarker } from "../HistoryRecord.ts"
+import { areaPartition, keyArea, keyPartition, livePartitions } from "../PartitionKeys.ts"
+import { ChunkAttr } from "../ValueChunks.ts"
 
 const { Attr, attributesOf } = EventRecord
 
@@ -41,47 +42,71 @@ export type Role = "event" | "history" | "grave" | "chunk" | "data-key"
  */
 export const roles: ReadonlyArray<Role> = ["event", "history", "grave", "chunk", "data-key"]
 
-/** The partition of a role in a namespace. */
-export const partitionOf = (location: Location, role: Role): string =>
-  role === "event"
-    ? location.namespace
-    : role === "history"
-    ? historyPartition(location)
-    : role === "grave"
-    ? gravePartition(location)
-    : role === "chunk"
-    ? chunkPartition(location)
-    : DataKeyStore.partitionOf(location.namespace)
+const areaOf = { history: "history", grave: "graves", chunk: "chunks" } as const
 
-/** Every item of a role's partition, consistently read, page by page. */
+/**
+ * The partitions of a role in a namespace: one per live partition of its layout (see `PartitionKeys`), the default
+ * partition's first; the data keys' one.
+ */
+export const partitionsOf = (location: Location, role: Role): ReadonlyArray<string> =>
+  role === "data-key"
+    ? [DataKeyStore.partitionOf(location.namespace)]
+    : livePartitions(location).map((live) => role === "event" ? live : areaPartition(live, areaOf[role]))
+
+/** The stored key an item of a role belongs to (a chunk names its event's sort key, a grave is filed under it). */
+const keyOfItem = (item: AttributeMap, role: Exclude<Role, "data-key">): string => {
+  if (role === "grave") {
+    const filed = item[Attr.sort]?.B ?? new Uint8Array([0])
+    return Key.fromBytes(filed.subarray(0, Math.max(0, filed.length - 1)))
+  }
+  const sortKey = role === "chunk" ? item[ChunkAttr.event]?.B : item[Attr.sort]?.B
+  return SortKey.decode(sortKey ?? new Uint8Array(9)).key
+}
+
+/** The partition an item of a role takes at a location: its key's, by the location's layout. */
+export const partitionOf = (location: Location, role: Role, item: StoredItem): string => {
+  if (role === "data-key") return DataKeyStore.partitionOf(location.namespace)
+  const key = keyOfItem(attributesOf(item), role)
+  return role === "event" ? keyPartition(location, key) : keyArea(location, key, areaOf[role])
+}
+
+/** Every item of a role's partitions, consistently read, page by page, one partition after the other. */
 export const read = (
   location: Location,
   role: Role
 ): Stream.Stream<StoredItem, Throttled | StorageFailure, Dynamo> =>
-  queryPages({
-    TableName: location.table,
-    KeyConditionExpression: "#pk = :pk",
-    ExpressionAttributeNames: { "#pk": Attr.partition },
-    ExpressionAttributeValues: { ":pk": { S: partitionOf(location, role) } },
-    ConsistentRead: true
-  }).pipe(Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])))
+  Stream.fromIterable(partitionsOf(location, role)).pipe(
+    Stream.flatMap((partition) =>
+      queryPages({
+        TableName: location.table,
+        KeyConditionExpression: "#pk = :pk",
+        ExpressionAttributeNames: { "#pk": Attr.partition },
+        ExpressionAttributeValues: { ":pk": { S: partition } },
+        ConsistentRead: true
+      })
+    ),
+    Stream.flatMap((page) => Stream.fromIterable(page.Items ?? []))
+  )
 
 /** Whether a namespace holds any item of any role (a restore refuses to mix with existing data). */
 export const isEmpty = (location: Location): Effect.Effect<boolean, Throttled | StorageFailure, Dynamo> =>
-  Effect.forEach(roles, (role) =>
-    Dynamo.use((dynamo) =>
-      dynamo.call("Query", (client, abortSignal) =>
-        client.send(
-          new QueryCommand({
-            TableName: location.table,
-            KeyConditionExpression: "#pk = :pk",
-            ExpressionAttributeNames: { "#pk": Attr.partition },
-            ExpressionAttributeValues: { ":pk": { S: partitionOf(location, role) } },
-            Limit: 1
-          }),
-          { abortSignal }
-        ))
-    )).pipe(Effect.map((pages) => pages.every((page) => (page.Items ?? []).length === 0)))
+  Effect.forEach(
+    roles.flatMap((role) => partitionsOf(location, role)),
+    (partition) =>
+      Dynamo.use((dynamo) =>
+        dynamo.call("Query", (client, abortSignal) =>
+          client.send(
+            new QueryCommand({
+              TableName: location.table,
+              KeyConditionExpression: "#pk = :pk",
+              ExpressionAttributeNames: { "#pk": Attr.partition },
+              ExpressionAttributeValues: { ":pk": { S: partition } },
+              Limit: 1
+            }),
+            { abortSignal }
+          ))
+      )
+  ).pipe(Effect.map((pages) => pages.every((page) => (page.Items ?? []).length === 0)))
 
 /** An attribute value as JSON: DynamoDB's own JSON form, binary values in base64. */
 export type JsonValue =
@@ -197,9 +222,9 @@ export const fromJson = (json: unknown): Result.Result<StoredItem, string> =>
         : Result.succeed(item)
   )
 
-/** The item with its partition key moved to the role's partition of another namespace. */
+/** The item with its partition key moved to the role's partition of another namespace (by its key, for the layout). */
 export const rehome = (item: StoredItem, role: Role, target: Location): StoredItem => {
-  const moved: AttributeMap = { ...attributesOf(item), [Attr.partition]: { S: partitionOf(target, role) } }
+  const moved: AttributeMap = { ...attributesOf(item), [Attr.partition]: { S: partitionOf(target, role, item) } }
   return moved
 }
 

@@ -7,7 +7,15 @@ import * as SortKey from "../../domain/SortKey.ts"
 import { Attr, attributesOf, isMovedCopy, itemSize, peek } from "../EventRecord.ts"
 import type { StoredEvent } from "../EventRecord.ts"
 import type { EventTable } from "../EventTable.ts"
+import { isLivePartition } from "../PartitionKeys.ts"
 import type { StreamRecord } from "./StreamsApi.ts"
+
+/**
+ * Whether a partition key is one of the namespace's live partitions, under any layout (see `PartitionKeys`): read
+ * from the record's own key, so a consumer sees every partition's events whatever layout it was given.
+ */
+const isLive = (table: EventTable["Service"], partition: string | undefined): boolean =>
+  partition !== undefined && isLivePartition(table.location.namespace, partition)
 
 /** The event an item of the stream holds, if it is one of this namespace's events. */
 export const eventOfRecord = (table: EventTable["Service"], record: StreamRecord) =>
@@ -20,7 +28,7 @@ export const eventOfRecord = (table: EventTable["Service"], record: StreamRecord
 export const locate = (table: EventTable["Service"], record: StreamRecord) => {
   const image = record.newImage
   if (record.eventName === "REMOVE" || image === undefined) return undefined
-  const sortKey = image[Attr.partition]?.S === table.location.namespace ? image[Attr.sort]?.B : undefined
+  const sortKey = isLive(table, image[Attr.partition]?.S) ? image[Attr.sort]?.B : undefined
   // A relocated copy (see `Relocation`) repeats an event its consumers already had under its old stored key.
   if (sortKey === undefined || isMovedCopy(image)) return undefined
   try {
@@ -36,7 +44,7 @@ export const removedEvent = (
   record: StreamRecord
 ): { readonly key: string; readonly seq: number } | undefined => {
   if (record.eventName !== "REMOVE") return undefined
-  const sortKey = record.keys[Attr.partition]?.S === table.location.namespace ? record.keys[Attr.sort]?.B : undefined
+  const sortKey = isLive(table, record.keys[Attr.partition]?.S) ? record.keys[Attr.sort]?.B : undefined
   if (sortKey === undefined) return undefined
   try {
     return SortKey.decode(sortKey)

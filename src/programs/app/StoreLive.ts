@@ -12,6 +12,8 @@ import { Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import { TableSchemaMismatch } from "../../domain/Errors.ts"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import * as Partitioning from "../../domain/Partitioning.ts"
+import type { Layout } from "../../domain/Partitioning.ts"
 import { defaultWriteFence } from "../../domain/WriteFence.ts"
 import type { WriteFence } from "../../domain/WriteFence.ts"
 import { DataKeys, defaultDataKeyPolicy } from "../../infra/crypto/DataKeys.ts"
@@ -199,10 +201,18 @@ export const tableLayer = (config: StoreConfig, open: OpenOptions = {}) =>
       })
   )
 
-/** The event table of a configuration with its data keys (which need a `Keyring` and `Dynamo`); see `tableLayer`. */
-export const eventTableLayer = (config: StoreConfig) =>
+/**
+ * The event table of a configuration with its data keys (which need a `Keyring` and `Dynamo`); see `tableLayer`.
+ * Its keys are partitioned by the configuration's `partitioned_prefixes`, else by `partitions` (a layer option).
+ */
+export const eventTableLayer = (config: StoreConfig, partitions?: Layout | undefined) =>
   encryptedEventTable(
-    { table: config.tableName, namespace: config.namespace, storeId: Option.getOrUndefined(config.storeId) },
+    {
+      table: config.tableName,
+      namespace: config.namespace,
+      storeId: Option.getOrUndefined(config.storeId),
+      partitions: layoutOf(config, partitions)
+    },
     defaultDataKeyPolicy,
     { compression: config.compression }
   )
@@ -227,6 +237,10 @@ export const clientsLayer = (clients: Clients): Layer.Layer<Dynamo | StreamsApi>
     Layer.succeed(StreamsApi, fromClients(clients.dynamodb, clients.streams))
   )
 
+/** The layout of a store: the configuration's partitioned prefixes, unless it names none and `options` some. */
+const layoutOf = (config: StoreConfig, partitions: Layout | undefined): Layout | undefined =>
+  config.partitionedPrefixes.length > 0 ? config.partitionedPrefixes : partitions
+
 /**
  * Store options with the configuration's write fence and write mode (`max_state_age`, `write_timeout`,
  * `write_mode`): the configuration is what the worker checks its settle time against, so it wins over `options`.
@@ -240,6 +254,8 @@ export const storeOptions = (config: StoreConfig, options: StoreOptions = defaul
   // Every process of a store must seal alike, or one would write in clear what another seals: the file decides,
   // unless it names none and the application passes its own.
   sealed: config.sealedPrefixes.length > 0 ? config.sealedPrefixes : options.sealed,
+  // Likewise the layout: the namespace's record makes sure every process routes alike (see `LayoutRecord`).
+  partitions: layoutOf(config, options.partitions),
   actors: { ...options.actors, fence: config.writeFence, writeMode: config.writeMode },
   atomicWrite: { ...options.atomicWrite, fence: config.writeFence, writeMode: config.writeMode }
 })
@@ -270,6 +286,17 @@ export const conflictingOptions = (config: StoreConfig, options: StoreOptions): 
       })
     }
   }
+  const partitions = options.partitions
+  if (
+    partitions !== undefined && config.partitionedPrefixes.length > 0 &&
+    !Partitioning.same(partitions, config.partitionedPrefixes)
+  ) {
+    problems.push({
+      field: "storage.partitioned_prefixes",
+      reason: `the store options' partitions [${Partitioning.describe(partitions)}] differ from the configuration's ` +
+        `[${Partitioning.describe(config.partitionedPrefixes)}]: give the layout in one place`
+    })
+  }
   const [first, ...rest] = problems
   return first === undefined ? undefined : ConfigInvalid.of([first, ...rest])
 }
@@ -282,7 +309,7 @@ const assemble = <E1, E2, R2>(
   open: OpenOptions
 ) => {
   const assembled = Store.layer(storeOptions(config, options)).pipe(
-    Layer.provideMerge(eventTableLayer(config)),
+    Layer.provideMerge(eventTableLayer(config, options.partitions)),
     // The table first: a reader told the table is missing learns the first thing to do.
     Layer.provide(Layer.provide(keyring, tableLayer(config, open))),
     Layer.provideMerge(clients)

@@ -98,8 +98,10 @@ export const eventTableKeys = (target: Target, match: Match): ReadonlyArray<stri
   return NamespacePartitions.partitionsOf(locationOf(target)).map(({ key }) => {
     if (match === "exact") return literal(key)
     if (key === namespace) return likeLiteral(key)
-    // A derived partition is the namespace, one separator character, and a suffix: the separator becomes `?`.
-    return `${likeLiteral(namespace)}?${likeLiteral(key.slice(namespace.length + 1))}`
+    // A derived partition is the namespace and a suffix whose separators (NUL) each become `?`.
+    return `${likeLiteral(namespace)}${
+      [...key.slice(namespace.length)].map((char) => char === "\u0000" ? "?" : likeLiteral(char)).join("")
+    }`
   })
 }
 
@@ -300,7 +302,11 @@ export const notes = (options: PolicyOptions): ReadonlyArray<string> => {
     said.push(
       "--match wildcard writes the NUL before graves/history/data-keys as `?`: the policy also admits the live " +
         `events of any namespace named ${JSON.stringify(target.namespace)} + one character + graves, history or ` +
-        "data-keys. Use no such namespace on this table, or use --match exact."
+        "data-keys" +
+        ((target.partitions ?? []).length === 0
+          ? ""
+          : " (or, for the partitioned prefixes, + one character + @ and a partition name, with the same suffixes)") +
+        ". Use no such namespace on this table, or use --match exact."
     )
   }
   if (options.region === undefined || options.account === undefined) {

@@ -22,6 +22,7 @@ import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { Keyring, KeyringError } from "../../infra/crypto/Keyring.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
 import type { Location, StoredItem } from "../../infra/EventRecord.ts"
+import * as LayoutRecord from "../../infra/LayoutRecord.ts"
 import * as BackupItems from "../../infra/ops/BackupItems.ts"
 import * as TableAdmin from "../../infra/ops/TableAdmin.ts"
 import { schemaDifferences } from "../../infra/TableProvisioner.ts"
@@ -35,9 +36,10 @@ export class RestoreRefused extends Schema.TaggedError<RestoreRefused>()("Restor
   table: Schema.String,
   /**
    * Why: no such table (provision it), a table of another schema, a namespace that holds data already, or large
-   * values to re-encrypt (their chunks are bound to the store id and namespace, and are restored by copy only).
+   * values to re-encrypt (their chunks are bound to the store id and namespace, and are restored by copy only), or a
+   * layout (partitioned prefixes) that differs from the one the namespace recorded.
    */
-  kind: Schema.Literals(["table-missing", "not-a-store-table", "not-empty", "large-values"]),
+  kind: Schema.Literals(["table-missing", "not-a-store-table", "not-empty", "large-values", "layout"]),
   reason: Schema.String
 }) {
   override get message() {
@@ -160,6 +162,14 @@ export const restore = Effect.fn("Restore.restore")(function*(
         "(or resume a restore of this backup that stopped)"
     })
   }
+  // Items go into the partitions of the target's layout (see `PartitionKeys`), which is recorded first: a store
+  // opened on the namespace later must route as the restore did.
+  yield* LayoutRecord.settle(destination).pipe(
+    Effect.catchTag(
+      "ConfigInvalid",
+      (error) => Effect.fail(new RestoreRefused({ table: target.table, kind: "layout", reason: error.reason }))
+    )
+  )
   const source: Location = { table: header.table, namespace: header.namespace, storeId: header.storeId }
   const mode: RestoreMode = header.storeId === target.storeId && header.namespace === target.namespace
     ? "copy"
@@ -195,7 +205,12 @@ export const restore = Effect.fn("Restore.restore")(function*(
     }
     // Chunks before the events that name them, as the store writes them.
     for (const role of ["chunk", "grave", "history", "event"] as const) {
-      yield* ofRole(role).pipe(Stream.grouped(batch), Stream.runForEach((items) => put(role, items)))
+      yield* ofRole(role).pipe(
+        // Each into its key's partition of the target's layout: the partition key is not bound into any value.
+        Stream.map((item) => BackupItems.rehome(item, role, destination)),
+        Stream.grouped(batch),
+        Stream.runForEach((items) => put(role, items))
+      )
     }
   } else {
     const sourceKeys = yield* BackupItems.backupDataKeys(source, dataKeys)

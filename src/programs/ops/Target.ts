@@ -4,6 +4,7 @@
  * command names the same tables the store and the worker use.
  */
 import { Option } from "effect"
+import type { Layout } from "../../domain/Partitioning.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
 
 /** One store's tables, as the operational commands see them. */
@@ -17,6 +18,8 @@ export interface Target {
   readonly leaseGroup: string
   /** Index view tables to check beside the event table (`TABLE.view.<name>`). */
   readonly viewTables: ReadonlyArray<string>
+  /** The namespace's partitioned prefixes (`partitioned_prefixes`, see `Partitioning`); none by default. */
+  readonly partitions?: Layout | undefined
 }
 
 /** Options that the configuration file does not carry. */
@@ -30,10 +33,11 @@ export interface TargetOptions {
 export const make = (
   table: string,
   namespace: string,
-  options: TargetOptions & { readonly storeId?: string | undefined } = {}
+  options: TargetOptions & { readonly storeId?: string | undefined; readonly partitions?: Layout | undefined } = {}
 ): Target => ({
   table,
   namespace,
+  ...(options.partitions === undefined || options.partitions.length === 0 ? {} : { partitions: options.partitions }),
   storeId: options.storeId ?? table,
   leaseTable: `${table}.projections`,
   leaseGroup: options.leaseGroup ?? "default",
@@ -45,12 +49,14 @@ export const fromConfig = (config: StoreConfig, options: TargetOptions = {}): Ta
   make(config.tableName, config.namespace, {
     ...options,
     leaseGroup: options.leaseGroup ?? config.leaseGroup,
-    storeId: Option.getOrUndefined(config.storeId)
+    storeId: Option.getOrUndefined(config.storeId),
+    partitions: config.partitionedPrefixes
   })
 
 /** The location the infra's codecs take, binding values to the target's store id. */
 export const locationOf = (target: Target) => ({
   table: target.table,
   namespace: target.namespace,
+  partitions: target.partitions,
   storeId: target.storeId === target.table ? undefined : target.storeId
 })

@@ -18,7 +18,6 @@ import * as DataKeyStore from "../../infra/crypto/DataKeyStore.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import { historyPartition } from "../../infra/HistoryArea.ts"
 import * as Relocation from "../../infra/Relocation.ts"
 import * as SealedFallback from "./SealedFallback.ts"
 
@@ -63,7 +62,7 @@ const clearKeys = (table: EventTable["Service"], prefix: string) =>
       Stream.runForEach(stream, (stored) => Effect.sync(() => keys.add(stored.key)))
     yield* add(table.scan(range))
     yield* add(table.graves(SortKey.keyPrefix(`${prefix}\u0002`), range.upper))
-    yield* add(table.scan({ ...range, partition: historyPartition(table.location) }))
+    yield* add(table.scan({ ...range, area: "history" }))
     // Only keys the store would seal (a stored form found in clear territory is no caller's key).
     return [...keys].filter((key) => key.startsWith(prefix) && key.length > prefix.length)
   })

@@ -18,7 +18,6 @@ import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError, SortKeyRange } from "../../infra/EventTable.ts"
-import { historyPartition } from "../../infra/HistoryArea.ts"
 import type { Relocation, RelocationError } from "../../infra/Relocation.ts"
 import * as KeySealing from "./KeySealing.ts"
 import * as NewestEvents from "./NewestEvents.ts"
@@ -51,7 +50,7 @@ export const holdsClearKeys = (
       Effect.map(Stream.runHead(stream), Option.isSome)
     if (yield* found(table.scan(range))) return true
     if (yield* found(table.graves(Key.toBytes(`${prefix}\u0002`), range.upper))) return true
-    return yield* found(table.scan({ ...range, partition: historyPartition(table.location) }))
+    return yield* found(table.scan({ ...range, area: "history" }))
   })
 
 /** The prefixes of `prefixes` that still hold keys stored in clear. */

@@ -24,8 +24,10 @@ import { isDueForExpiry, liveItem, presentRevision, reveal } from "../../domain/
 import type { Event } from "../../domain/Event.ts"
 import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
+import type { Layout } from "../../domain/Partitioning.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
+import type { ConfigInvalid } from "../../infra/config/ConfigInvalid.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { Keyring, KeyringError } from "../../infra/crypto/Keyring.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
@@ -49,6 +51,7 @@ import * as ReadCoalescing from "./ReadCoalescing.ts"
 import * as SealedFallback from "./SealedFallback.ts"
 import { checkAtomicWrite, checkKey, checkLimit, checkWatchOptions, commandOperations } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
+import * as StoreLayout from "./StoreLayout.ts"
 import { Watches } from "./Watch.ts"
 import type { WatchesOptions } from "./Watch.ts"
 import type { WatchError, WatchEvent, WatchOptions } from "./Watch.ts"
@@ -159,6 +162,12 @@ export interface StoreOptions {
   readonly sealed?: ReadonlyArray<SealedPrefix> | undefined
   /** The most live keys of one sealed prefix a range read sorts in memory (default 10,000). */
   readonly sealedRangeLimit?: number | undefined
+  /**
+   * Prefixes of stored keys with partitions of their own (see `Partitioning`). The event table routes by its
+   * location's layout; given here too, it must be the same (`ConfigInvalid` otherwise). Either way the store opens
+   * only if the namespace's layout record agrees (see `LayoutRecord`).
+   */
+  readonly partitions?: Layout | undefined
 }
 
 /** Store tuning that suits most applications. */
@@ -178,7 +187,7 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
     options: StoreOptions = defaultStoreOptions
   ): Layer.Layer<
     Store | WriteAcks | Watches | HistoryArea | SealedFallback.MovedKeys,
-    never,
+    ConfigInvalid | Throttled | StorageFailure,
     EventTable | DataKeys | Dynamo | StreamsApi
   > =>
     Layer.effect(Store, make(options)).pipe(
@@ -200,6 +209,7 @@ const make = (options: StoreOptions) =>
     const area = yield* HistoryArea
     const acks = yield* WriteAcks
     const services = Effect.provideService(EventTable, table)
+    yield* StoreLayout.settle(table.location, options)
     // A store configured without sealed prefixes pays nothing for them: every path below checks `sealer` first.
     const sealer = options.sealed === undefined || options.sealed.length === 0
       ? undefined

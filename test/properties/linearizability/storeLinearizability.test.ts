@@ -210,72 +210,93 @@ const parameters = {
 const smallHistory = 40
 const checkTimeoutMs = 10_000
 
+/**
+ * Runs random concurrent histories over three store instances on fresh namespaces from `locations`, checking each is
+ * linearizable; `runs` overrides the run count.
+ */
+const concurrentHistories = (
+  locations: Effect.Effect<TestTable>,
+  runs: { readonly numRuns?: number } = {}
+) =>
+  Effect.gen(function*() {
+    const stats = {
+      runs: 0,
+      ops: 0,
+      pending: 0,
+      refused: 0,
+      unknown: 0,
+      unexpected: new Map<string, number>(),
+      outcomes: new Map<string, number>()
+    }
+    const property = fc.asyncProperty(scenario, (s) =>
+      Effect.runPromise(
+        Effect.gen(function*() {
+          const location = yield* locations
+          const stores: Array<Store["Service"]> = []
+          for (let i = 0; i < 3; i++) stores.push(yield* openStore(location))
+          const recorder = makeRecorder<KvInput, KvOutput>()
+          const seen = new Observations()
+          const unexpected = (tag: string) => stats.unexpected.set(tag, (stats.unexpected.get(tag) ?? 0) + 1)
+          const processes = s.processes.map((ops, p) =>
+            Effect.forEach(ops, ({ op, pauseMs }, i) =>
+              Effect.gen(function*() {
+                if (pauseMs > 0) yield* Effect.sleep(pauseMs)
+                const input = resolve(op, s.keys, seen, `p${p}-${i}`)
+                const output = yield* recordOp(recorder, stores[p % stores.length]!, `p${p}`, input, unexpected)
+                seen.learn(input, output)
+              }), { discard: true })
+          )
+          yield* Effect.all(processes, { concurrency: "unbounded", discard: true })
+          const history = recorder.history()
+          const result = checkLinearizable(model, history, { timeoutMs: checkTimeoutMs, explain: "full" })
+          stats.runs++
+          stats.ops += history.length
+          stats.pending += history.filter((op) => op.pending === true).length
+          for (const op of history) {
+            const outcome = `${op.input._tag}:${
+              op.pending === true ? "?" : op.output._tag === "Err" ? op.output.tag : "Ok"
+            }`
+            stats.outcomes.set(outcome, (stats.outcomes.get(outcome) ?? 0) + 1)
+          }
+          stats.refused += history.filter((op) => op.pending !== true && op.output._tag === "Err").length
+          if (result.ok === "unknown") {
+            stats.unknown++
+            if (history.length <= smallHistory) throw new Error(formatResult(model, history, result))
+            console.warn(`linearizability check undecided for a ${history.length}-op history: ${result.reason}`)
+            return
+          }
+          if (result.ok === false) throw new Error(formatResult(model, history, result))
+        }).pipe(Effect.scoped)
+      ))
+    yield* Effect.promise(() => fc.assert(property, { ...parameters, ...runs }))
+    console.log(
+      `store linearizability: ${stats.runs} run(s), ${stats.ops} ops, ${stats.refused} refused, ${stats.pending} pending, ` +
+        `${stats.unknown} undecided, unexpected failures: ${JSON.stringify(Object.fromEntries(stats.unexpected))}\n` +
+        `outcomes: ${JSON.stringify(Object.fromEntries([...stats.outcomes].sort()))}`
+    )
+    // The runs exercised both outcomes of the contract's conditional ops.
+    expect(stats.refused).toBeGreaterThan(0)
+    expect(stats.ops - stats.refused - stats.pending).toBeGreaterThan(0)
+  })
+
 describe("linearizability of the store across instances", () => {
   it.live(
     "concurrent random histories over three store instances are linearizable",
+    () => concurrentHistories(freshLocation),
+    120_000
+  )
+
+  it.live(
+    "on a partitioned key space (keys in the default partition, an own one and a bucket), histories are linearizable",
     () =>
-      Effect.gen(function*() {
-        const stats = {
-          runs: 0,
-          ops: 0,
-          pending: 0,
-          refused: 0,
-          unknown: 0,
-          unexpected: new Map<string, number>(),
-          outcomes: new Map<string, number>()
-        }
-        const property = fc.asyncProperty(scenario, (s) =>
-          Effect.runPromise(
-            Effect.gen(function*() {
-              const location = yield* freshLocation
-              const stores: Array<Store["Service"]> = []
-              for (let i = 0; i < 3; i++) stores.push(yield* openStore(location))
-              const recorder = makeRecorder<KvInput, KvOutput>()
-              const seen = new Observations()
-              const unexpected = (tag: string) => stats.unexpected.set(tag, (stats.unexpected.get(tag) ?? 0) + 1)
-              const processes = s.processes.map((ops, p) =>
-                Effect.forEach(ops, ({ op, pauseMs }, i) =>
-                  Effect.gen(function*() {
-                    if (pauseMs > 0) yield* Effect.sleep(pauseMs)
-                    const input = resolve(op, s.keys, seen, `p${p}-${i}`)
-                    const output = yield* recordOp(recorder, stores[p % stores.length]!, `p${p}`, input, unexpected)
-                    seen.learn(input, output)
-                  }), { discard: true })
-              )
-              yield* Effect.all(processes, { concurrency: "unbounded", discard: true })
-              const history = recorder.history()
-              const result = checkLinearizable(model, history, { timeoutMs: checkTimeoutMs, explain: "full" })
-              stats.runs++
-              stats.ops += history.length
-              stats.pending += history.filter((op) => op.pending === true).length
-              for (const op of history) {
-                const outcome = `${op.input._tag}:${
-                  op.pending === true ? "?" : op.output._tag === "Err" ? op.output.tag : "Ok"
-                }`
-                stats.outcomes.set(outcome, (stats.outcomes.get(outcome) ?? 0) + 1)
-              }
-              stats.refused += history.filter((op) => op.pending !== true && op.output._tag === "Err").length
-              if (result.ok === "unknown") {
-                stats.unknown++
-                if (history.length <= smallHistory) throw new Error(formatResult(model, history, result))
-                console.warn(`linearizability check undecided for a ${history.length}-op history: ${result.reason}`)
-                return
-              }
-              if (result.ok === false) throw new Error(formatResult(model, history, result))
-            }).pipe(Effect.scoped)
-          ))
-        yield* Effect.promise(() => fc.assert(property, parameters))
-        console.log(
-          `store linearizability: ${stats.runs} run(s), ${stats.ops} ops, ${stats.refused} refused, ${stats.pending} pending, ` +
-            `${stats.unknown} undecided, unexpected failures: ${
-              JSON.stringify(Object.fromEntries(stats.unexpected))
-            }\n` +
-            `outcomes: ${JSON.stringify(Object.fromEntries([...stats.outcomes].sort()))}`
-        )
-        // The runs exercised both outcomes of the contract's conditional ops.
-        expect(stats.refused).toBeGreaterThan(0)
-        expect(stats.ops - stats.refused - stats.pending).toBeGreaterThan(0)
-      }),
+      concurrentHistories(
+        Effect.map(freshLocation, (location) => ({
+          ...location,
+          // /lin/k0 in the default partition, /lin/k1 in a partition of its own, /lin/k2 in a bucket of three.
+          partitions: [{ prefix: "/lin/k1", name: "one" }, { prefix: "/lin/k2", name: "two", buckets: 3 }]
+        })),
+        { numRuns: Number(process.env["FC_RUNS"] ?? 4) }
+      ),
     120_000
   )
 

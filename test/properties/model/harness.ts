@@ -11,6 +11,7 @@ import type { Result } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
 import { randomUUID } from "node:crypto"
+import type { Layout } from "../../../src/domain/Partitioning.ts"
 import type { Retention } from "../../../src/domain/Retention.ts"
 import type { SealedPrefix } from "../../../src/domain/SealedKeys.ts"
 import { defaultSettleMillis, defaultWriteFence } from "../../../src/domain/WriteFence.ts"
@@ -106,7 +107,9 @@ export const makeEnvironment = (
   label: string,
   settings: FenceSettings = defaultFenceSettings,
   /** Sealed prefixes the stores run with (see `SealedKeys`); raw reads then look keys up by their stored form. */
-  sealed: ReadonlyArray<SealedPrefix> = []
+  sealed: ReadonlyArray<SealedPrefix> = [],
+  /** Partitioned prefixes the stores run with (see `Partitioning`); raw reads route by them too. */
+  partitions?: Layout | undefined
 ): PropertyEnvironment => {
   const runtime = ManagedRuntime.make(TestClock.layer({ warningDelay: "1 hour" }))
   const client = makeClient()
@@ -114,7 +117,7 @@ export const makeEnvironment = (
   let started = false
   const openRun = async (): Promise<Run> => {
     table ??= runtime.runPromise(Effect.orDie(provisionTable(client, freshTableName(label))))
-    const location: TestTable = { table: (await table).table, namespace: `run-${randomUUID()}` }
+    const location: TestTable = { table: (await table).table, namespace: `run-${randomUUID()}`, partitions }
     if (!started) {
       started = true
       await runtime.runPromise(TestClock.setTime(epoch))

@@ -41,11 +41,15 @@ const backend = (name: string, storeOptions: Partial<StoreOptions>, pagesLazily 
             const store = yield* t.open({ client, storeOptions })
             return { store, requests: () => [...calls] }
           }),
-        ops: (key) =>
-          sealed.length === 0
-            ? opsOf(t.client, t.location, key)
-            : Effect.flatMap(storedKeyOf(t.location, sealed, key, t.client), (stored) =>
-              opsOf(t.client, t.location, stored)),
+        ops: (key) => {
+          const location = { ...t.location, partitions: storeOptions.partitions }
+          return sealed.length === 0
+            ? opsOf(t.client, location, key)
+            : Effect.flatMap(
+              storedKeyOf(t.location, sealed, key, t.client),
+              (stored) => opsOf(t.client, location, stored)
+            )
+        },
         snapshot: () => snapshot(t.client, t.location.table),
         maxValueBytes: () => ValueChunks.maxValueBytes,
         wholeValueBytes: (key) => {
@@ -53,7 +57,8 @@ const backend = (name: string, storeOptions: Partial<StoreOptions>, pagesLazily 
           const sealedBytes = SealedKeys.place(sealed, key)._tag === "Seal"
             ? SealedKeys.storedBytes(sealed, key)
             : undefined
-          return EventRecord.itemLimitBytes - EventRecord.maxItemBytes(t.location, key, 0, sealedBytes)
+          return EventRecord.itemLimitBytes -
+            EventRecord.maxItemBytes({ ...t.location, partitions: storeOptions.partitions }, key, 0, sealedBytes)
         }
       }
     }
@@ -83,4 +88,18 @@ export const dynamoSealedBackend: ContractBackend = backend("DynamoDB sealed res
  */
 export const dynamoSealedSegmentBackend: ContractBackend = backend("DynamoDB sealed segment", {
   sealed: [{ prefix: "/", seal: "segment" }]
+})
+
+/**
+ * The DynamoDB store on a partitioned key space (see `Partitioning`): the suites' keys under `/p` (prefix, pages,
+ * put) in a partition of their own, those under `/r` (reverse, race, ...) and `/u` (utf8, update) spread over hash
+ * buckets, every other key in the namespace's default partition. Ranges inside a bucketed prefix merge its buckets'
+ * queries; the layout is recorded on the first open and checked on every other.
+ */
+export const dynamoPartitionedBackend: ContractBackend = backend("DynamoDB partitioned", {
+  partitions: [
+    { prefix: "/p", name: "p" },
+    { prefix: "/r", name: "r", buckets: 4 },
+    { prefix: "/u", name: "u", buckets: 3 }
+  ]
 })
