@@ -5,7 +5,7 @@
  * typed `Throttled` error, never a defect or another tag, and write nothing.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Stream } from "effect"
+import { Cause, Effect, Exit, Stream } from "effect"
 import { Action, Condition } from "../../../src/domain/AtomicWrite.ts"
 import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
 import type { TestTable } from "../../support/TestStore.ts"
@@ -18,12 +18,20 @@ const table = Effect.promise(() => tableOnce)
 
 const writeCommands = new Set(["PutItemCommand", "TransactWriteItemsCommand"])
 
-/** A store whose client throttles the commands `throttles` picks; its own log counts every attempt. */
+/**
+ * A store whose client throttles the commands `throttles` picks once it is open (opening reads the namespace's
+ * layout record, see "opening under throttling" below); its own log counts every attempt.
+ */
 const throttledStore = (location: TestTable, throttles: (command: string) => boolean) =>
   Effect.gen(function*() {
-    const { client, log } = faultyClient(2, (command): Interception => throttles(command) ? "throttle" : "pass")
+    let open = false
+    const { client, log } = faultyClient(
+      2,
+      (command): Interception => open && throttles(command) ? "throttle" : "pass"
+    )
     yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
     const store = yield* openStore(location, { client })
+    open = true
     return { store, log }
   })
 
@@ -45,6 +53,8 @@ describe("throttling", () => {
       const before = yield* rawEvents(admin, location)
 
       const { store, log } = yield* throttledStore(location, () => true)
+      const sentCount = () => [...log.sent.values()].reduce((sum, count) => sum + count, 0)
+      const sentWhileOpening = sentCount()
       const operations: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> = [
         ["put", store.put({ key: "/all/new", value: bytes("x") })],
         ["put existing", store.put({ key: "/all/existing", value: bytes("y") })],
@@ -69,8 +79,8 @@ describe("throttling", () => {
         if (operation === "atomicWrite") expect(attempts, operation).toBeGreaterThanOrEqual(2)
         else expect(attempts, operation).toBe(2)
       }
-      // Nothing reached DynamoDB, and no write was even attempted (each write's first read failed).
-      expect(log.sent.size).toBe(0)
+      // Nothing reached DynamoDB once throttled, and no write was even attempted (each write's first read failed).
+      expect(sentCount()).toBe(sentWhileOpening)
       expect(countOf(log.throttled, "PutItemCommand")).toBe(0)
       expect(countOf(log.throttled, "TransactWriteItemsCommand")).toBe(0)
 
@@ -173,6 +183,19 @@ describe("throttling", () => {
       expect(countOf(log.throttled, "GetItemCommand")).toBeGreaterThanOrEqual(2)
       // The healthy instance still reads it: nothing was damaged.
       expect(text((yield* healthy.get("/keys/k")).value)).toBe("secret")
+    }).pipe(Effect.scoped))
+
+  it.live("opening under throttling fails with Throttled (the layout record cannot be read) and writes nothing", () =>
+    Effect.gen(function*() {
+      const location = yield* table
+      const before = yield* rawEvents(admin, location)
+      const { client, log } = faultyClient(2, (): Interception => "throttle")
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const opened = yield* Effect.exit(openStore(location, { client }))
+      expect(Exit.isFailure(opened)).toBe(true)
+      if (Exit.isFailure(opened)) expect(String(Cause.squash(opened.cause))).toContain("Throttled")
+      expect(log.sent.size).toBe(0)
+      expect(yield* rawEvents(admin, location)).toEqual(before)
     }).pipe(Effect.scoped))
 
   // Regression (was a bug until src/programs/store/AtomicWriter.ts `commit` maps ThrottlingError /
