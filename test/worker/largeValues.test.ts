@@ -7,7 +7,7 @@
 import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import { randomBytes } from "node:crypto"
 import type { Event } from "../../src/domain/Event.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
@@ -15,7 +15,8 @@ import { Attr } from "../../src/infra/EventRecord.ts"
 import { keyArea, keyPartition } from "../../src/infra/PartitionKeys.ts"
 import * as ValueChunks from "../../src/infra/ValueChunks.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
-import { openStore } from "../support/TestStore.ts"
+import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
+import { eventTableLayer, makeClient, openStore } from "../support/TestStore.ts"
 import type { Env } from "./support.ts"
 import { archivedEvents, eventually, freshEnv, startWorker } from "./support.ts"
 
@@ -41,6 +42,19 @@ const chunkReads = () => {
     return 0
   }
   return { reads, observe }
+}
+
+/** A client whose requests `observe` sees. */
+const observedClient = (observe: (command: string, input: unknown) => number) => {
+  const client = makeClient()
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      observe(String(context.commandName), args.input)
+      return next(args)
+    },
+    { step: "initialize", name: "observeChunkReads" }
+  )
+  return client
 }
 
 /** The sort keys (hex) of an event's chunk items. */
@@ -192,6 +206,38 @@ describe("the projection worker and large values", () => {
             ]))
         )
         expect(reading.log).toEqual([])
+      }),
+    90_000
+  )
+
+  it.live(
+    "a rebuild reads a large value's chunks only for a projection that reads values",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("rebuild-large")
+        const store = yield* openStore(env.location, { client: env.client })
+        const value = randomBytes(mib)
+        yield* store.put({ key: "/r/a", value })
+        yield* store.put({ key: "/r/b", value: randomBytes(mib) })
+        yield* store.delete("/r/b")
+        const counted = chunkReads()
+        const client = observedClient(counted.observe)
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+        const context = yield* Layer.build(eventTableLayer(env.location, { client }))
+
+        const ignoring = recording("ignoring", ["/r/"], false)
+        yield* Rebuild.rebuild(ignoring.projection).pipe(Effect.provide(context))
+        expect(ignoring.log.map((event) => [event.key, event.seq, event.op, event.value])).toEqual([
+          ["/r/a", 1, "put", undefined],
+          ["/r/b", 2, "delete", undefined]
+        ])
+        expect(counted.reads).toEqual([])
+
+        const reading = recording("reading", ["/r/"])
+        yield* Rebuild.rebuild(reading.projection).pipe(Effect.provide(context))
+        expect(reading.log.map((event) => [event.key, event.seq])).toEqual([["/r/a", 1], ["/r/b", 2]])
+        expect(Buffer.compare(reading.log[0]!.value!, value)).toBe(0)
+        expect(counted.reads.length).toBe(Math.ceil(mib / ValueChunks.chunkBytes))
       }),
     90_000
   )
