@@ -12,8 +12,11 @@ import { randomBytes } from "node:crypto"
 import type { Event } from "../../src/domain/Event.ts"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { Attr } from "../../src/infra/EventRecord.ts"
+import { EventTable } from "../../src/infra/EventTable.ts"
+import { HistoryArea } from "../../src/infra/HistoryArea.ts"
 import { keyArea, keyPartition } from "../../src/infra/PartitionKeys.ts"
 import * as ValueChunks from "../../src/infra/ValueChunks.ts"
+import * as History from "../../src/programs/store/History.ts"
 import * as Projection from "../../src/programs/worker/Projection.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { eventTableLayer, makeClient, openStore } from "../support/TestStore.ts"
@@ -238,6 +241,40 @@ describe("the projection worker and large values", () => {
         expect(reading.log.map((event) => [event.key, event.seq])).toEqual([["/r/a", 1], ["/r/b", 2]])
         expect(Buffer.compare(reading.log[0]!.value!, value)).toBe(0)
         expect(counted.reads.length).toBe(Math.ceil(mib / ValueChunks.chunkBytes))
+      }),
+    90_000
+  )
+
+  it.live(
+    "the replay of a seq gap reads a large value's chunks only when asked to",
+    () =>
+      Effect.gen(function*() {
+        const env = yield* freshEnv("gap-large")
+        const store = yield* openStore(env.location, { client: env.client })
+        const value = randomBytes(mib)
+        for (let i = 0; i < 3; i++) yield* store.put({ key: "/g/a", value })
+        const counted = chunkReads()
+        const client = observedClient(counted.observe)
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+        const context = yield* Layer.build(
+          HistoryArea.layer.pipe(Layer.provideMerge(eventTableLayer(env.location, { client })))
+        )
+        const between = (readChunks: boolean) =>
+          Effect.gen(function*() {
+            const table = yield* EventTable
+            const area = yield* HistoryArea
+            return yield* History.eventsBetween(table, area, "/g/a", 0, 3, { readChunks })
+          }).pipe(Effect.provide(context))
+
+        const without = yield* between(false)
+        expect(without.events.map((event) => [event.seq, event.op, event.value])).toEqual([
+          [1, "put", undefined],
+          [2, "put", undefined]
+        ])
+        expect(counted.reads).toEqual([])
+        const whole = yield* between(true)
+        expect(whole.events.map((event) => Buffer.compare(event.value!, value))).toEqual([0, 0])
+        expect(counted.reads.length).toBe(2 * Math.ceil(mib / ValueChunks.chunkBytes))
       }),
     90_000
   )
