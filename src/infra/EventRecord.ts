@@ -301,13 +301,14 @@ export type DecodeError = DecryptionFailed | Shredded | KeyringError | Throttled
 
 /**
  * Reads the value of an event stored in chunks, given its decrypted manifest and chunk count (see `ValueChunks`).
- * Only the event table can: it reads the chunk items.
+ * Only the event table can: it reads the chunk items. Undefined when the reader left the chunks unread, having only
+ * checked the manifest: the event then comes without its value.
  */
 export type Assemble = (
   event: Event,
   manifest: Uint8Array,
   chunks: number
-) => Effect.Effect<Uint8Array, DecodeError, DataKeys>
+) => Effect.Effect<Uint8Array | undefined, DecodeError, DataKeys>
 
 /** How many chunk items hold an event item's value; undefined for a value held whole (or no event item). */
 export const chunkCount = (stored: StoredItem): number | undefined => {
@@ -408,5 +409,5 @@ const assembled = (
     )
     : ValueCipher.decrypt(manifest, { ...bindingOf(location, event), part: manifestPart(chunks) }).pipe(
       Effect.flatMap((plaintext) => assemble(event, plaintext, chunks)),
-      Effect.map((value): Event => ({ ...event, value }))
+      Effect.map((value): Event => (value === undefined ? event : { ...event, value }))
     )

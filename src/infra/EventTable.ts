@@ -108,8 +108,13 @@ export class EventTable extends Context.Service<EventTable, {
    * events they were in the live range (see `GraveRecord`).
    */
   readonly graves: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
-  /** Decrypts an event read without decrypting ({@link scan}, the history area, a stream record, a view). */
-  readonly decode: (stored: { readonly item: StoredItem }) => Effect.Effect<Event, ReadError>
+  /**
+   * Decrypts an event read without decrypting ({@link scan}, the history area, a stream record, a view). With
+   * `readChunks: false` a value stored in chunks is left unread: the event item's manifest is decrypted and checked,
+   * so the item authenticates as one holding its value whole does, and the event comes without `value` (a tampered
+   * chunk then goes unseen until someone reads the value).
+   */
+  readonly decode: (stored: { readonly item: StoredItem }, options?: DecodeOptions) => Effect.Effect<Event, ReadError>
   /**
    * Where an event this process appended stands now (see `WriteFence.Landing`): read after an acknowledgement
    * that came later than the write timeout, when compaction may have freed the seq it landed in.
@@ -131,6 +136,12 @@ export class EventTable extends Context.Service<EventTable, {
     location: Location,
     options?: EventTableOptions
   ): Layer.Layer<EventTable, never, Dynamo | DataKeys> => Layer.effect(EventTable, make(location, options))
+}
+
+/** How {@link EventTable} decodes an event. */
+export interface DecodeOptions {
+  /** Whether to read the chunks of a value stored in chunks (see `ValueChunks`); true unless set. */
+  readonly readChunks?: boolean | undefined
 }
 
 /** How an event table writes. */
@@ -157,6 +168,9 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   // Only an item naming chunks pays for reading them.
   const assemble: EventRecord.Assemble = (event, manifest, count) =>
     Effect.flatMap(chunks.read(event, count), (items) => ValueChunks.assemble(location, event, manifest, count, items))
+  // Only the manifest is checked: the event item authenticates without its chunks' megabytes.
+  const manifestOnly: EventRecord.Assemble = (event, manifest) =>
+    Effect.as(ValueChunks.checkManifest(event, manifest), undefined)
   const decodeItem = (item: StoredItem) => EventRecord.decode(location, item, { assemble }).pipe(withKeyring)
   const decodeState = (item: StoredItem) =>
     EventRecord.decode(location, item, { tolerateShredded: true, assemble }).pipe(withKeyring)
@@ -448,7 +462,10 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     latestState,
     scan,
     graves,
-    decode: (stored) => decodeItem(stored.item),
+    decode: (stored, options) =>
+      options?.readChunks === false
+        ? EventRecord.decode(location, stored.item, { assemble: manifestOnly }).pipe(withKeyring)
+        : decodeItem(stored.item),
     landing,
     undo,
     appendAfter,

@@ -192,6 +192,17 @@ export const split = Effect.fnUntraced(function*(
 })
 
 /**
+ * Checks a large event's decrypted manifest without reading its chunks, for readers that do not need the value: the
+ * manifest decrypted (which authenticates the event item, as decrypting a value held whole does) and well formed.
+ */
+export const checkManifest = (event: Event, manifestPlaintext: Uint8Array): Effect.Effect<void, DecryptionFailed> => {
+  const manifest = decodeManifest(manifestPlaintext)
+  return Result.isFailure(manifest)
+    ? Effect.fail(new DecryptionFailed({ key: event.key, seq: event.seq, reason: manifest.failure }))
+    : Effect.void
+}
+
+/**
  * The value of a large event from its decrypted manifest and the chunk items read for it: every chunk decrypted
  * (bound to the event, its index and the count), put together, decompressed and checked against the manifest's
  * lengths and digest.

@@ -6,6 +6,7 @@ import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { randomBytes } from "node:crypto"
 import type { Event } from "../../src/domain/Event.ts"
 import { listShards } from "../../src/infra/streams/StreamReader.ts"
 import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
@@ -103,5 +104,53 @@ describe("LambdaHandler", () => {
       const response = yield* Effect.promise(() => handler(toLambdaEvent(records)))
       expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[1]!.sequenceNumber }])
       expect(applied).toEqual(["/f/1"])
+    })))
+
+  it.live("reads a large value's chunks only when a projection covering its key reads values", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const location = yield* provisionTable(makeClient())
+      const store = yield* openStore(location)
+      const value = randomBytes(1024 * 1024)
+      yield* store.put({ key: "/big/a", value })
+      yield* store.put({ key: "/other/a", value })
+      const ignoring: Array<Event> = []
+      const reading: Array<Event> = []
+      const projections = [
+        Projection.make({
+          name: "ignoring",
+          prefixes: [],
+          readsValues: false,
+          apply: (event: Event) => Effect.sync(() => ignoring.push(event))
+        }),
+        Projection.make({
+          name: "reading",
+          prefixes: ["/other/"],
+          apply: (event: Event) => Effect.sync(() => reading.push(event))
+        })
+      ]
+      // The chunk partition's reads, by request.
+      const chunkReads: Array<string> = []
+      const client = makeClient()
+      client.middlewareStack.add(
+        (next, context) => (args) => {
+          const key = (args.input as { Key?: Record<string, AttributeValue> }).Key
+          if (key?.pk?.S?.endsWith("\u0000chunks")) chunkReads.push(String(context.commandName))
+          return next(args)
+        },
+        { step: "initialize", name: "countChunkReads" }
+      )
+      const records = yield* allRecords(location.table)
+      const context = yield* Layer.build(eventTableLayer(location, { client }))
+      const response = yield* handleBatch(projections, toLambdaEvent(records)).pipe(Effect.provide(context))
+      expect(response.batchItemFailures).toEqual([])
+      expect(ignoring.map((event) => [event.key, event.value])).toEqual([["/big/a", undefined], [
+        "/other/a",
+        undefined
+      ]])
+      expect(reading.map((event) => event.key)).toEqual(["/other/a"])
+      expect(Buffer.compare(reading[0]!.value!, value)).toBe(0)
+      // Only /other/a's three chunks: /big/a's are read by no one.
+      expect(chunkReads).toEqual(["GetItemCommand", "GetItemCommand", "GetItemCommand"])
+      client.destroy()
     })))
 })

@@ -17,11 +17,19 @@ import type { StreamRecord } from "./StreamsApi.ts"
 const isLive = (table: EventTable["Service"], partition: string | undefined): boolean =>
   partition !== undefined && isLivePartition(table.location.namespace, partition)
 
-/** The event an item of the stream holds, if it is one of this namespace's events. */
-export const eventOfRecord = (table: EventTable["Service"], record: StreamRecord) =>
+/**
+ * The event an item of the stream holds, if it is one of this namespace's events. A value stored in chunks is read
+ * only when `readChunks` says so for the event's (stored) key; otherwise the event comes without it (see
+ * `EventTable.decode`).
+ */
+export const eventOfRecord = (
+  table: EventTable["Service"],
+  record: StreamRecord,
+  readChunks: (key: string) => boolean = () => true
+) =>
   Effect.gen(function*() {
     const located = locate(table, record)
-    return located === undefined ? undefined : yield* table.decode(located)
+    return located === undefined ? undefined : yield* table.decode(located, { readChunks: readChunks(located.key) })
   })
 
 /** The key and seq of a stream record holding one of this namespace's events, read without decrypting. */

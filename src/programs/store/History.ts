@@ -10,7 +10,7 @@ import { itemRevision, liveItem } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
-import type { EventTable, ReadError, StoredEvent } from "../../infra/EventTable.ts"
+import type { DecodeOptions, EventTable, ReadError, StoredEvent } from "../../infra/EventTable.ts"
 import type { HistoryArea } from "../../infra/HistoryArea.ts"
 
 /** A point in a key's past: right after the event that made a revision, or a moment. */
@@ -86,20 +86,24 @@ export interface Between {
   readonly complete: boolean
 }
 
-/** The events of `key` after seq `after` and before seq `before`, decrypting only those. */
+/**
+ * The events of `key` after seq `after` and before seq `before`, decrypting only those (their large values' chunks
+ * left unread with `readChunks: false`).
+ */
 export const eventsBetween = (
   table: EventTable["Service"],
   area: HistoryArea["Service"],
   key: string,
   after: number,
-  before: number
+  before: number,
+  options?: DecodeOptions
 ): Effect.Effect<Between, Throttled | StorageFailure | KeyringError> =>
   Effect.gen(function*() {
     const wanted = (yield* storedEvents(table, area, key)).filter((stored) => stored.seq > after && stored.seq < before)
     const found: Array<Event> = []
     const unreadable: Array<{ seq: number; reason: string }> = []
     for (const stored of wanted) {
-      const decoded = yield* Effect.result(table.decode(stored))
+      const decoded = yield* Effect.result(table.decode(stored, options))
       if (decoded._tag === "Success") found.push(decoded.success)
       else if (decoded.failure._tag === "Shredded" || decoded.failure._tag === "DecryptionFailed") {
         unreadable.push({ seq: stored.seq, reason: decoded.failure.message })

@@ -12,7 +12,7 @@ import { toStreamRecord } from "../../infra/streams/LambdaImages.ts"
 import type { DynamoDBStreamEvent } from "../../infra/streams/LambdaImages.ts"
 import { eventOfRecord } from "../../infra/streams/StreamEvents.ts"
 import type { Projection } from "./Projection.ts"
-import { covers } from "./Projection.ts"
+import { covers, eventFor, valuesWanted } from "./Projection.ts"
 
 export type { DynamoDBStreamEvent } from "../../infra/streams/LambdaImages.ts"
 
@@ -28,9 +28,12 @@ export const handleBatch = (projections: ReadonlyArray<Projection<unknown>>, eve
     for (const raw of event.Records) {
       const record = toStreamRecord(raw)
       const outcome = yield* Effect.result(Effect.gen(function*() {
-        const decoded = yield* eventOfRecord(table, record)
+        // A large value's chunks are read only for the projections that read values, as the worker does.
+        const decoded = yield* eventOfRecord(table, record, (key) => valuesWanted(projections, key))
         if (decoded === undefined) return
-        for (const projection of projections) if (covers(projection, decoded.key)) yield* projection.apply(decoded)
+        for (const projection of projections) {
+          if (covers(projection, decoded.key)) yield* projection.apply(eventFor(projection, decoded))
+        }
       }))
       if (outcome._tag === "Failure") {
         yield* Effect.logError(`record ${record.sequenceNumber} failed; Lambda will retry from it`, outcome.failure)

@@ -37,6 +37,13 @@ export interface Projection<E = unknown> {
    */
   readonly apply: (event: Event, stored?: StoredEvent) => Effect.Effect<void, E>
   /**
+   * Whether {@link apply} reads `event.value`; true when left out. A projection that goes by the rest of the event
+   * (key, seq, op, expiry, revisions) says `false`: its events then come without `value`, whatever its size, and
+   * the chunks of a large value (see `ValueChunks`) are read only when a projection covering its key reads values.
+   * Its event items are authenticated all the same (a large value's manifest is decrypted).
+   */
+  readonly readsValues?: boolean | undefined
+  /**
    * Rebuilds the projection's state from the table, after data was missed (trimmed stream) or on first start.
    * Without it, `Rebuild.rebuild` replays every covered key's newest event through {@link apply}.
    */
@@ -55,6 +62,17 @@ export const make = <E>(projection: Projection<E>): Projection<E> => projection
 /** Whether a projection is interested in a key. */
 export const covers = (projection: Projection<unknown>, key: string): boolean =>
   projection.prefixes.length === 0 || projection.prefixes.some((prefix) => key.startsWith(prefix))
+
+/** Whether a projection reads the values of the events it is given (see {@link Projection.readsValues}). */
+export const readsValues = (projection: Projection<unknown>): boolean => projection.readsValues !== false
+
+/** Whether any of the projections covering a key reads values: only then are a large value's chunks read. */
+export const valuesWanted = (projections: ReadonlyArray<Projection<unknown>>, key: string): boolean =>
+  projections.some((projection) => readsValues(projection) && covers(projection, key))
+
+/** An event as a projection is given it: without its value when the projection reads none. */
+export const eventFor = (projection: Projection<unknown>, event: Event): Event =>
+  readsValues(projection) || event.value === undefined ? event : { ...event, value: undefined }
 
 /** Two projections of one worker share a name (their per-key progress would mix). */
 export class DuplicateProjectionName extends Schema.TaggedError<DuplicateProjectionName>()("DuplicateProjectionName", {

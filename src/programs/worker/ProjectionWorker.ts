@@ -34,7 +34,7 @@ import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as History from "../store/History.ts"
 import { MovedKeys } from "../store/SealedFallback.ts"
 import type { Projection } from "./Projection.ts"
-import { covers } from "./Projection.ts"
+import { covers, eventFor, readsValues, valuesWanted } from "./Projection.ts"
 import * as ShardLeasing from "./ShardLeasing.ts"
 import * as TamperWatch from "./TamperWatch.ts"
 import type { Tampering } from "./TamperWatch.ts"
@@ -183,7 +183,7 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
     Effect.gen(function*() {
       const slot = `${projection.name}\u0000${event.key}`
       if (quarantined.has(slot) || (applied.get(slot) ?? 0) >= event.seq) return
-      const outcome = yield* projection.apply(event, stored).pipe(
+      const outcome = yield* projection.apply(eventFor(projection, event), stored).pipe(
         // A projection that throws is as poisoned as one that fails: both are retried, then quarantined.
         Effect.catchDefect((defect) => Effect.fail(defect)),
         Effect.retry({
@@ -215,7 +215,9 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
           `projection ${projection.name}: ${event.key} jumped from seq ${last} to ${event.seq}; replaying the gap`
         )
         // Only the missing events are decrypted; ones retention already removed or that cannot be read are said, not hidden.
-        const missing = yield* History.eventsBetween(table, area, event.key, last, event.seq).pipe(
+        const missing = yield* History.eventsBetween(table, area, event.key, last, event.seq, {
+          readChunks: readsValues(projection)
+        }).pipe(
           Effect.tap((between) =>
             Effect.gen(function*() {
               if (!between.complete) {
@@ -266,7 +268,8 @@ const make = Effect.fnUntraced(function*(projections: ReadonlyArray<Projection<u
         // The batch's events by key, each key's in stream order (which is its seq order within a shard).
         const byKey = new Map<string, Array<{ readonly event: Event; readonly stored: StoredEvent | undefined }>>()
         for (const record of batch.records) {
-          const decoded = yield* Effect.result(eventOfRecord(table, record))
+          // A large value's chunks are read only for the projections that read values (see `Projection.readsValues`).
+          const decoded = yield* Effect.result(eventOfRecord(table, record, (key) => valuesWanted(projections, key)))
           // An event that cannot be read must not block its shard: quarantine its key and go on.
           if (decoded._tag === "Failure") {
             const error = decoded.failure

@@ -24,7 +24,7 @@ import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import * as NewestEvents from "../store/NewestEvents.ts"
 import type { Projection } from "./Projection.ts"
-import { covers } from "./Projection.ts"
+import { covers, eventFor, readsValues } from "./Projection.ts"
 
 /** Reports how many keys were replayed out of how many were counted when the rebuild began. */
 export type OnProgress = (done: number, total: number) => Effect.Effect<void>
@@ -98,7 +98,8 @@ export const replay: <E>(
   yield* newestCovered(table, projection).pipe(
     Stream.runForEach((stored) =>
       Effect.gen(function*() {
-        const event = yield* table.decode(stored).pipe(
+        // A projection that reads no values costs no chunk reads (see `Projection.readsValues`).
+        const event = yield* table.decode(stored, { readChunks: readsValues(projection) }).pipe(
           Effect.map((decoded): Event | undefined => decoded),
           Effect.catchTag("Shredded", () =>
             Effect.sync((): Event | undefined => {
@@ -107,7 +108,7 @@ export const replay: <E>(
             })),
           Effect.catchTag("DecryptionFailed", skipUnreadable)
         )
-        if (event !== undefined) yield* projection.apply(event)
+        if (event !== undefined) yield* projection.apply(eventFor(projection, event))
         keys++
         if (onProgress !== undefined) yield* onProgress(keys, Math.max(total, keys))
       })

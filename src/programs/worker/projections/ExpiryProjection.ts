@@ -119,6 +119,8 @@ export const make = Effect.gen(function*() {
   return Projection.make({
     name: "expiry",
     prefixes: [],
+    // It goes by seqs, ops and expiries: a large value's chunks are not read for it.
+    readsValues: false,
     apply: (event: Event) =>
       Effect.sync(() => learn(event.key, event.seq, carriesValue(event) ? event.expires : undefined)),
     rebuild

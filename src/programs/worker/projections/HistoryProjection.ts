@@ -204,6 +204,8 @@ export const make = (options: CompactionOptions = defaultCompactionOptions) =>
     return Projection.make({
       name: "history",
       prefixes: [],
+      // It moves events as stored, by seqs and ops: a large value's chunks are not read for it.
+      readsValues: false,
       apply: (event: Event, stored?: StoredEvent) =>
         Effect.suspend(() => {
           if (stored !== undefined && stored.seq === event.seq && stored.key === event.key) learn(event.key, stored)
