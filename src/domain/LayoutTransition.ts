@@ -61,19 +61,24 @@ export type Opening =
   | { readonly _tag: "Refused"; readonly reason: string }
 
 /**
- * What a store configured with `configured` may do against the record (undefined: none). `storedUnder` says whether
- * the namespace already holds keys under a prefix `configured` partitions (asked only when there is no record and
- * a layout is configured): those would vanish from reads, so a migration must move them first.
+ * What a store configured with `configured` may do against the record (undefined: none). `storedUnder` names a
+ * prefix of `configured` under which the namespace already holds keys in its one partition (asked only when there
+ * is no record and a layout is configured): those would vanish from reads, so a migration must move them first.
  */
-export const opening = (recorded: Recorded | undefined, configured: Layout, storedUnder: boolean): Opening => {
+export const opening = (
+  recorded: Recorded | undefined,
+  configured: Layout,
+  storedUnder: string | undefined
+): Opening => {
   const target = `[${Partitioning.describe(configured)}]`
   if (recorded === undefined) {
     if (configured.length === 0) return { _tag: "Settled", record: false }
-    if (!storedUnder) return { _tag: "Settled", record: true }
+    if (storedUnder === undefined) return { _tag: "Settled", record: true }
     return {
       _tag: "Refused",
-      reason: `the namespace already holds keys under a prefix of ${target} in its one partition: partitioning ` +
-        "the prefix would hide them. Run `dynastate partition-migrate` with this layout to move them first"
+      reason: `the namespace already holds keys under ${storedUnder} in its one partition: partitioning the ` +
+        "prefix would hide them. They need a migration into the new layout first: run `dynastate partition-migrate` " +
+        "with this layout"
     }
   }
   if (recorded.to === undefined) {
@@ -82,8 +87,8 @@ export const opening = (recorded: Recorded | undefined, configured: Layout, stor
       _tag: "Refused",
       reason: `the namespace is laid out as [${Partitioning.describe(recorded.layout)}], but this store is ` +
         `configured with ${target}: every process of a namespace must route keys alike, or a key would fork across ` +
-        "partitions. Configure the recorded layout, or stop every process and run `dynastate partition-migrate` " +
-        "with the new one"
+        "partitions. Configure the recorded layout; changing it needs a migration of the keys it moves (stop every " +
+        "process with the old layout, then run `dynastate partition-migrate` with the new one)"
     }
   }
   if (Partitioning.same(recorded.to, configured)) return { _tag: "Migrating", from: recorded.layout }

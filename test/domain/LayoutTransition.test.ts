@@ -70,26 +70,32 @@ describe("LayoutTransition", () => {
 
   describe("opening a store", () => {
     it("opens the recorded layout as it is and refuses another, naming both", () => {
-      expect(LayoutTransition.opening({ layout: before }, before, false)).toEqual({ _tag: "Settled", record: false })
-      const refused = LayoutTransition.opening({ layout: before }, after, false)
+      expect(LayoutTransition.opening({ layout: before }, before, undefined)).toEqual({
+        _tag: "Settled",
+        record: false
+      })
+      const refused = LayoutTransition.opening({ layout: before }, after, undefined)
       expect(refused._tag).toBe("Refused")
       expect(refused._tag === "Refused" && refused.reason).toContain("partition-migrate")
     })
 
     it("records a first layout only when no key is stored under its prefixes", () => {
-      expect(LayoutTransition.opening(undefined, [], true)).toEqual({ _tag: "Settled", record: false })
-      expect(LayoutTransition.opening(undefined, after, false)).toEqual({ _tag: "Settled", record: true })
-      expect(LayoutTransition.opening(undefined, after, true)._tag).toBe("Refused")
+      expect(LayoutTransition.opening(undefined, [], "/hot/")).toEqual({ _tag: "Settled", record: false })
+      expect(LayoutTransition.opening(undefined, after, undefined)).toEqual({ _tag: "Settled", record: true })
+      expect(LayoutTransition.opening(undefined, after, "/hot/")).toMatchObject({
+        _tag: "Refused",
+        reason: expect.stringContaining("already holds keys under /hot/")
+      })
     })
 
     it("serves the layout a recorded migration moves to, and refuses the old one and any other", () => {
       const recorded = { layout: before, to: after }
-      expect(LayoutTransition.opening(recorded, after, false)).toEqual({ _tag: "Migrating", from: before })
-      const old = LayoutTransition.opening(recorded, before, false)
+      expect(LayoutTransition.opening(recorded, after, undefined)).toEqual({ _tag: "Migrating", from: before })
+      const old = LayoutTransition.opening(recorded, before, undefined)
       expect(old._tag === "Refused" && old.reason).toContain("only stores with the new layout")
-      expect(LayoutTransition.opening(recorded, [], false)._tag).toBe("Refused")
+      expect(LayoutTransition.opening(recorded, [], undefined)._tag).toBe("Refused")
       // Layouts compare canonically: order and spelled-out buckets do not matter.
-      expect(LayoutTransition.opening(recorded, [...after].reverse(), false)._tag).toBe("Migrating")
+      expect(LayoutTransition.opening(recorded, [...after].reverse(), undefined)._tag).toBe("Migrating")
     })
   })
 

@@ -193,6 +193,8 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
     Layer.effect(Store, make(options)).pipe(
       Layer.merge(SealedFallback.MovedKeys.layer(options.sealed)),
       Layer.provide(KeyActors.layer(options.actors)),
+      // The table and history area it serves through: both layouts' while a layout change moves keys.
+      Layer.provide(StoreLayout.layer(options)),
       Layer.provideMerge(Watches.layerWith(options.watches ?? {})),
       // Below the watches too: they deliver this instance's own writes at acknowledgement.
       Layer.provideMerge(WriteAcks.layer),
@@ -209,7 +211,6 @@ const make = (options: StoreOptions) =>
     const area = yield* HistoryArea
     const acks = yield* WriteAcks
     const services = Effect.provideService(EventTable, table)
-    yield* StoreLayout.settle(table.location, options)
     // A store configured without sealed prefixes pays nothing for them: every path below checks `sealer` first.
     const sealer = options.sealed === undefined || options.sealed.length === 0
       ? undefined
@@ -225,11 +226,14 @@ const make = (options: StoreOptions) =>
     }
     const isMigrating = (key: string, stored: string) =>
       stored !== key && SealedKeys.coveringPrefix(migrating, key) !== undefined
-    const resolve = SealedFallback.makeResolver(table, Relocation.make(yield* Dynamo, dataKeys))
+    const resolve = SealedFallback.makeResolver(Relocation.make(yield* Dynamo, dataKeys))
     const resolved = (key: string, stored: string) =>
       isMigrating(key, stored)
         ? Effect.catchTag(
-          resolve(stored, key),
+          resolve(table.latestState(stored), { location: table.location, key }, {
+            location: table.location,
+            key: stored
+          }, key),
           "RelocationConflict",
           (error) => Effect.fail(new StorageFailure({ operation: "relocate", reason: error.message }))
         )
