@@ -247,9 +247,27 @@ describe("a layout migration", () => {
         for (const key of keys) expect(text((yield* serving.get(key)).value)).toBe(`${key}:1`)
         expect((yield* Stream.runCollect(serving.items({ start: "/hot/", end: "/hot/~" }))).map((item) => item.key))
           .toEqual([...keys].sort(Key.compare))
+        // An atomic write (on a revision) and a deleteRange over keys not moved yet move them first.
+        yield* serving.atomicWrite([
+          {
+            key: keys[10]!,
+            condition: { _tag: "Revision", revision: before.get(keys[10]!)![1]!.revision },
+            action: { _tag: "Delete" }
+          },
+          { key: keys[11]!, condition: { _tag: "Exists" }, action: { _tag: "Put", value: bytes("atomic") } }
+        ])
+        expect(yield* serving.deleteRange(keys[20]!, keys[23]!)).toBe(4)
+        expect((yield* Effect.flip(serving.get(keys[10]!)))._tag).toBe("NotFound")
+        expect(text((yield* serving.get(keys[11]!)).value)).toBe("atomic")
+        const written = new Set([keys[10]!, keys[11]!, keys[20]!, keys[21]!, keys[22]!, keys[23]!])
         const resumed = yield* migrate(location, bucketed)
-        expect(resumed).toMatchObject({ found: keys.length - 5, moved: keys.length - 5, failed: 0, done: true })
-        for (const key of keys) expect(yield* historyOf(serving, key)).toEqual(before.get(key))
+        expect(resumed).toMatchObject({ found: keys.length - 5 - 6, moved: keys.length - 5 - 6, failed: 0, done: true })
+        for (const key of keys) {
+          const history = yield* historyOf(serving, key)
+          expect(history.slice(0, 2)).toEqual(before.get(key))
+          expect(history.length).toBe(written.has(key) ? 3 : 2)
+          expect(yield* partitionsOf(location, key)).toEqual([])
+        }
 
         // Removing the partitioned prefix: every key moves back, with its history.
         yield* serving.put({ key: keys[0]!, value: bytes("after") })
@@ -271,6 +289,6 @@ describe("a layout migration", () => {
           })))._tag
         ).toBe("ConfigInvalid")
       }),
-    120_000
+    240_000
   )
 })
