@@ -219,7 +219,7 @@ describe("a layout migration", () => {
         const last = yield* migrate(location, bucketed)
         expect(last).toMatchObject({ found: 0, moved: 0, failed: 0, done: true })
       }),
-    240_000
+    480_000
   )
 
   it.live(
