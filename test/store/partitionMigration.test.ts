@@ -245,6 +245,11 @@ describe("a layout migration", () => {
           storeOptions: { partitions: bucketed }
         })
         for (const key of keys) expect(text((yield* serving.get(key)).value)).toBe(`${key}:1`)
+        // A key not moved yet answers getAt from its old partition, a moved one from its new one.
+        for (const key of [keys[0]!, keys[15]!]) {
+          const first = yield* serving.getAt(key, { _tag: "Revision", revision: before.get(key)![0]!.revision })
+          expect(text(first.value)).toBe(`${key}:0`)
+        }
         expect((yield* Stream.runCollect(serving.items({ start: "/hot/", end: "/hot/~" }))).map((item) => item.key))
           .toEqual([...keys].sort(Key.compare))
         // An atomic write (on a revision) and a deleteRange over keys not moved yet move them first.
