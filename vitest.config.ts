@@ -11,6 +11,7 @@ const unit = [
   "test/config/**/*.test.ts",
   "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring,KeySealer}.test.ts",
   "test/infra/{Dynamo,DynamoDBLocalDistribution,SortedMerge}.test.ts",
+  "test/store/MigratingTable.test.ts",
   "test/ops/{NamespacePolicy,AuditFindings}.test.ts",
   "test/app/cliPolicy.test.ts",
   "test/app/WorkerLive.test.ts",

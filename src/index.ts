@@ -48,6 +48,13 @@ export * as WriteAcks from "./programs/store/WriteAcks.ts"
  */
 export * as SealMigration from "./programs/store/SealMigration.ts"
 
+/**
+ * The migration that changes a namespace's partition layout while its stores serve (`PartitionMigration.run` over
+ * an event table built with the new layout, or `dynastate partition-migrate`): records the change, moves every key
+ * whose partition changes, then settles the new layout; resumable, with progress.
+ */
+export * as PartitionMigration from "./programs/store/PartitionMigration.ts"
+
 /** Typed keyspaces: a prefix of the store with keys and values described by Effect schemas. */
 export * as Keyspace from "./programs/store/Keyspace.ts"
 

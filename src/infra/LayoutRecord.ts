@@ -3,7 +3,9 @@
  * namespace's metadata partition (`<namespace>\0meta`). Two processes that routed a key differently would write
  * its events into two partitions and fork it; so the first store opened with a layout records it (conditionally,
  * once), and every store after, layout or not, must agree with what is recorded or refuse to open. Changing a
- * layout moves keys between partitions: that is a migration's job, never a configuration change's.
+ * layout moves keys between partitions: that is a migration's job, never a configuration change's. A migration
+ * (`PartitionMigration`) records `to` beside the layout while it moves keys (see `LayoutTransition`): stores with
+ * `to` serve in migrating mode, all others refuse; when it is done, `to` becomes the layout.
  *
  * A namespace never opened with a layout has no record, and a store without a layout writes none: such a table
  * stays byte for byte what it was.
@@ -12,6 +14,7 @@ import { GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dy
 import { Effect, Result } from "effect"
 import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import * as Key from "../domain/Key.ts"
+import * as LayoutTransition from "../domain/LayoutTransition.ts"
 import * as Partitioning from "../domain/Partitioning.ts"
 import type { Layout } from "../domain/Partitioning.ts"
 import * as SortKey from "../domain/SortKey.ts"
@@ -51,8 +54,17 @@ const parse = (text: string): Layout | undefined => {
   }
 }
 
-/** The recorded layout of a namespace: undefined when none was ever recorded. */
-export const read = (location: Pick<Location, "table" | "namespace">) =>
+/** The attribute holding the layout a migration moves keys to (see `LayoutTransition`), while one is under way. */
+const toAttr = "to"
+
+const unreadable = (location: Pick<Location, "namespace">) =>
+  new ConfigInvalid({
+    field: layoutField,
+    reason: `the layout record of namespace ${location.namespace} is unreadable: restore it from a backup`
+  })
+
+/** What the namespace's record says (settled, or migrating with `to`): undefined when none was ever recorded. */
+export const readState = (location: Pick<Location, "table" | "namespace">) =>
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
     const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
@@ -60,26 +72,74 @@ export const read = (location: Pick<Location, "table" | "namespace">) =>
         new GetItemCommand({ TableName: location.table, Key: recordKey(location.namespace), ConsistentRead: true }),
         { abortSignal }
       ))
-    const text = output.Item?.[layoutAttr]?.S
     if (output.Item === undefined) return undefined
+    const text = output.Item[layoutAttr]?.S
     const layout = text === undefined ? undefined : parse(text)
-    if (layout === undefined) {
-      return yield* new ConfigInvalid({
-        field: layoutField,
-        reason: `the layout record of namespace ${location.namespace} is unreadable: restore it from a backup`
-      })
-    }
-    return layout
+    const toText = output.Item[toAttr]?.S
+    const to = toText === undefined ? undefined : parse(toText)
+    if (layout === undefined || (toText !== undefined && to === undefined)) return yield* unreadable(location)
+    return { layout, to } satisfies LayoutTransition.Recorded
   })
 
-const mismatch = (location: Location, configured: Layout, recorded: Layout) =>
-  new ConfigInvalid({
-    field: layoutField,
-    reason: `namespace ${location.namespace} of table ${location.table} is laid out as ` +
-      `[${Partitioning.describe(recorded)}], but this store is configured with ` +
-      `[${Partitioning.describe(configured)}]: every process of a namespace must route keys alike, or a key would ` +
-      "fork across partitions. Configure the recorded layout; changing it needs a migration of the keys it moves"
-  })
+/** The recorded layout of a namespace (the one migrated from, while a migration is under way): undefined when none. */
+export const read = (location: Pick<Location, "table" | "namespace">) =>
+  Effect.map(readState(location), (state) => state?.layout)
+
+/**
+ * Records a migration from the recorded layout (`from`, none recorded when `[]` is the first) to `to`: on the
+ * condition that the record is still what was read, so of two runners racing, one records and the other re-reads.
+ * False when the record changed meanwhile.
+ */
+export const begin = Effect.fn("LayoutRecord.begin")(function*(
+  location: Pick<Location, "table" | "namespace">,
+  recorded: LayoutTransition.Recorded | undefined,
+  to: Layout
+) {
+  const dynamo = yield* Dynamo
+  const from = recorded?.layout ?? []
+  return yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
+    client.send(
+      new PutItemCommand({
+        TableName: location.table,
+        Item: {
+          ...recordKey(location.namespace),
+          [layoutAttr]: { S: JSON.stringify(Partitioning.canonical(from)) },
+          [toAttr]: { S: JSON.stringify(Partitioning.canonical(to)) }
+        },
+        ...(recorded === undefined
+          ? { ConditionExpression: "attribute_not_exists(#pk)", ExpressionAttributeNames: { "#pk": Attr.partition } }
+          : {
+            ConditionExpression: "#layout = :layout AND attribute_not_exists(#to)",
+            ExpressionAttributeNames: { "#layout": layoutAttr, "#to": toAttr },
+            ExpressionAttributeValues: { ":layout": { S: JSON.stringify(Partitioning.canonical(from)) } }
+          })
+      }),
+      { abortSignal }
+    )).pipe(Effect.as(true), Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false)))
+})
+
+/**
+ * Settles a finished migration: the record says `to` alone from then on (on the condition that it was migrating to
+ * `to`), and stores open in plain mode. False when the record was not migrating to `to`.
+ */
+export const finish = Effect.fn("LayoutRecord.finish")(function*(
+  location: Pick<Location, "table" | "namespace">,
+  to: Layout
+) {
+  const dynamo = yield* Dynamo
+  const target = JSON.stringify(Partitioning.canonical(to))
+  return yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
+    client.send(
+      new PutItemCommand({
+        TableName: location.table,
+        Item: { ...recordKey(location.namespace), [layoutAttr]: { S: target } },
+        ConditionExpression: "#to = :to",
+        ExpressionAttributeNames: { "#to": toAttr },
+        ExpressionAttributeValues: { ":to": { S: target } }
+      }),
+      { abortSignal }
+    )).pipe(Effect.as(true), Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false)))
+})
 
 /** Whether any item of a partition lies in a sort-key range (one item read at most). */
 const holdsAny = (location: Location, partition: string, prefix: string) =>
@@ -105,71 +165,72 @@ const holdsAny = (location: Location, partition: string, prefix: string) =>
   })
 
 /**
- * Keys already stored under a newly partitioned prefix would vanish from reads (they stay in the default
- * partition, which reads under the prefix no longer consult): refused until a migration moves them. Live events,
- * graves and history copies all count.
+ * The first prefix of `layout` under which keys are already stored in the one default partition (live events, graves or
+ * history copies): they would vanish from reads under a newly partitioned prefix, so a migration must move them.
  */
-const refuseStoredUnder = (location: Location, layout: Layout) =>
-  Effect.forEach(layout, ({ prefix }) =>
-    Effect.gen(function*() {
-      for (const partition of ["live", "graves", "history"] as const) {
-        const pk = partition === "live" ? location.namespace : areaPartition(location.namespace, partition)
-        if (yield* holdsAny(location, pk, prefix)) {
-          return yield* new ConfigInvalid({
-            field: layoutField,
-            reason: `namespace ${location.namespace} already holds keys under ${prefix} in its one partition ` +
-              `(${partition === "live" ? "live events" : partition}): partitioning the prefix would hide them. ` +
-              "They need a migration into the new layout first"
-          })
-        }
+const storedUnder = (location: Location, layout: Layout) =>
+  Effect.gen(function*() {
+    for (const { prefix } of layout) {
+      for (const area of ["live", "graves", "history"] as const) {
+        const pk = area === "live" ? location.namespace : areaPartition(location.namespace, area)
+        if (yield* holdsAny(location, pk, prefix)) return prefix
       }
-    }), { discard: true })
+    }
+    return undefined
+  })
+
+const refused = (location: Location, reason: string) =>
+  new ConfigInvalid({
+    field: layoutField,
+    reason: `namespace ${location.namespace} of table ${location.table}: ${reason}`
+  })
 
 /**
- * Checks a location's layout (`partitions`) against the namespace's record before a store serves: the same
- * layout, or none recorded and none configured, opens; a differing one is `ConfigInvalid` naming both. The first
- * store with a layout records it (conditionally: of two racing first stores, the second compares with the first's),
- * after checking that no key is already stored under a newly partitioned prefix. Invalid layouts are refused
- * before any I/O.
+ * Checks a location's layout (`partitions`) against the namespace's record before a store serves (see
+ * `LayoutTransition.opening`): the recorded layout, or none recorded and none configured, opens as it is; the layout
+ * a recorded migration moves to opens migrating (the layout it moves from returned); anything else is
+ * `ConfigInvalid` naming both. The first store with a layout records it (conditionally: of two racing first stores,
+ * the second compares with the first's), after checking that no key is already stored under a newly partitioned
+ * prefix. Invalid layouts are refused before any I/O.
  */
 export const settle = Effect.fn("LayoutRecord.settle")(function*(
   location: Location
-): Effect.fn.Return<void, ConfigInvalid | Throttled | StorageFailure, Dynamo> {
+): Effect.fn.Return<LayoutTransition.Opening, ConfigInvalid | Throttled | StorageFailure, Dynamo> {
   const configured = location.partitions ?? []
   const valid = check(configured)
   if (Result.isFailure(valid)) return yield* valid.failure
-  const recorded = yield* read(location)
-  if (recorded !== undefined) {
-    if (!Partitioning.same(recorded, configured)) return yield* mismatch(location, configured, recorded)
-    return
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const recorded = yield* readState(location)
+    const under = recorded === undefined && configured.length > 0
+      ? yield* storedUnder(location, configured)
+      : undefined
+    const opening = LayoutTransition.opening(recorded, configured, under)
+    if (opening._tag === "Refused") return yield* refused(location, opening.reason)
+    if (opening._tag === "Migrating" || !opening.record) return opening
+    const dynamo = yield* Dynamo
+    const written = yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
+      client.send(
+        new PutItemCommand({
+          TableName: location.table,
+          Item: {
+            ...recordKey(location.namespace),
+            [layoutAttr]: { S: JSON.stringify(Partitioning.canonical(configured)) }
+          },
+          ConditionExpression: "attribute_not_exists(#pk)",
+          ExpressionAttributeNames: { "#pk": Attr.partition }
+        }),
+        { abortSignal }
+      )).pipe(
+        Effect.as(true),
+        Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
+      )
+    if (written) {
+      yield* Effect.logInfo(
+        `recorded the layout of namespace ${location.namespace}: ${Partitioning.describe(configured)}`
+      )
+      return opening
+    }
+    // Another store recorded first: judge its record.
   }
-  if (configured.length === 0) return
-  yield* refuseStoredUnder(location, configured)
-  const dynamo = yield* Dynamo
-  const written = yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
-    client.send(
-      new PutItemCommand({
-        TableName: location.table,
-        Item: {
-          ...recordKey(location.namespace),
-          [layoutAttr]: { S: JSON.stringify(Partitioning.canonical(configured)) }
-        },
-        ConditionExpression: "attribute_not_exists(#pk)",
-        ExpressionAttributeNames: { "#pk": Attr.partition }
-      }),
-      { abortSignal }
-    )).pipe(
-      Effect.as(true),
-      Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
-    )
-  if (written) {
-    yield* Effect.logInfo(
-      `recorded the layout of namespace ${location.namespace}: ${Partitioning.describe(configured)}`
-    )
-    return
-  }
-  const raced = yield* read(location)
-  if (raced !== undefined && !Partitioning.same(raced, configured)) {
-    return yield* mismatch(location, configured, raced)
-  }
+  return yield* refused(location, "the layout record kept changing while this store opened")
 })

@@ -224,6 +224,19 @@ export const encryptedEventTable = (
   options?: EventTableOptions
 ) => EventTable.layer(location, options).pipe(Layer.provideMerge(DataKeys.layer(location, policy)))
 
+/**
+ * The event table of a configuration with its data keys, keyring and DynamoDB clients, but no store: what a layout
+ * migration runs on (see `PartitionMigration`), since a store configured with the new layout refuses to open until
+ * the migration is recorded.
+ */
+export const tableOnlyLayer = (config: StoreConfig, open: OpenOptions = {}) => {
+  const resolved = resolvePaths(config)
+  return eventTableLayer(resolved).pipe(
+    Layer.provide(Layer.provide(guardedKeyringLayer(resolved, open), tableLayer(resolved, open))),
+    Layer.provideMerge(dynamoLayer(resolved))
+  )
+}
+
 /** SDK clients an application brings (its own credentials, middleware, tracing); they stay the application's to destroy. */
 export interface Clients {
   readonly dynamodb: DynamoDBClient

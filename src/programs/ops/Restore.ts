@@ -164,12 +164,19 @@ export const restore = Effect.fn("Restore.restore")(function*(
   }
   // Items go into the partitions of the target's layout (see `PartitionKeys`), which is recorded first: a store
   // opened on the namespace later must route as the restore did.
-  yield* LayoutRecord.settle(destination).pipe(
+  const opening = yield* LayoutRecord.settle(destination).pipe(
     Effect.catchTag(
       "ConfigInvalid",
       (error) => Effect.fail(new RestoreRefused({ table: target.table, kind: "layout", reason: error.reason }))
     )
   )
+  if (opening._tag === "Migrating") {
+    return yield* new RestoreRefused({
+      table: target.table,
+      kind: "layout",
+      reason: "a layout migration is under way in the namespace: finish it (dynastate partition-migrate) first"
+    })
+  }
   const source: Location = { table: header.table, namespace: header.namespace, storeId: header.storeId }
   const mode: RestoreMode = header.storeId === target.storeId && header.namespace === target.namespace
     ? "copy"

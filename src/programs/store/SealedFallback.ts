@@ -18,8 +18,9 @@ import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError, SortKeyRange } from "../../infra/EventTable.ts"
-import type { Relocation, RelocationError } from "../../infra/Relocation.ts"
+import type { KeyPlace, Relocation, RelocationError } from "../../infra/Relocation.ts"
 import * as KeySealing from "./KeySealing.ts"
+import { LayoutMigration } from "./LayoutMigration.ts"
 import * as NewestEvents from "./NewestEvents.ts"
 
 /** The sort keys of a sealed prefix's keys stored in clear (a sealed part starts with U+0001, which sorts first). */
@@ -77,20 +78,23 @@ export const latest = <E, R>(
   })
 
 /**
- * Makes sure a key under a migrating prefix is at its sealed stored key before anything is appended there: moved
- * now if its clear key still holds events. Keys known to be resolved are remembered (a key never goes back to clear).
+ * Makes sure a key being relocated (see `Relocation`) is at its new place before anything is appended there: moved
+ * now if the new place (`arrived` reads it) holds no event yet. Used for a sealed prefix's clear keys and for keys
+ * changing partition alike. Keys known to be resolved are remembered (a key never goes back).
  */
-export const makeResolver = (table: EventTable["Service"], relocation: Relocation, remembered = 100_000) => {
+export const makeResolver = (relocation: Relocation, remembered = 100_000) => {
   const resolved = new Set<string>()
-  return (stored: string, clear: string): Effect.Effect<void, RelocationError | ReadError> =>
+  return (
+    arrived: Effect.Effect<Option.Option<Event>, ReadError>,
+    from: KeyPlace,
+    to: KeyPlace,
+    realKey: string | undefined
+  ): Effect.Effect<void, RelocationError | ReadError> =>
     Effect.gen(function*() {
-      if (resolved.has(stored)) return
-      if (Option.isNone(yield* table.latestState(stored))) {
-        const place = { location: table.location }
-        yield* relocation.relocate({ ...place, key: clear }, { ...place, key: stored }, clear)
-      }
+      if (resolved.has(to.key)) return
+      if (Option.isNone(yield* arrived)) yield* relocation.relocate(from, to, realKey)
       if (resolved.size >= remembered) resolved.clear()
-      resolved.add(stored)
+      resolved.add(to.key)
     })
 }
 
@@ -182,12 +186,13 @@ export const migratingRange = <E, R>(
  */
 export class MovedKeys extends Context.Service<MovedKeys, {
   /**
-   * Whether `key` is stored in clear under a sealed prefix and its sealed form holds an event at `seq` or later: its
-   * events were moved there, and their removal is the move's.
+   * Whether `key` was moved away by a relocation with its events up to `seq`: stored in clear under a sealed prefix
+   * with its sealed form holding an event at `seq` or later, or changing partition in a layout migration with its new
+   * partition holding one (see `StoreLayout.LayoutMigration`). Their removal is the move's.
    */
   readonly movedAway: (key: string, seq: number) => Effect.Effect<boolean, ReadError | KeySealer.SealError>
 }>()("dynastate/MovedKeys") {
-  /** The moved keys of a store sealing `prefixes` (none moved when it seals nothing). */
+  /** The moved keys of a store sealing `prefixes` (none moved when it seals nothing) and changing layout, if it is. */
   static readonly layer = (
     prefixes: ReadonlyArray<SealedPrefix> | undefined
   ): Layer.Layer<MovedKeys, never, EventTable | DataKeys> =>
@@ -195,13 +200,15 @@ export class MovedKeys extends Context.Service<MovedKeys, {
       MovedKeys,
       Effect.gen(function*() {
         const table = yield* EventTable
-        if (prefixes === undefined || prefixes.length === 0) {
-          return MovedKeys.of({ movedAway: () => Effect.succeed(false) })
-        }
+        const layout = Option.getOrUndefined(yield* Effect.serviceOption(LayoutMigration))
+        const partitionMoved = (key: string, seq: number) =>
+          layout === undefined ? Effect.succeed(false) : layout.movedAway(key, seq)
+        if (prefixes === undefined || prefixes.length === 0) return MovedKeys.of({ movedAway: partitionMoved })
         const sealer = yield* Effect.orDie(KeySealer.make(yield* DataKeys, prefixes))
         return MovedKeys.of({
           movedAway: (key, seq) =>
             Effect.gen(function*() {
+              if (yield* partitionMoved(key, seq)) return true
               if (SealedKeys.place(prefixes, key)._tag !== "Seal") return false
               const latest = yield* table.latestState(yield* sealer.seal(key))
               return Option.isSome(latest) && latest.value.seq >= seq

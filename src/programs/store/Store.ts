@@ -180,8 +180,8 @@ export const defaultStoreOptions: StoreOptions = {
 /** The store service. */
 export class Store extends Context.Service<Store, StoreService>()("dynastate/Store") {
   /**
-   * The store over an event table, with its own actor system, write acknowledgements, watches and history area
-   * (all but the actors also provided, so the projection worker and views of the same process share them).
+   * The store over an event table (both layouts' while one changes: `StoreLayout.layer`), with its actors, acks,
+   * watches and history area (all but the actors also provided, for the projection worker and views to share).
    */
   static readonly layer = (
     options: StoreOptions = defaultStoreOptions
@@ -193,6 +193,7 @@ export class Store extends Context.Service<Store, StoreService>()("dynastate/Sto
     Layer.effect(Store, make(options)).pipe(
       Layer.merge(SealedFallback.MovedKeys.layer(options.sealed)),
       Layer.provide(KeyActors.layer(options.actors)),
+      Layer.provide(StoreLayout.layer(options)),
       Layer.provideMerge(Watches.layerWith(options.watches ?? {})),
       // Below the watches too: they deliver this instance's own writes at acknowledgement.
       Layer.provideMerge(WriteAcks.layer),
@@ -209,7 +210,6 @@ const make = (options: StoreOptions) =>
     const area = yield* HistoryArea
     const acks = yield* WriteAcks
     const services = Effect.provideService(EventTable, table)
-    yield* StoreLayout.settle(table.location, options)
     // A store configured without sealed prefixes pays nothing for them: every path below checks `sealer` first.
     const sealer = options.sealed === undefined || options.sealed.length === 0
       ? undefined
@@ -225,11 +225,12 @@ const make = (options: StoreOptions) =>
     }
     const isMigrating = (key: string, stored: string) =>
       stored !== key && SealedKeys.coveringPrefix(migrating, key) !== undefined
-    const resolve = SealedFallback.makeResolver(table, Relocation.make(yield* Dynamo, dataKeys))
+    const resolve = SealedFallback.makeResolver(Relocation.make(yield* Dynamo, dataKeys))
+    const here = (key: string) => ({ location: table.location, key })
     const resolved = (key: string, stored: string) =>
       isMigrating(key, stored)
         ? Effect.catchTag(
-          resolve(stored, key),
+          resolve(table.latestState(stored), here(key), here(stored), key),
           "RelocationConflict",
           (error) => Effect.fail(new StorageFailure({ operation: "relocate", reason: error.message }))
         )

@@ -1,17 +1,30 @@
 /**
  * The partition layout a store opens with (see `Partitioning`, `LayoutRecord`): checked against the store's own
- * options and sealed prefixes, then against the namespace's record.
+ * options and sealed prefixes, then against the namespace's record. While the record says a migration moves keys to
+ * the store's layout (see `LayoutTransition`), the store is served by a table that finds each key at its old
+ * partition or its new one and moves a key before writing it (see `MigratingTable`).
  */
-import { Effect, Result } from "effect"
+import { Context, Effect, Layer, Option, Result } from "effect"
+import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { Transition } from "../../domain/LayoutTransition.ts"
+import * as LayoutTransition from "../../domain/LayoutTransition.ts"
 import * as Partitioning from "../../domain/Partitioning.ts"
 import { ConfigInvalid } from "../../infra/config/ConfigInvalid.ts"
+import { DataKeys } from "../../infra/crypto/DataKeys.ts"
+import { Dynamo } from "../../infra/Dynamo.ts"
 import type { Location } from "../../infra/EventRecord.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import { HistoryArea } from "../../infra/HistoryArea.ts"
 import * as LayoutRecord from "../../infra/LayoutRecord.ts"
+import * as Relocation from "../../infra/Relocation.ts"
+import { LayoutMigration } from "./LayoutMigration.ts"
+import * as MigratingTable from "./MigratingTable.ts"
 import type { StoreOptions } from "./Store.ts"
 
 /**
  * The layout a store opens with: valid, the same in the options (when given) and the event table, sound with the
- * sealed prefixes, and the namespace's recorded one (see `LayoutRecord`). Every check but the last before any I/O.
+ * sealed prefixes, and the namespace's recorded one or the one a recorded migration moves to (see `LayoutRecord`).
+ * Every check but the last before any I/O.
  */
 export const settle = Effect.fnUntraced(function*(
   location: Location,
@@ -29,5 +42,59 @@ export const settle = Effect.fnUntraced(function*(
   if (Result.isFailure(valid)) return yield* valid.failure
   const [unsound, ...more] = Partitioning.checkSealed(layout, options.sealed ?? [], LayoutRecord.layoutField)
   if (unsound !== undefined) return yield* ConfigInvalid.of([unsound, ...more])
-  yield* LayoutRecord.settle(location)
+  return yield* LayoutRecord.settle(location)
 })
+
+/**
+ * The event table and history area a store serves through, after {@link settle}: the given ones when the namespace
+ * is settled on the store's layout, or ones serving both layouts while a migration moves keys to it.
+ */
+export const layer = (
+  options: Pick<StoreOptions, "partitions" | "sealed">
+): Layer.Layer<
+  EventTable | HistoryArea | LayoutMigration,
+  ConfigInvalid | Throttled | StorageFailure,
+  EventTable | HistoryArea | Dynamo | DataKeys
+> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const target = yield* EventTable
+    const area = yield* HistoryArea
+    const opening = yield* settle(target.location, options)
+    if (opening._tag !== "Migrating") {
+      return Context.make(EventTable, target).pipe(
+        Context.add(HistoryArea, area),
+        Context.add(
+          LayoutMigration,
+          LayoutMigration.of({ transition: undefined, movedAway: () => Effect.succeed(false) })
+        )
+      )
+    }
+    const transition: Transition = { from: opening.from, to: target.location.partitions ?? [] }
+    yield* Effect.logWarning(
+      `namespace ${target.location.namespace} is migrating from [${Partitioning.describe(transition.from)}] to ` +
+        `[${Partitioning.describe(transition.to)}]: serving it in migrating mode (reads look at both partitions, ` +
+        "writes move a key first) until `dynastate partition-migrate` has moved every key"
+    )
+    const source = yield* Effect.provide(
+      Effect.service(EventTable),
+      EventTable.layer({ ...target.location, partitions: transition.from })
+    )
+    const sourceArea = yield* Effect.service(HistoryArea).pipe(
+      Effect.provide(HistoryArea.layer),
+      Effect.provideService(EventTable, source)
+    )
+    const relocation = Relocation.make(yield* Dynamo, yield* DataKeys)
+    return Context.make(EventTable, MigratingTable.servingTable(source, target, transition, relocation)).pipe(
+      Context.add(HistoryArea, MigratingTable.servingArea(sourceArea, area, transition)),
+      Context.add(
+        LayoutMigration,
+        LayoutMigration.of({
+          transition,
+          movedAway: (key, seq) =>
+            LayoutTransition.moves(transition, key)
+              ? Effect.map(target.latestState(key), (latest) => Option.isSome(latest) && latest.value.seq >= seq)
+              : Effect.succeed(false)
+        })
+      )
+    )
+  }))

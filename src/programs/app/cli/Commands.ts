@@ -9,6 +9,7 @@ import { storeFlags } from "./Globals.ts"
 import { keyCommands } from "./KeyCommands.ts"
 import { opsCommands } from "./OpsCommands.ts"
 import { exitCodesHelp, OutputFormat } from "./Output.ts"
+import { partitionCommands } from "./PartitionCommand.ts"
 import { policyCommands } from "./PolicyCommand.ts"
 import { setupCommands } from "./SetupCommands.ts"
 import { streamCommands } from "./StreamCommands.ts"
@@ -20,7 +21,7 @@ export const groups = [
   { group: "Listing and watching", commands: streamCommands },
   { group: "Set-up", commands: setupCommands },
   { group: "Operations", commands: [...opsCommands, ...auditCommands, ...policyCommands] },
-  { group: "Running and maintenance", commands: adminCommands }
+  { group: "Running and maintenance", commands: [...adminCommands, ...partitionCommands] }
 ] as const
 
 /** The root command. */
