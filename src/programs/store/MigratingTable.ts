@@ -139,12 +139,12 @@ export const servingTable = (
     scan,
     graves,
     // An item read at its old partition takes its chunks from beside it (values are bound to the namespace alone).
-    decode: (stored) => {
+    decode: (stored, options) => {
       const { [Attr.partition]: partition, [Attr.sort]: sort } = attributesOf(stored.item)
       const live = partition?.S === undefined ? undefined : liveOfArea(partition.S, "history") ?? partition.S
       const old = live !== undefined && sort?.B !== undefined &&
         live !== keyPartition(target.location, SortKey.decode(sort.B).key)
-      return old ? source.decode(stored) : target.decode(stored)
+      return old ? source.decode(stored, options) : target.decode(stored, options)
     },
     transact: (writes, token) =>
       Effect.andThen(
