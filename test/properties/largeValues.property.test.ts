@@ -1,6 +1,7 @@
 /**
  * Property (fast-check, fixed seed) on DynamoDB Local: sequences of puts, deletes and atomic writes mixing values
- * below, at and above the one-item threshold (400 KB) and up to 1.5 MB, with and without compression, read back
+ * below, at and above the one-item threshold (400 KB) and up to 1.5 MB, with and without compression, on one
+ * partition or across partitions (a prefix's own partition and a bucketed prefix beside the default one), read back
  * exactly as a map model says: each write's get, the whole range, every key's history and getAt of a past revision.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -8,12 +9,15 @@ import { Effect, Stream } from "effect"
 import * as fc from "fast-check"
 import { createHash } from "node:crypto"
 import { Action, Condition } from "../../src/domain/AtomicWrite.ts"
+import type { Layout } from "../../src/domain/Partitioning.ts"
 import * as ValueChunks from "../../src/infra/ValueChunks.ts"
 import { openStore, tablePerFile } from "../support/TestStore.ts"
 
 const files = tablePerFile("large-prop")
 
-const keys = ["/p/a", "/p/b", "/p/c"] as const
+const keys = ["/p/a", "/q/b", "/r/c", "/r/d"] as const
+/** `/q/` in a partition of its own, `/r/` over four hash buckets, `/p/` in the default partition. */
+const layout: Layout = [{ prefix: "/q/", name: "q" }, { prefix: "/r/", name: "r", buckets: 4 }]
 type Size = "small" | "at" | "above" | "large"
 
 /** A value of a size class, its bytes derived from `seed` (SHA-256 in counter mode: deterministic, incompressible). */
@@ -58,6 +62,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 const same = (a: Uint8Array | undefined, b: Uint8Array | undefined) =>
   a !== undefined && b !== undefined && Buffer.compare(a, b) === 0
 
+const ran = new Set<boolean>()
+
 describe("large values, property", () => {
   it.live(
     "puts, deletes and atomic writes of values below and above 400 KB read back as the model says",
@@ -67,9 +73,11 @@ describe("large values, property", () => {
           fc.asyncProperty(
             fc.array(command, { minLength: 3, maxLength: 10 }),
             fc.boolean(),
-            (commands, compress) =>
+            fc.boolean(),
+            (commands, compress, partitioned) =>
               Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-                const location = files.freshLocation()
+                ran.add(partitioned)
+                const location = { ...files.freshLocation(), ...(partitioned ? { partitions: layout } : {}) }
                 const store = yield* openStore(location, {
                   client: files.client,
                   compression: compress ? "gzip" : "none"
@@ -107,7 +115,7 @@ describe("large values, property", () => {
                     } else expect(got._tag === "Failure" && got.failure._tag, k).toBe("NotFound")
                   }
                 }
-                const range = yield* store.getRange("/p/", "/p/~")
+                const range = yield* store.getRange("/p/", "/r/~")
                 expect(range.map((item) => item.key)).toEqual([...live.keys()].sort())
                 for (const item of range) expect(same(item.value, live.get(item.key)), item.key).toBe(true)
                 for (const [k, written] of puts) {
@@ -122,6 +130,9 @@ describe("large values, property", () => {
           ),
           { seed: Number(process.env.FC_SEED ?? 20_261_214), numRuns: Number(process.env.FC_RUNS ?? 6) }
         )
+      ).pipe(
+        // The fixed seed's runs cover both: one partition, and values spread across partitions.
+        Effect.tap(() => Effect.sync(() => expect([...ran].sort()).toEqual([false, true])))
       ),
     300_000
   )
