@@ -168,7 +168,7 @@ const rebuild = Command.make("rebuild", {
   )
 
 /** A migration that ended with keys left in clear (moves that conflicted): exit code 1, after the summary. */
-class SealMigrationUnfinished extends Data.TaggedError("SealMigrationUnfinished")<{
+export class SealMigrationUnfinished extends Data.TaggedError("SealMigrationUnfinished")<{
   readonly prefixes: ReadonlyArray<string>
 }> {
   override get message() {

@@ -12,7 +12,7 @@ import { loadConfig } from "./Globals.ts"
 import { emit } from "./Output.ts"
 
 /** A migration that ended with keys left in old partitions (moves that conflicted): exit code 1. */
-class PartitionMigrationUnfinished extends Data.TaggedError("PartitionMigrationUnfinished")<{
+export class PartitionMigrationUnfinished extends Data.TaggedError("PartitionMigrationUnfinished")<{
   readonly failed: number
 }> {
   override get message() {
