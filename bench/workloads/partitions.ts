@@ -42,6 +42,8 @@ interface Run {
   readonly getMillis: ReadonlyArray<number>
   /** Requests of the phase that failed (not in `requests`), by operation and error. */
   readonly failures: ReadonlyArray<Trace.Failure>
+  /** Events the worker had not applied when the capture ended (its later writes are missing from the trace). */
+  readonly unapplied: number
 }
 
 /** A put-heavy pattern: 9 puts to 1 get, over `keys` keys under the prefix, of one value. */
@@ -81,8 +83,11 @@ const putsIn = (operations: number) => operations - Math.floor(operations / 10)
 interface Target {
   readonly put: (key: string) => Effect.Effect<unknown, unknown>
   readonly get: (key: string) => Effect.Effect<unknown, unknown>
-  /** Waits until `events` writes in all were applied by whatever follows them (the worker), if anything does. */
-  readonly settle: (events: number) => Effect.Effect<void>
+  /**
+   * Waits until `events` writes in all were applied by whatever follows them (the worker), if anything does, or
+   * until it gives up: how many were not.
+   */
+  readonly settle: (events: number) => Effect.Effect<number>
 }
 
 /** `effect`, its latency pushed onto `into`. */
@@ -106,8 +111,9 @@ const capture = (env: BenchEnv, pattern: Pattern, trace: Trace.Trace, table: str
       (i) =>
         isGet(i) ? timedInto(getMillis, target.get(keyOf(keys, i))) : timedInto(putMillis, target.put(keyOf(keys, i)))
     )
-    yield* target.settle(keys + putsIn(operations))
+    const unapplied = yield* target.settle(keys + putsIn(operations))
     return {
+      unapplied,
       table,
       ...Trace.since(trace, mark),
       operations,
@@ -131,7 +137,12 @@ const runDynastate = (env: BenchEnv, pattern: Pattern, layout: Layout, name: str
     return yield* capture(env, pattern, trace, table, {
       put: (key) => store.put({ key, value: pattern.value }),
       get: (key) => store.get(key),
-      settle: (events) => quiesce(clients, worker, events, env.options.quick ? 200 : 1000)
+      settle: (events) =>
+        Effect.gen(function*() {
+          yield* quiesce(clients, worker, events, env.options.quick ? 200 : 1000)
+          const applied = worker === undefined ? events : (yield* worker.status).eventsApplied
+          return Math.max(0, events - applied)
+        })
     })
   }))
 
@@ -147,7 +158,7 @@ const runPeer = (env: BenchEnv, pattern: Pattern) =>
     return yield* capture(env, pattern, trace, table, {
       put: (key) => peer.put(key, pattern.value),
       get: (key) => peer.get(key),
-      settle: () => Effect.void
+      settle: () => Effect.succeed(0)
     })
   }))
 
@@ -226,6 +237,10 @@ const runLayouts = (env: BenchEnv, pattern: Pattern, tag: string) =>
     return measured
   })
 
+/** A warning when the worker was behind at the end of a capture: the trace then lacks some of its writes. */
+const behind = (run: Run): Array<string> =>
+  run.unapplied === 0 ? [] : [`⚠ the worker was ${run.unapplied} events behind at the end: its trace is short`]
+
 /** How many times `c` is the baseline's ceiling, in words. */
 const times = (c: Ceiling, baseline: Ceiling) =>
   `${fixed(c.operationsPerSecond / baseline.operationsPerSecond, 1)}× the one-partition ceiling`
@@ -258,7 +273,8 @@ const smallRows = (pattern: Pattern, peerRun: Run, runs: ReadonlyArray<Measured>
       c,
       [
         `${fixed(run.observed, 0)} ops/s on DynamoDB Local, worker running`,
-        ...(index === 0 ? [] : [times(c, baseline.ceiling), crossCheck(baseline, layout, c)])
+        ...(index === 0 ? [] : [times(c, baseline.ceiling), crossCheck(baseline, layout, c)]),
+        ...behind(run)
       ].join(" · ")
     ),
     better: "higher",
@@ -307,7 +323,8 @@ const largeRows = (pattern: Pattern, runs: ReadonlyArray<Measured>): Array<Row> 
         [
           mibPerSecond(pattern, c),
           `chunk writes over ${chunks.partitions} partition keys, the busiest ${percent(chunks.busiestShare)}`,
-          ...(index === 0 ? [] : [times(c, baseline.ceiling)])
+          ...(index === 0 ? [] : [times(c, baseline.ceiling)]),
+          ...behind(run)
         ].join(" · ")
       ),
       better: "higher",
