@@ -63,15 +63,23 @@ const peerPhases = (peer: TeleportStore.TeleportStore, value: Uint8Array): Phase
   delete: (key) => peer.delete(key)
 })
 
-/** Waits until the worker applied `events` and the write units stopped moving (what follows has been done). */
-export const quiesce = (clients: BenchClients, worker: ProjectionWorker["Service"] | undefined, events: number) =>
+/**
+ * Waits until the worker applied `events` and the write units stopped moving for `stableMillis` (what follows has
+ * been done; a quick run's figures are not read, so it may wait less).
+ */
+export const quiesce = (
+  clients: BenchClients,
+  worker: ProjectionWorker["Service"] | undefined,
+  events: number,
+  stableMillis = 1000
+) =>
   Effect.gen(function*() {
     if (worker === undefined) return
     const deadline = Date.now() + 120_000
     while ((yield* worker.status).eventsApplied < events && Date.now() < deadline) yield* Effect.sleep(50)
     let last = -1
     let stableSince = Date.now()
-    while (Date.now() < deadline && Date.now() - stableSince < 1000) {
+    while (Date.now() < deadline && Date.now() - stableSince < stableMillis) {
       const now = since(clients.counters, { requests: {}, capacity: {} }).writeUnits
       if (now !== last) {
         last = now

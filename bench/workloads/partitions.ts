@@ -6,43 +6,29 @@
  * computes the ceiling: the rate at which the busiest partition-key value reaches DynamoDB's documented 1,000 write
  * units (3,000 read units) a second. The peer, one hash key like Teleport's backend, runs the same pattern.
  *
- * Each entry of {@link layouts} is a real run of the store opened with its options. Today there is one, a single
- * partition key per namespace; the partitioned key spaces of issue 14 add theirs there. Until then the bucketed
- * figures are a what-if: the single-partition trace re-mapped (`Remap`), printed as such. The range-read row is the
- * baseline of the merge overhead: a partitioned layout's row beside it gives the overhead. A second pattern of
- * 1 MiB values shows the chunk partition's own ceiling (every large value of a namespace writes its chunks there).
+ * Each layout (`partitionLayouts`: one partition key, `/nodes/` in its own partition, over 16 and 64 hash buckets)
+ * is a real run of the store opened with it, so its ceiling comes from the requests the partitioned store sent. The
+ * one-partition trace re-mapped as if bucketed (`Remap`) is printed beside each partitioned run as a cross-check of
+ * the model. A second pattern of 1 MiB values shows where large values' chunks go (one partition key per namespace,
+ * or beside each bucket) and what a MiB costs; `partitionRanges` measures the merge overhead of range reads.
  */
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
-import type { StoreOptions } from "../../src/programs/store/Store.ts"
-import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import type { BenchEnv, Workload } from "../Env.ts"
-import { phase } from "../Env.ts"
 import * as TeleportStore from "../peer/TeleportStore.ts"
 import type { Figure, Row } from "../Report.ts"
 import type { Ceiling } from "../simulation/PartitionModel.ts"
 import { ceiling, loadsOf, replay } from "../simulation/PartitionModel.ts"
 import { namespacePartitions, remap } from "../simulation/Remap.ts"
+import { inArea, spreadOf } from "../simulation/Spread.ts"
 import type { TracedRequest } from "../simulation/Touches.ts"
 import * as Accounting from "../support/Accounting.ts"
-import { makeClients, since, snapshot } from "../support/Clients.ts"
-import * as Dynastate from "../support/Dynastate.ts"
-import { measure } from "../support/Measure.ts"
+import { measure, percentile, timed } from "../support/Measure.ts"
 import * as Trace from "../support/Trace.ts"
 import { quiesce } from "./capacity.ts"
-
-/** A way of laying a namespace's keys over partition keys: the store options a run opens the store with. */
-export interface Layout {
-  readonly name: string
-  readonly storeOptions: StoreOptions
-}
-
-/** The layouts each run; partitioned key spaces add theirs (a prefix over N buckets) here. */
-export const layouts: ReadonlyArray<Layout> = [{ name: "one partition key", storeOptions: defaultStoreOptions }]
-
-/** The prefix the pattern writes under and the what-if spreads: Teleport's busiest range. */
-const prefix = "/nodes/"
-const namespace = "bench"
+import type { Layout } from "./partitionLayouts.ts"
+import { clientsFor, layoutsOf, namespace, openLayout, prefix } from "./partitionLayouts.ts"
+import { rangeRows } from "./partitionRanges.ts"
 
 /** A captured run: its requests from the measured phase on, and how many logical operations they served. */
 interface Run {
@@ -51,8 +37,13 @@ interface Run {
   readonly operations: number
   /** Operations per second DynamoDB Local served (it throttles nothing). */
   readonly observed: number
+  /** Latencies (ms, sorted) of the measured phase's puts and gets. */
+  readonly putMillis: ReadonlyArray<number>
+  readonly getMillis: ReadonlyArray<number>
   /** Requests of the phase that failed (not in `requests`), by operation and error. */
   readonly failures: ReadonlyArray<Trace.Failure>
+  /** Events the worker had not applied when the capture ended (its later writes are missing from the trace). */
+  readonly unapplied: number
 }
 
 /** A put-heavy pattern: 9 puts to 1 get, over `keys` keys under the prefix, of one value. */
@@ -73,7 +64,7 @@ const smallValues = (env: BenchEnv): Pattern => ({
   label: `9 puts : 1 get over ${env.options.keys} keys under ${prefix}, ${env.value.length}-byte values`
 })
 
-/** 1 MiB values: every put writes its chunks into the namespace's chunk partition. */
+/** 1 MiB values: every put writes its chunks into its key's chunk partition. */
 const largeValues = (env: BenchEnv): Pattern => {
   const keys = env.options.quick ? 2 : 16
   return {
@@ -88,16 +79,22 @@ const keyOf = (keys: number, i: number) => `${prefix}${String(i % keys).padStart
 const isGet = (i: number) => i % 10 === 9
 const putsIn = (operations: number) => operations - Math.floor(operations / 10)
 
-const clientsFor = (env: BenchEnv) =>
-  Effect.acquireRelease(Effect.sync(() => makeClients(env.endpoint)), (c) => Effect.sync(c.destroy))
-
 /** What the pattern runs against: a store's put and get, and a wait until what the writes cause later is done. */
 interface Target {
   readonly put: (key: string) => Effect.Effect<unknown, unknown>
   readonly get: (key: string) => Effect.Effect<unknown, unknown>
-  /** Waits until `events` writes in all were applied by whatever follows them (the worker), if anything does. */
-  readonly settle: (events: number) => Effect.Effect<void>
+  /**
+   * Waits until `events` writes in all were applied by whatever follows them (the worker), if anything does, or
+   * until it gives up: how many were not.
+   */
+  readonly settle: (events: number) => Effect.Effect<number>
 }
+
+/** `effect`, its latency pushed onto `into`. */
+const timedInto = (into: Array<number>, effect: Effect.Effect<unknown, unknown>) =>
+  Effect.map(timed(effect), ({ millis }) => {
+    into.push(millis)
+  })
 
 /** Writes every key once (the steady state is of keys that exist), then captures the measured phase. */
 const capture = (env: BenchEnv, pattern: Pattern, trace: Trace.Trace, table: string, target: Target) =>
@@ -107,39 +104,45 @@ const capture = (env: BenchEnv, pattern: Pattern, trace: Trace.Trace, table: str
     yield* measure({ operations: keys, concurrency }, (i) => target.put(keyOf(keys, i)))
     yield* target.settle(keys)
     const mark = Trace.mark(trace)
+    const putMillis: Array<number> = []
+    const getMillis: Array<number> = []
     const sample = yield* measure(
       { operations, concurrency },
-      (i) => isGet(i) ? target.get(keyOf(keys, i)) : target.put(keyOf(keys, i))
+      (i) =>
+        isGet(i) ? timedInto(getMillis, target.get(keyOf(keys, i))) : timedInto(putMillis, target.put(keyOf(keys, i)))
     )
-    yield* target.settle(keys + putsIn(operations))
+    const unapplied = yield* target.settle(keys + putsIn(operations))
     return {
+      unapplied,
       table,
       ...Trace.since(trace, mark),
       operations,
-      observed: sample.operations / sample.seconds
+      observed: sample.operations / sample.seconds,
+      putMillis: putMillis.sort((a, b) => a - b),
+      getMillis: getMillis.sort((a, b) => a - b)
     } satisfies Run
   })
 
-/** The pattern on dynastate opened with `layout`, its worker running (compaction into history at once). */
+/** The pattern on dynastate opened with `layout` on a table of its own, its worker running (compaction at once). */
 const runDynastate = (env: BenchEnv, pattern: Pattern, layout: Layout, name: string) =>
   Effect.scoped(Effect.gen(function*() {
     const clients = yield* clientsFor(env)
     const trace = Trace.make()
     Trace.record(clients.dynamodb, trace)
     const table = `bench-partitions-${name}-${env.run}`
-    yield* Dynastate.provision(clients, table)
-    const { store, worker } = yield* Dynastate.open({
-      clients,
-      location: { table, namespace },
-      key: env.key,
-      calls: { generate: 0, wrap: 0, unwrap: 0 },
-      storeOptions: layout.storeOptions,
-      worker: { retention: { _tag: "Forever" }, group: "bench" }
+    const { store, worker } = yield* openLayout(env, clients, table, layout, {
+      retention: { _tag: "Forever" },
+      group: "bench"
     })
     return yield* capture(env, pattern, trace, table, {
       put: (key) => store.put({ key, value: pattern.value }),
       get: (key) => store.get(key),
-      settle: (events) => quiesce(clients, worker, events)
+      settle: (events) =>
+        Effect.gen(function*() {
+          yield* quiesce(clients, worker, events, env.options.quick ? 200 : 1000)
+          const applied = worker === undefined ? events : (yield* worker.status).eventsApplied
+          return Math.max(0, events - applied)
+        })
     })
   }))
 
@@ -155,7 +158,7 @@ const runPeer = (env: BenchEnv, pattern: Pattern) =>
     return yield* capture(env, pattern, trace, table, {
       put: (key) => peer.put(key, pattern.value),
       get: (key) => peer.get(key),
-      settle: () => Effect.void
+      settle: () => Effect.succeed(0)
     })
   }))
 
@@ -215,175 +218,182 @@ const replayFigure = (run: Run, requests: ReadonlyArray<TracedRequest>, c: Ceili
   }
 }
 
-/**
- * A range read over `size` keys on dynastate opened with `layout`: latency, requests and read units per read. With
- * a partitioned layout beside the single-partition one, the difference is what merging partitions costs.
- */
-export const rangeCosts = (env: BenchEnv, layout: Layout, index: number) =>
-  Effect.scoped(Effect.gen(function*() {
-    const clients = yield* clientsFor(env)
-    const table = `bench-partitions-range-${index}-${env.run}`
-    yield* Dynastate.provision(clients, table)
-    const { store } = yield* Dynastate.open({
-      clients,
-      location: { table, namespace },
-      key: env.key,
-      calls: { generate: 0, wrap: 0, unwrap: 0 },
-      storeOptions: layout.storeOptions
-    })
-    const size = Math.max(...env.options.rangeSizes)
-    yield* measure(
-      { operations: size, concurrency: env.options.concurrency },
-      (i) => store.put({ key: keyOf(size, i), value: env.value })
-    )
-    const rounds = env.options.quick ? 2 : 10
-    const before = snapshot(clients.counters)
-    const figure = yield* phase(clients, { operations: rounds, concurrency: 1 }, () =>
-      Effect.flatMap(store.getRange(prefix, `${prefix}~`), (items) =>
-        items.length === size ? Effect.void : Effect.die(new Error(`the range held ${items.length} of ${size} keys`))))
-    const used = since(clients.counters, before)
-    return {
-      size,
-      figure: {
-        ...figure,
-        throughput: undefined,
-        detail: `${fixed(used.readUnits / rounds)} RRU per read`
-      } satisfies Figure
-    }
-  }))
+/** A layout's run of a pattern and its ceiling. */
+interface Measured {
+  readonly layout: Layout
+  readonly run: Run
+  readonly ceiling: Ceiling
+}
 
-/** Simulated ceilings of one partition key and of a bucketed prefix, replays around them, and range-read costs. */
+/** The pattern on every layout, each on a table of its own; `tag` names the tables. */
+const runLayouts = (env: BenchEnv, pattern: Pattern, tag: string) =>
+  Effect.gen(function*() {
+    const measured: Array<Measured> = []
+    for (const [index, layout] of layoutsOf(env.options.quick).entries()) {
+      const run = yield* runDynastate(env, pattern, layout, `${tag}${index}`)
+      measured.push({ layout, run, ceiling: ceiling(run.requests, run.operations) })
+      yield* printLoads(`${layout.name}, ${pattern.label}`, run)
+    }
+    return measured
+  })
+
+/** A warning when the worker was behind at the end of a capture: the trace then lacks some of its writes. */
+const behind = (run: Run): Array<string> =>
+  run.unapplied === 0 ? [] : [`⚠ the worker was ${run.unapplied} events behind at the end: its trace is short`]
+
+/** How many times `c` is the baseline's ceiling, in words. */
+const times = (c: Ceiling, baseline: Ceiling) =>
+  `${fixed(c.operationsPerSecond / baseline.operationsPerSecond, 1)}× the one-partition ceiling`
+
+/**
+ * The model's cross-check: the one-partition run's trace re-mapped as if `layout` were in place, beside the real
+ * run of it. Close agreement says the model sees the partitioned store's requests as they are.
+ */
+const crossCheck = (baseline: Measured, layout: Layout, real: Ceiling): string => {
+  const modelled = ceiling(
+    remap(baseline.run.requests, {
+      prefix,
+      buckets: layout.buckets,
+      partitions: namespacePartitions(baseline.run.table, namespace)
+    }),
+    baseline.run.operations
+  )
+  return `cross-check: the one-partition trace re-mapped gives ${fixed(modelled.operationsPerSecond, 0)}/s ` +
+    `(real ÷ re-mapped ${fixed(real.operationsPerSecond / modelled.operationsPerSecond)})`
+}
+
+/** The ceiling rows of the small-value pattern, one per layout, and the replays around them. */
+const smallRows = (pattern: Pattern, peerRun: Run, runs: ReadonlyArray<Measured>): Array<Row> => {
+  const peerCeiling = ceiling(peerRun.requests, peerRun.operations)
+  const baseline = runs[0]!
+  const rows: Array<Row> = runs.map(({ layout, run, ceiling: c }, index) => ({
+    workload: `partitions: simulated sustained ceiling, ${layout.name} (${pattern.label})`,
+    peer: ceilingFigure(peerCeiling, `${fixed(peerRun.observed, 0)} ops/s on DynamoDB Local`),
+    dynastate: ceilingFigure(
+      c,
+      [
+        `${fixed(run.observed, 0)} ops/s on DynamoDB Local, worker running`,
+        ...(index === 0 ? [] : [times(c, baseline.ceiling), crossCheck(baseline, layout, c)]),
+        ...behind(run)
+      ].join(" · ")
+    ),
+    better: "higher",
+    note: index === 0
+      ? "DynamoDB's documented 1,000 WCU / 3,000 RCU per partition, applied to the requests each store sent"
+      : undefined
+  }))
+  for (const factor of [0.8, 1.5]) {
+    rows.push({
+      workload: `partitions: replay at ${factor}× each one's ceiling, ${baseline.layout.name}`,
+      peer: replayFigure(peerRun, peerRun.requests, peerCeiling, factor),
+      dynastate: replayFigure(baseline.run, baseline.run.requests, baseline.ceiling, factor),
+      better: "lower"
+    })
+  }
+  for (const { layout, run, ceiling: c } of runs.slice(1)) {
+    rows.push({
+      workload: `partitions: replay at 1.5× the one-partition ceiling, ${layout.name}`,
+      dynastate: replayFigure(
+        run,
+        run.requests,
+        c,
+        (1.5 * baseline.ceiling.operationsPerSecond) / c.operationsPerSecond
+      ),
+      better: "lower"
+    })
+  }
+  return rows
+}
+
+/** MiB per second put at a ceiling of the 1 MiB pattern. */
+const mibPerSecond = (pattern: Pattern, c: Ceiling) =>
+  `${
+    fixed((c.operationsPerSecond * putsIn(pattern.operations) * pattern.value.length) / pattern.operations / mib, 1)
+  } MiB/s put`
+
+/** The 1 MiB pattern's ceiling per layout, where its chunks went, and what a MiB cost on DynamoDB Local. */
+const largeRows = (pattern: Pattern, runs: ReadonlyArray<Measured>): Array<Row> => {
+  const baseline = runs[0]!
+  const rows: Array<Row> = runs.map(({ layout, run, ceiling: c }, index) => {
+    const chunks = spreadOf(loadsOf(run.requests), inArea("chunks"), "write")
+    return {
+      workload: `partitions: simulated sustained ceiling, ${layout.name} (${pattern.label})`,
+      dynastate: ceilingFigure(
+        c,
+        [
+          mibPerSecond(pattern, c),
+          `chunk writes over ${chunks.partitions} partition keys, the busiest ${percent(chunks.busiestShare)}`,
+          ...(index === 0 ? [] : [times(c, baseline.ceiling)]),
+          ...behind(run)
+        ].join(" · ")
+      ),
+      better: "higher",
+      note: index === 0
+        ? `${pattern.keys} keys: a bucketed layout's chunks go to at most ${pattern.keys} buckets`
+        : undefined
+    }
+  })
+  const { run } = baseline
+  const units = loadsOf(run.requests).reduce(
+    (sum, load) => ({ write: sum.write + load.writeUnits, read: sum.read + load.readUnits }),
+    { write: 0, read: 0 }
+  )
+  const mibs = pattern.value.length / mib
+  const puts = putsIn(pattern.operations)
+  rows.push({
+    workload: `partitions: large values per MiB, ${baseline.layout.name} (${pattern.label}, worker running)`,
+    dynastate: {
+      value: percentile(run.putMillis, 50) / mibs,
+      unit: "ms/MiB put",
+      p50: percentile(run.putMillis, 50),
+      p99: percentile(run.putMillis, 99),
+      detail: [
+        ...(run.getMillis.length === 0 ? [] : [`get p50 ${fixed(percentile(run.getMillis, 50) / mibs, 0)} ms/MiB`]),
+        `${fixed(units.write / puts / mibs, 0)} WRU per MiB put (chunks, event, history copy)`,
+        `${fixed(units.read / pattern.operations / mibs, 0)} RRU per MiB put or got (the gets, and the worker ` +
+        `reading each put back)`
+      ].join(" · ")
+    },
+    better: "lower",
+    note: "concurrent; one operation at a time, puts and gets apart, for 1-16 MiB: the `large` workload"
+  })
+  return rows
+}
+
+/** The failed requests of the captured phases, if any. */
+const failureRows = (runs: ReadonlyArray<Run>): Array<Row> => {
+  const failures = runs.flatMap((run) => run.failures)
+  if (failures.length === 0) return []
+  const counts = new Map<string, number>()
+  for (const f of failures) counts.set(`${f.operation} ${f.error}`, (counts.get(`${f.operation} ${f.error}`) ?? 0) + 1)
+  return [{
+    workload: "partitions: requests that failed in the captured phases (billed, but not in the traces)",
+    dynastate: {
+      value: failures.length,
+      unit: "requests",
+      detail: [...counts].map(([k, n]) => `${n} ${k}`).join(", ")
+    },
+    better: "lower"
+  }]
+}
+
+/** Simulated ceilings of each layout, replays around them, large values per layout, and range-read costs. */
 export const partitions: Workload = {
   name: "partitions",
   run: (env) =>
     Effect.gen(function*() {
-      const pattern = smallValues(env)
-      const peerRun = yield* runPeer(env, pattern)
-      const peerCeiling = ceiling(peerRun.requests, peerRun.operations)
+      const small = smallValues(env)
+      const peerRun = yield* runPeer(env, small)
       yield* printLoads("peer", peerRun)
-      const runs: Array<{ layout: Layout; run: Run; ceiling: Ceiling }> = []
-      for (const [index, layout] of layouts.entries()) {
-        const run = yield* runDynastate(env, pattern, layout, `${index}`)
-        runs.push({ layout, run, ceiling: ceiling(run.requests, run.operations) })
-        yield* printLoads(layout.name, run)
-      }
-      const rows: Array<Row> = []
-      for (const { layout, run, ceiling: c } of runs) {
-        rows.push({
-          workload: `partitions: simulated sustained ceiling, ${layout.name} (${pattern.label})`,
-          peer: ceilingFigure(peerCeiling, `${fixed(peerRun.observed, 0)} ops/s on DynamoDB Local`),
-          dynastate: ceilingFigure(c, `${fixed(run.observed, 0)} ops/s on DynamoDB Local, worker running`),
-          better: "higher",
-          note: rows.length === 0
-            ? "DynamoDB's documented 1,000 WCU / 3,000 RCU per partition, applied to the requests each store sent"
-            : undefined
-        })
-      }
-      // The what-if: the baseline run's trace as if the prefix were spread over hash buckets.
-      const baseline = runs[0]!
-      const bucketed: Array<{ buckets: number; requests: ReadonlyArray<TracedRequest>; ceiling: Ceiling }> = []
-      for (const buckets of env.options.quick ? [16] : [16, 64]) {
-        const requests = remap(baseline.run.requests, {
-          prefix,
-          buckets,
-          partitions: namespacePartitions(baseline.run.table, namespace)
-        })
-        const c = ceiling(requests, baseline.run.operations)
-        bucketed.push({ buckets, requests, ceiling: c })
-        rows.push({
-          workload:
-            `partitions: simulated ceiling, ${prefix} over ${buckets} hash buckets (what-if: the one-partition ` +
-            `trace re-mapped, not a run of a partitioned store)`,
-          peer: ceilingFigure(peerCeiling),
-          dynastate: ceilingFigure(
-            c,
-            `${
-              fixed(c.operationsPerSecond / baseline.ceiling.operationsPerSecond, 1)
-            }× dynastate's one-partition ceiling`
-          ),
-          better: "higher"
-        })
-      }
-      for (const factor of [0.8, 1.5]) {
-        rows.push({
-          workload: `partitions: replay at ${factor}× each one's ceiling, ${baseline.layout.name}`,
-          peer: replayFigure(peerRun, peerRun.requests, peerCeiling, factor),
-          dynastate: replayFigure(baseline.run, baseline.run.requests, baseline.ceiling, factor),
-          better: "lower"
-        })
-      }
-      const widest = bucketed[0]!
-      rows.push({
-        workload:
-          `partitions: replay at 1.5× the one-partition ceiling, ${prefix} over ${widest.buckets} buckets (what-if)`,
-        dynastate: replayFigure(
-          baseline.run,
-          widest.requests,
-          widest.ceiling,
-          (1.5 * baseline.ceiling.operationsPerSecond) / widest.ceiling.operationsPerSecond
-        ),
-        better: "lower"
-      })
-      // Large values: the chunks of every value of the namespace share one partition key.
+      const smallRuns = yield* runLayouts(env, small, "")
       const large = largeValues(env)
-      const largeRun = yield* runDynastate(env, large, layouts[0]!, "large")
-      const largeCeiling = ceiling(largeRun.requests, largeRun.operations)
-      yield* printLoads(`${layouts[0]!.name}, 1 MiB values`, largeRun)
-      const mibPerSecond = (c: Ceiling) =>
-        `${
-          fixed((c.operationsPerSecond * putsIn(large.operations) * large.value.length) / large.operations / mib, 1)
-        } MiB/s put`
-      rows.push({
-        workload: `partitions: simulated sustained ceiling, ${layouts[0]!.name} (${large.label})`,
-        dynastate: ceilingFigure(largeCeiling, mibPerSecond(largeCeiling)),
-        better: "higher"
-      })
-      const largeBuckets = 16
-      const largeBucketed = ceiling(
-        remap(largeRun.requests, {
-          prefix,
-          buckets: largeBuckets,
-          partitions: namespacePartitions(largeRun.table, namespace)
-        }),
-        largeRun.operations
-      )
-      rows.push({
-        workload:
-          `partitions: simulated ceiling, ${prefix} over ${largeBuckets} hash buckets, chunks following their ` +
-          `key (what-if: re-mapped, ${large.label})`,
-        dynastate: ceilingFigure(
-          largeBucketed,
-          `${mibPerSecond(largeBucketed)} · ${
-            fixed(largeBucketed.operationsPerSecond / largeCeiling.operationsPerSecond, 1)
-          }× the one-partition ceiling`
-        ),
-        better: "higher"
-      })
-      for (const [index, layout] of layouts.entries()) {
-        const range = yield* rangeCosts(env, layout, index)
-        rows.push({
-          workload: `partitions: range read of ${range.size} keys, ${layout.name}`,
-          dynastate: range.figure,
-          better: "lower",
-          note: layouts.length === 1 ? "the baseline of the merge overhead: no partitioned layout yet" : undefined
-        })
-      }
-      const failures = [...peerRun.failures, ...runs.flatMap((r) => r.run.failures), ...largeRun.failures]
-      if (failures.length > 0) {
-        const counts = new Map<string, number>()
-        for (const f of failures) {
-          counts.set(`${f.operation} ${f.error}`, (counts.get(`${f.operation} ${f.error}`) ?? 0) + 1)
-        }
-        rows.push({
-          workload: "partitions: requests that failed in the captured phases (billed, but not in the traces)",
-          dynastate: {
-            value: failures.length,
-            unit: "requests",
-            detail: [...counts].map(([k, n]) => `${n} ${k}`).join(", ")
-          },
-          better: "lower"
-        })
-      }
-      return rows
+      const largeRuns = yield* runLayouts(env, large, "large")
+      const ranges = yield* rangeRows(env, layoutsOf(env.options.quick))
+      return [
+        ...smallRows(small, peerRun, smallRuns),
+        ...largeRows(large, largeRuns),
+        ...ranges,
+        ...failureRows([peerRun, ...smallRuns.map((m) => m.run), ...largeRuns.map((m) => m.run)])
+      ]
     })
 }
