@@ -72,6 +72,12 @@ export interface StoredItem {
 /** The attributes of a stored item, for the infra's own codecs. */
 export const attributesOf = (item: StoredItem): AttributeMap => item as AttributeMap
 
+/** The sort key an item is stored under (empty when it has none): the order merged ranges go by. */
+export const sortKeyOf = (item: StoredItem): Uint8Array => attributesOf(item)[Attr.sort]?.B ?? new Uint8Array()
+
+/** The partition key an item was read from, if it names one (its areas lie beside it, see `PartitionKeys`). */
+export const partitionOf = (item: StoredItem): string | undefined => attributesOf(item)[Attr.partition]?.S
+
 /**
  * An event as stored, read without decrypting anything: its clear attributes parsed, its value still
  * encrypted in `item`. The clear attributes are what range reads and compaction decide by before paying for

@@ -10,7 +10,7 @@ import { Context, Effect, Layer, Stream } from "effect"
 import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import { Dynamo } from "./Dynamo.ts"
-import { Attr, attributesOf } from "./EventRecord.ts"
+import { Attr, attributesOf, partitionOf } from "./EventRecord.ts"
 import type { StoredEvent } from "./EventRecord.ts"
 import { EventTable } from "./EventTable.ts"
 import * as GraveRecord from "./GraveRecord.ts"
@@ -66,8 +66,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
       const dynamo = yield* Dynamo
       const location = table.location
       /** The live partition an event was read from: its areas lie beside it (see `PartitionKeys`). */
-      const livePartitionOf = (stored: StoredEvent) =>
-        attributesOf(stored.item)[Attr.partition]?.S ?? keyPartition(location, stored.key)
+      const livePartitionOf = (stored: StoredEvent) => partitionOf(stored.item) ?? keyPartition(location, stored.key)
       const archivedItem = (stored: StoredEvent, expiresAt: number | undefined) => ({
         ...attributesOf(stored.item),
         [Attr.partition]: { S: areaPartition(livePartitionOf(stored), "history") },

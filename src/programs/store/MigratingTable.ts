@@ -20,7 +20,7 @@ import type { Event } from "../../domain/Event.ts"
 import * as LayoutTransition from "../../domain/LayoutTransition.ts"
 import type { Transition } from "../../domain/LayoutTransition.ts"
 import * as SortKey from "../../domain/SortKey.ts"
-import { Attr, attributesOf } from "../../infra/EventRecord.ts"
+import { partitionOf, sortKeyOf as itemSortKey } from "../../infra/EventRecord.ts"
 import type { StoredEvent } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { SortKeyRange } from "../../infra/EventTable.ts"
@@ -80,7 +80,7 @@ export const windowed = <E>(
     return Stream.concat(windows, Stream.suspend(() => targetTo(descending ? range.lower : range.upper)))
   })
 
-const sortKeyOf = (stored: StoredEvent): Uint8Array => attributesOf(stored.item)[Attr.sort]?.B ?? new Uint8Array()
+const sortKeyOf = (stored: StoredEvent): Uint8Array => itemSortKey(stored.item)
 const graveOrder = (stored: StoredEvent): Uint8Array => SortKey.keyPrefix(stored.key)
 
 /** A relocation failure as the event table's callers know failures: a conflict is a storage failure to retry. */
@@ -140,10 +140,11 @@ export const servingTable = (
     graves,
     // An item read at its old partition takes its chunks from beside it (values are bound to the namespace alone).
     decode: (stored, options) => {
-      const { [Attr.partition]: partition, [Attr.sort]: sort } = attributesOf(stored.item)
-      const live = partition?.S === undefined ? undefined : liveOfArea(partition.S, "history") ?? partition.S
-      const old = live !== undefined && sort?.B !== undefined &&
-        live !== keyPartition(target.location, SortKey.decode(sort.B).key)
+      const partition = partitionOf(stored.item)
+      const sort = itemSortKey(stored.item)
+      const live = partition === undefined ? undefined : liveOfArea(partition, "history") ?? partition
+      const old = live !== undefined && sort.length > 0 &&
+        live !== keyPartition(target.location, SortKey.decode(sort).key)
       return old ? source.decode(stored, options) : target.decode(stored, options)
     },
     transact: (writes, token) =>
