@@ -72,6 +72,15 @@ export interface StoredItem {
 /** The attributes of a stored item, for the infra's own codecs. */
 export const attributesOf = (item: StoredItem): AttributeMap => item as AttributeMap
 
+/** The input of a consistent Query of one partition's sort-key range, inclusive: every reader of event items uses it. */
+export const rangeQuery = (table: string, partition: string, lower: Uint8Array, upper: Uint8Array) => ({
+  TableName: table,
+  KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+  ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
+  ExpressionAttributeValues: { ":pk": { S: partition }, ":lower": { B: lower }, ":upper": { B: upper } },
+  ConsistentRead: true
+})
+
 /** The sort key an item is stored under (empty when it has none): the order merged ranges go by. */
 export const sortKeyOf = (item: StoredItem): Uint8Array => attributesOf(item)[Attr.sort]?.B ?? new Uint8Array()
 

@@ -2,13 +2,7 @@
  * The event log in DynamoDB: conditional appends, the newest event of a key,
  * paged range queries and transactions. Every read is strongly consistent.
  */
-import {
-  DeleteItemCommand,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  TransactWriteItemsCommand
-} from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Option, Result, Stream } from "effect"
 import { DecryptionFailed, StorageFailure } from "../domain/Errors.ts"
@@ -189,14 +183,8 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
       : EventRecord.encode(location, event).pipe(withKeyring)
   /** Chunks of an event that lost its append: removed now rather than by the worker's collection later. */
   const dropChunks = (event: Event) => isLarge(event) ? Effect.ignore(chunks.remove(event)) : Effect.void
-  /** A consistent Query of one partition's sort-key range, inclusive. */
-  const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) => ({
-    TableName: location.table,
-    KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-    ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
-    ExpressionAttributeValues: { ":pk": { S: partition }, ":lower": { B: lower }, ":upper": { B: upper } },
-    ConsistentRead: true
-  })
+  const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) =>
+    EventRecord.rangeQuery(location.table, partition, lower, upper)
 
   const append = (event: Event) => appendEvent(event).pipe(appendSpan)
   const appendEvent = Effect.fnUntraced(function*(event: Event) {
@@ -247,17 +235,9 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   /** The tombstone of a key whose live range is empty, if it was ever deleted. */
   const buried = (key: string) =>
     Effect.gen(function*() {
-      const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
-        client.send(
-          new GetItemCommand({
-            TableName: location.table,
-            Key: GraveRecord.graveKey(location, key),
-            ConsistentRead: true
-          }),
-          { abortSignal }
-        ))
-      if (output.Item === undefined) return Option.none<Event>()
-      const tombstone = yield* decodeItem(GraveRecord.toTombstone(location, output.Item))
+      const grave = yield* GraveRecord.read(dynamo, location, key)
+      if (grave === undefined) return Option.none<Event>()
+      const tombstone = yield* decodeItem(GraveRecord.toTombstone(location, grave))
       // A grave only ever holds a tombstone: one holding a value would bring a deleted key back.
       if (tombstone.key !== key || carriesValue(tombstone)) {
         return yield* new DecryptionFailed({

@@ -8,9 +8,10 @@
  * every consumer's per-key "last applied seq" stays right. A tombstone holds
  * no value (only its authentication, an encrypted empty value), so the grave holds nothing secret.
  */
-import { Result } from "effect"
+import { GetItemCommand } from "@aws-sdk/client-dynamodb"
+import { Effect, Result } from "effect"
 import * as SortKey from "../domain/SortKey.ts"
-import type { AttributeMap } from "./Dynamo.ts"
+import type { AttributeMap, Dynamo } from "./Dynamo.ts"
 import { Attr, attributesOf, peek } from "./EventRecord.ts"
 import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
 import { areaPartition, keyArea, liveOfArea } from "./PartitionKeys.ts"
@@ -29,6 +30,17 @@ export const graveKey = (location: Location, key: string): AttributeMap => ({
   [Attr.partition]: { S: keyArea(location, key, "graves") },
   [Attr.sort]: { B: SortKey.keyPrefix(key) }
 })
+
+/** Reads a key's grave (consistently), if it has one: the one read of a grave by key. */
+export const read = (dynamo: Dynamo["Service"], location: Location, key: string) =>
+  Effect.map(
+    dynamo.call("GetItem", (client, abortSignal) =>
+      client.send(
+        new GetItemCommand({ TableName: location.table, Key: graveKey(location, key), ConsistentRead: true }),
+        { abortSignal }
+      )),
+    (output): AttributeMap | undefined => output.Item
+  )
 
 /** The grave of a live tombstone item, beside the live partition the tombstone is in (read from the item itself). */
 export const fromTombstone = (location: Location, key: string, tombstone: StoredItem): AttributeMap => {

@@ -21,7 +21,7 @@ import * as SortKey from "../domain/SortKey.ts"
 import { ConfigInvalid } from "./config/ConfigInvalid.ts"
 import { Dynamo } from "./Dynamo.ts"
 import type { AttributeMap } from "./Dynamo.ts"
-import { Attr } from "./EventRecord.ts"
+import { Attr, rangeQuery } from "./EventRecord.ts"
 import type { Location } from "./EventRecord.ts"
 import { areaPartition, metaPartition } from "./PartitionKeys.ts"
 
@@ -148,15 +148,7 @@ const holdsAny = (location: Location, partition: string, prefix: string) =>
     const output = yield* dynamo.call("Query", (client, abortSignal) =>
       client.send(
         new QueryCommand({
-          TableName: location.table,
-          KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-          ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
-          ExpressionAttributeValues: {
-            ":pk": { S: partition },
-            ":lower": { B: Key.toBytes(prefix) },
-            ":upper": { B: SortKey.prefixUpperBound(prefix) }
-          },
-          ConsistentRead: true,
+          ...rangeQuery(location.table, partition, Key.toBytes(prefix), SortKey.prefixUpperBound(prefix)),
           Limit: 1
         }),
         { abortSignal }

@@ -16,7 +16,7 @@
  *    sees either the newest event or nothing (and then reads the target again).
  * Readers and writers never append to a source (they name the target), so nothing can follow the move there.
  */
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, PutItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Effect, Result, Stream } from "effect"
 import { RelocationConflict, StorageFailure } from "../domain/Errors.ts"
@@ -87,17 +87,9 @@ const maxAttempts = 5
 /** Relocation over one client and the data keys of both places (a table's keyring encrypts all its namespaces). */
 export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) => {
   const keyQuery = (location: Location, partition: string, key: string) =>
-    queryPages({
-      TableName: location.table,
-      KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-      ExpressionAttributeNames: { "#pk": Attr.partition, "#sk": Attr.sort },
-      ExpressionAttributeValues: {
-        ":pk": { S: partition },
-        ":lower": { B: SortKey.lowerBound(key) },
-        ":upper": { B: SortKey.upperBound(key) }
-      },
-      ConsistentRead: true
-    }).pipe(
+    queryPages(
+      EventRecord.rangeQuery(location.table, partition, SortKey.lowerBound(key), SortKey.upperBound(key))
+    ).pipe(
       Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])),
       Stream.provideService(Dynamo, dynamo)
     )
@@ -122,18 +114,10 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
         archived.filter((item) => !HistoryRecord.isFreedMarker(item)),
         parse
       )
-      const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
-        client.send(
-          new GetItemCommand({
-            TableName: location.table,
-            Key: GraveRecord.graveKey(location, key),
-            ConsistentRead: true
-          }),
-          { abortSignal }
-        ))
+      const stored = yield* GraveRecord.read(dynamo, location, key)
       let grave: StoredEvent | undefined
-      if (output.Item !== undefined) {
-        const buried = GraveRecord.buriedTombstone(location, output.Item)
+      if (stored !== undefined) {
+        const buried = GraveRecord.buriedTombstone(location, stored)
         if (Result.isFailure(buried)) {
           return yield* new StorageFailure({ operation: "relocate", reason: buried.failure })
         }

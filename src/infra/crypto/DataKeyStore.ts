@@ -156,38 +156,40 @@ export const replaceWrapped = (location: DataKeyLocation, id: string, wrapped: R
     Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false))
   )
 
-/** Destroys every wrapped copy of a data key, so nothing encrypted under it can be read again. */
-export const shred = (location: DataKeyLocation, id: string) =>
+/**
+ * Destroys every wrapped copy of a data key and marks it shredded, filing it under `scope` when given (see
+ * {@link retire}): one update either way.
+ */
+const destroy = (location: DataKeyLocation, id: string, scope?: string) =>
   Dynamo.use((dynamo) =>
     dynamo.call("UpdateItem", (client, abortSignal) =>
       client.send(
         new UpdateItemCommand({
           TableName: location.table,
           Key: keyOf(location, id),
-          UpdateExpression: "SET #state = :shredded REMOVE #wrapped",
-          ExpressionAttributeNames: { "#state": "state", "#wrapped": "wrapped" },
-          ExpressionAttributeValues: { ":shredded": { S: "shredded" } }
+          UpdateExpression: scope === undefined
+            ? "SET #state = :shredded REMOVE #wrapped"
+            : "SET #state = :shredded, #scope = :scope REMOVE #wrapped",
+          ExpressionAttributeNames: {
+            "#state": "state",
+            "#wrapped": "wrapped",
+            ...(scope === undefined ? {} : { "#scope": "scope" })
+          },
+          ExpressionAttributeValues: {
+            ":shredded": { S: "shredded" },
+            ...(scope === undefined ? {} : { ":scope": { S: scope } })
+          }
         }),
         { abortSignal }
       ))
   ).pipe(Effect.asVoid)
+
+/** Destroys every wrapped copy of a data key, so nothing encrypted under it can be read again. */
+export const shred = (location: DataKeyLocation, id: string) => destroy(location, id)
 
 /**
  * Destroys a data key (as {@link shred}) and files it under another scope: a scope that named what is now stored
  * sealed (a seal migration re-encrypted everything it held under the sealed scope), so that no data key item names
  * it in clear. Only a destroyed key can change scope: a live one's scope is bound into its wrapping.
  */
-export const retire = (location: DataKeyLocation, id: string, scope: string) =>
-  Dynamo.use((dynamo) =>
-    dynamo.call("UpdateItem", (client, abortSignal) =>
-      client.send(
-        new UpdateItemCommand({
-          TableName: location.table,
-          Key: keyOf(location, id),
-          UpdateExpression: "SET #state = :shredded, #scope = :scope REMOVE #wrapped",
-          ExpressionAttributeNames: { "#state": "state", "#wrapped": "wrapped", "#scope": "scope" },
-          ExpressionAttributeValues: { ":shredded": { S: "shredded" }, ":scope": { S: scope } }
-        }),
-        { abortSignal }
-      ))
-  ).pipe(Effect.asVoid)
+export const retire = (location: DataKeyLocation, id: string, scope: string) => destroy(location, id, scope)
