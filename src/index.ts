@@ -73,6 +73,9 @@ export * as WorkerHttp from "./programs/app/WorkerHttp.ts"
 /** The worker's watch relay: one reading of the stream serving every application process's watches (`watch_port`). */
 export * as WatchRelay from "./programs/worker/WatchRelay.ts"
 
+/** TLS for the watch relay's channel (`watch_tls_cert`, `watch_tls_key`, `watch_tls_ca`): loading and checking it. */
+export * as RelayTls from "./infra/streams/RelayTls.ts"
+
 /** The worker's health: liveness, readiness (leases and lag) and its gauges. */
 export * as WorkerHealth from "./programs/worker/WorkerHealth.ts"
 

@@ -27,6 +27,7 @@ import type { Raw } from "./config/Fields.ts"
 import { rules } from "./config/Rules.ts"
 import { nearest } from "./config/Suggest.ts"
 import type { RelayAddress } from "./streams/RelayAddress.ts"
+import type { RelayTlsFiles } from "./streams/RelayTls.ts"
 import type { Compression } from "./ValueChunks.ts"
 
 export { ConfigInvalid } from "./config/ConfigInvalid.ts"
@@ -81,6 +82,17 @@ export interface StoreConfig {
   readonly watchHost: string
   /** Where an application process's watches read through a worker (`host:port`); none: they read the stream. */
   readonly watchEndpoint: Option.Option<RelayAddress>
+  /**
+   * The relay's TLS files (`watch_tls_cert`, `watch_tls_key`, `watch_tls_ca`, PEM; see `RelayTls`): a worker serves
+   * TLS with the certificate and, given a CA, accepts only clients it signed; an application checks the worker
+   * against the CA and presents the certificate.
+   */
+  readonly watchTls: RelayTlsFiles
+  /**
+   * The relay without TLS beyond this machine (`watch_plaintext`), for a channel secured otherwise (a service mesh,
+   * a tunnel); refused by default (see `Rules`).
+   */
+  readonly watchPlaintext: boolean
   /** The worker is ready while every shard it holds is read within this lag of its newest record. */
   readonly readyMaxLagMillis: number
   /** How long a stopping worker may take to finish its batch and release its leases before the process exits anyway. */
@@ -214,11 +226,15 @@ const assemble = (sources: Sources): Effect.Effect<StoreConfig, ConfigInvalid> =
     shutdownTimeout,
     type: _type,
     unknownKeys: _unknownKeys,
+    watchTlsCa,
+    watchTlsCert,
+    watchTlsKey,
     writeTimeout,
     ...config
   } = values
   return Effect.succeed({
     ...config,
+    watchTls: { cert: watchTlsCert, key: watchTlsKey, ca: watchTlsCa },
     otlpEndpoint,
     readyMaxLagMillis: readyMaxLag,
     shutdownTimeoutMillis: shutdownTimeout,

@@ -183,7 +183,9 @@ describe("StoreConfig.load", () => {
         "127.0.0.1",
         Option.none()
       ])
-      const file = yamlFile("storage:\n  watch_port: 7070\n  watch_host: 0.0.0.0\n  watch_endpoint: worker:7070\n")
+      const file = yamlFile(
+        "storage:\n  watch_port: 7070\n  watch_host: 0.0.0.0\n  watch_endpoint: worker:7070\n  watch_plaintext: true\n"
+      )
       const { config, lines } = yield* loaded({ file, env: {} })
       expect([config.watchPort, config.watchHost]).toEqual([Option.some(7070), "0.0.0.0"])
       expect(config.watchEndpoint).toEqual(Option.some({ host: "worker", port: 7070 }))
@@ -204,6 +206,48 @@ describe("StoreConfig.load", () => {
       ) {
         const error = yield* invalid({ env })
         expect(`${error.field}: ${error.message}`).toContain(field)
+      }
+    }))
+
+  it.effect("the relay beyond this machine needs TLS with client certificates, or watch_plaintext said outright", () =>
+    Effect.gen(function*() {
+      const tls = {
+        DYNASTATE_WATCH_TLS_CERT: "w.pem",
+        DYNASTATE_WATCH_TLS_KEY: "w.key",
+        DYNASTATE_WATCH_TLS_CA: "ca.pem"
+      }
+      const { config } = yield* loaded({
+        env: { DYNASTATE_WATCH_PORT: "7070", DYNASTATE_WATCH_HOST: "0.0.0.0", ...tls }
+      })
+      expect(config.watchTls).toEqual({
+        cert: Option.some("w.pem"),
+        key: Option.some("w.key"),
+        ca: Option.some("ca.pem")
+      })
+      expect(config.watchPlaintext).toBe(false)
+      // Loopback needs nothing; a mesh-secured channel is allowed when said.
+      yield* loaded({ env: { DYNASTATE_WATCH_PORT: "7070", DYNASTATE_WATCH_ENDPOINT: "localhost:7070" } })
+      yield* loaded({ env: { DYNASTATE_WATCH_PORT: "7070", DYNASTATE_WATCH_HOST: "[::1]" } })
+      yield* loaded({
+        env: { DYNASTATE_WATCH_ENDPOINT: "worker:7070", DYNASTATE_WATCH_HOST: "::", DYNASTATE_WATCH_PLAINTEXT: "true" }
+      })
+      yield* loaded({ env: { DYNASTATE_WATCH_ENDPOINT: "worker:7070", DYNASTATE_WATCH_TLS_CA: "ca.pem" } })
+      for (
+        const [env, field, says] of [
+          [{ DYNASTATE_WATCH_PORT: "7070", DYNASTATE_WATCH_HOST: "0.0.0.0" }, "storage.watch_host", "without TLS"],
+          [
+            { DYNASTATE_WATCH_PORT: "7070", DYNASTATE_WATCH_HOST: "10.0.0.5", ...tls, DYNASTATE_WATCH_TLS_CA: "" },
+            "storage.watch_host",
+            "client certificates"
+          ],
+          [{ DYNASTATE_WATCH_ENDPOINT: "worker:7070" }, "storage.watch_endpoint", "watch_tls_ca"],
+          [{ DYNASTATE_WATCH_TLS_CERT: "w.pem" }, "storage.watch_tls_cert", "together"],
+          [{ DYNASTATE_WATCH_PORT: "7070", DYNASTATE_WATCH_TLS_CA: "ca.pem" }, "storage.watch_tls_ca", "its own"]
+        ] as const
+      ) {
+        const error = yield* invalid({ env: Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")) })
+        expect(`${error.field}: ${error.message}`).toContain(field)
+        expect(error.message).toContain(says)
       }
     }))
 
@@ -339,6 +383,8 @@ describe("StoreConfig.load", () => {
         watchPort: Option.none(),
         watchHost: "127.0.0.1",
         watchEndpoint: Option.none(),
+        watchTls: { cert: Option.none(), key: Option.none(), ca: Option.none() },
+        watchPlaintext: false,
         readyMaxLagMillis: 30_000,
         shutdownTimeoutMillis: 30_000,
         otlpEndpoint: Option.none(),

@@ -1,74 +1,14 @@
-import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Scope, Stream } from "effect"
-import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
-import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
+import { Deferred, Effect, Fiber, Metric, Stream } from "effect"
 import type { WatchEvent, WatchPosition } from "../../src/programs/store/Watch.ts"
-import { WatchRelay } from "../../src/programs/worker/WatchRelay.ts"
 import * as Relay from "../../src/programs/worker/WatchRelay.ts"
 import { freePort } from "../support/FreePort.ts"
-import { eventTableLayer, makeClient, provisionTable, streamsConfig } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { changes, describeEvent, keyOf, startWatch } from "../support/Watching.ts"
 import { eventually } from "./Harness.ts"
+import { eventuallyEffect, freshTable, openPlainStore, quiet, relayedStore, startRelay } from "./RelayHarness.ts"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
-
-/** The Streams calls of one process, counted: `GetRecords` says whether it reads the stream itself. */
-const countingStreams = () => {
-  const api = fromClients(makeClient(), new DynamoDBStreamsClient(streamsConfig()))
-  const counts = { getRecords: 0 }
-  const counted: StreamsApi["Service"] = {
-    ...api,
-    getRecords: (shardId, iterator) =>
-      Effect.suspend(() => {
-        counts.getRecords++
-        return api.getRecords(shardId, iterator)
-      })
-  }
-  return { counts, layer: Layer.succeed(StreamsApi, counted) }
-}
-
-/** A worker's relay on `port`, until `stop`. */
-const startRelay = (location: TestTable, port: number, capacity = 256) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const client = makeClient()
-    const layer = Relay.layer({ host: "127.0.0.1", port }, {
-      leases: { table: `${location.table}.projections`, group: "default" },
-      capacity
-    }).pipe(
-      Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
-      Layer.provide(eventTableLayer(location, { client }))
-    )
-    const context = yield* Layer.buildWithScope(layer, scope).pipe(Effect.orDie)
-    return { relay: Context.get(context, WatchRelay), stop: Scope.close(scope, Exit.void) }
-  })
-
-/** A store (another process, as far as the stream is concerned) whose watches go through the relay at `port`. */
-const relayedStore = (location: TestTable, port: number) =>
-  Effect.gen(function*() {
-    const client = makeClient()
-    const streams = countingStreams()
-    const layer = Store.layer({
-      ...defaultStoreOptions,
-      watches: { relay: { address: { host: "127.0.0.1", port }, retry: "300 millis" } }
-    }).pipe(Layer.provide(streams.layer), Layer.provideMerge(eventTableLayer(location, { client })))
-    const context = yield* Layer.build(layer)
-    return { store: Context.get(context, Store), counts: streams.counts }
-  })
-
-const freshTable = Effect.gen(function*() {
-  return yield* provisionTable(makeClient()).pipe(Effect.orDie)
-})
-
-/** Whether the count stays put for a while: the process is not polling the stream. */
-const quiet = (counts: { getRecords: number }) =>
-  Effect.gen(function*() {
-    const before = counts.getRecords
-    yield* Effect.sleep(800)
-    return counts.getRecords === before
-  })
 
 /** Each key's changes as `Put k#seq` lines, in the order delivered. */
 const perKey = (events: ReadonlyArray<WatchEvent>) => {
@@ -257,25 +197,3 @@ describe("watches served by the worker's relay", () => {
       )
     }))
 })
-
-/** A store of another process, reading the stream itself if it watched (it only writes here). */
-const openPlainStore = (location: TestTable) =>
-  Effect.gen(function*() {
-    const client = makeClient()
-    const layer = Store.layer(defaultStoreOptions).pipe(
-      Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
-      Layer.provideMerge(eventTableLayer(location, { client }))
-    )
-    return Context.get(yield* Layer.build(layer), Store)
-  })
-
-/** Polls an effectful condition until it holds or `timeoutMillis` passes. */
-const eventuallyEffect = (condition: Effect.Effect<boolean>, timeoutMillis = 5_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMillis
-    while (Date.now() < deadline) {
-      if (yield* condition) return true
-      yield* Effect.sleep(50)
-    }
-    return false
-  })

@@ -7,6 +7,7 @@ import { Option } from "effect"
 import * as Partitioning from "../../domain/Partitioning.ts"
 import * as Retention from "../../domain/Retention.ts"
 import { isSafe, minimumSettleMillis } from "../../domain/WriteFence.ts"
+import { isLoopback } from "../streams/RelayTls.ts"
 import type { ConfigProblem } from "./ConfigInvalid.ts"
 import { autoScalingRefusal } from "./Fields.ts"
 import type { Values } from "./Fields.ts"
@@ -73,6 +74,47 @@ export const rules: ReadonlyArray<Rule> = [
       hostPattern.test(values.watchHost)
         ? undefined
         : { field: "storage.watch_host", reason: "must be a host name or address (0.0.0.0 or :: for every interface)" }
+  },
+  {
+    fields: ["watch_tls_cert", "watch_tls_key"],
+    check: (values) =>
+      Option.isSome(values.watchTlsCert) !== Option.isSome(values.watchTlsKey)
+        ? { field: "storage.watch_tls_cert", reason: "watch_tls_cert and watch_tls_key must be given together" }
+        : undefined
+  },
+  {
+    fields: ["watch_port", "watch_host", "watch_tls_cert", "watch_tls_key", "watch_tls_ca", "watch_plaintext"],
+    check: (values) => {
+      if (Option.isNone(values.watchPort)) return undefined
+      if (Option.isSome(values.watchTlsCa) && Option.isNone(values.watchTlsCert)) {
+        return {
+          field: "storage.watch_tls_ca",
+          reason: "a worker serving watches (watch_port) checks clients against watch_tls_ca only over TLS: give " +
+            "its own certificate too (watch_tls_cert, watch_tls_key)"
+        }
+      }
+      const mutual = Option.isSome(values.watchTlsCert) && Option.isSome(values.watchTlsCa)
+      return mutual || values.watchPlaintext || isLoopback(values.watchHost) ? undefined : {
+        field: "storage.watch_host",
+        reason: `serves watches beyond this machine (${values.watchHost}) without TLS and client certificates: the ` +
+          "relay carries every key, revision and expiry of the namespace (values stay encrypted); set " +
+          "watch_tls_cert, watch_tls_key and watch_tls_ca, or watch_plaintext: true when a service mesh or tunnel " +
+          "secures the channel"
+      }
+    }
+  },
+  {
+    fields: ["watch_endpoint", "watch_tls_ca", "watch_plaintext"],
+    check: (values) =>
+      Option.isNone(values.watchEndpoint) || Option.isSome(values.watchTlsCa) || values.watchPlaintext ||
+        isLoopback(values.watchEndpoint.value.host)
+        ? undefined
+        : {
+          field: "storage.watch_endpoint",
+          reason: `reads watches from ${values.watchEndpoint.value.host} without TLS: set watch_tls_ca (the CA of ` +
+            "the worker's certificate) and, when the worker requires them, watch_tls_cert and watch_tls_key; or " +
+            "watch_plaintext: true when a service mesh or tunnel secures the channel"
+        }
   },
   {
     fields: ["partitioned_prefixes", "sealed_prefixes"],

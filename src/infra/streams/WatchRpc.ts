@@ -9,6 +9,7 @@ import { Effect, Layer, Schema } from "effect"
 import { Rpc, RpcClient, RpcGroup, RpcSerialization } from "effect/rpc"
 import type { AttributeMap } from "../Dynamo.ts"
 import type { RelayAddress } from "./RelayAddress.ts"
+import * as RelayTls from "./RelayTls.ts"
 import type { StreamRecord } from "./StreamsApi.ts"
 
 /** Per shard of `arn`, the last record accounted for. */
@@ -101,18 +102,26 @@ export const toStreamRecord = (relayed: typeof RelayedRecord.Type): StreamRecord
 export const serialization: Layer.Layer<RpcSerialization.RpcSerialization> = RpcSerialization.layerNdjson
 
 /**
- * A client of a worker's watch service, connected for the scope. A lost connection fails the call in flight with
- * `RpcClientError`; there is no silent reconnection (the watch decides where to read from then).
+ * A client of a worker's watch service, connected for the scope: over TLS when `tls` is given (the worker's
+ * certificate checked, this process's presented; see `RelayTls`), plain TCP otherwise. A failed handshake or a lost
+ * connection fails the call in flight with `RpcClientError`; there is no silent reconnection (the watch decides
+ * where to read from then).
  */
-export const client = (address: RelayAddress) =>
+export const client = (address: RelayAddress, tls?: RelayTls.RelayTls) =>
   Effect.gen(function*() {
+    const openTimeout = "3 seconds"
+    const socket = tls === undefined
+      ? NodeSocket.layerNet({ host: address.host, port: address.port, openTimeout })
+      : NodeSocket.layerTls({
+        ...RelayTls.clientOptions(tls, address.host),
+        host: address.host,
+        port: address.port,
+        openTimeout
+      })
     // Built in the caller's scope: the connection lives as long as the client.
     const protocol = yield* Layer.build(
       RpcClient.layerProtocolSocket({ pingInterval: "2 seconds", pingTimeout: "6 seconds" }).pipe(
-        Layer.provide([
-          NodeSocket.layerNet({ host: address.host, port: address.port, openTimeout: "3 seconds" }),
-          serialization
-        ])
+        Layer.provide([socket, serialization])
       )
     )
     return yield* RpcClient.make(WatchRpcs).pipe(Effect.provideContext(protocol))

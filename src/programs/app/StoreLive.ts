@@ -31,6 +31,7 @@ import type { EventTableOptions } from "../../infra/EventTable.ts"
 import * as SharedDynamoDBLocal from "../../infra/local/SharedDynamoDBLocal.ts"
 import { ConfigInvalid, fromConfig, isEmbedded, load } from "../../infra/StoreConfig.ts"
 import type { ConfigProblem, StoreConfig } from "../../infra/StoreConfig.ts"
+import * as RelayTls from "../../infra/streams/RelayTls.ts"
 import { fromClients, StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as TableProvisioner from "../../infra/TableProvisioner.ts"
 import { defaultStoreOptions, Store } from "../store/Store.ts"
@@ -257,13 +258,18 @@ const layoutOf = (config: StoreConfig, partitions: Layout | undefined): Layout |
 /**
  * Store options with the configuration's write fence and write mode (`max_state_age`, `write_timeout`,
  * `write_mode`): the configuration is what the worker checks its settle time against, so it wins over `options`.
- * Watches read through the worker at `watch_endpoint` unless `options` names a relay of its own.
+ * Watches read through the worker at `watch_endpoint` (with `tls`, the configuration's `RelayTls.load`ed) unless
+ * `options` names a relay of its own.
  */
-export const storeOptions = (config: StoreConfig, options: StoreOptions = defaultStoreOptions): StoreOptions => ({
+export const storeOptions = (
+  config: StoreConfig,
+  options: StoreOptions = defaultStoreOptions,
+  tls?: RelayTls.RelayTls
+): StoreOptions => ({
   ...options,
   watches: options.watches?.relay !== undefined || Option.isNone(config.watchEndpoint)
     ? options.watches
-    : { ...options.watches, relay: { address: config.watchEndpoint.value } },
+    : { ...options.watches, relay: { address: config.watchEndpoint.value, tls } },
   // Every process of a store must seal alike, or one would write in clear what another seals: the file decides,
   // unless it names none and the application passes its own.
   sealed: config.sealedPrefixes.length > 0 ? config.sealedPrefixes : options.sealed,
@@ -321,15 +327,23 @@ const assemble = <E1, E2, R2>(
   options: StoreOptions,
   open: OpenOptions
 ) => {
-  const assembled = Store.layer(storeOptions(config, options)).pipe(
-    Layer.provideMerge(eventTableLayer(config, options.partitions)),
-    // The table first: a reader told the table is missing learns the first thing to do.
-    Layer.provide(Layer.provide(keyring, tableLayer(config, open))),
-    Layer.provideMerge(clients)
-  )
+  const assembled = (tls: RelayTls.RelayTls | undefined) =>
+    Store.layer(storeOptions(config, options, tls)).pipe(
+      Layer.provideMerge(eventTableLayer(config, options.partitions)),
+      // The table first: a reader told the table is missing learns the first thing to do.
+      Layer.provide(Layer.provide(keyring, tableLayer(config, open))),
+      Layer.provideMerge(clients)
+    )
   // Checked before anything is built: no DynamoDB Local started, no table touched.
   const conflict = conflictingOptions(config, options)
-  return Layer.unwrap(conflict === undefined ? Effect.succeed(assembled) : Effect.fail(conflict))
+  return Layer.unwrap(
+    conflict !== undefined
+      ? Effect.fail(conflict)
+      : Effect.map(
+        Option.isSome(config.watchEndpoint) ? RelayTls.load(config.watchTls) : Effect.succeed(undefined),
+        assembled
+      )
+  )
 }
 
 /**

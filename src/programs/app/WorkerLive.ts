@@ -16,6 +16,7 @@ import * as OtlpTracer from "effect/observability/OtlpTracer"
 import type { Keyring } from "../../infra/crypto/Keyring.ts"
 import { fromConfig, load } from "../../infra/StoreConfig.ts"
 import type { StoreConfig } from "../../infra/StoreConfig.ts"
+import * as RelayTls from "../../infra/streams/RelayTls.ts"
 import { ChunkCollector, defaultCollectorOptions } from "../worker/ChunkCollector.ts"
 import { defaultCompactionOptions } from "../worker/Compaction.ts"
 import type { CompactionOptions } from "../worker/Compaction.ts"
@@ -195,9 +196,10 @@ const relayLayer = (config: StoreConfig, leases: WorkerOptions["leases"]) =>
   Option.match(config.watchPort, {
     onNone: () => Layer.empty,
     onSome: (port) =>
-      Layer.effectDiscard(Effect.void).pipe(
-        Layer.provide(WatchRelay.layer({ host: config.watchHost, port }, { leases, capacity: 4096 }))
-      )
+      Layer.unwrap(Effect.map(RelayTls.load(config.watchTls), (tls) =>
+        Layer.effectDiscard(Effect.void).pipe(
+          Layer.provide(WatchRelay.layer({ host: config.watchHost, port, tls }, { leases, capacity: 4096 }))
+        )))
   })
 
 type UserProjections<E> = Effect.Effect<ReadonlyArray<Projection<unknown>>, E, StoreServices | Scope.Scope>

@@ -12,6 +12,7 @@
 import { Cause, Deferred, Duration, Effect, Fiber, Queue, Stream } from "effect"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { RelayAddress } from "../../infra/streams/RelayAddress.ts"
+import type { RelayTls } from "../../infra/streams/RelayTls.ts"
 import { compareSequence } from "../../infra/streams/StreamEvents.ts"
 import type { ShardCoordinator, StreamBatch } from "../../infra/streams/StreamReader.ts"
 import { listShards, readStream } from "../../infra/streams/StreamReader.ts"
@@ -143,6 +144,8 @@ const quietMillis = 2_000
 /** Where the worker serves watches, and how soon to try it again after it could not serve. */
 export interface RelayTarget {
   readonly address: RelayAddress
+  /** TLS for the channel (see `RelayTls`): the worker's certificate checked against `ca`, `cert` presented. */
+  readonly tls?: RelayTls | undefined
   /** Pause between attempts to reach the worker while reading the stream itself (default 5 s). */
   readonly retry?: Duration.Input | undefined
   /** How long the worker may take to say `Ready` (its reader catching up after a start) before it counts as gone. */
@@ -269,7 +272,7 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
       )
       const session = Effect.scoped(Effect.gen(function*() {
         ready = false
-        const client = yield* WatchRpc.client(target.address)
+        const client = yield* WatchRpc.client(target.address, target.tls)
         yield* client.Watch({ table: table.location.table, namespace: table.location.namespace }).pipe(
           Stream.runForEach((message) => {
             if (message._tag === "Ready") ready = true
@@ -282,7 +285,11 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
           Effect.logWarning(
             `watch: the worker's relay at ${target.address.host}:${target.address.port} does not serve (${
               Cause.pretty(cause).split("\n")[0]
-            })`
+            })${
+              // A TLS 1.3 server refuses a client certificate after the handshake: the client sees a closed socket.
+              target.tls === undefined
+                ? ""
+                : "; over TLS, a closed connection is also how a refused certificate shows"}`
           )
         ),
         Effect.ensuring(Effect.sync(() => {

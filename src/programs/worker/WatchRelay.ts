@@ -15,6 +15,7 @@ import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import * as ProjectionLeases from "../../infra/ProjectionLeases.ts"
 import type { LeaseLocation } from "../../infra/ProjectionLeases.ts"
+import * as RelayTls from "../../infra/streams/RelayTls.ts"
 import { locate } from "../../infra/streams/StreamEvents.ts"
 import type { ShardCoordinator } from "../../infra/streams/StreamReader.ts"
 import { listShards, readStream } from "../../infra/streams/StreamReader.ts"
@@ -231,10 +232,18 @@ const startReading = (tableName: string, leases: LeaseLocation) =>
     return reading
   })
 
-/** The relay served as `WatchRpc.WatchRpcs` on a TCP socket at `host:port` (port 0: any free one). */
-export const serve = (
-  address: { readonly host: string; readonly port: number }
-) =>
+/**
+ * Where the relay listens (port 0: any free one), and with `tls` how it secures the channel (see `RelayTls`: TLS
+ * with this certificate, and with a CA only clients holding a certificate it signed).
+ */
+export interface RelayListener {
+  readonly host: string
+  readonly port: number
+  readonly tls?: RelayTls.RelayTls | undefined
+}
+
+/** The relay served as `WatchRpc.WatchRpcs` on a TCP (or TLS) socket at the listener's address. */
+export const serve = (listener: RelayListener) =>
   Layer.unwrap(Effect.gen(function*() {
     const relay = yield* WatchRelay
     const location = (yield* EventTable).location
@@ -249,20 +258,31 @@ export const serve = (
             })
           )
     })
+    const { host, port, tls } = listener
     return RpcServer.layer(WatchRpc.WatchRpcs, { disableTracing: true }).pipe(
       Layer.provide(handlers),
       Layer.provide(RpcServer.layerProtocolSocketServer),
       Layer.provide(WatchRpc.serialization),
-      Layer.provideMerge(announce),
-      Layer.provideMerge(NodeSocketServer.layer({ host: address.host, port: address.port }))
+      Layer.provideMerge(announce(tls)),
+      Layer.provideMerge(
+        tls === undefined
+          ? NodeSocketServer.layer({ host, port })
+          : NodeSocketServer.layerTls({ ...RelayTls.serverOptions(tls), host, port })
+      )
     )
   }))
 
-const announce = Layer.effectDiscard(Effect.gen(function*() {
-  const address = (yield* SocketServer.SocketServer).address
-  const where = address._tag === "UnixPathAddress" ? String(address) : NetAddress.formatInet(address)
-  yield* Effect.logInfo(`serving watches at ${where}`)
-}))
+const announce = (tls: RelayTls.RelayTls | undefined) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const address = (yield* SocketServer.SocketServer).address
+    const where = address._tag === "UnixPathAddress" ? String(address) : NetAddress.formatInet(address)
+    const security = tls === undefined
+      ? "plain TCP"
+      : tls.ca === undefined
+      ? "TLS"
+      : "TLS, client certificates required"
+    yield* Effect.logInfo(`serving watches at ${where} (${security})`)
+  }))
 
 /** The listener could not be opened (port taken, address not local). */
 export class RelayUnavailable extends Schema.TaggedError<RelayUnavailable>()("RelayUnavailable", {
@@ -276,15 +296,12 @@ export class RelayUnavailable extends Schema.TaggedError<RelayUnavailable>()("Re
 }
 
 /** The relay and its listener; the listener's address from `SocketServer` (`address`). */
-export const layer = (
-  address: { readonly host: string; readonly port: number },
-  options: RelayOptions
-) =>
-  serve(address).pipe(
+export const layer = (listener: RelayListener, options: RelayOptions) =>
+  serve(listener).pipe(
     Layer.provideMerge(WatchRelay.layer(options)),
     Layer.catchTag("SocketServerError", (error) =>
       Layer.effect(
         WatchRelay,
-        Effect.fail(new RelayUnavailable({ host: address.host, port: address.port, reason: String(error.reason) }))
+        Effect.fail(new RelayUnavailable({ host: listener.host, port: listener.port, reason: String(error.reason) }))
       ))
   )
