@@ -17,20 +17,14 @@ import * as TableAdmin from "../../infra/ops/TableAdmin.ts"
 import type { TableInfo, TtlInfo } from "../../infra/ops/TableAdmin.ts"
 import { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import { schemaDifferences } from "../../infra/TableProvisioner.ts"
+import { fail, pass, skip, warn } from "./Checks.ts"
+import type { Check, Verdict } from "./Checks.ts"
 import * as Permissions from "./Permissions.ts"
+import * as RelayCheck from "./RelayCheck.ts"
 import { ttlAttribute } from "./Status.ts"
 import type { Target } from "./Target.ts"
 
-/** The verdict of one check. */
-export type Verdict = "pass" | "fail" | "warn" | "skip"
-
-/** One check: what was checked, what was found and, unless it passed, how to fix it. */
-export interface Check {
-  readonly id: string
-  readonly verdict: Verdict
-  readonly detail: string
-  readonly fix: string | undefined
-}
+export type { Check, Verdict } from "./Checks.ts"
 
 /** Everything `doctor` found; plain data, so `JSON.stringify` gives the `-o json` output. */
 export interface DoctorReport {
@@ -51,12 +45,9 @@ export interface DoctorOptions {
   readonly keyring?: Layer.Layer<Keyring, unknown> | undefined
   /** The KMS key(s) configured, for the permission list (none: local raw AES keys). */
   readonly kmsKeys?: ReadonlyArray<string> | undefined
+  /** Where watches read through a worker (`watch_endpoint` and its TLS files); leave it out to skip the check. */
+  readonly relay?: RelayCheck.RelayCheckOptions | undefined
 }
-
-const pass = (id: string, detail: string): Check => ({ id, verdict: "pass", detail, fix: undefined })
-const fail = (id: string, detail: string, fix: string): Check => ({ id, verdict: "fail", detail, fix })
-const warn = (id: string, detail: string, fix: string): Check => ({ id, verdict: "warn", detail, fix })
-const skip = (id: string, detail: string): Check => ({ id, verdict: "skip", detail, fix: undefined })
 
 const credentialsCheck = TableAdmin.listTables(1).pipe(
   Effect.as(pass("credentials", "credentials resolve and DynamoDB answers (ListTables)")),
@@ -381,6 +372,8 @@ export const run = Effect.fn("Doctor.run")(function*(
       for (const action of ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"]) note(action, `key ${key}`, probe)
     }
   }
+
+  if (options.relay !== undefined) checks.push(yield* RelayCheck.check(target, options.relay))
 
   const denied = [...verified].filter(([, probe]) => probe._tag === "Denied").map(([name]) => name)
   checks.push(

@@ -123,7 +123,8 @@ const doctor = Command.make("doctor", {
       const report = yield* Doctor.run({
         target: Target.fromConfig(config, { views }),
         keyring,
-        kmsKeys: [...Option.toArray(config.kmsKey), ...config.kmsExtraKeys]
+        kmsKeys: [...Option.toArray(config.kmsKey), ...config.kmsExtraKeys],
+        relay: { endpoint: config.watchEndpoint, tls: config.watchTls }
       })
       const failed = report.checks.filter((check) => check.verdict === "fail").map((check) => check.id)
       yield* emit({
@@ -135,8 +136,8 @@ const doctor = Command.make("doctor", {
     })
   )).pipe(
     Command.withDescription(
-      "Check credentials, table schema, stream, TTL, side tables, the keyring (KMS) and IAM permissions, with the " +
-        "fix of each failure; changes nothing. Exit 7 when a check failed"
+      "Check credentials, table schema, stream, TTL, side tables, the keyring (KMS), the worker's watch relay " +
+        "(watch_endpoint) and IAM permissions, with the fix of each failure; changes nothing. Exit 7 when a check failed"
     )
   )
 
