@@ -3,10 +3,11 @@
  * to the new layout's partitions, the others (live events, history copies, a grave) still in the old layout's. An
  * audit through a store of the new layout, a rebuild's replay and a new index view's backfill read what the store
  * reads: every key once, in key order, wherever it is, so the audit finds nothing and counts what it counted before
- * the migration began, and the replay and the view hold the keys not moved yet.
+ * the migration began, and the replay and the view hold the keys not moved yet. The store itself reads the history
+ * copies of keys not moved yet where they are.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -15,7 +16,7 @@ import * as Audit from "../../src/programs/ops/Audit.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { entries, memoryProjection } from "../rebuild/support.ts"
-import { tablePerFile } from "../support/TestStore.ts"
+import { openStore, tablePerFile } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { after, before, deleted, keys, moveFirstKeys, populate, storeContext, text } from "./halfMigrated.ts"
 
@@ -37,6 +38,29 @@ const halfMigrated = <A, E>(reference: (location: TestTable) => Effect.Effect<A,
   })
 
 describe("reading a namespace while a partition migration is under way", () => {
+  it.live(
+    "a store of the new layout reads the history copies of keys not moved yet from their old partitions",
+    () =>
+      Effect.gen(function*() {
+        const histories = (location: TestTable, layout: Layout) =>
+          Effect.gen(function*() {
+            const store = yield* openStore({ ...location, partitions: layout }, {
+              client,
+              storeOptions: { partitions: layout }
+            })
+            return yield* Effect.forEach(keys, (key) =>
+              Effect.map(
+                Stream.runCollect(store.history(key)),
+                (events) => events.map((event) => `${key}@${event.seq} ${event.op} ${event.revision}`)
+              ))
+          })
+        const { location, expected } = yield* halfMigrated((location) => Effect.scoped(histories(location, before)))
+        expect(expected.flat()).toHaveLength(keys.length * 2 + deleted.length)
+        expect(yield* histories(location, after)).toEqual(expected)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
   it.live(
     "an audit through a store of the new layout finds nothing, counts every key once and keeps its checkpoint",
     () =>

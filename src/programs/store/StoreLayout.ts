@@ -79,8 +79,9 @@ export const layer = (
       Effect.service(EventTable),
       EventTable.layer({ ...target.location, partitions: transition.from })
     )
+    // Built apart (`local`): the layer being built has the target's history area memoized under the same layer.
     const sourceArea = yield* Effect.service(HistoryArea).pipe(
-      Effect.provide(HistoryArea.layer),
+      Effect.provide(HistoryArea.layer, { local: true }),
       Effect.provideService(EventTable, source)
     )
     const relocation = Relocation.make(yield* Dynamo, yield* DataKeys)
