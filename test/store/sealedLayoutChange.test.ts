@@ -20,7 +20,7 @@ import type { Store } from "../../src/programs/store/Store.ts"
 import { rawKeyItems, rawPartition } from "../support/RawTable.ts"
 import { eventTableLayer, openCompaction, openStore, storedKeyOf, tablePerFile } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
-import { scanAll } from "./contract/harness.ts"
+import { itemsHolding } from "./contract/harness.ts"
 
 const { client, freshLocation } = tablePerFile("sealedlayout")
 const bytes = (value: string) => new TextEncoder().encode(value)
@@ -51,14 +51,7 @@ const snapshot = (store: Store["Service"], keys: ReadonlyArray<string>) =>
     }))
 
 /** Items of the table holding one of `secrets` anywhere: a key left in clear. */
-const inClear = (location: TestTable, secrets: ReadonlyArray<string>) =>
-  Effect.map(scanAll(client, location.table), (items) =>
-    items.filter((item) => {
-      const raw = Object.values(item).map((value) =>
-        value.B !== undefined ? Buffer.from(value.B).toString("latin1") : JSON.stringify(value)
-      ).join("|")
-      return secrets.some((secret) => raw.includes(secret))
-    }))
+const inClear = (location: TestTable, secrets: ReadonlyArray<string>) => itemsHolding(client, location.table, secrets)
 
 /** An audit of the namespace at a location: what it finds, and how many keys it met. */
 const auditOf = (location: TestTable) =>
