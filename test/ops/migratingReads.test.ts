@@ -7,18 +7,29 @@
  * copies of keys not moved yet where they are.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Layout } from "../../src/domain/Partitioning.ts"
 import * as Audit from "../../src/programs/ops/Audit.ts"
+import * as PartitionMigration from "../../src/programs/store/PartitionMigration.ts"
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { entries, memoryProjection } from "../rebuild/support.ts"
-import { openStore, tablePerFile } from "../support/TestStore.ts"
+import { eventTableLayer, openStore, tablePerFile } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
-import { after, before, deleted, keys, moveFirstKeys, populate, storeContext, text } from "./halfMigrated.ts"
+import {
+  after,
+  before,
+  deleted,
+  keys,
+  movedFirst,
+  moveFirstKeys,
+  populate,
+  storeContext,
+  text
+} from "./halfMigrated.ts"
 
 const { client, freshLocation } = tablePerFile("migreads")
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-migreads-"))
@@ -89,6 +100,22 @@ describe("reading a namespace while a partition migration is under way", () => {
           historyCopies: expected.historyCopies,
           graves: expected.graves
         })
+        // Once the migration finished, a store of the settled layout audits the same, against the same checkpoint.
+        const rest = yield* Effect.scoped(Effect.gen(function*() {
+          const table = yield* Layer.build(eventTableLayer({ ...location, partitions: after }, { client }))
+          return yield* PartitionMigration.run().pipe(Effect.provide(table))
+        }))
+        expect(rest).toMatchObject({ moved: keys.length - movedFirst, failed: 0, done: true })
+        const settled = yield* Audit.ofStore({ checkpoint }).pipe(
+          Effect.provide(yield* storeContext(client, location, after))
+        )
+        expect(settled.findings).toEqual([])
+        expect([settled.keys, settled.events, settled.historyCopies, settled.graves]).toEqual([
+          expected.keys,
+          expected.events,
+          expected.historyCopies,
+          expected.graves
+        ])
       }).pipe(Effect.scoped),
     60_000
   )
