@@ -287,8 +287,12 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
       for (const stored of [...source.history, ...(source.grave ? [source.grave] : []), ...source.live]) {
         if (stored.seq < newest.seq) older.set(stored.seq, stored)
       }
+      // A buried tombstone's own history copy (history kept) goes along too: a later burial replaces the grave.
+      const archivedNewest = newest === source.grave
+        ? source.history.find((stored) => stored.seq === newest.seq && revisionOf(stored) === revisionOf(newest))
+        : undefined
       const historyAt = keyArea(to.location, to.key, "history")
-      for (const stored of older.values()) {
+      for (const stored of [...older.values(), ...(archivedNewest === undefined ? [] : [archivedNewest])]) {
         const item = yield* encodeAt(from.location, to, realKey, stored)
         const ttl = EventRecord.attributesOf(stored.item)[Attr.ttl]
         yield* put(

@@ -132,9 +132,11 @@ describe("CLI exit codes", () => {
     // The operational commands' failures; a restore refusal's code depends on its kind.
     const { RestoreRefused } = await import("../../src/programs/ops/Restore.ts")
     const { DoctorFailed } = await import("../../src/programs/app/cli/OpsCommands.ts")
-    const refused = (kind: "table-missing" | "not-a-store-table" | "not-empty") =>
+    const refused = (kind: "table-missing" | "not-a-store-table" | "not-empty" | "layout" | "large-values") =>
       exitCodeOf(new RestoreRefused({ table: "t", kind, reason: "r" }))
     expect([refused("table-missing"), refused("not-a-store-table"), refused("not-empty")]).toEqual([6, 2, 4])
+    // Into a namespace migrating (or recorded with another layout): a condition, as a namespace holding data is.
+    expect([refused("layout"), refused("large-values")]).toEqual([4, 2])
     expect(exitCodeOf(new DoctorFailed({ failed: ["stream"] }))).toBe(7)
     expect(failureJson(new Errors.NotFound({ key: "/k" }))).toEqual({
       error: "NotFound",

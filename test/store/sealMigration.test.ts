@@ -22,7 +22,7 @@ import type { WatchEvent } from "../../src/programs/store/Watch.ts"
 import { rawPartition } from "../support/RawTable.ts"
 import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
-import { scanAll } from "./contract/harness.ts"
+import { itemsHolding } from "./contract/harness.ts"
 
 const { client, freshLocation } = tablePerFile("sealmigrate")
 const encoder = new TextEncoder()
@@ -46,13 +46,7 @@ const migrate = (
 
 /** Every item of the table that holds the bytes of one of `secrets` anywhere (keys, attributes, binaries). */
 const clearItems = (location: TestTable, secrets: ReadonlyArray<string>) =>
-  Effect.map(scanAll(client, location.table), (items) =>
-    items.filter((item) => {
-      const raw = Object.values(item).map((value) =>
-        value.B !== undefined ? Buffer.from(value.B).toString("latin1") : JSON.stringify(value)
-      ).join("|")
-      return secrets.some((secret) => raw.includes(secret))
-    }))
+  itemsHolding(client, location.table, secrets)
 
 /** Increments a counter by compare-and-swap until it wins, noting the revision it wrote; the value it wrote. */
 const increment = (store: Store["Service"], key: string, written: Set<string>): Effect.Effect<number> =>

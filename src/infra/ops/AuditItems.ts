@@ -1,7 +1,8 @@
 /**
- * What an audit reads of a namespace, each kind of partition whole (merged over a partitioned key space) (or one key of it) and in key order, page by page: the
- * live range, the history area (freed-seq markers left out: they hold no event) and the graves, as stored events,
- * not decrypted. Within a key, live and history events come newest first (sort keys invert seq).
+ * What an audit reads of a namespace, each kind of partition whole (merged over a partitioned key space) or one key of
+ * it, in key order, page by page: the live range, the history area (freed-seq markers left out: they hold no event)
+ * and the graves, as stored events, not decrypted. Within a key, live and history events come newest first (sort
+ * keys invert seq).
  */
 import type { Result } from "effect"
 import { Stream } from "effect"
@@ -10,12 +11,12 @@ import * as Key from "../../domain/Key.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import type { AttributeMap, Dynamo } from "../Dynamo.ts"
 import { queryPages } from "../Dynamo.ts"
-import { Attr, attributesOf } from "../EventRecord.ts"
-import type { StoredEvent } from "../EventRecord.ts"
+import { Attr, attributesOf, rangeQuery } from "../EventRecord.ts"
+import type { Location, StoredEvent } from "../EventRecord.ts"
 import type { EventTable } from "../EventTable.ts"
 import { buriedTombstone } from "../GraveRecord.ts"
 import { isFreedMarker } from "../HistoryRecord.ts"
-import { areaPartition, keyArea, livePartitions } from "../PartitionKeys.ts"
+import { areaPartition, rangePartitions } from "../PartitionKeys.ts"
 import { mergeSorted } from "../SortedMerge.ts"
 
 /** The event sort keys of one key, or of every key (the empty key's bytes sort first). */
@@ -45,31 +46,28 @@ export interface GraveRead {
   readonly tombstone: Result.Result<StoredEvent, string>
 }
 
+/** The sort keys graves are filed under (`key ‖ 0x00`): every key's, or `key`'s only. */
+export const graveRange = (key?: string): { readonly lower: Uint8Array; readonly upper: Uint8Array } =>
+  key === undefined
+    ? { lower: new Uint8Array([0]), upper: SortKey.prefixUpperBound("") }
+    : { lower: SortKey.keyPrefix(key), upper: SortKey.keyPrefix(key) }
+
 /**
- * Every grave (or `key`'s only, when given), one per key, in key order. Unlike the store's reads, which fail on a
- * corrupt grave, a grave that holds no tombstone of its key is given with the reason, for the audit to report.
+ * Every grave filed in a sort-key range (see {@link graveRange}) at a location, one per key, in key order, from every
+ * partition of the location's layout the range meets. Unlike the store's reads, which fail on a corrupt grave, a
+ * grave that holds no tombstone of its key is given with the reason, for the audit to report.
  */
 export const graves = (
-  table: EventTable["Service"],
-  key?: string
+  location: Location,
+  range: { readonly lower: Uint8Array; readonly upper: Uint8Array }
 ): Stream.Stream<GraveRead, Throttled | StorageFailure, Dynamo> => {
-  const location = table.location
-  // Each live partition files its graves beside it (see `PartitionKeys`): every one, merged in key order.
-  const partitions = key === undefined
-    ? livePartitions(location).map((live) => areaPartition(live, "graves"))
-    : [keyArea(location, key, "graves")]
+  // Each live partition files its graves beside it (see `PartitionKeys`): every one the range meets, merged in key order.
+  const partitions = rangePartitions(location, range).map((live) => areaPartition(live, "graves"))
   const filed = (item: AttributeMap) => item[Attr.sort]?.B ?? new Uint8Array([0])
   const inPartition = (partition: string) =>
-    queryPages({
-      TableName: location.table,
-      KeyConditionExpression: key === undefined ? "#pk = :pk" : "#pk = :pk AND #sk = :sk",
-      ExpressionAttributeNames: { "#pk": Attr.partition, ...(key === undefined ? {} : { "#sk": Attr.sort }) },
-      ExpressionAttributeValues: {
-        ":pk": { S: partition },
-        ...(key === undefined ? {} : { ":sk": { B: SortKey.keyPrefix(key) } })
-      },
-      ConsistentRead: true
-    }).pipe(Stream.flatMap((page) => Stream.fromIterable(page.Items ?? [])))
+    queryPages(rangeQuery(location.table, partition, range.lower, range.upper)).pipe(
+      Stream.flatMap((page) => Stream.fromIterable(page.Items ?? []))
+    )
   return mergeSorted(partitions.map(inPartition), (a, b) => Buffer.compare(filed(a), filed(b))).pipe(
     Stream.map((item): GraveRead => {
       // Filed under `key ‖ 0x00`.

@@ -10,6 +10,7 @@ import { Effect, Result, Schedule, Stream } from "effect"
 import { StorageFailure } from "../../domain/Errors.ts"
 import type { DecryptionFailed, Shredded, Throttled, ValueTooLarge } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
+import type { Layout } from "../../domain/Partitioning.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import { contextOf, DataKeyNotFound, DataKeys, DataKeyShredded } from "../crypto/DataKeys.ts"
 import type { DataKey } from "../crypto/DataKeys.ts"
@@ -70,12 +71,12 @@ export const partitionOf = (location: Location, role: Role, item: StoredItem): s
   return role === "event" ? keyPartition(location, key) : keyArea(location, key, areaOf[role])
 }
 
-/** Every item of a role's partitions, consistently read, page by page, one partition after the other. */
-export const read = (
+/** Every item of some partitions, consistently read, page by page, one partition after the other. */
+const readPartitions = (
   location: Location,
-  role: Role
+  partitions: ReadonlyArray<string>
 ): Stream.Stream<StoredItem, Throttled | StorageFailure, Dynamo> =>
-  Stream.fromIterable(partitionsOf(location, role)).pipe(
+  Stream.fromIterable(partitions).pipe(
     Stream.flatMap((partition) =>
       queryPages({
         TableName: location.table,
@@ -87,6 +88,29 @@ export const read = (
     ),
     Stream.flatMap((page) => Stream.fromIterable(page.Items ?? []))
   )
+
+/**
+ * Every item of a role's partitions, consistently read, page by page, one partition after the other. While a
+ * layout migration moves keys from the layout `from` to the location's (see `PartitionMigration`), first every item
+ * still at its old place of a key that moves, then every item at its place in the location's layout: a move copies
+ * before it removes, so a key moving meanwhile is read at one place or both (the same events), never at neither.
+ */
+export const read = (
+  location: Location,
+  role: Role,
+  from?: Layout | undefined
+): Stream.Stream<StoredItem, Throttled | StorageFailure, Dynamo> => {
+  if (from === undefined || role === "data-key") return readPartitions(location, partitionsOf(location, role))
+  const old: Location = { ...location, partitions: from }
+  const placedAt = (at: Location) => (item: StoredItem) =>
+    attributesOf(item)[Attr.partition]?.S === partitionOf(at, role, item)
+  return Stream.concat(
+    readPartitions(location, partitionsOf(old, role)).pipe(
+      Stream.filter((item) => placedAt(old)(item) && !placedAt(location)(item))
+    ),
+    readPartitions(location, partitionsOf(location, role)).pipe(Stream.filter(placedAt(location)))
+  )
+}
 
 /** Whether a namespace holds any item of any role (a restore refuses to mix with existing data). */
 export const isEmpty = (location: Location): Effect.Effect<boolean, Throttled | StorageFailure, Dynamo> =>
@@ -287,9 +311,15 @@ export const putAll = (table: string, items: ReadonlyArray<StoredItem>) =>
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
     for (let start = 0; start < items.length; start += batchSize) {
-      let pending: Array<WriteRequest> = items.slice(start, start + batchSize).map((item) => ({
-        PutRequest: { Item: attributesOf(item) }
-      }))
+      // One put per primary key (the last): a backup taken during a layout migration holds a key moving meanwhile
+      // at both places, which a restore files at the same one, and a batch refuses a key twice.
+      const byKey = new Map<string, AttributeMap>()
+      for (const item of items.slice(start, start + batchSize)) {
+        const attributes = attributesOf(item)
+        const sort = Buffer.from(attributes[Attr.sort]?.B ?? new Uint8Array()).toString("base64")
+        byKey.set(`${attributes[Attr.partition]?.S ?? ""}\u0000${sort}`, attributes)
+      }
+      let pending: Array<WriteRequest> = [...byKey.values()].map((Item) => ({ PutRequest: { Item } }))
       yield* Effect.gen(function*() {
         const output = yield* dynamo.call("BatchWriteItem", (client, abortSignal) =>
           client.send(new BatchWriteItemCommand({ RequestItems: { [table]: pending } }), { abortSignal }))

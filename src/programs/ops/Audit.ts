@@ -20,13 +20,19 @@
 import { Clock, Effect, Option, Result, Stream } from "effect"
 import type { DecryptionFailed, Shredded, StorageFailure, Throttled } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
-import type { DataKeys } from "../../infra/crypto/DataKeys.ts"
+import * as LayoutTransition from "../../domain/LayoutTransition.ts"
+import type { Transition } from "../../domain/LayoutTransition.ts"
+import * as SortKey from "../../domain/SortKey.ts"
+import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
 import { isUnauthenticatedTombstone } from "../../infra/EventRecord.ts"
 import type { EventTable, StoredEvent } from "../../infra/EventTable.ts"
 import * as AuditItems from "../../infra/ops/AuditItems.ts"
 import * as Cursor from "../collections/Cursor.ts"
+import { LayoutMigration } from "../store/LayoutMigration.ts"
+import * as MigratingTable from "../store/MigratingTable.ts"
+import { MovedKeys } from "../store/SealedFallback.ts"
 import { againstCheckpoint, informational, judgeKey, readsAs } from "./AuditFindings.ts"
 import type { Finding, FindingKind, KeyEvents } from "./AuditFindings.ts"
 import * as Checkpoint from "./Checkpoint.ts"
@@ -69,6 +75,12 @@ export interface AuditOptions {
    * place: see `SealedFallback.MovedKeys`), rather than rolled back. Absent: every such key is a rollback.
    */
   readonly movedAway?: ((key: string, seq: number) => Effect.Effect<boolean, { readonly _tag: string }>) | undefined
+  /**
+   * The layout change under way (`LayoutMigration.transition`), when the table audited is the one a store serves
+   * through while it moves keys (`LayoutMigration.table`, which reads live events and history at both layouts): the
+   * graves are read at both layouts too, each key's once. Absent: the table's own layout alone.
+   */
+  readonly transition?: Transition | undefined
 }
 
 /** What stops an audit before it can judge (the table cannot be read, the keyring fails, a bad checkpoint). */
@@ -148,6 +160,19 @@ export const audit = Effect.fn("Audit.audit")(function*(
   }
   const totals = { keys: 0, events: 0, historyCopies: 0, graves: 0 }
   const now = yield* Clock.currentTimeMillis
+  const transition = options.transition
+  // While keys move, the old layout's graves a window ahead of the new one's, as the store reads them.
+  const gravesOf = (key?: string) => {
+    const range = AuditItems.graveRange(key)
+    return transition === undefined || !LayoutTransition.touches(transition, range.lower, range.upper)
+      ? AuditItems.graves(location, range)
+      : MigratingTable.windowed(
+        (lower, upper) => AuditItems.graves({ ...location, partitions: transition.from }, { lower, upper }),
+        (lower, upper) => AuditItems.graves(location, { lower, upper }),
+        { ...range, descending: false },
+        (grave) => SortKey.keyPrefix(grave.key)
+      )
+  }
 
   const judge = (events: KeyEvents): ReadonlyArray<Finding> => {
     const mark = expected.get(events.key)
@@ -161,7 +186,7 @@ export const audit = Effect.fn("Audit.audit")(function*(
     Effect.gen(function*() {
       const live = yield* Stream.runCollect(AuditItems.live(table, key))
       const history = yield* Stream.runCollect(AuditItems.history(table, key))
-      const [grave] = yield* Stream.runCollect(AuditItems.graves(table, key))
+      const [grave] = yield* Stream.runCollect(gravesOf(key))
       return {
         key,
         live: [...live],
@@ -190,7 +215,7 @@ export const audit = Effect.fn("Audit.audit")(function*(
     // A grave holding no tombstone of its key is an empty group with its problem: reported, the key judged as
     // having no grave.
     const graves = yield* Cursor.make(
-      AuditItems.graves(table).pipe(
+      gravesOf().pipe(
         Stream.map((grave): Group =>
           Result.isSuccess(grave.tombstone)
             ? [grave.key, [grave.tombstone.success]]
@@ -267,6 +292,23 @@ export const audit = Effect.fn("Audit.audit")(function*(
     tampering,
     ok: tampering === 0
   }
+})
+
+/**
+ * Audits the namespace of the store in context, as `dynastate audit` does: through the table the store serves
+ * through, so while a layout migration is under way every key is read where the store reads it (see
+ * `LayoutMigration`), and keys moved away with their events since the checkpoint (sealed in place, or to a new
+ * partition: see `SealedFallback.MovedKeys`) are not taken for rollbacks.
+ */
+export const ofStore = Effect.fn("Audit.ofStore")(function*(
+  options: Omit<AuditOptions, "movedAway" | "transition"> = {}
+): Effect.fn.Return<AuditReport, AuditError, DataKeys | MovedKeys | LayoutMigration | Dynamo> {
+  const layout = yield* LayoutMigration
+  return yield* audit(layout.table, yield* DataKeys, {
+    ...options,
+    movedAway: (yield* MovedKeys).movedAway,
+    transition: layout.transition
+  })
 })
 
 /** A report as text: the summary, then one line per finding. */

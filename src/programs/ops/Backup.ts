@@ -11,7 +11,9 @@
 import { Clock, Effect, Stream } from "effect"
 import * as fs from "node:fs"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { ConfigInvalid } from "../../infra/config/ConfigInvalid.ts"
 import type { Dynamo } from "../../infra/Dynamo.ts"
+import * as LayoutRecord from "../../infra/LayoutRecord.ts"
 import * as BackupItems from "../../infra/ops/BackupItems.ts"
 import * as BackupFile from "./BackupFile.ts"
 import type { BackupFileError, Counts, Header } from "./BackupFile.ts"
@@ -29,12 +31,17 @@ export interface BackupReport {
 export const backup = Effect.fn("Backup.backup")(function*(
   target: Target,
   path: string
-): Effect.fn.Return<BackupReport, BackupFileError | Throttled | StorageFailure, Dynamo> {
-  const location = locationOf(target)
+): Effect.fn.Return<BackupReport, BackupFileError | ConfigInvalid | Throttled | StorageFailure, Dynamo> {
+  const configured = locationOf(target)
+  // The namespace's record decides where its keys are: while a migration is under way, at the old layout's places
+  // or the new one's (see `BackupItems.read`), whatever layout the target was given.
+  const recorded = yield* LayoutRecord.readState(configured)
+  const location = { ...configured, partitions: recorded?.to ?? recorded?.layout ?? configured.partitions }
+  const from = recorded?.to === undefined ? undefined : recorded.layout
   const now = yield* Clock.currentTimeMillis
   const body = Stream.fromIterable(BackupItems.roles).pipe(
     Stream.flatMap((role) =>
-      BackupItems.read(location, role).pipe(
+      BackupItems.read(location, role, from).pipe(
         Stream.map((item) => ({ role, line: JSON.stringify({ role, item: BackupItems.toJson(item) }) }))
       )
     )

@@ -138,7 +138,8 @@ export const catalogue = (
         permission("kms:DescribeKey, kms:CreateGrant (DynamoDB's, for table encryption under your key)", "the SSE key")
       ]
     },
-    { feature: "backup", permissions: each(["dynamodb:Query"], table) },
+    // The layout record too (GetItem), which says which partitions hold the keys.
+    { feature: "backup", permissions: each(["dynamodb:Query", "dynamodb:GetItem"], table) },
     {
       feature: "restore and import-teleport (into this table)",
       permissions: [

@@ -32,18 +32,17 @@ import * as SealedFallback from "./SealedFallback.ts"
 /** Items of the old layout read before the new layout's items up to the same sort key. */
 const windowSize = 100
 
-type Scanned<E> = Stream.Stream<StoredEvent, E>
-
 /**
  * The items of a range at both places, in range order, each once (the new place's copy kept): the old place is read
- * a window ahead of the new one, so whichever moment a key moves, it is read at one of them.
+ * a window ahead of the new one, so whichever moment a key moves, it is read at one of them. Items are events as a
+ * rule; `orderOf` gives an item's sort key, which is the same at both places for the same item.
  */
-export const windowed = <E>(
-  source: (lower: Uint8Array, upper: Uint8Array) => Scanned<E>,
-  target: (lower: Uint8Array, upper: Uint8Array) => Scanned<E>,
+export const windowed = <A, E, R>(
+  source: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<A, E, R>,
+  target: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<A, E, R>,
   range: { readonly lower: Uint8Array; readonly upper: Uint8Array; readonly descending: boolean },
-  orderOf: (stored: StoredEvent) => Uint8Array
-): Scanned<E> =>
+  orderOf: (item: A) => Uint8Array
+): Stream.Stream<A, E, R> =>
   Stream.suspend(() => {
     const { descending } = range
     const before = (a: Uint8Array, b: Uint8Array) => descending ? Buffer.compare(a, b) > 0 : Buffer.compare(a, b) < 0
@@ -61,8 +60,8 @@ export const windowed = <E>(
         Stream.suspend(() => {
           const edge = orderOf(group[group.length - 1]!)
           const merged = targetTo(edge).pipe(
-            Stream.mapAccum(() => 0, (next, stored): readonly [number, ReadonlyArray<StoredEvent>] => {
-              const out: Array<StoredEvent> = []
+            Stream.mapAccum(() => 0, (next, stored): readonly [number, ReadonlyArray<A>] => {
+              const out: Array<A> = []
               const order = orderOf(stored)
               while (next < group.length && before(orderOf(group[next]!), order)) out.push(group[next++]!)
               // The same item at both places: the new place's copy.

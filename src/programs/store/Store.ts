@@ -46,6 +46,7 @@ import type { PastPoint } from "./History.ts"
 import type { ActorOptions, WriteError } from "./KeyActors.ts"
 import { defaultActorOptions, KeyActors } from "./KeyActors.ts"
 import * as KeySealing from "./KeySealing.ts"
+import { LayoutMigration } from "./LayoutMigration.ts"
 import * as NewestEvents from "./NewestEvents.ts"
 import * as ReadCoalescing from "./ReadCoalescing.ts"
 import * as SealedFallback from "./SealedFallback.ts"
@@ -181,17 +182,20 @@ export const defaultStoreOptions: StoreOptions = {
 export class Store extends Context.Service<Store, StoreService>()("dynastate/Store") {
   /**
    * The store over an event table (both layouts' while one changes: `StoreLayout.layer`), with its actors, acks,
-   * watches and history area (all but the actors also provided, for the projection worker and views to share).
+   * watches and history area (all but the actors also provided, for the projection worker and views to share), and
+   * the layout it serves through (`LayoutMigration`: the event table readers of the whole namespace read).
    */
   static readonly layer = (
     options: StoreOptions = defaultStoreOptions
   ): Layer.Layer<
-    Store | WriteAcks | Watches | HistoryArea | SealedFallback.MovedKeys,
+    Store | WriteAcks | Watches | HistoryArea | SealedFallback.MovedKeys | LayoutMigration,
     ConfigInvalid | Throttled | StorageFailure,
     EventTable | DataKeys | Dynamo | StreamsApi
   > =>
     Layer.effect(Store, make(options)).pipe(
       Layer.merge(SealedFallback.MovedKeys.layer(options.sealed)),
+      // The layout the store serves through, for readers of the whole namespace (see `LayoutMigration.servingTable`).
+      Layer.merge(Layer.effect(LayoutMigration, Effect.service(LayoutMigration))),
       Layer.provide(KeyActors.layer(options.actors)),
       Layer.provide(StoreLayout.layer(options)),
       Layer.provideMerge(Watches.layerWith(options.watches ?? {})),

@@ -65,7 +65,7 @@ export const layer = (
         Context.add(HistoryArea, area),
         Context.add(
           LayoutMigration,
-          LayoutMigration.of({ transition: undefined, movedAway: () => Effect.succeed(false) })
+          LayoutMigration.of({ transition: undefined, table: target, movedAway: () => Effect.succeed(false) })
         )
       )
     }
@@ -79,17 +79,20 @@ export const layer = (
       Effect.service(EventTable),
       EventTable.layer({ ...target.location, partitions: transition.from })
     )
+    // Built apart (`local`): the layer being built has the target's history area memoized under the same layer.
     const sourceArea = yield* Effect.service(HistoryArea).pipe(
-      Effect.provide(HistoryArea.layer),
+      Effect.provide(HistoryArea.layer, { local: true }),
       Effect.provideService(EventTable, source)
     )
     const relocation = Relocation.make(yield* Dynamo, yield* DataKeys)
-    return Context.make(EventTable, MigratingTable.servingTable(source, target, transition, relocation)).pipe(
+    const serving = MigratingTable.servingTable(source, target, transition, relocation)
+    return Context.make(EventTable, serving).pipe(
       Context.add(HistoryArea, MigratingTable.servingArea(sourceArea, area, transition)),
       Context.add(
         LayoutMigration,
         LayoutMigration.of({
           transition,
+          table: serving,
           movedAway: (key, seq) =>
             LayoutTransition.moves(transition, key)
               ? Effect.map(target.latestState(key), (latest) => Option.isSome(latest) && latest.value.seq >= seq)

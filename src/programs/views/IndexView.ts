@@ -11,8 +11,9 @@ import { carriesValue, itemRevision, liveItem } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
-import { EventTable } from "../../infra/EventTable.ts"
+import type { EventTable } from "../../infra/EventTable.ts"
 import * as ViewTable from "../../infra/ViewTable.ts"
+import { servingTable } from "../store/LayoutMigration.ts"
 import * as NewestEvents from "../store/NewestEvents.ts"
 import * as Projection from "../worker/Projection.ts"
 
@@ -40,7 +41,8 @@ type EventRecordError = Effect.Error<ReturnType<EventTable["Service"]["decode"]>
 /** An index view: the projection that maintains it (run it in a worker) and its reads. */
 export const make = (options: IndexViewOptions) =>
   Effect.gen(function*() {
-    const table = yield* EventTable
+    // The table the store in context serves through: a backfill during a layout migration reads keys not moved yet.
+    const table = yield* servingTable
     const dataKeys = yield* DataKeys
     const dynamo = yield* Dynamo
     const viewTable = `${table.location.table}.view.${options.name}`

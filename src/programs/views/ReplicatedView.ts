@@ -17,8 +17,8 @@ import { carriesValue, itemRevision } from "../../domain/Event.ts"
 import type { Item, Lease } from "../../domain/Item.ts"
 import { isExpired } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
-import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError, StoredEvent } from "../../infra/EventTable.ts"
+import { servingTable } from "../store/LayoutMigration.ts"
 import * as NewestEvents from "../store/NewestEvents.ts"
 import { WriteAcks } from "../store/WriteAcks.ts"
 import * as Projection from "../worker/Projection.ts"
@@ -55,7 +55,8 @@ const rememberedRevisions = 100_000
  */
 export const make = (name: string, prefix: string) =>
   Effect.gen(function*() {
-    const table = yield* EventTable
+    // The table the store in context serves through: a backfill during a layout migration reads keys not moved yet.
+    const table = yield* servingTable
     const acks = yield* WriteAcks
     const items = new Map<string, Item & { readonly seq: number }>()
     // The seq of recent deletions, so a replayed older put cannot bring a deleted key back (bounded, oldest out first).

@@ -21,7 +21,8 @@ import type { StorageFailure } from "../../domain/Errors.ts"
 import type { DecryptionFailed, Throttled } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
-import { EventTable } from "../../infra/EventTable.ts"
+import type { EventTable } from "../../infra/EventTable.ts"
+import { servingTable } from "../store/LayoutMigration.ts"
 import * as NewestEvents from "../store/NewestEvents.ts"
 import type { Projection } from "./Projection.ts"
 import { covers, eventFor, readsValues } from "./Projection.ts"
@@ -81,7 +82,8 @@ export const replay: <E>(
   projection: Projection<E>,
   options: RebuildOptions = {}
 ) {
-  const table = yield* EventTable
+  // The store's serving table when a store is in context: keys a layout migration has not moved yet are replayed too.
+  const table = yield* servingTable
   const onProgress = options.onProgress
   const total = onProgress === undefined ? 0 : yield* Stream.runCount(newestCovered(table, projection))
   if (onProgress !== undefined) yield* onProgress(0, total)

@@ -130,3 +130,17 @@ export const snapshot = (client: DynamoDBClient, table: string): Effect.Effect<s
       )
       .sort()
       .join("\n"))
+
+/** Every item of a table that holds the bytes of one of `secrets` anywhere (keys, attributes, binaries). */
+export const itemsHolding = (
+  client: DynamoDBClient,
+  table: string,
+  secrets: ReadonlyArray<string>
+): Effect.Effect<Array<RawItem>> =>
+  Effect.map(scanAll(client, table), (items) =>
+    items.filter((item) => {
+      const raw = Object.values(item).map((value) =>
+        value.B !== undefined ? Buffer.from(value.B).toString("latin1") : JSON.stringify(value)
+      ).join("|")
+      return secrets.some((secret) => raw.includes(secret))
+    }))

@@ -5,10 +5,7 @@
  */
 import { Effect, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
-import { DataKeys } from "../../../infra/crypto/DataKeys.ts"
-import { EventTable } from "../../../infra/EventTable.ts"
 import * as Audit from "../../ops/Audit.ts"
-import { MovedKeys } from "../../store/SealedFallback.ts"
 import { withConfiguredStore } from "./Globals.ts"
 import { emit } from "./Output.ts"
 
@@ -36,11 +33,9 @@ const audit = Command.make("audit", {
 }, ({ checkpoint, checkpointOut }) =>
   withConfiguredStore("use", () =>
     Effect.gen(function*() {
-      const report = yield* Audit.audit(yield* EventTable, yield* DataKeys, {
+      const report = yield* Audit.ofStore({
         checkpoint: Option.getOrUndefined(checkpoint),
-        checkpointOut: Option.getOrUndefined(checkpointOut),
-        // Keys sealed in place since the checkpoint live on under their sealed form.
-        movedAway: (yield* MovedKeys).movedAway
+        checkpointOut: Option.getOrUndefined(checkpointOut)
       })
       yield* emit({ text: Audit.render(report), json: report, value: report.ok ? "ok" : String(report.tampering) })
       if (!report.ok) {

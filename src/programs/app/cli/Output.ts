@@ -87,7 +87,10 @@ const byTag: Record<string, number> = {
   // Refusals whose exit code depends on their `kind`.
   "RestoreRefused.table-missing": ExitCode.notSetUp,
   "RestoreRefused.not-a-store-table": ExitCode.usage,
-  "RestoreRefused.not-empty": ExitCode.conditionFailed
+  "RestoreRefused.not-empty": ExitCode.conditionFailed,
+  // A namespace migrating, or recorded with another layout: a condition of the target, as one holding data is.
+  "RestoreRefused.layout": ExitCode.conditionFailed,
+  "RestoreRefused.large-values": ExitCode.usage
 }
 
 /** The exit code of a failure, by its tag and `kind` if it has one (1 for anything the CLI does not know). */
