@@ -3,6 +3,7 @@
  * accepts, the notes on stderr, `-o json` as one line, and bad input refused with exit 2. It needs no DynamoDB.
  */
 import { describe, expect, it } from "vitest"
+import { areaPartition, keyPartition } from "../../src/infra/PartitionKeys.ts"
 import { allows } from "../ops/policyEvaluator.ts"
 import { runCli } from "./cliProcess.ts"
 
@@ -60,6 +61,36 @@ describe("dynastate policy", () => {
     expect(granted).not.toContain("dynamodb:GetRecords")
     expect(granted).not.toContain("dynamodb:Scan")
     expect(parsed.notes.join(" ")).toContain("ARNs say `*`")
+  })
+
+  it("--migrating-from grants the partitions of the layout a migration moves from, beside the configured one's", async () => {
+    const former = { table: "shared", namespace: "/tenant-a", partitions: [{ prefix: "/nodes/", name: "nodes" }] }
+    const nodes = keyPartition(former, "/nodes/n1")
+    const get = (partition: string) => ({
+      action: "dynamodb:GetItem",
+      resource: tableArn,
+      context: { "dynamodb:LeadingKeys": [partition] }
+    })
+    const plain = await runCli([...base, "policy", "--account", "123456789012"])
+    expect(plain.code).toBe(0)
+    expect(allows(plain.stdout, get(nodes))).toBe(false)
+    const migrating = await runCli([
+      ...base,
+      "policy",
+      "--account",
+      "123456789012",
+      "--migrating-from",
+      "/nodes/:nodes"
+    ])
+    expect(migrating.code).toBe(0)
+    for (const partition of [nodes, areaPartition(nodes, "history"), areaPartition(nodes, "graves"), "/tenant-a"]) {
+      expect([partition, allows(migrating.stdout, get(partition))]).toEqual([partition, true])
+    }
+    expect(allows(migrating.stdout, get("/tenant-b"))).toBe(false)
+    const bad = await runCli([...base, "policy", "--migrating-from", "/nodes/"])
+    expect(bad.code).toBe(2)
+    expect(bad.stdout).toBe("")
+    expect(bad.stderr).toContain("--migrating-from")
   })
 
   it("refuses a KMS alias with exit 2 and a reason, printing no policy", async () => {

@@ -6,6 +6,7 @@
  * the table and the namespace. What IAM cannot confine (the stream, a Scan) is left out or said in {@link notes}.
  */
 import { Result, Schema } from "effect"
+import type { Layout } from "../../domain/Partitioning.ts"
 import * as NamespacePartitions from "../../infra/NamespacePartitions.ts"
 import * as ProjectionLeases from "../../infra/ProjectionLeases.ts"
 import { actions } from "./Permissions.ts"
@@ -46,6 +47,11 @@ export interface PolicyOptions {
   readonly watch?: boolean | undefined
   /** The principal may create missing tables and turn their TTL on (otherwise they must be provisioned). */
   readonly createTables?: boolean | undefined
+  /**
+   * The layout a partition migration moves the namespace from (see `LayoutTransition`): its partitions are granted
+   * beside the target's, since stores serving the migration read and move keys there until it settles.
+   */
+  readonly migratingFrom?: Layout | undefined
 }
 
 /** A condition block: operator, then condition key, then the value or values. */
@@ -92,10 +98,18 @@ const literal = (text: string): string => text.replaceAll("$", variable("$"))
 const likeLiteral = (text: string): string =>
   [...text].map((char) => (char === "$" || char === "*" || char === "?" ? variable(char) : char)).join("")
 
-/** The values the LeadingKeys condition lists for the namespace's partitions of the event table. */
-export const eventTableKeys = (target: Target, match: Match): ReadonlyArray<string> => {
+/**
+ * The values the LeadingKeys condition lists for the namespace's partitions of the event table: the target layout's,
+ * and those of the layout a migration moves from when given.
+ */
+export const eventTableKeys = (target: Target, match: Match, migratingFrom?: Layout): ReadonlyArray<string> => {
   const namespace = target.namespace
-  return NamespacePartitions.partitionsOf(locationOf(target)).map(({ key }) => {
+  const location = locationOf(target)
+  const keys = new Set(NamespacePartitions.partitionsOf(location).map(({ key }) => key))
+  if (migratingFrom !== undefined) {
+    for (const { key } of NamespacePartitions.partitionsOf({ ...location, partitions: migratingFrom })) keys.add(key)
+  }
+  return [...keys].map((key) => {
     if (match === "exact") return literal(key)
     if (key === namespace) return likeLiteral(key)
     // A derived partition is the namespace and a suffix whose separators (NUL) each become `?`.
@@ -165,7 +179,7 @@ export const make = (options: PolicyOptions): Result.Result<PolicyDocument, Poli
       Effect: "Allow",
       Action: itemActions,
       Resource: [arn(target.table)],
-      Condition: confined(eventTableKeys(target, match), match === "wildcard")
+      Condition: confined(eventTableKeys(target, match, options.migratingFrom), match === "wildcard")
     },
     {
       Sid: "EventTable",

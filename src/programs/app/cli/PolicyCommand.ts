@@ -6,6 +6,8 @@
  */
 import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
+import { ConfigInvalid } from "../../../infra/config/ConfigInvalid.ts"
+import { fields } from "../../../infra/config/Fields.ts"
 import * as NamespacePolicy from "../../ops/NamespacePolicy.ts"
 import * as Target from "../../ops/Target.ts"
 import { loadConfig } from "./Globals.ts"
@@ -43,6 +45,13 @@ const flags = {
     Flag.withDefault(false),
     Flag.withDescription("the principal may create missing tables and turn their TTL on")
   ),
+  migratingFrom: Flag.String("migrating-from").pipe(
+    Flag.optional,
+    Flag.withDescription(
+      "the layout a partition migration moves the namespace from (as partitioned_prefixes: PREFIX:NAME[:BUCKETS], " +
+        "comma-separated): its partitions are granted too until the migration settles"
+    )
+  ),
   match: Flag.Literals("match", ["exact", "wildcard"]).pipe(
     Flag.withDefault("exact" as const),
     Flag.withDescription(
@@ -55,6 +64,14 @@ const policy = Command.make("policy", flags, (options) =>
   Effect.gen(function*() {
     const { config } = yield* loadConfig
     const configured = [...Option.toArray(config.kmsKey), ...config.kmsExtraKeys]
+    const migratingFrom = yield* Option.match(options.migratingFrom, {
+      onNone: () => Effect.succeed(undefined),
+      onSome: (text) =>
+        Effect.mapError(
+          Effect.fromResult(fields.partitionedPrefixes.parse(text)),
+          (reason) => new ConfigInvalid({ field: "--migrating-from", reason: `${JSON.stringify(text)} ${reason}` })
+        )
+    })
     const policyOptions: NamespacePolicy.PolicyOptions = {
       target: Target.fromConfig(config, { leaseGroup: Option.getOrUndefined(options.group), views: options.views }),
       role: options.role,
@@ -63,7 +80,8 @@ const policy = Command.make("policy", flags, (options) =>
       account: Option.getOrUndefined(options.account),
       match: options.match,
       watch: options.watch,
-      createTables: options.allowCreate
+      createTables: options.allowCreate,
+      migratingFrom
     }
     const document = yield* Effect.fromResult(NamespacePolicy.make(policyOptions))
     const notes = NamespacePolicy.notes(policyOptions)
