@@ -18,7 +18,14 @@ import * as PartitionMigration from "../../src/programs/store/PartitionMigration
 import type { Store } from "../../src/programs/store/Store.ts"
 import { eventually } from "../streams/Harness.ts"
 import { rawKeyItems } from "../support/RawTable.ts"
-import { eventTableLayer, openCompaction, openStore, openStoreChecked, tablePerFile } from "../support/TestStore.ts"
+import {
+  eventTableLayer,
+  openCompaction,
+  openStore,
+  openStoreChecked,
+  tablePerFile,
+  testLayoutLease
+} from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { changes, keyOf, startWatch } from "../support/Watching.ts"
 
@@ -38,7 +45,7 @@ const withTable = <A, E>(
   }))
 
 const migrate = (location: TestTable, layout: Layout) =>
-  withTable(location, layout, PartitionMigration.run({ concurrency: 4 }))
+  withTable(location, layout, PartitionMigration.run({ concurrency: 4, lease: testLayoutLease }))
 
 const recorded = (location: TestTable) =>
   Effect.orDie(LayoutRecord.readState(location).pipe(Effect.provide(eventTableLayer(location, { client }))))
@@ -236,7 +243,12 @@ describe("a layout migration", () => {
         const reports = yield* withTable(
           location,
           bucketed,
-          Stream.runCollect(Stream.take(PartitionMigration.migrate({ concurrency: 1 }), 5))
+          Stream.runCollect(
+            PartitionMigration.migrate({ concurrency: 1, lease: testLayoutLease }).pipe(
+              Stream.filter((report) => report.waitMillis === undefined),
+              Stream.take(5)
+            )
+          )
         )
         expect(reports.map((report) => report.moved)).toEqual([1, 2, 3, 4, 5])
         expect((yield* recorded(location))?.to).toEqual(bucketed)

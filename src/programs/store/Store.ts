@@ -24,6 +24,7 @@ import { isDueForExpiry, liveItem, presentRevision, reveal } from "../../domain/
 import type { Event } from "../../domain/Event.ts"
 import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
+import type { LayoutLease } from "../../domain/LayoutLease.ts"
 import type { Layout } from "../../domain/Partitioning.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
@@ -168,6 +169,12 @@ export interface StoreOptions {
    * only if the namespace's layout record agrees (see `LayoutRecord`).
    */
   readonly partitions?: Layout | undefined
+  /**
+   * How long the store serves on one confirmation of its layout by the namespace's layout record, which it re-reads
+   * in the background (see `LayoutLease`; `storage.layout_lease`); 30 s on AWS margins by default. Every process of a
+   * namespace must use the same lease (and write timeout): a layout migration waits for them before moving keys.
+   */
+  readonly layoutLease?: LayoutLease | undefined
 }
 
 /** Store tuning that suits most applications. */
