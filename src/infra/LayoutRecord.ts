@@ -4,8 +4,9 @@
  * its events into two partitions and fork it; so the first store opened with a layout records it (conditionally,
  * once), and every store after, layout or not, must agree with what is recorded or refuse to open. Changing a
  * layout moves keys between partitions: that is a migration's job, never a configuration change's. A migration
- * (`PartitionMigration`) records `to` beside the layout while it moves keys (see `LayoutTransition`): stores with
- * `to` serve in migrating mode, all others refuse; when it is done, `to` becomes the layout.
+ * (`PartitionMigration`) records `to` beside the layout while it moves keys (see `LayoutTransition`), and when it
+ * began (`begin`): stores with `to` serve in migrating mode, all others refuse, and stores already running re-read
+ * the record within their layout lease (see `LayoutLease`); when it is done, `to` becomes the layout.
  *
  * A namespace never opened with a layout has no record, and a store without a layout writes none: such a table
  * stays byte for byte what it was.

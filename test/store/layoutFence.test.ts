@@ -5,7 +5,7 @@
  * And a store whose layout record cannot be read stops serving once its lease lapses, and serves again after.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Stream } from "effect"
+import { Clock, Effect, Fiber, Stream } from "effect"
 import * as LayoutLease from "../../src/domain/LayoutLease.ts"
 import type { Layout } from "../../src/domain/Partitioning.ts"
 import { localMargins } from "../../src/domain/WriteFence.ts"
@@ -16,7 +16,7 @@ import { defaultActorOptions } from "../../src/programs/store/KeyActors.ts"
 import * as PartitionMigration from "../../src/programs/store/PartitionMigration.ts"
 import type { Store } from "../../src/programs/store/Store.ts"
 import { rawKeyItems } from "../support/RawTable.ts"
-import { eventTableLayer, makeClient, openStore, tablePerFile } from "../support/TestStore.ts"
+import { makeClient, openStore, tablePerFile, withLayout } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 
 const { client, freshLocation } = tablePerFile("fence")
@@ -37,11 +37,7 @@ const withTable = <A, E>(
   location: TestTable,
   layout: Layout,
   effect: Effect.Effect<A, E, EventTable | DataKeys | Dynamo>
-) =>
-  Effect.scoped(Effect.gen(function*() {
-    const context = yield* Layer.build(eventTableLayer({ ...location, partitions: layout }, { client }))
-    return yield* Effect.provide(effect, context)
-  }))
+) => withLayout(location, layout, client, effect)
 
 /** Puts 1, 2, 3… every 50 ms until a put fails: the values acknowledged, and the failure. */
 const writeUntilRefused = (store: Store["Service"], key: string) =>

@@ -5,7 +5,7 @@
  * partitioned prefix removed (its keys moved back to the default partition).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Stream } from "effect"
+import { Clock, Effect, Fiber, Stream } from "effect"
 import * as Key from "../../src/domain/Key.ts"
 import type { Layout } from "../../src/domain/Partitioning.ts"
 import type { DataKeys } from "../../src/infra/crypto/DataKeys.ts"
@@ -24,7 +24,8 @@ import {
   openStore,
   openStoreChecked,
   tablePerFile,
-  testLayoutLease
+  testLayoutLease,
+  withLayout
 } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { changes, keyOf, startWatch } from "../support/Watching.ts"
@@ -38,11 +39,7 @@ const withTable = <A, E>(
   location: TestTable,
   layout: Layout,
   effect: Effect.Effect<A, E, EventTable | DataKeys | Dynamo>
-) =>
-  Effect.scoped(Effect.gen(function*() {
-    const context = yield* Layer.build(eventTableLayer({ ...location, partitions: layout }, { client }))
-    return yield* Effect.provide(effect, context)
-  }))
+) => withLayout(location, layout, client, effect)
 
 const migrate = (location: TestTable, layout: Layout) =>
   withTable(location, layout, PartitionMigration.run({ concurrency: 4, lease: testLayoutLease }))

@@ -157,6 +157,18 @@ export const eventTableLayer = (
     Layer.provideMerge(Layer.succeed(Dynamo, Dynamo.fromClient(options.client ?? makeClient())))
   )
 
+/** Runs `effect` on the event table of `location` built with `layout` (a migration's runner, say), closed after. */
+export const withLayout = <A, E>(
+  location: TestTable,
+  layout: Layout,
+  client: DynamoDBClient,
+  effect: Effect.Effect<A, E, EventTable | DataKeys | Dynamo>
+): Effect.Effect<A, E> =>
+  Effect.scoped(Effect.gen(function*() {
+    const context = yield* Layer.build(eventTableLayer({ ...location, partitions: layout }, { client }))
+    return yield* Effect.provide(effect, context)
+  }))
+
 const testKeyMaterial = new Uint8Array(randomBytes(32))
 
 /** One keyring for a whole test file, so separate store instances can read each other's values. */

@@ -5,7 +5,8 @@
  * keeping seqs, revisions, values and expiries), and once no old partition holds such a key, records the new layout
  * as settled. Stores configured with the new layout serve meanwhile, reading a moving key at both places and moving
  * it before writing it (see `MigratingTable`); stores configured with the old layout refuse to open from the moment
- * the migration is recorded.
+ * the migration is recorded. Stores already running with the old layout stop serving within their layout lease (see
+ * `LayoutLease`), and the run moves nothing before they have lost it: `begin + drain` (12 min on AWS by default).
  *
  * Resumable: the record says a migration is under way, each key's move is idempotent and a pass looks for what is
  * left in the old partitions, so running it again after an interruption finishes the job.
