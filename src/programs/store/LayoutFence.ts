@@ -3,14 +3,16 @@
  * third of the lease, and the store's event table and history area serve an operation only while the store's layout
  * was confirmed within the lease (a clock compare per call, no I/O). A record that no longer allows the layout
  * supersedes the store for good (`LayoutSuperseded`); reads of the record that fail (throttled, unreachable) renew
- * nothing, so operations fail with `StorageFailure` once the lease lapses, until a read succeeds again.
+ * nothing, so operations fail once the lease lapses (`Throttled` when the last read was, else `StorageFailure`),
+ * until a read succeeds again.
  *
  * A store opening in migrating mode also waits, since its writes move keys, until every process with the old layout
  * has lost its lease ({@link LayoutFence.awaitMoves}).
  */
 import { Clock, Effect, Exit, Stream } from "effect"
 import type { Scope } from "effect"
-import { LayoutSuperseded, StorageFailure } from "../../domain/Errors.ts"
+import { LayoutSuperseded, StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { TableError } from "../../domain/Errors.ts"
 import * as LayoutLease from "../../domain/LayoutLease.ts"
 import type { Recorded } from "../../domain/LayoutTransition.ts"
 import * as Partitioning from "../../domain/Partitioning.ts"
@@ -22,8 +24,11 @@ import * as LayoutRecord from "../../infra/LayoutRecord.ts"
 
 /** A running store's hold on its layout. */
 export interface LayoutFence {
-  /** Succeeds while the store may serve; `LayoutSuperseded` for good, or `StorageFailure` while the lease lapsed. */
-  readonly check: Effect.Effect<void, LayoutSuperseded | StorageFailure>
+  /**
+   * Succeeds while the store may serve; `LayoutSuperseded` for good, or while the lease lapsed `Throttled` (the last
+   * read of the record was throttled) or `StorageFailure`.
+   */
+  readonly check: Effect.Effect<void, TableError>
   /** Waits until a recorded migration lets keys move (at once when none is recorded, or it has no begin time). */
   readonly awaitMoves: Effect.Effect<void>
 }
@@ -31,7 +36,7 @@ export interface LayoutFence {
 interface State {
   confirmedAt: number
   superseded: string | undefined
-  lastFailure: string | undefined
+  lastFailure: { readonly throttled: boolean; readonly message: string } | undefined
   begin: number | undefined
   waitLogged: boolean
 }
@@ -71,13 +76,14 @@ export const start = Effect.fnUntraced(function*(
     if (Exit.isFailure(read)) {
       const failure = read.cause.reasons.find((reason) => reason._tag === "Fail")
       const message = failure?._tag === "Fail" ? failure.error.message : "the read failed unexpectedly"
+      const throttled = failure?._tag === "Fail" && failure.error._tag === "Throttled"
       if (state.lastFailure === undefined) {
         yield* Effect.logWarning(
           `cannot read the layout record of namespace ${namespace}: ${message}; the store stops serving ` +
             `${lease.leaseMillis} ms after its last successful read unless a read succeeds before`
         )
       }
-      state.lastFailure = message
+      state.lastFailure = { throttled, message }
       return
     }
     if (state.lastFailure !== undefined) {
@@ -102,18 +108,18 @@ export const start = Effect.fnUntraced(function*(
 
   const check = Effect.flatMap(
     Clock.currentTimeMillis,
-    (now): Effect.Effect<void, LayoutSuperseded | StorageFailure> => {
+    (now): Effect.Effect<void, TableError> => {
       const standing = LayoutLease.standing(state, now, lease.leaseMillis)
       if (standing._tag === "Serving") return Effect.void
       if (standing._tag === "Superseded") return Effect.fail(superseded(standing.recorded))
+      const reason = `the layout record of namespace ${namespace} was last read ${standing.sinceMillis} ms ago, ` +
+        `longer than the store's lease (${lease.leaseMillis} ms)` +
+        (state.lastFailure === undefined ? "" : ` (${state.lastFailure.message})`) +
+        ": the store serves again once it can read the record"
       return Effect.fail(
-        new StorageFailure({
-          operation: "layout lease",
-          reason: `the layout record of namespace ${namespace} was last read ${standing.sinceMillis} ms ago, longer ` +
-            `than the store's lease (${lease.leaseMillis} ms)` +
-            (state.lastFailure === undefined ? "" : ` (${state.lastFailure})`) +
-            ": the store serves again once it can read the record"
-        })
+        state.lastFailure?.throttled === true
+          ? new Throttled({ operation: "layout lease", reason })
+          : new StorageFailure({ operation: "layout lease", reason })
       )
     }
   )
