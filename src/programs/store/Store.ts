@@ -170,9 +170,8 @@ export interface StoreOptions {
    */
   readonly partitions?: Layout | undefined
   /**
-   * How long the store serves on one confirmation of its layout by the namespace's layout record, which it re-reads
-   * in the background (see `LayoutLease`; `storage.layout_lease`); 30 s on AWS margins by default. Every process of a
-   * namespace must use the same lease (and write timeout): a layout migration waits for them before moving keys.
+   * How long the store serves on one confirmation of its layout by the record, re-read in the background (see
+   * `LayoutLease`, `storage.layout_lease`; `LayoutLease.defaultLease` by default); the same in every process.
    */
   readonly layoutLease?: LayoutLease | undefined
 }
