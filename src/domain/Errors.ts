@@ -182,8 +182,34 @@ export class TableSchemaMismatch extends Schema.TaggedError<TableSchemaMismatch>
   }
 }
 
+/**
+ * This process serves a partition layout (`storage.partitioned_prefixes`) that the namespace's layout record no
+ * longer allows: a migration away from it began, or the namespace settled on another layout while the process ran
+ * (see `LayoutLease`). Reading or writing through the old layout would see moved keys as missing and fork them, so
+ * every operation fails from then on: restart the process configured with the recorded layout.
+ */
+export class LayoutSuperseded extends Schema.TaggedError<LayoutSuperseded>()("LayoutSuperseded", {
+  namespace: Schema.String,
+  /** The layout this process serves, described (see `Partitioning.describe`). */
+  configured: Schema.String,
+  /** What the record says now, described. */
+  recorded: Schema.String
+}) {
+  override get message() {
+    return `namespace ${this.namespace} is ${this.recorded} now, but this process serves the layout ` +
+      `[${this.configured}]: it stopped reading and writing the namespace. Restart it configured with the recorded ` +
+      "layout (storage.partitioned_prefixes)"
+  }
+}
+
+/**
+ * Failures of reaching the table at all: DynamoDB's, or this process's partition layout no longer allowed
+ * (`LayoutSuperseded`).
+ */
+export type TableError = Throttled | StorageFailure | LayoutSuperseded
+
 /** Failures of the storage layer itself, shared by every operation. */
-export type StorageError = Throttled | StorageFailure | DecryptionFailed | Shredded
+export type StorageError = Throttled | StorageFailure | DecryptionFailed | Shredded | LayoutSuperseded
 
 /**
  * A key could not be relocated (see `Relocation`): its target already holds events that did not come from its source,

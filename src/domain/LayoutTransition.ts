@@ -20,6 +20,11 @@ export interface Transition {
 export interface Recorded {
   readonly layout: Layout
   readonly to?: Layout | undefined
+  /**
+   * When the migration to `to` was recorded (epoch ms, the runner's clock; see `LayoutLease.movesFrom`); undefined
+   * for one recorded before the record kept it.
+   */
+  readonly begin?: number | undefined
 }
 
 const sameEntry = (a: PartitionedPrefix, b: PartitionedPrefix): boolean =>
@@ -55,8 +60,11 @@ export const touches = (transition: Transition, lower: Uint8Array, upper: Uint8A
 export type Opening =
   /** Serve the configured layout as it is, recording it first when `record` (a namespace's first layout). */
   | { readonly _tag: "Settled"; readonly record: boolean }
-  /** Serve the configured layout while keys still move to it from `from` (see `Transition`). */
-  | { readonly _tag: "Migrating"; readonly from: Layout }
+  /**
+   * Serve the configured layout while keys still move to it from `from` (see `Transition`), the migration recorded
+   * at `begin` (see `Recorded`).
+   */
+  | { readonly _tag: "Migrating"; readonly from: Layout; readonly begin?: number | undefined }
   /** Refuse to open, saying why and what to do. */
   | { readonly _tag: "Refused"; readonly reason: string }
 
@@ -91,7 +99,9 @@ export const opening = (
         "process with the old layout, then run `dynastate partition-migrate` with the new one)"
     }
   }
-  if (Partitioning.same(recorded.to, configured)) return { _tag: "Migrating", from: recorded.layout }
+  if (Partitioning.same(recorded.to, configured)) {
+    return { _tag: "Migrating", from: recorded.layout, begin: recorded.begin }
+  }
   return {
     _tag: "Refused",
     reason: `the namespace is migrating from [${Partitioning.describe(recorded.layout)}] to ` +

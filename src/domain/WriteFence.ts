@@ -78,6 +78,12 @@ export interface Margins {
 /** Margins for AWS: {@link toleratedSkewMillis} of skew, a request applied up to its signature's validity late. */
 export const awsMargins: Margins = { skewMillis: toleratedSkewMillis, lateDeliveryMillis: signatureValidityMillis }
 
+/**
+ * Margins for DynamoDB Local on the machine itself (an `embedded` or loopback endpoint): one clock, and no network
+ * to hold a request back.
+ */
+export const localMargins: Margins = { skewMillis: 0, lateDeliveryMillis: 0 }
+
 /** The least settle time that keeps writers bound by `fence` safe under `margins` (see {@link isSafe}). */
 export const minimumSettleMillis = (fence: WriteFence, margins: Margins = awsMargins): number =>
   fence.maxStateAgeMillis + 2 * fence.writeTimeoutMillis + margins.lateDeliveryMillis + margins.skewMillis

@@ -6,7 +6,7 @@ import { DeleteItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsComm
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Option, Result, Stream } from "effect"
 import { DecryptionFailed, StorageFailure } from "../domain/Errors.ts"
-import type { Shredded, Throttled, ValueTooLarge } from "../domain/Errors.ts"
+import type { Shredded, TableError, Throttled, ValueTooLarge } from "../domain/Errors.ts"
 import type { Event } from "../domain/Event.ts"
 import { carriesValue } from "../domain/Event.ts"
 import * as SortKey from "../domain/SortKey.ts"
@@ -67,7 +67,7 @@ export const transactionItems = (writes: ReadonlyArray<TransactionWrite>): numbe
   writes.reduce((sum, write) => sum + 1 + (write.after === undefined ? 0 : write.after._tag === "None" ? 2 : 1), 0)
 
 /** Failures of reads. */
-export type ReadError = Throttled | StorageFailure | DecryptionFailed | Shredded | KeyringError
+export type ReadError = TableError | DecryptionFailed | Shredded | KeyringError
 
 /** The event log of one namespace of one table. */
 export class EventTable extends Context.Service<EventTable, {
@@ -95,13 +95,13 @@ export class EventTable extends Context.Service<EventTable, {
    * The events of a sort-key range, not decrypted, page by page (pages are DynamoDB's, up to 1 MB): range
    * reads decide by their clear attributes what to decrypt (most skip superseded events).
    */
-  readonly scan: (range: SortKeyRange) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
+  readonly scan: (range: SortKeyRange) => Stream.Stream<StoredEvent, TableError>
   /**
    * The buried tombstones of the graves filed from `lower` to `upper`
    * (inclusive; a grave is filed under `key ‖ 0x00`), in key order, as the
    * events they were in the live range (see `GraveRecord`).
    */
-  readonly graves: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
+  readonly graves: (lower: Uint8Array, upper: Uint8Array) => Stream.Stream<StoredEvent, TableError>
   /**
    * Decrypts an event read without decrypting ({@link scan}, the history area, a stream record, a view). With
    * `readChunks: false` a value stored in chunks is left unread: the event item's manifest is decrypted and checked,
@@ -115,12 +115,12 @@ export class EventTable extends Context.Service<EventTable, {
    */
   readonly landing: (event: Event) => Effect.Effect<Landing, ReadError>
   /** Deletes an appended event again if it is still there with its revision; whether it was deleted. */
-  readonly undo: (event: Event) => Effect.Effect<boolean, Throttled | StorageFailure>
+  readonly undo: (event: Event) => Effect.Effect<boolean, TableError>
   /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
   readonly transact: (
     writes: ReadonlyArray<TransactionWrite>,
     token: string
-  ) => Effect.Effect<void, TransactionCanceled | ValueTooLarge | KeyringError | Throttled | StorageFailure>
+  ) => Effect.Effect<void, TransactionCanceled | ValueTooLarge | KeyringError | TableError>
 }>()("dynastate/EventTable") {
   /**
    * The event table at a location, over the `Dynamo` client and the `DataKeys` that encrypt its values; values

@@ -7,7 +7,7 @@
  */
 import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { Context, Effect, Layer, Stream } from "effect"
-import type { StorageFailure, Throttled } from "../domain/Errors.ts"
+import type { StorageFailure, TableError, Throttled } from "../domain/Errors.ts"
 import * as SortKey from "../domain/SortKey.ts"
 import { Dynamo } from "./Dynamo.ts"
 import { Attr, attributesOf, partitionOf } from "./EventRecord.ts"
@@ -25,7 +25,7 @@ export type Removal = "removed" | "gone" | "replaced"
 /** Moves and reads superseded events. */
 export class HistoryArea extends Context.Service<HistoryArea, {
   /** The live events of a key up to and including `seq`, oldest first. */
-  readonly upTo: (key: string, seq: number) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
+  readonly upTo: (key: string, seq: number) => Stream.Stream<StoredEvent, TableError>
   /**
    * Copies an event into the history area; `expiresAt` (epoch seconds) lets DynamoDB's TTL remove it. A copy of
    * another event already at its seq stays: see {@link HistoryArea} `archive`'s condition.
@@ -56,7 +56,7 @@ export class HistoryArea extends Context.Service<HistoryArea, {
     history: { readonly expiresAt: number | undefined } | undefined
   ) => Effect.Effect<boolean, Throttled | StorageFailure>
   /** A key's archived events, oldest first (freed-seq markers left out: they hold no event). */
-  readonly archived: (key: string) => Stream.Stream<StoredEvent, Throttled | StorageFailure>
+  readonly archived: (key: string) => Stream.Stream<StoredEvent, TableError>
 }>()("dynastate/HistoryArea") {
   /** The history area of the event table's namespace. */
   static readonly layer: Layer.Layer<HistoryArea, never, EventTable | Dynamo> = Layer.effect(

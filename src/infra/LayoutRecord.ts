@@ -4,14 +4,15 @@
  * its events into two partitions and fork it; so the first store opened with a layout records it (conditionally,
  * once), and every store after, layout or not, must agree with what is recorded or refuse to open. Changing a
  * layout moves keys between partitions: that is a migration's job, never a configuration change's. A migration
- * (`PartitionMigration`) records `to` beside the layout while it moves keys (see `LayoutTransition`): stores with
- * `to` serve in migrating mode, all others refuse; when it is done, `to` becomes the layout.
+ * (`PartitionMigration`) records `to` beside the layout while it moves keys (see `LayoutTransition`), and when it
+ * began (`begin`): stores with `to` serve in migrating mode, all others refuse, and stores already running re-read
+ * the record within their layout lease (see `LayoutLease`); when it is done, `to` becomes the layout.
  *
  * A namespace never opened with a layout has no record, and a store without a layout writes none: such a table
  * stays byte for byte what it was.
  */
 import { GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
-import { Effect, Result } from "effect"
+import { Clock, Effect, Result } from "effect"
 import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import * as Key from "../domain/Key.ts"
 import * as LayoutTransition from "../domain/LayoutTransition.ts"
@@ -57,6 +58,9 @@ const parse = (text: string): Layout | undefined => {
 /** The attribute holding the layout a migration moves keys to (see `LayoutTransition`), while one is under way. */
 const toAttr = "to"
 
+/** The attribute holding when the migration was recorded (epoch ms, the runner's clock), while one is under way. */
+const beginAttr = "begin"
+
 const unreadable = (location: Pick<Location, "namespace">) =>
   new ConfigInvalid({
     field: layoutField,
@@ -78,7 +82,10 @@ export const readState = (location: Pick<Location, "table" | "namespace">) =>
     const toText = output.Item[toAttr]?.S
     const to = toText === undefined ? undefined : parse(toText)
     if (layout === undefined || (toText !== undefined && to === undefined)) return yield* unreadable(location)
-    return { layout, to } satisfies LayoutTransition.Recorded
+    const beginText = output.Item[beginAttr]?.N
+    const begin = beginText === undefined ? undefined : Number(beginText)
+    if (begin !== undefined && !Number.isSafeInteger(begin)) return yield* unreadable(location)
+    return { layout, to, begin } satisfies LayoutTransition.Recorded
   })
 
 /** The recorded layout of a namespace (the one migrated from, while a migration is under way): undefined when none. */
@@ -86,9 +93,9 @@ export const read = (location: Pick<Location, "table" | "namespace">) =>
   Effect.map(readState(location), (state) => state?.layout)
 
 /**
- * Records a migration from the recorded layout (`from`, none recorded when `[]` is the first) to `to`: on the
- * condition that the record is still what was read, so of two runners racing, one records and the other re-reads.
- * False when the record changed meanwhile.
+ * Records a migration from the recorded layout (`from`, none recorded when `[]` is the first) to `to`, with the time
+ * it is sent (`begin`, see `LayoutLease.movesFrom`): on the condition that the record is still what was read, so of
+ * two runners racing, one records and the other re-reads. False when the record changed meanwhile.
  */
 export const begin = Effect.fn("LayoutRecord.begin")(function*(
   location: Pick<Location, "table" | "namespace">,
@@ -97,6 +104,7 @@ export const begin = Effect.fn("LayoutRecord.begin")(function*(
 ) {
   const dynamo = yield* Dynamo
   const from = recorded?.layout ?? []
+  const now = yield* Clock.currentTimeMillis
   return yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
     client.send(
       new PutItemCommand({
@@ -104,7 +112,8 @@ export const begin = Effect.fn("LayoutRecord.begin")(function*(
         Item: {
           ...recordKey(location.namespace),
           [layoutAttr]: { S: JSON.stringify(Partitioning.canonical(from)) },
-          [toAttr]: { S: JSON.stringify(Partitioning.canonical(to)) }
+          [toAttr]: { S: JSON.stringify(Partitioning.canonical(to)) },
+          [beginAttr]: { N: String(now) }
         },
         ...(recorded === undefined
           ? { ConditionExpression: "attribute_not_exists(#pk)", ExpressionAttributeNames: { "#pk": Attr.partition } }

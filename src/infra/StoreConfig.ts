@@ -16,9 +16,11 @@ import { ConfigProvider, Effect, Option, Result } from "effect"
 import type { Redacted } from "effect"
 import * as fs from "node:fs"
 import { parse as parseYaml } from "yaml"
+import * as LayoutLease from "../domain/LayoutLease.ts"
 import type { Layout } from "../domain/Partitioning.ts"
 import type * as Retention from "../domain/Retention.ts"
 import type { SealedPrefix } from "../domain/SealedKeys.ts"
+import { awsMargins, localMargins } from "../domain/WriteFence.ts"
 import type { WriteFence, WriteMode } from "../domain/WriteFence.ts"
 import { ConfigInvalid } from "./config/ConfigInvalid.ts"
 import type { ConfigProblem } from "./config/ConfigInvalid.ts"
@@ -103,6 +105,12 @@ export interface StoreConfig {
   readonly writeFence: WriteFence
   /** How long compaction lets events settle; checked against `writeFence` at load (`WriteFence.isSafe`). */
   readonly settleMillis: number
+  /**
+   * How long a store serves on one confirmation of its layout by the namespace's layout record (`layout_lease`, 30 s
+   * by default; see `LayoutLease`): every process of a namespace must use the same, since a layout migration waits
+   * for it (with `write_timeout` and the margins, see {@link layoutLeaseOf}) before moving keys.
+   */
+  readonly layoutLeaseMillis: number
   /** Fenced single-item appends, or strict ones that check their predecessor (see `WriteMode`). */
   readonly writeMode: WriteMode
   /**
@@ -221,6 +229,7 @@ const assemble = (sources: Sources): Effect.Effect<StoreConfig, ConfigInvalid> =
   if (first !== undefined) return Effect.fail(ConfigInvalid.of([first, ...rest]))
   const {
     autoScaling: _autoScaling,
+    layoutLease,
     maxStateAge,
     readyMaxLag,
     shutdownTimeout,
@@ -236,6 +245,7 @@ const assemble = (sources: Sources): Effect.Effect<StoreConfig, ConfigInvalid> =
     ...config,
     watchTls: { cert: watchTlsCert, key: watchTlsKey, ca: watchTlsCa },
     otlpEndpoint,
+    layoutLeaseMillis: layoutLease,
     readyMaxLagMillis: readyMaxLag,
     shutdownTimeoutMillis: shutdownTimeout,
     writeFence: { maxStateAgeMillis: maxStateAge, writeTimeoutMillis: writeTimeout }
@@ -399,3 +409,23 @@ export const isEmbedded = (config: StoreConfig): boolean =>
     onNone: () => Option.isNone(config.region),
     onSome: (endpoint) => endpoint === "embedded"
   })
+
+const loopback = new Set(["127.0.0.1", "localhost", "[::1]"])
+
+/**
+ * Whether the store is DynamoDB Local on this machine (embedded, or an endpoint on the loopback address): one clock,
+ * and no network to hold a request back, so a layout migration needs no margins for them (see `WriteFence.Margins`).
+ */
+export const isOnThisMachine = (config: StoreConfig): boolean =>
+  isEmbedded(config) ||
+  Option.match(config.endpoint, {
+    onNone: () => false,
+    onSome: (endpoint) => loopback.has(URL.parse(endpoint)?.hostname ?? "")
+  })
+
+/**
+ * The layout lease of the configuration's processes (see `LayoutLease`): `layout_lease`, and how long a migration
+ * waits after it is recorded, from it, `write_timeout` and AWS's margins (none for DynamoDB Local on this machine).
+ */
+export const layoutLeaseOf = (config: StoreConfig): LayoutLease.LayoutLease =>
+  LayoutLease.make(config.layoutLeaseMillis, config.writeFence, isOnThisMachine(config) ? localMargins : awsMargins)

@@ -15,7 +15,13 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-cli-pmig-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
 const base = { DYNASTATE_KEYRING_FILE: path.join(dir, "keyring.key"), XDG_DATA_HOME: path.join(dir, "data") }
-const bucketed = { ...base, DYNASTATE_PARTITIONED_PREFIXES: "/nodes/:nodes:4" }
+// A short layout lease: on DynamoDB Local on this machine, keys move 1 s + 1 s (write timeout) after the record.
+const bucketed = {
+  ...base,
+  DYNASTATE_PARTITIONED_PREFIXES: "/nodes/:nodes:4",
+  DYNASTATE_LAYOUT_LEASE: "1s",
+  DYNASTATE_WRITE_TIMEOUT: "1s"
+}
 const table = freshTableName("cli-pmig")
 const cli = (args: ReadonlyArray<string>, env: Record<string, string> = base) =>
   runCli(["--endpoint", endpoint(), "--table", table, ...args], { env })
@@ -33,6 +39,9 @@ describe("dynastate partition-migrate", () => {
     const begun = await cli(["partition-migrate", "--begin"], bucketed)
     expect(begun.code).toBe(0)
     expect(begun.stdout).toContain("recorded a migration from [none (one partition)] to [/nodes/ → nodes (4 buckets)]")
+    expect(begun.stderr).toMatch(
+      /waiting \d+ms for processes with the old layout to lose their layout lease \(layout_lease 1s\) before keys move/
+    )
     const old = await cli(["get", "/nodes/beta"])
     expect(old.code).not.toBe(0)
     expect(old.stderr).toContain("only stores with the new layout")

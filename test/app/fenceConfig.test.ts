@@ -25,6 +25,10 @@ describe("the write fence from configuration", () => {
       expect(options.actors).toEqual({ ...defaultStoreOptions.actors, fence, writeMode: "strict" })
       expect(options.atomicWrite).toEqual({ ...defaultStoreOptions.atomicWrite, fence, writeMode: "strict" })
       expect(options.deleteConcurrency).toBe(3)
+      // The layout lease a layout migration waits for: the configuration's, with its write timeout.
+      expect(options.layoutLease).toEqual(StoreConfig.layoutLeaseOf(config))
+      // The embedded DynamoDB Local: lease + write timeout, no margins.
+      expect(options.layoutLease?.drainMillis).toBe(30_000 + 10_000)
       const compaction = WorkerLive.compactionOptions(config)
       expect(compaction).toMatchObject({
         settleMillis: 480_000,
@@ -59,5 +63,11 @@ describe("the write fence from configuration", () => {
         ).pipe(Effect.scoped)
       )
       expect(strict.message).toContain("write_mode")
+      const lease = yield* Effect.flip(
+        Layer.build(
+          StoreLive.layer(config, { ...defaultStoreOptions, layoutLease: { leaseMillis: 5_000, drainMillis: 5_000 } })
+        ).pipe(Effect.scoped)
+      )
+      expect(lease.message).toContain("storage.layout_lease")
     }))
 })

@@ -287,6 +287,28 @@ describe("StoreConfig.load", () => {
       expect(overridden.writeMode).toBe("fenced")
     }))
 
+  it.effect("layout_lease from YAML or the environment; a migration waits it, write_timeout and the margins", () =>
+    Effect.gen(function*() {
+      const file = yamlFile("storage:\n  layout_lease: 10s\n  write_timeout: 5s\n  region: eu-west-1\n")
+      const { config, lines } = yield* loaded({ file, env: {} })
+      expect(config.layoutLeaseMillis).toBe(10_000)
+      expect(lines).toEqual([])
+      // On AWS: 10 s + 5 s + 2 × 5 min late delivery + 1 min skew.
+      expect(StoreConfig.layoutLeaseOf(config)).toEqual({ leaseMillis: 10_000, drainMillis: 675_000 })
+      const { config: local } = yield* loaded({
+        file,
+        env: { DYNASTATE_LAYOUT_LEASE: "2s", DYNASTATE_ENDPOINT: "http://127.0.0.1:8000" }
+      })
+      // DynamoDB Local on this machine: no margins.
+      expect(StoreConfig.layoutLeaseOf(local)).toEqual({ leaseMillis: 2_000, drainMillis: 7_000 })
+      expect(
+        StoreConfig.isOnThisMachine({ ...local, endpoint: Option.some("https://dynamodb.eu-west-1.amazonaws.com") })
+      )
+        .toBe(false)
+      const refused = yield* invalid({ file: yamlFile("storage:\n  layout_lease: 0s\n"), env: {} })
+      expect(refused.message).toContain("storage.layout_lease")
+    }))
+
   it.effect("value_compression: none by default, gzip from YAML or the environment, anything else refused", () =>
     Effect.gen(function*() {
       expect((yield* loaded({ env: {} })).config.compression).toBe("none")
@@ -389,6 +411,7 @@ describe("StoreConfig.load", () => {
         shutdownTimeoutMillis: 30_000,
         otlpEndpoint: Option.none(),
         writeFence: { maxStateAgeMillis: 30_000, writeTimeoutMillis: 30_000 },
+        layoutLeaseMillis: 30_000,
         settleMillis: 600_000,
         writeMode: "fenced",
         compression: "none",

@@ -5,7 +5,7 @@
  * partitioned prefix removed (its keys moved back to the default partition).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Stream } from "effect"
+import { Clock, Effect, Fiber, Stream } from "effect"
 import * as Key from "../../src/domain/Key.ts"
 import type { Layout } from "../../src/domain/Partitioning.ts"
 import type { DataKeys } from "../../src/infra/crypto/DataKeys.ts"
@@ -18,7 +18,15 @@ import * as PartitionMigration from "../../src/programs/store/PartitionMigration
 import type { Store } from "../../src/programs/store/Store.ts"
 import { eventually } from "../streams/Harness.ts"
 import { rawKeyItems } from "../support/RawTable.ts"
-import { eventTableLayer, openCompaction, openStore, openStoreChecked, tablePerFile } from "../support/TestStore.ts"
+import {
+  eventTableLayer,
+  openCompaction,
+  openStore,
+  openStoreChecked,
+  tablePerFile,
+  testLayoutLease,
+  withLayout
+} from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { changes, keyOf, startWatch } from "../support/Watching.ts"
 
@@ -31,14 +39,10 @@ const withTable = <A, E>(
   location: TestTable,
   layout: Layout,
   effect: Effect.Effect<A, E, EventTable | DataKeys | Dynamo>
-) =>
-  Effect.scoped(Effect.gen(function*() {
-    const context = yield* Layer.build(eventTableLayer({ ...location, partitions: layout }, { client }))
-    return yield* Effect.provide(effect, context)
-  }))
+) => withLayout(location, layout, client, effect)
 
 const migrate = (location: TestTable, layout: Layout) =>
-  withTable(location, layout, PartitionMigration.run({ concurrency: 4 }))
+  withTable(location, layout, PartitionMigration.run({ concurrency: 4, lease: testLayoutLease }))
 
 const recorded = (location: TestTable) =>
   Effect.orDie(LayoutRecord.readState(location).pipe(Effect.provide(eventTableLayer(location, { client }))))
@@ -236,7 +240,12 @@ describe("a layout migration", () => {
         const reports = yield* withTable(
           location,
           bucketed,
-          Stream.runCollect(Stream.take(PartitionMigration.migrate({ concurrency: 1 }), 5))
+          Stream.runCollect(
+            PartitionMigration.migrate({ concurrency: 1, lease: testLayoutLease }).pipe(
+              Stream.filter((report) => report.waitMillis === undefined),
+              Stream.take(5)
+            )
+          )
         )
         expect(reports.map((report) => report.moved)).toEqual([1, 2, 3, 4, 5])
         expect((yield* recorded(location))?.to).toEqual(bucketed)

@@ -9,6 +9,7 @@ import { Context, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
 import { afterAll, beforeAll, inject } from "vitest"
+import type { LayoutLease } from "../../src/domain/LayoutLease.ts"
 import type { Layout } from "../../src/domain/Partitioning.ts"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import { DataKeys, defaultDataKeyPolicy } from "../../src/infra/crypto/DataKeys.ts"
@@ -93,6 +94,12 @@ export const tablePerFile = (label: string) => {
   }
 }
 
+/**
+ * The layout lease of test stores and migration runs unless a test gives its own (see `LayoutLease`): a lease of 2 s
+ * (re-read every 667 ms, so a slow DynamoDB Local does not lapse it), and keys move 2 s after a migration is recorded.
+ */
+export const testLayoutLease: LayoutLease = { leaseMillis: 2_000, drainMillis: 2_000 }
+
 /** Options for {@link openStore}. */
 export interface OpenStoreOptions {
   readonly client?: DynamoDBClient | undefined
@@ -124,7 +131,7 @@ export const openStoreChecked = (
 ) =>
   Effect.gen(function*() {
     const client = options.client ?? makeClient()
-    const layer = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
+    const layer = Store.layer({ ...defaultStoreOptions, layoutLease: testLayoutLease, ...options.storeOptions }).pipe(
       Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
       Layer.provideMerge(eventTableLayer(location, { ...options, client }))
     )
@@ -149,6 +156,18 @@ export const eventTableLayer = (
     Layer.provide(options.keyring ?? sharedKeyring),
     Layer.provideMerge(Layer.succeed(Dynamo, Dynamo.fromClient(options.client ?? makeClient())))
   )
+
+/** Runs `effect` on the event table of `location` built with `layout` (a migration's runner, say), closed after. */
+export const withLayout = <A, E>(
+  location: TestTable,
+  layout: Layout,
+  client: DynamoDBClient,
+  effect: Effect.Effect<A, E, EventTable | DataKeys | Dynamo>
+): Effect.Effect<A, E> =>
+  Effect.scoped(Effect.gen(function*() {
+    const context = yield* Layer.build(eventTableLayer({ ...location, partitions: layout }, { client }))
+    return yield* Effect.provide(effect, context)
+  }))
 
 const testKeyMaterial = new Uint8Array(randomBytes(32))
 

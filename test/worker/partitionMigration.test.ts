@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import type { Layout } from "../../src/domain/Partitioning.ts"
 import * as PartitionMigration from "../../src/programs/store/PartitionMigration.ts"
-import { eventTableLayer, openStore } from "../support/TestStore.ts"
+import { eventTableLayer, openStore, testLayoutLease } from "../support/TestStore.ts"
 import { bytes, eventually, freshEnv, recorder, startWorker, text } from "./support.ts"
 
 const bucketed: Layout = [{ prefix: "/nodes/", name: "nodes", buckets: 4 }]
@@ -29,7 +29,7 @@ describe("the worker over a layout migration", () => {
         const location = { ...env.location, partitions: bucketed }
         const last = yield* Effect.scoped(Effect.gen(function*() {
           const context = yield* Layer.build(eventTableLayer(location, { client: env.client }))
-          return yield* PartitionMigration.run().pipe(Effect.provide(context))
+          return yield* PartitionMigration.run({ lease: testLayoutLease }).pipe(Effect.provide(context))
         }))
         expect(last).toMatchObject({ found: keys.length, moved: keys.length, done: true })
 

@@ -32,7 +32,14 @@ import type { Retention } from "../../src/programs/worker/projections/HistoryPro
 import { defaultWorkerOptions, ProjectionWorker } from "../../src/programs/worker/ProjectionWorker.ts"
 import type { WorkerOptions, WorkerStatus } from "../../src/programs/worker/ProjectionWorker.ts"
 import { rawPartition } from "../support/RawTable.ts"
-import { eventTableLayer, freshTableName, makeClient, provisionTable, streamsConfig } from "../support/TestStore.ts"
+import {
+  eventTableLayer,
+  freshTableName,
+  makeClient,
+  provisionTable,
+  streamsConfig,
+  testLayoutLease
+} from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 
 const encoder = new TextEncoder()
@@ -170,15 +177,16 @@ export const startWorker = (env: Env, options: TestWorkerOptions): Effect.Effect
         apply: (event: Event) => Effect.suspend(() => (gate.dead ? Effect.void : projection.apply(event)))
       })
     )
-    const services = Store.layer({ ...defaultStoreOptions, ...options.storeOptions }).pipe(
-      Layer.provideMerge(
-        Layer.succeed(
-          StreamsApi,
-          options.streams === undefined ? fromClients(dynamo, streams) : gatedStreams(options.streams, gate)
-        )
-      ),
-      Layer.provideMerge(eventTableLayer(env.location, { client: dynamo }))
-    )
+    const services = Store.layer({ ...defaultStoreOptions, layoutLease: testLayoutLease, ...options.storeOptions })
+      .pipe(
+        Layer.provideMerge(
+          Layer.succeed(
+            StreamsApi,
+            options.streams === undefined ? fromClients(dynamo, streams) : gatedStreams(options.streams, gate)
+          )
+        ),
+        Layer.provideMerge(eventTableLayer(env.location, { client: dynamo }))
+      )
     const layer = workerLayer(
       testWorkerOptions(env, options),
       { retention: options.retention ?? { _tag: "Forever" }, settleMillis: options.settleMillis ?? 0 },

@@ -5,6 +5,7 @@
  * provisioned`) rather than as a schema error.
  */
 import { Option, Redacted, Result } from "effect"
+import * as LayoutLease from "../../domain/LayoutLease.ts"
 import * as Partitioning from "../../domain/Partitioning.ts"
 import type { Layout, PartitionedPrefix } from "../../domain/Partitioning.ts"
 import * as Retention from "../../domain/Retention.ts"
@@ -201,6 +202,7 @@ export const fields = {
   maxStateAge: field("max_state_age", duration, defaultWriteFence.maxStateAgeMillis),
   writeTimeout: field("write_timeout", duration, defaultWriteFence.writeTimeoutMillis),
   settleMillis: field("compaction_settle", duration, defaultSettleMillis),
+  layoutLease: field("layout_lease", duration, LayoutLease.defaultLeaseMillis),
   writeMode: field("write_mode", literals<WriteMode>(["fenced", "strict"]), "fenced" as WriteMode),
   compression: field("value_compression", literals<Compression>(["none", "gzip"]), "none" as Compression),
   sealedPrefixes: field("sealed_prefixes", sealedPrefixes, [] as ReadonlyArray<SealedPrefix>, { list: true }),

@@ -6,7 +6,7 @@
  */
 import type { Result } from "effect"
 import { Stream } from "effect"
-import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { StorageFailure, TableError, Throttled } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import type { AttributeMap, Dynamo } from "../Dynamo.ts"
@@ -29,13 +29,13 @@ const eventRange = (key: string | undefined) =>
 export const live = (
   table: EventTable["Service"],
   key?: string
-): Stream.Stream<StoredEvent, Throttled | StorageFailure> => table.scan(eventRange(key))
+): Stream.Stream<StoredEvent, TableError> => table.scan(eventRange(key))
 
 /** Every event copy of the history area (of `key` only, when given), in key order, each key's newest first. */
 export const history = (
   table: EventTable["Service"],
   key?: string
-): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
+): Stream.Stream<StoredEvent, TableError> =>
   table.scan({ ...eventRange(key), area: "history" }).pipe(
     Stream.filter((stored) => !isFreedMarker(stored.item))
   )

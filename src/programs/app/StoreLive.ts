@@ -29,7 +29,7 @@ import type { Location } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { EventTableOptions } from "../../infra/EventTable.ts"
 import * as SharedDynamoDBLocal from "../../infra/local/SharedDynamoDBLocal.ts"
-import { ConfigInvalid, fromConfig, isEmbedded, load } from "../../infra/StoreConfig.ts"
+import { ConfigInvalid, fromConfig, isEmbedded, layoutLeaseOf, load } from "../../infra/StoreConfig.ts"
 import type { ConfigProblem, StoreConfig } from "../../infra/StoreConfig.ts"
 import * as RelayTls from "../../infra/streams/RelayTls.ts"
 import { fromClients, StreamsApi } from "../../infra/streams/StreamsApi.ts"
@@ -256,10 +256,17 @@ const layoutOf = (config: StoreConfig, partitions: Layout | undefined): Layout |
   config.partitionedPrefixes.length > 0 ? config.partitionedPrefixes : partitions
 
 /**
+<<<<<<< HEAD
  * Store options with the configuration's write fence and write mode (`max_state_age`, `write_timeout`,
  * `write_mode`): the configuration is what the worker checks its settle time against, so it wins over `options`.
  * Watches read through the worker at `watch_endpoint` (with `tls`, the configuration's `RelayTls.load`ed) unless
  * `options` names a relay of its own.
+=======
+ * Store options with the configuration's write fence, write mode and layout lease (`max_state_age`, `write_timeout`,
+ * `write_mode`, `layout_lease`): the configuration is what the worker checks its settle time against and what a
+ * layout migration waits for, so it wins over `options`.
+ * Watches read through the worker at `watch_endpoint` unless `options` names a relay of its own.
+>>>>>>> fence
  */
 export const storeOptions = (
   config: StoreConfig,
@@ -276,7 +283,9 @@ export const storeOptions = (
   // Likewise the layout: the namespace's record makes sure every process routes alike (see `LayoutRecord`).
   partitions: layoutOf(config, options.partitions),
   actors: { ...options.actors, fence: config.writeFence, writeMode: config.writeMode },
-  atomicWrite: { ...options.atomicWrite, fence: config.writeFence, writeMode: config.writeMode }
+  atomicWrite: { ...options.atomicWrite, fence: config.writeFence, writeMode: config.writeMode },
+  // Every process of a namespace must hold the same layout lease: a layout migration waits for it.
+  layoutLease: layoutLeaseOf(config)
 })
 
 /**
@@ -304,6 +313,14 @@ export const conflictingOptions = (config: StoreConfig, options: StoreOptions): 
           `${config.writeMode}: set write_mode in the configuration`
       })
     }
+  }
+  const lease = options.layoutLease
+  if (lease !== undefined && lease.leaseMillis !== config.layoutLeaseMillis) {
+    problems.push({
+      field: "storage.layout_lease",
+      reason: `the store options' layoutLease (${lease.leaseMillis} ms) differs from the configuration's ` +
+        `(${config.layoutLeaseMillis} ms): every process of a namespace must hold the same, set layout_lease`
+    })
   }
   const partitions = options.partitions
   if (

@@ -18,7 +18,7 @@
  * audit's to judge.
  */
 import { Clock, Effect, Option, Result, Stream } from "effect"
-import type { DecryptionFailed, Shredded, StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { DecryptionFailed, Shredded, StorageFailure, TableError } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
 import * as LayoutTransition from "../../domain/LayoutTransition.ts"
 import type { Transition } from "../../domain/LayoutTransition.ts"
@@ -85,8 +85,7 @@ export interface AuditOptions {
 
 /** What stops an audit before it can judge (the table cannot be read, the keyring fails, a bad checkpoint). */
 export type AuditError =
-  | Throttled
-  | StorageFailure
+  | TableError
   | KeyringError
   | Checkpoint.CheckpointInvalid
   | Checkpoint.CheckpointWriteFailed
@@ -228,7 +227,7 @@ export const audit = Effect.fn("Audit.audit")(function*(
       const keys = heads.flatMap((head) => (head === undefined ? [] : [head[0]]))
       if (keys.length === 0) break
       const key = keys.reduce((lowest, other) => (Key.compare(other, lowest) < 0 ? other : lowest))
-      const take = (source: Cursor.Cursor<Group, Throttled | StorageFailure>, head: Group | undefined) =>
+      const take = (source: Cursor.Cursor<Group, TableError>, head: Group | undefined) =>
         head !== undefined && head[0] === key ? Effect.as(source.take, head) : Effect.succeed(undefined)
       const graveGroup = yield* take(graves, heads[2])
       if (graveGroup?.[2] !== undefined) note({ kind: "corrupt-grave", key, seq: undefined, detail: graveGroup[2] })

@@ -4,7 +4,7 @@
  */
 import { Clock, Effect, Option, Stream } from "effect"
 import { HistoryGap, NotFound } from "../../domain/Errors.ts"
-import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { TableError } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import { itemRevision, liveItem } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
@@ -30,7 +30,7 @@ const storedEvents = (
   area: HistoryArea["Service"],
   key: string,
   before?: string | undefined
-): Effect.Effect<ReadonlyArray<StoredEvent>, Throttled | StorageFailure> =>
+): Effect.Effect<ReadonlyArray<StoredEvent>, TableError> =>
   Effect.gen(function*() {
     // A key being relocated (see `Relocation`) has its events under its old stored key, its new one, or both while
     // it moves (the same seq and revision): the old one is read first, so whichever moment the move happens, the
@@ -97,7 +97,7 @@ export const eventsBetween = (
   after: number,
   before: number,
   options?: DecodeOptions
-): Effect.Effect<Between, Throttled | StorageFailure | KeyringError> =>
+): Effect.Effect<Between, TableError | KeyringError> =>
   Effect.gen(function*() {
     const wanted = (yield* storedEvents(table, area, key)).filter((stored) => stored.seq > after && stored.seq < before)
     const found: Array<Event> = []

@@ -23,7 +23,7 @@ import * as SortKey from "../../domain/SortKey.ts"
 import { partitionOf, sortKeyOf as itemSortKey } from "../../infra/EventRecord.ts"
 import type { StoredEvent } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
-import type { SortKeyRange } from "../../infra/EventTable.ts"
+import type { ReadError, SortKeyRange } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import { keyPartition, liveOfArea } from "../../infra/PartitionKeys.ts"
 import type { Relocation, RelocationError } from "../../infra/Relocation.ts"
@@ -83,7 +83,7 @@ const sortKeyOf = (stored: StoredEvent): Uint8Array => itemSortKey(stored.item)
 const graveOrder = (stored: StoredEvent): Uint8Array => SortKey.keyPrefix(stored.key)
 
 /** A relocation failure as the event table's callers know failures: a conflict is a storage failure to retry. */
-const asStorage = <E extends RelocationError>(error: E) =>
+const asStorage = <E extends RelocationError | ReadError>(error: E) =>
   error._tag === "RelocationConflict"
     ? new StorageFailure({ operation: "relocate", reason: error.message })
     : error as Exclude<E, { readonly _tag: "RelocationConflict" }>

@@ -12,7 +12,7 @@
  * events are dropped before anything is decrypted; callers decrypt what is left.
  */
 import { Clock, Effect, Stream } from "effect"
-import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { TableError } from "../../domain/Errors.ts"
 import { carriesValue } from "../../domain/Event.ts"
 import { isExpired } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
@@ -132,7 +132,7 @@ const mergeByKey = <E, R>(
 const withGraves = (
   table: EventTable["Service"],
   range: SortKeyRange
-): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
+): Stream.Stream<StoredEvent, TableError> =>
   Stream.suspend(() => {
     let previous: string | undefined
     let gravesFrom = range.lower
@@ -159,7 +159,7 @@ export const read = (
   table: EventTable["Service"],
   keys: Keys,
   options: ReadOptions
-): Stream.Stream<StoredEvent, Throttled | StorageFailure> => {
+): Stream.Stream<StoredEvent, TableError> => {
   const descending = options.include !== "graves" && (options.descending ?? false)
   const newest = Stream.fromIterable(rangesOf(keys, descending)).pipe(
     Stream.flatMap((range) =>

@@ -5,14 +5,16 @@
  * keeping seqs, revisions, values and expiries), and once no old partition holds such a key, records the new layout
  * as settled. Stores configured with the new layout serve meanwhile, reading a moving key at both places and moving
  * it before writing it (see `MigratingTable`); stores configured with the old layout refuse to open from the moment
- * the migration is recorded.
+ * the migration is recorded. Stores already running with the old layout stop serving within their layout lease (see
+ * `LayoutLease`), and the run moves nothing before they have lost it: `begin + drain` (12 min on AWS by default).
  *
  * Resumable: the record says a migration is under way, each key's move is idempotent and a pass looks for what is
  * left in the old partitions, so running it again after an interruption finishes the job.
  */
-import { Effect, Result, Stream } from "effect"
-import type { RelocationConflict, StorageFailure, Throttled } from "../../domain/Errors.ts"
+import { Clock, Effect, Result, Stream } from "effect"
+import type { RelocationConflict, StorageFailure, TableError, Throttled } from "../../domain/Errors.ts"
 import * as Key from "../../domain/Key.ts"
+import * as LayoutLease from "../../domain/LayoutLease.ts"
 import * as LayoutTransition from "../../domain/LayoutTransition.ts"
 import type { Transition } from "../../domain/LayoutTransition.ts"
 import type { Layout } from "../../domain/Partitioning.ts"
@@ -36,16 +38,41 @@ export interface PartitionProgress {
   readonly failed: number
   /** Set on the last report: whether nothing is left in an old partition (the new layout is then settled). */
   readonly done?: boolean | undefined
+  /**
+   * Set on a first report when keys may not move yet: how long the run waits for processes with the old layout to
+   * lose their layout lease (see `LayoutLease.movesFrom`).
+   */
+  readonly waitMillis?: number | undefined
 }
 
-/** How hard to migrate. */
+/** How hard to migrate, and what the namespace's processes are bound by. */
 export interface PartitionMigrationOptions {
   /** Keys moved at once (default 8). */
   readonly concurrency?: number | undefined
+  /**
+   * The layout lease of the namespace's processes (`storage.layout_lease` and `write_timeout`, on AWS's margins):
+   * no key moves before they have lost it (`LayoutLease.defaultLease` by default: 12 min after the record).
+   */
+  readonly lease?: LayoutLease.LayoutLease | undefined
 }
 
+/**
+ * How long from now until keys of the namespace's recorded migration may move: 0 when they may (or no migration
+ * with a begin time is recorded), else the time processes with the old layout need to lose their layout lease.
+ */
+export const untilMoves = (
+  options: Pick<PartitionMigrationOptions, "lease"> = {}
+): Effect.Effect<number, ConfigInvalid | Throttled | StorageFailure, EventTable | Dynamo> =>
+  Effect.gen(function*() {
+    const table = yield* EventTable
+    const recorded = yield* LayoutRecord.readState(table.location)
+    if (recorded?.to === undefined || recorded.begin === undefined) return 0
+    const from = LayoutLease.movesFrom(recorded.begin, options.lease ?? LayoutLease.defaultLease)
+    return Math.max(0, from - (yield* Clock.currentTimeMillis))
+  })
+
 /** Failures of a migration run; running it again resumes it. */
-export type PartitionMigrationError = ConfigInvalid | Relocation.RelocationError | Throttled | StorageFailure
+export type PartitionMigrationError = ConfigInvalid | Relocation.RelocationError | TableError
 
 /** Passes before giving up on items that keep appearing in old partitions (a compaction lagging behind). */
 const maxPasses = 3
@@ -54,7 +81,7 @@ const maxPasses = 3
 const keysToMove = (source: EventTable["Service"], transition: Transition) =>
   Effect.gen(function*() {
     const keys = new Set<string>()
-    const add = (stream: Stream.Stream<{ readonly key: string }, Throttled | StorageFailure>) =>
+    const add = (stream: Stream.Stream<{ readonly key: string }, TableError>) =>
       Stream.runForEach(stream, (stored) =>
         Effect.sync(() => {
           if (LayoutTransition.moves(transition, stored.key)) keys.add(stored.key)
@@ -136,6 +163,7 @@ export const migrate = (
     )
     const relocation = Relocation.make(dynamo, dataKeys)
     const progress = { transition, found: 0, moved: 0, failed: 0 }
+    const waitMillis = yield* untilMoves(options).pipe(Effect.provideService(Dynamo, dynamo))
     const moveOne = (key: string) =>
       Effect.gen(function*() {
         const outcome = yield* Effect.result(
@@ -170,7 +198,20 @@ export const migrate = (
           return Stream.make({ ...progress, done: !left })
         }))
       )
-    return pass(1)
+    if (waitMillis === 0) return pass(1)
+    // Nothing moves before every process with the old layout has lost its lease (see `LayoutLease`).
+    const waiting = Effect.andThen(
+      Effect.logInfo(
+        `namespace ${target.location.namespace}: waiting ${waitMillis} ms for processes with the old layout to ` +
+          "lose their layout lease before moving keys"
+      ),
+      Effect.sleep(waitMillis)
+    )
+    const first: PartitionProgress = { ...progress, waitMillis }
+    return Stream.concat(
+      Stream.make(first),
+      Stream.unwrap(Effect.as(waiting, pass(1)))
+    )
   }))
 
 /**

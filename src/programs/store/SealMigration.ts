@@ -9,7 +9,7 @@
  */
 import { Effect, Stream } from "effect"
 import { BadParameter } from "../../domain/Errors.ts"
-import type { RelocationConflict, StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { RelocationConflict, TableError } from "../../domain/Errors.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import * as SortKey from "../../domain/SortKey.ts"
@@ -47,8 +47,7 @@ export type SealMigrationError =
   | BadParameter
   | KeySealer.SealError
   | Relocation.RelocationError
-  | Throttled
-  | StorageFailure
+  | TableError
 
 /** Passes over one prefix before giving up on items that keep appearing in clear (a compaction lagging behind). */
 const maxPasses = 3
@@ -58,7 +57,7 @@ const clearKeys = (table: EventTable["Service"], prefix: string) =>
   Effect.gen(function*() {
     const range = SealedFallback.clearRange(prefix)
     const keys = new Set<string>()
-    const add = (stream: Stream.Stream<{ readonly key: string }, Throttled | StorageFailure>) =>
+    const add = (stream: Stream.Stream<{ readonly key: string }, TableError>) =>
       Stream.runForEach(stream, (stored) => Effect.sync(() => keys.add(stored.key)))
     yield* add(table.scan(range))
     yield* add(table.graves(SortKey.keyPrefix(`${prefix}\u0002`), range.upper))

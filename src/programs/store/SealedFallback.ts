@@ -6,7 +6,7 @@
  */
 import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
 import { SealedRangeTooLarge } from "../../domain/Errors.ts"
-import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { TableError } from "../../domain/Errors.ts"
 import { callerKey, liveItem } from "../../domain/Event.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
@@ -44,11 +44,10 @@ const sealedRange = (prefix: string): SortKeyRange => ({
 export const holdsClearKeys = (
   table: EventTable["Service"],
   prefix: string
-): Effect.Effect<boolean, Throttled | StorageFailure> =>
+): Effect.Effect<boolean, TableError> =>
   Effect.gen(function*() {
     const range = clearRange(prefix)
-    const found = (stream: Stream.Stream<unknown, Throttled | StorageFailure>) =>
-      Effect.map(Stream.runHead(stream), Option.isSome)
+    const found = (stream: Stream.Stream<unknown, TableError>) => Effect.map(Stream.runHead(stream), Option.isSome)
     if (yield* found(table.scan(range))) return true
     if (yield* found(table.graves(Key.toBytes(`${prefix}\u0002`), range.upper))) return true
     return yield* found(table.scan({ ...range, area: "history" }))
@@ -58,7 +57,7 @@ export const holdsClearKeys = (
 export const migrating = (
   table: EventTable["Service"],
   prefixes: ReadonlyArray<SealedPrefix>
-): Effect.Effect<ReadonlyArray<SealedPrefix>, Throttled | StorageFailure> =>
+): Effect.Effect<ReadonlyArray<SealedPrefix>, TableError> =>
   Effect.filter(prefixes, (entry) => holdsClearKeys(table, entry.prefix))
 
 /**

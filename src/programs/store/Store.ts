@@ -24,6 +24,7 @@ import { isDueForExpiry, liveItem, presentRevision, reveal } from "../../domain/
 import type { Event } from "../../domain/Event.ts"
 import type { Item, ItemInput, Lease } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
+import type { LayoutLease } from "../../domain/LayoutLease.ts"
 import type { Layout } from "../../domain/Partitioning.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
@@ -169,6 +170,11 @@ export interface StoreOptions {
    * only if the namespace's layout record agrees (see `LayoutRecord`).
    */
   readonly partitions?: Layout | undefined
+  /**
+   * How long the store serves on one confirmation of its layout by the record, re-read in the background (see
+   * `LayoutLease`, `storage.layout_lease`; `LayoutLease.defaultLease` by default); the same in every process.
+   */
+  readonly layoutLease?: LayoutLease | undefined
 }
 
 /** Store tuning that suits most applications. */

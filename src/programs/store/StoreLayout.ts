@@ -4,8 +4,9 @@
  * the store's layout (see `LayoutTransition`), the store is served by a table that finds each key at its old
  * partition or its new one and moves a key before writing it (see `MigratingTable`).
  */
-import { Context, Effect, Layer, Option, Result } from "effect"
+import { Clock, Context, Effect, Layer, Option, Result } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import * as LayoutLease from "../../domain/LayoutLease.ts"
 import type { Transition } from "../../domain/LayoutTransition.ts"
 import * as LayoutTransition from "../../domain/LayoutTransition.ts"
 import * as Partitioning from "../../domain/Partitioning.ts"
@@ -17,6 +18,7 @@ import { EventTable } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
 import * as LayoutRecord from "../../infra/LayoutRecord.ts"
 import * as Relocation from "../../infra/Relocation.ts"
+import * as LayoutFence from "./LayoutFence.ts"
 import { LayoutMigration } from "./LayoutMigration.ts"
 import * as MigratingTable from "./MigratingTable.ts"
 import type { StoreOptions } from "./Store.ts"
@@ -47,10 +49,13 @@ export const settle = Effect.fnUntraced(function*(
 
 /**
  * The event table and history area a store serves through, after {@link settle}: the given ones when the namespace
- * is settled on the store's layout, or ones serving both layouts while a migration moves keys to it.
+ * is settled on the store's layout, or ones serving both layouts while a migration moves keys to it. Either way
+ * fenced by the store's layout lease (see `LayoutFence`): they serve only while the record allows the layout. A store
+ * opening in migrating mode first waits until processes with the old layout have lost their leases, since its writes
+ * move keys.
  */
 export const layer = (
-  options: Pick<StoreOptions, "partitions" | "sealed">
+  options: Pick<StoreOptions, "partitions" | "sealed" | "layoutLease">
 ): Layer.Layer<
   EventTable | HistoryArea | LayoutMigration,
   ConfigInvalid | Throttled | StorageFailure,
@@ -59,13 +64,21 @@ export const layer = (
   Layer.effectContext(Effect.gen(function*() {
     const target = yield* EventTable
     const area = yield* HistoryArea
+    const confirmedAt = yield* Clock.currentTimeMillis
     const opening = yield* settle(target.location, options)
+    const lease = yield* LayoutFence.start(target.location, options.layoutLease ?? LayoutLease.defaultLease, {
+      confirmedAt,
+      recorded: opening._tag === "Migrating"
+        ? { layout: opening.from, to: target.location.partitions ?? [], begin: opening.begin }
+        : undefined
+    })
     if (opening._tag !== "Migrating") {
-      return Context.make(EventTable, target).pipe(
-        Context.add(HistoryArea, area),
+      const fenced = LayoutFence.fenceTable(target, lease.check)
+      return Context.make(EventTable, fenced).pipe(
+        Context.add(HistoryArea, LayoutFence.fenceArea(area, lease.check)),
         Context.add(
           LayoutMigration,
-          LayoutMigration.of({ transition: undefined, table: target, movedAway: () => Effect.succeed(false) })
+          LayoutMigration.of({ transition: undefined, table: fenced, movedAway: () => Effect.succeed(false) })
         )
       )
     }
@@ -84,15 +97,21 @@ export const layer = (
       Effect.provide(HistoryArea.layer, { local: true }),
       Effect.provideService(EventTable, source)
     )
+    // Writes move keys: not before every process with the old layout has lost its lease (see `LayoutLease`).
+    yield* lease.awaitMoves
     const relocation = Relocation.make(yield* Dynamo, yield* DataKeys)
     const serving = MigratingTable.servingTable(source, target, transition, relocation)
-    return Context.make(EventTable, serving).pipe(
-      Context.add(HistoryArea, MigratingTable.servingArea(sourceArea, area, transition)),
+    const fenced = LayoutFence.fenceTable(serving, lease.check)
+    return Context.make(EventTable, fenced).pipe(
+      Context.add(
+        HistoryArea,
+        LayoutFence.fenceArea(MigratingTable.servingArea(sourceArea, area, transition), lease.check)
+      ),
       Context.add(
         LayoutMigration,
         LayoutMigration.of({
           transition,
-          table: serving,
+          table: fenced,
           movedAway: (key, seq) =>
             LayoutTransition.moves(transition, key)
               ? Effect.map(target.latestState(key), (latest) => Option.isSome(latest) && latest.value.seq >= seq)

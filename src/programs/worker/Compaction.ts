@@ -12,7 +12,7 @@
  * can never find a sort key freed under it.
  */
 import { Clock, Context, Effect, Layer, Stream } from "effect"
-import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { StorageFailure, TableError, Throttled } from "../../domain/Errors.ts"
 import type { Retention } from "../../domain/Retention.ts"
 import { defaultSettleMillis, hasSettled } from "../../domain/WriteFence.ts"
 import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
@@ -118,7 +118,7 @@ export const compactKeyRead = Effect.fnUntraced(function*(
   seq: number,
   tombstone: boolean,
   options: CompactionOptions
-): Effect.fn.Return<Compacted & { readonly read: ReadonlyArray<StoredEvent> }, Throttled | StorageFailure> {
+): Effect.fn.Return<Compacted & { readonly read: ReadonlyArray<StoredEvent> }, TableError> {
   // Oldest first; the live events of a key up to `seq` are consecutive.
   const read = [...yield* Stream.runCollect(area.upTo(key, seq))]
   const compacted = yield* compactEvents(area, key, read, seq, tombstone, options)
@@ -135,7 +135,7 @@ export const compactKey = (
   seq: number,
   tombstone: boolean,
   options: CompactionOptions
-): Effect.Effect<number | undefined, Throttled | StorageFailure> =>
+): Effect.Effect<number | undefined, TableError> =>
   Effect.map(compactKeyRead(area, key, seq, tombstone, options), (compacted) => compacted.dueAt)
 
 /** A key compaction has to come back to, and when. */
@@ -175,7 +175,7 @@ export const compactAll = (
   options: CompactionOptions,
   progress: ((done: number, total: number) => Effect.Effect<void>) | undefined,
   compacted: (key: string, seq: number, live: ReadonlyArray<StoredEvent>) => void = () => {}
-): Effect.Effect<CompactionPass, Throttled | StorageFailure> =>
+): Effect.Effect<CompactionPass, TableError> =>
   Effect.gen(function*() {
     const total = progress === undefined ? 0 : yield* Stream.runFold(liveKeys(table), () => 0, (count) => count + 1)
     let done = 0
@@ -204,7 +204,7 @@ export class Compaction extends Context.Service<Compaction, {
   readonly all: (
     progress: (done: number, total: number) => Effect.Effect<void>,
     options?: Partial<CompactionOptions>
-  ) => Effect.Effect<CompactionPass, Throttled | StorageFailure>
+  ) => Effect.Effect<CompactionPass, TableError>
 }>()("dynastate/Compaction") {
   static readonly layer: Layer.Layer<Compaction, never, EventTable | HistoryArea> = Layer.effect(
     Compaction,

@@ -17,8 +17,7 @@
  * seq it holds for the key (see `Projection.apply`).
  */
 import { Effect, Schema, Stream } from "effect"
-import type { StorageFailure } from "../../domain/Errors.ts"
-import type { DecryptionFailed, Throttled } from "../../domain/Errors.ts"
+import type { DecryptionFailed, TableError } from "../../domain/Errors.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import type { EventTable } from "../../infra/EventTable.ts"
@@ -62,7 +61,7 @@ export type RebuildOutcome =
   }
 
 /** Failures of the replay itself, besides the projection's own. */
-export type ReplayError = Throttled | StorageFailure | KeyringError
+export type ReplayError = TableError | KeyringError
 
 /** The newest stored event of every key a projection covers, in key order, not decrypted. */
 const newestCovered = (table: EventTable["Service"], projection: Projection<unknown>) =>

@@ -30,7 +30,12 @@ const throttledStore = (location: TestTable, throttles: (command: string) => boo
       (command): Interception => open && throttles(command) ? "throttle" : "pass"
     )
     yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
-    const store = yield* openStore(location, { client })
+    // Its layout lease outlasts the test: reads of the layout record are throttled too, and a lapsed lease would
+    // fail every operation before it reaches DynamoDB (see test/store/layoutFence.test.ts).
+    const store = yield* openStore(location, {
+      client,
+      storeOptions: { layoutLease: { leaseMillis: 120_000, drainMillis: 120_000 } }
+    })
     open = true
     return { store, log }
   })

@@ -6,6 +6,8 @@
 import { Data, Effect, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as Partitioning from "../../../domain/Partitioning.ts"
+import * as Retention from "../../../domain/Retention.ts"
+import { layoutLeaseOf } from "../../../infra/StoreConfig.ts"
 import * as PartitionMigration from "../../store/PartitionMigration.ts"
 import * as StoreLive from "../StoreLive.ts"
 import { loadConfig } from "./Globals.ts"
@@ -24,16 +26,27 @@ const partitionMigrate = Command.make("partition-migrate", {
   begin: Flag.Boolean("begin").pipe(
     Flag.withDefault(false),
     Flag.withDescription(
-      "only record the change (stores with the new layout may open, stores with the old one are refused); move nothing"
+      "only record the change (stores with the new layout may open, stores with the old one are refused) and wait " +
+        "until processes with the old layout have lost their layout lease; move nothing"
     )
   )
 }, ({ begin }) =>
   Effect.gen(function*() {
     const { config } = yield* loadConfig
     const target = Partitioning.describe(config.partitionedPrefixes)
+    const lease = layoutLeaseOf(config)
+    const waiting = (millis: number) =>
+      `[${target}]: waiting ${Retention.formatDuration(millis)} for processes with the old layout to lose their ` +
+      `layout lease (layout_lease ${Retention.formatDuration(config.layoutLeaseMillis)}) before keys move\n`
     const program = Effect.gen(function*() {
       if (begin) {
         const transition = yield* PartitionMigration.begin
+        // Stores with the new layout open (and keys move) once the old layout's processes have lost their lease.
+        const waitMillis = transition === undefined ? 0 : yield* PartitionMigration.untilMoves({ lease })
+        if (waitMillis > 0) {
+          yield* Effect.sync(() => void process.stderr.write(waiting(waitMillis)))
+          yield* Effect.sleep(waitMillis)
+        }
         return yield* emit({
           text: transition === undefined
             ? `the namespace is laid out as [${target}] already: nothing to migrate`
@@ -44,12 +57,15 @@ const partitionMigrate = Command.make("partition-migrate", {
         })
       }
       const last = yield* PartitionMigration.run({
+        lease,
         onProgress: (progress) =>
           Effect.sync(() =>
             void process.stderr.write(
-              `\r[${target}]: ${progress.moved}/${progress.found} keys moved` +
-                (progress.failed > 0 ? `, ${progress.failed} could not be moved` : "") +
-                (progress.done === undefined ? "" : "\n")
+              progress.waitMillis !== undefined
+                ? waiting(progress.waitMillis)
+                : `\r[${target}]: ${progress.moved}/${progress.found} keys moved` +
+                  (progress.failed > 0 ? `, ${progress.failed} could not be moved` : "") +
+                  (progress.done === undefined ? "" : "\n")
             )
           )
       })
@@ -69,8 +85,9 @@ const partitionMigrate = Command.make("partition-migrate", {
   })).pipe(
     Command.withDescription(
       "Change the namespace's partition layout to the configured partitioned_prefixes while the store serves: " +
-        "record the change, move every key whose partition changes, settle the layout (resumable: run it again " +
-        "after an interruption). Stop the processes with the old layout first"
+        "record the change, wait until processes with the old layout have lost their layout lease, move every key " +
+        "whose partition changes, settle the layout (resumable: run it again after an interruption). Stop the " +
+        "processes with the old layout first"
     )
   )
 

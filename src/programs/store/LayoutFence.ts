@@ -1,0 +1,170 @@
+/**
+ * The layout lease a running store keeps (see `LayoutLease`): a fiber re-reads the namespace's layout record every
+ * third of the lease, and the store's event table and history area serve an operation only while the store's layout
+ * was confirmed within the lease (a clock compare per call, no I/O). A record that no longer allows the layout
+ * supersedes the store for good (`LayoutSuperseded`); reads of the record that fail (throttled, unreachable) renew
+ * nothing, so operations fail once the lease lapses (`Throttled` when the last read was, else `StorageFailure`),
+ * until a read succeeds again.
+ *
+ * A store opening in migrating mode also waits, since its writes move keys, until every process with the old layout
+ * has lost its lease ({@link LayoutFence.awaitMoves}).
+ */
+import { Clock, Effect, Exit, Stream } from "effect"
+import type { Scope } from "effect"
+import { LayoutSuperseded, StorageFailure, Throttled } from "../../domain/Errors.ts"
+import type { TableError } from "../../domain/Errors.ts"
+import * as LayoutLease from "../../domain/LayoutLease.ts"
+import type { Recorded } from "../../domain/LayoutTransition.ts"
+import * as Partitioning from "../../domain/Partitioning.ts"
+import { Dynamo } from "../../infra/Dynamo.ts"
+import type { Location } from "../../infra/EventRecord.ts"
+import { EventTable } from "../../infra/EventTable.ts"
+import { HistoryArea } from "../../infra/HistoryArea.ts"
+import * as LayoutRecord from "../../infra/LayoutRecord.ts"
+
+/** A running store's hold on its layout. */
+export interface LayoutFence {
+  /**
+   * Succeeds while the store may serve; `LayoutSuperseded` for good, or while the lease lapsed `Throttled` (the last
+   * read of the record was throttled) or `StorageFailure`.
+   */
+  readonly check: Effect.Effect<void, TableError>
+  /** Waits until a recorded migration lets keys move (at once when none is recorded, or it has no begin time). */
+  readonly awaitMoves: Effect.Effect<void>
+}
+
+interface State {
+  confirmedAt: number
+  superseded: string | undefined
+  lastFailure: { readonly throttled: boolean; readonly message: string } | undefined
+  begin: number | undefined
+  waitLogged: boolean
+}
+
+/**
+ * Starts the lease of a store serving `location` (its `partitions`), confirmed by a read of the record sent at
+ * `confirmedAt` that said `recorded`. The re-reading fiber lives as long as the scope.
+ */
+export const start = Effect.fnUntraced(function*(
+  location: Location,
+  lease: LayoutLease.LayoutLease,
+  opened: { readonly confirmedAt: number; readonly recorded: Recorded | undefined }
+): Effect.fn.Return<LayoutFence, never, Dynamo | Scope.Scope> {
+  const dynamo = yield* Dynamo
+  const configured = location.partitions ?? []
+  const state: State = {
+    confirmedAt: opened.confirmedAt,
+    superseded: undefined,
+    lastFailure: undefined,
+    begin: opened.recorded?.begin,
+    waitLogged: false
+  }
+  const namespace = location.namespace
+  const superseded = (recorded: string) =>
+    new LayoutSuperseded({ namespace, configured: Partitioning.describe(configured), recorded })
+  const refresh = Effect.gen(function*() {
+    const sentAt = yield* Clock.currentTimeMillis
+    const read = yield* Effect.exit(
+      LayoutRecord.readState(location).pipe(
+        Effect.provideService(Dynamo, dynamo),
+        Effect.timeoutOrElse({
+          duration: lease.leaseMillis,
+          orElse: () => Effect.fail(new StorageFailure({ operation: "GetItem", reason: "no answer within the lease" }))
+        })
+      )
+    )
+    if (Exit.isFailure(read)) {
+      const failure = read.cause.reasons.find((reason) => reason._tag === "Fail")
+      const message = failure?._tag === "Fail" ? failure.error.message : "the read failed unexpectedly"
+      const throttled = failure?._tag === "Fail" && failure.error._tag === "Throttled"
+      if (state.lastFailure === undefined) {
+        yield* Effect.logWarning(
+          `cannot read the layout record of namespace ${namespace}: ${message}; the store stops serving ` +
+            `${lease.leaseMillis} ms after its last successful read unless a read succeeds before`
+        )
+      }
+      state.lastFailure = { throttled, message }
+      return
+    }
+    if (state.lastFailure !== undefined) {
+      yield* Effect.logInfo(`the layout record of namespace ${namespace} is readable again`)
+    }
+    state.lastFailure = undefined
+    if (!LayoutLease.allows(read.value, configured)) {
+      state.superseded = LayoutLease.describeRecord(read.value)
+      yield* Effect.logError(superseded(state.superseded).message)
+      return
+    }
+    state.confirmedAt = Math.max(state.confirmedAt, sentAt)
+    state.begin = read.value?.begin
+  })
+  const every = LayoutLease.refreshMillis(lease.leaseMillis)
+  yield* Effect.gen(function*() {
+    while (state.superseded === undefined) {
+      yield* Effect.sleep(every)
+      yield* refresh
+    }
+  }).pipe(Effect.forkScoped)
+
+  const check = Effect.flatMap(
+    Clock.currentTimeMillis,
+    (now): Effect.Effect<void, TableError> => {
+      const standing = LayoutLease.standing(state, now, lease.leaseMillis)
+      if (standing._tag === "Serving") return Effect.void
+      if (standing._tag === "Superseded") return Effect.fail(superseded(standing.recorded))
+      const reason = `the layout record of namespace ${namespace} was last read ${standing.sinceMillis} ms ago, ` +
+        `longer than the store's lease (${lease.leaseMillis} ms)` +
+        (state.lastFailure === undefined ? "" : ` (${state.lastFailure.message})`) +
+        ": the store serves again once it can read the record"
+      return Effect.fail(
+        state.lastFailure?.throttled === true
+          ? new Throttled({ operation: "layout lease", reason })
+          : new StorageFailure({ operation: "layout lease", reason })
+      )
+    }
+  )
+  const awaitMoves = Effect.gen(function*() {
+    while (true) {
+      const now = yield* Clock.currentTimeMillis
+      if (state.begin === undefined) return
+      const from = LayoutLease.movesFrom(state.begin, lease)
+      if (now >= from) return
+      if (!state.waitLogged) {
+        state.waitLogged = true
+        yield* Effect.logInfo(
+          `namespace ${namespace}: keys move from ${new Date(from).toISOString()} (in ${from - now} ms), when every ` +
+            "process with the old layout has lost its layout lease: the store serves from then on"
+        )
+      }
+      yield* Effect.sleep(from - now)
+    }
+  })
+  return { check, awaitMoves }
+})
+
+/** The event table serving only while `check` succeeds: every call checks first. */
+export const fenceTable = (
+  table: EventTable["Service"],
+  check: LayoutFence["check"]
+): EventTable["Service"] =>
+  EventTable.of({
+    ...table,
+    append: (event) => Effect.andThen(check, table.append(event)),
+    appendAfter: (event, after) => Effect.andThen(check, table.appendAfter(event, after)),
+    latest: (key) => Effect.andThen(check, table.latest(key)),
+    latestState: (key) => Effect.andThen(check, table.latestState(key)),
+    scan: (range) => Stream.unwrap(Effect.as(check, table.scan(range))),
+    graves: (lower, upper) => Stream.unwrap(Effect.as(check, table.graves(lower, upper))),
+    decode: (stored, options) => Effect.andThen(check, table.decode(stored, options)),
+    landing: (event) => Effect.andThen(check, table.landing(event)),
+    undo: (event) => Effect.andThen(check, table.undo(event)),
+    transact: (writes, token) => Effect.andThen(check, table.transact(writes, token))
+  })
+
+/** The history area serving reads only while `check` succeeds (compaction's writes are the worker's, not fenced). */
+export const fenceArea = (area: HistoryArea["Service"], check: LayoutFence["check"]): HistoryArea["Service"] =>
+  HistoryArea.of({
+    ...area,
+    upTo: (key, seq) => Stream.unwrap(Effect.as(check, area.upTo(key, seq))),
+    archived: (key) => Stream.unwrap(Effect.as(check, area.archived(key)))
+  })
