@@ -14,7 +14,7 @@ import { fromClients, StreamsApi } from "../../src/infra/streams/StreamsApi.ts"
 import * as PartitionMigration from "../../src/programs/store/PartitionMigration.ts"
 import { defaultStoreOptions, Store } from "../../src/programs/store/Store.ts"
 import { rawKeyItems } from "../support/RawTable.ts"
-import { eventTableLayer, openCompaction, openStore, streamsConfig } from "../support/TestStore.ts"
+import { eventTableLayer, openCompaction, openStore, streamsConfig, testLayoutLease } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 
 export const bytes = (value: string) => new TextEncoder().encode(value)
@@ -36,7 +36,7 @@ export const movedFirst = 4
 /** A store's services at a location with a layout, as the CLI and the worker open them (the store's layer). */
 export const storeContext = (client: DynamoDBClient, location: TestTable, layout: Layout) =>
   Layer.build(
-    Store.layer({ ...defaultStoreOptions, partitions: layout }).pipe(
+    Store.layer({ ...defaultStoreOptions, partitions: layout, layoutLease: testLayoutLease }).pipe(
       Layer.provide(Layer.succeed(StreamsApi, fromClients(client, new DynamoDBStreamsClient(streamsConfig())))),
       Layer.provideMerge(eventTableLayer({ ...location, partitions: layout }, { client }))
     )
@@ -58,9 +58,11 @@ export const moveFirstKeys = (client: DynamoDBClient, location: TestTable) =>
   Effect.gen(function*() {
     const reports = yield* Effect.scoped(Effect.gen(function*() {
       const context = yield* Layer.build(eventTableLayer({ ...location, partitions: after }, { client }))
-      return yield* Stream.runCollect(Stream.take(PartitionMigration.migrate({ concurrency: 1 }), movedFirst)).pipe(
-        Effect.provide(context)
+      const migration = PartitionMigration.migrate({ concurrency: 1, lease: testLayoutLease }).pipe(
+        Stream.filter((report) => report.waitMillis === undefined),
+        Stream.take(movedFirst)
       )
+      return yield* Stream.runCollect(migration).pipe(Effect.provide(context))
     }))
     expect(reports.map((report) => report.moved)).toEqual([1, 2, 3, 4])
     // The keys after the first ones are still in their old partitions, the first ones in their new ones alone.

@@ -17,7 +17,7 @@ import * as PartitionMigration from "../../src/programs/store/PartitionMigration
 import * as IndexView from "../../src/programs/views/IndexView.ts"
 import * as Rebuild from "../../src/programs/worker/Rebuild.ts"
 import { entries, memoryProjection } from "../rebuild/support.ts"
-import { eventTableLayer, openStore, tablePerFile } from "../support/TestStore.ts"
+import { eventTableLayer, openStore, tablePerFile, testLayoutLease } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import {
   after,
@@ -103,7 +103,7 @@ describe("reading a namespace while a partition migration is under way", () => {
         // Once the migration finished, a store of the settled layout audits the same, against the same checkpoint.
         const rest = yield* Effect.scoped(Effect.gen(function*() {
           const table = yield* Layer.build(eventTableLayer({ ...location, partitions: after }, { client }))
-          return yield* PartitionMigration.run().pipe(Effect.provide(table))
+          return yield* PartitionMigration.run({ lease: testLayoutLease }).pipe(Effect.provide(table))
         }))
         expect(rest).toMatchObject({ moved: keys.length - movedFirst, failed: 0, done: true })
         const settled = yield* Audit.ofStore({ checkpoint }).pipe(

@@ -18,7 +18,14 @@ import * as PartitionMigration from "../../src/programs/store/PartitionMigration
 import * as SealMigration from "../../src/programs/store/SealMigration.ts"
 import type { Store } from "../../src/programs/store/Store.ts"
 import { rawKeyItems, rawPartition } from "../support/RawTable.ts"
-import { eventTableLayer, openCompaction, openStore, storedKeyOf, tablePerFile } from "../support/TestStore.ts"
+import {
+  eventTableLayer,
+  openCompaction,
+  openStore,
+  storedKeyOf,
+  tablePerFile,
+  testLayoutLease
+} from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { itemsHolding } from "./contract/harness.ts"
 
@@ -85,7 +92,10 @@ describe("sealing and a layout change over the same keys", () => {
         expect(seen[0]!.history).toHaveLength(2)
         expect(seen[1]!.current).toEqual({ error: "NotFound" })
 
-        const done = yield* withTable({ ...location, partitions: after }, PartitionMigration.run())
+        const done = yield* withTable(
+          { ...location, partitions: after },
+          PartitionMigration.run({ lease: testLayoutLease })
+        )
         expect(done).toMatchObject({ found: keys.length, moved: keys.length, failed: 0, done: true })
         const moved = yield* openStore({ ...location, partitions: after }, {
           client,
