@@ -191,13 +191,36 @@ export const encrypt = Effect.fnUntraced(function*(
 // refusing keyring is an operational failure the caller may retry, so it keeps its own type.
 const undecryptable = new Set(["invalid-ciphertext", "wrong-key", "no-matching-key"])
 
+const failedFor = (binding: ValueBinding) => (reason: string) =>
+  new DecryptionFailed({ key: binding.key, seq: binding.seq, reason })
+
+/**
+ * Decrypts a stored value without an effect when `keyOf` has the data key it names (see `DataKeys.cached`), failing
+ * as {@link decrypt} does; undefined when the key is not at hand, for {@link decrypt} to load it. What range reads
+ * decrypt a page of values with, in one step.
+ */
+export const decryptKnown = (
+  ciphertext: Uint8Array,
+  binding: ValueBinding,
+  keyOf: (id: string) => DataKey | undefined
+): Result.Result<Uint8Array, DecryptionFailed> | undefined => {
+  const keyId = keyIdOf(ciphertext)
+  if (Result.isFailure(keyId)) return Result.fail(failedFor(binding)(keyId.failure))
+  const key = keyOf(keyId.success)
+  if (key === undefined) return undefined
+  const plaintext = decryptWith(key, ciphertext, binding)
+  return Result.isFailure(plaintext)
+    ? Result.fail(failedFor(binding)(plaintext.failure))
+    : Result.succeed(plaintext.success)
+}
+
 /** Decrypts a stored value, failing with `DecryptionFailed` (or `Shredded`) naming the key and seq. */
 export const decrypt = (
   ciphertext: Uint8Array,
   binding: ValueBinding
 ): Effect.Effect<Uint8Array, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> => {
-  // Not a generator: a range read decrypts every item it returns, and the data key is nearly always cached.
-  const failed = (reason: string) => new DecryptionFailed({ key: binding.key, seq: binding.seq, reason })
+  // Not a generator: a get decrypts on every read, and the data key is nearly always cached.
+  const failed = failedFor(binding)
   const keyId = keyIdOf(ciphertext)
   if (Result.isFailure(keyId)) return Effect.fail(failed(keyId.failure))
   return DataKeys.use((dataKeys) => dataKeys.forDecryption(keyId.success)).pipe(
