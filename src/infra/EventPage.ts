@@ -1,5 +1,5 @@
 /**
- * A page of event items decoded in one step: what range reads decrypt a DynamoDB page with. An item whose value is
+ * A page of event items decoded in one step: what range reads decrypt a DynamoDB page with (and gets their one item). An item whose value is
  * held whole under a data key already at hand (see `DataKeys.cached`) is decoded without an effect of its own, so a
  * page of them costs one effect rather than several per item; any other item (a data key to load, a value stored in
  * chunks, a sealed key's real key) goes through `EventRecord.decode` exactly as it would alone. Either way an item
@@ -34,6 +34,25 @@ const decodedAtHand = (
     ? Result.fail(plaintext.failure)
     : EventRecord.withPlaintext(event, plaintext.success)
 }
+
+/**
+ * The event an item holds, as `EventRecord.decode` gives it (same options), without its effects when the data key
+ * is at hand: what a get decodes the newest event of a key with.
+ */
+export const decodeOne = (
+  location: Location,
+  item: StoredItem,
+  options?: { readonly tolerateShredded?: boolean; readonly assemble?: Assemble | undefined }
+): Effect.Effect<Event, DecodeError, DataKeys> =>
+  DataKeys.use((dataKeys) => {
+    const cached = dataKeys.cached
+    if (cached === undefined) return EventRecord.decode(location, item, options)
+    return Clock.clockWith((clock) => {
+      const now = clock.currentTimeMillisUnsafe()
+      const atHand = decodedAtHand(location, EventRecord.attributesOf(item), (id) => cached(id, now))
+      return atHand === undefined ? EventRecord.decode(location, item, options) : Effect.fromResult(atHand)
+    })
+  })
 
 /**
  * The events of a page of items, in order, as `EventRecord.decode` gives each (same options); the first item that

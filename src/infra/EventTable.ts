@@ -174,9 +174,9 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   // Only the manifest is checked: the event item authenticates without its chunks' megabytes.
   const manifestOnly: EventRecord.Assemble = (event, manifest) =>
     Effect.as(ValueChunks.checkManifest(event, manifest), undefined)
-  const decodeItem = (item: StoredItem) => EventRecord.decode(location, item, { assemble }).pipe(withKeyring)
+  const decodeItem = (item: StoredItem) => EventPage.decodeOne(location, item, { assemble }).pipe(withKeyring)
   const decodeState = (item: StoredItem) =>
-    EventRecord.decode(location, item, { tolerateShredded: true, assemble }).pipe(withKeyring)
+    EventPage.decodeOne(location, item, { tolerateShredded: true, assemble }).pipe(withKeyring)
   const isLarge = (event: Event) =>
     event.value !== undefined && ValueChunks.isLarge(location, event.key, event.value.length, event.realKey)
   /**

@@ -1,6 +1,6 @@
 /**
  * `EventPage.decodeAll` decodes a page of event items exactly as `EventRecord.decode` decodes each, one after the
- * other: the same events, or the same first failure, whether a data key is at hand or has to be loaded, for values,
+ * other, and `EventPage.decodeOne` one item as it does: the same events, or the same (first) failure, whether a data key is at hand or has to be loaded, for values,
  * tombstones and edited items alike.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -151,6 +151,30 @@ describe("EventPage.decodeAll", () => {
               )
             )
             expect(actual).toStrictEqual(expected)
+          }
+        ),
+        params
+      )
+    ))
+
+  it.effect("decodeOne gives what EventRecord.decode gives for each item: the same event or the same failure", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.array(writtenArb, { minLength: 1, maxLength: 10 }),
+          fc.subarray(["dk-a", "dk-b"]),
+          fc.boolean(),
+          async (written, atHand, withCached) => {
+            const items = await Effect.runPromise(pageOf(written))
+            const each = (decode: (item: StoredItem) => Effect.Effect<Event, unknown, DataKeys>) =>
+              Effect.runPromise(
+                Effect.forEach(items, (item) => Effect.exit(decode(item))).pipe(
+                  Effect.provide(dataKeys(new Set(atHand), { withCached }).layer)
+                )
+              )
+            expect(await each((item) => EventPage.decodeOne(location, item))).toStrictEqual(
+              await each((item) => EventRecord.decode(location, item))
+            )
           }
         ),
         params
