@@ -14,7 +14,7 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { Effect, Layer } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
 import * as RawAesKeyring from "../src/infra/crypto/RawAesKeyring.ts"
-import { Dynamo } from "../src/infra/Dynamo.ts"
+import { base64Decoder, Dynamo } from "../src/infra/Dynamo.ts"
 import { fromClients, StreamsApi } from "../src/infra/streams/StreamsApi.ts"
 import { encryptedEventTable } from "../src/programs/app/StoreLive.ts"
 import { defaultStoreOptions, Store } from "../src/programs/store/Store.ts"
@@ -187,6 +187,8 @@ const client = new DynamoDBClient({
   region: "us-east-1",
   credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
   maxAttempts: 5,
+  // The store's layers give their clients this decoder (StoreLive.clientConfig); the peer shares the client.
+  base64Decoder,
   requestHandler: makeFake()
 })
 

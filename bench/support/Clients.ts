@@ -1,11 +1,12 @@
 /**
  * SDK clients for the bench: the settings dynastate's own layers use (`StoreLive.clientConfig`: region, five
- * attempts, the endpoint, DynamoDB Local's credentials), with middleware counting requests and consumed capacity
+ * attempts, the base64 decoder, the endpoint, DynamoDB Local's credentials), with middleware counting requests and consumed capacity
  * per operation, so every store, the peer included, is measured through the same client configuration.
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
+import { base64Decoder } from "../../src/infra/Dynamo.ts"
 import { localCredentials } from "../../src/programs/app/StoreLive.ts"
 import type { Accounts } from "./Accounting.ts"
 import { account, consumedOf } from "./Accounting.ts"
@@ -57,7 +58,8 @@ export const clientOptions = (endpoint: string): DynamoDBClientConfig => ({
   endpoint,
   region: "us-east-1",
   credentials: localCredentials,
-  maxAttempts: 5
+  maxAttempts: 5,
+  base64Decoder
 })
 
 /** A counted DynamoDB client and a Streams client on an endpoint. */

@@ -274,7 +274,7 @@ const numberOf = (item: AttributeMap, name: string): number | undefined => {
 type ParseError = DecryptionFailed | StorageFailure
 
 /** The event an item holds with its value still encrypted, or why the item holds no event; no I/O, no crypto. */
-const parse = (
+export const parse = (
   item: AttributeMap
 ): Result.Result<
   { readonly event: Event; readonly ciphertext: Uint8Array | undefined; readonly chunks: number | undefined },
@@ -375,6 +375,23 @@ const withRealKey = (
     Effect.catchTag("Shredded", () => Effect.succeed(event))
   )
 
+/**
+ * The event with its decrypted value held whole; for a tombstone, its authentication, which must be empty (a
+ * value held in chunks is not for this: its plaintext is the manifest).
+ */
+export const withPlaintext = (event: Event, plaintext: Uint8Array): Result.Result<Event, DecryptionFailed> =>
+  event.op !== "delete" && event.op !== "expire"
+    ? Result.succeed({ ...event, value: plaintext })
+    : plaintext.length === 0
+    ? Result.succeed(event)
+    : Result.fail(
+      new DecryptionFailed({
+        key: event.key,
+        seq: event.seq,
+        reason: `a ${event.op} event's authentication holds a value`
+      })
+    )
+
 const decodeValue = (
   location: Location,
   event: Event,
@@ -389,16 +406,7 @@ const decodeValue = (
     // A tombstone's authentication is an empty value; under a shredded data key it cannot be checked, and guards
     // nothing readable.
     return Effect.matchEffect(decrypted, {
-      onSuccess: (plaintext) =>
-        plaintext.length === 0
-          ? Effect.succeed(event)
-          : Effect.fail(
-            new DecryptionFailed({
-              key: event.key,
-              seq: event.seq,
-              reason: `a ${event.op} event's authentication holds a value`
-            })
-          ),
+      onSuccess: (plaintext) => Effect.fromResult(withPlaintext(event, plaintext)),
       onFailure: (error) =>
         error._tag === "Shredded" ? Effect.succeed({ ...event, shredded: { scope: error.scope } }) : Effect.fail(error)
     })

@@ -318,6 +318,20 @@ describe("ValueCipher.keyIdOf", () => {
     }
   })
 
+  it("reads each value's own id when ids of one length alternate (the last id read is remembered by its bytes)", () => {
+    const ids = ["key-a", "key-b", "kéy-", "key-a"]
+    const ciphertexts = ids.map((id) => ValueCipher.encryptWith(makeKey(id), plaintext, binding))
+    for (let round = 0; round < 3; round++) {
+      ciphertexts.forEach((ciphertext, i) => expect(ValueCipher.keyIdOf(ciphertext)).toEqual(Result.succeed(ids[i])))
+    }
+    // The id is read from the ciphertext, not from the buffer it was first read from: editing that buffer later
+    // changes nothing.
+    const edited = ValueCipher.encryptWith(makeKey("key-c"), plaintext, binding)
+    expect(ValueCipher.keyIdOf(edited)).toEqual(Result.succeed("key-c"))
+    edited[2 + 4] = "d".charCodeAt(0)
+    expect(ValueCipher.keyIdOf(edited)).toEqual(Result.succeed("key-d"))
+  })
+
   it("fails on short, truncated or unknown-version input", () => {
     const reason = (bytes: Uint8Array) => {
       const result = ValueCipher.keyIdOf(bytes)

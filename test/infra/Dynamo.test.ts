@@ -6,8 +6,11 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { Dynamo } from "../../src/infra/Dynamo.ts"
+import { ConfigProvider, Effect, Option } from "effect"
+import { randomBytes } from "node:crypto"
+import { base64Decoder, Dynamo } from "../../src/infra/Dynamo.ts"
+import * as StoreConfig from "../../src/infra/StoreConfig.ts"
+import { clientConfig } from "../../src/programs/app/StoreLive.ts"
 
 const conflict = () =>
   Object.assign(new Error("Transaction is ongoing for the item"), { name: "TransactionConflictException" })
@@ -50,5 +53,28 @@ describe("Dynamo", () => {
       }))
       expect(failure._tag).toBe("ConditionalCheckFailed")
       expect(attempts).toBe(1)
+    }))
+})
+
+describe("Dynamo.base64Decoder", () => {
+  it("decodes what the SDK's decoder decodes, as a plain Uint8Array view", () => {
+    for (const length of [0, 1, 2, 3, 22, 255, 354, 4096]) {
+      const bytes = new Uint8Array(randomBytes(length))
+      const decoded = base64Decoder(Buffer.from(bytes).toString("base64"))
+      expect(decoded).toEqual(bytes)
+      expect(decoded.constructor).toBe(Uint8Array)
+    }
+  })
+
+  it("refuses what is not base64 (the SDK's decoder refuses it too), rather than skip the characters", () => {
+    for (const bad of ["ab$c", "a===", "abc", "ab=c", "YWJj\nZGVm", "ab-_"]) {
+      expect(() => base64Decoder(bad), bad).toThrow(TypeError)
+    }
+  })
+
+  it.effect("is the decoder of the clients the store's layers make", () =>
+    Effect.gen(function*() {
+      const config = yield* StoreConfig.fromProvider(ConfigProvider.fromUnknown({ storage: { region: "eu-west-1" } }))
+      expect(clientConfig(config, Option.none()).base64Decoder).toBe(base64Decoder)
     }))
 })

@@ -87,6 +87,12 @@ export class DataKeys extends Context.Service<DataKeys, {
   readonly forEncryption: (scope: string, bytes: number) => Effect.Effect<DataKey, DataKeyError>
   /** The data key with this id; `DataKeyShredded` if it was destroyed. */
   readonly forDecryption: (id: string) => Effect.Effect<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded>
+  /**
+   * The data key with this id if it is at hand (read before, not aged at `now`), without an effect: what range
+   * reads decrypt a page with in one step. Undefined when it must be loaded ({@link forDecryption} then does).
+   * Optional: a service without it always goes through `forDecryption`.
+   */
+  readonly cached?: ((id: string, now: number) => DataKey | undefined) | undefined
   /** Wraps every data key under `keyring` instead (events are not touched), and uses it from now on. */
   readonly rewrap: (keyring: Keyring["Service"]) => Effect.Effect<number, DataKeyError>
   /**
@@ -223,21 +229,25 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
 
   const forDecryption = (id: string) => Effect.flatMap(Clock.currentTimeMillis, (now) => cachedOrLoaded(id, now))
 
-  // Not a generator: a range read asks once per item, nearly always a hit.
+  const readCached = (id: string, now: number): DataKey | undefined => {
+    const hit = reading.get(id)
+    if (hit === undefined || now - hit.loaded >= policy.maxAgeMillis) return undefined
+    // Least recently used goes first: a hit moves the key to the back, unless it is there already.
+    if (newest !== id) {
+      reading.delete(id)
+      reading.set(id, hit)
+      newest = id
+    }
+    return hit.key
+  }
+
+  // Not a generator: a get asks once per read, nearly always a hit.
   const cachedOrLoaded = (
     id: string,
     now: number
   ): Effect.Effect<DataKey, DataKeyError | DataKeyNotFound | DataKeyShredded> => {
-    const hit = reading.get(id)
-    if (hit && now - hit.loaded < policy.maxAgeMillis) {
-      // Least recently used goes first: a hit moves the key to the back, unless it is there already.
-      if (newest !== id) {
-        reading.delete(id)
-        reading.set(id, hit)
-        newest = id
-      }
-      return Effect.succeed(hit.key)
-    }
+    const hit = readCached(id, now)
+    if (hit !== undefined) return Effect.succeed(hit)
     return loading(
       id,
       Effect.gen(function*() {
@@ -305,7 +315,15 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
         }))
     )
 
-  return DataKeys.of({ scopeOf: policy.scopeOf, forEncryption, forDecryption, named, rewrap, shred })
+  return DataKeys.of({
+    scopeOf: policy.scopeOf,
+    forEncryption,
+    forDecryption,
+    cached: readCached,
+    named,
+    rewrap,
+    shred
+  })
 })
 
 /** Plaintext of a data key, for the cipher. */

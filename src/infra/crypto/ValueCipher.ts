@@ -64,25 +64,27 @@ const keyMaterialBytes = (version: number) => (version === 1 ? saltBytes : 0) + 
 export const overheadBytes = (keyIdLength: number, version: number = currentVersion): number =>
   2 + keyIdLength + keyMaterialBytes(version) + ivBytes + tagBytes
 
-const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer =>
-  Buffer.concat([
-    header,
-    Buffer.from(
-      JSON.stringify([
-        binding.table,
-        binding.namespace,
-        binding.key,
-        binding.seq,
-        binding.eventId,
-        binding.op,
-        binding.expires ?? null,
-        binding.valueRevision ?? null,
-        binding.timestamp,
-        // Only when present: values keep the associated data they always had.
-        ...(binding.part === undefined ? [] : [binding.part])
-      ])
-    )
-  ])
+// The header, then the binding as a JSON array, in one buffer (every value read and written builds one).
+const associatedData = (header: Uint8Array, binding: ValueBinding): Buffer => {
+  const fields: Array<string | number | null> = [
+    binding.table,
+    binding.namespace,
+    binding.key,
+    binding.seq,
+    binding.eventId,
+    binding.op,
+    binding.expires ?? null,
+    binding.valueRevision ?? null,
+    binding.timestamp
+  ]
+  // Only when present: values keep the associated data they always had.
+  if (binding.part !== undefined) fields.push(binding.part)
+  const json = JSON.stringify(fields)
+  const out = Buffer.allocUnsafe(header.length + Buffer.byteLength(json, "utf8"))
+  out.set(header, 0)
+  out.write(json, header.length, "utf8")
+  return out
+}
 
 interface ValueKey {
   readonly encryption: KeyObject
@@ -131,15 +133,34 @@ export const encryptWith = (key: DataKey, plaintext: Uint8Array, binding: ValueB
   })
 }
 
+/** Why a ciphertext's header cannot be read, if it cannot. */
+const headerFault = (ciphertext: Uint8Array): string | undefined => {
+  if (ciphertext.length < 2) return "ciphertext is truncated"
+  const version = ciphertext[0]!
+  if (version !== 1 && version !== 2) return `unknown ciphertext version ${version}`
+  const length = ciphertext[1]!
+  if (length === 0) return "ciphertext names no data key"
+  if (ciphertext.length < overheadBytes(length, version)) return "ciphertext is truncated"
+  return undefined
+}
+
+// The id last read, by its bytes: the values of a range nearly all name one data key, decoded once then.
+let lastId: { readonly bytes: Uint8Array; readonly id: string } | undefined
+
 /** The data key id a ciphertext names, or why it cannot be read. */
 export const keyIdOf = (ciphertext: Uint8Array): Result.Result<string, string> => {
-  if (ciphertext.length < 2) return Result.fail("ciphertext is truncated")
-  const version = ciphertext[0]!
-  if (version !== 1 && version !== 2) return Result.fail(`unknown ciphertext version ${version}`)
-  const length = ciphertext[1]!
-  if (length === 0) return Result.fail("ciphertext names no data key")
-  if (ciphertext.length < overheadBytes(length, version)) return Result.fail("ciphertext is truncated")
-  return Result.succeed(Buffer.from(ciphertext.subarray(2, 2 + length)).toString("utf8"))
+  const fault = headerFault(ciphertext)
+  if (fault !== undefined) return Result.fail(fault)
+  const bytes = ciphertext.subarray(2, 2 + ciphertext[1]!)
+  const last = lastId
+  if (last !== undefined && last.bytes.length === bytes.length) {
+    let same = true
+    for (let i = 0; same && i < bytes.length; i++) same = last.bytes[i] === bytes[i]
+    if (same) return Result.succeed(last.id)
+  }
+  const id = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8")
+  lastId = { bytes: bytes.slice(), id }
+  return Result.succeed(id)
 }
 
 /** Decrypts with a known data key, or says why not. Never returns unauthenticated bytes. */
@@ -148,8 +169,8 @@ export const decryptWith = (
   ciphertext: Uint8Array,
   binding: ValueBinding
 ): Result.Result<Uint8Array, string> => {
-  const id = keyIdOf(ciphertext)
-  if (Result.isFailure(id)) return Result.fail(id.failure)
+  const fault = headerFault(ciphertext)
+  if (fault !== undefined) return Result.fail(fault)
   const version = ciphertext[0]!
   let offset = 2 + ciphertext[1]!
   const take = (n: number) => {
@@ -170,7 +191,11 @@ export const decryptWith = (
       const decipher = createDecipheriv("aes-256-gcm", derived.encryption, iv)
       decipher.setAAD(associatedData(header, binding))
       decipher.setAuthTag(tag)
-      return Result.succeed(new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()])))
+      const plaintext = decipher.update(body)
+      // GCM's final block is empty; it checks the tag (throwing when it does not match).
+      decipher.final()
+      // A view of the decipher's own buffer, which holds nothing else: no copy.
+      return Result.succeed(new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.length))
     } catch {
       return Result.fail("authentication failed: the value or what it is bound to was changed")
     }
@@ -191,13 +216,36 @@ export const encrypt = Effect.fnUntraced(function*(
 // refusing keyring is an operational failure the caller may retry, so it keeps its own type.
 const undecryptable = new Set(["invalid-ciphertext", "wrong-key", "no-matching-key"])
 
+const failedFor = (binding: ValueBinding) => (reason: string) =>
+  new DecryptionFailed({ key: binding.key, seq: binding.seq, reason })
+
+/**
+ * Decrypts a stored value without an effect when `keyOf` has the data key it names (see `DataKeys.cached`), failing
+ * as {@link decrypt} does; undefined when the key is not at hand, for {@link decrypt} to load it. What range reads
+ * decrypt a page of values with, in one step.
+ */
+export const decryptKnown = (
+  ciphertext: Uint8Array,
+  binding: ValueBinding,
+  keyOf: (id: string) => DataKey | undefined
+): Result.Result<Uint8Array, DecryptionFailed> | undefined => {
+  const keyId = keyIdOf(ciphertext)
+  if (Result.isFailure(keyId)) return Result.fail(failedFor(binding)(keyId.failure))
+  const key = keyOf(keyId.success)
+  if (key === undefined) return undefined
+  const plaintext = decryptWith(key, ciphertext, binding)
+  return Result.isFailure(plaintext)
+    ? Result.fail(failedFor(binding)(plaintext.failure))
+    : Result.succeed(plaintext.success)
+}
+
 /** Decrypts a stored value, failing with `DecryptionFailed` (or `Shredded`) naming the key and seq. */
 export const decrypt = (
   ciphertext: Uint8Array,
   binding: ValueBinding
 ): Effect.Effect<Uint8Array, DecryptionFailed | Shredded | KeyringError | Throttled | StorageFailure, DataKeys> => {
-  // Not a generator: a range read decrypts every item it returns, and the data key is nearly always cached.
-  const failed = (reason: string) => new DecryptionFailed({ key: binding.key, seq: binding.seq, reason })
+  // Not a generator: a get decrypts on every read, and the data key is nearly always cached.
+  const failed = failedFor(binding)
   const keyId = keyIdOf(ciphertext)
   if (Result.isFailure(keyId)) return Effect.fail(failed(keyId.failure))
   return DataKeys.use((dataKeys) => dataKeys.forDecryption(keyId.success)).pipe(

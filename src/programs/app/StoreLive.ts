@@ -24,7 +24,7 @@ import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import * as KmsKeyring from "../../infra/crypto/KmsKeyring.ts"
 import * as MultiKeyring from "../../infra/crypto/MultiKeyring.ts"
 import * as RawAesKeyring from "../../infra/crypto/RawAesKeyring.ts"
-import { Dynamo } from "../../infra/Dynamo.ts"
+import { base64Decoder, Dynamo } from "../../infra/Dynamo.ts"
 import type { Location } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { EventTableOptions } from "../../infra/EventTable.ts"
@@ -86,6 +86,7 @@ export const clientConfig = (config: StoreConfig, endpoint: Option.Option<string
   return {
     region: Option.getOrElse(config.region, () => "us-east-1"),
     maxAttempts: 5,
+    base64Decoder,
     ...(Option.isSome(endpoint) ? { endpoint: endpoint.value } : {}),
     ...(credentials ? { credentials } : {})
   }

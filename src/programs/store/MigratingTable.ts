@@ -21,7 +21,7 @@ import * as LayoutTransition from "../../domain/LayoutTransition.ts"
 import type { Transition } from "../../domain/LayoutTransition.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import { partitionOf, sortKeyOf as itemSortKey } from "../../infra/EventRecord.ts"
-import type { StoredEvent } from "../../infra/EventRecord.ts"
+import type { StoredEvent, StoredItem } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError, SortKeyRange } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
@@ -129,6 +129,13 @@ export const servingTable = (
     touches(lower, upper)
       ? windowed(source.graves, target.graves, { lower, upper, descending: false }, graveOrder)
       : target.graves(lower, upper)
+  /** Whether an item was read at its old partition: its chunks then lie beside it there. */
+  const atSource = (stored: { readonly item: StoredItem }) => {
+    const partition = partitionOf(stored.item)
+    const sort = itemSortKey(stored.item)
+    const live = partition === undefined ? undefined : liveOfArea(partition, "history") ?? partition
+    return live !== undefined && sort.length > 0 && live !== keyPartition(target.location, SortKey.decode(sort).key)
+  }
   return EventTable.of({
     ...target,
     append: (event) => Effect.andThen(arrive(event.key), target.append(event)),
@@ -138,14 +145,11 @@ export const servingTable = (
     scan,
     graves,
     // An item read at its old partition takes its chunks from beside it (values are bound to the namespace alone).
-    decode: (stored, options) => {
-      const partition = partitionOf(stored.item)
-      const sort = itemSortKey(stored.item)
-      const live = partition === undefined ? undefined : liveOfArea(partition, "history") ?? partition
-      const old = live !== undefined && sort.length > 0 &&
-        live !== keyPartition(target.location, SortKey.decode(sort).key)
-      return old ? source.decode(stored, options) : target.decode(stored, options)
-    },
+    decode: (stored, options) => (atSource(stored) ? source.decode(stored, options) : target.decode(stored, options)),
+    decodeAll: (stored, options) =>
+      stored.some(atSource)
+        ? Effect.forEach(stored, (each) => (atSource(each) ? source : target).decode(each, options))
+        : target.decodeAll(stored, options),
     transact: (writes, token) =>
       Effect.andThen(
         Effect.forEach(writes, (write) => arrive(write._tag === "Append" ? write.event.key : write.key), {

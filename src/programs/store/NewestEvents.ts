@@ -12,13 +12,16 @@
  * events are dropped before anything is decrypted; callers decrypt what is left.
  */
 import { Clock, Effect, Stream } from "effect"
+import type { Array as Arr, Pull } from "effect"
 import type { TableError } from "../../domain/Errors.ts"
-import { carriesValue } from "../../domain/Event.ts"
+import { carriesValue, liveItem } from "../../domain/Event.ts"
+import type { Event } from "../../domain/Event.ts"
 import { isExpired } from "../../domain/Item.ts"
+import type { Item } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
 import * as SortKey from "../../domain/SortKey.ts"
 import type { StoredEvent } from "../../infra/EventRecord.ts"
-import type { EventTable, SortKeyRange } from "../../infra/EventTable.ts"
+import type { EventTable, ReadError, SortKeyRange } from "../../infra/EventTable.ts"
 
 /** Which keys: an inclusive range (`start <= key <= end`), or every key under any of some prefixes (all when none). */
 export type Keys =
@@ -169,7 +172,47 @@ export const read = (
   )
   if (options.include !== "live") return newest
   const at = options.at
-  return at === undefined
-    ? Stream.filterEffect(newest, (stored) => Effect.map(Clock.currentTimeMillis, (now) => mayBeLive(stored, now)))
-    : Stream.filter(newest, (stored) => mayBeLive(stored, at))
+  if (at !== undefined) return Stream.filter(newest, (stored) => mayBeLive(stored, at))
+  // A page is filtered as a whole when it is pulled: the clock is read then, without an effect per event.
+  return Stream.unwrap(
+    Clock.clockWith((clock) =>
+      Effect.succeed(Stream.filter(newest, (stored) => mayBeLive(stored, clock.currentTimeMillisUnsafe())))
+    )
+  )
 }
+
+/**
+ * Stored events decrypted a page at a time (see `EventTable.decodeAll`): one step per page, not several per event.
+ */
+export const decodePages =
+  (table: EventTable["Service"]) =>
+  <E, R>(stored: Stream.Stream<StoredEvent, E, R>): Stream.Stream<Event, E | ReadError, R> =>
+    Stream.mapArrayEffect(
+      stored,
+      // As many events as items: a non-empty page decodes to a non-empty page.
+      (page) => table.decodeAll(page) as unknown as Effect.Effect<Arr.NonEmptyReadonlyArray<Event>, ReadError>
+    )
+
+/**
+ * The live items of decoded events, handed on one at a time, each judged by the clock when it is pulled: pages are
+ * decoded whole, but a consumer that holds one item a while never gets a later item of the same page that expired
+ * meanwhile. One step per item handed on, none per item left out.
+ */
+export const handOnLive = <E, R>(events: Stream.Stream<Event, E, R>): Stream.Stream<Item, E, R> =>
+  Stream.transformPull(events, (pull) =>
+    Clock.clockWith((clock) => {
+      let page: ReadonlyArray<Event> = []
+      let index = 0
+      const next = (): Pull.Pull<Arr.NonEmptyReadonlyArray<Item>, E> => {
+        while (index < page.length) {
+          const item = liveItem(page[index++], clock.currentTimeMillisUnsafe())
+          if (item !== undefined) return Effect.succeed([item])
+        }
+        return Effect.flatMap(pull, (events) => {
+          page = events
+          index = 0
+          return next()
+        })
+      }
+      return Effect.succeed(Effect.suspend(next))
+    }))

@@ -3,7 +3,7 @@
  * event log in DynamoDB. Writes go through per-key actors; reads are
  * consistent queries; bad input fails before any I/O.
  */
-import { Clock, Context, Effect, Layer, Option, Result, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
 import type { ConditionalAction } from "../../domain/AtomicWrite.ts"
 import type { Command } from "../../domain/Command.ts"
 import { keyOf } from "../../domain/Command.ts"
@@ -300,16 +300,12 @@ const make = (options: StoreOptions) =>
           yield* checkLimit(options.limit)
           // No key lies in a reversed range; DynamoDB would reject the query, so answer without asking.
           if (Key.compare(options.start, options.end) > 0) return Stream.empty
-          // Each page is judged when it is read, and each item again when it is handed on (the clock is read per
-          // item, as the stream is pulled): a slow consumer never gets an item that expired while it was busy.
+          // Each page is judged when it is read and decoded as a whole, and each item judged again when it is handed
+          // on (the clock is read per item, as the stream is pulled): a slow consumer never gets an item that expired
+          // while it was busy.
           const stream = NewestEvents.read(table, options, { include: "live", descending: options.descending }).pipe(
-            Stream.mapEffect((stored) =>
-              Effect.flatMap(
-                table.decode(stored),
-                (event) => Effect.map(Clock.currentTimeMillis, (now) => liveItem(event, now))
-              )
-            ),
-            Stream.filterMap((item) => (item ? Result.succeed(item) : Result.failVoid))
+            NewestEvents.decodePages(table),
+            NewestEvents.handOnLive
           )
           // 0 means no limit, as Teleport's backend.NoLimit.
           return options.limit === undefined || options.limit === 0 ? stream : Stream.take(stream, options.limit)
