@@ -95,10 +95,12 @@ export const tablePerFile = (label: string) => {
 }
 
 /**
- * The layout lease of test stores and migration runs unless a test gives its own (see `LayoutLease`): a lease of 2 s
- * (re-read every 667 ms, so a slow DynamoDB Local does not lapse it), and keys move 2 s after a migration is recorded.
+ * The layout lease of test stores and migration runs unless a test gives its own (see `LayoutLease`): a lease of 10 s
+ * (re-read every 3.3 s: a DynamoDB Local stalled by a loaded CI machine must not lapse it), and keys move 2 s after
+ * a migration is recorded. A drain shorter than the lease is unsafe against a process with a stale layout; the tests
+ * that run one (`test/store/layoutFence.test.ts`) give their own lease.
  */
-export const testLayoutLease: LayoutLease = { leaseMillis: 2_000, drainMillis: 2_000 }
+export const testLayoutLease: LayoutLease = { leaseMillis: 10_000, drainMillis: 2_000 }
 
 /** Options for {@link openStore}. */
 export interface OpenStoreOptions {

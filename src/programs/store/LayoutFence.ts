@@ -8,6 +8,9 @@
  *
  * A store opening in migrating mode also waits, since its writes move keys, until every process with the old layout
  * has lost its lease ({@link LayoutFence.awaitMoves}).
+ *
+ * The lease keeps real time, whatever clock the program runs on: it measures the time in which other processes act,
+ * so a `TestClock` moved forward in a test must neither lapse it nor stall its re-reading.
  */
 import { Clock, Effect, Exit, Stream } from "effect"
 import type { Scope } from "effect"
@@ -32,6 +35,14 @@ export interface LayoutFence {
   /** Waits until a recorded migration lets keys move (at once when none is recorded, or it has no begin time). */
   readonly awaitMoves: Effect.Effect<void>
 }
+
+const realClock = Clock.Clock.defaultValue()
+
+/** Now, in real time (see the module's doc): what a lease is confirmed at and checked against. */
+export const realTimeMillis = (): number => realClock.currentTimeMillisUnsafe()
+
+const onRealClock = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, Clock.Clock, realClock)
 
 interface State {
   confirmedAt: number
@@ -104,12 +115,11 @@ export const start = Effect.fnUntraced(function*(
       yield* Effect.sleep(every)
       yield* refresh
     }
-  }).pipe(Effect.forkScoped)
+  }).pipe(onRealClock, Effect.forkScoped)
 
-  const check = Effect.flatMap(
-    Clock.currentTimeMillis,
-    (now): Effect.Effect<void, TableError> => {
-      const standing = LayoutLease.standing(state, now, lease.leaseMillis)
+  const check = Effect.suspend(
+    (): Effect.Effect<void, TableError> => {
+      const standing = LayoutLease.standing(state, realTimeMillis(), lease.leaseMillis)
       if (standing._tag === "Serving") return Effect.void
       if (standing._tag === "Superseded") return Effect.fail(superseded(standing.recorded))
       const reason = `the layout record of namespace ${namespace} was last read ${standing.sinceMillis} ms ago, ` +
@@ -138,7 +148,7 @@ export const start = Effect.fnUntraced(function*(
       }
       yield* Effect.sleep(from - now)
     }
-  })
+  }).pipe(onRealClock)
   return { check, awaitMoves }
 })
 

@@ -4,7 +4,7 @@
  * the store's layout (see `LayoutTransition`), the store is served by a table that finds each key at its old
  * partition or its new one and moves a key before writing it (see `MigratingTable`).
  */
-import { Clock, Context, Effect, Layer, Option, Result } from "effect"
+import { Context, Effect, Layer, Option, Result } from "effect"
 import type { StorageFailure, Throttled } from "../../domain/Errors.ts"
 import * as LayoutLease from "../../domain/LayoutLease.ts"
 import type { Transition } from "../../domain/LayoutTransition.ts"
@@ -64,7 +64,7 @@ export const layer = (
   Layer.effectContext(Effect.gen(function*() {
     const target = yield* EventTable
     const area = yield* HistoryArea
-    const confirmedAt = yield* Clock.currentTimeMillis
+    const confirmedAt = LayoutFence.realTimeMillis()
     const opening = yield* settle(target.location, options)
     const lease = yield* LayoutFence.start(target.location, options.layoutLease ?? LayoutLease.defaultLease, {
       confirmedAt,
