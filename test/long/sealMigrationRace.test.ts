@@ -8,7 +8,7 @@ import { Effect, Layer, Stream } from "effect"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import * as SealMigration from "../../src/programs/store/SealMigration.ts"
 import type { Store } from "../../src/programs/store/Store.ts"
-import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
+import { eventTableLayer, openCompaction, openStore, tablePerFile, testLayoutLease } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 
 const { client, freshLocation } = tablePerFile("sealrace")
@@ -19,7 +19,7 @@ const sealed: ReadonlyArray<SealedPrefix> = [{ prefix: "/race/", seal: "rest" }]
 const migrate = (location: TestTable) =>
   Effect.scoped(Effect.gen(function*() {
     const context = yield* Layer.build(eventTableLayer(location, { client }))
-    return yield* SealMigration.run(sealed, { concurrency: 3 }).pipe(Effect.provide(context))
+    return yield* SealMigration.run(sealed, { concurrency: 3, lease: testLayoutLease }).pipe(Effect.provide(context))
   }))
 
 /** Increments by compare-and-swap until it wins; the revision it wrote. */
