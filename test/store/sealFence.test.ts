@@ -7,7 +7,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Stream } from "effect"
+import type { Layout } from "../../src/domain/Partitioning.ts"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
+import * as PartitionMigration from "../../src/programs/store/PartitionMigration.ts"
 import * as SealMigration from "../../src/programs/store/SealMigration.ts"
 import { shortLease, shortLeaseOptions, writeUntilRefused } from "../support/Fencing.ts"
 import { rawKeyItems } from "../support/RawTable.ts"
@@ -80,6 +82,25 @@ describe("the sealing fence", () => {
         expect((yield* Effect.flip(clear.get(secretKey)))._tag).toBe("LayoutSuperseded")
         const history = yield* Stream.runCollect(sealing.history(secretKey))
         expect(history.map((event) => event.value === undefined ? "" : text(event.value))).toEqual(["1", "2"])
+      }),
+    20_000
+  )
+
+  it.live(
+    "a layout change keeps the recorded sealed prefixes: the record item holds both",
+    () =>
+      Effect.gen(function*() {
+        const location = freshLocation()
+        yield* withLayout(location, [], client, SealMigration.run(sealed, { lease }))
+        const hot: Layout = [{ prefix: "/hot/", name: "hot", buckets: 2 }]
+        const moved = yield* withLayout(location, hot, client, PartitionMigration.run({ lease }))
+        expect(moved).toMatchObject({ done: true })
+        const laidOut = { ...location, partitions: hot }
+        const refused = yield* Effect.flip(openStoreChecked(laidOut, { client, storeOptions: storeOptions([]) }))
+        expect(refused.message).toContain("seals the prefix /tokens/")
+        const store = yield* openStore(laidOut, { client, storeOptions: { ...storeOptions(sealed), partitions: hot } })
+        yield* store.put({ key: secretKey, value: bytes("sealed") })
+        expect(yield* Effect.promise(() => rawKeyItems(client, location, secretKey))).toEqual([])
       }),
     20_000
   )
