@@ -193,9 +193,19 @@ export class LayoutSuperseded extends Schema.TaggedError<LayoutSuperseded>()("La
   /** The layout this process serves, described (see `Partitioning.describe`). */
   configured: Schema.String,
   /** What the record says now, described. */
-  recorded: Schema.String
+  recorded: Schema.String,
+  /**
+   * Set when what the record no longer allows is this process's sealed prefixes, not its layout: the sealed prefix
+   * a sealing migration recorded (see `SealMigration`) that this process is configured without.
+   */
+  sealedPrefix: Schema.optional(Schema.String)
 }) {
   override get message() {
+    if (this.sealedPrefix !== undefined) {
+      return `namespace ${this.namespace} seals the sealed prefix ${this.sealedPrefix} now (recorded by ` +
+        "seal-migrate), but this process is configured without it: it stopped reading and writing the namespace. " +
+        "Restart it configured with the recorded sealed prefixes (storage.sealed_prefixes)"
+    }
     return `namespace ${this.namespace} is ${this.recorded} now, but this process serves the layout ` +
       `[${this.configured}]: it stopped reading and writing the namespace. Restart it configured with the recorded ` +
       "layout (storage.partitioned_prefixes)"

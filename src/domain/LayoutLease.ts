@@ -18,6 +18,10 @@
  * last request before c + lease; the SDK's retries of it stop within the write timeout W (the writer gives up and
  * aborts); it is applied by then + lateDelivery. So no key moves before
  * `begin + lease + W + 2 × lateDelivery + skew` ({@link movesFrom}), and nothing of a stale process lands after.
+ *
+ * Sealing a prefix in place (see `SealMigration`) moves keys too, from their clear stored keys to their sealed ones:
+ * the same record lists the sealed prefixes a sealing migration began on, with their begin, and a store configured
+ * without one of them is superseded just the same ({@link missingSealed}); sealing moves nothing before the drain.
  */
 import * as LayoutTransition from "./LayoutTransition.ts"
 import type { Recorded } from "./LayoutTransition.ts"
@@ -84,6 +88,15 @@ export const allows = (recorded: Recorded | undefined, configured: Layout): bool
   recorded === undefined
     ? configured.length === 0
     : LayoutTransition.opening(recorded, configured, undefined)._tag !== "Refused"
+
+/**
+ * The first of the sealed prefixes the record lists (`recorded`) that a store configured with the sealed prefixes
+ * `configured` lacks: such a store would append to clear keys a sealing migration moves, so it must not serve.
+ */
+export const missingSealed = (
+  recorded: ReadonlyArray<{ readonly prefix: string }>,
+  configured: ReadonlyArray<{ readonly prefix: string }>
+): string | undefined => recorded.find((entry) => !configured.some((mine) => mine.prefix === entry.prefix))?.prefix
 
 /**
  * How long after the migration's `begin` (the runner's clock when it recorded the change) the first key may move:

@@ -8,10 +8,14 @@
  * began (`begin`): stores with `to` serve in migrating mode, all others refuse, and stores already running re-read
  * the record within their layout lease (see `LayoutLease`); when it is done, `to` becomes the layout.
  *
- * A namespace never opened with a layout has no record, and a store without a layout writes none: such a table
- * stays byte for byte what it was.
+ * The same item records the sealed prefixes a sealing migration began on (see `SealMigration`), each with its begin:
+ * one consistent read tells a running store both whether its layout and its sealed prefixes are still allowed. The
+ * item may hold sealed prefixes and no layout (a namespace never laid out): that reads as no layout recorded.
+ *
+ * A namespace never opened with a layout nor sealed in place has no record, and a store without a layout writes none
+ * unless it seals clear keys: such a table stays byte for byte what it was.
  */
-import { GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { GetItemCommand, QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import { Clock, Effect, Result } from "effect"
 import type { StorageFailure, Throttled } from "../domain/Errors.ts"
 import * as Key from "../domain/Key.ts"
@@ -67,8 +71,23 @@ const unreadable = (location: Pick<Location, "namespace">) =>
     reason: `the layout record of namespace ${location.namespace} is unreadable: restore it from a backup`
   })
 
-/** What the namespace's record says (settled, or migrating with `to`): undefined when none was ever recorded. */
-export const readState = (location: Pick<Location, "table" | "namespace">) =>
+/** The attribute holding the sealed prefixes a sealing migration began on: a map from prefix to its begin (epoch ms). */
+const sealedAttr = "sealed"
+
+/** A sealed prefix recorded by a sealing migration, and when it was recorded (see `LayoutLease.movesFrom`). */
+export interface RecordedSealing {
+  readonly prefix: string
+  readonly begin: number
+}
+
+/** What the namespace's record says: its layout (undefined when none was recorded), and its recorded sealed prefixes. */
+export interface NamespaceRecord {
+  readonly layout: LayoutTransition.Recorded | undefined
+  readonly sealed: ReadonlyArray<RecordedSealing>
+}
+
+/** Both parts of the namespace's record, in one consistent read (see {@link NamespaceRecord}). */
+export const readRecord = (location: Pick<Location, "table" | "namespace">) =>
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
     const output = yield* dynamo.call("GetItem", (client, abortSignal) =>
@@ -76,17 +95,66 @@ export const readState = (location: Pick<Location, "table" | "namespace">) =>
         new GetItemCommand({ TableName: location.table, Key: recordKey(location.namespace), ConsistentRead: true }),
         { abortSignal }
       ))
-    if (output.Item === undefined) return undefined
-    const text = output.Item[layoutAttr]?.S
-    const layout = text === undefined ? undefined : parse(text)
-    const toText = output.Item[toAttr]?.S
+    const item = output.Item
+    if (item === undefined) return { layout: undefined, sealed: [] } satisfies NamespaceRecord
+    const sealed: Array<RecordedSealing> = []
+    for (const [prefix, value] of Object.entries(item[sealedAttr]?.M ?? {})) {
+      const begin = Number(value.N)
+      if (!Number.isSafeInteger(begin)) return yield* unreadable(location)
+      sealed.push({ prefix, begin })
+    }
+    const text = item[layoutAttr]?.S
+    if (text === undefined) {
+      if (item[toAttr] !== undefined || item[sealedAttr]?.M === undefined) return yield* unreadable(location)
+      return { layout: undefined, sealed } satisfies NamespaceRecord
+    }
+    const layout = parse(text)
+    const toText = item[toAttr]?.S
     const to = toText === undefined ? undefined : parse(toText)
     if (layout === undefined || (toText !== undefined && to === undefined)) return yield* unreadable(location)
-    const beginText = output.Item[beginAttr]?.N
+    const beginText = item[beginAttr]?.N
     const begin = beginText === undefined ? undefined : Number(beginText)
     if (begin !== undefined && !Number.isSafeInteger(begin)) return yield* unreadable(location)
-    return { layout, to, begin } satisfies LayoutTransition.Recorded
+    return { layout: { layout, to, begin }, sealed } satisfies NamespaceRecord
   })
+
+/** What the namespace's record says (settled, or migrating with `to`): undefined when none was ever recorded. */
+export const readState = (location: Pick<Location, "table" | "namespace">) =>
+  Effect.map(readRecord(location), (record) => record.layout)
+
+/**
+ * Records that a sealing migration begins on `prefixes` (see `SealMigration`), each with the time it is sent unless
+ * it was recorded before (its first begin stays): from then on stores configured without one of them are refused,
+ * and those running are fenced by their lease. The recorded sealed prefixes, with their begins, after.
+ */
+export const recordSealing = Effect.fn("LayoutRecord.recordSealing")(function*(
+  location: Pick<Location, "table" | "namespace">,
+  prefixes: ReadonlyArray<string>
+) {
+  const dynamo = yield* Dynamo
+  const update = (expression: string, names: Record<string, string>, values: AttributeMap) =>
+    dynamo.call("UpdateItem", (client, abortSignal) =>
+      client.send(
+        new UpdateItemCommand({
+          TableName: location.table,
+          Key: recordKey(location.namespace),
+          UpdateExpression: expression,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values
+        }),
+        { abortSignal }
+      ))
+  yield* update("SET #sealed = if_not_exists(#sealed, :none)", { "#sealed": sealedAttr }, { ":none": { M: {} } })
+  for (const prefix of prefixes) {
+    const now = yield* Clock.currentTimeMillis
+    yield* update(
+      "SET #sealed.#prefix = if_not_exists(#sealed.#prefix, :now)",
+      { "#sealed": sealedAttr, "#prefix": prefix },
+      { ":now": { N: String(now) } }
+    )
+  }
+  return (yield* readRecord(location)).sealed
+})
 
 /** The recorded layout of a namespace (the one migrated from, while a migration is under way): undefined when none. */
 export const read = (location: Pick<Location, "table" | "namespace">) =>
@@ -105,23 +173,22 @@ export const begin = Effect.fn("LayoutRecord.begin")(function*(
   const dynamo = yield* Dynamo
   const from = recorded?.layout ?? []
   const now = yield* Clock.currentTimeMillis
-  return yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
+  // An update, not a put: the item's sealed prefixes stay.
+  return yield* dynamo.callConditional("UpdateItem", (client, abortSignal) =>
     client.send(
-      new PutItemCommand({
+      new UpdateItemCommand({
         TableName: location.table,
-        Item: {
-          ...recordKey(location.namespace),
-          [layoutAttr]: { S: JSON.stringify(Partitioning.canonical(from)) },
-          [toAttr]: { S: JSON.stringify(Partitioning.canonical(to)) },
-          [beginAttr]: { N: String(now) }
-        },
-        ...(recorded === undefined
-          ? { ConditionExpression: "attribute_not_exists(#pk)", ExpressionAttributeNames: { "#pk": Attr.partition } }
-          : {
-            ConditionExpression: "#layout = :layout AND attribute_not_exists(#to)",
-            ExpressionAttributeNames: { "#layout": layoutAttr, "#to": toAttr },
-            ExpressionAttributeValues: { ":layout": { S: JSON.stringify(Partitioning.canonical(from)) } }
-          })
+        Key: recordKey(location.namespace),
+        UpdateExpression: "SET #layout = :layout, #to = :to, #begin = :begin",
+        ConditionExpression: recorded === undefined
+          ? "attribute_not_exists(#layout)"
+          : "#layout = :layout AND attribute_not_exists(#to)",
+        ExpressionAttributeNames: { "#layout": layoutAttr, "#to": toAttr, "#begin": beginAttr },
+        ExpressionAttributeValues: {
+          ":layout": { S: JSON.stringify(Partitioning.canonical(from)) },
+          ":to": { S: JSON.stringify(Partitioning.canonical(to)) },
+          ":begin": { N: String(now) }
+        }
       }),
       { abortSignal }
     )).pipe(Effect.as(true), Effect.catchTag("ConditionalCheckFailed", () => Effect.succeed(false)))
@@ -137,13 +204,14 @@ export const finish = Effect.fn("LayoutRecord.finish")(function*(
 ) {
   const dynamo = yield* Dynamo
   const target = JSON.stringify(Partitioning.canonical(to))
-  return yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
+  return yield* dynamo.callConditional("UpdateItem", (client, abortSignal) =>
     client.send(
-      new PutItemCommand({
+      new UpdateItemCommand({
         TableName: location.table,
-        Item: { ...recordKey(location.namespace), [layoutAttr]: { S: target } },
+        Key: recordKey(location.namespace),
+        UpdateExpression: "SET #layout = :to REMOVE #to, #begin",
         ConditionExpression: "#to = :to",
-        ExpressionAttributeNames: { "#to": toAttr },
+        ExpressionAttributeNames: { "#layout": layoutAttr, "#to": toAttr, "#begin": beginAttr },
         ExpressionAttributeValues: { ":to": { S: target } }
       }),
       { abortSignal }
@@ -209,16 +277,15 @@ export const settle = Effect.fn("LayoutRecord.settle")(function*(
     if (opening._tag === "Refused") return yield* refused(location, opening.reason)
     if (opening._tag === "Migrating" || !opening.record) return opening
     const dynamo = yield* Dynamo
-    const written = yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
+    const written = yield* dynamo.callConditional("UpdateItem", (client, abortSignal) =>
       client.send(
-        new PutItemCommand({
+        new UpdateItemCommand({
           TableName: location.table,
-          Item: {
-            ...recordKey(location.namespace),
-            [layoutAttr]: { S: JSON.stringify(Partitioning.canonical(configured)) }
-          },
-          ConditionExpression: "attribute_not_exists(#pk)",
-          ExpressionAttributeNames: { "#pk": Attr.partition }
+          Key: recordKey(location.namespace),
+          UpdateExpression: "SET #layout = :layout",
+          ConditionExpression: "attribute_not_exists(#layout)",
+          ExpressionAttributeNames: { "#layout": layoutAttr },
+          ExpressionAttributeValues: { ":layout": { S: JSON.stringify(Partitioning.canonical(configured)) } }
         }),
         { abortSignal }
       )).pipe(

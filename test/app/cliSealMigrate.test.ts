@@ -13,7 +13,13 @@ import { runCli } from "./cliProcess.ts"
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-cli-seal-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
-const base = { DYNASTATE_KEYRING_FILE: path.join(dir, "keyring.key"), XDG_DATA_HOME: path.join(dir, "data") }
+// A short layout lease and write timeout: the run waits them out after recording the sealed prefix.
+const base = {
+  DYNASTATE_KEYRING_FILE: path.join(dir, "keyring.key"),
+  XDG_DATA_HOME: path.join(dir, "data"),
+  DYNASTATE_LAYOUT_LEASE: "1s",
+  DYNASTATE_WRITE_TIMEOUT: "1s"
+}
 const sealedEnv = { ...base, DYNASTATE_SEALED_PREFIXES: "/tokens/:rest" }
 const table = freshTableName("cli-seal")
 const cli = (args: ReadonlyArray<string>, env: Record<string, string> = base) =>

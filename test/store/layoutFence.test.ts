@@ -7,15 +7,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import * as LayoutLease from "../../src/domain/LayoutLease.ts"
 import type { Layout } from "../../src/domain/Partitioning.ts"
-import { localMargins } from "../../src/domain/WriteFence.ts"
 import type { DataKeys } from "../../src/infra/crypto/DataKeys.ts"
 import type { Dynamo } from "../../src/infra/Dynamo.ts"
 import type { EventTable } from "../../src/infra/EventTable.ts"
-import { defaultActorOptions } from "../../src/programs/store/KeyActors.ts"
 import * as PartitionMigration from "../../src/programs/store/PartitionMigration.ts"
-import type { Store } from "../../src/programs/store/Store.ts"
+import { shortLease, shortLeaseOptions, writeUntilRefused } from "../support/Fencing.ts"
 import { rawKeyItems } from "../support/RawTable.ts"
 import { makeClient, openStore, tablePerFile, withLayout } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
@@ -25,41 +22,14 @@ const bytes = (value: string) => new TextEncoder().encode(value)
 const text = (value: Uint8Array) => new TextDecoder().decode(value)
 const bucketed: Layout = [{ prefix: "/hot/", name: "hot", buckets: 4 }]
 
-// A short lease and write timeout, on one machine: keys move 1500 + 1500 ms after the migration is recorded.
-const fence = { maxStateAgeMillis: 30_000, writeTimeoutMillis: 1_500 }
-const lease = LayoutLease.make(1_500, fence, localMargins)
-const storeOptions = (partitions: Layout) => ({
-  partitions,
-  layoutLease: lease,
-  actors: { ...defaultActorOptions, fence }
-})
+const lease = shortLease
+const storeOptions = (partitions: Layout) => ({ partitions, ...shortLeaseOptions })
 
 const withTable = <A, E>(
   location: TestTable,
   layout: Layout,
   effect: Effect.Effect<A, E, EventTable | DataKeys | Dynamo>
 ) => withLayout(location, layout, client, effect)
-
-/**
- * Puts 1, 2, 3… every 50 ms until a put fails for good: the values acknowledged, and the failure. A lapse of the
- * lease (a record read slower than the lease on a loaded machine) passes; the store serves again after it.
- */
-const writeUntilRefused = (store: Store["Service"], key: string) =>
-  Effect.gen(function*() {
-    const acked: Array<string> = []
-    for (let n = 1;; n++) {
-      const put = yield* Effect.result(store.put({ key, value: bytes(String(n)) }))
-      if (put._tag === "Failure") {
-        const lapse = (put.failure._tag === "StorageFailure" || put.failure._tag === "Throttled") &&
-          put.failure.operation === "layout lease"
-        if (!lapse) return { acked, failure: put.failure }
-        n--
-      } else {
-        acked.push(String(n))
-      }
-      yield* Effect.sleep("50 millis")
-    }
-  })
 
 describe("the layout lease", () => {
   it.live(

@@ -20,7 +20,7 @@ import type { SealProgress } from "../../src/programs/store/SealMigration.ts"
 import type { Store } from "../../src/programs/store/Store.ts"
 import type { WatchEvent } from "../../src/programs/store/Watch.ts"
 import { rawPartition } from "../support/RawTable.ts"
-import { eventTableLayer, openCompaction, openStore, tablePerFile } from "../support/TestStore.ts"
+import { eventTableLayer, openCompaction, openStore, tablePerFile, testLayoutLease } from "../support/TestStore.ts"
 import type { TestTable } from "../support/TestStore.ts"
 import { itemsHolding } from "./contract/harness.ts"
 
@@ -40,7 +40,9 @@ const migrate = (
   Effect.scoped(
     Effect.gen(function*() {
       const context = yield* Layer.build(eventTableLayer(location, { client }))
-      return yield* SealMigration.run(sealed, { onProgress, concurrency: 4 }).pipe(Effect.provide(context))
+      return yield* SealMigration.run(sealed, { onProgress, concurrency: 4, lease: testLayoutLease }).pipe(
+        Effect.provide(context)
+      )
     })
   )
 
@@ -275,7 +277,7 @@ describe("sealing a prefix in place", () => {
 
         const summary = yield* Effect.scoped(Effect.gen(function*() {
           const context = yield* Layer.build(eventTableLayer(location, { client, ...policy }))
-          return yield* SealMigration.run(users).pipe(Effect.provide(context))
+          return yield* SealMigration.run(users, { lease: testLayoutLease }).pipe(Effect.provide(context))
         }))
         expect(summary).toEqual([{ prefix: "/users/", found: 2, moved: 2, failed: 0, done: true }])
         const later = yield* openStore(location, { client, ...policy, storeOptions: { sealed: users } })

@@ -38,6 +38,8 @@ describe("a sealed prefix over keys written in clear", () => {
       const stored = yield* storedKeyOf(location, sealed, key, client)
       const moved = yield* Effect.promise(() => rawKeyItems(client, location, stored))
       expect(moved.map((item) => item["seq"]?.N)).toEqual(["2", "1"])
-      expect(text((yield* clear.get("/tokens")).value)).toBe("x")
+      expect(text((yield* store.get("/tokens")).value)).toBe("x")
+      // The store recorded the sealing: the one configured without the prefix is fenced within its lease.
+      expect((yield* Effect.flip(clear.get("/tokens")))._tag).toBe("LayoutSuperseded")
     }), 30_000)
 })

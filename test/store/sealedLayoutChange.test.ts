@@ -141,7 +141,7 @@ describe("sealing and a layout change over the same keys", () => {
         const seen = yield* snapshot(clear, keys)
         expect(yield* inClear(location, [secretOf(0)])).not.toEqual([])
 
-        const [report] = yield* withTable(location, SealMigration.run(sealed))
+        const [report] = yield* withTable(location, SealMigration.run(sealed, { lease: testLayoutLease }))
         expect(report).toMatchObject({ found: keys.length, moved: keys.length, failed: 0, done: true })
         const sealedStore = yield* openStore(location, { client, storeOptions: { sealed, partitions: after } })
         expect(yield* snapshot(sealedStore, keys)).toEqual(seen)

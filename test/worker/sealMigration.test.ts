@@ -8,7 +8,7 @@ import { Effect, Layer } from "effect"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import * as SealMigration from "../../src/programs/store/SealMigration.ts"
 import { scanAll } from "../store/contract/harness.ts"
-import { eventTableLayer, openStore } from "../support/TestStore.ts"
+import { eventTableLayer, openStore, testLayoutLease } from "../support/TestStore.ts"
 import { bytes, eventually, freshEnv, recorder, startWorker, text } from "./support.ts"
 
 const sealed: ReadonlyArray<SealedPrefix> = [{ prefix: "/tokens/", seal: "rest" }]
@@ -28,7 +28,7 @@ describe("the worker over a seal migration", () => {
         yield* clear.delete(keys[0]!)
         const summary = yield* Effect.scoped(Effect.gen(function*() {
           const context = yield* Layer.build(eventTableLayer(env.location, { client: env.client }))
-          return yield* SealMigration.run(sealed).pipe(Effect.provide(context))
+          return yield* SealMigration.run(sealed, { lease: testLayoutLease }).pipe(Effect.provide(context))
         }))
         expect(summary.map((entry) => entry.done)).toEqual([true])
 

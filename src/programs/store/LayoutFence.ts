@@ -9,6 +9,10 @@
  * A store opening in migrating mode also waits, since its writes move keys, until every process with the old layout
  * has lost its lease ({@link LayoutFence.awaitMoves}).
  *
+ * The record also lists the sealed prefixes a sealing migration began on (see `LayoutRecord.readRecord`): a store
+ * configured without one of them is superseded as well (`LayoutSuperseded` naming the sealed prefix), and whatever
+ * moves a key to its sealed form waits for the drain after the prefix's begin ({@link awaitFrom}).
+ *
  * The lease keeps real time, whatever clock the program runs on: it measures the time in which other processes act,
  * so a `TestClock` moved forward in a test must neither lapse it nor stall its re-reading.
  */
@@ -19,6 +23,7 @@ import type { TableError } from "../../domain/Errors.ts"
 import * as LayoutLease from "../../domain/LayoutLease.ts"
 import type { Recorded } from "../../domain/LayoutTransition.ts"
 import * as Partitioning from "../../domain/Partitioning.ts"
+import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import { Dynamo } from "../../infra/Dynamo.ts"
 import type { Location } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
@@ -47,18 +52,40 @@ const onRealClock = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, 
 interface State {
   confirmedAt: number
   superseded: string | undefined
+  /** The sealed prefix the record lists that the store lacks, once it superseded the store. */
+  sealedPrefix: string | undefined
   lastFailure: { readonly throttled: boolean; readonly message: string } | undefined
-  begin: number | undefined
-  waitLogged: boolean
 }
 
 /**
- * Starts the lease of a store serving `location` (its `partitions`), confirmed by a read of the record sent at
- * `confirmedAt` that said `recorded`. The re-reading fiber lives as long as the scope.
+ * Waits until `from` (epoch ms, see `LayoutLease.movesFrom`): at once when it is past. Says once, when it has to
+ * wait, what for (`what`: what moves then).
+ */
+export const awaitFrom = (from: number, what: string): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    let logged = false
+    while (true) {
+      const now = yield* Clock.currentTimeMillis
+      if (now >= from) return
+      if (!logged) {
+        logged = true
+        yield* Effect.logInfo(
+          `${what} from ${new Date(from).toISOString()} (in ${from - now} ms), when every process that may still ` +
+            "write them where they are has lost its layout lease"
+        )
+      }
+      yield* Effect.sleep(from - now)
+    }
+  }).pipe(onRealClock)
+
+/**
+ * Starts the lease of a store serving `location` (its `partitions`) with the sealed prefixes `sealed`, confirmed by a
+ * read of the record sent at `confirmedAt` that said `recorded`. The re-reading fiber lives as long as the scope.
  */
 export const start = Effect.fnUntraced(function*(
   location: Location,
   lease: LayoutLease.LayoutLease,
+  sealed: ReadonlyArray<SealedPrefix>,
   opened: { readonly confirmedAt: number; readonly recorded: Recorded | undefined }
 ): Effect.fn.Return<LayoutFence, never, Dynamo | Scope.Scope> {
   const dynamo = yield* Dynamo
@@ -66,17 +93,21 @@ export const start = Effect.fnUntraced(function*(
   const state: State = {
     confirmedAt: opened.confirmedAt,
     superseded: undefined,
-    lastFailure: undefined,
-    begin: opened.recorded?.begin,
-    waitLogged: false
+    sealedPrefix: undefined,
+    lastFailure: undefined
   }
   const namespace = location.namespace
   const superseded = (recorded: string) =>
-    new LayoutSuperseded({ namespace, configured: Partitioning.describe(configured), recorded })
+    new LayoutSuperseded({
+      namespace,
+      configured: Partitioning.describe(configured),
+      recorded,
+      sealedPrefix: state.sealedPrefix
+    })
   const refresh = Effect.gen(function*() {
     const sentAt = yield* Clock.currentTimeMillis
     const read = yield* Effect.exit(
-      LayoutRecord.readState(location).pipe(
+      LayoutRecord.readRecord(location).pipe(
         Effect.provideService(Dynamo, dynamo),
         Effect.timeoutOrElse({
           duration: lease.leaseMillis,
@@ -101,13 +132,14 @@ export const start = Effect.fnUntraced(function*(
       yield* Effect.logInfo(`the layout record of namespace ${namespace} is readable again`)
     }
     state.lastFailure = undefined
-    if (!LayoutLease.allows(read.value, configured)) {
-      state.superseded = LayoutLease.describeRecord(read.value)
+    const unsealed = LayoutLease.missingSealed(read.value.sealed, sealed)
+    if (unsealed !== undefined || !LayoutLease.allows(read.value.layout, configured)) {
+      state.sealedPrefix = unsealed
+      state.superseded = LayoutLease.describeRecord(read.value.layout)
       yield* Effect.logError(superseded(state.superseded).message)
       return
     }
     state.confirmedAt = Math.max(state.confirmedAt, sentAt)
-    state.begin = read.value?.begin
   })
   const every = LayoutLease.refreshMillis(lease.leaseMillis)
   yield* Effect.gen(function*() {
@@ -133,22 +165,11 @@ export const start = Effect.fnUntraced(function*(
       )
     }
   )
-  const awaitMoves = Effect.gen(function*() {
-    while (true) {
-      const now = yield* Clock.currentTimeMillis
-      if (state.begin === undefined) return
-      const from = LayoutLease.movesFrom(state.begin, lease)
-      if (now >= from) return
-      if (!state.waitLogged) {
-        state.waitLogged = true
-        yield* Effect.logInfo(
-          `namespace ${namespace}: keys move from ${new Date(from).toISOString()} (in ${from - now} ms), when every ` +
-            "process with the old layout has lost its layout lease: the store serves from then on"
-        )
-      }
-      yield* Effect.sleep(from - now)
-    }
-  }).pipe(onRealClock)
+  // The begin is the one the store opened with: a record changing it after supersedes the store anyway.
+  const begin = opened.recorded?.begin
+  const awaitMoves = begin === undefined
+    ? Effect.void
+    : awaitFrom(LayoutLease.movesFrom(begin, lease), `namespace ${namespace}: keys change partition`)
   return { check, awaitMoves }
 })
 

@@ -4,15 +4,21 @@
  * and expiries, its history and its grave. Stores serving meanwhile read such a prefix from both forms and move a key
  * before writing it (see `SealedFallback`), so no key reads as missing and no write is lost.
  *
+ * Fenced like a partition migration (see `LayoutLease`): the run first records the prefixes it seals in the
+ * namespace's record, so stores configured without them are refused and those running stop serving within their
+ * layout lease, and it moves nothing before `begin + drain` (see `SealedFallback.fence`).
+ *
  * Resumable: each key's move is idempotent and a run looks for what is left in clear, so running it again after an
  * interruption finishes the job.
  */
 import { Effect, Stream } from "effect"
 import { BadParameter } from "../../domain/Errors.ts"
 import type { RelocationConflict, TableError } from "../../domain/Errors.ts"
+import type { LayoutLease } from "../../domain/LayoutLease.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import * as SortKey from "../../domain/SortKey.ts"
+import type { ConfigInvalid } from "../../infra/config/ConfigInvalid.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import * as DataKeyStore from "../../infra/crypto/DataKeyStore.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
@@ -40,11 +46,18 @@ export interface SealMigrationOptions {
   readonly prefixes?: ReadonlyArray<string> | undefined
   /** Keys moved at once (default 8). */
   readonly concurrency?: number | undefined
+  /**
+   * The layout lease of the namespace's processes (`storage.layout_lease` and `write_timeout`, see
+   * `StoreConfig.layoutLeaseOf`; `LayoutLease.defaultLease` by default): how long after recording the prefixes the
+   * run waits before moving a key.
+   */
+  readonly lease?: LayoutLease | undefined
 }
 
 /** Failures of a migration run; running it again resumes it. */
 export type SealMigrationError =
   | BadParameter
+  | ConfigInvalid
   | KeySealer.SealError
   | Relocation.RelocationError
   | TableError
@@ -90,6 +103,11 @@ export const migrate = (
         )
       })
     const sealer = yield* KeySealer.make(dataKeys, sealed)
+    // Nothing moves before processes configured without the prefixes have lost their lease.
+    const drained = yield* SealedFallback.fence(table.location, chosen, options.lease).pipe(
+      Effect.provideService(Dynamo, dynamo)
+    )
+    yield* drained
     const place = { location: table.location }
     interface Counts {
       readonly prefix: string

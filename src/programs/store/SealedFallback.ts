@@ -6,20 +6,26 @@
  */
 import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
 import { SealedRangeTooLarge } from "../../domain/Errors.ts"
-import type { TableError } from "../../domain/Errors.ts"
+import type { StorageFailure, TableError, Throttled } from "../../domain/Errors.ts"
 import { callerKey, liveItem } from "../../domain/Event.ts"
 import type { Event } from "../../domain/Event.ts"
 import type { Item } from "../../domain/Item.ts"
 import * as Key from "../../domain/Key.ts"
+import * as LayoutLease from "../../domain/LayoutLease.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import * as SortKey from "../../domain/SortKey.ts"
+import type { ConfigInvalid } from "../../infra/config/ConfigInvalid.ts"
 import { DataKeys } from "../../infra/crypto/DataKeys.ts"
 import * as KeySealer from "../../infra/crypto/KeySealer.ts"
+import type { Dynamo } from "../../infra/Dynamo.ts"
+import type { Location } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError, SortKeyRange } from "../../infra/EventTable.ts"
+import * as LayoutRecord from "../../infra/LayoutRecord.ts"
 import type { KeyPlace, Relocation, RelocationError } from "../../infra/Relocation.ts"
 import * as KeySealing from "./KeySealing.ts"
+import * as LayoutFence from "./LayoutFence.ts"
 import { LayoutMigration } from "./LayoutMigration.ts"
 import * as NewestEvents from "./NewestEvents.ts"
 
@@ -61,6 +67,24 @@ export const migrating = (
   Effect.filter(prefixes, (entry) => holdsClearKeys(table, entry.prefix))
 
 /**
+ * Records that `prefixes` (sealed prefixes still holding clear keys) are being sealed (see
+ * `LayoutRecord.recordSealing`: processes configured without them stop serving within their layout lease), and gives
+ * what a move of their keys waits first: until the drain after the latest of their recorded begins has passed
+ * (`LayoutLease.movesFrom`), a clock compare after. Records nothing when `prefixes` is empty.
+ */
+export const fence = (
+  location: Location,
+  prefixes: ReadonlyArray<SealedPrefix>,
+  lease: LayoutLease.LayoutLease | undefined
+): Effect.Effect<Effect.Effect<void>, ConfigInvalid | Throttled | StorageFailure, Dynamo> =>
+  prefixes.length === 0 ? Effect.succeed(Effect.void) : Effect.gen(function*() {
+    const recorded = yield* LayoutRecord.recordSealing(location, prefixes.map((entry) => entry.prefix))
+    const mine = recorded.filter((entry) => prefixes.some((prefix) => prefix.prefix === entry.prefix))
+    const from = LayoutLease.movesFrom(Math.max(...mine.map((entry) => entry.begin)), lease ?? LayoutLease.defaultLease)
+    return LayoutFence.awaitFrom(from, `namespace ${location.namespace}: keys under sealed prefixes move sealed`)
+  })
+
+/**
  * The newest event of a key being relocated (see `Relocation`): at its new place (`target`), else at its old one
  * (`source`), else at its new place again: the key may have moved between the two reads, and been cleaned up at once.
  * The places are the caller's: a clear and a sealed stored key here, two partitions for a partition move.
@@ -79,9 +103,11 @@ export const latest = <E, R>(
 /**
  * Makes sure a key being relocated (see `Relocation`) is at its new place before anything is appended there: moved
  * now if the new place (`arrived` reads it) holds no event yet. Used for a sealed prefix's clear keys and for keys
- * changing partition alike. Keys known to be resolved are remembered (a key never goes back).
+ * changing partition alike. Keys known to be resolved are remembered (a key never goes back). A move waits for
+ * `beforeMove` first (see {@link fence}).
  */
-export const makeResolver = (relocation: Relocation, remembered = 100_000) => {
+export const makeResolver = (relocation: Relocation, beforeMove: Effect.Effect<void> = Effect.void) => {
+  const remembered = 100_000
   const resolved = new Set<string>()
   return (
     arrived: Effect.Effect<Option.Option<Event>, ReadError>,
@@ -91,7 +117,10 @@ export const makeResolver = (relocation: Relocation, remembered = 100_000) => {
   ): Effect.Effect<void, RelocationError | ReadError> =>
     Effect.gen(function*() {
       if (resolved.has(to.key)) return
-      if (Option.isNone(yield* arrived)) yield* relocation.relocate(from, to, realKey)
+      if (Option.isNone(yield* arrived)) {
+        yield* beforeMove
+        yield* relocation.relocate(from, to, realKey)
+      }
       if (resolved.size >= remembered) resolved.clear()
       resolved.add(to.key)
     })

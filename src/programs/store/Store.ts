@@ -235,7 +235,9 @@ const make = (options: StoreOptions) =>
     }
     const isMigrating = (key: string, stored: string) =>
       stored !== key && SealedKeys.coveringPrefix(migrating, key) !== undefined
-    const resolve = SealedFallback.makeResolver(Relocation.make(yield* Dynamo, dataKeys))
+    // Writes move keys: not before every process without the prefix has lost its lease (see `SealedFallback.fence`).
+    const moves = yield* SealedFallback.fence(table.location, migrating, options.layoutLease)
+    const resolve = SealedFallback.makeResolver(Relocation.make(yield* Dynamo, dataKeys), moves)
     const here = (key: string) => ({ location: table.location, key })
     const resolved = (key: string, stored: string) =>
       isMigrating(key, stored)

@@ -25,8 +25,9 @@ import type { StoreOptions } from "./Store.ts"
 
 /**
  * The layout a store opens with: valid, the same in the options (when given) and the event table, sound with the
- * sealed prefixes, and the namespace's recorded one or the one a recorded migration moves to (see `LayoutRecord`).
- * Every check but the last before any I/O.
+ * sealed prefixes, and the namespace's recorded one or the one a recorded migration moves to (see `LayoutRecord`);
+ * the store configured with every sealed prefix a sealing migration recorded. Every check but the last two before
+ * any I/O.
  */
 export const settle = Effect.fnUntraced(function*(
   location: Location,
@@ -44,8 +45,21 @@ export const settle = Effect.fnUntraced(function*(
   if (Result.isFailure(valid)) return yield* valid.failure
   const [unsound, ...more] = Partitioning.checkSealed(layout, options.sealed ?? [], LayoutRecord.layoutField)
   if (unsound !== undefined) return yield* ConfigInvalid.of([unsound, ...more])
-  return yield* LayoutRecord.settle(location)
+  const opening = yield* LayoutRecord.settle(location)
+  // A sealing migration recorded a prefix this store would read and write in clear (see `LayoutLease.missingSealed`).
+  const unsealed = LayoutLease.missingSealed((yield* LayoutRecord.readRecord(location)).sealed, options.sealed ?? [])
+  if (unsealed !== undefined) {
+    return yield* new ConfigInvalid({
+      field: sealedField,
+      reason: `namespace ${location.namespace} seals the prefix ${unsealed} (recorded by seal-migrate): configure ` +
+        "every recorded sealed prefix, with its seal, before opening a store"
+    })
+  }
+  return opening
 })
+
+/** The field configuration errors about sealed prefixes name. */
+const sealedField = "storage.sealed_prefixes"
 
 /**
  * The event table and history area a store serves through, after {@link settle}: the given ones when the namespace
@@ -66,12 +80,17 @@ export const layer = (
     const area = yield* HistoryArea
     const confirmedAt = LayoutFence.realTimeMillis()
     const opening = yield* settle(target.location, options)
-    const lease = yield* LayoutFence.start(target.location, options.layoutLease ?? LayoutLease.defaultLease, {
-      confirmedAt,
-      recorded: opening._tag === "Migrating"
-        ? { layout: opening.from, to: target.location.partitions ?? [], begin: opening.begin }
-        : undefined
-    })
+    const lease = yield* LayoutFence.start(
+      target.location,
+      options.layoutLease ?? LayoutLease.defaultLease,
+      options.sealed ?? [],
+      {
+        confirmedAt,
+        recorded: opening._tag === "Migrating"
+          ? { layout: opening.from, to: target.location.partitions ?? [], begin: opening.begin }
+          : undefined
+      }
+    )
     if (opening._tag !== "Migrating") {
       const fenced = LayoutFence.fenceTable(target, lease.check)
       return Context.make(EventTable, fenced).pipe(

@@ -6,7 +6,7 @@
 import { Console, Data, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as RawAesKeyring from "../../../infra/crypto/RawAesKeyring.ts"
-import type * as StoreConfig from "../../../infra/StoreConfig.ts"
+import * as StoreConfig from "../../../infra/StoreConfig.ts"
 import * as SealMigration from "../../store/SealMigration.ts"
 import { Store } from "../../store/Store.ts"
 import { Compaction } from "../../worker/Compaction.ts"
@@ -192,6 +192,8 @@ const sealMigrate = Command.make("seal-migrate", {
       }
       const summary = yield* SealMigration.run(config.sealedPrefixes, {
         prefixes: Option.isSome(prefix) ? [prefix.value] : undefined,
+        // Keys move once processes configured without the prefixes have lost their layout lease.
+        lease: StoreConfig.layoutLeaseOf(config),
         onProgress: (progress) =>
           Effect.sync(() =>
             void process.stderr.write(
