@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
 import { rawKeyItems } from "../support/RawTable.ts"
-import { openStore, storedKeyOf, tablePerFile } from "../support/TestStore.ts"
+import { openStore, storedKeyOf, tablePerFile, testLayoutLease } from "../support/TestStore.ts"
 
 const { client, freshLocation } = tablePerFile("sealclear")
 const bytes = (value: string) => new TextEncoder().encode(value)
@@ -39,7 +39,14 @@ describe("a sealed prefix over keys written in clear", () => {
       const moved = yield* Effect.promise(() => rawKeyItems(client, location, stored))
       expect(moved.map((item) => item["seq"]?.N)).toEqual(["2", "1"])
       expect(text((yield* store.get("/tokens")).value)).toBe("x")
-      // The store recorded the sealing: the one configured without the prefix is fenced within its lease.
-      expect((yield* Effect.flip(clear.get("/tokens")))._tag).toBe("LayoutSuperseded")
+      // The store recorded the sealing: the one configured without the prefix is fenced within its lease (its next
+      // re-read of the record, at most a lease away).
+      const deadline = Date.now() + testLayoutLease.leaseMillis + 5_000
+      let refused = yield* Effect.result(clear.get("/tokens"))
+      while (refused._tag === "Success" && Date.now() < deadline) {
+        yield* Effect.sleep("200 millis")
+        refused = yield* Effect.result(clear.get("/tokens"))
+      }
+      expect(refused._tag === "Failure" ? refused.failure._tag : "still serving").toBe("LayoutSuperseded")
     }), 30_000)
 })
