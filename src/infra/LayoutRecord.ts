@@ -260,22 +260,27 @@ const refused = (location: Location, reason: string) =>
  * a recorded migration moves to opens migrating (the layout it moves from returned); anything else is
  * `ConfigInvalid` naming both. The first store with a layout records it (conditionally: of two racing first stores,
  * the second compares with the first's), after checking that no key is already stored under a newly partitioned
- * prefix. Invalid layouts are refused before any I/O.
+ * prefix. Invalid layouts are refused before any I/O. With the opening, the sealed prefixes the same read found
+ * recorded (see {@link readRecord}), so a store checks both on one read.
  */
-export const settle = Effect.fn("LayoutRecord.settle")(function*(
+export const settleRecord = Effect.fn("LayoutRecord.settle")(function*(
   location: Location
-): Effect.fn.Return<LayoutTransition.Opening, ConfigInvalid | Throttled | StorageFailure, Dynamo> {
+): Effect.fn.Return<
+  { readonly opening: LayoutTransition.Opening; readonly sealed: ReadonlyArray<RecordedSealing> },
+  ConfigInvalid | Throttled | StorageFailure,
+  Dynamo
+> {
   const configured = location.partitions ?? []
   const valid = check(configured)
   if (Result.isFailure(valid)) return yield* valid.failure
   for (let attempt = 0; attempt < 2; attempt++) {
-    const recorded = yield* readState(location)
+    const { layout: recorded, sealed } = yield* readRecord(location)
     const under = recorded === undefined && configured.length > 0
       ? yield* storedUnder(location, configured)
       : undefined
     const opening = LayoutTransition.opening(recorded, configured, under)
     if (opening._tag === "Refused") return yield* refused(location, opening.reason)
-    if (opening._tag === "Migrating" || !opening.record) return opening
+    if (opening._tag === "Migrating" || !opening.record) return { opening, sealed }
     const dynamo = yield* Dynamo
     const written = yield* dynamo.callConditional("UpdateItem", (client, abortSignal) =>
       client.send(
@@ -296,9 +301,12 @@ export const settle = Effect.fn("LayoutRecord.settle")(function*(
       yield* Effect.logInfo(
         `recorded the layout of namespace ${location.namespace}: ${Partitioning.describe(configured)}`
       )
-      return opening
+      return { opening, sealed }
     }
     // Another store recorded first: judge its record.
   }
   return yield* refused(location, "the layout record kept changing while this store opened")
 })
+
+/** {@link settleRecord}'s opening alone, for what checks only the layout (a restore's target). */
+export const settle = (location: Location) => Effect.map(settleRecord(location), (settled) => settled.opening)

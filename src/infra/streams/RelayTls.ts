@@ -40,9 +40,12 @@ export interface RelayTlsFiles {
 /** The configuration keys naming the files, by part. */
 export const tlsFields = { cert: "watch_tls_cert", key: "watch_tls_key", ca: "watch_tls_ca" } as const
 
+/** A host as written (`[::1]` included) without the brackets an IPv6 address may carry. */
+const unbracketed = (host: string): string => host.replace(/^\[|\]$/g, "")
+
 /** Whether a host is this machine only (a loopback address or `localhost`): no one else can reach or pose as it. */
 export const isLoopback = (host: string): boolean => {
-  const bare = host.replace(/^\[|\]$/g, "").toLowerCase()
+  const bare = unbracketed(host).toLowerCase()
   if (bare === "localhost" || bare === "::1") return true
   return isIP(bare) === 4 && bare.startsWith("127.")
 }
@@ -118,6 +121,6 @@ export const clientOptions = (tls: RelayTls, host: string): Tls.ConnectionOption
   ca: tls.ca,
   rejectUnauthorized: true,
   // SNI takes host names only; an address is still checked against the certificate's IP names.
-  ...(isIP(host.replace(/^\[|\]$/g, "")) === 0 ? { servername: host } : {}),
+  ...(isIP(unbracketed(host)) === 0 ? { servername: host } : {}),
   minVersion
 })

@@ -187,6 +187,7 @@ export const fenceTable = (
     scan: (range) => Stream.unwrap(Effect.as(check, table.scan(range))),
     graves: (lower, upper) => Stream.unwrap(Effect.as(check, table.graves(lower, upper))),
     decode: (stored, options) => Effect.andThen(check, table.decode(stored, options)),
+    decodeAll: (stored, options) => Effect.andThen(check, table.decodeAll(stored, options)),
     landing: (event) => Effect.andThen(check, table.landing(event)),
     undo: (event) => Effect.andThen(check, table.undo(event)),
     transact: (writes, token) => Effect.andThen(check, table.transact(writes, token))

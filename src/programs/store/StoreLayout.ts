@@ -45,9 +45,9 @@ export const settle = Effect.fnUntraced(function*(
   if (Result.isFailure(valid)) return yield* valid.failure
   const [unsound, ...more] = Partitioning.checkSealed(layout, options.sealed ?? [], LayoutRecord.layoutField)
   if (unsound !== undefined) return yield* ConfigInvalid.of([unsound, ...more])
-  const opening = yield* LayoutRecord.settle(location)
+  const { opening, sealed } = yield* LayoutRecord.settleRecord(location)
   // A sealing migration recorded a prefix this store would read and write in clear (see `LayoutLease.missingSealed`).
-  const unsealed = LayoutLease.missingSealed((yield* LayoutRecord.readRecord(location)).sealed, options.sealed ?? [])
+  const unsealed = LayoutLease.missingSealed(sealed, options.sealed ?? [])
   if (unsealed !== undefined) {
     return yield* new ConfigInvalid({
       field: sealedField,
