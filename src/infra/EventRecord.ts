@@ -12,7 +12,8 @@ import { eventOps } from "../domain/Event.ts"
 import * as Key from "../domain/Key.ts"
 import type { Layout } from "../domain/Partitioning.ts"
 import * as SortKey from "../domain/SortKey.ts"
-import type { DataKeys } from "./crypto/DataKeys.ts"
+import { DataKeys } from "./crypto/DataKeys.ts"
+import type { DataKey } from "./crypto/DataKeys.ts"
 import { boundName } from "./crypto/DataKeyStore.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import * as ValueCipher from "./crypto/ValueCipher.ts"
@@ -227,12 +228,22 @@ export const encodeManifest = (
 ): Effect.Effect<AttributeMap, ValueTooLarge | KeyringError | Throttled | StorageFailure, DataKeys> =>
   itemOf(location, event, manifest, chunks)
 
-const itemOf = Effect.fnUntraced(function*(
+/**
+ * The data key for a ciphertext of `bytes` bytes of the event's scope, or undefined when none is at hand (see
+ * `DataKeys.atHandForEncryption`).
+ */
+type KeyFor = (bytes: number) => DataKey | undefined
+
+/** The item of an event, its value (and sealed key) encrypted under the keys `keyFor` gives; undefined if it gave none. */
+const build = (
   location: Location,
   event: Event,
   plaintext: Uint8Array,
-  chunks: number | undefined
-): Effect.fn.Return<AttributeMap, ValueTooLarge | KeyringError | Throttled | StorageFailure, DataKeys> {
+  chunks: number | undefined,
+  keyFor: KeyFor
+): Result.Result<AttributeMap, ValueTooLarge> | undefined => {
+  const valueKey = keyFor(plaintext.length)
+  if (valueKey === undefined) return undefined
   const item: AttributeMap = {
     [Attr.partition]: { S: keyPartition(location, event.key) },
     [Attr.sort]: { B: SortKey.encode(event.key, event.seq) },
@@ -247,19 +258,55 @@ const itemOf = Effect.fnUntraced(function*(
   const binding = bindingOf(location, event)
   if (chunks !== undefined) item[Attr.chunks] = { N: String(chunks) }
   item[Attr.value] = {
-    B: yield* ValueCipher.encrypt(
+    B: ValueCipher.encryptWith(
+      valueKey,
       plaintext,
       chunks === undefined ? binding : { ...binding, part: manifestPart(chunks) }
     )
   }
   if (event.realKey !== undefined) {
-    item[Attr.realKey] = { B: yield* ValueCipher.encrypt(Key.toBytes(event.realKey), { ...binding, part: "key" }) }
+    const realKey = Key.toBytes(event.realKey)
+    const keyKey = keyFor(realKey.length)
+    if (keyKey === undefined) return undefined
+    item[Attr.realKey] = { B: ValueCipher.encryptWith(keyKey, realKey, { ...binding, part: "key" }) }
   }
   const size = itemSize(item)
   if (size > itemLimitBytes) {
-    return yield* new ValueTooLarge({ key: event.key, itemBytes: size, limitBytes: itemLimitBytes })
+    return Result.fail(new ValueTooLarge({ key: event.key, itemBytes: size, limitBytes: itemLimitBytes }))
   }
-  return item
+  return Result.succeed(item)
+}
+
+/**
+ * The item {@link encode} makes, without an effect, when `dataKeys` has the data keys it needs at hand (judged at
+ * the event's own timestamp, its writer's decision a moment ago); undefined when a key must be made first.
+ */
+export const encodeAtHand = (
+  location: Location,
+  event: Event,
+  dataKeys: DataKeys["Service"]
+): Result.Result<AttributeMap, ValueTooLarge> | undefined => {
+  const atHand = dataKeys.atHandForEncryption
+  if (atHand === undefined) return undefined
+  const scope = dataKeys.scopeOf(event.key)
+  return build(location, event, event.value ?? noValue, undefined, (bytes) => atHand(scope, bytes, event.timestamp))
+}
+
+const itemOf = Effect.fnUntraced(function*(
+  location: Location,
+  event: Event,
+  plaintext: Uint8Array,
+  chunks: number | undefined
+): Effect.fn.Return<AttributeMap, ValueTooLarge | KeyringError | Throttled | StorageFailure, DataKeys> {
+  const dataKeys = yield* DataKeys
+  const scope = dataKeys.scopeOf(event.key)
+  // The keys in the order `build` asks for them: the value's, then the sealed key's.
+  const keys = [yield* dataKeys.forEncryption(scope, plaintext.length)]
+  if (event.realKey !== undefined) {
+    keys.push(yield* dataKeys.forEncryption(scope, Key.toBytes(event.realKey).length))
+  }
+  const built = build(location, event, plaintext, chunks, () => keys.shift())!
+  return Result.isSuccess(built) ? built.success : yield* built.failure
 })
 
 const corrupt = (reason: string) => new StorageFailure({ operation: "decode event", reason })

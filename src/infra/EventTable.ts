@@ -183,13 +183,22 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
    * The item of an event, its chunk items written first when its value is large: the item's conditional write
    * is what makes the value exist, so a reader never meets an event whose chunks are not all there.
    */
-  const encodeWritten = (event: Event) =>
-    isLarge(event)
-      ? Effect.flatMap(
+  const encodeWritten = (event: Event): Effect.Effect<AttributeMap, ValueTooLarge | KeyringError | TableError> => {
+    if (isLarge(event)) {
+      return Effect.flatMap(
         ValueChunks.split(location, event, compression).pipe(withKeyring),
         (split) => Effect.as(chunks.write(split), split.item)
       )
-      : EventRecord.encode(location, event).pipe(withKeyring)
+    }
+    // Nearly every write finds its data key at hand: no effect to run until the request.
+    const atHand = EventRecord.encodeAtHand(location, event, dataKeys)
+    if (atHand !== undefined) {
+      return Result.isSuccess(atHand)
+        ? Effect.succeed(atHand.success)
+        : Effect.fail(atHand.failure)
+    }
+    return EventRecord.encode(location, event).pipe(withKeyring)
+  }
   /** Chunks of an event that lost its append: removed now rather than by the worker's collection later. */
   const dropChunks = (event: Event) => isLarge(event) ? Effect.ignore(chunks.remove(event)) : Effect.void
   const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) =>

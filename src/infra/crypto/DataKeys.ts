@@ -93,6 +93,12 @@ export class DataKeys extends Context.Service<DataKeys, {
    * Optional: a service without it always goes through `forDecryption`.
    */
   readonly cached?: ((id: string, now: number) => DataKey | undefined) | undefined
+  /**
+   * The data key {@link forEncryption} would hand out for a value of `bytes` bytes in `scope` at `now`, counted as
+   * used, when it is the current one (no key to make), without an effect: what a cached write encrypts with. Undefined
+   * when a key must be made (`forEncryption` then does). Optional, as `cached` is.
+   */
+  readonly atHandForEncryption?: ((scope: string, bytes: number, now: number) => DataKey | undefined) | undefined
   /** Wraps every data key under `keyring` instead (events are not touched), and uses it from now on. */
   readonly rewrap: (keyring: Keyring["Service"]) => Effect.Effect<number, DataKeyError>
   /**
@@ -212,6 +218,14 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
     cached.values < Math.min(policy.maxValues, maxValuesPerDataKey) &&
     cached.bytes + bytes <= policy.maxBytes
 
+  const atHandForEncryption = (scope: string, bytes: number, now: number): DataKey | undefined => {
+    const cached = writing.get(scope)
+    if (!usable(cached, bytes, now)) return undefined
+    cached.values += 1
+    cached.bytes += bytes
+    return cached.key
+  }
+
   const forEncryption = (scope: string, bytes: number) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -320,6 +334,7 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
     forEncryption,
     forDecryption,
     cached: readCached,
+    atHandForEncryption,
     named,
     rewrap,
     shred
