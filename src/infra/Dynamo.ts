@@ -14,7 +14,7 @@ import type {
   QueryCommandInput,
   QueryCommandOutput
 } from "@aws-sdk/client-dynamodb"
-import { Context, Data, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { Clock, Context, Data, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { StorageFailure, Throttled } from "../domain/Errors.ts"
 import { quietly } from "./crypto/QuietCrypto.ts"
 
@@ -72,59 +72,146 @@ export const classify = (operation: string, error: unknown): CallError => {
   return new StorageFailure({ operation, reason: typeof name === "string" ? `${name}: ${message}` : message })
 }
 
+/**
+ * When a request must be answered by, in epoch milliseconds of the calling fiber's `Clock`, and what the call fails
+ * with if it is not: the request is aborted then (it may still have been applied; the caller says so in `failure`).
+ */
+export interface Deadline {
+  readonly at: number
+  readonly failure: () => StorageFailure
+}
+
+// The clock a fiber has when nobody provided one: its timers are the event loop's own.
+const defaultClock = Context.get(Context.empty(), Clock.Clock)
+
+type Request<A> = (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+
+/** One request, aborted when the fiber is interrupted; `quietly`, as the SDK signs in the synchronous part of `send`. */
+const attempt = <A>(client: DynamoDBClient, request: Request<A>): Effect.Effect<A, unknown> =>
+  Effect.tryPromise({ try: (signal) => quietly(() => request(client, signal)), catch: (error) => error })
+
+/**
+ * One request aborted at `deadline` too. On the default clock a timer of the event loop aborts it, with no fiber
+ * forked (a race with a sleeping fiber cost more than the rest of a cached write's own work); on any other clock
+ * (a test's) the deadline sleeps on that clock, as `Effect.timeout` would.
+ */
+const attemptBy = <A>(client: DynamoDBClient, request: Request<A>, deadline: Deadline): Effect.Effect<A, unknown> =>
+  Effect.withFiber((fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const remaining = deadline.at - clock.currentTimeMillisUnsafe()
+    if (remaining <= 0) return Effect.fail(deadline.failure())
+    if (clock !== defaultClock) {
+      return Effect.timeoutOrElse(attempt(client, request), {
+        duration: remaining,
+        orElse: () => Effect.fail(deadline.failure())
+      })
+    }
+    return Effect.callback<A, unknown>((resume) => {
+      const controller = new AbortController()
+      let expired = false
+      const timer = setTimeout(() => {
+        expired = true
+        controller.abort()
+      }, remaining)
+      const settle = (outcome: Effect.Effect<A, unknown>) => {
+        clearTimeout(timer)
+        resume(expired ? Effect.fail(deadline.failure()) : outcome)
+      }
+      try {
+        quietly(() => request(client, controller.signal)).then(
+          (value) => settle(Effect.succeed(value)),
+          (error) => settle(Effect.fail(error))
+        )
+      } catch (error) {
+        settle(Effect.fail(error))
+      }
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        controller.abort()
+      })
+    })
+  })
+
 const isTransactionConflict = (error: unknown): boolean =>
   (error as { name?: unknown })?.name === "TransactionConflictException"
 
+const noOutcomes: ReadonlySet<string> = new Set()
+const conditionalOutcomes: ReadonlySet<string> = new Set(["ConditionalCheckFailed"])
+const transactionOutcomes: ReadonlySet<string> = new Set(["TransactionCanceled"])
+
+/** The pause before a write that met a transaction is sent again (and before each retry after). */
+const transactionConflictPause = "10 millis"
+
+/** The retries after the first (seven attempts in all), backing off. */
 const transactionConflictBackoff = Schedule.exponential("10 millis").pipe(
   Schedule.jittered,
-  Schedule.upTo({ times: 6 })
+  Schedule.upTo({ times: 5 })
 )
 
 /** The DynamoDB client the store talks through. */
 export class Dynamo extends Context.Service<Dynamo, {
   readonly client: DynamoDBClient
-  /** Runs one unconditional SDK request; aborts it when the fiber is interrupted. */
+  /** Runs one unconditional SDK request; aborts it when the fiber is interrupted, or at `deadline`. */
   readonly call: <A>(
     operation: string,
-    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>,
+    deadline?: Deadline
   ) => Effect.Effect<A, Throttled | StorageFailure>
   /** Runs a conditional write, whose condition failure is an outcome, not a fault. */
   readonly callConditional: <A>(
     operation: string,
-    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>,
+    deadline?: Deadline
   ) => Effect.Effect<A, Throttled | StorageFailure | ConditionalCheckFailed>
   /** Runs a transaction, whose cancellation (with a reason per item) is an outcome, not a fault. */
   readonly callTransaction: <A>(
     operation: string,
-    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+    request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>,
+    deadline?: Deadline
   ) => Effect.Effect<A, Throttled | StorageFailure | TransactionCanceled>
 }>()("dynastate/Dynamo") {
   /** A service over an existing client (the caller owns its lifetime). */
   static readonly fromClient = (client: DynamoDBClient): Dynamo["Service"] => {
-    const send = <A>(
+    /**
+     * One request and its failures as the store's, those of the outcomes in `outcomes` kept as they are: any other
+     * outcome can only be a fault. One handler, entered only on failure: layered combinators cost a cached write
+     * more than its own work.
+     */
+    const sending = <E extends CallError>(outcomes: ReadonlySet<string>) =>
+    <A>(
       operation: string,
-      request: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
-    ): Effect.Effect<A, CallError> =>
-      // The SDK signs in the synchronous part of `send`, where Node's key brand checks throw (see QuietCrypto).
-      Effect.tryPromise({ try: (signal) => quietly(() => request(client, signal)), catch: (error) => error }).pipe(
+      request: Request<A>,
+      deadline?: Deadline
+    ): Effect.Effect<A, E | Throttled | StorageFailure> => {
+      const once = deadline === undefined ? attempt(client, request) : attemptBy(client, request, deadline)
+      const failWith = (error: unknown): Effect.Effect<never, E | Throttled | StorageFailure> => {
+        if (error instanceof StorageFailure) return Effect.fail(error)
+        const failure = classify(operation, error)
+        if (failure._tag !== "ConditionalCheckFailed" && failure._tag !== "TransactionCanceled") {
+          return Effect.fail(failure)
+        }
+        return outcomes.has(failure._tag)
+          ? Effect.fail(failure as E)
+          : Effect.fail(new StorageFailure({ operation, reason: `unexpected ${failure._tag}` }))
+      }
+      return Effect.catch(once, (error) =>
         // A single-item write that meets a transaction in flight on the same item is refused with
         // TransactionConflictException, which the SDK does not retry; the transaction ends within milliseconds.
-        Effect.retry({ while: isTransactionConflict, schedule: transactionConflictBackoff }),
-        Effect.mapError((error) => classify(operation, error))
-      )
-    // An outcome the caller did not ask for can only be a fault.
-    const unexpected = (operation: string) => (error: ConditionalCheckFailed | TransactionCanceled) =>
-      Effect.fail(new StorageFailure({ operation, reason: `unexpected ${error._tag}` }))
+        isTransactionConflict(error)
+          ? Effect.catch(
+            Effect.retry(Effect.delay(once, transactionConflictPause), {
+              while: isTransactionConflict,
+              schedule: transactionConflictBackoff
+            }),
+            failWith
+          )
+          : failWith(error))
+    }
     return Dynamo.of({
       client,
-      call: (operation, request) =>
-        send(operation, request).pipe(
-          Effect.catchTag(["ConditionalCheckFailed", "TransactionCanceled"], unexpected(operation))
-        ),
-      callConditional: (operation, request) =>
-        send(operation, request).pipe(Effect.catchTag("TransactionCanceled", unexpected(operation))),
-      callTransaction: (operation, request) =>
-        send(operation, request).pipe(Effect.catchTag("ConditionalCheckFailed", unexpected(operation)))
+      call: sending<never>(noOutcomes),
+      callConditional: sending<ConditionalCheckFailed>(conditionalOutcomes),
+      callTransaction: sending<TransactionCanceled>(transactionOutcomes)
     })
   }
 

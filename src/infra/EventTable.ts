@@ -15,7 +15,7 @@ import type { Landing } from "../domain/WriteFence.ts"
 import * as ChunkArea from "./ChunkArea.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
-import type { AttributeMap, TransactionCanceled } from "./Dynamo.ts"
+import type { AttributeMap, Deadline, TransactionCanceled } from "./Dynamo.ts"
 import { Dynamo } from "./Dynamo.ts"
 import * as EventPage from "./EventPage.ts"
 import * as EventRecord from "./EventRecord.ts"
@@ -73,8 +73,14 @@ export type ReadError = TableError | DecryptionFailed | Shredded | KeyringError
 /** The event log of one namespace of one table. */
 export class EventTable extends Context.Service<EventTable, {
   readonly location: Location
-  /** Appends an event if its seq is free; a retry of our own lost write counts as success. */
-  readonly append: (event: Event) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
+  /**
+   * Appends an event if its seq is free; a retry of our own lost write counts as success. Past `deadline` the write
+   * is given up (its outcome unknown) and the call fails with the deadline's failure.
+   */
+  readonly append: (
+    event: Event,
+    deadline?: Deadline
+  ) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
   /**
    * Appends an event in a transaction that also checks its predecessor is still in place (strict writes, no
    * time assumption): a changed predecessor is an `AppendConflict` with no winner, to be read again.
@@ -204,23 +210,27 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) =>
     EventRecord.rangeQuery(location.table, partition, lower, upper)
 
-  const append = (event: Event) => appendEvent(event).pipe(appendSpan)
-  const appendEvent = Effect.fnUntraced(function*(event: Event) {
+  const append = (event: Event, deadline?: Deadline) => appendEvent(event, deadline).pipe(appendSpan)
+  const appendEvent = Effect.fnUntraced(function*(event: Event, deadline: Deadline | undefined) {
     const item = yield* encodeWritten(event)
-    const outcome = yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
-      client.send(
-        new PutItemCommand({
-          TableName: location.table,
-          Item: item,
-          ConditionExpression: "attribute_not_exists(#sk)",
-          ExpressionAttributeNames: { "#sk": Attr.sort },
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD"
-        }),
-        { abortSignal }
-      )).pipe(
-        Effect.map(() => undefined),
-        Effect.catchTag("ConditionalCheckFailed", (failure) => Effect.succeed(failure))
-      )
+    const outcome = yield* dynamo.callConditional(
+      "PutItem",
+      (client, abortSignal) =>
+        client.send(
+          new PutItemCommand({
+            TableName: location.table,
+            Item: item,
+            ConditionExpression: "attribute_not_exists(#sk)",
+            ExpressionAttributeNames: { "#sk": Attr.sort },
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD"
+          }),
+          { abortSignal }
+        ),
+      deadline
+    ).pipe(
+      Effect.map(() => undefined),
+      Effect.catchTag("ConditionalCheckFailed", (failure) => Effect.succeed(failure))
+    )
     if (outcome === undefined) return
     const existing = outcome.item
     // Our own event already there: the SDK retried a request whose response was lost.

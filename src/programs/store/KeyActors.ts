@@ -101,6 +101,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
   const actors = new Map<string, Actor>()
   const strict = options.writeMode === "strict"
 
+  const timedOut = () => new StorageFailure({ operation: "append", reason: writeTimedOut(options.fence) })
+
   const isIdle = (actor: Actor) => !actor.running && actor.mailbox.length === 0
 
   /** Drops the least recently used idle actors until `room` more fit. */
@@ -204,13 +206,14 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             timestamp: now
           }
           const outcome = yield* Effect.result(
-            (strict ? table.appendAfter(event, table.predecessor(current.latest)) : table.append(event)).pipe(
-              Effect.timeoutOrElse({
-                duration: options.fence.writeTimeoutMillis,
-                orElse: () =>
-                  Effect.fail(new StorageFailure({ operation: "append", reason: writeTimedOut(options.fence) }))
-              })
-            )
+            strict
+              ? table.appendAfter(event, table.predecessor(current.latest)).pipe(
+                Effect.timeoutOrElse({
+                  duration: options.fence.writeTimeoutMillis,
+                  orElse: () => Effect.fail(timedOut())
+                })
+              )
+              : table.append(event, { at: now + options.fence.writeTimeoutMillis, failure: timedOut })
           )
           if (outcome._tag === "Success") {
             // A strict append checked its predecessor in the same transaction: where it landed needs no check.

@@ -180,7 +180,7 @@ export const fenceTable = (
 ): EventTable["Service"] =>
   EventTable.of({
     ...table,
-    append: (event) => Effect.andThen(check, table.append(event)),
+    append: (event, deadline) => Effect.andThen(check, table.append(event, deadline)),
     appendAfter: (event, after) => Effect.andThen(check, table.appendAfter(event, after)),
     latest: (key) => Effect.andThen(check, table.latest(key)),
     latestState: (key) => Effect.andThen(check, table.latestState(key)),

@@ -138,7 +138,7 @@ export const servingTable = (
   }
   return EventTable.of({
     ...target,
-    append: (event) => Effect.andThen(arrive(event.key), target.append(event)),
+    append: (event, deadline) => Effect.andThen(arrive(event.key), target.append(event, deadline)),
     appendAfter: (event, after) => Effect.andThen(arrive(event.key), target.appendAfter(event, after)),
     latest: newest((table) => table.latest),
     latestState: newest((table) => table.latestState),
