@@ -159,21 +159,23 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
     return Effect.gen(function*() {
       let fresh = false
       let conflicts = 0
-      const reload = Effect.gen(function*() {
-        const readAt = yield* Clock.currentTimeMillis
-        const sentAt = actor.tickets
-        const latest = yield* table.latestState(actor.key)
-        actor.state = KeyState.fromLatest(actor.key, Option.getOrUndefined(latest))
-        actor.confirmedAt = readAt
-        actor.establishedAt = sentAt
-        fresh = true
-        return actor.state
-      })
+      // Built only when wanted: most commands never read.
+      const reload = () =>
+        Effect.gen(function*() {
+          const readAt = yield* Clock.currentTimeMillis
+          const sentAt = actor.tickets
+          const latest = yield* table.latestState(actor.key)
+          actor.state = KeyState.fromLatest(actor.key, Option.getOrUndefined(latest))
+          actor.confirmedAt = readAt
+          actor.establishedAt = sentAt
+          fresh = true
+          return actor.state
+        })
       // Recording an expiry is the one decision that can succeed without writing, so it must not trust the cache.
-      if (command._tag === "Expire") yield* reload
+      if (command._tag === "Expire") yield* reload()
       let slowReads = 0
       while (true) {
-        if (actor.state === undefined) yield* reload
+        if (actor.state === undefined) yield* reload()
         const now = yield* Clock.currentTimeMillis
         // Too old to decide on, cached or just read (a read can be slow): read again (see WriteFence).
         if (now - actor.confirmedAt > options.fence.maxStateAgeMillis) {
@@ -189,7 +191,7 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         const state = actor.state!
         const decision = decide(command, state, now)
         if (decision.failure !== undefined && !fresh && !establishedSince(actor, ticket, decision, now)) {
-          yield* reload
+          yield* reload()
           continue
         }
         let current = state
@@ -202,7 +204,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             // A sealed key's events carry its real key; a command naming the stored form keeps the one it had.
             realKey: command.realKey ?? current.latest?.realKey,
             seq: current.seq + 1,
-            revision: yield* Revisions.next,
+            // Wall-clock time, as `Revisions.next`: ids stay unique and ordered whatever clock the fiber has.
+            revision: Revisions.uuidv7(Date.now()),
             timestamp: now
           }
           const outcome = yield* Effect.result(
@@ -265,29 +268,40 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
   let closed = false
   const closedError = () => new StorageFailure({ operation: "store", reason: "the store was closed" })
 
-  const execute = (command: Command): Effect.Effect<Lease, CommandError | WriteError> =>
-    Effect.gen(function*() {
-      if (closed) return yield* closedError()
-      const now = yield* Clock.currentTimeMillis
-      const actor = actorFor(keyOf(command), now)
-      const reply = yield* Deferred.make<Lease, CommandError | WriteError>()
-      const ticket = ++actor.tickets
-      actor.mailbox.push({
-        // onExit also answers when the store closes mid-command, so no caller waits forever.
-        run: process(actor, command, ticket).pipe(
-          Effect.onExit((exit) => Deferred.done(reply, exit)),
-          Effect.exit,
-          Effect.asVoid
-        ),
-        // Made only if the store closes first: a schema-checked error per command cost more than its append.
-        abandon: Effect.suspend(() => Deferred.fail(reply, closedError()))
+  /** After a command ran in its caller's fiber: the actor goes on with the commands queued meanwhile, or idles. */
+  const handOn = (actor: Actor): Effect.Effect<void> =>
+    actor.mailbox.length > 0
+      ? Effect.asVoid(Effect.forkIn(drain(actor), scope, { startImmediately: true }))
+      : Effect.map(Clock.currentTimeMillis, (now) => {
+        actor.running = false
+        actor.lastActive = now
       })
+
+  const execute = (command: Command): Effect.Effect<Lease, CommandError | WriteError> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (closed) return Effect.fail(closedError())
+      const actor = actorFor(keyOf(command), now)
+      const ticket = ++actor.tickets
+      // An idle actor (nothing queued) runs the command in the caller's fiber: a fiber forked per command and a
+      // reply to wait for cost more than the rest of a cached write's own work. Interrupting the caller then
+      // interrupts the command, whose outcome is unknown as after any interrupted write (its cache is dropped).
       if (!actor.running) {
         actor.running = true
-        // Started at once, up to its first request: scheduling the start cost an event-loop turn per command.
-        yield* Effect.forkIn(drain(actor), scope, { startImmediately: true })
+        return process(actor, command, ticket).pipe(Effect.onExit(() => handOn(actor)))
       }
-      return yield* Deferred.await(reply)
+      return Effect.flatMap(Deferred.make<Lease, CommandError | WriteError>(), (reply) => {
+        actor.mailbox.push({
+          // onExit also answers when the store closes mid-command, so no caller waits forever.
+          run: process(actor, command, ticket).pipe(
+            Effect.onExit((exit) => Deferred.done(reply, exit)),
+            Effect.exit,
+            Effect.asVoid
+          ),
+          // Made only if the store closes first: a schema-checked error per command cost more than its append.
+          abandon: Effect.suspend(() => Deferred.fail(reply, closedError()))
+        })
+        return Deferred.await(reply)
+      })
     })
 
   // Closing the store answers every queued command, so no caller waits for a reply that will never come.
@@ -337,7 +351,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
  * the command's own span, where its failure takes effect (a read answers from what it read). Only when the
  * failure does not hang on time: the decision records no expiry and the newest item is not past its expiry, so it
  * was decided alike at that moment (expiry turns an item from live to expired, never back). Commands queued
- * behind a write that changed the key (the 15 losers of 16 compare-and-swaps of one counter) fail without a read.
+ * behind a write that changed the key (the 15 losers of 16 compare-and-swaps of one counter) share one read: the
+ * first of them reads (the write was sent before they came), and the others fail on what it read.
  */
 const establishedSince = (actor: Actor, ticket: number, decision: Decision, now: number): boolean => {
   if (ticket > actor.establishedAt || decision.events.length > 0) return false
