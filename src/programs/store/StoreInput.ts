@@ -85,15 +85,16 @@ const transactionBytesOf = (location: Location, key: string, value: Uint8Array):
   ValueChunks.isLarge(location, key, value.length) ? 0 : value.length
 
 /** An item to write: a valid key, a `Uint8Array` value that fits, a whole expiry. */
-export const checkItem = (item: ItemInput): Effect.Effect<void, BadParameter | ValueTooLarge> =>
-  Effect.gen(function*() {
-    yield* checkKey(item.key)
-    if (!(item.value instanceof Uint8Array)) {
-      return yield* new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
-    }
-    yield* checkExpiry(item.expires)
-    yield* checkSize(item.key, item.value)
-  })
+export const checkItem = (item: ItemInput): Effect.Effect<void, BadParameter | ValueTooLarge> => {
+  // Not a generator: every write comes through here, and nearly every item is valid.
+  const key = Key.validate(item.key, "key")
+  if (Result.isFailure(key)) return Effect.fail(key.failure)
+  if (!(item.value instanceof Uint8Array)) {
+    return Effect.fail(new BadParameter({ field: "value", reason: "a value must be a Uint8Array" }))
+  }
+  if (item.expires !== undefined && !Number.isSafeInteger(item.expires)) return checkExpiry(item.expires)
+  return item.value.length > ValueChunks.maxValueBytes ? checkSize(item.key, item.value) : Effect.void
+}
 
 /** An atomic write's actions (see `AtomicWrite.validate`), each value fitting, all of them one transaction's worth. */
 export const checkAtomicWrite = (
