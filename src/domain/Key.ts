@@ -27,6 +27,29 @@ const decoder = new TextDecoder("utf-8", { fatal: true })
 /** The UTF-8 bytes of a key. */
 export const toBytes = (key: string): Uint8Array => encoder.encode(key)
 
+/** How many UTF-8 bytes a key has, without encoding it (a well-formed string: lone surrogates count as 3). */
+export const byteLength = (key: string): number => {
+  let bytes = 0
+  for (let i = 0; i < key.length; i++) {
+    const code = key.charCodeAt(i)
+    if (code < 0x80) bytes += 1
+    else if (code < 0x800) bytes += 2
+    else if (code >= 0xd800 && code < 0xdc00 && i + 1 < key.length) {
+      const next = key.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next < 0xe000) {
+        bytes += 4
+        i++
+      } else bytes += 3
+    } else bytes += 3
+  }
+  return bytes
+}
+
+/** Writes the UTF-8 bytes of a key into `target` from `offset` (which must have room: see {@link byteLength}). */
+export const writeBytes = (key: string, target: Uint8Array, offset: number): void => {
+  encoder.encodeInto(key, target.subarray(offset))
+}
+
 /** The key whose UTF-8 bytes these are. */
 export const fromBytes = (bytes: Uint8Array): string => decoder.decode(bytes)
 
@@ -41,7 +64,7 @@ export const validate = (key: string, field = "key"): Result.Result<string, BadP
   if (!key.isWellFormed()) {
     return Result.fail(new BadParameter({ field, reason: "a key must not contain a lone surrogate" }))
   }
-  const bytes = toBytes(key).length
+  const bytes = byteLength(key)
   if (bytes > maxKeyBytes) {
     return Result.fail(
       new BadParameter({ field, reason: `a key may have at most ${maxKeyBytes} UTF-8 bytes, this one has ${bytes}` })

@@ -12,12 +12,13 @@ const twoTo32 = 2 ** 32
 
 /** The sort key of event `seq` of `key`. */
 export const encode = (key: string, seq: number): Uint8Array => {
-  const keyBytes = Key.toBytes(key)
-  const out = new Uint8Array(keyBytes.length + Key.sortKeySuffixBytes)
-  out.set(keyBytes, 0)
+  // Encoded in place: every write and every read of a key makes one or two of these.
+  const keyLength = Key.byteLength(key)
+  const out = new Uint8Array(keyLength + Key.sortKeySuffixBytes)
+  Key.writeBytes(key, out, 0)
   const view = new DataView(out.buffer)
-  view.setUint32(keyBytes.length + 1, ~Math.floor(seq / twoTo32) >>> 0, false)
-  view.setUint32(keyBytes.length + 5, ~(seq % twoTo32) >>> 0, false)
+  view.setUint32(keyLength + 1, ~Math.floor(seq / twoTo32) >>> 0, false)
+  view.setUint32(keyLength + 5, ~(seq % twoTo32) >>> 0, false)
   return out
 }
 
@@ -41,9 +42,8 @@ export const keyPrefix = (key: string): Uint8Array => {
 
 /** The lowest sort key of any event of `key`. */
 export const lowerBound = (key: string): Uint8Array => {
-  const keyBytes = Key.toBytes(key)
-  const out = new Uint8Array(keyBytes.length + Key.sortKeySuffixBytes)
-  out.set(keyBytes, 0)
+  const out = new Uint8Array(Key.byteLength(key) + Key.sortKeySuffixBytes)
+  Key.writeBytes(key, out, 0)
   return out
 }
 

@@ -91,6 +91,21 @@ interface ValueKey {
   readonly commitment: Buffer
 }
 
+// The header of every value a data key encrypts in the current layout, up to its IV: made once per data key.
+const headerPrefixes = new WeakMap<DataKey, Buffer>()
+const headerPrefixOf = (key: DataKey, commitment: Buffer): Buffer => {
+  let prefix = headerPrefixes.get(key)
+  if (prefix === undefined) {
+    const keyId = Buffer.from(key.id, "utf8")
+    if (keyId.length === 0 || keyId.length > maxKeyIdBytes) {
+      throw new RangeError(`key id must be 1 to ${maxKeyIdBytes} bytes`)
+    }
+    prefix = Buffer.concat([Buffer.from([currentVersion, keyId.length]), keyId, commitment])
+    headerPrefixes.set(key, prefix)
+  }
+  return prefix
+}
+
 // Called inside `quietly`; the data key's KeyObject is made once per data key. The value key is handed to the
 // cipher as a KeyObject: given a Buffer, `createCipheriv` first brand-checks it as a KeyObject and as a CryptoKey,
 // each check a native exception, which costs more than making the KeyObject (`createSecretKey` skips the checks).
@@ -112,14 +127,13 @@ const valueKeyOf = (key: DataKey): ValueKey => {
 
 /** Encrypts a value under a data key, bound to `binding`, in the current layout. */
 export const encryptWith = (key: DataKey, plaintext: Uint8Array, binding: ValueBinding): Uint8Array => {
-  const keyId = Buffer.from(key.id, "utf8")
-  if (keyId.length === 0 || keyId.length > maxKeyIdBytes) {
-    throw new RangeError(`key id must be 1 to ${maxKeyIdBytes} bytes`)
-  }
   const iv = randomBytes(ivBytes)
   return quietly(() => {
     const derived = valueKeyOf(key)
-    const header = Buffer.concat([Buffer.from([currentVersion, keyId.length]), keyId, derived.commitment, iv])
+    const prefix = headerPrefixOf(key, derived.commitment)
+    const header = Buffer.allocUnsafe(prefix.length + ivBytes)
+    prefix.copy(header, 0)
+    iv.copy(header, prefix.length)
     const cipher = createCipheriv("aes-256-gcm", derived.encryption, iv)
     cipher.setAAD(associatedData(header, binding))
     const body = cipher.update(plaintext)
