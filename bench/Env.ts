@@ -5,6 +5,7 @@
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { randomBytes } from "node:crypto"
+import type { Location } from "../src/infra/EventRecord.ts"
 import type { StoreService } from "../src/programs/store/Store.ts"
 import * as TeleportStore from "./peer/TeleportStore.ts"
 import type { Figure, Row } from "./Report.ts"
@@ -31,6 +32,8 @@ export interface BenchEnv {
   readonly dynastateClients: BenchClients
   readonly dynastate: StoreService
   readonly dynastateTable: string
+  /** Where the bench's dynastate instance keeps its events. */
+  readonly location: Location
   readonly keyringCalls: KeyringCalls
 }
 
@@ -58,9 +61,10 @@ export const make = (options: BenchOptions, endpoint: string) =>
     yield* TeleportStore.ensureTable(peerClients.dynamodb, peerTable)
     yield* Dynastate.provision(dynastateClients, dynastateTable)
     const keyringCalls: KeyringCalls = { generate: 0, wrap: 0, unwrap: 0 }
+    const location: Location = { table: dynastateTable, namespace: "bench" }
     const { store } = yield* Dynastate.open({
       clients: dynastateClients,
-      location: { table: dynastateTable, namespace: "bench" },
+      location,
       key,
       calls: keyringCalls
     })
@@ -75,6 +79,7 @@ export const make = (options: BenchOptions, endpoint: string) =>
       dynastateClients,
       dynastate: store,
       dynastateTable,
+      location,
       keyringCalls
     } satisfies BenchEnv
   })

@@ -1,9 +1,12 @@
 /**
  * Single-key operations: put and get at concurrency 1 and at the run's concurrency over `--keys` keys, and
- * create of keys never written; beside the raw SDK request the peer's operation is.
+ * create of keys never written; beside them the raw SDK request: the peer's for put, dynastate's for get.
  */
-import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import { Effect } from "effect"
+import * as SortKey from "../../src/domain/SortKey.ts"
+import * as EventRecord from "../../src/infra/EventRecord.ts"
+import { keyPartition } from "../../src/infra/PartitionKeys.ts"
 import type { BenchEnv, Workload } from "../Env.ts"
 import { alternate, phase, sizeOf } from "../Env.ts"
 import type { Row } from "../Report.ts"
@@ -27,13 +30,22 @@ const rawPut = (env: BenchEnv, key: string) =>
     )
   )
 
+/**
+ * The request a dynastate get sends, by the raw SDK: the newest item of the key's live range (a `Query` with
+ * `Limit: 1`, not the peer's `GetItem`), so the row shows what the request itself costs on this DynamoDB apart from
+ * the store's own work.
+ */
 const rawGet = (env: BenchEnv, key: string) =>
   Effect.promise(() =>
-    env.peerClients.dynamodb.send(
-      new GetItemCommand({
-        TableName: env.peer.table,
-        Key: { HashKey: { S: "teleport" }, FullPath: { S: key } },
-        ConsistentRead: true
+    env.dynastateClients.dynamodb.send(
+      new QueryCommand({
+        ...EventRecord.rangeQuery(
+          env.dynastateTable,
+          keyPartition(env.location, key),
+          SortKey.lowerBound(key),
+          SortKey.upperBound(key)
+        ),
+        Limit: 1
       })
     )
   )
