@@ -108,15 +108,18 @@ const attemptBy = <A>(client: DynamoDBClient, request: Request<A>, deadline: Dea
     }
     return Effect.callback<A, unknown>((resume) => {
       const controller = new AbortController()
-      let expired = false
-      const timer = setTimeout(() => {
-        expired = true
-        controller.abort()
-      }, remaining)
+      let settled = false
       const settle = (outcome: Effect.Effect<A, unknown>) => {
+        if (settled) return
+        settled = true
         clearTimeout(timer)
-        resume(expired ? Effect.fail(deadline.failure()) : outcome)
+        resume(outcome)
       }
+      // Answered at the deadline whether or not the request heeds the abort (aborted first: resuming may run on).
+      const timer = setTimeout(() => {
+        controller.abort()
+        settle(Effect.fail(deadline.failure()))
+      }, remaining)
       try {
         quietly(() => request(client, controller.signal)).then(
           (value) => settle(Effect.succeed(value)),

@@ -6,8 +6,10 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Option } from "effect"
+import { Clock, ConfigProvider, Effect, Fiber, Option } from "effect"
+import { TestClock } from "effect/testing"
 import { randomBytes } from "node:crypto"
+import { StorageFailure } from "../../src/domain/Errors.ts"
 import { base64Decoder, Dynamo } from "../../src/infra/Dynamo.ts"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
 import { clientConfig } from "../../src/programs/app/StoreLive.ts"
@@ -53,6 +55,73 @@ describe("Dynamo", () => {
       }))
       expect(failure._tag).toBe("ConditionalCheckFailed")
       expect(attempts).toBe(1)
+    }))
+})
+
+describe("Dynamo's deadlines", () => {
+  const timedOut = () => new StorageFailure({ operation: "append", reason: "no answer in time" })
+  /** A request that never answers, recording whether it was aborted. */
+  const hanging = () => {
+    const seen = { aborted: false }
+    const request = (_client: DynamoDBClient, signal: AbortSignal) =>
+      new Promise<never>(() => signal.addEventListener("abort", () => (seen.aborted = true)))
+    return { seen, request }
+  }
+
+  it.live("fail a request not answered by the deadline with the deadline's failure, and abort it", () =>
+    Effect.gen(function*() {
+      const dynamo = Dynamo.fromClient(unusedClient)
+      const { seen, request } = hanging()
+      const started = Date.now()
+      const failure = yield* Effect.flip(
+        dynamo.callConditional("PutItem", request, { at: started + 50, failure: timedOut })
+      )
+      expect(failure).toEqual(timedOut())
+      expect(Date.now() - started).toBeGreaterThanOrEqual(45)
+      expect(seen.aborted).toBe(true)
+    }))
+
+  it.live("fail at once a request whose deadline has passed, without sending it", () =>
+    Effect.gen(function*() {
+      const dynamo = Dynamo.fromClient(unusedClient)
+      let sent = 0
+      const failure = yield* Effect.flip(
+        dynamo.call("GetItem", async () => ++sent, { at: Date.now() - 1, failure: timedOut })
+      )
+      expect(failure).toEqual(timedOut())
+      expect(sent).toBe(0)
+    }))
+
+  it.effect("sleep on the fiber's clock when it is not the default one (a test's)", () =>
+    Effect.gen(function*() {
+      const dynamo = Dynamo.fromClient(unusedClient)
+      const { seen, request } = hanging()
+      const now = yield* Clock.currentTimeMillis
+      const call = yield* Effect.forkChild(
+        Effect.flip(dynamo.callConditional("PutItem", request, { at: now + 30_000, failure: timedOut }))
+      )
+      yield* TestClock.adjust("29 seconds")
+      expect(seen.aborted).toBe(false)
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(call)).toEqual(timedOut())
+      expect(seen.aborted).toBe(true)
+    }))
+
+  it.live("leave an answered request alone: its value, no abort", () =>
+    Effect.gen(function*() {
+      const dynamo = Dynamo.fromClient(unusedClient)
+      let aborted = false
+      const value = yield* dynamo.call(
+        "GetItem",
+        async (_client, signal) => {
+          signal.addEventListener("abort", () => (aborted = true))
+          return "answered"
+        },
+        { at: Date.now() + 50, failure: timedOut }
+      )
+      expect(value).toBe("answered")
+      yield* Effect.sleep("80 millis")
+      expect(aborted).toBe(false)
     }))
 })
 
