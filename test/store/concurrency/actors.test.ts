@@ -11,7 +11,17 @@ import type { ActorOptions } from "../../../src/programs/store/KeyActors.ts"
 import type { Store } from "../../../src/programs/store/Store.ts"
 import { defaultStoreOptions } from "../../../src/programs/store/Store.ts"
 import { makeClient, openStore, provisionTable } from "../../support/TestStore.ts"
-import { bytes, countOf, failedWith, faultyClient, openActors, outcomeTag, rawEventsOf, text } from "./helpers.ts"
+import {
+  bytes,
+  countOf,
+  failedWith,
+  faultyClient,
+  isEventPut,
+  openActors,
+  outcomeTag,
+  rawEventsOf,
+  text
+} from "./helpers.ts"
 
 const admin = makeClient()
 const tableOnce = Effect.runPromise(provisionTable(admin))
@@ -26,6 +36,46 @@ const countingStore = Effect.gen(function*() {
 })
 
 describe("per-key actors", () => {
+  it.live("a caller interrupted while its command runs leaves the key served: queued commands complete, the next reads", () =>
+    Effect.gen(function*() {
+      const { location, log, client, store } = yield* countingStore
+      const key = "/actors/interrupted"
+      yield* store.put({ key, value: bytes("v0") })
+      // The next append of the key is held back, as a request stuck in the network; sent (or refused, its signal
+      // aborted) two seconds later.
+      let hold = true
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          if (hold && isEventPut(location, args.input)) {
+            hold = false
+            await new Promise((resolve) => setTimeout(resolve, 2_000))
+          }
+          return next(args)
+        },
+        { step: "initialize", name: "holdFirstAppend" }
+      )
+      // The key's actor is idle: this command runs in the caller's own fiber.
+      const held = yield* Effect.forkChild(store.put({ key, value: bytes("held") }))
+      yield* Effect.sleep("50 millis")
+      const queued = yield* Effect.forkChild(
+        Effect.all(Array.from({ length: 3 }, (_, i) => store.put({ key, value: bytes(`q${i}`) })), {
+          concurrency: "unbounded"
+        })
+      )
+      yield* Effect.sleep("50 millis")
+      const queriesBefore = countOf(log.sent, "QueryCommand")
+      yield* Fiber.interrupt(held)
+      const leases = yield* Fiber.join(queued)
+      expect(leases).toHaveLength(3)
+      // The interrupted write's outcome is unknown to the actor: its cache was dropped and the key read again.
+      expect(countOf(log.sent, "QueryCommand") - queriesBefore).toBeGreaterThanOrEqual(1)
+      const events = yield* rawEventsOf(admin, location, key)
+      expect(events.map((event) => event.seq)).toEqual(events.map((_, i) => i + 1))
+      expect(new Set(leases.map((lease) => lease.revision)).size).toBe(3)
+      for (const lease of leases) expect(events.some((event) => event.revision === lease.revision)).toBe(true)
+      expect(text((yield* store.get(key)).value)).toMatch(/^q[0-2]$/)
+    }).pipe(Effect.scoped))
+
   it.live("50 concurrent puts to one key in one instance: 50 events, seqs 1..50, no conflicts, one read", () =>
     Effect.gen(function*() {
       const { location, log, store } = yield* countingStore
