@@ -249,18 +249,19 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         return { key: actor.key, revision: last ? itemRevision(last) : "" }
       }
     }).pipe(
-      // After an unexpected failure we cannot tell what was written: forget the cache.
-      Effect.onError((cause) =>
+      Effect.onExit((exit) =>
         Effect.sync(() => {
-          if (cause.reasons.some((reason) => reason._tag !== "Fail" || !isCommandError(reason.error))) {
+          // After an unexpected failure we cannot tell what was written: forget the cache.
+          if (
+            exit._tag === "Failure" &&
+            exit.cause.reasons.some((reason) => reason._tag !== "Fail" || !isCommandError(reason.error))
+          ) {
             actor.state = undefined
             actor.establishedAt = 0
           }
+          // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
+          acks.publish(exit._tag === "Success" ? exit.value.revision : undefined, appended)
         })
-      ),
-      // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
-      Effect.onExit((exit) =>
-        Effect.sync(() => acks.publish(exit._tag === "Success" ? exit.value.revision : undefined, appended))
       )
     )
   }
