@@ -45,9 +45,9 @@ export const byteLength = (key: string): number => {
   return bytes
 }
 
-/** Writes the UTF-8 bytes of a key into `target` from `offset` (which must have room: see {@link byteLength}). */
-export const writeBytes = (key: string, target: Uint8Array, offset: number): void => {
-  encoder.encodeInto(key, target.subarray(offset))
+/** Writes the UTF-8 bytes of a key at the start of `target` (which must have room: see {@link byteLength}). */
+export const writeBytes = (key: string, target: Uint8Array): void => {
+  encoder.encodeInto(key, target)
 }
 
 /** The key whose UTF-8 bytes these are. */

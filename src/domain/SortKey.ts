@@ -15,7 +15,7 @@ export const encode = (key: string, seq: number): Uint8Array => {
   // Encoded in place: every write and every read of a key makes one or two of these.
   const keyLength = Key.byteLength(key)
   const out = new Uint8Array(keyLength + Key.sortKeySuffixBytes)
-  Key.writeBytes(key, out, 0)
+  Key.writeBytes(key, out)
   const view = new DataView(out.buffer)
   view.setUint32(keyLength + 1, ~Math.floor(seq / twoTo32) >>> 0, false)
   view.setUint32(keyLength + 5, ~(seq % twoTo32) >>> 0, false)
@@ -43,7 +43,7 @@ export const keyPrefix = (key: string): Uint8Array => {
 /** The lowest sort key of any event of `key`. */
 export const lowerBound = (key: string): Uint8Array => {
   const out = new Uint8Array(Key.byteLength(key) + Key.sortKeySuffixBytes)
-  Key.writeBytes(key, out, 0)
+  Key.writeBytes(key, out)
   return out
 }
 

@@ -87,7 +87,8 @@ export class EventTable extends Context.Service<EventTable, {
    */
   readonly appendAfter: (
     event: Event,
-    after: Predecessor
+    after: Predecessor,
+    deadline?: Deadline
   ) => Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError>
   /** The predecessor check for a write decided on `latest`, as this table read it (live, buried or none). */
   readonly predecessor: (latest: Event | undefined) => Predecessor
@@ -134,7 +135,8 @@ export class EventTable extends Context.Service<EventTable, {
   /** Writes all or nothing; `token` makes a retried call idempotent for 10 minutes. */
   readonly transact: (
     writes: ReadonlyArray<TransactionWrite>,
-    token: string
+    token: string,
+    deadline?: Deadline
   ) => Effect.Effect<void, TransactionCanceled | ValueTooLarge | KeyringError | TableError>
 }>()("dynastate/EventTable") {
   /**
@@ -198,11 +200,7 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     }
     // Nearly every write finds its data key at hand: no effect to run until the request.
     const atHand = EventRecord.encodeAtHand(location, event, dataKeys)
-    if (atHand !== undefined) {
-      return Result.isSuccess(atHand)
-        ? Effect.succeed(atHand.success)
-        : Effect.fail(atHand.failure)
-    }
+    if (atHand !== undefined) return Effect.fromResult(atHand)
     return EventRecord.encode(location, event).pipe(withKeyring)
   }
   /** Chunks of an event that lost its append: removed now rather than by the worker's collection later. */
@@ -388,9 +386,13 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     return outcome
   })
 
-  const appendAfter = Effect.fn("EventTable.appendAfter")(function*(event: Event, after: Predecessor) {
+  const appendAfter = Effect.fn("EventTable.appendAfter")(function*(
+    event: Event,
+    after: Predecessor,
+    deadline?: Deadline
+  ) {
     // A revision names one event (a UUID): retries of this transaction are idempotent, never another's.
-    const outcome = yield* Effect.result(transact([{ _tag: "Append", event, after }], event.revision))
+    const outcome = yield* Effect.result(transact([{ _tag: "Append", event, after }], event.revision, deadline))
     if (outcome._tag === "Success") return
     const error = outcome.failure
     if (error._tag !== "TransactionCanceled") return yield* Effect.fail(error)
@@ -421,7 +423,11 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   // A large value's chunks are written before the transaction (which holds at most 100 items and 4 MB), one value
   // after the other; a cancelled transaction leaves them to the worker's collection: a retry with the same token
   // may have committed the very events they belong to.
-  const transact = Effect.fn("EventTable.transact")(function*(writes: ReadonlyArray<TransactionWrite>, token: string) {
+  const transact = Effect.fn("EventTable.transact")(function*(
+    writes: ReadonlyArray<TransactionWrite>,
+    token: string,
+    deadline?: Deadline
+  ) {
     const items: Array<TransactWriteItem> = []
     for (const write of writes) {
       if (write._tag === "Append") {
@@ -459,7 +465,10 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     yield* dynamo.callTransaction(
       "TransactWriteItems",
       (client, abortSignal) =>
-        client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token }), { abortSignal })
+        client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token }), {
+          abortSignal
+        }),
+      deadline
     )
   })
 

@@ -218,12 +218,16 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
     cached.values < Math.min(policy.maxValues, maxValuesPerDataKey) &&
     cached.bytes + bytes <= policy.maxBytes
 
-  const atHandForEncryption = (scope: string, bytes: number, now: number): DataKey | undefined => {
-    const cached = writing.get(scope)
-    if (!usable(cached, bytes, now)) return undefined
+  /** Counts a value of `bytes` bytes against `cached`, whose key encrypts it. */
+  const take = (cached: CachedKey, bytes: number): DataKey => {
     cached.values += 1
     cached.bytes += bytes
     return cached.key
+  }
+
+  const atHandForEncryption = (scope: string, bytes: number, now: number): DataKey | undefined => {
+    const cached = writing.get(scope)
+    return usable(cached, bytes, now) ? take(cached, bytes) : undefined
   }
 
   const forEncryption = (scope: string, bytes: number) =>
@@ -236,9 +240,7 @@ const make = Effect.fnUntraced(function*(location: DataKeyLocation, policy: Data
         // A value larger than the byte limit still needs a key: a fresh one takes it alone.
         if (cached.values === 0) break
       }
-      cached.values += 1
-      cached.bytes += bytes
-      return cached.key
+      return take(cached, bytes)
     })
 
   const forDecryption = (id: string) => Effect.flatMap(Clock.currentTimeMillis, (now) => cachedOrLoaded(id, now))

@@ -17,6 +17,7 @@ import { isDueForExpiry, presentRevision } from "../../domain/Event.ts"
 import * as KeyState from "../../domain/KeyState.ts"
 import { defaultWriteFence } from "../../domain/WriteFence.ts"
 import type { WriteFence, WriteMode } from "../../domain/WriteFence.ts"
+import type { Deadline } from "../../infra/Dynamo.ts"
 import { EventTable, maxTransactionItems, transactionItems } from "../../infra/EventTable.ts"
 import type { TransactionWrite } from "../../infra/EventTable.ts"
 import * as Revisions from "../../infra/Revisions.ts"
@@ -125,13 +126,10 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
     // check.
     const strict = options.writeMode === "strict" && transactionItems(checked) <= maxTransactionItems
     const writes = strict ? checked : checked.map((write) => ({ ...write, after: undefined }))
-    const attempt = yield* commit(table, writes).pipe(
-      Effect.timeoutOrElse({
-        duration: options.fence.writeTimeoutMillis,
-        orElse: () =>
-          Effect.fail(new StorageFailure({ operation: "TransactWriteItems", reason: writeTimedOut(options.fence) }))
-      })
-    )
+    const attempt = yield* commit(table, writes, {
+      at: now + options.fence.writeTimeoutMillis,
+      failure: () => new StorageFailure({ operation: "TransactWriteItems", reason: writeTimedOut(options.fence) })
+    })
     if (attempt._tag === "Committed") {
       for (const entry of actions) actors.invalidate(entry.key)
       const appended = writes.flatMap((write) => (write._tag === "Append" ? [write.event] : []))
@@ -155,10 +153,10 @@ export const atomicWrite = Effect.fn("Store.atomicWrite")(function*(
   }
 })
 
-const commit = (table: EventTable["Service"], writes: ReadonlyArray<TransactionWrite>) =>
+const commit = (table: EventTable["Service"], writes: ReadonlyArray<TransactionWrite>, deadline: Deadline) =>
   Effect.gen(function*() {
     const token = yield* Revisions.next
-    const outcome = yield* Effect.result(table.transact(writes, token))
+    const outcome = yield* Effect.result(table.transact(writes, token, deadline))
     if (outcome._tag === "Success") return { _tag: "Committed" } as Attempt
     const error = outcome.failure
     if (error._tag !== "TransactionCanceled") return yield* Effect.fail(error)

@@ -208,15 +208,11 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
             revision: Revisions.uuidv7(Date.now()),
             timestamp: now
           }
+          const deadline = { at: now + options.fence.writeTimeoutMillis, failure: timedOut }
           const outcome = yield* Effect.result(
             strict
-              ? table.appendAfter(event, table.predecessor(current.latest)).pipe(
-                Effect.timeoutOrElse({
-                  duration: options.fence.writeTimeoutMillis,
-                  orElse: () => Effect.fail(timedOut())
-                })
-              )
-              : table.append(event, { at: now + options.fence.writeTimeoutMillis, failure: timedOut })
+              ? table.appendAfter(event, table.predecessor(current.latest), deadline)
+              : table.append(event, deadline)
           )
           if (outcome._tag === "Success") {
             // A strict append checked its predecessor in the same transaction: where it landed needs no check.

@@ -181,7 +181,7 @@ export const fenceTable = (
   EventTable.of({
     ...table,
     append: (event, deadline) => Effect.andThen(check, table.append(event, deadline)),
-    appendAfter: (event, after) => Effect.andThen(check, table.appendAfter(event, after)),
+    appendAfter: (event, after, deadline) => Effect.andThen(check, table.appendAfter(event, after, deadline)),
     latest: (key) => Effect.andThen(check, table.latest(key)),
     latestState: (key) => Effect.andThen(check, table.latestState(key)),
     scan: (range) => Stream.unwrap(Effect.as(check, table.scan(range))),
@@ -190,7 +190,7 @@ export const fenceTable = (
     decodeAll: (stored, options) => Effect.andThen(check, table.decodeAll(stored, options)),
     landing: (event) => Effect.andThen(check, table.landing(event)),
     undo: (event) => Effect.andThen(check, table.undo(event)),
-    transact: (writes, token) => Effect.andThen(check, table.transact(writes, token))
+    transact: (writes, token, deadline) => Effect.andThen(check, table.transact(writes, token, deadline))
   })
 
 /** The history area serving reads only while `check` succeeds (compaction's writes are the worker's, not fenced). */

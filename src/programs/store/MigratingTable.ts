@@ -139,7 +139,8 @@ export const servingTable = (
   return EventTable.of({
     ...target,
     append: (event, deadline) => Effect.andThen(arrive(event.key), target.append(event, deadline)),
-    appendAfter: (event, after) => Effect.andThen(arrive(event.key), target.appendAfter(event, after)),
+    appendAfter: (event, after, deadline) =>
+      Effect.andThen(arrive(event.key), target.appendAfter(event, after, deadline)),
     latest: newest((table) => table.latest),
     latestState: newest((table) => table.latestState),
     scan,
@@ -150,7 +151,7 @@ export const servingTable = (
       stored.some(atSource)
         ? Effect.forEach(stored, (each) => (atSource(each) ? source : target).decode(each, options))
         : target.decodeAll(stored, options),
-    transact: (writes, token) =>
+    transact: (writes, token, deadline) =>
       Effect.andThen(
         Effect.forEach(writes, (write) => arrive(write._tag === "Append" ? write.event.key : write.key), {
           discard: true
@@ -161,7 +162,7 @@ export const servingTable = (
             Shredded: (error) => Effect.fail(new StorageFailure({ operation: "relocate", reason: error.message }))
           })
         ),
-        target.transact(writes, token)
+        target.transact(writes, token, deadline)
       )
   })
 }

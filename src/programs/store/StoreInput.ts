@@ -61,9 +61,15 @@ export const checkWatchOptions = (
 
 /** No expiry, or whole epoch milliseconds. */
 export const checkExpiry = (expires: number | undefined): Effect.Effect<void, BadParameter> =>
+  failWith(expiryFault(expires))
+
+const expiryFault = (expires: number | undefined): BadParameter | undefined =>
   expires === undefined || Number.isSafeInteger(expires)
-    ? Effect.void
-    : Effect.fail(new BadParameter({ field: "expires", reason: "an expiry must be whole epoch milliseconds" }))
+    ? undefined
+    : new BadParameter({ field: "expires", reason: "an expiry must be whole epoch milliseconds" })
+
+const failWith = <E>(fault: E | undefined): Effect.Effect<void, E> =>
+  fault === undefined ? Effect.void : Effect.fail(fault)
 
 /** No limit, or a whole number of items (0: no limit). */
 export const checkLimit = (limit: number | undefined): Effect.Effect<void, BadParameter> =>
@@ -76,9 +82,12 @@ export const checkLimit = (limit: number | undefined): Effect.Effect<void, BadPa
  * stored in chunks, one above the bound is refused here, before any I/O.
  */
 export const checkSize = (key: string, value: Uint8Array): Effect.Effect<void, ValueTooLarge> =>
+  failWith(sizeFault(key, value))
+
+const sizeFault = (key: string, value: Uint8Array): ValueTooLarge | undefined =>
   value.length > ValueChunks.maxValueBytes
-    ? Effect.fail(new ValueTooLarge({ key, itemBytes: value.length, limitBytes: ValueChunks.maxValueBytes }))
-    : Effect.void
+    ? new ValueTooLarge({ key, itemBytes: value.length, limitBytes: ValueChunks.maxValueBytes })
+    : undefined
 
 /** The bytes a value adds to an atomic write's transaction: all of it, or only its manifest when stored in chunks. */
 const transactionBytesOf = (location: Location, key: string, value: Uint8Array): number =>
@@ -86,14 +95,15 @@ const transactionBytesOf = (location: Location, key: string, value: Uint8Array):
 
 /** An item to write: a valid key, a `Uint8Array` value that fits, a whole expiry. */
 export const checkItem = (item: ItemInput): Effect.Effect<void, BadParameter | ValueTooLarge> => {
-  // Not a generator: every write comes through here, and nearly every item is valid.
+  // Plain checks, one effect: every write comes through here, and nearly every item is valid.
   const key = Key.validate(item.key, "key")
-  if (Result.isFailure(key)) return Effect.fail(key.failure)
-  if (!(item.value instanceof Uint8Array)) {
-    return Effect.fail(new BadParameter({ field: "value", reason: "a value must be a Uint8Array" }))
-  }
-  if (item.expires !== undefined && !Number.isSafeInteger(item.expires)) return checkExpiry(item.expires)
-  return item.value.length > ValueChunks.maxValueBytes ? checkSize(item.key, item.value) : Effect.void
+  return failWith(
+    Result.isFailure(key)
+      ? key.failure
+      : !(item.value instanceof Uint8Array)
+      ? new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
+      : expiryFault(item.expires) ?? sizeFault(item.key, item.value)
+  )
 }
 
 /** An atomic write's actions (see `AtomicWrite.validate`), each value fitting, all of them one transaction's worth. */
