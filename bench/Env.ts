@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { Location } from "../src/infra/EventRecord.ts"
+import * as DynamoDBLocal from "../src/infra/local/DynamoDBLocal.ts"
 import type { StoreService } from "../src/programs/store/Store.ts"
 import * as TeleportStore from "./peer/TeleportStore.ts"
 import type { Figure, Row } from "./Report.ts"
@@ -35,6 +36,12 @@ export interface BenchEnv {
   /** Where the bench's dynastate instance keeps its events. */
   readonly location: Location
   readonly keyringCalls: KeyringCalls
+  /**
+   * A DynamoDB whose stream log no other workload wrote to, for a workload whose figure is one table's stream
+   * traffic (see `streamStartKey`): a DynamoDB Local of its own, stopped with the scope, when the bench started
+   * its own; the run's DynamoDB when given one (`--endpoint`).
+   */
+  readonly freshEndpoint: Effect.Effect<string, unknown, Scope.Scope>
 }
 
 /** A workload: a name for `--only`, and what it measures. */
@@ -42,6 +49,16 @@ export interface Workload {
   readonly name: string
   readonly run: (env: BenchEnv) => Effect.Effect<ReadonlyArray<Row>, unknown, Scope.Scope>
 }
+
+/**
+ * The key each store writes once as soon as its table exists, so that both tables' streams begin at the start of
+ * DynamoDB Local's stream log. DynamoDB Local (2.x) describes a table's stream on every write to it, finding the
+ * stream's first record by scanning its stream log (shared by all tables) from the start: a write then costs a scan
+ * of every record other tables wrote before this stream's first. A table written first after its creation pays
+ * nothing; one first written after the other had written thousands of items paid a millisecond a write, the
+ * whole of a phase's difference. No workload reads this key.
+ */
+export const streamStartKey = "/bench-stream-start"
 
 /** Creates the tables and opens both stores for the run. */
 export const make = (options: BenchOptions, endpoint: string) =>
@@ -68,19 +85,28 @@ export const make = (options: BenchOptions, endpoint: string) =>
       key,
       calls: keyringCalls
     })
+    const value = new Uint8Array(randomBytes(options.valueBytes))
+    const peer = TeleportStore.make(peerClients.dynamodb, peerTable)
+    // Both tables' streams start now, together (see `startStreams`): DynamoDB Local charges every write to a
+    // stream-enabled table a scan of the stream records written before that stream's first one.
+    yield* peer.put(streamStartKey, value)
+    yield* store.put({ key: streamStartKey, value })
     return {
       options,
       endpoint,
       run,
       key,
-      value: new Uint8Array(randomBytes(options.valueBytes)),
+      value,
       peerClients,
-      peer: TeleportStore.make(peerClients.dynamodb, peerTable),
+      peer,
       dynastateClients,
       dynastate: store,
       dynastateTable,
       location,
-      keyringCalls
+      keyringCalls,
+      freshEndpoint: options.endpoint === undefined
+        ? Effect.map(DynamoDBLocal.scoped({ inMemory: true }), (local) => local.endpoint)
+        : Effect.succeed(endpoint)
     } satisfies BenchEnv
   })
 

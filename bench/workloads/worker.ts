@@ -51,7 +51,10 @@ export const projectionWorker: Workload = {
   name: "worker",
   run: (env: BenchEnv) =>
     Effect.gen(function*() {
-      const clients = yield* Effect.acquireRelease(Effect.sync(() => makeClients(env.endpoint)), (c) =>
+      // Its own DynamoDB Local: every write the worker makes would otherwise pay a scan of the records all earlier
+      // workloads left in the stream log (see `Env.streamStartKey`), and its figure would depend on their order.
+      const endpoint = yield* env.freshEndpoint
+      const clients = yield* Effect.acquireRelease(Effect.sync(() => makeClients(endpoint)), (c) =>
         Effect.sync(c.destroy))
       const table = `bench-worker-${env.run}`
       yield* Dynastate.provision(clients, table)
