@@ -207,6 +207,78 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
     expect(reasonOf(ValueCipher.decryptWith(impostor, ciphertext, binding))).toMatch(/commitment/)
   })
 
+  describe("a value read again (decrypted values are kept per data key)", () => {
+    it("gives the same plaintext, a copy each time: changing one does not change the next", () => {
+      const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+      const first = decrypted(ValueCipher.decryptWith(key, ciphertext, binding))
+      first.fill(0)
+      same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), plaintext)
+      const again = decrypted(ValueCipher.decryptWith(key, ciphertext, binding))
+      again.fill(1)
+      same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), plaintext)
+    })
+
+    it("fails when any bit changed since it was read (property)", () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(), (value, n) => {
+          const ciphertext = ValueCipher.encryptWith(key, value, binding)
+          same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), value)
+          const bit = n % (ciphertext.length * 8)
+          const tampered = new Uint8Array(ciphertext)
+          tampered[bit >> 3]! ^= 1 << (bit & 7)
+          reasonOf(ValueCipher.decryptWith(key, tampered, binding))
+          // A shorter or longer ciphertext than the one read is not it either.
+          reasonOf(ValueCipher.decryptWith(key, ciphertext.subarray(0, ciphertext.length - 1), binding))
+          reasonOf(ValueCipher.decryptWith(key, new Uint8Array([...ciphertext, 0]), binding))
+        }),
+        params
+      )
+    })
+
+    it("fails when any binding field differs from the one it was read with (property)", () => {
+      const fields: ReadonlyArray<Partial<ValueBinding>> = [
+        { table: "other" },
+        { namespace: "other" },
+        { key: "/users/alicf" },
+        { seq: 8 },
+        { op: "keep-alive" },
+        { expires: undefined },
+        { valueRevision: "rev-1" },
+        { timestamp: 1 },
+        { part: "key" }
+      ]
+      fc.assert(
+        fc.property(fc.constantFrom(...fields), (change) => {
+          const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+          same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), plaintext)
+          reasonOf(ValueCipher.decryptWith(key, ciphertext, { ...binding, ...change }))
+        }),
+        params
+      )
+    })
+
+    it("is not opened by another data key object, even one with the same id", () => {
+      const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+      same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), plaintext)
+      expect(reasonOf(ValueCipher.decryptWith(makeKey(key.id), ciphertext, binding))).toMatch(/commitment/)
+      // The same material under a new object (a data key loaded again) decrypts it on its own.
+      const reloaded: DataKey = { id: key.id, material: Redacted.make(new Uint8Array(Redacted.value(key.material))) }
+      same(decrypted(ValueCipher.decryptWith(reloaded, ciphertext, binding)), plaintext)
+    })
+
+    it("keeps a value of up to 4 KiB, and decrypts a longer one each time", () => {
+      for (const length of [4096, 4097, 65536]) {
+        const value = new Uint8Array(randomBytes(length))
+        const ciphertext = ValueCipher.encryptWith(key, value, binding)
+        same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), value)
+        same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), value)
+        const tampered = new Uint8Array(ciphertext)
+        tampered[tampered.length - 1]! ^= 1
+        reasonOf(ValueCipher.decryptWith(key, tampered, binding))
+      }
+    })
+  })
+
   it("a different key fails even if the header names it", () => {
     const other = makeKey("key-2")
     const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
