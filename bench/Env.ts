@@ -87,8 +87,7 @@ export const make = (options: BenchOptions, endpoint: string) =>
     })
     const value = new Uint8Array(randomBytes(options.valueBytes))
     const peer = TeleportStore.make(peerClients.dynamodb, peerTable)
-    // Both tables' streams start now, together (see `startStreams`): DynamoDB Local charges every write to a
-    // stream-enabled table a scan of the stream records written before that stream's first one.
+    // Both tables' streams start now, together: see `streamStartKey`.
     yield* peer.put(streamStartKey, value)
     yield* store.put({ key: streamStartKey, value })
     return {
