@@ -1,8 +1,8 @@
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
-import { inject } from "vitest"
 import * as DynamoDBLocal from "../../src/infra/local/DynamoDBLocal.ts"
+import { endpoint } from "../support/TestStore.ts"
 
 const listTables = (endpoint: string) =>
   Effect.acquireUseRelease(
@@ -21,7 +21,7 @@ const listTables = (endpoint: string) =>
 describe("DynamoDBLocal", () => {
   it.live("the shared endpoint from the global setup answers ListTables", () =>
     Effect.gen(function*() {
-      const response = yield* listTables(inject("dynamoEndpoint"))
+      const response = yield* listTables(endpoint())
       expect(Array.isArray(response.TableNames)).toBe(true)
     }))
 
@@ -30,7 +30,7 @@ describe("DynamoDBLocal", () => {
       const scope = yield* Scope.make()
       const instance = yield* DynamoDBLocal.scoped().pipe(Scope.provide(scope))
       expect(instance.endpoint).toBe(`http://127.0.0.1:${instance.port}`)
-      expect(instance.endpoint).not.toBe(inject("dynamoEndpoint"))
+      expect(instance.endpoint).not.toBe(endpoint())
       expect((yield* listTables(instance.endpoint)).TableNames).toEqual([])
       const clash = yield* Effect.flip(DynamoDBLocal.start({ port: instance.port }))
       expect(clash.reason).toBe("PortUnavailable")

@@ -8,7 +8,8 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
 import { Context, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
-import { afterAll, beforeAll, inject } from "vitest"
+import * as path from "node:path"
+import { afterAll, beforeAll, expect, inject } from "vitest"
 import type { LayoutLease } from "../../src/domain/LayoutLease.ts"
 import type { Layout } from "../../src/domain/Partitioning.ts"
 import type { SealedPrefix } from "../../src/domain/SealedKeys.ts"
@@ -30,8 +31,18 @@ import { defaultStoreOptions } from "../../src/programs/store/Store.ts"
 import { WriteAcks } from "../../src/programs/store/WriteAcks.ts"
 import { Compaction } from "../../src/programs/worker/Compaction.ts"
 
-/** The endpoint of the DynamoDB Local the global setup started. */
-export const endpoint = (): string => inject("dynamoEndpoint")
+/**
+ * The endpoint of the DynamoDB Local this test file uses: one of those the global setup started, picked by the
+ * file's path, so a file (and the processes it starts) always talks to the same one.
+ */
+export const endpoint = (): string => {
+  const endpoints = inject("dynamoEndpoints")
+  // Relative, so a file keeps its instance wherever the checkout is.
+  const file = path.relative(process.cwd(), expect.getState().testPath ?? "")
+  let hash = 0
+  for (let i = 0; i < file.length; i++) hash = (hash * 31 + file.charCodeAt(i)) >>> 0
+  return endpoints[hash % endpoints.length]!
+}
 
 /** A fresh table name, so test files never see each other's data. */
 export const freshTableName = (label = "test"): string => `${label}-${randomUUID()}`
@@ -69,7 +80,8 @@ export const provisionTable = (client: DynamoDBClient, table = freshTableName())
 /**
  * One table for a whole test file (made before its tests run, deleted and its client destroyed after) and a fresh
  * namespace per call of `freshLocation`, so the file's tests stay apart without a table each. Call it at the file's
- * top level. Deleting it keeps the suite's one in-memory DynamoDB Local from filling up (it slows as it fills).
+ * top level. Deleting it keeps the suite's in-memory DynamoDB Locals from filling up with items (their stream logs stay: see
+ * `globalSetup.ts`).
  */
 export const tablePerFile = (label: string) => {
   const client = makeClient()
