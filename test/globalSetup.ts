@@ -22,8 +22,12 @@ declare module "vitest" {
 }
 
 const instanceCount = (): number => {
-  const configured = Number(process.env["DYNAMO_LOCALS"] ?? "3")
-  return Number.isInteger(configured) && configured >= 1 ? configured : 3
+  const configured = process.env["DYNAMO_LOCALS"] ?? "3"
+  const count = Number(configured)
+  if (!Number.isInteger(count) || count < 1) {
+    throw new Error(`DYNAMO_LOCALS must be a whole number from 1, not ${configured}`)
+  }
+  return count
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -32,12 +36,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide("dynamoEndpoints", [external])
     return async () => {}
   }
+  const count = instanceCount()
+  // Fetched (on a first run) once, before the instances start side by side.
+  await Effect.runPromise(DynamoDBLocal.ensureDistribution)
   // Started in one scope, so that if one fails to start the others are stopped too.
   const scope = await Effect.runPromise(Scope.make())
   const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
   try {
     const instances = await Effect.runPromise(
-      Effect.all(Array.from({ length: instanceCount() }, () => DynamoDBLocal.scoped({ inMemory: true })), {
+      Effect.all(Array.from({ length: count }, () => DynamoDBLocal.scoped({ inMemory: true })), {
         concurrency: "unbounded"
       }).pipe(Scope.provide(scope))
     )

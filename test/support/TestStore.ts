@@ -80,8 +80,8 @@ export const provisionTable = (client: DynamoDBClient, table = freshTableName())
 /**
  * One table for a whole test file (made before its tests run, deleted and its client destroyed after) and a fresh
  * namespace per call of `freshLocation`, so the file's tests stay apart without a table each. Call it at the file's
- * top level. Deleting it keeps the suite's in-memory DynamoDB Locals from filling up with items (their stream logs stay: see
- * `globalSetup.ts`).
+ * top level. Deleting it keeps the suite's in-memory DynamoDB Locals from filling up with items (their stream logs
+ * stay: see `globalSetup.ts`).
  */
 export const tablePerFile = (label: string) => {
   const client = makeClient()
