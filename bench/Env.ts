@@ -130,20 +130,28 @@ export const phase = <E, R>(
 
 /**
  * Runs the peer's phase and dynastate's phase `rounds` times, alternating (peer first), and keeps the best
- * figure of each: both meet the same machine load and the same state of DynamoDB.
+ * figure of each: both meet the same machine load and the same state of DynamoDB. A `raw` phase (the bare SDK
+ * request beside them) takes its turn between the two in every round, so its figure meets the same load too.
  */
-export const alternate = <E1, R1, E2, R2>(
+export const alternate = <E1, R1, E2, R2, E3 = never, R3 = never>(
   rounds: number,
   peer: (round: number) => Effect.Effect<Figure, E1, R1>,
   dynastate: (round: number) => Effect.Effect<Figure, E2, R2>,
-  better: "higher" | "lower" = "higher"
+  better: "higher" | "lower" = "higher",
+  raw?: (round: number) => Effect.Effect<Figure, E3, R3>
 ) =>
   Effect.gen(function*() {
     const peers: Array<Figure> = []
+    const raws: Array<Figure> = []
     const dynastates: Array<Figure> = []
     for (let round = 0; round < rounds; round++) {
       peers.push(yield* peer(round))
+      if (raw !== undefined) raws.push(yield* raw(round))
       dynastates.push(yield* dynastate(round))
     }
-    return { peer: best(peers, better), dynastate: best(dynastates, better) }
+    return {
+      peer: best(peers, better),
+      dynastate: best(dynastates, better),
+      raw: raw === undefined ? undefined : best(raws, better)
+    }
   })
