@@ -1,8 +1,14 @@
 /**
  * Range reads of 100 and 1000 one-event keys, ascending and descending, and deleteRange: dynastate's `getRange` /
- * `items` / `deleteRange` beside the peer's paged `Query` and its query-then-`BatchWriteItem` deletion.
+ * `items` / `deleteRange` beside the peer's paged `Query` and its query-then-`BatchWriteItem` deletion. Beside the
+ * range reads, the raw SDK sends the `Query` pages a dynastate range read sends, without decoding them.
  */
+import { QueryCommand } from "@aws-sdk/client-dynamodb"
+import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { Effect, Stream } from "effect"
+import * as SortKey from "../../src/domain/SortKey.ts"
+import * as EventRecord from "../../src/infra/EventRecord.ts"
+import { keyPartition } from "../../src/infra/PartitionKeys.ts"
 import type { BenchEnv, Workload } from "../Env.ts"
 import { alternate, phase } from "../Env.ts"
 import type { Row } from "../Report.ts"
@@ -17,6 +23,33 @@ const fill = (env: BenchEnv, prefix: string, count: number) =>
     const size = { operations: count, concurrency: env.options.concurrency }
     yield* measure(size, (i) => env.peer.put(keyAt(prefix, i), env.value))
     yield* measure(size, (i) => env.dynastate.put({ key: keyAt(prefix, i), value: env.value }))
+  })
+
+/**
+ * The pages of a dynastate range read by the raw SDK: every item of the keys' live range, in the direction asked,
+ * as the store's `getRange` and `items` request them (one partition: the bench's namespace is not partitioned).
+ */
+const rawRange = (env: BenchEnv, start: string, end: string, descending: boolean) =>
+  Effect.promise(async () => {
+    let items = 0
+    let from: Record<string, AttributeValue> | undefined
+    do {
+      const page = await env.dynastateClients.dynamodb.send(
+        new QueryCommand({
+          ...EventRecord.rangeQuery(
+            env.dynastateTable,
+            keyPartition(env.location, start),
+            SortKey.lowerBound(start),
+            SortKey.upperBound(end)
+          ),
+          ScanIndexForward: !descending,
+          ExclusiveStartKey: from
+        })
+      )
+      items += page.Items?.length ?? 0
+      from = page.LastEvaluatedKey
+    } while (from !== undefined)
+    return Array.from({ length: items })
   })
 
 const expectCount = (what: string, expected: number) => (items: ReadonlyArray<unknown>) =>
@@ -34,24 +67,35 @@ export const rangeRead: Workload = {
         const prefix = `/range${count}/`
         const end = `${prefix}~`
         yield* fill(env, prefix, count)
-        const reads = env.options.quick ? 1 : Math.max(3, Math.min(30, Math.floor(20_000 / count)))
+        // About a second of reads per phase: a few dozen reads of a few milliseconds each made the figure swing
+        // with a single pause of the machine's (runs gave 0.45 and 0.79 for the same code).
+        const reads = env.options.quick ? 1 : Math.max(10, Math.min(200, Math.floor(40_000 / count)))
         const size = { operations: reads, concurrency: 1 }
         for (const descending of [false, true]) {
-          const { dynastate, peer } = yield* alternate(
+          const peerRead = () =>
+            env.peer.getRange(prefix, end, descending).pipe(Effect.tap(expectCount("peer range", count)))
+          const dynastateRead = () =>
+            (descending
+              ? Stream.runCollect(env.dynastate.items({ start: prefix, end, descending: true }))
+              : env.dynastate.getRange(prefix, end)).pipe(Effect.tap(expectCount("dynastate range", count)))
+          const rawRead = () => rawRange(env, prefix, end, descending).pipe(Effect.tap(expectCount("raw range", count)))
+          if (!env.options.quick) {
+            // Warm-up: the first reads of a range pay for compiling their paths, in Node and in the JVM.
+            const warm = { operations: Math.max(3, Math.floor(reads / 10)), concurrency: 1 }
+            yield* measure(warm, peerRead)
+            yield* measure(warm, rawRead)
+            yield* measure(warm, dynastateRead)
+          }
+          const { dynastate, peer, raw } = yield* alternate(
             env.options.rounds,
-            () =>
-              phase(env.peerClients, size, () =>
-                env.peer.getRange(prefix, end, descending).pipe(
-                  Effect.tap(expectCount("peer range", count))
-                )),
-            () =>
-              phase(env.dynastateClients, size, () =>
-                (descending
-                  ? Stream.runCollect(env.dynastate.items({ start: prefix, end, descending: true }))
-                  : env.dynastate.getRange(prefix, end)).pipe(Effect.tap(expectCount("dynastate range", count))))
+            () => phase(env.peerClients, size, peerRead),
+            () => phase(env.dynastateClients, size, dynastateRead),
+            "higher",
+            () => phase(env.dynastateClients, size, rawRead)
           )
           rows.push({
             workload: `range read of ${count} keys, ${descending ? "descending" : "ascending"}`,
+            raw,
             peer,
             dynastate,
             better: "higher"
