@@ -31,7 +31,7 @@ const fill = (env: BenchEnv, prefix: string, count: number) =>
  */
 const rawRange = (env: BenchEnv, start: string, end: string, descending: boolean) =>
   Effect.promise(async () => {
-    let items = 0
+    const items: Array<Record<string, AttributeValue>> = []
     let from: Record<string, AttributeValue> | undefined
     do {
       const page = await env.dynastateClients.dynamodb.send(
@@ -46,10 +46,10 @@ const rawRange = (env: BenchEnv, start: string, end: string, descending: boolean
           ExclusiveStartKey: from
         })
       )
-      items += page.Items?.length ?? 0
+      for (const item of page.Items ?? []) items.push(item)
       from = page.LastEvaluatedKey
     } while (from !== undefined)
-    return Array.from({ length: items })
+    return items
   })
 
 const expectCount = (what: string, expected: number) => (items: ReadonlyArray<unknown>) =>
