@@ -9,6 +9,7 @@ import * as WorkerLive from "../../src/programs/app/WorkerLive.ts"
 import type { WorkerStatus } from "../../src/programs/worker/ProjectionWorker.ts"
 import { WorkerHealth } from "../../src/programs/worker/WorkerHealth.ts"
 import type { Health } from "../../src/programs/worker/WorkerHealth.ts"
+import { eventually } from "../streams/Harness.ts"
 import { collector, spanNames } from "../support/OtlpCollector.ts"
 
 const status = (change: Partial<WorkerStatus> = {}): WorkerStatus => ({
@@ -54,7 +55,8 @@ describe("WorkerLive.statusLine", () => {
       yield* Layer.buildWithScope(WorkerLive.statusLine("20 millis").pipe(Layer.provide(health)), scope).pipe(
         Effect.provide(logging)
       )
-      yield* Effect.sleep("150 millis")
+      // The first tick comes after 20 ms; a loaded machine may hold a timer back much longer.
+      expect(yield* eventually(() => lines.length > 0, 5_000)).toBe(true)
       expect(lines).toEqual(["worker 01234567: 1/1 shards (1 workers), lag 0, 3 events (0.0/s), 0 quarantined, ready"])
       // Lag and rate move all the time; they alone are no change worth a line.
       current = { ...current, status: status({ held: [{ shardId: "shardId-1", lagMillis: 700 }] }) }
@@ -65,7 +67,7 @@ describe("WorkerLive.statusLine", () => {
         readiness: { ready: false, reasons: ["leases cannot be held: the lease heartbeat has failed for 20s (X)"] },
         sampledAt: Date.now()
       }
-      yield* Effect.sleep("100 millis")
+      expect(yield* eventually(() => lines.length > 1, 5_000)).toBe(true)
       expect(lines).toHaveLength(2)
       expect(lines[1]).toBe(
         "worker 01234567: 0/1 shards (2 workers), lag -, 3 events (0.0/s), 0 quarantined, " +
@@ -146,7 +148,9 @@ describe("WorkerLive.withShutdownDeadline", () => {
       const stopping = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       yield* Effect.sleep("100 millis")
       expect(exits).toEqual([])
-      yield* Effect.sleep("300 millis")
+      // The deadline's timer fires at 200 ms, or later on a loaded machine; never sooner.
+      expect(yield* eventually(() => exits.length > 0, 5_000)).toBe(true)
+      yield* Effect.sleep("100 millis") // room for a (wrong) second call to show up
       expect(exits).toEqual([1])
       expect(lines[0]).toContain("stopping the worker")
       expect(lines.some((line) => line.includes("did not stop within shutdown_timeout 200ms"))).toBe(true)
