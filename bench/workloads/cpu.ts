@@ -1,13 +1,15 @@
 /**
  * Client CPU per operation with a stub transport (no server at all): process CPU time (user + system) per put and
- * per get of one key, serially, for the raw SDK call, the peer and dynastate. Replies are canned from items the
- * real stores wrote, so dynastate decrypts a real value under a real data key.
+ * per get of one key, and per range read of 100 keys, serially, for the raw SDK call, the peer and dynastate. Replies
+ * are canned from items the real stores wrote, so dynastate decrypts real values under a real data key.
  */
 import { GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { Effect } from "effect"
 import * as SortKey from "../../src/domain/SortKey.ts"
 import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
+import * as EventRecord from "../../src/infra/EventRecord.ts"
+import { keyPartition } from "../../src/infra/PartitionKeys.ts"
 import type { BenchEnv, Workload } from "../Env.ts"
 import * as TeleportStore from "../peer/TeleportStore.ts"
 import type { Figure, Row } from "../Report.ts"
@@ -53,8 +55,14 @@ const captureDynastate = (env: BenchEnv) =>
         })
       )
     )
-    const dataKeys = yield* Effect.promise(() =>
-      client.send(
+    return answering(yield* dataKeyItems(env), [Stub.toWire(live.Items![0]!)])
+  })
+
+/** The data-key items of dynastate's namespace, as the stub hands them to a `GetItem`. */
+const dataKeyItems = (env: BenchEnv) =>
+  Effect.map(
+    Effect.promise(() =>
+      env.dynastateClients.dynamodb.send(
         new QueryCommand({
           TableName: env.dynastateTable,
           KeyConditionExpression: "pk = :pk",
@@ -62,26 +70,28 @@ const captureDynastate = (env: BenchEnv) =>
           ConsistentRead: true
         })
       )
-    )
-    const event = Stub.toWire(live.Items![0]!)
-    const keys = (dataKeys.Items ?? []).map(Stub.toWire)
-    const sameKey = (item: Stub.WireItem, wanted: Record<string, unknown>) =>
-      Object.entries(wanted).every(([name, value]) => JSON.stringify(item[name]) === JSON.stringify(value))
-    const answer: Stub.Answer = (operation, input) => {
-      if (operation === "Query") {
-        const values = input["ExpressionAttributeValues"] as Record<string, { S?: string }> | undefined
-        return values?.[":pk"]?.S === "bench"
-          ? { Items: [event], Count: 1, ScannedCount: 1 }
-          : { Items: [], Count: 0, ScannedCount: 0 }
-      }
-      if (operation === "GetItem") {
-        const found = keys.find((item) => sameKey(item, input["Key"] as Record<string, unknown>))
-        return found === undefined ? {} : { Item: found }
-      }
-      return {}
+    ),
+    (output) => (output.Items ?? []).map(Stub.toWire)
+  )
+
+/** A stub of dynastate's table: `events` for every query of the namespace's events, the data keys by `GetItem`. */
+const answering = (keys: ReadonlyArray<Stub.WireItem>, events: ReadonlyArray<Stub.WireItem>): Stub.Answer => {
+  const sameKey = (item: Stub.WireItem, wanted: Record<string, unknown>) =>
+    Object.entries(wanted).every(([name, value]) => JSON.stringify(item[name]) === JSON.stringify(value))
+  return (operation, input) => {
+    if (operation === "Query") {
+      const values = input["ExpressionAttributeValues"] as Record<string, { S?: string }> | undefined
+      return values?.[":pk"]?.S === "bench"
+        ? { Items: events, Count: events.length, ScannedCount: events.length }
+        : { Items: [], Count: 0, ScannedCount: 0 }
     }
-    return answer
-  })
+    if (operation === "GetItem") {
+      const found = keys.find((item) => sameKey(item, input["Key"] as Record<string, unknown>))
+      return found === undefined ? {} : { Item: found }
+    }
+    return {}
+  }
+}
 
 const capturePeer = (env: BenchEnv) =>
   Effect.gen(function*() {
@@ -100,7 +110,98 @@ const capturePeer = (env: BenchEnv) =>
     return answer
   })
 
-/** CPU per put and per get, stub transport. */
+/** The prefix of the keys the range row reads. */
+const rangePrefix = "/cpu-range/"
+
+/** The lowest CPU figure of some rounds. */
+const lowest = (figures: ReadonlyArray<Figure>) => figures.reduce((a, b) => ((b.value ?? 0) < (a.value ?? 0) ? b : a))
+
+/**
+ * CPU per range read of the range workload's smaller size, over stubs answering every query with the keys' items
+ * as the real stores wrote them (one page): the raw SDK sending dynastate's `Query`, the peer's read and dynastate's
+ * `getRange`, each read checked to return every key.
+ */
+const rangeRow = (env: BenchEnv) =>
+  Effect.gen(function*() {
+    const count = env.options.rangeSizes[0]!
+    const end = `${rangePrefix}~`
+    yield* measure({ operations: count, concurrency: env.options.concurrency }, (i) => {
+      const key = `${rangePrefix}${String(i).padStart(6, "0")}`
+      return Effect.andThen(env.peer.put(key, env.value), env.dynastate.put({ key, value: env.value }))
+    })
+    const peerRead = yield* Effect.promise(() =>
+      env.peerClients.dynamodb.send(
+        new QueryCommand({
+          TableName: env.peer.table,
+          KeyConditionExpression: "HashKey = :hash AND FullPath BETWEEN :start AND :end",
+          ExpressionAttributeValues: {
+            ":hash": { S: TeleportStore.hashKey },
+            ":start": { S: rangePrefix },
+            ":end": { S: end }
+          },
+          ConsistentRead: true
+        })
+      )
+    )
+    const storeQuery = EventRecord.rangeQuery(
+      env.dynastateTable,
+      keyPartition(env.location, rangePrefix),
+      SortKey.lowerBound(rangePrefix),
+      SortKey.upperBound(end)
+    )
+    const storeRead = yield* Effect.promise(() => env.dynastateClients.dynamodb.send(new QueryCommand(storeQuery)))
+    for (const [side, read] of [["peer", peerRead], ["dynastate", storeRead]] as const) {
+      if (read.Items?.length !== count || read.LastEvaluatedKey !== undefined) {
+        return yield* Effect.die(new Error(`${side}'s range of ${count} keys did not come in one page of ${count}`))
+      }
+    }
+    const peerItems = peerRead.Items!.map(Stub.toWire)
+    const peerStub = makeClients(env.endpoint, {
+      requestHandler: Stub.handler(() => ({ Items: peerItems, Count: count, ScannedCount: count }))!
+    })
+    const dynastateStub = makeClients(env.endpoint, {
+      requestHandler: Stub.handler(answering(yield* dataKeyItems(env), storeRead.Items!.map(Stub.toWire)))!
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        peerStub.destroy()
+        dynastateStub.destroy()
+      })
+    )
+    const peer = TeleportStore.make(peerStub.dynamodb, env.peer.table)
+    const { store } = yield* Dynastate.open({
+      clients: dynastateStub,
+      location: env.location,
+      key: env.key,
+      calls: { generate: 0, wrap: 0, unwrap: 0 }
+    })
+    const everyKey = (side: string) => (items: ReadonlyArray<unknown>) =>
+      items.length === count ? Effect.void : Effect.die(new Error(`${side} read ${items.length} of ${count} keys`))
+    const size = { operations: env.options.quick ? 10 : 300, concurrency: 1 }
+    const raw = yield* cpuPerOp(size, () =>
+      Effect.promise(() =>
+        dynastateStub.dynamodb.send(new QueryCommand(storeQuery))
+      ).pipe(
+        Effect.flatMap((output) => everyKey("raw SDK")(output.Items ?? []))
+      ))
+    const peers: Array<Figure> = []
+    const dynastates: Array<Figure> = []
+    for (let round = 0; round < env.options.rounds; round++) {
+      peers.push(yield* cpuPerOp(size, () => Effect.flatMap(peer.getRange(rangePrefix, end), everyKey("peer"))))
+      dynastates.push(
+        yield* cpuPerOp(size, () => Effect.flatMap(store.getRange(rangePrefix, end), everyKey("dynastate")))
+      )
+    }
+    return {
+      workload: `client CPU per range read of ${count} keys, stub transport (no server)`,
+      raw: { value: raw.value, unit: raw.unit },
+      peer: { value: lowest(peers).value, unit: "µs CPU" },
+      dynastate: { value: lowest(dynastates).value, unit: "µs CPU" },
+      better: "lower"
+    } satisfies Row
+  })
+
+/** CPU per put, per get and per range read, stub transport. */
 export const clientCpu: Workload = {
   name: "cpu",
   run: (env) =>
@@ -157,8 +258,6 @@ export const clientCpu: Workload = {
             op === "put" ? store.put({ key, value: env.value }) : store.get(key)
           dynastates.push(yield* cpuPerOp(size, dynastateOp))
         }
-        const lowest = (figures: ReadonlyArray<Figure>) =>
-          figures.reduce((a, b) => ((b.value ?? 0) < (a.value ?? 0) ? b : a))
         rows.push({
           workload: `client CPU per ${op}, stub transport (no server)`,
           raw: { value: raw.value, unit: raw.unit },
@@ -167,6 +266,7 @@ export const clientCpu: Workload = {
           better: "lower"
         })
       }
+      rows.push(yield* rangeRow(env))
       return rows
     })
 }
