@@ -117,6 +117,57 @@ const rangePrefix = "/cpu-range/"
 const lowest = (figures: ReadonlyArray<Figure>) => figures.reduce((a, b) => ((b.value ?? 0) < (a.value ?? 0) ? b : a))
 
 /**
+ * The peer and a dynastate instance over stub clients answering with `peerAnswer` and `dynastateAnswer` (the raw
+ * SDK calls go through the same clients); the clients are destroyed with the scope.
+ */
+const stubbed = (env: BenchEnv, peerAnswer: Stub.Answer, dynastateAnswer: Stub.Answer) =>
+  Effect.gen(function*() {
+    const peerStub = makeClients(env.endpoint, { requestHandler: Stub.handler(peerAnswer)! })
+    const dynastateStub = makeClients(env.endpoint, { requestHandler: Stub.handler(dynastateAnswer)! })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        peerStub.destroy()
+        dynastateStub.destroy()
+      })
+    )
+    const { store } = yield* Dynastate.open({
+      clients: dynastateStub,
+      location: env.location,
+      key: env.key,
+      calls: { generate: 0, wrap: 0, unwrap: 0 }
+    })
+    return { peerStub, dynastateStub, peer: TeleportStore.make(peerStub.dynamodb, env.peer.table), store }
+  })
+
+/** A CPU row: the raw SDK call once, then the peer and dynastate alternately for the run's rounds, the best of each. */
+const cpuRow = <E1, E2, E3>(
+  env: BenchEnv,
+  workload: string,
+  size: PhaseSize,
+  ops: {
+    readonly raw: () => Effect.Effect<unknown, E1>
+    readonly peer: () => Effect.Effect<unknown, E2>
+    readonly dynastate: () => Effect.Effect<unknown, E3>
+  }
+) =>
+  Effect.gen(function*() {
+    const raw = yield* cpuPerOp(size, ops.raw)
+    const peers: Array<Figure> = []
+    const dynastates: Array<Figure> = []
+    for (let round = 0; round < env.options.rounds; round++) {
+      peers.push(yield* cpuPerOp(size, ops.peer))
+      dynastates.push(yield* cpuPerOp(size, ops.dynastate))
+    }
+    return {
+      workload,
+      raw: { value: raw.value, unit: raw.unit },
+      peer: { value: lowest(peers).value, unit: "µs CPU" },
+      dynastate: { value: lowest(dynastates).value, unit: "µs CPU" },
+      better: "lower"
+    } satisfies Row
+  })
+
+/**
  * CPU per range read of the range workload's smaller size, over stubs answering every query with the keys' items
  * as the real stores wrote them (one page): the raw SDK sending dynastate's `Query`, the peer's read and dynastate's
  * `getRange`, each read checked to return every key.
@@ -156,49 +207,26 @@ const rangeRow = (env: BenchEnv) =>
       }
     }
     const peerItems = peerRead.Items!.map(Stub.toWire)
-    const peerStub = makeClients(env.endpoint, {
-      requestHandler: Stub.handler(() => ({ Items: peerItems, Count: count, ScannedCount: count }))!
-    })
-    const dynastateStub = makeClients(env.endpoint, {
-      requestHandler: Stub.handler(answering(yield* dataKeyItems(env), storeRead.Items!.map(Stub.toWire)))!
-    })
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        peerStub.destroy()
-        dynastateStub.destroy()
-      })
+    const { dynastateStub, peer, store } = yield* stubbed(
+      env,
+      () => ({ Items: peerItems, Count: count, ScannedCount: count }),
+      answering(yield* dataKeyItems(env), storeRead.Items!.map(Stub.toWire))
     )
-    const peer = TeleportStore.make(peerStub.dynamodb, env.peer.table)
-    const { store } = yield* Dynastate.open({
-      clients: dynastateStub,
-      location: env.location,
-      key: env.key,
-      calls: { generate: 0, wrap: 0, unwrap: 0 }
-    })
     const everyKey = (side: string) => (items: ReadonlyArray<unknown>) =>
       items.length === count ? Effect.void : Effect.die(new Error(`${side} read ${items.length} of ${count} keys`))
-    const size = { operations: env.options.quick ? 10 : 300, concurrency: 1 }
-    const raw = yield* cpuPerOp(size, () =>
-      Effect.promise(() =>
-        dynastateStub.dynamodb.send(new QueryCommand(storeQuery))
-      ).pipe(
-        Effect.flatMap((output) => everyKey("raw SDK")(output.Items ?? []))
-      ))
-    const peers: Array<Figure> = []
-    const dynastates: Array<Figure> = []
-    for (let round = 0; round < env.options.rounds; round++) {
-      peers.push(yield* cpuPerOp(size, () => Effect.flatMap(peer.getRange(rangePrefix, end), everyKey("peer"))))
-      dynastates.push(
-        yield* cpuPerOp(size, () => Effect.flatMap(store.getRange(rangePrefix, end), everyKey("dynastate")))
-      )
-    }
-    return {
-      workload: `client CPU per range read of ${count} keys, stub transport (no server)`,
-      raw: { value: raw.value, unit: raw.unit },
-      peer: { value: lowest(peers).value, unit: "µs CPU" },
-      dynastate: { value: lowest(dynastates).value, unit: "µs CPU" },
-      better: "lower"
-    } satisfies Row
+    return yield* cpuRow(
+      env,
+      `client CPU per range read of ${count} keys, stub transport (no server)`,
+      { operations: env.options.quick ? 10 : 300, concurrency: 1 },
+      {
+        raw: () =>
+          Effect.promise(() => dynastateStub.dynamodb.send(new QueryCommand(storeQuery))).pipe(
+            Effect.flatMap((output) => everyKey("raw SDK")(output.Items ?? []))
+          ),
+        peer: () => Effect.flatMap(peer.getRange(rangePrefix, end), everyKey("peer")),
+        dynastate: () => Effect.flatMap(store.getRange(rangePrefix, end), everyKey("dynastate"))
+      }
+    )
   })
 
 /** CPU per put, per get and per range read, stub transport. */
@@ -206,21 +234,7 @@ export const clientCpu: Workload = {
   name: "cpu",
   run: (env) =>
     Effect.gen(function*() {
-      const peerStub = makeClients(env.endpoint, { requestHandler: Stub.handler(yield* capturePeer(env))! })
-      const dynastateStub = makeClients(env.endpoint, { requestHandler: Stub.handler(yield* captureDynastate(env))! })
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          peerStub.destroy()
-          dynastateStub.destroy()
-        })
-      )
-      const peer = TeleportStore.make(peerStub.dynamodb, env.peer.table)
-      const { store } = yield* Dynastate.open({
-        clients: dynastateStub,
-        location: { table: env.dynastateTable, namespace: "bench" },
-        key: env.key,
-        calls: { generate: 0, wrap: 0, unwrap: 0 }
-      })
+      const { peer, peerStub, store } = yield* stubbed(env, yield* capturePeer(env), yield* captureDynastate(env))
       const size = { operations: env.options.quick ? 100 : 3000, concurrency: 1 }
       const rawPut = () =>
         Effect.promise(() =>
@@ -247,26 +261,18 @@ export const clientCpu: Workload = {
             })
           )
         )
-      const rows: Array<Row> = []
-      for (const op of ["put", "get"] as const) {
-        const peers: Array<Figure> = []
-        const dynastates: Array<Figure> = []
-        const raw = yield* cpuPerOp(size, op === "put" ? rawPut : rawGet)
-        for (let round = 0; round < env.options.rounds; round++) {
-          peers.push(yield* cpuPerOp(size, () => (op === "put" ? peer.put(key, env.value) : peer.get(key))))
-          const dynastateOp = (): Effect.Effect<unknown, unknown> =>
-            op === "put" ? store.put({ key, value: env.value }) : store.get(key)
-          dynastates.push(yield* cpuPerOp(size, dynastateOp))
-        }
-        rows.push({
-          workload: `client CPU per ${op}, stub transport (no server)`,
-          raw: { value: raw.value, unit: raw.unit },
-          peer: { value: lowest(peers).value, unit: "µs CPU" },
-          dynastate: { value: lowest(dynastates).value, unit: "µs CPU" },
-          better: "lower"
-        })
-      }
-      rows.push(yield* rangeRow(env))
-      return rows
+      return [
+        yield* cpuRow(env, "client CPU per put, stub transport (no server)", size, {
+          raw: rawPut,
+          peer: () => peer.put(key, env.value),
+          dynastate: () => store.put({ key, value: env.value })
+        }),
+        yield* cpuRow(env, "client CPU per get, stub transport (no server)", size, {
+          raw: rawGet,
+          peer: () => peer.get(key),
+          dynastate: () => store.get(key)
+        }),
+        yield* rangeRow(env)
+      ] satisfies Array<Row>
     })
 }
