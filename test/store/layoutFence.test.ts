@@ -141,6 +141,28 @@ describe("the layout lease", () => {
     20_000
   )
 
+  it.live(
+    "a store paused past its lease (its event loop blocked) re-reads the record on its next call instead of failing it",
+    () =>
+      Effect.gen(function*() {
+        const location = freshLocation()
+        const store = yield* openStore(location, { client, storeOptions: storeOptions([]) })
+        yield* store.put({ key: "/paused", value: bytes("1") })
+        // Nothing runs meanwhile, the lease's re-reading included: as a process suspended, stopped in a debugger, or
+        // starved of timers by work answered in microtasks.
+        yield* Effect.sync(() => {
+          const until = Date.now() + lease.leaseMillis + 500
+          while (Date.now() < until) {
+            // blocked
+          }
+        })
+        expect(text((yield* store.get("/paused")).value)).toBe("1")
+        yield* store.put({ key: "/paused", value: bytes("2") })
+        expect(text((yield* store.get("/paused")).value)).toBe("2")
+      }),
+    20_000
+  )
+
   it.effect("keeps real time: a TestClock moved past the lease neither lapses it nor stalls its re-reading", () =>
     Effect.gen(function*() {
       const location = freshLocation()

@@ -4,7 +4,8 @@
  * was confirmed within the lease (a clock compare per call, no I/O). A record that no longer allows the layout
  * supersedes the store for good (`LayoutSuperseded`); reads of the record that fail (throttled, unreachable) renew
  * nothing, so operations fail once the lease lapses (`Throttled` when the last read was, else `StorageFailure`),
- * until a read succeeds again.
+ * until a read succeeds again. A lease that lapsed with no read failed (the process was paused past it, or its timers
+ * starved) is renewed by the call that finds it so: that call reads the record itself.
  *
  * A store opening in migrating mode also waits, since its writes move keys, until every process with the old layout
  * has lost its lease ({@link LayoutFence.awaitMoves}).
@@ -16,7 +17,7 @@
  * The lease keeps real time, whatever clock the program runs on: it measures the time in which other processes act,
  * so a `TestClock` moved forward in a test must neither lapse it nor stall its re-reading.
  */
-import { Clock, Effect, Exit, Stream } from "effect"
+import { Clock, Deferred, Effect, Exit, Stream } from "effect"
 import type { Scope } from "effect"
 import { LayoutSuperseded, StorageFailure, Throttled } from "../../domain/Errors.ts"
 import type { TableError } from "../../domain/Errors.ts"
@@ -141,30 +142,57 @@ export const start = Effect.fnUntraced(function*(
     }
     state.confirmedAt = Math.max(state.confirmedAt, sentAt)
   })
+  // One read of the record at a time, whoever asks for it (the re-reading fiber, or calls finding the lease lapsed):
+  // the others wait for its outcome.
+  let reading: Deferred.Deferred<void> | undefined
+  const refreshOnce = Effect.suspend(() => {
+    if (reading !== undefined) return Deferred.await(reading)
+    const done = Deferred.makeUnsafe<void>()
+    reading = done
+    return refresh.pipe(
+      onRealClock,
+      Effect.ensuring(Effect.sync(() => {
+        reading = undefined
+        Deferred.doneUnsafe(done, Effect.void)
+      }))
+    )
+  })
   const every = LayoutLease.refreshMillis(lease.leaseMillis)
   yield* Effect.gen(function*() {
     while (state.superseded === undefined) {
       yield* Effect.sleep(every)
-      yield* refresh
+      yield* refreshOnce
     }
   }).pipe(onRealClock, Effect.forkScoped)
 
-  const check = Effect.suspend(
-    (): Effect.Effect<void, TableError> => {
-      const standing = LayoutLease.standing(state, realTimeMillis(), lease.leaseMillis)
-      if (standing._tag === "Serving") return Effect.void
-      if (standing._tag === "Superseded") return Effect.fail(superseded(standing.recorded))
-      const reason = `the layout record of namespace ${namespace} was last read ${standing.sinceMillis} ms ago, ` +
-        `longer than the store's lease (${lease.leaseMillis} ms)` +
-        (state.lastFailure === undefined ? "" : ` (${state.lastFailure.message})`) +
-        ": the store serves again once it can read the record"
-      return Effect.fail(
-        state.lastFailure?.throttled === true
-          ? new Throttled({ operation: "layout lease", reason })
-          : new StorageFailure({ operation: "layout lease", reason })
-      )
-    }
-  )
+  const standingNow = () => LayoutLease.standing(state, realTimeMillis(), lease.leaseMillis)
+  const outcome = (standing: LayoutLease.Standing): Effect.Effect<void, TableError> => {
+    if (standing._tag === "Serving") return Effect.void
+    if (standing._tag === "Superseded") return Effect.fail(superseded(standing.recorded))
+    const reason = `the layout record of namespace ${namespace} was last read ${standing.sinceMillis} ms ago, ` +
+      `longer than the store's lease (${lease.leaseMillis} ms)` +
+      (state.lastFailure === undefined ? "" : ` (${state.lastFailure.message})`) +
+      ": the store serves again once it can read the record"
+    return Effect.fail(
+      state.lastFailure?.throttled === true
+        ? new Throttled({ operation: "layout lease", reason })
+        : new StorageFailure({ operation: "layout lease", reason })
+    )
+  }
+  // Lapsed without a failed read: the re-reading did not get to run in time (the process was paused, or its timers
+  // starved by work that never yields to them), so a call reads the record itself rather than fail. Once a read
+  // failed, calls fail at once, as before: none waits on a record that cannot be read.
+  const unread = (standing: LayoutLease.Standing) => standing._tag === "Lapsed" && state.lastFailure === undefined
+  const renew = Effect.gen(function*() {
+    // Two reads at most: one already in flight may have been sent before the pause, and then confirms too little.
+    for (let attempt = 0; attempt < 2 && unread(standingNow()); attempt++) yield* refreshOnce
+    return yield* outcome(standingNow())
+  })
+  const check = Effect.suspend((): Effect.Effect<void, TableError> => {
+    const standing = standingNow()
+    if (standing._tag === "Serving") return Effect.void
+    return unread(standing) ? renew : outcome(standing)
+  })
   // The begin is the one the store opened with: a record changing it after supersedes the store anyway.
   const begin = opened.recorded?.begin
   const awaitMoves = begin === undefined
