@@ -7,6 +7,7 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { afterAll } from "vitest"
 
 /** What a CLI run printed and how it ended. */
 export interface CliRun {
@@ -23,6 +24,8 @@ export const cliEntry = path.join(root, "src", "programs", "app", "cli.ts")
 
 /** The working directory of CLI runs: an empty one, so no file of the repository's own is found by accident. */
 export const cliCwd = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-cli-cwd-"))
+// Removed after the test file that imported it: vitest isolates files, so each file evaluates this module afresh.
+afterAll(() => fs.rmSync(cliCwd, { recursive: true, force: true }))
 
 /** Environment variables of the test's shell that would change what the CLI does. */
 const cleared = ["DYNASTATE_CONFIG", "AWS_PROFILE", "DYNASTATE_ENDPOINT", "DYNASTATE_TABLE_NAME", "DYNASTATE_REGION"]

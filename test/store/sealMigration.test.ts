@@ -305,7 +305,9 @@ describe("sealing a prefix in place", () => {
         const location = freshLocation()
         const clear = yield* openStore(location, { client })
         for (let index = 0; index < 4; index++) yield* clear.put({ key: keyOf(index), value: bytes(`v-${index}`) })
-        const checkpoint = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-seal-")), "checkpoint.json")
+        const directory = fs.mkdtempSync(path.join(os.tmpdir(), "dynastate-seal-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(directory, { recursive: true, force: true })))
+        const checkpoint = path.join(directory, "checkpoint.json")
         const audit = (options: Audit.AuditOptions) =>
           Effect.scoped(Effect.gen(function*() {
             const context = yield* Layer.build(
