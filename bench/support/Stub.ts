@@ -1,7 +1,8 @@
 /**
- * A stub transport: an SDK `requestHandler` that answers each DynamoDB request at once with canned JSON, so no
- * server (and no network) is involved and what a phase costs in CPU is the client's alone: the store, the SDK's
- * serialization, signing and parsing. Only for measuring the client; nothing here claims DynamoDB behaviour.
+ * A stub transport: an SDK `requestHandler` that answers each DynamoDB request with canned JSON on the next turn of
+ * the event loop, so no server (and no network) is involved and what a phase costs in CPU is the client's alone: the
+ * store, the SDK's serialization, signing and parsing. Only for measuring the client; nothing here claims DynamoDB
+ * behaviour.
  */
 import type { AttributeValue, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 
@@ -23,11 +24,19 @@ export const toWire = (item: Record<string, AttributeValue>): WireItem => {
   return Object.fromEntries(Object.entries(item).map(([name, attribute]) => [name, value(attribute)]))
 }
 
-/** The SDK's `requestHandler` option answering every request with `answer`. */
+/**
+ * A later turn of the event loop, where a socket's reply would arrive. Answered within the same turn, a phase of
+ * thousands of requests is one unbroken chain of microtasks: timers never fire (a store's layout lease lapsed
+ * unrenewed) and V8's foreground tasks never run (freed memory stayed resident, 0.4 GiB after 100k puts).
+ */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** The SDK's `requestHandler` option answering every request with `answer`, on a later turn of the event loop. */
 export const handler = (answer: Answer): DynamoDBClientConfig["requestHandler"] => {
   const stub = {
     metadata: { handlerProtocol: "stub" },
     handle: async (request: { headers: Record<string, string>; body?: unknown }) => {
+      await nextTurn()
       const target = request.headers["x-amz-target"] ?? ""
       const operation = target.slice(target.indexOf(".") + 1)
       const text = request.body instanceof Uint8Array
