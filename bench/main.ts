@@ -22,19 +22,29 @@ const main = (options: BenchOptions, print: (line: string) => void) =>
         new BadOption(`unknown workload ${unknown.join(", ")}; known: ${workloads.map((w) => w.name).join(", ")}`)
       )
     }
-    const endpoint = options.endpoint ?? (yield* DynamoDBLocal.scoped({ inMemory: true })).endpoint
+    // A full run on the bench's own DynamoDB Local gives each workload a fresh one: a DynamoDB Local slows down with
+    // every stream record it holds (see `Env.streamStartKey`), so later workloads ran on a slower server than earlier
+    // ones (the capacity workload took 614 s after the others, the partitions workload over 40 minutes). A quick run,
+    // whose workloads write little, shares one and saves a JVM start per workload.
+    const ownLocals = options.endpoint === undefined && !options.quick
+    const localEndpoint = Effect.map(DynamoDBLocal.scoped({ inMemory: true }), (local) => local.endpoint)
+    const endpoint = ownLocals ? undefined : options.endpoint ?? (yield* localEndpoint)
     const started = performance.now()
     print(
       `dynastate bench${options.quick ? " (quick)" : ""}: ${options.keys} keys, concurrency ${options.concurrency}, ` +
         `${options.seconds === undefined ? `${options.operations} operations` : `${options.seconds} s`} per phase, ` +
-        `best of ${options.rounds}, ${options.valueBytes}-byte values, DynamoDB ${endpoint}`
+        `best of ${options.rounds}, ${options.valueBytes}-byte values, ` +
+        (endpoint === undefined ? "a DynamoDB Local of its own per workload" : `DynamoDB ${endpoint}`)
     )
-    const env = yield* Env.make(options, endpoint)
+    const shared = endpoint === undefined ? undefined : yield* Env.make(options, endpoint)
     const rows: Array<Row> = []
     const failures: Array<{ workload: string; error: string }> = []
     for (const workload of selected) {
       const t0 = performance.now()
-      const exit = yield* Effect.exit(Effect.scoped(workload.run(env)))
+      const exit = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
+        const env = shared ?? (yield* Env.make(options, yield* localEndpoint))
+        return yield* workload.run(env)
+      })))
       const seconds = ((performance.now() - t0) / 1000).toFixed(1)
       if (Exit.isSuccess(exit)) {
         rows.push(...exit.value)
@@ -49,7 +59,8 @@ const main = (options: BenchOptions, print: (line: string) => void) =>
     print("")
     print(`${((performance.now() - started) / 1000).toFixed(0)} s; ${failures.length} workload(s) failed`)
     if (options.json !== undefined) {
-      const text = Report.json(rows, { options, endpoint, at: new Date().toISOString() }, failures)
+      const context = { options, endpoint, localPerWorkload: ownLocals, at: new Date().toISOString() }
+      const text = Report.json(rows, context, failures)
       if (options.json === "-") process.stdout.write(`${text}\n`)
       else fs.writeFileSync(options.json, `${text}\n`)
     }
