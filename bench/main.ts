@@ -24,8 +24,8 @@ const main = (options: BenchOptions, print: (line: string) => void) =>
     }
     // A full run on the bench's own DynamoDB Local gives each workload a fresh one: a DynamoDB Local slows down with
     // every stream record it holds (see `Env.streamStartKey`), so later workloads ran on a slower server than earlier
-    // ones (the capacity workload took 614 s after the others, the partitions workload over 40 minutes). A quick run,
-    // whose workloads write little, shares one and saves a JVM start per workload.
+    // ones (the capacity workload took 614 s after the others; the partitions workload had not finished after about
+    // 40 minutes). A quick run, whose workloads write little, shares one and saves a JVM start per workload.
     const ownLocals = options.endpoint === undefined && !options.quick
     const localEndpoint = Effect.map(DynamoDBLocal.scoped({ inMemory: true }), (local) => local.endpoint)
     const endpoint = ownLocals ? undefined : options.endpoint ?? (yield* localEndpoint)
