@@ -39,7 +39,8 @@ export interface BenchEnv {
   /**
    * A DynamoDB whose stream log no other workload wrote to, for a workload whose figure is one table's stream
    * traffic (see `streamStartKey`): a DynamoDB Local of its own, stopped with the scope, when the bench started
-   * its own; the run's DynamoDB when given one (`--endpoint`).
+   * its own and shares it between workloads; the workload's own DynamoDB Local when it has one, or the run's
+   * DynamoDB when given one (`--endpoint`).
    */
   readonly freshEndpoint: Effect.Effect<string, unknown, Scope.Scope>
 }
@@ -60,8 +61,17 @@ export interface Workload {
  */
 export const streamStartKey = "/bench-stream-start"
 
-/** Creates the tables and opens both stores for the run. */
-export const make = (options: BenchOptions, endpoint: string) =>
+/** A DynamoDB Local started for the bench, in memory, stopped with the scope: its endpoint. */
+export const startLocal: Effect.Effect<string, unknown, Scope.Scope> = Effect.map(
+  DynamoDBLocal.scoped({ inMemory: true }),
+  (local) => local.endpoint
+)
+
+/**
+ * Creates the tables and opens both stores for the run, on `endpoint`; `ownLocal` when it is a DynamoDB Local
+ * started for this environment alone (see `freshEndpoint`).
+ */
+export const make = (options: BenchOptions, endpoint: string, ownLocal = false) =>
   Effect.gen(function*() {
     const run = Date.now().toString(36)
     const key = Dynastate.freshKey()
@@ -103,9 +113,7 @@ export const make = (options: BenchOptions, endpoint: string) =>
       dynastateTable,
       location,
       keyringCalls,
-      freshEndpoint: options.endpoint === undefined
-        ? Effect.map(DynamoDBLocal.scoped({ inMemory: true }), (local) => local.endpoint)
-        : Effect.succeed(endpoint)
+      freshEndpoint: options.endpoint === undefined && !ownLocal ? startLocal : Effect.succeed(endpoint)
     } satisfies BenchEnv
   })
 

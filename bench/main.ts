@@ -5,7 +5,6 @@
  */
 import { Cause, Effect, Exit, References } from "effect"
 import * as fs from "node:fs"
-import * as DynamoDBLocal from "../src/infra/local/DynamoDBLocal.ts"
 import * as Env from "./Env.ts"
 import type { Row } from "./Report.ts"
 import * as Report from "./Report.ts"
@@ -27,8 +26,7 @@ const main = (options: BenchOptions, print: (line: string) => void) =>
     // ones (the capacity workload took 614 s after the others; the partitions workload had not finished after about
     // 40 minutes). A quick run, whose workloads write little, shares one and saves a JVM start per workload.
     const ownLocals = options.endpoint === undefined && !options.quick
-    const localEndpoint = Effect.map(DynamoDBLocal.scoped({ inMemory: true }), (local) => local.endpoint)
-    const endpoint = ownLocals ? undefined : options.endpoint ?? (yield* localEndpoint)
+    const endpoint = ownLocals ? undefined : options.endpoint ?? (yield* Env.startLocal)
     const started = performance.now()
     print(
       `dynastate bench${options.quick ? " (quick)" : ""}: ${options.keys} keys, concurrency ${options.concurrency}, ` +
@@ -42,7 +40,7 @@ const main = (options: BenchOptions, print: (line: string) => void) =>
     for (const workload of selected) {
       const t0 = performance.now()
       const exit = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
-        const env = shared ?? (yield* Env.make(options, yield* localEndpoint))
+        const env = shared ?? (yield* Env.make(options, yield* Env.startLocal, true))
         return yield* workload.run(env)
       })))
       const seconds = ((performance.now() - t0) / 1000).toFixed(1)

@@ -190,7 +190,6 @@ export const start = Effect.fnUntraced(function*(
   })
   const check = Effect.suspend((): Effect.Effect<void, TableError> => {
     const standing = standingNow()
-    if (standing._tag === "Serving") return Effect.void
     return unread(standing) ? renew : outcome(standing)
   })
   // The begin is the one the store opened with: a record changing it after supersedes the store anyway.
