@@ -120,11 +120,10 @@ describe("the projection worker and large values", () => {
         yield* eventually(
           "every event applied",
           Effect.sync(() => {
-            expect(ignoring.log.map((event) => `${event.key}@${event.seq}`)).toEqual([
-              "/big/a@1",
-              "/big/a@2",
-              "/big/small@1"
-            ])
+            // The worker applies a batch's keys concurrently: each key's events in order, the keys in any order.
+            const applied = ignoring.log.map((event) => `${event.key}@${event.seq}`)
+            expect([...applied].sort()).toEqual(["/big/a@1", "/big/a@2", "/big/small@1"])
+            expect(applied.filter((event) => event.startsWith("/big/a@"))).toEqual(["/big/a@1", "/big/a@2"])
             expect(reading.log.map((event) => `${event.key}@${event.seq}`)).toEqual(["/other/x@1"])
           })
         )
