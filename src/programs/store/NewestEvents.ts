@@ -38,7 +38,17 @@ export type ReadOptions =
    * the time each page is read, so a stream consumed slowly never judges a late page by the time it started.
    * Either direction.
    */
-  | { readonly include: "live"; readonly at?: number | undefined; readonly descending?: boolean | undefined }
+  | {
+    readonly include: "live"
+    readonly at?: number | undefined
+    readonly descending?: boolean | undefined
+    /**
+     * Read the next page while the one before is decoded and handed on, so DynamoDB serves a page while this
+     * process works through the last. Only for a reader that takes the whole range (`getRange` without a limit):
+     * a stream its consumer may stop early would read a page nobody asked for.
+     */
+    readonly readAhead?: boolean | undefined
+  }
   /** Every key with events in the live range, tombstones included (buried ones are not there). Either direction. */
   | { readonly include: "tombstones"; readonly descending?: boolean | undefined }
   /**
@@ -164,9 +174,13 @@ export const read = (
   options: ReadOptions
 ): Stream.Stream<StoredEvent, TableError> => {
   const descending = options.include !== "graves" && (options.descending ?? false)
+  const readAhead = options.include === "live" && options.readAhead === true
+  // Pages go into the buffer as DynamoDB returns them; they are still judged and decoded when pulled from it.
+  const scan = (range: SortKeyRange) =>
+    readAhead ? Stream.bufferArray(table.scan(range), { capacity: 1 }) : table.scan(range)
   const newest = Stream.fromIterable(rangesOf(keys, descending)).pipe(
     Stream.flatMap((range) =>
-      options.include === "graves" ? withGraves(table, range) : newestPerKey(table.scan(range), descending)
+      options.include === "graves" ? withGraves(table, range) : newestPerKey(scan(range), descending)
     ),
     Stream.filter((stored) => asked(keys, stored.key))
   )

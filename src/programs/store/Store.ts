@@ -295,7 +295,7 @@ const make = (options: StoreOptions) =>
     }, Effect.withSpan("Store.get", undefined, { captureStackTrace: false }))
 
     /** The live items of a range of stored keys, under the keys their callers know them by. */
-    const storedItems = (options: ItemsOptions): Stream.Stream<Item, ReadFailure> =>
+    const storedItems = (options: ItemsOptions, readAhead = false): Stream.Stream<Item, ReadFailure> =>
       Stream.unwrap(
         Effect.gen(function*() {
           yield* checkKey(options.start, "start")
@@ -306,7 +306,11 @@ const make = (options: StoreOptions) =>
           // Each page is judged when it is read and decoded as a whole, and each item judged again when it is handed
           // on (the clock is read per item, as the stream is pulled): a slow consumer never gets an item that expired
           // while it was busy.
-          const stream = NewestEvents.read(table, options, { include: "live", descending: options.descending }).pipe(
+          const stream = NewestEvents.read(table, options, {
+            include: "live",
+            descending: options.descending,
+            readAhead
+          }).pipe(
             NewestEvents.decodePages(table),
             NewestEvents.handOnLive
           )
@@ -336,7 +340,11 @@ const make = (options: StoreOptions) =>
       // A range reaching into a sealed prefix learns its keys as a range read does (real keys, sorted, bounded).
       const keys = sealer !== undefined && SealedKeys.touchedBy(sealer.prefixes, start, end).length > 0
         ? Stream.map(items({ start, end }), (item) => item.key)
-        : Stream.map(NewestEvents.read(table, { start, end }, { include: "live", at: now }), (stored) => stored.key)
+        : Stream.map(
+          // Every page is read anyway: the next is read while the last one's keys are being deleted.
+          NewestEvents.read(table, { start, end }, { include: "live", at: now, readAhead: true }),
+          (stored) => stored.key
+        )
       return yield* keys.pipe(
         Stream.mapEffect(
           (key) =>
@@ -404,7 +412,12 @@ const make = (options: StoreOptions) =>
     return Store.of({
       ...commandOperations(run),
       get,
-      getRange: (start, end, rangeOptions) => Stream.runCollect(items({ start, end, limit: rangeOptions?.limit })),
+      getRange: (start, end, rangeOptions) => {
+        const options = { start, end, limit: rangeOptions?.limit }
+        // Without a limit every page is read anyway: the next is read while the last is decoded.
+        const whole = options.limit === undefined || options.limit === 0
+        return Stream.runCollect(sealer === undefined ? storedItems(options, whole) : items(options))
+      },
       items,
       deleteRange,
       atomicWrite,
