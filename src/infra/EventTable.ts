@@ -25,6 +25,7 @@ import * as PartitionedQuery from "./PartitionedQuery.ts"
 import { keyPartition } from "./PartitionKeys.ts"
 import * as Predecessors from "./Predecessors.ts"
 import type { Predecessor } from "./Predecessors.ts"
+import * as QueryPages from "./QueryPages.ts"
 import * as ValueChunks from "./ValueChunks.ts"
 import type { Compression } from "./ValueChunks.ts"
 
@@ -45,6 +46,8 @@ export interface SortKeyRange {
   readonly descending: boolean
   /** The history area beside each live partition rather than the live events. */
   readonly area?: "history" | undefined
+  /** Request each next page as soon as the one before arrives (see `QueryPages`): for readers of the whole range. */
+  readonly readAhead?: boolean | undefined
 }
 
 /**
@@ -278,15 +281,18 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   const latest = (key: string) => newest(key, decodeItem).pipe(latestSpan)
   const latestState = (key: string) => newest(key, decodeState).pipe(latestStateSpan)
 
-  /** Every page of a Query, lazily, its items parsed by `parse` (an item it refuses is a `StorageFailure`). */
+  /**
+   * Every page of a Query, lazily (one ahead with `readAhead`, see `QueryPages`), its items parsed by `parse` (an item
+   * it refuses is a `StorageFailure`).
+   */
   const pages = (
     query: (startKey: AttributeMap | undefined) => QueryCommand,
     parse: (item: AttributeMap) => Result.Result<StoredEvent, string>,
-    operation: string
+    operation: string,
+    readAhead = false
   ): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
-    Stream.paginate(
-      undefined as AttributeMap | undefined,
-      (startKey) =>
+    QueryPages.pages(
+      (startKey: AttributeMap | undefined) =>
         dynamo.call("Query", (client, abortSignal) => client.send(query(startKey), { abortSignal })).pipe(
           Effect.flatMap((output) => {
             // A plain loop: an effect per item cost more than parsing it.
@@ -300,7 +306,8 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
             }
             return Effect.succeed([items, Option.fromNullishOr(output.LastEvaluatedKey)] as const)
           })
-        )
+        ),
+      { readAhead }
     )
 
   const scan = (range: SortKeyRange): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>
@@ -313,7 +320,8 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
             ExclusiveStartKey: startKey
           }),
         EventRecord.peek,
-        "read events"
+        "read events",
+        range.readAhead === true
       ))
 
   const graves = (lower: Uint8Array, upper: Uint8Array): Stream.Stream<StoredEvent, Throttled | StorageFailure> =>

@@ -174,10 +174,9 @@ export const read = (
   options: ReadOptions
 ): Stream.Stream<StoredEvent, TableError> => {
   const descending = options.include !== "graves" && (options.descending ?? false)
+  // Pages read ahead are still judged and decoded when pulled, in order.
   const readAhead = options.include === "live" && options.readAhead === true
-  // Pages go into the buffer as DynamoDB returns them; they are still judged and decoded when pulled from it.
-  const scan = (range: SortKeyRange) =>
-    readAhead ? Stream.bufferArray(table.scan(range), { capacity: 1 }) : table.scan(range)
+  const scan = (range: SortKeyRange) => table.scan(readAhead ? { ...range, readAhead } : range)
   const newest = Stream.fromIterable(rangesOf(keys, descending)).pipe(
     Stream.flatMap((range) =>
       options.include === "graves" ? withGraves(table, range) : newestPerKey(scan(range), descending)
