@@ -25,6 +25,8 @@ export interface BenchOptions {
   readonly json: string | undefined
   /** Range sizes read by the range workloads. */
   readonly rangeSizes: ReadonlyArray<number>
+  /** Keys of the range workload's read over several of DynamoDB's 1 MB pages (0: none). */
+  readonly pagedRangeKeys: number
   /** Events of the key whose history is read. */
   readonly historyEvents: number
   /** Distinct keys touched by the memory workload, in order. */
@@ -92,6 +94,8 @@ export const parse = (
     endpoint: flagValue(argv, "endpoint") ?? env["DYNAMO_ENDPOINT"],
     json: flagValue(argv, "json") ?? env["BENCH_JSON"],
     rangeSizes: quick ? [3, 6] : [100, 1000],
+    // 5,000 items of 256-byte values are about 2.3 MB: three pages. Too slow to fill for a smoke test.
+    pagedRangeKeys: quick ? 0 : 5000,
     historyEvents: quick ? 5 : 1000,
     memoryKeys: quick ? [100, 300] : [10_000, 100_000],
     workerEvents: quick ? 10 : 1000

@@ -1,7 +1,8 @@
 /**
- * Range reads of 100 and 1000 one-event keys, ascending and descending, and deleteRange: dynastate's `getRange` /
- * `items` / `deleteRange` beside the peer's paged `Query` and its query-then-`BatchWriteItem` deletion. Beside the
- * range reads, the raw SDK sends the `Query` pages a dynastate range read sends, without decoding them.
+ * Range reads of 100, 1000 and 5000 one-event keys (the last over several 1 MB pages), ascending and descending, and
+ * deleteRange: dynastate's `getRange` / `items` / `deleteRange` beside the peer's paged `Query` and its
+ * query-then-`BatchWriteItem` deletion. Beside the range reads, the raw SDK sends the `Query` pages a dynastate range
+ * read sends, without decoding them.
  */
 import { QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
@@ -63,7 +64,8 @@ export const rangeRead: Workload = {
   run: (env) =>
     Effect.gen(function*() {
       const rows: Array<Row> = []
-      for (const count of env.options.rangeSizes) {
+      const paged = env.options.pagedRangeKeys
+      for (const count of paged > 0 ? [...env.options.rangeSizes, paged] : env.options.rangeSizes) {
         const prefix = `/range${count}/`
         const end = `${prefix}~`
         yield* fill(env, prefix, count)
