@@ -43,9 +43,9 @@ export type ReadOptions =
     readonly at?: number | undefined
     readonly descending?: boolean | undefined
     /**
-     * Read the next page while the one before is decoded and handed on, so DynamoDB serves a page while this
-     * process works through the last. Only for a reader that takes the whole range (`getRange` without a limit):
-     * a stream its consumer may stop early would read a page nobody asked for.
+     * Ask for each next page as soon as a page arrives (see `QueryPages`), so DynamoDB serves it while this process
+     * decodes and hands on the last. Only for a reader that takes the whole range (`getRange` without a limit,
+     * `deleteRange`): a stream its consumer may stop early would read a page nobody asked for.
      */
     readonly readAhead?: boolean | undefined
   }
