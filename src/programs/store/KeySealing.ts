@@ -12,6 +12,7 @@ import * as Key from "../../domain/Key.ts"
 import * as SealedKeys from "../../domain/SealedKeys.ts"
 import type { SealedPrefix } from "../../domain/SealedKeys.ts"
 import type { KeySealer, SealError } from "../../infra/crypto/KeySealer.ts"
+import { limited } from "./StoreInput.ts"
 
 /** How many live keys of one sealed prefix a range read sorts in memory by default. */
 export const defaultSealedRangeLimit = 10_000
@@ -87,8 +88,7 @@ export const sealedItems = <E, R>(
   const { end, start } = range
   const touched = SealedKeys.touchedBy(sealer.prefixes, start, end)
   if (touched.length === 0) return read(range)
-  const limited = <A, E2, R2>(stream: Stream.Stream<A, E2, R2>) =>
-    range.limit === undefined || range.limit === 0 ? stream : Stream.take(stream, range.limit)
+  const withLimit = <A, E2, R2>(stream: Stream.Stream<A, E2, R2>) => limited(stream, range.limit)
   if (SealedKeys.sharedSegment(sealer.prefixes, start, end) !== undefined) {
     return Stream.unwrap(
       Effect.zipWith(
@@ -105,7 +105,7 @@ export const sealedItems = <E, R>(
       Effect.zipWith(sealer.seal(start, "start"), sealer.seal(end, "end"), (storedStart, storedEnd) => {
         const within = read({ start: storedStart, end: Key.rangeEnd(storedStart), descending: range.descending })
         const last = Stream.suspend(() => read({ start: storedEnd, end: storedEnd }))
-        return limited(range.descending ? Stream.concat(last, within) : Stream.concat(within, last))
+        return withLimit(range.descending ? Stream.concat(last, within) : Stream.concat(within, last))
       })
     )
   }
@@ -145,6 +145,6 @@ export const sealedItems = <E, R>(
     Stream.filterEffect((item) =>
       Effect.map(Clock.currentTimeMillis, (now) => item.expires === undefined || item.expires > now)
     ),
-    limited
+    withLimit
   )
 }

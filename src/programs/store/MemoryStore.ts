@@ -47,7 +47,7 @@ import * as MemoryLog from "./memory/MemoryLog.ts"
 import * as MemoryWatches from "./memory/MemoryWatches.ts"
 import { Store } from "./Store.ts"
 import type { ItemsOptions, StoreService } from "./Store.ts"
-import { checkAtomicWrite, checkKey, checkLimit, commandOperations } from "./StoreInput.ts"
+import { checkAtomicWrite, checkKey, checkLimit, commandOperations, limited } from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
 import * as WriteAcks from "./WriteAcks.ts"
 
@@ -216,7 +216,7 @@ export const makeWithInspector = Effect.fnUntraced(function*(
       )
       const stream = read.failure === undefined ? found : Stream.concat(found, Stream.fail(read.failure))
       // 0 means no limit, as Teleport's backend.NoLimit.
-      return range.limit === undefined || range.limit === 0 ? stream : Stream.take(stream, range.limit)
+      return limited(stream, range.limit)
     }))
 
   const deleteRange = Effect.fn("MemoryStore.deleteRange")(function*(start: string, end: string) {

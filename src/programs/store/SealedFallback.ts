@@ -28,6 +28,7 @@ import * as KeySealing from "./KeySealing.ts"
 import * as LayoutFence from "./LayoutFence.ts"
 import { LayoutMigration } from "./LayoutMigration.ts"
 import * as NewestEvents from "./NewestEvents.ts"
+import { limited } from "./StoreInput.ts"
 
 /** The sort keys of a sealed prefix's keys stored in clear (a sealed part starts with U+0001, which sorts first). */
 export const clearRange = (prefix: string): SortKeyRange => ({
@@ -205,7 +206,7 @@ export const migratingRange = <E, R>(
       Stream.filter((item) => SealedKeys.coveringPrefix(moving, item.key) === undefined)
     )
     const merged = mergeInOrder(outside, blocks.flat(), range.descending ?? false)
-    return range.limit === undefined || range.limit === 0 ? merged : Stream.take(merged, range.limit)
+    return limited(merged, range.limit)
   }))
 
 /**

@@ -51,7 +51,15 @@ import { LayoutMigration } from "./LayoutMigration.ts"
 import * as NewestEvents from "./NewestEvents.ts"
 import * as ReadCoalescing from "./ReadCoalescing.ts"
 import * as SealedFallback from "./SealedFallback.ts"
-import { checkAtomicWrite, checkKey, checkLimit, checkWatchOptions, commandOperations } from "./StoreInput.ts"
+import {
+  checkAtomicWrite,
+  checkKey,
+  checkLimit,
+  checkWatchOptions,
+  commandOperations,
+  limited,
+  unlimited
+} from "./StoreInput.ts"
 import type { CommandRunner } from "./StoreInput.ts"
 import * as StoreLayout from "./StoreLayout.ts"
 import { Watches } from "./Watch.ts"
@@ -315,7 +323,7 @@ const make = (options: StoreOptions) =>
             NewestEvents.handOnLive
           )
           // 0 means no limit, as Teleport's backend.NoLimit.
-          return options.limit === undefined || options.limit === 0 ? stream : Stream.take(stream, options.limit)
+          return limited(stream, options.limit)
         })
       )
 
@@ -415,8 +423,7 @@ const make = (options: StoreOptions) =>
       getRange: (start, end, rangeOptions) => {
         const options = { start, end, limit: rangeOptions?.limit }
         // Without a limit every page is read anyway: the next is read while the last is decoded.
-        const whole = options.limit === undefined || options.limit === 0
-        return Stream.runCollect(sealer === undefined ? storedItems(options, whole) : items(options))
+        return Stream.runCollect(sealer === undefined ? storedItems(options, unlimited(options.limit)) : items(options))
       },
       items,
       deleteRange,

@@ -3,7 +3,7 @@
  * as commands. The DynamoDB store and the in-memory store both use it, so they refuse the same input with the
  * same typed errors and turn the same calls into the same commands.
  */
-import { Effect, Result } from "effect"
+import { Effect, Result, Stream } from "effect"
 import * as AtomicWrite from "../../domain/AtomicWrite.ts"
 import type { ConditionalAction } from "../../domain/AtomicWrite.ts"
 import type { Command } from "../../domain/Command.ts"
@@ -76,6 +76,13 @@ export const checkLimit = (limit: number | undefined): Effect.Effect<void, BadPa
   limit === undefined || (Number.isSafeInteger(limit) && limit >= 0)
     ? Effect.void
     : Effect.fail(new BadParameter({ field: "limit", reason: "a limit must be a whole number, 0 or more" }))
+
+/** Whether a range read's limit leaves it whole: none, or 0 (as Teleport's `backend.NoLimit`). */
+export const unlimited = (limit: number | undefined): boolean => limit === undefined || limit === 0
+
+/** The first `limit` items of a range read's stream, or every item when {@link unlimited}. */
+export const limited = <A, E, R>(stream: Stream.Stream<A, E, R>, limit: number | undefined): Stream.Stream<A, E, R> =>
+  unlimited(limit) ? stream : Stream.take(stream, limit!)
 
 /**
  * A value within the store's bound (`ValueChunks.maxValueBytes`, 16 MiB): one above what an event item holds is
