@@ -6,6 +6,7 @@
  * Settings come as one JSON document in BENCH_MEMORY (see {@link MemorySettings}).
  */
 import { Effect, References } from "effect"
+import * as fs from "node:fs"
 import * as v8 from "node:v8"
 import * as TeleportStore from "../peer/TeleportStore.ts"
 import { makeClients } from "../support/Clients.ts"
@@ -33,6 +34,15 @@ export interface MemoryResult {
    * what it keeps, so it is most of what RSS grows by between 10k and 100k keys.
    */
   readonly youngAfter: number
+  /** Every V8 heap space, resident (young generation included). */
+  readonly v8After: number
+  /**
+   * Anonymous memory outside V8's heaps: what native code allocated (malloc arenas, OpenSSL, libuv, array buffers'
+   * backing stores). Absent where the kernel does not report it (`/proc/self/smaps_rollup`, Linux).
+   */
+  readonly nativeAfter?: number
+  /** Resident pages of mapped files: the node binary and shared libraries. Absent as `nativeAfter` is. */
+  readonly fileAfter?: number
   readonly seconds: number
 }
 
@@ -45,6 +55,22 @@ const collect = () => {
 }
 
 const mib = (bytes: number) => bytes / (1024 * 1024)
+
+/** The process's resident pages split into anonymous and file-backed, in MiB, where Linux reports it. */
+const residentKinds = (): { readonly anonymous: number; readonly file: number } | undefined => {
+  let rollup: string
+  try {
+    rollup = fs.readFileSync("/proc/self/smaps_rollup", "utf8")
+  } catch {
+    return undefined
+  }
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(rollup)?.[1] ?? Number.NaN)
+  const rss = kib("Rss")
+  const anonymous = kib("Anonymous")
+  return Number.isNaN(rss) || Number.isNaN(anonymous)
+    ? undefined
+    : { anonymous: anonymous / 1024, file: (rss - anonymous) / 1024 }
+}
 
 const program = Effect.gen(function*() {
   const clients = yield* Effect.acquireRelease(
@@ -70,6 +96,8 @@ const program = Effect.gen(function*() {
   yield* measure({ operations: settings.keys, concurrency: 16 }, (i) => put(`/memory/${i}`))
   collect()
   const usage = process.memoryUsage()
+  const v8After = mib(v8.getHeapStatistics().total_physical_size)
+  const kinds = residentKinds()
   const result: MemoryResult = {
     rssBefore,
     rssAfter: mib(usage.rss),
@@ -77,6 +105,8 @@ const program = Effect.gen(function*() {
     youngAfter: mib(
       v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space")?.physical_space_size ?? 0
     ),
+    v8After,
+    ...(kinds === undefined ? {} : { nativeAfter: kinds.anonymous - v8After, fileAfter: kinds.file }),
     seconds: (performance.now() - started) / 1000
   }
   process.stdout.write(`${JSON.stringify({ result })}\n`)

@@ -12,9 +12,14 @@ import * as Children from "../support/Children.ts"
 const figure = (result: MemoryResult): Figure => ({
   value: result.rssAfter,
   unit: "MiB RSS",
-  detail: `heap ${result.heapAfter.toFixed(0)} MiB used, young generation ${result.youngAfter.toFixed(0)} MiB, ${
-    (result.rssAfter - result.rssBefore).toFixed(0)
-  } MiB grown in ${result.seconds.toFixed(0)} s`
+  detail: [
+    `heap ${result.heapAfter.toFixed(0)} MiB used`,
+    `young generation ${result.youngAfter.toFixed(0)} MiB`,
+    `V8 ${result.v8After.toFixed(0)} MiB resident`,
+    ...(result.nativeAfter === undefined ? [] : [`native ${result.nativeAfter.toFixed(0)} MiB`]),
+    ...(result.fileAfter === undefined ? [] : [`files ${result.fileAfter.toFixed(0)} MiB`]),
+    `${(result.rssAfter - result.rssBefore).toFixed(0)} MiB grown in ${result.seconds.toFixed(0)} s`
+  ].join(", ")
 })
 
 /** RSS after each of `--memory-keys` distinct keys, peer and dynastate. */
