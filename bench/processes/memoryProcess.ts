@@ -41,6 +41,13 @@ export interface MemoryResult {
    * backing stores). Absent where the kernel does not report it (`/proc/self/smaps_rollup`, Linux).
    */
   readonly nativeAfter?: number
+  /**
+   * The highest native memory seen while the keys were written (sampled each second): whether what stays after the
+   * run was in use at some point, or came at its end.
+   */
+  readonly nativePeak?: number
+  /** Of native memory, the resident part of glibc malloc's main arena (`[heap]`); the rest is other threads' arenas and mappings. */
+  readonly mainArenaAfter?: number
   /** Resident pages of mapped files: the node binary and shared libraries. Absent as `nativeAfter` is. */
   readonly fileAfter?: number
   readonly seconds: number
@@ -72,6 +79,24 @@ const residentKinds = (): { readonly anonymous: number; readonly file: number } 
     : { anonymous: anonymous / 1024, file: (rss - anonymous) / 1024 }
 }
 
+/** Native memory now: anonymous pages outside V8's heap spaces, in MiB. */
+const nativeNow = (): number | undefined => {
+  const kinds = residentKinds()
+  return kinds === undefined ? undefined : kinds.anonymous - mib(v8.getHeapStatistics().total_physical_size)
+}
+
+/** Resident MiB of the main malloc arena (the `[heap]` mapping), where Linux reports it. */
+const mainArena = (): number | undefined => {
+  let smaps: string
+  try {
+    smaps = fs.readFileSync("/proc/self/smaps", "utf8")
+  } catch {
+    return undefined
+  }
+  const rss = /\[heap\]\n(?:.*\n)*?Rss:\s+(\d+) kB/.exec(smaps)?.[1]
+  return rss === undefined ? undefined : Number(rss) / 1024
+}
+
 const program = Effect.gen(function*() {
   const clients = yield* Effect.acquireRelease(
     Effect.sync(() => makeClients("http://127.0.0.1:9", { requestHandler: Stub.handler(Stub.emptyTable)! })),
@@ -93,11 +118,19 @@ const program = Effect.gen(function*() {
   collect()
   const rssBefore = mib(process.memoryUsage().rss)
   const started = performance.now()
-  yield* measure({ operations: settings.keys, concurrency: 16 }, (i) => put(`/memory/${i}`))
+  let nativePeak = nativeNow()
+  const sampler = setInterval(() => {
+    const native = nativeNow()
+    if (native !== undefined && nativePeak !== undefined) nativePeak = Math.max(nativePeak, native)
+  }, 1000)
+  yield* measure({ operations: settings.keys, concurrency: 16 }, (i) => put(`/memory/${i}`)).pipe(
+    Effect.ensuring(Effect.sync(() => clearInterval(sampler)))
+  )
   collect()
   const usage = process.memoryUsage()
   const v8After = mib(v8.getHeapStatistics().total_physical_size)
   const kinds = residentKinds()
+  const arena = mainArena()
   const result: MemoryResult = {
     rssBefore,
     rssAfter: mib(usage.rss),
@@ -107,6 +140,8 @@ const program = Effect.gen(function*() {
     ),
     v8After,
     ...(kinds === undefined ? {} : { nativeAfter: kinds.anonymous - v8After, fileAfter: kinds.file }),
+    ...(nativePeak === undefined ? {} : { nativePeak }),
+    ...(arena === undefined ? {} : { mainArenaAfter: arena }),
     seconds: (performance.now() - started) / 1000
   }
   process.stdout.write(`${JSON.stringify({ result })}\n`)

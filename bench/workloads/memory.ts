@@ -16,7 +16,11 @@ const figure = (result: MemoryResult): Figure => ({
     `heap ${result.heapAfter.toFixed(0)} MiB used`,
     `young generation ${result.youngAfter.toFixed(0)} MiB`,
     `V8 ${result.v8After.toFixed(0)} MiB resident`,
-    ...(result.nativeAfter === undefined ? [] : [`native ${result.nativeAfter.toFixed(0)} MiB`]),
+    ...(result.nativeAfter === undefined ? [] : [
+      `native ${result.nativeAfter.toFixed(0)} MiB${
+        result.mainArenaAfter === undefined ? "" : ` (malloc's main arena ${result.mainArenaAfter.toFixed(0)})`
+      }${result.nativePeak === undefined ? "" : `, at most ${result.nativePeak.toFixed(0)} while writing`}`
+    ]),
     ...(result.fileAfter === undefined ? [] : [`files ${result.fileAfter.toFixed(0)} MiB`]),
     `${(result.rssAfter - result.rssBefore).toFixed(0)} MiB grown in ${result.seconds.toFixed(0)} s`
   ].join(", ")
