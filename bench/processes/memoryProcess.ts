@@ -63,14 +63,19 @@ const collect = () => {
 
 const mib = (bytes: number) => bytes / (1024 * 1024)
 
-/** The process's resident pages split into anonymous and file-backed, in MiB, where Linux reports it. */
-const residentKinds = (): { readonly anonymous: number; readonly file: number } | undefined => {
-  let rollup: string
+/** A file of `/proc/self`, or nothing where there is none (not Linux). */
+const procSelf = (name: string): string | undefined => {
   try {
-    rollup = fs.readFileSync("/proc/self/smaps_rollup", "utf8")
+    return fs.readFileSync(`/proc/self/${name}`, "utf8")
   } catch {
     return undefined
   }
+}
+
+/** The process's resident pages split into anonymous and file-backed, in MiB, where Linux reports it. */
+const residentKinds = (): { readonly anonymous: number; readonly file: number } | undefined => {
+  const rollup = procSelf("smaps_rollup")
+  if (rollup === undefined) return undefined
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(rollup)?.[1] ?? Number.NaN)
   const rss = kib("Rss")
   const anonymous = kib("Anonymous")
@@ -79,21 +84,18 @@ const residentKinds = (): { readonly anonymous: number; readonly file: number } 
     : { anonymous: anonymous / 1024, file: (rss - anonymous) / 1024 }
 }
 
+/** V8's heap spaces, resident, in MiB. */
+const v8Resident = () => mib(v8.getHeapStatistics().total_physical_size)
+
 /** Native memory now: anonymous pages outside V8's heap spaces, in MiB. */
 const nativeNow = (): number | undefined => {
   const kinds = residentKinds()
-  return kinds === undefined ? undefined : kinds.anonymous - mib(v8.getHeapStatistics().total_physical_size)
+  return kinds === undefined ? undefined : kinds.anonymous - v8Resident()
 }
 
 /** Resident MiB of the main malloc arena (the `[heap]` mapping), where Linux reports it. */
 const mainArena = (): number | undefined => {
-  let smaps: string
-  try {
-    smaps = fs.readFileSync("/proc/self/smaps", "utf8")
-  } catch {
-    return undefined
-  }
-  const rss = /\[heap\]\n(?:.*\n)*?Rss:\s+(\d+) kB/.exec(smaps)?.[1]
+  const rss = /\[heap\]\n(?:.*\n)*?Rss:\s+(\d+) kB/.exec(procSelf("smaps") ?? "")?.[1]
   return rss === undefined ? undefined : Number(rss) / 1024
 }
 
@@ -121,14 +123,14 @@ const program = Effect.gen(function*() {
   let nativePeak = nativeNow()
   const sampler = setInterval(() => {
     const native = nativeNow()
-    if (native !== undefined && nativePeak !== undefined) nativePeak = Math.max(nativePeak, native)
+    if (native !== undefined) nativePeak = Math.max(nativePeak ?? native, native)
   }, 1000)
   yield* measure({ operations: settings.keys, concurrency: 16 }, (i) => put(`/memory/${i}`)).pipe(
     Effect.ensuring(Effect.sync(() => clearInterval(sampler)))
   )
   collect()
   const usage = process.memoryUsage()
-  const v8After = mib(v8.getHeapStatistics().total_physical_size)
+  const v8After = v8Resident()
   const kinds = residentKinds()
   const arena = mainArena()
   const result: MemoryResult = {

@@ -9,6 +9,14 @@ import type { MemoryResult, MemorySettings } from "../processes/memoryProcess.ts
 import type { Figure, Row } from "../Report.ts"
 import * as Children from "../support/Children.ts"
 
+/** Native memory, with what is known of it: malloc's main arena, and the most seen while writing. */
+const native = (result: MemoryResult): ReadonlyArray<string> => {
+  if (result.nativeAfter === undefined) return []
+  const arena = result.mainArenaAfter === undefined ? "" : ` (malloc's main arena ${result.mainArenaAfter.toFixed(0)})`
+  const peak = result.nativePeak === undefined ? "" : `, at most ${result.nativePeak.toFixed(0)} while writing`
+  return [`native ${result.nativeAfter.toFixed(0)} MiB${arena}${peak}`]
+}
+
 const figure = (result: MemoryResult): Figure => ({
   value: result.rssAfter,
   unit: "MiB RSS",
@@ -16,11 +24,7 @@ const figure = (result: MemoryResult): Figure => ({
     `heap ${result.heapAfter.toFixed(0)} MiB used`,
     `young generation ${result.youngAfter.toFixed(0)} MiB`,
     `V8 ${result.v8After.toFixed(0)} MiB resident`,
-    ...(result.nativeAfter === undefined ? [] : [
-      `native ${result.nativeAfter.toFixed(0)} MiB${
-        result.mainArenaAfter === undefined ? "" : ` (malloc's main arena ${result.mainArenaAfter.toFixed(0)})`
-      }${result.nativePeak === undefined ? "" : `, at most ${result.nativePeak.toFixed(0)} while writing`}`
-    ]),
+    ...native(result),
     ...(result.fileAfter === undefined ? [] : [`files ${result.fileAfter.toFixed(0)} MiB`]),
     `${(result.rssAfter - result.rssBefore).toFixed(0)} MiB grown in ${result.seconds.toFixed(0)} s`
   ].join(", ")

@@ -88,7 +88,6 @@ export const sealedItems = <E, R>(
   const { end, start } = range
   const touched = SealedKeys.touchedBy(sealer.prefixes, start, end)
   if (touched.length === 0) return read(range)
-  const withLimit = <A, E2, R2>(stream: Stream.Stream<A, E2, R2>) => limited(stream, range.limit)
   if (SealedKeys.sharedSegment(sealer.prefixes, start, end) !== undefined) {
     return Stream.unwrap(
       Effect.zipWith(
@@ -105,7 +104,7 @@ export const sealedItems = <E, R>(
       Effect.zipWith(sealer.seal(start, "start"), sealer.seal(end, "end"), (storedStart, storedEnd) => {
         const within = read({ start: storedStart, end: Key.rangeEnd(storedStart), descending: range.descending })
         const last = Stream.suspend(() => read({ start: storedEnd, end: storedEnd }))
-        return withLimit(range.descending ? Stream.concat(last, within) : Stream.concat(within, last))
+        return limited(range.descending ? Stream.concat(last, within) : Stream.concat(within, last), range.limit)
       })
     )
   }
@@ -145,6 +144,6 @@ export const sealedItems = <E, R>(
     Stream.filterEffect((item) =>
       Effect.map(Clock.currentTimeMillis, (now) => item.expires === undefined || item.expires > now)
     ),
-    withLimit
+    (stream) => limited(stream, range.limit)
   )
 }

@@ -215,7 +215,6 @@ export const makeWithInspector = Effect.fnUntraced(function*(
         Stream.filter((item): item is Item => item !== undefined)
       )
       const stream = read.failure === undefined ? found : Stream.concat(found, Stream.fail(read.failure))
-      // 0 means no limit, as Teleport's backend.NoLimit.
       return limited(stream, range.limit)
     }))
 

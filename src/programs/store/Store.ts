@@ -322,7 +322,6 @@ const make = (options: StoreOptions) =>
             NewestEvents.decodePages(table),
             NewestEvents.handOnLive
           )
-          // 0 means no limit, as Teleport's backend.NoLimit.
           return limited(stream, options.limit)
         })
       )

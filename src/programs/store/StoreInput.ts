@@ -78,11 +78,11 @@ export const checkLimit = (limit: number | undefined): Effect.Effect<void, BadPa
     : Effect.fail(new BadParameter({ field: "limit", reason: "a limit must be a whole number, 0 or more" }))
 
 /** Whether a range read's limit leaves it whole: none, or 0 (as Teleport's `backend.NoLimit`). */
-export const unlimited = (limit: number | undefined): boolean => limit === undefined || limit === 0
+export const unlimited = (limit: number | undefined): limit is 0 | undefined => limit === undefined || limit === 0
 
 /** The first `limit` items of a range read's stream, or every item when {@link unlimited}. */
 export const limited = <A, E, R>(stream: Stream.Stream<A, E, R>, limit: number | undefined): Stream.Stream<A, E, R> =>
-  unlimited(limit) ? stream : Stream.take(stream, limit!)
+  unlimited(limit) ? stream : Stream.take(stream, limit)
 
 /**
  * A value within the store's bound (`ValueChunks.maxValueBytes`, 16 MiB): one above what an event item holds is
