@@ -350,6 +350,7 @@ describe("history", () => {
         }
       }).pipe(Effect.forkChild)
 
+      const beforeWorker = checks
       yield* startWorker(env, { group: "history-delete" })
       yield* eventually(
         "compaction done",
@@ -372,7 +373,9 @@ describe("history", () => {
       yield* Fiber.interrupt(checker)
 
       expect(violations).toEqual([])
-      expect(checks).toBeGreaterThan(10)
+      // Two checks ending while compaction ran means at least one ran wholly inside it. A count over the whole test
+      // said less: on a loaded two-core machine every check is slower, and compaction with it.
+      expect(atEnd - beforeWorker).toBeGreaterThanOrEqual(2)
       expect((yield* archivedEvents(env)).length).toBe(6 * 13 + 11)
       for (const key of deleted) {
         const events = [...(yield* Stream.runCollect(store.history(key)))]
