@@ -46,6 +46,11 @@ export interface MemoryResult {
    * run was in use at some point, or came at its end.
    */
   readonly nativePeak?: number
+  /**
+   * Native memory two seconds after the figures above, the process idle: whether pages freed by the collections
+   * were still waiting for V8's background threads to give them back when the figures were taken.
+   */
+  readonly nativeSettled?: number
   /** Of native memory, the resident part of glibc malloc's main arena (`[heap]`); the rest is other threads' arenas and mappings. */
   readonly mainArenaAfter?: number
   /** Resident pages of mapped files: the node binary and shared libraries. Absent as `nativeAfter` is. */
@@ -146,7 +151,10 @@ const program = Effect.gen(function*() {
     ...(arena === undefined ? {} : { mainArenaAfter: arena }),
     seconds: (performance.now() - started) / 1000
   }
-  process.stdout.write(`${JSON.stringify({ result })}\n`)
+  yield* Effect.sleep("2 seconds")
+  const nativeSettled = nativeNow()
+  const settled: MemoryResult = nativeSettled === undefined ? result : { ...result, nativeSettled }
+  process.stdout.write(`${JSON.stringify({ result: settled })}\n`)
 })
 
 Effect.runPromise(Effect.scoped(program).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))).then(

@@ -14,7 +14,8 @@ const native = (result: MemoryResult): ReadonlyArray<string> => {
   if (result.nativeAfter === undefined) return []
   const arena = result.mainArenaAfter === undefined ? "" : ` (malloc's main arena ${result.mainArenaAfter.toFixed(0)})`
   const peak = result.nativePeak === undefined ? "" : `, at most ${result.nativePeak.toFixed(0)} while writing`
-  return [`native ${result.nativeAfter.toFixed(0)} MiB${arena}${peak}`]
+  const settled = result.nativeSettled === undefined ? "" : `, ${result.nativeSettled.toFixed(0)} two seconds later`
+  return [`native ${result.nativeAfter.toFixed(0)} MiB${arena}${peak}${settled}`]
 }
 
 const figure = (result: MemoryResult): Figure => ({
