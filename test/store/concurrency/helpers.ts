@@ -212,6 +212,61 @@ export const faultyClient = (
   return { client, log }
 }
 
+/** A request held back by {@link holdFirst}. */
+export interface HeldRequest {
+  /** From now on, the next request the predicate picks is held. */
+  readonly arm: Effect.Effect<void>
+  /** Waits until a request has been caught (its writer has decided it); dies if none is within 20 s. */
+  readonly arrived: Effect.Effect<void>
+  /** Lets the caught request go on to DynamoDB (it is also let go when the scope closes). */
+  readonly release: Effect.Effect<void>
+  /** How many requests were caught: 0 or 1. */
+  readonly count: () => number
+}
+
+/**
+ * Holds back the first request `picks` chooses once armed, before the SDK sends it, until the test releases it: a
+ * writer frozen after deciding. Tests order other writes after `arrived` and land the request with `release`,
+ * where a sleep and a fixed hold would each guess how fast the machine is.
+ */
+export const holdFirst = (
+  client: DynamoDBClient,
+  picks: (input: unknown) => boolean,
+  options: { readonly armed: boolean } = { armed: true }
+): Effect.Effect<HeldRequest, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    let armed = options.armed
+    let caught = 0
+    const arrived = Promise.withResolvers<void>()
+    const released = Promise.withResolvers<void>()
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        if (armed && picks(args.input)) {
+          armed = false
+          caught++
+          arrived.resolve()
+          await released.promise
+        }
+        return next(args)
+      },
+      { step: "initialize", name: "holdFirst" }
+    )
+    yield* Effect.addFinalizer(() => Effect.sync(() => released.resolve()))
+    return {
+      arm: Effect.sync(() => {
+        armed = true
+      }),
+      arrived: Effect.promise(() => arrived.promise).pipe(
+        Effect.timeoutOrElse({
+          duration: "20 seconds",
+          orElse: () => Effect.die(new Error("no request was caught to hold within 20 s"))
+        })
+      ),
+      release: Effect.sync(() => released.resolve()),
+      count: () => caught
+    }
+  })
+
 /** A bare actor system (what `Store.layer` builds privately) on a table, to read `size()` and run commands. */
 export const openActors = (
   location: TestTable,

@@ -9,14 +9,12 @@ import type { Item } from "../../../src/domain/Item.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import type { Store, StoreOptions } from "../../../src/programs/store/Store.ts"
 import { makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
-import { bytes, faultyClient, isEventPut, rawEventsOf } from "./helpers.ts"
+import { bytes, faultyClient, holdFirst, isEventPut, rawEventsOf } from "./helpers.ts"
 
 /** Compaction's settle time, scaled down. */
 export const settleMillis = 1600
 /** The writers' fence, scaled down (safe for `settleMillis` but for late delivery). */
 export const fence: WriteFence = { maxStateAgeMillis: 500, writeTimeoutMillis: 500 }
-/** How long A's append is held back: past the fence and past B's delete and its burial. */
-const heldMillis = 3500
 
 /**
  * The clock of a process frozen for `millis` once `frozen()` says so: time goes on, but its timers fire late (a
@@ -46,21 +44,12 @@ export const lateAppendScenario = (
     const plain = makeClient()
     yield* Effect.addFinalizer(() => Effect.sync(() => plain.destroy()))
     const location = yield* provisionTable(plain)
-    let hold = false
-    let held = 0
     const { client } = faultyClient(1, () => "pass")
-    // Held back before the SDK sends it, as a frozen process would; sent afterwards through a plain client.
-    client.middlewareStack.add(
-      (next, _context) => async (args) => {
-        const input = (args as { input: unknown }).input
-        if (hold && (isEventPut(location, input) || (input as { TransactItems?: unknown }).TransactItems)) {
-          hold = false
-          held++
-          await new Promise((resolve) => setTimeout(resolve, heldMillis))
-        }
-        return next(args)
-      },
-      { step: "initialize", name: "holdAppend" }
+    // Held back before the SDK sends it, as a frozen process would, until B's delete is buried.
+    const held = yield* holdFirst(
+      client,
+      (input) => isEventPut(location, input) || (input as { TransactItems?: unknown }).TransactItems !== undefined,
+      { armed: false }
     )
     yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
     const a = yield* openStore(location, { client, storeOptions })
@@ -71,19 +60,20 @@ export const lateAppendScenario = (
     expect(item.revision).toBe(v1.revision)
     // Let A's actor go idle, so the command below runs in a fiber with the frozen clock.
     yield* Effect.sleep(50)
-    hold = true
+    yield* held.arm
     const update = yield* write(a, item).pipe(
       Effect.provideService(Clock.Clock, frozenTimers(() => true, 10_000)),
       Effect.exit,
       Effect.forkChild
     )
-    yield* Effect.sleep(200)
+    yield* held.arrived
     yield* b.delete(key)
     yield* Effect.sleep(settleMillis + 200)
     const compaction = yield* openCompaction(location, plain)
     yield* compaction.all(() => Effect.void, { settleMillis })
+    yield* held.release
     const exit = yield* Fiber.join(update)
-    expect(held).toBe(1)
+    expect(held.count()).toBe(1)
     const after = yield* Effect.exit(b.get(key))
     const raw = yield* rawEventsOf(plain, location, key)
     return { exit, after, raw, a, b, key }

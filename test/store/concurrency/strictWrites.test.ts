@@ -11,7 +11,7 @@ import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import { defaultAtomicWriteOptions } from "../../../src/programs/store/AtomicWriter.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
 import { makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
-import { bytes, faultyClient, outcomeTag, rawEventsOf, text } from "./helpers.ts"
+import { bytes, faultyClient, holdFirst, outcomeTag, rawEventsOf, text } from "./helpers.ts"
 import { frozenTimers, lateAppendScenario } from "./lateAppendScenario.ts"
 
 /** No time fence at all: a cached state is trusted for an hour. */
@@ -119,35 +119,27 @@ describe("strict write mode", () => {
           // A decides a create on a key with no event and no grave, then its transaction is held back while B
           // creates the key, writes it again and compaction moves seq 1 out of the live range: the seq A's
           // transaction names is free again, with no grave.
-          let hold = true
-          let held = 0
           const slow = faultyClient(1, () => "pass").client
-          slow.middlewareStack.add(
-            (next) => async (args) => {
-              if (hold && (args as { input: { TransactItems?: unknown } }).input.TransactItems !== undefined) {
-                hold = false
-                held++
-                await new Promise((resolve) => setTimeout(resolve, 1500))
-              }
-              return next(args)
-            },
-            { step: "initialize", name: "holdAppend" }
+          const held = yield* holdFirst(slow, (input) =>
+            (input as { TransactItems?: unknown }).TransactItems !== undefined)
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => slow.destroy())
           )
-          yield* Effect.addFinalizer(() => Effect.sync(() => slow.destroy()))
           const a = yield* openStore(location, { client: slow, storeOptions: strict })
           const create = yield* a.create({ key, value: bytes("from-A") }).pipe(
             Effect.provideService(Clock.Clock, frozenTimers(() => true, 10_000)),
             Effect.exit,
             Effect.forkChild
           )
-          yield* Effect.sleep(200)
+          yield* held.arrived
           yield* b.put({ key, value: bytes("v1") })
           const v2 = yield* b.put({ key, value: bytes("v2") })
           yield* Effect.sleep(20)
           yield* compaction.all(() => Effect.void, { settleMillis: 1, retention })
           expect((yield* rawEventsOf(client, location, key)).map((event) => event.seq)).toEqual([2])
+          yield* held.release
           const exit = yield* Fiber.join(create)
-          expect(held).toBe(1)
+          expect(held.count()).toBe(1)
           expect(outcomeTag(exit)).toBe("AlreadyExists")
           const now = yield* b.get(key)
           expect(now.revision).toBe(v2.revision)
