@@ -13,7 +13,8 @@ const slow = Projection.make({
   name: "slow",
   prefixes: ["/slow/"],
   apply: (event) =>
-    Effect.sleep(Number(process.env.SLOW_MILLIS ?? "0")).pipe(
+    Effect.logInfo(`slow applying ${event.key}`).pipe(
+      Effect.andThen(Effect.sleep(Number(process.env.SLOW_MILLIS ?? "0"))),
       Effect.andThen(Effect.logInfo(`slow applied ${event.key}`))
     )
 })

@@ -42,7 +42,10 @@ const readyWithShard = (url: string) =>
     return false
   })
 
-/** Starts the worker process; `exited` resolves with its status, how long after `stopAt` it came, and its output. */
+/**
+ * Starts the worker process; `printed` waits (up to 30 s) until its output holds a text, `exited` resolves with its
+ * status, how long after `stop` it came, and its output.
+ */
 const startWorker = (env: Record<string, string>) => {
   const child = spawn(path.join(root, "node_modules/.bin/node"), [path.join(root, "test/app/workerProcess.ts")], {
     cwd: dir,
@@ -62,6 +65,12 @@ const startWorker = (env: Record<string, string>) => {
       stoppedAt = Date.now()
       child.kill("SIGTERM")
     }),
+    printed: (text: string) =>
+      Effect.gen(function*() {
+        const deadline = Date.now() + 30_000
+        while (!output.includes(text) && Date.now() < deadline) yield* Effect.sleep("50 millis")
+        return output.includes(text)
+      }),
     exited: Effect.promise(() => exited)
   }
 }
@@ -96,11 +105,12 @@ describe("stopping the worker process", () => {
         yield* Store.use((s) => s.put({ key: "/slow/a", value: new TextEncoder().encode("v") })).pipe(
           Effect.provideContext(store)
         )
-        yield* Effect.sleep("700 millis")
+        expect(yield* worker.printed("slow applying /slow/a")).toBe(true)
         yield* worker.stop
         const { afterStop, code, output } = yield* worker.exited
         expect(code).toBe(130)
         expect(output).toContain("stopping the worker: finishing the batch in flight and releasing its leases")
+        expect(output).toContain("slow applied /slow/a")
         expect(output).toContain("released 1 shard leases")
         expect(output).not.toContain("did not stop within")
         expect(afterStop).toBeLessThan(15_000)
@@ -121,13 +131,13 @@ describe("stopping the worker process", () => {
         yield* Store.use((s) => s.put({ key: "/slow/a", value: new TextEncoder().encode("v") })).pipe(
           Effect.provideContext(store)
         )
-        // The batch is in flight once readiness sees it lag.
-        yield* Effect.sleep("2 seconds")
+        expect(yield* worker.printed("slow applying /slow/a")).toBe(true)
         yield* worker.stop
         const { afterStop, code, output } = yield* worker.exited
         expect(code).toBe(1)
         expect(output).toContain("did not stop within shutdown_timeout 1s")
         expect(output).not.toContain("released 1 shard leases")
+        expect(output).not.toContain("slow applied /slow/a")
         expect(afterStop).toBeGreaterThanOrEqual(900)
         expect(afterStop).toBeLessThan(10_000)
       }),

@@ -58,7 +58,8 @@ describe("SharedDynamoDBLocal", () => {
         const joinedAt = Date.now()
         const third = yield* Effect.scoped(SharedDynamoDBLocal.acquire(options))
         expect(third).toMatchObject({ endpoint: a.endpoint, started: false })
-        expect(Date.now() - joinedAt).toBeLessThan(2_000)
+        // Starting a JVM takes seconds; joining is one request, which a loaded machine may still slow down.
+        expect(Date.now() - joinedAt).toBeLessThan(5_000)
 
         yield* Scope.close(first, Exit.void)
         yield* Effect.sleep("1500 millis")
