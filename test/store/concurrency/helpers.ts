@@ -119,6 +119,10 @@ const bump = (counts: Map<string, number>, name: string) => counts.set(name, (co
 export const isEventPut = (location: TestTable, input: unknown): boolean =>
   (input as { Item?: Record<string, AttributeValue> }).Item?.[Attr.partition]?.S === location.namespace
 
+/** Whether a request input is a TransactWriteItems (an append in strict mode, or an atomic write). */
+export const isTransaction = (input: unknown): boolean =>
+  (input as { TransactItems?: unknown }).TransactItems !== undefined
+
 /** A count of a `FaultLog` map, 0 when absent. */
 export const countOf = (counts: Map<string, number>, name: string): number => counts.get(name) ?? 0
 

@@ -9,7 +9,7 @@ import type { Item } from "../../../src/domain/Item.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import type { Store, StoreOptions } from "../../../src/programs/store/Store.ts"
 import { makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
-import { bytes, faultyClient, holdFirst, isEventPut, rawEventsOf } from "./helpers.ts"
+import { bytes, faultyClient, holdFirst, isEventPut, isTransaction, rawEventsOf } from "./helpers.ts"
 
 /** Compaction's settle time, scaled down. */
 export const settleMillis = 1600
@@ -46,11 +46,9 @@ export const lateAppendScenario = (
     const location = yield* provisionTable(plain)
     const { client } = faultyClient(1, () => "pass")
     // Held back before the SDK sends it, as a frozen process would, until B's delete is buried.
-    const held = yield* holdFirst(
-      client,
-      (input) => isEventPut(location, input) || (input as { TransactItems?: unknown }).TransactItems !== undefined,
-      { armed: false }
-    )
+    const held = yield* holdFirst(client, (input) => isEventPut(location, input) || isTransaction(input), {
+      armed: false
+    })
     yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
     const a = yield* openStore(location, { client, storeOptions })
     const b = yield* openStore(location, { client: plain })

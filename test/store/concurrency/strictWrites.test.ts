@@ -11,7 +11,7 @@ import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import { defaultAtomicWriteOptions } from "../../../src/programs/store/AtomicWriter.ts"
 import { defaultActorOptions } from "../../../src/programs/store/KeyActors.ts"
 import { makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
-import { bytes, faultyClient, holdFirst, outcomeTag, rawEventsOf, text } from "./helpers.ts"
+import { bytes, faultyClient, holdFirst, isTransaction, outcomeTag, rawEventsOf, text } from "./helpers.ts"
 import { frozenTimers, lateAppendScenario } from "./lateAppendScenario.ts"
 
 /** No time fence at all: a cached state is trusted for an hour. */
@@ -73,29 +73,20 @@ describe("strict write mode", () => {
         yield* compactAll
         // C decides on the buried tombstone (seq 2) it reads, then its append is held back while B re-creates the
         // key, writes it again and compaction moves seq 3: the seq C's append names is free again.
-        let hold = true
-        const held = faultyClient(1, () => "pass").client
-        held.middlewareStack.add(
-          (next) => async (args) => {
-            if (hold && (args as { input: { TransactItems?: unknown } }).input.TransactItems !== undefined) {
-              hold = false
-              await new Promise((resolve) => setTimeout(resolve, 1500))
-            }
-            return next(args)
-          },
-          { step: "initialize", name: "holdAppend" }
-        )
-        yield* Effect.addFinalizer(() => Effect.sync(() => held.destroy()))
-        const c = yield* openStore(location, { client: held, storeOptions: strict })
+        const slow = faultyClient(1, () => "pass").client
+        const held = yield* holdFirst(slow, isTransaction)
+        yield* Effect.addFinalizer(() => Effect.sync(() => slow.destroy()))
+        const c = yield* openStore(location, { client: slow, storeOptions: strict })
         const put = yield* c.put({ key, value: bytes("c") }).pipe(
           Effect.provideService(Clock.Clock, frozenTimers(() => true, 10_000)),
           Effect.forkChild
         )
-        yield* Effect.sleep(200)
+        yield* held.arrived
         yield* b.create({ key, value: bytes("b3") })
         yield* b.put({ key, value: bytes("b4") })
         yield* compactAll
         expect((yield* rawEventsOf(client, location, key)).map((event) => event.seq)).toEqual([4])
+        yield* held.release
         const lease = yield* Fiber.join(put)
         const now = yield* b.get(key)
         expect(now.revision).toBe(lease.revision)
@@ -120,11 +111,8 @@ describe("strict write mode", () => {
           // creates the key, writes it again and compaction moves seq 1 out of the live range: the seq A's
           // transaction names is free again, with no grave.
           const slow = faultyClient(1, () => "pass").client
-          const held = yield* holdFirst(slow, (input) =>
-            (input as { TransactItems?: unknown }).TransactItems !== undefined)
-          yield* Effect.addFinalizer(() =>
-            Effect.sync(() => slow.destroy())
-          )
+          const held = yield* holdFirst(slow, isTransaction)
+          yield* Effect.addFinalizer(() => Effect.sync(() => slow.destroy()))
           const a = yield* openStore(location, { client: slow, storeOptions: strict })
           const create = yield* a.create({ key, value: bytes("from-A") }).pipe(
             Effect.provideService(Clock.Clock, frozenTimers(() => true, 10_000)),
