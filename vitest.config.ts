@@ -15,7 +15,7 @@ process.env["NODE_COMPILE_CACHE"] ??= path.join(os.tmpdir(), "dynastate-node-com
 const unit = [
   "test/domain/**/*.test.ts",
   "test/config/**/*.test.ts",
-  "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring,KeySealer}.test.ts",
+  "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring,KeySealer,SigningHash}.test.ts",
   "test/infra/{Dynamo,DynamoDBLocalDistribution,SortedMerge,EventPage,QueryPages}.test.ts",
   "test/store/MigratingTable.test.ts",
   "test/ops/{NamespacePolicy,AuditFindings}.test.ts",

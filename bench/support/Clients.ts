@@ -1,11 +1,13 @@
 /**
  * SDK clients for the bench: the settings dynastate's own layers use (`StoreLive.clientConfig`: region, five
- * attempts, the base64 decoder, the endpoint, DynamoDB Local's credentials), with middleware counting requests and consumed capacity
- * per operation, so every store, the peer included, is measured through the same client configuration.
+ * attempts, the base64 decoder, the signing hash, the endpoint, DynamoDB Local's credentials), with middleware
+ * counting requests and consumed capacity per operation, so every store, the peer included, is measured through the
+ * same client configuration.
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
+import { SigningSha256 } from "../../src/infra/crypto/SigningHash.ts"
 import { base64Decoder } from "../../src/infra/Dynamo.ts"
 import { localCredentials } from "../../src/programs/app/StoreLive.ts"
 import type { Accounts } from "./Accounting.ts"
@@ -59,7 +61,8 @@ export const clientOptions = (endpoint: string): DynamoDBClientConfig => ({
   region: "us-east-1",
   credentials: localCredentials,
   maxAttempts: 5,
-  base64Decoder
+  base64Decoder,
+  sha256: SigningSha256
 })
 
 /** A counted DynamoDB client and a Streams client on an endpoint. */

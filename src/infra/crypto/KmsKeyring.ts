@@ -15,6 +15,7 @@ import type { KMSClientConfig } from "@aws-sdk/client-kms"
 import { Effect, Layer, Redacted } from "effect"
 import { Keyring, KeyringError } from "./Keyring.ts"
 import type { EncryptionContext, KeyringFailure, WrappedKey } from "./Keyring.ts"
+import { SigningSha256 } from "./SigningHash.ts"
 
 /** The provider name in wrapped keys this keyring made. */
 export const provider = "aws-kms"
@@ -239,6 +240,7 @@ export const layer = (options: KmsKeyringLayerOptions): Layer.Layer<Keyring, Key
     Effect.acquireRelease(
       Effect.sync(() =>
         new KMSClient({
+          sha256: SigningSha256,
           ...(options.region === undefined ? {} : { region: options.region }),
           ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
           ...(options.credentials === undefined ? {} : { credentials: options.credentials }),

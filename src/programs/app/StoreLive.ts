@@ -24,6 +24,7 @@ import type { KeyringError } from "../../infra/crypto/Keyring.ts"
 import * as KmsKeyring from "../../infra/crypto/KmsKeyring.ts"
 import * as MultiKeyring from "../../infra/crypto/MultiKeyring.ts"
 import * as RawAesKeyring from "../../infra/crypto/RawAesKeyring.ts"
+import { SigningSha256 } from "../../infra/crypto/SigningHash.ts"
 import { base64Decoder, Dynamo } from "../../infra/Dynamo.ts"
 import type { Location } from "../../infra/EventRecord.ts"
 import { EventTable } from "../../infra/EventTable.ts"
@@ -87,6 +88,7 @@ export const clientConfig = (config: StoreConfig, endpoint: Option.Option<string
     region: Option.getOrElse(config.region, () => "us-east-1"),
     maxAttempts: 5,
     base64Decoder,
+    sha256: SigningSha256,
     ...(Option.isSome(endpoint) ? { endpoint: endpoint.value } : {}),
     ...(credentials ? { credentials } : {})
   }
@@ -144,6 +146,7 @@ const kmsKeyring = (config: StoreConfig, keyId: string) =>
     const client = yield* Effect.acquireRelease(
       Effect.sync(() =>
         new KMSClient({
+          sha256: SigningSha256,
           ...(region === undefined ? {} : { region }),
           ...(Option.isSome(config.kmsEndpoint) ? { endpoint: config.kmsEndpoint.value } : {}),
           ...(credentials ? { credentials } : {})
