@@ -48,7 +48,7 @@ describe("SigningSha256", () => {
     )
   })
 
-  it("keys an HMAC by the bytes a key holds when it is used, views and ArrayBuffers included", async () => {
+  it("keys an HMAC by the bytes a key holds when it is used: views, ArrayBuffers, and a key changed in place", async () => {
     const key = new Uint8Array(randomBytes(40))
     const view = key.subarray(4, 36)
     const expected = createHmac("sha256", view).update("msg").digest("hex")
@@ -58,6 +58,11 @@ describe("SigningSha256", () => {
     const fromBuffer = new SigningSha256(view.slice().buffer)
     fromBuffer.update("msg")
     expect(hex(await fromBuffer.digest())).toBe(expected)
+    // The same key object changed in place: its new bytes, not the key made of its old ones.
+    view.fill(9)
+    const changed = new SigningSha256(view)
+    changed.update("msg")
+    expect(hex(await changed.digest())).toBe(createHmac("sha256", Buffer.alloc(32, 9)).update("msg").digest("hex"))
   })
 
   it("lets a plain hash go on after a digest, ends an HMAC at its digest, and starts again on reset", async () => {

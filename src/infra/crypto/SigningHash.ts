@@ -2,7 +2,7 @@
  * The SHA-256 the AWS SDK clients of the store's layers sign requests with (their `sha256` option): the SDK's own,
  * but with each HMAC key made into a `KeyObject` once. The SDK's hash hands `createHmac` a fresh `Buffer` of the
  * cached signing key on every request, and Node then brand-checks that buffer as a `KeyObject` and as a
- * `CryptoKey`, each check a native exception: on some CPUs 10 µs a request, more than the signature's own work.
+ * `CryptoKey`, each check a native exception: on some CPUs 10 µs a request, where the HMAC itself takes 2.
  */
 import { createHash, createHmac, createSecretKey } from "node:crypto"
 import type { Hash as NodeHash, Hmac, KeyObject } from "node:crypto"
@@ -13,23 +13,22 @@ export type SourceData = string | ArrayBuffer | ArrayBufferView
 const bytesOf = (data: Exclude<SourceData, string>): Buffer =>
   ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data)
 
-// The signer keeps each day's signing key as one Uint8Array and hands that same object to every request's HMAC.
-const keyObjects = new WeakMap<object, KeyObject>()
-// A string key is the secret access key, which the signer MACs every request with to name its cached signing key:
-// the last one is kept, as the credentials holding it are.
-let lastString: { readonly secret: string; readonly key: KeyObject } | undefined
+// The signer keeps each day's signing key as one Uint8Array and hands that same object to every request's HMAC. The
+// bytes are kept beside the key object and compared on each use, so a buffer changed in place is never signed with
+// its old contents.
+const keyObjects = new WeakMap<object, { readonly bytes: Buffer; readonly key: KeyObject }>()
 
-const keyObjectOf = (secret: SourceData): KeyObject => {
-  if (typeof secret === "string") {
-    if (lastString?.secret !== secret) lastString = { secret, key: createSecretKey(Buffer.from(secret, "utf8")) }
-    return lastString.key
+// A string key (the secret access key, which the signer MACs every request with to name its cached signing key) is
+// handed on as it is: a string costs Node no brand check.
+const keyOf = (secret: SourceData): string | KeyObject => {
+  if (typeof secret === "string") return secret
+  const bytes = bytesOf(secret)
+  let cached = keyObjects.get(secret)
+  if (cached === undefined || !cached.bytes.equals(bytes)) {
+    cached = { bytes: Buffer.from(bytes), key: createSecretKey(bytes) }
+    keyObjects.set(secret, cached)
   }
-  let key = keyObjects.get(secret)
-  if (key === undefined) {
-    key = createSecretKey(bytesOf(secret))
-    keyObjects.set(secret, key)
-  }
-  return key
+  return cached.key
 }
 
 /**
@@ -48,7 +47,7 @@ export class SigningSha256 {
   }
 
   #fresh(): NodeHash | Hmac {
-    return this.#secret === undefined ? createHash("sha256") : createHmac("sha256", keyObjectOf(this.#secret))
+    return this.#secret === undefined ? createHash("sha256") : createHmac("sha256", keyOf(this.#secret))
   }
 
   update(data: SourceData, encoding?: "utf8" | "ascii" | "latin1"): void {
