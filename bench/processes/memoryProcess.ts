@@ -55,14 +55,32 @@ export interface MemoryResult {
   readonly mainArenaAfter?: number
   /** Resident pages of mapped files: the node binary and shared libraries. Absent as `nativeAfter` is. */
   readonly fileAfter?: number
+  /**
+   * RSS once V8 has given back what it keeps for reuse (a last-resort collection, as under memory pressure: the
+   * young generation shrunk, free pages of its page pool, which its heap statistics do not count, unmapped): what
+   * the process holds for what it keeps, taken after every figure above.
+   */
+  readonly rssReleased: number
+  /** Native memory (as `nativeAfter`) at the same moment as `rssReleased`. */
+  readonly nativeReleased?: number
   readonly seconds: number
 }
 
 const settings = JSON.parse(process.env["BENCH_MEMORY"] ?? "{}") as MemorySettings
 
-const collect = () => {
-  const gc = (globalThis as { gc?: () => void }).gc
+/** V8's `gc` of `--expose-gc`: a full collection, or with a flavor of `last-resort` the one V8 runs under memory pressure. */
+type Collector = (
+  options?: { readonly type: "major"; readonly execution: "sync"; readonly flavor: "last-resort" }
+) => void
+
+const collector = (): Collector => {
+  const gc = (globalThis as { gc?: Collector }).gc
   if (gc === undefined) throw new Error("run with --expose-gc")
+  return gc
+}
+
+const collect = () => {
+  const gc = collector()
   for (let i = 0; i < 3; i++) gc()
 }
 
@@ -138,7 +156,7 @@ const program = Effect.gen(function*() {
   const v8After = v8Resident()
   const kinds = residentKinds()
   const arena = mainArena()
-  const result: MemoryResult = {
+  const result = {
     rssBefore,
     rssAfter: mib(usage.rss),
     heapAfter: mib(usage.heapUsed),
@@ -153,7 +171,14 @@ const program = Effect.gen(function*() {
   }
   yield* Effect.sleep("2 seconds")
   const nativeSettled = nativeNow()
-  const settled: MemoryResult = nativeSettled === undefined ? result : { ...result, nativeSettled }
+  collector()({ type: "major", execution: "sync", flavor: "last-resort" })
+  const nativeReleased = nativeNow()
+  const settled: MemoryResult = {
+    ...result,
+    ...(nativeSettled === undefined ? {} : { nativeSettled }),
+    rssReleased: mib(process.memoryUsage().rss),
+    ...(nativeReleased === undefined ? {} : { nativeReleased })
+  }
   process.stdout.write(`${JSON.stringify({ result: settled })}\n`)
 })
 
