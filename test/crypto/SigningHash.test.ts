@@ -1,6 +1,8 @@
 import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import { afterEach, describe, expect, it, vi } from "@effect/vitest"
+import { Sha256 as SdkSha256 } from "@smithy/core/checksum"
+import { clearCredentialCache } from "@smithy/signature-v4"
 import fc from "fast-check"
 import { createHash, createHmac, randomBytes } from "node:crypto"
 import { SigningSha256 } from "../../src/infra/crypto/SigningHash.ts"
@@ -32,7 +34,7 @@ describe("SigningSha256", () => {
   it("with a secret, is Node's HMAC-SHA256 under it, for string and byte keys alike", async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(fc.string({ maxLength: 80 }), fc.uint8Array({ maxLength: 80 })),
+        fc.oneof(fc.string({ minLength: 1, maxLength: 80 }), fc.uint8Array({ maxLength: 80 })),
         fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 4 }),
         async (secret, parts) => {
           const hash = new SigningSha256(secret)
@@ -42,6 +44,26 @@ describe("SigningSha256", () => {
             reference.update(part)
           }
           expect(hex(await hash.digest())).toBe(reference.digest("hex"))
+        }
+      ),
+      params
+    )
+  })
+
+  it("digests as the SDK's own hash, for every kind of secret it may be given, the empty ones included", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.option(fc.oneof(fc.string({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 })), { nil: undefined }),
+        fc.array(fc.oneof(fc.string(), fc.uint8Array({ maxLength: 200 })), { maxLength: 4 }),
+        async (secret, parts) => {
+          const ours = new SigningSha256(secret)
+          const sdks = new SdkSha256(secret)
+          for (const part of parts) {
+            ours.update(part)
+            // Typed for bytes only; the signer hands it strings as UTF-8 bytes.
+            sdks.update(typeof part === "string" ? Buffer.from(part, "utf8") : part)
+          }
+          expect(hex(await ours.digest())).toBe(hex(await sdks.digest()))
         }
       ),
       params
@@ -148,10 +170,13 @@ describe("a client signing with SigningSha256", () => {
         if (secret !== undefined) macs++
       }
     }
+    // The signer caches derived signing keys process-wide: cleared before each client, so each derives its own.
+    clearCredentialCache()
     const ours = await signedHeaders(Counted, 3)
     // The client signed with it: the signing key's derivation (four MACs, once), and per request the MAC naming the
     // credentials in the signer's cache and the signature.
     expect(macs).toBe(4 + 2 * 3)
+    clearCredentialCache()
     const sdks = await signedHeaders(undefined, 3)
     expect(ours).toHaveLength(3)
     expect(ours.map((headers) => headers["authorization"])).toEqual(sdks.map((headers) => headers["authorization"]))

@@ -10,6 +10,7 @@ import { Clock, ConfigProvider, Effect, Fiber, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { randomBytes } from "node:crypto"
 import { StorageFailure } from "../../src/domain/Errors.ts"
+import { SigningSha256 } from "../../src/infra/crypto/SigningHash.ts"
 import { base64Decoder, Dynamo } from "../../src/infra/Dynamo.ts"
 import * as StoreConfig from "../../src/infra/StoreConfig.ts"
 import { clientConfig } from "../../src/programs/app/StoreLive.ts"
@@ -141,9 +142,10 @@ describe("Dynamo.base64Decoder", () => {
     }
   })
 
-  it.effect("is the decoder of the clients the store's layers make", () =>
+  it.effect("is the decoder of the clients the store's layers make, which sign with SigningSha256", () =>
     Effect.gen(function*() {
       const config = yield* StoreConfig.fromProvider(ConfigProvider.fromUnknown({ storage: { region: "eu-west-1" } }))
       expect(clientConfig(config, Option.none()).base64Decoder).toBe(base64Decoder)
+      expect(clientConfig(config, Option.none()).sha256).toBe(SigningSha256)
     }))
 })

@@ -25,7 +25,10 @@ const keyOf = (secret: SourceData): string | KeyObject => {
   const bytes = bytesOf(secret)
   let cached = keyObjects.get(secret)
   if (cached === undefined || !cached.bytes.equals(bytes)) {
-    cached = { bytes: Buffer.from(bytes), key: createSecretKey(bytes) }
+    // A copy of its own (`Buffer.alloc`), not a slice of Node's shared pool that other buffers' `.buffer` reaches.
+    const copy = Buffer.alloc(bytes.length)
+    bytes.copy(copy)
+    cached = { bytes: copy, key: createSecretKey(bytes) }
     keyObjects.set(secret, cached)
   }
   return cached.key
@@ -42,7 +45,8 @@ export class SigningSha256 {
   #finished = false
 
   constructor(secret?: SourceData) {
-    this.#secret = secret
+    // As the SDK's own: an empty string is no secret (a plain hash); an empty buffer keys an HMAC.
+    this.#secret = secret === "" ? undefined : secret
     this.#hash = this.#fresh()
   }
 
