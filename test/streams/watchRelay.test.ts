@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Metric, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, Metric, Stream } from "effect"
 import type { WatchEvent, WatchPosition } from "../../src/programs/store/Watch.ts"
 import * as Relay from "../../src/programs/worker/WatchRelay.ts"
 import { freePort } from "../support/FreePort.ts"
@@ -117,6 +117,32 @@ describe("watches served by the worker's relay", () => {
       expect(yield* eventually(() => changes(watching.events).length >= 1, 10_000)).toBe(true)
       yield* Effect.sleep(500)
       expect(changes(watching.events).map(describeEvent)).toEqual(["Put /q#4=v4"])
+    }))
+
+  it.live("goes over to the relay on a quiet stream even when its timers fire early", () =>
+    Effect.gen(function*() {
+      // Timers a few milliseconds early against the clock's time, as a live timer can be: the check made once the
+      // quiet period has passed must not find it a hair short and give up.
+      const live = yield* Clock.Clock
+      const early: Clock.Clock = {
+        currentTimeMillisUnsafe: () => live.currentTimeMillisUnsafe(),
+        currentTimeMillis: live.currentTimeMillis,
+        currentTimeNanosUnsafe: () => live.currentTimeNanosUnsafe(),
+        currentTimeNanos: live.currentTimeNanos,
+        monotonicTimeNanosUnsafe: () => live.monotonicTimeNanosUnsafe(),
+        monotonicTimeNanos: live.monotonicTimeNanos,
+        sleep: (duration) => live.sleep(Duration.millis(Math.max(0, Duration.toMillis(duration) - 5)))
+      }
+      const location = yield* freshTable
+      const port = yield* freePort
+      const writer = yield* openPlainStore(location)
+      yield* writer.put({ key: "/q", value: bytes("v1") })
+      const { counts, store } = yield* relayedStore(location, port)
+      const { watching } = yield* startWatch(store).pipe(Effect.provideService(Clock.Clock, early))
+      expect(yield* eventually(() => watching.events.length > 0)).toBe(true)
+      const { relay } = yield* startRelay(location, port)
+      expect(yield* eventually(() => Effect.runSync(relay.status).subscribers === 1, 10_000)).toBe(true)
+      expect(yield* eventuallyEffect(quiet(counts), 10_000)).toBe(true)
     }))
 
   it.live("a subscriber that falls further behind than the relay's buffer is dropped with RelayRefused", () =>

@@ -9,7 +9,7 @@
  * subscription (its `Ready` positions): the worker relays everything after, the own reading covered everything
  * before, and the watch drops the repeats (per-key order), so nothing is lost on either switch.
  */
-import { Cause, Deferred, Duration, Effect, Fiber, Queue, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Fiber, Queue, Stream } from "effect"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { RelayAddress } from "../../infra/streams/RelayAddress.ts"
 import type { RelayTls } from "../../infra/streams/RelayTls.ts"
@@ -180,11 +180,11 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
       let joinedAt = 0
 
       // Called after the watch handled a batch of the own reading: stop it once it passed the worker's `Ready`.
-      const maybeStopOwn = Effect.suspend(() => {
+      const maybeStopOwn = Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const reader = ownReader
         const ready = joining
         if (reader === undefined || ready === undefined) return Effect.void
-        const settled = Date.now() - joinedAt >= quietMillis
+        const settled = now - joinedAt >= quietMillis
         const passed = Object.entries(ready.positions.shards).every(([shardId, sequenceNumber]) => {
           const reached = positions[shardId]
           if (reached !== undefined) return compareSequence(reached, sequenceNumber) >= 0
@@ -202,6 +202,14 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
           Effect.forkIn(scope),
           Effect.asVoid
         )
+      })
+
+      // Checks once the quiet period since joining has passed by the clock `maybeStopOwn` reads; a timer can wake a
+      // little early, and nothing else checks again on a quiet stream, so it sleeps again for what is left.
+      const stopOwnOnceSettled: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (joining === undefined) return Effect.void
+        const left = joinedAt + quietMillis - now
+        return left > 0 ? Effect.andThen(Effect.sleep(left), stopOwnOnceSettled) : maybeStopOwn
       })
 
       const startOwn = (from: WatchPosition | undefined) =>
@@ -237,9 +245,9 @@ export const relayed = (target: RelayTarget, resumeFrom: WatchPosition | undefin
                 return yield* Effect.fail(`the worker reads stream ${message.positions.arn}, this watch ${arn}`)
               }
               joining = message
-              joinedAt = Date.now()
+              joinedAt = yield* Clock.currentTimeMillis
               // A quiet shard brings no batch to check on: check again once it had time to.
-              yield* Effect.sleep(quietMillis).pipe(Effect.andThen(maybeStopOwn), Effect.forkIn(scope))
+              yield* Effect.forkIn(stopOwnOnceSettled, scope)
               return yield* maybeStopOwn
             }
             case "Records":
