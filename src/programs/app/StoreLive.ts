@@ -260,17 +260,10 @@ const layoutOf = (config: StoreConfig, partitions: Layout | undefined): Layout |
   config.partitionedPrefixes.length > 0 ? config.partitionedPrefixes : partitions
 
 /**
-<<<<<<< HEAD
- * Store options with the configuration's write fence and write mode (`max_state_age`, `write_timeout`,
- * `write_mode`): the configuration is what the worker checks its settle time against, so it wins over `options`.
- * Watches read through the worker at `watch_endpoint` (with `tls`, the configuration's `RelayTls.load`ed) unless
- * `options` names a relay of its own.
-=======
  * Store options with the configuration's write fence, write mode and layout lease (`max_state_age`, `write_timeout`,
  * `write_mode`, `layout_lease`): the configuration is what the worker checks its settle time against and what a
- * layout migration waits for, so it wins over `options`.
- * Watches read through the worker at `watch_endpoint` unless `options` names a relay of its own.
->>>>>>> fence
+ * layout migration waits for, so it wins over `options`. Watches read through the worker at `watch_endpoint` (with
+ * `tls`, the configuration's `RelayTls.load`ed) unless `options` names a relay of its own.
  */
 export const storeOptions = (
   config: StoreConfig,
