@@ -4,6 +4,7 @@ import type { WatchEvent, WatchPosition } from "../../src/programs/store/Watch.t
 import * as Relay from "../../src/programs/worker/WatchRelay.ts"
 import { freePort } from "../support/FreePort.ts"
 import type { TestTable } from "../support/TestStore.ts"
+import { timersAdjusted } from "../support/TimerClock.ts"
 import { changes, describeEvent, keyOf, startWatch } from "../support/Watching.ts"
 import { eventually } from "./Harness.ts"
 import { eventuallyEffect, freshTable, openPlainStore, quiet, relayedStore, startRelay } from "./RelayHarness.ts"
@@ -123,16 +124,7 @@ describe("watches served by the worker's relay", () => {
     Effect.gen(function*() {
       // Timers a few milliseconds early against the clock's time, as a live timer can be: the check made once the
       // quiet period has passed must not find it a hair short and give up.
-      const live = yield* Clock.Clock
-      const early: Clock.Clock = {
-        currentTimeMillisUnsafe: () => live.currentTimeMillisUnsafe(),
-        currentTimeMillis: live.currentTimeMillis,
-        currentTimeNanosUnsafe: () => live.currentTimeNanosUnsafe(),
-        currentTimeNanos: live.currentTimeNanos,
-        monotonicTimeNanosUnsafe: () => live.monotonicTimeNanosUnsafe(),
-        monotonicTimeNanos: live.monotonicTimeNanos,
-        sleep: (duration) => live.sleep(Duration.millis(Math.max(0, Duration.toMillis(duration) - 5)))
-      }
+      const early = timersAdjusted((duration) => Duration.millis(Math.max(0, Duration.toMillis(duration) - 5)))
       const location = yield* freshTable
       const port = yield* freePort
       const writer = yield* openPlainStore(location)

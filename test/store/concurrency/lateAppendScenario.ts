@@ -9,6 +9,7 @@ import type { Item } from "../../../src/domain/Item.ts"
 import type { WriteFence } from "../../../src/domain/WriteFence.ts"
 import type { Store, StoreOptions } from "../../../src/programs/store/Store.ts"
 import { makeClient, openCompaction, openStore, provisionTable } from "../../support/TestStore.ts"
+import { timersAdjusted } from "../../support/TimerClock.ts"
 import { bytes, faultyClient, holdFirst, isEventPut, isTransaction, rawEventsOf } from "./helpers.ts"
 
 /** Compaction's settle time, scaled down. */
@@ -20,18 +21,8 @@ export const fence: WriteFence = { maxStateAgeMillis: 500, writeTimeoutMillis: 5
  * The clock of a process frozen for `millis` once `frozen()` says so: time goes on, but its timers fire late (a
  * stopped process runs no timer; on waking, its request and its timeout race).
  */
-export const frozenTimers = (frozen: () => boolean, millis: number): Clock.Clock => {
-  const real = Clock.Clock.defaultValue()
-  return {
-    currentTimeMillisUnsafe: () => real.currentTimeMillisUnsafe(),
-    currentTimeMillis: real.currentTimeMillis,
-    currentTimeNanosUnsafe: () => real.currentTimeNanosUnsafe(),
-    currentTimeNanos: real.currentTimeNanos,
-    monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
-    monotonicTimeNanos: real.monotonicTimeNanos,
-    sleep: (duration) => real.sleep(frozen() ? Duration.sum(duration, Duration.millis(millis)) : duration)
-  }
-}
+export const frozenTimers = (frozen: () => boolean, millis: number): Clock.Clock =>
+  timersAdjusted((duration) => frozen() ? Duration.sum(duration, Duration.millis(millis)) : duration)
 
 /** Runs the scenario with A's store configured by `options`; returns A's outcome, B's read and the raw events. */
 export const lateAppendScenario = (
