@@ -34,10 +34,10 @@ export interface KmsKeyringOptions {
 
 /** Where the keyring's own KMS client connects (`layer`); the SDK's defaults fill the rest. */
 export interface KmsKeyringLayerOptions extends KmsKeyringOptions {
-  readonly region?: string
-  readonly endpoint?: string
-  readonly credentials?: KMSClientConfig["credentials"]
-  readonly maxAttempts?: number
+  readonly region?: string | undefined
+  readonly endpoint?: string | undefined
+  readonly credentials?: KMSClientConfig["credentials"] | undefined
+  readonly maxAttempts?: number | undefined
 }
 
 type Failure = typeof KeyringFailure.Type
@@ -233,20 +233,21 @@ export const make = Effect.fn("KmsKeyring.make")(function*(
 export const layerFromClient = (client: KMSClient, options: KmsKeyringOptions): Layer.Layer<Keyring, KeyringError> =>
   Layer.effect(Keyring, make(client, options))
 
+/** The keyring with a KMS client of its own, destroyed when the scope closes. */
+export const scoped = (options: KmsKeyringLayerOptions) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      new KMSClient({
+        sha256: SigningSha256,
+        ...(options.region === undefined ? {} : { region: options.region }),
+        ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+        ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+        ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts })
+      })
+    ),
+    (client) => Effect.sync(() => client.destroy())
+  ).pipe(Effect.flatMap((client) => make(client, options)))
+
 /** The keyring as a layer with its own KMS client, destroyed when the layer is released. */
 export const layer = (options: KmsKeyringLayerOptions): Layer.Layer<Keyring, KeyringError> =>
-  Layer.effect(
-    Keyring,
-    Effect.acquireRelease(
-      Effect.sync(() =>
-        new KMSClient({
-          sha256: SigningSha256,
-          ...(options.region === undefined ? {} : { region: options.region }),
-          ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
-          ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
-          ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts })
-        })
-      ),
-      (client) => Effect.sync(() => client.destroy())
-    ).pipe(Effect.flatMap((client) => make(client, options)))
-  )
+  Layer.effect(Keyring, scoped(options))

@@ -7,7 +7,6 @@
  */
 import type { DynamoDBClient, DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams"
-import { KMSClient } from "@aws-sdk/client-kms"
 import { Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import { TableSchemaMismatch } from "../../domain/Errors.ts"
@@ -138,23 +137,13 @@ const regionOfArn = (keyId: string): string | undefined => /^arn:aws[a-z-]*:kms:
 
 /** A KMS keyring for one key, with a client that lives as long as the scope. */
 const kmsKeyring = (config: StoreConfig, keyId: string) =>
-  Effect.gen(function*() {
-    const credentials = Option.isSome(config.accessKey) && Option.isSome(config.secretKey)
+  KmsKeyring.scoped({
+    keyId,
+    region: regionOfArn(keyId) ?? Option.getOrUndefined(config.region),
+    endpoint: Option.getOrUndefined(config.kmsEndpoint),
+    credentials: Option.isSome(config.accessKey) && Option.isSome(config.secretKey)
       ? { accessKeyId: Redacted.value(config.accessKey.value), secretAccessKey: Redacted.value(config.secretKey.value) }
       : undefined
-    const region = regionOfArn(keyId) ?? Option.getOrUndefined(config.region)
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        new KMSClient({
-          sha256: SigningSha256,
-          ...(region === undefined ? {} : { region }),
-          ...(Option.isSome(config.kmsEndpoint) ? { endpoint: config.kmsEndpoint.value } : {}),
-          ...(credentials ? { credentials } : {})
-        })
-      ),
-      (client) => Effect.sync(() => client.destroy())
-    )
-    return yield* KmsKeyring.make(client, { keyId })
   })
 
 /** The keyring of a configuration whose key file, when missing, is created only as `open` allows (see `OpenOptions`). */
