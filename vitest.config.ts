@@ -16,7 +16,7 @@ const unit = [
   "test/domain/**/*.test.ts",
   "test/config/**/*.test.ts",
   "test/crypto/{KmsKeyring,MultiKeyring,RawAesKeyring,KeySealer,SigningHash}.test.ts",
-  "test/infra/{Dynamo,DynamoDBLocalDistribution,SortedMerge,EventPage,QueryPages}.test.ts",
+  "test/infra/{Dynamo,DynamoDBLocalDistribution,SortedMerge,EventPage,QueryPages,HotSpan}.test.ts",
   "test/store/MigratingTable.test.ts",
   "test/ops/{NamespacePolicy,AuditFindings}.test.ts",
   "test/app/cliPolicy.test.ts",

@@ -21,6 +21,7 @@ import * as EventPage from "./EventPage.ts"
 import * as EventRecord from "./EventRecord.ts"
 import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
 import * as GraveRecord from "./GraveRecord.ts"
+import { hotSpan } from "./HotSpan.ts"
 import * as PartitionedQuery from "./PartitionedQuery.ts"
 import { keyPartition } from "./PartitionKeys.ts"
 import * as Predecessors from "./Predecessors.ts"
@@ -164,14 +165,9 @@ export interface EventTableOptions {
   readonly compression?: Compression | undefined
 }
 
-/**
- * Spans of the calls every get and write makes, without `Effect.fn`'s call-site stack trace: capturing one per call
- * (an `Error` each) was the largest single Effect cost of a get (`Effect.fn`'s wrapper, 3% self).
- */
-const span = (name: string) => Effect.withSpan(name, undefined, { captureStackTrace: false })
-const appendSpan = span("EventTable.append")
-const latestSpan = span("EventTable.latest")
-const latestStateSpan = span("EventTable.latestState")
+const appendSpan = hotSpan("EventTable.append")
+const latestSpan = hotSpan("EventTable.latest")
+const latestStateSpan = hotSpan("EventTable.latestState")
 
 const make = Effect.fnUntraced(function*(location: Location, options?: EventTableOptions) {
   const dynamo = yield* Dynamo

@@ -36,6 +36,7 @@ import { Dynamo } from "../../infra/Dynamo.ts"
 import { EventTable } from "../../infra/EventTable.ts"
 import type { ReadError } from "../../infra/EventTable.ts"
 import { HistoryArea } from "../../infra/HistoryArea.ts"
+import { hotSpan } from "../../infra/HotSpan.ts"
 import * as Relocation from "../../infra/Relocation.ts"
 import type { StreamsApi } from "../../infra/streams/StreamsApi.ts"
 import * as AtomicWriter from "./AtomicWriter.ts"
@@ -275,7 +276,7 @@ const make = (options: StoreOptions) =>
     // Concurrent gets of a hot key share reads (each from a read sent after it was invoked).
     const latestState = yield* ReadCoalescing.make(table.latestState)
 
-    // A span without the stack trace `Effect.fn` takes per call, which cost more than the rest of a cached get's work.
+    // Not `Effect.fn`: the stack trace it takes per call cost more than the rest of a cached get's work.
     const get = Effect.fnUntraced(function*(key: string) {
       yield* checkKey(key)
       // Unsealed keys, the hot path, take no detour: neither a sealing step nor a renaming of errors.
@@ -300,7 +301,7 @@ const make = (options: StoreOptions) =>
         yield* ExpiryRecording.bestEffort(key, actors.expire(stored))
       }
       return yield* new NotFound({ key })
-    }, Effect.withSpan("Store.get", undefined, { captureStackTrace: false }))
+    }, hotSpan("Store.get"))
 
     /** The live items of a range of stored keys, under the keys their callers know them by. */
     const storedItems = (options: ItemsOptions, readAhead = false): Stream.Stream<Item, ReadFailure> =>
