@@ -269,13 +269,16 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
   const handOn = (actor: Actor): Effect.Effect<void> =>
     actor.mailbox.length > 0
       ? Effect.asVoid(Effect.forkIn(drain(actor), scope, { startImmediately: true }))
-      : Effect.map(Clock.currentTimeMillis, (now) => {
+      : Clock.clockWith((clock) => {
         actor.running = false
-        actor.lastActive = now
+        actor.lastActive = clock.currentTimeMillisUnsafe()
+        return Effect.void
       })
 
   const execute = (command: Command): Effect.Effect<Lease, CommandError | WriteError> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    // The clock read in place (`clockWith`), not as an effect of its own: every write starts here.
+    Clock.clockWith((clock) => {
+      const now = clock.currentTimeMillisUnsafe()
       if (closed) return Effect.fail(closedError())
       const actor = actorFor(keyOf(command), now)
       const ticket = ++actor.tickets

@@ -20,12 +20,13 @@ export const confirm = (
   events: ReadonlyArray<Event>,
   decidedAt: number
 ) =>
-  // Nearly every write is on time: only a late one runs the generator below.
-  Effect.flatMap(
-    Clock.currentTimeMillis,
-    (acknowledgedAt) =>
-      isLate(fence, decidedAt, acknowledgedAt) ? undoIfFreed(table, events, decidedAt, acknowledgedAt) : Effect.void
-  )
+  // Nearly every write is on time: only a late one runs the generator below, and the clock is read in place.
+  Clock.clockWith((clock) => {
+    const acknowledgedAt = clock.currentTimeMillisUnsafe()
+    return isLate(fence, decidedAt, acknowledgedAt)
+      ? undoIfFreed(table, events, decidedAt, acknowledgedAt)
+      : Effect.void
+  })
 
 const undoIfFreed = (
   table: EventTable["Service"],

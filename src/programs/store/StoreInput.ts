@@ -100,17 +100,14 @@ const sizeFault = (key: string, value: Uint8Array): ValueTooLarge | undefined =>
 const transactionBytesOf = (location: Location, key: string, value: Uint8Array): number =>
   ValueChunks.isLarge(location, key, value.length) ? 0 : value.length
 
-/** An item to write: a valid key, a `Uint8Array` value that fits, a whole expiry. */
-export const checkItem = (item: ItemInput): Effect.Effect<void, BadParameter | ValueTooLarge> => {
-  // Plain checks, one effect: every write comes through here, and nearly every item is valid.
+/** What is wrong with an item to write, if anything: it needs a valid key, a `Uint8Array` value that fits, a whole expiry. */
+const itemFault = (item: ItemInput): BadParameter | ValueTooLarge | undefined => {
   const key = Key.validate(item.key, "key")
-  return failWith(
-    Result.isFailure(key)
-      ? key.failure
-      : !(item.value instanceof Uint8Array)
-      ? new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
-      : expiryFault(item.expires) ?? sizeFault(item.key, item.value)
-  )
+  return Result.isFailure(key)
+    ? key.failure
+    : !(item.value instanceof Uint8Array)
+    ? new BadParameter({ field: "value", reason: "a value must be a Uint8Array" })
+    : expiryFault(item.expires) ?? sizeFault(item.key, item.value)
 }
 
 /** An atomic write's actions (see `AtomicWrite.validate`), each value fitting, all of them one transaction's worth. */
@@ -145,8 +142,11 @@ type Failure<X> = BadParameter | ValueTooLarge | X
 
 /** The single-key writes of a store, as commands checked first and then handed to `run`. */
 export const commandOperations = <X extends WriteError | BadParameter>(run: CommandRunner<X>) => {
-  const write = <E extends CommandError>(item: ItemInput, command: Command) =>
-    Effect.andThen(checkItem(item), run<E>(command))
+  // Plain checks, no effect of their own: every write comes through here, and nearly every item is valid.
+  const write = <E extends CommandError>(item: ItemInput, command: Command): Effect.Effect<Lease, E | Failure<X>> => {
+    const fault = itemFault(item)
+    return fault === undefined ? run<E>(command) : Effect.fail(fault)
+  }
   return {
     create: (item: ItemInput): Effect.Effect<Lease, AlreadyExists | Failure<X>> =>
       write<AlreadyExists>(item, { _tag: "Create", item }),
