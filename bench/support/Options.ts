@@ -14,7 +14,10 @@ export interface BenchOptions {
   readonly operations: number
   /** When set, each measured phase runs this long instead of a number of operations. */
   readonly seconds: number | undefined
-  /** Alternations of peer and dynastate per workload; the best of them is reported. */
+  /**
+   * Alternations of peer and dynastate per workload; the best of them is reported. The CPU rows measure at least
+   * four, after four more they throw away (see `bench/workloads/cpu.ts`).
+   */
   readonly rounds: number
   readonly valueBytes: number
   /** Workload names to run (all when empty). */
@@ -44,7 +47,8 @@ export const usage = `npm run bench -- [options]
   --concurrency <n>       fibers of the concurrent phases               (BENCH_CONCURRENCY, default 16)
   --ops <n>               operations per measured phase                 (BENCH_OPERATIONS, default 2000)
   --seconds <s>           run each measured phase this long instead     (BENCH_SECONDS)
-  --rounds <n>            peer/dynastate alternations, best one kept    (BENCH_ROUNDS, default 2)
+  --rounds <n>            peer/dynastate alternations, best one kept    (BENCH_ROUNDS, default 2;
+                          the CPU rows: at least 4, after 4 thrown away)
   --value-bytes <n>       value size                                    (BENCH_VALUE_BYTES, default 256)
   --endpoint <url>        a running DynamoDB (DYNAMO_ENDPOINT); default: start a DynamoDB Local
   --json <file|->         also write the results as JSON (- for stdout, the table then goes to stderr)

@@ -3,7 +3,8 @@
  * per get of one key, and per range read of 100 keys, serially, for the raw SDK call, the peer and dynastate. Replies
  * are canned from items the real stores wrote, so dynastate decrypts real values under a real data key. The stub's
  * own work (parsing each request, serialising its reply) is taken out of every figure: it stands for the server's.
- * Each figure is the steady cost of a running process: rounds run before V8 has finished optimising are not counted.
+ * Each figure stands for the steady cost of a running process: the first rounds, while V8 is still optimising the
+ * clients, are not counted (see `settlingRounds`).
  */
 import { GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
@@ -149,8 +150,8 @@ const stubbed = (env: BenchEnv, peerAnswer: Stub.Answer, dynastateAnswer: Stub.A
 
 /**
  * Rounds of all three run and thrown away before any is measured. V8 goes on optimising a client for thousands of
- * operations: over 3,000-put phases the store's CPU per put fell until its fourth round (from 329 µs to 209–230,
- * about 15,000 puts), the peer's until its third (from 216 µs to 125–140). A phase before then measures the compiler
+ * operations: over 3,000-put phases the store's CPU per put fell until its fourth round (from 329 µs to 209–251,
+ * about 15,000 puts), the peer's until its third (from 216 µs to 125–135). A phase before then measures the compiler
  * at work, not what a put costs a running process. Quick runs check that the rows work, so they skip it.
  */
 const settlingRounds = (env: BenchEnv) => env.options.quick ? 0 : 4
