@@ -76,13 +76,15 @@ export class KeyFileMissing extends Schema.TaggedError<KeyFileMissing>()("KeyFil
 /** Credentials DynamoDB Local accepts; it checks only their shape. */
 export const localCredentials = { accessKeyId: "dynastate", secretAccessKey: "dynastate" }
 
+/** The static credentials the configuration names (`access_key` and `secret_key`), if it names both. */
+const configuredCredentials = (config: StoreConfig) =>
+  Option.isSome(config.accessKey) && Option.isSome(config.secretKey)
+    ? { accessKeyId: Redacted.value(config.accessKey.value), secretAccessKey: Redacted.value(config.secretKey.value) }
+    : undefined
+
 /** SDK options for a configuration whose endpoint is already resolved. */
 export const clientConfig = (config: StoreConfig, endpoint: Option.Option<string>): DynamoDBClientConfig => {
-  const credentials = Option.isSome(config.accessKey) && Option.isSome(config.secretKey)
-    ? { accessKeyId: Redacted.value(config.accessKey.value), secretAccessKey: Redacted.value(config.secretKey.value) }
-    : Option.isSome(endpoint)
-    ? localCredentials
-    : undefined
+  const credentials = configuredCredentials(config) ?? (Option.isSome(endpoint) ? localCredentials : undefined)
   return {
     region: Option.getOrElse(config.region, () => "us-east-1"),
     maxAttempts: 5,
@@ -141,9 +143,7 @@ const kmsKeyring = (config: StoreConfig, keyId: string) =>
     keyId,
     region: regionOfArn(keyId) ?? Option.getOrUndefined(config.region),
     endpoint: Option.getOrUndefined(config.kmsEndpoint),
-    credentials: Option.isSome(config.accessKey) && Option.isSome(config.secretKey)
-      ? { accessKeyId: Redacted.value(config.accessKey.value), secretAccessKey: Redacted.value(config.secretKey.value) }
-      : undefined
+    credentials: configuredCredentials(config)
   })
 
 /** The keyring of a configuration whose key file, when missing, is created only as `open` allows (see `OpenOptions`). */

@@ -100,7 +100,10 @@ const sizeFault = (key: string, value: Uint8Array): ValueTooLarge | undefined =>
 const transactionBytesOf = (location: Location, key: string, value: Uint8Array): number =>
   ValueChunks.isLarge(location, key, value.length) ? 0 : value.length
 
-/** What is wrong with an item to write, if anything: it needs a valid key, a `Uint8Array` value that fits, a whole expiry. */
+/**
+ * What is wrong with an item to write, if anything: it needs a valid key, a `Uint8Array` value that fits, a whole
+ * expiry.
+ */
 const itemFault = (item: ItemInput): BadParameter | ValueTooLarge | undefined => {
   const key = Key.validate(item.key, "key")
   return Result.isFailure(key)
