@@ -12,6 +12,11 @@ export interface Figure {
   readonly p99?: number | undefined
   /** DynamoDB requests per operation, when counted. */
   readonly requestsPerOp?: number | undefined
+  /**
+   * The process's CPU time per operation (µs, user + system) while a phase ran against a real DynamoDB: the client's
+   * whole cost, the HTTP transport included, where the stub-transport rows leave the transport out.
+   */
+  readonly cpuPerOp?: number | undefined
   readonly value?: number | undefined
   readonly unit?: string | undefined
   /** More of the figure, in words (units per operation behind a price, what a lag was sampled from). */
@@ -31,12 +36,13 @@ export interface Row {
   readonly note?: string | undefined
 }
 
-/** A timed phase as a figure. */
-export const figureOf = (sample: Sample, requests?: number): Figure => ({
+/** A timed phase as a figure; with its CPU per operation when `cpu` is set (see `Figure.cpuPerOp`). */
+export const figureOf = (sample: Sample, requests?: number, cpu = false): Figure => ({
   throughput: throughput(sample),
   p50: percentile(sample.latencies, 50),
   p99: percentile(sample.latencies, 99),
-  requestsPerOp: requests === undefined ? undefined : requests / Math.max(1, sample.operations)
+  requestsPerOp: requests === undefined ? undefined : requests / Math.max(1, sample.operations),
+  cpuPerOp: cpu && sample.cpuMicros !== undefined ? sample.cpuMicros / Math.max(1, sample.operations) : undefined
 })
 
 /** The best of several rounds' figures: highest throughput, or lowest value (or p50 for latency-only figures). */
@@ -76,6 +82,7 @@ const cell = (figure: Figure | undefined): string => {
   if (figure.p50 !== undefined) parts.push(`p50 ${number(figure.p50)} ms`)
   if (figure.p99 !== undefined) parts.push(`p99 ${number(figure.p99)} ms`)
   if (figure.requestsPerOp !== undefined) parts.push(`${number(figure.requestsPerOp)} req/op`)
+  if (figure.cpuPerOp !== undefined) parts.push(`${number(figure.cpuPerOp)} µs CPU/op`)
   if (figure.detail !== undefined) parts.push(figure.detail)
   return parts.join(" · ")
 }

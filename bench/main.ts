@@ -31,7 +31,7 @@ const main = (options: BenchOptions, print: (line: string) => void) =>
     print(
       `dynastate bench${options.quick ? " (quick)" : ""}: ${options.keys} keys, concurrency ${options.concurrency}, ` +
         `${options.seconds === undefined ? `${options.operations} operations` : `${options.seconds} s`} per phase, ` +
-        `best of ${options.rounds}, ${options.valueBytes}-byte values, ` +
+        `best of ${options.rounds} after ${options.settle} thrown away, ${options.valueBytes}-byte values, ` +
         (endpoint === undefined ? "a DynamoDB Local of its own per workload" : `DynamoDB ${endpoint}`)
     )
     const shared = endpoint === undefined ? undefined : yield* Env.make(options, endpoint)

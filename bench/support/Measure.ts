@@ -8,6 +8,8 @@ export interface Sample {
   readonly operations: number
   readonly seconds: number
   readonly latencies: ReadonlyArray<number>
+  /** The process's CPU time (user + system, µs) while the phase ran, when it was timed by {@link measure}. */
+  readonly cpuMicros?: number | undefined
 }
 
 /** How long and how wide a phase runs. */
@@ -33,6 +35,7 @@ export const measure = <E, R>(size: PhaseSize, op: (i: number) => Effect.Effect<
   Effect.gen(function*() {
     const latencies: Array<number> = []
     let next = 0
+    const cpuBefore = process.cpuUsage()
     const started = performance.now()
     const deadline = size.seconds === undefined ? Infinity : started + size.seconds * 1000
     const more = () => (size.seconds === undefined ? next < size.operations : performance.now() < deadline)
@@ -48,10 +51,13 @@ export const measure = <E, R>(size: PhaseSize, op: (i: number) => Effect.Effect<
       concurrency: "unbounded",
       discard: true
     })
+    const seconds = (performance.now() - started) / 1000
+    const cpu = process.cpuUsage(cpuBefore)
     return {
       operations: latencies.length,
-      seconds: (performance.now() - started) / 1000,
-      latencies: latencies.sort((a, b) => a - b)
+      seconds,
+      latencies: latencies.sort((a, b) => a - b),
+      cpuMicros: cpu.user + cpu.system
     } satisfies Sample
   })
 

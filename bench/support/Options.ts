@@ -14,11 +14,14 @@ export interface BenchOptions {
   readonly operations: number
   /** When set, each measured phase runs this long instead of a number of operations. */
   readonly seconds: number | undefined
-  /**
-   * Alternations of peer and dynastate per workload; the best of them is reported. The CPU rows measure at least
-   * four, after four more they throw away (see `bench/workloads/cpu.ts`).
-   */
+  /** Alternations of peer and dynastate per workload, measured; the best of them is reported. */
   readonly rounds: number
+  /**
+   * Alternations run first and thrown away, so that what is measured is a settled process on a settled server:
+   * every workload starts a DynamoDB Local of its own, whose JVM is still compiling, and V8 goes on optimising each
+   * client for thousands of operations (see `Env.alternate` and `bench/workloads/cpu.ts`).
+   */
+  readonly settle: number
   readonly valueBytes: number
   /** Workload names to run (all when empty). */
   readonly only: ReadonlyArray<string>
@@ -48,7 +51,8 @@ export const usage = `npm run bench -- [options]
   --ops <n>               operations per measured phase                 (BENCH_OPERATIONS, default 2000)
   --seconds <s>           run each measured phase this long instead     (BENCH_SECONDS)
   --rounds <n>            peer/dynastate alternations, best one kept    (BENCH_ROUNDS, default 2;
-                          the CPU rows: at least 4, after 4 thrown away)
+                          the CPU rows: at least 4)
+  --settle <n>            alternations run first and thrown away        (BENCH_SETTLE, default 4)
   --value-bytes <n>       value size                                    (BENCH_VALUE_BYTES, default 256)
   --endpoint <url>        a running DynamoDB (DYNAMO_ENDPOINT); default: start a DynamoDB Local
   --json <file|->         also write the results as JSON (- for stdout, the table then goes to stderr)
@@ -78,6 +82,21 @@ const numberOption = (
   return value
 }
 
+/** A whole number of zero or more, from a flag or a variable. */
+const countOption = (
+  argv: ReadonlyArray<string>,
+  env: Record<string, string | undefined>,
+  flag: string,
+  variable: string,
+  fallback: number
+): number => {
+  const text = flagValue(argv, flag) ?? env[variable]
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!Number.isSafeInteger(value) || value < 0) throw new BadOption(`--${flag} (${variable}) must be a whole number`)
+  return value
+}
+
 /** Parses the command line and the environment. */
 export const parse = (
   argv: ReadonlyArray<string>,
@@ -93,6 +112,7 @@ export const parse = (
     operations: numberOption(argv, env, "ops", "BENCH_OPERATIONS", quick ? 8 : 2000),
     seconds: secondsText === undefined ? undefined : numberOption(argv, env, "seconds", "BENCH_SECONDS", 1),
     rounds: numberOption(argv, env, "rounds", "BENCH_ROUNDS", quick ? 1 : 2),
+    settle: countOption(argv, env, "settle", "BENCH_SETTLE", quick ? 0 : 4),
     valueBytes: numberOption(argv, env, "value-bytes", "BENCH_VALUE_BYTES", 256),
     only: only.filter((name) => name !== ""),
     endpoint: flagValue(argv, "endpoint") ?? env["DYNAMO_ENDPOINT"],

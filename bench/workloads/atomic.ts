@@ -44,7 +44,7 @@ export const atomicWrite: Workload = {
           : Math.max(16, Math.floor(env.options.operations / (width === 2 ? 10 : 50)))
         const size = { operations, concurrency, seconds: env.options.seconds }
         const { dynastate, peer } = yield* alternate(
-          env.options.rounds,
+          env.options,
           () => phase(env.peerClients, size, (i) => peerWrite(env, width, i)),
           () => phase(env.dynastateClients, size, (i) => dynastateWrite(env, width, i))
         )

@@ -149,12 +149,13 @@ const stubbed = (env: BenchEnv, peerAnswer: Stub.Answer, dynastateAnswer: Stub.A
   })
 
 /**
- * Rounds of all three run and thrown away before any is measured. V8 goes on optimising a client for thousands of
- * operations: over 3,000-put phases the store's CPU per put fell until its fourth round (from 329 µs to 209–251,
- * about 15,000 puts), the peer's until its third (from 216 µs to 125–135). A phase before then measures the compiler
- * at work, not what a put costs a running process. Quick runs check that the rows work, so they skip it.
+ * Rounds of all three run and thrown away before any is measured (`--settle`, four by default, none in quick runs,
+ * which only check that the rows work). V8 goes on optimising a client for thousands of operations: over 3,000-put
+ * phases the store's CPU per put fell until its fourth round (from 329 µs to 209–251, about 15,000 puts), the
+ * peer's until its third (from 216 µs to 125–135). A phase before then measures the compiler at work, not what a
+ * put costs a running process.
  */
-const settlingRounds = (env: BenchEnv) => env.options.quick ? 0 : 4
+const settlingRounds = (env: BenchEnv) => env.options.settle
 
 /** Rounds measured after settling: the run's rounds, at least four (a CPU round is cheap, and the machine noisy). */
 const measuredRounds = (env: BenchEnv) => env.options.quick ? 1 : Math.max(env.options.rounds, 4)

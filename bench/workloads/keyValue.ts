@@ -1,6 +1,8 @@
 /**
  * Single-key operations: put and get at concurrency 1 and at the run's concurrency over `--keys` keys, and
- * create of keys never written; beside them the raw SDK request: the peer's for put, dynastate's for get.
+ * create of keys never written; beside them the raw SDK request: the peer's for put, dynastate's for get. The put and
+ * get phases also give the process's CPU per operation over the real connection, which the stub-transport rows of
+ * the `cpu` workload leave out.
  */
 import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import { Effect } from "effect"
@@ -55,11 +57,13 @@ const keyOf = (env: BenchEnv, i: number) => `/kv/${i % env.options.keys}`
 const putRow = (env: BenchEnv, size: PhaseSize) =>
   Effect.gen(function*() {
     const { dynastate, peer, raw } = yield* alternate(
-      env.options.rounds,
-      () => phase(env.peerClients, size, (i) => env.peer.put(keyOf(env, i), env.value)),
-      () => phase(env.dynastateClients, size, (i) => env.dynastate.put({ key: keyOf(env, i), value: env.value })),
+      env.options,
+      () => phase(env.peerClients, size, (i) => env.peer.put(keyOf(env, i), env.value), true),
+      () => phase(env.dynastateClients, size, (i) => env.dynastate.put({ key: keyOf(env, i), value: env.value }), true),
       "higher",
-      () => Effect.map(measure(size, (i) => rawPut(env, `/raw${keyOf(env, i)}`)), (sample) => figureOf(sample))
+      () =>
+        Effect.map(measure(size, (i) => rawPut(env, `/raw${keyOf(env, i)}`)), (sample) =>
+          figureOf(sample, undefined, true))
     )
     return { workload: `put, concurrency ${size.concurrency}`, raw, peer, dynastate, better: "higher" } satisfies Row
   })
@@ -67,11 +71,11 @@ const putRow = (env: BenchEnv, size: PhaseSize) =>
 const getRow = (env: BenchEnv, size: PhaseSize) =>
   Effect.gen(function*() {
     const { dynastate, peer, raw } = yield* alternate(
-      env.options.rounds,
-      () => phase(env.peerClients, size, (i) => env.peer.get(keyOf(env, i))),
-      () => phase(env.dynastateClients, size, (i) => env.dynastate.get(keyOf(env, i))),
+      env.options,
+      () => phase(env.peerClients, size, (i) => env.peer.get(keyOf(env, i)), true),
+      () => phase(env.dynastateClients, size, (i) => env.dynastate.get(keyOf(env, i)), true),
       "higher",
-      () => Effect.map(measure(size, (i) => rawGet(env, keyOf(env, i))), (sample) => figureOf(sample))
+      () => Effect.map(measure(size, (i) => rawGet(env, keyOf(env, i))), (sample) => figureOf(sample, undefined, true))
     )
     return { workload: `get, concurrency ${size.concurrency}`, raw, peer, dynastate, better: "higher" } satisfies Row
   })
@@ -103,7 +107,7 @@ export const create: Workload = {
     Effect.gen(function*() {
       const size = sizeOf(env, env.options.concurrency)
       const { dynastate, peer } = yield* alternate(
-        env.options.rounds,
+        env.options,
         (round) => phase(env.peerClients, size, (i) => env.peer.create(`/create/${round}/${i}`, env.value)),
         (round) =>
           phase(env.dynastateClients, size, (i) =>

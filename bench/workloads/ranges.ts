@@ -89,7 +89,7 @@ export const rangeRead: Workload = {
             yield* measure(warm, dynastateRead)
           }
           const { dynastate, peer, raw } = yield* alternate(
-            env.options.rounds,
+            env.options,
             () => phase(env.peerClients, size, peerRead),
             () => phase(env.dynastateClients, size, dynastateRead),
             "higher",

@@ -52,12 +52,12 @@ export const strictMode: Workload = {
       for (const [mode, store] of [["fenced", env.dynastate], ["strict", strict]] as const) {
         const put = (s: StoreService) => (i: number) => s.put({ key: keyOf(i), value: env.value })
         const puts = yield* alternate(
-          env.options.rounds,
+          env.options,
           () => phase(env.peerClients, size, (i) => env.peer.put(keyOf(i), env.value)),
           () => withUnits(env, size, put(store))
         )
         const gets = yield* alternate(
-          env.options.rounds,
+          env.options,
           () => phase(env.peerClients, size, (i) => env.peer.get(keyOf(i))),
           () => phase(env.dynastateClients, size, (i) => store.get(keyOf(i)))
         )
