@@ -68,32 +68,28 @@ const flagValue = (argv: ReadonlyArray<string>, name: string): string | undefine
 /** Thrown for a bad flag; main prints it with the usage and exits 2. */
 export class BadOption extends Error {}
 
+/** What a numeric option must be: a test, and how its error message names it. */
+interface NumberKind {
+  readonly valid: (value: number) => boolean
+  readonly named: string
+}
+
+const positive: NumberKind = { valid: (value) => Number.isFinite(value) && value > 0, named: "a positive number" }
+/** Zero or more, whole: a count of rounds, which may be none. */
+const count: NumberKind = { valid: (value) => Number.isSafeInteger(value) && value >= 0, named: "a whole number" }
+
 const numberOption = (
   argv: ReadonlyArray<string>,
   env: Record<string, string | undefined>,
   flag: string,
   variable: string,
-  fallback: number
+  fallback: number,
+  kind: NumberKind = positive
 ): number => {
   const text = flagValue(argv, flag) ?? env[variable]
   if (text === undefined) return fallback
   const value = Number(text)
-  if (!Number.isFinite(value) || value <= 0) throw new BadOption(`--${flag} (${variable}) must be a positive number`)
-  return value
-}
-
-/** A whole number of zero or more, from a flag or a variable. */
-const countOption = (
-  argv: ReadonlyArray<string>,
-  env: Record<string, string | undefined>,
-  flag: string,
-  variable: string,
-  fallback: number
-): number => {
-  const text = flagValue(argv, flag) ?? env[variable]
-  if (text === undefined) return fallback
-  const value = Number(text)
-  if (!Number.isSafeInteger(value) || value < 0) throw new BadOption(`--${flag} (${variable}) must be a whole number`)
+  if (!kind.valid(value)) throw new BadOption(`--${flag} (${variable}) must be ${kind.named}`)
   return value
 }
 
@@ -112,7 +108,7 @@ export const parse = (
     operations: numberOption(argv, env, "ops", "BENCH_OPERATIONS", quick ? 8 : 2000),
     seconds: secondsText === undefined ? undefined : numberOption(argv, env, "seconds", "BENCH_SECONDS", 1),
     rounds: numberOption(argv, env, "rounds", "BENCH_ROUNDS", quick ? 1 : 2),
-    settle: countOption(argv, env, "settle", "BENCH_SETTLE", quick ? 0 : 4),
+    settle: numberOption(argv, env, "settle", "BENCH_SETTLE", quick ? 0 : 4, count),
     valueBytes: numberOption(argv, env, "value-bytes", "BENCH_VALUE_BYTES", 256),
     only: only.filter((name) => name !== ""),
     endpoint: flagValue(argv, "endpoint") ?? env["DYNAMO_ENDPOINT"],
