@@ -144,10 +144,10 @@ export const phase = <E, R>(
  * Runs the peer's phase and dynastate's phase alternately (peer first), `settle` rounds thrown away and then
  * `rounds` kept, and keeps the best figure of each: both meet the same machine load and the same state of DynamoDB.
  * A `raw` phase (the bare SDK request beside them) takes its turn between the two in every round, so its figure
- * meets the same load too. The settling rounds matter: on a fresh DynamoDB Local the server is the bottleneck while
- * its JVM compiles, and hides what each client costs. Put at concurrency 16 measured 0.99 of the peer's throughput
- * in the first two rounds, 0.78 as the best of four and 0.76 of eight, where both clients had come to use a whole
- * core.
+ * meets the same load too. The settling rounds matter: on a fresh DynamoDB Local the first rounds measure a warm-up
+ * (the server's, V8's or both; the raw `PutItem` at concurrency 16 ran at half to two thirds of its later rate),
+ * which hides what each client costs. Put at concurrency 16 measured 0.99 of the peer's throughput in the first two
+ * rounds, 0.78 as the best of four and 0.76 of eight, where both clients had come to use a whole core.
  */
 export const alternate = <E1, R1, E2, R2, E3 = never, R3 = never>(
   schedule: { readonly rounds: number; readonly settle: number },

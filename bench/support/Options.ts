@@ -18,8 +18,8 @@ export interface BenchOptions {
   readonly rounds: number
   /**
    * Alternations run first and thrown away, so that what is measured is a settled process on a settled server:
-   * every workload starts a DynamoDB Local of its own, whose JVM is still compiling, and V8 goes on optimising each
-   * client for thousands of operations (see `Env.alternate` and `bench/workloads/cpu.ts`).
+   * every workload starts a fresh DynamoDB Local of its own, and V8 goes on optimising each client for thousands of
+   * operations (see `Env.alternate` and `bench/workloads/cpu.ts`).
    */
   readonly settle: number
   readonly valueBytes: number

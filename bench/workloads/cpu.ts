@@ -4,7 +4,7 @@
  * are canned from items the real stores wrote, so dynastate decrypts real values under a real data key. The stub's
  * own work (parsing each request, serialising its reply) is taken out of every figure: it stands for the server's.
  * Each figure stands for the steady cost of a running process: the first rounds, while V8 is still optimising the
- * clients, are not counted (see `settlingRounds`).
+ * clients, are not counted (see `schedule`).
  */
 import { GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
@@ -14,6 +14,7 @@ import { partitionOf } from "../../src/infra/crypto/DataKeyStore.ts"
 import * as EventRecord from "../../src/infra/EventRecord.ts"
 import { keyPartition } from "../../src/infra/PartitionKeys.ts"
 import type { BenchEnv, Workload } from "../Env.ts"
+import { alternate } from "../Env.ts"
 import * as TeleportStore from "../peer/TeleportStore.ts"
 import type { Figure, Row } from "../Report.ts"
 import { makeClients } from "../support/Clients.ts"
@@ -36,11 +37,7 @@ const cpuPerOp = <E>(size: PhaseSize, meter: Stub.Meter, op: (i: number) => Effe
     const sample = yield* measure(size, op)
     const used = process.cpuUsage(before)
     const stubWork = meter.micros - stubBefore
-    return {
-      value: (used.user + used.system - stubWork) / sample.operations,
-      unit: "µs CPU",
-      throughput: sample.operations / sample.seconds
-    } satisfies Figure
+    return { value: (used.user + used.system - stubWork) / sample.operations, unit: "µs CPU" } satisfies Figure
   })
 
 /** What the stub answers for dynastate: the key's newest event, and the data keys its values name. */
@@ -121,9 +118,6 @@ const capturePeer = (env: BenchEnv) =>
 /** The prefix of the keys the range row reads. */
 const rangePrefix = "/cpu-range/"
 
-/** The lowest CPU figure of some rounds. */
-const lowest = (figures: ReadonlyArray<Figure>) => figures.reduce((a, b) => ((b.value ?? 0) < (a.value ?? 0) ? b : a))
-
 /**
  * The peer and a dynastate instance over stub clients answering with `peerAnswer` and `dynastateAnswer` (the raw
  * SDK calls go through the same clients); the clients are destroyed with the scope.
@@ -149,21 +143,18 @@ const stubbed = (env: BenchEnv, peerAnswer: Stub.Answer, dynastateAnswer: Stub.A
   })
 
 /**
- * Rounds of all three run and thrown away before any is measured (`--settle`, four by default, none in quick runs,
- * which only check that the rows work). V8 goes on optimising a client for thousands of operations: over 3,000-put
- * phases the store's CPU per put fell until its fourth round (from 329 µs to 209–251, about 15,000 puts), the
- * peer's until its third (from 216 µs to 125–135). A phase before then measures the compiler at work, not what a
- * put costs a running process.
+ * The rounds of a CPU row: at least four measured (a CPU round is cheap, and the machine noisy), after the run's
+ * settling rounds (`--settle`, four by default, none in quick runs, which only check that the rows work). V8 goes on
+ * optimising a client for thousands of operations: over 3,000-put phases the store's CPU per put fell until its
+ * fourth round (from 329 µs to 209–251, about 15,000 puts), the peer's until its third (from 216 µs to 125–135). A
+ * phase before then measures the compiler at work, not what a put costs a running process.
  */
-const settlingRounds = (env: BenchEnv) => env.options.settle
+const schedule = (env: BenchEnv) => ({
+  rounds: env.options.quick ? 1 : Math.max(env.options.rounds, 4),
+  settle: env.options.settle
+})
 
-/** Rounds measured after settling: the run's rounds, at least four (a CPU round is cheap, and the machine noisy). */
-const measuredRounds = (env: BenchEnv) => env.options.quick ? 1 : Math.max(env.options.rounds, 4)
-
-/**
- * A CPU row: the raw SDK call, the peer and dynastate in turn, for the settling rounds (thrown away) and then the
- * measured ones; the lowest of each.
- */
+/** A CPU row: the peer, the raw SDK call and dynastate in turn (see `alternate`), the lowest of each. */
 const cpuRow = <E1, E2, E3>(
   env: BenchEnv,
   workload: string,
@@ -175,28 +166,16 @@ const cpuRow = <E1, E2, E3>(
     readonly dynastate: () => Effect.Effect<unknown, E3>
   }
 ) =>
-  Effect.gen(function*() {
-    const raws: Array<Figure> = []
-    const peers: Array<Figure> = []
-    const dynastates: Array<Figure> = []
-    const settling = settlingRounds(env)
-    for (let round = 0; round < settling + measuredRounds(env); round++) {
-      const raw = yield* cpuPerOp(size, meter, ops.raw)
-      const peer = yield* cpuPerOp(size, meter, ops.peer)
-      const dynastate = yield* cpuPerOp(size, meter, ops.dynastate)
-      if (round < settling) continue
-      raws.push(raw)
-      peers.push(peer)
-      dynastates.push(dynastate)
-    }
-    return {
-      workload,
-      raw: { value: lowest(raws).value, unit: "µs CPU" },
-      peer: { value: lowest(peers).value, unit: "µs CPU" },
-      dynastate: { value: lowest(dynastates).value, unit: "µs CPU" },
-      better: "lower"
-    } satisfies Row
-  })
+  Effect.map(
+    alternate(
+      schedule(env),
+      () => cpuPerOp(size, meter, ops.peer),
+      () => cpuPerOp(size, meter, ops.dynastate),
+      "lower",
+      () => cpuPerOp(size, meter, ops.raw)
+    ),
+    ({ dynastate, peer, raw }) => ({ workload, raw, peer, dynastate, better: "lower" }) satisfies Row
+  )
 
 /**
  * CPU per range read of the range workload's smaller size, over stubs answering every query with the keys' items
