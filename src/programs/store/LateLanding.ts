@@ -21,12 +21,19 @@ export const confirm = (
   decidedAt: number
 ) =>
   // Nearly every write is on time: only a late one runs the generator below, and the clock is read in place.
-  Clock.clockWith((clock) => {
-    const acknowledgedAt = clock.currentTimeMillisUnsafe()
-    return isLate(fence, decidedAt, acknowledgedAt)
-      ? undoIfFreed(table, events, decidedAt, acknowledgedAt)
-      : Effect.void
-  })
+  Clock.clockWith((clock) => confirmAt(table, fence, events, decidedAt, clock.currentTimeMillisUnsafe()) ?? Effect.void)
+
+/**
+ * {@link confirm} at a known time of acknowledgement: nothing (undefined) for a write on time, so a caller that has
+ * the clock at hand runs no effect for it; for a late one, the check that undoes it if it landed on a freed seq.
+ */
+export const confirmAt = (
+  table: EventTable["Service"],
+  fence: WriteFence,
+  events: ReadonlyArray<Event>,
+  decidedAt: number,
+  acknowledgedAt: number
+) => isLate(fence, decidedAt, acknowledgedAt) ? undoIfFreed(table, events, decidedAt, acknowledgedAt) : undefined
 
 const undoIfFreed = (
   table: EventTable["Service"],

@@ -194,6 +194,27 @@ describe("per-key actors", () => {
     30_000
   )
 
+  it.live("a cached write that loses to another instance's goes on from the winner it was told: no read, next seq", () =>
+    Effect.gen(function*() {
+      const location = yield* table
+      const { client, log } = faultyClient(5, () => "pass")
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const mine = yield* openStore(location, { client })
+      const other = yield* openStore(location)
+      const key = "/contention/cached"
+      yield* mine.put({ key, value: bytes("m1") })
+      yield* other.put({ key, value: bytes("o1") })
+      const queries = countOf(log.sent, "QueryCommand")
+      const conflicts = countOf(log.serviceErrors, "ConditionalCheckFailedException")
+      const lease = yield* mine.put({ key, value: bytes("m2") })
+      // The losing append's answer named the winner (seq 2): the retry appended seq 3 without reading the key.
+      expect(countOf(log.serviceErrors, "ConditionalCheckFailedException") - conflicts).toBe(1)
+      expect(countOf(log.sent, "QueryCommand") - queries).toBe(0)
+      expect((yield* rawEventsOf(admin, location, key)).map((event) => event.seq)).toEqual([1, 2, 3])
+      const read = yield* other.get(key)
+      expect([text(read.value), read.revision]).toEqual(["m2", lease.revision])
+    }).pipe(Effect.scoped))
+
   it.live("maxConflicts 0: one conflict with another instance is a typed WriteContention, and the next write recovers", () =>
     Effect.gen(function*() {
       const location = yield* table
