@@ -276,32 +276,53 @@ const make = (options: StoreOptions) =>
     // Concurrent gets of a hot key share reads (each from a read sent after it was invoked).
     const latestState = yield* ReadCoalescing.make(table.latestState)
 
-    // Not `Effect.fn`: the stack trace it takes per call cost more than the rest of a cached get's work.
-    const get = Effect.fnUntraced(function*(key: string) {
-      yield* checkKey(key)
-      // Unsealed keys, the hot path, take no detour: neither a sealing step nor a renaming of errors.
-      const stored = sealer === undefined ? key : yield* sealer.seal(key)
-      const read = isMigrating(key, stored)
-        ? SealedFallback.latest(table.latestState(stored), table.latestState(key))
-        : latestState(stored)
-      const latest = Option.getOrUndefined(
-        yield* (stored === key ? read : Effect.mapError(read, (error) => KeySealing.renameKey(error, stored, key)))
-      )
-      const now = yield* Clock.currentTimeMillis
+    /** What a read of the stored key `stored` found, as the answer to a get of `key` at `now`. */
+    const answer = (
+      key: string,
+      stored: string,
+      latest: Event | undefined,
+      now: number
+    ): Effect.Effect<Item, NotFound | ReadFailure> => {
       const item = liveItem(latest, now)
       if (item) {
         if (latest) actors.observe(latest)
-        return item
+        return Effect.succeed(item)
       }
       if (latest?.shredded && presentRevision(latest, now) !== undefined) {
-        return yield* new Shredded({ key, seq: latest.seq, scope: latest.shredded.scope })
+        return Effect.fail(new Shredded({ key, seq: latest.seq, scope: latest.shredded.scope }))
       }
+      const notFound = Effect.fail(new NotFound({ key }))
       // The answer is what was read; recording the expiry is a courtesy the worker also does (see ExpiryRecording).
-      if (isDueForExpiry(latest, now) && latest?.key === stored) {
-        yield* ExpiryRecording.bestEffort(key, actors.expire(stored))
-      }
-      return yield* new NotFound({ key })
-    }, hotSpan("Store.get"))
+      return isDueForExpiry(latest, now) && latest?.key === stored
+        ? Effect.andThen(ExpiryRecording.bestEffort(key, actors.expire(stored)), notFound)
+        : notFound
+    }
+
+    // The clock is read after the read, in place: what was read is judged at a moment it was still the newest.
+    const answerNow = (key: string, stored: string) => (latest: Option.Option<Event>) =>
+      Clock.clockWith((clock) => answer(key, stored, Option.getOrUndefined(latest), clock.currentTimeMillisUnsafe()))
+
+    const sealedGet = Effect.fnUntraced(function*(key: string) {
+      yield* checkKey(key)
+      const stored = yield* sealer!.seal(key)
+      const read = isMigrating(key, stored)
+        ? SealedFallback.latest(table.latestState(stored), table.latestState(key))
+        : latestState(stored)
+      return yield* Effect.flatMap(
+        stored === key ? read : Effect.mapError(read, (error) => KeySealing.renameKey(error, stored, key)),
+        answerNow(key, stored)
+      )
+    })
+
+    const getSpan = hotSpan("Store.get")
+    // Unsealed keys, the hot path, take no detour: no generator, sealing step or renaming of errors. Not `Effect.fn`:
+    // the stack trace it takes per call cost more than the rest of a cached get's work.
+    const get = (key: string) =>
+      getSpan(
+        sealer !== undefined
+          ? sealedGet(key)
+          : Effect.andThen(checkKey(key), Effect.flatMap(latestState(key), answerNow(key, key)))
+      )
 
     /** The live items of a range of stored keys, under the keys their callers know them by. */
     const storedItems = (options: ItemsOptions, readAhead = false): Stream.Stream<Item, ReadFailure> =>
