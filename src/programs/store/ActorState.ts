@@ -30,6 +30,8 @@ export interface Actor {
   readonly mailbox: Array<{ readonly run: Effect.Effect<void>; readonly abandon: Effect.Effect<void> }>
   running: boolean
   lastActive: number
+  /** When it was last placed at the end of its actor system's order of use (a count of placements). */
+  placedAt: number
 }
 
 /** The actor of a key nothing is known of yet. */
@@ -41,7 +43,8 @@ export const make = (key: string, now: number): Actor => ({
   establishedAt: 0,
   mailbox: [],
   running: false,
-  lastActive: now
+  lastActive: now,
+  placedAt: 0
 })
 
 /** Whether the actor has nothing to do: it may be passivated, and hints from elsewhere may change its state. */

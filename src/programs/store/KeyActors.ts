@@ -87,7 +87,8 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
 
   /** Drops the least recently used idle actors until `room` more fit. */
   const makeRoom = (room: number) => {
-    // Map order is least recently used first, because every use re-inserts; so this stops at once when there is room.
+    // Map order is least recently used first (within a margin, see `actorFor`); so this stops at once when there is
+    // room.
     for (const actor of actors.values()) {
       if (actors.size + room <= options.maxActors) break
       if (ActorState.isIdle(actor)) actors.delete(actor.key)
@@ -105,15 +106,27 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
     makeRoom(0)
   }
 
+  /** Actors placed at the end of the map's order so far: at most how many others lie after one placed earlier. */
+  let placements = 0
+  const place = (actor: Actor) => {
+    actors.set(actor.key, actor)
+    actor.placedAt = ++placements
+  }
+  // An actor placed fewer than half the limit's worth of placements ago is far from the front, where room is made:
+  // it stays where it is, so the order is least recently used first within that margin, and most uses of a key
+  // cost a lookup rather than a delete and a re-insert.
+  const stayMargin = options.maxActors / 2
+
   const actorFor = (key: string, now: number): Actor => {
     let actor = actors.get(key)
-    if (actor) {
-      actors.delete(key)
-    } else {
-      actor = ActorState.make(key, now)
+    if (actor === undefined) {
       makeRoom(1)
+      actor = ActorState.make(key, now)
+      place(actor)
+    } else if (placements - actor.placedAt > stayMargin) {
+      actors.delete(key)
+      place(actor)
     }
-    actors.set(key, actor)
     return actor
   }
 
