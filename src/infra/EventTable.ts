@@ -207,29 +207,34 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   const rangeQuery = (partition: string, lower: Uint8Array, upper: Uint8Array) =>
     EventRecord.rangeQuery(location.table, partition, lower, upper)
 
-  const append = (event: Event, deadline?: Deadline) => appendEvent(event, deadline).pipe(appendSpan)
-  const appendEvent = Effect.fnUntraced(function*(event: Event, deadline: Deadline | undefined) {
-    const item = yield* encodeWritten(event)
-    const outcome = yield* dynamo.callConditional(
-      "PutItem",
-      (client, abortSignal) =>
-        client.send(
-          new PutItemCommand({
-            TableName: location.table,
-            Item: item,
-            ConditionExpression: "attribute_not_exists(#sk)",
-            ExpressionAttributeNames: { "#sk": Attr.sort },
-            ReturnValuesOnConditionCheckFailure: "ALL_OLD"
-          }),
-          { abortSignal }
-        ),
-      deadline
-    ).pipe(
-      Effect.map(() => undefined),
-      Effect.catchTag("ConditionalCheckFailed", (failure) => Effect.succeed(failure))
+  const append = (event: Event, deadline?: Deadline) => appendSpan(appendEvent(event, deadline))
+  // Not a generator: every write comes through here, and nearly every one is a cached put that succeeds. Suspended,
+  // so the item is built and encrypted when the append runs, not when it is made.
+  const appendEvent = (event: Event, deadline: Deadline | undefined) =>
+    Effect.suspend(() =>
+      Effect.flatMap(encodeWritten(event), (item) =>
+        Effect.catchTag(
+          Effect.asVoid(dynamo.callConditional(
+            "PutItem",
+            (client, abortSignal) =>
+              client.send(
+                new PutItemCommand({
+                  TableName: location.table,
+                  Item: item,
+                  ConditionExpression: "attribute_not_exists(#sk)",
+                  ExpressionAttributeNames: { "#sk": Attr.sort },
+                  ReturnValuesOnConditionCheckFailure: "ALL_OLD"
+                }),
+                { abortSignal }
+              ),
+            deadline
+          )),
+          "ConditionalCheckFailed",
+          (failure) => conflictOf(event, failure.item)
+        ))
     )
-    if (outcome === undefined) return
-    const existing = outcome.item
+  /** An append found its seq taken by `existing`: a conflict, unless that is the event itself. */
+  const conflictOf = Effect.fnUntraced(function*(event: Event, existing: AttributeMap | undefined) {
     // Our own event already there: the SDK retried a request whose response was lost.
     if (existing?.[Attr.revision]?.S === event.revision) return
     yield* dropChunks(event)
