@@ -38,6 +38,11 @@ export interface LayoutFence {
    * read of the record was throttled) or `StorageFailure`.
    */
   readonly check: Effect.Effect<void, TableError>
+  /**
+   * `effect`, run only once `check` passes: while the lease stands that is a comparison of two times, with no effect
+   * of its own (every read and write of the store comes through here).
+   */
+  readonly guard: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TableError, R>
   /** Waits until a recorded migration lets keys move (at once when none is recorded, or it has no begin time). */
   readonly awaitMoves: Effect.Effect<void>
 }
@@ -192,32 +197,38 @@ export const start = Effect.fnUntraced(function*(
     const standing = standingNow()
     return unread(standing) ? renew : outcome(standing)
   })
+  const guard = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TableError, R> =>
+    Effect.suspend(() => {
+      const standing = standingNow()
+      if (standing._tag === "Serving") return effect
+      return Effect.andThen(unread(standing) ? renew : outcome(standing), effect)
+    })
   // The begin is the one the store opened with: a record changing it after supersedes the store anyway.
   const begin = opened.recorded?.begin
   const awaitMoves = begin === undefined
     ? Effect.void
     : awaitFrom(LayoutLease.movesFrom(begin, lease), `namespace ${namespace}: keys change partition`)
-  return { check, awaitMoves }
+  return { check, guard, awaitMoves }
 })
 
 /** The event table serving only while `check` succeeds: every call checks first. */
 export const fenceTable = (
   table: EventTable["Service"],
-  check: LayoutFence["check"]
+  guard: LayoutFence["guard"]
 ): EventTable["Service"] =>
   EventTable.of({
     ...table,
-    append: (event, deadline) => Effect.andThen(check, table.append(event, deadline)),
-    appendAfter: (event, after, deadline) => Effect.andThen(check, table.appendAfter(event, after, deadline)),
-    latest: (key) => Effect.andThen(check, table.latest(key)),
-    latestState: (key) => Effect.andThen(check, table.latestState(key)),
-    scan: (range) => Stream.unwrap(Effect.as(check, table.scan(range))),
-    graves: (lower, upper) => Stream.unwrap(Effect.as(check, table.graves(lower, upper))),
-    decode: (stored, options) => Effect.andThen(check, table.decode(stored, options)),
-    decodeAll: (stored, options) => Effect.andThen(check, table.decodeAll(stored, options)),
-    landing: (event) => Effect.andThen(check, table.landing(event)),
-    undo: (event) => Effect.andThen(check, table.undo(event)),
-    transact: (writes, token, deadline) => Effect.andThen(check, table.transact(writes, token, deadline))
+    append: (event, deadline) => guard(table.append(event, deadline)),
+    appendAfter: (event, after, deadline) => guard(table.appendAfter(event, after, deadline)),
+    latest: (key) => guard(table.latest(key)),
+    latestState: (key) => guard(table.latestState(key)),
+    scan: (range) => Stream.unwrap(guard(Effect.succeed(table.scan(range)))),
+    graves: (lower, upper) => Stream.unwrap(guard(Effect.succeed(table.graves(lower, upper)))),
+    decode: (stored, options) => guard(table.decode(stored, options)),
+    decodeAll: (stored, options) => guard(table.decodeAll(stored, options)),
+    landing: (event) => guard(table.landing(event)),
+    undo: (event) => guard(table.undo(event)),
+    transact: (writes, token, deadline) => guard(table.transact(writes, token, deadline))
   })
 
 /** The history area serving reads only while `check` succeeds (compaction's writes are the worker's, not fenced). */

@@ -45,15 +45,17 @@ export const make = <A, E>(
         )
       })
 
-    /** After the request in flight: hands the key to a fiber of its own if callers wait, else frees it. */
-    const handOff = (key: string, slot: Slot<A, E>) =>
-      Effect.suspend(() => {
-        if (slot.next === undefined) {
-          slots.delete(key)
-          return Effect.void
-        }
-        return Effect.asVoid(Effect.forkIn(serve(key, slot), scope))
-      })
+    /**
+     * After the request in flight (called when it ends): hands the key to a fiber of its own if callers wait, else
+     * frees it.
+     */
+    const handOff = (key: string, slot: Slot<A, E>): Effect.Effect<void> => {
+      if (slot.next === undefined) {
+        slots.delete(key)
+        return Effect.void
+      }
+      return Effect.asVoid(Effect.forkIn(serve(key, slot), scope))
+    }
 
     return (key: string): Effect.Effect<A, E> =>
       Effect.suspend(() => {

@@ -92,7 +92,7 @@ export const layer = (
       }
     )
     if (opening._tag !== "Migrating") {
-      const fenced = LayoutFence.fenceTable(target, lease.check)
+      const fenced = LayoutFence.fenceTable(target, lease.guard)
       return Context.make(EventTable, fenced).pipe(
         Context.add(HistoryArea, LayoutFence.fenceArea(area, lease.check)),
         Context.add(
@@ -120,7 +120,7 @@ export const layer = (
     yield* lease.awaitMoves
     const relocation = Relocation.make(yield* Dynamo, yield* DataKeys)
     const serving = MigratingTable.servingTable(source, target, transition, relocation)
-    const fenced = LayoutFence.fenceTable(serving, lease.check)
+    const fenced = LayoutFence.fenceTable(serving, lease.guard)
     return Context.make(EventTable, fenced).pipe(
       Context.add(
         HistoryArea,
