@@ -210,28 +210,38 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   const append = (event: Event, deadline?: Deadline) => appendSpan(appendEvent(event, deadline))
   // Not a generator: every write comes through here, and nearly every one is a cached put that succeeds. Suspended,
   // so the item is built and encrypted when the append runs, not when it is made.
-  const appendEvent = (event: Event, deadline: Deadline | undefined) =>
-    Effect.suspend(() =>
-      Effect.flatMap(encodeWritten(event), (item) =>
-        Effect.catchTag(
-          Effect.asVoid(dynamo.callConditional(
-            "PutItem",
-            (client, abortSignal) =>
-              client.send(
-                new PutItemCommand({
-                  TableName: location.table,
-                  Item: item,
-                  ConditionExpression: "attribute_not_exists(#sk)",
-                  ExpressionAttributeNames: { "#sk": Attr.sort },
-                  ReturnValuesOnConditionCheckFailure: "ALL_OLD"
-                }),
-                { abortSignal }
-              ),
-            deadline
-          )),
-          "ConditionalCheckFailed",
-          (failure) => conflictOf(event, failure.item)
-        ))
+  const appendEvent = (
+    event: Event,
+    deadline: Deadline | undefined
+  ): Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError> =>
+    Effect.suspend(() => {
+      // Nearly every write's value is small and finds its data key at hand: its item is made here, without an effect.
+      const atHand = isLarge(event) ? undefined : EventRecord.encodeAtHand(location, event, dataKeys)
+      if (atHand === undefined) return Effect.flatMap(encodeWritten(event), (item) => putEvent(event, item, deadline))
+      return Result.isSuccess(atHand) ? putEvent(event, atHand.success, deadline) : Effect.fail(atHand.failure)
+    })
+  const putEvent = (event: Event, item: AttributeMap, deadline: Deadline | undefined) =>
+    Effect.matchEffect(
+      dynamo.callConditional(
+        "PutItem",
+        (client, abortSignal) =>
+          client.send(
+            new PutItemCommand({
+              TableName: location.table,
+              Item: item,
+              ConditionExpression: "attribute_not_exists(#sk)",
+              ExpressionAttributeNames: { "#sk": Attr.sort },
+              ReturnValuesOnConditionCheckFailure: "ALL_OLD"
+            }),
+            { abortSignal }
+          ),
+        deadline
+      ),
+      {
+        onSuccess: () => Effect.void,
+        onFailure: (failure) =>
+          failure._tag === "ConditionalCheckFailed" ? conflictOf(event, failure.item) : Effect.fail(failure)
+      }
     )
   /** An append found its seq taken by `existing`: a conflict, unless that is the event itself. */
   const conflictOf = Effect.fnUntraced(function*(event: Event, existing: AttributeMap | undefined) {
