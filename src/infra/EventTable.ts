@@ -187,20 +187,27 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
   const isLarge = (event: Event) =>
     event.value !== undefined && ValueChunks.isLarge(location, event.key, event.value.length, event.realKey)
   /**
-   * The item of an event, its chunk items written first when its value is large: the item's conditional write
-   * is what makes the value exist, so a reader never meets an event whose chunks are not all there.
+   * The item of an event made without an effect, when its value is small and its data keys are at hand: nearly
+   * every write. Undefined otherwise (see `encodeLater`).
    */
-  const encodeWritten = (event: Event): Effect.Effect<AttributeMap, ValueTooLarge | KeyringError | TableError> => {
-    if (isLarge(event)) {
-      return Effect.flatMap(
+  const encodeAtHand = (event: Event) =>
+    isLarge(event) ? undefined : EventRecord.encodeAtHand(location, event, dataKeys)
+  /**
+   * The item of an event `encodeAtHand` cannot make: its chunk items written first when its value is large (the
+   * item's conditional write is what makes the value exist, so a reader never meets an event whose chunks are not
+   * all there), or its data key made first.
+   */
+  const encodeLater = (event: Event): Effect.Effect<AttributeMap, ValueTooLarge | KeyringError | TableError> =>
+    isLarge(event)
+      ? Effect.flatMap(
         ValueChunks.split(location, event, compression).pipe(withKeyring),
         (split) => Effect.as(chunks.write(split), split.item)
       )
-    }
-    // Nearly every write finds its data key at hand: no effect to run until the request.
-    const atHand = EventRecord.encodeAtHand(location, event, dataKeys)
-    if (atHand !== undefined) return Effect.fromResult(atHand)
-    return EventRecord.encode(location, event).pipe(withKeyring)
+      : EventRecord.encode(location, event).pipe(withKeyring)
+  /** The item of an event, made as `encodeAtHand` or `encodeLater` can. */
+  const encodeWritten = (event: Event): Effect.Effect<AttributeMap, ValueTooLarge | KeyringError | TableError> => {
+    const atHand = encodeAtHand(event)
+    return atHand === undefined ? encodeLater(event) : Effect.fromResult(atHand)
   }
   /** Chunks of an event that lost its append: removed now rather than by the worker's collection later. */
   const dropChunks = (event: Event) => isLarge(event) ? Effect.ignore(chunks.remove(event)) : Effect.void
@@ -215,9 +222,8 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     deadline: Deadline | undefined
   ): Effect.Effect<void, AppendConflict | ValueTooLarge | ReadError> =>
     Effect.suspend(() => {
-      // Nearly every write's value is small and finds its data key at hand: its item is made here, without an effect.
-      const atHand = isLarge(event) ? undefined : EventRecord.encodeAtHand(location, event, dataKeys)
-      if (atHand === undefined) return Effect.flatMap(encodeWritten(event), (item) => putEvent(event, item, deadline))
+      const atHand = encodeAtHand(event)
+      if (atHand === undefined) return Effect.flatMap(encodeLater(event), (item) => putEvent(event, item, deadline))
       return Result.isSuccess(atHand) ? putEvent(event, atHand.success, deadline) : Effect.fail(atHand.failure)
     })
   const putEvent = (event: Event, item: AttributeMap, deadline: Deadline | undefined) =>

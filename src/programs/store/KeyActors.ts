@@ -216,7 +216,6 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
     }).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
-          ActorState.forgetIfUnexpected(actor, exit)
           // Published before the caller is answered, so whoever it tells can already wait for exactly these events.
           acks.publish(exit._tag === "Success" ? exit.value.revision : undefined, appended)
         })
@@ -297,7 +296,10 @@ const make = Effect.fnUntraced(function*(options: ActorOptions) {
         actor.mailbox.push({
           // onExit also answers when the store closes mid-command, so no caller waits forever.
           run: process(actor, command, ticket).pipe(
-            Effect.onExit((exit) => Deferred.done(reply, exit)),
+            Effect.onExit((exit) => {
+              ActorState.forgetIfUnexpected(actor, exit)
+              return Deferred.done(reply, exit)
+            }),
             Effect.exit,
             Effect.asVoid
           ),

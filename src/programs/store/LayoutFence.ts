@@ -193,16 +193,13 @@ export const start = Effect.fnUntraced(function*(
     for (let attempt = 0; attempt < 2 && unread(standingNow()); attempt++) yield* refreshOnce
     return yield* outcome(standingNow())
   })
-  const check = Effect.suspend((): Effect.Effect<void, TableError> => {
-    const standing = standingNow()
-    return unread(standing) ? renew : outcome(standing)
-  })
   const guard = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TableError, R> =>
     Effect.suspend(() => {
       const standing = standingNow()
       if (standing._tag === "Serving") return effect
       return Effect.andThen(unread(standing) ? renew : outcome(standing), effect)
     })
+  const check = guard(Effect.void)
   // The begin is the one the store opened with: a record changing it after supersedes the store anyway.
   const begin = opened.recorded?.begin
   const awaitMoves = begin === undefined
@@ -211,7 +208,7 @@ export const start = Effect.fnUntraced(function*(
   return { check, guard, awaitMoves }
 })
 
-/** The event table serving only while `check` succeeds: every call checks first. */
+/** The event table serving only while the layout check passes: every call runs through `guard`. */
 export const fenceTable = (
   table: EventTable["Service"],
   guard: LayoutFence["guard"]
