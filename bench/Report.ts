@@ -17,6 +17,11 @@ export interface Figure {
    * whole cost, the HTTP transport included, where the stub-transport rows leave the transport out.
    */
   readonly cpuPerOp?: number | undefined
+  /**
+   * The DynamoDB Local server's CPU time per operation (µs) in the same phase, when the bench started it (see
+   * `ServerCpu`): on one machine throughput follows this and `cpuPerOp` together.
+   */
+  readonly serverCpuPerOp?: number | undefined
   readonly value?: number | undefined
   readonly unit?: string | undefined
   /** More of the figure, in words (units per operation behind a price, what a lag was sampled from). */
@@ -36,13 +41,19 @@ export interface Row {
   readonly note?: string | undefined
 }
 
-/** A timed phase as a figure; with its CPU per operation when `cpu` is set (see `Figure.cpuPerOp`). */
+/**
+ * A timed phase as a figure; with the client's and the server's CPU per operation when `cpu` is set (see
+ * `Figure.cpuPerOp` and `Figure.serverCpuPerOp`).
+ */
 export const figureOf = (sample: Sample, requests?: number, cpu = false): Figure => ({
   throughput: throughput(sample),
   p50: percentile(sample.latencies, 50),
   p99: percentile(sample.latencies, 99),
   requestsPerOp: requests === undefined ? undefined : requests / Math.max(1, sample.operations),
-  cpuPerOp: cpu && sample.cpuMicros !== undefined ? sample.cpuMicros / Math.max(1, sample.operations) : undefined
+  cpuPerOp: cpu && sample.cpuMicros !== undefined ? sample.cpuMicros / Math.max(1, sample.operations) : undefined,
+  serverCpuPerOp: cpu && sample.serverCpuMicros !== undefined
+    ? sample.serverCpuMicros / Math.max(1, sample.operations)
+    : undefined
 })
 
 /** The best of several rounds' figures: highest throughput, or lowest value (or p50 for latency-only figures). */
@@ -83,6 +94,7 @@ const cell = (figure: Figure | undefined): string => {
   if (figure.p99 !== undefined) parts.push(`p99 ${number(figure.p99)} ms`)
   if (figure.requestsPerOp !== undefined) parts.push(`${number(figure.requestsPerOp)} req/op`)
   if (figure.cpuPerOp !== undefined) parts.push(`${number(figure.cpuPerOp)} µs CPU/op`)
+  if (figure.serverCpuPerOp !== undefined) parts.push(`${number(figure.serverCpuPerOp)} µs server CPU/op`)
   if (figure.detail !== undefined) parts.push(figure.detail)
   return parts.join(" · ")
 }

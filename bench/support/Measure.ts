@@ -2,6 +2,7 @@
  * Timing of a phase: a number of operations (or a duration) run by a number of fibers, each operation timed.
  */
 import { Effect } from "effect"
+import { serverCpuMicros } from "./ServerCpu.ts"
 
 /** What a phase did: how many operations, in how long, and each one's latency (ms, sorted). */
 export interface Sample {
@@ -10,6 +11,11 @@ export interface Sample {
   readonly latencies: ReadonlyArray<number>
   /** The process's CPU time (user + system, µs) while the phase ran, when it was timed by {@link measure}. */
   readonly cpuMicros?: number | undefined
+  /**
+   * The DynamoDB Local server's CPU time (µs) over the phase, when it is this process's child (see `ServerCpu`); it
+   * counts every client's requests in that time, so only a phase that runs alone is measured by it.
+   */
+  readonly serverCpuMicros?: number | undefined
 }
 
 /** How long and how wide a phase runs. */
@@ -35,6 +41,7 @@ export const measure = <E, R>(size: PhaseSize, op: (i: number) => Effect.Effect<
   Effect.gen(function*() {
     const latencies: Array<number> = []
     let next = 0
+    const serverBefore = serverCpuMicros()
     const cpuBefore = process.cpuUsage()
     const started = performance.now()
     const deadline = size.seconds === undefined ? Infinity : started + size.seconds * 1000
@@ -53,11 +60,13 @@ export const measure = <E, R>(size: PhaseSize, op: (i: number) => Effect.Effect<
     })
     const seconds = (performance.now() - started) / 1000
     const cpu = process.cpuUsage(cpuBefore)
+    const serverAfter = serverBefore === undefined ? undefined : serverCpuMicros()
     return {
       operations: latencies.length,
       seconds,
       latencies: latencies.sort((a, b) => a - b),
-      cpuMicros: cpu.user + cpu.system
+      cpuMicros: cpu.user + cpu.system,
+      serverCpuMicros: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore
     } satisfies Sample
   })
 
