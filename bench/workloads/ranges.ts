@@ -90,10 +90,10 @@ export const rangeRead: Workload = {
           }
           const { dynastate, peer, raw } = yield* alternate(
             env.options,
-            () => phase(env.peerClients, size, peerRead),
-            () => phase(env.dynastateClients, size, dynastateRead),
+            () => phase(env.peerClients, size, peerRead, true),
+            () => phase(env.dynastateClients, size, dynastateRead, true),
             "higher",
-            () => phase(env.dynastateClients, size, rawRead)
+            () => phase(env.dynastateClients, size, rawRead, true)
           )
           rows.push({
             workload: `range read of ${count} keys, ${descending ? "descending" : "ascending"}`,
