@@ -4,6 +4,7 @@
  */
 import type { Sample } from "./support/Measure.ts"
 import { percentile, throughput } from "./support/Measure.ts"
+import { leastMeaningfulMicros } from "./support/ServerCpu.ts"
 
 /** One side of a row: a timed phase (throughput, p50, p99) or a single figure with its unit. */
 export interface Figure {
@@ -19,7 +20,8 @@ export interface Figure {
   readonly cpuPerOp?: number | undefined
   /**
    * The DynamoDB Local server's CPU time per operation (µs) in the same phase, when the bench started it (see
-   * `ServerCpu`): on one machine throughput follows this and `cpuPerOp` together.
+   * `ServerCpu`) and the phase was long enough to read it: on one machine throughput follows this and `cpuPerOp`
+   * together.
    */
   readonly serverCpuPerOp?: number | undefined
   readonly value?: number | undefined
@@ -51,7 +53,7 @@ export const figureOf = (sample: Sample, requests?: number, cpu = false): Figure
   p99: percentile(sample.latencies, 99),
   requestsPerOp: requests === undefined ? undefined : requests / Math.max(1, sample.operations),
   cpuPerOp: cpu && sample.cpuMicros !== undefined ? sample.cpuMicros / Math.max(1, sample.operations) : undefined,
-  serverCpuPerOp: cpu && sample.serverCpuMicros !== undefined
+  serverCpuPerOp: cpu && sample.serverCpuMicros !== undefined && sample.serverCpuMicros >= leastMeaningfulMicros
     ? sample.serverCpuMicros / Math.max(1, sample.operations)
     : undefined
 })

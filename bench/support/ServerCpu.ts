@@ -9,6 +9,12 @@ import { readdirSync, readFileSync } from "node:fs"
 /** Clock ticks a second of `/proc/<pid>/stat`'s CPU times (`USER_HZ`, 100 on every Linux the bench runs on). */
 const ticksPerSecond = 100
 
+/**
+ * The least server CPU time (µs) a phase must have used for its figure to mean something: twenty clock ticks, so the
+ * tick the reading is rounded to is at most 5% of it. A quick run's phases of one or two operations fall below it.
+ */
+export const leastMeaningfulMicros = (20 * 1_000_000) / ticksPerSecond
+
 /** The fields of a `/proc/<pid>/stat` line after its command name, which may hold spaces and parentheses. */
 const statFields = (pid: string): { readonly command: string; readonly fields: ReadonlyArray<string> } | undefined => {
   try {

@@ -2,7 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import { once } from "node:events"
 import { existsSync } from "node:fs"
-import { serverCpuMicros } from "../../bench/support/ServerCpu.ts"
+import { figureOf } from "../../bench/Report.ts"
+import { leastMeaningfulMicros, serverCpuMicros } from "../../bench/support/ServerCpu.ts"
 
 describe.skipIf(!existsSync("/proc/self/stat"))("the bench's server CPU meter", () => {
   it("reads the CPU time a child of this process spent, and nothing when there is no such child", async () => {
@@ -23,5 +24,26 @@ describe.skipIf(!existsSync("/proc/self/stat"))("the bench's server CPU meter", 
     } finally {
       child.kill()
     }
+  })
+})
+
+describe("a phase's figure", () => {
+  const sample = (serverCpuMicros: number | undefined) => ({
+    operations: 100,
+    seconds: 1,
+    latencies: [1],
+    cpuMicros: 50_000,
+    serverCpuMicros
+  })
+
+  it("gives the server's CPU per operation when the phase used enough of it to read", () => {
+    expect(figureOf(sample(leastMeaningfulMicros), undefined, true).serverCpuPerOp).toBe(leastMeaningfulMicros / 100)
+    expect(figureOf(sample(leastMeaningfulMicros), undefined, true).cpuPerOp).toBe(500)
+  })
+
+  it("leaves it out below the clock ticks' resolution, when not measured, and when CPU is not asked for", () => {
+    expect(figureOf(sample(leastMeaningfulMicros - 10_000), undefined, true).serverCpuPerOp).toBeUndefined()
+    expect(figureOf(sample(undefined), undefined, true).serverCpuPerOp).toBeUndefined()
+    expect(figureOf(sample(leastMeaningfulMicros), undefined, false).serverCpuPerOp).toBeUndefined()
   })
 })
