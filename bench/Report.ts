@@ -4,7 +4,7 @@
  */
 import type { Sample } from "./support/Measure.ts"
 import { percentile, throughput } from "./support/Measure.ts"
-import { leastMeaningfulMicros } from "./support/ServerCpu.ts"
+import { perOperation } from "./support/ServerCpu.ts"
 
 /** One side of a row: a timed phase (throughput, p50, p99) or a single figure with its unit. */
 export interface Figure {
@@ -53,9 +53,7 @@ export const figureOf = (sample: Sample, requests?: number, cpu = false): Figure
   p99: percentile(sample.latencies, 99),
   requestsPerOp: requests === undefined ? undefined : requests / Math.max(1, sample.operations),
   cpuPerOp: cpu && sample.cpuMicros !== undefined ? sample.cpuMicros / Math.max(1, sample.operations) : undefined,
-  serverCpuPerOp: cpu && sample.serverCpuMicros !== undefined && sample.serverCpuMicros >= leastMeaningfulMicros
-    ? sample.serverCpuMicros / Math.max(1, sample.operations)
-    : undefined
+  serverCpuPerOp: cpu ? perOperation(sample.serverCpuMicros, sample.operations) : undefined
 })
 
 /** The best of several rounds' figures: highest throughput, or lowest value (or p50 for latency-only figures). */

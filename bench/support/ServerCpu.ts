@@ -15,6 +15,10 @@ const ticksPerSecond = 100
  */
 export const leastMeaningfulMicros = (20 * 1_000_000) / ticksPerSecond
 
+/** The server's CPU time per operation (µs) of a phase that used `micros` of it, when that is enough to read. */
+export const perOperation = (micros: number | undefined, operations: number): number | undefined =>
+  micros === undefined || micros < leastMeaningfulMicros ? undefined : micros / Math.max(1, operations)
+
 /** The fields of a `/proc/<pid>/stat` line after its command name, which may hold spaces and parentheses. */
 const statFields = (pid: string): { readonly command: string; readonly fields: ReadonlyArray<string> } | undefined => {
   try {

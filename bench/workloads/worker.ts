@@ -14,6 +14,7 @@ import type { BenchClients } from "../support/Clients.ts"
 import { makeClients } from "../support/Clients.ts"
 import * as Dynastate from "../support/Dynastate.ts"
 import { measure, sampleOf } from "../support/Measure.ts"
+import { perOperation, serverCpuMicros } from "../support/ServerCpu.ts"
 
 /** Reads every record of the table's stream from its trim horizon until `expected` were seen; returns them. */
 const readStream = (clients: BenchClients, table: string, expected: number) =>
@@ -79,6 +80,8 @@ export const projectionWorker: Workload = {
 
       const accounted = Accounting.snapshotAccounts(clients.accounts)
       const workerStarted = performance.now()
+      const cpuBefore = process.cpuUsage()
+      const serverBefore = serverCpuMicros()
       const { worker } = yield* Dynastate.open({
         clients,
         location,
@@ -99,6 +102,12 @@ export const projectionWorker: Workload = {
       }
       if (applied === 0) return yield* Effect.die(new Error(`the worker applied no event within ${capMillis} ms`))
       const workerSeconds = (performance.now() - workerStarted) / 1000
+      // Both sides' CPU over the backlog, per event applied: what bounds the worker on this machine.
+      const cpu = process.cpuUsage(cpuBefore)
+      const serverAfter = serverBefore === undefined ? undefined : serverCpuMicros()
+      const serverMicros = serverBefore === undefined || serverAfter === undefined
+        ? undefined
+        : serverAfter - serverBefore
       if (Accounting.enabled()) {
         const lines = Accounting.report(clients.accounts, accounted, applied)
         yield* Effect.sync(() =>
@@ -135,6 +144,8 @@ export const projectionWorker: Workload = {
           raw: { throughput: records / rawSeconds, detail: "GetRecords only" },
           dynastate: {
             throughput: applied / workerSeconds,
+            cpuPerOp: (cpu.user + cpu.system) / applied,
+            serverCpuPerOp: perOperation(serverMicros, applied),
             detail: applied >= events
               ? "start to last event applied, compaction at once"
               : `${applied} of ${events} applied in the ${capMillis / 1000} s cap, compaction at once`
