@@ -6,6 +6,7 @@
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb"
 import { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams"
 import { Effect } from "effect"
+import type { Location } from "../../src/infra/EventRecord.ts"
 import type { BenchEnv, Workload } from "../Env.ts"
 import { streamStartKey } from "../Env.ts"
 import type { Row } from "../Report.ts"
@@ -14,6 +15,7 @@ import * as Accounting from "../support/Accounting.ts"
 import type { BenchClients } from "../support/Clients.ts"
 import { makeClients } from "../support/Clients.ts"
 import * as Dynastate from "../support/Dynastate.ts"
+import type { KeyringCalls } from "../support/Dynastate.ts"
 import { measure, sampleOf } from "../support/Measure.ts"
 import { perOperation, serverCpuMicros } from "../support/ServerCpu.ts"
 
@@ -48,6 +50,19 @@ const readStream = (clients: BenchClients, table: string, expected: number) =>
 const lagAt = (acknowledged: ReadonlyArray<number>, applied: number, now: number): number =>
   applied >= acknowledged.length ? 0 : now - acknowledged[applied]!
 
+/** The projection worker of the bench's stores over `location`, compacting into history at once; ends with the scope. */
+const openWorker = (env: BenchEnv, clients: BenchClients, location: Location, calls: KeyringCalls) =>
+  Effect.map(
+    Dynastate.open({
+      clients,
+      location,
+      key: env.key,
+      calls,
+      worker: { retention: { _tag: "Forever" }, group: "bench" }
+    }),
+    ({ worker }) => worker!
+  )
+
 /**
  * Events the warm-up writes and has a worker apply before anything is measured (each one a put and about two of the
  * worker's writes). A fresh DynamoDB Local's JVM compiles its write path over its first ~15,000 writes: in probes
@@ -72,15 +87,9 @@ const warmUp = (env: BenchEnv, clients: BenchClients) =>
       { operations: warmUpEvents, concurrency: env.options.concurrency },
       (i) => store.put({ key: `/worker/${i % keys}`, value: env.value })
     )
-    const { worker } = yield* Dynastate.open({
-      clients,
-      location,
-      key: env.key,
-      calls,
-      worker: { retention: { _tag: "Forever" }, group: "bench" }
-    })
+    const worker = yield* openWorker(env, clients, location, calls)
     const deadline = Date.now() + 120_000
-    while ((yield* worker!.status).eventsApplied < warmUpEvents && Date.now() < deadline) yield* Effect.sleep(50)
+    while ((yield* worker.status).eventsApplied < warmUpEvents && Date.now() < deadline) yield* Effect.sleep(50)
   }))
 
 /** Backlog throughput against raw GetRecords, then lag under load. */
@@ -125,14 +134,7 @@ export const projectionWorker: Workload = {
       const workerStarted = performance.now()
       const cpuBefore = process.cpuUsage()
       const serverBefore = serverCpuMicros()
-      const { worker } = yield* Dynastate.open({
-        clients,
-        location,
-        key: env.key,
-        calls,
-        worker: { retention: { _tag: "Forever" }, group: "bench" }
-      })
-      const running = worker!
+      const running = yield* openWorker(env, clients, location, calls)
       // On a loaded machine the backlog can take long: the figure is what was applied within the cap.
       const capMillis = (env.options.quick ? 10 : 180) * 1000
       const deadline = Date.now() + capMillis
