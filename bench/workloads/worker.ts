@@ -1,7 +1,8 @@
 /**
  * The projection worker: how fast it applies a backlog (events per second, from start to the last event applied,
  * compaction into history and expiry included) against raw `GetRecords` reading the same stream, and its lag
- * under a steady write load afterwards. The peer has no worker: the baseline is the raw SDK.
+ * under a steady write load afterwards, on a DynamoDB Local warmed up first (see `warmUp`). The peer has no worker:
+ * the baseline is the raw SDK.
  */
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb"
 import { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams"
