@@ -6,11 +6,13 @@
  * Transient failures (throttling, 5xx, network) are retried by the SDK's own
  * retry strategy first; what reaches `call`'s error channel is final.
  */
-import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { DynamoDBClient, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type {
   AttributeValue,
   CancellationReason,
   DynamoDBClientConfig,
+  PutItemCommandInput,
+  PutItemCommandOutput,
   QueryCommandInput,
   QueryCommandOutput
 } from "@aws-sdk/client-dynamodb"
@@ -228,6 +230,21 @@ export class Dynamo extends Context.Service<Dynamo, {
       ).pipe(Effect.map(Dynamo.fromClient))
     )
 }
+
+/**
+ * One conditional `PutItem`: the condition failing is an outcome (`ConditionalCheckFailed`, carrying the item that
+ * made it fail when the input asks for it), not a fault. The one shape every conditional put of the adapters shares.
+ */
+export const conditionalPut = (
+  dynamo: Dynamo["Service"],
+  input: PutItemCommandInput,
+  deadline?: Deadline
+): Effect.Effect<PutItemCommandOutput, Throttled | StorageFailure | ConditionalCheckFailed> =>
+  dynamo.callConditional(
+    "PutItem",
+    (client, abortSignal) => client.send(new PutItemCommand(input), { abortSignal }),
+    deadline
+  )
 
 /**
  * Every page of a Query, lazily: the input's `ExclusiveStartKey` starts it, each page's `LastEvaluatedKey` the

@@ -2,7 +2,7 @@
  * The event log in DynamoDB: conditional appends, the newest event of a key,
  * paged range queries and transactions. Every read is strongly consistent.
  */
-import { DeleteItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, QueryCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Option, Result, Stream } from "effect"
 import { DecryptionFailed, StorageFailure } from "../domain/Errors.ts"
@@ -16,7 +16,7 @@ import * as ChunkArea from "./ChunkArea.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import type { AttributeMap, Deadline, TransactionCanceled } from "./Dynamo.ts"
-import { Dynamo } from "./Dynamo.ts"
+import { conditionalPut, Dynamo } from "./Dynamo.ts"
 import * as EventPage from "./EventPage.ts"
 import * as EventRecord from "./EventRecord.ts"
 import type { Location, StoredEvent, StoredItem } from "./EventRecord.ts"
@@ -228,21 +228,13 @@ const make = Effect.fnUntraced(function*(location: Location, options?: EventTabl
     })
   const putEvent = (event: Event, item: AttributeMap, deadline: Deadline | undefined) =>
     Effect.matchEffect(
-      dynamo.callConditional(
-        "PutItem",
-        (client, abortSignal) =>
-          client.send(
-            new PutItemCommand({
-              TableName: location.table,
-              Item: item,
-              ConditionExpression: "attribute_not_exists(#sk)",
-              ExpressionAttributeNames: { "#sk": Attr.sort },
-              ReturnValuesOnConditionCheckFailure: "ALL_OLD"
-            }),
-            { abortSignal }
-          ),
-        deadline
-      ),
+      conditionalPut(dynamo, {
+        TableName: location.table,
+        Item: item,
+        ConditionExpression: "attribute_not_exists(#sk)",
+        ExpressionAttributeNames: { "#sk": Attr.sort },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD"
+      }, deadline),
       {
         onSuccess: () => Effect.void,
         onFailure: (failure) =>

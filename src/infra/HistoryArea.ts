@@ -5,11 +5,11 @@
  * is limited. Tombstones leave the live range too, for a grave (see
  * `GraveRecord`), once every older event of their key is gone.
  */
-import { DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand } from "@aws-sdk/client-dynamodb"
 import { Context, Effect, Layer, Stream } from "effect"
 import type { StorageFailure, TableError, Throttled } from "../domain/Errors.ts"
 import * as SortKey from "../domain/SortKey.ts"
-import { Dynamo } from "./Dynamo.ts"
+import { conditionalPut, Dynamo } from "./Dynamo.ts"
 import { Attr, attributesOf, partitionOf } from "./EventRecord.ts"
 import type { StoredEvent } from "./EventRecord.ts"
 import { EventTable } from "./EventTable.ts"
@@ -99,18 +99,11 @@ export class HistoryArea extends Context.Service<HistoryArea, {
        * Its live copy is then removed without a copy, as its writer would have.
        */
       const archive = (stored: StoredEvent, expiresAt: number | undefined) =>
-        dynamo.callConditional(
-          "PutItem",
-          (client, abortSignal) =>
-            client.send(
-              new PutItemCommand({
-                TableName: location.table,
-                Item: archivedItem(stored, expiresAt),
-                ...noOtherEvent(stored)
-              }),
-              { abortSignal }
-            )
-        ).pipe(
+        conditionalPut(dynamo, {
+          TableName: location.table,
+          Item: archivedItem(stored, expiresAt),
+          ...noOtherEvent(stored)
+        }).pipe(
           Effect.asVoid,
           Effect.catchTag("ConditionalCheckFailed", () =>
             Effect.logWarning(
@@ -141,20 +134,16 @@ export class HistoryArea extends Context.Service<HistoryArea, {
       // Never replace a grave by an older one (a late replay of an earlier deletion), nor the same one: a strict
       // append after it may have marked it followed, which a copy written again would erase.
       const fileGrave = (tombstone: StoredEvent) =>
-        dynamo.callConditional("PutItem", (client, abortSignal) =>
-          client.send(
-            new PutItemCommand({
-              TableName: location.table,
-              Item: GraveRecord.fromTombstone(location, tombstone.key, tombstone.item),
-              ConditionExpression: "attribute_not_exists(#sk) OR #seq < :seq",
-              ExpressionAttributeNames: { "#sk": Attr.sort, "#seq": Attr.seq },
-              ExpressionAttributeValues: { ":seq": { N: String(tombstone.seq) } }
-            }),
-            { abortSignal }
-          )).pipe(
-            Effect.asVoid,
-            Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
-          )
+        conditionalPut(dynamo, {
+          TableName: location.table,
+          Item: GraveRecord.fromTombstone(location, tombstone.key, tombstone.item),
+          ConditionExpression: "attribute_not_exists(#sk) OR #seq < :seq",
+          ExpressionAttributeNames: { "#sk": Attr.sort, "#seq": Attr.seq },
+          ExpressionAttributeValues: { ":seq": { N: String(tombstone.seq) } }
+        }).pipe(
+          Effect.asVoid,
+          Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
+        )
 
       /*
        * Three single-item writes in this order, not one transaction (which DynamoDB bills twice: 6 write units
@@ -185,19 +174,15 @@ export class HistoryArea extends Context.Service<HistoryArea, {
         archive,
         bury,
         markFreed: (key, expiresAt) =>
-          dynamo.callConditional("PutItem", (client, abortSignal) =>
-            client.send(
-              new PutItemCommand({
-                TableName: location.table,
-                Item: HistoryRecord.freedMarker(location, key, expiresAt),
-                ConditionExpression: "attribute_not_exists(#sk)",
-                ExpressionAttributeNames: { "#sk": Attr.sort }
-              }),
-              { abortSignal }
-            )).pipe(
-              Effect.asVoid,
-              Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
-            ),
+          conditionalPut(dynamo, {
+            TableName: location.table,
+            Item: HistoryRecord.freedMarker(location, key, expiresAt),
+            ConditionExpression: "attribute_not_exists(#sk)",
+            ExpressionAttributeNames: { "#sk": Attr.sort }
+          }).pipe(
+            Effect.asVoid,
+            Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
+          ),
         removeLive,
         archived: (key) =>
           table.scan({

@@ -18,7 +18,7 @@ import {
 import { Clock, Data, Effect } from "effect"
 import type { StorageFailure } from "../domain/Errors.ts"
 import type { Throttled } from "../domain/Errors.ts"
-import { Dynamo } from "./Dynamo.ts"
+import { conditionalPut, Dynamo } from "./Dynamo.ts"
 import type { AttributeMap } from "./Dynamo.ts"
 import * as SideTable from "./SideTable.ts"
 
@@ -256,18 +256,14 @@ export const release = (
 export const register = (location: LeaseLocation, arn: string, shardId: string, parentShardId: string | undefined) =>
   Effect.gen(function*() {
     const dynamo = yield* Dynamo
-    yield* dynamo.callConditional("PutItem", (client, abortSignal) =>
-      client.send(
-        new PutItemCommand({
-          TableName: location.table,
-          Item: {
-            ...itemKey(location, arn, shardId),
-            parent: parentShardId === undefined ? { NULL: true } : { S: parentShardId }
-          },
-          ConditionExpression: "attribute_not_exists(pk)"
-        }),
-        { abortSignal }
-      )).pipe(Effect.catchTag("ConditionalCheckFailed", () => Effect.void))
+    yield* conditionalPut(dynamo, {
+      TableName: location.table,
+      Item: {
+        ...itemKey(location, arn, shardId),
+        parent: parentShardId === undefined ? { NULL: true } : { S: parentShardId }
+      },
+      ConditionExpression: "attribute_not_exists(pk)"
+    }).pipe(Effect.catchTag("ConditionalCheckFailed", () => Effect.void))
   })
 
 /** A lease as listed, with the stream it belongs to. */

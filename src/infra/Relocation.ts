@@ -16,7 +16,7 @@
  *    sees either the newest event or nothing (and then reads the target again).
  * Readers and writers never append to a source (they name the target), so nothing can follow the move there.
  */
-import { DeleteItemCommand, PutItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb"
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb"
 import { Effect, Result, Stream } from "effect"
 import { RelocationConflict, StorageFailure } from "../domain/Errors.ts"
@@ -27,7 +27,7 @@ import * as ChunkArea from "./ChunkArea.ts"
 import { DataKeys } from "./crypto/DataKeys.ts"
 import type { KeyringError } from "./crypto/Keyring.ts"
 import type { AttributeMap } from "./Dynamo.ts"
-import { Dynamo, queryPages } from "./Dynamo.ts"
+import { conditionalPut, Dynamo, queryPages } from "./Dynamo.ts"
 import * as EventRecord from "./EventRecord.ts"
 import type { DecodeError, Location, StoredEvent } from "./EventRecord.ts"
 import * as GraveRecord from "./GraveRecord.ts"
@@ -169,28 +169,24 @@ export const make = (dynamo: Dynamo["Service"], dataKeys: DataKeys["Service"]) =
 
   /** Puts a history item at the target unless it holds one already: the same event, or (`marker`) any marker. */
   const put = (to: KeyPlace, item: AttributeMap, revision: string | undefined) =>
-    dynamo.callConditional("PutItem", (client, abortSignal) =>
-      client.send(
-        new PutItemCommand({
-          TableName: to.location.table,
-          Item: item,
-          // Absent, or this very event (a mover that stopped half way, or another mover).
-          ...(revision === undefined
-            ? { ConditionExpression: "attribute_not_exists(#sk)", ExpressionAttributeNames: { "#sk": Attr.sort } }
-            : {
-              ConditionExpression: "attribute_not_exists(#sk) OR #rev = :rev",
-              ExpressionAttributeNames: { "#sk": Attr.sort, "#rev": Attr.revision },
-              ExpressionAttributeValues: { ":rev": { S: revision } }
-            })
-        }),
-        { abortSignal }
-      )).pipe(
-        Effect.asVoid,
-        Effect.catchTag("ConditionalCheckFailed", () =>
-          revision === undefined ? Effect.void : Effect.fail(
-            new RelocationConflict({ key: to.key, reason: "the target holds another event at the same seq" })
-          ))
-      )
+    conditionalPut(dynamo, {
+      TableName: to.location.table,
+      Item: item,
+      // Absent, or this very event (a mover that stopped half way, or another mover).
+      ...(revision === undefined
+        ? { ConditionExpression: "attribute_not_exists(#sk)", ExpressionAttributeNames: { "#sk": Attr.sort } }
+        : {
+          ConditionExpression: "attribute_not_exists(#sk) OR #rev = :rev",
+          ExpressionAttributeNames: { "#sk": Attr.sort, "#rev": Attr.revision },
+          ExpressionAttributeValues: { ":rev": { S: revision } }
+        })
+    }).pipe(
+      Effect.asVoid,
+      Effect.catchTag("ConditionalCheckFailed", () =>
+        revision === undefined ? Effect.void : Effect.fail(
+          new RelocationConflict({ key: to.key, reason: "the target holds another event at the same seq" })
+        ))
+    )
 
   const liveKey = (location: Location, key: string, seq: number): AttributeMap => ({
     [Attr.partition]: { S: keyPartition(location, key) },

@@ -4,13 +4,13 @@
  * key therefore touches only these items, and shredding one destroys every
  * value encrypted under it.
  */
-import { GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+import { GetItemCommand, QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue } from "@aws-sdk/client-dynamodb"
 import { Effect, Option, Stream } from "effect"
 import { StorageFailure } from "../../domain/Errors.ts"
 import type { Throttled } from "../../domain/Errors.ts"
 import type { AttributeMap } from "../Dynamo.ts"
-import { Dynamo } from "../Dynamo.ts"
+import { conditionalPut, Dynamo } from "../Dynamo.ts"
 import type { WrappedKey } from "./Keyring.ts"
 
 /** A stored data key. */
@@ -67,21 +67,17 @@ const keyOf = (location: DataKeyLocation, id: string): AttributeMap => ({
 /** Stores a new data key. Its id is fresh, so finding it already stored means our own retried write landed. */
 export const put = (location: DataKeyLocation, record: DataKeyRecord) =>
   Dynamo.use((dynamo) =>
-    dynamo.callConditional("PutItem", (client, abortSignal) =>
-      client.send(
-        new PutItemCommand({
-          TableName: location.table,
-          Item: {
-            ...keyOf(location, record.id),
-            scope: { S: record.scope },
-            created: { N: String(record.created) },
-            state: { S: record.state },
-            wrapped: encodeWrapped(record.wrapped)
-          },
-          ConditionExpression: "attribute_not_exists(sk)"
-        }),
-        { abortSignal }
-      ))
+    conditionalPut(dynamo, {
+      TableName: location.table,
+      Item: {
+        ...keyOf(location, record.id),
+        scope: { S: record.scope },
+        created: { N: String(record.created) },
+        state: { S: record.state },
+        wrapped: encodeWrapped(record.wrapped)
+      },
+      ConditionExpression: "attribute_not_exists(sk)"
+    })
   ).pipe(
     Effect.asVoid,
     Effect.catchTag("ConditionalCheckFailed", () => Effect.void)
