@@ -3,7 +3,7 @@
  * event log in DynamoDB. Writes go through per-key actors; reads are
  * consistent queries; bad input fails before any I/O.
  */
-import { Clock, Context, Effect, Layer, Option, Result, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
 import type { ConditionalAction } from "../../domain/AtomicWrite.ts"
 import type { Command } from "../../domain/Command.ts"
 import { keyOf } from "../../domain/Command.ts"
@@ -58,6 +58,7 @@ import {
   checkLimit,
   checkWatchOptions,
   commandOperations,
+  guardKey,
   limited,
   unlimited
 } from "./StoreInput.ts"
@@ -317,13 +318,10 @@ const make = (options: StoreOptions) =>
     const getSpan = hotSpan("Store.get")
     // Unsealed keys, the hot path, take no detour: no generator, sealing step or renaming of errors. Not `Effect.fn`:
     // the stack trace it takes per call cost more than the rest of a cached get's work.
-    const get = (key: string) => {
-      if (sealer !== undefined) return getSpan(sealedGet(key))
-      const valid = Key.validate(key, "key")
-      return getSpan(
-        Result.isFailure(valid) ? Effect.fail(valid.failure) : Effect.flatMap(latestState(key), answerNow(key, key))
+    const get = (key: string) =>
+      getSpan(
+        sealer !== undefined ? sealedGet(key) : guardKey(key, Effect.flatMap(latestState(key), answerNow(key, key)))
       )
-    }
 
     /** The live items of a range of stored keys, under the keys their callers know them by. */
     const storedItems = (options: ItemsOptions, readAhead = false): Stream.Stream<Item, ReadFailure> =>

@@ -22,11 +22,22 @@ import type { WriteError } from "./KeyActors.ts"
  */
 export const maxTransactionValueBytes = 4 * 1024 * 1024 - 64 * 2048
 
-/** A valid key, or `BadParameter` naming `field`. */
-export const checkKey = (key: string, field = "key"): Effect.Effect<void, BadParameter> => {
+/**
+ * `effect`, run only when `key` is a valid key; else `BadParameter` naming `field`, and nothing runs. Checked in
+ * place, with no effect of its own: every get comes through here.
+ */
+export const guardKey = <A, E, R>(
+  key: string,
+  effect: Effect.Effect<A, E, R>,
+  field = "key"
+): Effect.Effect<A, E | BadParameter, R> => {
   const checked = Key.validate(key, field)
-  return Result.isFailure(checked) ? Effect.fail(checked.failure) : Effect.void
+  return Result.isFailure(checked) ? Effect.fail(checked.failure) : effect
 }
+
+/** A valid key, or `BadParameter` naming `field`. */
+export const checkKey = (key: string, field = "key"): Effect.Effect<void, BadParameter> =>
+  guardKey(key, Effect.void, field)
 
 /**
  * Watch prefixes: an array (absent or empty: every key) of strings, each empty (every key) or shaped like a key
