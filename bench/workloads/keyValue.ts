@@ -34,7 +34,9 @@ const newestItemQuery = (env: BenchEnv, key: string) =>
 /**
  * The request a dynastate put sends, by the raw SDK: the conditional `PutItem` of an event item, shaped as the store
  * wrote the run's first item (`streamStartKey`, whose attributes and encrypted value it copies) under a key and seq of
- * its own. The value is not encrypted anew: that is the store's work, which the row's dynastate column adds.
+ * its own. The value is not encrypted anew: that is the store's work, which the row's dynastate column adds. So these
+ * items do not authenticate as events of their keys (their values stay bound to the first key's event): no workload
+ * reads the `/raw` keys, and a watch skips them by key before decrypting.
  */
 const rawPutOf = (env: BenchEnv) =>
   Effect.gen(function*() {
