@@ -235,6 +235,13 @@ describe("ValueCipher.encryptWith / decryptWith", () => {
       )
     })
 
+    it("fails when the very array it was read from is changed in place: what it keeps is its own copy", () => {
+      const ciphertext = ValueCipher.encryptWith(key, plaintext, binding)
+      same(decrypted(ValueCipher.decryptWith(key, ciphertext, binding)), plaintext)
+      ciphertext[ciphertext.length - 1]! ^= 1
+      reasonOf(ValueCipher.decryptWith(key, ciphertext, binding))
+    })
+
     it("fails when any binding field differs from the one it was read with (property)", () => {
       const fields: ReadonlyArray<Partial<ValueBinding>> = [
         { table: "other" },
