@@ -186,7 +186,7 @@ export const keyIdOf = (ciphertext: Uint8Array): Result.Result<string, string> =
  * data-key cache (and a shredded key's values with it).
  */
 interface Opened {
-  readonly ciphertext: Uint8Array
+  readonly ciphertext: Buffer
   readonly binding: ValueBinding
   readonly plaintext: Uint8Array
 }
@@ -203,9 +203,6 @@ const sameBinding = (a: ValueBinding, b: ValueBinding): boolean =>
   a.eventId === b.eventId && a.op === b.op && a.expires === b.expires && a.valueRevision === b.valueRevision &&
   a.timestamp === b.timestamp && a.part === b.part
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
-  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b)
-
 const openedId = (binding: ValueBinding) =>
   binding.part === undefined ? binding.eventId : `${binding.eventId}\u0000${binding.part}`
 
@@ -219,7 +216,7 @@ export const decryptWith = (
   const id = openedId(binding)
   const opened = values?.get(id)
   // A copy: the caller owns what it is given, and may change it.
-  if (opened !== undefined && sameBinding(opened.binding, binding) && sameBytes(opened.ciphertext, ciphertext)) {
+  if (opened !== undefined && sameBinding(opened.binding, binding) && opened.ciphertext.equals(ciphertext)) {
     return Result.succeed(opened.plaintext.slice())
   }
   const result = open(key, ciphertext, binding)
@@ -232,7 +229,7 @@ export const decryptWith = (
     if (kept.size >= maxOpenedPerKey) kept.delete(kept.keys().next().value!)
     kept.set(id, {
       // Copies: a view would keep the whole response body it came in alive.
-      ciphertext: ciphertext.slice(),
+      ciphertext: Buffer.from(ciphertext),
       binding: { ...binding },
       plaintext: result.success.slice()
     })
