@@ -324,7 +324,11 @@ const make = (options: StoreOptions) =>
       )
 
     /** The live items of a range of stored keys, under the keys their callers know them by. */
-    const storedItems = (options: ItemsOptions, readAhead = false): Stream.Stream<Item, ReadFailure> =>
+    const storedItems = (
+      options: ItemsOptions,
+      readAhead = false,
+      handOn: typeof NewestEvents.handOnLive = NewestEvents.handOnLive
+    ): Stream.Stream<Item, ReadFailure> =>
       Stream.unwrap(
         Effect.gen(function*() {
           yield* checkKey(options.start, "start")
@@ -333,15 +337,15 @@ const make = (options: StoreOptions) =>
           // No key lies in a reversed range; DynamoDB would reject the query, so answer without asking.
           if (Key.compare(options.start, options.end) > 0) return Stream.empty
           // Each page is judged when it is read and decoded as a whole, and each item judged again when it is handed
-          // on (the clock is read per item, as the stream is pulled): a slow consumer never gets an item that expired
-          // while it was busy.
+          // on (by `handOnLive`, the clock read per item as the stream is pulled): a slow consumer never gets an item
+          // that expired while it was busy. A reader taking every item at once judges each page as it passes instead.
           const stream = NewestEvents.read(table, options, {
             include: "live",
             descending: options.descending,
             readAhead
           }).pipe(
             NewestEvents.decodePages(table),
-            NewestEvents.handOnLive
+            handOn
           )
           return limited(stream, options.limit)
         })
@@ -443,7 +447,12 @@ const make = (options: StoreOptions) =>
       getRange: (start, end, rangeOptions) => {
         const options = { start, end, limit: rangeOptions?.limit }
         // Without a limit every page is read anyway: the next is read while the last is decoded.
-        return Stream.runCollect(sealer === undefined ? storedItems(options, unlimited(options.limit)) : items(options))
+        // Collected at once: each page's items judged as it passes (see `NewestEvents.liveByPage`).
+        return Stream.runCollect(
+          sealer === undefined
+            ? storedItems(options, unlimited(options.limit), NewestEvents.liveByPage)
+            : items(options)
+        )
       },
       items,
       deleteRange,
