@@ -2,7 +2,7 @@
  * Timing of a phase: a number of operations (or a duration) run by a number of fibers, each operation timed.
  */
 import { Effect } from "effect"
-import { serverCpuMicros } from "./ServerCpu.ts"
+import { serverCpuMicros, serverCpuSince } from "./ServerCpu.ts"
 
 /** What a phase did: how many operations, in how long, and each one's latency (ms, sorted). */
 export interface Sample {
@@ -60,13 +60,12 @@ export const measure = <E, R>(size: PhaseSize, op: (i: number) => Effect.Effect<
     })
     const seconds = (performance.now() - started) / 1000
     const cpu = process.cpuUsage(cpuBefore)
-    const serverAfter = serverBefore === undefined ? undefined : serverCpuMicros()
     return {
       operations: latencies.length,
       seconds,
       latencies: latencies.sort((a, b) => a - b),
       cpuMicros: cpu.user + cpu.system,
-      serverCpuMicros: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore
+      serverCpuMicros: serverCpuSince(serverBefore)
     } satisfies Sample
   })
 

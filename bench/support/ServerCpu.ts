@@ -54,3 +54,10 @@ export const serverCpuMicros = (command = "java", parentPid = process.pid): numb
   }
   return ticks === undefined ? undefined : (ticks * 1_000_000) / ticksPerSecond
 }
+
+/** The server CPU time (µs) spent since a reading of {@link serverCpuMicros}, when both readings exist. */
+export const serverCpuSince = (before: number | undefined): number | undefined => {
+  if (before === undefined) return undefined
+  const now = serverCpuMicros()
+  return now === undefined ? undefined : now - before
+}

@@ -18,7 +18,7 @@ import { makeClients } from "../support/Clients.ts"
 import * as Dynastate from "../support/Dynastate.ts"
 import type { KeyringCalls } from "../support/Dynastate.ts"
 import { measure, sampleOf } from "../support/Measure.ts"
-import { perOperation, serverCpuMicros } from "../support/ServerCpu.ts"
+import { perOperation, serverCpuMicros, serverCpuSince } from "../support/ServerCpu.ts"
 
 /** Reads every record of the table's stream from its trim horizon until `expected` were seen; returns them. */
 const readStream = (clients: BenchClients, table: string, expected: number) =>
@@ -50,6 +50,9 @@ const readStream = (clients: BenchClients, table: string, expected: number) =>
  */
 const lagAt = (acknowledged: ReadonlyArray<number>, applied: number, now: number): number =>
   applied >= acknowledged.length ? 0 : now - acknowledged[applied]!
+
+/** The keys the workload's events are spread over: four events a key, so the worker compacts as it applies. */
+const keysOf = (env: BenchEnv) => Math.max(1, Math.floor(env.options.workerEvents / 4))
 
 /** The projection worker of the bench's stores over `location`, compacting into history at once; ends with the scope. */
 const openWorker = (env: BenchEnv, clients: BenchClients, location: Location, calls: KeyringCalls) =>
@@ -83,7 +86,7 @@ const warmUp = (env: BenchEnv, clients: BenchClients) =>
     const location = { table, namespace: "bench" }
     const calls = { generate: 0, wrap: 0, unwrap: 0 }
     const { store } = yield* Dynastate.open({ clients, location, key: env.key, calls })
-    const keys = Math.max(1, Math.floor(env.options.workerEvents / 4))
+    const keys = keysOf(env)
     yield* measure(
       { operations: warmUpEvents, concurrency: env.options.concurrency },
       (i) => store.put({ key: `/worker/${i % keys}`, value: env.value })
@@ -116,7 +119,7 @@ export const projectionWorker: Workload = {
         yield* warmUp(env, clients)
       }
       const events = env.options.workerEvents
-      const keys = Math.max(1, Math.floor(events / 4))
+      const keys = keysOf(env)
       const acknowledged: Array<number> = []
       const write = (i: number) =>
         store.put({ key: `/worker/${i % keys}`, value: env.value }).pipe(
@@ -150,10 +153,7 @@ export const projectionWorker: Workload = {
       const workerSeconds = (performance.now() - workerStarted) / 1000
       // Both sides' CPU over the backlog, per event applied: what bounds the worker on this machine.
       const cpu = process.cpuUsage(cpuBefore)
-      const serverAfter = serverBefore === undefined ? undefined : serverCpuMicros()
-      const serverMicros = serverBefore === undefined || serverAfter === undefined
-        ? undefined
-        : serverAfter - serverBefore
+      const serverMicros = serverCpuSince(serverBefore)
       if (Accounting.enabled()) {
         const lines = Accounting.report(clients.accounts, accounted, applied)
         yield* Effect.sync(() =>
